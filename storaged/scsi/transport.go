@@ -1,0 +1,96 @@
+// Package scsi is Tapeward's SCSI initiator layer: the Transport that carries
+// one command to a device (Linux SG_IO or the vtl socket), sense decoding,
+// CDB builders and parsers for the SPC/SSC/SMC commands a backup daemon uses,
+// and the tape data encryption (SECURITY PROTOCOL IN/OUT) pages.
+//
+// The byte-level spec is ../shared/docs/scsi-reference.md; section numbers in
+// comments ("§4.3") refer to it.
+package scsi
+
+import (
+	"fmt"
+	"time"
+)
+
+// Direction is the data transfer direction of one command, as SG_IO's
+// dxfer_direction carries it.
+type Direction uint8
+
+const (
+	DirNone       Direction = 0 // no data phase (SG_DXFER_NONE)
+	DirToDevice   Direction = 1 // data out, e.g. WRITE, MODE SELECT, SPOUT (SG_DXFER_TO_DEV)
+	DirFromDevice Direction = 2 // data in, e.g. READ, INQUIRY, SPIN (SG_DXFER_FROM_DEV)
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirNone:
+		return "none"
+	case DirToDevice:
+		return "to-device"
+	case DirFromDevice:
+		return "from-device"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
+// SAM status bytes (§7.1).
+const (
+	StatusGood                = 0x00
+	StatusCheckCondition      = 0x02
+	StatusConditionMet        = 0x04
+	StatusBusy                = 0x08
+	StatusReservationConflict = 0x18
+	StatusTaskSetFull         = 0x28
+	StatusACAActive           = 0x30
+	StatusTaskAborted         = 0x40
+)
+
+// Command is one SCSI command as a transport carries it.
+type Command struct {
+	CDB []byte
+	Dir Direction
+	// Data is the data-out buffer (DirToDevice: every byte is sent) or the
+	// data-in buffer (DirFromDevice: its length is the allocation / transfer
+	// length, and the device fills a prefix of it).
+	Data []byte
+	// Timeout is the device-side command timeout. Zero is not allowed on
+	// real hardware; callers use the per-opcode defaults of this package.
+	Timeout time.Duration
+}
+
+// Result is what came back for one command. A CHECK CONDITION is a Result
+// (Status 0x02 with Sense), not a transport error: on tape, filemarks, early
+// warning and short blocks arrive that way.
+type Result struct {
+	Status byte   // SAM status byte
+	Sense  []byte // sense bytes actually returned (may be empty)
+	// Resid is the number of data bytes not transferred (dxfer_len − actual).
+	Resid int
+	// HostStatus and DriverStatus are Linux SG_IO's transport-level codes;
+	// non-zero means the command's fate on the device is unknown.
+	HostStatus   uint16
+	DriverStatus uint16
+}
+
+// Transferred is the number of data bytes actually moved for cmd.
+func (r Result) Transferred(cmd *Command) int {
+	n := len(cmd.Data) - r.Resid
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// Transport carries commands to one logical unit (a drive or a changer).
+// Implementations: SG_IO on a Linux /dev/sgN node, and the vtl unix socket.
+// A Transport is not safe for concurrent use; one command at a time.
+type Transport interface {
+	// Do sends one command. err is non-nil only when the command could not
+	// be carried (OS error, broken socket); device answers are in Result.
+	Do(cmd *Command) (Result, error)
+	// Addr is the device address, for messages ("/dev/sg3",
+	// "vtl:/run/vtl.sock#drive0").
+	Addr() string
+	Close() error
+}
