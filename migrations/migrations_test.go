@@ -1,0 +1,265 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tapeward/tapeward/migrations"
+	"github.com/tapeward/tapeward/tools/lib/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var wantTables = []string{"files", "job_media", "jobs", "key_events", "media", "pools", "storages"}
+
+func tables(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(),
+		"SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'tapeward_schema_version' ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestListMatchesEmbeddedFiles(t *testing.T) {
+	all, err := migrations.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) == 0 || all[0].Version != 1 || all[0].Name != "001_initial.sql" {
+		t.Fatalf("List() = %+v, want 001_initial.sql first", all)
+	}
+	for i, m := range all {
+		if m.Version != int32(i+1) {
+			t.Errorf("migration %d has version %d", i, m.Version)
+		}
+	}
+	if migrations.Latest() != all[len(all)-1].Version {
+		t.Errorf("Latest() = %d, want %d", migrations.Latest(), all[len(all)-1].Version)
+	}
+}
+
+func TestApplyOnEmptyThenNoOp(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.Connect(t, pgtest.NewEmptyDB(t))
+
+	before, err := migrations.Status(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Current != 0 || before.Latest != migrations.Latest() || len(before.Pending) != int(before.Latest) || before.UpToDate() {
+		t.Fatalf("status of an empty database = %+v", before)
+	}
+	// Status only reads: still no tables at all.
+	var n int
+	conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&n)
+	if n != 0 {
+		t.Fatalf("Status created %d tables", n)
+	}
+
+	var started []string
+	if err := migrations.ApplyNotify(ctx, conn, func(m migrations.Migration) { started = append(started, m.Name) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(started) != len(before.Pending) || started[0] != before.Pending[0].Name {
+		t.Fatalf("applied %v, want %v", started, before.Pending)
+	}
+	if got := tables(t, conn); strings.Join(got, ",") != strings.Join(wantTables, ",") {
+		t.Fatalf("tables after Apply = %v, want %v", got, wantTables)
+	}
+	after, err := migrations.Status(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Current != after.Latest || len(after.Pending) != 0 || !after.UpToDate() {
+		t.Fatalf("status after Apply = %+v", after)
+	}
+
+	// Second run: nothing started, nothing changed.
+	started = nil
+	if err := migrations.ApplyNotify(ctx, conn, func(m migrations.Migration) { started = append(started, m.Name) }); err != nil {
+		t.Fatalf("second Apply: %v", err)
+	}
+	if len(started) != 0 {
+		t.Fatalf("second Apply ran %v", started)
+	}
+}
+
+func TestConcurrentApplyAppliesOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewEmptyDB(t)
+	const workers = 4
+	conns := make([]*pgx.Conn, workers)
+	for i := range conns {
+		conns[i] = pgtest.Connect(t, dsn)
+	}
+	// Count how many times any worker starts a migration: each must run once.
+	var mu sync.Mutex
+	runs := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for i := range conns {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = migrations.ApplyNotify(ctx, conns[i], func(m migrations.Migration) {
+				mu.Lock()
+				runs[m.Name]++
+				mu.Unlock()
+			})
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Apply on connection %d: %v", i, err)
+		}
+	}
+	all, _ := migrations.List()
+	for _, m := range all {
+		if runs[m.Name] != 1 {
+			t.Errorf("%s ran %d times, want 1", m.Name, runs[m.Name])
+		}
+	}
+	st, err := migrations.Status(ctx, conns[0])
+	if err != nil || !st.UpToDate() {
+		t.Fatalf("status after concurrent Apply = %+v, %v", st, err)
+	}
+	var versionRows int
+	conns[0].QueryRow(ctx, "SELECT count(*) FROM "+migrations.VersionTable).Scan(&versionRows)
+	if versionRows != 1 {
+		t.Fatalf("version table has %d rows, want 1", versionRows)
+	}
+}
+
+func TestStatusRefusesNewerCatalog(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.NewConn(t)
+	if _, err := conn.Exec(ctx, "UPDATE "+migrations.VersionTable+" SET version = version + 5"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Status(ctx, conn); err == nil || !strings.Contains(err.Error(), "run a newer Tapeward") {
+		t.Fatalf("Status on a newer catalog: %v", err)
+	}
+	if err := migrations.Apply(ctx, conn); err == nil || !strings.Contains(err.Error(), "run a newer Tapeward") {
+		t.Fatalf("Apply on a newer catalog: %v", err)
+	}
+}
+
+// constraintOf returns the name of the constraint err violated ("" if none).
+func constraintOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.ConstraintName
+	}
+	return ""
+}
+
+func TestMediaEncryptionConstraints(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.NewConn(t)
+	var pool int64
+	if err := conn.QueryRow(ctx, "INSERT INTO pools (name) VALUES ('Offsite') RETURNING id").Scan(&pool); err != nil {
+		t.Fatal(err)
+	}
+	ins := func(vol string, encrypted bool, key, scheme, kek, fp any) error {
+		_, err := conn.Exec(ctx, `INSERT INTO media (volume_name, pool_id, encrypted, key_string, key_scheme, kek_id, key_fingerprint)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, vol, pool, encrypted, key, scheme, kek, fp)
+		return err
+	}
+	// A complete encrypted row and a clear row are fine.
+	if err := ins("A00001", true, "d3JhcHBlZA", "v1", "kek-1234", "fp-abcd"); err != nil {
+		t.Fatalf("complete encrypted row rejected: %v", err)
+	}
+	if err := ins("A00002", false, nil, nil, nil, nil); err != nil {
+		t.Fatalf("clear row rejected: %v", err)
+	}
+	// Half-encrypted rows are not.
+	for _, tc := range []struct {
+		name                 string
+		key, scheme, kek, fp any
+		encrypted            bool
+		wantConstraint       string
+	}{
+		{"no key string", nil, "v1", "kek-1234", "fp", true, "media_encrypted_has_key"},
+		{"empty key string", "", "v1", "kek-1234", "fp", true, "media_encrypted_has_key"},
+		{"no scheme", "k", nil, "kek-1234", "fp", true, "media_encrypted_has_key"},
+		{"no kek id", "k", "v1", nil, "fp", true, "media_encrypted_has_key"},
+		{"no fingerprint", "k", "v1", "kek-1234", nil, true, "media_encrypted_has_key"},
+		{"clear row with a key", "k", "v1", "kek-1234", "fp", false, "media_clear_has_no_key"},
+	} {
+		err := ins("B"+strings.ReplaceAll(tc.name, " ", ""), tc.encrypted, tc.key, tc.scheme, tc.kek, tc.fp)
+		if got := constraintOf(err); got != tc.wantConstraint {
+			t.Errorf("%s: err = %v (constraint %q), want a violation of %s", tc.name, err, got, tc.wantConstraint)
+		}
+	}
+	// Unknown scheme, unknown status, Error without a reason, duplicate name/barcode.
+	if err := ins("C00001", true, "k", "v2", "kek", "fp"); constraintOf(err) == "" {
+		t.Errorf("scheme v2 accepted: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE media SET status = 'Lost' WHERE volume_name = 'A00001'"); constraintOf(err) == "" {
+		t.Errorf("status Lost accepted: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE media SET status = 'Error' WHERE volume_name = 'A00001'"); constraintOf(err) != "media_error_has_reason" {
+		t.Errorf("Error without a reason accepted: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE media SET status = 'Error', error_reason = 'drive wrote clear' WHERE volume_name = 'A00001'"); err != nil {
+		t.Errorf("Error with a reason rejected: %v", err)
+	}
+	if err := ins("A00001", false, nil, nil, nil, nil); constraintOf(err) != "media_volume_name_key" {
+		t.Errorf("duplicate volume name: %v", err)
+	}
+}
+
+func TestKeyEventsAndFileRows(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.NewConn(t)
+	var pool, media, job int64
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(conn.QueryRow(ctx, "INSERT INTO pools (name) VALUES ('Full') RETURNING id").Scan(&pool))
+	must(conn.QueryRow(ctx, "INSERT INTO media (volume_name, barcode, pool_id) VALUES ('V1', 'BC0001L8', $1) RETURNING id", pool).Scan(&media))
+	if _, err := conn.Exec(ctx, "INSERT INTO media (volume_name, barcode, pool_id) VALUES ('V2', 'BC0001L8', $1)", pool); constraintOf(err) != "media_barcode_key" {
+		t.Errorf("duplicate barcode: %v", err)
+	}
+	for _, ev := range []string{"generated", "fetched", "loaded", "verified", "cleared", "rotated", "rekeyed", "exported", "imported"} {
+		_, err := conn.Exec(ctx, "INSERT INTO key_events (volume_name, media_id, event, actor, kek_id) VALUES ('V1', $1, $2, 'director', 'kek-1')", media, ev)
+		must(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO key_events (volume_name, event, actor) VALUES ('V1', 'deleted', 'x')"); constraintOf(err) == "" {
+		t.Errorf("event 'deleted' accepted: %v", err)
+	}
+	must(conn.QueryRow(ctx, "INSERT INTO jobs (name, job_type, level) VALUES ('nightly', 'Backup', 'Full') RETURNING id").Scan(&job))
+	_, err := conn.Exec(ctx, "INSERT INTO job_media (job_id, media_id, volume_index, tape_file, first_block) VALUES ($1, $2, 1, 1, 0)", job, media)
+	must(err)
+	_, err = conn.Exec(ctx, `INSERT INTO files (job_id, path, size, mtime, mode, owner_name, group_name, media_id, tape_file, block_address)
+		VALUES ($1, '/etc/hosts', 220, now(), 33188, 'root', 'root', $2, 1, 3)`, job, media)
+	must(err)
+	// Files may not point at a volume that does not exist.
+	if _, err := conn.Exec(ctx, "INSERT INTO files (job_id, path, media_id, tape_file, block_address) VALUES ($1, '/x', 999999, 1, 0)", job); constraintOf(err) != "files_media_id_fkey" {
+		t.Errorf("file on a missing volume: %v", err)
+	}
+	// Deleting the job removes its files and job_media rows.
+	_, err = conn.Exec(ctx, "DELETE FROM jobs WHERE id = $1", job)
+	must(err)
+	var n int
+	must(conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM job_media)").Scan(&n))
+	if n != 0 {
+		t.Errorf("%d file/job_media rows survived their job", n)
+	}
+}
