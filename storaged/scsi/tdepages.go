@@ -234,9 +234,11 @@ func (a *AlgorithmDescriptor) String() string {
 
 // DataEncryptionCapabilities is SPIN page 0x0010.
 type DataEncryptionCapabilities struct {
-	EXTDECC    byte                  `json:"extdecc"`
-	CFGP       byte                  `json:"cfg_p"`
-	Algorithms []AlgorithmDescriptor `json:"algorithms"`
+	EXTDECC byte `json:"extdecc"`
+	CFGP    byte `json:"cfg_p"`
+	// PageLengthMismatch: PAGE LENGTH disagreed with the descriptors sent.
+	PageLengthMismatch bool                  `json:"page_length_mismatch,omitempty"`
+	Algorithms         []AlgorithmDescriptor `json:"algorithms"`
 }
 
 // ConfigPrevented reports CFG_P = 10b: keys are managed by the library or
@@ -261,6 +263,13 @@ func ParseDEC(b []byte) (*DataEncryptionCapabilities, error) {
 	}
 	c := &DataEncryptionCapabilities{EXTDECC: (p[0] >> 2) & 3, CFGP: p[0] & 3}
 	d := p[16:]
+	// Some devices under-report PAGE LENGTH (the stenc two-algorithm
+	// capture says 0x3C for 64 bytes of payload). When the bytes the
+	// device actually sent hold complete descriptors, use them.
+	if whole := b[4:]; len(whole) > len(p) && (len(p)-16)%24 != 0 && (len(whole)-16)%24 == 0 {
+		d = whole[16:]
+		c.PageLengthMismatch = true
+	}
 	for len(d) > 0 {
 		if len(d) < 4 {
 			return nil, pageErr(PageDataEncCaps, "%d stray bytes after the algorithm descriptors", len(d))
