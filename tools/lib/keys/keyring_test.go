@@ -245,7 +245,7 @@ func TestPlainKEKFile(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"short": "abcd\n",
+		"short":  "abcd\n",
 		"nonhex": strings.Repeat("5a", 31) + "zz\n",
 		"twonl":  strings.Repeat("5a", 32) + "\n\n",
 		"space":  " " + strings.Repeat("5a", 32),
