@@ -1,0 +1,263 @@
+package emu
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
+)
+
+// PanelUnit is the hello name of the front-panel unit.
+const PanelUnit = "panel"
+
+// PanelRequest is one newline-delimited JSON request on the panel unit.
+type PanelRequest struct {
+	Op    string `json:"op"` // "status", "load", "unload"
+	Slot  int    `json:"slot,omitempty"`
+	Drive int    `json:"drive"`
+}
+
+// PanelResponse answers one PanelRequest.
+type PanelResponse struct {
+	OK     bool    `json:"ok"`
+	Error  string  `json:"error,omitempty"`
+	Slot   int     `json:"slot,omitempty"` // unload: where the cartridge went
+	Status *Status `json:"status,omitempty"`
+}
+
+// Server serves a Library on a listener.
+type Server struct {
+	lib   *Library
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+	done  bool
+}
+
+// NewServer wraps a library.
+func NewServer(lib *Library) *Server {
+	return &Server{lib: lib, conns: map[net.Conn]struct{}{}}
+}
+
+// Serve accepts connections until ctx is cancelled or ln fails; then it
+// closes every connection and waits for their handlers.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var c net.Conn
+		c, err = ln.Accept()
+		if err != nil {
+			break
+		}
+		s.mu.Lock()
+		if s.done {
+			s.mu.Unlock()
+			c.Close()
+			break
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(c)
+	}
+	s.mu.Lock()
+	s.done = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) handle(c net.Conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.wg.Done()
+	}()
+	br := bufio.NewReaderSize(c, 64<<10)
+	unit, err := vtlwire.ReadHello(br)
+	if err != nil {
+		return
+	}
+	lib := s.lib
+	switch {
+	case unit == PanelUnit:
+		vtlwire.WriteHelloReply(c, "")
+		s.panel(br, c)
+	case unit == "changer":
+		vtlwire.WriteHelloReply(c, "")
+		nx := newNexus(lib.nextID.Add(1))
+		lib.mu.Lock()
+		lib.cnex[nx] = struct{}{}
+		lib.mu.Unlock()
+		defer func() {
+			lib.mu.Lock()
+			delete(lib.cnex, nx)
+			delete(lib.cprevent, nx)
+			lib.mu.Unlock()
+		}()
+		s.loop(br, c, "changer", nx, lib.ExecChanger)
+	case strings.HasPrefix(unit, "drive"):
+		i, err := strconv.Atoi(unit[5:])
+		if err != nil || i < 0 || i >= len(lib.drives) || unit[5:] != strconv.Itoa(i) {
+			vtlwire.WriteHelloReply(c, fmt.Sprintf("no unit %q (have drive0..drive%d, changer, panel)", unit, len(lib.drives)-1))
+			return
+		}
+		vtlwire.WriteHelloReply(c, "")
+		d := lib.drives[i]
+		nx := newNexus(lib.nextID.Add(1))
+		d.attach(nx)
+		defer d.detach(nx)
+		s.loop(br, c, unit, nx, d.Exec)
+	default:
+		vtlwire.WriteHelloReply(c, fmt.Sprintf("no unit %q (have drive0..drive%d, changer, panel)", unit, len(lib.drives)-1))
+	}
+}
+
+func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
+	var buf []byte
+	log := s.lib.log
+	for {
+		req, err := vtlwire.ReadRequest(br, &buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				log.Debug("vtl connection ended", "unit", unit, "err", err)
+			}
+			return
+		}
+		resp := exec(nx, req)
+		if s.lib.cfg.Trace {
+			attrs := traceAttrs(req.CDB, len(req.DataOut)+req.AllocLen)
+			attrs = append(attrs, slog.String("unit", unit), slog.Uint64("nexus", nx.id), slog.Int("status", int(resp.Status)))
+			if len(resp.Sense) >= 14 && resp.Sense[0]&0x7F == 0x70 {
+				attrs = append(attrs, slog.String("sense", fmt.Sprintf("%X/%02X/%02X", resp.Sense[2]&0xF, resp.Sense[12], resp.Sense[13])))
+			}
+			log.LogAttrs(context.Background(), slog.LevelInfo, "cdb", attrs...)
+		}
+		if err := vtlwire.WriteResponse(c, &resp); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) panel(br *bufio.Reader, c net.Conn) {
+	enc := json.NewEncoder(c)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(strings.TrimSpace(string(line))) == 0 {
+			if err != nil {
+				return
+			}
+			continue
+		}
+		var req PanelRequest
+		var resp PanelResponse
+		if jerr := json.Unmarshal(line, &req); jerr != nil {
+			resp.Error = "bad request: " + jerr.Error()
+		} else {
+			resp = s.panelOp(req)
+		}
+		if enc.Encode(&resp) != nil || err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) panelOp(req PanelRequest) PanelResponse {
+	lib := s.lib
+	switch req.Op {
+	case "status":
+		st := lib.Status()
+		return PanelResponse{OK: true, Status: &st}
+	case "load":
+		if err := lib.PanelLoad(req.Slot, req.Drive); err != nil {
+			return PanelResponse{Error: err.Error()}
+		}
+		lib.log.Info("panel load", "slot", req.Slot, "drive", req.Drive)
+		return PanelResponse{OK: true}
+	case "unload":
+		slot, err := lib.PanelUnload(req.Drive)
+		if err != nil {
+			return PanelResponse{Error: err.Error()}
+		}
+		lib.log.Info("panel unload", "drive", req.Drive, "slot", slot)
+		return PanelResponse{OK: true, Slot: slot}
+	}
+	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload)", req.Op)}
+}
+
+// PanelClient talks to the panel unit of a running vtl.
+type PanelClient struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+// DialPanel connects to the panel unit.
+func DialPanel(socket string) (*PanelClient, error) {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the vtl socket %s: %w", socket, err)
+	}
+	if err := vtlwire.WriteHello(c, PanelUnit); err != nil {
+		c.Close()
+		return nil, err
+	}
+	br := bufio.NewReader(c)
+	var h [3]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		c.Close()
+		return nil, err
+	}
+	msg := make([]byte, int(h[1])<<8|int(h[2]))
+	if _, err := io.ReadFull(br, msg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if h[0] != 0 {
+		c.Close()
+		return nil, errors.New(string(msg))
+	}
+	return &PanelClient{c: c, br: br}, nil
+}
+
+// Do sends one request and returns the answer; a refused operation is an
+// error.
+func (p *PanelClient) Do(req PanelRequest) (*PanelResponse, error) {
+	b, _ := json.Marshal(req)
+	if _, err := p.c.Write(append(b, '\n')); err != nil {
+		return nil, err
+	}
+	line, err := p.br.ReadBytes('\n')
+	if err != nil {
+		return nil, err
+	}
+	var resp PanelResponse
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, err
+	}
+	if !resp.OK {
+		return &resp, errors.New(resp.Error)
+	}
+	return &resp, nil
+}
+
+// Close ends the panel connection.
+func (p *PanelClient) Close() error { return p.c.Close() }

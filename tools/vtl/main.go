@@ -1,0 +1,250 @@
+// Command vtl is Tapeward's virtual tape library: an SMC changer and LTO-6
+// drives with in-drive AES-256-GCM encryption, reached over a unix socket
+// (storaged/scsi/vtlwire). See tools/vtl/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tapeward/tapeward/tools/vtl/emu"
+)
+
+const usage = `usage:
+  vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--capacity 2GiB]
+             [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
+             [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
+  vtl status --socket PATH [--json]
+  vtl load   --socket PATH --slot N --drive N
+  vtl unload --socket PATH --drive N
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "status":
+		err = status(os.Args[2:], os.Stdout)
+	case "load", "unload":
+		err = move(os.Args[1], os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "vtl: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vtl:", err)
+		os.Exit(1)
+	}
+}
+
+// parseSize parses "2GiB", "512MiB", "4M", "1000000".
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+		{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
+		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q (e.g. 2GiB, 64MiB)", s)
+	}
+	return n * mult, nil
+}
+
+// parsePersonalities parses "drive1=no-ame,drive0=hp" (repeatable flag).
+func parsePersonalities(vals []string) (map[int]string, error) {
+	m := map[int]string{}
+	for _, v := range vals {
+		for _, item := range strings.Split(v, ",") {
+			k, name, ok := strings.Cut(strings.TrimSpace(item), "=")
+			if !ok || !strings.HasPrefix(k, "drive") {
+				return nil, fmt.Errorf("--personality %q: want driveN=NAME", item)
+			}
+			i, err := strconv.Atoi(k[5:])
+			if err != nil || i < 0 {
+				return nil, fmt.Errorf("--personality %q: bad drive number", item)
+			}
+			if _, err := emu.LookupPersonality(name); err != nil {
+				return nil, err
+			}
+			m[i] = name
+		}
+	}
+	return m, nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	dir := fs.String("dir", "", "library directory (cartridge files, inventory)")
+	socket := fs.String("socket", "", "unix socket path")
+	slots := fs.Int("slots", 8, "storage slots")
+	drives := fs.Int("drives", 2, "drives")
+	capacity := fs.String("capacity", "2GiB", "capacity of newly created cartridges")
+	var pers multiFlag
+	fs.Var(&pers, "personality", "per-drive personality, driveN=ibm|hp|no-ame|lying (repeatable, comma-separated)")
+	defPers := fs.String("default-personality", "ibm", "personality of drives not named in --personality (and of the changer strings)")
+	loadDelay := fs.Duration("load-delay", 200*time.Millisecond, "time a drive reports 02/04/01 BECOMING READY after a cartridge is moved in")
+	requireUnload := fs.Bool("require-unload", false, "MOVE MEDIUM from a drive that is still loaded fails with 05/53/01 instead of unloading it")
+	skip := fs.Bool("skip-on-crypto-error", false, "advance past a block that fails with 74/xx (default: position unchanged, like mhVTL)")
+	trace := fs.Bool("trace", false, "log each CDB (opcode name and key fields; never data or keys)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || *socket == "" {
+		return errors.New("serve needs --dir and --socket")
+	}
+	capBytes, err := parseSize(*capacity)
+	if err != nil {
+		return err
+	}
+	pm, err := parsePersonalities(pers)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	lib, err := emu.NewLibrary(emu.Config{
+		Dir: *dir, Slots: *slots, Drives: *drives, Capacity: capBytes,
+		Personalities: pm, DefaultPersonality: *defPers, LoadDelay: *loadDelay,
+		RequireUnload: *requireUnload, SkipOnCryptoError: *skip, Logger: log, Trace: *trace,
+	})
+	if err != nil {
+		return err
+	}
+	defer lib.Close()
+	if fi, err := os.Lstat(*socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		// A stale socket from a previous run; refuse if someone answers.
+		if c, err := net.Dial("unix", *socket); err == nil {
+			c.Close()
+			return fmt.Errorf("%s: another vtl is serving on it", *socket)
+		}
+		os.Remove(*socket)
+	}
+	ln, err := net.Listen("unix", *socket)
+	if err != nil {
+		return err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log.Info("vtl serving", "socket", *socket, "dir", *dir, "slots", *slots, "drives", *drives, "capacity", capBytes)
+	err = emu.NewServer(lib).Serve(ctx, ln)
+	os.Remove(*socket)
+	log.Info("vtl stopped")
+	return err
+}
+
+func panelFlags(name string, args []string) (*flag.FlagSet, *string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	socket := fs.String("socket", "", "unix socket path of a running vtl")
+	return fs, socket, nil
+}
+
+func status(args []string, w io.Writer) error {
+	fs, socket, _ := panelFlags("status", args)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *socket == "" {
+		return errors.New("status needs --socket")
+	}
+	p, err := emu.DialPanel(*socket)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	resp, err := p.Do(emu.PanelRequest{Op: "status"})
+	if err != nil {
+		return err
+	}
+	st := resp.Status
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "changer\t%s %s\tserial %s\n", st.Changer.Vendor, st.Changer.Product, st.Changer.Serial)
+	for _, s := range st.Slots {
+		fmt.Fprintf(tw, "slot %d\t0x%04X\t%s\n", s.Slot, s.Address, orDash(s.Barcode))
+	}
+	fmt.Fprintf(tw, "import/export\t0x%04X\t%s\n", st.IE.Address, orDash(st.IE.Barcode))
+	for _, d := range st.Drives {
+		key := "no key"
+		if d.KeyLoaded {
+			key = "key " + d.Fingerprint
+		}
+		fmt.Fprintf(tw, "drive %d\t0x%04X\t%s\t%s\t%s %s %s\tpos %d/%d\t%s\tKIC %d\tenc %d dec %d\n",
+			d.Drive, d.Address, orDash(d.Barcode), d.State, d.Personality, d.Vendor, d.Product,
+			d.Position, d.Objects, key, d.KIC, d.EncMode, d.DecMode)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func move(op string, args []string) error {
+	fs, socket, _ := panelFlags(op, args)
+	slot := fs.Int("slot", 0, "storage slot (1-based)")
+	drive := fs.Int("drive", -1, "drive number (0-based)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *socket == "" || *drive < 0 || (op == "load" && *slot < 1) {
+		return fmt.Errorf("%s needs --socket and --drive%s", op, map[bool]string{true: " and --slot"}[op == "load"])
+	}
+	p, err := emu.DialPanel(*socket)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	resp, err := p.Do(emu.PanelRequest{Op: op, Slot: *slot, Drive: *drive})
+	if err != nil {
+		return err
+	}
+	if op == "unload" {
+		fmt.Printf("drive %d unloaded to slot %d\n", *drive, resp.Slot)
+	} else {
+		fmt.Printf("slot %d loaded into drive %d\n", *slot, *drive)
+	}
+	return nil
+}
