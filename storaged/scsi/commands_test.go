@@ -31,7 +31,7 @@ func TestCDBBuilders(t *testing.T) {
 		{"READ BLOCK LIMITS", ReadBlockLimitsCDB(), "05 00 00 00 00 00"},
 		{"READ(6) 64K SILI", Read6CDB(65536, true), "08 02 01 00 00 00"},
 		{"READ(6) 1M", Read6CDB(1<<20, false), "08 00 10 00 00 00"},
-		{"WRITE(6) 256K", Write6CDB(256<<10), "0A 00 04 00 00 00"},
+		{"WRITE(6) 256K", Write6CDB(256 << 10), "0A 00 04 00 00 00"},
 		{"WRITE FILEMARKS 1 immed", WriteFilemarks6CDB(1, true), "10 01 00 00 01 00"},
 		{"WRITE FILEMARKS 0 (sync)", WriteFilemarks6CDB(0, false), "10 00 00 00 00 00"},
 		{"SPACE -1 block", SpaceCDB(SpaceBlocks, -1), "11 00 FF FF FF 00"},
