@@ -1,0 +1,419 @@
+// Package configs loads Tapeward's TOML configuration files strictly: a key
+// the program does not know, a malformed file, a missing required value or
+// a bad value is an error naming the file, the line and the key, and saying
+// what to write instead.
+//
+// Relative paths in a config file (TLS files, KEK files, the master
+// keyset, password_file, working_directory, vtl sockets) resolve against
+// the directory of that config file; the loaded structs hold absolute
+// paths. This package only checks that paths are set: the key package
+// checks KEK file permissions when it opens them.
+//
+// The commented examples in this directory (director.toml, storaged.toml,
+// tapectl.toml) are the reference for every key.
+package configs
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// TLS names the files of one mutual-TLS identity.
+type TLS struct {
+	CA   string `toml:"ca"`   // CA certificate(s) that sign the peers' certificates
+	Cert string `toml:"cert"` // our certificate (chain)
+	Key  string `toml:"key"`  // our private key
+}
+
+// Catalog is where the director's PostgreSQL catalog is.
+type Catalog struct {
+	// Host is a host name or IP address, or an absolute directory holding
+	// the server's unix socket (e.g. /var/run/postgresql).
+	Host     string `toml:"host"`
+	Port     int    `toml:"port"` // default 5432
+	Database string `toml:"database"`
+	User     string `toml:"user"`
+	// PasswordFile holds the password on its first line (optional: socket
+	// peer or trust authentication need none).
+	PasswordFile string `toml:"password_file"`
+	// SSLMode is libpq's: disable, allow, prefer (default), require,
+	// verify-ca, verify-full.
+	SSLMode string `toml:"sslmode"`
+	// SSLRootCert is the CA file for verify-ca / verify-full (optional).
+	SSLRootCert    string   `toml:"sslrootcert"`
+	ConnectTimeout Duration `toml:"connect_timeout"` // default 10s
+}
+
+// IsSocket reports whether Host names a unix socket directory.
+func (c Catalog) IsSocket() bool { return strings.HasPrefix(c.Host, "/") }
+
+// Where describes the catalog for messages, e.g.
+// `/var/run/postgresql:5432 database "tapeward" as "tapeward"`.
+func (c Catalog) Where() string {
+	return fmt.Sprintf("%s:%d database %q as %q", c.Host, c.Port, c.Database, c.User)
+}
+
+// KEK is one key encryption key file of the director's keyring.
+type KEK struct {
+	File   string `toml:"file"`
+	Active bool   `toml:"active"` // wraps new volume keys; exactly one is active
+}
+
+// DirectorKeys is the director's keyring.
+type DirectorKeys struct {
+	KEK []KEK `toml:"kek"`
+	// MasterKeyset is the Tink master keyset that opens sealed KEK files
+	// (optional; needed only if a KEK file is sealed).
+	MasterKeyset string `toml:"master_keyset"`
+}
+
+// Active returns the active KEK.
+func (k DirectorKeys) Active() KEK {
+	for _, kek := range k.KEK {
+		if kek.Active {
+			return kek
+		}
+	}
+	return KEK{}
+}
+
+// StorageRef is a storage daemon the director dials.
+type StorageRef struct {
+	Name    string `toml:"name"`
+	Address string `toml:"address"` // host:port
+	// TLSServerName is the name its certificate must carry (default: the
+	// host part of Address).
+	TLSServerName string `toml:"tls_server_name"`
+}
+
+// Director is director.toml.
+type Director struct {
+	Path     string       `toml:"-"` // the file it was loaded from
+	Name     string       `toml:"name"`
+	Listen   string       `toml:"listen"` // host:port for storage daemons and consoles
+	TLS      TLS          `toml:"tls"`
+	Catalog  Catalog      `toml:"catalog"`
+	Keys     DirectorKeys `toml:"keys"`
+	Storages []StorageRef `toml:"storage"`
+}
+
+// DirectorRef is how storaged and tapectl reach the director.
+type DirectorRef struct {
+	Name          string `toml:"name"`
+	Address       string `toml:"address"` // host:port
+	TLSServerName string `toml:"tls_server_name"`
+}
+
+// StoragedKEK is one KEK file storaged can unwrap with (it uses whichever
+// KEK id a volume's key names).
+type StoragedKEK struct {
+	File string `toml:"file"`
+}
+
+// StoragedKeys is storaged's keyring.
+type StoragedKeys struct {
+	KEK          []StoragedKEK `toml:"kek"`
+	MasterKeyset string        `toml:"master_keyset"`
+}
+
+// Changer is one medium changer.
+type Changer struct {
+	Name string `toml:"name"`
+	// Address is "vtl:<socket>#<unit>" (the virtual tape library) or a
+	// device path such as /dev/sg3 or /dev/tape/by-id/….
+	Address string `toml:"address"`
+}
+
+// Drive is one tape drive.
+type Drive struct {
+	Name       string `toml:"name"`
+	Address    string `toml:"address"`     // like Changer.Address
+	Changer    string `toml:"changer"`     // name of its changer ("" : standalone)
+	DriveIndex int    `toml:"drive_index"` // its element index in the changer, from 0
+	MediaType  string `toml:"media_type"`  // e.g. "LTO-8"
+	// Crypto says whether the drive encrypts (default true). A drive with
+	// crypto = false is never given an encrypted volume.
+	Crypto    *bool `toml:"crypto"`
+	BlockSize Size  `toml:"block_size"` // default 1MiB
+}
+
+// Encrypts reports the effective crypto setting.
+func (d Drive) Encrypts() bool { return d.Crypto == nil || *d.Crypto }
+
+// Timeouts are storaged's time limits.
+type Timeouts struct {
+	Director Duration `toml:"director"` // dialing the director and each request (default 30s)
+	Mount    Duration `toml:"mount"`    // loading a cartridge until the drive is ready (default 5m)
+	Unload   Duration `toml:"unload"`   // rewinding and unloading (default 5m)
+}
+
+// Storaged is storaged.toml.
+type Storaged struct {
+	Path             string       `toml:"-"`
+	Name             string       `toml:"name"`
+	Listen           string       `toml:"listen"`
+	TLS              TLS          `toml:"tls"`
+	WorkingDirectory string       `toml:"working_directory"` // crypto cache and state
+	Director         DirectorRef  `toml:"director"`
+	Keys             StoragedKeys `toml:"keys"`
+	Changers         []Changer    `toml:"changer"`
+	Drives           []Drive      `toml:"drive"`
+	Timeouts         Timeouts     `toml:"timeouts"`
+}
+
+// Console is tapectl.toml.
+type Console struct {
+	Path     string      `toml:"-"`
+	Name     string      `toml:"name"` // console name (its certificate's name)
+	Director DirectorRef `toml:"director"`
+	TLS      TLS         `toml:"tls"`
+}
+
+// Defaults.
+const (
+	DefaultCatalogPort    = 5432
+	DefaultBlockSize      = Size(1 << 20)
+	minBlockSize          = Size(512)
+	maxBlockSize          = Size(16 << 20)
+	defaultConnectTimeout = 10 * time.Second
+)
+
+// LoadDirector reads and checks director.toml.
+func LoadDirector(path string) (*Director, error) {
+	var c Director
+	f, err := decode(path, &c)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	f.name(at(-1, "name"), c.Name, `"director"`)
+	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9101"`, true)
+	f.tls(&c.TLS)
+
+	cat := &c.Catalog
+	if f.requireString(at(-1, "catalog", "host"), cat.Host, `"/var/run/postgresql" (socket directory) or "db.example.com"`) &&
+		!cat.IsSocket() && strings.ContainsAny(cat.Host, " /:") && !strings.HasPrefix(cat.Host, "[") {
+		f.problem(at(-1, "catalog", "host"), cat.Host, "write a host name, an IP address or an absolute socket directory such as \"/var/run/postgresql\" (the port goes in port = …)")
+	}
+	if cat.Port == 0 && !f.defined("catalog", "port") {
+		cat.Port = DefaultCatalogPort
+	}
+	f.port(at(-1, "catalog", "port"), cat.Port)
+	f.requireString(at(-1, "catalog", "database"), cat.Database, `"tapeward"`)
+	f.requireString(at(-1, "catalog", "user"), cat.User, `"tapeward"`)
+	cat.PasswordFile = f.resolve(cat.PasswordFile)
+	cat.SSLRootCert = f.resolve(cat.SSLRootCert)
+	switch cat.SSLMode {
+	case "":
+		cat.SSLMode = "prefer"
+	case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
+	default:
+		f.problem(at(-1, "catalog", "sslmode"), cat.SSLMode, "must be one of disable, allow, prefer, require, verify-ca, verify-full")
+	}
+	if cat.ConnectTimeout.Duration == 0 {
+		cat.ConnectTimeout.Duration = defaultConnectTimeout
+	}
+
+	if len(c.Keys.KEK) == 0 {
+		f.add(f.lineOf([]string{"keys"}, -1), "no KEK configured: add a [[keys.kek]] table with file = \"kek.key\" and active = true (make one with `tapekey kek new --out kek.key`)")
+	}
+	active := 0
+	for i := range c.Keys.KEK {
+		k := &c.Keys.KEK[i]
+		k.File = f.filePath(at(i, "keys", "kek", "file"), k.File, `"kek.key"`)
+		if k.Active {
+			active++
+		}
+	}
+	if len(c.Keys.KEK) > 0 && active != 1 {
+		f.add(f.lineOf([]string{"keys", "kek"}, -1), fmt.Sprintf("[[keys.kek]]: %d KEKs are marked active = true; exactly one must be (it wraps new volume keys, the others only unwrap)", active))
+	}
+	c.Keys.MasterKeyset = f.resolve(c.Keys.MasterKeyset)
+
+	names := map[string]bool{}
+	for i := range c.Storages {
+		s := &c.Storages[i]
+		f.name(at(i, "storage", "name"), s.Name, `"sd1"`)
+		if names[s.Name] && s.Name != "" {
+			f.problem(at(i, "storage", "name"), s.Name, "another [[storage]] has this name; names must be unique")
+		}
+		names[s.Name] = true
+		f.hostPort(at(i, "storage", "address"), s.Address, `"127.0.0.1:9103"`, false)
+		if s.TLSServerName == "" {
+			if h, _, err := net.SplitHostPort(s.Address); err == nil {
+				s.TLSServerName = h
+			}
+		}
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// LoadStoraged reads and checks storaged.toml.
+func LoadStoraged(path string) (*Storaged, error) {
+	var c Storaged
+	f, err := decode(path, &c)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	f.name(at(-1, "name"), c.Name, `"sd1"`)
+	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9103"`, true)
+	f.tls(&c.TLS)
+	c.WorkingDirectory = f.filePath(at(-1, "working_directory"), c.WorkingDirectory, `"/var/lib/tapeward/storaged"`)
+	f.directorRef(&c.Director, true)
+
+	if len(c.Keys.KEK) == 0 {
+		f.add(f.lineOf([]string{"keys"}, -1), "no KEK configured: add a [[keys.kek]] table with file = \"kek.key\" (the same KEK(s) as the director's)")
+	}
+	for i := range c.Keys.KEK {
+		c.Keys.KEK[i].File = f.filePath(at(i, "keys", "kek", "file"), c.Keys.KEK[i].File, `"kek.key"`)
+	}
+	c.Keys.MasterKeyset = f.resolve(c.Keys.MasterKeyset)
+
+	changers := map[string]bool{}
+	for i := range c.Changers {
+		ch := &c.Changers[i]
+		f.name(at(i, "changer", "name"), ch.Name, `"changer0"`)
+		if changers[ch.Name] && ch.Name != "" {
+			f.problem(at(i, "changer", "name"), ch.Name, "another [[changer]] has this name; names must be unique")
+		}
+		changers[ch.Name] = true
+		ch.Address = f.deviceAddress(at(i, "changer", "address"), ch.Address, `"vtl:lib/vtl.sock#changer"`)
+	}
+	if len(c.Drives) == 0 {
+		f.add(0, "no [[drive]] configured: add one, e.g. [[drive]] name = \"drive0\" address = \"vtl:lib/vtl.sock#drive0\"")
+	}
+	drives := map[string]bool{}
+	slots := map[string]bool{}
+	for i := range c.Drives {
+		d := &c.Drives[i]
+		f.name(at(i, "drive", "name"), d.Name, `"drive0"`)
+		if drives[d.Name] && d.Name != "" {
+			f.problem(at(i, "drive", "name"), d.Name, "another [[drive]] has this name; names must be unique")
+		}
+		drives[d.Name] = true
+		d.Address = f.deviceAddress(at(i, "drive", "address"), d.Address, `"vtl:lib/vtl.sock#drive0"`)
+		if d.Changer != "" && !changers[d.Changer] {
+			f.problem(at(i, "drive", "changer"), d.Changer, "no [[changer]] has this name (known: %s)", strings.Join(keys(changers), ", "))
+		}
+		if d.DriveIndex < 0 {
+			f.problem(at(i, "drive", "drive_index"), d.DriveIndex, "must be 0 or more (the drive's index in its changer, from 0)")
+		}
+		if d.Changer != "" {
+			id := fmt.Sprintf("%s\x00%d", d.Changer, d.DriveIndex)
+			if slots[id] {
+				f.problem(at(i, "drive", "drive_index"), d.DriveIndex, "another drive of changer %q has this index", d.Changer)
+			}
+			slots[id] = true
+		}
+		if d.MediaType == "" {
+			d.MediaType = "LTO"
+		}
+		if d.BlockSize == 0 {
+			d.BlockSize = DefaultBlockSize
+		}
+		if d.BlockSize < minBlockSize || d.BlockSize > maxBlockSize || d.BlockSize%512 != 0 {
+			f.problem(at(i, "drive", "block_size"), d.BlockSize.String(), "must be a multiple of 512 bytes from 512B to 16MiB, e.g. \"1MiB\"")
+		}
+	}
+	for _, t := range []struct {
+		d   *Duration
+		key string
+		def time.Duration
+	}{{&c.Timeouts.Director, "director", 30 * time.Second}, {&c.Timeouts.Mount, "mount", 5 * time.Minute}, {&c.Timeouts.Unload, "unload", 5 * time.Minute}} {
+		if t.d.Duration == 0 {
+			t.d.Duration = t.def
+		}
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// LoadConsole reads and checks tapectl.toml.
+func LoadConsole(path string) (*Console, error) {
+	var c Console
+	f, err := decode(path, &c)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	f.name(at(-1, "name"), c.Name, `"admin"`)
+	f.directorRef(&c.Director, false)
+	f.tls(&c.TLS)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (f *file) tls(t *TLS) {
+	t.CA = f.filePath(at(-1, "tls", "ca"), t.CA, `"pki/ca.crt"`)
+	t.Cert = f.filePath(at(-1, "tls", "cert"), t.Cert, `"pki/this.crt"`)
+	t.Key = f.filePath(at(-1, "tls", "key"), t.Key, `"pki/this.key"`)
+}
+
+func (f *file) directorRef(d *DirectorRef, nameRequired bool) {
+	if nameRequired || d.Name != "" {
+		f.name(at(-1, "director", "name"), d.Name, `"director"`)
+	}
+	f.hostPort(at(-1, "director", "address"), d.Address, `"127.0.0.1:9101"`, false)
+	if d.TLSServerName == "" {
+		if h, _, err := net.SplitHostPort(d.Address); err == nil {
+			d.TLSServerName = h
+		}
+	}
+}
+
+// deviceAddress checks a changer/drive address and resolves a relative
+// vtl socket path.
+func (f *file) deviceAddress(l loc, v, example string) string {
+	if !f.requireString(l, v, example) {
+		return v
+	}
+	if rest, ok := strings.CutPrefix(v, "vtl:"); ok {
+		sock, unit, found := strings.Cut(rest, "#")
+		if !found || sock == "" || unit == "" {
+			f.problem(l, v, "a vtl address is vtl:<socket path>#<unit>, e.g. %s", example)
+			return v
+		}
+		return "vtl:" + f.resolve(sock) + "#" + unit
+	}
+	if strings.HasPrefix(v, "/dev/") && len(v) > len("/dev/") {
+		return filepath.Clean(v)
+	}
+	f.problem(l, v, "must be a device path such as \"/dev/sg3\" or a virtual tape library address such as %s", example)
+	return v
+}
+
+// defined reports whether the file sets key (any element).
+func (f *file) defined(k ...string) bool {
+	for _, e := range f.lines {
+		if equal(e.path, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		if k != "" {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,289 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShippedConfigsLoad(t *testing.T) {
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Dir(dir)
+
+	d, err := LoadDirector("director.toml")
+	if err != nil {
+		t.Fatalf("director.toml: %v", err)
+	}
+	if d.Name != "director" || d.Catalog.Host != "/var/run/postgresql" || d.Catalog.Port != 5432 || d.Catalog.Database != "tapeward" {
+		t.Errorf("director.toml loaded as %+v", d)
+	}
+	if want := filepath.Join(top, "kek.key"); d.Keys.Active().File != want {
+		t.Errorf("active KEK = %q, want %q (relative to the config's directory)", d.Keys.Active().File, want)
+	}
+	if d.TLS.CA != filepath.Join(top, "pki", "ca.crt") {
+		t.Errorf("tls ca = %q", d.TLS.CA)
+	}
+	if len(d.Storages) != 1 || d.Storages[0].Address != "127.0.0.1:9103" || d.Catalog.ConnectTimeout.Duration != 10*time.Second {
+		t.Errorf("storages %+v, connect timeout %v", d.Storages, d.Catalog.ConnectTimeout)
+	}
+
+	s, err := LoadStoraged("storaged.toml")
+	if err != nil {
+		t.Fatalf("storaged.toml: %v", err)
+	}
+	if len(s.Drives) != 2 || s.Drives[0].BlockSize != 1<<20 || !s.Drives[0].Encrypts() || s.Drives[1].DriveIndex != 1 {
+		t.Errorf("drives = %+v", s.Drives)
+	}
+	if want := "vtl:" + filepath.Join(top, "lib", "vtl.sock") + "#changer"; len(s.Changers) != 1 || s.Changers[0].Address != want {
+		t.Errorf("changers = %+v, want address %s", s.Changers, want)
+	}
+	if s.WorkingDirectory != filepath.Join(top, "lib", "storaged") || s.Timeouts.Mount.Duration != 5*time.Minute {
+		t.Errorf("working directory %q, mount timeout %v", s.WorkingDirectory, s.Timeouts.Mount)
+	}
+
+	c, err := LoadConsole("tapectl.toml")
+	if err != nil {
+		t.Fatalf("tapectl.toml: %v", err)
+	}
+	if c.Name != "admin" || c.Director.Address != "127.0.0.1:9101" || c.TLS.Key != filepath.Join(top, "pki", "admin.key") {
+		t.Errorf("tapectl.toml loaded as %+v", c)
+	}
+
+	// Every *.toml shipped here is one of the three and loads.
+	files, _ := filepath.Glob("*.toml")
+	if len(files) != 3 {
+		t.Errorf("configs/ ships %v; the test knows director, storaged and tapectl", files)
+	}
+}
+
+// write puts text in a temp file and returns its path.
+func write(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// shipped returns a shipped file's text with old replaced by new (which
+// must change it).
+func shipped(t *testing.T, name, old, new string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.Contains(s, old) {
+		t.Fatalf("%s has no %q", name, old)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+// lineOfText returns the 1-based line of the first line containing sub.
+func lineOfText(t *testing.T, text, sub string) int {
+	t.Helper()
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line contains %q", sub)
+	return 0
+}
+
+func wantErr(t *testing.T, err error, subs ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; want one containing %q", subs)
+	}
+	for _, s := range subs {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q\ndoes not contain %q", err, s)
+		}
+	}
+}
+
+func TestUnknownKeyNamesFileLineAndKey(t *testing.T) {
+	text := shipped(t, "director.toml", "database = \"tapeward\"", "database = \"tapeward\"\ndatbase = \"typo\"")
+	p := write(t, "director.toml", text)
+	_, err := LoadDirector(p)
+	line := lineOfText(t, text, "datbase")
+	wantErr(t, err, p+":"+itoa(line)+":", `unknown key "datbase" in [catalog]`, "database", "password_file")
+}
+
+func TestUnknownKeyInArrayTableAndUnknownTable(t *testing.T) {
+	text := shipped(t, "storaged.toml", "name        = \"drive1\"", "name        = \"drive1\"\nblocksize = 5")
+	text += "\n[tuning]\nfoo = 1\n"
+	p := write(t, "storaged.toml", text)
+	_, err := LoadStoraged(p)
+	wantErr(t, err,
+		p+":"+itoa(lineOfText(t, text, "blocksize"))+`: unknown key "blocksize" in [drive]`,
+		"block_size",
+		p+":"+itoa(lineOfText(t, text, "[tuning]"))+`: unknown key "tuning" at the top level`)
+	if strings.Contains(err.Error(), `"foo"`) {
+		t.Errorf("keys inside an unknown table are reported too: %v", err)
+	}
+}
+
+func TestUnknownKeySecondOccurrenceGetsItsOwnLine(t *testing.T) {
+	text := `name = "sd1"
+listen = "127.0.0.1:9103"
+working_directory = "w"
+[tls]
+ca = "a"
+cert = "b"
+key = "c"
+[director]
+name = "director"
+address = "127.0.0.1:9101"
+[[keys.kek]]
+file = "k1"
+colour = "red"
+[[keys.kek]]
+file = "k2"
+colour = "blue"
+[[drive]]
+name = "d0"
+address = "/dev/sg1"
+`
+	p := write(t, "s.toml", text)
+	_, err := LoadStoraged(p)
+	wantErr(t, err, p+":13: unknown key \"colour\" in [keys.kek]", p+":16: unknown key \"colour\" in [keys.kek]")
+}
+
+func TestMalformedTOML(t *testing.T) {
+	text := shipped(t, "tapectl.toml", `name = "admin"`, `name = "admin`)
+	p := write(t, "tapectl.toml", text)
+	_, err := LoadConsole(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `name = "admin`))+": malformed TOML")
+}
+
+func TestBadPort(t *testing.T) {
+	text := shipped(t, "director.toml", "port     = 5432", "port     = 99999")
+	p := write(t, "director.toml", text)
+	_, err := LoadDirector(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, "99999"))+": [catalog] port = 99999: must be 1-65535")
+
+	text = shipped(t, "director.toml", "port     = 5432", `port     = "5432"`)
+	p = write(t, "director.toml", text)
+	_, err = LoadDirector(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `"5432"`))+": [catalog] port: must be a whole number", "without quotes")
+}
+
+func TestBadListenAddress(t *testing.T) {
+	text := shipped(t, "storaged.toml", `listen = "127.0.0.1:9103"`, `listen = "127.0.0.1"`)
+	p := write(t, "storaged.toml", text)
+	_, err := LoadStoraged(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `listen =`))+`: listen = "127.0.0.1": must be host:port`)
+
+	text = shipped(t, "director.toml", `address = "127.0.0.1:9103"`, `address = "127.0.0.1:0"`)
+	p = write(t, "director.toml", text)
+	_, err = LoadDirector(p)
+	wantErr(t, err, `[[storage]] #1 address = "127.0.0.1:0": the port must be a number 1-65535`)
+}
+
+func TestBadDuration(t *testing.T) {
+	text := shipped(t, "storaged.toml", `mount    = "5m"`, `mount    = "5 minutes"`)
+	p := write(t, "storaged.toml", text)
+	_, err := LoadStoraged(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, "5 minutes"))+": [timeouts] mount:", `"5 minutes" is not a duration`, `"30s"`)
+
+	text = shipped(t, "storaged.toml", `director = "30s"`, `director = 30`)
+	p = write(t, "storaged.toml", text)
+	_, err = LoadStoraged(p)
+	wantErr(t, err, "[timeouts] director: 30 has no unit", `"30s"`)
+}
+
+func TestBadSizeAndDevice(t *testing.T) {
+	text := shipped(t, "storaged.toml", `block_size  = "1MiB"     # default`, `block_size  = "1000B"     # default`)
+	text = strings.Replace(text, `address     = "vtl:../lib/vtl.sock#drive1"`, `address     = "tape0"`, 1)
+	p := write(t, "storaged.toml", text)
+	_, err := LoadStoraged(p)
+	wantErr(t, err,
+		p+":"+itoa(lineOfText(t, text, "1000B"))+`: [[drive]] #1 block_size = "1000B": must be a multiple of 512`,
+		p+":"+itoa(lineOfText(t, text, `"tape0"`))+`: [[drive]] #2 address = "tape0": must be a device path`)
+
+	text = shipped(t, "storaged.toml", `block_size  = "1MiB"     # default`, `block_size  = "1MB"     # default`)
+	_, err = LoadStoraged(write(t, "storaged.toml", text))
+	wantErr(t, err, `[drive] block_size: "1MB" is not a size`, "MiB")
+}
+
+func TestMissingRequired(t *testing.T) {
+	text := shipped(t, "director.toml", "database = \"tapeward\"\n", "")
+	text = strings.Replace(text, "name = \"director\"\n", "", 1)
+	p := write(t, "director.toml", text)
+	_, err := LoadDirector(p)
+	wantErr(t, err,
+		p+":"+itoa(lineOfText(t, text, "[catalog]"))+`: [catalog] database is missing; add e.g. database = "tapeward"`,
+		p+`: name is missing; add e.g. name = "director"`)
+
+	text = shipped(t, "director.toml", "active = true", "active = false")
+	_, err = LoadDirector(write(t, "director.toml", text))
+	wantErr(t, err, "0 KEKs are marked active = true; exactly one must be")
+
+	_, err = LoadConsole(write(t, "tapectl.toml", "name = \"admin\"\n"))
+	wantErr(t, err, `[director] address is missing`, `[tls] ca is missing`, `[tls] cert is missing`, `[tls] key is missing`)
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := LoadDirector(filepath.Join(t.TempDir(), "nope.toml"))
+	wantErr(t, err, "nope.toml: no such config file", "-c FILE")
+}
+
+func TestDriveNamesUnknownChanger(t *testing.T) {
+	text := shipped(t, "storaged.toml", `changer     = "changer0"                     # omit`, `changer     = "changer9"                     # omit`)
+	_, err := LoadStoraged(write(t, "storaged.toml", text))
+	wantErr(t, err, `[[drive]] #1 changer = "changer9": no [[changer]] has this name (known: changer0)`)
+}
+
+func TestSizeAndDurationParsing(t *testing.T) {
+	for in, want := range map[string]Size{"1MiB": 1 << 20, "256KiB": 256 << 10, "2GiB": 2 << 30, "65536": 65536, "512B": 512} {
+		var s Size
+		if err := s.UnmarshalText([]byte(in)); err != nil || s != want {
+			t.Errorf("Size(%q) = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, in := range []string{"", "1MB", "-5", "0", "1.5MiB", "MiB"} {
+		var s Size
+		if err := s.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("Size(%q) accepted as %d", in, s)
+		}
+	}
+	var d Duration
+	if err := d.UnmarshalText([]byte("1h30m")); err != nil || d.Duration != 90*time.Minute {
+		t.Errorf("Duration(1h30m) = %v, %v", d, err)
+	}
+	for _, in := range []string{"0s", "-1s", "soon", "10"} {
+		if err := d.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("Duration(%q) accepted", in)
+		}
+	}
+}
+
+func TestScanKeys(t *testing.T) {
+	text := "a = 1\n[t]\n\"x.y\" = 2\nb.c = 3 # c\ns = \"\"\"\nk = v\n\"\"\"\n[[arr]]\nn = 1\n[[arr]]\nn = 2\n"
+	got := scanKeys(text)
+	want := []struct {
+		path string
+		line int
+		aot  int
+	}{{"a", 1, -1}, {"t", 2, -1}, {"t|x.y", 3, -1}, {"t|b|c", 4, -1}, {"t|s", 5, -1}, {"arr", 8, 0}, {"arr|n", 9, 0}, {"arr", 10, 1}, {"arr|n", 11, 1}}
+	if len(got) != len(want) {
+		t.Fatalf("scanKeys found %+v", got)
+	}
+	for i, w := range want {
+		if strings.Join(got[i].path, "|") != w.path || got[i].line != w.line || got[i].aot != w.aot {
+			t.Errorf("entry %d = %+v, want %+v", i, got[i], w)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
