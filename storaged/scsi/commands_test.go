@@ -374,3 +374,12 @@ func TestBlockLimitsAndPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTransferredClamped(t *testing.T) {
+	c := &Command{Data: make([]byte, 10)}
+	for resid, want := range map[int]int{0: 10, 4: 6, 10: 0, 20: 0, -5: 10} {
+		if got := (Result{Resid: resid}).Transferred(c); got != want {
+			t.Errorf("resid %d: %d, want %d", resid, got, want)
+		}
+	}
+}

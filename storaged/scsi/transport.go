@@ -73,11 +73,15 @@ type Result struct {
 	DriverStatus uint16
 }
 
-// Transferred is the number of data bytes actually moved for cmd.
+// Transferred is the number of data bytes actually moved for cmd, within
+// 0..len(cmd.Data) whatever residual the transport reported.
 func (r Result) Transferred(cmd *Command) int {
 	n := len(cmd.Data) - r.Resid
 	if n < 0 {
 		return 0
+	}
+	if n > len(cmd.Data) {
+		return len(cmd.Data)
 	}
 	return n
 }

@@ -1,0 +1,198 @@
+package vtlwire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+)
+
+// serveOne runs a device side on conn: it reads the hello, then answers
+// every request with handler's response, until the connection closes.
+func serveOne(t *testing.T, conn net.Conn, refuse string, handler func(*Request) *Response) {
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	unit, err := ReadHello(br)
+	if err != nil {
+		t.Errorf("ReadHello: %v", err)
+		return
+	}
+	if unit != "drive0" {
+		refuse = "no unit " + unit
+	}
+	if err := WriteHelloReply(conn, refuse); err != nil || refuse != "" {
+		return
+	}
+	var buf []byte
+	for {
+		req, err := ReadRequest(br, &buf)
+		if err != nil {
+			return
+		}
+		if err := WriteResponse(conn, handler(req)); err != nil {
+			t.Errorf("WriteResponse: %v", err)
+			return
+		}
+	}
+}
+
+func TestRoundTripNetPipe(t *testing.T) {
+	cli, srv := net.Pipe()
+	var got []*Request
+	go serveOne(t, srv, "", func(r *Request) *Response {
+		cp := *r
+		cp.DataOut = append([]byte(nil), r.DataOut...)
+		got = append(got, &cp)
+		switch r.CDB[0] {
+		case scsi.OpInquiry:
+			return &Response{DataIn: []byte("0123456789"), Resid: int32(r.AllocLen - 10)}
+		case scsi.OpWrite6:
+			return &Response{}
+		case scsi.OpTestUnitReady:
+			return &Response{Status: scsi.StatusCheckCondition, Sense: []byte{0x70, 0, 2, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x3A, 0, 0, 0, 0, 0}}
+		case scsi.OpRewind:
+			return &Response{HostStatus: 3}
+		}
+		return &Response{Status: scsi.StatusBusy}
+	})
+	c := &Client{conn: cli, br: bufio.NewReader(cli), socket: "pipe", unit: "drive0"}
+	if err := WriteHello(cli, "drive0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := readHelloReply(c.br); err != nil {
+		t.Fatal(err)
+	}
+
+	inq := &scsi.Command{CDB: []byte{0x12, 0, 0, 0, 96, 0}, Dir: scsi.DirFromDevice, Data: make([]byte, 96), Timeout: 60 * time.Second}
+	res, err := c.Do(inq)
+	if err != nil || res.Status != 0 || res.Resid != 86 || string(inq.Data[:10]) != "0123456789" || res.Transferred(inq) != 10 {
+		t.Fatalf("INQUIRY: %+v %v %q", res, err, inq.Data[:10])
+	}
+	block := bytes.Repeat([]byte{0xA5, 0x5A}, 1<<17)
+	wr := &scsi.Command{CDB: scsi.Write6CDB(uint32(len(block))), Dir: scsi.DirToDevice, Data: block, Timeout: 1500 * time.Second}
+	if res, err = c.Do(wr); err != nil || res.Status != 0 {
+		t.Fatalf("WRITE: %+v %v", res, err)
+	}
+	tur := &scsi.Command{CDB: make([]byte, 6), Timeout: time.Minute}
+	if res, err = c.Do(tur); err != nil || res.Status != scsi.StatusCheckCondition || len(res.Sense) != 18 || res.Sense[12] != 0x3A {
+		t.Fatalf("TUR: %+v %v", res, err)
+	}
+	rw := &scsi.Command{CDB: []byte{1, 0, 0, 0, 0, 0}, Timeout: 600 * time.Second}
+	if res, err = c.Do(rw); err != nil || res.HostStatus != 3 {
+		t.Fatalf("REWIND: %+v %v", res, err)
+	}
+	spin := &scsi.Command{CDB: scsi.SecurityProtocolInCDB(0x20, 0x20, 8192), Dir: scsi.DirFromDevice, Data: make([]byte, 8192), Timeout: time.Minute}
+	if res, err = c.Do(spin); err != nil || res.Status != scsi.StatusBusy {
+		t.Fatalf("busy: %+v %v", res, err)
+	}
+
+	// What the device side decoded.
+	if len(got) != 5 {
+		t.Fatalf("%d requests", len(got))
+	}
+	if got[0].Dir != scsi.DirFromDevice || got[0].AllocLen != 96 || !bytes.Equal(got[0].CDB, inq.CDB) || got[0].Timeout != time.Minute {
+		t.Errorf("INQUIRY request %+v", got[0])
+	}
+	if got[1].Dir != scsi.DirToDevice || !bytes.Equal(got[1].DataOut, block) || got[1].Timeout != 1500*time.Second {
+		t.Errorf("WRITE request: dir %v len %d", got[1].Dir, len(got[1].DataOut))
+	}
+	if got[2].Dir != scsi.DirNone || got[2].AllocLen != 0 || len(got[2].DataOut) != 0 {
+		t.Errorf("TUR request %+v", got[2])
+	}
+	if !bytes.Equal(got[4].CDB, spin.CDB) || got[4].AllocLen != 8192 {
+		t.Errorf("SPIN request %+v", got[4])
+	}
+	c.Close()
+}
+
+func TestDialUnixSocketAndRefusal(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "vtl.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveOne(t, conn, "", func(r *Request) *Response {
+				return &Response{DataIn: bytes.Repeat([]byte{7}, r.AllocLen), Resid: 0}
+			})
+		}
+	}()
+	c, err := Dial(sock, "drive0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != "vtl:"+sock+"#drive0" {
+		t.Fatalf("Addr %q", c.Addr())
+	}
+	rd := &scsi.Command{CDB: scsi.Read6CDB(1<<20, true), Dir: scsi.DirFromDevice, Data: make([]byte, 1<<20), Timeout: time.Minute}
+	res, err := c.Do(rd)
+	if err != nil || res.Transferred(rd) != 1<<20 || rd.Data[1<<20-1] != 7 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	c.Close()
+
+	_, err = Dial(sock, "drive9")
+	if err == nil || !strings.Contains(err.Error(), "no unit drive9") {
+		t.Fatalf("refusal: %v", err)
+	}
+	_, err = Dial(filepath.Join(t.TempDir(), "absent.sock"), "drive0")
+	if err == nil || !strings.Contains(err.Error(), "is `vtl serve --socket") {
+		t.Fatalf("absent socket: %v", err)
+	}
+}
+
+func TestCodecRejects(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteRequest(&b, &scsi.Command{}); err == nil {
+		t.Fatal("empty CDB accepted")
+	}
+	if err := WriteRequest(&b, &scsi.Command{CDB: make([]byte, 17)}); err == nil {
+		t.Fatal("17-byte CDB accepted")
+	}
+	var buf []byte
+	for name, frame := range map[string][]byte{
+		"direction 3":     {3, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"cdb length 0":    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"cdb length 17":   {0, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"data with none":  {0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+		"data over limit": {2, 6, 0, 0, 0, 0, 0, 0, 0x7F, 0, 0, 0},
+	} {
+		if _, err := ReadRequest(bytes.NewReader(frame), &buf); !errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := ReadHello(strings.NewReader("HTTP/")); !errors.Is(err, ErrProtocol) {
+		t.Fatal("bad magic accepted")
+	}
+	// A device sending more data-in than the buffer holds is a protocol error.
+	var resp bytes.Buffer
+	if err := WriteResponse(&resp, &Response{DataIn: make([]byte, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readResponse(&resp, &scsi.Command{CDB: []byte{0x12}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)})
+	if !errors.Is(err, ErrProtocol) {
+		t.Fatalf("overlong data-in: %v", err)
+	}
+	if err := WriteResponse(&resp, &Response{Sense: make([]byte, 256)}); err == nil {
+		t.Fatal("256-byte sense accepted")
+	}
+	// Negative residual survives the trip.
+	resp.Reset()
+	_ = WriteResponse(&resp, &Response{Resid: -512})
+	r, err := readResponse(&resp, &scsi.Command{CDB: []byte{8}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)})
+	if err != nil || r.Resid != -512 {
+		t.Fatalf("resid %d %v", r.Resid, err)
+	}
+}
