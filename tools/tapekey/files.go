@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -50,7 +51,11 @@ func writeNewPrivateFile(kind, path string, content []byte) error {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s %s already exists; refusing to overwrite it (choose another --out, or move the old file away first)", kind, path)
 		}
-		return fmt.Errorf("creating %s %s: %w", kind, path, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot create %s %s: %w", kind, path, err)
 	}
 	fail := func(err error) error {
 		f.Close()

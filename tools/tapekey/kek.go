@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
@@ -97,7 +99,11 @@ func kekID(c *cli, f *flags, args []string) error {
 			return err
 		}
 		defer kek.Destroy()
-		info.KEKID, info.Sealed = kek.ID(), *master != ""
+		info.KEKID = kek.ID()
+		info.Sealed, err = isSealed(path)
+		if err != nil {
+			return err
+		}
 	case string(keys.SchemeBareos):
 		if *master != "" {
 			return usagef("%s: --master applies to Tapeward KEK files, not --scheme bareos", f.path)
@@ -116,4 +122,16 @@ func kekID(c *cli, f *flags, args []string) error {
 	}
 	_, err = fmt.Fprintln(c.stdout, info.KEKID)
 	return err
+}
+
+// isSealed reports whether a KEK file that has just loaded is a sealed one.
+func isSealed(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	head := make([]byte, len(keys.SealedKEKHeader))
+	n, _ := io.ReadFull(f, head)
+	return string(head[:n]) == keys.SealedKEKHeader, nil
 }

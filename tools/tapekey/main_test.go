@@ -389,6 +389,15 @@ func TestMasterKeysetAndSealedKEK(t *testing.T) {
 		}
 	}
 	fails(t, 1, dir, "", []string{"kek", "id", "kek.sealed"}, "sealed with Tink", "--master")
+	js = ok(t, dir, "", "kek", "id", "--json", "kek.sealed", "--master", "master.json")
+	if !strings.Contains(js, `"sealed":true`) || !strings.Contains(js, id) {
+		t.Fatalf("kek id --json of a sealed file = %s", js)
+	}
+	ok(t, dir, "", "kek", "new", "--out", "plain.key")
+	if js := ok(t, dir, "", "kek", "id", "--json", "plain.key", "--master", "master.json"); !strings.Contains(js, `"sealed":false`) {
+		t.Fatalf("kek id --json of a plain file with --master = %s", js)
+	}
+	fails(t, 1, dir, "", []string{"kek", "new", "--out", "no/such/dir/k.key"}, "cannot create KEK file no/such/dir/k.key: no such file or directory")
 	// Volume keys under the sealed KEK.
 	outKey := ok(t, dir, "", "key", "new", "--kek", "kek.sealed", "--master", "master.json", "--json")
 	var info map[string]string

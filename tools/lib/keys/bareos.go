@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -35,8 +36,13 @@ func ParseBareosKEK(s string) (*BareosKEK, error) {
 		return nil, &FormatError{What: "Bareos KEK string", Want: "at least 16 bytes (Bareos uses its first 16 bytes as an AES-128 key)", Got: len(s), Unit: "bytes",
 			Hint: "use the exact KEK string from the Bareos configuration"}
 	}
-	b := []byte(s[:bareosKEKLen])
-	return &BareosKEK{b: b, id: KEKIDOf(b)}, nil
+	return newBareosKEK([]byte(s[:bareosKEKLen])), nil
+}
+
+// newBareosKEK keeps the first 16 bytes of b (len(b) >= 16), copied.
+func newBareosKEK(b []byte) *BareosKEK {
+	c := bytes.Clone(b[:bareosKEKLen])
+	return &BareosKEK{b: c, id: KEKIDOf(c)}
 }
 
 // LoadBareosKEKFile reads a text file holding a Bareos KEK string (one
@@ -48,12 +54,12 @@ func LoadBareosKEKFile(path string) (*BareosKEK, error) {
 		return nil, err
 	}
 	defer clear(content)
-	s := trimNewline(string(content))
+	s := bytes.TrimSuffix(bytes.TrimSuffix(content, []byte("\n")), []byte("\r"))
 	if len(s) < bareosKEKLen {
 		return nil, &FormatError{What: "Bareos KEK file " + path, Want: "a KEK string of at least 16 bytes (Bareos uses its first 16 bytes as an AES-128 key)", Got: len(s), Unit: "bytes",
 			Hint: "put the exact KEK string from the Bareos configuration in the file"}
 	}
-	return ParseBareosKEK(s)
+	return newBareosKEK(s), nil
 }
 
 // ID returns the Bareos KEK id (KEKIDOf its 16 used bytes).

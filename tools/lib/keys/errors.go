@@ -27,6 +27,10 @@ func (e *UnwrapError) Error() string {
 	if errors.Is(e.Err, ErrIntegrity) {
 		return fmt.Sprintf("unwrap failed: this string was not wrapped with KEK %s (integrity check failed) — or it is corrupt", e.KEKID)
 	}
+	var nf *KEKNotFoundError
+	if e.KEKID != "" && !errors.As(e.Err, &nf) {
+		return fmt.Sprintf("unwrap failed (KEK %s): %s", e.KEKID, e.Err)
+	}
 	return "unwrap failed: " + e.Err.Error()
 }
 

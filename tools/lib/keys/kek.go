@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 // KEKLen is the length of a v1 key encryption key (AES-256).
@@ -199,10 +198,4 @@ func readPrivateFile(kind, path string) ([]byte, error) {
 			return nil, keyFileError(kind, path, err)
 		}
 	}
-}
-
-// trimNewline removes one trailing "\n" or "\r\n".
-func trimNewline(s string) string {
-	s = strings.TrimSuffix(s, "\n")
-	return strings.TrimSuffix(s, "\r")
 }

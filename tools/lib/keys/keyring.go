@@ -212,6 +212,10 @@ func (r *Keyring) Unwrap(sk StoredKey) ([]byte, error) {
 	var key []byte
 	switch sk.Scheme {
 	case SchemeV1:
+		if sk.KEKID == "" {
+			return nil, &UnwrapError{Scheme: SchemeV1, Err: &FormatError{What: "stored v1 key", Detail: "has no KEK id",
+				Hint: "a v1 key is stored with the id of the KEK that wrapped it (kek_id)"}}
+		}
 		kek, ok := r.Get(sk.KEKID)
 		if !ok {
 			return nil, &UnwrapError{Scheme: SchemeV1, KEKID: sk.KEKID, Err: &KEKNotFoundError{Needed: sk.KEKID, Have: r.IDs()}}

@@ -432,3 +432,69 @@ func TestPrintingNeverShowsBytes(t *testing.T) {
 		t.Fatal("String does not identify the key")
 	}
 }
+
+func TestUnwrapErrorNamesKEKForCorruptStrings(t *testing.T) {
+	kek := newTestKEK(t, 1)
+	r, _ := NewKeyring(kek)
+	sk, _ := r.WrapNew()
+	sk.Value = sk.Value[:12]
+	_, err := r.Unwrap(sk)
+	want := "unwrap failed (KEK " + kek.ID() + "): stored v1 key must be 54 base64 characters (40 bytes); got 12"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant  %s", err, want)
+	}
+	sk.KEKID = ""
+	if _, err := r.Unwrap(sk); err == nil || !strings.Contains(err.Error(), "has no KEK id") {
+		t.Fatalf("no KEK id: %v", err)
+	}
+}
+
+// FuzzUnwrapStored feeds arbitrary stored strings to both schemes: no
+// panic, no key on failure, and whatever succeeds is canonical (wrapping the
+// result again gives the same string, modulo Bareos' optional padding).
+func FuzzUnwrapStored(f *testing.F) {
+	kek := newTestKEK(f, 1)
+	bk, _ := ParseBareosKEK(bareosExampleKEK)
+	r, _ := NewKeyring(kek)
+	r.AddBareos(bk)
+	sk, _ := r.Wrap(bytes.Repeat([]byte{3}, 32))
+	plain, _ := WrapBareos(nil, []byte(bareosExamplePass))
+	for _, s := range []string{sk.Value, sk.Value + "=", sk.Value[:53], bareosExampleStored, bareosExampleStored + "==", plain, "", "====", "*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := UnwrapV1(kek, s)
+		if (err == nil) == (k == nil) {
+			t.Fatalf("v1: key %v with err %v", k != nil, err)
+		}
+		if err == nil {
+			again, _ := WrapV1(kek, k)
+			if again.Value != s {
+				t.Fatalf("v1: %q unwrapped but rewraps to %q", s, again.Value)
+			}
+		}
+		p, err := UnwrapBareos(bk, s)
+		if (err == nil) == (p == nil) {
+			t.Fatalf("bareos: passphrase %v with err %v", p != nil, err)
+		}
+		if err == nil {
+			// Bareos' decoder ignores the unused trailing bits, and so does
+			// ours: compare what the strings decode to.
+			var again string
+			if len(strings.TrimRight(s, "=")) == BareosPlainLen {
+				again, _ = WrapBareos(nil, p)
+			} else {
+				again, _ = WrapBareos(bk, p)
+			}
+			a, _ := base64.RawStdEncoding.DecodeString(again)
+			b, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+			if !bytes.Equal(a, b) {
+				t.Fatalf("bareos: %q unwrapped but rewraps to %q", s, again)
+			}
+		}
+		var ue *UnwrapError
+		if _, err := r.Unwrap(StoredKey{Scheme: SchemeV1, KEKID: kek.ID(), Value: s}); err != nil && !errors.As(err, &ue) {
+			t.Fatalf("keyring error is not *UnwrapError: %v", err)
+		}
+	})
+}

@@ -11,8 +11,11 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
-// sealedMagic starts the first line of a sealed KEK file.
-const sealedMagic = "tapeward-sealed-kek v1 "
+// SealedKEKHeader starts the first line of a sealed KEK file; the KEK id
+// follows it on the same line.
+const SealedKEKHeader = "tapeward-sealed-kek v1 "
+
+const sealedMagic = SealedKEKHeader
 
 // sealedAD is the Tink associated data of a sealed KEK: it binds the KEK id
 // written in the header to the ciphertext.

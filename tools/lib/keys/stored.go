@@ -86,8 +86,8 @@ func EncodeV1(wrapped []byte) string { return base64.RawStdEncoding.EncodeToStri
 // padding, canonical trailing bits. Errors are *FormatError.
 func DecodeV1(value string) ([]byte, error) {
 	const what = "stored v1 key"
-	if trimmed := strings.TrimRight(value, "="); trimmed != value && len(trimmed) == V1StoredLen {
-		return nil, &FormatError{What: what, Detail: "has '=' padding; stored v1 keys are 54 base64 characters without padding",
+	if trimmed := strings.TrimRight(value, "="); trimmed != value {
+		return nil, &FormatError{What: what, Detail: fmt.Sprintf("has '=' padding (%d characters, %d without it); stored v1 keys are 54 base64 characters without padding", len(value), len(trimmed)),
 			Hint: "remove the trailing '='"}
 	}
 	if len(value) != V1StoredLen {
