@@ -98,6 +98,9 @@ func dispatch(c *cli, args []string) error {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			if g := findGroup(rest[0]); g != nil {
+				if g.leaf != nil {
+					return g.leaf.run(c, newFlags(g, g.leaf), []string{"--help"})
+				}
 				printGroupHelp(c.stdout, g)
 				return nil
 			}

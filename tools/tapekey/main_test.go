@@ -154,6 +154,9 @@ func TestHelp(t *testing.T) {
 			t.Fatalf("wrap --help does not list %s:\n%s", w, out)
 		}
 	}
+	if out2 := ok(t, dir, "", "help", "wrap"); out2 != out {
+		t.Fatalf("help wrap differs from wrap --help:\n%s", out2)
+	}
 	if out := ok(t, dir, "", "kek", "new", "-h"); !strings.Contains(out, "-seal-with") {
 		t.Fatalf("kek new -h: %s", out)
 	}

@@ -65,19 +65,14 @@ func LoadBareosKEKFile(path string) (*BareosKEK, error) {
 // ID returns the Bareos KEK id (KEKIDOf its 16 used bytes).
 func (k *BareosKEK) ID() string { return k.id }
 
-// String returns "Bareos KEK <id>".
-func (k *BareosKEK) String() string {
-	if k == nil {
-		return "Bareos KEK <nil>"
-	}
-	return "Bareos KEK " + k.id
-}
+// String returns "Bareos KEK <id>" (value receivers, as for KEK).
+func (k BareosKEK) String() string { return "Bareos KEK " + k.id }
 
 // GoString is String.
-func (k *BareosKEK) GoString() string { return k.String() }
+func (k BareosKEK) GoString() string { return k.String() }
 
 // Format prints String for every verb.
-func (k *BareosKEK) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
+func (k BareosKEK) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 // Destroy zeroes the KEK bytes.
 func (k *BareosKEK) Destroy() { clear(k.b) }

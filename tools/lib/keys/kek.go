@@ -53,19 +53,15 @@ func ParseKEKHex(s string) (*KEK, error) {
 // ID returns the KEK id, KEKIDOf the KEK bytes.
 func (k *KEK) ID() string { return k.id }
 
-// String returns "KEK <id>"; never the bytes.
-func (k *KEK) String() string {
-	if k == nil {
-		return "KEK <nil>"
-	}
-	return "KEK " + k.id
-}
+// String returns "KEK <id>"; never the bytes. String, GoString and Format
+// have value receivers so that a copied KEK value prints safely too.
+func (k KEK) String() string { return "KEK " + k.id }
 
 // GoString is String.
-func (k *KEK) GoString() string { return k.String() }
+func (k KEK) GoString() string { return k.String() }
 
 // Format prints String for every verb (%x included).
-func (k *KEK) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
+func (k KEK) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 // Destroy zeroes the KEK bytes; the KEK is unusable afterwards.
 func (k *KEK) Destroy() { clear(k.b) }

@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -418,7 +419,26 @@ func TestPrintingNeverShowsBytes(t *testing.T) {
 	secrets := append(secretForms(kek.b), secretForms(bk.b)...)
 	secrets = append(secrets, secretForms([]byte(bareosExamplePass))...)
 	secrets = append(secrets, plain)
-	for _, v := range []any{kek, bk, r, sk, &sk} {
+	dir := t.TempDir()
+	mk, _ := NewMasterKeysetJSON()
+	mp := writeFile(t, dir, "m.json", mk, 0o600)
+	m, err := LoadMasterKeyset(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks struct {
+		Key []struct {
+			KeyData struct{ Value string }
+		}
+	}
+	if err := json.Unmarshal(mk, &ks); err != nil || len(ks.Key) != 1 || len(ks.Key[0].KeyData.Value) < 40 {
+		t.Fatalf("cannot read the master key from the keyset JSON: %v", err)
+	}
+	secrets = append(secrets, ks.Key[0].KeyData.Value[8:], ks.Key[0].KeyData.Value[len(ks.Key[0].KeyData.Value)-20:])
+	if mb, err := base64.StdEncoding.DecodeString(ks.Key[0].KeyData.Value); err == nil && len(mb) > 32 {
+		secrets = append(secrets, secretForms(mb[len(mb)-32:])...)
+	}
+	for _, v := range []any{kek, *kek, bk, *bk, r, sk, &sk, m, *m} {
 		for _, f := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%q"} {
 			out := sprintf(f, v)
 			for _, s := range secrets {

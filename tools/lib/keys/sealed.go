@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
@@ -29,10 +30,13 @@ type MasterKeyset struct {
 }
 
 // String returns "master keyset <path>".
-func (m *MasterKeyset) String() string { return "master keyset " + m.path }
+func (m MasterKeyset) String() string { return "master keyset " + m.path }
 
 // GoString is String.
-func (m *MasterKeyset) GoString() string { return m.String() }
+func (m MasterKeyset) GoString() string { return m.String() }
+
+// Format prints String for every verb, so Tink's key never shows.
+func (m MasterKeyset) Format(f fmt.State, _ rune) { io.WriteString(f, m.String()) }
 
 // NewMasterKeysetJSON generates a new Tink AES-256-GCM keyset and returns
 // it as cleartext JSON (the master keyset file). Write it with mode 0600.
