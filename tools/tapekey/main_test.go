@@ -207,7 +207,7 @@ func TestKEKNewAndID(t *testing.T) {
 	fails(t, 1, dir, "", []string{"kek", "id", "missing.key"}, "missing.key does not exist")
 	os.WriteFile(filepath.Join(dir, "junk.key"), []byte("not a key\n"), 0o600)
 	fails(t, 1, dir, "", []string{"kek", "id", "junk.key"}, "64 hex characters")
-	noLeak(t, [][]byte{kek}, r.stderr, js, js2)
+	noLeak(t, [][]byte{kek}, id, r.stderr, js, js2)
 }
 
 func TestKeyNewWrapUnwrap(t *testing.T) {

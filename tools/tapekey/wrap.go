@@ -108,6 +108,7 @@ func wrapOrUnwrap(c *cli, f *flags, args []string, wrap bool) error {
 	if err != nil {
 		return err
 	}
+	defer clear(in)
 	key, err := keys.UnwrapV1(kek, string(in))
 	if err != nil {
 		return err
@@ -142,6 +143,7 @@ func bareosWrap(c *cli, kekPath string, wrap bool) error {
 	if err != nil {
 		return err
 	}
+	defer clear(in) // the 43-character form is the passphrase itself
 	p, err := keys.UnwrapBareos(kek, string(in))
 	if err != nil {
 		return err
