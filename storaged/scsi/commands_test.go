@@ -383,3 +383,31 @@ func TestTransferredClamped(t *testing.T) {
 		}
 	}
 }
+
+func TestUnitAttentionHandling(t *testing.T) {
+	ua := "70 00 06 00 00 00 00 0A 00 00 00 00 29 00 00 00 00 00"
+	dev, ft := script(t,
+		// A query swallows the UA and re-issues.
+		senseBytes(t, ua),
+		func(c *Command) Result { return reply(c, hx(t, "00 80 00 00 00 01")) },
+		// Motion commands never do.
+		senseBytes(t, ua),
+		// DrainUnitAttentions: two UAs, then no medium.
+		senseBytes(t, ua),
+		senseBytes(t, "70 00 06 00 00 00 00 0A 00 00 00 00 28 00 00 00 00 00"),
+		senseBytes(t, "70 00 02 00 00 00 00 0A 00 00 00 00 3A 00 00 00 00 00"),
+	)
+	var seen []ASCQ
+	dev.OnUnitAttention = func(s *Sense) { seen = append(seen, s.Code()) }
+	l, err := dev.ReadBlockLimits()
+	if err != nil || l.Max != 8<<20 || len(ft.cmds) != 2 || len(seen) != 1 || seen[0] != ASCPowerOnReset {
+		t.Fatalf("%+v %v cmds %d seen %v", l, err, len(ft.cmds), seen)
+	}
+	if err := dev.Rewind(false); !IsUnitAttention(err) {
+		t.Fatalf("REWIND swallowed a UA: %v", err)
+	}
+	uas, err := dev.DrainUnitAttentions()
+	if len(uas) != 2 || uas[1].Code() != ASCMediumMayHaveChanged || !IsNoMedium(err) {
+		t.Fatalf("%v %v", uas, err)
+	}
+}

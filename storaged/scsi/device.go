@@ -256,6 +256,12 @@ type Device struct {
 	// Timeouts overrides the per-opcode defaults.
 	Timeouts map[byte]time.Duration
 
+	// OnUnitAttention, if set, is told about every unit attention that a
+	// query command (INQUIRY, MODE/LOG SENSE, READ POSITION, READ ELEMENT
+	// STATUS, SPIN …) swallowed and retried. Data-path and motion commands
+	// never swallow one: the caller sees it as an error.
+	OnUnitAttention func(*Sense)
+
 	tde *ProbeResult // cached encryption capabilities (Probe)
 }
 
@@ -335,15 +341,53 @@ func (d *Device) Exec(cmd *Command) (Result, error) {
 	return res, nil
 }
 
-// dataIn runs a data-in command with an n-byte buffer and returns the
-// bytes transferred.
+// dataIn runs a data-in query with an n-byte buffer and returns the bytes
+// transferred. Queries change nothing on the device, so a unit attention
+// (the command was not executed) is reported to OnUnitAttention and the
+// command re-issued, a bounded number of times.
 func (d *Device) dataIn(cdb []byte, n int) ([]byte, error) {
-	cmd := &Command{CDB: cdb, Dir: DirFromDevice, Data: make([]byte, n)}
-	res, err := d.Exec(cmd)
-	if err != nil {
-		return nil, err
+	var err error
+	for i := 0; i < uaRetries; i++ {
+		cmd := &Command{CDB: cdb, Dir: DirFromDevice, Data: make([]byte, n)}
+		var res Result
+		res, err = d.Exec(cmd)
+		if err == nil {
+			return cmd.Data[:res.Transferred(cmd)], nil
+		}
+		if !d.noteUA(err) {
+			return nil, err
+		}
 	}
-	return cmd.Data[:res.Transferred(cmd)], nil
+	return nil, err
+}
+
+func (d *Device) noteUA(err error) bool {
+	s, ok := SenseOf(err)
+	if !ok || s.Key != SenseUnitAttention {
+		return false
+	}
+	if d.OnUnitAttention != nil {
+		d.OnUnitAttention(s)
+	}
+	return true
+}
+
+// DrainUnitAttentions issues TEST UNIT READY until it stops answering
+// UNIT ATTENTION (at most 16 times), as an initiator does after opening a
+// device or after a load. It returns the attentions seen (power on, medium
+// changed, parameters changed …) and the final TEST UNIT READY error (nil
+// when ready; IsNoMedium, IsBecomingReady … otherwise).
+func (d *Device) DrainUnitAttentions() ([]*Sense, error) {
+	var seen []*Sense
+	for i := 0; i < 16; i++ {
+		err := d.TestUnitReady()
+		s, ok := SenseOf(err)
+		if !ok || s.Key != SenseUnitAttention {
+			return seen, err
+		}
+		seen = append(seen, s)
+	}
+	return seen, fmt.Errorf("%s: still reporting unit attentions after 16 TEST UNIT READY", d.Addr())
 }
 
 // dataOut runs a data-out command.

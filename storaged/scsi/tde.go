@@ -16,7 +16,7 @@ const spinAlloc = 8192
 // swallows: a UA means the command was not executed (§4.4).
 const uaRetries = 4
 
-func retryUA[T any](f func() (T, error)) (T, error) {
+func retryUA[T any](f func() (T, error)) (T, error) { // for SPOUT; queries retry in dataIn
 	var v T
 	var err error
 	for i := 0; i < uaRetries; i++ {

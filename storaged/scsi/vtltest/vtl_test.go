@@ -1,0 +1,598 @@
+// Package vtltest runs the SCSI initiator against a real vtl process over
+// its unix socket: TestMain builds ./tools/vtl with `go build`, starts
+// `vtl serve` (drive0 IBM-like, drive1 no-AME) and the tests drive it
+// through storaged/scsi/dial exactly as storaged and tapekey will.
+package vtltest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/dial"
+)
+
+var (
+	vtlBin  string
+	sockets string // socket of the running vtl
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "tapeward-vtltest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vtltest:", err)
+		return 1
+	}
+	vtlBin = filepath.Join(tmp, "vtl")
+	build := exec.Command("go", "build", "-o", vtlBin, "./tools/vtl")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "vtltest: building ./tools/vtl: %v\n%s", err, out)
+		return 1
+	}
+	sockets = filepath.Join(tmp, "vtl.sock")
+	logf, _ := os.Create(filepath.Join(tmp, "vtl.log"))
+	srv := exec.Command(vtlBin, "serve", "--dir", filepath.Join(tmp, "lib"), "--socket", sockets,
+		"--slots", "8", "--drives", "2", "--capacity", "2GiB", "--personality", "drive1=no-ame", "--load-delay", "50ms")
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := os.MkdirAll(filepath.Join(tmp, "lib"), 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "vtltest: starting vtl:", err)
+		return 1
+	}
+	defer func() {
+		srv.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			srv.Process.Kill()
+			<-done
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("unix", sockets)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(tmp, "vtl.log"))
+			fmt.Fprintf(os.Stderr, "vtltest: vtl did not start listening: %v\n%s", err, log)
+			return 1
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code := m.Run()
+	if code != 0 {
+		log, _ := os.ReadFile(filepath.Join(tmp, "vtl.log"))
+		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", log)
+	}
+	return code
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the tapeward module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func open(t testing.TB, unit string) *scsi.Device {
+	t.Helper()
+	d, err := dial.OpenDevice("vtl:" + sockets + "#" + unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// waitReady polls TEST UNIT READY through "becoming ready" and unit
+// attentions, as storaged does after a load.
+func waitReady(t testing.TB, d *scsi.Device) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := d.TestUnitReady()
+		if err == nil {
+			return
+		}
+		if !scsi.IsBecomingReady(err) && !scsi.IsUnitAttention(err) || time.Now().After(deadline) {
+			t.Fatalf("drive not ready: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type vtlStatus struct {
+	Slots []struct {
+		Slot    int    `json:"slot"`
+		Address int    `json:"address"`
+		Barcode string `json:"barcode"`
+	} `json:"slots"`
+}
+
+func panelStatus(t testing.TB) vtlStatus {
+	t.Helper()
+	out, err := exec.Command(vtlBin, "status", "--socket", sockets, "--json").Output()
+	if err != nil {
+		t.Fatalf("vtl status: %v", err)
+	}
+	var st vtlStatus
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("vtl status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func find(els []scsi.Element, typ scsi.ElementType, addr uint16) (scsi.Element, bool) {
+	for _, e := range els {
+		if e.Type == typ && e.Address == addr {
+			return e, true
+		}
+	}
+	return scsi.Element{}, false
+}
+
+// ensureLoaded puts the cartridge of slot n (1-based) into drive 0 unless
+// drive 0 already holds one, and waits until it is ready.
+func ensureLoaded(t testing.TB, n int) *scsi.Device {
+	t.Helper()
+	ch := open(t, "changer")
+	ea, err := ch.ElementAddresses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	els, err := ch.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d0, ok := find(els, scsi.ElementDataTransfer, ea.FirstDataTransfer); !ok || !d0.Full {
+		src := ea.FirstStorage + uint16(n-1)
+		if s, ok := find(els, scsi.ElementStorage, src); !ok || !s.Full {
+			for _, e := range els {
+				if e.Type == scsi.ElementStorage && e.Full {
+					src = e.Address
+					break
+				}
+			}
+		}
+		if err := ch.MoveMedium(0, src, ea.FirstDataTransfer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := open(t, "drive0")
+	waitReady(t, d)
+	return d
+}
+
+func TestNoAMEDrive(t *testing.T) {
+	d := open(t, "drive1")
+	p, err := d.Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "no application-managed encryption: SECURITY PROTOCOL IN not supported (ILLEGAL REQUEST 20/00)"
+	if p.AME || p.Reason != want {
+		t.Fatalf("AME %t, reason %q", p.AME, p.Reason)
+	}
+	_, err = d.SetKey(make([]byte, 32), scsi.SetKeyOpts{})
+	if !scsi.IsNoAME(err) || !strings.Contains(err.Error(), "vtl:"+sockets+"#drive1: "+want) {
+		t.Fatalf("SetKey: %v", err)
+	}
+}
+
+func TestLibrary(t *testing.T) {
+	drv := open(t, "drive0")
+	ch := open(t, "changer")
+
+	t.Run("no cartridge", func(t *testing.T) {
+		var err error
+		for i := 0; i < 5; i++ { // power-on unit attention first
+			if err = drv.TestUnitReady(); !scsi.IsUnitAttention(err) {
+				break
+			}
+		}
+		if !scsi.IsNoMedium(err) || !strings.Contains(err.Error(), "no cartridge in drive") {
+			t.Fatalf("TUR on an empty drive: %v", err)
+		}
+		_, err = drv.Read(make([]byte, 1024), true)
+		if !scsi.IsNoMedium(err) || !strings.Contains(err.Error(), "READ(6): NOT READY: no cartridge in drive") {
+			t.Fatalf("READ on an empty drive: %v", err)
+		}
+	})
+
+	t.Run("probe ibm", func(t *testing.T) {
+		q, err := drv.Inquiry()
+		if err != nil || q.DeviceType != scsi.TypeTape {
+			t.Fatalf("%+v %v", q, err)
+		}
+		p, err := drv.Probe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.AME || p.KeySize != 32 || p.MaxUKAD < 16 || p.Algorithm == nil || p.Algorithm.Algorithm != scsi.AlgorithmAES256GCM {
+			t.Fatalf("%s", p)
+		}
+		// The index is the DEC descriptor's, not a constant.
+		found := false
+		for _, a := range p.Capabilities.Algorithms {
+			found = found || (a.Index == p.AlgorithmIndex && a.IsAES256GCMHardware())
+		}
+		if !found {
+			t.Fatalf("algorithm index %d not from DEC %s", p.AlgorithmIndex, p.Capabilities)
+		}
+		js, err := json.Marshal(p)
+		if err != nil || !strings.Contains(string(js), `"ame":true`) {
+			t.Fatalf("%s %v", js, err)
+		}
+	})
+
+	var ea *scsi.ElementAddressAssignment
+	t.Run("changer inventory", func(t *testing.T) {
+		var err error
+		ea, err = ch.ElementAddresses()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ea.NumStorage != 8 || ea.NumDataTransfer != 2 || ea.NumTransport < 1 {
+			t.Fatalf("%+v", ea)
+		}
+		els, err := ch.Inventory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := map[scsi.ElementType]int{}
+		for _, e := range els {
+			counts[e.Type]++
+		}
+		if counts[scsi.ElementStorage] != int(ea.NumStorage) || counts[scsi.ElementDataTransfer] != int(ea.NumDataTransfer) ||
+			counts[scsi.ElementTransport] != int(ea.NumTransport) || counts[scsi.ElementImportExport] != int(ea.NumImportExport) {
+			t.Fatalf("element counts %v vs page 0x1D %+v", counts, ea)
+		}
+		st := panelStatus(t)
+		if len(st.Slots) != 8 {
+			t.Fatalf("vtl status: %d slots", len(st.Slots))
+		}
+		for _, s := range st.Slots {
+			e, ok := find(els, scsi.ElementStorage, uint16(s.Address))
+			if !ok || e.VolumeTag != s.Barcode || e.Full != (s.Barcode != "") {
+				t.Errorf("slot %d at 0x%04X: READ ELEMENT STATUS says %v, vtl status says %q", s.Slot, s.Address, e, s.Barcode)
+			}
+			if s.Barcode == "" {
+				t.Errorf("slot %d has no cartridge on a fresh library", s.Slot)
+			}
+		}
+		// DVCID identifies each drive as its own INQUIRY/VPD 0x80 do.
+		q, err := drv.Inquiry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn, err := drv.SerialNumber()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d0, ok := find(els, scsi.ElementDataTransfer, ea.FirstDataTransfer)
+		if !ok || d0.Full || d0.DeviceID == nil || d0.DeviceID.Vendor != q.Vendor || d0.DeviceID.Product != q.Product || d0.DeviceID.Serial != sn {
+			t.Fatalf("drive 0 element %v (%+v) vs INQUIRY %s serial %q", d0, d0.DeviceID, q, sn)
+		}
+	})
+	if ea == nil {
+		t.FailNow()
+	}
+
+	slot1 := ea.FirstStorage
+	var barcode string
+	t.Run("move medium", func(t *testing.T) {
+		els, err := ch.Inventory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := find(els, scsi.ElementStorage, slot1)
+		barcode = s.VolumeTag
+		if err := ch.MoveMedium(0, slot1, ea.FirstDataTransfer); err != nil {
+			t.Fatal(err)
+		}
+		els, err = ch.Inventory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ = find(els, scsi.ElementStorage, slot1)
+		d0, _ := find(els, scsi.ElementDataTransfer, ea.FirstDataTransfer)
+		if s.Full || !d0.Full || d0.VolumeTag != barcode || !d0.SValid || d0.Source != slot1 {
+			t.Fatalf("after move: slot %v, drive %v", s, d0)
+		}
+		// Moving into a full drive / from an empty slot fails with the SMC codes.
+		err = ch.MoveMedium(0, slot1, ea.FirstDataTransfer+1)
+		if sn, ok := scsi.SenseOf(err); !ok || sn.Code() != scsi.ASCMediumSourceEmpty {
+			t.Fatalf("move from empty slot: %v", err)
+		}
+		waitReady(t, drv)
+	})
+
+	key := make([]byte, 32)
+	rand.Read(key)
+	ukad := []byte("fp:3f9a61c0d2e4b857")
+	label := bytes.Repeat([]byte("VOL1"), 20)
+	data := make([]byte, 256<<10)
+	rand.Read(data)
+
+	t.Run("clear label then encrypted data", func(t *testing.T) {
+		if err := drv.Rewind(false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := drv.Clear(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := drv.Write(label); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := drv.WriteFilemarks(1, false); err != nil {
+			t.Fatal(err)
+		}
+		before, err := drv.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := drv.SetKey(key, scsi.SetKeyOpts{UKAD: ukad})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.EncryptionMode != scsi.EncryptOn || st.DecryptionMode != scsi.DecryptMixed || st.KeyInstanceCounter == before.KeyInstanceCounter {
+			t.Fatalf("DES after set: %s (before: %s)", st, before)
+		}
+		if u, ok := scsi.UKAD(st.KADs); ok && !bytes.Equal(u, ukad) {
+			t.Fatalf("DES U-KAD %q", u)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := drv.Write(data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := drv.WriteFilemarks(1, false); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := drv.ReadPosition()
+		if err != nil || pos.Block != 6 || pos.File != 2 {
+			t.Fatalf("position after writing: %v %v", pos, err)
+		}
+	})
+
+	t.Run("read back and next block status", func(t *testing.T) {
+		if err := drv.Rewind(false); err != nil {
+			t.Fatal(err)
+		}
+		n, err := drv.NextBlockStatus()
+		if err != nil || n.Status != scsi.BlockStatusNotEncrypted {
+			t.Fatalf("NBES at the label: %v %v", n, err)
+		}
+		buf := make([]byte, 1<<20)
+		r, err := drv.Read(buf, true)
+		if err != nil || r.N != len(label) || !bytes.Equal(buf[:r.N], label) {
+			t.Fatalf("label read: %+v %v", r, err)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || !r.Filemark {
+			t.Fatalf("expected the filemark: %+v %v", r, err)
+		}
+		n, err = drv.NextBlockStatus()
+		if err != nil || n.Status != scsi.BlockStatusDecryptable || !n.Status.Encrypted() {
+			t.Fatalf("NBES at data: %v %v", n, err)
+		}
+		if u, ok := scsi.UKAD(n.KADs); !ok || !bytes.Equal(u, ukad) {
+			t.Fatalf("NBES U-KAD: %v", n)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || r.N != len(data) || !bytes.Equal(buf[:r.N], data) {
+			t.Fatalf("encrypted block read: %+v %v", r, err)
+		}
+		// Without SILI a short block comes back as ILI, as a value.
+		r, err = drv.Read(buf, false)
+		if err != nil || !r.Short || r.N != len(data) || !bytes.Equal(buf[:r.N], data) {
+			t.Fatalf("ILI read: %+v %v", r, err)
+		}
+		// LOCATE + READ POSITION.
+		if err := drv.Locate(scsi.LocateBlock, 4); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := drv.ReadPosition()
+		if err != nil || pos.Block != 4 || pos.File != 1 {
+			t.Fatalf("after LOCATE 4: %v %v", pos, err)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || r.N != len(data) {
+			t.Fatalf("read at 4: %+v %v", r, err)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || !r.Filemark {
+			t.Fatalf("second filemark: %+v %v", r, err)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || !r.EOD {
+			t.Fatalf("EOD: %+v %v", r, err)
+		}
+		sp, err := drv.Space(scsi.SpaceFilemarks, -2)
+		if err != nil || sp.Residual != 0 {
+			t.Fatalf("space back 2 filemarks: %+v %v", sp, err)
+		}
+	})
+
+	t.Run("clear and wrong key", func(t *testing.T) {
+		st, err := drv.Clear()
+		if err != nil || !st.Cleared() {
+			t.Fatalf("clear: %v %v", st, err)
+		}
+		st, err = drv.Status()
+		if err != nil || st.EncryptionMode != scsi.EncryptDisable || st.DecryptionMode != scsi.DecryptDisable {
+			t.Fatalf("DES after clear: %v %v", st, err)
+		}
+		if err := drv.Locate(scsi.LocateBlock, 2); err != nil {
+			t.Fatal(err)
+		}
+		n, err := drv.NextBlockStatus()
+		if err != nil || n.Status != scsi.BlockStatusNoKey {
+			t.Fatalf("NBES without key: %v %v", n, err)
+		}
+		_, err = drv.Read(make([]byte, 1<<20), true)
+		if sn, ok := scsi.SenseOf(err); !ok || sn.Key != scsi.SenseDataProtect || sn.Code() != scsi.ASCUnableToDecrypt {
+			t.Fatalf("read without key: %v", err)
+		}
+		other := make([]byte, 32)
+		rand.Read(other)
+		if _, err := drv.SetKey(other, scsi.SetKeyOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = drv.Read(make([]byte, 1<<20), true)
+		if sn, ok := scsi.SenseOf(err); !ok || sn.Code() != scsi.ASCIncorrectEncryptionKey || !strings.Contains(err.Error(), "incorrect data encryption key (74/03)") {
+			t.Fatalf("read with the wrong key: %v", err)
+		}
+		for _, k := range [][]byte{key, other} {
+			if strings.Contains(strings.ToLower(err.Error()), fmt.Sprintf("%x", k[:6])) {
+				t.Fatal("key material in an error")
+			}
+		}
+		if _, err := drv.Clear(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("unload and put back", func(t *testing.T) {
+		if err := drv.Unload(); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.MoveMedium(0, ea.FirstDataTransfer, slot1); err != nil {
+			t.Fatal(err)
+		}
+		els, err := ch.Inventory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := find(els, scsi.ElementStorage, slot1)
+		if !s.Full || s.VolumeTag != barcode {
+			t.Fatalf("slot 1 after return: %v", s)
+		}
+		if err := drv.TestUnitReady(); !scsi.IsNoMedium(err) {
+			t.Fatalf("TUR after unload: %v", err)
+		}
+	})
+}
+
+// BenchmarkTransfer measures WRITE/READ throughput through the vtl socket
+// transport, per block size, with drive encryption off and on.
+func BenchmarkTransfer(b *testing.B) {
+	d := ensureLoaded(b, 2)
+	if _, err := d.Probe(); err != nil {
+		b.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	for _, enc := range []bool{false, true} {
+		if enc {
+			if _, err := d.SetKey(key, scsi.SetKeyOpts{UKAD: []byte("bench")}); err != nil {
+				b.Fatal(err)
+			}
+		} else if _, err := d.Clear(); err != nil {
+			b.Fatal(err)
+		}
+		mode := "clear"
+		if enc {
+			mode = "encrypted"
+		}
+		for _, size := range []int{256 << 10, 1 << 20} {
+			block := make([]byte, size)
+			rand.Read(block)
+			b.Run(fmt.Sprintf("write/%s/%dKiB", mode, size>>10), func(b *testing.B) {
+				if err := d.Rewind(false); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					w, err := d.Write(block)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if w.EarlyWarning {
+						b.StopTimer()
+						if err := d.Rewind(false); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("read/%s/%dKiB", mode, size>>10), func(b *testing.B) {
+				const blocks = 32
+				if err := d.Rewind(false); err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < blocks; i++ {
+					if _, err := d.Write(block); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := d.WriteFilemarks(1, false); err != nil {
+					b.Fatal(err)
+				}
+				if err := d.Rewind(false); err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, size)
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					r, err := d.Read(buf, true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if r.Filemark || r.EOD {
+						b.StopTimer()
+						if err := d.Rewind(false); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+						i--
+						continue
+					}
+					if r.N != size {
+						b.Fatalf("read %d bytes, want %d", r.N, size)
+					}
+				}
+			})
+		}
+	}
+	if _, err := d.Clear(); err != nil {
+		b.Fatal(err)
+	}
+}
