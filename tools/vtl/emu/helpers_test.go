@@ -195,6 +195,21 @@ func settle(t testing.TB, c *vtlwire.Client) []string {
 	return nil
 }
 
+// drainUA issues TEST UNIT READY until it reports no unit attention.
+func drainUA(t testing.TB, c *vtlwire.Client) []string {
+	t.Helper()
+	var seen []string
+	for range 20 {
+		r := run(t, c, tur(), nil, 0)
+		if !strings.HasPrefix(r.skey(), "6/") {
+			return seen
+		}
+		seen = append(seen, r.skey())
+	}
+	t.Fatal("unit attentions never end")
+	return nil
+}
+
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
 	s = strings.NewReplacer(" ", "", "\n", "", "\t", "", "|", "").Replace(s)
