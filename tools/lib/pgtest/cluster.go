@@ -330,6 +330,8 @@ func startCluster(ctx context.Context) (*cluster, error) {
 		"-c", "fsync=off",
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
+		"-c", "wal_level=minimal",
+		"-c", "max_wal_senders=0",
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=32MB",
 		"-c", "max_wal_size=1GB",

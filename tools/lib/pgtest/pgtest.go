@@ -152,6 +152,12 @@ func withDatabase(dsn, db string) string {
 // template on TAPEWARD_TEST_DSN) and exits with the tests' status. Call it
 // from TestMain.
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit: it runs the tests, shuts the server down
+// and returns the exit code (for a TestMain with its own clean-up).
+func Run(m *testing.M) int {
 	code := m.Run()
 	if err := Shutdown(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -159,7 +165,7 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Shutdown stops the private cluster and removes its files (Main calls
