@@ -413,3 +413,55 @@ func (d *Device) Clear() (*DataEncryptionStatus, error) {
 	}
 	return after, nil
 }
+
+// NotEncryptedError says a block that should be encrypted is not (or not
+// with the loaded key): the drive accepted the key but wrote clear data,
+// or recorded another U-KAD (invariant 2: a lying drive fails loudly).
+type NotEncryptedError struct {
+	Addr    string
+	Block   uint64
+	Problem string
+	Status  *NextBlockEncryptionStatus
+}
+
+func (e *NotEncryptedError) Error() string {
+	return fmt.Sprintf("%s: block %d was not encrypted as required: %s", e.Addr, e.Block, e.Problem)
+}
+
+// IsNotEncrypted reports a *NotEncryptedError.
+func IsNotEncrypted(err error) bool {
+	var n *NotEncryptedError
+	return errors.As(err, &n)
+}
+
+// VerifyEncrypted locates to logical object block and checks with the
+// Next Block Encryption Status page that it is encrypted and decryptable
+// with the loaded key (status 5) and, when ukad is given, that it carries
+// that U-KAD. It leaves the tape positioned at block. Use it after writing
+// a probe block: a drive that reports encryption on but writes clear
+// blocks is caught here.
+func (d *Device) VerifyEncrypted(block uint64, ukad []byte) (*NextBlockEncryptionStatus, error) {
+	if err := d.Locate(LocateBlock, block); err != nil {
+		return nil, err
+	}
+	n, err := d.NextBlockStatus()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(format string, a ...any) (*NextBlockEncryptionStatus, error) {
+		return n, &NotEncryptedError{Addr: d.Addr(), Block: block, Problem: fmt.Sprintf(format, a...), Status: n}
+	}
+	if n.Status != BlockStatusDecryptable {
+		return fail("next block status says %q (code %d)", n.Status, n.StatusCode)
+	}
+	if len(ukad) > 0 {
+		got, ok := UKAD(n.KADs)
+		if !ok {
+			return fail("no U-KAD recorded, expected %s", KAD{Data: ukad}.Text())
+		}
+		if !bytes.Equal(got, ukad) {
+			return fail("U-KAD %s recorded, expected %s", KAD{Data: got}.Text(), KAD{Data: ukad}.Text())
+		}
+	}
+	return n, nil
+}

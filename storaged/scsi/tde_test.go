@@ -304,3 +304,35 @@ func TestSPINReissuesLongPage(t *testing.T) {
 		t.Fatalf("len %d cmds %d err %v", len(b), len(ft.cmds), err)
 	}
 }
+
+func TestVerifyEncrypted(t *testing.T) {
+	nbes := map[string]string{
+		"plain": "00 21 00 0C 00*8 03 00 00 00",
+		"good":  `00 21 00 14 00*7 01 05 01 00 00 | 00 01 00 04 "fp:1"`,
+		"other": `00 21 00 14 00*7 01 05 01 00 00 | 00 01 00 04 "fp:2"`,
+	}
+	for name, page := range nbes {
+		dev, ft := script(t,
+			func(c *Command) Result { return Result{} },
+			func(c *Command) Result { return reply(c, hx(t, page)) },
+		)
+		n, err := dev.VerifyEncrypted(7, []byte("fp:1"))
+		if !bytes.Equal(ft.cmds[0].CDB, Locate16CDB(LocateBlock, 7, 0, false, false)) {
+			t.Fatalf("%s: first command % X", name, ft.cmds[0].CDB)
+		}
+		switch name {
+		case "good":
+			if err != nil || n.Status != BlockStatusDecryptable {
+				t.Fatalf("good: %v", err)
+			}
+		case "plain":
+			if !IsNotEncrypted(err) || !strings.Contains(err.Error(), "block 7 was not encrypted as required: next block status says \"not encrypted\"") {
+				t.Fatalf("plain: %v", err)
+			}
+		case "other":
+			if !IsNotEncrypted(err) || !strings.Contains(err.Error(), `U-KAD "fp:2" recorded, expected "fp:1"`) {
+				t.Fatalf("other: %v", err)
+			}
+		}
+	}
+}

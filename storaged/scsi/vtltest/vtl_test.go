@@ -1,6 +1,6 @@
 // Package vtltest runs the SCSI initiator against a real vtl process over
 // its unix socket: TestMain builds ./tools/vtl with `go build`, starts
-// `vtl serve` (drive0 IBM-like, drive1 no-AME) and the tests drive it
+// `vtl serve` (drive0 IBM-like, drive1 no-AME, drive2 lying) and the tests drive it
 // through storaged/scsi/dial exactly as storaged and tapekey will.
 package vtltest
 
@@ -53,7 +53,7 @@ func run(m *testing.M) int {
 	sockets = filepath.Join(tmp, "vtl.sock")
 	logf, _ := os.Create(filepath.Join(tmp, "vtl.log"))
 	srv := exec.Command(vtlBin, "serve", "--dir", filepath.Join(tmp, "lib"), "--socket", sockets,
-		"--slots", "8", "--drives", "2", "--capacity", "2GiB", "--personality", "drive1=no-ame", "--load-delay", "50ms")
+		"--slots", "8", "--drives", "3", "--capacity", "2GiB", "--personality", "drive1=no-ame,drive2=lying", "--load-delay", "50ms")
 	srv.Stdout, srv.Stderr = logf, logf
 	if err := os.MkdirAll(filepath.Join(tmp, "lib"), 0o700); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -213,6 +213,47 @@ func TestNoAMEDrive(t *testing.T) {
 	}
 }
 
+// A drive that accepts the key and reports encryption on, but writes
+// clear blocks, is caught by VerifyEncrypted after a probe block.
+func TestLyingDrive(t *testing.T) {
+	ch := open(t, "changer")
+	ea, err := ch.ElementAddresses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, drive := ea.FirstStorage+7, ea.FirstDataTransfer+2
+	if err := ch.MoveMedium(0, slot, drive); err != nil {
+		t.Fatal(err)
+	}
+	d := open(t, "drive2")
+	waitReady(t, d)
+	key := make([]byte, 32)
+	rand.Read(key)
+	st, err := d.SetKey(key, scsi.SetKeyOpts{UKAD: []byte("fp:lying")})
+	if err != nil || !st.Encrypting() {
+		t.Fatalf("the lying drive's SPOUT and DES look fine: %v %v", st, err)
+	}
+	if err := d.Rewind(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write(bytes.Repeat([]byte{1}, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.VerifyEncrypted(0, []byte("fp:lying"))
+	if !scsi.IsNotEncrypted(err) || !strings.Contains(err.Error(), "not encrypted") {
+		t.Fatalf("lying drive not detected: %v", err)
+	}
+	if _, err := d.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.MoveMedium(0, drive, slot); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLibrary(t *testing.T) {
 	drv := open(t, "drive0")
 	ch := open(t, "changer")
@@ -266,7 +307,7 @@ func TestLibrary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ea.NumStorage != 8 || ea.NumDataTransfer != 2 || ea.NumTransport < 1 {
+		if ea.NumStorage != 8 || ea.NumDataTransfer != 3 || ea.NumTransport < 1 {
 			t.Fatalf("%+v", ea)
 		}
 		els, err := ch.Inventory()
@@ -387,6 +428,12 @@ func TestLibrary(t *testing.T) {
 		if err != nil || pos.Block != 6 || pos.File != 2 {
 			t.Fatalf("position after writing: %v %v", pos, err)
 		}
+		if _, err := drv.VerifyEncrypted(2, ukad); err != nil {
+			t.Fatalf("honest drive: %v", err)
+		}
+		if _, err := drv.VerifyEncrypted(0, nil); !scsi.IsNotEncrypted(err) {
+			t.Fatalf("the clear label passed as encrypted: %v", err)
+		}
 	})
 
 	t.Run("read back and next block status", func(t *testing.T) {
@@ -487,7 +534,49 @@ func TestLibrary(t *testing.T) {
 		}
 	})
 
+	t.Run("drive queries", func(t *testing.T) {
+		l, err := drv.ReadBlockLimits()
+		if err != nil || l.Max < 1<<20 || l.Min < 1 {
+			t.Fatalf("block limits %+v %v", l, err)
+		}
+		m, err := drv.ModeSense(false, scsi.PageControlCurrent, 0x0F, 0)
+		if err != nil || len(m.BlockDescriptors) != 1 || m.BlockDescriptors[0].BlockLength != 0 {
+			t.Fatalf("mode sense: %+v %v", m, err)
+		}
+		if p, ok := m.Page(0x0F); !ok || len(p.Data) != 16 {
+			t.Fatalf("compression page: %+v", m.Pages)
+		}
+		ids, err := drv.DeviceIdentification()
+		if err != nil || len(ids) == 0 {
+			t.Fatalf("VPD 0x83: %v %v", ids, err)
+		}
+		q, _ := drv.Inquiry()
+		hasT10 := false
+		for _, id := range ids {
+			hasT10 = hasT10 || (id.Type == 1 && strings.HasPrefix(string(id.Value), fmt.Sprintf("%-8s%-16s", q.Vendor, q.Product)))
+		}
+		if !hasT10 {
+			t.Fatalf("no T10 vendor ID designator matching INQUIRY in %v", ids)
+		}
+		if _, err := drv.TapeAlerts(); err != nil {
+			t.Fatalf("TapeAlert: %v", err)
+		}
+		if err := ch.InitializeElementStatus(); err != nil {
+			t.Fatalf("INITIALIZE ELEMENT STATUS: %v", err)
+		}
+	})
+
 	t.Run("unload and put back", func(t *testing.T) {
+		if err := drv.PreventMediumRemoval(true); err != nil {
+			t.Fatal(err)
+		}
+		err := drv.Unload()
+		if sn, ok := scsi.SenseOf(err); !ok || sn.Code() != scsi.ASCMediumRemovalPrevented {
+			t.Fatalf("UNLOAD while prevented: %v", err)
+		}
+		if err := drv.PreventMediumRemoval(false); err != nil {
+			t.Fatal(err)
+		}
 		if err := drv.Unload(); err != nil {
 			t.Fatal(err)
 		}
