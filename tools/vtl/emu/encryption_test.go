@@ -170,7 +170,9 @@ func TestSPOUTChecklist(t *testing.T) {
 				return sde(0x40, 0, 2, 3, key, append([]byte{0x01, 0x00, 0x00, 61}, make([]byte, 61)...))
 			}, "5/26/00", false, 54},
 		{"9 nonce KAD (NONCE_C=01: device generates)", func() []byte { return spoutCDB(52 + 16) },
-			func() []byte { return sde(0x40, 0, 2, 3, key, append([]byte{0x02, 0x00, 0x00, 12}, make([]byte, 12)...)) },
+			func() []byte {
+				return sde(0x40, 0, 2, 3, key, append([]byte{0x02, 0x00, 0x00, 12}, make([]byte, 12)...))
+			},
 			"5/26/00", false, 52},
 		{"11 CKOD with no volume", nil, mod(func(p []byte) { p[5] = 0x04 }), "5/26/00", false, 5},
 	}

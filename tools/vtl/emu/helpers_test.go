@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,6 +211,8 @@ func drainUA(t testing.TB, c *vtlwire.Client) []string {
 	return nil
 }
 
+func openRW(path string) (*os.File, error) { return os.OpenFile(path, os.O_RDWR, 0) }
+
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
 	s = strings.NewReplacer(" ", "", "\n", "", "\t", "", "|", "").Replace(s)
@@ -228,8 +231,8 @@ func eqBytes(t testing.TB, what string, got, want []byte) {
 }
 
 // CDB builders (test-local; the initiator package is written concurrently).
-func tur() []byte { return []byte{0x00, 0, 0, 0, 0, 0} }
-func rewind() []byte { return []byte{0x01, 0, 0, 0, 0, 0} }
+func tur() []byte         { return []byte{0x00, 0, 0, 0, 0, 0} }
+func rewind() []byte      { return []byte{0x01, 0, 0, 0, 0, 0} }
 func write6(n int) []byte { return []byte{0x0A, 0, byte(n >> 16), byte(n >> 8), byte(n), 0} }
 func read6(n int, sili bool) []byte {
 	var b1 byte
