@@ -27,6 +27,7 @@ var groups = []*group{
 	wrapGroup,
 	unwrapGroup,
 	masterKeysetGroup,
+	driveGroup,
 }
 
 // group is a top-level word of the command line. A group has named
