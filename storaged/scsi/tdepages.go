@@ -675,7 +675,7 @@ func ClearPage(algorithmIndex byte) *SetDataEncryption {
 	return &SetDataEncryption{Scope: ScopeAll, AlgorithmIndex: algorithmIndex}
 }
 
-func (p *SetDataEncryption) String() string {
+func (p SetDataEncryption) String() string {
 	s := fmt.Sprintf("scope %s, encryption %s, decryption %s, algorithm index %d, key format %d, key %d bytes",
 		p.Scope, p.EncryptionMode, p.DecryptionMode, p.AlgorithmIndex, p.KeyFormat, len(p.Key))
 	if p.Lock {
@@ -697,7 +697,7 @@ func (p *SetDataEncryption) String() string {
 }
 
 // GoString keeps %#v from printing the key.
-func (p *SetDataEncryption) GoString() string { return "scsi.SetDataEncryption{" + p.String() + "}" }
+func (p SetDataEncryption) GoString() string { return "scsi.SetDataEncryption{" + p.String() + "}" }
 
 // Marshal builds the parameter list (header included). The returned
 // buffer holds the key: zero it after sending.

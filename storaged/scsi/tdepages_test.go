@@ -18,7 +18,7 @@ func TestDECStencTwoAlgorithms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.EXTDECC != 2 || c.CFGP != 1 || len(c.Algorithms) != 2 {
+	if c.EXTDECC != 2 || c.CFGP != 1 || len(c.Algorithms) != 2 || !c.PageLengthMismatch {
 		t.Fatalf("header: %+v", c)
 	}
 	want1 := AlgorithmDescriptor{Index: 1, Length: 20, AVFMV: true, DecryptC: 2, EncryptC: 2, AVFCLP: 2, KADFC: true, VCELBC: true,
@@ -254,8 +254,9 @@ func TestSDEBytes(t *testing.T) {
 				t.Fatalf("CDB % X, want % X", cdb, want)
 			}
 			// The key never shows in String or %v / %#v.
-			for _, s := range []string{c.page.String(), fmt.Sprintf("%v", &c.page), fmt.Sprintf("%#v", &c.page)} {
-				if len(c.page.Key) > 0 && (strings.Contains(s, fmt.Sprintf("%X", key[:4])) || strings.Contains(s, fmt.Sprintf("%x", key[:4])) || strings.Contains(s, string(key[:4]))) {
+			for _, s := range []string{c.page.String(), fmt.Sprintf("%v", &c.page), fmt.Sprintf("%#v", &c.page), fmt.Sprintf("%+v", c.page), fmt.Sprintf("%#v", c.page), fmt.Sprintf("%v", []SetDataEncryption{c.page})} {
+				dec := strings.Trim(fmt.Sprint(key[:4]), "[]")
+				if len(c.page.Key) > 0 && (strings.Contains(s, fmt.Sprintf("%X", key[:4])) || strings.Contains(s, fmt.Sprintf("%x", key[:4])) || strings.Contains(s, string(key[:4])) || strings.Contains(s, dec)) {
 					t.Fatalf("key material in %q", s)
 				}
 			}

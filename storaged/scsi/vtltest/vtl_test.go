@@ -477,9 +477,12 @@ func TestLibrary(t *testing.T) {
 		if err != nil || pos.Block != 4 || pos.File != 1 {
 			t.Fatalf("after LOCATE 4: %v %v", pos, err)
 		}
-		r, err = drv.Read(buf, true)
-		if err != nil || r.N != len(data) {
-			t.Fatalf("read at 4: %+v %v", r, err)
+		// An over-length block: only the buffer's worth arrives, the block's
+		// real size is reported, and the position moves past it.
+		small := make([]byte, 1000)
+		r, err = drv.Read(small, false)
+		if err != nil || !r.Overlength || r.N != 1000 || r.BlockLen != len(data) || !bytes.Equal(small, data[:1000]) {
+			t.Fatalf("over-length read at 4: %+v %v", r, err)
 		}
 		r, err = drv.Read(buf, true)
 		if err != nil || !r.Filemark {
@@ -557,6 +560,25 @@ func TestLibrary(t *testing.T) {
 		}
 		if !hasT10 {
 			t.Fatalf("no T10 vendor ID designator matching INQUIRY in %v", ids)
+		}
+		// MODE SELECT: toggle DCE in the compression page and read it back.
+		cp, _ := m.Page(0x0F)
+		dce := cp.Data[2]&0x80 != 0
+		sel := append([]byte{0, 0, 0, 8}, 0x5A, 0, 0, 0, 0, 0, 0, 0)
+		page := append([]byte(nil), cp.Data...)
+		page[0] &^= 0x80
+		page[2] ^= 0x80
+		sel = append(sel, page...)
+		sel[4] = m.BlockDescriptors[0].Density
+		if err := drv.ModeSelect6(sel, false); err != nil {
+			t.Fatalf("MODE SELECT: %v", err)
+		}
+		m2, err := drv.ModeSense6(false, scsi.PageControlCurrent, 0x0F, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp2, ok := m2.Page(0x0F); !ok || (cp2.Data[2]&0x80 != 0) == dce {
+			t.Fatalf("DCE not toggled: %+v", m2.Pages)
 		}
 		if _, err := drv.TapeAlerts(); err != nil {
 			t.Fatalf("TapeAlert: %v", err)
