@@ -366,6 +366,9 @@ func (d *Device) noteUA(err error) bool {
 	if !ok || s.Key != SenseUnitAttention {
 		return false
 	}
+	if s.Code() == ASCEncryptionCapsChanged {
+		d.tde = nil // probe again before the next SetKey/Clear
+	}
 	if d.OnUnitAttention != nil {
 		d.OnUnitAttention(s)
 	}

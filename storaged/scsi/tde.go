@@ -12,21 +12,10 @@ import (
 // longer page is fetched again with the length it reports (§1).
 const spinAlloc = 8192
 
-// uaRetries bounds how many unit attentions an idempotent TDE command
-// swallows: a UA means the command was not executed (§4.4).
+// uaRetries bounds how many unit attentions a command that changes
+// nothing (a query, or a SPOUT that the UA kept from executing) swallows:
+// a UA means the command was not executed (§4.4).
 const uaRetries = 4
-
-func retryUA[T any](f func() (T, error)) (T, error) { // for SPOUT; queries retry in dataIn
-	var v T
-	var err error
-	for i := 0; i < uaRetries; i++ {
-		v, err = f()
-		if !IsUnitAttention(err) {
-			return v, err
-		}
-	}
-	return v, err
-}
 
 // SecurityProtocolIn reads one SPIN page; it re-issues the command when
 // the page's own length says the first allocation was too small.
@@ -60,23 +49,25 @@ func (d *Device) SetDataEncryption(p *SetDataEncryption) error {
 	}
 	defer clear(buf)
 	cdb := SecurityProtocolOutCDB(SecProtoTapeEncrypt, PageSetDataEncryption, uint32(len(buf)))
-	_, err = retryUA(func() (struct{}, error) { return struct{}{}, d.dataOut(cdb, buf) })
+	for i := 0; i < uaRetries; i++ {
+		if err = d.dataOut(cdb, buf); !d.noteUA(err) {
+			break
+		}
+	}
 	return err
 }
 
 // Status reads the Data Encryption Status page (0x0020).
 func (d *Device) Status() (*DataEncryptionStatus, error) {
-	return retryUA(func() (*DataEncryptionStatus, error) {
-		b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageDataEncStatus)
-		if err != nil {
-			return nil, err
-		}
-		s, err := ParseDES(b)
-		if err != nil {
-			return nil, &CommandError{Addr: d.Addr(), Op: "SECURITY PROTOCOL IN", Err: err}
-		}
-		return s, nil
-	})
+	b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageDataEncStatus)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseDES(b)
+	if err != nil {
+		return nil, &CommandError{Addr: d.Addr(), Op: "SECURITY PROTOCOL IN", Err: err}
+	}
+	return s, nil
 }
 
 // NextBlockStatus reads the Next Block Encryption Status page (0x0021):
@@ -84,17 +75,15 @@ func (d *Device) Status() (*DataEncryptionStatus, error) {
 // On a filemark or at EOD the status says so; some drives answer BLANK
 // CHECK at EOD instead (returned as the sense error, IsBlankCheck).
 func (d *Device) NextBlockStatus() (*NextBlockEncryptionStatus, error) {
-	return retryUA(func() (*NextBlockEncryptionStatus, error) {
-		b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageNextBlockEncStat)
-		if err != nil {
-			return nil, err
-		}
-		s, err := ParseNBES(b)
-		if err != nil {
-			return nil, &CommandError{Addr: d.Addr(), Op: "SECURITY PROTOCOL IN", Err: err}
-		}
-		return s, nil
-	})
+	b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageNextBlockEncStat)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseNBES(b)
+	if err != nil {
+		return nil, &CommandError{Addr: d.Addr(), Op: "SECURITY PROTOCOL IN", Err: err}
+	}
+	return s, nil
 }
 
 // ProbeResult says whether a drive can do application-managed encryption
@@ -185,7 +174,7 @@ func (d *Device) Probe() (*ProbeResult, error) {
 		d.tde = p
 		return p, nil
 	}
-	q, err := retryUA(d.Inquiry)
+	q, err := d.Inquiry()
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +183,7 @@ func (d *Device) Probe() (*ProbeResult, error) {
 		return no("%s is a %s, not a tape drive", d.Addr(), DeviceTypeName(q.DeviceType))
 	}
 
-	b, err := retryUA(func() ([]byte, error) { return d.SecurityProtocolIn(SecProtoInfo, PageSupportedProtos) })
+	b, err := d.SecurityProtocolIn(SecProtoInfo, PageSupportedProtos)
 	switch s, ok := SenseOf(err); {
 	case err == nil:
 		protos, perr := ParseSupportedProtocols(b)
@@ -213,14 +202,14 @@ func (d *Device) Probe() (*ProbeResult, error) {
 		return nil, err
 	}
 
-	if b, err := retryUA(func() ([]byte, error) { return d.SecurityProtocolIn(SecProtoTapeEncrypt, PageTDEInSupport) }); err == nil {
+	if b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageTDEInSupport); err == nil {
 		p.InPages, _ = ParsePageList(b, PageTDEInSupport)
 	}
-	if b, err := retryUA(func() ([]byte, error) { return d.SecurityProtocolIn(SecProtoTapeEncrypt, PageTDEOutSupport) }); err == nil {
+	if b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageTDEOutSupport); err == nil {
 		p.OutPages, _ = ParsePageList(b, PageTDEOutSupport)
 	}
 
-	b, err = retryUA(func() ([]byte, error) { return d.SecurityProtocolIn(SecProtoTapeEncrypt, PageDataEncCaps) })
+	b, err = d.SecurityProtocolIn(SecProtoTapeEncrypt, PageDataEncCaps)
 	if s, ok := SenseOf(err); ok && s.Key == SenseIllegalRequest {
 		if s.Code() == ASCInvalidOpcode {
 			return no("SECURITY PROTOCOL IN not supported (%s)", senseBrief(s))
@@ -260,7 +249,7 @@ func (d *Device) Probe() (*ProbeResult, error) {
 	p.UKADFixed = p.Algorithm.UKADF
 	p.KADFormatCapable = p.Algorithm.KADFC
 
-	if b, err := retryUA(func() ([]byte, error) { return d.SecurityProtocolIn(SecProtoTapeEncrypt, PageSupportedKeyFmts) }); err == nil {
+	if b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageSupportedKeyFmts); err == nil {
 		if f, perr := ParseKeyFormats(b); perr == nil {
 			p.KeyFormats = f
 			if !bytes.Contains(f, []byte{0}) {
@@ -268,7 +257,7 @@ func (d *Device) Probe() (*ProbeResult, error) {
 			}
 		}
 	}
-	if b, err := retryUA(func() ([]byte, error) { return d.SecurityProtocolIn(SecProtoTapeEncrypt, PageDataEncMgmtCaps) }); err == nil {
+	if b, err := d.SecurityProtocolIn(SecProtoTapeEncrypt, PageDataEncMgmtCaps); err == nil {
 		if m, perr := ParseManagementCaps(b); perr == nil {
 			p.Management = m
 			p.CKOD = m.CKODC

@@ -336,3 +336,41 @@ func TestVerifyEncrypted(t *testing.T) {
 		}
 	}
 }
+
+// 2A/0D (capabilities changed) drops the cached probe: SetKey probes again.
+func TestCapabilitiesChangedReprobes(t *testing.T) {
+	drv := &tdeDrive{}
+	dev, ft := newTDE(drv)
+	if _, err := dev.Probe(); err != nil {
+		t.Fatal(err)
+	}
+	inner := ft.do
+	once := true
+	ft.do = func(c *Command) (Result, error) {
+		if c.CDB[0] == OpSecurityProtocolIn && once {
+			once = false
+			return sense(6, 0x2A, 0x0D), nil
+		}
+		return inner(c)
+	}
+	if _, err := dev.Status(); err != nil {
+		t.Fatal(err)
+	}
+	drv.algIndex = 2 // the drive now reports another index
+	inquiries := 0
+	start := len(ft.cmds)
+	if _, err := dev.SetKey(make([]byte, 32), SetKeyOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ft.cmds[start:] {
+		if c.CDB[0] == OpInquiry {
+			inquiries++
+		}
+		if c.CDB[0] == OpSecurityProtocolOut && c.Data[8] != 2 {
+			t.Fatalf("SPOUT used algorithm index %d after the capabilities changed", c.Data[8])
+		}
+	}
+	if inquiries != 1 {
+		t.Fatalf("%d re-probes", inquiries)
+	}
+}
