@@ -135,6 +135,16 @@ func waitReady(t testing.TB, d *scsi.Device) {
 	}
 }
 
+// setDSense switches the drive between fixed and descriptor sense with
+// the Control mode page (0x0A, D_SENSE = byte 2 bit 2).
+func setDSense(d *scsi.Device, on bool) error {
+	p := []byte{0, 0, 0, 0, 0x0A, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if on {
+		p[6] = 0x04
+	}
+	return d.ModeSelect6(p, false)
+}
+
 type vtlStatus struct {
 	Slots []struct {
 		Slot    int    `json:"slot"`
@@ -496,6 +506,21 @@ func TestLibrary(t *testing.T) {
 		if err != nil || sp.Residual != 0 {
 			t.Fatalf("space back 2 filemarks: %+v %v", sp, err)
 		}
+		// Descriptor-format sense (Control page D_SENSE=1): same outcomes.
+		if err := setDSense(drv, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := drv.Locate(scsi.LocateBlock, 5); err != nil {
+			t.Fatal(err)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || !r.Filemark {
+			t.Fatalf("filemark with descriptor sense: %+v %v", r, err)
+		}
+		r, err = drv.Read(buf, true)
+		if err != nil || !r.EOD {
+			t.Fatalf("EOD with descriptor sense: %+v %v", r, err)
+		}
 	})
 
 	t.Run("clear and wrong key", func(t *testing.T) {
@@ -524,8 +549,11 @@ func TestLibrary(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = drv.Read(make([]byte, 1<<20), true)
-		if sn, ok := scsi.SenseOf(err); !ok || sn.Code() != scsi.ASCIncorrectEncryptionKey || !strings.Contains(err.Error(), "incorrect data encryption key (74/03)") {
+		if sn, ok := scsi.SenseOf(err); !ok || sn.Code() != scsi.ASCIncorrectEncryptionKey || !strings.Contains(err.Error(), "incorrect data encryption key (74/03)") || sn.Format != scsi.SenseDescriptor {
 			t.Fatalf("read with the wrong key: %v", err)
+		}
+		if err := setDSense(drv, false); err != nil {
+			t.Fatal(err)
 		}
 		for _, k := range [][]byte{key, other} {
 			if strings.Contains(strings.ToLower(err.Error()), fmt.Sprintf("%x", k[:6])) {
