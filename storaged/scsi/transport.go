@@ -5,6 +5,24 @@
 //
 // The byte-level spec is ../shared/docs/scsi-reference.md; section numbers in
 // comments ("§4.3") refer to it.
+//
+// Usage: open a Transport with storaged/scsi/dial ("/dev/sg3",
+// "vtl:/run/vtl.sock#drive0"), wrap it with NewDevice, and call methods:
+//
+//	dev, err := dial.OpenDevice(addr, scsi.TypeTape)
+//	seen, err := dev.DrainUnitAttentions()     // after open / load
+//	p, err := dev.Probe()                      // AME? algorithm index, U-KAD limit, CKOD
+//	st, err := dev.SetKey(key, scsi.SetKeyOpts{UKAD: fp}) // encrypt+mixed, verified read-back
+//	w, err := dev.Write(block)                 // w.EarlyWarning: change volumes soon
+//	n, err := dev.VerifyEncrypted(blk, fp)     // NBES check of a written block
+//	r, err := dev.Read(buf, true)              // r.N, r.Filemark, r.EOD, r.Overlength
+//	st, err = dev.Clear()                      // modes 0/0, verified read-back
+//
+// Errors: a CHECK CONDITION is a *CommandError wrapping a *Sense (use
+// SenseOf, IsNoMedium, IsUnitAttention …); host/driver failures wrap a
+// *TransportError; drives without AME give *NoAMEError; a drive that did not
+// take the key gives *KeyNotTakenError; a block that is not encrypted gives
+// *NotEncryptedError. No key byte ever appears in an error or a String().
 package scsi
 
 import (
