@@ -14,6 +14,7 @@ var ascText = map[ASCQ]string{
 	0x0401: "logical unit is in process of becoming ready",
 	0x0402: "initializing command required",
 	0x0403: "manual intervention required",
+	0x0C00: "write error",
 	0x1100: "unrecovered read error",
 	0x1400: "recorded entity not found",
 	0x1401: "record not found",

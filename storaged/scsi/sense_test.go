@@ -214,3 +214,22 @@ func TestASCTextCoversReference(t *testing.T) {
 		t.Errorf("String: %q", ASCQ(0x3A00).String())
 	}
 }
+
+func TestSenseFixedDeferred(t *testing.T) {
+	// 0x71: a buffered WRITE that failed to flush, reported on a later command.
+	s, err := ParseSense(hx(t, "F1 00 03 00 00 00 02 0A 00 00 00 00 0C 00 00 00 00 00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Deferred || s.Format != SenseFixed || s.Key != SenseMediumError || !s.Valid || s.Information != 2 {
+		t.Fatalf("%+v", s)
+	}
+	if !strings.HasPrefix(s.Error(), "deferred error: MEDIUM ERROR: write error ") || !strings.HasSuffix(s.Error(), "(0C/00) [INFO=2]") {
+		t.Fatalf("%q", s.Error())
+	}
+	// A deferred error on WRITE is a failure, never "written".
+	dev, _ := script(t, func(c *Command) Result { return check(s.Raw) })
+	if _, err := dev.Write(make([]byte, 512)); err == nil || !strings.Contains(err.Error(), "deferred error") {
+		t.Fatalf("WRITE with deferred sense: %v", err)
+	}
+}
