@@ -27,9 +27,21 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Regenerate the gRPC code in proto/ (needs protoc from Debian's protobuf-compiler).
+# Regenerate the gRPC code in proto/tapewardpb (committed, so a build never
+# needs protoc). Needs protoc from Debian's protobuf-compiler; the Go plugins
+# are installed at pinned versions into $(BIN)/protoc-plugins.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+PLUGINS            := $(CURDIR)/$(BIN)/protoc-plugins
 proto:
-	@echo "proto: the director <-> storaged services arrive with storaged (issue 4)"; exit 1
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(PLUGINS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(PLUGINS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	cd proto && protoc -I . -I /usr/include \
+	  --plugin=$(PLUGINS)/protoc-gen-go --plugin=$(PLUGINS)/protoc-gen-go-grpc \
+	  --go_out=tapewardpb --go_opt=paths=source_relative \
+	  --go-grpc_out=tapewardpb --go-grpc_opt=paths=source_relative \
+	  common.proto storage.proto director.proto
 
 demo:
 	@echo "demo: arrives with the director (issue 5). Until then: make build; see README.md"; exit 1
