@@ -172,18 +172,20 @@ func TestDecodeErrors(t *testing.T) {
 func TestEncodeRefuses(t *testing.T) {
 	g := goldenLabel()
 	cases := map[string]func(l *Label){
-		"no volume":             func(l *Label) { l.Volume = "" },
-		"long volume":           func(l *Label) { l.Volume = strings.Repeat("v", MaxNameLen+1) },
-		"control char":          func(l *Label) { l.Pool = "a\nb" },
-		"invalid utf8":          func(l *Label) { l.Storage = "\xff" },
-		"zero block size":       func(l *Label) { l.BlockSize = 0 },
-		"huge block size":       func(l *Label) { l.BlockSize = MaxBlockSize + 1 },
-		"no time":               func(l *Label) { l.LabelTime = time.Time{} },
-		"encrypted no kek":      func(l *Label) { l.Encryption.KEKID = "" },
-		"encrypted no scheme":   func(l *Label) { l.Encryption.Scheme = "" },
-		"encrypted no fp":       func(l *Label) { l.Encryption.Fingerprint = "" },
-		"clear with fp":         func(l *Label) { l.Encryption.Encrypted = false; l.Encryption.Scheme, l.Encryption.KEKID = "", "" },
-		"wrapped key as fp":     func(l *Label) { l.Encryption.Fingerprint = "qZt1l3n3bqkq1oV0yq0yXz4w1lB9U3m6hYVZc0bQ2r1XWkI5r9c3Dg+/AbCdEfGhIjKl" },
+		"no volume":           func(l *Label) { l.Volume = "" },
+		"long volume":         func(l *Label) { l.Volume = strings.Repeat("v", MaxNameLen+1) },
+		"control char":        func(l *Label) { l.Pool = "a\nb" },
+		"invalid utf8":        func(l *Label) { l.Storage = "\xff" },
+		"zero block size":     func(l *Label) { l.BlockSize = 0 },
+		"huge block size":     func(l *Label) { l.BlockSize = MaxBlockSize + 1 },
+		"no time":             func(l *Label) { l.LabelTime = time.Time{} },
+		"encrypted no kek":    func(l *Label) { l.Encryption.KEKID = "" },
+		"encrypted no scheme": func(l *Label) { l.Encryption.Scheme = "" },
+		"encrypted no fp":     func(l *Label) { l.Encryption.Fingerprint = "" },
+		"clear with fp":       func(l *Label) { l.Encryption.Encrypted = false; l.Encryption.Scheme, l.Encryption.KEKID = "", "" },
+		"wrapped key as fp": func(l *Label) {
+			l.Encryption.Fingerprint = "qZt1l3n3bqkq1oV0yq0yXz4w1lB9U3m6hYVZc0bQ2r1XWkI5r9c3Dg+/AbCdEfGhIjKl"
+		},
 		"fp with base64 symbol": func(l *Label) { l.Encryption.Fingerprint = "ab+/cd" },
 	}
 	for name, f := range cases {
