@@ -43,8 +43,6 @@ const (
 type encParams struct {
 	scope                byte
 	lock                 bool
-	lockNexus            *Nexus
-	lockKIC              uint32
 	ceem, rdmc           byte
 	ckod                 bool
 	encMode, decMode     byte
@@ -59,9 +57,11 @@ type encParams struct {
 
 func (p *encParams) encrypts() bool { return p != nil && p.encMode == encEncrypt }
 
-// checkWriteLock implements the LOCK/KIC rule of §4.4 (07/2A/13).
-func (p *encParams) checkWriteLock(nx *Nexus, kic uint32) *sense {
-	if p != nil && p.lock && p.lockNexus == nx && p.lockKIC != kic {
+// checkWriteLock implements the LOCK/KIC rule of §4.4: a nexus that set
+// its parameters with LOCK=1 gets 07/2A/13 on WRITE once the key instance
+// counter has moved on (someone else changed the parameters).
+func checkWriteLock(nx *Nexus, kic uint32) *sense {
+	if nx.locked && nx.lockKIC != kic {
 		return checkSense(scsi.SenseDataProtect, scsi.ASCKeyInstanceCounterChanged)
 	}
 	return nil
@@ -398,6 +398,7 @@ func (d *Drive) spout(nx *Nexus, cdb []byte, data []byte) reply {
 		// Use the public parameters; everything but LOCK is ignored.
 		nx.useLocal, nx.local = false, nil
 		d.kic++
+		nx.locked, nx.lockKIC = lock, d.kic
 		return good(nil)
 	}
 	ceem, rdmc := p[5]>>6, p[5]>>4&3
@@ -484,9 +485,7 @@ func (d *Drive) spout(nx *Nexus, cdb []byte, data []byte) reply {
 		np.algIndex, np.kadFormat = 0, 0
 	}
 	d.kic++
-	if lock {
-		np.lockNexus, np.lockKIC = nx, d.kic
-	}
+	nx.locked, nx.lockKIC = lock, d.kic
 	if scope == scopeAll {
 		d.public = np
 		nx.useLocal, nx.local = false, nil

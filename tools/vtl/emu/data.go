@@ -68,7 +68,7 @@ func (d *Drive) write6(nx *Nexus, cdb []byte, data []byte) reply {
 		return fail(s)
 	}
 	p := d.params(nx)
-	if s := p.checkWriteLock(nx, d.kic); s != nil {
+	if s := checkWriteLock(nx, d.kic); s != nil {
 		return fail(s)
 	}
 	for i := range count {

@@ -333,3 +333,24 @@ func TestNoAMEAndLying(t *testing.T) {
 	must(t, ly, spoutCDB(len(d)), d, 0)
 	expect(t, ly, "7/74/02", read6(10, true), nil, 10)
 }
+
+// LOCK=1: once another nexus changes the parameters (KIC moves), the
+// locking nexus's WRITE gets 07/2A/13 until it re-issues SPOUT.
+func TestLockKICChanged(t *testing.T) {
+	h := newTestLib(t, nil)
+	h.load(1, 0)
+	a := h.dial("drive0")
+	b := h.dial("drive0")
+	settle(t, a)
+	settle(t, b)
+	p := sde(0x41, 0, 2, 3, testKey(1))
+	must(t, a, spoutCDB(len(p)), p, 0)
+	must(t, a, write6(10), pattern(10, 1), 0)
+	drainUA(t, b)
+	setKey(t, b, testKey(2))
+	expect(t, a, "6/2A/11", tur(), nil, 0)
+	expect(t, a, "7/2A/13", write6(10), pattern(10, 2), 0)
+	must(t, b, write6(10), pattern(10, 3), 0) // b never locked
+	must(t, a, spoutCDB(len(p)), p, 0)
+	must(t, a, write6(10), pattern(10, 4), 0)
+}

@@ -246,3 +246,46 @@ func TestCartridgeHoldsNoPlaintextOrKey(t *testing.T) {
 		t.Fatalf("status: %+v", st.Drives)
 	}
 }
+
+// A cartridge whose file header is damaged loads as "corrupt": media
+// commands answer 03/31/00 and the changer can still take it out. A torn
+// tail (crash mid-append) is cut off at load and the data before it reads.
+func TestDamagedCartridgeFiles(t *testing.T) {
+	h := newTestLib(t, nil)
+	p1 := h.lib.cartPath(Barcode(1))
+	b, _ := os.ReadFile(p1)
+	b[3] ^= 0xFF
+	os.WriteFile(p1, b, 0o644)
+	h.load(1, 0)
+	c := h.dial("drive0")
+	drainUA(t, c)
+	expect(t, c, "3/31/00", tur(), nil, 0)
+	expect(t, c, "3/31/00", read6(10, true), nil, 10)
+	if _, err := h.lib.PanelUnload(0); err != nil {
+		t.Fatal(err)
+	}
+
+	h.load(2, 1)
+	d := h.dial("drive1")
+	settle(t, d)
+	must(t, d, write6(1000), pattern(1000, 1), 0)
+	must(t, d, write6(1000), pattern(1000, 2), 0)
+	if _, err := h.lib.PanelUnload(1); err != nil {
+		t.Fatal(err)
+	}
+	p2 := h.lib.cartPath(Barcode(2))
+	f, _ := openRW(p2)
+	st, _ := f.Stat()
+	f.Truncate(st.Size() - 300) // the second block was torn by a crash
+	f.Close()
+	h.load(2, 1)
+	settle(t, d)
+	r := must(t, d, read6(1000, true), nil, 1000)
+	eqBytes(t, "block before the torn tail", r.data, pattern(1000, 1))
+	expect(t, d, "8/00/05", read6(1000, true), nil, 1000)
+	must(t, d, write6(500), pattern(500, 3), 0) // appending after the repair works
+	must(t, d, rewind(), nil, 0)
+	must(t, d, space6(0, 1), nil, 0)
+	r = must(t, d, read6(500, true), nil, 500)
+	eqBytes(t, "appended after repair", r.data, pattern(500, 3))
+}

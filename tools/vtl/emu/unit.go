@@ -17,6 +17,8 @@ type Nexus struct {
 	local    *encParams  // SCOPE=LOCAL parameters
 	useLocal bool
 	prevent  bool
+	locked   bool   // parameters set with LOCK=1
+	lockKIC  uint32 // the key instance counter they were locked at
 	buf      []byte // record buffer (READ)
 	out      []byte // assembled data-in
 	meta     []byte
