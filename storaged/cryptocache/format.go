@@ -182,6 +182,18 @@ func normalizeKey(sk keys.StoredKey) (keys.StoredKey, string, string) {
 	return sk, "", ""
 }
 
+// Validate reports why e cannot be stored (an *InvalidEntryError naming
+// the field), or nil. Put validates too; Validate lets a caller check
+// input (e.g. lines of a file) before any update. A zero Added is
+// accepted here: Put sets it.
+func (e Entry) Validate() error {
+	if e.Added.IsZero() {
+		e.Added = time.Unix(0, 0)
+	}
+	_, err := normalize(e)
+	return err
+}
+
 // normalize checks e and returns it as the cache stores it: times in UTC
 // truncated to seconds, bareos strings without padding.
 func normalize(e Entry) (Entry, error) {

@@ -28,6 +28,7 @@ var groups = []*group{
 	unwrapGroup,
 	masterKeysetGroup,
 	driveGroup,
+	cacheGroup,
 }
 
 // group is a top-level word of the command line. A group has named
