@@ -1,0 +1,150 @@
+package tapeio
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/dial"
+)
+
+// lib is one running vtl.
+type lib struct {
+	bin, sock, dir string
+	srv            *exec.Cmd
+}
+
+var (
+	tmpRoot string
+	vtlBin  string
+	small   *lib // 8 MiB cartridges, drive2 lying
+)
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	var err error
+	tmpRoot, err = os.MkdirTemp("", "tapeward-tapeio-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmpRoot)
+	vtlBin = filepath.Join(tmpRoot, "vtl")
+	if err := buildVTL(tmpRoot, vtlBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	small, err = startLib("small", "8MiB", 10, "drive2=lying")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer small.stop()
+	code := m.Run()
+	if code != 0 {
+		log, _ := os.ReadFile(filepath.Join(small.dir, "vtl.log"))
+		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", log)
+	}
+	return code
+}
+
+// buildVTL builds tools/vtl into bin. If the module's go.sum lacks an
+// entry vtl's dependencies need, it retries with a scratch copy of
+// go.mod/go.sum (-modfile, -mod=mod): the repository's files are never
+// touched.
+func buildVTL(tmp, bin string) error {
+	const pkg = "github.com/tapeward/tapeward/tools/vtl"
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	gomod, gerr := exec.Command("go", "env", "GOMOD").Output()
+	if gerr != nil {
+		return fmt.Errorf("building vtl: %v\n%s", err, out)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, rerr := os.ReadFile(filepath.Join(root, f))
+		if rerr != nil {
+			return fmt.Errorf("building vtl: %v\n%s", err, out)
+		}
+		if werr := os.WriteFile(filepath.Join(tmp, f), b, 0o644); werr != nil {
+			return werr
+		}
+	}
+	out2, err2 := exec.Command("go", "build", "-mod=mod", "-modfile="+filepath.Join(tmp, "go.mod"), "-o", bin, pkg).CombinedOutput()
+	if err2 != nil {
+		return fmt.Errorf("building vtl: %v\n%s\nwith a scratch go.mod: %v\n%s", err, out, err2, out2)
+	}
+	return nil
+}
+
+func startLib(name, capacity string, slots int, personality string) (*lib, error) {
+	l := &lib{bin: vtlBin, dir: filepath.Join(tmpRoot, name)}
+	l.sock = filepath.Join(l.dir, "vtl.sock")
+	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--dir", filepath.Join(l.dir, "lib"), "--socket", l.sock,
+		"--slots", fmt.Sprint(slots), "--drives", "3", "--capacity", capacity}
+	if personality != "" {
+		args = append(args, "--personality", personality)
+	}
+	l.srv = exec.Command(vtlBin, args...)
+	logf, err := os.Create(filepath.Join(l.dir, "vtl.log"))
+	if err != nil {
+		return nil, err
+	}
+	l.srv.Stdout, l.srv.Stderr = logf, logf
+	if err := l.srv.Start(); err != nil {
+		return nil, fmt.Errorf("starting vtl: %w", err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("unix", l.sock); err == nil {
+			c.Close()
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			l.stop()
+			return nil, fmt.Errorf("vtl %s did not start listening", name)
+		}
+	}
+}
+
+func (l *lib) stop() {
+	l.srv.Process.Kill()
+	l.srv.Wait()
+}
+
+// mount puts the cartridge of slot (1-based) into drive (unloading what
+// the drive held) and returns the drive, ready.
+func (l *lib) mount(t testing.TB, slot, drive int) *scsi.Device {
+	t.Helper()
+	exec.Command(l.bin, "unload", "--socket", l.sock, "--drive", fmt.Sprint(drive)).Run()
+	out, err := exec.Command(l.bin, "load", "--socket", l.sock, "--slot", fmt.Sprint(slot), "--drive", fmt.Sprint(drive)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vtl load slot %d drive %d: %v\n%s", slot, drive, err, out)
+	}
+	d, err := dial.OpenDevice(fmt.Sprintf("vtl:%s#drive%d", l.sock, drive), scsi.TypeTape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Clear()
+		d.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := WaitReady(ctx, d, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -1,0 +1,348 @@
+// Package tapeio is storaged's data path: a Writer that turns a byte
+// stream into fixed-size blocks in one tape file per session (with marks,
+// early-warning handling and an encryption check after the first block),
+// a SpanWriter that continues a stream on the next volume, and a Reader
+// that streams a tape file back from any marked address.
+//
+// The blocks hold exactly the caller's bytes, with no framing: a session
+// written from a tar stream reads back with `dd bs=1M | tar` once the key
+// is loaded in the drive.
+package tapeio
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+)
+
+// DefaultBlockSize is the data block size when WriterOptions.BlockSize is 0.
+const DefaultBlockSize = 1 << 20
+
+// Addr is where a byte of a session lives on tape.
+type Addr struct {
+	// File is the tape file number (filemarks between BOP and the block).
+	File uint64 `json:"file"`
+	// Block is the logical object number of the block as READ POSITION
+	// counts it (blocks and filemarks from BOP); LOCATE takes it.
+	Block uint64 `json:"block"`
+	// Offset is the byte offset within that block.
+	Offset int `json:"offset"`
+}
+
+func (a Addr) String() string {
+	return fmt.Sprintf("file %d block %d offset %d", a.File, a.Block, a.Offset)
+}
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	// BlockSize in bytes; 0 means DefaultBlockSize. It is lowered to the
+	// drive's READ BLOCK LIMITS maximum (and its granularity).
+	BlockSize int
+	// AfterFirstBlock, if set, runs once right after the first data block
+	// of the session is written (first is that block's address), before
+	// anything else is written. An error stops the session: the Writer
+	// fails with it and writes nothing more, not even the filemark.
+	// VerifyFirstBlock(ukad) is the ready-made encryption check.
+	AfterFirstBlock func(d *scsi.Device, first Addr) error
+}
+
+// ErrVolumeFull is matched (errors.Is) by a *VolumeFullError.
+var ErrVolumeFull = errors.New("volume full")
+
+// VolumeFullError ends a session at the end of a volume: either the drive
+// reported early warning after a block (the block is on tape) or it
+// refused a block with VOLUME OVERFLOW 0D/00/02 (that block is not on
+// tape: see Writer.Unwritten). The session's filemark was written after
+// the last block on tape unless FilemarkErr says otherwise.
+type VolumeFullError struct {
+	Drive string
+	// File is the tape file of the session.
+	File uint64
+	// OnVolume is the number of the session's stream bytes on this volume
+	// (bytes 0..OnVolume-1 of what the session accepted).
+	OnVolume int64
+	// Blocks is the number of data blocks on this volume.
+	Blocks uint64
+	// Overflow: the drive refused the last block (0D/00/02); false means
+	// early warning (00/00/02, EOM) after a block that was written.
+	Overflow bool
+	// FilemarkErr is the failure to write the filemark, if any.
+	FilemarkErr error
+}
+
+func (e *VolumeFullError) Error() string {
+	why := "early warning"
+	if e.Overflow {
+		why = "volume overflow (last block not written)"
+	}
+	s := fmt.Sprintf("%s: volume full (%s): %d bytes in %d blocks of tape file %d are on this volume",
+		e.Drive, why, e.OnVolume, e.Blocks, e.File)
+	if e.FilemarkErr != nil {
+		s += fmt.Sprintf("; the filemark ending the file could not be written: %v", e.FilemarkErr)
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrVolumeFull) true.
+func (e *VolumeFullError) Is(target error) bool { return target == ErrVolumeFull }
+
+// Writer writes one session: the caller's bytes as fixed-size blocks in a
+// new tape file starting at the current position, ended by one filemark
+// at Close. All blocks are BlockSize bytes except the session's last one,
+// which holds what is left (1..BlockSize bytes); a session that ends at
+// early warning or overflow has only full blocks. The caller positions
+// the tape first (after the label, or at end of data to append).
+//
+// A Writer is not safe for concurrent use. The hot path does not allocate:
+// one block buffer is reused, and full blocks in a caller's buffer are
+// written from it directly.
+type Writer struct {
+	d    *scsi.Device
+	opts WriterOptions
+	bs   int
+	buf  []byte
+	n    int // bytes in buf
+
+	start    scsi.Position
+	blocks   uint64 // data blocks on tape
+	onTape   int64  // stream bytes on tape
+	verified bool   // AfterFirstBlock ran
+
+	ew        bool // early warning seen
+	full      *VolumeFullError
+	unwritten []byte // bytes accepted but refused by the drive
+	err       error  // sticky failure
+	closed    bool
+}
+
+// NewWriter starts a session at the current position of d. It reads the
+// drive's block limits and position (a position the drive does not know
+// is an error).
+func NewWriter(d *scsi.Device, opts WriterOptions) (*Writer, error) {
+	bs := opts.BlockSize
+	if bs == 0 {
+		bs = DefaultBlockSize
+	}
+	if bs < 0 || bs > 0xFFFFFF {
+		return nil, fmt.Errorf("%s: block size %d (need 1..16777215)", d.Addr(), bs)
+	}
+	lim, err := d.ReadBlockLimits()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading block limits: %w", d.Addr(), err)
+	}
+	if lim.Max > 0 && uint32(bs) > lim.Max {
+		bs = int(lim.Max)
+	}
+	if g := 1 << lim.Granularity; g > 1 {
+		bs -= bs % g
+	}
+	if bs < int(lim.Min) || bs == 0 {
+		return nil, fmt.Errorf("%s: block size %d below the drive's minimum %d", d.Addr(), bs, lim.Min)
+	}
+	pos, err := d.ReadPosition()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the position: %w", d.Addr(), err)
+	}
+	if pos.LONU || pos.MPU {
+		return nil, fmt.Errorf("%s: the drive does not know its position (%v)", d.Addr(), pos)
+	}
+	opts.BlockSize = bs
+	return &Writer{d: d, opts: opts, bs: bs, buf: make([]byte, bs), start: pos}, nil
+}
+
+// BlockSize is the block size in use.
+func (w *Writer) BlockSize() int { return w.bs }
+
+// Start is the address of the session's first byte.
+func (w *Writer) Start() Addr { return Addr{File: w.start.File, Block: w.start.Block} }
+
+// Mark returns the address where the next byte written will land (for
+// example the tar header about to be written). A mark in a block that the
+// drive then refuses with VOLUME OVERFLOW is not on this volume: marks at
+// stream offsets ≥ VolumeFullError.OnVolume moved to the next volume
+// (SpanWriter resolves them with Resolve).
+func (w *Writer) Mark() Addr {
+	return Addr{File: w.start.File, Block: w.start.Block + w.blocks, Offset: w.n}
+}
+
+// Offset is the number of stream bytes the session has accepted: the
+// offset of the next byte within the session's stream.
+func (w *Writer) Offset() int64 { return w.onTape + int64(w.n) + int64(len(w.unwritten)) }
+
+// OnTape is the number of stream bytes on tape so far.
+func (w *Writer) OnTape() int64 { return w.onTape }
+
+// Blocks is the number of data blocks on tape so far.
+func (w *Writer) Blocks() uint64 { return w.blocks }
+
+// EarlyWarning reports that the drive is past early warning: true after
+// ErrVolumeFull, and also when the last block or the filemark at Close
+// crossed it (all data on tape, but the next session needs a new volume).
+func (w *Writer) EarlyWarning() bool { return w.ew }
+
+// Unwritten returns the bytes the Writer accepted (counted in earlier
+// Write calls' n) that are not on tape because the drive refused the
+// block with VOLUME OVERFLOW; they must be written first on the next
+// volume. Nil otherwise. Valid until the Writer is dropped.
+func (w *Writer) Unwritten() []byte { return w.unwritten }
+
+// Write stores p. It returns len(p), nil unless the session ends:
+//   - *VolumeFullError (errors.Is ErrVolumeFull): n counts the bytes of p
+//     taken by the Writer — on tape or in Unwritten(); continue with
+//     Unwritten() and then p[n:] on the next volume.
+//   - any other error: the session failed (drive error, AfterFirstBlock);
+//     nothing more is written.
+func (w *Writer) Write(p []byte) (int, error) {
+	if err := w.sticky(); err != nil {
+		return 0, err
+	}
+	total := 0
+	for len(p) > 0 {
+		if w.n == 0 && len(p) >= w.bs {
+			// A whole block in the caller's buffer: write it from there.
+			if err := w.writeBlock(p[:w.bs], false); err != nil {
+				if w.full != nil && !w.full.Overflow {
+					total += w.bs // the block is on tape
+				}
+				return total, err
+			}
+			p = p[w.bs:]
+			total += w.bs
+			continue
+		}
+		c := copy(w.buf[w.n:], p)
+		w.n += c
+		p = p[c:]
+		total += c
+		if w.n == w.bs {
+			if err := w.writeBlock(w.buf, true); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+func (w *Writer) sticky() error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.full != nil:
+		return w.full
+	case w.closed:
+		return fmt.Errorf("%s: write after Close", w.d.Addr())
+	}
+	return nil
+}
+
+// writeBlock writes one block; buffered says b is w.buf (reset after a
+// successful write, kept as Unwritten after an overflow).
+func (w *Writer) writeBlock(b []byte, buffered bool) error {
+	addr := w.Mark()
+	addr.Offset = 0
+	res, err := w.d.Write(b)
+	if err != nil {
+		if scsi.IsVolumeOverflow(err) {
+			if buffered {
+				w.unwritten = b
+				w.n = 0
+			}
+			return w.endVolume(true)
+		}
+		w.err = fmt.Errorf("%s: writing %s (session byte %d): %w", w.d.Addr(), addr, w.onTape, err)
+		return w.err
+	}
+	w.blocks++
+	w.onTape += int64(len(b))
+	if buffered {
+		w.n = 0
+	}
+	if res.EarlyWarning {
+		w.ew = true
+	}
+	if !w.verified {
+		w.verified = true
+		if f := w.opts.AfterFirstBlock; f != nil {
+			if err := f(w.d, addr); err != nil {
+				w.err = fmt.Errorf("%s: check after the first block of tape file %d: %w", w.d.Addr(), addr.File, err)
+				return w.err
+			}
+		}
+	}
+	if res.EarlyWarning {
+		return w.endVolume(false)
+	}
+	return nil
+}
+
+// endVolume writes the filemark after early warning or overflow and
+// records the VolumeFullError.
+func (w *Writer) endVolume(overflow bool) error {
+	w.ew = true
+	e := &VolumeFullError{Drive: w.d.Addr(), File: w.start.File, Overflow: overflow}
+	if _, err := w.d.WriteFilemarks(1, false); err != nil {
+		e.FilemarkErr = err
+	} else if err := w.checkEnd(); err != nil {
+		w.err = err
+		return err
+	}
+	e.OnVolume, e.Blocks = w.onTape, w.blocks
+	w.full = e
+	return e
+}
+
+// checkEnd verifies that the drive is where the session's block count
+// says: after its blocks and one filemark.
+func (w *Writer) checkEnd() error {
+	pos, err := w.d.ReadPosition()
+	if err != nil {
+		return fmt.Errorf("%s: reading the position after tape file %d: %w", w.d.Addr(), w.start.File, err)
+	}
+	want := w.start.Block + w.blocks + 1
+	if pos.Block != want || pos.File != w.start.File+1 {
+		return fmt.Errorf("%s: after tape file %d the drive is at %v, expected block %d file %d: blocks were lost or added",
+			w.d.Addr(), w.start.File, pos, want, w.start.File+1)
+	}
+	return nil
+}
+
+// Close writes the partial last block and the filemark ending the tape
+// file, then checks the drive's position agrees with the blocks written.
+// After ErrVolumeFull, Close does nothing and returns nil (the filemark is
+// already there). If the drive refuses the last block with VOLUME
+// OVERFLOW, Close returns the *VolumeFullError and Unwritten() holds the
+// block. Early warning at Close is not an error (see EarlyWarning).
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.full != nil || w.closed {
+		return nil
+	}
+	if w.n > 0 {
+		if err := w.writeBlock(w.buf[:w.n], true); err != nil {
+			if w.full != nil && !w.full.Overflow {
+				// Early warning on the last block: everything is on tape.
+				w.closed = true
+				w.full = nil
+				return nil
+			}
+			return err
+		}
+	}
+	res, err := w.d.WriteFilemarks(1, false)
+	if err != nil {
+		w.err = fmt.Errorf("%s: writing the filemark ending tape file %d: %w", w.d.Addr(), w.start.File, err)
+		return w.err
+	}
+	if res.EarlyWarning {
+		w.ew = true
+	}
+	w.closed = true
+	if err := w.checkEnd(); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
