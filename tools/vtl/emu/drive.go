@@ -177,8 +177,9 @@ func (d *Drive) ready() *sense {
 	return nil
 }
 
-// Exec runs one command from nx. The caller renders the reply while still
-// holding no lock: data-in aliases nx's buffers only.
+// Exec runs one command from nx, serialized with every other command to
+// this drive. The response's data-in and sense alias nx's buffers only, so
+// the caller can send it after the drive lock is released.
 func (d *Drive) Exec(nx *Nexus, req *vtlwire.Request) vtlwire.Response {
 	d.mu.Lock()
 	defer d.mu.Unlock()
