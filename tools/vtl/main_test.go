@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,8 +65,11 @@ func TestServeBinary(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for range 100 {
-			if _, err := os.Stat(sock); err == nil {
+		for range 250 {
+			// The socket file appears at bind, just before listen: wait
+			// for a connection to succeed.
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
 				return cmd, &logBuf
 			}
 			time.Sleep(20 * time.Millisecond)

@@ -195,3 +195,47 @@ func TestChangerRequireUnload(t *testing.T) {
 	must(t, d, []byte{0x1B, 0, 0, 0, 0, 0}, nil, 0)
 	must(t, c, moveMedium(0x0100, 0x1000), nil, 0)
 }
+
+// The panel protocol over the socket: status, load, unload, move through
+// the import/export station (changer nexuses then see 06/28/01), errors.
+func TestPanelProtocol(t *testing.T) {
+	h := newTestLib(t, nil)
+	c := h.dial("changer")
+	drainUA(t, c)
+	p, err := DialPanel(h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Do(PanelRequest{Op: "load", Slot: 3, Drive: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Do(PanelRequest{Op: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := resp.Status
+	if len(st.Slots) != 4 || st.Slots[2].Barcode != "" || st.Drives[1].Barcode != "TW0003L6" || st.Drives[0].State != "empty" {
+		t.Fatalf("status after load: %+v", st)
+	}
+	if _, err := p.Do(PanelRequest{Op: "load", Slot: 3, Drive: 0}); err == nil || err.Error() != "5/3B/0E medium source element empty" {
+		t.Fatalf("load from an empty slot: %v", err)
+	}
+	if _, err := p.Do(PanelRequest{Op: "frobnicate"}); err == nil {
+		t.Fatal("unknown op accepted")
+	}
+	must(t, c, tur(), nil, 0) // drive loads are not changer UAs
+	if _, err := p.Do(PanelRequest{Op: "move", From: 0x1000, To: 0x0010}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, "6/28/01", tur(), nil, 0)
+	r := must(t, c, res8(3, true, false, 0, 10), nil, 4096)
+	_, _, els := decodeRES(t, r.data)
+	if els[0].flags&1 == 0 || els[0].barcode[:8] != "TW0001L6" || els[0].src != 0x1000 {
+		t.Fatalf("I/E after operator export: %+v", els[0])
+	}
+	resp, err = p.Do(PanelRequest{Op: "unload", Drive: 1})
+	if err != nil || resp.Slot != 3 {
+		t.Fatalf("unload: %v %+v", err, resp)
+	}
+}

@@ -150,6 +150,7 @@ func (d *Drive) decryptForRead(nx *Nexus, m *cart.Meta, pay []byte) ([]byte, *se
 		return out, nil
 	}
 	if p.key == nil || m.Fingerprint != p.fpb {
+		d.wrongKeyReads++
 		return nil, checkSense(scsi.SenseDataProtect, scsi.ASCIncorrectEncryptionKey)
 	}
 	if p.ceem == 0b11 && m.Flags&cart.FlagExternal == 0 || p.ceem == 0b10 && m.Flags&cart.FlagExternal != 0 {
@@ -160,6 +161,7 @@ func (d *Drive) decryptForRead(nx *Nexus, m *cart.Meta, pay []byte) ([]byte, *se
 		d.tapeAlert |= taFlag(3)
 		return nil, checkSense(scsi.SenseDataProtect, scsi.ASCIntegrityValidationFailed)
 	}
+	d.wrongKeyReads = 0
 	return plain, nil
 }
 
@@ -374,6 +376,9 @@ func (d *Drive) spout(nx *Nexus, cdb []byte, data []byte) reply {
 	}
 	if cdb[4]&0x80 != 0 {
 		return fail(invalidCDBBit(4, 7))
+	}
+	if l := d.pers.WrongKeyLimit; l > 0 && d.wrongKeyReads >= l {
+		return fail(checkSense(scsi.SenseDataProtect, scsi.ASCDecryptionKeyFailLimit))
 	}
 	// 2. transfer length
 	tl := int(be32(cdb[6:10]))

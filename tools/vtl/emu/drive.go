@@ -55,6 +55,8 @@ type Drive struct {
 	public *encParams // parameters shared by nexuses not using LOCAL
 	kic    uint32
 	nonce  nonceGen
+	// wrongKeyReads counts consecutive 07/74/03 reads (HP lockout).
+	wrongKeyReads int
 
 	scratch []byte // sealed block under construction
 	meta    cart.Meta
@@ -120,6 +122,7 @@ func (d *Drive) insert(path, barcode string) {
 	}
 	d.cart, d.cartErr = c, nil
 	d.pos = 0
+	d.wrongKeyReads = 0
 	d.state = stLoading
 	d.readyAt = time.Now().Add(d.lib.cfg.LoadDelay)
 	d.uaOthers(nil, scsi.ASCMediumMayHaveChanged)
@@ -133,6 +136,7 @@ func (d *Drive) unthread(by *Nexus, st driveState) {
 	}
 	d.pos = 0
 	d.state = st
+	d.wrongKeyReads = 0
 	d.clearCKOD(by)
 }
 

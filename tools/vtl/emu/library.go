@@ -372,6 +372,26 @@ func (lib *Library) PanelLoad(slot, drive int) error {
 	return nil
 }
 
+// PanelMove moves a cartridge between any two element addresses, as an
+// operator at the front panel (e.g. to or from the import/export station).
+// Changer nexuses see 06/28/01 when the import/export element is involved.
+func (lib *Library) PanelMove(from, to int) error {
+	if from < 0 || from > 0xFFFF || to < 0 || to > 0xFFFF {
+		return fmt.Errorf("element address out of range")
+	}
+	lib.mu.Lock()
+	defer lib.mu.Unlock()
+	if s := lib.move(uint16(from), uint16(to)); s != nil {
+		return senseError(s)
+	}
+	if uint16(from) == ieAddr || uint16(to) == ieAddr {
+		for nx := range lib.cnex {
+			nx.addUA(scsi.ASCImportExportAccessed)
+		}
+	}
+	return nil
+}
+
 // PanelUnload unloads drive and returns its cartridge to the slot it came
 // from (or the first empty slot).
 func (lib *Library) PanelUnload(drive int) (int, error) {

@@ -28,6 +28,10 @@ type Personality struct {
 	// LocateFileOffset: LOCATE(16) to logical file n lands in file n+offset
 	// (IBM 1, HP 0; §6.2 and §9.1).
 	LocateFileOffset int64
+	// WrongKeyLimit: after this many consecutive reads that failed with
+	// 07/74/03, SPOUT answers 07/26/10 until the cartridge is unloaded or
+	// the drive is power cycled (HP, §4.3 item 12). 0 = no lockout.
+	WrongKeyLimit int
 	// ChangerVendor/ChangerProduct for the library's INQUIRY.
 	ChangerVendor, ChangerProduct string
 }
@@ -40,7 +44,7 @@ var personalities = map[string]Personality{
 	},
 	"hp": {
 		Name: "hp", Vendor: "HP", Product: "Ultrium 6-SCSI", Revision: "35GD",
-		SenseLen: 18, RDMCC: 0b100, NotRawReadASC: 0x7400, LocateFileOffset: 0,
+		SenseLen: 18, RDMCC: 0b100, NotRawReadASC: 0x7400, LocateFileOffset: 0, WrongKeyLimit: 10,
 		ChangerVendor: "HP", ChangerProduct: "MSL G3 Series",
 	},
 }

@@ -289,3 +289,32 @@ func TestDamagedCartridgeFiles(t *testing.T) {
 	r = must(t, d, read6(500, true), nil, 500)
 	eqBytes(t, "appended after repair", r.data, pattern(500, 3))
 }
+
+// HP: ten consecutive wrong-key reads lock SPOUT out with 07/26/10 until
+// the cartridge is unloaded; IBM has no such lockout.
+func TestWrongKeyLockout(t *testing.T) {
+	for _, pers := range []string{"hp", "ibm"} {
+		h := newTestLib(t, func(c *Config) { c.DefaultPersonality = pers })
+		h.load(1, 0)
+		c := h.dial("drive0")
+		settle(t, c)
+		setKey(t, c, testKey(1))
+		must(t, c, write6(10), pattern(10, 1), 0)
+		setKey(t, c, testKey(2))
+		must(t, c, rewind(), nil, 0)
+		for range 10 {
+			expect(t, c, "7/74/03", read6(10, true), nil, 10)
+		}
+		p := sde(0x40, 0, 2, 3, testKey(1))
+		if pers == "ibm" {
+			must(t, c, spoutCDB(len(p)), p, 0)
+			continue
+		}
+		expect(t, c, "7/26/10", spoutCDB(len(p)), p, 0)
+		must(t, c, []byte{0x1B, 0, 0, 0, 0, 0}, nil, 0)
+		must(t, c, []byte{0x1B, 0, 0, 0, 1, 0}, nil, 0)
+		must(t, c, spoutCDB(len(p)), p, 0)
+		r := must(t, c, read6(10, true), nil, 10)
+		eqBytes(t, "after lockout", r.data, pattern(10, 1))
+	}
+}

@@ -21,9 +21,12 @@ const PanelUnit = "panel"
 
 // PanelRequest is one newline-delimited JSON request on the panel unit.
 type PanelRequest struct {
-	Op    string `json:"op"` // "status", "load", "unload"
+	Op    string `json:"op"` // "status", "load", "unload", "move"
 	Slot  int    `json:"slot,omitempty"`
 	Drive int    `json:"drive"`
+	// From and To are element addresses for "move".
+	From int `json:"from,omitempty"`
+	To   int `json:"to,omitempty"`
 }
 
 // PanelResponse answers one PanelRequest.
@@ -200,8 +203,14 @@ func (s *Server) panelOp(req PanelRequest) PanelResponse {
 		}
 		lib.log.Info("panel unload", "drive", req.Drive, "slot", slot)
 		return PanelResponse{OK: true, Slot: slot}
+	case "move":
+		if err := lib.PanelMove(req.From, req.To); err != nil {
+			return PanelResponse{Error: err.Error()}
+		}
+		lib.log.Info("panel move", "from", req.From, "to", req.To)
+		return PanelResponse{OK: true}
 	}
-	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload)", req.Op)}
+	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move)", req.Op)}
 }
 
 // PanelClient talks to the panel unit of a running vtl.
