@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // FileName is the cache's file name in storaged's working directory.
@@ -253,7 +255,7 @@ func merge(m map[string]Entry, e Entry, now time.Time, replace bool) (PutResult,
 		return Updated, nil, nil
 	}
 	if !replace {
-		return Unchanged, nil, &ConflictError{Volume: e.Volume, Field: "stored key", Have: "another stored key (" + old.Key.String() + ")", Got: e.Key.String()}
+		return Unchanged, nil, &ConflictError{Volume: e.Volume, Field: "stored key", Have: describeKey(old.Key), Got: describeKey(e.Key)}
 	}
 	hist := slices.DeleteFunc(slices.Clone(old.History), func(h Superseded) bool {
 		return h.Key.Scheme == e.Key.Scheme && h.Key.Value == e.Key.Value
@@ -273,6 +275,10 @@ func merge(m map[string]Entry, e Entry, now time.Time, replace bool) (PutResult,
 		}
 	}
 	return Replaced, lg, nil
+}
+
+func describeKey(sk keys.StoredKey) string {
+	return fmt.Sprintf("scheme %s, kek %s, fingerprint %s", sk.Scheme, orNone(sk.KEKID), orNone(sk.Fingerprint))
 }
 
 // Touch sets the last-used time of volume to now (*NotFoundError if it has
@@ -346,6 +352,14 @@ func readCapped(path string) ([]byte, error) {
 	return data, nil
 }
 
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 func fileError(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -366,7 +380,10 @@ func (c *Cache) locked(fn func() error) error {
 	defer c.mu.Unlock()
 	lf, err := os.OpenFile(c.lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("crypto cache lock file: %w", fileError(c.lockPath, err))
+		if dir := filepath.Dir(c.path); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("crypto cache %s: directory %s does not exist", c.path, dir)
+		}
+		return fmt.Errorf("crypto cache %s: cannot open its lock file %s: %w", c.path, c.lockPath, unwrapPath(err))
 	}
 	defer lf.Close() // closing releases the lock
 	for {
@@ -459,7 +476,7 @@ func (c *Cache) update(fn func(m map[string]Entry) (bool, error)) error {
 		if err != nil || !changed {
 			return err
 		}
-		data := Encode(sortedEntries(m))
+		data := encodeMap(m)
 		removeStaleTemps(c.path)
 		if err := writeAtomic(c.path, data); err != nil {
 			return err

@@ -572,3 +572,17 @@ func syscallUmask(m int) int { return unix.Umask(m) }
 
 // b64 of 32 bytes, for tests that need a syntactically valid bareos string.
 func plainBareos(p string) string { return base64.RawStdEncoding.EncodeToString([]byte(p)) }
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(filepath.Join(t.TempDir(), "no", "such", FileName), Options{}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open in a missing directory: %v", err)
+	}
+	if _, err := Open("", Options{}); err == nil {
+		t.Fatal("Open(\"\") succeeded")
+	}
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, FileName), 0o700)
+	if _, err := Open(filepath.Join(dir, FileName), Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Open of a directory: %v", err)
+	}
+}

@@ -60,8 +60,11 @@ func (e *InvalidEntryError) Error() string {
 }
 
 // ConflictError says that Put was given the stored string the cache already
-// holds for Volume but with a different KEK id or fingerprint: one of the
-// two is wrong, so nothing is changed.
+// holds for Volume but with a different KEK id or fingerprint (Field "kek
+// id" or "fingerprint": one of the two is wrong), or, with PutMany's
+// replace false, another stored string (Field "stored key"; Have and Got
+// then describe both keys by scheme, KEK id and fingerprint). Nothing is
+// changed.
 type ConflictError struct {
 	Volume string
 	Field  string // "kek id" or "fingerprint"
@@ -70,6 +73,10 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
+	if e.Field == "stored key" {
+		return fmt.Sprintf("crypto cache: volume %s already has another stored key (%s); it was not replaced by the new one (%s)",
+			safeQuote(e.Volume), e.Have, e.Got)
+	}
 	return fmt.Sprintf("crypto cache: volume %s already has this stored key with %s %s, not %s; nothing was changed (check which KEK wrapped it: tapekey cache verify)",
 		safeQuote(e.Volume), e.Field, orNone(e.Have), orNone(e.Got))
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -260,8 +261,30 @@ func fmtTime(t time.Time) string {
 // Encode returns the file content for entries (which must be valid, as
 // Parse or the Cache methods return them), sorted by volume.
 func Encode(entries []Entry) []byte {
-	sorted := slices.Clone(entries)
-	slices.SortFunc(sorted, func(a, b Entry) int { return strings.Compare(a.Volume, b.Volume) })
+	cmp := func(a, b *Entry) int { return strings.Compare(a.Volume, b.Volume) }
+	ptrs := make([]*Entry, len(entries))
+	for i := range entries {
+		ptrs[i] = &entries[i]
+	}
+	if !slices.IsSortedFunc(ptrs, cmp) {
+		slices.SortFunc(ptrs, cmp)
+	}
+	return encodePtrs(ptrs)
+}
+
+// encodeMap encodes the entries of m in volume order.
+func encodeMap(m map[string]Entry) []byte {
+	vols := slices.Sorted(maps.Keys(m))
+	vals := make([]Entry, len(vols))
+	ptrs := make([]*Entry, len(vols))
+	for i, v := range vols {
+		vals[i] = m[v]
+		ptrs[i] = &vals[i]
+	}
+	return encodePtrs(ptrs)
+}
+
+func encodePtrs(sorted []*Entry) []byte {
 	var b bytes.Buffer
 	b.Grow(64 + 170*len(sorted))
 	b.WriteString(Header)
