@@ -1,0 +1,320 @@
+package console
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Keyword is one keyword a command takes.
+type Keyword struct {
+	Name     string // lower case
+	Type     Type
+	Required bool
+	// Console marks a keyword whose value only the console uses (export
+	// keys out=FILE: the director returns rows, tapectl writes the file).
+	// The director must not act on it.
+	Console bool
+	Help    string // one line for "help COMMAND"
+}
+
+// Spec is one command of the console language. Adding a command is adding
+// one Spec to the table in this file.
+type Spec struct {
+	// Name is the command, one or two lower-case words ("label", "list
+	// volumes"). When the second word is also one of the command's
+	// keywords, the user may write it with its value ("update
+	// volume=Vol1"), as in Bareos.
+	Name    string
+	Aliases []string // other spellings, e.g. "exit" for "quit"
+	Summary string   // one line for "help"
+	// Keywords in usage order.
+	Keywords []Keyword
+	// Choice lists groups of keywords of which exactly one group must be
+	// given, and given completely; keywords of two groups conflict.
+	Choice [][]string
+	// Topic: the bare words after the command form a command name (help
+	// COMMAND), stored under the "topic" key.
+	Topic bool
+	// Local: the console handles the command itself (help, quit); the
+	// director answers it only for consoles that send it anyway.
+	Local    bool
+	Notes    string   // optional paragraph for "help COMMAND"
+	Examples []string // at least one; each must parse
+}
+
+// Keyword returns the keyword named name (lower case), or nil.
+func (s *Spec) Keyword(name string) *Keyword {
+	for i := range s.Keywords {
+		if s.Keywords[i].Name == name {
+			return &s.Keywords[i]
+		}
+	}
+	return nil
+}
+
+func (s *Spec) inChoice(name string) bool {
+	for _, g := range s.Choice {
+		for _, k := range g {
+			if k == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// kwUsage writes "storage=NAME" or "barcodes".
+func kwUsage(k *Keyword) string {
+	if k.Type.Kind == Flag {
+		return k.Name
+	}
+	return k.Name + "=" + k.Type.Arg
+}
+
+// Usage is the command's syntax line, e.g.
+// "label storage=NAME pool=NAME (slots=LIST barcodes | slot=N volume=NAME) [encrypt] [drive=N]".
+func (s *Spec) Usage() string {
+	parts := []string{s.Name}
+	_, second, _ := strings.Cut(s.Name, " ")
+	for i := range s.Keywords {
+		k := &s.Keywords[i]
+		if k.Required && !s.inChoice(k.Name) {
+			if k.Name == second && parts[0] == s.Name {
+				parts[0] = s.Name + "=" + k.Type.Arg
+				continue
+			}
+			parts = append(parts, kwUsage(k))
+		}
+	}
+	if len(s.Choice) > 0 {
+		var alts []string
+		for _, g := range s.Choice {
+			var ws []string
+			for _, n := range g {
+				ws = append(ws, kwUsage(s.Keyword(n)))
+			}
+			alts = append(alts, strings.Join(ws, " "))
+		}
+		parts = append(parts, "("+strings.Join(alts, " | ")+")")
+	}
+	for i := range s.Keywords {
+		k := &s.Keywords[i]
+		if !k.Required && !s.inChoice(k.Name) {
+			parts = append(parts, "["+kwUsage(k)+"]")
+		}
+	}
+	if s.Topic {
+		parts = append(parts, "[COMMAND]")
+	}
+	return strings.Join(parts, " ")
+}
+
+// commands is the console language of this release.
+var commands = []Spec{
+	{
+		Name:    "label",
+		Summary: "label new cartridges as Tapeward volumes (optionally encrypted, one key per volume)",
+		Keywords: []Keyword{
+			{Name: "storage", Type: TName, Required: true, Help: "the storage daemon whose changer holds the cartridges"},
+			{Name: "pool", Type: TName, Required: true, Help: "the pool the new volumes join"},
+			{Name: "slots", Type: TSlots, Help: "slots to label: numbers and ascending ranges, e.g. 1-5 or 1,3,7-9 (with barcodes)"},
+			{Name: "barcodes", Type: TFlag, Help: "name each volume after its cartridge's barcode, read from the changer (with slots=)"},
+			{Name: "slot", Type: TSlot, Help: "the one slot to label (with volume=)"},
+			{Name: "volume", Type: TVolume, Help: "the name of the one volume to label (with slot=)"},
+			{Name: "encrypt", Type: TFlag, Help: "give each volume its own key and encrypt in the drive (verified before the volume is used)"},
+			{Name: "drive", Type: TDrive, Help: "the drive to label in, counting from 0"},
+		},
+		Choice: [][]string{{"slots", "barcodes"}, {"slot", "volume"}},
+		Notes:  "Either label many cartridges named by their barcodes (slots=LIST barcodes) or one cartridge with a name you choose (slot=N volume=NAME).",
+		Examples: []string{
+			"label storage=sd1 pool=Offsite slots=1-5 barcodes encrypt",
+			"label storage=sd1 pool=Offsite slot=7 volume=OFF007 encrypt drive=1",
+		},
+	},
+	{
+		Name:    "list volumes",
+		Summary: "list volumes with their pool, status, slot and encryption state",
+		Keywords: []Keyword{
+			{Name: "pool", Type: TName, Help: "only volumes of this pool"},
+			{Name: "storage", Type: TName, Help: "only volumes in this storage's changer"},
+		},
+		Examples: []string{"list volumes", "list volumes pool=Offsite"},
+	},
+	{
+		Name:    "list keyevents",
+		Summary: "list key events (key created, loaded, cleared, rewrapped), newest first",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Help: "only events of this volume"},
+			{Name: "limit", Type: TLimit, Help: "show at most N events"},
+		},
+		Examples: []string{"list keyevents volume=OFF007 limit=20"},
+	},
+	{
+		Name:     "status director",
+		Summary:  "show the director's state: version, catalog, active KEK id, running jobs",
+		Examples: []string{"status director"},
+	},
+	{
+		Name:    "status storage",
+		Summary: "show a storage daemon's drives, loaded volumes and drive encryption state",
+		Keywords: []Keyword{
+			{Name: "storage", Type: TName, Required: true, Help: "the storage daemon"},
+		},
+		Examples: []string{"status storage=sd1"},
+	},
+	{
+		Name:    "mount",
+		Summary: "load the cartridge in a slot into a drive",
+		Keywords: []Keyword{
+			{Name: "storage", Type: TName, Required: true, Help: "the storage daemon"},
+			{Name: "slot", Type: TSlot, Required: true, Help: "the slot holding the cartridge"},
+			{Name: "drive", Type: TDrive, Help: "the drive to load, counting from 0"},
+		},
+		Examples: []string{"mount storage=sd1 slot=3 drive=0"},
+	},
+	{
+		Name:    "unmount",
+		Summary: "clear the drive's key and unload its cartridge back to its slot",
+		Keywords: []Keyword{
+			{Name: "storage", Type: TName, Required: true, Help: "the storage daemon"},
+			{Name: "drive", Type: TDrive, Required: true, Help: "the drive, counting from 0"},
+		},
+		Examples: []string{"unmount storage=sd1 drive=0"},
+	},
+	{
+		Name:    "release",
+		Summary: "clear the drive's key and release the drive (the cartridge stays loaded)",
+		Keywords: []Keyword{
+			{Name: "storage", Type: TName, Required: true, Help: "the storage daemon"},
+			{Name: "drive", Type: TDrive, Required: true, Help: "the drive, counting from 0"},
+		},
+		Examples: []string{"release storage=sd1 drive=0"},
+	},
+	{
+		Name:    "update volume",
+		Summary: "change a volume's encryption: yes, no, or rotate its key",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume"},
+			{Name: "encrypt", Type: TEncrypt, Required: true, Help: "yes or no: encryption of data written from now on; rotate: a new key for the volume"},
+		},
+		Examples: []string{"update volume=OFF007 encrypt=rotate"},
+	},
+	{
+		Name:    "rekey",
+		Summary: "rewrap every stored volume key under the active KEK (no tape is touched)",
+		Keywords: []Keyword{
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only reports what it would rewrap"},
+		},
+		Notes:    "Without yes, rekey is a dry run: the director reports how many keys it would rewrap from which KEK ids and changes nothing. With yes it rewraps all of them in one transaction.",
+		Examples: []string{"rekey", "rekey yes"},
+	},
+	{
+		Name:    "export keys",
+		Summary: "export the wrapped volume keys (for DR with tapextract) to a file on the console's machine",
+		Keywords: []Keyword{
+			{Name: "pool", Type: TName, Help: "only volumes of this pool"},
+			{Name: "out", Type: TPath, Required: true, Console: true, Help: "the file the console writes (on the console's machine, not the director's)"},
+		},
+		Notes:    "The director returns the rows; tapectl writes them to out=. Keys stay wrapped under their KEK.",
+		Examples: []string{`export keys pool=Offsite out=offsite-keys.csv`, `export keys out="/media/usb stick/keys.csv"`},
+	},
+	{
+		Name:     "help",
+		Summary:  "list the commands, or show one command's keywords and an example",
+		Topic:    true,
+		Local:    true,
+		Examples: []string{"help", "help label", "help list volumes"},
+	},
+	{
+		Name:     "quit",
+		Aliases:  []string{"exit"},
+		Summary:  "leave the console",
+		Local:    true,
+		Examples: []string{"quit"},
+	},
+}
+
+// table indexes specs for parsing.
+type table struct {
+	specs    []*Spec
+	byName   map[string]*Spec   // full names and aliases
+	families map[string][]*Spec // first word → two-word commands
+}
+
+// newTable checks the specs and indexes them.
+func newTable(specs []Spec) (*table, error) {
+	t := &table{byName: map[string]*Spec{}, families: map[string][]*Spec{}}
+	for i := range specs {
+		s := &specs[i]
+		words := strings.Fields(s.Name)
+		if len(words) < 1 || len(words) > 2 || strings.Join(words, " ") != s.Name || lower(s.Name) != s.Name {
+			return nil, fmt.Errorf("command %q: name must be one or two lower-case words", s.Name)
+		}
+		if s.Summary == "" || len(s.Examples) == 0 {
+			return nil, fmt.Errorf("command %q: needs a summary and an example", s.Name)
+		}
+		for _, n := range append([]string{s.Name}, s.Aliases...) {
+			if _, dup := t.byName[n]; dup {
+				return nil, fmt.Errorf("command %q: name %q used twice", s.Name, n)
+			}
+			t.byName[n] = s
+		}
+		if len(words) == 2 {
+			t.families[words[0]] = append(t.families[words[0]], s)
+		}
+		seen := map[string]bool{}
+		for _, k := range s.Keywords {
+			if k.Name == "" || lower(k.Name) != k.Name || strings.ContainsAny(k.Name, " \t=\"") {
+				return nil, fmt.Errorf("command %q: bad keyword name %q", s.Name, k.Name)
+			}
+			if seen[k.Name] {
+				return nil, fmt.Errorf("command %q: keyword %q twice", s.Name, k.Name)
+			}
+			seen[k.Name] = true
+			if k.Type.Kind != Flag && k.Type.Arg == "" {
+				return nil, fmt.Errorf("command %q: keyword %q has no placeholder", s.Name, k.Name)
+			}
+		}
+		inGroup := map[string]bool{}
+		for _, g := range s.Choice {
+			if len(g) == 0 {
+				return nil, fmt.Errorf("command %q: empty choice group", s.Name)
+			}
+			for _, n := range g {
+				k := s.Keyword(n)
+				if k == nil || k.Required || inGroup[n] {
+					return nil, fmt.Errorf("command %q: choice keyword %q must be an optional keyword in one group", s.Name, n)
+				}
+				inGroup[n] = true
+			}
+		}
+		if s.Topic && len(s.Keywords) > 0 {
+			return nil, fmt.Errorf("command %q: a topic command takes no keywords", s.Name)
+		}
+		t.specs = append(t.specs, s)
+	}
+	for first := range t.families {
+		if _, ok := t.byName[first]; ok {
+			return nil, fmt.Errorf("command %q: both a command and a command family", first)
+		}
+	}
+	return t, nil
+}
+
+var std = mustTable(commands)
+
+func mustTable(specs []Spec) *table {
+	t, err := newTable(specs)
+	if err != nil {
+		panic("console: bad command table: " + err.Error())
+	}
+	return t
+}
+
+// Commands returns the command table in help order. The specs are shared:
+// do not modify them.
+func Commands() []*Spec { return append([]*Spec(nil), std.specs...) }
+
+// Lookup returns the command named name (canonical name or alias, any case),
+// or nil.
+func Lookup(name string) *Spec { return std.byName[lower(strings.Join(strings.Fields(name), " "))] }

@@ -1,0 +1,272 @@
+package console
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Kind is what a keyword's value is.
+type Kind int
+
+const (
+	// Flag is a bare keyword with no value (barcodes, encrypt, yes).
+	Flag Kind = iota
+	// Name is a resource name from the configuration (storage, pool):
+	// 1–127 letters, digits, '-', '_' and '.'.
+	Name
+	// Volume is a volume name as written in the tape label: 1–127 letters,
+	// digits, '.', '_', ':', '+' and '-' (the catalog's rule).
+	Volume
+	// Int is a whole number from Type.Min to Type.Max (decimal digits only;
+	// leading zeros are dropped in the canonical form).
+	Int
+	// SlotList is a list of changer slots: comma-separated numbers and
+	// ascending ranges ("1-5", "1,3,7-9"), at most MaxSlots slots, no slot
+	// twice, slots from 1 to MaxSlot. Canonical form: ascending, runs
+	// compressed ("7,1-3" → "1-3,7").
+	SlotList
+	// Enum is one of Type.Values, compared case-insensitively; canonical
+	// form is the table's spelling.
+	Enum
+	// Path is a file path (any printable text, 1–4096 bytes).
+	Path
+)
+
+// Type describes a keyword's value. Min and Max bound Int; Values lists the
+// choices of an Enum; Arg is the placeholder shown in usage lines ("NAME",
+// "N", "LIST", "FILE"; for Enum "a|b|c").
+type Type struct {
+	Kind   Kind
+	Min    int
+	Max    int
+	Values []string
+	Arg    string
+}
+
+const (
+	// MaxSlot is the highest slot number accepted (SCSI element addresses
+	// are 16 bits).
+	MaxSlot = 65535
+	// MaxSlots is the most slots one slot list may name.
+	MaxSlots = 10000
+	maxName  = 127
+	maxPath  = 4096
+)
+
+// Value types used by the table.
+var (
+	TFlag    = Type{Kind: Flag}
+	TName    = Type{Kind: Name, Arg: "NAME"}
+	TVolume  = Type{Kind: Volume, Arg: "NAME"}
+	TSlots   = Type{Kind: SlotList, Arg: "LIST"}
+	TPath    = Type{Kind: Path, Arg: "FILE"}
+	TSlot    = TInt(1, MaxSlot)
+	TDrive   = TInt(0, 255)
+	TLimit   = TInt(1, 1000000)
+	TEncrypt = TEnum("yes", "no", "rotate")
+)
+
+// TInt is a whole number from min to max.
+func TInt(min, max int) Type { return Type{Kind: Int, Min: min, Max: max, Arg: "N"} }
+
+// TEnum is one of values.
+func TEnum(values ...string) Type {
+	return Type{Kind: Enum, Values: values, Arg: strings.Join(values, "|")}
+}
+
+// Want describes the values the type accepts, for error messages.
+func (t Type) Want() string {
+	switch t.Kind {
+	case Flag:
+		return "no value"
+	case Name:
+		return fmt.Sprintf("a name of letters, digits, '-', '_' and '.' (at most %d)", maxName)
+	case Volume:
+		return fmt.Sprintf("a volume name of letters, digits, '.', '_', ':', '+' and '-' (at most %d)", maxName)
+	case Int:
+		return fmt.Sprintf("a whole number from %d to %d", t.Min, t.Max)
+	case SlotList:
+		return "a slot list such as 1-5 or 1,3,7-9"
+	case Enum:
+		return orList(t.Values)
+	case Path:
+		return fmt.Sprintf("a file path (at most %d bytes)", maxPath)
+	}
+	return "?"
+}
+
+// canon checks v and returns its canonical form, or a problem ("" to use
+// the generic "want ..." message).
+func (t Type) canon(v string) (string, string, bool) {
+	switch t.Kind {
+	case Name, Volume:
+		if v == "" {
+			return "", "empty name", false
+		}
+		if len(v) > maxName {
+			return "", fmt.Sprintf("name is %d characters; at most %d", len(v), maxName), false
+		}
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.'
+			if t.Kind == Volume {
+				ok = ok || c == ':' || c == '+'
+			}
+			if !ok {
+				return "", "", false
+			}
+		}
+		return v, "", true
+	case Int:
+		n, ok := atoi(v)
+		if !ok || n < t.Min || n > t.Max {
+			return "", "", false
+		}
+		return strconv.Itoa(n), "", true
+	case SlotList:
+		slots, problem := parseSlots(v)
+		if problem != "" {
+			return "", problem, false
+		}
+		return formatSlots(slots), "", true
+	case Enum:
+		lv := lower(v)
+		for _, x := range t.Values {
+			if lv == x {
+				return x, "", true
+			}
+		}
+		return "", "", false
+	case Path:
+		if v == "" {
+			return "", "empty path", false
+		}
+		if len(v) > maxPath {
+			return "", fmt.Sprintf("path is %d bytes; at most %d", len(v), maxPath), false
+		}
+		return v, "", true
+	}
+	return "", "", false
+}
+
+// atoi parses 1–9 decimal digits (no sign), so it cannot overflow.
+func atoi(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	s = strings.TrimLeft(s, "0")
+	if len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+// ParseSlots parses a slot list ("1-5", "1,3,7-9"; spaces around items are
+// allowed) into ascending slot numbers. It rejects empty items, slot 0,
+// slots above MaxSlot, descending ranges, a slot named twice and lists of
+// more than MaxSlots slots.
+func ParseSlots(s string) ([]int, error) {
+	slots, problem := parseSlots(s)
+	if problem != "" {
+		return nil, &BadValueError{Command: "slots", Keyword: "slots", Value: s, Want: TSlots.Want(), Problem: problem}
+	}
+	return slots, nil
+}
+
+func parseSlots(s string) ([]int, string) {
+	if strings.TrimSpace(s) == "" {
+		return nil, "empty slot list"
+	}
+	num := func(x string) (int, string) {
+		x = strings.TrimSpace(x)
+		if x == "" {
+			return 0, "missing number"
+		}
+		n, ok := atoi(x)
+		if !ok || n > MaxSlot {
+			if strings.Trim(x, "0123456789") == "" {
+				return 0, fmt.Sprintf("slot %s is too high (at most %d)", trunc(x), MaxSlot)
+			}
+			return 0, fmt.Sprintf("%s is not a slot number", echo(x))
+		}
+		if n == 0 {
+			return 0, "slot 0 does not exist (slots count from 1)"
+		}
+		return n, ""
+	}
+	seen := map[int]bool{}
+	var out []int
+	for _, item := range strings.Split(s, ",") {
+		lo, hi := 0, 0
+		var p string
+		if a, b, ok := strings.Cut(item, "-"); ok {
+			if lo, p = num(a); p != "" {
+				return nil, p
+			}
+			if hi, p = num(b); p != "" {
+				return nil, p
+			}
+			if hi < lo {
+				return nil, fmt.Sprintf("descending range %d-%d (write %d-%d)", lo, hi, hi, lo)
+			}
+		} else {
+			if lo, p = num(item); p != "" {
+				if strings.TrimSpace(item) == "" {
+					return nil, "empty item (two commas, or a comma at an end)"
+				}
+				return nil, p
+			}
+			hi = lo
+		}
+		if len(out)+hi-lo+1 > MaxSlots {
+			return nil, fmt.Sprintf("more than %d slots in one list", MaxSlots)
+		}
+		for n := lo; n <= hi; n++ {
+			if seen[n] {
+				return nil, fmt.Sprintf("slot %d named twice", n)
+			}
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	sort.Ints(out)
+	return out, ""
+}
+
+// formatSlots writes ascending slots as a compressed list: 1-3,7.
+func formatSlots(slots []int) string {
+	var b strings.Builder
+	for i := 0; i < len(slots); {
+		j := i
+		for j+1 < len(slots) && slots[j+1] == slots[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(slots[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(slots[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// trunc cuts a long run of digits for a message.
+func trunc(s string) string {
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
+}
