@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,6 +61,66 @@ var cacheGroup = &group{
 			run: cacheImportBareos,
 		},
 	},
+}
+
+// warnHandler prints the cache's warnings on stderr as
+// "tapekey: warning: <message> (key=value ...)". Errors are not printed:
+// the command returns them.
+type warnHandler struct {
+	w     io.Writer
+	attrs []slog.Attr
+}
+
+func (h *warnHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && l < slog.LevelError
+}
+
+func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tapekey: warning: %s", r.Message)
+	var kv []string
+	add := func(a slog.Attr) bool {
+		if v := a.Value.String(); v != "" {
+			kv = append(kv, a.Key+"="+v)
+		}
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	if len(kv) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(kv, " "))
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *warnHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &warnHandler{w: h.w, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+
+func (h *warnHandler) WithGroup(string) slog.Handler { return h }
+
+// openCache opens a cache for an update, with warnings on stderr.
+func openCache(c *cli, path string) (*cryptocache.Cache, error) {
+	return cryptocache.Open(path, cryptocache.Options{Logger: slog.New(&warnHandler{w: c.stderr})})
+}
+
+// readCache reads a cache without changing it, warning on stderr when the
+// file is open to group or others.
+func readCache(c *cli, path string) ([]cryptocache.Entry, error) {
+	entries, err := cryptocache.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var pe *keys.PermissionError
+	if err := keys.CheckPrivateFile(path); errors.As(err, &pe) {
+		fmt.Fprintf(c.stderr, "tapekey: warning: crypto cache %s is accessible by group or others (mode %04o); its stored keys may have been read; run: chmod 600 %s\n",
+			path, pe.Mode.Perm(), path)
+	}
+	return entries, nil
 }
 
 // multiFlag is a repeatable string flag.
@@ -204,7 +266,7 @@ func cacheDump(c *cli, f *flags, args []string) error {
 	if err != nil {
 		return err
 	}
-	entries, err := cryptocache.ReadFile(path)
+	entries, err := readCache(c, path)
 	if err != nil {
 		return err
 	}
@@ -270,7 +332,7 @@ func cacheVerify(c *cli, f *flags, args []string) error {
 	if err != nil {
 		return err
 	}
-	entries, err := cryptocache.ReadFile(path)
+	entries, err := readCache(c, path)
 	if err != nil {
 		return err
 	}
@@ -457,7 +519,7 @@ func cacheAdd(c *cli, f *flags, args []string) error {
 	if err != nil {
 		return err
 	}
-	cc, err := cryptocache.Open(path, cryptocache.Options{})
+	cc, err := openCache(c, path)
 	if err != nil {
 		return err
 	}
@@ -484,7 +546,7 @@ func cacheRemove(c *cli, f *flags, args []string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("crypto cache %s: %w", path, unwrapPathErr(err))
 	}
-	cc, err := cryptocache.Open(path, cryptocache.Options{})
+	cc, err := openCache(c, path)
 	if err != nil {
 		return err
 	}
@@ -523,7 +585,7 @@ func cacheImportBareos(c *cli, f *flags, args []string) error {
 			return fmt.Errorf("Bareos crypto cache %s: volume %q: %v; nothing was written", src, bc.Entries[i].Volume, err)
 		}
 	}
-	cc, err := cryptocache.Open(path, cryptocache.Options{})
+	cc, err := openCache(c, path)
 	if err != nil {
 		return err
 	}

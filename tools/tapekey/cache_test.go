@@ -380,3 +380,36 @@ func TestCacheHelp(t *testing.T) {
 		t.Fatalf("cache add --help: %s", out)
 	}
 }
+
+func TestCacheModeWarnings(t *testing.T) {
+	dir := t.TempDir()
+	_, kekID, _ := newKEK(t, dir, "kek.key")
+	s1, _ := newStored(t, dir, "kek.key")
+	s2, _ := newStored(t, dir, "kek.key")
+	s3, _ := newStored(t, dir, "kek.key")
+	ok(t, dir, "A\t"+s1+"\tv1\t"+kekID+"\n", "cache", "add", "c.cache")
+	path := filepath.Join(dir, "c.cache")
+	os.Chmod(path, 0o644)
+	r := tk(t, dir, "", "cache", "dump", "c.cache")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: crypto cache c.cache is accessible by group or others (mode 0644)") || !strings.Contains(r.stderr, "chmod 600 c.cache") {
+		t.Fatalf("dump of a 0644 cache: %+v", r)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
+		t.Fatal("dump changed the mode")
+	}
+	r = tk(t, dir, "B\t"+s2+"\tv1\t"+kekID+"\n", "cache", "add", "c.cache")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: crypto cache was accessible by group or others; changed it to mode 0600") {
+		t.Fatalf("add to a 0644 cache: %+v", r)
+	}
+	mode0600(t, path)
+	// A replacement is reported on stderr too, without stored strings.
+	r = tk(t, dir, "B\t"+s3+"\tv1\t"+kekID+"\n", "cache", "add", "--replace", "c.cache")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: crypto cache: stored key of volume replaced") || !strings.Contains(r.stderr, "volume=B") {
+		t.Fatalf("add --replace: %+v", r)
+	}
+	for _, s := range []string{s1, s2, s3} {
+		if strings.Contains(r.stdout+r.stderr, s) {
+			t.Fatal("a stored string was printed")
+		}
+	}
+}
