@@ -416,3 +416,72 @@ func TestLyingDrive(t *testing.T) {
 		t.Fatalf("after the failed check the tape is at %v (%v), want block 3: nothing more written", pos, err)
 	}
 }
+
+// TestSpanWriterCarry writes through SpanWriter in odd-sized pieces, so the
+// block the first volume refuses sits in the Writer's buffer and is
+// carried to the second volume; marks taken as offsets resolve to the
+// right bytes.
+func TestSpanWriterCarry(t *testing.T) {
+	d0 := small.mount(t, 9, 0)
+	d1 := small.mount(t, 10, 1)
+	labelled(t, d0, DefaultBlockSize)
+	labelled(t, d1, DefaultBlockSize)
+	data := randomData(11<<20 + 5)
+	var vols []*scsi.Device
+	next := func(ctx context.Context) (*scsi.Device, error) {
+		vols = append(vols, d1)
+		return d1, nil
+	}
+	s, err := NewSpanWriter(context.Background(), d0, WriterOptions{}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marks []int64
+	for off := 0; off < len(data); {
+		n := min(333333, len(data)-off)
+		marks = append(marks, s.Offset())
+		if s.Offset() != int64(off) {
+			t.Fatalf("Offset %d, want %d", s.Offset(), off)
+		}
+		m, err := s.Write(data[off : off+n])
+		if err != nil || m != n {
+			t.Fatalf("Write = %d, %v", m, err)
+		}
+		off += n
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exts := s.Extents()
+	if len(vols) != 1 || len(exts) != 2 || !exts[0].EarlyWarning || exts[0].Bytes != 7<<20 || exts[0].Bytes%DefaultBlockSize != 0 || exts[0].Bytes+exts[1].Bytes != int64(len(data)) {
+		t.Fatalf("extents %+v", exts)
+	}
+	var all []byte
+	for i, d := range []*scsi.Device{d0, d1} {
+		b, err := readAll(t, d, exts[i].Start(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) != exts[i].Bytes {
+			t.Fatalf("volume %d holds %d bytes, extent says %d", i, len(b), exts[i].Bytes)
+		}
+		all = append(all, b...)
+	}
+	if !bytes.Equal(all, data) {
+		t.Fatal("volumes do not hold the stream")
+	}
+	for _, off := range marks {
+		e, a, ok := Resolve(exts, off)
+		if !ok {
+			t.Fatalf("mark %d not resolved", off)
+		}
+		r, err := NewReader([]*scsi.Device{d0, d1}[e.Volume], a, ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 64)
+		if _, err := io.ReadFull(r, head); err != nil || !bytes.Equal(head, data[off:off+64]) {
+			t.Fatalf("mark %d at volume %d %v: wrong bytes (%v)", off, e.Volume, a, err)
+		}
+	}
+}

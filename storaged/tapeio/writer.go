@@ -323,7 +323,12 @@ func (w *Writer) Close() error {
 	if w.n > 0 {
 		if err := w.writeBlock(w.buf[:w.n], true); err != nil {
 			if w.full != nil && !w.full.Overflow {
-				// Early warning on the last block: everything is on tape.
+				// Early warning on the last block: everything is on
+				// tape, and the filemark too unless FilemarkErr.
+				if fe := w.full.FilemarkErr; fe != nil {
+					w.err = fmt.Errorf("%s: writing the filemark ending tape file %d: %w", w.d.Addr(), w.start.File, fe)
+					return w.err
+				}
 				w.closed = true
 				w.full = nil
 				return nil
