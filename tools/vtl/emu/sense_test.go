@@ -131,3 +131,48 @@ func TestSenseDescriptor(t *testing.T) {
 	r = must(t, c, []byte{0x03, 0x00, 0, 0, 252, 0}, nil, 252)
 	eqBytes(t, "REQUEST SENSE after the UA", r.data[:14], unhex(t, "70 00 00 00 00 00 00 1C 00 00 00 00 00 00"))
 }
+
+// The early-warning point and the capacity, exactly: a 4 MiB cartridge has
+// a 128 KiB early-warning zone (capacity/32); each 64 KiB block takes
+// 65536 + 52 bytes. Writes 1..61 are GOOD, 62 and 63 report 00/00/02 (data
+// written), 64 overflows (not written). WRITE FILEMARKS in the zone also
+// reports early warning, and READ POSITION shows BPEW.
+func TestEarlyWarningPoint(t *testing.T) {
+	h := newTestLib(t, func(c *Config) { c.Capacity = 4 << 20 })
+	h.load(1, 0)
+	c := h.dial("drive0")
+	settle(t, c)
+	blk := pattern(65536, 1)
+	for i := 1; i <= 64; i++ {
+		r := run(t, c, write6(len(blk)), blk, 0)
+		want := ""
+		switch {
+		case i == 64:
+			want = "D/00/02"
+		case i >= 62:
+			want = "0/00/02"
+		}
+		if r.skey() != want {
+			t.Fatalf("write %d: %q, want %q", i, r.skey(), want)
+		}
+		if i == 61 {
+			r := must(t, c, readPosLong(), nil, 32)
+			if r.data[0]&1 != 0 {
+				t.Fatal("BPEW before the early-warning point")
+			}
+		}
+	}
+	if pos := position(t, c); pos != 63 {
+		t.Fatalf("position %d after overflow, want 63", pos)
+	}
+	r := must(t, c, readPosLong(), nil, 32)
+	if r.data[0]&1 == 0 {
+		t.Fatal("BPEW not set past early warning")
+	}
+	expect(t, c, "0/00/02", wfm(1), nil, 0)
+	// Reading to EOD past early warning sets EOM with the blank check.
+	r = expect(t, c, "8/00/05", read6(10, true), nil, 10)
+	if r.sense[2]&0x40 == 0 {
+		t.Fatal("EOD past early warning without EOM")
+	}
+}
