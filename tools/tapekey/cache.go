@@ -363,6 +363,16 @@ func cacheVerify(c *cli, f *flags, args []string) error {
 			note = "no fingerprint recorded; computed " + fp
 		}
 		fmt.Fprintf(c.stdout, "ok    %s  %s  kek %s  fingerprint %s  %s\n", e.Volume, e.Key.Scheme, dash(e.Key.KEKID), fp, note)
+		// Earlier keys (before a rekey) are reported, never a failure.
+		for _, h := range e.History {
+			state := "unwraps"
+			if hfp, err := unwrapCheck(ring, h.Key); err != nil {
+				state = "not checked: " + neededKEK(h.Key)
+			} else if hfp == fp {
+				state = "unwraps to the same key"
+			}
+			fmt.Fprintf(c.stdout, "      earlier key replaced %s: %s, kek %s: %s\n", rfc(h.Replaced), h.Key.Scheme, dash(h.Key.KEKID), state)
+		}
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%s: %d of %d entries do not unwrap: %s", path, len(failed), len(entries), strings.Join(failed, ", "))

@@ -191,6 +191,10 @@ func TestCacheCommands(t *testing.T) {
 	if !strings.Contains(dump.stdout, "VOL001") || !strings.Contains(dump.stdout, "  1\n") {
 		t.Fatalf("dump after replace does not show the earlier key: %s", dump.stdout)
 	}
+	v = outs.add(tk(t, dir, "", "cache", "verify", "c.cache", "--kek", "kek.key", "--bareos-kek", "bk.txt"))
+	if v.code != 0 || !strings.Contains(v.stdout, "      earlier key replaced ") || !strings.Contains(v.stdout, ": v1, kek "+kekID+": unwraps\n") {
+		t.Fatalf("verify does not report the earlier key: %+v", v)
+	}
 
 	// remove: all or nothing.
 	before = readFile(t, path)
