@@ -58,9 +58,9 @@ func (t *table) parse(line string) (Command, error) {
 		name := lower(tok.key)
 		k := s.Keyword(name)
 		if k == nil {
-			names := make([]string, len(s.Keywords))
+			var names []string
 			for i := range s.Keywords {
-				names[i] = s.Keywords[i].Name
+				names = append(names, s.Keywords[i].Name)
 			}
 			return Command{}, &UnknownKeywordError{Command: s.Name, Keyword: tok.key, Suggestion: suggest(name, names), Allowed: names}
 		}

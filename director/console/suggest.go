@@ -35,7 +35,8 @@ const maxSuggestLen = 32
 // suggest returns the candidate closest to word (compared in lower case),
 // if it is close enough to be a plausible typo: at most 1 edit for words of
 // up to 4 bytes, 2 for longer ones, and never more than half the word. Ties
-// go to the earlier candidate. It returns "" when nothing is close.
+// go to the earlier candidate. It returns "" when nothing is close, or when
+// word is itself a candidate.
 func suggest(word string, candidates []string) string {
 	w := lower(word)
 	if w == "" || len(w) > maxSuggestLen {
@@ -48,7 +49,7 @@ func suggest(word string, candidates []string) string {
 	best, bestD := "", limit+1
 	for _, c := range candidates {
 		if c == w {
-			continue
+			return "" // not a typo
 		}
 		d := distance(w, c)
 		if d < bestD && 2*d <= len(w) {
