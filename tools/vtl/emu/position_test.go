@@ -177,6 +177,21 @@ func TestLoadSequenceAndUnitAttentions(t *testing.T) {
 		t.Fatal("panel unload of a prevented drive succeeded")
 	}
 	must(t, b, []byte{0x1E, 0, 0, 0, 0, 0}, nil, 0)
+	// PREVENT belongs to the nexus: it goes away when the connection does.
+	p := h.dial("drive0")
+	drainUA(t, p)
+	must(t, p, []byte{0x1E, 0, 0, 0, 1, 0}, nil, 0)
+	expect(t, a, "5/53/02", []byte{0x1B, 0, 0, 0, 0, 0}, nil, 0)
+	if n := h.lib.Status().Drives[0].Nexuses; n != 3 {
+		t.Fatalf("%d nexuses, want 3", n)
+	}
+	p.Close()
+	for i := 0; h.lib.Status().Drives[0].Nexuses != 2; i++ {
+		if i > 100 {
+			t.Fatal("closed nexus still attached")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	must(t, a, []byte{0x1B, 0, 0, 0, 0, 0}, nil, 0)
 	expect(t, b, "2/3A/00", tur(), nil, 0)
 	// Unsupported opcode.
