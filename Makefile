@@ -39,9 +39,9 @@ proto:
 	GOBIN=$(PLUGINS) $(GO) install $(PROTOC_GEN_GO_GRPC)
 	cd proto && protoc -I . -I /usr/include \
 	  --plugin=$(PLUGINS)/protoc-gen-go --plugin=$(PLUGINS)/protoc-gen-go-grpc \
-	  --go_out=tapewardpb --go_opt=paths=source_relative \
-	  --go-grpc_out=tapewardpb --go-grpc_opt=paths=source_relative \
-	  common.proto storage.proto director.proto
+	  --go_out=.. --go_opt=module=github.com/tapeward/tapeward \
+	  --go-grpc_out=.. --go-grpc_opt=module=github.com/tapeward/tapeward \
+	  tapeward/v1/common.proto tapeward/v1/storage.proto tapeward/v1/director.proto
 
 demo:
 	@echo "demo: arrives with the director (issue 5). Until then: make build; see README.md"; exit 1

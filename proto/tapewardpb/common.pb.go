@@ -8,7 +8,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: common.proto
+// source: tapeward/v1/common.proto
 
 package tapewardpb
 
@@ -42,7 +42,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_common_proto_msgTypes[0]
+	mi := &file_tapeward_v1_common_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +54,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_common_proto_msgTypes[0]
+	mi := &file_tapeward_v1_common_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +67,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_common_proto_rawDescGZIP(), []int{0}
+	return file_tapeward_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *WrappedKey) GetStored() string {
@@ -111,7 +111,7 @@ type BlockAddress struct {
 
 func (x *BlockAddress) Reset() {
 	*x = BlockAddress{}
-	mi := &file_common_proto_msgTypes[1]
+	mi := &file_tapeward_v1_common_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -123,7 +123,7 @@ func (x *BlockAddress) String() string {
 func (*BlockAddress) ProtoMessage() {}
 
 func (x *BlockAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_common_proto_msgTypes[1]
+	mi := &file_tapeward_v1_common_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -136,7 +136,7 @@ func (x *BlockAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockAddress.ProtoReflect.Descriptor instead.
 func (*BlockAddress) Descriptor() ([]byte, []int) {
-	return file_common_proto_rawDescGZIP(), []int{1}
+	return file_tapeward_v1_common_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *BlockAddress) GetVolume() string {
@@ -181,7 +181,7 @@ type DriveKeyState struct {
 
 func (x *DriveKeyState) Reset() {
 	*x = DriveKeyState{}
-	mi := &file_common_proto_msgTypes[2]
+	mi := &file_tapeward_v1_common_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +193,7 @@ func (x *DriveKeyState) String() string {
 func (*DriveKeyState) ProtoMessage() {}
 
 func (x *DriveKeyState) ProtoReflect() protoreflect.Message {
-	mi := &file_common_proto_msgTypes[2]
+	mi := &file_tapeward_v1_common_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +206,7 @@ func (x *DriveKeyState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriveKeyState.ProtoReflect.Descriptor instead.
 func (*DriveKeyState) Descriptor() ([]byte, []int) {
-	return file_common_proto_rawDescGZIP(), []int{2}
+	return file_tapeward_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *DriveKeyState) GetKeyLoaded() bool {
@@ -244,11 +244,11 @@ func (x *DriveKeyState) GetDecryptionMode() string {
 	return ""
 }
 
-var File_common_proto protoreflect.FileDescriptor
+var File_tapeward_v1_common_proto protoreflect.FileDescriptor
 
-const file_common_proto_rawDesc = "" +
+const file_tapeward_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\fcommon.proto\x12\vtapeward.v1\"u\n" +
+	"\x18tapeward/v1/common.proto\x12\vtapeward.v1\"u\n" +
 	"\n" +
 	"WrappedKey\x12\x16\n" +
 	"\x06stored\x18\x01 \x01(\tR\x06stored\x12\x16\n" +
@@ -269,24 +269,24 @@ const file_common_proto_rawDesc = "" +
 	"\x0fdecryption_mode\x18\x05 \x01(\tR\x0edecryptionModeB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
-	file_common_proto_rawDescOnce sync.Once
-	file_common_proto_rawDescData []byte
+	file_tapeward_v1_common_proto_rawDescOnce sync.Once
+	file_tapeward_v1_common_proto_rawDescData []byte
 )
 
-func file_common_proto_rawDescGZIP() []byte {
-	file_common_proto_rawDescOnce.Do(func() {
-		file_common_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_common_proto_rawDesc), len(file_common_proto_rawDesc)))
+func file_tapeward_v1_common_proto_rawDescGZIP() []byte {
+	file_tapeward_v1_common_proto_rawDescOnce.Do(func() {
+		file_tapeward_v1_common_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_tapeward_v1_common_proto_rawDesc), len(file_tapeward_v1_common_proto_rawDesc)))
 	})
-	return file_common_proto_rawDescData
+	return file_tapeward_v1_common_proto_rawDescData
 }
 
-var file_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
-var file_common_proto_goTypes = []any{
+var file_tapeward_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tapeward_v1_common_proto_goTypes = []any{
 	(*WrappedKey)(nil),    // 0: tapeward.v1.WrappedKey
 	(*BlockAddress)(nil),  // 1: tapeward.v1.BlockAddress
 	(*DriveKeyState)(nil), // 2: tapeward.v1.DriveKeyState
 }
-var file_common_proto_depIdxs = []int32{
+var file_tapeward_v1_common_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
 	0, // [0:0] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -294,26 +294,26 @@ var file_common_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_common_proto_init() }
-func file_common_proto_init() {
-	if File_common_proto != nil {
+func init() { file_tapeward_v1_common_proto_init() }
+func file_tapeward_v1_common_proto_init() {
+	if File_tapeward_v1_common_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_common_proto_rawDesc), len(file_common_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_common_proto_rawDesc), len(file_tapeward_v1_common_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_common_proto_goTypes,
-		DependencyIndexes: file_common_proto_depIdxs,
-		MessageInfos:      file_common_proto_msgTypes,
+		GoTypes:           file_tapeward_v1_common_proto_goTypes,
+		DependencyIndexes: file_tapeward_v1_common_proto_depIdxs,
+		MessageInfos:      file_tapeward_v1_common_proto_msgTypes,
 	}.Build()
-	File_common_proto = out.File
-	file_common_proto_goTypes = nil
-	file_common_proto_depIdxs = nil
+	File_tapeward_v1_common_proto = out.File
+	file_tapeward_v1_common_proto_goTypes = nil
+	file_tapeward_v1_common_proto_depIdxs = nil
 }

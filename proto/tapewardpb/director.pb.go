@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: director.proto
+// source: tapeward/v1/director.proto
 
 package tapewardpb
 
@@ -35,7 +35,7 @@ type GetVolumeKeyRequest struct {
 
 func (x *GetVolumeKeyRequest) Reset() {
 	*x = GetVolumeKeyRequest{}
-	mi := &file_director_proto_msgTypes[0]
+	mi := &file_tapeward_v1_director_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +47,7 @@ func (x *GetVolumeKeyRequest) String() string {
 func (*GetVolumeKeyRequest) ProtoMessage() {}
 
 func (x *GetVolumeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_director_proto_msgTypes[0]
+	mi := &file_tapeward_v1_director_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +60,7 @@ func (x *GetVolumeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_director_proto_rawDescGZIP(), []int{0}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *GetVolumeKeyRequest) GetVolume() string {
@@ -87,7 +87,7 @@ type GetVolumeKeyReply struct {
 
 func (x *GetVolumeKeyReply) Reset() {
 	*x = GetVolumeKeyReply{}
-	mi := &file_director_proto_msgTypes[1]
+	mi := &file_tapeward_v1_director_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +99,7 @@ func (x *GetVolumeKeyReply) String() string {
 func (*GetVolumeKeyReply) ProtoMessage() {}
 
 func (x *GetVolumeKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_director_proto_msgTypes[1]
+	mi := &file_tapeward_v1_director_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +112,7 @@ func (x *GetVolumeKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeKeyReply.ProtoReflect.Descriptor instead.
 func (*GetVolumeKeyReply) Descriptor() ([]byte, []int) {
-	return file_director_proto_rawDescGZIP(), []int{1}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *GetVolumeKeyReply) GetVolume() string {
@@ -148,7 +148,7 @@ type ReportVolumeRequest struct {
 
 func (x *ReportVolumeRequest) Reset() {
 	*x = ReportVolumeRequest{}
-	mi := &file_director_proto_msgTypes[2]
+	mi := &file_tapeward_v1_director_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +160,7 @@ func (x *ReportVolumeRequest) String() string {
 func (*ReportVolumeRequest) ProtoMessage() {}
 
 func (x *ReportVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_director_proto_msgTypes[2]
+	mi := &file_tapeward_v1_director_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +173,7 @@ func (x *ReportVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportVolumeRequest.ProtoReflect.Descriptor instead.
 func (*ReportVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_director_proto_rawDescGZIP(), []int{2}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ReportVolumeRequest) GetVolume() string {
@@ -254,7 +254,7 @@ type ReportVolumeReply struct {
 
 func (x *ReportVolumeReply) Reset() {
 	*x = ReportVolumeReply{}
-	mi := &file_director_proto_msgTypes[3]
+	mi := &file_tapeward_v1_director_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +266,7 @@ func (x *ReportVolumeReply) String() string {
 func (*ReportVolumeReply) ProtoMessage() {}
 
 func (x *ReportVolumeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_director_proto_msgTypes[3]
+	mi := &file_tapeward_v1_director_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,14 +279,14 @@ func (x *ReportVolumeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportVolumeReply.ProtoReflect.Descriptor instead.
 func (*ReportVolumeReply) Descriptor() ([]byte, []int) {
-	return file_director_proto_rawDescGZIP(), []int{3}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{3}
 }
 
-var File_director_proto protoreflect.FileDescriptor
+var File_tapeward_v1_director_proto protoreflect.FileDescriptor
 
-const file_director_proto_rawDesc = "" +
+const file_tapeward_v1_director_proto_rawDesc = "" +
 	"\n" +
-	"\x0edirector.proto\x12\vtapeward.v1\x1a\fcommon.proto\"C\n" +
+	"\x1atapeward/v1/director.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\"C\n" +
 	"\x13GetVolumeKeyRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x14\n" +
 	"\x05drive\x18\x02 \x01(\tR\x05drive\"V\n" +
@@ -311,26 +311,26 @@ const file_director_proto_rawDesc = "" +
 	"\fReportVolume\x12 .tapeward.v1.ReportVolumeRequest\x1a\x1e.tapeward.v1.ReportVolumeReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
-	file_director_proto_rawDescOnce sync.Once
-	file_director_proto_rawDescData []byte
+	file_tapeward_v1_director_proto_rawDescOnce sync.Once
+	file_tapeward_v1_director_proto_rawDescData []byte
 )
 
-func file_director_proto_rawDescGZIP() []byte {
-	file_director_proto_rawDescOnce.Do(func() {
-		file_director_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_director_proto_rawDesc), len(file_director_proto_rawDesc)))
+func file_tapeward_v1_director_proto_rawDescGZIP() []byte {
+	file_tapeward_v1_director_proto_rawDescOnce.Do(func() {
+		file_tapeward_v1_director_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_tapeward_v1_director_proto_rawDesc), len(file_tapeward_v1_director_proto_rawDesc)))
 	})
-	return file_director_proto_rawDescData
+	return file_tapeward_v1_director_proto_rawDescData
 }
 
-var file_director_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_director_proto_goTypes = []any{
+var file_tapeward_v1_director_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tapeward_v1_director_proto_goTypes = []any{
 	(*GetVolumeKeyRequest)(nil), // 0: tapeward.v1.GetVolumeKeyRequest
 	(*GetVolumeKeyReply)(nil),   // 1: tapeward.v1.GetVolumeKeyReply
 	(*ReportVolumeRequest)(nil), // 2: tapeward.v1.ReportVolumeRequest
 	(*ReportVolumeReply)(nil),   // 3: tapeward.v1.ReportVolumeReply
 	(*WrappedKey)(nil),          // 4: tapeward.v1.WrappedKey
 }
-var file_director_proto_depIdxs = []int32{
+var file_tapeward_v1_director_proto_depIdxs = []int32{
 	4, // 0: tapeward.v1.GetVolumeKeyReply.key:type_name -> tapeward.v1.WrappedKey
 	0, // 1: tapeward.v1.Director.GetVolumeKey:input_type -> tapeward.v1.GetVolumeKeyRequest
 	2, // 2: tapeward.v1.Director.ReportVolume:input_type -> tapeward.v1.ReportVolumeRequest
@@ -343,27 +343,27 @@ var file_director_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_director_proto_init() }
-func file_director_proto_init() {
-	if File_director_proto != nil {
+func init() { file_tapeward_v1_director_proto_init() }
+func file_tapeward_v1_director_proto_init() {
+	if File_tapeward_v1_director_proto != nil {
 		return
 	}
-	file_common_proto_init()
+	file_tapeward_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_director_proto_rawDesc), len(file_director_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_director_proto_rawDesc), len(file_tapeward_v1_director_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_director_proto_goTypes,
-		DependencyIndexes: file_director_proto_depIdxs,
-		MessageInfos:      file_director_proto_msgTypes,
+		GoTypes:           file_tapeward_v1_director_proto_goTypes,
+		DependencyIndexes: file_tapeward_v1_director_proto_depIdxs,
+		MessageInfos:      file_tapeward_v1_director_proto_msgTypes,
 	}.Build()
-	File_director_proto = out.File
-	file_director_proto_goTypes = nil
-	file_director_proto_depIdxs = nil
+	File_tapeward_v1_director_proto = out.File
+	file_tapeward_v1_director_proto_goTypes = nil
+	file_tapeward_v1_director_proto_depIdxs = nil
 }

@@ -6,7 +6,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: director.proto
+// source: tapeward/v1/director.proto
 
 package tapewardpb
 
@@ -165,5 +165,5 @@ var Director_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "director.proto",
+	Metadata: "tapeward/v1/director.proto",
 }

@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: storage.proto
+// source: tapeward/v1/storage.proto
 
 package tapewardpb
 
@@ -33,7 +33,7 @@ type HelloRequest struct {
 
 func (x *HelloRequest) Reset() {
 	*x = HelloRequest{}
-	mi := &file_storage_proto_msgTypes[0]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +45,7 @@ func (x *HelloRequest) String() string {
 func (*HelloRequest) ProtoMessage() {}
 
 func (x *HelloRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[0]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +58,7 @@ func (x *HelloRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloRequest.ProtoReflect.Descriptor instead.
 func (*HelloRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{0}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{0}
 }
 
 type HelloReply struct {
@@ -74,7 +74,7 @@ type HelloReply struct {
 
 func (x *HelloReply) Reset() {
 	*x = HelloReply{}
-	mi := &file_storage_proto_msgTypes[1]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -86,7 +86,7 @@ func (x *HelloReply) String() string {
 func (*HelloReply) ProtoMessage() {}
 
 func (x *HelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[1]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -99,7 +99,7 @@ func (x *HelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloReply.ProtoReflect.Descriptor instead.
 func (*HelloReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{1}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *HelloReply) GetName() string {
@@ -146,7 +146,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_storage_proto_msgTypes[2]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +158,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[2]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +171,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{2}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InventoryRequest) GetChanger() string {
@@ -193,7 +193,7 @@ type Slot struct {
 
 func (x *Slot) Reset() {
 	*x = Slot{}
-	mi := &file_storage_proto_msgTypes[3]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +205,7 @@ func (x *Slot) String() string {
 func (*Slot) ProtoMessage() {}
 
 func (x *Slot) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[3]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +218,7 @@ func (x *Slot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Slot.ProtoReflect.Descriptor instead.
 func (*Slot) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{3}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Slot) GetSlot() uint32 {
@@ -263,7 +263,7 @@ type DriveSlot struct {
 
 func (x *DriveSlot) Reset() {
 	*x = DriveSlot{}
-	mi := &file_storage_proto_msgTypes[4]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +275,7 @@ func (x *DriveSlot) String() string {
 func (*DriveSlot) ProtoMessage() {}
 
 func (x *DriveSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[4]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +288,7 @@ func (x *DriveSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriveSlot.ProtoReflect.Descriptor instead.
 func (*DriveSlot) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{4}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DriveSlot) GetDrive() string {
@@ -344,7 +344,7 @@ type ChangerInventory struct {
 
 func (x *ChangerInventory) Reset() {
 	*x = ChangerInventory{}
-	mi := &file_storage_proto_msgTypes[5]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +356,7 @@ func (x *ChangerInventory) String() string {
 func (*ChangerInventory) ProtoMessage() {}
 
 func (x *ChangerInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[5]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +369,7 @@ func (x *ChangerInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangerInventory.ProtoReflect.Descriptor instead.
 func (*ChangerInventory) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{5}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ChangerInventory) GetName() string {
@@ -402,7 +402,7 @@ type InventoryReply struct {
 
 func (x *InventoryReply) Reset() {
 	*x = InventoryReply{}
-	mi := &file_storage_proto_msgTypes[6]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +414,7 @@ func (x *InventoryReply) String() string {
 func (*InventoryReply) ProtoMessage() {}
 
 func (x *InventoryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[6]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +427,7 @@ func (x *InventoryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryReply.ProtoReflect.Descriptor instead.
 func (*InventoryReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{6}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InventoryReply) GetChangers() []*ChangerInventory {
@@ -445,7 +445,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_storage_proto_msgTypes[7]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +457,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[7]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +470,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{7}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{7}
 }
 
 type DriveStatus struct {
@@ -496,7 +496,7 @@ type DriveStatus struct {
 
 func (x *DriveStatus) Reset() {
 	*x = DriveStatus{}
-	mi := &file_storage_proto_msgTypes[8]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +508,7 @@ func (x *DriveStatus) String() string {
 func (*DriveStatus) ProtoMessage() {}
 
 func (x *DriveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[8]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +521,7 @@ func (x *DriveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriveStatus.ProtoReflect.Descriptor instead.
 func (*DriveStatus) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{8}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DriveStatus) GetName() string {
@@ -641,7 +641,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_storage_proto_msgTypes[9]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +653,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[9]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +666,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{9}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusReply) GetName() string {
@@ -713,7 +713,7 @@ type LabelVolumeRequest struct {
 
 func (x *LabelVolumeRequest) Reset() {
 	*x = LabelVolumeRequest{}
-	mi := &file_storage_proto_msgTypes[10]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +725,7 @@ func (x *LabelVolumeRequest) String() string {
 func (*LabelVolumeRequest) ProtoMessage() {}
 
 func (x *LabelVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[10]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +738,7 @@ func (x *LabelVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelVolumeRequest.ProtoReflect.Descriptor instead.
 func (*LabelVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{10}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LabelVolumeRequest) GetChanger() string {
@@ -817,7 +817,7 @@ type LabelVolumeReply struct {
 
 func (x *LabelVolumeReply) Reset() {
 	*x = LabelVolumeReply{}
-	mi := &file_storage_proto_msgTypes[11]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +829,7 @@ func (x *LabelVolumeReply) String() string {
 func (*LabelVolumeReply) ProtoMessage() {}
 
 func (x *LabelVolumeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[11]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +842,7 @@ func (x *LabelVolumeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelVolumeReply.ProtoReflect.Descriptor instead.
 func (*LabelVolumeReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{11}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelVolumeReply) GetVolume() string {
@@ -927,7 +927,7 @@ type MountRequest struct {
 
 func (x *MountRequest) Reset() {
 	*x = MountRequest{}
-	mi := &file_storage_proto_msgTypes[12]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +939,7 @@ func (x *MountRequest) String() string {
 func (*MountRequest) ProtoMessage() {}
 
 func (x *MountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[12]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +952,7 @@ func (x *MountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountRequest.ProtoReflect.Descriptor instead.
 func (*MountRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{12}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MountRequest) GetChanger() string {
@@ -999,7 +999,7 @@ type MountReply struct {
 
 func (x *MountReply) Reset() {
 	*x = MountReply{}
-	mi := &file_storage_proto_msgTypes[13]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1011,7 @@ func (x *MountReply) String() string {
 func (*MountReply) ProtoMessage() {}
 
 func (x *MountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[13]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1024,7 @@ func (x *MountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountReply.ProtoReflect.Descriptor instead.
 func (*MountReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{13}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MountReply) GetVolume() string {
@@ -1092,7 +1092,7 @@ type UnmountRequest struct {
 
 func (x *UnmountRequest) Reset() {
 	*x = UnmountRequest{}
-	mi := &file_storage_proto_msgTypes[14]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1104,7 @@ func (x *UnmountRequest) String() string {
 func (*UnmountRequest) ProtoMessage() {}
 
 func (x *UnmountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[14]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1117,7 @@ func (x *UnmountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnmountRequest.ProtoReflect.Descriptor instead.
 func (*UnmountRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{14}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnmountRequest) GetDrive() string {
@@ -1137,7 +1137,7 @@ type UnmountReply struct {
 
 func (x *UnmountReply) Reset() {
 	*x = UnmountReply{}
-	mi := &file_storage_proto_msgTypes[15]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1149,7 @@ func (x *UnmountReply) String() string {
 func (*UnmountReply) ProtoMessage() {}
 
 func (x *UnmountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[15]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1162,7 @@ func (x *UnmountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnmountReply.ProtoReflect.Descriptor instead.
 func (*UnmountReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{15}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnmountReply) GetVolume() string {
@@ -1188,7 +1188,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_storage_proto_msgTypes[16]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1200,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[16]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1213,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{16}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReleaseRequest) GetDrive() string {
@@ -1231,7 +1231,7 @@ type ReleaseReply struct {
 
 func (x *ReleaseReply) Reset() {
 	*x = ReleaseReply{}
-	mi := &file_storage_proto_msgTypes[17]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1243,7 @@ func (x *ReleaseReply) String() string {
 func (*ReleaseReply) ProtoMessage() {}
 
 func (x *ReleaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[17]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1256,7 @@ func (x *ReleaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReply.ProtoReflect.Descriptor instead.
 func (*ReleaseReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{17}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{17}
 }
 
 type WriteOpen struct {
@@ -1271,7 +1271,7 @@ type WriteOpen struct {
 
 func (x *WriteOpen) Reset() {
 	*x = WriteOpen{}
-	mi := &file_storage_proto_msgTypes[18]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1283,7 @@ func (x *WriteOpen) String() string {
 func (*WriteOpen) ProtoMessage() {}
 
 func (x *WriteOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[18]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1296,7 @@ func (x *WriteOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteOpen.ProtoReflect.Descriptor instead.
 func (*WriteOpen) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{18}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteOpen) GetDrive() string {
@@ -1326,7 +1326,7 @@ type WriteDataRequest struct {
 
 func (x *WriteDataRequest) Reset() {
 	*x = WriteDataRequest{}
-	mi := &file_storage_proto_msgTypes[19]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1338,7 @@ func (x *WriteDataRequest) String() string {
 func (*WriteDataRequest) ProtoMessage() {}
 
 func (x *WriteDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[19]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1351,7 @@ func (x *WriteDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteDataRequest.ProtoReflect.Descriptor instead.
 func (*WriteDataRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{19}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteDataRequest) GetMsg() isWriteDataRequest_Msg {
@@ -1412,7 +1412,7 @@ type WriteDataReply struct {
 
 func (x *WriteDataReply) Reset() {
 	*x = WriteDataReply{}
-	mi := &file_storage_proto_msgTypes[20]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1424,7 @@ func (x *WriteDataReply) String() string {
 func (*WriteDataReply) ProtoMessage() {}
 
 func (x *WriteDataReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[20]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1437,7 @@ func (x *WriteDataReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteDataReply.ProtoReflect.Descriptor instead.
 func (*WriteDataReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{20}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WriteDataReply) GetVolume() string {
@@ -1499,7 +1499,7 @@ type ReadDataRequest struct {
 
 func (x *ReadDataRequest) Reset() {
 	*x = ReadDataRequest{}
-	mi := &file_storage_proto_msgTypes[21]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1511,7 @@ func (x *ReadDataRequest) String() string {
 func (*ReadDataRequest) ProtoMessage() {}
 
 func (x *ReadDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[21]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1524,7 @@ func (x *ReadDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDataRequest.ProtoReflect.Descriptor instead.
 func (*ReadDataRequest) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{21}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReadDataRequest) GetDrive() string {
@@ -1550,7 +1550,7 @@ type ReadDataReply struct {
 
 func (x *ReadDataReply) Reset() {
 	*x = ReadDataReply{}
-	mi := &file_storage_proto_msgTypes[22]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1562,7 @@ func (x *ReadDataReply) String() string {
 func (*ReadDataReply) ProtoMessage() {}
 
 func (x *ReadDataReply) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[22]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1575,7 @@ func (x *ReadDataReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDataReply.ProtoReflect.Descriptor instead.
 func (*ReadDataReply) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{22}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadDataReply) GetData() []byte {
@@ -1585,11 +1585,11 @@ func (x *ReadDataReply) GetData() []byte {
 	return nil
 }
 
-var File_storage_proto protoreflect.FileDescriptor
+var File_tapeward_v1_storage_proto protoreflect.FileDescriptor
 
-const file_storage_proto_rawDesc = "" +
+const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\rstorage.proto\x12\vtapeward.v1\x1a\fcommon.proto\"\x0e\n" +
+	"\x19tapeward/v1/storage.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\"\x0e\n" +
 	"\fHelloRequest\"\x87\x01\n" +
 	"\n" +
 	"HelloReply\x12\x12\n" +
@@ -1722,19 +1722,19 @@ const file_storage_proto_rawDesc = "" +
 	"\bReadData\x12\x1c.tapeward.v1.ReadDataRequest\x1a\x1a.tapeward.v1.ReadDataReply0\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
-	file_storage_proto_rawDescOnce sync.Once
-	file_storage_proto_rawDescData []byte
+	file_tapeward_v1_storage_proto_rawDescOnce sync.Once
+	file_tapeward_v1_storage_proto_rawDescData []byte
 )
 
-func file_storage_proto_rawDescGZIP() []byte {
-	file_storage_proto_rawDescOnce.Do(func() {
-		file_storage_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_storage_proto_rawDesc), len(file_storage_proto_rawDesc)))
+func file_tapeward_v1_storage_proto_rawDescGZIP() []byte {
+	file_tapeward_v1_storage_proto_rawDescOnce.Do(func() {
+		file_tapeward_v1_storage_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)))
 	})
-	return file_storage_proto_rawDescData
+	return file_tapeward_v1_storage_proto_rawDescData
 }
 
-var file_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
-var file_storage_proto_goTypes = []any{
+var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*HelloRequest)(nil),       // 0: tapeward.v1.HelloRequest
 	(*HelloReply)(nil),         // 1: tapeward.v1.HelloReply
 	(*InventoryRequest)(nil),   // 2: tapeward.v1.InventoryRequest
@@ -1762,7 +1762,7 @@ var file_storage_proto_goTypes = []any{
 	(*WrappedKey)(nil),         // 24: tapeward.v1.WrappedKey
 	(*BlockAddress)(nil),       // 25: tapeward.v1.BlockAddress
 }
-var file_storage_proto_depIdxs = []int32{
+var file_tapeward_v1_storage_proto_depIdxs = []int32{
 	3,  // 0: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
 	4,  // 1: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
 	5,  // 2: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
@@ -1797,13 +1797,13 @@ var file_storage_proto_depIdxs = []int32{
 	0,  // [0:9] is the sub-list for field type_name
 }
 
-func init() { file_storage_proto_init() }
-func file_storage_proto_init() {
-	if File_storage_proto != nil {
+func init() { file_tapeward_v1_storage_proto_init() }
+func file_tapeward_v1_storage_proto_init() {
+	if File_tapeward_v1_storage_proto != nil {
 		return
 	}
-	file_common_proto_init()
-	file_storage_proto_msgTypes[19].OneofWrappers = []any{
+	file_tapeward_v1_common_proto_init()
+	file_tapeward_v1_storage_proto_msgTypes[19].OneofWrappers = []any{
 		(*WriteDataRequest_Open)(nil),
 		(*WriteDataRequest_Data)(nil),
 	}
@@ -1811,17 +1811,17 @@ func file_storage_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storage_proto_rawDesc), len(file_storage_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_storage_proto_goTypes,
-		DependencyIndexes: file_storage_proto_depIdxs,
-		MessageInfos:      file_storage_proto_msgTypes,
+		GoTypes:           file_tapeward_v1_storage_proto_goTypes,
+		DependencyIndexes: file_tapeward_v1_storage_proto_depIdxs,
+		MessageInfos:      file_tapeward_v1_storage_proto_msgTypes,
 	}.Build()
-	File_storage_proto = out.File
-	file_storage_proto_goTypes = nil
-	file_storage_proto_depIdxs = nil
+	File_tapeward_v1_storage_proto = out.File
+	file_tapeward_v1_storage_proto_goTypes = nil
+	file_tapeward_v1_storage_proto_depIdxs = nil
 }

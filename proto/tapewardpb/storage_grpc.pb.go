@@ -6,7 +6,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: storage.proto
+// source: tapeward/v1/storage.proto
 
 package tapewardpb
 
@@ -446,5 +446,5 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "storage.proto",
+	Metadata: "tapeward/v1/storage.proto",
 }

@@ -1,0 +1,497 @@
+package main
+
+// The end-to-end harness: real vtl and storaged processes on loopback and
+// unix sockets, and a director test double (a gRPC Director server over
+// mutual TLS) in the test process, which also calls storaged as the
+// director would.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+	"github.com/tapeward/tapeward/tools/lib/pki"
+)
+
+var bins struct{ dir, storaged, vtl, tapekey string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "storaged-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins.dir = dir
+	bins.storaged = filepath.Join(dir, "storaged")
+	bins.vtl = filepath.Join(dir, "vtl")
+	bins.tapekey = filepath.Join(dir, "tapekey")
+	build := exec.Command("go", "build", "-o", dir+"/", ".", "../tools/vtl", "../tools/tapekey")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building storaged, vtl and tapekey:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fakeDirector is the director test double: it hands out the wrapped keys
+// it was given, only to storage "sd1", and records reports.
+type fakeDirector struct {
+	pb.UnimplementedDirectorServer
+	mu      sync.Mutex
+	keys    map[string]keys.StoredKey
+	reports []*pb.ReportVolumeRequest
+	fetches int
+}
+
+func (f *fakeDirector) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
+	p, err := tlsconf.PeerOf(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if p.Role != tlsconf.RoleStorage || p.Name != "sd1" {
+		return nil, status.Errorf(codes.PermissionDenied, "%s may not fetch keys of sd1's volumes", p)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fetches++
+	sk, ok := f.keys[r.Volume]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no volume %s", r.Volume)
+	}
+	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}}, nil
+}
+
+func (f *fakeDirector) ReportVolume(ctx context.Context, r *pb.ReportVolumeRequest) (*pb.ReportVolumeReply, error) {
+	f.mu.Lock()
+	f.reports = append(f.reports, r)
+	f.mu.Unlock()
+	return &pb.ReportVolumeReply{}, nil
+}
+
+func (f *fakeDirector) setKey(volume string, sk keys.StoredKey) {
+	f.mu.Lock()
+	f.keys[volume] = sk
+	f.mu.Unlock()
+}
+
+func (f *fakeDirector) events(volume string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.reports {
+		if r.Volume == volume {
+			out = append(out, r.Event)
+		}
+	}
+	return out
+}
+
+// env is one test's library: vtl, storaged, the director double, KEKs.
+type env struct {
+	t       *testing.T
+	dir     string
+	vtlSock string
+	vtlCmd  *exec.Cmd
+	sdCmd   *exec.Cmd
+	sdLog   string
+	sdAddr  string
+	cfgPath string
+
+	ca       *pki.CA
+	dirFiles tlsconf.Files // the director's certificate (it calls storaged too)
+	director *fakeDirector
+	dirSrv   *grpc.Server
+	dirLis   net.Listener
+	dirAddr  string
+
+	ring    *keys.Keyring // the director's KEKs
+	kekPath string
+	secrets [][]byte // every key and KEK used, for the log grep
+	client  pb.StorageClient
+	conn    *grpc.ClientConn
+}
+
+type envOpts struct {
+	capacity      string // vtl cartridge capacity
+	personalities string // vtl --personality
+	drives        int
+	slots         int
+	sdKEKs        []string // KEK files storaged gets (default: the env's KEK)
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	if o.capacity == "" {
+		o.capacity = "64MiB"
+	}
+	if o.drives == 0 {
+		o.drives = 3
+	}
+	if o.slots == 0 {
+		o.slots = 6
+	}
+	if o.personalities == "" {
+		o.personalities = "drive1=no-ame,drive2=lying"
+	}
+	e := &env{t: t, dir: t.TempDir(), director: &fakeDirector{keys: map[string]keys.StoredKey{}}}
+	e.vtlSock = filepath.Join(e.dir, "vtl.sock")
+
+	// PKI: a CA, the director (also our client identity), storage sd1.
+	var err error
+	if e.ca, err = pki.NewCA("test CA"); err != nil {
+		t.Fatal(err)
+	}
+	e.dirFiles = e.issue("director", tlsconf.RoleDirector)
+	sdFiles := e.issue("sd1", tlsconf.RoleStorage)
+
+	// The KEK, shared by the director double and storaged.
+	kek, err := keys.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.kekPath = filepath.Join(e.dir, "kek.key")
+	if err := os.WriteFile(e.kekPath, keys.EncodeKEKHex(kek), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.secrets = append(e.secrets, bytes.Clone(keys.EncodeKEKHex(kek)[:64]))
+	if e.ring, err = keys.NewKeyring(kek); err != nil {
+		t.Fatal(err)
+	}
+
+	// The director double.
+	tc, err := tlsconf.Server(e.dirFiles, tlsconf.Expect([]string{tlsconf.RoleStorage}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.dirLis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	e.dirAddr = e.dirLis.Addr().String()
+	e.dirSrv = grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)))
+	pb.RegisterDirectorServer(e.dirSrv, e.director)
+	go e.dirSrv.Serve(e.dirLis)
+	t.Cleanup(func() { e.dirSrv.Stop() })
+
+	e.startVTL(o)
+	kekFiles := o.sdKEKs
+	if kekFiles == nil {
+		kekFiles = []string{e.kekPath}
+	}
+	e.writeConfig(sdFiles, kekFiles, o.drives)
+	e.startStoraged()
+	t.Cleanup(func() { e.checkNoSecretsInLogs() })
+	return e
+}
+
+func (e *env) issue(name, role string) tlsconf.Files {
+	e.t.Helper()
+	is, err := e.ca.Issue(name, role)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sub, err := os.MkdirTemp(e.dir, "pki-"+name+"-")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ca, err := e.ca.WriteCA(sub)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, k, err := is.WriteFiles(sub)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tlsconf.Files{CA: ca, Cert: c, Key: k}
+}
+
+func (e *env) startVTL(o envOpts) {
+	e.t.Helper()
+	e.vtlCmd = exec.Command(bins.vtl, "serve", "--dir", filepath.Join(e.dir, "lib"), "--socket", e.vtlSock,
+		"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives), "--capacity", o.capacity, "--personality", o.personalities)
+	logf, err := os.Create(filepath.Join(e.dir, "vtl.log"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.vtlCmd.Stdout, e.vtlCmd.Stderr = logf, logf
+	if err := e.vtlCmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := e.vtlCmd
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	waitFor(e.t, "vtl socket", func() bool {
+		c, err := net.Dial("unix", e.vtlSock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func (e *env) writeConfig(f tlsconf.Files, kekFiles []string, drives int) {
+	e.t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.sdAddr = lis.Addr().String()
+	lis.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = \"sd1\"\nlisten = %q\nworking_directory = %q\n\n", e.sdAddr, filepath.Join(e.dir, "work"))
+	fmt.Fprintf(&b, "[tls]\nca = %q\ncert = %q\nkey = %q\n\n", f.CA, f.Cert, f.Key)
+	fmt.Fprintf(&b, "[director]\nname = \"director\"\naddress = %q\ntls_server_name = \"director\"\n\n[keys]\n", e.dirAddr)
+	for _, k := range kekFiles {
+		fmt.Fprintf(&b, "[[keys.kek]]\nfile = %q\n", k)
+	}
+	fmt.Fprintf(&b, "\n[[changer]]\nname = \"changer0\"\naddress = \"vtl:%s#changer\"\n\n", e.vtlSock)
+	for i := 0; i < drives; i++ {
+		fmt.Fprintf(&b, "[[drive]]\nname = \"drive%d\"\naddress = \"vtl:%s#drive%d\"\nchanger = \"changer0\"\ndrive_index = %d\nmedia_type = \"LTO-6\"\ncrypto = true\nblock_size = \"256KiB\"\n\n", i, e.vtlSock, i, i)
+	}
+	fmt.Fprintf(&b, "[timeouts]\ndirector = \"2s\"\nmount = \"30s\"\n")
+	e.cfgPath = filepath.Join(e.dir, "storaged.toml")
+	if err := os.WriteFile(e.cfgPath, []byte(b.String()), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// startStoraged starts storaged (again) and connects to it as the director.
+func (e *env) startStoraged() {
+	e.t.Helper()
+	e.sdLog = filepath.Join(e.dir, "storaged.log")
+	logf, err := os.OpenFile(e.sdLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	// Only this run's lines count (the log is appended across restarts).
+	st, _ := logf.Stat()
+	from := st.Size()
+	thisRun := func() []byte {
+		b, _ := os.ReadFile(e.sdLog)
+		return b[min(int(from), len(b)):]
+	}
+	e.sdCmd = exec.Command(bins.storaged, "-c", e.cfgPath)
+	e.sdCmd.Stdout, e.sdCmd.Stderr = logf, logf
+	if err := e.sdCmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := e.sdCmd
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		logf.Close()
+	})
+	waitFor(e.t, "storaged to be ready", func() bool {
+		if cmd.ProcessState != nil {
+			return true
+		}
+		return bytes.Contains(thisRun(), []byte("storaged ready"))
+	})
+	if b := thisRun(); !bytes.Contains(b, []byte("storaged ready")) {
+		e.t.Fatalf("storaged did not start; its log:\n%s", b)
+	}
+	e.connect(e.dirFiles)
+}
+
+// connect (re)connects to storaged as the holder of files.
+func (e *env) connect(files tlsconf.Files) {
+	e.t.Helper()
+	tc, err := tlsconf.Client(files, "sd1")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if e.conn != nil {
+		e.conn.Close()
+	}
+	e.conn, err = grpc.NewClient(e.sdAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	conn := e.conn
+	e.t.Cleanup(func() { conn.Close() })
+	e.client = pb.NewStorageClient(e.conn)
+}
+
+// stopStoraged sends sig and waits for storaged to exit.
+func (e *env) stopStoraged(sig os.Signal) {
+	e.t.Helper()
+	e.sdCmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { e.sdCmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		e.sdCmd.Process.Kill()
+		e.t.Fatalf("storaged did not stop within 30s of %v", sig)
+	}
+}
+
+func (e *env) log() string {
+	b, _ := os.ReadFile(e.sdLog)
+	return string(b)
+}
+
+// newKey makes a volume key wrapped v1 under the env's KEK, registers it
+// with the director double and returns it (and records the secrets).
+func (e *env) newKey(volume string) keys.StoredKey {
+	e.t.Helper()
+	sk, err := e.ring.WrapNew()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	raw, err := e.ring.Unwrap(sk)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.secrets = append(e.secrets, raw)
+	e.director.setKey(volume, sk)
+	return sk
+}
+
+func wrapped(sk keys.StoredKey) *pb.WrappedKey {
+	return &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+}
+
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+func (e *env) label(slot uint32, volume, drive string, encrypt bool) (*pb.LabelVolumeReply, error) {
+	req := &pb.LabelVolumeRequest{Changer: "changer0", Slot: slot, Drive: drive, Volume: volume, Pool: "Offsite", MediaType: "LTO-6", Encrypt: encrypt}
+	if encrypt {
+		req.Key = wrapped(e.newKey(volume))
+	}
+	return e.client.LabelVolume(e.ctx(), req)
+}
+
+// write sends data as one session to drive and returns the reply.
+func (e *env) write(drive string, data []byte, marks ...uint64) (*pb.WriteDataReply, error) {
+	st, err := e.client.WriteData(e.ctx())
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Open{Open: &pb.WriteOpen{Drive: drive, Marks: marks}}}); err != nil {
+		return nil, err
+	}
+	for off := 0; off < len(data); off += 1 << 20 {
+		end := min(off+1<<20, len(data))
+		if err := st.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Data{Data: data[off:end]}}); err != nil {
+			break // the server ended the stream; CloseAndRecv has its answer
+		}
+	}
+	return st.CloseAndRecv()
+}
+
+func (e *env) read(drive string, from *pb.BlockAddress) ([]byte, error) {
+	st, err := e.client.ReadData(e.ctx(), &pb.ReadDataRequest{Drive: drive, From: from})
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			if strings.Contains(err.Error(), "EOF") || err.Error() == "EOF" {
+				return out, nil
+			}
+			if status.Code(err) == codes.OK {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, r.Data...)
+	}
+}
+
+// vtlStatus is `vtl status`.
+func (e *env) vtlStatus() string {
+	e.t.Helper()
+	out, err := exec.Command(bins.vtl, "status", "--socket", e.vtlSock).CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("vtl status: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// requireNoKeyLoaded fails unless vtl says no drive holds a key.
+func (e *env) requireNoKeyLoaded() {
+	e.t.Helper()
+	st := e.vtlStatus()
+	for _, line := range strings.Split(st, "\n") {
+		if strings.HasPrefix(line, "drive") && !strings.Contains(line, "no key") {
+			e.t.Fatalf("a drive holds a key:\n%s", st)
+		}
+	}
+}
+
+// checkNoSecretsInLogs greps every log for every key and KEK in hex and
+// base64 (invariant 4).
+func (e *env) checkNoSecretsInLogs() {
+	var logs []string
+	for _, p := range []string{e.sdLog, filepath.Join(e.dir, "vtl.log")} {
+		b, _ := os.ReadFile(p)
+		logs = append(logs, string(b))
+	}
+	for _, s := range e.secrets {
+		raw := s
+		if len(s) == 64 { // a KEK in hex form
+			if b, err := hex.DecodeString(string(s)); err == nil {
+				raw = b
+			}
+		}
+		for _, form := range []string{hex.EncodeToString(raw), strings.ToUpper(hex.EncodeToString(raw)),
+			base64.StdEncoding.EncodeToString(raw), base64.RawStdEncoding.EncodeToString(raw)} {
+			for _, l := range logs {
+				if strings.Contains(l, form) {
+					e.t.Errorf("a log contains key material (%d-byte secret)", len(raw))
+				}
+			}
+		}
+	}
+}
+
+func randomData(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,110 @@
+// Command storaged is Tapeward's storage daemon: it owns the tape drives and
+// changers, loads each volume's key into the drive (and clears it again),
+// writes labels and data, keeps the crypto cache, and serves the director
+// over mutual TLS. See package storaged/sd for what it guarantees.
+//
+//	storaged -c /etc/tapeward/storaged.toml
+//
+// SIGTERM and SIGINT stop it cleanly: running sessions end, then every
+// drive's key is cleared. After a crash (kill -9), the next start clears
+// every drive's key before anything else.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/tapeward/tapeward/configs"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/storaged/sd"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("storaged", flag.ContinueOnError)
+	cfgPath := fs.String("c", "/etc/tapeward/storaged.toml", "configuration file")
+	debug := fs.Bool("debug", false, "log at debug level")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "storaged: unexpected argument %q; usage: storaged -c FILE\n", fs.Arg(0))
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := configs.LoadStoraged(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storaged:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	d, err := sd.New(ctx, sd.Options{Config: cfg, Logger: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storaged:", err)
+		return 1
+	}
+	defer d.Close()
+
+	tc, err := tlsconf.Server(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
+		tlsconf.Expect([]string{tlsconf.RoleDirector}, cfg.Director.Name))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storaged:", err)
+		return 1
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "storaged: listen %s: %v (set listen in %s)\n", cfg.Listen, err, cfg.Path)
+		return 1
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)), grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
+	pb.RegisterStorageServer(srv, &sd.Service{D: d})
+	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		log.Error("serving stopped", "error", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("stopping: ending sessions, then clearing every drive's key")
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second): // sessions still open: cancel them
+		srv.Stop()
+	}
+	if err := d.Close(); err != nil {
+		log.Error("stopped, but a drive's key could not be cleared: check it with `tapekey drive status`", "error", err.Error())
+		return 1
+	}
+	log.Info("stopped; every drive's key cleared")
+	return 0
+}

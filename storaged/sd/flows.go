@@ -1,0 +1,391 @@
+package sd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/storaged/label"
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/tapeio"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+)
+
+// The layout of a Tapeward volume:
+//
+//	file 0  the label block (clear), filemark
+//	file 1  (encrypted volumes) one key-check block written right after the
+//	        key was loaded at label time, read back as encrypted, filemark
+//	file 2… one tape file per data session
+//
+// The key-check file proves at label time that the drive encrypts with this
+// volume's key (invariant 2) before the volume is ever offered for data.
+const keyCheckSize = 4096
+
+// LabelRequest is what the director asks of a label.
+type LabelRequest struct {
+	Changer   string
+	Slot      uint32
+	Drive     string
+	Volume    string
+	Pool      string
+	MediaType string
+	Encrypt   bool
+	Key       keys.StoredKey
+}
+
+// LabelResult is what a label did.
+type LabelResult struct {
+	Volume, Barcode, Drive string
+	Slot                   uint32
+	Label                  label.Label
+	Verified               bool // the key-check block read back encrypted
+	KIC                    uint32
+}
+
+// ExistingLabelError says a cartridge already holds a Tapeward label; it is
+// never overwritten.
+type ExistingLabelError struct {
+	Slot    uint32
+	Barcode string
+	Label   label.Label
+}
+
+func (e *ExistingLabelError) Error() string {
+	return fmt.Sprintf("slot %d (%s) already carries the Tapeward label of volume %s (pool %s, labelled %s); not overwritten",
+		e.Slot, e.Barcode, e.Label.Volume, e.Label.Pool, e.Label.LabelTime.UTC().Format("2006-01-02 15:04:05Z"))
+}
+
+// ForeignDataError says a cartridge holds data that is not a Tapeward label.
+type ForeignDataError struct {
+	Slot    uint32
+	Barcode string
+	Err     error
+}
+
+func (e *ForeignDataError) Error() string {
+	return fmt.Sprintf("slot %d (%s) holds data that is not a Tapeward volume (%v); not overwritten", e.Slot, e.Barcode, e.Err)
+}
+
+func (e *ForeignDataError) Unwrap() error { return e.Err }
+
+// Label labels the cartridge in a slot: load it, clear the drive's key,
+// make sure the tape is blank, write the clear label, and for an encrypted
+// volume put its wrapped key in the crypto cache, load the key, verify it,
+// write and read back the key-check block; then clear the key, unload and
+// return the cartridge to its slot — on every path.
+func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, err error) {
+	if r.Volume == "" || len(r.Volume) > label.MaxNameLen {
+		return nil, fmt.Errorf("volume name %q: must be 1-%d characters", r.Volume, label.MaxNameLen)
+	}
+	if r.Encrypt && (r.Key.Value == "" || r.Key.KEKID == "" || r.Key.Scheme == "") {
+		return nil, errors.New("label encrypt: the request carries no complete wrapped key (stored string, scheme, kek id)")
+	}
+	if r.Encrypt {
+		// Fail before touching any cartridge if this daemon cannot unwrap
+		// the key (names the KEK id it lacks).
+		key, err := d.ring.Unwrap(r.Key)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", r.Volume, err)
+		}
+		fp := keys.Fingerprint(key)
+		clear(key)
+		if r.Key.Fingerprint != "" && fp != r.Key.Fingerprint {
+			return nil, fmt.Errorf("volume %s: the key unwraps to fingerprint %s, the request says %s", r.Volume, fp, r.Key.Fingerprint)
+		}
+		r.Key.Fingerprint = fp
+	}
+	c, err := d.changer(r.Changer)
+	if err != nil {
+		return nil, err
+	}
+	dr, err := d.pickDrive(c, r.Drive, r.Encrypt)
+	if err != nil {
+		return nil, err
+	}
+	defer dr.mu.Unlock()
+	dr.state = StateLabeling
+	log := dr.log.With("volume", r.Volume, "slot", r.Slot)
+
+	src, err := d.loadCartridge(ctx, dr, r.Slot)
+	if err != nil {
+		if src.Address != 0 {
+			d.unloadCartridge(dr, "label failed")
+		}
+		dr.state = StateIdle
+		return nil, err
+	}
+	defer func() {
+		if uerr := d.unloadCartridge(dr, "label done"); uerr != nil {
+			log.Error("after labelling", "error", uerr.Error())
+			if err == nil {
+				err = uerr
+				res = nil
+			}
+		}
+	}()
+	if err := dr.clearKey("before reading the label"); err != nil {
+		return nil, err
+	}
+	switch old, err := label.Read(dr.dev); {
+	case err == nil:
+		return nil, &ExistingLabelError{Slot: r.Slot, Barcode: src.VolumeTag, Label: old}
+	case errors.Is(err, label.ErrBlankTape):
+	default:
+		return nil, &ForeignDataError{Slot: r.Slot, Barcode: src.VolumeTag, Err: err}
+	}
+
+	blockSize := int(dr.cfg.BlockSize)
+	if blockSize == 0 {
+		blockSize = tapeio.DefaultBlockSize
+	}
+	lbl := label.Label{
+		Volume:    r.Volume,
+		Pool:      r.Pool,
+		MediaType: r.MediaType,
+		LabelTime: d.clock().UTC(),
+		BlockSize: blockSize,
+		Storage:   d.cfg.Name,
+	}
+	if r.Encrypt {
+		lbl.Encryption = label.Encryption{Encrypted: true, Scheme: string(r.Key.Scheme), KEKID: r.Key.KEKID, Fingerprint: r.Key.Fingerprint}
+	}
+	if err := label.Write(dr.dev, lbl); err != nil {
+		return nil, err
+	}
+	log.Info("label written", "encrypted", r.Encrypt)
+	res = &LabelResult{Volume: r.Volume, Barcode: src.VolumeTag, Drive: dr.name, Slot: r.Slot, Label: lbl}
+	if !r.Encrypt {
+		return res, nil
+	}
+	if err := dr.loadKey(d, r.Volume, r.Key, lbl.Encryption); err != nil {
+		return nil, err
+	}
+	res.KIC = dr.kic
+	block := make([]byte, keyCheckSize)
+	copy(block, "TAPEWARD KEY CHECK "+r.Volume+" "+r.Key.Fingerprint+"\n")
+	if _, err := dr.dev.Write(block); err != nil {
+		return nil, fmt.Errorf("%s: writing the key-check block: %w", dr.name, err)
+	}
+	if _, err := tapeio.VerifyEncrypted(dr.dev, []byte(r.Key.Fingerprint)); err != nil {
+		return nil, fmt.Errorf("%s: refusing volume %s: %w", dr.name, r.Volume, err)
+	}
+	if _, err := dr.dev.WriteFilemarks(1, false); err != nil {
+		return nil, fmt.Errorf("%s: writing the filemark after the key-check block: %w", dr.name, err)
+	}
+	res.Verified = true
+	log.Info("encryption verified: the key-check block reads back encrypted", "fingerprint", r.Key.Fingerprint)
+	return res, nil
+}
+
+// pickDrive locks and returns the named drive, or the first idle, empty
+// drive of changer c that can take the volume. It explains why none can.
+func (d *Daemon) pickDrive(c *Changer, name string, encrypt bool) (*Drive, error) {
+	if name != "" {
+		dr, err := d.Drive(name)
+		if err != nil {
+			return nil, err
+		}
+		if encrypt && (!dr.crypto || !dr.ame()) {
+			reason := "the drive is configured crypto = false"
+			if dr.crypto {
+				reason = dr.noAMEReason()
+			}
+			return nil, &CryptoRefusedError{Drive: dr.name, Reason: reason}
+		}
+		if !dr.mu.TryLock() {
+			return nil, &BusyError{Drive: dr.name}
+		}
+		if dr.label != nil || dr.barcode != "" {
+			dr.mu.Unlock()
+			return nil, fmt.Errorf("%s holds volume %s; unmount it first", dr.name, dr.barcode)
+		}
+		return dr, nil
+	}
+	var why []string
+	for _, dr := range d.drives {
+		if dr.changer != c {
+			continue
+		}
+		if encrypt && !dr.crypto {
+			why = append(why, dr.name+": configured crypto = false")
+			continue
+		}
+		if encrypt && !dr.ame() {
+			why = append(why, dr.name+": "+dr.noAMEReason())
+			continue
+		}
+		if !dr.mu.TryLock() {
+			why = append(why, dr.name+": busy")
+			continue
+		}
+		if dr.label != nil || dr.barcode != "" || dr.dev == nil {
+			why = append(why, dr.name+": holds a cartridge or is unusable")
+			dr.mu.Unlock()
+			continue
+		}
+		return dr, nil
+	}
+	if len(why) == 0 {
+		return nil, fmt.Errorf("changer %s has no drive configured", c.name)
+	}
+	if encrypt {
+		return nil, &CryptoRefusedError{Drive: "no drive of changer " + c.name, Reason: strings.Join(why, "; ")}
+	}
+	return nil, &BusyError{Drive: "every drive of changer " + c.name, Detail: strings.Join(why, "; ")}
+}
+
+// BusyError says a drive is in use.
+type BusyError struct{ Drive, Detail string }
+
+func (e *BusyError) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("%s busy (%s)", e.Drive, e.Detail)
+	}
+	return e.Drive + " is busy with another operation"
+}
+
+// MountRequest is what a mount needs.
+type MountRequest struct {
+	Changer  string
+	Slot     uint32
+	Drive    string
+	ForWrite bool
+}
+
+// MountResult says what a mount did.
+type MountResult struct {
+	Label     label.Label
+	Barcode   string
+	Drive     string
+	KeySource string // "" for a clear volume
+	KIC       uint32
+}
+
+// Mount loads the cartridge of a slot, reads its label with no key loaded,
+// and for an encrypted volume gets its key (director, or the cache when the
+// director is unreachable), loads and verifies it. With ForWrite the tape
+// is left at end of data. Any failure clears the key and returns the
+// cartridge to its slot.
+func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, err error) {
+	c, err := d.changer(r.Changer)
+	if err != nil {
+		return nil, err
+	}
+	dr, err := d.pickDrive(c, r.Drive, false)
+	if err != nil {
+		return nil, err
+	}
+	defer dr.mu.Unlock()
+	src, err := d.loadCartridge(ctx, dr, r.Slot)
+	defer func() {
+		if err != nil && src.Address != 0 {
+			if uerr := d.unloadCartridge(dr, "mount failed"); uerr != nil {
+				dr.log.Error("after a failed mount", "error", uerr.Error())
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if err := dr.clearKey("before reading the label"); err != nil {
+		return nil, err
+	}
+	lbl, err := label.Read(dr.dev)
+	if err != nil {
+		return nil, fmt.Errorf("%s: slot %d (%s): %w", dr.name, r.Slot, src.VolumeTag, err)
+	}
+	res = &MountResult{Label: lbl, Barcode: src.VolumeTag, Drive: dr.name}
+	if lbl.Encryption.Encrypted {
+		sk, source, err := d.volumeKey(ctx, lbl.Volume, dr.name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: volume %s: %w", dr.name, lbl.Volume, err)
+		}
+		if err := dr.loadKey(d, lbl.Volume, sk, lbl.Encryption); err != nil {
+			return nil, err
+		}
+		if err := d.cache.Touch(lbl.Volume); err != nil {
+			dr.log.Warn("crypto cache: recording last use failed", "volume", lbl.Volume, "error", err.Error())
+		}
+		res.KeySource, res.KIC = source, dr.kic
+		d.report(ctx, &pb.ReportVolumeRequest{Volume: lbl.Volume, Drive: dr.name, Event: "loaded",
+			KekId: sk.KEKID, KeyFingerprint: dr.keyFP, KeyInstanceCounter: dr.kic, Detail: "key from " + source})
+	}
+	if r.ForWrite {
+		if _, err := dr.dev.Space(scsi.SpaceEndOfData, 0); err != nil {
+			return nil, fmt.Errorf("%s: volume %s: positioning at end of data: %w", dr.name, lbl.Volume, err)
+		}
+	} else if err := dr.dev.Rewind(false); err != nil {
+		return nil, fmt.Errorf("%s: rewinding volume %s: %w", dr.name, lbl.Volume, err)
+	}
+	dr.label = &lbl
+	dr.state = StateMounted
+	dr.log.Info("volume mounted", "volume", lbl.Volume, "slot", r.Slot, "encrypted", lbl.Encryption.Encrypted, "key_source", res.KeySource)
+	return res, nil
+}
+
+// Unmount clears the drive's key, unloads the cartridge and returns it to
+// its slot.
+func (d *Daemon) Unmount(ctx context.Context, drive string) (volume string, slot uint32, err error) {
+	dr, err := d.lockDrive(drive)
+	if err != nil {
+		return "", 0, err
+	}
+	defer dr.mu.Unlock()
+	if dr.barcode == "" && dr.label == nil {
+		// Nothing we loaded; still make sure no key is left.
+		return "", 0, dr.clearKey("unmount of an empty drive")
+	}
+	if dr.label != nil {
+		volume = dr.label.Volume
+	}
+	slot = dr.slot
+	fp, kic := dr.keyFP, dr.kic
+	err = d.unloadCartridge(dr, "unmount")
+	if volume != "" && fp != "" && err == nil {
+		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KeyFingerprint: fp, KeyInstanceCounter: kic})
+	}
+	return volume, slot, err
+}
+
+// Release ends the use of a drive: the key is cleared and the tape rewound;
+// the cartridge stays in the drive (unmounted).
+func (d *Daemon) Release(ctx context.Context, drive string) error {
+	dr, err := d.lockDrive(drive)
+	if err != nil {
+		return err
+	}
+	defer dr.mu.Unlock()
+	volume, fp := "", dr.keyFP
+	if dr.label != nil {
+		volume = dr.label.Volume
+	}
+	errs := []error{dr.clearKey("release")}
+	if dr.barcode != "" {
+		if err := dr.dev.Rewind(false); err != nil && !scsi.IsNoMedium(err) {
+			errs = append(errs, err)
+		}
+	}
+	dr.label = nil
+	if dr.state != StateError {
+		dr.state = StateIdle
+	}
+	if volume != "" && fp != "" {
+		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KeyFingerprint: fp})
+	}
+	return errors.Join(errs...)
+}
+
+// lockDrive returns the named drive locked, or a BusyError at once.
+func (d *Daemon) lockDrive(name string) (*Drive, error) {
+	dr, err := d.Drive(name)
+	if err != nil {
+		return nil, err
+	}
+	if !dr.mu.TryLock() {
+		return nil, &BusyError{Drive: dr.name}
+	}
+	return dr, nil
+}

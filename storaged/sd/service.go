@@ -1,0 +1,206 @@
+package sd
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/storaged/cryptocache"
+	"github.com/tapeward/tapeward/storaged/tapeio"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+)
+
+// Service is the gRPC Storage service over a Daemon.
+type Service struct {
+	pb.UnimplementedStorageServer
+	D *Daemon
+}
+
+// rpcError maps the daemon's typed errors to gRPC codes; the text is the
+// daemon's own (no key material is ever in it).
+func rpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		nf  *NotFoundError
+		bz  *BusyError
+		cr  *CryptoRefusedError
+		ex  *ExistingLabelError
+		fd  *ForeignDataError
+		uw  *keys.UnwrapError
+		knf *keys.KEKNotFoundError
+		cnf *cryptocache.NotFoundError
+	)
+	code := codes.Internal
+	switch {
+	case errors.As(err, &ex):
+		code = codes.AlreadyExists
+	case errors.As(err, &nf), errors.As(err, &cnf):
+		code = codes.NotFound
+	case errors.As(err, &bz):
+		code = codes.Unavailable
+	case errors.As(err, &cr), errors.As(err, &fd), errors.As(err, &uw), errors.As(err, &knf):
+		code = codes.FailedPrecondition
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
+
+func (s *Service) Hello(ctx context.Context, _ *pb.HelloRequest) (*pb.HelloReply, error) {
+	r := &pb.HelloReply{Name: s.D.cfg.Name, Version: Version, KekIds: s.D.KEKIDs()}
+	for _, dr := range s.D.drives {
+		r.Drives = append(r.Drives, dr.name)
+	}
+	for _, c := range s.D.cfg.Changers {
+		r.Changers = append(r.Changers, c.Name)
+	}
+	return r, nil
+}
+
+func (s *Service) Inventory(ctx context.Context, req *pb.InventoryRequest) (*pb.InventoryReply, error) {
+	inv, err := s.D.Inventory(req.Changer)
+	return inv, rpcError(err)
+}
+
+func (s *Service) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusReply, error) {
+	return s.D.Status(), nil
+}
+
+func (s *Service) LabelVolume(ctx context.Context, req *pb.LabelVolumeRequest) (*pb.LabelVolumeReply, error) {
+	r := LabelRequest{Changer: req.Changer, Slot: req.Slot, Drive: req.Drive, Volume: req.Volume, Pool: req.Pool,
+		MediaType: req.MediaType, Encrypt: req.Encrypt}
+	if req.Key != nil {
+		scheme, err := keys.ParseScheme(req.Key.Scheme)
+		if err != nil && req.Encrypt {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		r.Key = keys.StoredKey{Scheme: scheme, KEKID: req.Key.KekId, Value: req.Key.Stored, Fingerprint: req.Key.Fingerprint}
+	}
+	res, err := s.D.Label(ctx, r)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	out := &pb.LabelVolumeReply{Volume: res.Volume, Barcode: res.Barcode, Slot: res.Slot, Drive: res.Drive,
+		LabelTimeUnix: res.Label.LabelTime.Unix(), Encrypted: res.Label.Encryption.Encrypted,
+		EncryptionVerified: res.Verified, KeyInstanceCounter: res.KIC, KeyFingerprint: res.Label.Encryption.Fingerprint}
+	if res.Verified {
+		out.VerifiedTimeUnix = s.D.clock().Unix()
+	}
+	return out, nil
+}
+
+func (s *Service) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountReply, error) {
+	res, err := s.D.Mount(ctx, MountRequest{Changer: req.Changer, Slot: req.Slot, Drive: req.Drive, ForWrite: req.ForWrite})
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &pb.MountReply{Volume: res.Label.Volume, Barcode: res.Barcode, Drive: res.Drive, Pool: res.Label.Pool,
+		Encrypted: res.Label.Encryption.Encrypted, KeyFingerprint: res.Label.Encryption.Fingerprint,
+		KeyInstanceCounter: res.KIC, KeySource: res.KeySource}, nil
+}
+
+func (s *Service) Unmount(ctx context.Context, req *pb.UnmountRequest) (*pb.UnmountReply, error) {
+	vol, slot, err := s.D.Unmount(ctx, req.Drive)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &pb.UnmountReply{Volume: vol, Slot: slot}, nil
+}
+
+func (s *Service) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseReply, error) {
+	return &pb.ReleaseReply{}, rpcError(s.D.Release(ctx, req.Drive))
+}
+
+// WriteData runs one session from a stream: an open message, then data.
+// Requested marks (stream offsets) come back as tape addresses.
+func (s *Service) WriteData(stream pb.Storage_WriteDataServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return status.Error(codes.InvalidArgument, "WriteData: the first message must open the session (drive, marks)")
+	}
+	sess, err := s.D.OpenSession(stream.Context(), open.Drive)
+	if err != nil {
+		return rpcError(err)
+	}
+	marks := open.Marks
+	var (
+		offset int64
+		addrs  []*pb.BlockAddress
+		werr   error
+	)
+	for werr == nil {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			werr = err
+			break
+		}
+		data := msg.GetData()
+		for len(data) > 0 && werr == nil {
+			// Split the chunk at the next requested mark.
+			chunk := data
+			for len(marks) > 0 && int64(marks[0]) < offset {
+				marks = marks[1:] // a mark behind us (unsorted input): skip
+			}
+			if len(marks) > 0 && int64(marks[0]) == offset {
+				a := sess.Mark()
+				addrs = append(addrs, &pb.BlockAddress{Volume: sess.volume, TapeFile: uint32(a.File), Block: a.Block, Offset: uint32(a.Offset)})
+				marks = marks[1:]
+			}
+			if len(marks) > 0 && int64(marks[0]) < offset+int64(len(chunk)) {
+				chunk = chunk[:int64(marks[0])-offset]
+			}
+			n, err := sess.Write(chunk)
+			offset += int64(n)
+			data = data[n:]
+			if err != nil {
+				werr = err
+			}
+		}
+	}
+	res, cerr := sess.Close(stream.Context())
+	if errors.Is(werr, tapeio.ErrVolumeFull) {
+		werr = nil
+	}
+	if werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return rpcError(werr)
+	}
+	return stream.SendAndClose(&pb.WriteDataReply{Volume: res.Volume, TapeFile: uint32(res.TapeFile), Bytes: uint64(res.Bytes),
+		Blocks: res.Blocks, Marks: addrs, VolumeFull: res.VolumeFull, EncryptionVerified: res.Verified})
+}
+
+// streamWriter sends what it is given as ReadData replies.
+type streamWriter struct{ s pb.Storage_ReadDataServer }
+
+func (w streamWriter) Write(p []byte) (int, error) {
+	if err := w.s.Send(&pb.ReadDataReply{Data: p}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *Service) ReadData(req *pb.ReadDataRequest, stream pb.Storage_ReadDataServer) error {
+	if req.From == nil {
+		return status.Error(codes.InvalidArgument, "ReadData needs a from address")
+	}
+	from := tapeio.Addr{File: uint64(req.From.TapeFile), Block: req.From.Block, Offset: int(req.From.Offset)}
+	_, err := s.D.ReadSession(stream.Context(), req.Drive, from, streamWriter{stream})
+	return rpcError(err)
+}
