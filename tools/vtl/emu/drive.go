@@ -523,8 +523,10 @@ type DriveStatus struct {
 	KeyLoaded   bool   `json:"key_loaded"`
 	Fingerprint string `json:"key_fingerprint,omitempty"`
 	KIC         uint32 `json:"key_instance_counter"`
-	EncMode     int    `json:"encryption_mode"`
-	DecMode     int    `json:"decryption_mode"`
+	// LocalKeys counts nexuses holding SCOPE=LOCAL keys (not shown).
+	LocalKeys int `json:"local_keys"`
+	EncMode   int `json:"encryption_mode"`
+	DecMode   int `json:"decryption_mode"`
 }
 
 func (d *Drive) status() DriveStatus {
@@ -541,6 +543,11 @@ func (d *Drive) status() DriveStatus {
 	if d.cart != nil {
 		s.Objects = d.cart.EOD()
 		s.UsedBytes = d.cart.Used()
+	}
+	for nx := range d.nexuses {
+		if nx.useLocal && nx.local != nil && nx.local.key != nil {
+			s.LocalKeys++
+		}
 	}
 	if p := d.public; p != nil {
 		s.EncMode, s.DecMode = int(p.encMode), int(p.decMode)

@@ -250,6 +250,9 @@ func TestKeyStateMachine(t *testing.T) {
 	if r.data[5] != 0 || kicOf(r) != 4 {
 		t.Fatalf("DES of the other nexus after a LOCAL set: % X", r.data)
 	}
+	if st := h.lib.Status().Drives[0]; st.LocalKeys != 1 || st.KeyLoaded {
+		t.Fatalf("status with a LOCAL key: %+v", st)
+	}
 	must(t, b, write6(10), pattern(10, 2), 0)
 	if h.lib.Drive(0).cart.EncryptedBlocks() != 1 {
 		t.Fatal("LOCAL key did not encrypt")
