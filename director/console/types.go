@@ -203,7 +203,6 @@ func parseSlots(s string) ([]int, string) {
 		}
 		return n, ""
 	}
-	seen := map[int]bool{}
 	var out []int
 	for _, item := range strings.Split(s, ",") {
 		lo, hi := 0, 0
@@ -231,14 +230,15 @@ func parseSlots(s string) ([]int, string) {
 			return nil, fmt.Sprintf("more than %d slots in one list", MaxSlots)
 		}
 		for n := lo; n <= hi; n++ {
-			if seen[n] {
-				return nil, fmt.Sprintf("slot %d named twice", n)
-			}
-			seen[n] = true
 			out = append(out, n)
 		}
 	}
 	sort.Ints(out)
+	for i := 1; i < len(out); i++ {
+		if out[i] == out[i-1] {
+			return nil, fmt.Sprintf("slot %d named twice", out[i])
+		}
+	}
 	return out, ""
 }
 
