@@ -42,6 +42,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sizes of the fixed parts of the format.
@@ -138,9 +140,12 @@ type Cartridge struct {
 	fms     []int64 // positions of filemarks, ascending
 	nEnc    int     // encrypted blocks on the medium
 	end     int64   // file offset of end of data
-	bw      *bufio.Writer
-	dirty   bool
-	rec     [RecHeaderSize + 2*MaxKAD]byte
+	// pend holds appended bytes not yet written to the file (small records
+	// and the headers of large ones); large payloads go out with writev
+	// straight from the caller's buffer.
+	pend []byte
+	wfd  int
+	rec  [RecHeaderSize + 2*MaxKAD]byte
 }
 
 // Create makes a new, blank cartridge file. It fails if path exists.
@@ -378,7 +383,8 @@ func load(f *os.File) (*Cartridge, *Repair, error) {
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return nil, nil, err
 	}
-	c.bw = bufio.NewWriterSize(f, 256<<10)
+	c.pend = make([]byte, 0, pendSize)
+	c.wfd = int(f.Fd())
 	return c, rep, nil
 }
 
@@ -440,24 +446,22 @@ func (c *Cartridge) Truncate(pos int64) error {
 		return err
 	}
 	c.end = off
-	c.bw.Reset(c.f)
 	return nil
 }
 
 // AppendFilemark writes a filemark at end of data.
 func (c *Cartridge) AppendFilemark() error {
 	b := EncodeRecordHeader(c.rec[:], KindFilemark, nil, 0)
-	var tr [RecTrailer]byte // CRC-32C of an empty payload is 0
-	if _, err := c.bw.Write(b); err != nil {
-		return err
-	}
-	if _, err := c.bw.Write(tr[:]); err != nil {
-		return err
+	c.pend = append(c.pend, b...)
+	c.pend = append(c.pend, 0, 0, 0, 0) // CRC-32C of an empty payload is 0
+	if len(c.pend) >= pendSize {
+		if err := c.Flush(); err != nil {
+			return err
+		}
 	}
 	c.fms = append(c.fms, int64(len(c.entries)))
 	c.entries = append(c.entries, Entry{Off: c.end, Kind: KindFilemark})
 	c.end += RecHeaderSize + RecTrailer
-	c.dirty = true
 	return nil
 }
 
@@ -470,14 +474,22 @@ func (c *Cartridge) AppendBlock(m *Meta, payload []byte) error {
 	b := EncodeRecordHeader(c.rec[:], KindBlock, m, len(payload))
 	var tr [RecTrailer]byte
 	binary.BigEndian.PutUint32(tr[:], crc32.Checksum(payload, castagnoli))
-	if _, err := c.bw.Write(b); err != nil {
-		return err
-	}
-	if _, err := c.bw.Write(payload); err != nil {
-		return err
-	}
-	if _, err := c.bw.Write(tr[:]); err != nil {
-		return err
+	c.pend = append(c.pend, b...)
+	if len(payload) < directSize {
+		c.pend = append(c.pend, payload...)
+		c.pend = append(c.pend, tr[:]...)
+		if len(c.pend) >= pendSize {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+		}
+	} else {
+		// One writev: pending bytes + this header, the payload in place,
+		// the trailer.
+		if err := writeAll(c.wfd, [][]byte{c.pend, payload, tr[:]}); err != nil {
+			return err
+		}
+		c.pend = c.pend[:0]
 	}
 	e := Entry{Off: c.end, Kind: KindBlock, Flags: m.Flags, KADLen: uint16(len(m.UKAD) + len(m.AKAD)),
 		PayLen: uint32(len(payload)), PlainLen: uint32(m.PlainLen)}
@@ -486,17 +498,50 @@ func (c *Cartridge) AppendBlock(m *Meta, payload []byte) error {
 		c.nEnc++
 	}
 	c.end += e.Size()
-	c.dirty = true
 	return nil
 }
 
 // Flush writes buffered records to the file (no fsync).
 func (c *Cartridge) Flush() error {
-	if !c.dirty {
+	if len(c.pend) == 0 {
 		return nil
 	}
-	c.dirty = false
-	return c.bw.Flush()
+	err := writeAll(c.wfd, [][]byte{c.pend})
+	c.pend = c.pend[:0]
+	return err
+}
+
+const (
+	pendSize   = 256 << 10 // flush pending small records at this size
+	directSize = 64 << 10  // payloads this large are written in place
+)
+
+// writeAll writes the buffers with writev(2) at the file's offset,
+// resuming after short writes.
+func writeAll(fd int, bufs [][]byte) error {
+	for len(bufs) > 0 {
+		if len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+			continue
+		}
+		n, err := unix.Writev(fd, bufs)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for n > 0 && len(bufs) > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+			} else {
+				bufs[0] = bufs[0][n:]
+				n = 0
+			}
+		}
+	}
+	return nil
 }
 
 // Sync flushes and fsyncs.

@@ -13,7 +13,9 @@ import (
 func benchLib(b *testing.B) *testLib {
 	h := newTestLib(b, func(c *Config) {
 		c.Capacity, c.Slots, c.Drives = 64<<30, 1, 1
-		// VTL_BENCH_DIR=/dev/shm measures the emulator without the disk.
+		// Default: the disk (TMPDIR). VTL_BENCH_DIR=/dev/shm measures the
+		// emulator without it.
+		c.Dir = b.TempDir()
 		if d := os.Getenv("VTL_BENCH_DIR"); d != "" {
 			dir, err := os.MkdirTemp(d, "vtlbench")
 			if err != nil {
