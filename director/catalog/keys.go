@@ -206,6 +206,11 @@ type RekeyResult struct {
 // first and then finds nothing left to do.
 const rekeyLock int64 = 0x7461706552454b59 // "tapeREKY"
 
+// testHookRekeyLocked, when set by a test, runs inside Rekey's transaction
+// right after the rows to rewrap were read and locked (to widen the window
+// in which concurrent calls could interleave).
+var testHookRekeyLocked func()
+
 // Rekey rewraps every stored key that is not v1 under ring's active KEK
 // (kek_id ≠ active id, or scheme bareos) under the active KEK, in ONE
 // transaction: the rows are locked (SELECT … FOR UPDATE, in id order),
@@ -253,6 +258,9 @@ func (s *Store) Rekey(ctx context.Context, ring *keys.Keyring, actor string) (Re
 		})
 		if err != nil {
 			return dbErr(op+": reading the keys to rewrap", err)
+		}
+		if testHookRekeyLocked != nil {
+			testHookRekeyLocked()
 		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM media WHERE encrypted AND kek_id = $1 AND key_scheme = 'v1'`, active).
 			Scan(&res.AlreadyCurrent); err != nil {

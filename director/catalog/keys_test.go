@@ -363,6 +363,10 @@ func TestRekeyConcurrent(t *testing.T) {
 		f.label(t, fmt.Sprintf("OFF%03d", i), "", "sd1", i, old)
 	}
 	r := ring(t, kk[1], kk...)
+	// Hold each rekey a moment after its SELECT: without the locks, all of
+	// them would read the same stale rows and rewrap each key three times.
+	testHookRekeyLocked = func() { time.Sleep(100 * time.Millisecond) }
+	t.Cleanup(func() { testHookRekeyLocked = nil })
 	var wg sync.WaitGroup
 	results := make([]RekeyResult, 3)
 	errs := make([]error, 3)
