@@ -145,6 +145,10 @@ type Cartridge struct {
 	// straight from the caller's buffer.
 	pend []byte
 	wfd  int
+	// werr is a sticky write error: after a failed write the index no
+	// longer matches the file, so the cartridge refuses further I/O until
+	// it is reopened (Open rescans and cuts off whatever was torn).
+	werr error
 	rec  [RecHeaderSize + 2*MaxKAD]byte
 }
 
@@ -451,6 +455,9 @@ func (c *Cartridge) Truncate(pos int64) error {
 
 // AppendFilemark writes a filemark at end of data.
 func (c *Cartridge) AppendFilemark() error {
+	if c.werr != nil {
+		return c.werr
+	}
 	b := EncodeRecordHeader(c.rec[:], KindFilemark, nil, 0)
 	c.pend = append(c.pend, b...)
 	c.pend = append(c.pend, 0, 0, 0, 0) // CRC-32C of an empty payload is 0
@@ -471,6 +478,9 @@ func (c *Cartridge) AppendBlock(m *Meta, payload []byte) error {
 	if len(payload) > MaxPayload || len(m.UKAD) > MaxKAD || len(m.AKAD) > MaxKAD {
 		return fmt.Errorf("record too large")
 	}
+	if c.werr != nil {
+		return c.werr
+	}
 	b := EncodeRecordHeader(c.rec[:], KindBlock, m, len(payload))
 	var tr [RecTrailer]byte
 	binary.BigEndian.PutUint32(tr[:], crc32.Checksum(payload, castagnoli))
@@ -487,7 +497,8 @@ func (c *Cartridge) AppendBlock(m *Meta, payload []byte) error {
 		// One writev: pending bytes + this header, the payload in place,
 		// the trailer.
 		if err := writeAll(c.wfd, [][]byte{c.pend, payload, tr[:]}); err != nil {
-			return err
+			c.werr = fmt.Errorf("cartridge write failed: %w", err)
+			return c.werr
 		}
 		c.pend = c.pend[:0]
 	}
@@ -503,12 +514,19 @@ func (c *Cartridge) AppendBlock(m *Meta, payload []byte) error {
 
 // Flush writes buffered records to the file (no fsync).
 func (c *Cartridge) Flush() error {
+	if c.werr != nil {
+		return c.werr
+	}
 	if len(c.pend) == 0 {
 		return nil
 	}
 	err := writeAll(c.wfd, [][]byte{c.pend})
 	c.pend = c.pend[:0]
-	return err
+	if err != nil {
+		c.werr = fmt.Errorf("cartridge write failed: %w", err)
+		return c.werr
+	}
+	return nil
 }
 
 const (

@@ -202,3 +202,28 @@ func FuzzOpen(f *testing.F) {
 		c.Truncate(0)
 	})
 }
+
+// A failed write makes the cartridge refuse further I/O (its index would no
+// longer match the file); reopening recovers everything written before.
+func TestStickyWriteError(t *testing.T) {
+	p, c := newCart(t)
+	c.AppendBlock(&Meta{PlainLen: 100}, blk(100, 1))
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.f.Close() // the next write fails with EBADF
+	if err := c.AppendBlock(&Meta{PlainLen: 1 << 17}, blk(1<<17, 2)); err == nil {
+		t.Fatal("write to a closed file succeeded")
+	}
+	if err := c.AppendFilemark(); err == nil {
+		t.Fatal("append after a failed write succeeded")
+	}
+	if err := c.Flush(); err == nil {
+		t.Fatal("flush after a failed write succeeded")
+	}
+	c, rep, err := Open(p)
+	if err != nil || rep != nil || c.EOD() != 1 {
+		t.Fatalf("reopen: %v %+v", err, rep)
+	}
+	c.Close()
+}
