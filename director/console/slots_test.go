@@ -43,8 +43,9 @@ func TestParseSlots(t *testing.T) {
 		if !reflect.DeepEqual(got, tc.slots) {
 			t.Errorf("ParseSlots(%q) = %v, want %v", tc.in, got, tc.slots)
 		}
-		if c := formatSlots(got); c != tc.canon {
-			t.Errorf("formatSlots(ParseSlots(%q)) = %q, want %q", tc.in, c, tc.canon)
+		rs, problem := parseSlotRanges(tc.in)
+		if c := formatSlots(rs); problem != "" || c != tc.canon {
+			t.Errorf("formatSlots(parseSlotRanges(%q)) = %q (%s), want %q", tc.in, c, problem, tc.canon)
 		}
 		again, err := ParseSlots(tc.canon)
 		if err != nil || !reflect.DeepEqual(again, got) {

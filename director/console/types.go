@@ -126,11 +126,11 @@ func (t Type) canon(v string) (string, string, bool) {
 		}
 		return strconv.Itoa(n), "", true
 	case SlotList:
-		slots, problem := parseSlots(v)
+		rs, problem := parseSlotRanges(v)
 		if problem != "" {
 			return "", problem, false
 		}
-		return formatSlots(slots), "", true
+		return formatSlots(rs), "", true
 	case Enum:
 		lv := lower(v)
 		for _, x := range t.Values {
@@ -182,7 +182,27 @@ func ParseSlots(s string) ([]int, error) {
 	return slots, nil
 }
 
+// slotRange is lo-hi inclusive.
+type slotRange struct{ lo, hi int }
+
+// parseSlots parses and expands a slot list.
 func parseSlots(s string) ([]int, string) {
+	rs, problem := parseSlotRanges(s)
+	if problem != "" {
+		return nil, problem
+	}
+	var out []int
+	for _, r := range rs {
+		for n := r.lo; n <= r.hi; n++ {
+			out = append(out, n)
+		}
+	}
+	return out, ""
+}
+
+// parseSlotRanges parses a slot list into ascending, disjoint, merged
+// ranges without expanding them.
+func parseSlotRanges(s string) ([]slotRange, string) {
 	if strings.TrimSpace(s) == "" {
 		return nil, "empty slot list"
 	}
@@ -203,62 +223,63 @@ func parseSlots(s string) ([]int, string) {
 		}
 		return n, ""
 	}
-	var out []int
+	var rs []slotRange
+	count := 0
 	for _, item := range strings.Split(s, ",") {
-		lo, hi := 0, 0
+		var r slotRange
 		var p string
 		if a, b, ok := strings.Cut(item, "-"); ok {
-			if lo, p = num(a); p != "" {
+			if r.lo, p = num(a); p != "" {
 				return nil, p
 			}
-			if hi, p = num(b); p != "" {
+			if r.hi, p = num(b); p != "" {
 				return nil, p
 			}
-			if hi < lo {
-				return nil, fmt.Sprintf("descending range %d-%d (write %d-%d)", lo, hi, hi, lo)
+			if r.hi < r.lo {
+				return nil, fmt.Sprintf("descending range %d-%d (write %d-%d)", r.lo, r.hi, r.hi, r.lo)
 			}
 		} else {
-			if lo, p = num(item); p != "" {
+			if r.lo, p = num(item); p != "" {
 				if strings.TrimSpace(item) == "" {
 					return nil, "empty item (two commas, or a comma at an end)"
 				}
 				return nil, p
 			}
-			hi = lo
+			r.hi = r.lo
 		}
-		if len(out)+hi-lo+1 > MaxSlots {
+		if count += r.hi - r.lo + 1; count > MaxSlots {
 			return nil, fmt.Sprintf("more than %d slots in one list", MaxSlots)
 		}
-		for n := lo; n <= hi; n++ {
-			out = append(out, n)
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].lo < rs[j].lo })
+	merged := rs[:1]
+	for _, r := range rs[1:] {
+		last := &merged[len(merged)-1]
+		switch {
+		case r.lo <= last.hi:
+			return nil, fmt.Sprintf("slot %d named twice", r.lo)
+		case r.lo == last.hi+1:
+			last.hi = r.hi
+		default:
+			merged = append(merged, r)
 		}
 	}
-	sort.Ints(out)
-	for i := 1; i < len(out); i++ {
-		if out[i] == out[i-1] {
-			return nil, fmt.Sprintf("slot %d named twice", out[i])
-		}
-	}
-	return out, ""
+	return merged, ""
 }
 
-// formatSlots writes ascending slots as a compressed list: 1-3,7.
-func formatSlots(slots []int) string {
+// formatSlots writes ascending, merged ranges: 1-3,7.
+func formatSlots(rs []slotRange) string {
 	var b strings.Builder
-	for i := 0; i < len(slots); {
-		j := i
-		for j+1 < len(slots) && slots[j+1] == slots[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
+	for i, r := range rs {
+		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(strconv.Itoa(slots[i]))
-		if j > i {
+		b.WriteString(strconv.Itoa(r.lo))
+		if r.hi > r.lo {
 			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(slots[j]))
+			b.WriteString(strconv.Itoa(r.hi))
 		}
-		i = j + 1
 	}
 	return b.String()
 }
