@@ -112,7 +112,7 @@ func (f *fakeDirector) events(volume string) []string {
 
 // env is one test's library: vtl, storaged, the director double, KEKs.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	vtlSock string
 	vtlCmd  *exec.Cmd
@@ -141,9 +141,10 @@ type envOpts struct {
 	drives        int
 	slots         int
 	sdKEKs        []string // KEK files storaged gets (default: the env's KEK)
+	loadDelay     string   // vtl --load-delay (default: vtl's own)
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	if o.capacity == "" {
 		o.capacity = "64MiB"
@@ -232,6 +233,9 @@ func (e *env) startVTL(o envOpts) {
 	e.t.Helper()
 	e.vtlCmd = exec.Command(bins.vtl, "serve", "--dir", filepath.Join(e.dir, "lib"), "--socket", e.vtlSock,
 		"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives), "--capacity", o.capacity, "--personality", o.personalities)
+	if o.loadDelay != "" {
+		e.vtlCmd.Args = append(e.vtlCmd.Args, "--load-delay", o.loadDelay)
+	}
 	logf, err := os.Create(filepath.Join(e.dir, "vtl.log"))
 	if err != nil {
 		e.t.Fatal(err)
@@ -477,7 +481,7 @@ func (e *env) checkNoSecretsInLogs() {
 	}
 }
 
-func randomData(t *testing.T, n int) []byte {
+func randomData(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -485,7 +489,7 @@ func randomData(t *testing.T, n int) []byte {
 	return b
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
+func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {

@@ -1,10 +1,12 @@
 package scsi
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrShortData is wrapped by every parser given fewer bytes than the
@@ -670,4 +672,38 @@ func (d *Device) TapeAlerts() ([]TapeAlertFlag, error) {
 		return nil, &CommandError{Addr: d.Addr(), Op: "LOG SENSE", Err: err}
 	}
 	return f, nil
+}
+
+// WaitReady polls TEST UNIT READY until the unit is ready, going through
+// 02/04/01 "becoming ready" (polled with a backoff from 1 ms up to maxPoll,
+// 100 ms if 0) and unit attentions (06/28/00 medium changed, 06/29/00 power
+// on …, retried at once: each nexus gets each one once), as after a load.
+// Other answers (no medium, hardware error …) are returned at once; ctx
+// bounds the wait.
+func (d *Device) WaitReady(ctx context.Context, maxPoll time.Duration) error {
+	if maxPoll <= 0 {
+		maxPoll = 100 * time.Millisecond
+	}
+	delay := time.Millisecond
+	attentions := 0
+	for {
+		err := d.TestUnitReady()
+		switch {
+		case err == nil:
+			return nil
+		case IsUnitAttention(err) && attentions < 32:
+			attentions++
+			continue
+		case !IsBecomingReady(err):
+			return fmt.Errorf("%s: not ready: %w", d.Addr(), err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: not ready: %w (last answer: %v)", d.Addr(), context.Cause(ctx), err)
+		case <-t.C:
+		}
+		delay = min(2*delay, maxPoll)
+	}
 }

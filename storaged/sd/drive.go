@@ -11,7 +11,6 @@ import (
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/storaged/label"
 	"github.com/tapeward/tapeward/storaged/scsi"
-	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
@@ -318,7 +317,7 @@ func (d *Daemon) loadCartridge(ctx context.Context, dr *Drive, n uint32) (scsi.E
 		timeout = d.cfg.Timeouts.Mount.Duration
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
-	err = tapeio.WaitReady(wctx, dr.dev, 0)
+	err = dr.dev.WaitReady(wctx, 0)
 	cancel()
 	if err != nil {
 		return src, fmt.Errorf("%s: waiting for the cartridge from slot %d: %w", dr.name, n, err)

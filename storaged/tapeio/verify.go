@@ -2,9 +2,7 @@ package tapeio
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 )
@@ -93,30 +91,3 @@ func VerifyFirstBlock(ukad []byte) func(d *scsi.Device, first Addr) error {
 	}
 }
 
-// WaitReady polls TEST UNIT READY every poll (50ms if 0) until the drive
-// is ready, going through 02/04/01 "becoming ready" and unit attentions
-// (06/28/00 medium changed, 06/29/00 power on …) as after a load. Other
-// answers (no medium, hardware error …) are returned at once; ctx bounds
-// the wait.
-func WaitReady(ctx context.Context, d *scsi.Device, poll time.Duration) error {
-	if poll <= 0 {
-		poll = 50 * time.Millisecond
-	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not ready: %w", d.Addr(), context.Cause(ctx))
-		case <-t.C:
-		}
-		err := d.TestUnitReady()
-		if err == nil {
-			return nil
-		}
-		if !scsi.IsBecomingReady(err) && !scsi.IsUnitAttention(err) {
-			return fmt.Errorf("%s: not ready: %w", d.Addr(), err)
-		}
-		t.Reset(poll)
-	}
-}

@@ -143,7 +143,7 @@ func (l *lib) mount(t testing.TB, slot, drive int) *scsi.Device {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := WaitReady(ctx, d, 10*time.Millisecond); err != nil {
+	if err := d.WaitReady(ctx, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	return d
