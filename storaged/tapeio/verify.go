@@ -90,4 +90,3 @@ func VerifyFirstBlock(ukad []byte) func(d *scsi.Device, first Addr) error {
 		return err
 	}
 }
-
