@@ -61,7 +61,7 @@ func (s *Store) AddKeyEvent(ctx context.Context, e KeyEvent) (KeyEvent, error) {
 		if mediaID != nil {
 			id = *mediaID
 		}
-		e.ID, err = insertEvent(ctx, tx, e, id)
+		e.ID, e.At, err = insertEvent(ctx, tx, e, id)
 		return err
 	})
 	if err != nil {
@@ -71,17 +71,17 @@ func (s *Store) AddKeyEvent(ctx context.Context, e KeyEvent) (KeyEvent, error) {
 }
 
 // insertEvent validates e and inserts it for media row mediaID (0: none),
-// returning the new event's id.
-func insertEvent(ctx context.Context, tx pgx.Tx, e KeyEvent, mediaID int64) (int64, error) {
+// returning the new event's id and stored time (UTC).
+func insertEvent(ctx context.Context, tx pgx.Tx, e KeyEvent, mediaID int64) (int64, time.Time, error) {
 	switch {
 	case e.Volume == "":
-		return 0, invalid("key event", "names no volume")
+		return 0, time.Time{}, invalid("key event", "names no volume")
 	case !eventTypes[e.Event]:
-		return 0, invalid("key event", "%q is not one of generated, fetched, loaded, verified, cleared, rotated, rekeyed, exported, imported", string(e.Event))
+		return 0, time.Time{}, invalid("key event", "%q is not one of generated, fetched, loaded, verified, cleared, rotated, rekeyed, exported, imported", string(e.Event))
 	case e.Actor == "":
-		return 0, invalid("key event", "names no actor")
+		return 0, time.Time{}, invalid("key event", "names no actor")
 	case looksLikeKeyMaterial(e.Detail) || looksLikeKeyMaterial(e.KEKID):
-		return 0, invalid("key event", "the detail or KEK id of the %s event of volume %q looks like key material; log fingerprints only", e.Event, e.Volume)
+		return 0, time.Time{}, invalid("key event", "the detail or KEK id of the %s event of volume %q looks like key material; log fingerprints only", e.Event, e.Volume)
 	}
 	var kek *string
 	if e.KEKID != "" {
@@ -93,22 +93,25 @@ func insertEvent(ctx context.Context, tx pgx.Tx, e KeyEvent, mediaID int64) (int
 	}
 	// The row is only inserted if the detail does not contain the volume's
 	// stored key string (a last line of defence besides the shape test).
-	var id int64
+	var (
+		id int64
+		at time.Time
+	)
 	err := tx.QueryRow(ctx, `
 		INSERT INTO key_events (at, volume_name, media_id, event, actor, kek_id, detail)
 		SELECT $1, $2, $3, $4, $5, $6, $7
 		WHERE NOT EXISTS (
 			SELECT 1 FROM media WHERE volume_name = $2 AND key_string IS NOT NULL
 			AND (strpos($7, key_string) > 0 OR strpos(coalesce($6, ''), key_string) > 0))
-		RETURNING id`,
-		e.At, e.Volume, mediaRef, string(e.Event), e.Actor, kek, e.Detail).Scan(&id)
+		RETURNING id, at`,
+		e.At, e.Volume, mediaRef, string(e.Event), e.Actor, kek, e.Detail).Scan(&id, &at)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, invalid("key event", "the %s event of volume %q quotes the volume's stored key; log fingerprints only", e.Event, e.Volume)
+		return 0, time.Time{}, invalid("key event", "the %s event of volume %q quotes the volume's stored key; log fingerprints only", e.Event, e.Volume)
 	}
 	if err != nil {
-		return 0, dbErr("recording the "+string(e.Event)+" key event of volume "+quoteName(e.Volume), err)
+		return 0, time.Time{}, dbErr("recording the "+string(e.Event)+" key event of volume "+quoteName(e.Volume), err)
 	}
-	return id, nil
+	return id, at.UTC(), nil
 }
 
 // looksLikeKeyMaterial reports whether s has a run of 40 or more base64
@@ -189,7 +192,7 @@ func (s *Store) ListKeyEvents(ctx context.Context, f KeyEventFilter) ([]KeyEvent
 			kek   *string
 		)
 		err := r.Scan(&e.ID, &e.At, &e.Volume, &event, &e.Actor, &kek, &e.Detail)
-		e.Event, e.KEKID = KeyEventType(event), deref(kek)
+		e.Event, e.KEKID, e.At = KeyEventType(event), deref(kek), e.At.UTC()
 		return e, err
 	})
 	if err != nil {

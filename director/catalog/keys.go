@@ -183,7 +183,7 @@ func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode Encryp
 		if err != nil {
 			return dbErr(op, err)
 		}
-		if _, err := insertEvent(ctx, tx, KeyEvent{At: now, Volume: volume, Event: KeyEventType(event), Actor: actor, KEKID: eventKEK, Detail: detail}, k.id); err != nil {
+		if _, _, err := insertEvent(ctx, tx, KeyEvent{At: now, Volume: volume, Event: KeyEventType(event), Actor: actor, KEKID: eventKEK, Detail: detail}, k.id); err != nil {
 			return err
 		}
 		out, err = getMedia(ctx, tx, volume)

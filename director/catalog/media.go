@@ -345,6 +345,11 @@ func scanMedia(row pgx.CollectableRow) (Media, error) {
 	m.KeyScheme = keys.Scheme(deref(scheme))
 	m.KEKID = deref(kek)
 	m.KeyFingerprint = deref(fpr)
+	for _, tp := range []*time.Time{&m.CreatedAt, &m.UpdatedAt, m.LabelTime, m.FirstWritten, m.LastWritten, m.EncryptionVerifiedAt} {
+		if tp != nil {
+			*tp = tp.UTC()
+		}
+	}
 	m.Slot = NoSlot
 	if slot != nil {
 		m.Slot = *slot

@@ -28,6 +28,7 @@ func (s *Store) EnsureStorage(ctx context.Context, name, address string) (Storag
 		ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address
 		RETURNING id, name, address, created_at`, name, address).
 		Scan(&st.ID, &st.Name, &st.Address, &st.CreatedAt)
+	st.CreatedAt = st.CreatedAt.UTC()
 	if err != nil {
 		return Storage{}, dbErr("recording storage "+quoteName(name), err)
 	}
@@ -45,6 +46,7 @@ func (s *Store) GetStorage(ctx context.Context, name string) (Storage, error) {
 	if err != nil {
 		return Storage{}, dbErr("reading storage "+quoteName(name), err)
 	}
+	st.CreatedAt = st.CreatedAt.UTC()
 	return st, nil
 }
 
@@ -174,7 +176,7 @@ func scanPool(row pgx.CollectableRow) (Pool, error) {
 	if err := row.Scan(&p.ID, &p.Name, &typ, &p.Encrypt, &retention, &maxBytes, &storage, &p.CreatedAt); err != nil {
 		return Pool{}, err
 	}
-	p.Type = PoolType(typ)
+	p.Type, p.CreatedAt = PoolType(typ), p.CreatedAt.UTC()
 	if retention != nil {
 		p.VolumeRetention = *retention
 	}
