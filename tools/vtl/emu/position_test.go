@@ -240,6 +240,18 @@ func TestVPDAndModePages(t *testing.T) {
 	if r.data[6] != 0x40 {
 		t.Fatalf("DCE not cleared: % X", r.data)
 	}
+	// REPORT DENSITY SUPPORT: all (LTO-6 first, LTO-5, LTO-4 read-only),
+	// and MEDIA=1 (the loaded medium only).
+	r = must(t, c, []byte{0x44, 0, 0, 0, 0, 0, 0, 0x10, 0, 0}, nil, 4096)
+	if len(r.data) != 4+3*52 || binary.BigEndian.Uint16(r.data) != 2+3*52 ||
+		r.data[4] != 0x5A || r.data[4+2] != 0xA0 || r.data[56] != 0x58 || r.data[108] != 0x46 || r.data[108+2] != 0 {
+		t.Fatalf("REPORT DENSITY SUPPORT: % X", r.data[:12])
+	}
+	eqBytes(t, "density descriptor names", r.data[20:56], []byte("LTO-CVE U-732   Ultrium 6/16T       "))
+	r = must(t, c, []byte{0x44, 1, 0, 0, 0, 0, 0, 0x10, 0, 0}, nil, 4096)
+	if len(r.data) != 4+52 || r.data[4] != 0x5A {
+		t.Fatalf("REPORT DENSITY SUPPORT MEDIA=1: % X", r.data[:8])
+	}
 	// LOG SENSE: supported pages, TapeAlert empty.
 	r = must(t, c, []byte{0x4D, 0, 0x40, 0, 0, 0, 0, 0x10, 0, 0}, nil, 4096)
 	eqBytes(t, "LOG SENSE 00", r.data, unhex(t, "00 00 00 03 00 12 2E"))
