@@ -41,7 +41,7 @@ proto:
 	  --plugin=$(PLUGINS)/protoc-gen-go --plugin=$(PLUGINS)/protoc-gen-go-grpc \
 	  --go_out=.. --go_opt=module=github.com/tapeward/tapeward \
 	  --go-grpc_out=.. --go-grpc_opt=module=github.com/tapeward/tapeward \
-	  tapeward/v1/common.proto tapeward/v1/storage.proto tapeward/v1/director.proto
+	  tapeward/v1/common.proto tapeward/v1/storage.proto tapeward/v1/director.proto tapeward/v1/console.proto
 
 demo:
 	@echo "demo: arrives with the director (issue 5). Until then: make build; see README.md"; exit 1
