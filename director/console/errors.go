@@ -119,7 +119,7 @@ func (e *ConflictError) Error() string {
 // not "", says exactly what is wrong (e.g. "descending range 5-1 (write
 // 1-5)").
 type BadValueError struct {
-	Command string
+	Command string // "" from ParseSlots
 	Keyword string
 	Value   string
 	Want    string
@@ -128,6 +128,12 @@ type BadValueError struct {
 }
 
 func (e *BadValueError) Error() string {
+	if e.Command == "" {
+		// From ParseSlots, outside any command.
+		c := *e
+		c.Command = "slot list"
+		return c.Error()
+	}
 	if e.NoValue {
 		if e.Problem != "" {
 			return fmt.Sprintf("%s: %s needs a value: %s", e.Command, e.Keyword, e.Problem)

@@ -86,8 +86,11 @@ func TestParseSlots(t *testing.T) {
 			t.Errorf("ParseSlots(%q) = %v, %v; want a BadValueError", tc.in, got, err)
 			continue
 		}
-		if bv.Problem != tc.problem || bv.Keyword != "slots" || bv.Value != tc.in {
+		if bv.Problem != tc.problem || bv.Keyword != "slots" || bv.Value != tc.in || bv.Command != "" {
 			t.Errorf("ParseSlots(%q): %#v, want problem %q", tc.in, bv, tc.problem)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "slot list: bad slots=") || !strings.HasSuffix(msg, tc.problem) {
+			t.Errorf("ParseSlots(%q): message %q", tc.in, msg)
 		}
 	}
 	// The problem reaches the user through Parse, too.

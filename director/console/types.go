@@ -177,7 +177,7 @@ func atoi(s string) (int, bool) {
 func ParseSlots(s string) ([]int, error) {
 	slots, problem := parseSlots(s)
 	if problem != "" {
-		return nil, &BadValueError{Command: "slots", Keyword: "slots", Value: s, Want: TSlots.Want(), Problem: problem}
+		return nil, &BadValueError{Keyword: "slots", Value: s, Want: TSlots.Want(), Problem: problem}
 	}
 	return slots, nil
 }
