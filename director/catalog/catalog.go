@@ -1,6 +1,22 @@
-// Package catalog opens the director's PostgreSQL catalog from its
-// [catalog] configuration, with errors that say where it tried and what to
-// check. The password (from password_file) never appears in any message.
+// Package catalog is the director's PostgreSQL catalog: it opens it from
+// the [catalog] configuration (ConnConfig, Connect, Open — errors say where
+// it tried and what to check; the password from password_file never appears
+// in any message), and Store is the typed data layer over a pgx pool:
+//
+//   - storages and pools: EnsureStorage, GetStorage, EnsurePool, GetPool, ListPools;
+//   - volumes: CreateLabeling (row + wrapped key + "generated" key event,
+//     committed before it returns), MarkLabeled, MarkError, MarkFull,
+//     RecordWritten, GetMedia, ListMedia, MediaBySlot;
+//   - keys: VolumeKey (only for the owning storage), UpdateEncryption
+//     (yes/no/rotate, volumes without data only), Rekey (every key under the
+//     active KEK, one transaction), ExportKeys;
+//   - the key audit log: AddKeyEvent, ListKeyEvents (newest first).
+//
+// Errors are typed (errors.Is/As): *NotFoundError (ErrNotFound),
+// *ConflictError, *NotOwnedError, *NotEncryptedError (ErrNotEncrypted),
+// *HasDataError, *StateError, *InvalidError, *RekeyError, *DBError. None of
+// them, and no key event, ever holds key material: stored key strings leave
+// the package only through VolumeKey and ExportKeys.
 package catalog
 
 import (

@@ -338,7 +338,8 @@ func (e ExportedKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, e.String()) }
 // ExportKeys returns the stored keys of the encrypted volumes matching f,
 // ordered by volume name, and adds an "exported" key event (actor, KEK id,
 // detail = fingerprint) per volume, in one transaction. The rows are read
-// FOR SHARE, so an export never interleaves with a rekey.
+// FOR SHARE and under Rekey's advisory lock (shared), so an export never
+// interleaves with a rekey: it has all keys from before or all from after.
 func (s *Store) ExportKeys(ctx context.Context, f ExportFilter, actor string) ([]ExportedKey, error) {
 	if actor == "" {
 		actor = DefaultActor
@@ -346,6 +347,12 @@ func (s *Store) ExportKeys(ctx context.Context, f ExportFilter, actor string) ([
 	op := "exporting keys"
 	var out []ExportedKey
 	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
+		// Shared with other exports, exclusive with Rekey: an export sees
+		// every key either before or after a rekey, and the two never
+		// take row locks in different orders (no deadlock).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, rekeyLock); err != nil {
+			return dbErr(op, err)
+		}
 		if f.Pool != "" {
 			if _, err := getPool(ctx, tx, f.Pool); err != nil {
 				return err

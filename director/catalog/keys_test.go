@@ -471,3 +471,101 @@ func TestExportKeys(t *testing.T) {
 		t.Fatalf("ExportKeys(clear pool) = %v, %v", none, err)
 	}
 }
+
+func TestRekeyConvertsBareosKeys(t *testing.T) {
+	f := newFixture(t)
+	k := newKEKs(t, 1)[0]
+	bk, err := keys.ParseBareosKEK("bareos-kek-string-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := keys.GenerateBareosPassphrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := keys.WrapBareos(bk, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := keys.BareosDriveKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := keys.StoredKey{Scheme: keys.SchemeBareos, KEKID: bk.ID(), Value: wrapped, Fingerprint: keys.Fingerprint(dk)}
+	if _, err := f.s.CreateLabeling(f.ctx, MediaNew{Volume: "BAR001", Pool: "Offsite", Storage: "sd1", Slot: 1, Encrypted: true, Key: &old}); err != nil {
+		t.Fatal(err)
+	}
+	r := ring(t, k, k)
+	if err := r.AddBareos(bk); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.s.Rekey(f.ctx, r, "tapekey")
+	if err != nil || res.Rewrapped != 1 {
+		t.Fatalf("Rekey = %+v, %v", res, err)
+	}
+	got, err := f.s.VolumeKey(f.ctx, "BAR001", "sd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Scheme != keys.SchemeV1 || got.KEKID != k.ID() || got.Fingerprint != old.Fingerprint {
+		t.Fatalf("after rekey: %v", got)
+	}
+	v1only := ring(t, k, k)
+	if back, err := v1only.Unwrap(got); err != nil || !bytes.Equal(back, dk) {
+		t.Fatalf("the converted key does not unwrap to the Bareos drive key: %v", err)
+	}
+	evs, err := f.s.ListKeyEvents(f.ctx, KeyEventFilter{Volume: "BAR001", Event: EventRekeyed})
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail, "scheme bareos -> v1") {
+		t.Fatalf("rekeyed event: %+v, %v", evs, err)
+	}
+}
+
+func TestRekeyAndExportConcurrent(t *testing.T) {
+	f := newFixture(t)
+	kk := newKEKs(t, 2)
+	old := ring(t, kk[0], kk[0])
+	const n = 16
+	// Names in the reverse order of ids: exports read by name, rekeys lock
+	// by id; without a common lock the two could deadlock.
+	for i := range n {
+		f.label(t, fmt.Sprintf("OFF%03d", n-i), "", "sd1", i, old)
+	}
+	r := ring(t, kk[1], kk...)
+	testHookRekeyLocked = func() { time.Sleep(50 * time.Millisecond) }
+	t.Cleanup(func() { testHookRekeyLocked = nil })
+	var wg sync.WaitGroup
+	exports := make([][]ExportedKey, 4)
+	errs := make([]error, len(exports)+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, errs[len(exports)] = f.s.Rekey(f.ctx, r, "tapekey")
+	}()
+	for i := range exports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			exports[i], errs[i] = f.s.ExportKeys(f.ctx, ExportFilter{}, fmt.Sprintf("export-%d", i))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	for i, exp := range exports {
+		if len(exp) != n {
+			t.Fatalf("export %d has %d keys", i, len(exp))
+		}
+		// All keys from before the rekey or all from after: never a mix.
+		for _, e := range exp {
+			if e.KEKID != exp[0].KEKID {
+				t.Fatalf("export %d mixes KEKs %s and %s", i, exp[0].KEKID, e.KEKID)
+			}
+			if _, err := r.Unwrap(e.StoredKey()); err != nil {
+				t.Fatalf("export %d: %s does not unwrap: %v", i, e.Volume, err)
+			}
+		}
+	}
+}
