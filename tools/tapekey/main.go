@@ -29,6 +29,7 @@ var groups = []*group{
 	masterKeysetGroup,
 	driveGroup,
 	cacheGroup,
+	pkiGroup,
 }
 
 // group is a top-level word of the command line. A group has named

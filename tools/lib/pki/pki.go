@@ -73,6 +73,71 @@ func NewCA(name string) (*CA, error) {
 // CertPEM is the CA certificate, PEM encoded.
 func (ca *CA) CertPEM() []byte { return ca.pem }
 
+// KeyPEM is the CA's private key, PEM encoded (PKCS #8). Only
+// `tapekey pki init --keep-ca-key` writes it, for issuing later.
+func (ca *CA) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// WriteCAKey writes <dir>/ca.key (mode 0600), refusing to overwrite.
+func (ca *CA) WriteCAKey(dir string) (string, error) {
+	b, err := ca.KeyPEM()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "ca.key")
+	return p, writeNew(p, b)
+}
+
+// LoadCA rebuilds a CA from its PEM certificate and PEM private key (as
+// written by WriteCA and WriteCAKey). The certificate must be a CA
+// certificate and the key must be an ECDSA key matching it.
+func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, errors.New("pki: the CA certificate is not a PEM CERTIFICATE block")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: parsing the CA certificate: %w", err)
+	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("pki: certificate %q is not a CA certificate (it cannot sign certificates)", cert.Subject.CommonName)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, errors.New("pki: the CA key is not PEM")
+	}
+	var key *ecdsa.PrivateKey
+	switch kb.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("pki: parsing the CA key: %w", err)
+		}
+		ek, ok := k.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("pki: the CA key is a %T; this tool issues with ECDSA CA keys only", k)
+		}
+		key = ek
+	case "EC PRIVATE KEY":
+		if key, err = x509.ParseECPrivateKey(kb.Bytes); err != nil {
+			return nil, fmt.Errorf("pki: parsing the CA key: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("pki: the CA key is a PEM %q block; want PRIVATE KEY or EC PRIVATE KEY", kb.Type)
+	}
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok || !pub.Equal(&key.PublicKey) {
+		return nil, fmt.Errorf("pki: the CA key does not belong to CA certificate %q", cert.Subject.CommonName)
+	}
+	return &CA{Cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cb.Bytes})}, nil
+}
+
 // Issue makes a certificate for name with role ("director", "storage",
 // "console"), usable as TLS client and server; hosts adds DNS names or IP
 // addresses (the name itself is always a DNS name, and 127.0.0.1 and ::1

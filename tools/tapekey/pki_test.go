@@ -1,0 +1,328 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/proto/tlsconf"
+)
+
+// readCert parses the PEM certificate at path.
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, rest := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" || len(strings.TrimSpace(string(rest))) != 0 {
+		t.Fatalf("%s is not exactly one PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkLeaf checks that pki/<name>.crt names name with role, is signed by
+// the CA in pki/ca.crt for client and server use, and that its key file
+// matches it.
+func checkLeaf(t *testing.T, pkiDir, name, role string) *x509.Certificate {
+	t.Helper()
+	ca := readCert(t, filepath.Join(pkiDir, "ca.crt"))
+	c := readCert(t, filepath.Join(pkiDir, name+".crt"))
+	if c.Subject.CommonName != name {
+		t.Fatalf("%s.crt: CN %q, want %q", name, c.Subject.CommonName, name)
+	}
+	if !slices.Equal(c.Subject.OrganizationalUnit, []string{role}) {
+		t.Fatalf("%s.crt: OU %v, want [%s]", name, c.Subject.OrganizationalUnit, role)
+	}
+	if !slices.Contains(c.DNSNames, name) {
+		t.Fatalf("%s.crt: DNS names %v lack %q", name, c.DNSNames, name)
+	}
+	if c.IsCA {
+		t.Fatalf("%s.crt is a CA certificate", name)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	for _, u := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, DNSName: name, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			t.Fatalf("%s.crt does not verify against ca.crt for %v: %v", name, u, err)
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, name+".crt"), filepath.Join(pkiDir, name+".key")); err != nil {
+		t.Fatalf("%s.key does not match %s.crt: %v", name, name, err)
+	}
+	return c
+}
+
+func TestPKIInit(t *testing.T) {
+	dir := t.TempDir()
+	out := ok(t, dir, "", "pki", "init", "--dir", "pki", "--director", "director",
+		"--storage", "sd1", "--storage", "sd2", "--console", "admin", "--host", "tape.example.com", "--host", "192.0.2.7")
+	pkiDir := filepath.Join(dir, "pki")
+	if m := mode(t, pkiDir); m != 0o700 {
+		t.Fatalf("pki dir mode %04o, want 0700", m)
+	}
+	want := []string{"admin.crt", "admin.key", "ca.crt", "director.crt", "director.key", "sd1.crt", "sd1.key", "sd2.crt", "sd2.key"}
+	if got := dirNames(t, pkiDir); !slices.Equal(got, want) {
+		t.Fatalf("pki dir holds %v, want %v (no ca.key without --keep-ca-key)", got, want)
+	}
+	for _, n := range want {
+		if m := mode(t, filepath.Join(pkiDir, n)); m != 0o600 {
+			t.Fatalf("%s mode %04o, want 0600", n, m)
+		}
+	}
+	ca := readCert(t, filepath.Join(pkiDir, "ca.crt"))
+	if !ca.IsCA || ca.Subject.CommonName != "Tapeward CA" {
+		t.Fatalf("ca.crt: IsCA %v CN %q", ca.IsCA, ca.Subject.CommonName)
+	}
+	for _, w := range []struct{ name, role string }{{"director", "director"}, {"sd1", "storage"}, {"sd2", "storage"}, {"admin", "console"}} {
+		c := checkLeaf(t, pkiDir, w.name, w.role)
+		if !slices.Contains(c.DNSNames, "tape.example.com") || !slices.ContainsFunc(c.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("192.0.2.7")) }) {
+			t.Fatalf("%s.crt lacks the --host names: DNS %v IP %v", w.name, c.DNSNames, c.IPAddresses)
+		}
+		// The output names each file, name, role and expiry.
+		line := ""
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, filepath.Join("pki", w.name+".crt")) {
+				line = l
+			}
+		}
+		exp := "expires " + c.NotAfter.UTC().Format(time.DateOnly)
+		if line == "" || !strings.HasPrefix(line, w.role) || !strings.Contains(line, " "+w.name+" ") ||
+			!strings.Contains(line, filepath.Join("pki", w.name+".key")) || !strings.Contains(line, exp) {
+			t.Fatalf("output line for %s is %q; want role, name, both paths and %q. Output:\n%s", w.name, line, exp, out)
+		}
+	}
+	if !strings.Contains(out, "CA key  not kept") || !strings.Contains(out, "created pki (mode 0700)") {
+		t.Fatalf("output does not say the CA key was not kept / the dir was created:\n%s", out)
+	}
+	// No private key material in the output.
+	for _, n := range []string{"admin.key", "director.key", "sd1.key"} {
+		b, _ := os.ReadFile(filepath.Join(pkiDir, n))
+		blk, _ := pem.Decode(b)
+		noLeak(t, [][]byte{blk.Bytes}, out)
+		if strings.Contains(out, "PRIVATE KEY") {
+			t.Fatalf("output holds a PEM key:\n%s", out)
+		}
+	}
+}
+
+func TestPKIInitRefusesOverwriteAndBadInput(t *testing.T) {
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	if err := os.Mkdir(pkiDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pkiDir, "sd1.key"), []byte("old key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"pki", "init", "--dir", "pki", "--director", "director", "--storage", "sd1", "--console", "admin"}
+	fails(t, 1, dir, "", args, "refusing to overwrite", filepath.Join("pki", "sd1.key"), "nothing was written")
+	if got := dirNames(t, pkiDir); !slices.Equal(got, []string{"sd1.key"}) {
+		t.Fatalf("after a refused init the dir holds %v; want only the old sd1.key (all or nothing)", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(pkiDir, "sd1.key")); string(b) != "old key" {
+		t.Fatalf("sd1.key was changed: %q", b)
+	}
+	// A second init over a complete one refuses too, naming ca.crt.
+	ok(t, dir, "", "pki", "init", "--dir", "pki2", "--director", "director")
+	fails(t, 1, dir, "", []string{"pki", "init", "--dir", "pki2", "--director", "director"}, filepath.Join("pki2", "ca.crt"), filepath.Join("pki2", "director.crt"))
+
+	fails(t, 2, dir, "", []string{"pki", "init", "--director", "d"}, "needs --dir")
+	fails(t, 2, dir, "", []string{"pki", "init", "--dir", "p3", "--storage", "sd1"}, "needs --director")
+	fails(t, 2, dir, "", []string{"pki", "init", "--dir", "p3", "--director", "x", "--storage", "x"}, `"x" is given twice`)
+	fails(t, 2, dir, "", []string{"pki", "init", "--dir", "p3", "--director", "../evil"}, "use only letters")
+	fails(t, 2, dir, "", []string{"pki", "init", "--dir", "p3", "--director", "ca"}, "reserved")
+	if _, err := os.Stat(filepath.Join(dir, "p3")); err == nil {
+		t.Fatal("a usage error created the directory")
+	}
+}
+
+// handshake runs one mutual TLS 1.3 handshake on loopback between a
+// tlsconf.Server (with accept) and a tlsconf.Client, exchanging a line, and
+// returns the peer the server saw and the errors of both sides.
+func handshake(t *testing.T, srv tlsconf.Files, accept func(tlsconf.Peer) error, cli tlsconf.Files, serverName string) (tlsconf.Peer, error, error) {
+	t.Helper()
+	scfg, err := tlsconf.Server(srv, accept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg, err := tlsconf.Client(cli, serverName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		peer tlsconf.Peer
+		err  error
+	}
+	done := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- res{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			done <- res{err: err}
+			return
+		}
+		st := tc.ConnectionState()
+		p := tlsconf.Peer{Name: st.PeerCertificates[0].Subject.CommonName, Role: st.PeerCertificates[0].Subject.OrganizationalUnit[0]}
+		_, err = io.WriteString(tc, "hello "+p.Name+"\n")
+		done <- res{peer: p, err: err}
+	}()
+	conn, err := tls.Dial("tcp", ln.Addr().String(), ccfg)
+	var cerr error
+	if err != nil {
+		cerr = err
+	} else {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64)
+		n, err := conn.Read(buf) // in TLS 1.3 a refused client certificate shows here
+		if err != nil {
+			cerr = err
+		} else if !strings.HasPrefix(string(buf[:n]), "hello ") {
+			cerr = io.ErrUnexpectedEOF
+		}
+		conn.Close()
+	}
+	r := <-done
+	return r.peer, r.err, cerr
+}
+
+func files(pkiDir, name string) tlsconf.Files {
+	return tlsconf.Files{CA: filepath.Join(pkiDir, "ca.crt"), Cert: filepath.Join(pkiDir, name+".crt"), Key: filepath.Join(pkiDir, name+".key")}
+}
+
+func TestPKIMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "", "pki", "init", "--dir", "pki", "--director", "director", "--storage", "sd1", "--console", "admin")
+	ok(t, dir, "", "pki", "init", "--dir", "other", "--director", "director", "--storage", "sd1")
+	p := filepath.Join(dir, "pki")
+	other := filepath.Join(dir, "other")
+
+	// director dials storaged (sd1 accepts only the director named "director").
+	sdAccept := tlsconf.Expect([]string{tlsconf.RoleDirector}, "director")
+	peer, serr, cerr := handshake(t, files(p, "sd1"), sdAccept, files(p, "director"), "sd1")
+	if serr != nil || cerr != nil {
+		t.Fatalf("director -> sd1: server error %v, client error %v", serr, cerr)
+	}
+	if peer != (tlsconf.Peer{Name: "director", Role: tlsconf.RoleDirector}) {
+		t.Fatalf("sd1 saw peer %v", peer)
+	}
+	// storaged and the console dial the director.
+	dirAccept := tlsconf.Expect([]string{tlsconf.RoleStorage, tlsconf.RoleConsole})
+	for _, w := range []struct{ name, role string }{{"sd1", tlsconf.RoleStorage}, {"admin", tlsconf.RoleConsole}} {
+		peer, serr, cerr := handshake(t, files(p, "director"), dirAccept, files(p, w.name), "director")
+		if serr != nil || cerr != nil {
+			t.Fatalf("%s -> director: server error %v, client error %v", w.name, serr, cerr)
+		}
+		if peer != (tlsconf.Peer{Name: w.name, Role: w.role}) {
+			t.Fatalf("director saw peer %v, want %s %s", peer, w.role, w.name)
+		}
+	}
+
+	// Refusals: a console's certificate where a director is expected (role
+	// check); a certificate of another CA; the wrong server name.
+	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(p, "admin"), "sd1")
+	if serr == nil || !strings.Contains(serr.Error(), `role "console"`) || cerr == nil {
+		t.Fatalf("console cert at storaged: server error %v, client error %v; want a role refusal", serr, cerr)
+	}
+	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(other, "director"), "sd1")
+	if serr == nil || cerr == nil {
+		t.Fatalf("director cert of another CA was accepted (server %v, client %v)", serr, cerr)
+	}
+	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(p, "director"), "sd2")
+	if cerr == nil || !strings.Contains(cerr.Error(), "sd2") {
+		t.Fatalf("client verifying server name sd2 against sd1's cert: client error %v", cerr)
+	}
+}
+
+func TestPKIKeepCAKeyAndIssue(t *testing.T) {
+	dir := t.TempDir()
+	out := ok(t, dir, "", "pki", "init", "--dir", "pki", "--director", "director", "--storage", "sd1", "--keep-ca-key")
+	p := filepath.Join(dir, "pki")
+	if m := mode(t, filepath.Join(p, "ca.key")); m != 0o600 {
+		t.Fatalf("ca.key mode %04o", m)
+	}
+	if !strings.Contains(out, filepath.Join("pki", "ca.key")) {
+		t.Fatalf("output does not name ca.key:\n%s", out)
+	}
+	out = ok(t, dir, "", "pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "sd2", "--role", "storage", "--host", "10.1.2.3")
+	if !strings.Contains(out, filepath.Join("pki", "sd2.crt")) || !strings.Contains(out, "storage") {
+		t.Fatalf("issue output: %s", out)
+	}
+	c := checkLeaf(t, p, "sd2", "storage")
+	if !slices.ContainsFunc(c.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("10.1.2.3")) }) {
+		t.Fatalf("sd2.crt IPs %v lack 10.1.2.3", c.IPAddresses)
+	}
+	for _, n := range []string{"sd2.crt", "sd2.key"} {
+		if m := mode(t, filepath.Join(p, n)); m != 0o600 {
+			t.Fatalf("%s mode %04o", n, m)
+		}
+	}
+	// The later certificate works with the earlier ones.
+	_, serr, cerr := handshake(t, files(p, "sd2"), tlsconf.Expect([]string{tlsconf.RoleDirector}, "director"), files(p, "director"), "sd2")
+	if serr != nil || cerr != nil {
+		t.Fatalf("director -> sd2: server %v, client %v", serr, cerr)
+	}
+
+	fails(t, 1, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "sd2", "--role", "storage"}, "refusing to overwrite")
+	fails(t, 2, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "x", "--role", "admin"}, `--role "admin"`)
+	fails(t, 2, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--role", "storage"}, "needs --name")
+	// A CA key that is not this CA's.
+	ok(t, dir, "", "pki", "init", "--dir", "pki2", "--director", "director", "--keep-ca-key")
+	fails(t, 1, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki2/ca.key", "--name", "sd3", "--role", "storage"}, "does not belong")
+	// A CA key readable by others is refused.
+	if err := os.Chmod(filepath.Join(p, "ca.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, 1, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "sd3", "--role", "storage"}, "chmod 600")
+	if _, err := os.Stat(filepath.Join(p, "sd3.crt")); err == nil {
+		t.Fatal("a refused issue wrote sd3.crt")
+	}
+}
