@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/proto/tapewardpb"
+)
+
+// console runs command lines against the director.
+type console struct {
+	client tapewardpb.ConsoleClient
+	close  func() error
+	cfg    *configs.Console
+	json   bool
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// errPartial is a command whose result says some of its parts failed.
+var errPartial = errors.New("the command partly failed (see its output above)")
+
+// exec runs one line: progress to stderr as it arrives, the result to
+// stdout, a returned file written on this side. The error is what to
+// print after "tapectl: ".
+func (c *console) exec(ctx context.Context, line string) error {
+	var p peer.Peer
+	stream, err := c.client.Run(ctx, &tapewardpb.RunRequest{Line: line, Json: c.json}, grpc.Peer(&p))
+	if err != nil {
+		return c.rpcError(ctx, err, &p)
+	}
+	var res *tapewardpb.Result
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return c.rpcError(ctx, err, &p)
+		}
+		switch m := m.Msg.(type) {
+		case *tapewardpb.RunReply_Progress:
+			fmt.Fprintln(c.stderr, strings.TrimRight(m.Progress, "\r\n"))
+		case *tapewardpb.RunReply_Result:
+			if res == nil {
+				res = m.Result
+			}
+		}
+	}
+	if res == nil {
+		return errors.New("the director ended the command without a result")
+	}
+	return c.show(res)
+}
+
+// show prints a result and writes its file.
+func (c *console) show(res *tapewardpb.Result) error {
+	if c.json {
+		if strings.TrimSpace(res.Json) == "" {
+			return errors.New("the director sent no JSON document for this command")
+		}
+		writeLine(c.stdout, res.Json)
+	} else if res.Text != "" {
+		writeLine(c.stdout, res.Text)
+	}
+	if res.FileName != "" {
+		if err := c.writeFile(res.FileName, res.FileContent); err != nil {
+			return err
+		}
+	}
+	if res.PartialFailure {
+		return errPartial
+	}
+	return nil
+}
+
+func writeLine(w io.Writer, s string) {
+	io.WriteString(w, s)
+	if !strings.HasSuffix(s, "\n") {
+		io.WriteString(w, "\n")
+	}
+}
+
+// writeFile creates name (relative to the current directory) with mode
+// 0600 and content, never replacing an existing file, and says on stderr
+// what it wrote.
+func (c *console) writeFile(name string, content []byte) error {
+	path, err := filepath.Abs(name)
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %v", name, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists; refusing to overwrite it (choose another out= file, or move the old one away)", path)
+		}
+		return fmt.Errorf("cannot write %s: %v", path, unwrapPathError(err))
+	}
+	_, err = f.Write(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("cannot write %s: %v (nothing was kept)", path, unwrapPathError(err))
+	}
+	fmt.Fprintf(c.stderr, "tapectl: wrote %s (%s, %s, mode 0600)\n", path,
+		plural(len(content), "byte"), plural(countLines(content), "line"))
+	return nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// countLines counts the non-blank lines of b (a last line without "\n"
+// counts).
+func countLines(b []byte) int {
+	n := 0
+	for line := range bytes.Lines(b) {
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// rpcError turns an RPC failure into the message to print: the director's
+// own explanation, errInterrupted after Ctrl-C, or, when the director was
+// never reached, what to check.
+func (c *console) rpcError(ctx context.Context, err error, p *peer.Peer) error {
+	if errors.Is(context.Cause(ctx), errInterrupted) {
+		return errInterrupted
+	}
+	st := status.Convert(err)
+	if st.Code() == codes.Unavailable && p.Addr == nil {
+		return c.connectError(st.Message())
+	}
+	return errors.New(st.Message())
+}
+
+// connectError explains a failure to reach the director.
+func (c *console) connectError(msg string) error {
+	d := c.cfg.Director
+	detail := msg
+	for _, prefix := range []string{"last connection error: ", "connection error: desc = "} {
+		detail = strings.TrimPrefix(detail, prefix)
+	}
+	if u, err := strconv.Unquote(detail); err == nil {
+		detail = u
+	}
+	var hint string
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		hint = fmt.Sprintf("is the director running and listening on %s? ([director] address in %s)", d.Address, c.cfg.Path)
+	case strings.Contains(msg, "no such host"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "no route to host"), strings.Contains(msg, "network is unreachable"):
+		hint = fmt.Sprintf("is [director] address = %q in %s right, and is that host reachable?", d.Address, c.cfg.Path)
+	case strings.Contains(msg, "certificate is valid for"), strings.Contains(msg, "certificate is not valid for"):
+		hint = fmt.Sprintf("the director's certificate does not carry the name %q: set [director] tls_server_name in %s to the name in the director's certificate", d.TLSServerName, c.cfg.Path)
+	case strings.Contains(msg, "unknown authority"):
+		hint = fmt.Sprintf("the director's certificate is not signed by the CA in [tls] ca = %s: use the CA of this installation", c.cfg.TLS.CA)
+	case strings.Contains(msg, "remote error"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "certificate required"):
+		hint = fmt.Sprintf("the director refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
+	default:
+		hint = fmt.Sprintf("is the director running at %s, are the [tls] certificate paths in %s right, and does tls_server_name %q match the director's certificate?", d.Address, c.cfg.Path, d.TLSServerName)
+	}
+	return fmt.Errorf("cannot reach the director at %s (server name %q): %s\ntapectl: check: %s", d.Address, d.TLSServerName, detail, hint)
+}
+
+// batch runs lines in order (one-shot and script mode), stopping at the
+// first failure; quit or exit ends it early with success.
+func (c *console) batch(sigs <-chan os.Signal, lines iter.Seq2[string, error]) int {
+	for line, err := range lines {
+		if err != nil {
+			fmt.Fprintf(c.stderr, "tapectl: reading commands: %v\n", err)
+			return exitFailed
+		}
+		skip, quit := local(line)
+		if quit {
+			return exitOK
+		}
+		if skip {
+			continue
+		}
+		ctx, stop := withInterrupt(sigs)
+		err := c.exec(ctx, strings.TrimSpace(line))
+		stop()
+		if errors.Is(err, errInterrupted) {
+			fmt.Fprintln(c.stderr, "tapectl: interrupted")
+			return exitInterrupted
+		}
+		if err != nil {
+			fmt.Fprintf(c.stderr, "tapectl: %v\n", err)
+			return exitFailed
+		}
+	}
+	return exitOK
+}
