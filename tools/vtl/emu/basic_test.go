@@ -31,3 +31,18 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	eqBytes(t, "after filemark", r.data, pattern(10, 9))
 	expect(t, c, "8/00/05", read6(65536, true), nil, 65536)
 }
+
+// One vtl per directory: a second library on the same --dir is refused
+// until the first is closed.
+func TestDirectoryLock(t *testing.T) {
+	h := newTestLib(t, nil)
+	if _, err := NewLibrary(h.cfg); err == nil {
+		t.Fatal("second library on the same directory accepted")
+	}
+	h.shutdown()
+	lib, err := NewLibrary(h.cfg)
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	lib.Close()
+}

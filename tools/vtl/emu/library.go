@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/tools/vtl/cart"
 )
@@ -71,6 +73,7 @@ type Library struct {
 	nextID   atomic.Uint64
 	serial   string
 	pers     Personality
+	lockFile *os.File // flock on DIR/library.lock: one vtl per directory
 }
 
 type inventory struct {
@@ -124,7 +127,17 @@ func NewLibrary(cfg Config) (*Library, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	lf, err := os.OpenFile(filepath.Join(cfg.Dir, "library.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("%s is in use by another vtl (%v)", cfg.Dir, err)
+	}
+	lib.lockFile = lf
 	if err := lib.loadInventory(); err != nil {
+		lib.unlock()
 		return nil, err
 	}
 	// Power on: cartridges left in drives are threaded again.
@@ -219,12 +232,21 @@ func (lib *Library) saveInventory() error {
 // Drive returns drive i.
 func (lib *Library) Drive(i int) *Drive { return lib.drives[i] }
 
-// Close flushes and closes every cartridge.
+// Close flushes and closes every cartridge and releases the directory.
 func (lib *Library) Close() error {
 	for _, d := range lib.drives {
 		d.close()
 	}
+	lib.unlock()
 	return nil
+}
+
+func (lib *Library) unlock() {
+	if lib.lockFile != nil {
+		unix.Flock(int(lib.lockFile.Fd()), unix.LOCK_UN)
+		lib.lockFile.Close()
+		lib.lockFile = nil
+	}
 }
 
 // element kinds
