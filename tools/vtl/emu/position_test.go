@@ -22,6 +22,13 @@ func layout(t *testing.T, c *vtlwire.Client) {
 	}
 }
 
+func space16(code byte, n int64) []byte {
+	b := make([]byte, 16)
+	b[0], b[1] = 0x91, code
+	binary.BigEndian.PutUint64(b[4:], uint64(n))
+	return b
+}
+
 func TestReadPositionLocateSpace(t *testing.T) {
 	h := newTestLib(t, nil) // ibm
 	h.load(1, 0)
@@ -73,6 +80,9 @@ func TestReadPositionLocateSpace(t *testing.T) {
 		{"LOCATE file beyond the last", locate16(1, 3), "8/00/05", 0, 9, 3},
 		{"SPACE -1 block from EOD", space6(0, 0xFFFFFF), "", 0, 8, 3},
 		{"SPACE +3 blocks to EOD", space6(0, 3), "8/00/05", 2, 9, 3},
+		{"SPACE(16) -2 filemarks", space16(1, -2), "", 0, 6, 1},
+		{"SPACE(16) +1 block over a filemark", space16(0, 1), "0/00/01", 1, 7, 2},
+		{"SPACE(16) EOD", space16(3, 0), "", 0, 9, 3},
 	}
 	for _, s := range steps {
 		r := run(t, c, s.cdb, nil, 0)
