@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/binary"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/tools/lib/keys"
@@ -67,22 +66,14 @@ func checkWriteLock(nx *Nexus, kic uint32) *sense {
 	return nil
 }
 
-// nonceGen makes unique 96-bit GCM nonces: a random prefix drawn at power-on
-// and a per-drive counter.
-type nonceGen struct {
-	init   bool
-	prefix [4]byte
-	ctr    uint64
-}
+// nonceGen makes the 96-bit GCM nonce of each block: random (crypto/rand),
+// so nonces stay unique across power cycles and cartridges that share a key.
+type nonceGen struct{}
 
-func (g *nonceGen) next(dst *[12]byte) {
-	if !g.init {
-		rand.Read(g.prefix[:])
-		g.init = true
+func (nonceGen) next(dst *[12]byte) {
+	if _, err := rand.Read(dst[:]); err != nil {
+		panic("vtl: no randomness for a GCM nonce: " + err.Error())
 	}
-	g.ctr++
-	copy(dst[:4], g.prefix[:])
-	binary.BigEndian.PutUint64(dst[4:], g.ctr)
 }
 
 // params returns the parameters that apply to nx (nil = all disabled).

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
+	"github.com/tapeward/tapeward/tools/vtl/cart"
 )
 
 func position(t testing.TB, c *vtlwire.Client) uint64 {
@@ -229,6 +230,22 @@ func TestCartridgeHoldsNoPlaintextOrKey(t *testing.T) {
 	must(t, enc, wfm(1), nil, 0)
 	must(t, clr, write6(len(secret)), secret, 0)
 	must(t, clr, wfm(1), nil, 0)
+	// The same block twice under the same key: different nonces and
+	// ciphertexts.
+	must(t, enc, write6(len(secret)), secret, 0)
+	must(t, enc, wfm(0), nil, 0)
+	{
+		d := h.lib.Drive(0)
+		d.mu.Lock()
+		var b1, b2 []byte
+		var m1, m2 cart.Meta
+		p1, err1 := d.cart.ReadBlock(0, &b1, &m1)
+		p2, err2 := d.cart.ReadBlock(2, &b2, &m2)
+		d.mu.Unlock()
+		if err1 != nil || err2 != nil || m1.Nonce == m2.Nonce || bytes.Equal(p1, p2) || m1.Fingerprint != m2.Fingerprint {
+			t.Fatalf("two encryptions of one block: %v %v nonces %x %x", err1, err2, m1.Nonce, m2.Nonce)
+		}
+	}
 	encFile, _ := os.ReadFile(h.lib.cartPath(Barcode(1)))
 	clrFile, _ := os.ReadFile(h.lib.cartPath(Barcode(2)))
 	if bytes.Contains(encFile, secret[:32]) {
