@@ -189,6 +189,8 @@ func (c *console) connectError(msg string) error {
 		hint = fmt.Sprintf("the director's certificate is not signed by the CA in [tls] ca = %s: use the CA of this installation", c.cfg.TLS.CA)
 	case strings.Contains(msg, "remote error"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "certificate required"):
 		hint = fmt.Sprintf("the director refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
+	case strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "connection closed"):
+		hint = fmt.Sprintf("the director closed the connection; most likely it refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
 	default:
 		hint = fmt.Sprintf("is the director running at %s, are the [tls] certificate paths in %s right, and does tls_server_name %q match the director's certificate?", d.Address, c.cfg.Path, d.TLSServerName)
 	}

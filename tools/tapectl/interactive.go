@@ -108,8 +108,15 @@ func (c *console) interactive(sigs <-chan os.Signal, stdin *os.File, stdout io.W
 	tp.fd = int(stdin.Fd())
 	fmt.Fprintf(out, "tapectl: director %s at %s, console %q. Type help for the commands; quit or Ctrl-D leaves.\n",
 		directorName(c), c.cfg.Director.Address, c.cfg.Name)
+	c.session(tp, sigs, h)
+	return exitOK
+}
+
+// session runs the interactive loop: each command can be cancelled by a
+// SIGINT on sigs, and the history is saved after each.
+func (c *console) session(in lineReader, sigs <-chan os.Signal, h *history) {
 	warned := false
-	c.loop(tp, func(line string) error {
+	c.loop(in, func(line string) error {
 		ctx, stop := withInterrupt(sigs)
 		err := c.exec(ctx, line)
 		stop()
@@ -119,7 +126,6 @@ func (c *console) interactive(sigs <-chan os.Signal, stdin *os.File, stdout io.W
 		}
 		return err
 	})
-	return exitOK
 }
 
 func directorName(c *console) string {
@@ -170,14 +176,16 @@ func (p *termPrompter) readLine() (string, error) {
 	if errors.Is(err, term.ErrPasteIndicator) {
 		err = nil
 	}
+	// The terminal is raw here: a new line is "\r\n". Writing past the
+	// line editor, which would repaint the prompt.
 	if err == io.EOF && p.in.sawCtrlC {
 		p.in.sawCtrlC = false
-		io.WriteString(p.t, "^C\n")
+		io.WriteString(p.out, "^C\r\n")
 		p.reset()
 		return "", errCtrlC
 	}
 	if err == io.EOF {
-		io.WriteString(p.t, "\n")
+		io.WriteString(p.out, "\r\n")
 	}
 	return line, err
 }
