@@ -376,12 +376,16 @@ func (d *Drive) locate16(cdb []byte) reply {
 	case 1:
 		// Logical file n: the object after filemark n (HP) or n+1 (IBM),
 		// §6.2/§9.1. File 0 on HP is BOP.
+		if id < 0 || id > d.cart.Filemarks() {
+			d.pos = d.cart.EOD()
+			return fail(d.blankCheck(0))
+		}
 		k := id + d.pers.LocateFileOffset
 		if k == 0 {
 			d.pos = 0
 			return good(nil)
 		}
-		if id < 0 || k > d.cart.Filemarks() {
+		if k > d.cart.Filemarks() {
 			d.pos = d.cart.EOD()
 			return fail(d.blankCheck(0))
 		}

@@ -267,7 +267,11 @@ func (d *Drive) exec(nx *Nexus, req *vtlwire.Request) reply {
 	case scsi.OpSpace6:
 		return d.space(int(cdb[1]&0xF), sext24(be24(cdb[2:5])), 1)
 	case scsi.OpSpace16:
-		return d.space(int(cdb[1]&0xF), int64(be32(cdb[4:8]))<<32|int64(be32(cdb[8:12])), 1)
+		// No tape holds 2^40 objects; clamping keeps the arithmetic far
+		// from overflow.
+		n := int64(be32(cdb[4:8]))<<32 | int64(be32(cdb[8:12]))
+		n = max(min(n, 1<<40), -1<<40)
+		return d.space(int(cdb[1]&0xF), n, 1)
 	case scsi.OpRewind:
 		if err := d.cart.Flush(); err != nil {
 			return d.ioError(err)

@@ -83,6 +83,9 @@ func TestReadPositionLocateSpace(t *testing.T) {
 		{"SPACE(16) -2 filemarks", space16(1, -2), "", 0, 6, 1},
 		{"SPACE(16) +1 block over a filemark", space16(0, 1), "0/00/01", 1, 7, 2},
 		{"SPACE(16) EOD", space16(3, 0), "", 0, 9, 3},
+		{"LOCATE(16) file 2^64-1", locate16(1, 1<<64-1), "8/00/05", 0, 9, 3},
+		{"LOCATE(16) file 2^63-1", locate16(1, 1<<63-1), "8/00/05", 0, 9, 3},
+		{"LOCATE(16) object 2^63", locate16(0, 1<<63), "8/00/05", 0, 9, 3},
 	}
 	for _, s := range steps {
 		r := run(t, c, s.cdb, nil, 0)
@@ -97,6 +100,25 @@ func TestReadPositionLocateSpace(t *testing.T) {
 		}
 		if _, obj, file := longPos(); obj != s.obj || file != s.file {
 			t.Fatalf("%s: at obj %d file %d, want %d %d", s.name, obj, file, s.obj, s.file)
+		}
+	}
+	// Extreme SPACE(16) counts (the residual does not fit the 32-bit fixed
+	// INFO field; only the outcome and the position are checked).
+	for _, x := range []struct {
+		cdb  []byte
+		want string
+		obj  uint64
+	}{
+		{space16(1, 1<<63-1), "8/00/05", 9},
+		{space16(0, -1<<63), "0/00/01", 7},
+		{space16(0, 1<<63-1), "0/00/01", 8},
+		{space16(1, -1<<63), "0/00/04", 0},
+	} {
+		if r := run(t, c, x.cdb, nil, 0); r.skey() != x.want {
+			t.Fatalf("% X: %s, want %s", x.cdb, r.skey(), x.want)
+		}
+		if _, obj, _ := longPos(); obj != x.obj {
+			t.Fatalf("% X: position %d, want %d", x.cdb, obj, x.obj)
 		}
 	}
 	// Writing in the middle erases everything after it.

@@ -146,7 +146,10 @@ func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec
 			}
 			return
 		}
-		resp := exec(nx, req)
+		resp, ok := s.safeExec(exec, nx, req, unit)
+		if !ok {
+			return // a bug in vtl: drop this nexus, keep serving the others
+		}
 		if s.lib.cfg.Trace {
 			attrs := traceAttrs(req.CDB, len(req.DataOut)+req.AllocLen)
 			attrs = append(attrs, slog.String("unit", unit), slog.Uint64("nexus", nx.id), slog.Int("status", int(resp.Status)))
@@ -159,6 +162,19 @@ func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec
 			return
 		}
 	}
+}
+
+// safeExec runs one command; a panic (a vtl bug) is logged with the CDB
+// and ends only this connection. The unit's lock is released by its
+// deferred unlock while the panic unwinds.
+func (s *Server) safeExec(exec func(*Nexus, *vtlwire.Request) vtlwire.Response, nx *Nexus, req *vtlwire.Request, unit string) (resp vtlwire.Response, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.lib.log.Error("vtl internal error; closing the connection", "unit", unit, "cdb", fmt.Sprintf("% X", req.CDB), "panic", r)
+			ok = false
+		}
+	}()
+	return exec(nx, req), true
 }
 
 func (s *Server) panel(br *bufio.Reader, c net.Conn) {
