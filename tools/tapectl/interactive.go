@@ -163,7 +163,8 @@ func (p *termPrompter) reset() {
 
 func (p *termPrompter) readLine() (string, error) {
 	if p.fd >= 0 {
-		if w, h, err := term.GetSize(p.fd); err == nil {
+		// A terminal that does not know its size says 0x0 (keep 80x24).
+		if w, h, err := term.GetSize(p.fd); err == nil && w > 0 && h > 0 {
 			p.t.SetSize(w, h)
 		}
 		old, err := term.MakeRaw(p.fd)
