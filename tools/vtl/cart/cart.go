@@ -658,3 +658,29 @@ func (c *Cartridge) PayloadOffset(i int64) (int64, int) {
 	e := c.entries[i]
 	return e.Off + RecHeaderSize + int64(e.KADLen), int(e.PayLen)
 }
+
+// SetWriteProtect flips the write-protect tab of a cartridge that is not
+// open (rewrites the file header and fsyncs).
+func SetWriteProtect(path string, on bool) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var hb [HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		return fmt.Errorf("%w: reading header: %v", ErrCorrupt, err)
+	}
+	h, err := DecodeHeader(hb[:])
+	if err != nil {
+		return err
+	}
+	h.WriteProtected = on
+	nb := EncodeHeader(h)
+	copy(nb[52:60], hb[52:60]) // keep the creation time exactly
+	binary.BigEndian.PutUint32(nb[60:], crc32.Checksum(nb[:60], castagnoli))
+	if _, err := f.WriteAt(nb[:], 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}

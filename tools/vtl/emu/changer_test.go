@@ -239,3 +239,53 @@ func TestPanelProtocol(t *testing.T) {
 		t.Fatalf("unload: %v %+v", err, resp)
 	}
 }
+
+// The write-protect tab (panel "protect"): MODE SENSE WP, 07/27/00 for
+// WRITE, WRITE FILEMARKS and ERASE, DEC without AVFCLP; reads still work.
+func TestWriteProtect(t *testing.T) {
+	h := newTestLib(t, nil)
+	h.load(1, 0)
+	c := h.dial("drive0")
+	settle(t, c)
+	must(t, c, write6(10), pattern(10, 1), 0)
+	if _, err := h.lib.PanelUnload(0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := DialPanel(h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Do(PanelRequest{Op: "protect", Slot: 1, On: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Do(PanelRequest{Op: "protect", Slot: 2, On: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.load(1, 0)
+	settle(t, c)
+	r := must(t, c, []byte{0x1A, 0, 0x0F, 0, 0xFF, 0}, nil, 255)
+	if r.data[2] != 0x90 {
+		t.Fatalf("MODE SENSE device-specific %02X, want 90 (WP, buffered)", r.data[2])
+	}
+	expect(t, c, "7/27/00", write6(10), pattern(10, 2), 0)
+	expect(t, c, "7/27/00", wfm(1), nil, 0)
+	expect(t, c, "7/27/00", []byte{0x19, 0, 0, 0, 0, 0}, nil, 0)
+	r = must(t, c, spin(0x20, 0x10, 64), nil, 64)
+	if r.data[24] != 0xBA || r.data[25] != 0x0C {
+		t.Fatalf("DEC on a protected volume: % X", r.data[24:26])
+	}
+	r = must(t, c, read6(10, true), nil, 10)
+	eqBytes(t, "read from a protected cartridge", r.data, pattern(10, 1))
+	// The tab only moves while the cartridge is out of the drives.
+	if _, err := p.Do(PanelRequest{Op: "protect", Slot: 1, On: false}); err == nil {
+		t.Fatal("protect on an empty slot accepted")
+	}
+	h.lib.PanelUnload(0)
+	if _, err := p.Do(PanelRequest{Op: "protect", Slot: 1, On: false}); err != nil {
+		t.Fatal(err)
+	}
+	h.load(1, 0)
+	settle(t, c)
+	must(t, c, write6(10), pattern(10, 2), 0)
+}

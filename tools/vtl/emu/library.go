@@ -414,6 +414,22 @@ func (lib *Library) PanelMove(from, to int) error {
 	return nil
 }
 
+// PanelProtect sets or clears the write-protect tab of the cartridge in
+// slot (1-based); like a real tab, only while the cartridge is out of the
+// drives.
+func (lib *Library) PanelProtect(slot int, on bool) error {
+	if slot < 1 || slot > len(lib.slots) {
+		return fmt.Errorf("no slot %d (have 1..%d)", slot, len(lib.slots))
+	}
+	lib.mu.Lock()
+	defer lib.mu.Unlock()
+	bc := lib.slots[slot-1]
+	if bc == "" {
+		return fmt.Errorf("slot %d is empty", slot)
+	}
+	return cart.SetWriteProtect(lib.cartPath(bc), on)
+}
+
 // PanelUnload unloads drive and returns its cartridge to the slot it came
 // from (or the first empty slot).
 func (lib *Library) PanelUnload(drive int) (int, error) {

@@ -21,12 +21,14 @@ const PanelUnit = "panel"
 
 // PanelRequest is one newline-delimited JSON request on the panel unit.
 type PanelRequest struct {
-	Op    string `json:"op"` // "status", "load", "unload", "move"
+	Op    string `json:"op"` // "status", "load", "unload", "move", "protect"
 	Slot  int    `json:"slot,omitempty"`
 	Drive int    `json:"drive"`
 	// From and To are element addresses for "move".
 	From int `json:"from,omitempty"`
 	To   int `json:"to,omitempty"`
+	// On is the write-protect tab state for "protect".
+	On bool `json:"on,omitempty"`
 }
 
 // PanelResponse answers one PanelRequest.
@@ -225,8 +227,14 @@ func (s *Server) panelOp(req PanelRequest) PanelResponse {
 		}
 		lib.log.Info("panel move", "from", req.From, "to", req.To)
 		return PanelResponse{OK: true}
+	case "protect":
+		if err := lib.PanelProtect(req.Slot, req.On); err != nil {
+			return PanelResponse{Error: err.Error()}
+		}
+		lib.log.Info("panel write-protect", "slot", req.Slot, "on", req.On)
+		return PanelResponse{OK: true}
 	}
-	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move)", req.Op)}
+	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move, protect)", req.Op)}
 }
 
 // PanelClient talks to the panel unit of a running vtl.
