@@ -8,10 +8,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/cryptocache"
@@ -46,7 +46,7 @@ func DialDirector(cfg *configs.Storaged) (Director, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: director link: %w", cfg.Path, err)
 	}
-	conn, err := grpc.NewClient(cfg.Director.Address, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	conn, err := link.Dial(cfg.Director.Address, tc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: director address %q: %w", cfg.Path, cfg.Director.Address, err)
 	}
@@ -60,6 +60,7 @@ func DialDirector(cfg *configs.Storaged) (Director, error) {
 func (g *grpcDirector) GetVolumeKey(ctx context.Context, volume, drive string) (keys.StoredKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
+	link.Ready(ctx, g.conn, min(g.timeout, 5*time.Second))
 	r, err := g.client.GetVolumeKey(ctx, &pb.GetVolumeKeyRequest{Volume: volume, Drive: drive})
 	if err != nil {
 		return keys.StoredKey{}, err
