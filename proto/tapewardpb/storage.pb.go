@@ -698,15 +698,19 @@ func (x *StatusReply) GetCacheEntries() uint32 {
 }
 
 type LabelVolumeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changer       string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`
-	Slot          uint32                 `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
-	Drive         string                 `protobuf:"bytes,3,opt,name=drive,proto3" json:"drive,omitempty"`   // empty: any free drive of the changer that fits
-	Volume        string                 `protobuf:"bytes,4,opt,name=volume,proto3" json:"volume,omitempty"` // volume name to write into the label
-	Pool          string                 `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
-	MediaType     string                 `protobuf:"bytes,6,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
-	Encrypt       bool                   `protobuf:"varint,7,opt,name=encrypt,proto3" json:"encrypt,omitempty"`
-	Key           *WrappedKey            `protobuf:"bytes,8,opt,name=key,proto3" json:"key,omitempty"` // required when encrypt is set
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Changer   string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`
+	Slot      uint32                 `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
+	Drive     string                 `protobuf:"bytes,3,opt,name=drive,proto3" json:"drive,omitempty"`   // empty: any free drive of the changer that fits
+	Volume    string                 `protobuf:"bytes,4,opt,name=volume,proto3" json:"volume,omitempty"` // volume name to write into the label
+	Pool      string                 `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
+	MediaType string                 `protobuf:"bytes,6,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	Encrypt   bool                   `protobuf:"varint,7,opt,name=encrypt,proto3" json:"encrypt,omitempty"`
+	Key       *WrappedKey            `protobuf:"bytes,8,opt,name=key,proto3" json:"key,omitempty"` // required when encrypt is set
+	// Rewrite the label of a volume that already carries a Tapeward label
+	// with this same volume name and holds no data (after its encryption
+	// changed in the catalog). Any other existing label is never overwritten.
+	Relabel       bool `protobuf:"varint,9,opt,name=relabel,proto3" json:"relabel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -795,6 +799,13 @@ func (x *LabelVolumeRequest) GetKey() *WrappedKey {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *LabelVolumeRequest) GetRelabel() bool {
+	if x != nil {
+		return x.Relabel
+	}
+	return false
 }
 
 type LabelVolumeReply struct {
@@ -1642,7 +1653,7 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x06drives\x18\x02 \x03(\v2\x18.tapeward.v1.DriveStatusR\x06drives\x12\x17\n" +
 	"\akek_ids\x18\x03 \x03(\tR\x06kekIds\x12#\n" +
-	"\rcache_entries\x18\x04 \x01(\rR\fcacheEntries\"\xe8\x01\n" +
+	"\rcache_entries\x18\x04 \x01(\rR\fcacheEntries\"\x82\x02\n" +
 	"\x12LabelVolumeRequest\x12\x18\n" +
 	"\achanger\x18\x01 \x01(\tR\achanger\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
@@ -1652,7 +1663,8 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\n" +
 	"media_type\x18\x06 \x01(\tR\tmediaType\x12\x18\n" +
 	"\aencrypt\x18\a \x01(\bR\aencrypt\x12)\n" +
-	"\x03key\x18\b \x01(\v2\x17.tapeward.v1.WrappedKeyR\x03key\"\xee\x02\n" +
+	"\x03key\x18\b \x01(\v2\x17.tapeward.v1.WrappedKeyR\x03key\x12\x18\n" +
+	"\arelabel\x18\t \x01(\bR\arelabel\"\xee\x02\n" +
 	"\x10LabelVolumeReply\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x12\n" +

@@ -34,6 +34,9 @@ type LabelRequest struct {
 	MediaType string
 	Encrypt   bool
 	Key       keys.StoredKey
+	// Relabel allows rewriting the label of this same volume when it
+	// holds no data (its encryption changed in the catalog).
+	Relabel bool
 }
 
 // LabelResult is what a label did.
@@ -130,6 +133,11 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 		return nil, err
 	}
 	switch old, err := label.Read(dr.dev); {
+	case err == nil && r.Relabel && old.Volume == r.Volume:
+		if err := d.requireNoData(dr, old); err != nil {
+			return nil, err
+		}
+		log.Info("relabelling a volume that holds no data", "old_fingerprint", old.Encryption.Fingerprint)
 	case err == nil:
 		return nil, &ExistingLabelError{Slot: r.Slot, Barcode: src.VolumeTag, Label: old}
 	case errors.Is(err, label.ErrBlankTape):
@@ -140,6 +148,9 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	blockSize := int(dr.cfg.BlockSize)
 	if blockSize == 0 {
 		blockSize = tapeio.DefaultBlockSize
+	}
+	if r.MediaType == "" {
+		r.MediaType = dr.cfg.MediaType
 	}
 	lbl := label.Label{
 		Volume:    r.Volume,
@@ -178,6 +189,36 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	res.Verified = true
 	log.Info("encryption verified: the key-check block reads back encrypted", "fingerprint", r.Key.Fingerprint)
 	return res, nil
+}
+
+// HasDataError refuses to relabel a volume that holds data sessions.
+type HasDataError struct {
+	Volume string
+	Files  uint64
+}
+
+func (e *HasDataError) Error() string {
+	return fmt.Sprintf("volume %s holds data (%d tape files after its label); its label and key cannot change", e.Volume, e.Files)
+}
+
+// requireNoData checks that nothing follows the label and the key-check
+// file: end of data is in tape file 2 or before. Called with dr.mu held.
+func (d *Daemon) requireNoData(dr *Drive, old label.Label) error {
+	if _, err := dr.dev.Space(scsi.SpaceEndOfData, 0); err != nil {
+		return fmt.Errorf("%s: finding the end of data of volume %s: %w", dr.name, old.Volume, err)
+	}
+	pos, err := dr.dev.ReadPosition()
+	if err != nil {
+		return fmt.Errorf("%s: reading the position of volume %s: %w", dr.name, old.Volume, err)
+	}
+	dataFiles := uint64(1) // the key-check file of an encrypted volume
+	if !old.Encryption.Encrypted {
+		dataFiles = 0
+	}
+	if pos.File > 1+dataFiles {
+		return &HasDataError{Volume: old.Volume, Files: pos.File - 1}
+	}
+	return nil
 }
 
 // pickDrive locks and returns the named drive, or the first idle, empty

@@ -31,6 +31,7 @@ func rpcError(err error) error {
 		bz  *BusyError
 		cr  *CryptoRefusedError
 		ex  *ExistingLabelError
+		hd  *HasDataError
 		fd  *ForeignDataError
 		uw  *keys.UnwrapError
 		knf *keys.KEKNotFoundError
@@ -44,7 +45,7 @@ func rpcError(err error) error {
 		code = codes.NotFound
 	case errors.As(err, &bz):
 		code = codes.Unavailable
-	case errors.As(err, &cr), errors.As(err, &fd), errors.As(err, &uw), errors.As(err, &knf):
+	case errors.As(err, &cr), errors.As(err, &fd), errors.As(err, &uw), errors.As(err, &knf), errors.As(err, &hd):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
@@ -76,7 +77,7 @@ func (s *Service) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRe
 
 func (s *Service) LabelVolume(ctx context.Context, req *pb.LabelVolumeRequest) (*pb.LabelVolumeReply, error) {
 	r := LabelRequest{Changer: req.Changer, Slot: req.Slot, Drive: req.Drive, Volume: req.Volume, Pool: req.Pool,
-		MediaType: req.MediaType, Encrypt: req.Encrypt}
+		MediaType: req.MediaType, Encrypt: req.Encrypt, Relabel: req.Relabel}
 	if req.Key != nil {
 		scheme, err := keys.ParseScheme(req.Key.Scheme)
 		if err != nil && req.Encrypt {
