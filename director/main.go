@@ -1,6 +1,7 @@
 // Command director is Tapeward's director daemon: catalog, keys, console
-// commands, jobs. Today it has the catalog schema commands:
+// commands (package director/core).
 //
+//	director -c configs/director.toml                  run the daemon (applies pending migrations first)
 //	director migrate -c configs/director.toml          apply pending migrations
 //	director migrate status -c configs/director.toml   show versions and pending migrations
 package main
@@ -23,7 +24,8 @@ import (
 // defaultConfig is used when -c is not given.
 const defaultConfig = "/etc/tapeward/director.toml"
 
-const usage = `usage: director <command> [flags]
+const usage = `usage: director -c FILE            run the director
+       director <command> [flags]
 
 commands:
   migrate -c FILE          bring the catalog schema up to date (a second run does nothing)
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "-c", "--c", "-config", "--config", "-debug", "--debug":
+		err = serve(ctx, args, stderr)
 	case "migrate":
 		err = migrate(ctx, args[1:], stdout)
 	case "help", "-h", "-help", "--help":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tapeward/tapeward/migrations"
 	"github.com/tapeward/tapeward/tools/lib/pgtest"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 // directorBin is the director binary built once by TestMain.
@@ -37,6 +38,13 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	// The other binaries the end-to-end tests run (e2e_test.go).
+	if bins, err = testenv.Build(dir, "storaged", "tools/vtl", "tools/tapectl", "tools/tapekey"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	bins["director"] = directorBin
 	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)

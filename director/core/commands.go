@@ -1,0 +1,624 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/director/catalog"
+	"github.com/tapeward/tapeward/director/console"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+)
+
+// SlotResult is one slot's outcome of a label command.
+type SlotResult struct {
+	Slot        int    `json:"slot"`
+	Volume      string `json:"volume,omitempty"`
+	Barcode     string `json:"barcode,omitempty"`
+	OK          bool   `json:"ok"`
+	Encrypted   bool   `json:"encrypted"`
+	Verified    bool   `json:"encryption_verified"`
+	Fingerprint string `json:"key_fingerprint,omitempty"`
+	KEKID       string `json:"kek_id,omitempty"`
+	Drive       string `json:"drive,omitempty"`
+	Error       string `json:"error,omitempty"`
+	// KeyKept: the label failed after the volume's key was committed; the
+	// row stays (status Error) with its key.
+	KeyKept bool `json:"key_kept,omitempty"`
+}
+
+// label runs "label storage= pool= (slots= barcodes | slot= volume=) [encrypt] [drive=]".
+// Per slot: the media row with the wrapped key is committed (status
+// Labeling) before storaged is asked; success marks it Append with the
+// encryption-verified time, failure marks it Error with the reason and
+// keeps the key.
+func (d *Director) label(ctx context.Context, actor string, cmd console.Command, progress Progress) (*Output, error) {
+	storage := cmd.Str("storage")
+	link, err := d.storage(storage)
+	if err != nil {
+		return nil, err
+	}
+	poolName, encrypt, barcodes := cmd.Str("pool"), cmd.Bool("encrypt"), cmd.Bool("barcodes")
+	if _, err := d.store.GetPool(ctx, poolName); isNotFound(err) {
+		if _, err := d.store.EnsurePool(ctx, catalog.PoolSpec{Name: poolName, Encrypt: encrypt, Storage: storage}); err != nil {
+			return nil, err
+		}
+		progress("pool %s created", poolName)
+	} else if err != nil {
+		return nil, err
+	}
+	drive, err := d.driveName(ctx, link, cmd)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := link.client.Inventory(ctx, &pb.InventoryRequest{})
+	if err != nil {
+		return nil, storageErr(storage, "inventory", err)
+	}
+	if len(inv.Changers) == 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "storage %s has no changer", storage)
+	}
+	ch := inv.Changers[0]
+	slots := cmd.Slots()
+	if !barcodes {
+		if n, ok := cmd.Int("slot"); ok {
+			slots = []int{n}
+		}
+	}
+	var results []SlotResult
+	failed, kept := 0, 0
+	for i, n := range slots {
+		r := d.labelSlot(ctx, actor, link, ch, n, cmd.Str("volume"), poolName, drive, encrypt, barcodes)
+		results = append(results, r)
+		if r.OK {
+			what := "labelled"
+			if r.Encrypted {
+				what += ", encryption verified (key " + r.Fingerprint + ")"
+			}
+			progress("slot %d (%d/%d): %s %s", n, i+1, len(slots), r.Volume, what)
+		} else {
+			failed++
+			if r.KeyKept {
+				kept++
+			}
+			progress("slot %d (%d/%d): FAILED: %s", n, i+1, len(slots), r.Error)
+		}
+	}
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tVOLUME\tRESULT\tENCRYPTED\tKEY FINGERPRINT\tKEK ID")
+	for _, r := range results {
+		res := "labelled"
+		if !r.OK {
+			res = "FAILED: " + r.Error
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Slot, dash(r.Volume), res, yesNo(r.Encrypted, r.Verified), dash(r.Fingerprint), dash(r.KEKID))
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "%d of %d slots labelled", len(slots)-failed, len(slots))
+	if failed > 0 {
+		fmt.Fprintf(&b, "; %d failed", failed)
+	}
+	if kept > 0 {
+		fmt.Fprintf(&b, " (%d of them have their key committed: kept in the catalog, status Error; label them again to retry)", kept)
+	}
+	return &Output{Text: b.String(), JSON: results, Partial: failed > 0}, nil
+}
+
+func yesNo(encrypted, verified bool) string {
+	switch {
+	case encrypted && verified:
+		return "yes, verified"
+	case encrypted:
+		return "yes"
+	}
+	return "no"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// labelSlot labels one slot; it never returns an error, only a result.
+func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLink, ch *pb.ChangerInventory, n int, volume, pool, drive string, encrypt, barcodes bool) SlotResult {
+	r := SlotResult{Slot: n, Encrypted: encrypt}
+	if n < 1 || n > len(ch.Slots) {
+		r.Error = fmt.Sprintf("changer %s has slots 1-%d", ch.Name, len(ch.Slots))
+		return r
+	}
+	slot := ch.Slots[n-1]
+	r.Barcode = slot.Barcode
+	if !slot.Full {
+		r.Error = "the slot is empty"
+		return r
+	}
+	if barcodes {
+		if slot.Barcode == "" {
+			r.Error = "the cartridge has no barcode; label it with slot= volume="
+			return r
+		}
+		volume = slot.Barcode
+	}
+	r.Volume = volume
+	storage := link.ref.Name
+
+	var sk *keys.StoredKey
+	relabel := false
+	switch m, err := d.store.GetMedia(ctx, volume); {
+	case err == nil && m.Status == catalog.StatusError && m.Storage == storage && m.Encrypted == encrypt:
+		// A label that failed before: try again with the key already
+		// committed (the tape may hold blocks written with it, or the
+		// label of this volume).
+		if err := d.store.BeginRelabel(ctx, volume); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		relabel = true
+		if encrypt {
+			k, err := d.store.VolumeKey(ctx, volume, storage)
+			if err != nil {
+				r.Error = err.Error()
+				return r
+			}
+			sk = &k
+		}
+	case err == nil:
+		r.Error = fmt.Sprintf("volume %s is already in the catalog (status %s, pool %s); not relabelled", volume, m.Status, m.Pool)
+		return r
+	case !isNotFound(err):
+		r.Error = err.Error()
+		return r
+	default:
+		if encrypt {
+			k, err := d.ring.WrapNew()
+			if err != nil {
+				r.Error = err.Error()
+				return r
+			}
+			sk = &k
+		}
+		// Commit the row, with the wrapped key, before storaged is asked.
+		if _, err := d.store.CreateLabeling(ctx, catalog.MediaNew{Volume: volume, Barcode: slot.Barcode, Pool: pool, Storage: storage,
+			Slot: n, Encrypted: encrypt, Key: sk, Actor: actor}); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
+	req := &pb.LabelVolumeRequest{Changer: ch.Name, Slot: uint32(n), Drive: drive, Volume: volume, Pool: pool, Encrypt: encrypt, Relabel: relabel}
+	if sk != nil {
+		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
+		req.Key = &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+		d.event(ctx, volume, catalog.EventFetched, storage, sk.KEKID, "sent to storage "+storage+" with the label request")
+	}
+	rep, err := link.client.LabelVolume(ctx, req)
+	if err != nil {
+		r.Error = status.Convert(err).Message()
+		r.KeyKept = encrypt
+		if merr := d.store.MarkError(context.WithoutCancel(ctx), volume, "label failed: "+r.Error); merr != nil {
+			r.Error += " (and recording the error failed: " + merr.Error() + ")"
+		}
+		return r
+	}
+	r.Drive = rep.Drive
+	var verifiedAt *time.Time
+	if encrypt {
+		if !rep.EncryptionVerified {
+			r.Error = "storage " + storage + " labelled the volume but did not verify encryption"
+			d.store.MarkError(context.WithoutCancel(ctx), volume, r.Error)
+			return r
+		}
+		t := time.Unix(rep.VerifiedTimeUnix, 0)
+		verifiedAt = &t
+		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", rep.Drive, rep.KeyFingerprint, rep.KeyInstanceCounter)
+		d.event(ctx, volume, catalog.EventLoaded, storage, sk.KEKID, detail)
+		d.event(ctx, volume, catalog.EventVerified, storage, sk.KEKID, detail+"; key-check block read back encrypted")
+		d.event(ctx, volume, catalog.EventCleared, storage, sk.KEKID, "drive "+rep.Drive+"; after labelling")
+	}
+	if err := d.store.MarkLabeled(ctx, volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt); err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.OK, r.Verified = true, encrypt
+	return r
+}
+
+// driveName turns drive=N into the storage's N-th drive name ("" : any).
+func (d *Director) driveName(ctx context.Context, link *storageLink, cmd console.Command) (string, error) {
+	n, ok := cmd.Int("drive")
+	if !ok {
+		return "", nil
+	}
+	h, err := link.client.Hello(ctx, &pb.HelloRequest{})
+	if err != nil {
+		return "", storageErr(link.ref.Name, "hello", err)
+	}
+	if n < 0 || n >= len(h.Drives) {
+		return "", status.Errorf(codes.InvalidArgument, "storage %s has drives 0-%d (%s); there is no drive %d", link.ref.Name, len(h.Drives)-1, strings.Join(h.Drives, ", "), n)
+	}
+	return h.Drives[n], nil
+}
+
+// storageErr says which storage failed at what, keeping the gRPC code.
+func storageErr(storage, what string, err error) error {
+	st := status.Convert(err)
+	msg := st.Message()
+	if st.Code() == codes.Unavailable {
+		msg = "cannot reach it: " + msg + " — is storaged running, and do [[storage]] address and tls_server_name match it?"
+	}
+	return status.Errorf(st.Code(), "storage %s: %s: %s", storage, what, msg)
+}
+
+// VolumeRow is one line of "list volumes".
+type VolumeRow struct {
+	Volume     string     `json:"volume"`
+	Pool       string     `json:"pool"`
+	Status     string     `json:"status"`
+	Storage    string     `json:"storage,omitempty"`
+	Slot       int        `json:"slot,omitempty"`
+	Bytes      int64      `json:"bytes"`
+	Encrypted  bool       `json:"encrypted"`
+	KEKID      string     `json:"kek_id,omitempty"`
+	Key        string     `json:"key_fingerprint,omitempty"`
+	VerifiedAt *time.Time `json:"encryption_verified_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+func (d *Director) listVolumes(ctx context.Context, cmd console.Command) (*Output, error) {
+	ms, err := d.store.ListMedia(ctx, catalog.MediaFilter{Pool: cmd.Str("pool"), Storage: cmd.Str("storage")})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]VolumeRow, 0, len(ms))
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tPOOL\tSTATUS\tSLOT\tBYTES\tENCRYPTED\tKEK ID\tENCRYPTION VERIFIED AT")
+	for _, m := range ms {
+		r := VolumeRow{Volume: m.Volume, Pool: m.Pool, Status: string(m.Status), Storage: m.Storage, Bytes: m.BytesWritten,
+			Encrypted: m.Encrypted, KEKID: m.KEKID, Key: m.KeyFingerprint, VerifiedAt: m.EncryptionVerifiedAt, Error: m.ErrorReason}
+		if m.Slot != catalog.NoSlot {
+			r.Slot = m.Slot
+		}
+		rows = append(rows, r)
+		verified := "-"
+		if m.EncryptionVerifiedAt != nil {
+			verified = m.EncryptionVerifiedAt.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		enc := "no"
+		if m.Encrypted {
+			enc = "yes"
+		}
+		slot := "-"
+		if m.Slot != catalog.NoSlot {
+			slot = fmt.Sprint(m.Slot)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Volume, m.Pool, m.Status, slot, m.BytesWritten, enc, dash(m.KEKID), verified)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "%d volumes", len(ms))
+	return &Output{Text: b.String(), JSON: rows}, nil
+}
+
+func (d *Director) listKeyEvents(ctx context.Context, cmd console.Command) (*Output, error) {
+	limit, _ := cmd.Int("limit")
+	evs, err := d.store.ListKeyEvents(ctx, catalog.KeyEventFilter{Volume: cmd.Str("volume"), Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tVOLUME\tEVENT\tACTOR\tKEK ID\tDETAIL")
+	for _, e := range evs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05Z"), e.Volume, e.Event, e.Actor, dash(e.KEKID), e.Detail)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "%d key events", len(evs))
+	if evs == nil {
+		evs = []catalog.KeyEvent{}
+	}
+	return &Output{Text: b.String(), JSON: evs}, nil
+}
+
+func (d *Director) statusStorage(ctx context.Context, name string) (*Output, error) {
+	link, err := d.storage(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := link.client.Status(ctx, &pb.StatusRequest{})
+	if err != nil {
+		return nil, storageErr(name, "status", err)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "storage %s: KEKs %s; %d volumes in its crypto cache\n", st.Name, strings.Join(st.KekIds, ", "), st.CacheEntries)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DRIVE\tSTATE\tVOLUME\tENCRYPTION\tKEY\tKEY INSTANCE COUNTER\tMODES")
+	for _, dr := range st.Drives {
+		enc := "no AME: " + dr.AmeReason
+		if dr.Ame {
+			enc = fmt.Sprintf("AME, AES-256-GCM index %d", dr.AlgorithmIndex)
+		}
+		if !dr.Crypto {
+			enc += " (crypto = false)"
+		}
+		key, kic, modes := "-", "-", "-"
+		if k := dr.Key; k != nil {
+			if k.KeyLoaded {
+				key = "loaded " + dash(k.KeyFingerprint)
+			} else if dr.Ame {
+				key = "none"
+			}
+			if dr.Ame {
+				kic = fmt.Sprint(k.KeyInstanceCounter)
+				modes = dash(k.EncryptionMode) + "/" + dash(k.DecryptionMode)
+			}
+		}
+		vol := dash(dr.Volume)
+		if dr.Volume == "" && dr.Barcode != "" {
+			vol = dr.Barcode + " (not mounted)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dr.Name, dr.State, vol, enc, key, kic, modes)
+	}
+	tw.Flush()
+	return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: st}, nil
+}
+
+// DirectorStatus is "status director".
+type DirectorStatus struct {
+	Name      string            `json:"name"`
+	ActiveKEK string            `json:"active_kek_id"`
+	KEKIDs    []string          `json:"kek_ids"`
+	Schema    int32             `json:"schema_version"`
+	Volumes   map[string]int    `json:"volumes_by_status"`
+	Storages  map[string]string `json:"storages"`
+}
+
+func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
+	s := DirectorStatus{Name: d.cfg.Name, ActiveKEK: d.ring.Active().ID(), KEKIDs: d.ring.IDs(), Volumes: map[string]int{}, Storages: map[string]string{}}
+	if st, err := d.store.SchemaState(ctx); err == nil {
+		s.Schema = st.Current
+	}
+	ms, err := d.store.ListMedia(ctx, catalog.MediaFilter{})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		s.Volumes[string(m.Status)]++
+	}
+	for name, link := range d.storages {
+		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		h, err := link.client.Hello(hctx, &pb.HelloRequest{})
+		cancel()
+		if err != nil {
+			s.Storages[name] = "unreachable: " + status.Convert(err).Message()
+		} else {
+			s.Storages[name] = "up, KEKs " + strings.Join(h.KekIds, ", ")
+		}
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "director %s, catalog schema %d\nKEKs: %s (active %s)\n", s.Name, s.Schema, strings.Join(s.KEKIDs, ", "), s.ActiveKEK)
+	fmt.Fprintf(&b, "volumes: %d", len(ms))
+	for _, st := range []catalog.Status{catalog.StatusAppend, catalog.StatusLabeling, catalog.StatusFull, catalog.StatusError} {
+		if n := s.Volumes[string(st)]; n > 0 {
+			fmt.Fprintf(&b, ", %d %s", n, st)
+		}
+	}
+	names := make([]string, 0, len(s.Storages))
+	for n := range s.Storages {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "\nstorage %s: %s", n, s.Storages[n])
+	}
+	return &Output{Text: b.String(), JSON: s}, nil
+}
+
+func (d *Director) mount(ctx context.Context, cmd console.Command) (*Output, error) {
+	link, err := d.storage(cmd.Str("storage"))
+	if err != nil {
+		return nil, err
+	}
+	drive, err := d.driveName(ctx, link, cmd)
+	if err != nil {
+		return nil, err
+	}
+	slot, _ := cmd.Int("slot")
+	r, err := link.client.Mount(ctx, &pb.MountRequest{Slot: uint32(slot), Drive: drive})
+	if err != nil {
+		return nil, storageErr(link.ref.Name, "mount", err)
+	}
+	text := fmt.Sprintf("%s (slot %d) mounted in %s", r.Volume, slot, r.Drive)
+	if r.Encrypted {
+		text += fmt.Sprintf("; key %s loaded and verified (key instance counter %d, from the %s)", r.KeyFingerprint, r.KeyInstanceCounter, r.KeySource)
+	} else {
+		text += "; not encrypted"
+	}
+	return &Output{Text: text, JSON: r}, nil
+}
+
+func (d *Director) unmount(ctx context.Context, cmd console.Command) (*Output, error) {
+	link, err := d.storage(cmd.Str("storage"))
+	if err != nil {
+		return nil, err
+	}
+	drive, err := d.driveName(ctx, link, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if cmd.Name == "release" {
+		if _, err := link.client.Release(ctx, &pb.ReleaseRequest{Drive: drive}); err != nil {
+			return nil, storageErr(link.ref.Name, "release", err)
+		}
+		return &Output{Text: drive + " released; key cleared"}, nil
+	}
+	r, err := link.client.Unmount(ctx, &pb.UnmountRequest{Drive: drive})
+	if err != nil {
+		return nil, storageErr(link.ref.Name, "unmount", err)
+	}
+	if r.Volume == "" {
+		return &Output{Text: drive + " held no volume; key cleared", JSON: r}, nil
+	}
+	return &Output{Text: fmt.Sprintf("%s unmounted from %s and returned to slot %d; key cleared", r.Volume, drive, r.Slot), JSON: r}, nil
+}
+
+func (d *Director) updateVolume(ctx context.Context, actor string, cmd console.Command) (*Output, error) {
+	mode, err := catalog.ParseEncryptionMode(cmd.Str("encrypt"))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	volume := cmd.Str("volume")
+	before, err := d.store.GetMedia(ctx, volume)
+	if err != nil {
+		return nil, err
+	}
+	m, err := d.store.UpdateEncryption(ctx, volume, mode, d.ring, actor)
+	if err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf("volume %s: encryption %s", m.Volume, mode)
+	if m.Encrypted {
+		text += fmt.Sprintf("; key %s under KEK %s", m.KeyFingerprint, m.KEKID)
+	}
+	if m.Encrypted == before.Encrypted && m.KeyFingerprint == before.KeyFingerprint {
+		return &Output{Text: text + " (unchanged)", JSON: m}, nil
+	}
+	// The label on tape records the old key (or none): rewrite it now, so
+	// that the tape and the catalog agree before the volume takes data.
+	m, err = d.relabel(ctx, m)
+	if err != nil {
+		return &Output{Text: text + fmt.Sprintf("\nthe label on tape still records the old key: %s\nthe volume is in status Error until it is relabelled: label storage=%s pool=%s slot=%d volume=%s%s",
+			status.Convert(err).Message(), m.Storage, m.Pool, m.Slot, m.Volume, map[bool]string{true: " encrypt"}[m.Encrypted]), JSON: m, Partial: true}, nil
+	}
+	return &Output{Text: text + "; label rewritten and the new key verified on tape", JSON: m}, nil
+}
+
+// relabel asks the volume's storage to rewrite its label with the key the
+// catalog now holds (the volume holds no data); on failure the volume is
+// left in status Error with the reason.
+func (d *Director) relabel(ctx context.Context, m catalog.Media) (catalog.Media, error) {
+	fail := func(err error) (catalog.Media, error) {
+		d.store.MarkError(context.WithoutCancel(ctx), m.Volume, "relabel after an encryption change failed: "+status.Convert(err).Message())
+		return m, err
+	}
+	link, err := d.storage(m.Storage)
+	if err != nil {
+		return fail(err)
+	}
+	if m.Slot == catalog.NoSlot {
+		return fail(status.Errorf(codes.FailedPrecondition, "volume %s has no slot recorded", m.Volume))
+	}
+	if err := d.store.BeginRelabel(ctx, m.Volume); err != nil {
+		return fail(err)
+	}
+	req := &pb.LabelVolumeRequest{Slot: uint32(m.Slot), Volume: m.Volume, Pool: m.Pool, MediaType: m.MediaType, Encrypt: m.Encrypted, Relabel: true}
+	if m.Encrypted {
+		sk, err := d.store.VolumeKey(ctx, m.Volume, m.Storage)
+		if err != nil {
+			return fail(err)
+		}
+		req.Key = &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+		d.event(ctx, m.Volume, catalog.EventFetched, m.Storage, sk.KEKID, "sent to storage "+m.Storage+" to relabel the volume")
+	}
+	rep, err := link.client.LabelVolume(ctx, req)
+	if err != nil {
+		return fail(storageErr(m.Storage, "relabel", err))
+	}
+	var verifiedAt *time.Time
+	if m.Encrypted {
+		t := time.Unix(rep.VerifiedTimeUnix, 0)
+		verifiedAt = &t
+		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", rep.Drive, rep.KeyFingerprint, rep.KeyInstanceCounter)
+		d.event(ctx, m.Volume, catalog.EventLoaded, m.Storage, m.KEKID, detail)
+		d.event(ctx, m.Volume, catalog.EventVerified, m.Storage, m.KEKID, detail+"; key-check block read back encrypted")
+		d.event(ctx, m.Volume, catalog.EventCleared, m.Storage, m.KEKID, "drive "+rep.Drive+"; after relabelling")
+	}
+	if err := d.store.MarkLabeled(ctx, m.Volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt); err != nil {
+		return fail(err)
+	}
+	return d.store.GetMedia(ctx, m.Volume)
+}
+
+// RekeyReport is what rekey did or would do.
+type RekeyReport struct {
+	ActiveKEK      string `json:"active_kek_id"`
+	DryRun         bool   `json:"dry_run"`
+	ToRewrap       int    `json:"to_rewrap"`
+	Rewrapped      int    `json:"rewrapped"`
+	AlreadyCurrent int    `json:"already_current"`
+}
+
+// rekey rewraps every stored key under the active KEK in one transaction,
+// after checking every configured storage daemon holds the active KEK (so
+// no volume becomes unmountable). Without yes it only reports.
+func (d *Director) rekey(ctx context.Context, actor string, yes bool, progress Progress) (*Output, error) {
+	active := d.ring.Active().ID()
+	for name, link := range d.storages {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		h, err := link.client.Hello(hctx, &pb.HelloRequest{})
+		cancel()
+		if err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "rekey refused: cannot ask storage %s which KEKs it holds (%s); every storage must hold the active KEK %s before keys move to it",
+				name, status.Convert(err).Message(), active)
+		}
+		if !slices.Contains(h.KekIds, active) {
+			return nil, status.Errorf(codes.FailedPrecondition, "rekey refused: storage %s does not hold the active KEK %s (it has %s); add the KEK file to its [[keys.kek]], restart it, then rekey",
+				name, active, strings.Join(h.KekIds, ", "))
+		}
+		progress("storage %s holds the active KEK %s", name, active)
+	}
+	ms, err := d.store.ListMedia(ctx, catalog.MediaFilter{})
+	if err != nil {
+		return nil, err
+	}
+	rep := RekeyReport{ActiveKEK: active, DryRun: !yes}
+	for _, m := range ms {
+		if m.Encrypted && (m.KEKID != active || m.KeyScheme != keys.SchemeV1) {
+			rep.ToRewrap++
+		}
+	}
+	if !yes {
+		return &Output{Text: fmt.Sprintf("rekey would rewrap %d stored keys under KEK %s (no tape is touched); run \"rekey yes\" to do it", rep.ToRewrap, active), JSON: rep}, nil
+	}
+	res, err := d.store.Rekey(ctx, d.ring, actor)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rewrapped, rep.AlreadyCurrent = res.Rewrapped, res.AlreadyCurrent
+	return &Output{Text: fmt.Sprintf("rewrapped %d stored keys under KEK %s in one transaction (%d already were); no tape was touched", res.Rewrapped, active, res.AlreadyCurrent), JSON: rep}, nil
+}
+
+// ExportRow is one exported key (still wrapped).
+type ExportRow struct {
+	Volume      string `json:"volume"`
+	Scheme      string `json:"scheme"`
+	KEKID       string `json:"kek_id"`
+	Fingerprint string `json:"key_fingerprint"`
+}
+
+// exportKeys returns the wrapped keys as a file for the console to write,
+// in the form `tapekey cache add` reads (VOLUME<TAB>STORED SCHEME KEK_ID).
+func (d *Director) exportKeys(ctx context.Context, actor string, cmd console.Command) (*Output, error) {
+	ks, err := d.store.ExportKeys(ctx, catalog.ExportFilter{Pool: cmd.Str("pool")}, actor)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Tapeward keys export, %s: wrapped volume keys (never usable without their KEK).\n", d.clock().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "# Load into a crypto cache with: tapekey cache add FILE < this-file\n# VOLUME<TAB>STORED<TAB>SCHEME<TAB>KEK_ID\n")
+	rows := make([]ExportRow, 0, len(ks))
+	for _, k := range ks {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", k.Volume, k.Stored, k.Scheme, k.KEKID)
+		rows = append(rows, ExportRow{Volume: k.Volume, Scheme: string(k.Scheme), KEKID: k.KEKID, Fingerprint: k.Fingerprint})
+	}
+	return &Output{Text: fmt.Sprintf("%d wrapped keys exported", len(ks)), JSON: rows, File: cmd.Str("out"), Content: b.Bytes()}, nil
+}

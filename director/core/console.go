@@ -1,0 +1,165 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/director/catalog"
+	"github.com/tapeward/tapeward/director/console"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/migrations"
+)
+
+// ConsoleService serves tapectl.
+type ConsoleService struct {
+	pb.UnimplementedConsoleServer
+	D *Director
+}
+
+// Output is what a command produced.
+type Output struct {
+	Text    string
+	JSON    any // marshalled when the console asks for JSON
+	Partial bool
+	File    string
+	Content []byte
+}
+
+// Progress receives progress lines of long commands.
+type Progress func(format string, a ...any)
+
+// Run parses one console line and runs it. The parser never panics on
+// any input (fuzzed); its errors go back as InvalidArgument.
+func (s *ConsoleService) Run(r *pb.RunRequest, stream pb.Console_RunServer) error {
+	p, err := tlsconf.PeerOf(stream.Context())
+	if err != nil {
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	cmd, err := console.Parse(r.Line)
+	if errors.Is(err, console.ErrEmpty) {
+		return stream.Send(&pb.RunReply{Msg: &pb.RunReply_Result{Result: &pb.Result{}}})
+	}
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	progress := func(format string, a ...any) {
+		stream.Send(&pb.RunReply{Msg: &pb.RunReply_Progress{Progress: fmt.Sprintf(format, a...)}})
+	}
+	s.D.log.Info("console command", "console", p.Name, "command", cmd.String())
+	out, err := s.D.Exec(stream.Context(), p.Name, cmd, progress)
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return catalogStatus(err)
+	}
+	res := &pb.Result{Text: out.Text, PartialFailure: out.Partial, FileName: out.File, FileContent: out.Content}
+	if r.Json && out.JSON != nil {
+		b, err := json.MarshalIndent(out.JSON, "", "  ")
+		if err != nil {
+			return status.Errorf(codes.Internal, "encoding the result: %v", err)
+		}
+		res.Json = string(b)
+	}
+	return stream.Send(&pb.RunReply{Msg: &pb.RunReply_Result{Result: res}})
+}
+
+// Exec runs a parsed command for the console named actor.
+func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, progress Progress) (*Output, error) {
+	switch cmd.Name {
+	case "help":
+		text, err := console.Help(cmd.Str("topic"))
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return &Output{Text: text}, nil
+	case "label":
+		return d.label(ctx, actor, cmd, progress)
+	case "list volumes":
+		return d.listVolumes(ctx, cmd)
+	case "list keyevents":
+		return d.listKeyEvents(ctx, cmd)
+	case "status storage":
+		return d.statusStorage(ctx, cmd.Str("storage"))
+	case "status director":
+		return d.statusDirector(ctx)
+	case "mount":
+		return d.mount(ctx, cmd)
+	case "unmount", "release":
+		return d.unmount(ctx, cmd)
+	case "update volume":
+		return d.updateVolume(ctx, actor, cmd)
+	case "rekey":
+		return d.rekey(ctx, actor, cmd.Bool("yes"), progress)
+	case "export keys":
+		return d.exportKeys(ctx, actor, cmd)
+	case "quit":
+		return &Output{Text: "bye"}, nil
+	}
+	return nil, status.Errorf(codes.Unimplemented, "%s: not implemented in this director", cmd.Name)
+}
+
+// migrate applies pending catalog migrations (under tern's advisory lock).
+func migrate(ctx context.Context, store *catalog.Store) error {
+	c, err := store.Pool().Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if err := migrations.Apply(ctx, c.Conn()); err != nil {
+		return fmt.Errorf("applying catalog migrations: %w", err)
+	}
+	return nil
+}
+
+// catalogStatus maps catalog errors to gRPC codes; the text is the
+// catalog's (which never holds key material).
+func catalogStatus(err error) error {
+	var (
+		ce *catalog.ConflictError
+		he *catalog.HasDataError
+		ie *catalog.InvalidError
+		ue *catalog.UnreachableError
+		se *catalog.StateError
+		re *catalog.RekeyError
+		no *catalog.NotOwnedError
+	)
+	code := codes.Internal
+	switch {
+	case asErr(err, &ue):
+		code = codes.Unavailable
+	case asErr(err, &ce):
+		code = codes.AlreadyExists
+	case isNotFound(err):
+		code = codes.NotFound
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), errors.Is(err, catalog.ErrNotEncrypted):
+		code = codes.FailedPrecondition
+	case asErr(err, &ie):
+		code = codes.InvalidArgument
+	case asErr(err, &no):
+		code = codes.PermissionDenied
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	msg := err.Error()
+	if code == codes.Internal && strings.Contains(msg, "connect") {
+		code = codes.Unavailable
+	}
+	return status.Error(code, msg)
+}
+
+func asErr[T error](err error, target *T) bool { return errors.As(err, target) }
+
+func isNotFound(err error) bool {
+	var nf *catalog.NotFoundError
+	return errors.Is(err, catalog.ErrNotFound) || errors.As(err, &nf)
+}

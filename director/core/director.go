@@ -1,0 +1,303 @@
+// Package core is the director's logic: the catalog, the keyring, the links
+// to the storage daemons, the console commands (label, volumes, key
+// rotation, audit) and the two gRPC services it serves — Director (for
+// storage daemons: their volumes' wrapped keys, and what happened to
+// volumes) and Console (for tapectl).
+//
+// The invariant it owns (architecture.md §4.1): a volume's wrapped key is
+// committed to the catalog before any storage daemon is asked to use it,
+// and a key is never deleted because something failed.
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/director/catalog"
+	"github.com/tapeward/tapeward/proto/link"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+)
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	Config *configs.Director
+	Logger *slog.Logger
+	Clock  func() time.Time
+}
+
+// Director is the running director.
+type Director struct {
+	cfg   *configs.Director
+	log   *slog.Logger
+	clock func() time.Time
+	store *catalog.Store
+	ring  *keys.Keyring
+
+	mu       sync.Mutex
+	storages map[string]*storageLink
+}
+
+// storageLink is the director's connection to one storage daemon.
+type storageLink struct {
+	ref    configs.StorageRef
+	conn   *grpc.ClientConn
+	client pb.StorageClient
+}
+
+// New opens the catalog (applying pending migrations under the advisory
+// lock), loads the KEK keyring and prepares a link to each configured
+// storage daemon (connected lazily: a storage that is down does not keep
+// the director from starting).
+func New(ctx context.Context, o Options) (*Director, error) {
+	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.clock == nil {
+		d.clock = time.Now
+	}
+	ring, err := LoadKeyring(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	d.ring = ring
+	store, err := catalog.Open(ctx, o.Config.Catalog, o.Config.Path, catalog.WithClock(d.clock))
+	if err != nil {
+		ring.Destroy()
+		return nil, err
+	}
+	d.store = store
+	if err := migrate(ctx, store); err != nil {
+		d.Close()
+		return nil, err
+	}
+	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key}
+	for _, ref := range o.Config.Storages {
+		name := ref.TLSServerName
+		if name == "" {
+			name = ref.Name
+		}
+		tc, err := tlsconf.Client(files, name)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("%s: [[storage]] %s: %w", o.Config.Path, ref.Name, err)
+		}
+		conn, err := link.Dial(ref.Address, tc)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("%s: [[storage]] %s address %q: %w", o.Config.Path, ref.Name, ref.Address, err)
+		}
+		d.storages[ref.Name] = &storageLink{ref: ref, conn: conn, client: pb.NewStorageClient(conn)}
+		if _, err := store.EnsureStorage(ctx, ref.Name, ref.Address); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	d.log.Info("keyring loaded", "kek_ids", ring.IDs(), "active", ring.Active().ID())
+	return d, nil
+}
+
+// LoadKeyring loads the director's KEK files (permissions checked) and
+// makes the one marked active the active one.
+func LoadKeyring(cfg *configs.Director) (*keys.Keyring, error) {
+	ring, err := keys.NewKeyring()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range cfg.Keys.KEK {
+		kek, err := keys.LoadKEKFile(k.File, keys.LoadOptions{MasterKeysetPath: cfg.Keys.MasterKeyset})
+		if err != nil {
+			ring.Destroy()
+			return nil, fmt.Errorf("%s: [[keys.kek]]: %w", cfg.Path, err)
+		}
+		if err := ring.Add(kek); err != nil {
+			ring.Destroy()
+			return nil, err
+		}
+		if k.Active {
+			if err := ring.SetActive(kek.ID()); err != nil {
+				ring.Destroy()
+				return nil, err
+			}
+		}
+	}
+	if ring.Active() == nil {
+		ring.Destroy()
+		return nil, fmt.Errorf("%s: [keys] has no active KEK; mark one [[keys.kek]] with active = true", cfg.Path)
+	}
+	return ring, nil
+}
+
+// Close closes the catalog and the storage links and forgets the keyring.
+func (d *Director) Close() {
+	for _, s := range d.storages {
+		s.conn.Close()
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+	d.ring.Destroy()
+}
+
+// storage returns the link to a configured storage daemon.
+func (d *Director) storage(name string) (*storageLink, error) {
+	s, ok := d.storages[name]
+	if !ok {
+		names := make([]string, 0, len(d.storages))
+		for n := range d.storages {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, status.Errorf(codes.NotFound, "no storage %q is configured (configured: %s); add a [[storage]] to %s",
+			name, strings.Join(names, ", "), d.cfg.Path)
+	}
+	link.Ready(context.Background(), s.conn, 5*time.Second)
+	return s, nil
+}
+
+// Accept is the TLS admission rule: storage daemons configured here, and
+// any console whose certificate the CA signed.
+func (d *Director) Accept(p tlsconf.Peer) error {
+	switch p.Role {
+	case tlsconf.RoleConsole:
+		return nil
+	case tlsconf.RoleStorage:
+		if _, ok := d.storages[p.Name]; ok {
+			return nil
+		}
+		return fmt.Errorf("storage %q is not configured in this director", p.Name)
+	}
+	return fmt.Errorf("certificate role %q is not accepted here (storage or console)", p.Role)
+}
+
+// Authorize is a pair of interceptors: the Director service is for storage
+// daemons, the Console service for consoles.
+func Authorize() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	check := func(ctx context.Context, method string) error {
+		p, err := tlsconf.PeerOf(ctx)
+		if err != nil {
+			return status.Error(codes.Unauthenticated, err.Error())
+		}
+		want := ""
+		switch {
+		case strings.HasPrefix(method, "/tapeward.v1.Director/"):
+			want = tlsconf.RoleStorage
+		case strings.HasPrefix(method, "/tapeward.v1.Console/"):
+			want = tlsconf.RoleConsole
+		}
+		if want != "" && p.Role != want {
+			return status.Errorf(codes.PermissionDenied, "%s may not call %s (it is for %ss)", p, method, want)
+		}
+		return nil
+	}
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if err := check(ctx, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if err := check(ss.Context(), info.FullMethod); err != nil {
+			return err
+		}
+		return h(srv, ss)
+	}
+	return unary, stream
+}
+
+// event records a key event; a failure is logged (the operation it
+// describes already happened).
+func (d *Director) event(ctx context.Context, volume string, ev catalog.KeyEventType, actor, kekID, detail string) {
+	_, err := d.store.AddKeyEvent(context.WithoutCancel(ctx), catalog.KeyEvent{At: d.clock(), Volume: volume, Event: ev, Actor: actor, KEKID: kekID, Detail: detail})
+	if err != nil {
+		d.log.Error("recording a key event failed", "volume", volume, "event", string(ev), "error", err.Error())
+	}
+}
+
+// StorageService serves the Director service to storage daemons.
+type StorageService struct {
+	pb.UnimplementedDirectorServer
+	D *Director
+}
+
+// GetVolumeKey hands a storage daemon the wrapped key of one of its own
+// volumes, and records that it did.
+func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
+	p, err := tlsconf.PeerOf(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	sk, err := s.D.store.VolumeKey(ctx, r.Volume, p.Name)
+	if err != nil {
+		var no *catalog.NotOwnedError
+		switch {
+		case asErr(err, &no):
+			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", r.Volume, "storage", p.Name, "owner", no.Owner)
+			return nil, status.Error(codes.PermissionDenied, err.Error())
+		case isNotFound(err):
+			return nil, status.Error(codes.NotFound, err.Error())
+		}
+		return nil, catalogStatus(err)
+	}
+	detail := "fetched by storage " + p.Name
+	if r.Drive != "" {
+		detail += " for drive " + r.Drive
+	}
+	s.D.event(ctx, r.Volume, catalog.EventFetched, p.Name, sk.KEKID, detail+", fingerprint "+sk.Fingerprint)
+	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}}, nil
+}
+
+// ReportVolume records what a storage daemon says happened to a volume.
+func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeRequest) (*pb.ReportVolumeReply, error) {
+	p, err := tlsconf.PeerOf(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	m, err := s.D.store.GetMedia(ctx, r.Volume)
+	if err != nil {
+		return nil, catalogStatus(err)
+	}
+	if m.Storage != p.Name {
+		return nil, status.Errorf(codes.PermissionDenied, "volume %s does not belong to storage %s", r.Volume, p.Name)
+	}
+	detail := r.Detail
+	if r.Drive != "" {
+		detail = strings.TrimSpace("drive " + r.Drive + "; " + detail)
+	}
+	if r.KeyFingerprint != "" {
+		detail += fmt.Sprintf("; fingerprint %s, key instance counter %d", r.KeyFingerprint, r.KeyInstanceCounter)
+	}
+	switch r.Event {
+	case "loaded":
+		s.D.event(ctx, r.Volume, catalog.EventLoaded, p.Name, r.KekId, detail)
+	case "verified":
+		s.D.event(ctx, r.Volume, catalog.EventVerified, p.Name, r.KekId, detail)
+	case "cleared":
+		s.D.event(ctx, r.Volume, catalog.EventCleared, p.Name, r.KekId, detail)
+	case "written":
+		err = s.D.store.RecordWritten(ctx, r.Volume, int64(r.Bytes), int64(r.Blocks))
+	case "full":
+		err = s.D.store.MarkFull(ctx, r.Volume)
+	case "error":
+		s.D.log.Warn("storage reports a volume error", "volume", r.Volume, "storage", p.Name, "detail", r.Detail)
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "unknown volume event %q", r.Event)
+	}
+	if err != nil {
+		return nil, catalogStatus(err)
+	}
+	return &pb.ReportVolumeReply{}, nil
+}
+

@@ -1,0 +1,101 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tapeward/tapeward/proto/tlsconf"
+)
+
+// Storaged describes a storaged.toml for a vtl library.
+type Storaged struct {
+	Name, Listen, WorkDir string
+	TLS                   tlsconf.Files
+	DirectorName          string
+	DirectorAddr          string
+	KEKFiles              []string
+	VTLSocket             string
+	Drives                int
+	BlockSize             string // default "256KiB"
+	DirectorTimeout       string // default "2s"
+}
+
+// Write writes the configuration to path (mode 0600).
+func (s Storaged) Write(t testing.TB, path string) {
+	t.Helper()
+	if s.BlockSize == "" {
+		s.BlockSize = "256KiB"
+	}
+	if s.DirectorTimeout == "" {
+		s.DirectorTimeout = "2s"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = %q\nlisten = %q\nworking_directory = %q\n\n", s.Name, s.Listen, s.WorkDir)
+	writeTLS(&b, s.TLS)
+	fmt.Fprintf(&b, "[director]\nname = %q\naddress = %q\ntls_server_name = %q\n\n[keys]\n", s.DirectorName, s.DirectorAddr, s.DirectorName)
+	for _, k := range s.KEKFiles {
+		fmt.Fprintf(&b, "[[keys.kek]]\nfile = %q\n", k)
+	}
+	fmt.Fprintf(&b, "\n[[changer]]\nname = \"changer0\"\naddress = \"vtl:%s#changer\"\n\n", s.VTLSocket)
+	for i := 0; i < s.Drives; i++ {
+		fmt.Fprintf(&b, "[[drive]]\nname = \"drive%d\"\naddress = \"vtl:%s#drive%d\"\nchanger = \"changer0\"\ndrive_index = %d\nmedia_type = \"LTO-6\"\ncrypto = true\nblock_size = %q\n\n",
+			i, s.VTLSocket, i, i, s.BlockSize)
+	}
+	fmt.Fprintf(&b, "[timeouts]\ndirector = %q\nmount = \"30s\"\n", s.DirectorTimeout)
+	write(t, path, b.String())
+}
+
+// Director describes a director.toml.
+type Director struct {
+	Name, Listen string
+	TLS          tlsconf.Files
+	// Catalog: a unix socket directory or host, port, database, user.
+	DBHost, DBName, DBUser string
+	DBPort                 uint16
+	KEKFiles               []string // the first is active unless ActiveKEK says otherwise
+	ActiveKEK              string
+	Storages               map[string]string // name -> address
+}
+
+// Write writes the configuration to path (mode 0600).
+func (d Director) Write(t testing.TB, path string) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = %q\nlisten = %q\n\n", d.Name, d.Listen)
+	writeTLS(&b, d.TLS)
+	fmt.Fprintf(&b, "[catalog]\nhost = %q\nport = %d\ndatabase = %q\nuser = %q\nsslmode = \"disable\"\nconnect_timeout = \"3s\"\n\n[keys]\n",
+		d.DBHost, d.DBPort, d.DBName, d.DBUser)
+	active := d.ActiveKEK
+	if active == "" && len(d.KEKFiles) > 0 {
+		active = d.KEKFiles[0]
+	}
+	for _, k := range d.KEKFiles {
+		fmt.Fprintf(&b, "[[keys.kek]]\nfile = %q\nactive = %v\n", k, k == active)
+	}
+	for name, addr := range d.Storages {
+		fmt.Fprintf(&b, "\n[[storage]]\nname = %q\naddress = %q\ntls_server_name = %q\n", name, addr, name)
+	}
+	write(t, path, b.String())
+}
+
+// Console writes a tapectl.toml for a console named name.
+func Console(t testing.TB, path, name, directorName, directorAddr string, f tlsconf.Files) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = %q\n\n[director]\nname = %q\naddress = %q\ntls_server_name = %q\n\n", name, directorName, directorAddr, directorName)
+	writeTLS(&b, f)
+	write(t, path, b.String())
+}
+
+func writeTLS(b *strings.Builder, f tlsconf.Files) {
+	fmt.Fprintf(b, "[tls]\nca = %q\ncert = %q\nkey = %q\n\n", f.CA, f.Cert, f.Key)
+}
+
+func write(t testing.TB, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,246 @@
+// Package testenv is the shared harness of Tapeward's end-to-end tests:
+// it builds the real binaries once, starts them as processes (ready when a
+// given line appears in their log), and makes the PKI, KEK files and vtl
+// libraries the tests need. Tests drive the processes as an operator would.
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+	"github.com/tapeward/tapeward/tools/lib/pki"
+)
+
+// Module is the module path; Build takes package paths relative to it.
+const Module = "github.com/tapeward/tapeward"
+
+// Build compiles the named commands (paths relative to the module root,
+// e.g. "storaged", "tools/vtl") into dir and returns their paths by base
+// name ("storaged", "vtl").
+func Build(dir string, cmds ...string) (map[string]string, error) {
+	args := []string{"build", "-o", dir + "/"}
+	out := map[string]string{}
+	for _, c := range cmds {
+		args = append(args, Module+"/"+c)
+		out[filepath.Base(c)] = filepath.Join(dir, filepath.Base(c))
+	}
+	cmd := exec.Command("go", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("go build %v: %v\n%s", cmds, err, stderr.String())
+	}
+	return out, nil
+}
+
+// Proc is a started process whose output goes to a log file.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string // path of the log file (appended across restarts)
+	from int64  // where this run's lines start in Log
+	done chan struct{}
+}
+
+// Start runs bin with args, logging to logPath, and waits until ready
+// appears in this run's log lines (ready == "": does not wait). It fails
+// the test with the log if the process exits first or 30 s pass. The
+// process is killed when the test ends if it still runs.
+func Start(t testing.TB, name, logPath, ready, bin string, args ...string) *Proc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := logf.Stat()
+	p := &Proc{Name: name, Cmd: exec.Command(bin, args...), Log: logPath, from: st.Size(), done: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
+	if err := p.Cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.Cmd.Wait(); logf.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	if ready != "" {
+		WaitFor(t, name+" to log "+fmt.Sprintf("%q", ready), func() bool {
+			return p.Exited() || strings.Contains(p.Output(), ready)
+		})
+		if !strings.Contains(p.Output(), ready) {
+			t.Fatalf("%s exited before it was ready; its log:\n%s", name, p.Output())
+		}
+	}
+	return p
+}
+
+// Output is this run's log.
+func (p *Proc) Output() string {
+	b, _ := os.ReadFile(p.Log)
+	return string(b[min(int(p.from), len(b)):])
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends sig and waits (30 s at most, then kills and fails).
+func (p *Proc) Stop(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if p.Exited() {
+		return
+	}
+	p.Cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.Cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("%s did not stop within 30s of %v", p.Name, sig)
+	}
+}
+
+// Kill9 kills the process with SIGKILL and waits.
+func (p *Proc) Kill9(t testing.TB) { p.Stop(t, syscall.SIGKILL) }
+
+// WaitFor polls ok until it is true; 30 s at most.
+func WaitFor(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// PKI is a test CA that writes certificates under a directory.
+type PKI struct {
+	CA  *pki.CA
+	dir string
+}
+
+// NewPKI makes a CA whose files go under dir.
+func NewPKI(t testing.TB, dir string) *PKI {
+	t.Helper()
+	ca, err := pki.NewCA("Tapeward test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &PKI{CA: ca, dir: dir}
+}
+
+// Issue writes a certificate for name with role, and the CA certificate,
+// into a fresh directory and returns the three paths.
+func (p *PKI) Issue(t testing.TB, name, role string) tlsconf.Files {
+	t.Helper()
+	is, err := p.CA.Issue(name, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := os.MkdirTemp(p.dir, "pki-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := p.CA.WriteCA(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, k, err := is.WriteFiles(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsconf.Files{CA: ca, Cert: c, Key: k}
+}
+
+// WriteKEK makes a new KEK, writes it as a plain KEK file (mode 0600) at
+// path and returns it.
+func WriteKEK(t testing.TB, path string) *keys.KEK {
+	t.Helper()
+	kek, err := keys.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, keys.EncodeKEKHex(kek), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kek
+}
+
+// VTL is a running virtual tape library.
+type VTL struct {
+	*Proc
+	Bin, Socket string
+}
+
+// StartVTL serves a library in dir (cartridges under dir/lib, socket
+// dir/vtl.sock) with the given extra `vtl serve` arguments.
+func StartVTL(t testing.TB, bin, dir string, args ...string) *VTL {
+	t.Helper()
+	sock := filepath.Join(dir, "vtl.sock")
+	all := append([]string{"serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock}, args...)
+	p := Start(t, "vtl", filepath.Join(dir, "vtl.log"), "", bin, all...)
+	WaitFor(t, "the vtl socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil || p.Exited()
+	})
+	if p.Exited() {
+		t.Fatalf("vtl exited; its log:\n%s", p.Output())
+	}
+	return &VTL{Proc: p, Bin: bin, Socket: sock}
+}
+
+// Status is `vtl status`.
+func (v *VTL) Status(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command(v.Bin, "status", "--socket", v.Socket).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vtl status: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// RequireNoKey fails unless vtl says no drive holds a key.
+func (v *VTL) RequireNoKey(t testing.TB) {
+	t.Helper()
+	st := v.Status(t)
+	for _, line := range strings.Split(st, "\n") {
+		if strings.HasPrefix(line, "drive") && !strings.Contains(line, "no key") {
+			t.Fatalf("a drive holds a key:\n%s", st)
+		}
+	}
+}
