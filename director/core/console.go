@@ -12,9 +12,9 @@ import (
 
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
+	"github.com/tapeward/tapeward/migrations"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
-	"github.com/tapeward/tapeward/migrations"
 )
 
 // ConsoleService serves tapectl.

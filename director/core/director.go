@@ -300,4 +300,3 @@ func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeReq
 	}
 	return &pb.ReportVolumeReply{}, nil
 }
-
