@@ -164,7 +164,22 @@ func (c *console) rpcError(ctx context.Context, err error, p *peer.Peer) error {
 	if st.Code() == codes.Unavailable && p.Addr == nil {
 		return c.connectError(st.Message())
 	}
+	if st.Code() == codes.Unavailable && lostConnection(st.Message()) {
+		return fmt.Errorf("lost the connection to the director at %s during the command (%s); it may or may not have completed: check with status or list before running it again",
+			c.cfg.Director.Address, st.Message())
+	}
 	return errors.New(st.Message())
+}
+
+// lostConnection tells gRPC's own words for a connection that broke
+// during a call from an Unavailable error the director returned.
+func lostConnection(msg string) bool {
+	for _, m := range []string{"error reading from server", "transport is closing", "connection reset", "broken pipe"} {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // connectError explains a failure to reach the director.
@@ -214,7 +229,9 @@ func (c *console) batch(sigs <-chan os.Signal, lines iter.Seq2[string, error]) i
 		}
 		ctx, stop := withInterrupt(sigs)
 		err := c.exec(ctx, strings.TrimSpace(line))
-		stop()
+		if stop() && err == nil {
+			err = errInterrupted // Ctrl-C just as the command finished
+		}
 		if errors.Is(err, errInterrupted) {
 			fmt.Fprintln(c.stderr, "tapectl: interrupted")
 			return exitInterrupted

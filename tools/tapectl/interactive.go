@@ -117,9 +117,10 @@ func (c *console) interactive(sigs <-chan os.Signal, stdin *os.File, stdout io.W
 func (c *console) session(in lineReader, sigs <-chan os.Signal, h *history) {
 	warned := false
 	c.loop(in, func(line string) error {
+		drain(sigs)
 		ctx, stop := withInterrupt(sigs)
 		err := c.exec(ctx, line)
-		stop()
+		stop() // a Ctrl-C just after the command finished has nothing left to cancel
 		if serr := h.save(); serr != nil && !warned {
 			fmt.Fprintf(c.stderr, "tapectl: saving the history in %s: %v\n", h.path, serr)
 			warned = true

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -217,4 +218,37 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestWithInterrupt(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	ctx, stop := withInterrupt(sigs)
+	if stop() || ctx.Err() == nil {
+		t.Fatal("no signal: stop reports an interrupt or leaves the context alive")
+	}
+
+	ctx, stop = withInterrupt(sigs)
+	sigs <- os.Interrupt
+	<-ctx.Done()
+	if !errors.Is(context.Cause(ctx), errInterrupted) || !stop() {
+		t.Fatalf("cause %v", context.Cause(ctx))
+	}
+
+	// A signal between two commands is not lost: the next one sees it,
+	// unless drained (the prompt does that).
+	sigs <- os.Interrupt
+	ctx, stop = withInterrupt(sigs)
+	<-ctx.Done()
+	if !stop() {
+		t.Fatal("a pending signal was lost")
+	}
+	sigs <- os.Interrupt
+	drain(sigs)
+	if len(sigs) != 0 {
+		t.Fatal("drain left a signal")
+	}
+	ctx, stop = withInterrupt(sigs)
+	if ctx.Err() != nil || stop() {
+		t.Fatal("a drained signal still interrupted")
+	}
 }

@@ -225,7 +225,7 @@ func clientTLS(cfg *configs.Console) (*tls.Config, error) {
 		role = leaf.Subject.OrganizationalUnit[0]
 	}
 	if role != tlsconf.RoleConsole {
-		return nil, fmt.Errorf("certificate %s has role %q; tapectl needs a console certificate (role %q), e.g. from: tapekey pki issue %s console",
+		return nil, fmt.Errorf("certificate %s has role %q; tapectl needs a console certificate (role %q), issued for name %q",
 			cfg.TLS.Cert, role, tlsconf.RoleConsole, cfg.Name)
 	}
 	if leaf.Subject.CommonName != cfg.Name {
@@ -251,24 +251,39 @@ func local(line string) (skip, quit bool) {
 // errInterrupted is a command cancelled by Ctrl-C.
 var errInterrupted = errors.New("interrupted")
 
-// withInterrupt returns a context cancelled when a SIGINT arrives on sigs
-// (signals that arrived earlier are discarded) and its stop function.
-func withInterrupt(sigs <-chan os.Signal) (context.Context, func()) {
-	for drained := false; !drained; {
-		select {
-		case <-sigs:
-		default:
-			drained = true
-		}
-	}
+// withInterrupt returns a context cancelled (cause errInterrupted) when a
+// SIGINT arrives on sigs, and its stop function, which reports whether
+// that happened — also when the signal came after the command finished,
+// so that no Ctrl-C is lost between two commands.
+func withInterrupt(sigs <-chan os.Signal) (context.Context, func() bool) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan struct{})
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		select {
 		case <-sigs:
 			cancel(errInterrupted)
 		case <-done:
 		}
 	}()
-	return ctx, func() { close(done); cancel(nil) }
+	return ctx, func() bool {
+		close(done)
+		<-watched
+		interrupted := errors.Is(context.Cause(ctx), errInterrupted)
+		cancel(nil)
+		return interrupted
+	}
+}
+
+// drain discards signals that arrived while no command ran (at the
+// prompt, the terminal sends none; these came from kill).
+func drain(sigs <-chan os.Signal) {
+	for {
+		select {
+		case <-sigs:
+		default:
+			return
+		}
+	}
 }

@@ -63,6 +63,7 @@ type director struct {
 	mu   sync.Mutex
 	reqs []request
 
+	stop      func()      // stops the server, dropping connections
 	started   chan string // a "slow" command arrived
 	cancelled chan string // a "slow" command saw its context end
 }
@@ -130,6 +131,13 @@ func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[
 		<-s.Context().Done()
 		d.cancelled <- line
 		return s.Context().Err()
+	case line == "die":
+		if err := progress("about to lose the connection"); err != nil {
+			return err
+		}
+		go d.stop()
+		<-s.Context().Done()
+		return s.Context().Err()
 	case line == "noresult":
 		return progress("done, but no result")
 	}
@@ -183,6 +191,7 @@ func start(t *testing.T, accept ...string) *env {
 	}
 	d := &director{addr: lis.Addr().String(), started: make(chan string, 1), cancelled: make(chan string, 1)}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(sc)))
+	d.stop = srv.Stop
 	tapewardpb.RegisterConsoleServer(srv, d)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
@@ -301,6 +310,19 @@ func TestServerUnavailableIsNotAConnectionError(t *testing.T) {
 	e := start(t)
 	r := tapectl(t, t.TempDir(), "", nil, "-c", e.config, "status storage=Gone")
 	expect(t, r, 1, "", "tapectl: storage Gone is not connected to the director\n")
+}
+
+func TestConnectionLostDuringCommand(t *testing.T) {
+	e := start(t)
+	r := tapectl(t, t.TempDir(), "", nil, "-c", e.config, "die", "list volumes")
+	// The progress line may or may not beat the closing connection.
+	rest := strings.TrimPrefix(r.stderr, "about to lose the connection\n")
+	prefix := "tapectl: lost the connection to the director at " + e.d.addr + " during the command ("
+	suffix := "); it may or may not have completed: check with status or list before running it again\n"
+	if r.code != 1 || r.stdout != "" || !strings.HasPrefix(rest, prefix) || !strings.HasSuffix(rest, suffix) {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	e.lines(t, "die")
 }
 
 func TestNoResult(t *testing.T) {
@@ -507,7 +529,7 @@ func TestConfigAndUsageErrors(t *testing.T) {
 	iss.WriteFiles(e.dir)
 	cfg := e.writeConfig(t, "role.toml", e.d.addr, "director", "ca.crt", "sd1")
 	r = tapectl(t, cwd, "", nil, "-c", cfg, "list volumes")
-	expect(t, r, 2, "", "tapectl: "+cfg+": certificate "+filepath.Join(e.dir, "sd1.crt")+" has role \"storage\"; tapectl needs a console certificate (role \"console\"), e.g. from: tapekey pki issue admin console\n")
+	expect(t, r, 2, "", "tapectl: "+cfg+": certificate "+filepath.Join(e.dir, "sd1.crt")+" has role \"storage\"; tapectl needs a console certificate (role \"console\"), issued for name \"admin\"\n")
 	iss, err = e.ca.Issue("bob", tlsconf.RoleConsole)
 	if err != nil {
 		t.Fatal(err)
