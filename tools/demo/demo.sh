@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# Tapeward demo (`make demo`): on a machine with Go and the PostgreSQL server
+# programs and nothing running, build everything, start a private PostgreSQL,
+# the virtual tape library (vtl), a storage daemon (sd1) and the director in
+# a temporary directory, label five encrypted volumes with tapectl, mount one,
+# look at the drive, unmount it, list the key events, and stop everything.
+#
+#   tools/demo/demo.sh            # everything is stopped and removed at the end
+#   KEEP=1 tools/demo/demo.sh     # leave it running; prints how to connect and stop
+#
+# Environment: BIN (default ./bin), DEMO_DIRECTOR_PORT (19101),
+# DEMO_STORAGED_PORT (19103), KEEP (0), SKIP_BUILD (0).
+#
+# Every step says what it does and fails loudly: the failing command, its
+# exit status and the tail of the logs of whatever it talked to. An EXIT trap
+# stops every process the demo started (also after a failure or Ctrl-C).
+set -Eeuo pipefail
+
+t0=$(date +%s%N)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${BIN:-$ROOT/bin}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+KEEP=${KEEP:-0}
+DPORT=${DEMO_DIRECTOR_PORT:-19101}
+SPORT=${DEMO_STORAGED_PORT:-19103}
+
+T=""             # the demo's temporary directory
+PIDS=()          # daemons we started, in start order: "name:pid"
+PG_STARTED=0
+RUN_AS=()        # prefix that runs PostgreSQL programs as user postgres when we are root
+PGBIN=""
+FAILED_STEP=""
+
+bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
+step() { FAILED_STEP=$1; printf '\n'; bold "==> [$(elapsed)s] $1"; }
+say()  { printf '    %s\n' "$@"; }
+elapsed() { local t1; t1=$(date +%s%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
+
+# logtail FILE...: the last lines of each log, for failure messages.
+logtail() {
+	local f
+	for f in "$@"; do
+		[ -s "$f" ] || continue
+		printf '    --- last lines of %s ---\n' "$f" >&2
+		tail -n 15 "$f" | sed 's/^/    | /' >&2
+	done
+}
+
+die() {
+	printf '\ndemo: FAILED at step "%s": %s\n' "$FAILED_STEP" "$*" >&2
+	[ -n "$T" ] && logtail "$T"/logs/*.log
+	exit 1
+}
+
+# stop_all stops the daemons (newest first: SIGTERM, then SIGKILL after
+# 10 s) and PostgreSQL.
+stop_all() {
+	local i name pid n
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		name=${PIDS[i]%%:*}
+		pid=${PIDS[i]##*:}
+		kill -0 "$pid" 2>/dev/null || continue
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((n = 0; n < 100; n++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			printf 'demo: %s (pid %s) did not stop within 10 s; killing it\n' "$name" "$pid" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+	if [ "$PG_STARTED" = 1 ]; then
+		"${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$T/pg/data" -m fast -w -t 20 stop >/dev/null 2>&1 ||
+			printf 'demo: could not stop PostgreSQL in %s/pg/data (see %s/logs/postgres.log)\n' "$T" "$T" >&2
+		PG_STARTED=0
+	fi
+}
+
+on_exit() {
+	local code=$?
+	trap - EXIT INT TERM
+	if [ "$code" = 0 ] && [ "$KEEP" = 1 ]; then
+		write_stop_script
+		print_connect
+		printf '\ndemo: done in %ss; everything is still running (KEEP=1)\n' "$(elapsed)"
+		exit 0
+	fi
+	stop_all
+	if [ -n "$T" ] && [ -d "$T" ]; then
+		if [ "$KEEP" = 1 ]; then
+			printf 'demo: kept %s (logs in %s/logs)\n' "$T" "$T" >&2
+		else
+			rm -rf "$T"
+		fi
+	fi
+	if [ "$code" = 0 ]; then
+		printf '\ndemo: done in %ss; everything stopped and removed\n' "$(elapsed)"
+	else
+		printf 'demo: failed after %ss (exit %s)\n' "$(elapsed)" "$code" >&2
+	fi
+	exit "$code"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+write_stop_script() {
+	{
+		echo '#!/bin/sh'
+		echo "# Stops the demo started in $T and removes it."
+		local i p
+		for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+			p=${PIDS[i]##*:}
+			# only if that pid is still the demo's process (its command line names $T)
+			echo "if grep -qF '$T' /proc/$p/cmdline 2>/dev/null; then kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done; fi"
+		done
+		printf '%q ' "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$T/pg/data" -m fast -w stop
+		echo
+		printf 'rm -rf %q\n' "$T"
+	} >"$T/stop.sh"
+	chmod 0700 "$T/stop.sh"
+}
+
+print_connect() {
+	bold "==> Still running (KEEP=1)"
+	say "console:     $BIN/tapectl -c $T/tapectl.toml            (interactive)" \
+		"             $BIN/tapectl -c $T/tapectl.toml \"list volumes\"" \
+		"catalog:     psql -h $T/pg -U tapeward tapeward" \
+		"library:     $BIN/vtl status --socket $T/lib/vtl.sock" \
+		"drive:       $BIN/tapekey drive status vtl:$T/lib/vtl.sock#drive0" \
+		"logs:        $T/logs/" \
+		"stop:        $T/stop.sh   (stops everything and removes $T)"
+}
+
+# wait_for WHAT SECONDS PID CMD...: run CMD until it succeeds; fail if PID
+# exits or the time runs out.
+wait_for() {
+	local what=$1 secs=$2 pid=$3 n
+	shift 3
+	for ((n = 0; n < secs * 10; n++)); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		if [ "$pid" != - ] && ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" 2>/dev/null && code=0 || code=$?
+			die "$what exited (status $code) before it was ready"
+		fi
+		sleep 0.1
+	done
+	die "$what was not ready within ${secs}s"
+}
+
+# alive NAME PID: die unless the daemon still runs (its port might be another's).
+alive() { kill -0 "$2" 2>/dev/null || die "$1 exited right after start"; }
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME CMD...: run a daemon in the background, logging to logs/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$T/logs/$name.log" 2>&1 &
+	PIDS+=("$name:$!")
+	LAST_PID=$!
+}
+
+# ctl EXPLANATION COMMAND: explain, then run one console command.
+ctl() {
+	step "$1"
+	printf '    $ tapectl "%s"\n' "$2"
+	run_indented "tapectl \"$2\"" "$BIN/tapectl" -c "$T/tapectl.toml" "$2"
+}
+
+# run_indented WHAT CMD...: run CMD, its output indented; die if it fails.
+run_indented() {
+	local what=$1 rc=0
+	shift
+	"$@" 2>&1 | sed 's/^/    /' || rc=${PIPESTATUS[0]}
+	[ "$rc" = 0 ] || die "$what failed (exit $rc)"
+}
+
+# ---------------------------------------------------------------------------
+
+step "Build every binary (make build)"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+	make -C "$ROOT" --no-print-directory build BIN="$BIN" >/dev/null || die "make build failed (run it yourself to see why)"
+fi
+for b in director storaged tapectl tapekey vtl; do
+	[ -x "$BIN/$b" ] || die "$BIN/$b was not built"
+done
+say "binaries in $BIN (build: $(elapsed)s)"
+
+step "Find the PostgreSQL server programs"
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -V -r) $(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)"); do
+	if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/postgres" ]; then
+		PGBIN=$d
+		break
+	fi
+done
+[ -n "$PGBIN" ] || die "initdb/pg_ctl/postgres not found in /usr/lib/postgresql/*/bin or on \$PATH: apt-get install postgresql"
+for p in createuser createdb; do
+	[ -x "$PGBIN/$p" ] || command -v "$p" >/dev/null || die "$p not found (PostgreSQL client programs): apt-get install postgresql-client"
+done
+pgclient() { if [ -x "$PGBIN/$1" ]; then echo "$PGBIN/$1"; else command -v "$1"; fi; }
+if [ "$(id -u)" = 0 ]; then
+	id postgres >/dev/null 2>&1 || die "running as root, and PostgreSQL refuses root; the OS user postgres does not exist (apt-get install postgresql creates it)"
+	if command -v runuser >/dev/null; then RUN_AS=(runuser -u postgres --); else RUN_AS=(su postgres -s /bin/sh -c '"$0" "$@"'); fi
+fi
+say "$PGBIN$([ "${#RUN_AS[@]}" -gt 0 ] && echo " (as OS user postgres, since we are root)")"
+
+step "Check that ports $DPORT (director) and $SPORT (storaged) are free"
+[ "$DPORT" != "$SPORT" ] || die "DEMO_DIRECTOR_PORT and DEMO_STORAGED_PORT are both $DPORT"
+for p in "$DPORT" "$SPORT"; do
+	tcp_open "$p" && die "something already listens on 127.0.0.1:$p; set DEMO_DIRECTOR_PORT / DEMO_STORAGED_PORT to free ports"
+done
+
+step "Make a temporary directory"
+T=$(mktemp -d "${TMPDIR:-/tmp}/tapeward-demo.XXXXXX") || die "mktemp failed"
+chmod 0711 "$T" # PostgreSQL (user postgres) must reach $T/pg; everything else in $T is private
+mkdir -p "$T/logs" "$T/lib" "$T/storaged" "$T/pg"
+chmod 0700 "$T/logs" "$T/lib" "$T/storaged"
+[ "${#RUN_AS[@]}" -gt 0 ] && chown postgres: "$T/pg"
+[ "${#T}" -lt 80 ] || die "$T is too long for a unix socket path; set TMPDIR=/tmp"
+say "$T"
+
+step "Start a private PostgreSQL (unix socket only, in $T/pg)"
+"${RUN_AS[@]}" "$PGBIN/initdb" -D "$T/pg/data" -U postgres --auth=trust --no-sync --encoding=UTF8 --locale=C \
+	>"$T/initdb.log" 2>&1 || { logtail "$T/initdb.log"; die "initdb failed"; }
+touch "$T/logs/postgres.log"
+[ "${#RUN_AS[@]}" -gt 0 ] && chown postgres: "$T/logs/postgres.log" && chmod 0711 "$T/logs"
+PG_STARTED=1
+"${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$T/pg/data" -l "$T/logs/postgres.log" -w -t 20 \
+	-o "-c listen_addresses= -c unix_socket_directories=$T/pg -c port=5432 -c fsync=off -c full_page_writes=off" \
+	start >/dev/null || die "pg_ctl start failed"
+"$(pgclient createuser)" -h "$T/pg" -U postgres tapeward || die "createuser tapeward failed"
+"$(pgclient createdb)" -h "$T/pg" -U postgres -O tapeward tapeward || die "createdb tapeward failed"
+say "database tapeward, owner tapeward, socket in $T/pg"
+
+step "Make a key encryption key (tapekey kek new)"
+run_indented "tapekey kek new" "$BIN/tapekey" kek new --out "$T/kek.key"
+
+step "Make the certificates for mutual TLS (tapekey pki init)"
+run_indented "tapekey pki init" "$BIN/tapekey" pki init --dir "$T/pki" --director director --storage sd1 --console admin
+
+step "Write the configs (absolute paths into $T)"
+cat >"$T/director.toml" <<EOF
+# Generated by tools/demo/demo.sh; see configs/director.toml for every key.
+name   = "director"
+listen = "127.0.0.1:$DPORT"
+
+[tls]
+ca   = "$T/pki/ca.crt"
+cert = "$T/pki/director.crt"
+key  = "$T/pki/director.key"
+
+[catalog]
+host     = "$T/pg"
+port     = 5432
+database = "tapeward"
+user     = "tapeward"
+sslmode  = "disable"
+
+[keys]
+[[keys.kek]]
+file   = "$T/kek.key"
+active = true
+
+[[storage]]
+name            = "sd1"
+address         = "127.0.0.1:$SPORT"
+tls_server_name = "sd1"
+EOF
+cat >"$T/storaged.toml" <<EOF
+# Generated by tools/demo/demo.sh; see configs/storaged.toml for every key.
+name              = "sd1"
+listen            = "127.0.0.1:$SPORT"
+working_directory = "$T/storaged"
+
+[tls]
+ca   = "$T/pki/ca.crt"
+cert = "$T/pki/sd1.crt"
+key  = "$T/pki/sd1.key"
+
+[director]
+name            = "director"
+address         = "127.0.0.1:$DPORT"
+tls_server_name = "director"
+
+[keys]
+[[keys.kek]]
+file = "$T/kek.key"
+
+[[changer]]
+name    = "changer0"
+address = "vtl:$T/lib/vtl.sock#changer"
+
+[[drive]]
+name        = "drive0"
+address     = "vtl:$T/lib/vtl.sock#drive0"
+changer     = "changer0"
+drive_index = 0
+media_type  = "LTO-6"
+
+[[drive]]
+name        = "drive1"
+address     = "vtl:$T/lib/vtl.sock#drive1"
+changer     = "changer0"
+drive_index = 1
+media_type  = "LTO-6"
+EOF
+cat >"$T/tapectl.toml" <<EOF
+# Generated by tools/demo/demo.sh; see configs/tapectl.toml for every key.
+name = "admin"
+
+[director]
+address         = "127.0.0.1:$DPORT"
+tls_server_name = "director"
+
+[tls]
+ca   = "$T/pki/ca.crt"
+cert = "$T/pki/admin.crt"
+key  = "$T/pki/admin.key"
+EOF
+say "$T/director.toml" "$T/storaged.toml" "$T/tapectl.toml"
+
+step "Start the virtual tape library: 8 slots with barcoded cartridges, 2 LTO drives"
+start vtl "$BIN/vtl" serve --dir "$T/lib" --socket "$T/lib/vtl.sock" --slots 8 --drives 2 --capacity 256MiB --load-delay 50ms
+wait_for "vtl" 10 "$LAST_PID" "$BIN/vtl" status --socket "$T/lib/vtl.sock"
+say "vtl pid $LAST_PID, socket $T/lib/vtl.sock"
+
+step "Start the storage daemon sd1 (clears every drive's key at start)"
+start storaged "$BIN/storaged" -c "$T/storaged.toml"
+wait_for "storaged" 20 "$LAST_PID" tcp_open "$SPORT"
+alive storaged "$LAST_PID"
+say "storaged pid $LAST_PID, listening on 127.0.0.1:$SPORT"
+
+step "Start the director (applies the catalog migrations at start)"
+start director "$BIN/director" -c "$T/director.toml"
+wait_for "director" 20 "$LAST_PID" tcp_open "$DPORT"
+alive director "$LAST_PID"
+say "director pid $LAST_PID, listening on 127.0.0.1:$DPORT"
+
+ctl "Label slots 1-5 as encrypted volumes of pool Offsite. Per volume the director makes a
+    random 256-bit key, wraps it under the KEK and commits it BEFORE storaged writes the
+    label; storaged loads the key into the drive and checks the drive really encrypts." \
+	"label storage=sd1 pool=Offsite slots=1-5 barcodes encrypt"
+
+ctl "List the volumes: each has its key's KEK id and fingerprint, never the key." \
+	"list volumes"
+
+ctl "Mount the volume in slot 3 in drive 0: storaged fetches its wrapped key over mutual
+    TLS, unwraps it, loads it into the drive and verifies the drive's status page." \
+	"mount storage=sd1 slot=3 drive=0"
+
+step "Ask the drive itself (SECURITY PROTOCOL IN): encryption is on, with a key fingerprint"
+run_indented "tapekey drive status" "$BIN/tapekey" drive status "vtl:$T/lib/vtl.sock#drive0"
+
+ctl "Storage daemon status: drives, what is loaded, key state." \
+	"status storage=sd1"
+
+ctl "Unmount: storaged clears the key from the drive, then unloads the cartridge." \
+	"unmount storage=sd1 drive=0"
+
+step "Ask the drive again: no key any more"
+run_indented "tapekey drive status" "$BIN/tapekey" drive status "vtl:$T/lib/vtl.sock#drive0"
+
+ctl "Key events: every key created, fetched, loaded and cleared, with fingerprints only." \
+	"list keyevents"
+
+if [ "$KEEP" != 1 ]; then
+	step "Stop everything (storaged clears every drive's key on the way out)"
+	stop_all
+	say "stopped"
+fi
+FAILED_STEP=""
