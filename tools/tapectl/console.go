@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -30,6 +31,10 @@ type console struct {
 	stdout io.Writer
 	stderr io.Writer
 }
+
+// maxScriptLine bounds one line of a script (the director takes far
+// shorter ones; this only keeps a runaway input from filling memory).
+const maxScriptLine = 1 << 20
 
 // errPartial is a command whose result says some of its parts failed.
 var errPartial = errors.New("the command partly failed (see its output above)")
@@ -210,6 +215,33 @@ func (c *console) connectError(msg string) error {
 		hint = fmt.Sprintf("is the director running at %s, are the [tls] certificate paths in %s right, and does tls_server_name %q match the director's certificate?", d.Address, c.cfg.Path, d.TLSServerName)
 	}
 	return fmt.Errorf("cannot reach the director at %s (server name %q): %s\ntapectl: check: %s", d.Address, d.TLSServerName, detail, hint)
+}
+
+// argLines yields the command lines given as arguments.
+func argLines(lines []string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for _, l := range lines {
+			if !yield(l, nil) {
+				return
+			}
+		}
+	}
+}
+
+// scriptLines yields the lines of a non-terminal stdin.
+func scriptLines(r io.Reader) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), maxScriptLine)
+		for sc.Scan() {
+			if !yield(sc.Text(), nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			yield("", err)
+		}
+	}
 }
 
 // batch runs lines in order (one-shot and script mode), stopping at the

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,37 +16,9 @@ const (
 	prompt         = "tapectl> "
 	historyName    = ".tapeward_history"
 	historyLimit   = 500
-	maxScriptLine  = 1 << 20
 	keyCtrlC       = 3
 	secretKeywords = "key= kek="
 )
-
-// argLines yields the command lines given as arguments.
-func argLines(lines []string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		for _, l := range lines {
-			if !yield(l, nil) {
-				return
-			}
-		}
-	}
-}
-
-// scriptLines yields the lines of a non-terminal stdin.
-func scriptLines(r io.Reader) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), maxScriptLine)
-		for sc.Scan() {
-			if !yield(sc.Text(), nil) {
-				return
-			}
-		}
-		if err := sc.Err(); err != nil {
-			yield("", err)
-		}
-	}
-}
 
 // lineReader reads one edited line; errCtrlC means the line was abandoned
 // with Ctrl-C, io.EOF that the operator left (Ctrl-D). While it is not
