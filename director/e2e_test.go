@@ -37,7 +37,7 @@ var bins map[string]string
 
 // world is one test's installation.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	dsn      string
 	pki      *testenv.PKI
@@ -59,7 +59,7 @@ type worldOpts struct {
 	viaProxy      bool // the director reaches PostgreSQL through a TCP proxy the test can cut
 }
 
-func newWorld(t *testing.T, o worldOpts) *world {
+func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
 	if o.slots == 0 {
 		o.slots = 8
@@ -505,7 +505,7 @@ type pgProxy struct {
 	conns  []net.Conn
 }
 
-func startProxy(t *testing.T, pc *pgx.ConnConfig) *pgProxy {
+func startProxy(t testing.TB, pc *pgx.ConnConfig) *pgProxy {
 	t.Helper()
 	target := fmt.Sprintf("%s/.s.PGSQL.%d", pc.Host, pc.Port)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -564,7 +564,7 @@ func (p *pgProxy) restore() {
 }
 
 // getVolumeKey calls the director's GetVolumeKey as the holder of files.
-func getVolumeKey(t *testing.T, files tlsconf.Files, addr, volume string) error {
+func getVolumeKey(t testing.TB, files tlsconf.Files, addr, volume string) error {
 	t.Helper()
 	tc, err := tlsconf.Client(files, "director")
 	if err != nil {
