@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 )
 
@@ -324,5 +325,87 @@ func TestPKIKeepCAKeyAndIssue(t *testing.T) {
 	fails(t, 1, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "sd3", "--role", "storage"}, "chmod 600")
 	if _, err := os.Stat(filepath.Join(p, "sd3.crt")); err == nil {
 		t.Fatal("a refused issue wrote sd3.crt")
+	}
+}
+
+// TestPKIInitMatchesShippedConfigs makes the certificates under the names
+// the sample configs (configs/*.toml) use, in the place they point at, and
+// runs every link of the quickstart with exactly those files and names:
+// director <- storaged, director <- console, storaged <- director.
+func TestPKIInitMatchesShippedConfigs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "configs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"director.toml", "storaged.toml", "tapectl.toml"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "configs", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "configs", n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := configs.LoadDirector(filepath.Join(dir, "configs", "director.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := configs.LoadStoraged(filepath.Join(dir, "configs", "storaged.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := configs.LoadConsole(filepath.Join(dir, "configs", "tapectl.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The quickstart command: names from the configs, the directory their
+	// [tls] ca points at.
+	pkiDir := filepath.Dir(d.TLS.CA)
+	ok(t, dir, "", "pki", "init", "--dir", pkiDir, "--director", d.Name, "--storage", s.Name, "--console", c.Name)
+	tf := func(t configs.TLS) tlsconf.Files { return tlsconf.Files{CA: t.CA, Cert: t.Cert, Key: t.Key} }
+	for _, f := range []configs.TLS{d.TLS, s.TLS, c.TLS} {
+		for _, p := range []string{f.CA, f.Cert, f.Key} {
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("a config names %s, which `tapekey pki init --director %s --storage %s --console %s` does not make: %v", p, d.Name, s.Name, c.Name, err)
+			}
+		}
+	}
+	if s.Director.Name != d.Name || len(d.Storages) == 0 || d.Storages[0].Name != s.Name {
+		t.Fatalf("the sample configs disagree on names: director %q, storaged's director %q, director's storages %+v, storaged %q", d.Name, s.Director.Name, d.Storages, s.Name)
+	}
+	dirAccept := tlsconf.Expect([]string{tlsconf.RoleStorage, tlsconf.RoleConsole})
+	for _, x := range []struct {
+		who        string
+		cli        configs.TLS
+		serverName string
+		want       tlsconf.Peer
+	}{
+		{"storaged", s.TLS, s.Director.TLSServerName, tlsconf.Peer{Name: s.Name, Role: tlsconf.RoleStorage}},
+		{"tapectl", c.TLS, c.Director.TLSServerName, tlsconf.Peer{Name: c.Name, Role: tlsconf.RoleConsole}},
+	} {
+		peer, serr, cerr := handshake(t, tf(d.TLS), dirAccept, tf(x.cli), x.serverName)
+		if serr != nil || cerr != nil || peer != x.want {
+			t.Fatalf("%s -> director with the sample configs: peer %v, server error %v, client error %v", x.who, peer, serr, cerr)
+		}
+	}
+	peer, serr, cerr := handshake(t, tf(s.TLS), tlsconf.Expect([]string{tlsconf.RoleDirector}, s.Director.Name), tf(d.TLS), d.Storages[0].TLSServerName)
+	if serr != nil || cerr != nil || peer != (tlsconf.Peer{Name: d.Name, Role: tlsconf.RoleDirector}) {
+		t.Fatalf("director -> storaged with the sample configs: peer %v, server error %v, client error %v", peer, serr, cerr)
+	}
+}
+
+func TestPKIHelp(t *testing.T) {
+	dir := t.TempDir()
+	out := ok(t, dir, "", "help")
+	for _, w := range []string{"tapekey pki init", "tapekey pki issue"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("help does not list %q", w)
+		}
+	}
+	out = ok(t, dir, "", "pki", "init", "--help")
+	for _, w := range []string{"-dir", "-director", "-storage", "-console", "-host", "-keep-ca-key", "Organizational Unit"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("pki init --help does not mention %s:\n%s", w, out)
+		}
 	}
 }
