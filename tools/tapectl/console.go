@@ -75,10 +75,13 @@ func (c *console) exec(ctx context.Context, line string) error {
 // show prints a result and writes its file.
 func (c *console) show(res *tapewardpb.Result) error {
 	if c.json {
-		if strings.TrimSpace(res.Json) == "" {
-			return errors.New("the director sent no JSON document for this command")
+		// Some results (help) have no JSON form: their text goes to
+		// stderr, so stdout holds only JSON documents.
+		if strings.TrimSpace(res.Json) != "" {
+			writeLine(c.stdout, res.Json)
+		} else if res.Text != "" {
+			writeLine(c.stderr, res.Text)
 		}
-		writeLine(c.stdout, res.Json)
 	} else if res.Text != "" {
 		writeLine(c.stdout, res.Text)
 	}
@@ -127,7 +130,7 @@ func (c *console) writeFile(name string, content []byte) error {
 		return fmt.Errorf("cannot write %s: %v (nothing was kept)", path, unwrapPathError(err))
 	}
 	fmt.Fprintf(c.stderr, "tapectl: wrote %s (%s, %s, mode 0600)\n", path,
-		plural(len(content), "byte"), plural(countLines(content), "line"))
+		plural(len(content), "byte"), plural(countRows(content), "row"))
 	return nil
 }
 
@@ -139,12 +142,12 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// countLines counts the non-blank lines of b (a last line without "\n"
-// counts).
-func countLines(b []byte) int {
+// countRows counts the rows of an export: its lines that are neither
+// blank nor '#' comments (a last line without "\n" counts).
+func countRows(b []byte) int {
 	n := 0
 	for line := range bytes.Lines(b) {
-		if len(bytes.TrimSpace(line)) > 0 {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
 			n++
 		}
 	}

@@ -78,6 +78,8 @@ Options:
   -c, --config FILE   console configuration (default: $TAPEWARD_CONSOLE_CONFIG,
                       else /etc/tapeward/tapectl.toml)
   --json              print each result as one JSON document instead of text
+                      (a result with no JSON form, like help's, prints its
+                      text on stderr, so stdout holds only JSON)
   -h, --help          show this help
 
 Progress goes to stderr, results to stdout. A command that writes a file on

@@ -68,7 +68,9 @@ type director struct {
 	cancelled chan string // a "slow" command saw its context end
 }
 
-const exportContent = "volume,scheme,kek_id,fingerprint,wrapped\nTW0001L6,v1,k1,fp1,AAAA\nTW0002L6,v1,k1,fp2,BBBB\n"
+// exportContent has the director's export form: '#' comments, then one
+// row per key.
+const exportContent = "# Tapeward keys export\n# VOLUME<TAB>STORED<TAB>SCHEME<TAB>KEK_ID\nTW0001L6\tAAAA\tv1\tk1\n\nTW0002L6\tBBBB\tv1\tk1"
 
 func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[tapewardpb.RunReply]) error {
 	p, err := tlsconf.PeerOf(s.Context())
@@ -292,9 +294,9 @@ func TestJSON(t *testing.T) {
 			t.Errorf("%q: --json did not ask for JSON", rq.line)
 		}
 	}
-	// A result without a JSON document fails in --json mode.
-	r = tapectl(t, t.TempDir(), "", nil, "--json", "-c", e.config, "help")
-	expect(t, r, 1, "", "tapectl: the director sent no JSON document for this command\n")
+	// A result without a JSON form (help): its text goes to stderr.
+	r = tapectl(t, t.TempDir(), "", nil, "--json", "-c", e.config, "help", "list volumes")
+	expect(t, r, 0, `{"volumes":["TW0001L6","TW0002L6"]}`+"\n", "Commands:\n  label ...\n  list volumes\n")
 }
 
 func TestPartialFailure(t *testing.T) {
@@ -336,8 +338,8 @@ func TestExportWritesFile(t *testing.T) {
 	cwd := t.TempDir()
 	r := tapectl(t, cwd, "", nil, "-c", e.config, "export keys out=keys.csv")
 	path := filepath.Join(cwd, "keys.csv")
-	expect(t, r, 0, "exported 2 keys\n", "tapectl: wrote "+path+" (89 bytes, 3 lines, mode 0600)\n")
-	if len(exportContent) != 89 {
+	expect(t, r, 0, "exported 2 keys\n", "tapectl: wrote "+path+" (105 bytes, 2 rows, mode 0600)\n")
+	if len(exportContent) != 105 {
 		t.Fatalf("test content is %d bytes; fix the expected message", len(exportContent))
 	}
 	b, err := os.ReadFile(path)
@@ -371,9 +373,9 @@ func TestScriptFromStdin(t *testing.T) {
 	e.lines(t, "list volumes", "status storage=Tape")
 
 	e2 := start(t)
-	r = tapectl(t, t.TempDir(), "help\nlable\nlist volumes\n", nil, "-c", e2.config, "--json")
-	expect(t, r, 1, "", "tapectl: the director sent no JSON document for this command\n")
-	e2.lines(t, "help")
+	r = tapectl(t, t.TempDir(), "list volumes\nlable\nlist volumes\n", nil, "-c", e2.config, "--json")
+	expect(t, r, 1, `{"volumes":["TW0001L6","TW0002L6"]}`+"\n", "tapectl: unknown command \"lable\" — did you mean \"label\"?\n")
+	e2.lines(t, "list volumes", "lable")
 
 	e3 := start(t)
 	r = tapectl(t, t.TempDir(), "list volumes\nlable x\nlist volumes\n", []string{"TAPEWARD_CONSOLE_CONFIG=" + e3.config})
