@@ -112,30 +112,20 @@ func New(ctx context.Context, o Options) (*Director, error) {
 // LoadKeyring loads the director's KEK files (permissions checked) and
 // makes the one marked active the active one.
 func LoadKeyring(cfg *configs.Director) (*keys.Keyring, error) {
-	ring, err := keys.NewKeyring()
-	if err != nil {
-		return nil, err
-	}
+	var files []string
+	active := ""
 	for _, k := range cfg.Keys.KEK {
-		kek, err := keys.LoadKEKFile(k.File, keys.LoadOptions{MasterKeysetPath: cfg.Keys.MasterKeyset})
-		if err != nil {
-			ring.Destroy()
-			return nil, fmt.Errorf("%s: [[keys.kek]]: %w", cfg.Path, err)
-		}
-		if err := ring.Add(kek); err != nil {
-			ring.Destroy()
-			return nil, err
-		}
+		files = append(files, k.File)
 		if k.Active {
-			if err := ring.SetActive(kek.ID()); err != nil {
-				ring.Destroy()
-				return nil, err
-			}
+			active = k.File
 		}
 	}
-	if ring.Active() == nil {
-		ring.Destroy()
+	if active == "" {
 		return nil, fmt.Errorf("%s: [keys] has no active KEK; mark one [[keys.kek]] with active = true", cfg.Path)
+	}
+	ring, err := keys.LoadKeyringFiles(files, active, keys.LoadOptions{MasterKeysetPath: cfg.Keys.MasterKeyset})
+	if err != nil {
+		return nil, fmt.Errorf("%s: [[keys.kek]]: %w", cfg.Path, err)
 	}
 	return ring, nil
 }

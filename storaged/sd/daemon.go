@@ -157,20 +157,13 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 
 // loadKeyring loads every configured KEK file (permissions checked).
 func loadKeyring(cfg *configs.Storaged) (*keys.Keyring, error) {
-	ring, err := keys.NewKeyring()
-	if err != nil {
-		return nil, err
+	files := make([]string, len(cfg.Keys.KEK))
+	for i, k := range cfg.Keys.KEK {
+		files[i] = k.File
 	}
-	for _, k := range cfg.Keys.KEK {
-		kek, err := keys.LoadKEKFile(k.File, keys.LoadOptions{MasterKeysetPath: cfg.Keys.MasterKeyset})
-		if err != nil {
-			ring.Destroy()
-			return nil, fmt.Errorf("%s: [[keys.kek]]: %w", cfg.Path, err)
-		}
-		if err := ring.Add(kek); err != nil {
-			ring.Destroy()
-			return nil, err
-		}
+	ring, err := keys.LoadKeyringFiles(files, "", keys.LoadOptions{MasterKeysetPath: cfg.Keys.MasterKeyset})
+	if err != nil {
+		return nil, fmt.Errorf("%s: [[keys.kek]]: %w", cfg.Path, err)
 	}
 	return ring, nil
 }

@@ -280,3 +280,32 @@ func (r *Keyring) Rewrap(sk StoredKey) (StoredKey, error) {
 	defer clear(k)
 	return r.Wrap(k)
 }
+
+// LoadKeyringFiles loads KEK files (plain, or sealed with the master
+// keyset at opts.MasterKeysetPath; permissions checked) into a new
+// keyring. The KEK from the file named active becomes the active one
+// (active == "": the first file's). An error names the file.
+func LoadKeyringFiles(paths []string, active string, opts LoadOptions) (*Keyring, error) {
+	ring, err := NewKeyring()
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range paths {
+		kek, err := LoadKEKFile(p, opts)
+		if err != nil {
+			ring.Destroy()
+			return nil, err
+		}
+		if err := ring.Add(kek); err != nil {
+			ring.Destroy()
+			return nil, err
+		}
+		if p == active || (active == "" && i == 0) {
+			if err := ring.SetActive(kek.ID()); err != nil {
+				ring.Destroy()
+				return nil, err
+			}
+		}
+	}
+	return ring, nil
+}
