@@ -180,10 +180,11 @@ func (c *console) rpcError(ctx context.Context, err error, p *peer.Peer) error {
 }
 
 // lostConnection tells gRPC's own words for a connection that broke
-// during a call from an Unavailable error the director returned.
+// during a call from an Unavailable error the director returned (such as
+// an unreachable catalog, whose text may well say "connection reset").
 func lostConnection(msg string) bool {
-	for _, m := range []string{"error reading from server", "transport is closing", "connection reset", "broken pipe"} {
-		if strings.Contains(msg, m) {
+	for _, m := range []string{"error reading from server", "transport is closing"} {
+		if strings.HasPrefix(msg, m) {
 			return true
 		}
 	}

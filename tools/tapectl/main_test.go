@@ -110,6 +110,8 @@ func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[
 		return status.Error(codes.InvalidArgument, `unknown command "lable" — did you mean "label"?`)
 	case line == "status storage=Gone":
 		return status.Error(codes.Unavailable, "storage Gone is not connected to the director")
+	case line == "list keyevents":
+		return status.Error(codes.Unavailable, "catalog unreachable: read tcp 127.0.0.1:5432: connection reset by peer")
 	case strings.HasPrefix(line, "label "):
 		for i := 1; i <= 3; i++ {
 			msg := fmt.Sprintf("slot %d/3: TW000%dL6 labelled, encryption verified", i, i)
@@ -312,6 +314,8 @@ func TestServerUnavailableIsNotAConnectionError(t *testing.T) {
 	e := start(t)
 	r := tapectl(t, t.TempDir(), "", nil, "-c", e.config, "status storage=Gone")
 	expect(t, r, 1, "", "tapectl: storage Gone is not connected to the director\n")
+	r = tapectl(t, t.TempDir(), "", nil, "-c", e.config, "list keyevents")
+	expect(t, r, 1, "", "tapectl: catalog unreachable: read tcp 127.0.0.1:5432: connection reset by peer\n")
 }
 
 func TestConnectionLostDuringCommand(t *testing.T) {
