@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 )
@@ -76,6 +78,18 @@ func (c *console) interactive(sigs <-chan os.Signal, stdin *os.File, stdout io.W
 	}
 	tp := newTermPrompter(stdin, out, h)
 	tp.fd = int(stdin.Fd())
+	// SIGTERM or SIGHUP at the prompt must not leave the terminal raw.
+	if cooked, err := term.GetState(tp.fd); err == nil {
+		ends := make(chan os.Signal, 1)
+		signal.Notify(ends, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(ends)
+		go func() {
+			sig := <-ends
+			term.Restore(tp.fd, cooked)
+			io.WriteString(out, "\n")
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		}()
+	}
 	fmt.Fprintf(out, "tapectl: director %s at %s, console %q. Type help for the commands; quit or Ctrl-D leaves.\n",
 		directorName(c), c.cfg.Director.Address, c.cfg.Name)
 	c.session(tp, sigs, h)

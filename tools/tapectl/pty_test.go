@@ -37,6 +37,33 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 	return m, s
 }
 
+// startOnPTY starts tapectl with a pseudo-terminal as its controlling
+// terminal and stdin, stdout and stderr; the screen collects its output.
+func startOnPTY(t *testing.T, home string, args ...string) (*exec.Cmd, *os.File, *os.File, *screen) {
+	t.Helper()
+	master, tty := openPTY(t)
+	cmd := exec.Command(tapectlBin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "TAPEWARD_CONSOLE_CONFIG=")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	sc := &screen{}
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := master.Read(b)
+			sc.buf.Write(b[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return cmd, master, tty, sc
+}
+
 // screen collects what the child writes to its terminal.
 type screen struct {
 	buf  lockedBuffer
@@ -70,26 +97,7 @@ func TestTerminalSession(t *testing.T) {
 	if err := os.WriteFile(histPath, []byte("status storage=Tape\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	master, tty := openPTY(t)
-	cmd := exec.Command(tapectlBin, "-c", e.config)
-	cmd.Env = append(os.Environ(), "HOME="+home, "TAPEWARD_CONSOLE_CONFIG=")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := &screen{}
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := master.Read(b)
-			sc.buf.Write(b[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	cmd, master, tty, sc := startOnPTY(t, home, "-c", e.config)
 	send := func(s string) {
 		t.Helper()
 		if _, err := master.WriteString(s); err != nil {
@@ -150,6 +158,42 @@ func TestTerminalSession(t *testing.T) {
 		t.Errorf("history file mode %04o, want 0600", st.Mode().Perm())
 	}
 	// The terminal is back in its normal mode.
+	tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) != unix.ICANON|unix.ECHO|unix.ISIG {
+		t.Errorf("terminal left with lflag %#x", tio.Lflag)
+	}
+}
+
+// TestTerminalSIGTERMRestoresTerminal stops tapectl with SIGTERM while it
+// waits at the prompt (terminal in raw mode): the terminal is given back
+// in its normal mode.
+func TestTerminalSIGTERMRestoresTerminal(t *testing.T) {
+	e := start(t)
+	cmd, _, tty, sc := startOnPTY(t, t.TempDir(), "-c", e.config)
+	sc.waitFor(t, "tapectl> ")
+	// The prompt is up once the terminal is raw.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tio.Lflag&unix.ICANON == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the prompt never put the terminal in raw mode")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit %v, want status %d", err, 128+int(syscall.SIGTERM))
+	}
 	tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)
