@@ -13,7 +13,12 @@
 // Exit status: 0 every command succeeded; 1 a command failed (or partly
 // failed, or the director could not be reached); 2 usage or configuration
 // error; 130 interrupted by Ctrl-C. The interactive prompt exits 0 when
-// left with quit, exit or Ctrl-D.
+// left with quit, exit or Ctrl-D (a failed command there is reported and
+// the prompt comes back; Ctrl-C cancels the running command only), and
+// 128+N on SIGTERM or SIGHUP, after giving the terminal back.
+//
+// The prompt keeps its history in ~/.tapeward_history (mode 0600, the
+// last 500 lines), never a line that contains "key=" or "kek=".
 package main
 
 import (
