@@ -43,9 +43,8 @@ func BenchmarkMountKeyVerified(b *testing.B) {
 //	go test -run '^$' -bench StoragedWrite -benchtime 20480x ./storaged/
 func BenchmarkStoragedWrite(b *testing.B) {
 	e := newEnv(b, envOpts{capacity: "64GiB"})
-	if err := os.WriteFile(e.cfgPath, []byte(strings.ReplaceAll(mustRead(b, e.cfgPath), `block_size = "256KiB"`, `block_size = "1MiB"`)), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	e.sdConf.BlockSize = "1MiB"
+	e.sdConf.Write(b, e.cfgPath)
 	e.stopStoraged(os.Interrupt)
 	e.startStoraged()
 	if _, err := e.label(1, "TW0001L6", "drive0", true); err != nil {
@@ -69,7 +68,7 @@ func BenchmarkStoragedWrite(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i%256 == 0 {
-			peak = max(peak, rssKiB(b, e.sdCmd.Process.Pid, "VmRSS"))
+			peak = max(peak, rssKiB(b, e.sd.Cmd.Process.Pid, "VmRSS"))
 		}
 	}
 	r, err := st.CloseAndRecv()
@@ -78,7 +77,7 @@ func BenchmarkStoragedWrite(b *testing.B) {
 	}
 	b.StopTimer()
 	elapsed := time.Since(start)
-	b.ReportMetric(float64(max(peak, rssKiB(b, e.sdCmd.Process.Pid, "VmHWM")))/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(max(peak, rssKiB(b, e.sd.Cmd.Process.Pid, "VmHWM")))/1024, "peak-RSS-MiB")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "MiB/s")
 }
 

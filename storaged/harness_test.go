@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ import (
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/keys"
-	"github.com/tapeward/tapeward/tools/lib/pki"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 var bins struct{ dir, storaged, vtl, tapekey string }
@@ -114,18 +113,16 @@ func (f *fakeDirector) events(volume string) []string {
 type env struct {
 	t       testing.TB
 	dir     string
+	vtl     *testenv.VTL
 	vtlSock string
-	vtlCmd  *exec.Cmd
-	sdCmd   *exec.Cmd
-	sdLog   string
-	sdAddr  string
+	sd      *testenv.Proc
+	sdConf  testenv.Storaged
 	cfgPath string
 
-	ca       *pki.CA
+	pki      *testenv.PKI
 	dirFiles tlsconf.Files // the director's certificate (it calls storaged too)
 	director *fakeDirector
 	dirSrv   *grpc.Server
-	dirLis   net.Listener
 	dirAddr  string
 
 	ring    *keys.Keyring // the director's KEKs
@@ -159,26 +156,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 		o.personalities = "drive1=no-ame,drive2=lying"
 	}
 	e := &env{t: t, dir: t.TempDir(), director: &fakeDirector{keys: map[string]keys.StoredKey{}}}
-	e.vtlSock = filepath.Join(e.dir, "vtl.sock")
-
-	// PKI: a CA, the director (also our client identity), storage sd1.
-	var err error
-	if e.ca, err = pki.NewCA("test CA"); err != nil {
-		t.Fatal(err)
-	}
+	e.pki = testenv.NewPKI(t, e.dir)
 	e.dirFiles = e.issue("director", tlsconf.RoleDirector)
-	sdFiles := e.issue("sd1", tlsconf.RoleStorage)
 
 	// The KEK, shared by the director double and storaged.
-	kek, err := keys.GenerateKEK()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.kekPath = filepath.Join(e.dir, "kek.key")
-	if err := os.WriteFile(e.kekPath, keys.EncodeKEKHex(kek), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kek := testenv.WriteKEK(t, e.kekPath)
 	e.secrets = append(e.secrets, bytes.Clone(keys.EncodeKEKHex(kek)[:64]))
+	var err error
 	if e.ring, err = keys.NewKeyring(kek); err != nil {
 		t.Fatal(err)
 	}
@@ -188,136 +173,42 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.dirLis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	e.dirAddr = e.dirLis.Addr().String()
+	e.dirAddr = lis.Addr().String()
 	e.dirSrv = grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)))
 	pb.RegisterDirectorServer(e.dirSrv, e.director)
-	go e.dirSrv.Serve(e.dirLis)
+	go e.dirSrv.Serve(lis)
 	t.Cleanup(func() { e.dirSrv.Stop() })
 
-	e.startVTL(o)
+	args := []string{"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives), "--capacity", o.capacity, "--personality", o.personalities}
+	if o.loadDelay != "" {
+		args = append(args, "--load-delay", o.loadDelay)
+	}
+	e.vtl = testenv.StartVTL(t, bins.vtl, e.dir, args...)
+	e.vtlSock = e.vtl.Socket
 	kekFiles := o.sdKEKs
 	if kekFiles == nil {
 		kekFiles = []string{e.kekPath}
 	}
-	e.writeConfig(sdFiles, kekFiles, o.drives)
+	e.sdConf = testenv.Storaged{Name: "sd1", Listen: testenv.FreeAddr(t), WorkDir: filepath.Join(e.dir, "work"),
+		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,
+		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives}
+	e.cfgPath = filepath.Join(e.dir, "storaged.toml")
+	e.sdConf.Write(t, e.cfgPath)
 	e.startStoraged()
 	t.Cleanup(func() { e.checkNoSecretsInLogs() })
 	return e
 }
 
-func (e *env) issue(name, role string) tlsconf.Files {
-	e.t.Helper()
-	is, err := e.ca.Issue(name, role)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sub, err := os.MkdirTemp(e.dir, "pki-"+name+"-")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ca, err := e.ca.WriteCA(sub)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	c, k, err := is.WriteFiles(sub)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tlsconf.Files{CA: ca, Cert: c, Key: k}
-}
-
-func (e *env) startVTL(o envOpts) {
-	e.t.Helper()
-	e.vtlCmd = exec.Command(bins.vtl, "serve", "--dir", filepath.Join(e.dir, "lib"), "--socket", e.vtlSock,
-		"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives), "--capacity", o.capacity, "--personality", o.personalities)
-	if o.loadDelay != "" {
-		e.vtlCmd.Args = append(e.vtlCmd.Args, "--load-delay", o.loadDelay)
-	}
-	logf, err := os.Create(filepath.Join(e.dir, "vtl.log"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.vtlCmd.Stdout, e.vtlCmd.Stderr = logf, logf
-	if err := e.vtlCmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := e.vtlCmd
-	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	waitFor(e.t, "vtl socket", func() bool {
-		c, err := net.Dial("unix", e.vtlSock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-func (e *env) writeConfig(f tlsconf.Files, kekFiles []string, drives int) {
-	e.t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.sdAddr = lis.Addr().String()
-	lis.Close()
-	var b strings.Builder
-	fmt.Fprintf(&b, "name = \"sd1\"\nlisten = %q\nworking_directory = %q\n\n", e.sdAddr, filepath.Join(e.dir, "work"))
-	fmt.Fprintf(&b, "[tls]\nca = %q\ncert = %q\nkey = %q\n\n", f.CA, f.Cert, f.Key)
-	fmt.Fprintf(&b, "[director]\nname = \"director\"\naddress = %q\ntls_server_name = \"director\"\n\n[keys]\n", e.dirAddr)
-	for _, k := range kekFiles {
-		fmt.Fprintf(&b, "[[keys.kek]]\nfile = %q\n", k)
-	}
-	fmt.Fprintf(&b, "\n[[changer]]\nname = \"changer0\"\naddress = \"vtl:%s#changer\"\n\n", e.vtlSock)
-	for i := 0; i < drives; i++ {
-		fmt.Fprintf(&b, "[[drive]]\nname = \"drive%d\"\naddress = \"vtl:%s#drive%d\"\nchanger = \"changer0\"\ndrive_index = %d\nmedia_type = \"LTO-6\"\ncrypto = true\nblock_size = \"256KiB\"\n\n", i, e.vtlSock, i, i)
-	}
-	fmt.Fprintf(&b, "[timeouts]\ndirector = \"2s\"\nmount = \"30s\"\n")
-	e.cfgPath = filepath.Join(e.dir, "storaged.toml")
-	if err := os.WriteFile(e.cfgPath, []byte(b.String()), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-}
+func (e *env) issue(name, role string) tlsconf.Files { return e.pki.Issue(e.t, name, role) }
 
 // startStoraged starts storaged (again) and connects to it as the director.
 func (e *env) startStoraged() {
 	e.t.Helper()
-	e.sdLog = filepath.Join(e.dir, "storaged.log")
-	logf, err := os.OpenFile(e.sdLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	// Only this run's lines count (the log is appended across restarts).
-	st, _ := logf.Stat()
-	from := st.Size()
-	thisRun := func() []byte {
-		b, _ := os.ReadFile(e.sdLog)
-		return b[min(int(from), len(b)):]
-	}
-	e.sdCmd = exec.Command(bins.storaged, "-c", e.cfgPath)
-	e.sdCmd.Stdout, e.sdCmd.Stderr = logf, logf
-	if err := e.sdCmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := e.sdCmd
-	e.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-		logf.Close()
-	})
-	waitFor(e.t, "storaged to be ready", func() bool {
-		if cmd.ProcessState != nil {
-			return true
-		}
-		return bytes.Contains(thisRun(), []byte("storaged ready"))
-	})
-	if b := thisRun(); !bytes.Contains(b, []byte("storaged ready")) {
-		e.t.Fatalf("storaged did not start; its log:\n%s", b)
-	}
+	e.sd = testenv.Start(e.t, "storaged", filepath.Join(e.dir, "storaged.log"), "storaged ready", bins.storaged, "-c", e.cfgPath)
 	e.connect(e.dirFiles)
 }
 
@@ -331,7 +222,7 @@ func (e *env) connect(files tlsconf.Files) {
 	if e.conn != nil {
 		e.conn.Close()
 	}
-	e.conn, err = grpc.NewClient(e.sdAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+	e.conn, err = grpc.NewClient(e.sdConf.Listen, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20)))
 	if err != nil {
 		e.t.Fatal(err)
@@ -342,23 +233,10 @@ func (e *env) connect(files tlsconf.Files) {
 }
 
 // stopStoraged sends sig and waits for storaged to exit.
-func (e *env) stopStoraged(sig os.Signal) {
-	e.t.Helper()
-	e.sdCmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { e.sdCmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		e.sdCmd.Process.Kill()
-		e.t.Fatalf("storaged did not stop within 30s of %v", sig)
-	}
-}
+func (e *env) stopStoraged(sig os.Signal) { e.sd.Stop(e.t, sig) }
 
-func (e *env) log() string {
-	b, _ := os.ReadFile(e.sdLog)
-	return string(b)
-}
+// log is the current storaged run's log.
+func (e *env) log() string { return e.sd.Output() }
 
 // newKey makes a volume key wrapped v1 under the env's KEK, registers it
 // with the director double and returns it (and records the secrets).
@@ -434,32 +312,14 @@ func (e *env) read(drive string, from *pb.BlockAddress) ([]byte, error) {
 	}
 }
 
-// vtlStatus is `vtl status`.
-func (e *env) vtlStatus() string {
-	e.t.Helper()
-	out, err := exec.Command(bins.vtl, "status", "--socket", e.vtlSock).CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("vtl status: %v\n%s", err, out)
-	}
-	return string(out)
-}
-
-// requireNoKeyLoaded fails unless vtl says no drive holds a key.
-func (e *env) requireNoKeyLoaded() {
-	e.t.Helper()
-	st := e.vtlStatus()
-	for _, line := range strings.Split(st, "\n") {
-		if strings.HasPrefix(line, "drive") && !strings.Contains(line, "no key") {
-			e.t.Fatalf("a drive holds a key:\n%s", st)
-		}
-	}
-}
+func (e *env) vtlStatus() string   { return e.vtl.Status(e.t) }
+func (e *env) requireNoKeyLoaded() { e.vtl.RequireNoKey(e.t) }
 
 // checkNoSecretsInLogs greps every log for every key and KEK in hex and
 // base64 (invariant 4).
 func (e *env) checkNoSecretsInLogs() {
 	var logs []string
-	for _, p := range []string{e.sdLog, filepath.Join(e.dir, "vtl.log")} {
+	for _, p := range []string{filepath.Join(e.dir, "storaged.log"), filepath.Join(e.dir, "vtl.log")} {
 		b, _ := os.ReadFile(p)
 		logs = append(logs, string(b))
 	}
@@ -489,13 +349,4 @@ func randomData(t testing.TB, n int) []byte {
 	return b
 }
 
-func waitFor(t testing.TB, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func waitFor(t testing.TB, what string, ok func() bool) { testenv.WaitFor(t, what, ok) }
