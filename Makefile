@@ -43,8 +43,11 @@ proto:
 	  --go-grpc_out=.. --go-grpc_opt=module=github.com/tapeward/tapeward \
 	  tapeward/v1/common.proto tapeward/v1/storage.proto tapeward/v1/director.proto tapeward/v1/console.proto
 
+# The main job on a fresh machine: private PostgreSQL + vtl + storaged +
+# director, label 5 encrypted volumes, mount/unmount one, show volumes and
+# key events, stop everything. KEEP=1 keeps it running (prints how to connect).
 demo:
-	@echo "demo: arrives with the director (issue 5). Until then: make build; see README.md"; exit 1
+	@./tools/demo/demo.sh
 
 clean:
 	rm -rf $(BIN)

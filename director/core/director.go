@@ -262,13 +262,17 @@ func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeReq
 	if m.Storage != p.Name {
 		return nil, status.Errorf(codes.PermissionDenied, "volume %s does not belong to storage %s", r.Volume, p.Name)
 	}
-	detail := r.Detail
+	var parts []string
 	if r.Drive != "" {
-		detail = strings.TrimSpace("drive " + r.Drive + "; " + detail)
+		parts = append(parts, "drive "+r.Drive)
 	}
 	if r.KeyFingerprint != "" {
-		detail += fmt.Sprintf("; fingerprint %s, key instance counter %d", r.KeyFingerprint, r.KeyInstanceCounter)
+		parts = append(parts, fmt.Sprintf("fingerprint %s, key instance counter %d", r.KeyFingerprint, r.KeyInstanceCounter))
 	}
+	if r.Detail != "" {
+		parts = append(parts, r.Detail)
+	}
+	detail := strings.Join(parts, "; ")
 	switch r.Event {
 	case "loaded":
 		s.D.event(ctx, r.Volume, catalog.EventLoaded, p.Name, r.KekId, detail)
