@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/configs"
+	cmdline "github.com/tapeward/tapeward/director/console"
 	"github.com/tapeward/tapeward/proto/tapewardpb"
 )
 
@@ -43,6 +44,9 @@ var errPartial = errors.New("the command partly failed (see its output above)")
 // stdout, a returned file written on this side. The error is what to
 // print after "tapectl: ".
 func (c *console) exec(ctx context.Context, line string) error {
+	if err := checkConsoleFiles(line); err != nil {
+		return err
+	}
 	var p peer.Peer
 	stream, err := c.client.Run(ctx, &tapewardpb.RunRequest{Line: line, Json: c.json}, grpc.Peer(&p))
 	if err != nil {
@@ -70,6 +74,28 @@ func (c *console) exec(ctx context.Context, line string) error {
 		return errors.New("the director ended the command without a result")
 	}
 	return c.show(res)
+}
+
+// checkConsoleFiles refuses, before anything is sent, a command whose
+// console-side output file (export keys out=FILE) already exists: the
+// director would otherwise export (and audit the export of) keys that
+// tapectl then refuses to write. Lines that do not parse are left to the
+// director, whose answer explains them.
+func checkConsoleFiles(line string) error {
+	cmd, err := cmdline.Parse(line)
+	if err != nil {
+		return nil
+	}
+	for _, k := range cmd.ConsoleArgs() {
+		path, err := filepath.Abs(cmd.Str(k))
+		if err != nil {
+			continue
+		}
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s already exists; refusing to overwrite it (choose another %s= file, or move the old one away); nothing was sent to the director", path, k)
+		}
+	}
+	return nil
 }
 
 // show prints a result and writes its file.

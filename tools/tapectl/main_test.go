@@ -358,8 +358,10 @@ func TestExportWritesFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("precious\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// It is refused before anything is sent: the director never exports
+	// (nor audits an export of) keys that would not be written.
 	r = tapectl(t, cwd, "", nil, "-c", e.config, "export keys out=keys.csv", "list volumes")
-	expect(t, r, 1, "exported 2 keys\n", "tapectl: "+path+" already exists; refusing to overwrite it (choose another out= file, or move the old one away)\n")
+	expect(t, r, 1, "", "tapectl: "+path+" already exists; refusing to overwrite it (choose another out= file, or move the old one away); nothing was sent to the director\n")
 	if b, _ := os.ReadFile(path); string(b) != "precious\n" {
 		t.Errorf("existing file changed to %q", b)
 	}
