@@ -209,8 +209,22 @@ func TestLabelFiveEncryptedVolumes(t *testing.T) {
 	}
 	w.ok("unmount storage=sd1 drive=0")
 	w.vtl.RequireNoKey(t)
-	if ev := w.ok("list keyevents volume=TW0003L6"); strings.Count(ev, "loaded") < 2 || strings.Count(ev, "cleared") < 2 {
-		t.Fatalf("mount/unmount left no key events:\n%s", ev)
+	var events []struct {
+		Event string `json:"Event"`
+		KEKID string `json:"KEKID"`
+	}
+	if err := json.Unmarshal([]byte(w.ok("--json", "list keyevents volume=TW0003L6")), &events); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range events {
+		counts[e.Event]++
+		if e.Event != "generated" && e.KEKID != kek.ID() {
+			t.Errorf("key event %s of TW0003L6 records KEK %q, want %s", e.Event, e.KEKID, kek.ID())
+		}
+	}
+	if counts["loaded"] < 2 || counts["cleared"] < 2 {
+		t.Fatalf("mount/unmount left no key events: %v", counts)
 	}
 
 	// A labelled cartridge is not labelled again: the catalog knows its

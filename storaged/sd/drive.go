@@ -46,8 +46,9 @@ type Drive struct {
 	slot       uint32
 
 	// The key the drive holds, as far as this daemon loaded it.
-	keyFP string
-	kic   uint32
+	keyFP  string
+	keyKEK string // id of the KEK that wrapped it
+	kic    uint32
 	// verified: the first block of the current session read back encrypted.
 	verified bool
 }
@@ -133,7 +134,7 @@ func (dr *Drive) clearKey(why string) error {
 	if dr.keyFP != "" {
 		dr.log.Info("key cleared", "why", why, "fingerprint", dr.keyFP, "key_instance_counter", st.KeyInstanceCounter)
 	}
-	dr.keyFP = ""
+	dr.keyFP, dr.keyKEK = "", ""
 	dr.kic = st.KeyInstanceCounter
 	return nil
 }
@@ -182,7 +183,7 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 		dr.clearKey("key load failed")
 		return fmt.Errorf("%s: loading the key of volume %s: %w", dr.name, volume, err)
 	}
-	dr.keyFP = fp
+	dr.keyFP, dr.keyKEK = fp, sk.KEKID
 	dr.kic = st.KeyInstanceCounter
 	dr.verified = false
 	dr.log.Info("key loaded and verified by read-back", "volume", volume, "fingerprint", fp,

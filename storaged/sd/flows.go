@@ -383,10 +383,10 @@ func (d *Daemon) Unmount(ctx context.Context, drive string) (volume string, slot
 		volume = dr.label.Volume
 	}
 	slot = dr.slot
-	fp, kic := dr.keyFP, dr.kic
+	fp, kek := dr.keyFP, dr.keyKEK
 	err = d.unloadCartridge(dr, "unmount")
 	if volume != "" && fp != "" && err == nil {
-		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KeyFingerprint: fp, KeyInstanceCounter: kic})
+		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp, KeyInstanceCounter: dr.kic})
 	}
 	return volume, slot, err
 }
@@ -399,7 +399,7 @@ func (d *Daemon) Release(ctx context.Context, drive string) error {
 		return err
 	}
 	defer dr.mu.Unlock()
-	volume, fp := "", dr.keyFP
+	volume, fp, kek := "", dr.keyFP, dr.keyKEK
 	if dr.label != nil {
 		volume = dr.label.Volume
 	}
@@ -414,7 +414,7 @@ func (d *Daemon) Release(ctx context.Context, drive string) error {
 		dr.state = StateIdle
 	}
 	if volume != "" && fp != "" {
-		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KeyFingerprint: fp})
+		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp, KeyInstanceCounter: dr.kic})
 	}
 	return errors.Join(errs...)
 }
