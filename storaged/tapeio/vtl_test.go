@@ -49,6 +49,9 @@ func runMain(m *testing.M) int {
 	}
 	defer small.stop()
 	code := m.Run()
+	if big != nil { // started lazily by the benchmarks
+		big.stop()
+	}
 	if code != 0 {
 		log, _ := os.ReadFile(filepath.Join(small.dir, "vtl.log"))
 		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", log)
