@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -56,7 +57,9 @@ func BenchmarkStoragedWrite(b *testing.B) {
 	chunk := randomData(b, 1<<20)
 	b.SetBytes(1 << 20)
 	b.ResetTimer()
-	st, err := e.client.WriteData(e.ctx())
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline: 20 GiB takes minutes
+	defer cancel()
+	st, err := e.client.WriteData(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +68,8 @@ func BenchmarkStoragedWrite(b *testing.B) {
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		if err := st.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Data{Data: chunk}}); err != nil {
-			b.Fatal(err)
+			_, serr := st.CloseAndRecv()
+			b.Fatalf("after %d MiB: %v (storaged: %v)", i, err, serr)
 		}
 		if i%256 == 0 {
 			peak = max(peak, rssKiB(b, e.sd.Cmd.Process.Pid, "VmRSS"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 var vtlSock string // socket of the vtl TestMain started ("" if none)
@@ -27,7 +28,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "vtl")
-	if err := buildVTL(tmp, bin); err != nil {
+	if _, err := testenv.Build(filepath.Dir(bin), "tools/vtl"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -64,37 +65,6 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", log)
 	}
 	return code
-}
-
-// buildVTL builds tools/vtl into bin. If the module's go.sum lacks an
-// entry vtl's dependencies need, it retries with a scratch copy of
-// go.mod/go.sum (-modfile, -mod=mod) so the repository's files are never
-// touched.
-func buildVTL(tmp, bin string) error {
-	const pkg = "github.com/tapeward/tapeward/tools/vtl"
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-	if err == nil {
-		return nil
-	}
-	gomod, gerr := exec.Command("go", "env", "GOMOD").Output()
-	if gerr != nil {
-		return fmt.Errorf("building vtl: %v\n%s", err, out)
-	}
-	root := filepath.Dir(string(gomod[:len(gomod)-1]))
-	for _, f := range []string{"go.mod", "go.sum"} {
-		b, rerr := os.ReadFile(filepath.Join(root, f))
-		if rerr != nil {
-			return fmt.Errorf("building vtl: %v\n%s", err, out)
-		}
-		if werr := os.WriteFile(filepath.Join(tmp, f), b, 0o644); werr != nil {
-			return werr
-		}
-	}
-	out2, err2 := exec.Command("go", "build", "-mod=mod", "-modfile="+filepath.Join(tmp, "go.mod"), "-o", bin, pkg).CombinedOutput()
-	if err2 != nil {
-		return fmt.Errorf("building vtl: %v\n%s\nwith a scratch go.mod: %v\n%s", err, out, err2, out2)
-	}
-	return nil
 }
 
 // drive opens vtl drive n and waits until it is ready.
