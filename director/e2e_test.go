@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -98,7 +100,43 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	testenv.Console(t, w.conPath, "admin", "director", dirAddr, w.pki.Issue(t, "admin", tlsconf.RoleConsole))
 	w.startStoraged()
 	w.startDirector()
+	t.Cleanup(w.checkNoKeyMaterialInLogs)
 	return w
+}
+
+// checkNoKeyMaterialInLogs greps the director's, storaged's and vtl's logs
+// for every KEK (hex and base64) and every stored key string in the
+// catalog (invariant 4: fingerprints and KEK ids only).
+func (w *world) checkNoKeyMaterialInLogs() {
+	var secrets []string
+	for _, p := range w.kekPaths {
+		if b, err := os.ReadFile(p); err == nil {
+			h := strings.TrimSpace(string(b))
+			if raw, err := hex.DecodeString(h); err == nil {
+				secrets = append(secrets, h, strings.ToUpper(h), base64.StdEncoding.EncodeToString(raw), base64.RawStdEncoding.EncodeToString(raw))
+			}
+		}
+	}
+	if conn, err := pgx.Connect(context.Background(), w.dsn); err == nil {
+		rows, err := conn.Query(context.Background(), `SELECT key_string FROM media WHERE key_string IS NOT NULL`)
+		if err == nil {
+			for rows.Next() {
+				var k string
+				rows.Scan(&k)
+				secrets = append(secrets, k)
+			}
+			rows.Close()
+		}
+		conn.Close(context.Background())
+	}
+	for _, name := range []string{"director.log", "storaged.log", "vtl.log"} {
+		b, _ := os.ReadFile(filepath.Join(w.dir, name))
+		for _, s := range secrets {
+			if s != "" && strings.Contains(string(b), s) {
+				w.t.Errorf("%s contains key material (a %d-character secret)", name, len(s))
+			}
+		}
+	}
 }
 
 func (w *world) startStoraged() {
