@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
@@ -64,8 +66,25 @@ func openDrive(c *cli, f *flags, args []string) (*scsi.Device, error) {
 	if len(pos) != 1 {
 		return nil, usagef("%s takes one device ADDRESS (%s); run: %s --help", f.path, dial.Forms, f.path)
 	}
-	return dial.OpenDevice(pos[0], scsi.TypeTape)
+	d, err := dial.OpenDevice(pos[0], scsi.TypeTape)
+	if err != nil {
+		return nil, err
+	}
+	// A cartridge just loaded answers "becoming ready" (and a unit
+	// attention) for a while: wait for it, as an operator would. An empty
+	// drive is fine here (probe, status and clear need no cartridge).
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := d.WaitReady(ctx, 0); err != nil && !scsi.IsNoMedium(err) {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
+
+// readyTimeout bounds the wait for a loading cartridge (LTO loads take
+// 15-20 s; a changer move before it adds more).
+const readyTimeout = 3 * time.Minute
 
 func driveProbe(c *cli, f *flags, args []string) error {
 	asJSON := f.Bool("json", false, "print JSON")

@@ -169,6 +169,18 @@ func TestDriveCommandsAgainstVTL(t *testing.T) {
 		t.Fatalf("a failed set-key left a key loaded:\n%s", st)
 	}
 
+	// Right after a load the drive is "becoming ready" (vtl simulates the
+	// load time): next-block waits for it instead of failing.
+	vtlBin := filepath.Join(filepath.Dir(tapekeyBin), "vtl")
+	for _, args := range [][]string{{"unload", "--drive", "0"}, {"load", "--slot", "2", "--drive", "0"}} {
+		if out, err := exec.Command(vtlBin, append(args, "--socket", sock)...).CombinedOutput(); err != nil {
+			t.Fatalf("vtl %v: %v\n%s", args, err, out)
+		}
+	}
+	if out := ok(t, dir, "", "drive", "next-block", drive0); !strings.Contains(out, "not a logical block") {
+		t.Fatalf("next-block on a blank tape right after a load: %q", out)
+	}
+
 	// No cartridge: the drive's 02/3A/00 is said plainly.
 	unload := exec.Command(filepath.Join(filepath.Dir(tapekeyBin), "vtl"), "unload", "--socket", sock, "--drive", "0")
 	if out, err := unload.CombinedOutput(); err != nil {
