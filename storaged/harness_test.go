@@ -114,6 +114,7 @@ type env struct {
 	t       testing.TB
 	dir     string
 	vtl     *testenv.VTL
+	vtlArgs []string
 	vtlSock string
 	sd      *testenv.Proc
 	sdConf  testenv.Storaged
@@ -187,6 +188,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.loadDelay != "" {
 		args = append(args, "--load-delay", o.loadDelay)
 	}
+	e.vtlArgs = args
 	e.vtl = testenv.StartVTL(t, bins.vtl, e.dir, args...)
 	e.vtlSock = e.vtl.Socket
 	kekFiles := o.sdKEKs

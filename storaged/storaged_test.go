@@ -18,6 +18,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
 	"github.com/tapeward/tapeward/tools/lib/keys"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 func TestStartupProbesAndClears(t *testing.T) {
@@ -379,5 +380,44 @@ func TestOnlyTheDirectorMayCall(t *testing.T) {
 	e.connect(e.dirFiles)
 	if _, err := e.client.Hello(e.ctx(), &pb.HelloRequest{}); err != nil {
 		t.Fatalf("the configured director was refused: %v", err)
+	}
+}
+
+// A library power cycle (vtl restarted) while a volume is mounted: the
+// drive's key is gone, so the next write is refused instead of going to
+// tape in clear; a remount loads the key again and writing works.
+func TestLibraryPowerCycleRefusesClearWrite(t *testing.T) {
+	e := newEnv(t, envOpts{loadDelay: "0s"})
+	if _, err := e.label(1, "TW0001L6", "drive0", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.vtl.Stop(t, syscall.SIGTERM)
+	e.vtl = testenv.StartVTL(t, bins.vtl, e.dir, e.vtlArgs...)
+	e.requireNoKeyLoaded()
+
+	// The session's first step is a query (the status page), which is
+	// asked again on the new nexus after the broken connection: no key,
+	// so the write is refused and nothing reaches the tape.
+	_, err := e.write("drive0", randomData(t, 1<<20))
+	if err == nil || !strings.Contains(err.Error(), "refusing to write volume TW0001L6") {
+		t.Fatalf("write after the power cycle: err = %v, want a refusal", err)
+	}
+	_, err = e.write("drive0", randomData(t, 1<<20))
+	if err == nil || !strings.Contains(err.Error(), "does not hold its key") {
+		t.Fatalf("second write after the power cycle: err = %v, want a refusal", err)
+	}
+	e.requireNoKeyLoaded()
+	if _, err := e.client.Unmount(e.ctx(), &pb.UnmountRequest{Drive: "drive0"}); err != nil {
+		t.Fatalf("unmount after the power cycle: %v", err)
+	}
+	if _, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true}); err != nil {
+		t.Fatalf("remount after the power cycle: %v", err)
+	}
+	wr, err := e.write("drive0", randomData(t, 1<<20))
+	if err != nil || !wr.EncryptionVerified {
+		t.Fatalf("write after the remount: %v %v", wr, err)
 	}
 }

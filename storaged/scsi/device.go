@@ -344,15 +344,22 @@ func (d *Device) Exec(cmd *Command) (Result, error) {
 // dataIn runs a data-in query with an n-byte buffer and returns the bytes
 // transferred. Queries change nothing on the device, so a unit attention
 // (the command was not executed) is reported to OnUnitAttention and the
-// command re-issued, a bounded number of times.
+// command re-issued, a bounded number of times; and a query the transport
+// could not carry at all (no answer, e.g. a connection broken by a
+// library power cycle) is asked once more.
 func (d *Device) dataIn(cdb []byte, n int) ([]byte, error) {
 	var err error
+	carried := true
 	for i := 0; i < uaRetries; i++ {
 		cmd := &Command{CDB: cdb, Dir: DirFromDevice, Data: make([]byte, n)}
 		var res Result
 		res, err = d.Exec(cmd)
 		if err == nil {
 			return cmd.Data[:res.Transferred(cmd)], nil
+		}
+		if _, sensed := SenseOf(err); !sensed && !IsTransportError(err) && carried {
+			carried = false
+			continue
 		}
 		if !d.noteUA(err) {
 			return nil, err

@@ -10,8 +10,15 @@ import (
 )
 
 // Client is a scsi.Transport to one unit of a running vtl.
+//
+// When the connection breaks (vtl stopped or restarted: a library power
+// cycle), the command in flight fails with its fate unknown, as SG_IO's
+// does on a transport failure, and is never resent (a repeated WRITE or
+// SPACE would corrupt the position). The next command dials again: a new
+// I_T nexus, which the device greets with a unit attention (06/29/00), as
+// a real drive does after a reset.
 type Client struct {
-	conn   net.Conn
+	conn   net.Conn // nil after a failure, until the next command redials
 	br     *bufio.Reader
 	socket string
 	unit   string
@@ -20,40 +27,67 @@ type Client struct {
 // Dial connects to unit ("drive0", "changer") of the vtl listening on the
 // unix socket at path.
 func Dial(path, unit string) (*Client, error) {
-	addr := "vtl:" + path + "#" + unit
-	conn, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("%s: cannot reach the vtl socket: %w (is `vtl serve --socket %s` running?)", addr, err, path)
-	}
-	c := &Client{conn: conn, br: bufio.NewReaderSize(conn, 64<<10), socket: path, unit: unit}
-	if err := WriteHello(conn, unit); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%s: %w", addr, err)
-	}
-	if err := readHelloReply(c.br); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%s: %w", addr, err)
+	c := &Client{socket: path, unit: unit}
+	if err := c.dial(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
+func (c *Client) dial() error {
+	conn, err := net.DialTimeout("unix", c.socket, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s: cannot reach the vtl socket: %w (is `vtl serve --socket %s` running?)", c.Addr(), err, c.socket)
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	if err := WriteHello(conn, c.unit); err != nil {
+		conn.Close()
+		return fmt.Errorf("%s: %w", c.Addr(), err)
+	}
+	if err := readHelloReply(br); err != nil {
+		conn.Close()
+		return fmt.Errorf("%s: %w", c.Addr(), err)
+	}
+	c.conn, c.br = conn, br
+	return nil
+}
+
 // Do implements scsi.Transport.
 func (c *Client) Do(cmd *scsi.Command) (scsi.Result, error) {
+	if c.conn == nil {
+		if err := c.dial(); err != nil {
+			return scsi.Result{}, err
+		}
+	}
 	if err := WriteRequest(c.conn, cmd); err != nil {
+		c.broken()
 		return scsi.Result{}, fmt.Errorf("%s: sending %s: %w", c.Addr(), opName(cmd), err)
 	}
 	res, err := readResponse(c.br, cmd)
 	if err != nil {
-		return scsi.Result{}, fmt.Errorf("%s: reading the answer to %s: %w", c.Addr(), opName(cmd), err)
+		c.broken()
+		return scsi.Result{}, fmt.Errorf("%s: reading the answer to %s (its outcome is unknown): %w", c.Addr(), opName(cmd), err)
 	}
 	return res, nil
+}
+
+func (c *Client) broken() {
+	c.conn.Close()
+	c.conn, c.br = nil, nil
 }
 
 // Addr implements scsi.Transport.
 func (c *Client) Addr() string { return "vtl:" + c.socket + "#" + c.unit }
 
 // Close implements scsi.Transport; closing the connection ends the nexus.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn = nil
+	return err
+}
 
 func opName(cmd *scsi.Command) string {
 	if len(cmd.CDB) == 0 {

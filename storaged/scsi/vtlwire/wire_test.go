@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,5 +195,70 @@ func TestCodecRejects(t *testing.T) {
 	r, err := readResponse(&resp, &scsi.Command{CDB: []byte{8}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)})
 	if err != nil || r.Resid != -512 {
 		t.Fatalf("resid %d %v", r.Resid, err)
+	}
+}
+
+// After the connection breaks, the command in flight fails and is never
+// resent; the next command dials a new nexus.
+func TestRedialAfterBrokenConnection(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "vtl.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	var mu sync.Mutex
+	hellos, requests := 0, 0
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			// Each connection answers one command, then "power-cycles".
+			go func(conn net.Conn) {
+				defer conn.Close()
+				if _, err := ReadHello(conn); err != nil {
+					return
+				}
+				WriteHelloReply(conn, "")
+				mu.Lock()
+				hellos++
+				mu.Unlock()
+				var buf []byte
+				req, err := ReadRequest(conn, &buf)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				requests++
+				mu.Unlock()
+				WriteResponse(conn, &Response{DataIn: make([]byte, req.AllocLen)})
+			}(conn)
+		}
+	}()
+	c, err := Dial(sock, "drive0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inq := func() error {
+		_, err := c.Do(&scsi.Command{CDB: []byte{0x12, 0, 0, 0, 36, 0}, Dir: scsi.DirFromDevice, Data: make([]byte, 36)})
+		return err
+	}
+	if err := inq(); err != nil {
+		t.Fatalf("first command: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond) // the server has closed the first connection
+	if err := inq(); err == nil || !strings.Contains(err.Error(), "drive0") {
+		t.Fatalf("command on a broken connection: err = %v, want a failure naming the unit", err)
+	}
+	if err := inq(); err != nil {
+		t.Fatalf("command after the break: %v (want a new connection)", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hellos != 2 || requests != 2 {
+		t.Fatalf("server saw %d hellos and %d commands; want 2 and 2 (the failed command is never resent)", hellos, requests)
 	}
 }
