@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -198,7 +199,7 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 	req := &pb.LabelVolumeRequest{Changer: ch.Name, Slot: uint32(n), Drive: drive, Volume: volume, Pool: pool, Encrypt: encrypt, Relabel: relabel}
 	if sk != nil {
 		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
-		req.Key = &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+		req.Key = wrappedKey(*sk)
 		d.event(ctx, volume, catalog.EventFetched, storage, sk.KEKID, "sent to storage "+storage+" with the label request")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)
@@ -211,26 +212,44 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		return r
 	}
 	r.Drive = rep.Drive
-	var verifiedAt *time.Time
-	if encrypt {
-		if !rep.EncryptionVerified {
-			r.Error = "storage " + storage + " labelled the volume but did not verify encryption"
-			d.store.MarkError(context.WithoutCancel(ctx), volume, r.Error)
-			return r
-		}
-		t := time.Unix(rep.VerifiedTimeUnix, 0)
-		verifiedAt = &t
-		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", rep.Drive, rep.KeyFingerprint, rep.KeyInstanceCounter)
-		d.event(ctx, volume, catalog.EventLoaded, storage, sk.KEKID, detail)
-		d.event(ctx, volume, catalog.EventVerified, storage, sk.KEKID, detail+"; key-check block read back encrypted")
-		d.event(ctx, volume, catalog.EventCleared, storage, sk.KEKID, "drive "+rep.Drive+"; after labelling")
+	kekID := ""
+	if sk != nil {
+		kekID = sk.KEKID
 	}
-	if err := d.store.MarkLabeled(ctx, volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt); err != nil {
+	if err := d.recordLabelled(ctx, volume, storage, kekID, encrypt, rep, "after labelling"); err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	r.OK, r.Verified = true, encrypt
 	return r
+}
+
+// wrappedKey is a stored key as the wire carries it.
+func wrappedKey(sk keys.StoredKey) *pb.WrappedKey {
+	return &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+}
+
+// recordLabelled records a storage's successful (re)label of volume: for an
+// encrypted volume the reply must say the key-check block read back
+// encrypted (otherwise the row goes to status Error, its key kept), then
+// the loaded/verified/cleared key events are recorded and the row goes
+// Labeling → Append with the verified time.
+func (d *Director) recordLabelled(ctx context.Context, volume, storage, kekID string, encrypted bool, rep *pb.LabelVolumeReply, after string) error {
+	var verifiedAt *time.Time
+	if encrypted {
+		if !rep.EncryptionVerified {
+			err := fmt.Errorf("storage %s labelled volume %s but did not verify encryption", storage, volume)
+			d.store.MarkError(context.WithoutCancel(ctx), volume, err.Error())
+			return err
+		}
+		t := time.Unix(rep.VerifiedTimeUnix, 0)
+		verifiedAt = &t
+		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", rep.Drive, rep.KeyFingerprint, rep.KeyInstanceCounter)
+		d.event(ctx, volume, catalog.EventLoaded, storage, kekID, detail)
+		d.event(ctx, volume, catalog.EventVerified, storage, kekID, detail+"; key-check block read back encrypted")
+		d.event(ctx, volume, catalog.EventCleared, storage, kekID, "drive "+rep.Drive+"; "+after)
+	}
+	return d.store.MarkLabeled(ctx, volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt)
 }
 
 // driveName turns drive=N into the storage's N-th drive name ("" : any).
@@ -412,23 +431,24 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 			fmt.Fprintf(&b, ", %d %s", n, st)
 		}
 	}
-	names := make([]string, 0, len(s.Storages))
-	for n := range s.Storages {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(s.Storages)) {
 		fmt.Fprintf(&b, "\nstorage %s: %s", n, s.Storages[n])
 	}
 	return &Output{Text: b.String(), JSON: s}, nil
 }
 
-func (d *Director) mount(ctx context.Context, cmd console.Command) (*Output, error) {
+// storageDrive resolves storage= and drive= of a command.
+func (d *Director) storageDrive(ctx context.Context, cmd console.Command) (*storageLink, string, error) {
 	link, err := d.storage(cmd.Str("storage"))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	drive, err := d.driveName(ctx, link, cmd)
+	return link, drive, err
+}
+
+func (d *Director) mount(ctx context.Context, cmd console.Command) (*Output, error) {
+	link, drive, err := d.storageDrive(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -447,11 +467,7 @@ func (d *Director) mount(ctx context.Context, cmd console.Command) (*Output, err
 }
 
 func (d *Director) unmount(ctx context.Context, cmd console.Command) (*Output, error) {
-	link, err := d.storage(cmd.Str("storage"))
-	if err != nil {
-		return nil, err
-	}
-	drive, err := d.driveName(ctx, link, cmd)
+	link, drive, err := d.storageDrive(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -526,23 +542,14 @@ func (d *Director) relabel(ctx context.Context, m catalog.Media) (catalog.Media,
 		if err != nil {
 			return fail(err)
 		}
-		req.Key = &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+		req.Key = wrappedKey(sk)
 		d.event(ctx, m.Volume, catalog.EventFetched, m.Storage, sk.KEKID, "sent to storage "+m.Storage+" to relabel the volume")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)
 	if err != nil {
 		return fail(storageErr(m.Storage, "relabel", err))
 	}
-	var verifiedAt *time.Time
-	if m.Encrypted {
-		t := time.Unix(rep.VerifiedTimeUnix, 0)
-		verifiedAt = &t
-		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", rep.Drive, rep.KeyFingerprint, rep.KeyInstanceCounter)
-		d.event(ctx, m.Volume, catalog.EventLoaded, m.Storage, m.KEKID, detail)
-		d.event(ctx, m.Volume, catalog.EventVerified, m.Storage, m.KEKID, detail+"; key-check block read back encrypted")
-		d.event(ctx, m.Volume, catalog.EventCleared, m.Storage, m.KEKID, "drive "+rep.Drive+"; after relabelling")
-	}
-	if err := d.store.MarkLabeled(ctx, m.Volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt); err != nil {
+	if err := d.recordLabelled(ctx, m.Volume, m.Storage, m.KEKID, m.Encrypted, rep, "after relabelling"); err != nil {
 		return fail(err)
 	}
 	return d.store.GetMedia(ctx, m.Volume)

@@ -13,7 +13,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -145,13 +146,8 @@ func (d *Director) Close() {
 func (d *Director) storage(name string) (*storageLink, error) {
 	s, ok := d.storages[name]
 	if !ok {
-		names := make([]string, 0, len(d.storages))
-		for n := range d.storages {
-			names = append(names, n)
-		}
-		sort.Strings(names)
 		return nil, status.Errorf(codes.NotFound, "no storage %q is configured (configured: %s); add a [[storage]] to %s",
-			name, strings.Join(names, ", "), d.cfg.Path)
+			name, strings.Join(slices.Sorted(maps.Keys(d.storages)), ", "), d.cfg.Path)
 	}
 	link.Ready(context.Background(), s.conn, 5*time.Second)
 	return s, nil
@@ -246,7 +242,7 @@ func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReq
 		detail += " for drive " + r.Drive
 	}
 	s.D.event(ctx, r.Volume, catalog.EventFetched, p.Name, sk.KEKID, detail+", fingerprint "+sk.Fingerprint)
-	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}}, nil
+	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: wrappedKey(sk)}, nil
 }
 
 // ReportVolume records what a storage daemon says happened to a volume.

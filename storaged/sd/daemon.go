@@ -22,9 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -175,12 +176,7 @@ func (d *Daemon) KEKIDs() []string { return d.ring.IDs() }
 func (d *Daemon) Drive(name string) (*Drive, error) {
 	dr, ok := d.byName[name]
 	if !ok {
-		names := make([]string, 0, len(d.byName))
-		for n := range d.byName {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, &NotFoundError{What: "drive", Name: name, Have: names}
+		return nil, &NotFoundError{What: "drive", Name: name, Have: slices.Sorted(maps.Keys(d.byName))}
 	}
 	return dr, nil
 }
@@ -194,12 +190,7 @@ func (d *Daemon) changer(name string) (*Changer, error) {
 	}
 	c, ok := d.changers[name]
 	if !ok {
-		names := make([]string, 0, len(d.changers))
-		for n := range d.changers {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, &NotFoundError{What: "changer", Name: name, Have: names}
+		return nil, &NotFoundError{What: "changer", Name: name, Have: slices.Sorted(maps.Keys(d.changers))}
 	}
 	if c.dev == nil {
 		return nil, fmt.Errorf("changer %s is unusable: %s", c.name, c.err)

@@ -1,7 +1,8 @@
 package sd
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/scsi"
@@ -17,10 +18,7 @@ func (d *Daemon) Inventory(changer string) (*pb.InventoryReply, error) {
 		}
 		names = []string{c.name}
 	} else {
-		for n := range d.changers {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+		names = slices.Sorted(maps.Keys(d.changers))
 	}
 	out := &pb.InventoryReply{}
 	for _, n := range names {
