@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -28,23 +27,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	directorBin = filepath.Join(dir, "director")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	if out, err := exec.Command(goTool, "build", "-o", directorBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the director: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	// The other binaries the end-to-end tests run (e2e_test.go).
-	if bins, err = testenv.Build(dir, "storaged", "tools/vtl", "tools/tapectl", "tools/tapekey"); err != nil {
+	// The director, and the other binaries the end-to-end tests run.
+	if bins, err = testenv.Build(dir, "director", "storaged", "tools/vtl", "tools/tapectl", "tools/tapekey"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	bins["director"] = directorBin
+	directorBin = bins["director"]
 	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)

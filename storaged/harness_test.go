@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,17 +39,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bins.dir = dir
-	bins.storaged = filepath.Join(dir, "storaged")
-	bins.vtl = filepath.Join(dir, "vtl")
-	bins.tapekey = filepath.Join(dir, "tapekey")
-	build := exec.Command("go", "build", "-o", dir+"/", ".", "../tools/vtl", "../tools/tapekey")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building storaged, vtl and tapekey:", err)
+	built, err := testenv.Build(dir, "storaged", "tools/vtl", "tools/tapekey")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	bins.dir, bins.storaged, bins.vtl, bins.tapekey = dir, built["storaged"], built["vtl"], built["tapekey"]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

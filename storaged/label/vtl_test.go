@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,26 +31,13 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	vtlSock = filepath.Join(tmp, "vtl.sock")
-	logf, _ := os.Create(filepath.Join(tmp, "vtl.log"))
-	srv := exec.Command(bin, "serve", "--dir", filepath.Join(tmp, "lib"), "--socket", vtlSock,
-		"--slots", "3", "--drives", "3", "--capacity", "8MiB")
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "starting vtl:", err)
+	srv, err := testenv.ServeVTL(bin, tmp, "--slots", "3", "--drives", "3", "--capacity", "8MiB")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", vtlSock); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(os.Stderr, "vtl did not start listening")
-			return 1
-		}
-	}
+	defer srv.Stop()
+	vtlSock = srv.Socket
 	for i := range 3 {
 		out, err := exec.Command(bin, "load", "--socket", vtlSock, "--slot", fmt.Sprint(i+1), "--drive", fmt.Sprint(i)).CombinedOutput()
 		if err != nil {
@@ -61,8 +47,7 @@ func runMain(m *testing.M) int {
 	}
 	code := m.Run()
 	if code != 0 {
-		log, _ := os.ReadFile(filepath.Join(tmp, "vtl.log"))
-		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", log)
+		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", srv.Log())
 	}
 	return code
 }

@@ -3,7 +3,6 @@ package tapeio
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,7 @@ import (
 // lib is one running vtl.
 type lib struct {
 	bin, sock, dir string
-	srv            *exec.Cmd
+	srv            *testenv.Server
 }
 
 var (
@@ -60,41 +59,22 @@ func runMain(m *testing.M) int {
 }
 
 func startLib(name, capacity string, slots int, personality string) (*lib, error) {
-	l := &lib{bin: vtlBin, dir: filepath.Join(tmpRoot, name)}
-	l.sock = filepath.Join(l.dir, "vtl.sock")
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+	dir := filepath.Join(tmpRoot, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--dir", filepath.Join(l.dir, "lib"), "--socket", l.sock,
-		"--slots", fmt.Sprint(slots), "--drives", "3", "--capacity", capacity}
+	args := []string{"--slots", fmt.Sprint(slots), "--drives", "3", "--capacity", capacity}
 	if personality != "" {
 		args = append(args, "--personality", personality)
 	}
-	l.srv = exec.Command(vtlBin, args...)
-	logf, err := os.Create(filepath.Join(l.dir, "vtl.log"))
+	srv, err := testenv.ServeVTL(vtlBin, dir, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("vtl %s: %w", name, err)
 	}
-	l.srv.Stdout, l.srv.Stderr = logf, logf
-	if err := l.srv.Start(); err != nil {
-		return nil, fmt.Errorf("starting vtl: %w", err)
-	}
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", l.sock); err == nil {
-			c.Close()
-			return l, nil
-		}
-		if time.Now().After(deadline) {
-			l.stop()
-			return nil, fmt.Errorf("vtl %s did not start listening", name)
-		}
-	}
+	return &lib{bin: vtlBin, sock: srv.Socket, dir: dir, srv: srv}, nil
 }
 
-func (l *lib) stop() {
-	l.srv.Process.Kill()
-	l.srv.Wait()
-}
+func (l *lib) stop() { l.srv.Stop() }
 
 // mount puts the cartridge of slot (1-based) into drive (unloading what
 // the drive held) and returns the drive, ready.

@@ -23,6 +23,7 @@ import (
 	"github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/pki"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 var tapectlBin string
@@ -34,14 +35,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	tapectlBin = filepath.Join(dir, "tapectl")
-	build := exec.Command("go", "build", "-o", tapectlBin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building tapectl:", err)
+	built, err := testenv.Build(dir, "tools/tapectl")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	tapectlBin = built["tapectl"]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -3,64 +3,30 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
-// startVTL builds and starts a vtl with two drives (drive1 without
-// application-managed encryption) and returns its socket path.
+// startVTL starts a vtl with two drives (drive1 without application-
+// managed encryption), loads slot 1 into drive0 and returns its socket.
 func startVTL(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(filepath.Dir(tapekeyBin), "vtl")
-	if _, err := os.Stat(bin); err != nil {
-		build := exec.Command("go", "build", "-o", bin, "../vtl")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building vtl: %v\n%s", err, out)
-		}
-	}
-	sock := filepath.Join(dir, "vtl.sock")
-	cmd := exec.Command(bin, "serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock,
-		"--slots", "4", "--drives", "2", "--capacity", "64MiB", "--personality", "drive1=no-ame")
-	logf, err := os.Create(filepath.Join(dir, "vtl.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting vtl: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "vtl.log"))
-			t.Fatalf("vtl did not open %s within 10s; its log:\n%s", sock, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	out, err := exec.Command(bin, "load", "--socket", sock, "--slot", "1", "--drive", "0").CombinedOutput()
+	v := testenv.StartVTL(t, vtlBin, dir, "--slots", "4", "--drives", "2", "--capacity", "64MiB", "--personality", "drive1=no-ame")
+	out, err := exec.Command(vtlBin, "load", "--socket", v.Socket, "--slot", "1", "--drive", "0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("vtl load: %v\n%s", err, out)
 	}
-	return sock
+	return v.Socket
 }
 
 // vtlStatus returns `vtl status` for the library at sock.
 func vtlStatus(t *testing.T, sock string) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(filepath.Dir(tapekeyBin), "vtl"), "status", "--socket", sock).CombinedOutput()
+	out, err := exec.Command(vtlBin, "status", "--socket", sock).CombinedOutput()
 	if err != nil {
 		t.Fatalf("vtl status: %v\n%s", err, out)
 	}
@@ -171,7 +137,7 @@ func TestDriveCommandsAgainstVTL(t *testing.T) {
 
 	// Right after a load the drive is "becoming ready" (vtl simulates the
 	// load time): next-block waits for it instead of failing.
-	vtlBin := filepath.Join(filepath.Dir(tapekeyBin), "vtl")
+	vtlBin := vtlBin
 	for _, args := range [][]string{{"unload", "--drive", "0"}, {"load", "--slot", "2", "--drive", "0"}} {
 		if out, err := exec.Command(vtlBin, append(args, "--socket", sock)...).CombinedOutput(); err != nil {
 			t.Fatalf("vtl %v: %v\n%s", args, err, out)
@@ -182,7 +148,7 @@ func TestDriveCommandsAgainstVTL(t *testing.T) {
 	}
 
 	// No cartridge: the drive's 02/3A/00 is said plainly.
-	unload := exec.Command(filepath.Join(filepath.Dir(tapekeyBin), "vtl"), "unload", "--socket", sock, "--drive", "0")
+	unload := exec.Command(vtlBin, "unload", "--socket", sock, "--drive", "0")
 	if out, err := unload.CombinedOutput(); err != nil {
 		t.Fatalf("vtl unload: %v\n%s", err, out)
 	}

@@ -13,9 +13,10 @@ import (
 	"testing"
 
 	"github.com/tapeward/tapeward/tools/lib/keys"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
-var tapekeyBin string
+var tapekeyBin, vtlBin string // built by TestMain (vtl for the drive tests)
 
 // TestMain builds the binary once; the tests drive it as a user would.
 func TestMain(m *testing.M) {
@@ -24,14 +25,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	tapekeyBin = filepath.Join(dir, "tapekey")
-	build := exec.Command("go", "build", "-o", tapekeyBin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building tapekey:", err)
+	bins, err := testenv.Build(dir, "tools/tapekey", "tools/vtl")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	tapekeyBin, vtlBin = bins["tapekey"], bins["vtl"]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

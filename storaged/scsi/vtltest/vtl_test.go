@@ -8,18 +8,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 var (
@@ -38,74 +36,25 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	root, err := moduleRoot()
+	bins, err := testenv.Build(tmp, "tools/vtl")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vtltest:", err)
 		return 1
 	}
-	vtlBin = filepath.Join(tmp, "vtl")
-	build := exec.Command("go", "build", "-o", vtlBin, "./tools/vtl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "vtltest: building ./tools/vtl: %v\n%s", err, out)
+	vtlBin = bins["vtl"]
+	srv, err := testenv.ServeVTL(vtlBin, tmp, "--slots", "8", "--drives", "3", "--capacity", "2GiB",
+		"--personality", "drive1=no-ame,drive2=lying", "--load-delay", "50ms")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vtltest:", err)
 		return 1
 	}
-	sockets = filepath.Join(tmp, "vtl.sock")
-	logf, _ := os.Create(filepath.Join(tmp, "vtl.log"))
-	srv := exec.Command(vtlBin, "serve", "--dir", filepath.Join(tmp, "lib"), "--socket", sockets,
-		"--slots", "8", "--drives", "3", "--capacity", "2GiB", "--personality", "drive1=no-ame,drive2=lying", "--load-delay", "50ms")
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := os.MkdirAll(filepath.Join(tmp, "lib"), 0o700); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := srv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "vtltest: starting vtl:", err)
-		return 1
-	}
-	defer func() {
-		srv.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			srv.Process.Kill()
-			<-done
-		}
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("unix", sockets)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(tmp, "vtl.log"))
-			fmt.Fprintf(os.Stderr, "vtltest: vtl did not start listening: %v\n%s", err, log)
-			return 1
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	defer srv.Stop()
+	sockets = srv.Socket
 	code := m.Run()
 	if code != 0 {
-		log, _ := os.ReadFile(filepath.Join(tmp, "vtl.log"))
-		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", log)
+		fmt.Fprintf(os.Stderr, "---- vtl log ----\n%s", srv.Log())
 	}
 	return code
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the tapeward module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 func open(t testing.TB, unit string) *scsi.Device {

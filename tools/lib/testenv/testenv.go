@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +35,11 @@ func Build(dir string, cmds ...string) (map[string]string, error) {
 		args = append(args, Module+"/"+c)
 		out[filepath.Base(c)] = filepath.Join(dir, filepath.Base(c))
 	}
-	cmd := exec.Command("go", args...)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goTool, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -211,17 +216,81 @@ func StartVTL(t testing.TB, bin, dir string, args ...string) *VTL {
 	sock := filepath.Join(dir, "vtl.sock")
 	all := append([]string{"serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock}, args...)
 	p := Start(t, "vtl", filepath.Join(dir, "vtl.log"), "", bin, all...)
-	WaitFor(t, "the vtl socket", func() bool {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil || p.Exited()
-	})
-	if p.Exited() {
-		t.Fatalf("vtl exited; its log:\n%s", p.Output())
+	if err := waitSocket(sock, p.Exited); err != nil {
+		t.Fatalf("%v; its log:\n%s", err, p.Output())
 	}
 	return &VTL{Proc: p, Bin: bin, Socket: sock}
+}
+
+// waitSocket waits until the unix socket accepts a connection (30 s).
+func waitSocket(sock string, exited func() bool) error {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return nil
+		}
+		if exited() {
+			return fmt.Errorf("vtl exited before listening on %s", sock)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("vtl did not listen on %s within 30s", sock)
+		}
+	}
+}
+
+// Server is a vtl serving a whole test binary: TestMain, which has no
+// testing.TB, starts it with ServeVTL and stops it after m.Run.
+type Server struct {
+	Bin, Dir, Socket string
+	cmd              *exec.Cmd
+	done             chan struct{}
+}
+
+// ServeVTL starts `vtl serve` with cartridges under dir/lib, the socket
+// dir/vtl.sock and the log dir/vtl.log, and returns once it listens.
+func ServeVTL(bin, dir string, args ...string) (*Server, error) {
+	s := &Server{Bin: bin, Dir: dir, Socket: filepath.Join(dir, "vtl.sock"), done: make(chan struct{})}
+	logf, err := os.Create(filepath.Join(dir, "vtl.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, append([]string{"serve", "--dir", filepath.Join(dir, "lib"), "--socket", s.Socket}, args...)...)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting vtl: %w", err)
+	}
+	go func() { s.cmd.Wait(); logf.Close(); close(s.done) }()
+	exited := func() bool {
+		select {
+		case <-s.done:
+			return true
+		default:
+			return false
+		}
+	}
+	if err := waitSocket(s.Socket, exited); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("%v; its log:\n%s", err, s.Log())
+	}
+	return s, nil
+}
+
+// Stop ends the vtl: SIGINT (it flushes its cartridges), SIGKILL after 5 s.
+func (s *Server) Stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// Log is what the vtl wrote.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "vtl.log"))
+	return string(b)
 }
 
 // Status is `vtl status`.
