@@ -604,14 +604,7 @@ func (c *Cartridge) ReadBlock(i int64, buf *[]byte, m *Meta) ([]byte, error) {
 	if _, err := parseRecordHeader(b); err != nil || !checkRecordHeaderCRC(b, int(e.KADLen)) {
 		return nil, fmt.Errorf("%w: record %d header", ErrChecksum, i)
 	}
-	ul, al := int(b[5]), int(b[6])
-	m.Flags = b[3]
-	m.KADFormat = b[4]
-	m.UKAD = b[RecHeaderSize : RecHeaderSize+ul]
-	m.AKAD = b[RecHeaderSize+ul : RecHeaderSize+ul+al]
-	copy(m.Fingerprint[:], b[16:32])
-	copy(m.Nonce[:], b[32:44])
-	m.PlainLen = int(e.PlainLen)
+	ul, al := m.decode(b, e)
 	ps := RecHeaderSize + ul + al
 	p := b[ps : ps+int(e.PayLen)]
 	if crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(b[ps+int(e.PayLen):]) {
@@ -641,7 +634,15 @@ func (c *Cartridge) ReadMeta(i int64, buf *[]byte, m *Meta) error {
 	if !checkRecordHeaderCRC(b, int(e.KADLen)) {
 		return fmt.Errorf("%w: record %d header", ErrChecksum, i)
 	}
-	ul, al := int(b[5]), int(b[6])
+	m.decode(b, e)
+	return nil
+}
+
+// decode fills m from a block's record header (and KADs) in b, whose CRC
+// the caller checked; it returns the U-KAD and A-KAD lengths. The KAD
+// slices alias b.
+func (m *Meta) decode(b []byte, e Entry) (ul, al int) {
+	ul, al = int(b[5]), int(b[6])
 	m.Flags = b[3]
 	m.KADFormat = b[4]
 	m.UKAD = b[RecHeaderSize : RecHeaderSize+ul]
@@ -649,7 +650,7 @@ func (c *Cartridge) ReadMeta(i int64, buf *[]byte, m *Meta) error {
 	copy(m.Fingerprint[:], b[16:32])
 	copy(m.Nonce[:], b[32:44])
 	m.PlainLen = int(e.PlainLen)
-	return nil
+	return ul, al
 }
 
 // PayloadOffset returns the file offset of block i's payload and its length
