@@ -123,7 +123,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 
 	for _, cc := range cfg.Changers {
 		dev, err := open(cc.Address, scsi.TypeMediumChanger)
-		c := &Changer{name: cc.Name, address: cc.Address, dev: dev}
+		c := &Changer{name: cc.Name, dev: dev}
 		if err != nil {
 			c.err = err.Error()
 			d.log.Error("changer unusable", "changer", cc.Name, "error", err.Error())

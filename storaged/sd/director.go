@@ -89,7 +89,7 @@ func (g *grpcDirector) Close() error { return g.conn.Close() }
 // cache must not override).
 func directorUnreachable(err error) bool {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	case codes.Unavailable, codes.DeadlineExceeded:
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
@@ -107,6 +107,11 @@ func (d *Daemon) volumeKey(ctx context.Context, volume, drive string) (keys.Stor
 	sk, err := d.director.GetVolumeKey(ctx, volume, drive)
 	if err == nil {
 		return sk, SourceDirector, nil
+	}
+	if ctx.Err() != nil {
+		// The request itself ended (its caller gave up): not a reason to
+		// fall back to the cache and load a key nobody waits for.
+		return keys.StoredKey{}, "", fmt.Errorf("volume %s: %w", volume, context.Cause(ctx))
 	}
 	if !directorUnreachable(err) {
 		return keys.StoredKey{}, "", fmt.Errorf("the director refused the key of volume %s: %s", volume, status.Convert(err).Message())

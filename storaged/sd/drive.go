@@ -216,7 +216,6 @@ func (e *CryptoRefusedError) Error() string {
 // Changer is one configured medium changer; its mutex serialises moves.
 type Changer struct {
 	name    string
-	address string
 	mu      sync.Mutex
 	dev     *scsi.Device
 	err     string
