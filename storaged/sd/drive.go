@@ -215,10 +215,10 @@ func (e *CryptoRefusedError) Error() string {
 
 // Changer is one configured medium changer; its mutex serialises moves.
 type Changer struct {
-	name    string
-	mu      sync.Mutex
-	dev     *scsi.Device
-	err     string
+	name string
+	mu   sync.Mutex
+	dev  *scsi.Device
+	err  string
 }
 
 // Layout is a changer's elements as operators count them: slot N is the
