@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"files", "job_media", "jobs", "key_events", "media", "pools", "storages"}
+var wantTables = []string{"cache_pushes", "files", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "storages"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()

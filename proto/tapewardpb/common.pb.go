@@ -244,6 +244,69 @@ func (x *DriveKeyState) GetDecryptionMode() string {
 	return ""
 }
 
+// How many crypto cache entries (or catalog keys) are wrapped under one KEK.
+type KekCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KekId string                 `protobuf:"bytes,1,opt,name=kek_id,json=kekId,proto3" json:"kek_id,omitempty"`
+	Keys  uint32                 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"` // stored strings wrapped under this KEK
+	// Keys (distinct fingerprints) for which this KEK is the only wrapping
+	// held: retiring the KEK would lose them.
+	Sole          uint32 `protobuf:"varint,3,opt,name=sole,proto3" json:"sole,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KekCount) Reset() {
+	*x = KekCount{}
+	mi := &file_tapeward_v1_common_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KekCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KekCount) ProtoMessage() {}
+
+func (x *KekCount) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_common_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KekCount.ProtoReflect.Descriptor instead.
+func (*KekCount) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_common_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *KekCount) GetKekId() string {
+	if x != nil {
+		return x.KekId
+	}
+	return ""
+}
+
+func (x *KekCount) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *KekCount) GetSole() uint32 {
+	if x != nil {
+		return x.Sole
+	}
+	return 0
+}
+
 var File_tapeward_v1_common_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_common_proto_rawDesc = "" +
@@ -266,7 +329,11 @@ const file_tapeward_v1_common_proto_rawDesc = "" +
 	"\x0fkey_fingerprint\x18\x02 \x01(\tR\x0ekeyFingerprint\x120\n" +
 	"\x14key_instance_counter\x18\x03 \x01(\rR\x12keyInstanceCounter\x12'\n" +
 	"\x0fencryption_mode\x18\x04 \x01(\tR\x0eencryptionMode\x12'\n" +
-	"\x0fdecryption_mode\x18\x05 \x01(\tR\x0edecryptionModeB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\x0fdecryption_mode\x18\x05 \x01(\tR\x0edecryptionMode\"I\n" +
+	"\bKekCount\x12\x15\n" +
+	"\x06kek_id\x18\x01 \x01(\tR\x05kekId\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\rR\x04keys\x12\x12\n" +
+	"\x04sole\x18\x03 \x01(\rR\x04soleB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_common_proto_rawDescOnce sync.Once
@@ -280,11 +347,12 @@ func file_tapeward_v1_common_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_common_proto_rawDescData
 }
 
-var file_tapeward_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tapeward_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tapeward_v1_common_proto_goTypes = []any{
 	(*WrappedKey)(nil),    // 0: tapeward.v1.WrappedKey
 	(*BlockAddress)(nil),  // 1: tapeward.v1.BlockAddress
 	(*DriveKeyState)(nil), // 2: tapeward.v1.DriveKeyState
+	(*KekCount)(nil),      // 3: tapeward.v1.KekCount
 }
 var file_tapeward_v1_common_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -305,7 +373,7 @@ func file_tapeward_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_common_proto_rawDesc), len(file_tapeward_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

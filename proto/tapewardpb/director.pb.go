@@ -25,17 +25,116 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What a volume's label says, for the director to compare with the catalog.
+type LabelView struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Volume         string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Barcode        string                 `protobuf:"bytes,2,opt,name=barcode,proto3" json:"barcode,omitempty"` // from the changer
+	Encrypted      bool                   `protobuf:"varint,3,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	KekId          string                 `protobuf:"bytes,4,opt,name=kek_id,json=kekId,proto3" json:"kek_id,omitempty"`
+	KeyFingerprint string                 `protobuf:"bytes,5,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
+	Storage        string                 `protobuf:"bytes,6,opt,name=storage,proto3" json:"storage,omitempty"` // the storage daemon that wrote the label
+	Pool           string                 `protobuf:"bytes,7,opt,name=pool,proto3" json:"pool,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LabelView) Reset() {
+	*x = LabelView{}
+	mi := &file_tapeward_v1_director_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelView) ProtoMessage() {}
+
+func (x *LabelView) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_director_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelView.ProtoReflect.Descriptor instead.
+func (*LabelView) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LabelView) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *LabelView) GetBarcode() string {
+	if x != nil {
+		return x.Barcode
+	}
+	return ""
+}
+
+func (x *LabelView) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *LabelView) GetKekId() string {
+	if x != nil {
+		return x.KekId
+	}
+	return ""
+}
+
+func (x *LabelView) GetKeyFingerprint() string {
+	if x != nil {
+		return x.KeyFingerprint
+	}
+	return ""
+}
+
+func (x *LabelView) GetStorage() string {
+	if x != nil {
+		return x.Storage
+	}
+	return ""
+}
+
+func (x *LabelView) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
 type GetVolumeKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
-	Drive         string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"` // the drive it will be loaded into (for the audit)
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Volume string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Drive  string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"` // the drive it will be loaded into (for the audit)
+	// The label read from the tape. When set, the director checks it against
+	// the catalog (volume, barcode, encrypted, storage, fingerprint — current
+	// key or history) and refuses a mismatch (FailedPrecondition, both sides
+	// named); the key returned is the one whose fingerprint the label names.
+	// A clear volume is then answered with encrypted = false and no key.
+	Label         *LabelView `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetVolumeKeyRequest) Reset() {
 	*x = GetVolumeKeyRequest{}
-	mi := &file_tapeward_v1_director_proto_msgTypes[0]
+	mi := &file_tapeward_v1_director_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +146,7 @@ func (x *GetVolumeKeyRequest) String() string {
 func (*GetVolumeKeyRequest) ProtoMessage() {}
 
 func (x *GetVolumeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_director_proto_msgTypes[0]
+	mi := &file_tapeward_v1_director_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +159,7 @@ func (x *GetVolumeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{0}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *GetVolumeKeyRequest) GetVolume() string {
@@ -77,17 +176,30 @@ func (x *GetVolumeKeyRequest) GetDrive() string {
 	return ""
 }
 
+func (x *GetVolumeKeyRequest) GetLabel() *LabelView {
+	if x != nil {
+		return x.Label
+	}
+	return nil
+}
+
 type GetVolumeKeyReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
-	Key           *WrappedKey            `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Volume    string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Key       *WrappedKey            `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Encrypted bool                   `protobuf:"varint,3,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	// "current", or "history: superseded <time> (<reason>)" when the label
+	// names a key the volume had before.
+	KeySource     string `protobuf:"bytes,4,opt,name=key_source,json=keySource,proto3" json:"key_source,omitempty"`
+	Barcode       string `protobuf:"bytes,5,opt,name=barcode,proto3" json:"barcode,omitempty"`
+	Pool          string `protobuf:"bytes,6,opt,name=pool,proto3" json:"pool,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetVolumeKeyReply) Reset() {
 	*x = GetVolumeKeyReply{}
-	mi := &file_tapeward_v1_director_proto_msgTypes[1]
+	mi := &file_tapeward_v1_director_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +211,7 @@ func (x *GetVolumeKeyReply) String() string {
 func (*GetVolumeKeyReply) ProtoMessage() {}
 
 func (x *GetVolumeKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_director_proto_msgTypes[1]
+	mi := &file_tapeward_v1_director_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +224,7 @@ func (x *GetVolumeKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeKeyReply.ProtoReflect.Descriptor instead.
 func (*GetVolumeKeyReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{1}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetVolumeKeyReply) GetVolume() string {
@@ -127,6 +239,34 @@ func (x *GetVolumeKeyReply) GetKey() *WrappedKey {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *GetVolumeKeyReply) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *GetVolumeKeyReply) GetKeySource() string {
+	if x != nil {
+		return x.KeySource
+	}
+	return ""
+}
+
+func (x *GetVolumeKeyReply) GetBarcode() string {
+	if x != nil {
+		return x.Barcode
+	}
+	return ""
+}
+
+func (x *GetVolumeKeyReply) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
 }
 
 type ReportVolumeRequest struct {
@@ -148,7 +288,7 @@ type ReportVolumeRequest struct {
 
 func (x *ReportVolumeRequest) Reset() {
 	*x = ReportVolumeRequest{}
-	mi := &file_tapeward_v1_director_proto_msgTypes[2]
+	mi := &file_tapeward_v1_director_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +300,7 @@ func (x *ReportVolumeRequest) String() string {
 func (*ReportVolumeRequest) ProtoMessage() {}
 
 func (x *ReportVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_director_proto_msgTypes[2]
+	mi := &file_tapeward_v1_director_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +313,7 @@ func (x *ReportVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportVolumeRequest.ProtoReflect.Descriptor instead.
 func (*ReportVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{2}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ReportVolumeRequest) GetVolume() string {
@@ -254,7 +394,7 @@ type ReportVolumeReply struct {
 
 func (x *ReportVolumeReply) Reset() {
 	*x = ReportVolumeReply{}
-	mi := &file_tapeward_v1_director_proto_msgTypes[3]
+	mi := &file_tapeward_v1_director_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +406,7 @@ func (x *ReportVolumeReply) String() string {
 func (*ReportVolumeReply) ProtoMessage() {}
 
 func (x *ReportVolumeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_director_proto_msgTypes[3]
+	mi := &file_tapeward_v1_director_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,20 +419,242 @@ func (x *ReportVolumeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportVolumeReply.ProtoReflect.Descriptor instead.
 func (*ReportVolumeReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{3}
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{4}
+}
+
+type BeginWriteRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Volume         string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Drive          string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"`
+	TapeFile       uint32                 `protobuf:"varint,3,opt,name=tape_file,json=tapeFile,proto3" json:"tape_file,omitempty"`                  // the tape file the session will write
+	KeyFingerprint string                 `protobuf:"bytes,4,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"` // the key the drive holds ("" for clear)
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BeginWriteRequest) Reset() {
+	*x = BeginWriteRequest{}
+	mi := &file_tapeward_v1_director_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginWriteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginWriteRequest) ProtoMessage() {}
+
+func (x *BeginWriteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_director_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginWriteRequest.ProtoReflect.Descriptor instead.
+func (*BeginWriteRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BeginWriteRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *BeginWriteRequest) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *BeginWriteRequest) GetTapeFile() uint32 {
+	if x != nil {
+		return x.TapeFile
+	}
+	return 0
+}
+
+func (x *BeginWriteRequest) GetKeyFingerprint() string {
+	if x != nil {
+		return x.KeyFingerprint
+	}
+	return ""
+}
+
+type BeginWriteReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginWriteReply) Reset() {
+	*x = BeginWriteReply{}
+	mi := &file_tapeward_v1_director_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginWriteReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginWriteReply) ProtoMessage() {}
+
+func (x *BeginWriteReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_director_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginWriteReply.ProtoReflect.Descriptor instead.
+func (*BeginWriteReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{6}
+}
+
+type StorageHelloRequest struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	KekIds             []string               `protobuf:"bytes,1,rep,name=kek_ids,json=kekIds,proto3" json:"kek_ids,omitempty"`
+	CacheKeks          []*KekCount            `protobuf:"bytes,2,rep,name=cache_keks,json=cacheKeks,proto3" json:"cache_keks,omitempty"`
+	CacheUnknownKekIds []string               `protobuf:"bytes,3,rep,name=cache_unknown_kek_ids,json=cacheUnknownKekIds,proto3" json:"cache_unknown_kek_ids,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *StorageHelloRequest) Reset() {
+	*x = StorageHelloRequest{}
+	mi := &file_tapeward_v1_director_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageHelloRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageHelloRequest) ProtoMessage() {}
+
+func (x *StorageHelloRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_director_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageHelloRequest.ProtoReflect.Descriptor instead.
+func (*StorageHelloRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *StorageHelloRequest) GetKekIds() []string {
+	if x != nil {
+		return x.KekIds
+	}
+	return nil
+}
+
+func (x *StorageHelloRequest) GetCacheKeks() []*KekCount {
+	if x != nil {
+		return x.CacheKeks
+	}
+	return nil
+}
+
+func (x *StorageHelloRequest) GetCacheUnknownKekIds() []string {
+	if x != nil {
+		return x.CacheUnknownKekIds
+	}
+	return nil
+}
+
+type StorageHelloReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PendingKeys   uint32                 `protobuf:"varint,1,opt,name=pending_keys,json=pendingKeys,proto3" json:"pending_keys,omitempty"` // volumes whose keys will be pushed to this storage
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorageHelloReply) Reset() {
+	*x = StorageHelloReply{}
+	mi := &file_tapeward_v1_director_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageHelloReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageHelloReply) ProtoMessage() {}
+
+func (x *StorageHelloReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_director_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageHelloReply.ProtoReflect.Descriptor instead.
+func (*StorageHelloReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StorageHelloReply) GetPendingKeys() uint32 {
+	if x != nil {
+		return x.PendingKeys
+	}
+	return 0
 }
 
 var File_tapeward_v1_director_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_director_proto_rawDesc = "" +
 	"\n" +
-	"\x1atapeward/v1/director.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\"C\n" +
+	"\x1atapeward/v1/director.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\"\xc9\x01\n" +
+	"\tLabelView\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
+	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x1c\n" +
+	"\tencrypted\x18\x03 \x01(\bR\tencrypted\x12\x15\n" +
+	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12'\n" +
+	"\x0fkey_fingerprint\x18\x05 \x01(\tR\x0ekeyFingerprint\x12\x18\n" +
+	"\astorage\x18\x06 \x01(\tR\astorage\x12\x12\n" +
+	"\x04pool\x18\a \x01(\tR\x04pool\"q\n" +
 	"\x13GetVolumeKeyRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x14\n" +
-	"\x05drive\x18\x02 \x01(\tR\x05drive\"V\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\x12,\n" +
+	"\x05label\x18\x03 \x01(\v2\x16.tapeward.v1.LabelViewR\x05label\"\xc1\x01\n" +
 	"\x11GetVolumeKeyReply\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.tapeward.v1.WrappedKeyR\x03key\"\xae\x02\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.tapeward.v1.WrappedKeyR\x03key\x12\x1c\n" +
+	"\tencrypted\x18\x03 \x01(\bR\tencrypted\x12\x1d\n" +
+	"\n" +
+	"key_source\x18\x04 \x01(\tR\tkeySource\x12\x18\n" +
+	"\abarcode\x18\x05 \x01(\tR\abarcode\x12\x12\n" +
+	"\x04pool\x18\x06 \x01(\tR\x04pool\"\xae\x02\n" +
 	"\x13ReportVolumeRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x14\n" +
 	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x14\n" +
@@ -305,10 +667,26 @@ const file_tapeward_v1_director_proto_rawDesc = "" +
 	"\x06detail\x18\t \x01(\tR\x06detail\x12\x1b\n" +
 	"\ttime_unix\x18\n" +
 	" \x01(\x03R\btimeUnix\"\x13\n" +
-	"\x11ReportVolumeReply2\xae\x01\n" +
+	"\x11ReportVolumeReply\"\x87\x01\n" +
+	"\x11BeginWriteRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x14\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x1b\n" +
+	"\ttape_file\x18\x03 \x01(\rR\btapeFile\x12'\n" +
+	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\"\x11\n" +
+	"\x0fBeginWriteReply\"\x97\x01\n" +
+	"\x13StorageHelloRequest\x12\x17\n" +
+	"\akek_ids\x18\x01 \x03(\tR\x06kekIds\x124\n" +
+	"\n" +
+	"cache_keks\x18\x02 \x03(\v2\x15.tapeward.v1.KekCountR\tcacheKeks\x121\n" +
+	"\x15cache_unknown_kek_ids\x18\x03 \x03(\tR\x12cacheUnknownKekIds\"6\n" +
+	"\x11StorageHelloReply\x12!\n" +
+	"\fpending_keys\x18\x01 \x01(\rR\vpendingKeys2\xcc\x02\n" +
 	"\bDirector\x12P\n" +
 	"\fGetVolumeKey\x12 .tapeward.v1.GetVolumeKeyRequest\x1a\x1e.tapeward.v1.GetVolumeKeyReply\x12P\n" +
-	"\fReportVolume\x12 .tapeward.v1.ReportVolumeRequest\x1a\x1e.tapeward.v1.ReportVolumeReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\fReportVolume\x12 .tapeward.v1.ReportVolumeRequest\x1a\x1e.tapeward.v1.ReportVolumeReply\x12J\n" +
+	"\n" +
+	"BeginWrite\x12\x1e.tapeward.v1.BeginWriteRequest\x1a\x1c.tapeward.v1.BeginWriteReply\x12P\n" +
+	"\fStorageHello\x12 .tapeward.v1.StorageHelloRequest\x1a\x1e.tapeward.v1.StorageHelloReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_director_proto_rawDescOnce sync.Once
@@ -322,25 +700,37 @@ func file_tapeward_v1_director_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_director_proto_rawDescData
 }
 
-var file_tapeward_v1_director_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tapeward_v1_director_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_tapeward_v1_director_proto_goTypes = []any{
-	(*GetVolumeKeyRequest)(nil), // 0: tapeward.v1.GetVolumeKeyRequest
-	(*GetVolumeKeyReply)(nil),   // 1: tapeward.v1.GetVolumeKeyReply
-	(*ReportVolumeRequest)(nil), // 2: tapeward.v1.ReportVolumeRequest
-	(*ReportVolumeReply)(nil),   // 3: tapeward.v1.ReportVolumeReply
-	(*WrappedKey)(nil),          // 4: tapeward.v1.WrappedKey
+	(*LabelView)(nil),           // 0: tapeward.v1.LabelView
+	(*GetVolumeKeyRequest)(nil), // 1: tapeward.v1.GetVolumeKeyRequest
+	(*GetVolumeKeyReply)(nil),   // 2: tapeward.v1.GetVolumeKeyReply
+	(*ReportVolumeRequest)(nil), // 3: tapeward.v1.ReportVolumeRequest
+	(*ReportVolumeReply)(nil),   // 4: tapeward.v1.ReportVolumeReply
+	(*BeginWriteRequest)(nil),   // 5: tapeward.v1.BeginWriteRequest
+	(*BeginWriteReply)(nil),     // 6: tapeward.v1.BeginWriteReply
+	(*StorageHelloRequest)(nil), // 7: tapeward.v1.StorageHelloRequest
+	(*StorageHelloReply)(nil),   // 8: tapeward.v1.StorageHelloReply
+	(*WrappedKey)(nil),          // 9: tapeward.v1.WrappedKey
+	(*KekCount)(nil),            // 10: tapeward.v1.KekCount
 }
 var file_tapeward_v1_director_proto_depIdxs = []int32{
-	4, // 0: tapeward.v1.GetVolumeKeyReply.key:type_name -> tapeward.v1.WrappedKey
-	0, // 1: tapeward.v1.Director.GetVolumeKey:input_type -> tapeward.v1.GetVolumeKeyRequest
-	2, // 2: tapeward.v1.Director.ReportVolume:input_type -> tapeward.v1.ReportVolumeRequest
-	1, // 3: tapeward.v1.Director.GetVolumeKey:output_type -> tapeward.v1.GetVolumeKeyReply
-	3, // 4: tapeward.v1.Director.ReportVolume:output_type -> tapeward.v1.ReportVolumeReply
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0,  // 0: tapeward.v1.GetVolumeKeyRequest.label:type_name -> tapeward.v1.LabelView
+	9,  // 1: tapeward.v1.GetVolumeKeyReply.key:type_name -> tapeward.v1.WrappedKey
+	10, // 2: tapeward.v1.StorageHelloRequest.cache_keks:type_name -> tapeward.v1.KekCount
+	1,  // 3: tapeward.v1.Director.GetVolumeKey:input_type -> tapeward.v1.GetVolumeKeyRequest
+	3,  // 4: tapeward.v1.Director.ReportVolume:input_type -> tapeward.v1.ReportVolumeRequest
+	5,  // 5: tapeward.v1.Director.BeginWrite:input_type -> tapeward.v1.BeginWriteRequest
+	7,  // 6: tapeward.v1.Director.StorageHello:input_type -> tapeward.v1.StorageHelloRequest
+	2,  // 7: tapeward.v1.Director.GetVolumeKey:output_type -> tapeward.v1.GetVolumeKeyReply
+	4,  // 8: tapeward.v1.Director.ReportVolume:output_type -> tapeward.v1.ReportVolumeReply
+	6,  // 9: tapeward.v1.Director.BeginWrite:output_type -> tapeward.v1.BeginWriteReply
+	8,  // 10: tapeward.v1.Director.StorageHello:output_type -> tapeward.v1.StorageHelloReply
+	7,  // [7:11] is the sub-list for method output_type
+	3,  // [3:7] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_director_proto_init() }
@@ -355,7 +745,7 @@ func file_tapeward_v1_director_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_director_proto_rawDesc), len(file_tapeward_v1_director_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Director_GetVolumeKey_FullMethodName = "/tapeward.v1.Director/GetVolumeKey"
 	Director_ReportVolume_FullMethodName = "/tapeward.v1.Director/ReportVolume"
+	Director_BeginWrite_FullMethodName   = "/tapeward.v1.Director/BeginWrite"
+	Director_StorageHello_FullMethodName = "/tapeward.v1.Director/StorageHello"
 )
 
 // DirectorClient is the client API for Director service.
@@ -36,6 +38,15 @@ type DirectorClient interface {
 	// What happened to a volume on the storage side: key loaded, verified,
 	// cleared, volume full, bytes written, errors. Recorded as key events.
 	ReportVolume(ctx context.Context, in *ReportVolumeRequest, opts ...grpc.CallOption) (*ReportVolumeReply, error)
+	// Synchronous, before the first data block of a write session: the
+	// director commits that the volume holds data (so its key can no longer
+	// be rotated or removed) and only then answers. storaged writes nothing
+	// without this answer.
+	BeginWrite(ctx context.Context, in *BeginWriteRequest, opts ...grpc.CallOption) (*BeginWriteReply, error)
+	// storaged is (back) up: its KEK ids and crypto cache by KEK. The
+	// director answers with how many cache updates are pending for it and
+	// pushes them (PushKeys).
+	StorageHello(ctx context.Context, in *StorageHelloRequest, opts ...grpc.CallOption) (*StorageHelloReply, error)
 }
 
 type directorClient struct {
@@ -66,6 +77,26 @@ func (c *directorClient) ReportVolume(ctx context.Context, in *ReportVolumeReque
 	return out, nil
 }
 
+func (c *directorClient) BeginWrite(ctx context.Context, in *BeginWriteRequest, opts ...grpc.CallOption) (*BeginWriteReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginWriteReply)
+	err := c.cc.Invoke(ctx, Director_BeginWrite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directorClient) StorageHello(ctx context.Context, in *StorageHelloRequest, opts ...grpc.CallOption) (*StorageHelloReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StorageHelloReply)
+	err := c.cc.Invoke(ctx, Director_StorageHello_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DirectorServer is the server API for Director service.
 // All implementations must embed UnimplementedDirectorServer
 // for forward compatibility.
@@ -75,6 +106,15 @@ type DirectorServer interface {
 	// What happened to a volume on the storage side: key loaded, verified,
 	// cleared, volume full, bytes written, errors. Recorded as key events.
 	ReportVolume(context.Context, *ReportVolumeRequest) (*ReportVolumeReply, error)
+	// Synchronous, before the first data block of a write session: the
+	// director commits that the volume holds data (so its key can no longer
+	// be rotated or removed) and only then answers. storaged writes nothing
+	// without this answer.
+	BeginWrite(context.Context, *BeginWriteRequest) (*BeginWriteReply, error)
+	// storaged is (back) up: its KEK ids and crypto cache by KEK. The
+	// director answers with how many cache updates are pending for it and
+	// pushes them (PushKeys).
+	StorageHello(context.Context, *StorageHelloRequest) (*StorageHelloReply, error)
 	mustEmbedUnimplementedDirectorServer()
 }
 
@@ -90,6 +130,12 @@ func (UnimplementedDirectorServer) GetVolumeKey(context.Context, *GetVolumeKeyRe
 }
 func (UnimplementedDirectorServer) ReportVolume(context.Context, *ReportVolumeRequest) (*ReportVolumeReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportVolume not implemented")
+}
+func (UnimplementedDirectorServer) BeginWrite(context.Context, *BeginWriteRequest) (*BeginWriteReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginWrite not implemented")
+}
+func (UnimplementedDirectorServer) StorageHello(context.Context, *StorageHelloRequest) (*StorageHelloReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method StorageHello not implemented")
 }
 func (UnimplementedDirectorServer) mustEmbedUnimplementedDirectorServer() {}
 func (UnimplementedDirectorServer) testEmbeddedByValue()                  {}
@@ -148,6 +194,42 @@ func _Director_ReportVolume_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Director_BeginWrite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginWriteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectorServer).BeginWrite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Director_BeginWrite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectorServer).BeginWrite(ctx, req.(*BeginWriteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Director_StorageHello_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StorageHelloRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectorServer).StorageHello(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Director_StorageHello_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectorServer).StorageHello(ctx, req.(*StorageHelloRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Director_ServiceDesc is the grpc.ServiceDesc for Director service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +244,14 @@ var Director_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportVolume",
 			Handler:    _Director_ReportVolume_Handler,
+		},
+		{
+			MethodName: "BeginWrite",
+			Handler:    _Director_BeginWrite_Handler,
+		},
+		{
+			MethodName: "StorageHello",
+			Handler:    _Director_StorageHello_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -62,14 +62,19 @@ func (*HelloRequest) Descriptor() ([]byte, []int) {
 }
 
 type HelloReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	KekIds        []string               `protobuf:"bytes,3,rep,name=kek_ids,json=kekIds,proto3" json:"kek_ids,omitempty"`
-	Drives        []string               `protobuf:"bytes,4,rep,name=drives,proto3" json:"drives,omitempty"`
-	Changers      []string               `protobuf:"bytes,5,rep,name=changers,proto3" json:"changers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version  string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	KekIds   []string               `protobuf:"bytes,3,rep,name=kek_ids,json=kekIds,proto3" json:"kek_ids,omitempty"`
+	Drives   []string               `protobuf:"bytes,4,rep,name=drives,proto3" json:"drives,omitempty"`
+	Changers []string               `protobuf:"bytes,5,rep,name=changers,proto3" json:"changers,omitempty"`
+	// The crypto cache by KEK id (what a KEK retirement must know).
+	CacheKeks []*KekCount `protobuf:"bytes,6,rep,name=cache_keks,json=cacheKeks,proto3" json:"cache_keks,omitempty"`
+	// KEK ids that cache entries name but this daemon's keyring lacks: those
+	// entries cannot be unwrapped here.
+	CacheUnknownKekIds []string `protobuf:"bytes,7,rep,name=cache_unknown_kek_ids,json=cacheUnknownKekIds,proto3" json:"cache_unknown_kek_ids,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *HelloReply) Reset() {
@@ -133,6 +138,20 @@ func (x *HelloReply) GetDrives() []string {
 func (x *HelloReply) GetChangers() []string {
 	if x != nil {
 		return x.Changers
+	}
+	return nil
+}
+
+func (x *HelloReply) GetCacheKeks() []*KekCount {
+	if x != nil {
+		return x.CacheKeks
+	}
+	return nil
+}
+
+func (x *HelloReply) GetCacheUnknownKekIds() []string {
+	if x != nil {
+		return x.CacheUnknownKekIds
 	}
 	return nil
 }
@@ -630,13 +649,15 @@ func (x *DriveStatus) GetError() string {
 }
 
 type StatusReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Drives        []*DriveStatus         `protobuf:"bytes,2,rep,name=drives,proto3" json:"drives,omitempty"`
-	KekIds        []string               `protobuf:"bytes,3,rep,name=kek_ids,json=kekIds,proto3" json:"kek_ids,omitempty"`
-	CacheEntries  uint32                 `protobuf:"varint,4,opt,name=cache_entries,json=cacheEntries,proto3" json:"cache_entries,omitempty"` // volumes in the crypto cache
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Name               string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Drives             []*DriveStatus         `protobuf:"bytes,2,rep,name=drives,proto3" json:"drives,omitempty"`
+	KekIds             []string               `protobuf:"bytes,3,rep,name=kek_ids,json=kekIds,proto3" json:"kek_ids,omitempty"`
+	CacheEntries       uint32                 `protobuf:"varint,4,opt,name=cache_entries,json=cacheEntries,proto3" json:"cache_entries,omitempty"` // volumes in the crypto cache
+	CacheKeks          []*KekCount            `protobuf:"bytes,5,rep,name=cache_keks,json=cacheKeks,proto3" json:"cache_keks,omitempty"`
+	CacheUnknownKekIds []string               `protobuf:"bytes,6,rep,name=cache_unknown_kek_ids,json=cacheUnknownKekIds,proto3" json:"cache_unknown_kek_ids,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -695,6 +716,20 @@ func (x *StatusReply) GetCacheEntries() uint32 {
 		return x.CacheEntries
 	}
 	return 0
+}
+
+func (x *StatusReply) GetCacheKeks() []*KekCount {
+	if x != nil {
+		return x.CacheKeks
+	}
+	return nil
+}
+
+func (x *StatusReply) GetCacheUnknownKekIds() []string {
+	if x != nil {
+		return x.CacheUnknownKekIds
+	}
+	return nil
 }
 
 type LabelVolumeRequest struct {
@@ -1596,19 +1631,335 @@ func (x *ReadDataReply) GetData() []byte {
 	return nil
 }
 
+// One stored key for the crypto cache.
+type CacheKey struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Volume string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Key    *WrappedKey            `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The volume's current key; false: a key from the volume's history (the
+	// tape may still hold data under it).
+	Current       bool `protobuf:"varint,3,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheKey) Reset() {
+	*x = CacheKey{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheKey) ProtoMessage() {}
+
+func (x *CacheKey) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheKey.ProtoReflect.Descriptor instead.
+func (*CacheKey) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CacheKey) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *CacheKey) GetKey() *WrappedKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CacheKey) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+type PushKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*CacheKey            `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"` // e.g. "rekey to KEK 3f9a…"; for the log
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushKeysRequest) Reset() {
+	*x = PushKeysRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushKeysRequest) ProtoMessage() {}
+
+func (x *PushKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushKeysRequest.ProtoReflect.Descriptor instead.
+func (*PushKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PushKeysRequest) GetKeys() []*CacheKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *PushKeysRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type PushKeysReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Added         uint32                 `protobuf:"varint,1,opt,name=added,proto3" json:"added,omitempty"`                         // stored strings new to the cache
+	Unchanged     uint32                 `protobuf:"varint,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`                 // already there
+	CacheKeks     []*KekCount            `protobuf:"bytes,3,rep,name=cache_keks,json=cacheKeks,proto3" json:"cache_keks,omitempty"` // the cache after the push
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushKeysReply) Reset() {
+	*x = PushKeysReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushKeysReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushKeysReply) ProtoMessage() {}
+
+func (x *PushKeysReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushKeysReply.ProtoReflect.Descriptor instead.
+func (*PushKeysReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PushKeysReply) GetAdded() uint32 {
+	if x != nil {
+		return x.Added
+	}
+	return 0
+}
+
+func (x *PushKeysReply) GetUnchanged() uint32 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
+func (x *PushKeysReply) GetCacheKeks() []*KekCount {
+	if x != nil {
+		return x.CacheKeks
+	}
+	return nil
+}
+
+type VolumeStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeStateRequest) Reset() {
+	*x = VolumeStateRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeStateRequest) ProtoMessage() {}
+
+func (x *VolumeStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeStateRequest.ProtoReflect.Descriptor instead.
+func (*VolumeStateRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *VolumeStateRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type VolumeStateReply struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Volume  string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Mounted bool                   `protobuf:"varint,2,opt,name=mounted,proto3" json:"mounted,omitempty"` // in a drive of this daemon (label read)
+	Drive   string                 `protobuf:"bytes,3,opt,name=drive,proto3" json:"drive,omitempty"`
+	Writing bool                   `protobuf:"varint,4,opt,name=writing,proto3" json:"writing,omitempty"` // a write session is open on it
+	// Whether data follows the key-check file, and whether that is known
+	// (read from the tape when it is mounted).
+	HoldsData     bool   `protobuf:"varint,5,opt,name=holds_data,json=holdsData,proto3" json:"holds_data,omitempty"`
+	DataKnown     bool   `protobuf:"varint,6,opt,name=data_known,json=dataKnown,proto3" json:"data_known,omitempty"`
+	Detail        string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeStateReply) Reset() {
+	*x = VolumeStateReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeStateReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeStateReply) ProtoMessage() {}
+
+func (x *VolumeStateReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeStateReply.ProtoReflect.Descriptor instead.
+func (*VolumeStateReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *VolumeStateReply) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *VolumeStateReply) GetMounted() bool {
+	if x != nil {
+		return x.Mounted
+	}
+	return false
+}
+
+func (x *VolumeStateReply) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *VolumeStateReply) GetWriting() bool {
+	if x != nil {
+		return x.Writing
+	}
+	return false
+}
+
+func (x *VolumeStateReply) GetHoldsData() bool {
+	if x != nil {
+		return x.HoldsData
+	}
+	return false
+}
+
+func (x *VolumeStateReply) GetDataKnown() bool {
+	if x != nil {
+		return x.DataKnown
+	}
+	return false
+}
+
+func (x *VolumeStateReply) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_tapeward_v1_storage_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\n" +
 	"\x19tapeward/v1/storage.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\"\x0e\n" +
-	"\fHelloRequest\"\x87\x01\n" +
+	"\fHelloRequest\"\xf0\x01\n" +
 	"\n" +
 	"HelloReply\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x17\n" +
 	"\akek_ids\x18\x03 \x03(\tR\x06kekIds\x12\x16\n" +
 	"\x06drives\x18\x04 \x03(\tR\x06drives\x12\x1a\n" +
-	"\bchangers\x18\x05 \x03(\tR\bchangers\",\n" +
+	"\bchangers\x18\x05 \x03(\tR\bchangers\x124\n" +
+	"\n" +
+	"cache_keks\x18\x06 \x03(\v2\x15.tapeward.v1.KekCountR\tcacheKeks\x121\n" +
+	"\x15cache_unknown_kek_ids\x18\a \x03(\tR\x12cacheUnknownKekIds\",\n" +
 	"\x10InventoryRequest\x12\x18\n" +
 	"\achanger\x18\x01 \x01(\tR\achanger\"b\n" +
 	"\x04Slot\x12\x12\n" +
@@ -1648,12 +1999,15 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\abarcode\x18\f \x01(\tR\abarcode\x12,\n" +
 	"\x03key\x18\r \x01(\v2\x1a.tapeward.v1.DriveKeyStateR\x03key\x12\x14\n" +
 	"\x05state\x18\x0e \x01(\tR\x05state\x12\x14\n" +
-	"\x05error\x18\x0f \x01(\tR\x05error\"\x91\x01\n" +
+	"\x05error\x18\x0f \x01(\tR\x05error\"\xfa\x01\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x06drives\x18\x02 \x03(\v2\x18.tapeward.v1.DriveStatusR\x06drives\x12\x17\n" +
 	"\akek_ids\x18\x03 \x03(\tR\x06kekIds\x12#\n" +
-	"\rcache_entries\x18\x04 \x01(\rR\fcacheEntries\"\x82\x02\n" +
+	"\rcache_entries\x18\x04 \x01(\rR\fcacheEntries\x124\n" +
+	"\n" +
+	"cache_keks\x18\x05 \x03(\v2\x15.tapeward.v1.KekCountR\tcacheKeks\x121\n" +
+	"\x15cache_unknown_kek_ids\x18\x06 \x03(\tR\x12cacheUnknownKekIds\"\x82\x02\n" +
 	"\x12LabelVolumeRequest\x12\x18\n" +
 	"\achanger\x18\x01 \x01(\tR\achanger\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
@@ -1721,7 +2075,31 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x05drive\x18\x01 \x01(\tR\x05drive\x12-\n" +
 	"\x04from\x18\x02 \x01(\v2\x19.tapeward.v1.BlockAddressR\x04from\"#\n" +
 	"\rReadDataReply\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xf4\x04\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"g\n" +
+	"\bCacheKey\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12)\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.tapeward.v1.WrappedKeyR\x03key\x12\x18\n" +
+	"\acurrent\x18\x03 \x01(\bR\acurrent\"T\n" +
+	"\x0fPushKeysRequest\x12)\n" +
+	"\x04keys\x18\x01 \x03(\v2\x15.tapeward.v1.CacheKeyR\x04keys\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"y\n" +
+	"\rPushKeysReply\x12\x14\n" +
+	"\x05added\x18\x01 \x01(\rR\x05added\x12\x1c\n" +
+	"\tunchanged\x18\x02 \x01(\rR\tunchanged\x124\n" +
+	"\n" +
+	"cache_keks\x18\x03 \x03(\v2\x15.tapeward.v1.KekCountR\tcacheKeks\",\n" +
+	"\x12VolumeStateRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\"\xca\x01\n" +
+	"\x10VolumeStateReply\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
+	"\amounted\x18\x02 \x01(\bR\amounted\x12\x14\n" +
+	"\x05drive\x18\x03 \x01(\tR\x05drive\x12\x18\n" +
+	"\awriting\x18\x04 \x01(\bR\awriting\x12\x1d\n" +
+	"\n" +
+	"holds_data\x18\x05 \x01(\bR\tholdsData\x12\x1d\n" +
+	"\n" +
+	"data_known\x18\x06 \x01(\bR\tdataKnown\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail2\x89\x06\n" +
 	"\aStorage\x12;\n" +
 	"\x05Hello\x12\x19.tapeward.v1.HelloRequest\x1a\x17.tapeward.v1.HelloReply\x12G\n" +
 	"\tInventory\x12\x1d.tapeward.v1.InventoryRequest\x1a\x1b.tapeward.v1.InventoryReply\x12>\n" +
@@ -1731,7 +2109,9 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\aUnmount\x12\x1b.tapeward.v1.UnmountRequest\x1a\x19.tapeward.v1.UnmountReply\x12A\n" +
 	"\aRelease\x12\x1b.tapeward.v1.ReleaseRequest\x1a\x19.tapeward.v1.ReleaseReply\x12I\n" +
 	"\tWriteData\x12\x1d.tapeward.v1.WriteDataRequest\x1a\x1b.tapeward.v1.WriteDataReply(\x01\x12F\n" +
-	"\bReadData\x12\x1c.tapeward.v1.ReadDataRequest\x1a\x1a.tapeward.v1.ReadDataReply0\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\bReadData\x12\x1c.tapeward.v1.ReadDataRequest\x1a\x1a.tapeward.v1.ReadDataReply0\x01\x12D\n" +
+	"\bPushKeys\x12\x1c.tapeward.v1.PushKeysRequest\x1a\x1a.tapeward.v1.PushKeysReply\x12M\n" +
+	"\vVolumeState\x12\x1f.tapeward.v1.VolumeStateRequest\x1a\x1d.tapeward.v1.VolumeStateReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_storage_proto_rawDescOnce sync.Once
@@ -1745,7 +2125,7 @@ func file_tapeward_v1_storage_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_storage_proto_rawDescData
 }
 
-var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*HelloRequest)(nil),       // 0: tapeward.v1.HelloRequest
 	(*HelloReply)(nil),         // 1: tapeward.v1.HelloReply
@@ -1770,43 +2150,58 @@ var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*WriteDataReply)(nil),     // 20: tapeward.v1.WriteDataReply
 	(*ReadDataRequest)(nil),    // 21: tapeward.v1.ReadDataRequest
 	(*ReadDataReply)(nil),      // 22: tapeward.v1.ReadDataReply
-	(*DriveKeyState)(nil),      // 23: tapeward.v1.DriveKeyState
-	(*WrappedKey)(nil),         // 24: tapeward.v1.WrappedKey
-	(*BlockAddress)(nil),       // 25: tapeward.v1.BlockAddress
+	(*CacheKey)(nil),           // 23: tapeward.v1.CacheKey
+	(*PushKeysRequest)(nil),    // 24: tapeward.v1.PushKeysRequest
+	(*PushKeysReply)(nil),      // 25: tapeward.v1.PushKeysReply
+	(*VolumeStateRequest)(nil), // 26: tapeward.v1.VolumeStateRequest
+	(*VolumeStateReply)(nil),   // 27: tapeward.v1.VolumeStateReply
+	(*KekCount)(nil),           // 28: tapeward.v1.KekCount
+	(*DriveKeyState)(nil),      // 29: tapeward.v1.DriveKeyState
+	(*WrappedKey)(nil),         // 30: tapeward.v1.WrappedKey
+	(*BlockAddress)(nil),       // 31: tapeward.v1.BlockAddress
 }
 var file_tapeward_v1_storage_proto_depIdxs = []int32{
-	3,  // 0: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
-	4,  // 1: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
-	5,  // 2: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
-	23, // 3: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
-	8,  // 4: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
-	24, // 5: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
-	18, // 6: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
-	25, // 7: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
-	25, // 8: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
-	0,  // 9: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
-	2,  // 10: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
-	7,  // 11: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
-	10, // 12: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
-	12, // 13: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
-	14, // 14: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
-	16, // 15: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
-	19, // 16: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
-	21, // 17: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
-	1,  // 18: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
-	6,  // 19: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
-	9,  // 20: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
-	11, // 21: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
-	13, // 22: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
-	15, // 23: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
-	17, // 24: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
-	20, // 25: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
-	22, // 26: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	28, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
+	3,  // 1: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
+	4,  // 2: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
+	5,  // 3: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
+	29, // 4: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
+	8,  // 5: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
+	28, // 6: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
+	30, // 7: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
+	18, // 8: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
+	31, // 9: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
+	31, // 10: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
+	30, // 11: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
+	23, // 12: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
+	28, // 13: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
+	0,  // 14: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
+	2,  // 15: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
+	7,  // 16: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
+	10, // 17: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
+	12, // 18: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
+	14, // 19: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
+	16, // 20: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
+	19, // 21: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
+	21, // 22: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
+	24, // 23: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
+	26, // 24: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
+	1,  // 25: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
+	6,  // 26: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
+	9,  // 27: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
+	11, // 28: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
+	13, // 29: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
+	15, // 30: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
+	17, // 31: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
+	20, // 32: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
+	22, // 33: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
+	25, // 34: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
+	27, // 35: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_storage_proto_init() }
@@ -1825,7 +2220,7 @@ func file_tapeward_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,8 @@ const (
 	Storage_Release_FullMethodName     = "/tapeward.v1.Storage/Release"
 	Storage_WriteData_FullMethodName   = "/tapeward.v1.Storage/WriteData"
 	Storage_ReadData_FullMethodName    = "/tapeward.v1.Storage/ReadData"
+	Storage_PushKeys_FullMethodName    = "/tapeward.v1.Storage/PushKeys"
+	Storage_VolumeState_FullMethodName = "/tapeward.v1.Storage/VolumeState"
 )
 
 // StorageClient is the client API for Storage service.
@@ -59,6 +61,16 @@ type StorageClient interface {
 	WriteData(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteDataRequest, WriteDataReply], error)
 	// Stream a tape file back from an address on the mounted volume.
 	ReadData(ctx context.Context, in *ReadDataRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadDataReply], error)
+	// Put keys into the crypto cache: after a rekey the director pushes the
+	// rewrapped keys (current and history) of this storage's volumes. A
+	// stored string that replaces another moves the old one to the cache's
+	// history; nothing is removed.
+	PushKeys(ctx context.Context, in *PushKeysRequest, opts ...grpc.CallOption) (*PushKeysReply, error)
+	// What this storage daemon knows about a volume now: mounted in a drive,
+	// a write session open, data after the key-check file (read from the
+	// tape's end of data when mounted). The director asks before it changes
+	// a volume's key.
+	VolumeState(ctx context.Context, in *VolumeStateRequest, opts ...grpc.CallOption) (*VolumeStateReply, error)
 }
 
 type storageClient struct {
@@ -171,6 +183,26 @@ func (c *storageClient) ReadData(ctx context.Context, in *ReadDataRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Storage_ReadDataClient = grpc.ServerStreamingClient[ReadDataReply]
 
+func (c *storageClient) PushKeys(ctx context.Context, in *PushKeysRequest, opts ...grpc.CallOption) (*PushKeysReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushKeysReply)
+	err := c.cc.Invoke(ctx, Storage_PushKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) VolumeState(ctx context.Context, in *VolumeStateRequest, opts ...grpc.CallOption) (*VolumeStateReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VolumeStateReply)
+	err := c.cc.Invoke(ctx, Storage_VolumeState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -196,6 +228,16 @@ type StorageServer interface {
 	WriteData(grpc.ClientStreamingServer[WriteDataRequest, WriteDataReply]) error
 	// Stream a tape file back from an address on the mounted volume.
 	ReadData(*ReadDataRequest, grpc.ServerStreamingServer[ReadDataReply]) error
+	// Put keys into the crypto cache: after a rekey the director pushes the
+	// rewrapped keys (current and history) of this storage's volumes. A
+	// stored string that replaces another moves the old one to the cache's
+	// history; nothing is removed.
+	PushKeys(context.Context, *PushKeysRequest) (*PushKeysReply, error)
+	// What this storage daemon knows about a volume now: mounted in a drive,
+	// a write session open, data after the key-check file (read from the
+	// tape's end of data when mounted). The director asks before it changes
+	// a volume's key.
+	VolumeState(context.Context, *VolumeStateRequest) (*VolumeStateReply, error)
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -232,6 +274,12 @@ func (UnimplementedStorageServer) WriteData(grpc.ClientStreamingServer[WriteData
 }
 func (UnimplementedStorageServer) ReadData(*ReadDataRequest, grpc.ServerStreamingServer[ReadDataReply]) error {
 	return status.Error(codes.Unimplemented, "method ReadData not implemented")
+}
+func (UnimplementedStorageServer) PushKeys(context.Context, *PushKeysRequest) (*PushKeysReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method PushKeys not implemented")
+}
+func (UnimplementedStorageServer) VolumeState(context.Context, *VolumeStateRequest) (*VolumeStateReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method VolumeState not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -398,6 +446,42 @@ func _Storage_ReadData_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Storage_ReadDataServer = grpc.ServerStreamingServer[ReadDataReply]
 
+func _Storage_PushKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).PushKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_PushKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).PushKeys(ctx, req.(*PushKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_VolumeState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VolumeStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).VolumeState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_VolumeState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).VolumeState(ctx, req.(*VolumeStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -432,6 +516,14 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Release",
 			Handler:    _Storage_Release_Handler,
+		},
+		{
+			MethodName: "PushKeys",
+			Handler:    _Storage_PushKeys_Handler,
+		},
+		{
+			MethodName: "VolumeState",
+			Handler:    _Storage_VolumeState_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
