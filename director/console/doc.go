@@ -50,6 +50,16 @@
 // writes them (Command.ConsoleArgs lists such keywords). help and quit are
 // console-local (Command.Local).
 //
-// Adding a command is adding one Spec to the table in table.go; usage lines,
-// help text, validation and suggestions follow from it.
+// # Roles
+//
+// Each console the director admits has a role (Role): read (list, status,
+// help), operator (read + label, mount, unmount, release) or keyadmin
+// (operator + export keys, rekey, update volume … encrypt=). The table in
+// roles.go says which role each command needs, and which keywords need a
+// higher one; Permit applies it and HelpFor shows a console only what it
+// may run.
+//
+// Adding a command is adding one Spec to the table in table.go and its
+// role to the table in roles.go (a test refuses a command without one);
+// usage lines, help text, validation and suggestions follow from it.
 package console
