@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -90,6 +91,27 @@ type StorageRef struct {
 	TLSServerName string `toml:"tls_server_name"`
 }
 
+// ConsoleRef is a console the director admits: the name its certificate
+// carries and its role. A console certificate whose name has no
+// [[console]] entry is refused when it connects.
+type ConsoleRef struct {
+	Name string `toml:"name"`
+	Role string `toml:"role"` // one of ConsoleRoles
+}
+
+// Console roles, least powerful first; each may run everything the ones
+// before it may (the director's console package holds the table of which
+// command needs which role).
+const (
+	RoleRead     = "read"     // list, status, help
+	RoleOperator = "operator" // read + label, mount, unmount, release
+	RoleKeyAdmin = "keyadmin" // operator + export keys, rekey, update volume … encrypt=
+)
+
+// ConsoleRoles lists the roles a [[console]] may have, least powerful
+// first.
+var ConsoleRoles = []string{RoleRead, RoleOperator, RoleKeyAdmin}
+
 // Director is director.toml.
 type Director struct {
 	Path     string       `toml:"-"` // the file it was loaded from
@@ -99,6 +121,17 @@ type Director struct {
 	Catalog  Catalog      `toml:"catalog"`
 	Keys     DirectorKeys `toml:"keys"`
 	Storages []StorageRef `toml:"storage"`
+	Consoles []ConsoleRef `toml:"console"`
+}
+
+// ConsoleNamed returns the [[console]] entry named name.
+func (d *Director) ConsoleNamed(name string) (ConsoleRef, bool) {
+	for _, c := range d.Consoles {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ConsoleRef{}, false
 }
 
 // DirectorRef is how storaged and tapectl reach the director.
@@ -247,6 +280,20 @@ func LoadDirector(path string) (*Director, error) {
 			if h, _, err := net.SplitHostPort(s.Address); err == nil {
 				s.TLSServerName = h
 			}
+		}
+	}
+
+	consoles := map[string]bool{}
+	for i := range c.Consoles {
+		con := &c.Consoles[i]
+		f.name(at(i, "console", "name"), con.Name, `"admin"`)
+		if consoles[con.Name] && con.Name != "" {
+			f.problem(at(i, "console", "name"), con.Name, "another [[console]] has this name; names must be unique (a console has one role)")
+		}
+		consoles[con.Name] = true
+		if f.requireString(at(i, "console", "role"), con.Role, `"operator"`) && !slices.Contains(ConsoleRoles, con.Role) {
+			f.problem(at(i, "console", "role"), con.Role, "must be one of %s: %s may list, status and help; %s also label, mount, unmount and release; %s also export keys, rekey and update volume … encrypt=",
+				strings.Join(ConsoleRoles, ", "), RoleRead, RoleOperator, RoleKeyAdmin)
 		}
 	}
 	if err := f.err(); err != nil {

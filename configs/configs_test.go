@@ -33,6 +33,16 @@ func TestShippedConfigsLoad(t *testing.T) {
 		t.Errorf("storages %+v, connect timeout %v", d.Storages, d.Catalog.ConnectTimeout)
 	}
 
+	if len(d.Consoles) != 1 || d.Consoles[0] != (ConsoleRef{Name: "admin", Role: RoleKeyAdmin}) {
+		t.Errorf("consoles %+v, want admin as keyadmin", d.Consoles)
+	}
+	if c, ok := d.ConsoleNamed("admin"); !ok || c.Role != RoleKeyAdmin {
+		t.Errorf("ConsoleNamed(admin) = %+v, %v", c, ok)
+	}
+	if _, ok := d.ConsoleNamed("bob"); ok {
+		t.Error("ConsoleNamed(bob) found an unconfigured console")
+	}
+
 	s, err := LoadStoraged("storaged.toml")
 	if err != nil {
 		t.Fatalf("storaged.toml: %v", err)
@@ -231,6 +241,55 @@ func TestMissingRequired(t *testing.T) {
 
 	_, err = LoadConsole(write(t, "tapectl.toml", "name = \"admin\"\n"))
 	wantErr(t, err, `[director] address is missing`, `[tls] ca is missing`, `[tls] cert is missing`, `[tls] key is missing`)
+}
+
+func TestConsoles(t *testing.T) {
+	add := func(entries string) string {
+		return shipped(t, "director.toml", "[[console]]\nname = \"admin\"\nrole = \"keyadmin\"\n", entries)
+	}
+	text := add("[[console]]\nname = \"admin\"\nrole = \"keyadmin\"\n\n[[console]]\nname = \"ro\"\nrole = \"read\"\n\n[[console]]\nname = \"ops\"\nrole = \"operator\"\n")
+	d, err := LoadDirector(write(t, "director.toml", text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ConsoleRef{{"admin", RoleKeyAdmin}, {"ro", RoleRead}, {"ops", RoleOperator}}
+	if len(d.Consoles) != len(want) {
+		t.Fatalf("consoles %+v", d.Consoles)
+	}
+	for i := range want {
+		if d.Consoles[i] != want[i] {
+			t.Errorf("console %d = %+v, want %+v", i, d.Consoles[i], want[i])
+		}
+	}
+
+	// An unknown role: file:line, the value, and the roles to choose from.
+	text = add("[[console]]\nname = \"admin\"\nrole = \"keyadmin\"\n\n[[console]]\nname = \"bob\"\nrole = \"admin\"\n")
+	p := write(t, "director.toml", text)
+	_, err = LoadDirector(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `role = "admin"`))+`: [[console]] #2 role = "admin": must be one of read, operator, keyadmin: `,
+		"read may list, status and help", "keyadmin also export keys, rekey")
+	// Roles are spelled exactly.
+	_, err = LoadDirector(write(t, "director.toml", add("[[console]]\nname = \"admin\"\nrole = \"KeyAdmin\"\n")))
+	wantErr(t, err, `[[console]] #1 role = "KeyAdmin": must be one of read, operator, keyadmin`)
+
+	// The same name twice (two roles for one certificate) is refused.
+	text = add("[[console]]\nname = \"admin\"\nrole = \"keyadmin\"\n\n[[console]]\nname = \"admin\"\nrole = \"read\"\n")
+	p = write(t, "director.toml", text)
+	_, err = LoadDirector(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `role = "read"`)-1)+`: [[console]] #2 name = "admin": another [[console]] has this name; names must be unique`)
+
+	// Name and role are required; a name is a certificate name.
+	text = add("[[console]]\nrole = \"read\"\n\n[[console]]\nname = \"ops\"\n\n[[console]]\nname = \"a b\"\nrole = \"read\"\n")
+	p = write(t, "director.toml", text)
+	_, err = LoadDirector(p)
+	wantErr(t, err, `[[console]] #1 name is missing; add e.g. name = "admin"`, `[[console]] #2 role is missing; add e.g. role = "operator"`,
+		`[[console]] #3 name = "a b": use only letters, digits`)
+
+	// An unknown key in [[console]].
+	text = add("[[console]]\nname = \"admin\"\nrole = \"keyadmin\"\ncn = \"admin\"\n")
+	p = write(t, "director.toml", text)
+	_, err = LoadDirector(p)
+	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `cn = "admin"`))+`: unknown key "cn" in [console]; the keys allowed there are: name, role`)
 }
 
 func TestMissingFile(t *testing.T) {

@@ -5,11 +5,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tapeward/tapeward/configs"
 )
 
 func TestRoles(t *testing.T) {
 	if got := Roles(); !slices.Equal(got, []string{"read", "operator", "keyadmin"}) {
 		t.Fatalf("Roles() = %q", got)
+	}
+	// director.toml's [[console]] role takes exactly these names.
+	if !slices.Equal(configs.ConsoleRoles, Roles()) {
+		t.Fatalf("configs.ConsoleRoles = %q, the console's roles are %q: they must be the same", configs.ConsoleRoles, Roles())
 	}
 	for i, n := range Roles() {
 		r, ok := ParseRole(n)
