@@ -44,7 +44,8 @@ var errPartial = errors.New("the command partly failed (see its output above)")
 // stdout, a returned file written on this side. The error is what to
 // print after "tapectl: ".
 func (c *console) exec(ctx context.Context, line string) error {
-	if err := checkConsoleFiles(line); err != nil {
+	files := typedFiles(line)
+	if err := checkConsoleFiles(files); err != nil {
 		return err
 	}
 	var p peer.Peer
@@ -73,33 +74,80 @@ func (c *console) exec(ctx context.Context, line string) error {
 	if res == nil {
 		return errors.New("the director ended the command without a result")
 	}
-	return c.show(res)
+	return c.show(res, files)
+}
+
+// consoleFile is a file the operator named on the command line for the
+// console to write (export keys out=FILE).
+type consoleFile struct {
+	keyword string // "out"
+	path    string // exactly as typed (after unquoting)
+}
+
+// typedFiles lists the console-side files a line names. A line that does
+// not parse here names none (the director's answer will explain it, and
+// any file it returned would be refused).
+func typedFiles(line string) []consoleFile {
+	cmd, err := cmdline.Parse(line)
+	if err != nil {
+		return nil
+	}
+	var fs []consoleFile
+	for _, k := range cmd.ConsoleArgs() {
+		fs = append(fs, consoleFile{keyword: k, path: cmd.Str(k)})
+	}
+	return fs
 }
 
 // checkConsoleFiles refuses, before anything is sent, a command whose
 // console-side output file (export keys out=FILE) already exists: the
 // director would otherwise export (and audit the export of) keys that
-// tapectl then refuses to write. Lines that do not parse are left to the
-// director, whose answer explains them.
-func checkConsoleFiles(line string) error {
-	cmd, err := cmdline.Parse(line)
-	if err != nil {
-		return nil
-	}
-	for _, k := range cmd.ConsoleArgs() {
-		path, err := filepath.Abs(cmd.Str(k))
+// tapectl then refuses to write.
+func checkConsoleFiles(files []consoleFile) error {
+	for _, f := range files {
+		path, err := filepath.Abs(f.path)
 		if err != nil {
 			continue
 		}
 		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s already exists; refusing to overwrite it (choose another %s= file, or move the old one away); nothing was sent to the director", path, k)
+			return fmt.Errorf("%s already exists; refusing to overwrite it (choose another %s= file, or move the old one away); nothing was sent to the director", path, f.keyword)
 		}
 	}
 	return nil
 }
 
-// show prints a result and writes its file.
-func (c *console) show(res *tapewardpb.Result) error {
+// checkReturnedFile allows a file the director returned only under a
+// name the operator typed: tapectl writes where it was told to, never
+// where the director says.
+func checkReturnedFile(name string, files []consoleFile) error {
+	for _, f := range files {
+		if name == f.path {
+			return nil
+		}
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("the director returned a file to write as %s, but this command names no file to write; refusing it (nothing was written)", shortQuote(name))
+	}
+	return fmt.Errorf("the director returned a file to write as %s, but you asked for %s=%s; refusing it (nothing was written)",
+		shortQuote(name), files[0].keyword, shortQuote(files[0].path))
+}
+
+// shortQuote quotes a name for a message, cut to 200 bytes.
+func shortQuote(s string) string {
+	if len(s) > 200 {
+		return strconv.Quote(s[:200]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// show prints a result and writes its file, which must be one the
+// operator named (files).
+func (c *console) show(res *tapewardpb.Result, files []consoleFile) error {
+	if res.FileName != "" {
+		if err := checkReturnedFile(res.FileName, files); err != nil {
+			return err
+		}
+	}
 	if c.json {
 		// Some results (help) have no JSON form: their text goes to
 		// stderr, so stdout holds only JSON documents.
@@ -237,14 +285,32 @@ func (c *console) connectError(msg string) error {
 		hint = fmt.Sprintf("the director's certificate does not carry the name %q: set [director] tls_server_name in %s to the name in the director's certificate", d.TLSServerName, c.cfg.Path)
 	case strings.Contains(msg, "unknown authority"):
 		hint = fmt.Sprintf("the director's certificate is not signed by the CA in [tls] ca = %s: use the CA of this installation", c.cfg.TLS.CA)
+	case strings.Contains(msg, "unknown certificate authority"):
+		hint = fmt.Sprintf("the director does not trust this console's certificate %s: have it issued by the director's CA", c.cfg.TLS.Cert)
+	case strings.Contains(msg, "certificate expired"):
+		hint = fmt.Sprintf("this console's certificate %s has expired (as the director sees it): have a new one issued", c.cfg.TLS.Cert)
 	case strings.Contains(msg, "remote error"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "certificate required"):
-		hint = fmt.Sprintf("the director refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
+		// The director refused a certificate its CA signed (tapectl has
+		// checked it is a console certificate for its name): the name
+		// is not one of its [[console]] entries.
+		return c.refusedError(detail)
 	case strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "connection closed"):
-		hint = fmt.Sprintf("the director closed the connection; most likely it refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
+		return c.refusedError("it closed the connection: " + detail)
 	default:
 		hint = fmt.Sprintf("is the director running at %s, are the [tls] certificate paths in %s right, and does tls_server_name %q match the director's certificate?", d.Address, c.cfg.Path, d.TLSServerName)
 	}
 	return fmt.Errorf("cannot reach the director at %s (server name %q): %s\ntapectl: check: %s", d.Address, d.TLSServerName, detail, hint)
+}
+
+// refusedError explains a director that refused this console at connect:
+// it admits only the console names of its [[console]] entries (its own
+// message, in its log, says the same).
+func (c *console) refusedError(detail string) error {
+	roles := cmdline.Roles()
+	return fmt.Errorf("the director at %s refused console %q when it connected (%s)\n"+
+		"tapectl: check: is console %q configured on the director? A certificate its CA signed is not enough: add [[console]] name = %q role = %q (or %s) "+
+		"to the director's director.toml and restart the director; its log says why it refused this console (certificate %s)",
+		c.cfg.Director.Address, c.cfg.Name, detail, c.cfg.Name, c.cfg.Name, roles[0], strings.Join(roles[1:], ", "), c.cfg.TLS.Cert)
 }
 
 // argLines yields the command lines given as arguments.

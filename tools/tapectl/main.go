@@ -88,8 +88,9 @@ Options:
   -h, --help          show this help
 
 Progress goes to stderr, results to stdout. A command that writes a file on
-this machine (export keys out=FILE) creates FILE with mode 0600 and never
-overwrites an existing file.
+this machine (export keys out=FILE) creates FILE with mode 0600, never
+overwrites an existing file, and writes only the FILE typed (a file the
+director names otherwise is refused).
 
 Exit status: 0 all commands succeeded; 1 a command failed or partly failed,
 or the director could not be reached; 2 usage or configuration error;

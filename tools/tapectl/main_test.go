@@ -124,6 +124,12 @@ func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[
 		}
 		return result(&tapewardpb.Result{Text: "2 of 3 volumes labelled; slot 2 failed: no cartridge\n", PartialFailure: true,
 			Json: js(`{"labelled":2,"failed":1}`)})
+	case strings.HasPrefix(line, "export keys pool=Evil out="):
+		// A director that names another file than the operator typed.
+		return result(&tapewardpb.Result{Text: "exported 2 keys\n", FileName: "evil.csv", FileContent: []byte(exportContent)})
+	case line == "list volumes pool=Evil":
+		// A file for a command that names none.
+		return result(&tapewardpb.Result{Text: "no volumes\n", FileName: "evil.csv", FileContent: []byte(exportContent)})
 	case strings.HasPrefix(line, "export keys out="):
 		return result(&tapewardpb.Result{Text: "exported 2 keys\n", FileName: strings.TrimPrefix(line, "export keys out="),
 			FileContent: []byte(exportContent), Json: js(`{"exported":2}`)})
@@ -371,6 +377,21 @@ func TestExportWritesFile(t *testing.T) {
 	expect(t, r, 1, "exported 2 keys\n", "tapectl: cannot write "+filepath.Join(cwd, "no/such/dir/k.csv")+": no such file or directory\n")
 }
 
+// tapectl writes only the out= file the operator typed: a file the
+// director names otherwise is refused and nothing is written.
+func TestReturnedFileMustBeTheTypedOne(t *testing.T) {
+	e := start(t)
+	cwd := t.TempDir()
+	r := tapectl(t, cwd, "", nil, "-c", e.config, "export keys pool=Evil out=mine.csv", "list volumes")
+	expect(t, r, 1, "", "tapectl: the director returned a file to write as \"evil.csv\", but you asked for out=\"mine.csv\"; refusing it (nothing was written)\n")
+	r = tapectl(t, cwd, "", nil, "-c", e.config, "list volumes pool=Evil")
+	expect(t, r, 1, "", "tapectl: the director returned a file to write as \"evil.csv\", but this command names no file to write; refusing it (nothing was written)\n")
+	if ents, err := os.ReadDir(cwd); err != nil || len(ents) != 0 {
+		t.Errorf("the working directory holds %v (%v); nothing may be written", ents, err)
+	}
+	e.lines(t, "export keys pool=Evil out=mine.csv", "list volumes pool=Evil")
+}
+
 func TestScriptFromStdin(t *testing.T) {
 	e := start(t)
 	script := "# nightly check\n\nlist volumes\n   \nstatus storage=Tape\r\nquit\nhelp\n"
@@ -483,14 +504,16 @@ func TestConnectionErrors(t *testing.T) {
 	e2 := start(t, "someone-else")
 	r = tapectl(t, cwd, "", nil, "-c", e2.config, "list volumes", "help")
 	// Depending on timing the client sees the TLS alert or a closed
-	// connection.
-	refused := "refused this console's certificate " + filepath.Join(e2.dir, "admin.crt") + ": is it signed by the director's CA, and is this console (\"admin\") configured on the director?\n"
+	// connection; either way tapectl names the console and says what to
+	// add to director.toml.
+	refused := "tapectl: check: is console \"admin\" configured on the director? A certificate its CA signed is not enough: " +
+		"add [[console]] name = \"admin\" role = \"read\" (or operator, keyadmin) to the director's director.toml and restart the director; " +
+		"its log says why it refused this console (certificate " + filepath.Join(e2.dir, "admin.crt") + ")\n"
+	prefix := fmt.Sprintf("tapectl: the director at %s refused console \"admin\" when it connected (", e2.d.addr)
 	if strings.Contains(r.stderr, "remote error") {
-		connFail(t, r, fmt.Sprintf("tapectl: cannot reach the director at %s (server name \"director\"): ", e2.d.addr),
-			"bad certificate", "tapectl: check: the director "+refused)
+		connFail(t, r, prefix, "bad certificate", refused)
 	} else {
-		connFail(t, r, fmt.Sprintf("tapectl: cannot reach the director at %s (server name \"director\"): ", e2.d.addr),
-			"", "tapectl: check: the director closed the connection; most likely it "+refused)
+		connFail(t, r, prefix+"it closed the connection: ", "", refused)
 	}
 	if n := len(e2.d.requests()); n != 0 {
 		t.Errorf("the director ran %d requests of a refused console", n)
