@@ -59,6 +59,9 @@ type worldOpts struct {
 	slots, drives int
 	capacity      string
 	viaProxy      bool // the director reaches PostgreSQL through a TCP proxy the test can cut
+	// consoles the director admits, name → role (nil: admin as keyadmin,
+	// the console of w.tapectl).
+	consoles map[string]string
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -91,7 +94,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	dirAddr, sdAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	w.dirConf = testenv.Director{Name: "director", Listen: dirAddr, TLS: w.pki.Issue(t, "director", tlsconf.RoleDirector),
 		DBHost: host, DBPort: port, DBName: pc.Database, DBUser: pc.User,
-		KEKFiles: w.kekPaths, Storages: map[string]string{"sd1": sdAddr}}
+		KEKFiles: w.kekPaths, Storages: map[string]string{"sd1": sdAddr}, Consoles: o.consoles}
 	w.sdConf = testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(w.dir, "sd1"),
 		TLS: w.pki.Issue(t, "sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: dirAddr,
 		KEKFiles: w.kekPaths, VTLSocket: w.vtl.Socket, Drives: o.drives}
@@ -154,7 +157,13 @@ func (w *world) startDirector() {
 // tapectl runs one command line and returns stdout, stderr and the exit code.
 func (w *world) tapectl(args ...string) (string, string, int) {
 	w.t.Helper()
-	cmd := exec.Command(bins["tapectl"], append([]string{"-c", w.conPath}, args...)...)
+	return w.tapectlWith(w.conPath, args...)
+}
+
+// tapectlWith runs tapectl with the console configuration conPath.
+func (w *world) tapectlWith(conPath string, args ...string) (string, string, int) {
+	w.t.Helper()
+	cmd := exec.Command(bins["tapectl"], append([]string{"-c", conPath}, args...)...)
 	cmd.Dir = w.dir
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -511,7 +520,7 @@ func TestCatalogUnreachable(t *testing.T) {
 
 // Malformed console lines never crash the director.
 func TestMalformedConsoleLines(t *testing.T) {
-	w := newWorld(t, worldOpts{})
+	w := newWorld(t, worldOpts{consoles: map[string]string{"admin": "keyadmin", "fuzzer": "keyadmin"}})
 	lines := []string{"", "label", "label storage=", "label slots=5-1", "lable", "\"", "update volume=", "list volumes pool=\"unterminated",
 		strings.Repeat("x", 9000), "label storage=sd1 pool=P slots=1-99999 barcodes", "rekey now", "export keys", "\x00\x01\x02", "mount storage=sd1 slot=-1"}
 	files := w.pki.Issue(t, "fuzzer", tlsconf.RoleConsole)

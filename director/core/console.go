@@ -71,11 +71,22 @@ func (s *ConsoleService) Run(r *pb.RunRequest, stream pb.Console_RunServer) erro
 	return stream.Send(&pb.RunReply{Msg: &pb.RunReply_Result{Result: res}})
 }
 
-// Exec runs a parsed command for the console named actor.
+// Exec runs a parsed command for the console named actor, after checking
+// that actor is a configured console ([[console]]) whose role may run it
+// (console.Permit); otherwise it runs nothing and returns PermissionDenied.
+// Key events record actor, the configured name.
 func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, progress Progress) (*Output, error) {
+	role, ok := d.consoles[actor]
+	if !ok {
+		return nil, status.Error(codes.PermissionDenied, d.unconfiguredConsole(actor).Error())
+	}
+	if err := console.Permit(cmd, actor, role); err != nil {
+		d.log.Warn("console command refused", "console", actor, "role", role.String(), "command", cmd.Name)
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
 	switch cmd.Name {
 	case "help":
-		text, err := console.Help(cmd.Str("topic"))
+		text, err := console.HelpFor(cmd.Str("topic"), role)
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}

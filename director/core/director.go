@@ -25,6 +25,7 @@ import (
 
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
+	"github.com/tapeward/tapeward/director/console"
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
@@ -48,6 +49,7 @@ type Director struct {
 
 	mu       sync.Mutex
 	storages map[string]*storageLink
+	consoles map[string]console.Role // [[console]] name → role
 }
 
 // storageLink is the director's connection to one storage daemon.
@@ -62,9 +64,19 @@ type storageLink struct {
 // storage daemon (connected lazily: a storage that is down does not keep
 // the director from starting).
 func New(ctx context.Context, o Options) (*Director, error) {
-	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}}
+	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}, consoles: map[string]console.Role{}}
 	if d.log == nil {
 		d.log = slog.Default()
+	}
+	for _, c := range o.Config.Consoles {
+		role, ok := console.ParseRole(c.Role)
+		if !ok {
+			return nil, fmt.Errorf("%s: [[console]] %s: role %q is not one of %s", o.Config.Path, c.Name, c.Role, strings.Join(console.Roles(), ", "))
+		}
+		d.consoles[c.Name] = role
+	}
+	if len(d.consoles) == 0 {
+		d.log.Warn("no [[console]] is configured: every console will be refused; add one, e.g. [[console]] name = \"admin\" role = \"keyadmin\"", "config", o.Config.Path)
 	}
 	if d.clock == nil {
 		d.clock = time.Now
@@ -153,12 +165,20 @@ func (d *Director) storage(name string) (*storageLink, error) {
 	return s, nil
 }
 
-// Accept is the TLS admission rule: storage daemons configured here, and
-// any console whose certificate the CA signed.
+// Accept is the TLS admission rule: storage daemons and consoles
+// configured here ([[storage]], [[console]]), by the name their
+// certificate carries. A console certificate the CA signed for a name
+// with no [[console]] is refused at the handshake.
 func (d *Director) Accept(p tlsconf.Peer) error {
 	switch p.Role {
 	case tlsconf.RoleConsole:
-		return nil
+		if _, ok := d.consoles[p.Name]; ok {
+			return nil
+		}
+		err := d.unconfiguredConsole(p.Name)
+		// The client sees only a TLS alert; the reason is here.
+		d.log.Warn("refused a console at connect", "console", p.Name, "reason", err.Error())
+		return err
 	case tlsconf.RoleStorage:
 		if _, ok := d.storages[p.Name]; ok {
 			return nil
@@ -166,6 +186,13 @@ func (d *Director) Accept(p tlsconf.Peer) error {
 		return fmt.Errorf("storage %q is not configured in this director", p.Name)
 	}
 	return fmt.Errorf("certificate role %q is not accepted here (storage or console)", p.Role)
+}
+
+// unconfiguredConsole says that console name is not admitted and what to
+// add to director.toml.
+func (d *Director) unconfiguredConsole(name string) error {
+	return fmt.Errorf("console %q is not configured in this director: add [[console]] name = %q role = %q (or %s) to %s and restart the director",
+		name, name, console.Roles()[0], strings.Join(console.Roles()[1:], ", "), d.cfg.Path)
 }
 
 // Authorize is a pair of interceptors: the Director service is for storage

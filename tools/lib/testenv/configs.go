@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,6 +59,10 @@ type Director struct {
 	KEKFiles               []string // the first is active unless ActiveKEK says otherwise
 	ActiveKEK              string
 	Storages               map[string]string // name -> address
+	// Consoles maps each console the director admits to its role (read,
+	// operator or keyadmin). nil admits the usual test console: admin as
+	// keyadmin.
+	Consoles map[string]string
 }
 
 // Write writes the configuration to path (mode 0600).
@@ -76,6 +82,13 @@ func (d Director) Write(t testing.TB, path string) {
 	}
 	for name, addr := range d.Storages {
 		fmt.Fprintf(&b, "\n[[storage]]\nname = %q\naddress = %q\ntls_server_name = %q\n", name, addr, name)
+	}
+	consoles := d.Consoles
+	if consoles == nil {
+		consoles = map[string]string{"admin": "keyadmin"}
+	}
+	for _, name := range slices.Sorted(maps.Keys(consoles)) {
+		fmt.Fprintf(&b, "\n[[console]]\nname = %q\nrole = %q\n", name, consoles[name])
 	}
 	write(t, path, b.String())
 }
