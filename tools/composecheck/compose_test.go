@@ -480,6 +480,10 @@ func TestAddressesNameServices(t *testing.T) {
 			t.Fatalf("%s names the director %q; director.toml says %q", x.who, x.ref.Name, l.director.Name)
 		}
 	}
+	// The director admits the tapectl service's console.
+	if _, ok := l.director.ConsoleNamed(l.console.Name); !ok {
+		t.Fatalf("director.toml has no [[console]] named %q (tapectl.toml's name): the director would refuse the tapectl service", l.console.Name)
+	}
 	// The director dials the storaged service.
 	if len(l.director.Storages) != 1 {
 		t.Fatalf("director.toml has %d storages; the compose file runs one", len(l.director.Storages))
