@@ -708,8 +708,8 @@ func (d *Director) rekey(ctx context.Context, actor string, yes bool, progress P
 	progress("rewrapped %d stored keys and %d history keys under KEK %s; pushing the keys into the crypto caches", res.Rewrapped, res.HistoryRewrapped, active)
 	rep.Pushes = d.pushAll(ctx, down)
 	var b strings.Builder
-	fmt.Fprintf(&b, "rewrapped %d stored keys and %d history keys under KEK %s in one transaction (%d already were); no tape was touched",
-		res.Rewrapped, res.HistoryRewrapped, active, res.AlreadyCurrent)
+	fmt.Fprintf(&b, "rewrapped %d stored keys under KEK %s in one transaction, with %d keys of the volumes' history (%d already were); no tape was touched",
+		res.Rewrapped, active, res.HistoryRewrapped, res.AlreadyCurrent)
 	partial := false
 	for _, o := range rep.Pushes {
 		b.WriteString("\n" + o.String())
