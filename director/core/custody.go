@@ -66,8 +66,8 @@ func unreachable(err error) bool {
 // cache, in batches; each batch that storaged accepted is recorded
 // (catalog.CompletePushes: pending rows removed, "pushed" key events).
 // Pushes to one storage are serialized.
-func (d *Director) pushStorage(ctx context.Context, name string) PushOutcome {
-	o := PushOutcome{Storage: name}
+func (d *Director) pushStorage(ctx context.Context, name string) (o PushOutcome) {
+	o.Storage = name
 	link, ok := d.storages[name]
 	if !ok {
 		o.Error = "not configured in " + d.cfg.Path
