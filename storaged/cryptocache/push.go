@@ -109,13 +109,6 @@ func (c *Cache) Push(pks []PushKey) ([]PutResult, error) {
 	for _, lg := range logs {
 		lg()
 	}
-	added := 0
-	for _, r := range results {
-		if r != Unchanged && r != Updated {
-			added++
-		}
-	}
-	c.log.Info("crypto cache: keys pushed", "cache", c.path, "keys", len(pks), "new_stored_keys", added)
 	return results, nil
 }
 
