@@ -101,6 +101,14 @@ func TestPushKeysFollowsRekey(t *testing.T) {
 	if rep, err := e.client.PushKeys(e.ctx(), push); err != nil || rep.Added != 0 || rep.Unchanged != 3 {
 		t.Fatalf("second PushKeys = %v, %v; want all unchanged", rep, err)
 	}
+	// A key that does not unwrap to the fingerprint it is pushed with:
+	// refused, nothing written.
+	bad := cur2
+	bad.Fingerprint = hist.Fingerprint
+	_, err = e.client.PushKeys(e.ctx(), &pb.PushKeysRequest{Keys: []*pb.CacheKey{{Volume: "TW0001L6", Key: wrapped(bad), Current: true}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "TW0001L6") || !strings.Contains(err.Error(), hist.Fingerprint) {
+		t.Fatalf("a key with the wrong fingerprint: %v", err)
+	}
 	// A history key for a volume the cache does not hold: refused, named.
 	_, err = e.client.PushKeys(e.ctx(), &pb.PushKeysRequest{Keys: []*pb.CacheKey{{Volume: "NOPE", Key: wrapped(hist)}}})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "NOPE") {

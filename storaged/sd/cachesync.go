@@ -86,6 +86,18 @@ type PushResult struct {
 // a KEK this daemon does not have are kept too (the cache is for DR, where
 // that KEK may be at hand), with a warning.
 func (d *Daemon) PushKeys(pks []cryptocache.PushKey, reason string) (PushResult, error) {
+	// A string this daemon can unwrap must unwrap to the fingerprint it
+	// comes with: a wrong one never replaces a good one in the cache.
+	for _, p := range pks {
+		if _, ok := d.ring.Get(p.Key.KEKID); !ok || p.Key.Scheme != keys.SchemeV1 {
+			continue
+		}
+		k, err := d.ring.Unwrap(p.Key)
+		clear(k)
+		if err != nil {
+			return PushResult{}, &PushRefusedError{Volume: p.Volume, Fingerprint: p.Key.Fingerprint, KEKID: p.Key.KEKID, Err: err}
+		}
+	}
 	res, err := d.cache.Push(pks)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("crypto cache: push refused, nothing written: %w", err)
@@ -170,3 +182,17 @@ func (d *Daemon) hello(ctx context.Context) (*pb.StorageHelloReply, error) {
 	}
 	return d.director.Hello(ctx, &pb.StorageHelloRequest{KekIds: d.KEKIDs(), CacheKeks: counts, CacheUnknownKekIds: unknown})
 }
+
+// PushRefusedError says a pushed key does not unwrap (under a KEK this
+// daemon holds) to the fingerprint it was pushed with; nothing was written.
+type PushRefusedError struct {
+	Volume, Fingerprint, KEKID string
+	Err                        error
+}
+
+func (e *PushRefusedError) Error() string {
+	return fmt.Sprintf("crypto cache: push refused, nothing written: the key pushed for volume %s (fingerprint %s) does not unwrap to it under KEK %s: %v",
+		e.Volume, e.Fingerprint, e.KEKID, e.Err)
+}
+
+func (e *PushRefusedError) Unwrap() error { return e.Err }

@@ -89,9 +89,12 @@ func (s *Service) PushKeys(ctx context.Context, req *pb.PushKeysRequest) (*pb.Pu
 	}
 	res, err := s.D.PushKeys(pks, req.Reason)
 	if err != nil {
-		var ie *cryptocache.InvalidEntryError
-		var ce *cryptocache.ConflictError
-		if errors.As(err, &ie) || errors.As(err, &ce) {
+		var (
+			ie *cryptocache.InvalidEntryError
+			ce *cryptocache.ConflictError
+			pr *PushRefusedError
+		)
+		if errors.As(err, &ie) || errors.As(err, &ce) || errors.As(err, &pr) {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 		return nil, rpcError(err)
