@@ -109,11 +109,22 @@ func TestPushKeysFollowsRekey(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "TW0001L6") || !strings.Contains(err.Error(), hist.Fingerprint) {
 		t.Fatalf("a key with the wrong fingerprint: %v", err)
 	}
-	// A history key for a volume the cache does not hold: refused, named.
-	_, err = e.client.PushKeys(e.ctx(), &pb.PushKeysRequest{Keys: []*pb.CacheKey{{Volume: "NOPE", Key: wrapped(hist)}}})
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "NOPE") {
-		t.Fatalf("history key of an unknown volume: %v", err)
+	// A history key of a volume the cache holds no key of: left out (there
+	// is no entry to join), said in the log, the rest of the push made.
+	other, err := both.WrapNew()
+	if err != nil {
+		t.Fatal(err)
 	}
+	otherRaw, _ := both.Unwrap(other)
+	e.secrets = append(e.secrets, otherRaw)
+	rep, err = e.client.PushKeys(e.ctx(), &pb.PushKeysRequest{Keys: []*pb.CacheKey{{Volume: "NOPE", Key: wrapped(hist)}, {Volume: "TW0009L6", Key: wrapped(other), Current: true}}})
+	if err != nil || rep.Added != 1 || rep.Unchanged != 0 {
+		t.Fatalf("history key of a volume the cache lacks: %v, %v; want the other key added, that one left out", rep, err)
+	}
+	waitFor(t, "storaged to log the history key left out", func() bool {
+		return strings.Contains(e.log(), "not added (the cache never held their keys)") && strings.Contains(e.log(), "NOPE")
+	})
+	wantCounts[kek2.ID()] = [2]uint32{3, 2}
 
 	dump, err := exec.Command(bins.tapekey, "cache", "dump", "--json", filepath.Join(e.dir, "work", "storaged.cryptocache")).CombinedOutput()
 	if err != nil {
@@ -133,7 +144,7 @@ func TestPushKeysFollowsRekey(t *testing.T) {
 	if err := json.Unmarshal(dump, &d); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Entries) != 1 || d.Entries[0].KEKID != kek2.ID() || d.Entries[0].Fingerprint != lr.KeyFingerprint || len(d.Entries[0].History) != 2 ||
+	if len(d.Entries) != 2 || d.Entries[1].Volume != "TW0009L6" || d.Entries[0].KEKID != kek2.ID() || d.Entries[0].Fingerprint != lr.KeyFingerprint || len(d.Entries[0].History) != 2 ||
 		d.Entries[0].History[0].KEKID != k1 || d.Entries[0].History[1].Fingerprint != hist.Fingerprint {
 		t.Fatalf("cache after the push:\n%s", dump)
 	}

@@ -68,14 +68,17 @@ func rekeyHistory(ctx context.Context, tx pgx.Tx, b *pgx.Batch, ring *keys.Keyri
 	return len(olds), nil
 }
 
-// queuePushes queues every encrypted volume of every storage for a push
+// queuePushes queues every volume of every storage that has keys — an
+// encrypted volume, or one with a key history (e.g. its encryption was
+// removed; its storage's cache may still hold the old key) — for a push
 // of its keys into that storage's crypto cache (a volume already queued
 // is queued again with the new time and reason) and returns the pending
 // pushes per storage.
 func queuePushes(ctx context.Context, tx pgx.Tx, now time.Time, reason string) (map[string]int, error) {
 	_, err := tx.Exec(ctx, `
 		INSERT INTO cache_pushes (storage_id, volume_name, queued_at, reason)
-		SELECT storage_id, volume_name, $1, $2 FROM media WHERE encrypted AND storage_id IS NOT NULL
+		SELECT storage_id, volume_name, $1, $2 FROM media m
+		WHERE storage_id IS NOT NULL AND (encrypted OR EXISTS (SELECT 1 FROM media_keys k WHERE k.media_id = m.id))
 		ON CONFLICT (storage_id, volume_name) DO UPDATE SET queued_at = EXCLUDED.queued_at, reason = EXCLUDED.reason`,
 		now, reason)
 	if err != nil {
@@ -114,14 +117,17 @@ type PendingPush struct {
 	Volume   string
 	QueuedAt time.Time
 	Reason   string
-	// Current is the volume's current key; nil when the volume is no longer
-	// an encrypted volume of this storage (nothing to push: CompletePushes
-	// just removes the row).
+	// Current is the volume's current key; nil when the volume is clear
+	// now (History may still hold keys) or no longer a volume of this
+	// storage (nothing to push: CompletePushes just removes the row).
 	Current *keys.StoredKey
 	// History lists the keys the volume had before (media_keys), oldest
 	// first.
 	History []keys.StoredKey
 }
+
+// HasKeys says whether there is anything to push for the volume.
+func (p PendingPush) HasKeys() bool { return p.Current != nil || len(p.History) > 0 }
 
 // String names the volume, fingerprints and KEK ids only.
 func (p PendingPush) String() string {
@@ -153,9 +159,9 @@ func (s *Store) PendingPushes(ctx context.Context, storage string) ([]PendingPus
 			return err
 		}
 		rows, err := tx.Query(ctx, `
-			SELECT p.volume_name, p.queued_at, p.reason, m.id, m.key_scheme, m.kek_id, m.key_string, m.key_fingerprint
+			SELECT p.volume_name, p.queued_at, p.reason, m.id, coalesce(m.encrypted, false), m.key_scheme, m.kek_id, m.key_string, m.key_fingerprint
 			FROM cache_pushes p JOIN storages s ON s.id = p.storage_id
-			LEFT JOIN media m ON m.volume_name = p.volume_name AND m.storage_id = p.storage_id AND m.encrypted
+			LEFT JOIN media m ON m.volume_name = p.volume_name AND m.storage_id = p.storage_id
 			WHERE s.name = $1 ORDER BY p.volume_name`, storage)
 		if err != nil {
 			return dbErr(op, err)
@@ -169,13 +175,14 @@ func (s *Store) PendingPushes(ctx context.Context, storage string) ([]PendingPus
 		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 			var (
 				x                      row
+				encrypted              bool
 				scheme, kek, value, fp *string
 			)
-			if err := r.Scan(&x.p.Volume, &x.p.QueuedAt, &x.p.Reason, &x.id, &scheme, &kek, &value, &fp); err != nil {
+			if err := r.Scan(&x.p.Volume, &x.p.QueuedAt, &x.p.Reason, &x.id, &encrypted, &scheme, &kek, &value, &fp); err != nil {
 				return x, err
 			}
 			x.p.QueuedAt = x.p.QueuedAt.UTC()
-			if x.id != nil {
+			if encrypted {
 				x.p.Current = &keys.StoredKey{Scheme: keys.Scheme(deref(scheme)), KEKID: deref(kek), Value: deref(value), Fingerprint: deref(fp)}
 			}
 			return x, nil
@@ -245,16 +252,26 @@ func (s *Store) CompletePushes(ctx context.Context, storage string, done []Pendi
 				continue
 			}
 			removed++
-			if p.Current == nil {
+			if !p.HasKeys() {
 				continue
 			}
 			fps := make([]string, 0, len(p.History))
 			for _, h := range p.History {
 				fps = append(fps, h.Fingerprint+" (KEK "+h.KEKID+")")
 			}
-			detail := fmt.Sprintf("pushed into the crypto cache of storage %s: current key %s (KEK %s)", storage, p.Current.Fingerprint, p.Current.KEKID)
+			detail := "pushed into the crypto cache of storage " + storage + ":"
+			kekID := ""
+			if p.Current != nil {
+				detail += fmt.Sprintf(" current key %s (KEK %s)", p.Current.Fingerprint, p.Current.KEKID)
+				kekID = p.Current.KEKID
+				if len(fps) > 0 {
+					detail += " and"
+				}
+			} else {
+				kekID = p.History[0].KEKID
+			}
 			if len(fps) > 0 {
-				detail += fmt.Sprintf(" and %d history keys: %s", len(fps), strings.Join(fps, ", "))
+				detail += fmt.Sprintf(" %d history keys: %s", len(fps), strings.Join(fps, ", "))
 			}
 			if p.Reason != "" {
 				detail += "; " + p.Reason
@@ -263,7 +280,7 @@ func (s *Store) CompletePushes(ctx context.Context, storage string, done []Pendi
 			if err := tx.QueryRow(ctx, `SELECT id FROM media WHERE volume_name = $1`, p.Volume).Scan(&mediaID); err != nil {
 				return dbErr(op, err)
 			}
-			if _, _, err := insertEvent(ctx, tx, KeyEvent{At: now, Volume: p.Volume, Event: EventPushed, Actor: actor, KEKID: p.Current.KEKID, Detail: detail}, mediaID); err != nil {
+			if _, _, err := insertEvent(ctx, tx, KeyEvent{At: now, Volume: p.Volume, Event: EventPushed, Actor: actor, KEKID: kekID, Detail: detail}, mediaID); err != nil {
 				return err
 			}
 		}

@@ -66,17 +66,19 @@ func TestRekeyRewrapsHistoryAndQueuesPushes(t *testing.T) {
 	f.label(t, "OFF003", "", "sd2", 1, oldOnly)
 	f.label(t, "OFF004", "", "", NoSlot, oldOnly) // no storage: nothing to push
 	f.label(t, "LOC001", "", "sd1", 3, nil)       // clear: nothing to push
+	f.label(t, "LOC002", "", "sd1", 5, nil)       // clear now, a key in its history (encryption removed)
 	h1 := f.addHistoryKey(t, "OFF001", oldOnly)
 	h3 := f.addHistoryKey(t, "OFF003", oldOnly)
+	h5 := f.addHistoryKey(t, "LOC002", oldOnly)
 
 	use, err := f.s.KEKUsage(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(use) != 1 || use[0].KEKID != k1.ID() || use[0].Current != 4 || use[0].History != 2 || len(use[0].Sole) != 6 {
-		t.Fatalf("KEKUsage before rekey = %+v, want KEK %s: 4 current, 2 history, 6 sole", use, k1.ID())
+	if len(use) != 1 || use[0].KEKID != k1.ID() || use[0].Current != 4 || use[0].History != 3 || len(use[0].Sole) != 7 {
+		t.Fatalf("KEKUsage before rekey = %+v, want KEK %s: 4 current, 3 history, 7 sole", use, k1.ID())
 	}
-	if s := use[0].Sole; s[0].Volume != "OFF001" || !(s[0].History || s[1].History) {
+	if s := use[0].Sole; s[0].Volume != "LOC002" || !s[0].History || s[1].Volume != "OFF001" {
 		t.Fatalf("sole keys = %+v", s)
 	}
 
@@ -85,10 +87,10 @@ func TestRekeyRewrapsHistoryAndQueuesPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Rewrapped != 4 || res.HistoryRewrapped != 2 || !maps.Equal(res.Pending, map[string]int{"sd1": 2, "sd2": 1}) {
-		t.Fatalf("Rekey = %+v, want 4 + 2 history rewrapped, pending sd1: 2, sd2: 1", res)
+	if res.Rewrapped != 4 || res.HistoryRewrapped != 3 || !maps.Equal(res.Pending, map[string]int{"sd1": 3, "sd2": 1}) {
+		t.Fatalf("Rekey = %+v, want 4 + 3 history rewrapped, pending sd1: 3, sd2: 1", res)
 	}
-	for vol, before := range map[string]keys.StoredKey{"OFF001": h1, "OFF003": h3} {
+	for vol, before := range map[string]keys.StoredKey{"OFF001": h1, "OFF003": h3, "LOC002": h5} {
 		got := f.historyKeys(t, vol)
 		if len(got) != 1 || got[0].KEKID != k2.ID() || got[0].Fingerprint != before.Fingerprint || got[0].Value == before.Value {
 			t.Fatalf("%s history after rekey = %v, want its key %s under KEK %s", vol, got, before.Fingerprint, k2.ID())
@@ -99,19 +101,25 @@ func TestRekeyRewrapsHistoryAndQueuesPushes(t *testing.T) {
 			t.Fatalf("%s: the rewrapped history key does not unwrap to the same key with the new KEK alone: %v", vol, err)
 		}
 	}
-	if n := f.countEvents(t, EventRekeyed); n != 6 {
-		t.Fatalf("%d rekeyed events, want 6 (4 current, 2 history)", n)
+	if n := f.countEvents(t, EventRekeyed); n != 7 {
+		t.Fatalf("%d rekeyed events, want 7 (4 current, 3 history)", n)
 	}
 	use, err = f.s.KEKUsage(f.ctx)
-	if err != nil || len(use) != 1 || use[0].KEKID != k2.ID() || use[0].Current != 4 || use[0].History != 2 {
+	if err != nil || len(use) != 1 || use[0].KEKID != k2.ID() || use[0].Current != 4 || use[0].History != 3 {
 		t.Fatalf("KEKUsage after rekey = %+v, %v; want everything under %s", use, err, k2.ID())
 	}
 
-	// What sd1 gets: its two encrypted volumes, OFF001 with its history.
+	// What sd1 gets: its two encrypted volumes, OFF001 with its history,
+	// and the clear volume's history key.
 	pend, err := f.s.PendingPushes(f.ctx, "sd1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(pend) != 3 || pend[0].Volume != "LOC002" || pend[0].Current != nil || len(pend[0].History) != 1 ||
+		pend[0].History[0].Fingerprint != h5.Fingerprint || pend[0].History[0].KEKID != k2.ID() {
+		t.Fatalf("PendingPushes(sd1)[0] = %v, want LOC002's history key only", pend[0])
+	}
+	pend = pend[1:]
 	if len(pend) != 2 || pend[0].Volume != "OFF001" || pend[1].Volume != "OFF002" || pend[0].Current == nil ||
 		pend[0].Current.KEKID != k2.ID() || pend[0].Current.Fingerprint != cur1.Fingerprint || len(pend[0].History) != 1 ||
 		pend[0].History[0].Fingerprint != h1.Fingerprint || pend[0].History[0].KEKID != k2.ID() || len(pend[1].History) != 0 ||
@@ -133,8 +141,12 @@ func TestRekeyRewrapsHistoryAndQueuesPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := f.s.CompletePushes(f.ctx, "sd1", pend, "director"); err != nil || n != 2 {
-		t.Fatalf("CompletePushes = %d, %v; want 2 removed", n, err)
+	if n, err := f.s.CompletePushes(f.ctx, "sd1", pend, "director"); err != nil || n != 3 {
+		t.Fatalf("CompletePushes = %d, %v; want 3 removed", n, err)
+	}
+	if evs, err := f.s.ListKeyEvents(f.ctx, KeyEventFilter{Volume: "LOC002", Event: EventPushed}); err != nil || len(evs) != 1 ||
+		evs[0].KEKID != k2.ID() || !strings.Contains(evs[0].Detail, "1 history keys: "+h5.Fingerprint) {
+		t.Fatalf("pushed events of LOC002 = %+v, %v", evs, err)
 	}
 	if got, err := f.s.PendingCounts(f.ctx); err != nil || !maps.Equal(got, map[string]int{"sd2": 1}) {
 		t.Fatalf("PendingCounts = %v, %v; want only sd2: 1", got, err)

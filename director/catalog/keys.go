@@ -224,8 +224,8 @@ var testHookRekeyLocked func()
 // order), each key is unwrapped with the KEK its row names and wrapped
 // again (the fingerprint must not change), updated, and a "rekeyed" key
 // event (actor, new KEK id, detail with fingerprint and old KEK) is added
-// per key. In the same transaction every encrypted volume of every
-// storage is queued in cache_pushes (the crypto caches must follow, §4.8;
+// per key. In the same transaction every volume of every storage that has
+// keys (current or history) is queued in cache_pushes (the crypto caches must follow, §4.8;
 // the caller pushes them and CompletePushes removes the rows). No tape is
 // touched. Any failure — e.g. a KEK missing from the ring — rolls
 // everything back and is a *RekeyError naming the volume and KEK id

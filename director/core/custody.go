@@ -90,11 +90,13 @@ func (d *Director) pushStorage(ctx context.Context, name string) (o PushOutcome)
 		req := &pb.PushKeysRequest{Reason: chunk[0].Reason}
 		vols := 0
 		for _, p := range chunk {
-			if p.Current == nil {
+			if !p.HasKeys() {
 				continue
 			}
 			vols++
-			req.Keys = append(req.Keys, &pb.CacheKey{Volume: p.Volume, Key: wrappedKey(*p.Current), Current: true})
+			if p.Current != nil {
+				req.Keys = append(req.Keys, &pb.CacheKey{Volume: p.Volume, Key: wrappedKey(*p.Current), Current: true})
+			}
 			for _, h := range p.History {
 				req.Keys = append(req.Keys, &pb.CacheKey{Volume: p.Volume, Key: wrappedKey(h)})
 			}

@@ -78,7 +78,10 @@ func (d *Daemon) checkCacheKEKs(es []cryptocache.Entry) {
 // PushResult is what a push did to the crypto cache.
 type PushResult struct {
 	Added, Unchanged int
-	KEKs             []*pb.KekCount
+	// Skipped: history keys of volumes the cache holds no key of (not
+	// added: there is no entry for them to join).
+	Skipped int
+	KEKs    []*pb.KekCount
 }
 
 // PushKeys puts keys the director pushes into the crypto cache in one
@@ -98,11 +101,44 @@ func (d *Daemon) PushKeys(pks []cryptocache.PushKey, reason string) (PushResult,
 			return PushResult{}, &PushRefusedError{Volume: p.Volume, Fingerprint: p.Key.Fingerprint, KEKID: p.Key.KEKID, Err: err}
 		}
 	}
-	res, err := d.cache.Push(pks)
+	// A history key of a volume the cache holds nothing of (its key was
+	// never here, e.g. a volume whose encryption was removed before this
+	// daemon cached it) has no entry to join: it is left out and said so.
+	es, err := d.cache.List()
+	if err != nil {
+		return PushResult{}, err
+	}
+	held := map[string]bool{}
+	for _, e := range es {
+		held[e.Volume] = true
+	}
+	for _, p := range pks {
+		if p.Current {
+			held[p.Volume] = true
+		}
+	}
+	var (
+		keep    []cryptocache.PushKey
+		skipped []string
+	)
+	for _, p := range pks {
+		if !p.Current && !held[p.Volume] {
+			if !slices.Contains(skipped, p.Volume) {
+				skipped = append(skipped, p.Volume)
+			}
+			continue
+		}
+		keep = append(keep, p)
+	}
+	if len(skipped) > 0 {
+		d.log.Info("pushed history keys of volumes the crypto cache holds no key of were not added (the cache never held their keys)",
+			"volumes", skipped)
+	}
+	res, err := d.cache.Push(keep)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("crypto cache: push refused, nothing written: %w", err)
 	}
-	var out PushResult
+	out := PushResult{Skipped: len(pks) - len(keep)}
 	for _, r := range res {
 		if r == cryptocache.Unchanged || r == cryptocache.Updated {
 			out.Unchanged++
@@ -128,7 +164,7 @@ func (d *Daemon) PushKeys(pks []cryptocache.PushKey, reason string) (PushResult,
 	}
 	out.KEKs = counts
 	d.log.Info("crypto cache updated by the director", "reason", reason, "volumes", len(vols), "keys", len(pks),
-		"added", out.Added, "unchanged", out.Unchanged)
+		"added", out.Added, "unchanged", out.Unchanged, "skipped", out.Skipped)
 	return out, nil
 }
 

@@ -73,7 +73,9 @@ func (s *Service) Hello(ctx context.Context, _ *pb.HelloRequest) (*pb.HelloReply
 
 // PushKeys puts the keys the director pushes (after a rekey: the
 // rewrapped current and history keys of this storage's volumes) into the
-// crypto cache, in one atomic update; nothing is removed.
+// crypto cache, in one atomic update; nothing is removed. added +
+// unchanged is less than the keys pushed when history keys of volumes the
+// cache holds no key of were left out (logged).
 func (s *Service) PushKeys(ctx context.Context, req *pb.PushKeysRequest) (*pb.PushKeysReply, error) {
 	pks := make([]cryptocache.PushKey, 0, len(req.Keys))
 	for i, k := range req.Keys {
