@@ -60,6 +60,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("director ready", "name", cfg.Name, "listen", lis.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	// Crypto cache pushes a storage missed (down during a rekey, its hello
+	// lost) are tried again every minute.
+	retry := time.NewTicker(time.Minute)
+	defer retry.Stop()
+	go d.RunPushRetry(ctx, retry.C)
 	select {
 	case err := <-served:
 		return err

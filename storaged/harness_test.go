@@ -59,6 +59,39 @@ type fakeDirector struct {
 	keys    map[string]keys.StoredKey
 	reports []*pb.ReportVolumeRequest
 	fetches int
+	hellos  []*pb.StorageHelloRequest
+}
+
+// StorageHello records storaged's hello (a storage daemon coming up).
+func (f *fakeDirector) StorageHello(ctx context.Context, r *pb.StorageHelloRequest) (*pb.StorageHelloReply, error) {
+	p, err := tlsconf.PeerOf(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if p.Role != tlsconf.RoleStorage || p.Name != "sd1" {
+		return nil, status.Errorf(codes.PermissionDenied, "%s is not a storage of this director", p)
+	}
+	f.mu.Lock()
+	f.hellos = append(f.hellos, r)
+	f.mu.Unlock()
+	return &pb.StorageHelloReply{}, nil
+}
+
+// helloCount is how many hellos the double has received.
+func (f *fakeDirector) helloCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.hellos)
+}
+
+// lastHello is the latest hello received (nil: none).
+func (f *fakeDirector) lastHello() *pb.StorageHelloRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.hellos) == 0 {
+		return nil
+	}
+	return f.hellos[len(f.hellos)-1]
 }
 
 func (f *fakeDirector) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
@@ -134,6 +167,7 @@ type envOpts struct {
 	drives        int
 	slots         int
 	sdKEKs        []string // KEK files storaged gets (default: the env's KEK)
+	extraSDKEKs   []string // KEK files storaged gets besides the env's KEK
 	loadDelay     string   // vtl --load-delay (default: vtl's own)
 }
 
@@ -188,7 +222,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.vtlSock = e.vtl.Socket
 	kekFiles := o.sdKEKs
 	if kekFiles == nil {
-		kekFiles = []string{e.kekPath}
+		kekFiles = append([]string{e.kekPath}, o.extraSDKEKs...)
 	}
 	e.sdConf = testenv.Storaged{Name: "sd1", Listen: testenv.FreeAddr(t), WorkDir: filepath.Join(e.dir, "work"),
 		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,

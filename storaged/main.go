@@ -87,6 +87,9 @@ func run() int {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	// Now that PushKeys can be served: tell the director we are up (in the
+	// background, retried while it is unreachable).
+	d.SayHello(ctx, nil)
 	select {
 	case err := <-served:
 		log.Error("serving stopped", "error", err)

@@ -9,14 +9,18 @@
 //     RecordWritten, GetMedia, ListMedia, MediaBySlot;
 //   - keys: VolumeKey (only for the owning storage), UpdateEncryption
 //     (yes/no/rotate, volumes without data only), Rekey (every key under the
-//     active KEK, one transaction), ExportKeys;
+//     active KEK, one transaction, with the volumes' key history and a
+//     crypto cache push queued per volume), ExportKeys;
+//   - crypto cache pushes and KEK custody: PendingCounts, PendingPushes,
+//     CompletePushes ("pushed" key events), KEKUsage (what the catalog
+//     holds under each KEK, and which keys only under it);
 //   - the key audit log: AddKeyEvent, ListKeyEvents (newest first).
 //
 // Errors are typed (errors.Is/As): *NotFoundError (ErrNotFound),
 // *ConflictError, *NotOwnedError, *NotEncryptedError (ErrNotEncrypted),
 // *HasDataError, *StateError, *InvalidError, *RekeyError, *DBError. None of
 // them, and no key event, ever holds key material: stored key strings leave
-// the package only through VolumeKey and ExportKeys.
+// the package only through VolumeKey, ExportKeys and PendingPushes.
 package catalog
 
 import (

@@ -197,8 +197,14 @@ func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode Encryp
 
 // RekeyResult counts what Rekey did.
 type RekeyResult struct {
-	Rewrapped      int // keys rewrapped under the active KEK
+	Rewrapped      int // current keys rewrapped under the active KEK
 	AlreadyCurrent int // encrypted volumes whose key already was v1 under the active KEK
+	// HistoryRewrapped counts media_keys rows (keys volumes had before
+	// their current one) rewrapped under the active KEK.
+	HistoryRewrapped int
+	// Pending is, per storage, how many volumes' keys are queued to be
+	// pushed into its crypto cache (cache_pushes) after the rekey.
+	Pending map[string]int
 }
 
 // rekeyLock is the transaction-level advisory lock that serializes Rekey
@@ -213,11 +219,15 @@ var testHookRekeyLocked func()
 
 // Rekey rewraps every stored key that is not v1 under ring's active KEK
 // (kek_id ≠ active id, or scheme bareos) under the active KEK, in ONE
-// transaction: the rows are locked (SELECT … FOR UPDATE, in id order),
-// each key is unwrapped with the KEK its row names and wrapped again (the
-// fingerprint must not change), updated, and a "rekeyed" key event (actor,
-// new KEK id, detail with fingerprint and old KEK) is added per volume. No
-// tape is touched. Any failure — e.g. a KEK missing from the ring — rolls
+// transaction: the volumes' current keys (media) and every key of their
+// history (media_keys). The rows are locked (SELECT … FOR UPDATE, in id
+// order), each key is unwrapped with the KEK its row names and wrapped
+// again (the fingerprint must not change), updated, and a "rekeyed" key
+// event (actor, new KEK id, detail with fingerprint and old KEK) is added
+// per key. In the same transaction every volume of every storage that has
+// keys (current or history) is queued in cache_pushes (the crypto caches must follow, §4.8;
+// the caller pushes them and CompletePushes removes the rows). No tape is
+// touched. Any failure — e.g. a KEK missing from the ring — rolls
 // everything back and is a *RekeyError naming the volume and KEK id
 // (errors.As also finds the *keys.UnwrapError / *keys.KEKNotFoundError).
 // Concurrent calls are serialized; the later one finds the keys current.
@@ -287,13 +297,18 @@ func (s *Store) Rekey(ctx context.Context, ring *keys.Keyring, actor string) (Re
 			b.Queue(`INSERT INTO key_events (at, volume_name, media_id, event, actor, kek_id, detail)
 				VALUES ($1, $2, $3, 'rekeyed', $4, $5, $6)`, now, o.volume, o.id, actor, active, detail)
 		}
-		if len(olds) > 0 {
+		hist, err := rekeyHistory(ctx, tx, b, ring, active, actor, now)
+		if err != nil {
+			return err
+		}
+		if len(olds) > 0 || hist > 0 {
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return dbErr(op+": writing the rewrapped keys", err)
 			}
 		}
-		res.Rewrapped = len(olds)
-		return nil
+		res.Rewrapped, res.HistoryRewrapped = len(olds), hist
+		res.Pending, err = queuePushes(ctx, tx, now, "rekey to KEK "+active)
+		return err
 	})
 	if err != nil {
 		return RekeyResult{}, err

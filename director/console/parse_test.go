@@ -165,8 +165,8 @@ var invalidCases = []invalidCase{
 	{"list jobs", &UnknownCommandError{Word: "list jobs", Choices: []string{"list volumes", "list keyevents"}}, []string{"one of list volumes, list keyevents"}},
 	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list keyevents"}},
 		[]string{`incomplete command "list": say list volumes or list keyevents`}},
-	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage"}}, nil},
-	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage"}}, nil},
+	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek"}}, nil},
+	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek"}}, nil},
 	{"update pool=x", &UnknownCommandError{Word: "update pool", Choices: []string{"update volume"}}, nil},
 	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume"}}, nil},
 	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export keys"}}, nil},
@@ -395,7 +395,7 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", in, got, want)
 		}
 	}
-	want := []string{"label", "list volumes", "list keyevents", "status director", "status storage", "mount", "unmount",
+	want := []string{"label", "list volumes", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
 		"release", "update volume", "rekey", "export keys", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
@@ -421,5 +421,21 @@ func TestUsage(t *testing.T) {
 		if got := Lookup(name).Usage(); got != want {
 			t.Errorf("%s usage = %q, want %q", name, got, want)
 		}
+	}
+}
+
+// status kek=ID parses like status storage=NAME: the second word with its
+// value.
+func TestStatusKEK(t *testing.T) {
+	c, err := Parse("status kek=3f0c9a1b22d4e5f6")
+	if err != nil || c.Name != "status kek" || c.Str("kek") != "3f0c9a1b22d4e5f6" {
+		t.Fatalf("Parse(status kek=…) = %+v, %v", c, err)
+	}
+	if _, err := Parse("status kek"); err == nil {
+		t.Fatal("status kek without an id parsed")
+	}
+	h, err := Help("status kek")
+	if err != nil || !strings.Contains(h, "status kek=ID") || !strings.Contains(h, "nothing depends on KEK ID") {
+		t.Fatalf("help status kek: %v\n%s", err, h)
 	}
 }

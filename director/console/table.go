@@ -163,6 +163,19 @@ var commands = []Spec{
 		Examples: []string{"status storage=sd1"},
 	},
 	{
+		// Read-only, like status director and status storage: it changes
+		// nothing (any console role that may read status may run it).
+		Name:    "status kek",
+		Summary: "show everything that still depends on a KEK (catalog keys, crypto caches, pending pushes) and whether it may be removed",
+		Keywords: []Keyword{
+			{Name: "kek", Type: Type{Kind: Name, Arg: "ID"}, Required: true, Help: "the KEK id (tapekey kek id FILE)"},
+		},
+		Notes: "Ends with one verdict line: \"nothing depends on KEK ID: it may be removed from director.toml and every storaged.toml\", " +
+			"or \"KEK ID is still needed: …\" with what needs it (catalog keys wrapped only under it, crypto caches holding keys only under it, " +
+			"pending crypto cache pushes, unreachable storages whose cache is unknown). Run it after rekey yes, before removing an old KEK.",
+		Examples: []string{"status kek=3f0c9a1b22d4e5f6"},
+	},
+	{
 		Name:    "mount",
 		Summary: "load the cartridge in a slot into a drive",
 		Keywords: []Keyword{
@@ -205,7 +218,9 @@ var commands = []Spec{
 		Keywords: []Keyword{
 			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only reports what it would rewrap"},
 		},
-		Notes:    "Without yes, rekey is a dry run: the director reports how many keys it would rewrap from which KEK ids and changes nothing. With yes it rewraps all of them in one transaction.",
+		Notes: "Without yes, rekey is a dry run: the director reports how many keys (current and history) it would rewrap and which storages have crypto cache pushes pending, and changes nothing. " +
+			"With yes it rewraps all of them in one transaction, then pushes every volume's keys into its storage's crypto cache and reports per storage; " +
+			"a storage that is down gets them when it next connects.",
 		Examples: []string{"rekey", "rekey yes"},
 	},
 	{

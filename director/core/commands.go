@@ -399,6 +399,16 @@ type DirectorStatus struct {
 	Schema    int32             `json:"schema_version"`
 	Volumes   map[string]int    `json:"volumes_by_status"`
 	Storages  map[string]string `json:"storages"`
+	KEKs      []KEKStatus       `json:"keks"`
+}
+
+// KEKStatus is what depends on one KEK id, in "status director".
+type KEKStatus struct {
+	KEKID    string             `json:"kek_id"`
+	InRing   bool               `json:"in_keyring"`
+	Current  int                `json:"catalog_current_keys"`
+	History  int                `json:"catalog_history_keys"`
+	Storages []KEKStorageReport `json:"storages"`
 }
 
 func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
@@ -413,15 +423,53 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, m := range ms {
 		s.Volumes[string(m.Status)]++
 	}
-	for name, link := range d.storages {
-		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		h, err := link.client.Hello(hctx, &pb.HelloRequest{})
-		cancel()
-		if err != nil {
-			s.Storages[name] = "unreachable: " + status.Convert(err).Message()
-		} else {
-			s.Storages[name] = "up, KEKs " + strings.Join(h.KekIds, ", ")
+	caches, err := d.storageCaches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range caches {
+		switch {
+		case !c.Reachable:
+			s.Storages[c.Storage] = "unreachable: " + c.Error
+		default:
+			s.Storages[c.Storage] = fmt.Sprintf("up, KEKs %s; %d volumes in its crypto cache", strings.Join(c.StorageKEKs, ", "), c.Entries)
 		}
+		if c.Pending > 0 {
+			s.Storages[c.Storage] += fmt.Sprintf("; %d crypto cache pushes pending", c.Pending)
+		}
+	}
+	use, err := d.store.KEKUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for _, id := range s.KEKIDs {
+		ids[id] = true
+	}
+	for _, u := range use {
+		ids[u.KEKID] = true
+	}
+	for _, c := range caches {
+		for _, k := range c.KEKs {
+			ids[k.KekId] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		k := KEKStatus{KEKID: id, InRing: slices.Contains(s.KEKIDs, id)}
+		for _, u := range use {
+			if u.KEKID == id {
+				k.Current, k.History = u.Current, u.History
+			}
+		}
+		for _, c := range caches {
+			r := KEKStorageReport{Storage: c.Storage, Reachable: c.Reachable, Pending: c.Pending, Error: c.Error}
+			if c.Reachable {
+				ck := c.kek(id)
+				r.Keys, r.Sole = ck.Keys, ck.Sole
+			}
+			k.Storages = append(k.Storages, r)
+		}
+		s.KEKs = append(s.KEKs, k)
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "director %s, catalog schema %d\nKEKs: %s (active %s)\n", s.Name, s.Schema, strings.Join(s.KEKIDs, ", "), s.ActiveKEK)
@@ -434,7 +482,28 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, n := range slices.Sorted(maps.Keys(s.Storages)) {
 		fmt.Fprintf(&b, "\nstorage %s: %s", n, s.Storages[n])
 	}
-	return &Output{Text: b.String(), JSON: s}, nil
+	b.WriteString("\nwhat depends on each KEK (status kek=ID for one):\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEK ID\tKEYRING\tCATALOG CURRENT\tCATALOG HISTORY\tCRYPTO CACHES (keys / only under it / pushes pending)")
+	for _, k := range s.KEKs {
+		ring := "-"
+		if k.KEKID == s.ActiveKEK {
+			ring = "active"
+		} else if k.InRing {
+			ring = "yes"
+		}
+		var parts []string
+		for _, r := range k.Storages {
+			if !r.Reachable {
+				parts = append(parts, fmt.Sprintf("%s: unreachable / %d pending", r.Storage, r.Pending))
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s: %d / %d / %d pending", r.Storage, r.Keys, r.Sole, r.Pending))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", k.KEKID, ring, k.Current, k.History, strings.Join(parts, "; "))
+	}
+	tw.Flush()
+	return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: s}, nil
 }
 
 // storageDrive resolves storage= and drive= of a command.
@@ -557,25 +626,43 @@ func (d *Director) relabel(ctx context.Context, m catalog.Media) (catalog.Media,
 
 // RekeyReport is what rekey did or would do.
 type RekeyReport struct {
-	ActiveKEK      string `json:"active_kek_id"`
-	DryRun         bool   `json:"dry_run"`
-	ToRewrap       int    `json:"to_rewrap"`
-	Rewrapped      int    `json:"rewrapped"`
-	AlreadyCurrent int    `json:"already_current"`
+	ActiveKEK        string `json:"active_kek_id"`
+	DryRun           bool   `json:"dry_run"`
+	ToRewrap         int    `json:"to_rewrap"`
+	HistoryToRewrap  int    `json:"history_to_rewrap"`
+	Rewrapped        int    `json:"rewrapped"`
+	HistoryRewrapped int    `json:"history_rewrapped"`
+	AlreadyCurrent   int    `json:"already_current"`
+	// Pending: crypto cache pushes waiting per storage (before the rekey
+	// for a dry run).
+	Pending map[string]int `json:"pushes_pending"`
+	Pushes  []PushOutcome  `json:"pushes,omitempty"`
 }
 
-// rekey rewraps every stored key under the active KEK in one transaction,
-// after checking every configured storage daemon holds the active KEK (so
-// no volume becomes unmountable). Without yes it only reports.
+// rekey rewraps every stored key — current and history — under the active
+// KEK in one transaction, after checking that every storage daemon that
+// answers holds the active KEK (so no volume becomes unmountable), then
+// pushes each storage's rewrapped keys into its crypto cache. A storage
+// that does not answer is not a reason to refuse: its pushes stay pending
+// until it next connects (StorageHello). Without yes it only reports.
 func (d *Director) rekey(ctx context.Context, actor string, yes bool, progress Progress) (*Output, error) {
 	active := d.ring.Active().ID()
-	for name, link := range d.storages {
+	down := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(d.storages)) {
+		link := d.storages[name]
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		link.ready(hctx)
 		h, err := link.client.Hello(hctx, &pb.HelloRequest{})
 		cancel()
 		if err != nil {
-			return nil, status.Errorf(codes.FailedPrecondition, "rekey refused: cannot ask storage %s which KEKs it holds (%s); every storage must hold the active KEK %s before keys move to it",
+			if !unreachable(err) {
+				return nil, status.Errorf(codes.FailedPrecondition, "rekey refused: storage %s did not say which KEKs it holds (%s); every storage must hold the active KEK %s before keys move to it",
+					name, status.Convert(err).Message(), active)
+			}
+			down[name] = true
+			progress("storage %s is unreachable (%s): its crypto cache will be brought up to date when it next connects; it must hold the active KEK %s by then",
 				name, status.Convert(err).Message(), active)
+			continue
 		}
 		if !slices.Contains(h.KekIds, active) {
 			return nil, status.Errorf(codes.FailedPrecondition, "rekey refused: storage %s does not hold the active KEK %s (it has %s); add the KEK file to its [[keys.kek]], restart it, then rekey",
@@ -587,21 +674,63 @@ func (d *Director) rekey(ctx context.Context, actor string, yes bool, progress P
 	if err != nil {
 		return nil, err
 	}
-	rep := RekeyReport{ActiveKEK: active, DryRun: !yes}
+	use, err := d.store.KEKUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := d.store.PendingCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := RekeyReport{ActiveKEK: active, DryRun: !yes, Pending: pending}
 	for _, m := range ms {
 		if m.Encrypted && (m.KEKID != active || m.KeyScheme != keys.SchemeV1) {
 			rep.ToRewrap++
 		}
 	}
+	for _, u := range use {
+		if u.KEKID != active {
+			rep.HistoryToRewrap += u.History
+		}
+	}
 	if !yes {
-		return &Output{Text: fmt.Sprintf("rekey would rewrap %d stored keys under KEK %s (no tape is touched); run \"rekey yes\" to do it", rep.ToRewrap, active), JSON: rep}, nil
+		var b strings.Builder
+		fmt.Fprintf(&b, "rekey would rewrap %d stored keys and %d history keys under KEK %s (no tape is touched), then push every volume's keys into its storage's crypto cache; run \"rekey yes\" to do it",
+			rep.ToRewrap, rep.HistoryToRewrap, active)
+		b.WriteString("\n" + pendingLine(pending))
+		return &Output{Text: b.String(), JSON: rep}, nil
 	}
 	res, err := d.store.Rekey(ctx, d.ring, actor)
 	if err != nil {
 		return nil, err
 	}
-	rep.Rewrapped, rep.AlreadyCurrent = res.Rewrapped, res.AlreadyCurrent
-	return &Output{Text: fmt.Sprintf("rewrapped %d stored keys under KEK %s in one transaction (%d already were); no tape was touched", res.Rewrapped, active, res.AlreadyCurrent), JSON: rep}, nil
+	rep.Rewrapped, rep.HistoryRewrapped, rep.AlreadyCurrent, rep.Pending = res.Rewrapped, res.HistoryRewrapped, res.AlreadyCurrent, res.Pending
+	progress("rewrapped %d stored keys and %d history keys under KEK %s; pushing the keys into the crypto caches", res.Rewrapped, res.HistoryRewrapped, active)
+	rep.Pushes = d.pushAll(ctx, down)
+	var b strings.Builder
+	fmt.Fprintf(&b, "rewrapped %d stored keys under KEK %s in one transaction, with %d keys of the volumes' history (%d already were); no tape was touched",
+		res.Rewrapped, active, res.HistoryRewrapped, res.AlreadyCurrent)
+	partial := false
+	for _, o := range rep.Pushes {
+		b.WriteString("\n" + o.String())
+		partial = partial || o.Pending > 0
+	}
+	if partial {
+		fmt.Fprintf(&b, "\nuntil every push is made, the old KEKs are still needed (status kek=ID says what depends on one)")
+	}
+	return &Output{Text: b.String(), JSON: rep, Partial: partial}, nil
+}
+
+// pendingLine says which storages have crypto cache pushes pending.
+func pendingLine(pending map[string]int) string {
+	if len(pending) == 0 {
+		return "crypto cache pushes pending: none"
+	}
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(pending)) {
+		parts = append(parts, fmt.Sprintf("%s: %d volumes", n, pending[n]))
+	}
+	return "crypto cache pushes pending (made when the storage next connects): " + strings.Join(parts, ", ")
 }
 
 // ExportRow is one exported key (still wrapped).

@@ -101,6 +101,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.statusStorage(ctx, cmd.Str("storage"))
 	case "status director":
 		return d.statusDirector(ctx)
+	case "status kek":
+		return d.statusKEK(ctx, cmd.Str("kek"))
 	case "mount":
 		return d.mount(ctx, cmd)
 	case "unmount", "release":

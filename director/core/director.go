@@ -50,6 +50,11 @@ type Director struct {
 	mu       sync.Mutex
 	storages map[string]*storageLink
 	consoles map[string]console.Role // [[console]] name → role
+
+	// bg is the context of background work (pushes after a hello); Close
+	// cancels it.
+	bg     context.Context
+	stopBG context.CancelFunc
 }
 
 // storageLink is the director's connection to one storage daemon.
@@ -57,7 +62,11 @@ type storageLink struct {
 	ref    configs.StorageRef
 	conn   *grpc.ClientConn
 	client pb.StorageClient
+	pushMu sync.Mutex // one crypto cache push at a time
 }
+
+// ready waits (5 s at most) for the connection to be up.
+func (s *storageLink) ready(ctx context.Context) bool { return link.Ready(ctx, s.conn, 5*time.Second) }
 
 // New opens the catalog (applying pending migrations under the advisory
 // lock), loads the KEK keyring and prepares a link to each configured
@@ -65,6 +74,7 @@ type storageLink struct {
 // the director from starting).
 func New(ctx context.Context, o Options) (*Director, error) {
 	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}, consoles: map[string]console.Role{}}
+	d.bg, d.stopBG = context.WithCancel(context.Background())
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -93,6 +103,12 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	}
 	d.store = store
 	if err := migrate(ctx, store); err != nil {
+		d.Close()
+		return nil, err
+	}
+	// A KEK dropped from the configuration while catalog keys still need
+	// it: refuse now, naming them, rather than fail at a mount or rekey.
+	if err := checkKEKsNeeded(ctx, store, ring.IDs(), o.Config.Path); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -145,6 +161,7 @@ func LoadKeyring(cfg *configs.Director) (*keys.Keyring, error) {
 
 // Close closes the catalog and the storage links and forgets the keyring.
 func (d *Director) Close() {
+	d.stopBG()
 	for _, s := range d.storages {
 		s.conn.Close()
 	}

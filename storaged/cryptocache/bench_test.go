@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // BenchmarkPut10000 measures one Put (lock, re-read, atomic rewrite with
@@ -28,5 +30,38 @@ func BenchmarkPut10000(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkPushRekey10000 measures the push a rekey makes into a cache of
+// 10 000 volumes: every volume's current key rewrapped under a new KEK
+// plus one history key each, in one atomic update (one op = the whole
+// push of 20 000 keys; the cache is fresh for every op).
+func BenchmarkPushRekey10000(b *testing.B) {
+	fx := newFixture(b)
+	clk := newClock()
+	sk, hist := fx.v1(b), fx.v1(b)
+	kek2, err := keys.GenerateKEK()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sk2, hist2 := fx.rewrapUnder(b, sk, kek2), fx.rewrapUnder(b, hist, kek2)
+	es := make([]Entry, 10000)
+	push := make([]PushKey, 0, 2*len(es))
+	for i := range es {
+		v := fmt.Sprintf("VOL%05d", i)
+		es[i] = Entry{Volume: v, Key: sk}
+		push = append(push, PushKey{Volume: v, Key: sk2, Current: true}, PushKey{Volume: v, Key: hist2})
+	}
+	for b.Loop() {
+		b.StopTimer()
+		c := open(b, filepath.Join(b.TempDir(), FileName), clk)
+		if _, err := c.PutMany(es, true); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := c.Push(push); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -119,6 +119,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	if n, err := d.cache.List(); err == nil {
 		d.log.Info("crypto cache loaded", "path", cachePath, "volumes", len(n))
+		d.checkCacheKEKs(n)
 	}
 
 	for _, cc := range cfg.Changers {

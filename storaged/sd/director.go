@@ -24,6 +24,9 @@ type Director interface {
 	GetVolumeKey(ctx context.Context, volume, drive string) (keys.StoredKey, error)
 	// Report tells the director what happened to a volume (best effort).
 	Report(ctx context.Context, r *pb.ReportVolumeRequest) error
+	// Hello tells the director this daemon is (back) up, with its KEK ids
+	// and its crypto cache by KEK; the director then pushes pending keys.
+	Hello(ctx context.Context, r *pb.StorageHelloRequest) (*pb.StorageHelloReply, error)
 	Close() error
 }
 
@@ -80,6 +83,13 @@ func (g *grpcDirector) Report(ctx context.Context, r *pb.ReportVolumeRequest) er
 	defer cancel()
 	_, err := g.client.ReportVolume(ctx, r)
 	return err
+}
+
+func (g *grpcDirector) Hello(ctx context.Context, r *pb.StorageHelloRequest) (*pb.StorageHelloReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	link.Ready(ctx, g.conn, min(g.timeout, 5*time.Second))
+	return g.client.StorageHello(ctx, r)
 }
 
 func (g *grpcDirector) Close() error { return g.conn.Close() }

@@ -63,7 +63,45 @@ func (s *Service) Hello(ctx context.Context, _ *pb.HelloRequest) (*pb.HelloReply
 	for _, c := range s.D.cfg.Changers {
 		r.Changers = append(r.Changers, c.Name)
 	}
+	counts, unknown, err := s.D.CacheKEKs()
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	r.CacheKeks, r.CacheUnknownKekIds = counts, unknown
 	return r, nil
+}
+
+// PushKeys puts the keys the director pushes (after a rekey: the
+// rewrapped current and history keys of this storage's volumes) into the
+// crypto cache, in one atomic update; nothing is removed. added +
+// unchanged is less than the keys pushed when history keys of volumes the
+// cache holds no key of were left out (logged).
+func (s *Service) PushKeys(ctx context.Context, req *pb.PushKeysRequest) (*pb.PushKeysReply, error) {
+	pks := make([]cryptocache.PushKey, 0, len(req.Keys))
+	for i, k := range req.Keys {
+		if k.Key == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "PushKeys: key %d (volume %q) has no wrapped key", i+1, k.Volume)
+		}
+		scheme, err := keys.ParseScheme(k.Key.Scheme)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "PushKeys: volume %q: %v", k.Volume, err)
+		}
+		pks = append(pks, cryptocache.PushKey{Volume: k.Volume, Current: k.Current,
+			Key: keys.StoredKey{Scheme: scheme, KEKID: k.Key.KekId, Value: k.Key.Stored, Fingerprint: k.Key.Fingerprint}})
+	}
+	res, err := s.D.PushKeys(pks, req.Reason)
+	if err != nil {
+		var (
+			ie *cryptocache.InvalidEntryError
+			ce *cryptocache.ConflictError
+			pr *PushRefusedError
+		)
+		if errors.As(err, &ie) || errors.As(err, &ce) || errors.As(err, &pr) {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil, rpcError(err)
+	}
+	return &pb.PushKeysReply{Added: uint32(res.Added), Unchanged: uint32(res.Unchanged), CacheKeks: res.KEKs}, nil
 }
 
 func (s *Service) Inventory(ctx context.Context, req *pb.InventoryRequest) (*pb.InventoryReply, error) {

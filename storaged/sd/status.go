@@ -60,6 +60,7 @@ func (d *Daemon) Status() *pb.StatusReply {
 	out := &pb.StatusReply{Name: d.cfg.Name, KekIds: d.KEKIDs()}
 	if es, err := d.cache.List(); err == nil {
 		out.CacheEntries = uint32(len(es))
+		out.CacheKeks, out.CacheUnknownKekIds = d.cacheKEKs(es)
 	}
 	for _, dr := range d.drives {
 		out.Drives = append(out.Drives, dr.status())

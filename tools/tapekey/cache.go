@@ -32,8 +32,10 @@ var cacheGroup = &group{
 			name:     "verify",
 			synopsis: "FILE [--kek FILE ... | --kek-dir DIR] [--master MASTER] [--bareos-kek FILE ...]",
 			summary:  "check the format and checksum; with KEKs, that every entry unwraps and matches its fingerprint",
-			detail: "Without KEKs only the file is checked. With KEKs every volume's current key is unwrapped;\n" +
-				"exit status 1 names each volume that fails and the KEK id it needs.",
+			detail: "Without KEKs only the file is checked. With KEKs every stored string (current and earlier keys)\n" +
+				"is unwrapped. A string under a KEK not given is fine when the same key (fingerprint) unwraps from\n" +
+				"another line of the volume (an older wrapping, superseded by a rekey). Exit status 1 names each\n" +
+				"key that no line unwraps: volume, fingerprint and the KEK id it needs.",
 			run: cacheVerify,
 		},
 		{
@@ -346,39 +348,105 @@ func cacheVerify(c *cli, f *flags, args []string) error {
 	}
 	defer ring.Destroy()
 	var failed []string
+	badEntries := 0
 	for _, e := range entries {
-		fp, err := unwrapCheck(ring, e.Key)
-		if err != nil {
-			var nf *keys.KEKNotFoundError
-			why := "does not unwrap: " + err.Error()
-			if errors.As(err, &nf) {
-				why = "KEK " + nf.Needed + " was not given"
-			}
-			fmt.Fprintf(c.stdout, "FAIL  %s  %s  %s\n", e.Volume, neededKEK(e.Key), why)
-			failed = append(failed, fmt.Sprintf("%s (%s)", e.Volume, neededKEK(e.Key)))
-			continue
+		f := verifyEntry(c, ring, e)
+		if len(f) > 0 {
+			badEntries++
 		}
-		note := "fingerprint matches"
-		if e.Key.Fingerprint == "" {
-			note = "no fingerprint recorded; computed " + fp
-		}
-		fmt.Fprintf(c.stdout, "ok    %s  %s  kek %s  fingerprint %s  %s\n", e.Volume, e.Key.Scheme, dash(e.Key.KEKID), fp, note)
-		// Earlier keys (before a rekey) are reported, never a failure.
-		for _, h := range e.History {
-			state := "unwraps"
-			if hfp, err := unwrapCheck(ring, h.Key); err != nil {
-				state = "not checked: " + neededKEK(h.Key)
-			} else if hfp == fp {
-				state = "unwraps to the same key"
-			}
-			fmt.Fprintf(c.stdout, "      earlier key replaced %s: %s, kek %s: %s\n", rfc(h.Replaced), h.Key.Scheme, dash(h.Key.KEKID), state)
-		}
+		failed = append(failed, f...)
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%s: %d of %d entries do not unwrap: %s", path, len(failed), len(entries), strings.Join(failed, ", "))
+		return fmt.Errorf("%s: %d of %d entries do not unwrap (%d keys not unwrappable with the KEKs given): %s",
+			path, badEntries, len(entries), len(failed), strings.Join(failed, ", "))
 	}
 	_, err = fmt.Fprintf(c.stdout, "%s: %s, checksum ok, all %d entries unwrap with the KEKs given\n", path, cryptocache.Header, len(entries))
 	return err
+}
+
+// verifyEntry unwraps every stored string of e (current and history) with
+// ring and prints a line each. A key — a fingerprint — is what DR needs,
+// not a particular wrapping: a line that does not unwrap is fine when the
+// same fingerprint unwraps from another line of the volume (an older
+// wrapping under a KEK not given, superseded by a rekey). It returns, for
+// the summary, each key that no line unwraps: volume, KEK needed and
+// fingerprint.
+func verifyEntry(c *cli, ring *keys.Keyring, e cryptocache.Entry) []string {
+	type line struct {
+		sk       keys.StoredKey
+		fp       string // computed when it unwraps, else the recorded one
+		err      error
+		replaced string // history lines: when
+	}
+	lines := []line{{sk: e.Key}}
+	for _, h := range e.History {
+		lines = append(lines, line{sk: h.Key, replaced: rfc(h.Replaced)})
+	}
+	have := map[string]string{} // fingerprint → KEK id of a line that unwraps
+	for i := range lines {
+		l := &lines[i]
+		l.fp, l.err = unwrapCheck(ring, l.sk)
+		if l.err == nil {
+			if _, ok := have[l.fp]; !ok {
+				have[l.fp] = dash(l.sk.KEKID)
+			}
+		} else {
+			l.fp = l.sk.Fingerprint
+		}
+	}
+	var failed []string
+	fail := func(l line, what string) {
+		var nf *keys.KEKNotFoundError
+		why := "does not unwrap: " + l.err.Error()
+		if errors.As(l.err, &nf) {
+			why = "KEK " + nf.Needed + " was not given"
+		}
+		fpText := "key " + l.fp
+		if l.fp == "" {
+			fpText = "key fingerprint not recorded"
+		}
+		fmt.Fprintf(c.stdout, "FAIL  %s  %s  %s  %s (%s)\n", e.Volume, neededKEK(l.sk), why, fpText, what)
+		failed = append(failed, fmt.Sprintf("%s (%s): %s", e.Volume, neededKEK(l.sk), fpText))
+	}
+	superseded := func(l line) bool {
+		if l.err == nil || l.fp == "" {
+			return false
+		}
+		_, ok := have[l.fp]
+		return ok
+	}
+	cur := lines[0]
+	switch {
+	case cur.err == nil:
+		note := "fingerprint matches"
+		if e.Key.Fingerprint == "" {
+			note = "no fingerprint recorded; computed " + cur.fp
+		}
+		fmt.Fprintf(c.stdout, "ok    %s  %s  kek %s  fingerprint %s  %s\n", e.Volume, e.Key.Scheme, dash(e.Key.KEKID), cur.fp, note)
+	case superseded(cur):
+		fmt.Fprintf(c.stdout, "ok    %s  %s  kek %s not given, but key %s unwraps from an earlier line under KEK %s\n",
+			e.Volume, e.Key.Scheme, dash(e.Key.KEKID), cur.fp, have[cur.fp])
+	default:
+		fail(cur, "current key")
+	}
+	// Earlier keys: reported; a failure only when no line holds the key
+	// under a KEK given.
+	for _, l := range lines[1:] {
+		switch {
+		case l.err == nil:
+			state := "unwraps"
+			if l.fp == cur.fp && cur.err == nil {
+				state = "unwraps to the same key"
+			}
+			fmt.Fprintf(c.stdout, "      earlier key replaced %s: %s, kek %s: %s\n", l.replaced, l.sk.Scheme, dash(l.sk.KEKID), state)
+		case superseded(l):
+			fmt.Fprintf(c.stdout, "      earlier key replaced %s: %s, kek %s: older wrapping under KEK %s, superseded (key %s unwraps under KEK %s)\n",
+				l.replaced, l.sk.Scheme, dash(l.sk.KEKID), dash(l.sk.KEKID), l.fp, have[l.fp])
+		default:
+			fail(l, "earlier key replaced "+l.replaced)
+		}
+	}
+	return failed
 }
 
 // maxCacheStdin bounds what "cache add" reads.
