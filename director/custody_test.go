@@ -18,8 +18,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/jackc/pgx/v5"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
+
 	"github.com/tapeward/tapeward/storaged/label"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
@@ -42,11 +44,26 @@ func (w *world) storageClient() pb.StorageClient {
 	return pb.NewStorageClient(conn)
 }
 
-func (w *world) exec(q string, args ...any) {
+// query runs f on a connection that is closed right after (tests poll
+// with it; pgtest.Connect would keep one connection per call until the
+// test ends).
+func (w *world) query(f func(*pgx.Conn) error) {
 	w.t.Helper()
-	if _, err := pgtest.Connect(w.t, w.dsn).Exec(context.Background(), q, args...); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, w.dsn)
+	if err != nil {
 		w.t.Fatal(err)
 	}
+	defer conn.Close(context.Background())
+	if err := f(conn); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) exec(q string, args ...any) {
+	w.t.Helper()
+	w.query(func(c *pgx.Conn) error { _, err := c.Exec(context.Background(), q, args...); return err })
 }
 
 // loseReports makes the catalog forget that volume holds data, as if every
@@ -66,9 +83,9 @@ func (w *world) keyState(volume string) keyState {
 	w.t.Helper()
 	var k keyState
 	var fp *string
-	if err := w.sql(`SELECT key_fingerprint, status, data_since FROM media WHERE volume_name = $1`, volume).Scan(&fp, &k.status, &k.dataSince); err != nil {
-		w.t.Fatal(err)
-	}
+	w.query(func(c *pgx.Conn) error {
+		return c.QueryRow(context.Background(), `SELECT key_fingerprint, status, data_since FROM media WHERE volume_name = $1`, volume).Scan(&fp, &k.status, &k.dataSince)
+	})
 	if fp != nil {
 		k.fp = *fp
 	}
