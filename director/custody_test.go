@@ -249,6 +249,19 @@ func TestInterruptedLabelRetriesWithTheSameKey(t *testing.T) {
 	if k := w.keyState("TW0001L6"); k.fp != orig.fp || k.status != "Append" {
 		t.Fatalf("after the retry: %+v, want key %s Append", k, orig.fp)
 	}
+	// The same, but the director kept running (its catalog commit failed,
+	// or the console went away): labelling again retries at once.
+	w.exec(`UPDATE media SET status = 'Labeling', label_time = NULL, encryption_verified_at = NULL WHERE volume_name = 'TW0001L6'`)
+	out = w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
+	if !strings.Contains(out, "1 of 1 slots labelled") || !strings.Contains(out, orig.fp) {
+		t.Fatalf("label again with the director running: %s", out)
+	}
+	if k := w.keyState("TW0001L6"); k.fp != orig.fp || k.status != "Append" {
+		t.Fatalf("after the second retry: %+v, want key %s Append", k, orig.fp)
+	}
+	if ev := w.ok("list keyevents volume=TW0001L6"); strings.Count(ev, "interrupted") != 2 {
+		t.Fatalf("want two interrupted events:\n%s", ev)
+	}
 	if out := w.ok("mount storage=sd1 slot=1 drive=0"); !strings.Contains(out, "key "+orig.fp+" loaded and verified") {
 		t.Fatalf("mount: %s", out)
 	}

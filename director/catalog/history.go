@@ -392,12 +392,14 @@ func orDash(s string) string {
 // InterruptedReason is the error reason InterruptLabeling gives.
 const InterruptedReason = "interrupted: labelling did not finish; label the slot again to retry with the same key"
 
-// InterruptLabeling ends every label that cannot be running any more (the
-// director starts): each volume in status Labeling goes to status Error
-// with InterruptedReason, and gets an "interrupted" key event (its key is
-// kept; labelling the slot again retries with it). It returns the
-// volumes, in name order.
-func (s *Store) InterruptLabeling(ctx context.Context, actor string) ([]string, error) {
+// InterruptLabeling ends labels that cannot be running any more: at
+// director start-up every volume in status Labeling (no volumes given), or
+// the given volumes if they are in status Labeling (a label the running
+// director is not doing, e.g. its catalog commit failed). Each goes to
+// status Error with InterruptedReason and gets an "interrupted" key event
+// (its key is kept; labelling the slot again retries with it). It returns
+// the volumes it changed, in name order.
+func (s *Store) InterruptLabeling(ctx context.Context, actor string, volumes ...string) ([]string, error) {
 	if actor == "" {
 		actor = DefaultActor
 	}
@@ -407,7 +409,8 @@ func (s *Store) InterruptLabeling(ctx context.Context, actor string) ([]string, 
 		now := s.nowUTC()
 		rows, err := tx.Query(ctx, `
 			UPDATE media SET status = 'Error', error_reason = $1, updated_at = $2
-			WHERE status = 'Labeling' RETURNING id, volume_name, kek_id, key_fingerprint`, InterruptedReason, now)
+			WHERE status = 'Labeling' AND (coalesce(cardinality($3::text[]), 0) = 0 OR volume_name = ANY($3))
+			RETURNING id, volume_name, kek_id, key_fingerprint`, InterruptedReason, now, volumes)
 		if err != nil {
 			return dbErr(op, err)
 		}
@@ -424,7 +427,7 @@ func (s *Store) InterruptLabeling(ctx context.Context, actor string) ([]string, 
 			return dbErr(op, err)
 		}
 		for _, x := range got {
-			detail := "labelling did not finish (the director stopped during it); status Error"
+			detail := "labelling did not finish (the director stopped, or could not record its end); status Error"
 			if x.keyFP != nil {
 				detail += "; key " + *x.keyFP + " kept: labelling the slot again retries with it"
 			}

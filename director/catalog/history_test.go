@@ -305,6 +305,15 @@ func TestInterruptLabeling(t *testing.T) {
 	if again, err := f.s.InterruptLabeling(f.ctx, "director"); err != nil || len(again) != 0 {
 		t.Fatalf("second InterruptLabeling = %v, %v", again, err)
 	}
+	// One volume: only that one, and only if it is in Labeling.
+	f.label(t, "OFF004", "", "sd1", 4, r)
+	f.label(t, "OFF005", "", "sd1", 5, r)
+	if got, err := f.s.InterruptLabeling(f.ctx, "director", "OFF004", "OFF003"); err != nil || fmt.Sprint(got) != "[OFF004]" {
+		t.Fatalf("InterruptLabeling(OFF004, OFF003) = %v, %v", got, err)
+	}
+	if m, _ := f.s.GetMedia(f.ctx, "OFF005"); m.Status != StatusLabeling {
+		t.Fatalf("OFF005 was not named but changed: %+v", m)
+	}
 	if err := f.s.BeginRelabel(f.ctx, "OFF002"); err != nil {
 		t.Fatalf("relabel after the interruption: %v", err)
 	}

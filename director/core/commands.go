@@ -155,9 +155,29 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 	r.Volume = volume
 	storage := link.ref.Name
 
+	if !d.beginLabel(volume) {
+		r.Error = fmt.Sprintf("volume %s is being labelled by another command right now", volume)
+		return r
+	}
+	defer d.endLabel(volume)
 	var sk *keys.StoredKey
 	relabel := false
-	switch m, err := d.store.GetMedia(ctx, volume); {
+	m, err := d.store.GetMedia(ctx, volume)
+	if err == nil && m.Status == catalog.StatusLabeling && m.Storage == storage {
+		// No label of this volume runs in this director: an earlier one
+		// could not record its end (catalog lost, console gone). It is
+		// retried like a label that failed, with the committed key.
+		got, ierr := d.store.InterruptLabeling(ctx, actor, volume)
+		if ierr != nil {
+			r.Error = ierr.Error()
+			return r
+		}
+		if len(got) == 1 {
+			d.log.Warn("a label of this volume did not finish; retrying it with the committed key", "volume", volume)
+			m.Status = catalog.StatusError
+		}
+	}
+	switch {
 	case err == nil && m.Status == catalog.StatusError && m.Storage == storage && m.Encrypted == encrypt:
 		// A label that failed before: try again with the key already
 		// committed (the tape may hold blocks written with it, or the
@@ -573,8 +593,11 @@ func (d *Director) requireIdleVolume(ctx context.Context, m catalog.Media, mode 
 			state = "mounted and a write session is open"
 		}
 		extra := ""
-		if st.DataKnown && st.HoldsData {
+		switch {
+		case st.DataKnown && st.HoldsData:
 			extra = "; it holds data (" + st.Detail + "), recorded in the catalog"
+		case st.Detail != "":
+			extra = " (" + st.Detail + ")"
 		}
 		return status.Errorf(codes.FailedPrecondition, "cannot %s volume %s: it is %s in drive %s of storage %s%s; the key of a mounted volume never changes — unmount it first (and a volume that holds data keeps its key)",
 			what, m.Volume, state, st.Drive, m.Storage, extra)
@@ -617,6 +640,10 @@ func (d *Director) relabel(ctx context.Context, m, before catalog.Media, actor s
 	if m.Slot == catalog.NoSlot {
 		return fail(status.Errorf(codes.FailedPrecondition, "volume %s has no slot recorded", m.Volume))
 	}
+	if !d.beginLabel(m.Volume) {
+		return fail(status.Errorf(codes.FailedPrecondition, "volume %s is being labelled by another command right now", m.Volume))
+	}
+	defer d.endLabel(m.Volume)
 	if err := d.store.BeginRelabel(ctx, m.Volume); err != nil {
 		return fail(err)
 	}

@@ -48,6 +48,27 @@ type Director struct {
 
 	mu       sync.Mutex
 	storages map[string]*storageLink
+	// labelling: volumes a label or relabel of this process is working on
+	// (a row in Labeling that is not here is left over, see labelSlot).
+	labelling map[string]bool
+}
+
+// beginLabel marks volume as being labelled by this process; false if it
+// already is.
+func (d *Director) beginLabel(volume string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.labelling[volume] {
+		return false
+	}
+	d.labelling[volume] = true
+	return true
+}
+
+func (d *Director) endLabel(volume string) {
+	d.mu.Lock()
+	delete(d.labelling, volume)
+	d.mu.Unlock()
 }
 
 // storageLink is the director's connection to one storage daemon.
@@ -62,7 +83,7 @@ type storageLink struct {
 // storage daemon (connected lazily: a storage that is down does not keep
 // the director from starting).
 func New(ctx context.Context, o Options) (*Director, error) {
-	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}}
+	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}, labelling: map[string]bool{}}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
