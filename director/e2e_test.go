@@ -106,7 +106,8 @@ func newWorld(t testing.TB, o worldOpts) *world {
 
 // checkNoKeyMaterialInLogs greps the director's, storaged's and vtl's logs
 // for every KEK (hex and base64) and every stored key string in the
-// catalog (invariant 4: fingerprints and KEK ids only).
+// catalog, current and history (invariant 4: fingerprints and KEK ids
+// only).
 func (w *world) checkNoKeyMaterialInLogs() {
 	var secrets []string
 	for _, p := range w.kekPaths {
@@ -118,7 +119,8 @@ func (w *world) checkNoKeyMaterialInLogs() {
 		}
 	}
 	if conn, err := pgx.Connect(context.Background(), w.dsn); err == nil {
-		rows, err := conn.Query(context.Background(), `SELECT key_string FROM media WHERE key_string IS NOT NULL`)
+		rows, err := conn.Query(context.Background(), `SELECT key_string FROM media WHERE key_string IS NOT NULL
+			UNION ALL SELECT key_string FROM media_keys`)
 		if err == nil {
 			for rows.Next() {
 				var k string
