@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -236,4 +237,63 @@ func TestWriteSessionNeedsTheDirector(t *testing.T) {
 	if vs, _ := e.client.VolumeState(e.ctx(), &pb.VolumeStateRequest{Volume: "TW0003L6"}); vs.Mounted {
 		t.Fatalf("volume state after unmount = %v", vs)
 	}
+}
+
+// The director unreachable: the crypto cache answers for a label naming
+// the volume's current key or a key in the entry's history, and refuses a
+// fingerprint it does not hold, naming both sides.
+func TestCacheAnswersFromItsHistory(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	lr, err := e.label(4, "TW0004L6", "drive0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The volume is relabelled with a new key (its key changed with no
+	// data on it): the cache's entry now has the new key, the old one in
+	// its history.
+	newKey := e.newKey("TW0004L6")
+	rr, err := e.client.LabelVolume(e.ctx(), &pb.LabelVolumeRequest{Changer: "changer0", Slot: 4, Drive: "drive0", Volume: "TW0004L6",
+		Pool: "Offsite", MediaType: "LTO-6", Encrypt: true, Relabel: true, Key: wrapped(newKey)})
+	if err != nil || rr.KeyFingerprint != newKey.Fingerprint {
+		t.Fatalf("relabel with a new key: %v, %v", rr, err)
+	}
+	// A tape whose label names the old key (say, a copy made before).
+	old := label.Label{Volume: "TW0004L6", Pool: "Offsite", MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: 262144, Storage: "sd1",
+		Encryption: label.Encryption{Encrypted: true, Scheme: "v1", KEKID: newKey.KEKID, Fingerprint: lr.KeyFingerprint}}
+	forgeLabel(t, bins.vtl, e.vtlSock, 4, 0, old)
+
+	e.dirSrv.Stop()
+	mr, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 4, Drive: "drive0"})
+	if err != nil || mr.KeyFingerprint != lr.KeyFingerprint || !strings.HasPrefix(mr.KeySource, "cache (history") {
+		t.Fatalf("mount of a label naming the cache's history key: %v, %v", mr, err)
+	}
+	if st := e.vtlStatus(); !strings.Contains(st, "key "+lr.KeyFingerprint) {
+		t.Fatalf("vtl does not show the old key loaded:\n%s", st)
+	}
+	if _, err := e.client.Unmount(e.ctx(), &pb.UnmountRequest{Drive: "drive0"}); err != nil {
+		t.Fatal(err)
+	}
+	// The cache still has the new key as the current one.
+	out, err := exec.Command(bins.tapekey, "cache", "dump", e.dir+"/work/storaged.cryptocache", "--json").Output()
+	var dump struct {
+		Entries []struct {
+			Fingerprint string `json:"fingerprint"`
+			History     []struct {
+				Fingerprint string `json:"fingerprint"`
+			} `json:"history"`
+		} `json:"entries"`
+	}
+	if err != nil || json.Unmarshal(out, &dump) != nil || len(dump.Entries) != 1 || dump.Entries[0].Fingerprint != newKey.Fingerprint ||
+		len(dump.Entries[0].History) != 1 || dump.Entries[0].History[0].Fingerprint != lr.KeyFingerprint {
+		t.Fatalf("the cache after mounting with a history key: %v\n%s", err, out)
+	}
+
+	// A fingerprint the cache does not hold: refused.
+	old.Encryption.Fingerprint = "00112233445566ff"
+	forgeLabel(t, bins.vtl, e.vtlSock, 4, 0, old)
+	_, err = e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 4, Drive: "drive0"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "00112233445566ff") || !strings.Contains(err.Error(), newKey.Fingerprint) {
+		t.Fatalf("mount naming a key the cache lacks: %v", err)
+	}
+	e.requireNoKeyLoaded()
 }
