@@ -52,14 +52,21 @@ func TestMain(m *testing.M) {
 }
 
 // fakeDirector is the director test double: it hands out the wrapped keys
-// it was given, only to storage "sd1", and records reports.
+// it was given, only to storage "sd1", after checking the label storaged
+// read against them (current key or history), confirms write sessions
+// (BeginWrite) and records reports.
 type fakeDirector struct {
 	pb.UnimplementedDirectorServer
 	mu      sync.Mutex
 	keys    map[string]keys.StoredKey
+	history map[string][]keys.StoredKey
 	reports []*pb.ReportVolumeRequest
 	fetches int
 	hellos  []*pb.StorageHelloRequest
+	labels  []*pb.LabelView // every label checked
+	writes  []*pb.BeginWriteRequest
+	// refuseWrites, when set, is the reason BeginWrite refuses.
+	refuseWrites string
 }
 
 // StorageHello records storaged's hello (a storage daemon coming up).
@@ -106,10 +113,69 @@ func (f *fakeDirector) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReque
 	defer f.mu.Unlock()
 	f.fetches++
 	sk, ok := f.keys[r.Volume]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no volume %s", r.Volume)
+	reply := func(k keys.StoredKey, source string) *pb.GetVolumeKeyReply {
+		return &pb.GetVolumeKeyReply{Volume: r.Volume, Encrypted: true, KeySource: source,
+			Key: &pb.WrappedKey{Stored: k.Value, Scheme: string(k.Scheme), KekId: k.KEKID, Fingerprint: k.Fingerprint}}
 	}
-	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}}, nil
+	lv := r.Label
+	if lv == nil {
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "no volume %s", r.Volume)
+		}
+		return reply(sk, "current"), nil
+	}
+	f.labels = append(f.labels, lv)
+	switch {
+	case lv.Storage != "" && lv.Storage != "sd1":
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s: storage: the label was written by %q, the catalog says the volume belongs to \"sd1\"", r.Volume, lv.Storage)
+	case !ok && !lv.Encrypted:
+		return &pb.GetVolumeKeyReply{Volume: r.Volume, KeySource: "current"}, nil
+	case !ok:
+		return nil, status.Errorf(codes.NotFound, "no volume %s", r.Volume)
+	case !lv.Encrypted:
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s: encrypted: the label says no, the catalog says yes (key %s under KEK %s)", r.Volume, sk.Fingerprint, sk.KEKID)
+	case lv.KeyFingerprint == sk.Fingerprint:
+		return reply(sk, "current"), nil
+	}
+	for _, h := range f.history[r.Volume] {
+		if h.Fingerprint == lv.KeyFingerprint {
+			return reply(h, "history: superseded (rotated)"), nil
+		}
+	}
+	return nil, status.Errorf(codes.FailedPrecondition, "volume %s: key fingerprint: the label names key %s, the catalog's key is %s and its key history has no such key", r.Volume, lv.KeyFingerprint, sk.Fingerprint)
+}
+
+func (f *fakeDirector) BeginWrite(ctx context.Context, r *pb.BeginWriteRequest) (*pb.BeginWriteReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuseWrites != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q may not take data: %s", r.Volume, f.refuseWrites)
+	}
+	f.writes = append(f.writes, r)
+	return &pb.BeginWriteReply{}, nil
+}
+
+// rotate makes a new current key for volume in the double; the old one
+// goes to its history.
+func (f *fakeDirector) rotate(volume string, sk keys.StoredKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old, ok := f.keys[volume]; ok {
+		f.history[volume] = append(f.history[volume], old)
+	}
+	f.keys[volume] = sk
+}
+
+func (f *fakeDirector) beganWrites(volume string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, w := range f.writes {
+		if w.Volume == volume {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fakeDirector) ReportVolume(ctx context.Context, r *pb.ReportVolumeRequest) (*pb.ReportVolumeReply, error) {
@@ -185,7 +251,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.personalities == "" {
 		o.personalities = "drive1=no-ame,drive2=lying"
 	}
-	e := &env{t: t, dir: t.TempDir(), director: &fakeDirector{keys: map[string]keys.StoredKey{}}}
+	e := &env{t: t, dir: t.TempDir(), director: &fakeDirector{keys: map[string]keys.StoredKey{}, history: map[string][]keys.StoredKey{}}}
 	e.pki = testenv.NewPKI(t, e.dir)
 	e.dirFiles = e.issue("director", tlsconf.RoleDirector)
 

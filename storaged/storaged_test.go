@@ -204,9 +204,15 @@ func TestDirectorUnreachableUsesCache(t *testing.T) {
 	if !strings.Contains(e.log(), "director unreachable: using the crypto cache") {
 		t.Fatalf("storaged did not say it used the cache:\n%s", e.log())
 	}
-	wr, err := e.write("drive0", randomData(t, 100000))
-	if err != nil || !wr.EncryptionVerified {
-		t.Fatalf("write with a cached key: %v %v", wr, err)
+	// Reading works with the cached key, but no session writes without
+	// the director recording that the volume holds data (BeginWrite).
+	_, err = e.write("drive0", randomData(t, 100000))
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "director could not be reached") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("write with the director down: err = %v, want Unavailable saying nothing was written", err)
+	}
+	vs, err := e.client.VolumeState(e.ctx(), &pb.VolumeStateRequest{Volume: "TW0003L6"})
+	if err != nil || !vs.Mounted || !vs.DataKnown || vs.HoldsData {
+		t.Fatalf("volume state after the refused write = %v, %v; want mounted, no data on tape", vs, err)
 	}
 	if _, err := e.client.Unmount(e.ctx(), &pb.UnmountRequest{Drive: "drive0"}); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -87,11 +88,48 @@ type HasDataError struct {
 	Blocks      int64  // blocks_written
 	JobSessions int64  // job_media rows naming the volume
 	Files       int64  // file records on the volume
+	// DataSince is media.data_since: when a storage daemon began the first
+	// write session on the volume (Director.BeginWrite), or when a storage
+	// daemon reported data on the tape. Nil when not recorded.
+	DataSince *time.Time
 }
 
 func (e *HasDataError) Error() string {
-	return fmt.Sprintf("cannot %s volume %q: it holds data (%d bytes, %d blocks, %d job sessions, %d files); only a volume with no data may change its encryption",
-		e.Op, e.Volume, e.Bytes, e.Blocks, e.JobSessions, e.Files)
+	since := ""
+	if e.DataSince != nil {
+		since = ", data since " + e.DataSince.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	return fmt.Sprintf("cannot %s volume %q: it holds data (%d bytes, %d blocks, %d job sessions, %d files%s); only a volume with no data may change its encryption",
+		e.Op, e.Volume, e.Bytes, e.Blocks, e.JobSessions, e.Files, since)
+}
+
+// LabelMismatchError says that a volume label read from a tape does not
+// match the catalog: a foreign or forged label, a cartridge in the wrong
+// place, or a label that names a key the volume never had. The caller
+// refuses the mount (gRPC FailedPrecondition) and records a "refused" key
+// event. It names both sides of every difference (fingerprints and KEK ids
+// only, never key material).
+type LabelMismatchError struct {
+	Volume     string   // the volume the label names
+	Storage    string   // the storage daemon that read it
+	Mismatches []string // e.g. `encrypted: label says no, catalog says yes (key 3f9a…)`
+}
+
+func (e *LabelMismatchError) Error() string {
+	return fmt.Sprintf("the label of volume %q read by storage %q does not match the catalog: %s; the volume is not mounted and nothing is written — check the cartridge (a foreign or forged label?) and the catalog",
+		e.Volume, e.Storage, strings.Join(e.Mismatches, "; "))
+}
+
+// WriteRefusedError says that the director refused a write session on a
+// volume (BeginWrite): the volume may not take data now. Reason says why
+// and what to do.
+type WriteRefusedError struct {
+	Volume string
+	Reason string
+}
+
+func (e *WriteRefusedError) Error() string {
+	return fmt.Sprintf("volume %q may not take data: %s", e.Volume, e.Reason)
 }
 
 // StateError says that a volume is not in a status the operation accepts.
@@ -199,10 +237,12 @@ func isOurs(err error) bool {
 		rk *RekeyError
 		db *DBError
 		op *opError
+		lm *LabelMismatchError
+		wr *WriteRefusedError
 	)
 	return errors.As(err, &nf) || errors.As(err, &cf) || errors.As(err, &no) || errors.As(err, &ne) ||
 		errors.As(err, &hd) || errors.As(err, &st) || errors.As(err, &iv) || errors.As(err, &rk) ||
-		errors.As(err, &db) || errors.As(err, &op)
+		errors.As(err, &db) || errors.As(err, &op) || errors.As(err, &lm) || errors.As(err, &wr)
 }
 
 // pgCode returns the SQLSTATE and constraint of a server error.

@@ -23,15 +23,18 @@ const (
 	EventRekeyed   KeyEventType = "rekeyed"   // rewrapped under another KEK
 	EventExported  KeyEventType = "exported"  // written to a keys export
 	EventImported  KeyEventType = "imported"  // imported (e.g. from Bareos)
-	// EventPushed: the volume's keys (current and history) were pushed into
-	// a storage daemon's crypto cache (after a rekey).
-	EventPushed KeyEventType = "pushed"
+	// Schema 2 (key custody).
+	EventSuperseded  KeyEventType = "superseded"  // a key moved to the volume's key history
+	EventRestored    KeyEventType = "restored"    // a history key made current again
+	EventPushed      KeyEventType = "pushed"      // a key pushed into a storage's crypto cache
+	EventInterrupted KeyEventType = "interrupted" // a label (or data session) did not finish
+	EventRefused     KeyEventType = "refused"     // a label that does not match the catalog was refused
 )
 
 var eventTypes = map[KeyEventType]bool{
 	EventGenerated: true, EventFetched: true, EventLoaded: true, EventVerified: true, EventCleared: true,
 	EventRotated: true, EventRekeyed: true, EventExported: true, EventImported: true,
-	EventPushed: true,
+	EventSuperseded: true, EventRestored: true, EventPushed: true, EventInterrupted: true, EventRefused: true,
 }
 
 // KeyEvent is one line of the key audit log. It never holds key material:
@@ -81,7 +84,7 @@ func insertEvent(ctx context.Context, tx pgx.Tx, e KeyEvent, mediaID int64) (int
 	case e.Volume == "":
 		return 0, time.Time{}, invalid("key event", "names no volume")
 	case !eventTypes[e.Event]:
-		return 0, time.Time{}, invalid("key event", "%q is not one of generated, fetched, loaded, verified, cleared, rotated, rekeyed, exported, imported, pushed", string(e.Event))
+		return 0, time.Time{}, invalid("key event", "%q is not one of generated, fetched, loaded, verified, cleared, rotated, rekeyed, exported, imported, superseded, restored, pushed, interrupted, refused", string(e.Event))
 	case e.Actor == "":
 		return 0, time.Time{}, invalid("key event", "names no actor")
 	case looksLikeKeyMaterial(e.Detail) || looksLikeKeyMaterial(e.KEKID):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -69,27 +70,31 @@ type lockedKey struct {
 	id                         int64
 	status                     Status
 	encrypted                  bool
-	kekID, fingerprint         string
+	key                        keys.StoredKey // zero for a clear volume
+	verifiedAt, validFrom      *time.Time
+	dataSince                  *time.Time
 	bytes, blocks, jobs, files int64
 }
 
 func lockKeyRow(ctx context.Context, tx pgx.Tx, volume string) (lockedKey, error) {
 	var (
-		k       lockedKey
-		status  string
-		kek, fp *string
+		k                      lockedKey
+		status                 string
+		scheme, kek, fp, value *string
 	)
 	err := tx.QueryRow(ctx, `
-		SELECT id, status, encrypted, kek_id, key_fingerprint, bytes_written, blocks_written
+		SELECT id, status, encrypted, key_scheme, kek_id, key_fingerprint, key_string,
+			encryption_verified_at, key_valid_from, data_since, bytes_written, blocks_written
 		FROM media WHERE volume_name = $1 FOR UPDATE`, volume).
-		Scan(&k.id, &status, &k.encrypted, &kek, &fp, &k.bytes, &k.blocks)
+		Scan(&k.id, &status, &k.encrypted, &scheme, &kek, &fp, &value, &k.verifiedAt, &k.validFrom, &k.dataSince, &k.bytes, &k.blocks)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, notFound("volume", volume)
 	}
 	if err != nil {
 		return k, dbErr("reading volume "+quoteName(volume), err)
 	}
-	k.status, k.kekID, k.fingerprint = Status(status), deref(kek), deref(fp)
+	k.status = Status(status)
+	k.key = keys.StoredKey{Scheme: keys.Scheme(deref(scheme)), KEKID: deref(kek), Fingerprint: deref(fp), Value: deref(value)}
 	// Inserting a job_media or files row takes a KEY SHARE lock on the
 	// media row, which our FOR UPDATE excludes: these counts cannot change
 	// before we commit.
@@ -102,25 +107,36 @@ func lockKeyRow(ctx context.Context, tx pgx.Tx, volume string) (lockedKey, error
 	return k, nil
 }
 
-func (k lockedKey) hasData() bool { return k.bytes > 0 || k.blocks > 0 || k.jobs > 0 || k.files > 0 }
+func (k lockedKey) hasData() bool {
+	return k.dataSince != nil || k.bytes > 0 || k.blocks > 0 || k.jobs > 0 || k.files > 0
+}
+
+func (k lockedKey) hasDataError(volume, op string) *HasDataError {
+	return &HasDataError{Volume: volume, Op: op, Bytes: k.bytes, Blocks: k.blocks, JobSessions: k.jobs, Files: k.files, DataSince: k.dataSince}
+}
 
 // UpdateEncryption changes the encryption of a volume that holds no data
-// (bytes_written = 0, blocks_written = 0, no job_media and no file rows;
-// otherwise a *HasDataError), in one transaction with its key event:
+// (no data_since, bytes_written = 0, blocks_written = 0, no job_media and
+// no file rows; otherwise a *HasDataError), in one transaction with its key
+// events:
 //
 //   - EncryptYes: a clear volume gets a new key from ring.WrapNew ("generated").
 //     An already encrypted volume is left alone (no event).
-//   - EncryptNo: an encrypted volume's key columns are cleared (event
-//     "rotated", detail says encryption was removed; the schema has no
-//     dedicated event). A clear volume is left alone.
-//   - EncryptRotate: an encrypted volume gets a new key ("rotated", detail
-//     "old fingerprint -> new fingerprint"); a clear one is a
+//   - EncryptNo: an encrypted volume's key moves to its key history
+//     (media_keys, reason "encryption removed"; event "superseded") and
+//     its key columns are cleared (event "rotated", detail says encryption
+//     was removed). A clear volume is left alone.
+//   - EncryptRotate: an encrypted volume's key moves to its key history
+//     (reason "rotated"; "superseded") and it gets a new key ("rotated",
+//     detail "old fingerprint -> new fingerprint"); a clear one is a
 //     *NotEncryptedError.
 //
-// A volume in status Labeling is refused (*StateError): storaged may be
-// labeling it with the current key. A changed key is not verified yet, so
-// encryption_verified_at is cleared. It returns the volume's row after the
-// change.
+// No wrapped key is ever deleted or overwritten: RestoreKey makes a history
+// key current again. A volume in status Labeling is refused (*StateError):
+// storaged may be labeling it with the current key. A changed key is not
+// verified yet, so encryption_verified_at is cleared. The caller must have
+// made sure the volume is not mounted (the storage daemon's VolumeState).
+// It returns the volume's row after the change.
 func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode EncryptionMode, ring *keys.Keyring, actor string) (Media, error) {
 	if _, err := ParseEncryptionMode(string(mode)); err != nil {
 		return Media{}, err
@@ -151,33 +167,44 @@ func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode Encryp
 		}
 		if k.hasData() {
 			what := map[EncryptionMode]string{EncryptYes: "encrypt", EncryptNo: "remove the encryption of", EncryptRotate: "rotate the key of"}[mode]
-			return &HasDataError{Volume: volume, Op: what, Bytes: k.bytes, Blocks: k.blocks, JobSessions: k.jobs, Files: k.files}
+			return k.hasDataError(volume, what)
 		}
 		now := s.nowUTC()
 		var (
 			event, eventKEK, detail string
+			nk                      keys.StoredKey
 		)
+		if mode != EncryptNo {
+			if nk, err = ring.WrapNew(); err != nil {
+				return fmt.Errorf("%s: making a new key: %w", op, err)
+			}
+		}
+		if k.encrypted {
+			reason, then := "rotated", "key "+nk.Fingerprint
+			if mode == EncryptNo {
+				reason, then = "encryption removed", "no key (clear)"
+			}
+			if err := supersedeTx(ctx, tx, k, volume, reason, then, now, actor); err != nil {
+				return err
+			}
+		}
 		if mode == EncryptNo {
 			_, err = tx.Exec(ctx, `
 				UPDATE media SET encrypted = false, key_string = NULL, key_scheme = NULL, kek_id = NULL,
-					key_fingerprint = NULL, encryption_verified_at = NULL, updated_at = $2
+					key_fingerprint = NULL, encryption_verified_at = NULL, key_valid_from = NULL, updated_at = $2
 				WHERE id = $1`, k.id, now)
-			event, eventKEK = string(EventRotated), k.kekID
-			detail = fmt.Sprintf("encryption removed: key %s dropped (volume held no data)", k.fingerprint)
+			event, eventKEK = string(EventRotated), k.key.KEKID
+			detail = fmt.Sprintf("encryption removed: key %s moved to the key history (volume held no data)", k.key.Fingerprint)
 		} else {
-			nk, werr := ring.WrapNew()
-			if werr != nil {
-				return fmt.Errorf("%s: making a new key: %w", op, werr)
-			}
 			_, err = tx.Exec(ctx, `
 				UPDATE media SET encrypted = true, key_string = $2, key_scheme = $3, kek_id = $4,
-					key_fingerprint = $5, encryption_verified_at = NULL, updated_at = $6
+					key_fingerprint = $5, encryption_verified_at = NULL, key_valid_from = $6, updated_at = $6
 				WHERE id = $1`, k.id, nk.Value, string(nk.Scheme), nk.KEKID, nk.Fingerprint, now)
 			eventKEK = nk.KEKID
 			if mode == EncryptYes {
 				event, detail = string(EventGenerated), nk.Fingerprint
 			} else {
-				event, detail = string(EventRotated), k.fingerprint+" -> "+nk.Fingerprint
+				event, detail = string(EventRotated), k.key.Fingerprint+" -> "+nk.Fingerprint
 			}
 		}
 		if err != nil {

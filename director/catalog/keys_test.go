@@ -142,11 +142,13 @@ func TestUpdateEncryption(t *testing.T) {
 		t.Fatal("rotate kept the stored key")
 	}
 	evs = events("OFF001")
-	if len(evs) != 2 || evs[0].Event != EventRotated || evs[0].Detail != old.Fingerprint+" -> "+m.KeyFingerprint {
+	if len(evs) != 3 || evs[0].Event != EventRotated || evs[0].Detail != old.Fingerprint+" -> "+m.KeyFingerprint ||
+		evs[1].Event != EventSuperseded || !strings.Contains(evs[1].Detail, old.Fingerprint) || !strings.Contains(evs[1].Detail, m.KeyFingerprint) {
 		t.Fatalf("events after rotate (newest first): %+v", evs)
 	}
+	rotated := m.KeyFingerprint
 
-	// no: the key is dropped from a volume without data.
+	// no: the key moves to the history of a volume without data.
 	m, err = f.s.UpdateEncryption(ctx, "OFF001", EncryptNo, nil, "console:admin")
 	if err != nil {
 		t.Fatal(err)
@@ -156,8 +158,18 @@ func TestUpdateEncryption(t *testing.T) {
 		t.Fatalf("after encrypt=no: media %+v, row %+v", m, row)
 	}
 	evs = events("OFF001")
-	if len(evs) != 3 || evs[0].Event != EventRotated || !strings.Contains(evs[0].Detail, "encryption removed") {
+	if len(evs) != 5 || evs[0].Event != EventRotated || !strings.Contains(evs[0].Detail, "encryption removed") ||
+		evs[1].Event != EventSuperseded || !strings.Contains(evs[1].Detail, rotated) {
 		t.Fatalf("events after encrypt=no: %+v", evs)
+	}
+	// Both keys the volume had are in its history, wrapped as they were.
+	hist, err := f.s.KeyHistory(ctx, "OFF001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].Key != old || hist[0].Reason != "rotated" || hist[1].Key != nk || hist[1].Reason != "encryption removed" ||
+		hist[0].HadData || hist[1].ValidFrom == nil || hist[0].Current {
+		t.Fatalf("key history of OFF001 = %+v", hist)
 	}
 	if _, err := f.s.UpdateEncryption(ctx, "OFF001", EncryptNo, nil, "x"); err != nil {
 		t.Fatalf("encrypt=no on a clear volume: %v", err)

@@ -205,10 +205,10 @@ var commands = []Spec{
 	},
 	{
 		Name:    "update volume",
-		Summary: "change a volume's encryption: yes, no, or rotate its key",
+		Summary: "change the encryption of a volume that holds no data and is not mounted: yes, no, or rotate its key (the old key is kept in the volume's key history)",
 		Keywords: []Keyword{
 			{Name: "volume", Type: TVolume, Required: true, Help: "the volume"},
-			{Name: "encrypt", Type: TEncrypt, Required: true, Help: "yes or no: encryption of data written from now on; rotate: a new key for the volume"},
+			{Name: "encrypt", Type: TEncrypt, Required: true, Help: "yes or no: encrypted or not (the label is rewritten); rotate: a new key for the volume; refused while it is mounted or holds data"},
 		},
 		Examples: []string{"update volume=OFF007 encrypt=rotate"},
 	},

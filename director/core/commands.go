@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -154,9 +155,29 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 	r.Volume = volume
 	storage := link.ref.Name
 
+	if !d.beginLabel(volume) {
+		r.Error = fmt.Sprintf("volume %s is being labelled by another command right now", volume)
+		return r
+	}
+	defer d.endLabel(volume)
 	var sk *keys.StoredKey
 	relabel := false
-	switch m, err := d.store.GetMedia(ctx, volume); {
+	m, err := d.store.GetMedia(ctx, volume)
+	if err == nil && m.Status == catalog.StatusLabeling && m.Storage == storage {
+		// No label of this volume runs in this director: an earlier one
+		// could not record its end (catalog lost, console gone). It is
+		// retried like a label that failed, with the committed key.
+		got, ierr := d.store.InterruptLabeling(ctx, actor, volume)
+		if ierr != nil {
+			r.Error = ierr.Error()
+			return r
+		}
+		if len(got) == 1 {
+			d.log.Warn("a label of this volume did not finish; retrying it with the committed key", "volume", volume)
+			m.Status = catalog.StatusError
+		}
+	}
+	switch {
 	case err == nil && m.Status == catalog.StatusError && m.Storage == storage && m.Encrypted == encrypt:
 		// A label that failed before: try again with the key already
 		// committed (the tape may hold blocks written with it, or the
@@ -235,21 +256,25 @@ func wrappedKey(sk keys.StoredKey) *pb.WrappedKey {
 // the loaded/verified/cleared key events are recorded and the row goes
 // Labeling → Append with the verified time.
 func (d *Director) recordLabelled(ctx context.Context, volume, storage, kekID string, encrypted bool, rep *pb.LabelVolumeReply, after string) error {
+	// The label is on tape: its record must not depend on the console
+	// staying connected (a Ctrl-C now would leave the row in Labeling).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	var verifiedAt *time.Time
 	if encrypted {
 		if !rep.EncryptionVerified {
 			err := fmt.Errorf("storage %s labelled volume %s but did not verify encryption", storage, volume)
-			d.store.MarkError(context.WithoutCancel(ctx), volume, err.Error())
+			d.store.MarkError(cctx, volume, err.Error())
 			return err
 		}
 		t := time.Unix(rep.VerifiedTimeUnix, 0)
 		verifiedAt = &t
 		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", rep.Drive, rep.KeyFingerprint, rep.KeyInstanceCounter)
-		d.event(ctx, volume, catalog.EventLoaded, storage, kekID, detail)
-		d.event(ctx, volume, catalog.EventVerified, storage, kekID, detail+"; key-check block read back encrypted")
-		d.event(ctx, volume, catalog.EventCleared, storage, kekID, "drive "+rep.Drive+"; "+after)
+		d.event(cctx, volume, catalog.EventLoaded, storage, kekID, detail)
+		d.event(cctx, volume, catalog.EventVerified, storage, kekID, detail+"; key-check block read back encrypted")
+		d.event(cctx, volume, catalog.EventCleared, storage, kekID, "drive "+rep.Drive+"; "+after)
 	}
-	return d.store.MarkLabeled(ctx, volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt)
+	return d.store.MarkLabeled(cctx, volume, time.Unix(rep.LabelTimeUnix, 0), verifiedAt)
 }
 
 // driveName turns drive=N into the storage's N-th drive name ("" : any).
@@ -566,6 +591,13 @@ func (d *Director) updateVolume(ctx context.Context, actor string, cmd console.C
 	if err != nil {
 		return nil, err
 	}
+	if change := !(mode == catalog.EncryptYes && before.Encrypted) && !(mode == catalog.EncryptNo && !before.Encrypted); change {
+		// The catalog alone cannot know that a session is writing right
+		// now: the storage daemon that owns the volume is asked.
+		if err := d.requireIdleVolume(ctx, before, mode); err != nil {
+			return nil, err
+		}
+	}
 	m, err := d.store.UpdateEncryption(ctx, volume, mode, d.ring, actor)
 	if err != nil {
 		return nil, err
@@ -577,9 +609,15 @@ func (d *Director) updateVolume(ctx context.Context, actor string, cmd console.C
 	if m.Encrypted == before.Encrypted && m.KeyFingerprint == before.KeyFingerprint {
 		return &Output{Text: text + " (unchanged)", JSON: m}, nil
 	}
+	if before.Encrypted {
+		text += fmt.Sprintf("; the old key %s is kept in the volume's key history", before.KeyFingerprint)
+	}
 	// The label on tape records the old key (or none): rewrite it now, so
 	// that the tape and the catalog agree before the volume takes data.
-	m, err = d.relabel(ctx, m)
+	m, reverted, err := d.relabel(ctx, m, before, actor)
+	if reverted {
+		return nil, err
+	}
 	if err != nil {
 		return &Output{Text: text + fmt.Sprintf("\nthe label on tape still records the old key: %s\nthe volume is in status Error until it is relabelled: label storage=%s pool=%s slot=%d volume=%s%s",
 			status.Convert(err).Message(), m.Storage, m.Pool, m.Slot, m.Volume, map[bool]string{true: " encrypt"}[m.Encrypted]), JSON: m, Partial: true}, nil
@@ -587,13 +625,82 @@ func (d *Director) updateVolume(ctx context.Context, actor string, cmd console.C
 	return &Output{Text: text + "; label rewritten and the new key verified on tape", JSON: m}, nil
 }
 
+// requireIdleVolume refuses a key change of a volume that its storage
+// daemon has mounted (for any purpose) or that holds data by the tape's
+// end of data; data seen on tape is recorded (data_since). A storage that
+// cannot be asked refuses the change too.
+func (d *Director) requireIdleVolume(ctx context.Context, m catalog.Media, mode catalog.EncryptionMode) error {
+	what := map[catalog.EncryptionMode]string{catalog.EncryptYes: "encrypt", catalog.EncryptNo: "remove the encryption of", catalog.EncryptRotate: "rotate the key of"}[mode]
+	if m.Storage == "" {
+		return status.Errorf(codes.FailedPrecondition, "cannot %s volume %s: it belongs to no storage, so no storage daemon can say whether it is mounted or holds data; the key is not changed", what, m.Volume)
+	}
+	link, err := d.storage(m.Storage)
+	if err != nil {
+		return status.Errorf(codes.FailedPrecondition, "cannot %s volume %s: its storage %s cannot be asked whether the volume is mounted or holds data (%s); the key is not changed",
+			what, m.Volume, m.Storage, status.Convert(err).Message())
+	}
+	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	st, err := link.client.VolumeState(vctx, &pb.VolumeStateRequest{Volume: m.Volume})
+	cancel()
+	if err != nil {
+		return status.Errorf(codes.FailedPrecondition, "cannot %s volume %s: %s; the key is not changed — the storage daemon must say that the volume is not mounted and holds no data: start it (or fix the link) and try again",
+			what, m.Volume, status.Convert(storageErr(m.Storage, "asking whether the volume is mounted or holds data", err)).Message())
+	}
+	if st.HoldsData && st.DataKnown {
+		since, merr := d.store.MarkHoldsData(context.WithoutCancel(ctx), m.Volume, d.clock())
+		if merr != nil {
+			d.log.Error("recording that a volume holds data failed", "volume", m.Volume, "error", merr.Error())
+		} else {
+			d.log.Warn("storage reports data on a volume the catalog did not know held data; recorded", "volume", m.Volume,
+				"storage", m.Storage, "detail", st.Detail, "data_since", since.Format(time.RFC3339))
+		}
+	}
+	switch {
+	case st.Mounted:
+		state := "mounted"
+		if st.Writing {
+			state = "mounted and a write session is open"
+		}
+		extra := ""
+		switch {
+		case st.DataKnown && st.HoldsData:
+			extra = "; it holds data (" + st.Detail + "), recorded in the catalog"
+		case st.Detail != "":
+			extra = " (" + st.Detail + ")"
+		}
+		return status.Errorf(codes.FailedPrecondition, "cannot %s volume %s: it is %s in drive %s of storage %s%s; the key of a mounted volume never changes — unmount it first (and a volume that holds data keeps its key)",
+			what, m.Volume, state, st.Drive, m.Storage, extra)
+	case st.DataKnown && st.HoldsData:
+		return status.Errorf(codes.FailedPrecondition, "cannot %s volume %s: storage %s says it holds data (%s), now recorded in the catalog; only a volume with no data may change its encryption",
+			what, m.Volume, m.Storage, st.Detail)
+	}
+	return nil
+}
+
+// holdsDataReason is the ErrorInfo reason storaged gives when a relabel
+// finds data after the key-check file.
+const holdsDataReason = "VOLUME_HOLDS_DATA"
+
+func storageSaysHoldsData(err error) bool {
+	for _, d := range status.Convert(err).Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.Reason == holdsDataReason {
+			return true
+		}
+	}
+	return false
+}
+
 // relabel asks the volume's storage to rewrite its label with the key the
 // catalog now holds (the volume holds no data); on failure the volume is
-// left in status Error with the reason.
-func (d *Director) relabel(ctx context.Context, m catalog.Media) (catalog.Media, error) {
-	fail := func(err error) (catalog.Media, error) {
+// left in status Error with the reason. If the storage finds data on the
+// tape after all (a write the catalog did not learn of), the key change is
+// undone: the key of before (from the history) is current again, the
+// volume is marked as holding data, and reverted is true with an error
+// that says so.
+func (d *Director) relabel(ctx context.Context, m, before catalog.Media, actor string) (_ catalog.Media, reverted bool, _ error) {
+	fail := func(err error) (catalog.Media, bool, error) {
 		d.store.MarkError(context.WithoutCancel(ctx), m.Volume, "relabel after an encryption change failed: "+status.Convert(err).Message())
-		return m, err
+		return m, false, err
 	}
 	link, err := d.storage(m.Storage)
 	if err != nil {
@@ -602,6 +709,10 @@ func (d *Director) relabel(ctx context.Context, m catalog.Media) (catalog.Media,
 	if m.Slot == catalog.NoSlot {
 		return fail(status.Errorf(codes.FailedPrecondition, "volume %s has no slot recorded", m.Volume))
 	}
+	if !d.beginLabel(m.Volume) {
+		return fail(status.Errorf(codes.FailedPrecondition, "volume %s is being labelled by another command right now", m.Volume))
+	}
+	defer d.endLabel(m.Volume)
 	if err := d.store.BeginRelabel(ctx, m.Volume); err != nil {
 		return fail(err)
 	}
@@ -615,13 +726,34 @@ func (d *Director) relabel(ctx context.Context, m catalog.Media) (catalog.Media,
 		d.event(ctx, m.Volume, catalog.EventFetched, m.Storage, sk.KEKID, "sent to storage "+m.Storage+" to relabel the volume")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)
+	if err != nil && storageSaysHoldsData(err) {
+		msg := status.Convert(err).Message()
+		oldFP := ""
+		if before.Encrypted {
+			oldFP = before.KeyFingerprint
+		}
+		restored, rerr := d.store.RestoreKey(context.WithoutCancel(ctx), m.Volume, oldFP, "the relabel found data on tape: "+msg, true, actor)
+		if rerr != nil {
+			d.log.Error("undoing a key change failed", "volume", m.Volume, "old_fingerprint", oldFP, "error", rerr.Error())
+			return fail(status.Errorf(codes.FailedPrecondition, "storage %s found data on volume %s (%s) and undoing the key change failed: %s; the old key %s is in the volume's key history — run the update again once the catalog is reachable",
+				m.Storage, m.Volume, msg, rerr.Error(), dash(oldFP)))
+		}
+		what := "the volume is clear again"
+		if oldFP != "" {
+			what = "key " + oldFP + " is the current key again"
+		}
+		d.log.Warn("key change undone: the tape holds data", "volume", m.Volume, "storage", m.Storage, "restored_fingerprint", oldFP, "detail", msg)
+		return restored, true, status.Errorf(codes.FailedPrecondition, "the key change of volume %s is undone: storage %s found data on the tape (%s); %s and the volume is recorded as holding data, so its key cannot change (the label on tape was not touched)",
+			m.Volume, m.Storage, msg, what)
+	}
 	if err != nil {
 		return fail(storageErr(m.Storage, "relabel", err))
 	}
 	if err := d.recordLabelled(ctx, m.Volume, m.Storage, m.KEKID, m.Encrypted, rep, "after relabelling"); err != nil {
 		return fail(err)
 	}
-	return d.store.GetMedia(ctx, m.Volume)
+	m, err = d.store.GetMedia(context.WithoutCancel(ctx), m.Volume)
+	return m, false, err
 }
 
 // RekeyReport is what rekey did or would do.

@@ -143,6 +143,8 @@ func catalogStatus(err error) error {
 		se *catalog.StateError
 		re *catalog.RekeyError
 		no *catalog.NotOwnedError
+		lm *catalog.LabelMismatchError
+		wr *catalog.WriteRefusedError
 	)
 	code := codes.Internal
 	switch {
@@ -152,7 +154,7 @@ func catalogStatus(err error) error {
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument

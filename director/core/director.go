@@ -55,6 +55,27 @@ type Director struct {
 	// cancels it.
 	bg     context.Context
 	stopBG context.CancelFunc
+	// labelling: volumes a label or relabel of this process is working on
+	// (a row in Labeling that is not here is left over, see labelSlot).
+	labelling map[string]bool
+}
+
+// beginLabel marks volume as being labelled by this process; false if it
+// already is.
+func (d *Director) beginLabel(volume string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.labelling[volume] {
+		return false
+	}
+	d.labelling[volume] = true
+	return true
+}
+
+func (d *Director) endLabel(volume string) {
+	d.mu.Lock()
+	delete(d.labelling, volume)
+	d.mu.Unlock()
 }
 
 // storageLink is the director's connection to one storage daemon.
@@ -73,7 +94,7 @@ func (s *storageLink) ready(ctx context.Context) bool { return link.Ready(ctx, s
 // storage daemon (connected lazily: a storage that is down does not keep
 // the director from starting).
 func New(ctx context.Context, o Options) (*Director, error) {
-	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}, consoles: map[string]console.Role{}}
+	d := &Director{cfg: o.Config, log: o.Logger, clock: o.Clock, storages: map[string]*storageLink{}, consoles: map[string]console.Role{}, labelling: map[string]bool{}}
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	if d.log == nil {
 		d.log = slog.Default()
@@ -111,6 +132,16 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	if err := checkKEKsNeeded(ctx, store, ring.IDs(), o.Config.Path); err != nil {
 		d.Close()
 		return nil, err
+	}
+	// No label can be running now: a row still in Labeling was left by a
+	// director that stopped (crash, kill, catalog lost) during a label.
+	interrupted, err := store.InterruptLabeling(ctx, o.Config.Name)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("ending labels a previous run left unfinished: %w", err)
+	}
+	for _, v := range interrupted {
+		d.log.Warn("a label did not finish: volume set to status Error, its key kept; label the slot again to retry with the same key", "volume", v)
 	}
 	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key}
 	for _, ref := range o.Config.Storages {
@@ -263,30 +294,106 @@ type StorageService struct {
 }
 
 // GetVolumeKey hands a storage daemon the wrapped key of one of its own
-// volumes, and records that it did.
+// volumes, and records that it did. With the label the storage read from
+// the tape, the label is first checked against the catalog (volume,
+// barcode, storage, encrypted, key fingerprint — current key or history):
+// a mismatch is refused with FailedPrecondition naming both sides, and a
+// "refused" key event; a label naming a key from the volume's history gets
+// that key, key_source saying so; a clear volume gets encrypted = false.
 func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
 	p, err := tlsconf.PeerOf(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	sk, err := s.D.store.VolumeKey(ctx, r.Volume, p.Name)
+	if r.Label == nil {
+		return s.currentKey(ctx, p.Name, r)
+	}
+	lv := catalog.LabelView{Volume: r.Label.Volume, Barcode: r.Label.Barcode, Encrypted: r.Label.Encrypted, KEKID: r.Label.KekId,
+		Fingerprint: r.Label.KeyFingerprint, Storage: r.Label.Storage, Pool: r.Label.Pool}
+	if lv.Volume == "" {
+		lv.Volume = r.Volume
+	}
+	if r.Volume != "" && r.Volume != lv.Volume {
+		return nil, status.Errorf(codes.InvalidArgument, "GetVolumeKey: the request names volume %q but the label volume %q", r.Volume, lv.Volume)
+	}
+	lk, err := s.D.store.CheckLabel(ctx, p.Name, lv)
+	if err != nil {
+		var (
+			no *catalog.NotOwnedError
+			lm *catalog.LabelMismatchError
+		)
+		switch {
+		case asErr(err, &no):
+			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", lv.Volume, "storage", p.Name, "owner", no.Owner)
+			return nil, status.Error(codes.PermissionDenied, err.Error())
+		case asErr(err, &lm), isNotFound(err):
+			s.D.log.Warn("refused a label that does not match the catalog", "volume", lv.Volume, "storage", p.Name, "drive", r.Drive, "error", err.Error())
+			s.D.event(ctx, lv.Volume, catalog.EventRefused, p.Name, lv.KEKID, fmt.Sprintf("mount in drive %s of storage %s refused: %s", r.Drive, p.Name, err.Error()))
+			if isNotFound(err) {
+				return nil, status.Errorf(codes.NotFound, "the label read by storage %s in drive %s names volume %q, which is not in the catalog; not mounted (a foreign or forged label?)", p.Name, r.Drive, lv.Volume)
+			}
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return nil, catalogStatus(err)
+	}
+	rep := &pb.GetVolumeKeyReply{Volume: lv.Volume, Encrypted: lk.Encrypted, KeySource: lk.Source, Barcode: lk.Barcode, Pool: lk.Pool}
+	if lk.Encrypted {
+		rep.Key = wrappedKey(lk.Key)
+		detail := "fetched by storage " + p.Name
+		if r.Drive != "" {
+			detail += " for drive " + r.Drive
+		}
+		detail += ", label checked, fingerprint " + lk.Key.Fingerprint
+		if lk.Source != catalog.SourceCurrent {
+			detail += ", a key from the volume's " + lk.Source
+			s.D.log.Warn("the label names a key from the volume's history; handing it out", "volume", lv.Volume, "storage", p.Name,
+				"fingerprint", lk.Key.Fingerprint, "kek_id", lk.Key.KEKID, "key_source", lk.Source)
+		}
+		s.D.event(ctx, lv.Volume, catalog.EventFetched, p.Name, lk.Key.KEKID, detail)
+	}
+	return rep, nil
+}
+
+// currentKey answers a GetVolumeKey without a label (tools, older storage
+// daemons): the volume's current key.
+func (s *StorageService) currentKey(ctx context.Context, storage string, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
+	sk, err := s.D.store.VolumeKey(ctx, r.Volume, storage)
 	if err != nil {
 		var no *catalog.NotOwnedError
 		switch {
 		case asErr(err, &no):
-			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", r.Volume, "storage", p.Name, "owner", no.Owner)
+			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", r.Volume, "storage", storage, "owner", no.Owner)
 			return nil, status.Error(codes.PermissionDenied, err.Error())
 		case isNotFound(err):
 			return nil, status.Error(codes.NotFound, err.Error())
 		}
 		return nil, catalogStatus(err)
 	}
-	detail := "fetched by storage " + p.Name
+	detail := "fetched by storage " + storage
 	if r.Drive != "" {
 		detail += " for drive " + r.Drive
 	}
-	s.D.event(ctx, r.Volume, catalog.EventFetched, p.Name, sk.KEKID, detail+", fingerprint "+sk.Fingerprint)
-	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: wrappedKey(sk)}, nil
+	s.D.event(ctx, r.Volume, catalog.EventFetched, storage, sk.KEKID, detail+", fingerprint "+sk.Fingerprint)
+	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: wrappedKey(sk), Encrypted: true, KeySource: catalog.SourceCurrent}, nil
+}
+
+// BeginWrite commits, before storaged writes the first data block of a
+// session, that the volume holds data (media.data_since); only then does
+// it answer. Refused: a volume of another storage, a volume that is not
+// Append, a drive key that is not the volume's current key.
+func (s *StorageService) BeginWrite(ctx context.Context, r *pb.BeginWriteRequest) (*pb.BeginWriteReply, error) {
+	p, err := tlsconf.PeerOf(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	since, err := s.D.store.BeginWrite(ctx, r.Volume, p.Name, r.KeyFingerprint)
+	if err != nil {
+		s.D.log.Warn("refused a write session", "volume", r.Volume, "storage", p.Name, "drive", r.Drive, "error", err.Error())
+		return nil, catalogStatus(err)
+	}
+	s.D.log.Info("write session begins: the volume holds data", "volume", r.Volume, "storage", p.Name, "drive", r.Drive,
+		"tape_file", r.TapeFile, "fingerprint", r.KeyFingerprint, "data_since", since.Format(time.RFC3339))
+	return &pb.BeginWriteReply{}, nil
 }
 
 // ReportVolume records what a storage daemon says happened to a volume.

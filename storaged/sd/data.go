@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/tapeio"
@@ -76,7 +79,22 @@ func (d *Daemon) OpenSession(ctx context.Context, drive string) (*Session, error
 	if err != nil {
 		return fail(err)
 	}
+	// Before the first data block: the director commits that the volume
+	// holds data (so its key can no longer change) and only then answers.
+	// Without that answer nothing is written.
+	if err := d.director.BeginWrite(ctx, &pb.BeginWriteRequest{Volume: lbl.Volume, Drive: dr.name,
+		TapeFile: uint32(w.Start().File), KeyFingerprint: dr.keyFP}); err != nil {
+		st := status.Convert(err)
+		code := st.Code()
+		if directorUnreachable(err) {
+			code = codes.Unavailable
+		}
+		dr.log.Error("write session refused: the director did not confirm it; nothing written", "volume", lbl.Volume, "error", st.Message())
+		return fail(&DirectorRefusedError{Volume: lbl.Volume, Drive: dr.name, What: "the write session", Code: code,
+			Msg: st.Message() + "; nothing was written (a volume takes data only once the director has recorded that it holds data)"})
+	}
 	dr.state = StateWriting
+	dr.setView(lbl.Volume, StateWriting)
 	return &Session{d: d, dr: dr, w: w, volume: lbl.Volume}, nil
 }
 
@@ -120,6 +138,9 @@ func (s *Session) Close(ctx context.Context) (SessionResult, error) {
 		VolumeFull: s.full || s.w.EarlyWarning()}
 	if s.dr.state == StateWriting {
 		s.dr.state = StateMounted
+	}
+	if s.dr.label != nil {
+		s.dr.setView(s.dr.label.Volume, StateMounted)
 	}
 	encrypted := s.dr.label != nil && s.dr.label.Encryption.Encrypted
 	if encrypted && res.Blocks > 0 && s.err == nil {
@@ -180,4 +201,53 @@ func (d *Daemon) ReadSession(ctx context.Context, drive string, from tapeio.Addr
 			return n, rerr
 		}
 	}
+}
+
+// VolumeState says whether volume is in a drive of this daemon (mounted,
+// being labelled or mounted), whether a write session is open on it, and —
+// when it is mounted and the drive is not busy — whether data follows its
+// key-check file, read from the tape's end of data (the tape is put back
+// where it was).
+func (d *Daemon) VolumeState(volume string) *pb.VolumeStateReply {
+	out := &pb.VolumeStateReply{Volume: volume}
+	for _, dr := range d.drives {
+		v := dr.view.Load()
+		if v == nil || v.volume != volume {
+			continue
+		}
+		out.Mounted, out.Drive, out.Writing = true, dr.name, v.state == StateWriting
+		if !dr.mu.TryLock() {
+			out.Detail = fmt.Sprintf("in %s, busy (%s): the tape's end of data was not read", dr.name, v.state)
+			return out
+		}
+		defer dr.mu.Unlock()
+		if dr.label == nil || dr.label.Volume != volume || dr.dev == nil {
+			out.Detail = fmt.Sprintf("in %s (%s)", dr.name, v.state)
+			return out
+		}
+		n, err := d.tapeDataFiles(dr)
+		if err != nil {
+			out.Detail = fmt.Sprintf("mounted in %s; reading its end of data failed: %v", dr.name, err)
+			return out
+		}
+		out.DataKnown, out.HoldsData = true, n > 0
+		out.Detail = fmt.Sprintf("mounted in %s; %d tape files after its label and key-check file", dr.name, n)
+		return out
+	}
+	out.Detail = "not in any drive of storage " + d.cfg.Name
+	return out
+}
+
+// tapeDataFiles counts the data tape files of the mounted volume and puts
+// the tape back where it was. Called with dr.mu held.
+func (d *Daemon) tapeDataFiles(dr *Drive) (uint64, error) {
+	pos, err := dr.dev.ReadPosition()
+	if err != nil {
+		return 0, fmt.Errorf("reading the position: %w", err)
+	}
+	n, err := dataFiles(dr, *dr.label)
+	if lerr := dr.dev.Locate(scsi.LocateBlock, pos.Block); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("returning to block %d: %w", pos.Block, lerr))
+	}
+	return n, err
 }

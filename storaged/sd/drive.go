@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapeward/tapeward/configs"
@@ -51,6 +52,23 @@ type Drive struct {
 	kic    uint32
 	// verified: the first block of the current session read back encrypted.
 	verified bool
+
+	// view is what the drive holds, readable without dr.mu (a write
+	// session holds the lock for its whole length): VolumeState answers
+	// from it whether a volume is in a drive.
+	view atomic.Pointer[driveView]
+}
+
+// driveView is the volume a drive holds and what it does with it.
+type driveView struct{ volume, state string }
+
+// setView publishes what the drive holds ("" : nothing).
+func (dr *Drive) setView(volume, state string) {
+	if volume == "" {
+		dr.view.Store(nil)
+		return
+	}
+	dr.view.Store(&driveView{volume: volume, state: state})
 }
 
 // Name is the configured drive name.
@@ -142,8 +160,11 @@ func (dr *Drive) clearKey(why string) error {
 // loadKey unwraps sk, checks it against the label, makes sure the wrapped
 // key is in the crypto cache, and loads it (encrypt + mixed) with its
 // fingerprint as U-KAD, verified by reading the status page back. The
-// unwrapped bytes never leave this function. Called with dr.mu held.
-func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label.Encryption) error {
+// unwrapped bytes never leave this function. A history key (not the
+// volume's current key) already in the cache, current or in its history,
+// is not put again (it would replace the current one there). Called with
+// dr.mu held.
+func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label.Encryption, history bool) error {
 	if !dr.crypto {
 		return &CryptoRefusedError{Drive: dr.name, Volume: volume, Reason: "the drive is configured crypto = false"}
 	}
@@ -170,8 +191,10 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 	}
 	// Invariant 1: the wrapped key is in the crypto cache before any
 	// encrypted block can be written with it.
-	if _, err := d.cache.Put(cacheEntry(volume, sk, fp)); err != nil {
-		return fmt.Errorf("%s: volume %s: recording its key in the crypto cache failed, so the key is not loaded: %w", dr.name, volume, err)
+	if !history || !d.cacheHolds(volume, sk) {
+		if _, err := d.cache.Put(cacheEntry(volume, sk, fp)); err != nil {
+			return fmt.Errorf("%s: volume %s: recording its key in the crypto cache failed, so the key is not loaded: %w", dr.name, volume, err)
+		}
 	}
 	var ukad []byte
 	if dr.probe.MaxUKAD >= len(fp) && (!dr.probe.UKADFixed || dr.probe.MaxUKAD == len(fp)) {
@@ -351,5 +374,24 @@ func (d *Daemon) unloadCartridge(dr *Drive, why string) error {
 	if dr.state != StateError {
 		dr.state = StateIdle
 	}
+	dr.setView("", dr.state)
 	return errors.Join(errs...)
+}
+
+// cacheHolds says whether the crypto cache holds the stored string sk for
+// volume, as its current key or in its history.
+func (d *Daemon) cacheHolds(volume string, sk keys.StoredKey) bool {
+	e, err := d.cache.Get(volume)
+	if err != nil {
+		return false
+	}
+	if e.Key.Scheme == sk.Scheme && e.Key.Value == sk.Value {
+		return true
+	}
+	for _, h := range e.History {
+		if h.Key.Scheme == sk.Scheme && h.Key.Value == sk.Value {
+			return true
+		}
+	}
+	return false
 }

@@ -110,6 +110,12 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	}
 	defer dr.mu.Unlock()
 	dr.state = StateLabeling
+	dr.setView(r.Volume, StateLabeling)
+	defer func() {
+		if dr.label == nil {
+			dr.setView("", dr.state)
+		}
+	}()
 	log := dr.log.With("volume", r.Volume, "slot", r.Slot)
 
 	src, err := d.loadCartridge(ctx, dr, r.Slot)
@@ -171,7 +177,7 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	if !r.Encrypt {
 		return res, nil
 	}
-	if err := dr.loadKey(d, r.Volume, r.Key, lbl.Encryption); err != nil {
+	if err := dr.loadKey(d, r.Volume, r.Key, lbl.Encryption, false); err != nil {
 		return nil, err
 	}
 	res.KIC = dr.kic
@@ -198,27 +204,47 @@ type HasDataError struct {
 }
 
 func (e *HasDataError) Error() string {
-	return fmt.Sprintf("volume %s holds data (%d tape files after its label); its label and key cannot change", e.Volume, e.Files)
+	return fmt.Sprintf("volume %s holds data (%d tape files after its label and key-check file); its label and key cannot change", e.Volume, e.Files)
 }
 
 // requireNoData checks that nothing follows the label and the key-check
 // file: end of data is in tape file 2 or before. Called with dr.mu held.
 func (d *Daemon) requireNoData(dr *Drive, old label.Label) error {
+	n, err := dataFiles(dr, old)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return &HasDataError{Volume: old.Volume, Files: n}
+	}
+	return nil
+}
+
+// dataFiles returns how many tape files follow the label (and, for an
+// encrypted volume, the key-check file), an unfinished one included: the
+// tape's end of data says it.
+// The tape is left at end of data. Called with dr.mu held.
+func dataFiles(dr *Drive, lbl label.Label) (uint64, error) {
 	if _, err := dr.dev.Space(scsi.SpaceEndOfData, 0); err != nil {
-		return fmt.Errorf("%s: finding the end of data of volume %s: %w", dr.name, old.Volume, err)
+		return 0, fmt.Errorf("%s: finding the end of data of volume %s: %w", dr.name, lbl.Volume, err)
 	}
 	pos, err := dr.dev.ReadPosition()
 	if err != nil {
-		return fmt.Errorf("%s: reading the position of volume %s: %w", dr.name, old.Volume, err)
+		return 0, fmt.Errorf("%s: reading the position of volume %s: %w", dr.name, lbl.Volume, err)
 	}
-	dataFiles := uint64(1) // the key-check file of an encrypted volume
-	if !old.Encryption.Encrypted {
-		dataFiles = 0
+	meta := uint64(2) // label file and key-check file, one block and a filemark each
+	if !lbl.Encryption.Encrypted {
+		meta = 1
 	}
-	if pos.File > 1+dataFiles {
-		return &HasDataError{Volume: old.Volume, Files: pos.File - 1}
+	switch {
+	case pos.File > meta:
+		return pos.File - meta, nil
+	case pos.Block > 2*meta:
+		// Blocks after the last filemark: a session that never ended
+		// (storaged killed while writing) still holds data.
+		return 1, nil
 	}
-	return nil
+	return 0, nil
 }
 
 // pickDrive locks and returns the named drive, or the first idle, empty
@@ -339,16 +365,27 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 		return nil, fmt.Errorf("%s: slot %d (%s): %w", dr.name, r.Slot, src.VolumeTag, err)
 	}
 	res = &MountResult{Label: lbl, Barcode: src.VolumeTag, Drive: dr.name}
+	dr.setView(lbl.Volume, "mounting")
+	// Every label is checked against the catalog (or, with the director
+	// unreachable, the crypto cache) before the volume is mounted: a clear
+	// or foreign label on an encrypted volume never takes data.
+	ans, source, history, err := d.labelKey(ctx, lbl, src.VolumeTag, dr.name)
+	if err != nil {
+		dr.log.Error("volume refused: its label does not match", "volume", lbl.Volume, "slot", r.Slot, "barcode", src.VolumeTag,
+			"label_encrypted", lbl.Encryption.Encrypted, "label_fingerprint", lbl.Encryption.Fingerprint, "error", err.Error())
+		return nil, err
+	}
 	if lbl.Encryption.Encrypted {
-		sk, source, err := d.volumeKey(ctx, lbl.Volume, dr.name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: volume %s: %w", dr.name, lbl.Volume, err)
-		}
-		if err := dr.loadKey(d, lbl.Volume, sk, lbl.Encryption); err != nil {
+		sk := ans.Key
+		if err := dr.loadKey(d, lbl.Volume, sk, lbl.Encryption, history); err != nil {
 			return nil, err
 		}
 		if err := d.cache.Touch(lbl.Volume); err != nil {
 			dr.log.Warn("crypto cache: recording last use failed", "volume", lbl.Volume, "error", err.Error())
+		}
+		if history {
+			dr.log.Warn("loaded a key from the volume's history: the label names it, the volume's current key is another one (reading is fine; the director refuses writes with it)",
+				"volume", lbl.Volume, "fingerprint", dr.keyFP, "kek_id", sk.KEKID, "key_source", source)
 		}
 		res.KeySource, res.KIC = source, dr.kic
 		d.report(ctx, &pb.ReportVolumeRequest{Volume: lbl.Volume, Drive: dr.name, Event: "loaded",
@@ -363,6 +400,7 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 	}
 	dr.label = &lbl
 	dr.state = StateMounted
+	dr.setView(lbl.Volume, StateMounted)
 	dr.log.Info("volume mounted", "volume", lbl.Volume, "slot", r.Slot, "encrypted", lbl.Encryption.Encrypted, "key_source", res.KeySource)
 	return res, nil
 }
@@ -413,6 +451,7 @@ func (d *Daemon) Release(ctx context.Context, drive string) error {
 	if dr.state != StateError {
 		dr.state = StateIdle
 	}
+	dr.setView("", dr.state)
 	if volume != "" && fp != "" {
 		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp, KeyInstanceCounter: dr.kic})
 	}

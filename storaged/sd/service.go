@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -36,16 +38,31 @@ func rpcError(err error) error {
 		uw  *keys.UnwrapError
 		knf *keys.KEKNotFoundError
 		cnf *cryptocache.NotFoundError
+		dre *DirectorRefusedError
+		lm  *LabelMismatchError
 	)
 	code := codes.Internal
 	switch {
+	case errors.As(err, &dre):
+		code = dre.Code
+	case errors.As(err, &lm):
+		code = codes.FailedPrecondition
+	case errors.As(err, &hd):
+		// The director undoes a key change when a relabel finds data: it
+		// recognises this refusal by its reason.
+		st, derr := status.New(codes.FailedPrecondition, err.Error()).WithDetails(&errdetails.ErrorInfo{
+			Reason: "VOLUME_HOLDS_DATA", Domain: "tapeward", Metadata: map[string]string{"volume": hd.Volume, "tape_files": strconv.FormatUint(hd.Files, 10)}})
+		if derr == nil {
+			return st.Err()
+		}
+		code = codes.FailedPrecondition
 	case errors.As(err, &ex):
 		code = codes.AlreadyExists
 	case errors.As(err, &nf), errors.As(err, &cnf):
 		code = codes.NotFound
 	case errors.As(err, &bz):
 		code = codes.Unavailable
-	case errors.As(err, &cr), errors.As(err, &fd), errors.As(err, &uw), errors.As(err, &knf), errors.As(err, &hd):
+	case errors.As(err, &cr), errors.As(err, &fd), errors.As(err, &uw), errors.As(err, &knf):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
@@ -134,6 +151,15 @@ func (s *Service) LabelVolume(ctx context.Context, req *pb.LabelVolumeRequest) (
 		out.VerifiedTimeUnix = s.D.clock().Unix()
 	}
 	return out, nil
+}
+
+// VolumeState says whether a volume is in a drive here and holds data; the
+// director asks before it changes a volume's key.
+func (s *Service) VolumeState(ctx context.Context, req *pb.VolumeStateRequest) (*pb.VolumeStateReply, error) {
+	if req.Volume == "" {
+		return nil, status.Error(codes.InvalidArgument, "VolumeState needs a volume name")
+	}
+	return s.D.VolumeState(req.Volume), nil
 }
 
 func (s *Service) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountReply, error) {
