@@ -27,6 +27,9 @@ type TLS struct {
 	CA   string `toml:"ca"`   // CA certificate(s) that sign the peers' certificates
 	Cert string `toml:"cert"` // our certificate (chain)
 	Key  string `toml:"key"`  // our private key
+	// RevocationList is the revocation list `tapekey pki revoke` writes
+	// (optional): a peer whose certificate it lists is refused.
+	RevocationList string `toml:"revocation_list"`
 }
 
 // Catalog is where the director's PostgreSQL catalog is.
@@ -359,6 +362,7 @@ func (f *file) tls(t *TLS) {
 	t.CA = f.filePath(at(-1, "tls", "ca"), t.CA, `"pki/ca.crt"`)
 	t.Cert = f.filePath(at(-1, "tls", "cert"), t.Cert, `"pki/this.crt"`)
 	t.Key = f.filePath(at(-1, "tls", "key"), t.Key, `"pki/this.key"`)
+	t.RevocationList = f.resolve(t.RevocationList)
 }
 
 func (f *file) directorRef(d *DirectorRef, nameRequired bool) {

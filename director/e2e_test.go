@@ -515,7 +515,7 @@ func TestMalformedConsoleLines(t *testing.T) {
 	lines := []string{"", "label", "label storage=", "label slots=5-1", "lable", "\"", "update volume=", "list volumes pool=\"unterminated",
 		strings.Repeat("x", 9000), "label storage=sd1 pool=P slots=1-99999 barcodes", "rekey now", "export keys", "\x00\x01\x02", "mount storage=sd1 slot=-1"}
 	files := w.pki.Issue(t, "fuzzer", tlsconf.RoleConsole)
-	tc, err := tlsconf.Client(files, "director")
+	tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +618,7 @@ func (p *pgProxy) restore() {
 // getVolumeKey calls the director's GetVolumeKey as the holder of files.
 func getVolumeKey(t testing.TB, files tlsconf.Files, addr, volume string) error {
 	t.Helper()
-	tc, err := tlsconf.Client(files, "director")
+	tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,7 +212,7 @@ func (e *env) startStoraged() {
 // connect (re)connects to storaged as the holder of files.
 func (e *env) connect(files tlsconf.Files) {
 	e.t.Helper()
-	tc, err := tlsconf.Client(files, "sd1")
+	tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func run() int {
 	}
 	defer d.Close()
 
-	tc, err := tlsconf.Server(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
+	tc, err := tlsconf.Server(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList},
 		tlsconf.Expect([]string{tlsconf.RoleDirector}, cfg.Director.Name))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)

@@ -38,11 +38,9 @@ type grpcDirector struct {
 // connection itself is made lazily, so a director that is down at start-up
 // is not fatal: the crypto cache answers meanwhile).
 func DialDirector(cfg *configs.Storaged) (Director, error) {
-	name := cfg.Director.TLSServerName
-	if name == "" {
-		name = cfg.Director.Name
-	}
-	tc, err := tlsconf.Client(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, name)
+	// The director must present a director certificate for the configured
+	// director name, valid for tls_server_name (default: that name).
+	tc, err := tlsconf.Client(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList}, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: cfg.Director.Name}, cfg.Director.TLSServerName)
 	if err != nil {
 		return nil, fmt.Errorf("%s: director link: %w", cfg.Path, err)
 	}
