@@ -17,21 +17,21 @@ import (
 // accepted, by serial number. It is plain text, so it works without the
 // CA's private key and can be read and diffed by hand:
 //
-//		# tapeward revocation list v1
-//		# serial  revoked-at  name  role  reason
-//		5f3c0e9a8b7d6c5f4e3d2c1b0a998877  2026-12-02T05:40:00Z  admin  console  laptop stolen
+//	# tapeward revocation list v1
+//	# serial  revoked-at  name  role  reason
+//	5f3c0e9a8b7d6c5f4e3d2c1b0a998877  2026-12-02T05:40:00Z  admin  console  laptop stolen
 //
-//	  - The first line is the header "# tapeward revocation list v1"; an
-//	    empty file is an empty list.
-//	  - Every other line is blank, a comment (# …) or one certificate: its
-//	    serial number in hexadecimal (as `tapekey pki list` and `openssl
-//	    x509 -serial` show it; case and ':' separators do not matter), the
-//	    time it was revoked (RFC 3339), its name and role ("-" when
-//	    unknown) and, for the rest of the line, the reason (may be empty).
-//	    Fields are separated by spaces or tabs.
-//	  - A serial listed twice, a malformed line or a missing header make the
-//	    whole file unusable: every handshake is then refused with the
-//	    reason (fail closed), until the file is fixed.
+// The first line is the header "# tapeward revocation list v1"; an empty
+// file is an empty list. Every other line is blank, a comment (# …) or one
+// certificate: its serial number in hexadecimal (as `tapekey pki list` and
+// `openssl x509 -serial` show it; case and ':' separators do not matter),
+// the time it was revoked (RFC 3339), its name and role ("-" when unknown)
+// and, for the rest of the line, the reason (may be empty). Fields are
+// separated by spaces or tabs.
+//
+// A serial listed twice, a malformed line or a missing header make the
+// whole file unusable: every handshake is then refused with the reason
+// (fail closed) until the file is fixed.
 //
 // `tapekey pki revoke` writes it atomically (temp file, fsync, rename;
 // mode 0644: it holds no secret). The daemons and tapectl re-read it when
