@@ -233,14 +233,20 @@ func (c *console) connectError(msg string) error {
 		hint = fmt.Sprintf("is the director running and listening on %s? ([director] address in %s)", d.Address, c.cfg.Path)
 	case strings.Contains(msg, "no such host"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "no route to host"), strings.Contains(msg, "network is unreachable"):
 		hint = fmt.Sprintf("is [director] address = %q in %s right, and is that host reachable?", d.Address, c.cfg.Path)
+	case strings.Contains(msg, "presented the certificate of"):
+		hint = fmt.Sprintf("what answers at %s is not the director named %q: nothing was sent to it. Find out what listens there (another program may hold the port), or, if the name is wrong, fix [director] name in %s", d.Address, directorName(c), c.cfg.Path)
+	case strings.Contains(msg, "was revoked"):
+		hint = fmt.Sprintf("the director's certificate is in the revocation list [tls] revocation_list = %s: the director needs a new certificate (tapekey pki issue)", c.cfg.TLS.RevocationList)
+	case strings.Contains(msg, "revocation list"):
+		hint = fmt.Sprintf("fix the revocation list [tls] revocation_list = %s (tapekey pki revoke writes it), or remove the setting from %s", c.cfg.TLS.RevocationList, c.cfg.Path)
 	case strings.Contains(msg, "certificate is valid for"), strings.Contains(msg, "certificate is not valid for"):
 		hint = fmt.Sprintf("the director's certificate does not carry the name %q: set [director] tls_server_name in %s to the name in the director's certificate", d.TLSServerName, c.cfg.Path)
 	case strings.Contains(msg, "unknown authority"):
 		hint = fmt.Sprintf("the director's certificate is not signed by the CA in [tls] ca = %s: use the CA of this installation", c.cfg.TLS.CA)
 	case strings.Contains(msg, "remote error"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "certificate required"):
-		hint = fmt.Sprintf("the director refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
+		hint = fmt.Sprintf("the director refused this console's certificate %s: is it signed by the director's CA, not revoked, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
 	case strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "connection closed"):
-		hint = fmt.Sprintf("the director closed the connection; most likely it refused this console's certificate %s: is it signed by the director's CA, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
+		hint = fmt.Sprintf("the director closed the connection; most likely it refused this console's certificate %s: is it signed by the director's CA, not revoked, and is this console (%q) configured on the director?", c.cfg.TLS.Cert, c.cfg.Name)
 	default:
 		hint = fmt.Sprintf("is the director running at %s, are the [tls] certificate paths in %s right, and does tls_server_name %q match the director's certificate?", d.Address, c.cfg.Path, d.TLSServerName)
 	}

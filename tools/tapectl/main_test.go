@@ -484,7 +484,7 @@ func TestConnectionErrors(t *testing.T) {
 	r = tapectl(t, cwd, "", nil, "-c", e2.config, "list volumes", "help")
 	// Depending on timing the client sees the TLS alert or a closed
 	// connection.
-	refused := "refused this console's certificate " + filepath.Join(e2.dir, "admin.crt") + ": is it signed by the director's CA, and is this console (\"admin\") configured on the director?\n"
+	refused := "refused this console's certificate " + filepath.Join(e2.dir, "admin.crt") + ": is it signed by the director's CA, not revoked, and is this console (\"admin\") configured on the director?\n"
 	if strings.Contains(r.stderr, "remote error") {
 		connFail(t, r, fmt.Sprintf("tapectl: cannot reach the director at %s (server name \"director\"): ", e2.d.addr),
 			"bad certificate", "tapectl: check: the director "+refused)
