@@ -135,6 +135,9 @@ type envOpts struct {
 	slots         int
 	sdKEKs        []string // KEK files storaged gets (default: the env's KEK)
 	loadDelay     string   // vtl --load-delay (default: vtl's own)
+	// revocationList gives storaged an (empty) [tls] revocation_list,
+	// e.dir/revoked.txt.
+	revocationList bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -193,6 +196,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.sdConf = testenv.Storaged{Name: "sd1", Listen: testenv.FreeAddr(t), WorkDir: filepath.Join(e.dir, "work"),
 		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,
 		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives}
+	if o.revocationList {
+		e.sdConf.TLS.RevocationList = filepath.Join(e.dir, "revoked.txt")
+		if err := os.WriteFile(e.sdConf.TLS.RevocationList, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.cfgPath = filepath.Join(e.dir, "storaged.toml")
 	e.sdConf.Write(t, e.cfgPath)
 	e.startStoraged()

@@ -58,7 +58,10 @@ func DialDirector(cfg *configs.Storaged) (Director, error) {
 func (g *grpcDirector) GetVolumeKey(ctx context.Context, volume, drive string) (keys.StoredKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	link.Ready(ctx, g.conn, min(g.timeout, 5*time.Second))
+	// Wait for the connection for half the time at most: the call then
+	// fails fast with the reason the link is down (a refused handshake
+	// says who answered) instead of a bare deadline.
+	link.Ready(ctx, g.conn, min(g.timeout/2, 5*time.Second))
 	r, err := g.client.GetVolumeKey(ctx, &pb.GetVolumeKeyRequest{Volume: volume, Drive: drive})
 	if err != nil {
 		return keys.StoredKey{}, err
