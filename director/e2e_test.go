@@ -59,6 +59,9 @@ type worldOpts struct {
 	slots, drives int
 	capacity      string
 	viaProxy      bool // the director reaches PostgreSQL through a TCP proxy the test can cut
+	// revocationList gives the director an (empty) [tls] revocation_list,
+	// w.dir/revoked.txt.
+	revocationList bool
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -92,6 +95,12 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	w.dirConf = testenv.Director{Name: "director", Listen: dirAddr, TLS: w.pki.Issue(t, "director", tlsconf.RoleDirector),
 		DBHost: host, DBPort: port, DBName: pc.Database, DBUser: pc.User,
 		KEKFiles: w.kekPaths, Storages: map[string]string{"sd1": sdAddr}}
+	if o.revocationList {
+		w.dirConf.TLS.RevocationList = filepath.Join(w.dir, "revoked.txt")
+		if err := os.WriteFile(w.dirConf.TLS.RevocationList, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.sdConf = testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(w.dir, "sd1"),
 		TLS: w.pki.Issue(t, "sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: dirAddr,
 		KEKFiles: w.kekPaths, VTLSocket: w.vtl.Socket, Drives: o.drives}

@@ -130,4 +130,3 @@ func TestImpostorDirectorRefused(t *testing.T) {
 	}
 	e.requireNoKeyLoaded()
 }
-
