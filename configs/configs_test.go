@@ -334,3 +334,31 @@ func TestLimitsAndRevocationList(t *testing.T) {
 	_, err = LoadStoraged(write(t, "storaged.toml", text))
 	wantErr(t, err, `unknown key "handshake_timout" in [limits]`, "handshake_timeout")
 }
+
+// TestSystemdUnits: both daemons' units keep keys out of core dumps and
+// swap, run without privileges, and reload (SIGHUP) the revocation list.
+func TestSystemdUnits(t *testing.T) {
+	for _, u := range []struct{ file, bin, config string }{
+		{"tapeward-director.service", "director", "director.toml"},
+		{"tapeward-storaged.service", "storaged", "storaged.toml"},
+	} {
+		b, err := os.ReadFile(u.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			lines[strings.TrimSpace(l)] = true
+		}
+		for _, want := range []string{
+			"ExecStart=/usr/local/bin/" + u.bin + " -c /etc/tapeward/" + u.config,
+			"ExecReload=/bin/kill -HUP $MAINPID",
+			"User=tapeward", "LimitCORE=0", "MemorySwapMax=0", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
+			"ProtectSystem=strict", "ReadOnlyPaths=/etc/tapeward", "UMask=0077",
+		} {
+			if !lines[want] {
+				t.Errorf("%s lacks the line %q", u.file, want)
+			}
+		}
+	}
+}
