@@ -245,3 +245,35 @@ func TestRefusalIsLogged(t *testing.T) {
 		t.Fatalf("the refusal log does not name the peer and the reason:\n%s", out)
 	}
 }
+
+// TestWatchExpiry: a daemon whose certificate expires within 30 days says
+// so at start (and names the file); one with a year left says nothing.
+func TestWatchExpiry(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		days int
+		warn bool
+	}{{10, true}, {365, false}} {
+		is, err := ca.IssueWith("sd1", tlsconf.RoleStorage, pki.Options{Validity: time.Duration(c.days) * 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, _ := os.MkdirTemp(dir, "x")
+		crt, key, err := is.WriteFiles(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		link.WatchExpiry(ctx, slog.New(slog.NewTextHandler(&logs, nil)), tlsconf.Files{Cert: crt, Key: key})
+		cancel()
+		out := logs.String()
+		if got := strings.Contains(out, "level=WARN") && strings.Contains(out, crt) && strings.Contains(out, "expires on"); got != c.warn {
+			t.Fatalf("certificate valid for %d days: warned %v, want %v:\n%s", c.days, got, c.warn, out)
+		}
+	}
+}
