@@ -7,7 +7,8 @@
 // keyset, password_file, working_directory, vtl sockets) resolve against
 // the directory of that config file; the loaded structs hold absolute
 // paths. This package only checks that paths are set: the key package
-// checks KEK file permissions when it opens them.
+// checks KEK file permissions when it opens them, package tlsconf private
+// key files, the catalog package the password file.
 //
 // The commented examples in this directory (director.toml, storaged.toml,
 // tapectl.toml) are the reference for every key.
