@@ -16,8 +16,9 @@ FROM debian:12-slim
 RUN groupadd --system --gid 10001 tapeward \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tapeward --shell /usr/sbin/nologin tapeward \
  && mkdir -p /var/lib/tapeward/keys /var/lib/tapeward/storaged /var/lib/tapeward/vtl /run/tapeward \
+      /var/lib/tapeward/public /var/lib/tapeward/secrets/director /var/lib/tapeward/secrets/storaged /var/lib/tapeward/secrets/console \
  && chown -R tapeward:tapeward /var/lib/tapeward /run/tapeward \
- && chmod 0700 /var/lib/tapeward/keys /var/lib/tapeward/storaged
+ && chmod 0700 /var/lib/tapeward/keys /var/lib/tapeward/storaged /var/lib/tapeward/secrets/director /var/lib/tapeward/secrets/storaged /var/lib/tapeward/secrets/console
 COPY --from=build /out/ /usr/local/bin/
 # Named volumes mounted on the directories above start with their owner
 # (tapeward) and mode.

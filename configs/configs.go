@@ -7,7 +7,8 @@
 // keyset, password_file, working_directory, vtl sockets) resolve against
 // the directory of that config file; the loaded structs hold absolute
 // paths. This package only checks that paths are set: the key package
-// checks KEK file permissions when it opens them.
+// checks KEK file permissions when it opens them, package tlsconf private
+// key files, the catalog package the password file.
 //
 // The commented examples in this directory (director.toml, storaged.toml,
 // tapectl.toml) are the reference for every key.
@@ -28,6 +29,9 @@ type TLS struct {
 	CA   string `toml:"ca"`   // CA certificate(s) that sign the peers' certificates
 	Cert string `toml:"cert"` // our certificate (chain)
 	Key  string `toml:"key"`  // our private key
+	// RevocationList is the revocation list `tapekey pki revoke` writes
+	// (optional): a peer whose certificate it lists is refused.
+	RevocationList string `toml:"revocation_list"`
 }
 
 // Catalog is where the director's PostgreSQL catalog is.
@@ -41,10 +45,13 @@ type Catalog struct {
 	// PasswordFile holds the password on its first line (optional: socket
 	// peer or trust authentication need none).
 	PasswordFile string `toml:"password_file"`
-	// SSLMode is libpq's: disable, allow, prefer (default), require,
-	// verify-ca, verify-full.
+	// SSLMode is libpq's: disable, allow, prefer, require, verify-ca,
+	// verify-full. Default: verify-full for a TCP host (the catalog holds
+	// every wrapped key: its server is verified by name), prefer for a
+	// unix socket (which TLS does not apply to).
 	SSLMode string `toml:"sslmode"`
-	// SSLRootCert is the CA file for verify-ca / verify-full (optional).
+	// SSLRootCert is the CA file for verify-ca / verify-full (optional:
+	// without it the system's CA certificates are used).
 	SSLRootCert    string   `toml:"sslrootcert"`
 	ConnectTimeout Duration `toml:"connect_timeout"` // default 10s
 }
@@ -112,11 +119,31 @@ const (
 // first.
 var ConsoleRoles = []string{RoleRead, RoleOperator, RoleKeyAdmin}
 
+// Limits bound what a daemon's listener serves ([limits], optional; every
+// key has a default). Package proto/link applies them.
+type Limits struct {
+	// HandshakeTimeout closes a connection whose TLS handshake has not
+	// finished in time (default 10s).
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// MaxConnections is how many connections are served at once; more
+	// wait until one ends (default 256).
+	MaxConnections int `toml:"max_connections"`
+	// MaxStreams is how many calls one connection may run at once
+	// (default 128).
+	MaxStreams int `toml:"max_streams_per_connection"`
+	// KeepaliveTime: a connection silent this long is pinged (default
+	// 1m); KeepaliveTimeout: it is closed if the ping is not answered in
+	// time (default 20s).
+	KeepaliveTime    Duration `toml:"keepalive_time"`
+	KeepaliveTimeout Duration `toml:"keepalive_timeout"`
+}
+
 // Director is director.toml.
 type Director struct {
 	Path     string       `toml:"-"` // the file it was loaded from
 	Name     string       `toml:"name"`
 	Listen   string       `toml:"listen"` // host:port for storage daemons and consoles
+	Limits   Limits       `toml:"limits"`
 	TLS      TLS          `toml:"tls"`
 	Catalog  Catalog      `toml:"catalog"`
 	Keys     DirectorKeys `toml:"keys"`
@@ -189,6 +216,7 @@ type Storaged struct {
 	Path             string       `toml:"-"`
 	Name             string       `toml:"name"`
 	Listen           string       `toml:"listen"`
+	Limits           Limits       `toml:"limits"`
 	TLS              TLS          `toml:"tls"`
 	WorkingDirectory string       `toml:"working_directory"` // crypto cache and state
 	Director         DirectorRef  `toml:"director"`
@@ -213,6 +241,13 @@ const (
 	minBlockSize          = Size(512)
 	maxBlockSize          = Size(16 << 20)
 	defaultConnectTimeout = 10 * time.Second
+
+	// [limits] defaults (package proto/link has the same).
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxConnections   = 256
+	DefaultMaxStreams       = 128
+	DefaultKeepaliveTime    = time.Minute
+	DefaultKeepaliveTimeout = 20 * time.Second
 )
 
 // LoadDirector reads and checks director.toml.
@@ -225,6 +260,7 @@ func LoadDirector(path string) (*Director, error) {
 	c.Path = path
 	f.name(at(-1, "name"), c.Name, `"director"`)
 	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9101"`, true)
+	f.limits(&c.Limits)
 	f.tls(&c.TLS)
 
 	cat := &c.Catalog
@@ -242,7 +278,10 @@ func LoadDirector(path string) (*Director, error) {
 	cat.SSLRootCert = f.resolve(cat.SSLRootCert)
 	switch cat.SSLMode {
 	case "":
-		cat.SSLMode = "prefer"
+		cat.SSLMode = "verify-full"
+		if cat.IsSocket() {
+			cat.SSLMode = "prefer"
+		}
 	case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
 	default:
 		f.problem(at(-1, "catalog", "sslmode"), cat.SSLMode, "must be one of disable, allow, prefer, require, verify-ca, verify-full")
@@ -312,6 +351,7 @@ func LoadStoraged(path string) (*Storaged, error) {
 	c.Path = path
 	f.name(at(-1, "name"), c.Name, `"sd1"`)
 	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9103"`, true)
+	f.limits(&c.Limits)
 	f.tls(&c.TLS)
 	c.WorkingDirectory = f.filePath(at(-1, "working_directory"), c.WorkingDirectory, `"/var/lib/tapeward/storaged"`)
 	f.directorRef(&c.Director, true)
@@ -406,6 +446,34 @@ func (f *file) tls(t *TLS) {
 	t.CA = f.filePath(at(-1, "tls", "ca"), t.CA, `"pki/ca.crt"`)
 	t.Cert = f.filePath(at(-1, "tls", "cert"), t.Cert, `"pki/this.crt"`)
 	t.Key = f.filePath(at(-1, "tls", "key"), t.Key, `"pki/this.key"`)
+	t.RevocationList = f.resolve(t.RevocationList)
+}
+
+// limits checks [limits] and fills in the defaults.
+func (f *file) limits(l *Limits) {
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&l.HandshakeTimeout, DefaultHandshakeTimeout}, {&l.KeepaliveTime, DefaultKeepaliveTime}, {&l.KeepaliveTimeout, DefaultKeepaliveTimeout}} {
+		if d.v.Duration == 0 {
+			d.v.Duration = d.def
+		}
+	}
+	if l.MaxConnections == 0 && !f.defined("limits", "max_connections") {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.MaxConnections < 1 || l.MaxConnections > 100000 {
+		f.problem(at(-1, "limits", "max_connections"), l.MaxConnections, "must be 1-100000 (default %d)", DefaultMaxConnections)
+	}
+	if l.MaxStreams == 0 && !f.defined("limits", "max_streams_per_connection") {
+		l.MaxStreams = DefaultMaxStreams
+	}
+	if l.MaxStreams < 1 || l.MaxStreams > 10000 {
+		f.problem(at(-1, "limits", "max_streams_per_connection"), l.MaxStreams, "must be 1-10000 (default %d)", DefaultMaxStreams)
+	}
+	if l.KeepaliveTime.Duration < 10*time.Second {
+		f.problem(at(-1, "limits", "keepalive_time"), l.KeepaliveTime.String(), "must be 10s or more (default %v)", DefaultKeepaliveTime)
+	}
 }
 
 func (f *file) directorRef(d *DirectorRef, nameRequired bool) {

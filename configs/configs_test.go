@@ -346,3 +346,78 @@ func TestScanKeys(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestCatalogSSLModeDefault(t *testing.T) {
+	// A TCP host: verify-full unless the file says otherwise.
+	text := shipped(t, "director.toml", `host     = "/var/run/postgresql"`, `host     = "db.example.com"`)
+	d, err := LoadDirector(write(t, "director.toml", text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Catalog.SSLMode != "verify-full" {
+		t.Fatalf("TCP host: sslmode %q, want verify-full", d.Catalog.SSLMode)
+	}
+	text = shipped(t, "director.toml", `host     = "/var/run/postgresql"`, "host     = \"db.example.com\"\nsslmode = \"require\"")
+	if d, err = LoadDirector(write(t, "director.toml", text)); err != nil || d.Catalog.SSLMode != "require" {
+		t.Fatalf("explicit sslmode: %v, %v", d, err)
+	}
+	// A unix socket: unchanged (prefer; libpq uses no TLS there).
+	if d, err = LoadDirector("director.toml"); err != nil || d.Catalog.SSLMode != "prefer" {
+		t.Fatalf("socket: sslmode %q, %v; want prefer", d.Catalog.SSLMode, err)
+	}
+}
+
+func TestLimitsAndRevocationList(t *testing.T) {
+	d, err := LoadDirector("director.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := d.Limits
+	if l.HandshakeTimeout.Duration != 10*time.Second || l.MaxConnections != 256 || l.MaxStreams != 128 ||
+		l.KeepaliveTime.Duration != time.Minute || l.KeepaliveTimeout.Duration != 20*time.Second {
+		t.Fatalf("default limits %+v", l)
+	}
+	dir, _ := filepath.Abs(".")
+	if d.TLS.RevocationList != filepath.Join(filepath.Dir(dir), "pki", "revoked.txt") {
+		t.Fatalf("revocation_list %q, want it resolved against the config's directory", d.TLS.RevocationList)
+	}
+	text := shipped(t, "storaged.toml", "# [limits]\n# handshake_timeout          = \"10s\"", "[limits]\nhandshake_timeout = \"3s\"\nmax_connections = 0\nmax_streams_per_connection = 8")
+	_, err = LoadStoraged(write(t, "storaged.toml", text))
+	wantErr(t, err, ":"+itoa(lineOfText(t, text, "max_connections = 0"))+": [limits] max_connections = 0: must be 1-100000")
+	text = shipped(t, "storaged.toml", "# [limits]\n# handshake_timeout          = \"10s\"", "[limits]\nhandshake_timeout = \"3s\"\nmax_streams_per_connection = 8")
+	s, err := LoadStoraged(write(t, "storaged.toml", text))
+	if err != nil || s.Limits.HandshakeTimeout.Duration != 3*time.Second || s.Limits.MaxStreams != 8 || s.Limits.MaxConnections != 256 {
+		t.Fatalf("storaged limits: %+v, %v", s.Limits, err)
+	}
+	text = shipped(t, "storaged.toml", "# [limits]\n# handshake_timeout          = \"10s\"", "[limits]\nhandshake_timout = \"3s\"")
+	_, err = LoadStoraged(write(t, "storaged.toml", text))
+	wantErr(t, err, `unknown key "handshake_timout" in [limits]`, "handshake_timeout")
+}
+
+// TestSystemdUnits: both daemons' units keep keys out of core dumps and
+// swap, run without privileges, and reload (SIGHUP) the revocation list.
+func TestSystemdUnits(t *testing.T) {
+	for _, u := range []struct{ file, bin, config string }{
+		{"tapeward-director.service", "director", "director.toml"},
+		{"tapeward-storaged.service", "storaged", "storaged.toml"},
+	} {
+		b, err := os.ReadFile(u.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			lines[strings.TrimSpace(l)] = true
+		}
+		for _, want := range []string{
+			"ExecStart=/usr/local/bin/" + u.bin + " -c /etc/tapeward/" + u.config,
+			"ExecReload=/bin/kill -HUP $MAINPID",
+			"User=tapeward", "LimitCORE=0", "MemorySwapMax=0", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
+			"ProtectSystem=strict", "ReadOnlyPaths=/etc/tapeward", "UMask=0077",
+		} {
+			if !lines[want] {
+				t.Errorf("%s lacks the line %q", u.file, want)
+			}
+		}
+	}
+}

@@ -41,7 +41,7 @@ func BenchmarkLabel100Slots(b *testing.B) {
 func BenchmarkGetVolumeKey(b *testing.B) {
 	w := newWorld(b, worldOpts{slots: 2})
 	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
-	tc, err := tlsconf.Client(w.sdConf.TLS, "director")
+	tc, err := tlsconf.Client(w.sdConf.TLS, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
 	if err != nil {
 		b.Fatal(err)
 	}

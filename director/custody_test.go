@@ -31,7 +31,7 @@ import (
 // storageClient calls storaged as the director does (its certificate).
 func (w *world) storageClient() pb.StorageClient {
 	w.t.Helper()
-	tc, err := tlsconf.Client(w.dirConf.TLS, "sd1")
+	tc, err := tlsconf.Client(w.dirConf.TLS, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "sd1")
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -62,6 +62,9 @@ type worldOpts struct {
 	// consoles the director admits, name → role (nil: admin as keyadmin,
 	// the console of w.tapectl).
 	consoles map[string]string
+	// revocationList gives the director an (empty) [tls] revocation_list,
+	// w.dir/revoked.txt.
+	revocationList bool
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -95,6 +98,12 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	w.dirConf = testenv.Director{Name: "director", Listen: dirAddr, TLS: w.pki.Issue(t, "director", tlsconf.RoleDirector),
 		DBHost: host, DBPort: port, DBName: pc.Database, DBUser: pc.User,
 		KEKFiles: w.kekPaths, Storages: map[string]string{"sd1": sdAddr}, Consoles: o.consoles}
+	if o.revocationList {
+		w.dirConf.TLS.RevocationList = filepath.Join(w.dir, "revoked.txt")
+		if err := os.WriteFile(w.dirConf.TLS.RevocationList, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.sdConf = testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(w.dir, "sd1"),
 		TLS: w.pki.Issue(t, "sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: dirAddr,
 		KEKFiles: w.kekPaths, VTLSocket: w.vtl.Socket, Drives: o.drives}
@@ -526,7 +535,7 @@ func TestMalformedConsoleLines(t *testing.T) {
 	lines := []string{"", "label", "label storage=", "label slots=5-1", "lable", "\"", "update volume=", "list volumes pool=\"unterminated",
 		strings.Repeat("x", 9000), "label storage=sd1 pool=P slots=1-99999 barcodes", "rekey now", "export keys", "\x00\x01\x02", "mount storage=sd1 slot=-1"}
 	files := w.pki.Issue(t, "fuzzer", tlsconf.RoleConsole)
-	tc, err := tlsconf.Client(files, "director")
+	tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,7 +638,7 @@ func (p *pgProxy) restore() {
 // getVolumeKey calls the director's GetVolumeKey as the holder of files.
 func getVolumeKey(t testing.TB, files tlsconf.Files, addr, volume string) error {
 	t.Helper()
-	tc, err := tlsconf.Client(files, "director")
+	tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

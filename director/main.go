@@ -19,6 +19,7 @@ import (
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/migrations"
+	"github.com/tapeward/tapeward/tools/lib/harden"
 )
 
 // defaultConfig is used when -c is not given.
@@ -41,6 +42,11 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
+	// Before any key or password is read: no core dump, no ptrace.
+	if err := harden.Process(); err != nil {
+		fmt.Fprintf(os.Stderr, "director: %v\n", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

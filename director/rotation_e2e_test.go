@@ -30,7 +30,7 @@ import (
 // calling storaged as the director does, and returns where it starts.
 func (w *world) writeData(drive string, data []byte) *pb.BlockAddress {
 	w.t.Helper()
-	tc, err := tlsconf.Client(w.dirConf.TLS, "sd1")
+	tc, err := tlsconf.Client(w.dirConf.TLS, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "sd1")
 	if err != nil {
 		w.t.Fatal(err)
 	}

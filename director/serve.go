@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/core"
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 )
@@ -45,18 +44,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	tc, err := tlsconf.Server(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, d.Accept)
+	files := tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList}
+	tc, err := tlsconf.Server(files, d.Accept)
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", cfg.Listen)
+	limits := link.Limits{HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration, MaxConnections: cfg.Limits.MaxConnections,
+		MaxStreams: uint32(cfg.Limits.MaxStreams), KeepaliveTime: cfg.Limits.KeepaliveTime.Duration, KeepaliveTimeout: cfg.Limits.KeepaliveTimeout.Duration}
+	lis, err := link.Listen(cfg.Listen, limits)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (set listen in %s)", cfg.Listen, err, cfg.Path)
 	}
 	unary, stream := core.Authorize()
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+	srv := link.NewServer(tc, limits, log, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	pb.RegisterDirectorServer(srv, &core.StorageService{D: d})
 	pb.RegisterConsoleServer(srv, &core.ConsoleService{D: d})
+	link.WatchExpiry(ctx, log, files)
+	link.ReloadOnHangup(ctx, log)
 	log.Info("director ready", "name", cfg.Name, "listen", lis.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -71,13 +75,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("stopping")
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		srv.Stop()
-	}
+	// Returns once every handler has returned: only then does the
+	// deferred d.Close destroy the keyring.
+	link.Shutdown(srv, 10*time.Second)
 	log.Info("stopped")
 	return nil
 }

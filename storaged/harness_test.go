@@ -235,6 +235,9 @@ type envOpts struct {
 	sdKEKs        []string // KEK files storaged gets (default: the env's KEK)
 	extraSDKEKs   []string // KEK files storaged gets besides the env's KEK
 	loadDelay     string   // vtl --load-delay (default: vtl's own)
+	// revocationList gives storaged an (empty) [tls] revocation_list,
+	// e.dir/revoked.txt.
+	revocationList bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -293,6 +296,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.sdConf = testenv.Storaged{Name: "sd1", Listen: testenv.FreeAddr(t), WorkDir: filepath.Join(e.dir, "work"),
 		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,
 		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives}
+	if o.revocationList {
+		e.sdConf.TLS.RevocationList = filepath.Join(e.dir, "revoked.txt")
+		if err := os.WriteFile(e.sdConf.TLS.RevocationList, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.cfgPath = filepath.Join(e.dir, "storaged.toml")
 	e.sdConf.Write(t, e.cfgPath)
 	e.startStoraged()
@@ -312,7 +321,7 @@ func (e *env) startStoraged() {
 // connect (re)connects to storaged as the holder of files.
 func (e *env) connect(files tlsconf.Files) {
 	e.t.Helper()
-	tc, err := tlsconf.Client(files, "sd1")
+	tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -16,22 +16,27 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/sd"
+	"github.com/tapeward/tapeward/tools/lib/harden"
 )
 
 func main() {
+	// Before any key is read: no core dump, no ptrace.
+	if err := harden.Process(); err != nil {
+		fmt.Fprintln(os.Stderr, "storaged:", err)
+		os.Exit(1)
+	}
 	os.Exit(run())
 }
 
@@ -70,19 +75,23 @@ func run() int {
 	}
 	defer d.Close()
 
-	tc, err := tlsconf.Server(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
-		tlsconf.Expect([]string{tlsconf.RoleDirector}, cfg.Director.Name))
+	files := tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList}
+	tc, err := tlsconf.Server(files, tlsconf.Expect([]string{tlsconf.RoleDirector}, cfg.Director.Name))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 1
 	}
-	lis, err := net.Listen("tcp", cfg.Listen)
+	limits := link.Limits{HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration, MaxConnections: cfg.Limits.MaxConnections,
+		MaxStreams: uint32(cfg.Limits.MaxStreams), KeepaliveTime: cfg.Limits.KeepaliveTime.Duration, KeepaliveTimeout: cfg.Limits.KeepaliveTimeout.Duration}
+	lis, err := link.Listen(cfg.Listen, limits)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "storaged: listen %s: %v (set listen in %s)\n", cfg.Listen, err, cfg.Path)
 		return 1
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)), grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
+	srv := link.NewServer(tc, limits, log, grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
 	pb.RegisterStorageServer(srv, &sd.Service{D: d})
+	link.WatchExpiry(ctx, log, files)
+	link.ReloadOnHangup(ctx, log)
 	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
 
 	served := make(chan error, 1)
@@ -97,13 +106,9 @@ func run() int {
 	case <-ctx.Done():
 	}
 	log.Info("stopping: ending sessions, then clearing every drive's key")
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second): // sessions still open: cancel them
-		srv.Stop()
-	}
+	// Sessions still open after 5 s are cancelled; either way this returns
+	// once every handler has returned, before the keys are cleared.
+	link.Shutdown(srv, 5*time.Second)
 	if err := d.Close(); err != nil {
 		log.Error("stopped, but a drive's key could not be cleared: check it with `tapekey drive status`", "error", err.Error())
 		return 1

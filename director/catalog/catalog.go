@@ -25,6 +25,7 @@ package catalog
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -41,6 +42,9 @@ import (
 // ConnConfig builds the pgx configuration for c. configPath is the config
 // file c came from (for messages).
 func ConnConfig(c configs.Catalog, configPath string) (*pgx.ConnConfig, error) {
+	if err := checkRootCert(c); err != nil {
+		return nil, fmt.Errorf("[catalog] in %s: %w", configPath, err)
+	}
 	kv := []string{
 		"host=" + quote(c.Host),
 		fmt.Sprintf("port=%d", c.Port),
@@ -72,8 +76,47 @@ func ConnConfig(c configs.Catalog, configPath string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// readPassword returns the first line of path. Errors never quote it.
+// checkRootCert says clearly, before any connection, when verify-ca or
+// verify-full has nothing to verify the server with: sslrootcert unreadable
+// or without a certificate, or no sslrootcert and no system CAs (a slim
+// container image). A unix socket uses no TLS.
+func checkRootCert(c configs.Catalog) error {
+	if (c.SSLMode != "verify-ca" && c.SSLMode != "verify-full") || c.IsSocket() {
+		return nil
+	}
+	fix := `set sslrootcert = "…" to the CA certificate that signed the PostgreSQL server's certificate` +
+		`, or, on a network you trust, sslmode = "disable" (or use a unix socket)`
+	if c.SSLRootCert != "" {
+		b, err := os.ReadFile(c.SSLRootCert)
+		if err != nil {
+			return fmt.Errorf("sslmode = %q verifies the catalog server with sslrootcert %s, which cannot be read (%v); %s", c.SSLMode, c.SSLRootCert, unwrapPath(err), fix)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return fmt.Errorf("sslrootcert %s holds no PEM certificate, so sslmode = %q cannot verify the catalog server; %s", c.SSLRootCert, c.SSLMode, fix)
+		}
+		return nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || len(pool.Subjects()) == 0 { //nolint:staticcheck // Linux: the system pool lists its subjects
+		return fmt.Errorf("sslmode = %q (the default for a TCP host) verifies the catalog server's certificate, but no sslrootcert is set and this system has no CA certificates; %s", c.SSLMode, fix)
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readPassword returns the first line of path, which only its owner may
+// read. Errors never quote it.
 func readPassword(path string) (string, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by group or others (mode %04o); run: chmod 600 %s", path, st.Mode().Perm(), path)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -151,7 +194,15 @@ func explain(c configs.Catalog, err error) (reason, hint string) {
 		return pgErr.Message + " (SQLSTATE " + pgErr.Code + ")", "see the server's log."
 	}
 	var dnsErr *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
 	switch {
+	case errors.As(err, &unknownCA):
+		return "the server's certificate is not signed by a CA this side trusts",
+			fmt.Sprintf("set sslrootcert to the CA that signed it (sslmode %s verifies the server).", c.SSLMode)
+	case errors.As(err, &badHost):
+		return fmt.Sprintf("the server's certificate is not for host %q", c.Host),
+			"connect by the name its certificate carries (sslmode verify-full checks it)."
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused", "is PostgreSQL running and listening there?"
 	case c.IsSocket() && errors.Is(err, syscall.ENOENT):

@@ -47,3 +47,35 @@ func TestUnreachableErrorRedactsPassword(t *testing.T) {
 		t.Fatalf("message: %s", msg)
 	}
 }
+
+func TestPasswordFileMode(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("hunter2-secret\n"), 0o640)
+	c := configs.Catalog{Host: "/run/pg", Port: 5432, Database: "cat", User: "tw", PasswordFile: pw, SSLMode: "prefer"}
+	_, err := ConnConfig(c, "d.toml")
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+pw) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("group-readable password file: %v; want the chmod to run, no password", err)
+	}
+	os.Chmod(pw, 0o600)
+	if _, err := ConnConfig(c, "d.toml"); err != nil {
+		t.Fatalf("mode 0600: %v", err)
+	}
+}
+
+func TestVerifyFullNeedsARootCert(t *testing.T) {
+	dir := t.TempDir()
+	c := configs.Catalog{Host: "db.example.com", Port: 5432, Database: "cat", User: "tw", SSLMode: "verify-full",
+		SSLRootCert: filepath.Join(dir, "none.crt")}
+	if _, err := ConnConfig(c, "d.toml"); err == nil || !strings.Contains(err.Error(), "cannot be read") || !strings.Contains(err.Error(), "sslrootcert") {
+		t.Fatalf("missing sslrootcert: %v", err)
+	}
+	os.WriteFile(c.SSLRootCert, []byte("not a certificate\n"), 0o644)
+	if _, err := ConnConfig(c, "d.toml"); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Fatalf("sslrootcert without a certificate: %v", err)
+	}
+	// A unix socket uses no TLS: nothing to verify.
+	c.Host = "/run/pg"
+	if _, err := ConnConfig(c, "d.toml"); err != nil {
+		t.Fatalf("socket with verify-full: %v", err)
+	}
+}

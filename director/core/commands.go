@@ -297,7 +297,12 @@ func (d *Director) driveName(ctx context.Context, link *storageLink, cmd console
 func storageErr(storage, what string, err error) error {
 	st := status.Convert(err)
 	msg := st.Message()
-	if st.Code() == codes.Unavailable {
+	switch {
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "presented the certificate of"):
+		msg = "cannot reach it: " + msg + " — nothing was sent to what answered; find out what listens at its [[storage]] address"
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "revoked"):
+		msg = "cannot reach it: " + msg + " — the storage needs a new certificate (tapekey pki issue)"
+	case st.Code() == codes.Unavailable:
 		msg = "cannot reach it: " + msg + " — is storaged running, and do [[storage]] address and tls_server_name match it?"
 	}
 	return status.Errorf(st.Code(), "storage %s: %s: %s", storage, what, msg)

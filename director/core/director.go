@@ -143,13 +143,11 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	for _, v := range interrupted {
 		d.log.Warn("a label did not finish: volume set to status Error, its key kept; label the slot again to retry with the same key", "volume", v)
 	}
-	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key}
+	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key, RevocationList: o.Config.TLS.RevocationList}
 	for _, ref := range o.Config.Storages {
-		name := ref.TLSServerName
-		if name == "" {
-			name = ref.Name
-		}
-		tc, err := tlsconf.Client(files, name)
+		// A storage must present a storage certificate for its configured
+		// name, valid for tls_server_name (default: that name).
+		tc, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: ref.Name}, ref.TLSServerName)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("%s: [[storage]] %s: %w", o.Config.Path, ref.Name, err)

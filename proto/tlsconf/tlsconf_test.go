@@ -72,7 +72,7 @@ func TestMutualTLSIdentity(t *testing.T) {
 	defer srv.Stop()
 
 	call := func(files tlsconf.Files, serverName string, tweak func(*tls.Config)) (*pb.HelloReply, error) {
-		ccfg, err := tlsconf.Client(files, serverName)
+		ccfg, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: serverName}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestPrivateKeyPermissions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+f.Key) {
 		t.Fatalf("group-readable key: err = %v, want the chmod to run", err)
 	}
-	if _, err := tlsconf.Client(tlsconf.Files{CA: f.CA, Cert: f.Cert}, "sd1"); err == nil || !strings.Contains(err.Error(), "private key") {
+	if _, err := tlsconf.Client(tlsconf.Files{CA: f.CA, Cert: f.Cert}, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, ""); err == nil || !strings.Contains(err.Error(), "private key") {
 		t.Fatalf("missing key file: err = %v", err)
 	}
 }

@@ -60,11 +60,9 @@ type grpcDirector struct {
 // connection itself is made lazily, so a director that is down at start-up
 // is not fatal: the crypto cache answers meanwhile).
 func DialDirector(cfg *configs.Storaged) (Director, error) {
-	name := cfg.Director.TLSServerName
-	if name == "" {
-		name = cfg.Director.Name
-	}
-	tc, err := tlsconf.Client(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, name)
+	// The director must present a director certificate for the configured
+	// director name, valid for tls_server_name (default: that name).
+	tc, err := tlsconf.Client(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList}, tlsconf.Peer{Role: tlsconf.RoleDirector, Name: cfg.Director.Name}, cfg.Director.TLSServerName)
 	if err != nil {
 		return nil, fmt.Errorf("%s: director link: %w", cfg.Path, err)
 	}
@@ -82,7 +80,10 @@ func DialDirector(cfg *configs.Storaged) (Director, error) {
 func (g *grpcDirector) GetVolumeKey(ctx context.Context, lbl *pb.LabelView, drive string) (KeyAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	link.Ready(ctx, g.conn, min(g.timeout, 5*time.Second))
+	// Wait for the connection for half the time at most: the call then
+	// fails fast with the reason the link is down (a refused handshake
+	// says who answered) instead of a bare deadline.
+	link.Ready(ctx, g.conn, min(g.timeout/2, 5*time.Second))
 	r, err := g.client.GetVolumeKey(ctx, &pb.GetVolumeKeyRequest{Volume: lbl.Volume, Drive: drive, Label: lbl})
 	if err != nil {
 		return KeyAnswer{}, err

@@ -11,6 +11,7 @@ package composecheck
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -371,22 +372,19 @@ func TestMountedConfigsLoad(t *testing.T) {
 			t.Fatalf("service %s: %s %s is on read-only mount %s (%s)", svc.name, what, p, dst, src)
 		}
 	}
-	for _, p := range []string{d.TLS.CA, d.TLS.Cert, d.TLS.Key, d.Catalog.PasswordFile, d.Keys.Active().File} {
+	for _, p := range []string{d.TLS.CA, d.TLS.Cert, d.TLS.Key, d.TLS.RevocationList, d.Catalog.PasswordFile, d.Keys.Active().File} {
 		check(l.dirSvc, "file", p, false)
 	}
-	for _, p := range []string{s.TLS.CA, s.TLS.Cert, s.TLS.Key, s.Keys.KEK[0].File} {
+	for _, p := range []string{s.TLS.CA, s.TLS.Cert, s.TLS.Key, s.TLS.RevocationList, s.Keys.KEK[0].File} {
 		check(l.sdSvc, "file", p, false)
 	}
 	check(l.sdSvc, "working_directory", s.WorkingDirectory, true)
-	for _, p := range []string{k.TLS.CA, k.TLS.Cert, k.TLS.Key} {
+	for _, p := range []string{k.TLS.CA, k.TLS.Cert, k.TLS.Key, k.TLS.RevocationList} {
 		check(l.ctlSvc, "file", p, false)
 	}
 	for _, dev := range append(slices.Clone(s.Drives), configs.Drive{Name: s.Changers[0].Name, Address: s.Changers[0].Address}) {
 		sock, _, _ := strings.Cut(strings.TrimPrefix(dev.Address, "vtl:"), "#")
 		check(l.sdSvc, dev.Name+" socket", sock, true)
-	}
-	if d.Keys.Active().File != s.Keys.KEK[0].File {
-		t.Fatalf("director's active KEK %s and storaged's KEK %s differ", d.Keys.Active().File, s.Keys.KEK[0].File)
 	}
 }
 
@@ -532,72 +530,209 @@ func keysService(t *testing.T, c *compose) *service {
 	return found
 }
 
-// TestKeysServiceMakesWhatConfigsUse checks that the init script makes the
-// certificates (names and roles), the KEK and the password file that the
-// configs point at, in the volume the daemons mount.
-func TestKeysServiceMakesWhatConfigsUse(t *testing.T) {
-	l := loadConfigs(t)
-	ks := keysService(t, l.c)
-	script := ks.argv[len(ks.argv)-1]
-	var cwd, pkiDir, kekOut, pwFile string
-	names := map[string][]string{}
+// keysScript is what the keys service's init script makes and copies.
+type keysScript struct {
+	ks                   *service
+	cwd, pkiDir          string
+	kekOut, pwFile       string              // absolute (keys service paths)
+	names                map[string][]string // role -> certificate names
+	copies               map[string][]string // destination directory -> absolute sources
+	masterDst, masterVol string              // where the KEK is made, and its volume
+}
+
+func (k *keysScript) at(p string) string { return path.Join(k.cwd, p) }
+
+func parseKeysScript(t *testing.T, c *compose) *keysScript {
+	t.Helper()
+	k := &keysScript{ks: keysService(t, c), names: map[string][]string{}, copies: map[string][]string{}}
+	script := k.ks.argv[len(k.ks.argv)-1]
 	for _, line := range strings.Split(script, "\n") {
 		f := strings.Fields(line)
 		for i, w := range f {
 			switch {
 			case w == "cd" && i+1 < len(f):
-				cwd = f[i+1]
+				k.cwd = f[i+1]
 			case w == "tapekey" && i+2 < len(f) && f[i+1] == "pki" && f[i+2] == "init":
-				pkiDir = flagValue(f, "--dir")
+				k.pkiDir = flagValue(f, "--dir")
 				for j := i; j+1 < len(f); j++ {
-					if r, ok := strings.CutPrefix(f[j], "--"); ok && slices.Contains([]string{"director", "storage", "console"}, r) {
-						names[r] = append(names[r], f[j+1])
+					if r, ok := strings.CutPrefix(f[j], "--"); ok && slices.Contains([]string{"director", "storage", "client", "console"}, r) {
+						k.names[r] = append(k.names[r], f[j+1])
 					}
 				}
 			case w == "tapekey" && i+2 < len(f) && f[i+1] == "kek" && f[i+2] == "new":
-				kekOut = flagValue(f, "--out")
-			case w == ">" && i+1 < len(f):
-				pwFile = f[i+1]
+				k.kekOut = flagValue(f, "--out")
+			case w == ">" && i+1 < len(f) && strings.HasSuffix(f[i+1], ".password"):
+				k.pwFile = f[i+1]
+			}
+		}
+		if len(f) >= 3 && f[0] == "cp" {
+			dst := path.Clean(f[len(f)-1])
+			for _, src := range f[1 : len(f)-1] {
+				if strings.HasPrefix(src, "-") {
+					t.Fatalf("keys script: cp %v: no options, please (the check reads plain cp SRC... DIR/)", f[1:])
+				}
+				if !path.IsAbs(src) {
+					src = path.Join(k.cwd, src)
+				}
+				k.copies[dst] = append(k.copies[dst], src)
 			}
 		}
 	}
-	if !path.IsAbs(cwd) || pkiDir == "" || kekOut == "" || pwFile == "" {
-		t.Fatalf("keys script: cd %q, pki --dir %q, kek --out %q, password file %q; want all (cd absolute):\n%s", cwd, pkiDir, kekOut, pwFile, script)
+	if !path.IsAbs(k.cwd) || k.pkiDir == "" || k.kekOut == "" || k.pwFile == "" {
+		t.Fatalf("keys script: cd %q, pki --dir %q, kek --out %q, password file %q; want all (cd absolute):\n%s", k.cwd, k.pkiDir, k.kekOut, k.pwFile, script)
 	}
-	at := func(p string) string { return path.Join(cwd, p) }
-	vdst, vol := ks.mountOf(at(kekOut))
-	if vdst == "" || strings.HasPrefix(vol, ".") || ks.ro[vdst] {
-		t.Fatalf("the keys service writes %s, which is not on a writable named volume", at(kekOut))
+	k.kekOut, k.pwFile = k.at(k.kekOut), k.at(k.pwFile)
+	k.masterDst, k.masterVol = k.ks.mountOf(k.kekOut)
+	if k.masterDst == "" || strings.HasPrefix(k.masterVol, ".") || k.ks.ro[k.masterDst] {
+		t.Fatalf("the keys service writes %s, which is not on a writable named volume", k.kekOut)
 	}
+	return k
+}
+
+// origin returns the file of the keys service that svc's file p is a copy
+// of: p lies on a volume that the keys service also mounts, and the script
+// copies a file of that name into that directory.
+func (k *keysScript) origin(t *testing.T, svc *service, p string) string {
+	t.Helper()
+	dst, vol := svc.mountOf(p)
+	if dst == "" {
+		t.Fatalf("service %s: %s is on no volume", svc.name, p)
+	}
+	if !svc.ro[dst] {
+		t.Fatalf("service %s: mount %s (%s, which holds %s) read-only", svc.name, vol, dst, p)
+	}
+	kdst := ""
+	for d, v := range k.ks.mounts {
+		if v == vol {
+			kdst = d
+		}
+	}
+	if kdst == "" {
+		t.Fatalf("service %s reads %s from volume %s, which the keys service does not fill", svc.name, p, vol)
+	}
+	q := path.Join(kdst, strings.TrimPrefix(p, dst))
+	for _, src := range k.copies[path.Dir(q)] {
+		if path.Base(src) == path.Base(q) {
+			return src
+		}
+	}
+	t.Fatalf("service %s reads %s (%s in the keys service), which the keys script does not copy there (copies: %v)", svc.name, p, q, k.copies)
+	return ""
+}
+
+// TestKeysServiceMakesWhatConfigsUse checks that the init script makes the
+// certificates (names and roles), the KEK and the password file, and
+// copies to each service exactly the files its config points at.
+func TestKeysServiceMakesWhatConfigsUse(t *testing.T) {
+	l := loadConfigs(t)
+	k := parseKeysScript(t, l.c)
+	pkiFile := func(n string) string { return k.at(path.Join(k.pkiDir, n)) }
 	for _, x := range []struct {
 		s    *service
 		role string
 		name string
 		tls  configs.TLS
 	}{{l.dirSvc, "director", l.director.Name, l.director.TLS}, {l.sdSvc, "storage", l.storaged.Name, l.storaged.TLS}, {l.ctlSvc, "console", l.console.Name, l.console.TLS}} {
-		if !slices.Contains(names[x.role], x.name) {
-			t.Fatalf("tapekey pki init makes %s certificates %v; the %s config's name is %q", x.role, names[x.role], x.s.name, x.name)
+		if !slices.Contains(k.names[x.role], x.name) {
+			t.Fatalf("tapekey pki init makes %s certificates %v; the %s config's name is %q", x.role, k.names[x.role], x.s.name, x.name)
 		}
-		want := configs.TLS{CA: at(path.Join(pkiDir, "ca.crt")), Cert: at(path.Join(pkiDir, x.name+".crt")), Key: at(path.Join(pkiDir, x.name+".key"))}
-		if x.tls != want {
-			t.Fatalf("service %s's [tls] is %+v; tapekey pki init writes %+v", x.s.name, x.tls, want)
-		}
-		if x.s.mounts[vdst] != vol {
-			t.Fatalf("service %s does not mount volume %s at %s (its mounts: %v)", x.s.name, vol, vdst, x.s.mounts)
-		}
-		if !x.s.ro[vdst] {
-			t.Fatalf("service %s: mount the keys volume read-only", x.s.name)
+		for _, f := range []struct{ what, p, want string }{
+			{"ca", x.tls.CA, pkiFile("ca.crt")},
+			{"cert", x.tls.Cert, pkiFile(x.name + ".crt")},
+			{"key", x.tls.Key, pkiFile(x.name + ".key")},
+			{"revocation_list", x.tls.RevocationList, pkiFile("revoked.txt")},
+		} {
+			if f.p == "" {
+				t.Fatalf("service %s: [tls] %s is not set", x.s.name, f.what)
+			}
+			if got := k.origin(t, x.s, f.p); got != f.want {
+				t.Fatalf("service %s: [tls] %s %s is a copy of %s; tapekey pki init writes %s", x.s.name, f.what, f.p, got, f.want)
+			}
 		}
 	}
-	if l.director.Keys.Active().File != at(kekOut) || l.storaged.Keys.KEK[0].File != at(kekOut) {
-		t.Fatalf("KEK: the keys service makes %s; director uses %s, storaged %s", at(kekOut), l.director.Keys.Active().File, l.storaged.Keys.KEK[0].File)
+	for _, x := range []struct {
+		s *service
+		p string
+	}{{l.dirSvc, l.director.Keys.Active().File}, {l.sdSvc, l.storaged.Keys.KEK[0].File}} {
+		if got := k.origin(t, x.s, x.p); got != k.kekOut {
+			t.Fatalf("service %s: KEK %s is a copy of %s; the keys service makes the KEK at %s", x.s.name, x.p, got, k.kekOut)
+		}
 	}
-	if l.director.Catalog.PasswordFile != at(pwFile) {
-		t.Fatalf("catalog password_file %s; the keys service writes %s", l.director.Catalog.PasswordFile, at(pwFile))
+	if got := k.origin(t, l.dirSvc, l.director.Catalog.PasswordFile); got != k.pwFile {
+		t.Fatalf("catalog password_file %s is a copy of %s; the keys service writes %s", l.director.Catalog.PasswordFile, got, k.pwFile)
 	}
 	for _, s := range []*service{l.dirSvc, l.sdSvc} {
-		if s.depends[ks.name] != "service_completed_successfully" {
-			t.Fatalf("service %s must wait for %s with condition service_completed_successfully (has %q)", s.name, ks.name, s.depends[ks.name])
+		if s.depends[k.ks.name] != "service_completed_successfully" {
+			t.Fatalf("service %s must wait for %s with condition service_completed_successfully (has %q)", s.name, k.ks.name, s.depends[k.ks.name])
+		}
+	}
+}
+
+// TestEachServiceGetsOnlyItsSecrets: a compromised container must not
+// hold another's keys. The keys volume (every key, the CA's certificates)
+// is the keys service's alone; a volume with a secret in it (a private
+// key, the KEK, the catalog password) is mounted by one service, and holds
+// nothing that service's config does not use; a volume that several
+// services share holds no secret.
+func TestEachServiceGetsOnlyItsSecrets(t *testing.T) {
+	l := loadConfigs(t)
+	k := parseKeysScript(t, l.c)
+	for _, n := range l.c.order {
+		if s := l.c.services[n]; s != k.ks {
+			for dst, vol := range s.mounts {
+				if vol == k.masterVol {
+					t.Fatalf("service %s mounts the keys volume %s (at %s): it would hold every service's keys; give it only its own", n, vol, dst)
+				}
+			}
+		}
+	}
+	secret := func(src string) bool {
+		return strings.HasSuffix(src, ".key") || src == k.kekOut || src == k.pwFile || strings.HasSuffix(src, ".password")
+	}
+	uses := map[*service][]string{
+		l.dirSvc: {l.director.TLS.CA, l.director.TLS.Cert, l.director.TLS.Key, l.director.TLS.RevocationList, l.director.Keys.Active().File, l.director.Catalog.PasswordFile},
+		l.sdSvc:  {l.storaged.TLS.CA, l.storaged.TLS.Cert, l.storaged.TLS.Key, l.storaged.TLS.RevocationList, l.storaged.Keys.KEK[0].File},
+		l.ctlSvc: {l.console.TLS.CA, l.console.TLS.Cert, l.console.TLS.Key, l.console.TLS.RevocationList},
+	}
+	for dir, srcs := range k.copies {
+		kdst, vol := k.ks.mountOf(dir)
+		if kdst != dir || vol == k.masterVol {
+			t.Fatalf("the keys script copies into %s, which is not a volume of its own (mount %q, volume %q)", dir, kdst, vol)
+		}
+		var holders []*service
+		for _, n := range l.c.order {
+			if s := l.c.services[n]; s != k.ks && slices.Contains(slices.Collect(maps.Values(s.mounts)), vol) {
+				holders = append(holders, s)
+			}
+		}
+		var secrets []string
+		for _, src := range srcs {
+			if secret(src) {
+				secrets = append(secrets, src)
+			}
+		}
+		if len(secrets) == 0 {
+			continue
+		}
+		if len(holders) != 1 {
+			var names []string
+			for _, h := range holders {
+				names = append(names, h.name)
+			}
+			t.Fatalf("volume %s holds secrets %v and is mounted by %v; a volume with secrets is for one service", vol, secrets, names)
+		}
+		h := holders[0]
+		hdst := ""
+		for d, v := range h.mounts {
+			if v == vol {
+				hdst = d
+			}
+		}
+		for _, src := range srcs {
+			p := path.Join(hdst, path.Base(src))
+			if !slices.Contains(uses[h], p) {
+				t.Fatalf("volume %s gives service %s %s (a copy of %s), which its config does not use; give each service only its own", vol, h.name, p, src)
+			}
 		}
 	}
 }

@@ -281,6 +281,12 @@ func (c *console) connectError(msg string) error {
 		hint = fmt.Sprintf("is the director running and listening on %s? ([director] address in %s)", d.Address, c.cfg.Path)
 	case strings.Contains(msg, "no such host"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "no route to host"), strings.Contains(msg, "network is unreachable"):
 		hint = fmt.Sprintf("is [director] address = %q in %s right, and is that host reachable?", d.Address, c.cfg.Path)
+	case strings.Contains(msg, "presented the certificate of"):
+		hint = fmt.Sprintf("what answers at %s is not the director named %q: nothing was sent to it. Find out what listens there (another program may hold the port), or, if the name is wrong, fix [director] name in %s", d.Address, directorName(c), c.cfg.Path)
+	case strings.Contains(msg, "was revoked"):
+		hint = fmt.Sprintf("the director's certificate is in the revocation list [tls] revocation_list = %s: the director needs a new certificate (tapekey pki issue)", c.cfg.TLS.RevocationList)
+	case strings.Contains(msg, "revocation list"):
+		hint = fmt.Sprintf("fix the revocation list [tls] revocation_list = %s (tapekey pki revoke writes it), or remove the setting from %s", c.cfg.TLS.RevocationList, c.cfg.Path)
 	case strings.Contains(msg, "certificate is valid for"), strings.Contains(msg, "certificate is not valid for"):
 		hint = fmt.Sprintf("the director's certificate does not carry the name %q: set [director] tls_server_name in %s to the name in the director's certificate", d.TLSServerName, c.cfg.Path)
 	case strings.Contains(msg, "unknown authority"):

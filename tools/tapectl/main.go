@@ -220,7 +220,10 @@ func dial(cfg *configs.Console, json bool, stdout, stderr io.Writer) (*console, 
 // anything is sent, that its certificate is a console certificate for the
 // configured name (the director authorizes by both).
 func clientTLS(cfg *configs.Console) (*tls.Config, error) {
-	tc, err := tlsconf.Client(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, cfg.Director.TLSServerName)
+	// The director must present a director certificate for its name.
+	// [director] name, or else tls_server_name (the prompt's rule).
+	want := tlsconf.Peer{Role: tlsconf.RoleDirector, Name: directorName(&console{cfg: cfg})}
+	tc, err := tlsconf.Client(tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList}, want, cfg.Director.TLSServerName)
 	if err != nil {
 		return nil, err
 	}

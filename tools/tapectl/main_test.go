@@ -592,3 +592,60 @@ func TestConfigAndUsageErrors(t *testing.T) {
 		t.Error("--help does not point at help")
 	}
 }
+
+// TestImpostorDirector: something that holds a certificate of this CA but
+// is not the director (a console's certificate that, as tapekey used to
+// issue them, may serve and carries the name "director"; a storage's) is
+// refused before any command is sent, and the message says what it
+// presented and what was expected.
+func TestImpostorDirector(t *testing.T) {
+	e := start(t)
+	cwd := t.TempDir()
+	for _, imp := range []struct{ name, role string }{{"admin", tlsconf.RoleConsole}, {"sd1", tlsconf.RoleStorage}} {
+		f := testenv.Impostor(t, e.ca, e.dir, imp.name, imp.role, "director")
+		sc, err := tlsconf.Server(f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &director{addr: lis.Addr().String(), started: make(chan string, 1), cancelled: make(chan string, 1)}
+		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(sc)))
+		tapewardpb.RegisterConsoleServer(srv, d)
+		go srv.Serve(lis)
+		defer srv.Stop()
+		cfg := e.writeConfig(t, "impostor-"+imp.role+".toml", d.addr, "director", "ca.crt", "admin")
+		r := tapectl(t, cwd, "", nil, "-c", cfg, "list volumes")
+		connFail(t, r, fmt.Sprintf("tapectl: cannot reach the director at %s (server name \"director\"): ", d.addr),
+			fmt.Sprintf("presented the certificate of %s %q, but this side expects director \"director\"", imp.role, imp.name),
+			fmt.Sprintf("tapectl: check: what answers at %s is not the director named \"director\": nothing was sent to it. Find out what listens there (another program may hold the port), or, if the name is wrong, fix [director] name in %s\n", d.addr, cfg))
+		if n := len(d.requests()); n != 0 {
+			t.Errorf("the impostor %s received %d requests", imp.role, n)
+		}
+	}
+}
+
+// TestRevokedDirector: a director whose certificate is in the console's
+// revocation list is refused, saying so.
+func TestRevokedDirector(t *testing.T) {
+	e := start(t)
+	list := filepath.Join(e.dir, "revoked.txt")
+	leaf, err := tlsconf.Files{CA: filepath.Join(e.dir, "ca.crt"), Cert: filepath.Join(e.dir, "director.crt"), Key: filepath.Join(e.dir, "director.key")}.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.Revoke(list, tlsconf.Revocation{Serial: leaf.SerialNumber, At: time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC), Name: "director", Role: "director", Reason: "key leaked"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, append(b, []byte("revocation_list = \"revoked.txt\"\n")...), 0o644)
+	r := tapectl(t, t.TempDir(), "", nil, "-c", e.config, "list volumes")
+	connFail(t, r, fmt.Sprintf("tapectl: cannot reach the director at %s (server name \"director\"): ", e.d.addr),
+		"the certificate of director \"director\" (serial "+tlsconf.FormatSerial(leaf.SerialNumber)+") was revoked on 2026-12-02T06:00:00Z (key leaked)",
+		"tapectl: check: the director's certificate is in the revocation list [tls] revocation_list = "+list+": the director needs a new certificate (tapekey pki issue)\n")
+	if n := len(e.d.requests()); n != 0 {
+		t.Errorf("a revoked director received %d requests", n)
+	}
+}

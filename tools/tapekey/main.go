@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/tapeward/tapeward/tools/lib/harden"
 )
 
 // groups is the command table, in the order "tapekey help" lists it.
@@ -67,6 +69,12 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 func main() {
+	// Most commands read KEKs, keys or the CA key: keep them out of core
+	// dumps and debuggers.
+	if err := harden.Process(); err != nil {
+		fmt.Fprintln(os.Stderr, "tapekey:", err)
+		os.Exit(1)
+	}
 	os.Exit(run(&cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 

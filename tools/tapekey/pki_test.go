@@ -72,18 +72,27 @@ func checkLeaf(t *testing.T, pkiDir, name, role string) *x509.Certificate {
 	if !slices.Equal(c.Subject.OrganizationalUnit, []string{role}) {
 		t.Fatalf("%s.crt: OU %v, want [%s]", name, c.Subject.OrganizationalUnit, role)
 	}
-	if !slices.Contains(c.DNSNames, name) {
+	server := role != "console"
+	if server && !slices.Contains(c.DNSNames, name) {
 		t.Fatalf("%s.crt: DNS names %v lack %q", name, c.DNSNames, name)
+	}
+	if want := server; slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth) != want {
+		t.Fatalf("%s.crt (%s): extended key usages %v; serverAuth wanted: %v", name, role, c.ExtKeyUsage, want)
 	}
 	if c.IsCA {
 		t.Fatalf("%s.crt is a CA certificate", name)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	for _, u := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
-		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, DNSName: name, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
-			t.Fatalf("%s.crt does not verify against ca.crt for %v: %v", name, u, err)
-		}
+	if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("%s.crt does not verify against ca.crt as a client: %v", name, err)
+	}
+	_, err := c.Verify(x509.VerifyOptions{Roots: roots, DNSName: name, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if server && err != nil {
+		t.Fatalf("%s.crt does not verify against ca.crt as server %s: %v", name, name, err)
+	}
+	if !server && err == nil {
+		t.Fatalf("console %s.crt verifies as a server for %s", name, name)
 	}
 	if _, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, name+".crt"), filepath.Join(pkiDir, name+".key")); err != nil {
 		t.Fatalf("%s.key does not match %s.crt: %v", name, name, err)
@@ -94,28 +103,43 @@ func checkLeaf(t *testing.T, pkiDir, name, role string) *x509.Certificate {
 func TestPKIInit(t *testing.T) {
 	dir := t.TempDir()
 	out := ok(t, dir, "", "pki", "init", "--dir", "pki", "--director", "director",
-		"--storage", "sd1", "--storage", "sd2", "--console", "admin", "--host", "tape.example.com", "--host", "192.0.2.7")
+		"--storage", "sd1", "--storage", "sd2", "--client", "fd1", "--console", "admin", "--host", "tape.example.com", "--host", "192.0.2.7")
 	pkiDir := filepath.Join(dir, "pki")
 	if m := mode(t, pkiDir); m != 0o700 {
 		t.Fatalf("pki dir mode %04o, want 0700", m)
 	}
-	want := []string{"admin.crt", "admin.key", "ca.crt", "director.crt", "director.key", "sd1.crt", "sd1.key", "sd2.crt", "sd2.key"}
+	want := []string{"admin.crt", "admin.key", "ca.crt", "director.crt", "director.key", "fd1.crt", "fd1.key", "revoked.txt", "sd1.crt", "sd1.key", "sd2.crt", "sd2.key"}
 	if got := dirNames(t, pkiDir); !slices.Equal(got, want) {
 		t.Fatalf("pki dir holds %v, want %v (no ca.key without --keep-ca-key)", got, want)
 	}
 	for _, n := range want {
-		if m := mode(t, filepath.Join(pkiDir, n)); m != 0o600 {
-			t.Fatalf("%s mode %04o, want 0600", n, m)
+		wantMode := os.FileMode(0o600)
+		if n == "revoked.txt" {
+			wantMode = 0o644 // no secret; every daemon reads it
 		}
+		if m := mode(t, filepath.Join(pkiDir, n)); m != wantMode {
+			t.Fatalf("%s mode %04o, want %04o", n, m, wantMode)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(pkiDir, "revoked.txt")); err != nil || !strings.HasPrefix(string(b), tlsconf.RevocationHeader+"\n") {
+		t.Fatalf("revoked.txt: %q, %v; want an empty list with its header", b, err)
 	}
 	ca := readCert(t, filepath.Join(pkiDir, "ca.crt"))
 	if !ca.IsCA || ca.Subject.CommonName != "Tapeward CA" {
 		t.Fatalf("ca.crt: IsCA %v CN %q", ca.IsCA, ca.Subject.CommonName)
 	}
-	for _, w := range []struct{ name, role string }{{"director", "director"}, {"sd1", "storage"}, {"sd2", "storage"}, {"admin", "console"}} {
+	for _, w := range []struct{ name, role string }{{"director", "director"}, {"sd1", "storage"}, {"sd2", "storage"}, {"fd1", "client"}, {"admin", "console"}} {
 		c := checkLeaf(t, pkiDir, w.name, w.role)
-		if !slices.Contains(c.DNSNames, "tape.example.com") || !slices.ContainsFunc(c.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("192.0.2.7")) }) {
+		if w.role == "console" {
+			if len(c.DNSNames) > 0 || len(c.IPAddresses) > 0 {
+				t.Fatalf("console %s.crt carries DNS %v IP %v; a console never serves", w.name, c.DNSNames, c.IPAddresses)
+			}
+		} else if !slices.Contains(c.DNSNames, "tape.example.com") || !slices.ContainsFunc(c.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("192.0.2.7")) }) {
 			t.Fatalf("%s.crt lacks the --host names: DNS %v IP %v", w.name, c.DNSNames, c.IPAddresses)
+		}
+		// Valid for one year by default.
+		if d := c.NotAfter.Sub(c.NotBefore); d < 365*24*time.Hour || d > 366*24*time.Hour {
+			t.Fatalf("%s.crt is valid for %v, want one year", w.name, d)
 		}
 		// The output names each file, name, role and expiry.
 		line := ""
@@ -176,15 +200,16 @@ func TestPKIInitRefusesOverwriteAndBadInput(t *testing.T) {
 }
 
 // handshake runs one mutual TLS 1.3 handshake on loopback between a
-// tlsconf.Server (with accept) and a tlsconf.Client, exchanging a line, and
-// returns the peer the server saw and the errors of both sides.
-func handshake(t *testing.T, srv tlsconf.Files, accept func(tlsconf.Peer) error, cli tlsconf.Files, serverName string) (tlsconf.Peer, error, error) {
+// tlsconf.Server (with accept) and a tlsconf.Client expecting want (at
+// serverName, "": want's name), exchanging a line, and returns the peer
+// the server saw and the errors of both sides.
+func handshake(t *testing.T, srv tlsconf.Files, accept func(tlsconf.Peer) error, cli tlsconf.Files, want tlsconf.Peer, serverName string) (tlsconf.Peer, error, error) {
 	t.Helper()
 	scfg, err := tlsconf.Server(srv, accept)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ccfg, err := tlsconf.Client(cli, serverName)
+	ccfg, err := tlsconf.Client(cli, want, serverName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +273,7 @@ func TestPKIMutualTLS(t *testing.T) {
 
 	// director dials storaged (sd1 accepts only the director named "director").
 	sdAccept := tlsconf.Expect([]string{tlsconf.RoleDirector}, "director")
-	peer, serr, cerr := handshake(t, files(p, "sd1"), sdAccept, files(p, "director"), "sd1")
+	peer, serr, cerr := handshake(t, files(p, "sd1"), sdAccept, files(p, "director"), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
 	if serr != nil || cerr != nil {
 		t.Fatalf("director -> sd1: server error %v, client error %v", serr, cerr)
 	}
@@ -258,7 +283,7 @@ func TestPKIMutualTLS(t *testing.T) {
 	// storaged and the console dial the director.
 	dirAccept := tlsconf.Expect([]string{tlsconf.RoleStorage, tlsconf.RoleConsole})
 	for _, w := range []struct{ name, role string }{{"sd1", tlsconf.RoleStorage}, {"admin", tlsconf.RoleConsole}} {
-		peer, serr, cerr := handshake(t, files(p, "director"), dirAccept, files(p, w.name), "director")
+		peer, serr, cerr := handshake(t, files(p, "director"), dirAccept, files(p, w.name), tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
 		if serr != nil || cerr != nil {
 			t.Fatalf("%s -> director: server error %v, client error %v", w.name, serr, cerr)
 		}
@@ -269,15 +294,15 @@ func TestPKIMutualTLS(t *testing.T) {
 
 	// Refusals: a console's certificate where a director is expected (role
 	// check); a certificate of another CA; the wrong server name.
-	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(p, "admin"), "sd1")
+	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(p, "admin"), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
 	if serr == nil || !strings.Contains(serr.Error(), `role "console"`) || cerr == nil {
 		t.Fatalf("console cert at storaged: server error %v, client error %v; want a role refusal", serr, cerr)
 	}
-	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(other, "director"), "sd1")
+	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(other, "director"), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
 	if serr == nil || cerr == nil {
 		t.Fatalf("director cert of another CA was accepted (server %v, client %v)", serr, cerr)
 	}
-	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(p, "director"), "sd2")
+	_, serr, cerr = handshake(t, files(p, "sd1"), sdAccept, files(p, "director"), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd2"}, "")
 	if cerr == nil || !strings.Contains(cerr.Error(), "sd2") {
 		t.Fatalf("client verifying server name sd2 against sd1's cert: client error %v", cerr)
 	}
@@ -307,7 +332,7 @@ func TestPKIKeepCAKeyAndIssue(t *testing.T) {
 		}
 	}
 	// The later certificate works with the earlier ones.
-	_, serr, cerr := handshake(t, files(p, "sd2"), tlsconf.Expect([]string{tlsconf.RoleDirector}, "director"), files(p, "director"), "sd2")
+	_, serr, cerr := handshake(t, files(p, "sd2"), tlsconf.Expect([]string{tlsconf.RoleDirector}, "director"), files(p, "director"), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd2"}, "")
 	if serr != nil || cerr != nil {
 		t.Fatalf("director -> sd2: server %v, client %v", serr, cerr)
 	}
@@ -383,12 +408,12 @@ func TestPKIInitMatchesShippedConfigs(t *testing.T) {
 		{"storaged", s.TLS, s.Director.TLSServerName, tlsconf.Peer{Name: s.Name, Role: tlsconf.RoleStorage}},
 		{"tapectl", c.TLS, c.Director.TLSServerName, tlsconf.Peer{Name: c.Name, Role: tlsconf.RoleConsole}},
 	} {
-		peer, serr, cerr := handshake(t, tf(d.TLS), dirAccept, tf(x.cli), x.serverName)
+		peer, serr, cerr := handshake(t, tf(d.TLS), dirAccept, tf(x.cli), tlsconf.Peer{Role: tlsconf.RoleDirector, Name: d.Name}, x.serverName)
 		if serr != nil || cerr != nil || peer != x.want {
 			t.Fatalf("%s -> director with the sample configs: peer %v, server error %v, client error %v", x.who, peer, serr, cerr)
 		}
 	}
-	peer, serr, cerr := handshake(t, tf(s.TLS), tlsconf.Expect([]string{tlsconf.RoleDirector}, s.Director.Name), tf(d.TLS), d.Storages[0].TLSServerName)
+	peer, serr, cerr := handshake(t, tf(s.TLS), tlsconf.Expect([]string{tlsconf.RoleDirector}, s.Director.Name), tf(d.TLS), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: d.Storages[0].Name}, d.Storages[0].TLSServerName)
 	if serr != nil || cerr != nil || peer != (tlsconf.Peer{Name: d.Name, Role: tlsconf.RoleDirector}) {
 		t.Fatalf("director -> storaged with the sample configs: peer %v, server error %v, client error %v", peer, serr, cerr)
 	}
@@ -408,4 +433,88 @@ func TestPKIHelp(t *testing.T) {
 			t.Fatalf("pki init --help does not mention %s:\n%s", w, out)
 		}
 	}
+}
+
+func TestPKIDaysRevokeList(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "", "pki", "init", "--dir", "pki", "--director", "director", "--storage", "sd1", "--console", "admin", "--days", "30", "--keep-ca-key")
+	p := filepath.Join(dir, "pki")
+	c := readCert(t, filepath.Join(p, "admin.crt"))
+	if d := c.NotAfter.Sub(c.NotBefore); d < 30*24*time.Hour || d > 31*24*time.Hour {
+		t.Fatalf("--days 30 gave a certificate valid for %v", d)
+	}
+	ok(t, dir, "", "pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "fd1", "--role", "client", "--days", "90")
+	fd := checkLeaf(t, p, "fd1", "client")
+	if d := fd.NotAfter.Sub(fd.NotBefore); d < 90*24*time.Hour || d > 91*24*time.Hour {
+		t.Fatalf("issue --days 90 gave %v", d)
+	}
+	ok(t, dir, "", "pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "ops", "--role", "console")
+	checkLeaf(t, p, "ops", "console")
+	fails(t, 2, dir, "", []string{"pki", "issue", "--dir", "pki", "--ca-key", "pki/ca.key", "--name", "ops2", "--role", "console", "--host", "x.example"}, "no --host")
+	fails(t, 2, dir, "", []string{"pki", "init", "--dir", "p9", "--director", "d", "--days", "0"}, "--days 0")
+
+	// list: every certificate with name, role, serial, expiry; none revoked.
+	out := ok(t, dir, "", "pki", "list", "--dir", "pki")
+	for _, n := range []string{"admin", "director", "sd1", "fd1", "ops"} {
+		cert := readCert(t, filepath.Join(p, n+".crt"))
+		line := ""
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, n+" ") {
+				line = l
+			}
+		}
+		role := cert.Subject.OrganizationalUnit[0]
+		if !strings.Contains(line, " "+role+" ") || !strings.Contains(line, tlsconf.FormatSerial(cert.SerialNumber)) ||
+			!strings.Contains(line, cert.NotAfter.UTC().Format(time.DateOnly)) || strings.Contains(line, "REVOKED") {
+			t.Fatalf("list line for %s: %q\n%s", n, line, out)
+		}
+	}
+
+	// revoke by certificate file and by serial (looked up in --dir for its name).
+	out = ok(t, dir, "", "pki", "revoke", "pki/admin.crt", "--dir", "pki", "--reason", "laptop stolen")
+	if !strings.Contains(out, `console "admin"`) || !strings.Contains(out, "revoked.txt") {
+		t.Fatalf("revoke output: %s", out)
+	}
+	sd1 := readCert(t, filepath.Join(p, "sd1.crt"))
+	colons := strings.ToUpper(tlsconf.FormatSerial(sd1.SerialNumber))
+	ok(t, dir, "", "pki", "revoke", colons, "--dir", "pki")
+	revs, err := tlsconfRead(filepath.Join(p, "revoked.txt"))
+	if err != nil || len(revs) != 2 || revs[0].Name != "admin" || revs[0].Role != "console" || revs[0].Reason != "laptop stolen" || revs[1].Name != "sd1" || revs[1].Role != "storage" {
+		t.Fatalf("revocation list: %+v, %v", revs, err)
+	}
+	if m := mode(t, filepath.Join(p, "revoked.txt")); m != 0o644 {
+		t.Fatalf("revoked.txt mode %04o after revoke", m)
+	}
+	fails(t, 1, dir, "", []string{"pki", "revoke", "pki/admin.crt", "--dir", "pki"}, "already revoked")
+	fails(t, 2, dir, "", []string{"pki", "revoke", "nothex!", "--dir", "pki"}, "serial")
+	fails(t, 2, dir, "", []string{"pki", "revoke", "pki/admin.crt"}, "--dir")
+	out = ok(t, dir, "", "pki", "list", "--dir", "pki")
+	for _, l := range strings.Split(out, "\n") {
+		revoked := strings.Contains(l, "REVOKED")
+		if (strings.HasPrefix(l, "admin ") || strings.HasPrefix(l, "sd1 ")) != revoked {
+			t.Fatalf("list after revoking admin and sd1, line %q:\n%s", l, out)
+		}
+	}
+	if !strings.Contains(out, "laptop stolen") {
+		t.Fatalf("list does not show the reason:\n%s", out)
+	}
+
+	// The revoked console is refused by a director reading the list.
+	lf := func(n string) tlsconf.Files {
+		f := files(p, n)
+		f.RevocationList = filepath.Join(p, "revoked.txt")
+		return f
+	}
+	_, serr, _ := handshake(t, lf("director"), nil, lf("admin"), tlsconf.Peer{Role: tlsconf.RoleDirector, Name: "director"}, "")
+	if serr == nil || !strings.Contains(serr.Error(), "revoked") {
+		t.Fatalf("revoked admin at the director: %v", serr)
+	}
+}
+
+func tlsconfRead(path string) ([]tlsconf.Revocation, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return tlsconf.ParseRevocations(b)
 }

@@ -1,9 +1,21 @@
 // Package pki makes the small certificate authority of a Tapeward
 // installation: a CA and ECDSA P-256 certificates for the director, the
-// storage daemons and the consoles, in the form package proto/tlsconf
-// expects (name in the Common Name and DNS name, role in the OU).
-// `tapekey pki init` and the tests use it; bring-your-own-CA setups only
-// need to follow the same naming.
+// storage daemons, the file daemons (role "client") and the consoles, in
+// the form package proto/tlsconf expects (name in the Common Name, role in
+// the OU). `tapekey pki init` and the tests use it; bring-your-own-CA
+// setups only need to follow the same naming.
+//
+// Which certificate may do what:
+//
+//	role       extended key usage        DNS/IP names
+//	director   serverAuth + clientAuth   its name, localhost, 127.0.0.1, ::1, --host
+//	storage    serverAuth + clientAuth   the same
+//	client     serverAuth + clientAuth   the same
+//	console    clientAuth only           none (a console never serves)
+//
+// Leaves are valid for one year by default (Options.Validity). Revoking a
+// certificate adds it to a revocation list (WriteRevocations; the format
+// is package proto/tlsconf's), which works without the CA key.
 package pki
 
 import (
@@ -19,7 +31,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"github.com/tapeward/tapeward/proto/tlsconf"
 )
 
 // CA is a certificate authority that can issue certificates.
@@ -38,9 +53,23 @@ type Issued struct {
 
 // Validity of issued certificates.
 const (
-	caValidity   = 10 * 365 * 24 * time.Hour
-	leafValidity = 5 * 365 * 24 * time.Hour
+	caValidity = 10 * 365 * 24 * time.Hour
+	// LeafValidity is how long a director, storage, client or console
+	// certificate is valid unless Options.Validity says otherwise.
+	LeafValidity = 365 * 24 * time.Hour
 )
+
+// Roles are the roles a certificate may carry.
+var Roles = []string{tlsconf.RoleDirector, tlsconf.RoleStorage, tlsconf.RoleClient, tlsconf.RoleConsole}
+
+// Options tune Issue.
+type Options struct {
+	// Hosts are extra DNS names or IP addresses (server roles only).
+	Hosts []string
+	// Validity is how long the certificate is valid (default
+	// LeafValidity); it never outlives the CA.
+	Validity time.Duration
+}
 
 // NewCA makes a self-signed CA named name.
 func NewCA(name string) (*CA, error) {
@@ -138,34 +167,63 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	return &CA{Cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cb.Bytes})}, nil
 }
 
-// Issue makes a certificate for name with role ("director", "storage",
-// "console"), usable as TLS client and server; hosts adds DNS names or IP
-// addresses (the name itself is always a DNS name, and 127.0.0.1 and ::1
-// are added for loopback setups).
+// Issue makes a certificate for name with role and default options;
+// hosts adds DNS names or IP addresses (server roles only).
 func (ca *CA) Issue(name, role string, hosts ...string) (*Issued, error) {
+	return ca.IssueWith(name, role, Options{Hosts: hosts})
+}
+
+// IssueWith makes a certificate for name with role ("director", "storage",
+// "client", "console"). Director, storage and client certificates serve
+// and call (serverAuth and clientAuth), carry the name as a DNS name plus
+// localhost, 127.0.0.1 and ::1 for loopback setups, and o.Hosts; console
+// certificates only call (clientAuth, no DNS or IP names), so a console's
+// holder cannot pose as a daemon.
+func (ca *CA) IssueWith(name, role string, o Options) (*Issued, error) {
 	if name == "" || role == "" {
 		return nil, errors.New("pki: a certificate needs a name and a role")
+	}
+	if !slices.Contains(Roles, role) {
+		return nil, fmt.Errorf("pki: role %q: use one of director, storage, client, console", role)
+	}
+	server := slices.Contains(tlsconf.ServerRoles, role)
+	if !server && len(o.Hosts) > 0 {
+		return nil, fmt.Errorf("pki: a %s certificate never serves, so it takes no host names (%v)", role, o.Hosts)
+	}
+	if o.Validity < 0 {
+		return nil, fmt.Errorf("pki: validity %v is negative", o.Validity)
+	}
+	if o.Validity == 0 {
+		o.Validity = LeafValidity
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
+	notAfter := now.Add(o.Validity)
+	if notAfter.After(ca.Cert.NotAfter) {
+		return nil, fmt.Errorf("pki: a certificate valid until %s would outlive the CA %q (valid until %s); issue it for fewer days",
+			notAfter.UTC().Format(time.DateOnly), ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{role}, Organization: []string{"Tapeward"}},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(leafValidity),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{name, "localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		tmpl.DNSNames = []string{name, "localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+		for _, h := range o.Hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else if h != "" {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
 		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)

@@ -103,7 +103,11 @@ func Console(t testing.TB, path, name, directorName, directorAddr string, f tlsc
 }
 
 func writeTLS(b *strings.Builder, f tlsconf.Files) {
-	fmt.Fprintf(b, "[tls]\nca = %q\ncert = %q\nkey = %q\n\n", f.CA, f.Cert, f.Key)
+	fmt.Fprintf(b, "[tls]\nca = %q\ncert = %q\nkey = %q\n", f.CA, f.Cert, f.Key)
+	if f.RevocationList != "" {
+		fmt.Fprintf(b, "revocation_list = %q\n", f.RevocationList)
+	}
+	b.WriteString("\n")
 }
 
 func write(t testing.TB, path, s string) {
