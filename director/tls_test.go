@@ -36,7 +36,7 @@ func TestRevokedConsoleRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errs, code := w.tapectl("list volumes")
-	if code != 1 || out != "" || !strings.Contains(errs, "not revoked") {
+	if code != 1 || out != "" || !strings.Contains(errs, "its certificate may be revoked") {
 		t.Fatalf("revoked console: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
 	testenv.WaitFor(t, "the director to log the refusal", func() bool { return strings.Contains(w.dird.Output(), "refused a connection") })

@@ -315,7 +315,7 @@ func (c *console) refusedError(detail string) error {
 	roles := cmdline.Roles()
 	return fmt.Errorf("the director at %s refused console %q when it connected (%s)\n"+
 		"tapectl: check: is console %q configured on the director? A certificate its CA signed is not enough: add [[console]] name = %q role = %q (or %s) "+
-		"to the director's director.toml and restart the director; its log says why it refused this console (certificate %s)",
+		"to the director's director.toml and restart the director; if it is configured, its certificate may be revoked (the director's [tls] revocation_list); the director's log says why it refused this console (certificate %s)",
 		c.cfg.Director.Address, c.cfg.Name, detail, c.cfg.Name, c.cfg.Name, roles[0], strings.Join(roles[1:], ", "), c.cfg.TLS.Cert)
 }
 

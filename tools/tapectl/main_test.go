@@ -508,7 +508,8 @@ func TestConnectionErrors(t *testing.T) {
 	// add to director.toml.
 	refused := "tapectl: check: is console \"admin\" configured on the director? A certificate its CA signed is not enough: " +
 		"add [[console]] name = \"admin\" role = \"read\" (or operator, keyadmin) to the director's director.toml and restart the director; " +
-		"its log says why it refused this console (certificate " + filepath.Join(e2.dir, "admin.crt") + ")\n"
+		"if it is configured, its certificate may be revoked (the director's [tls] revocation_list); " +
+		"the director's log says why it refused this console (certificate " + filepath.Join(e2.dir, "admin.crt") + ")\n"
 	prefix := fmt.Sprintf("tapectl: the director at %s refused console \"admin\" when it connected (", e2.d.addr)
 	if strings.Contains(r.stderr, "remote error") {
 		connFail(t, r, prefix, "bad certificate", refused)
