@@ -66,7 +66,7 @@ func TestRoundTripNetPipe(t *testing.T) {
 	if err := WriteHello(cli, "drive0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := readHelloReply(c.br); err != nil {
+	if _, err := readHelloReply(c.br); err != nil {
 		t.Fatal(err)
 	}
 
