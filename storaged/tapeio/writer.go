@@ -37,7 +37,8 @@ func (a Addr) String() string {
 // WriterOptions configure a Writer.
 type WriterOptions struct {
 	// BlockSize in bytes; 0 means DefaultBlockSize. It is lowered to the
-	// drive's READ BLOCK LIMITS maximum (and its granularity).
+	// drive's READ BLOCK LIMITS maximum, the transport's largest transfer
+	// and the drive's granularity (scsi.EffectiveBlockSize).
 	BlockSize int
 	// AfterFirstBlock, if set, runs once right after the first data block
 	// of the session is written (first is that block's address), before
@@ -170,21 +171,9 @@ func NewWriter(d *scsi.Device, opts WriterOptions) (*Writer, error) {
 	if bs == 0 {
 		bs = DefaultBlockSize
 	}
-	if bs < 0 || bs > 0xFFFFFF {
-		return nil, fmt.Errorf("%s: block size %d (need 1..16777215)", d.Addr(), bs)
-	}
-	lim, err := d.ReadBlockLimits()
+	bs, err := d.EffectiveBlockSize(bs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading block limits: %w", d.Addr(), err)
-	}
-	if lim.Max > 0 && uint32(bs) > lim.Max {
-		bs = int(lim.Max)
-	}
-	if g := 1 << lim.Granularity; g > 1 {
-		bs -= bs % g
-	}
-	if bs < int(lim.Min) || bs == 0 {
-		return nil, fmt.Errorf("%s: block size %d below the drive's minimum %d", d.Addr(), bs, lim.Min)
+		return nil, err
 	}
 	pos, err := d.ReadPosition()
 	if err != nil {
