@@ -155,19 +155,23 @@ func (e *BusyDeviceError) Error() string {
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}
-	return s + "; stop that process (find it with `fuser -v " + busyHint(e.Addr) + "`) or use another device"
+	return s + "; stop that process (" + busyHint(e.Addr) + ") or use another device"
 }
 
 // Is makes errors.Is(err, ErrBusy) true.
 func (e *BusyDeviceError) Is(target error) bool { return target == ErrBusy }
 
 func busyHint(addr string) string {
-	if strings.HasPrefix(addr, "vtl:") {
-		if i := strings.LastIndexByte(addr, '#'); i > 4 {
-			return addr[4:i] // the socket; `vtl status` shows the nexuses
+	if sock, ok := strings.CutPrefix(addr, "vtl:"); ok {
+		if i := strings.LastIndexByte(sock, '#'); i > 0 {
+			return "`vtl status --socket " + sock[:i] + " --json` counts each drive's connections"
 		}
+		return "another client of that vtl holds it"
 	}
-	return addr
+	if strings.HasPrefix(addr, "/") {
+		return "find it with `fuser -v " + addr + "`"
+	}
+	return "another connection holds it"
 }
 
 // IsBusy reports whether err is a *BusyDeviceError.

@@ -1,11 +1,17 @@
 package dial
 
 import (
+	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
 
 func TestParse(t *testing.T) {
@@ -49,5 +55,67 @@ func TestOpenErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "no such device node") {
 			t.Fatalf("absent node: %v", err)
 		}
+	}
+}
+
+// TestOpenExclusiveVTL: dial opens exclusively by default (finding 3): a
+// second open of a held vtl unit — exclusive or shared — is a typed
+// *scsi.BusyDeviceError naming the device; Shared opens coexist; closing
+// releases the unit.
+func TestOpenExclusiveVTL(t *testing.T) {
+	lib, err := emu.NewLibrary(emu.Config{Dir: t.TempDir(), Slots: 2, Drives: 1, Capacity: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	sock := filepath.Join(t.TempDir(), "v.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- emu.NewServer(lib).Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	addr := "vtl:" + sock + "#drive0"
+	first, err := OpenDevice(addr, scsi.TypeTape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Options{{}, {Shared: true}} {
+		_, err = OpenWith(addr, o)
+		var busy *scsi.BusyDeviceError
+		if !errors.As(err, &busy) || !errors.Is(err, scsi.ErrBusy) || busy.Addr != addr ||
+			!strings.Contains(err.Error(), "device busy: another storaged or tapekey has "+addr+" open") {
+			t.Fatalf("second open (%+v) of a held drive: %v", o, err)
+		}
+	}
+	first.Close()
+	// Released (the server drops the nexus when it sees the close).
+	waitOpen(t, addr, Options{}).Close()
+	// Shared opens coexist (tests that want several nexuses).
+	a := waitOpen(t, addr, Options{Shared: true})
+	defer a.Close()
+	b, err := OpenWith(addr, Options{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
+
+// waitOpen opens addr once its previous holder's close reached the vtl.
+func waitOpen(t *testing.T, addr string, o Options) scsi.Transport {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tr, err := OpenWith(addr, o)
+		if err == nil {
+			return tr
+		}
+		if !scsi.IsBusy(err) || time.Now().After(deadline) {
+			t.Fatalf("open %s after its holder closed: %v", addr, err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
