@@ -1,5 +1,8 @@
 # Tapeward — see README.md. `make demo` runs the main job; `make test` runs every test.
 GO       ?= go
+# go.mod needs Go >= 1.26.10: let the go command fetch that toolchain even
+# where `go env` says GOTOOLCHAIN=local (an explicit environment value wins).
+export GOTOOLCHAIN ?= auto
 BIN      ?= bin
 # Every binary the repository builds, as package directories.
 CMDS     := $(wildcard ./director ./storaged ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
