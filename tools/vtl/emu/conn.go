@@ -2,6 +2,8 @@ package emu
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
@@ -198,4 +200,43 @@ func (t *Transport) Do(cmd *scsi.Command) (scsi.Result, error) {
 		copy(cmd.Data, resp.DataIn)
 	}
 	return res, nil
+}
+
+// OpenDevice opens, exclusively and in process, the unit a device address
+// names as storaged's configuration holds it ("vtl:<socket>#drive0",
+// "vtl:<socket>#changer"; the socket part is not used), and refuses a
+// unit whose INQUIRY device type is not one of types. It has the
+// signature of storaged/sd's Options.OpenDevice, so a daemon test can run
+// against this Library with no socket and no process; wrap the Device's
+// transport with storaged/scsi/scsifault to inject failures:
+//
+//	open := func(a string, ty ...byte) (*scsi.Device, error) {
+//		d, err := lib.OpenDevice(a, ty...)
+//		if err == nil {
+//			d.T = scsifault.Wrap(d.T, rules...)
+//		}
+//		return d, err
+//	}
+func (lib *Library) OpenDevice(address string, types ...byte) (*scsi.Device, error) {
+	unit := address
+	if i := strings.LastIndexByte(address, '#'); i >= 0 {
+		unit = address[i+1:]
+	}
+	t, err := lib.Transport(unit, true)
+	if err != nil {
+		return nil, err
+	}
+	d := scsi.NewDevice(t)
+	if len(types) > 0 {
+		q, err := d.Inquiry()
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		if !slices.Contains(types, q.DeviceType) {
+			t.Close()
+			return nil, fmt.Errorf("refusing %s: it is a %s (%s %s), expected a %s", t.Addr(), scsi.DeviceTypeName(q.DeviceType), q.Vendor, q.Product, scsi.DeviceTypeName(types[0]))
+		}
+	}
+	return d, nil
 }

@@ -274,3 +274,32 @@ func TestParseFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenDevice: the in-process opener storaged/sd's Options.OpenDevice
+// takes: exclusive, type-checked, from a configured address.
+func TestOpenDevice(t *testing.T) {
+	h := newTestLib(t, nil)
+	d, err := h.lib.OpenDevice("vtl:/run/vtl.sock#drive1", scsi.TypeTape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if q, err := d.Inquiry(); err != nil || q.DeviceType != scsi.TypeTape || d.Addr() != "vtl-inprocess#drive1" {
+		t.Fatalf("%+v %v %s", q, err, d.Addr())
+	}
+	if _, err := h.lib.OpenDevice("vtl:/run/vtl.sock#drive1", scsi.TypeTape); !scsi.IsBusy(err) {
+		t.Fatalf("second open: %v", err)
+	}
+	if _, err := h.lib.OpenDevice("vtl:/run/vtl.sock#changer", scsi.TypeTape); err == nil || !strings.Contains(err.Error(), "refusing vtl-inprocess#changer: it is a medium changer") {
+		t.Fatalf("changer as a tape drive: %v", err)
+	}
+	// The refused open released the changer.
+	ch, err := h.lib.OpenDevice("vtl:/run/vtl.sock#changer", scsi.TypeMediumChanger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Close()
+	if _, err := h.lib.OpenDevice("vtl:/s#drive9"); err == nil || !strings.Contains(err.Error(), `no unit "drive9"`) {
+		t.Fatalf("drive9: %v", err)
+	}
+}
