@@ -151,7 +151,7 @@ type BusyDeviceError struct {
 }
 
 func (e *BusyDeviceError) Error() string {
-	s := "open " + e.Addr + ": device busy: another storaged or tapekey has " + e.Addr + " open"
+	s := "device busy: another storaged or tapekey has " + e.Addr + " open"
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}
