@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/tools/vtl/emu"
@@ -92,30 +91,21 @@ func TestOpenExclusiveVTL(t *testing.T) {
 		}
 	}
 	first.Close()
-	// Released (the server drops the nexus when it sees the close).
-	waitOpen(t, addr, Options{}).Close()
+	// Released at once: the vtl finds the holder's socket closed.
+	again, err := OpenDevice(addr, scsi.TypeTape)
+	if err != nil {
+		t.Fatalf("after the holder closed: %v", err)
+	}
+	again.Close()
 	// Shared opens coexist (tests that want several nexuses).
-	a := waitOpen(t, addr, Options{Shared: true})
+	a, err := OpenWith(addr, Options{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer a.Close()
 	b, err := OpenWith(addr, Options{Shared: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
-}
-
-// waitOpen opens addr once its previous holder's close reached the vtl.
-func waitOpen(t *testing.T, addr string, o Options) scsi.Transport {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tr, err := OpenWith(addr, o)
-		if err == nil {
-			return tr
-		}
-		if !scsi.IsBusy(err) || time.Now().After(deadline) {
-			t.Fatalf("open %s after its holder closed: %v", addr, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

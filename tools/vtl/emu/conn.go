@@ -4,16 +4,17 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
 )
 
-// holders counts the connections to one unit.
+// holders are the connections to one unit.
 type holders struct {
-	n    int
-	excl bool
+	conns map[*Conn]struct{}
+	excl  bool
 }
 
 // Conn is one I_T nexus to one unit of a Library, in process: what one
@@ -25,15 +26,24 @@ type Conn struct {
 	nx     *Nexus
 	exec   func(*Nexus, *vtlwire.Request) vtlwire.Response
 	detach func()
-	closed bool
+	once   sync.Once
+	// alive reports whether the peer still has the connection open (nil:
+	// in process, alive until Close).
+	alive func() bool
 }
 
 // Connect opens a nexus to unit ("drive0", …, "changer"). With
 // h.Exclusive it is refused while any other connection holds the unit; a
 // unit held exclusively refuses every other connection. Both refusals are
 // a *scsi.BusyDeviceError, as O_EXCL opens of an sg node get EBUSY.
-func (lib *Library) Connect(h vtlwire.Hello) (*Conn, error) {
-	c := &Conn{lib: lib, unit: h.Unit}
+func (lib *Library) Connect(h vtlwire.Hello) (*Conn, error) { return lib.connect(h, nil) }
+
+// connect is Connect for a connection whose peer may go away: alive tells.
+// A holder whose peer has already closed is released before the new
+// connection is judged, as the kernel releases an sg node's O_EXCL when a
+// process dies, before anyone can wait for it.
+func (lib *Library) connect(h vtlwire.Hello, alive func() bool) (*Conn, error) {
+	c := &Conn{lib: lib, unit: h.Unit, alive: alive}
 	switch {
 	case h.Unit == "changer":
 		c.exec = lib.ExecChanger
@@ -44,21 +54,23 @@ func (lib *Library) Connect(h vtlwire.Hello) (*Conn, error) {
 		}
 		c.exec = d.Exec
 	}
+	lib.releaseDead(h.Unit)
 	lib.hmu.Lock()
 	hs := lib.holders[h.Unit]
 	if hs == nil {
-		hs = &holders{}
+		hs = &holders{conns: map[*Conn]struct{}{}}
 		lib.holders[h.Unit] = hs
 	}
 	switch {
 	case hs.excl:
 		lib.hmu.Unlock()
 		return nil, &scsi.BusyDeviceError{Addr: h.Unit, Detail: h.Unit + " is held exclusively by another connection"}
-	case h.Exclusive && hs.n > 0:
+	case h.Exclusive && len(hs.conns) > 0:
+		n := len(hs.conns)
 		lib.hmu.Unlock()
-		return nil, &scsi.BusyDeviceError{Addr: h.Unit, Detail: fmt.Sprintf("%s has %d other connection(s); an exclusive open needs none", h.Unit, hs.n)}
+		return nil, &scsi.BusyDeviceError{Addr: h.Unit, Detail: fmt.Sprintf("%s has %d other connection(s); an exclusive open needs none", h.Unit, n)}
 	}
-	hs.n++
+	hs.conns[c] = struct{}{}
 	hs.excl = h.Exclusive
 	lib.hmu.Unlock()
 
@@ -86,7 +98,7 @@ func (lib *Library) connections(unit string) int {
 	lib.hmu.Lock()
 	defer lib.hmu.Unlock()
 	if hs := lib.holders[unit]; hs != nil {
-		return hs.n
+		return len(hs.conns)
 	}
 	return 0
 }
@@ -105,23 +117,38 @@ func (c *Conn) Exec(req *vtlwire.Request) vtlwire.Response {
 	return c.exec(c.nx, req)
 }
 
-// Close ends the nexus: LOCAL keys and PREVENT go away, and the unit is
-// free for an exclusive open again.
-func (c *Conn) Close() {
-	if c.closed {
-		return
-	}
-	c.closed = true
-	c.detach()
-	c.lib.hmu.Lock()
-	if hs := c.lib.holders[c.unit]; hs != nil {
-		hs.n--
-		hs.excl = false
-		if hs.n <= 0 {
-			delete(c.lib.holders, c.unit)
+// releaseDead closes the connections to unit whose peers have gone.
+func (lib *Library) releaseDead(unit string) {
+	var dead []*Conn
+	lib.hmu.Lock()
+	if hs := lib.holders[unit]; hs != nil {
+		for c := range hs.conns {
+			if c.alive != nil && !c.alive() {
+				dead = append(dead, c)
+			}
 		}
 	}
-	c.lib.hmu.Unlock()
+	lib.hmu.Unlock()
+	for _, c := range dead {
+		c.Close()
+	}
+}
+
+// Close ends the nexus: LOCAL keys and PREVENT go away, and the unit is
+// free for an exclusive open again. Safe to call more than once.
+func (c *Conn) Close() {
+	c.once.Do(func() {
+		c.lib.hmu.Lock()
+		if hs := c.lib.holders[c.unit]; hs != nil {
+			delete(hs.conns, c)
+			hs.excl = false
+			if len(hs.conns) == 0 {
+				delete(c.lib.holders, c.unit)
+			}
+		}
+		c.lib.hmu.Unlock()
+		c.detach()
+	})
 }
 
 // Transport is a scsi.Transport to one unit of an in-process Library: no

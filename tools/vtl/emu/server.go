@@ -11,6 +11,9 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
@@ -110,7 +113,7 @@ func (s *Server) handle(c net.Conn) {
 		s.panel(br, c)
 		return
 	}
-	conn, err := s.lib.Connect(h)
+	conn, err := s.lib.connect(h, peerAlive(c))
 	if err != nil {
 		msg := err.Error()
 		if b, ok := err.(*scsi.BusyDeviceError); ok {
@@ -293,3 +296,27 @@ func (p *PanelClient) Do(req PanelRequest) (*PanelResponse, error) {
 
 // Close ends the panel connection.
 func (p *PanelClient) Close() error { return p.c.Close() }
+
+// peerAlive reports whether the client still has c open: a unix socket
+// whose peer closed polls POLLHUP. (A dead holder is released before a
+// new connection to its unit is judged; see Library.connect.)
+func peerAlive(c net.Conn) func() bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func() bool {
+		alive := true
+		raw.Control(func(fd uintptr) {
+			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(p, 0); err == nil && n > 0 && p[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				alive = false
+			}
+		})
+		return alive
+	}
+}
