@@ -1,5 +1,14 @@
 # Tapeward — see README.md. `make demo` runs the main job; `make test` runs every test.
 GO       ?= go
+# go.mod needs Go >= 1.26.10 (crypto/x509 and crypto/tls fixes): let the go
+# command fetch that toolchain from the module proxy where the installed Go
+# is older, even when the environment or `go env` says GOTOOLCHAIN=local
+# (which could only fail). A pinned value such as go1.26.11 is kept.
+ifneq ($(filter-out local,$(GOTOOLCHAIN)),)
+export GOTOOLCHAIN
+else
+export GOTOOLCHAIN := auto
+endif
 BIN      ?= bin
 # Every binary the repository builds, as package directories.
 CMDS     := $(wildcard ./director ./storaged ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)

@@ -112,6 +112,8 @@ func TestLabelMountWriteRead(t *testing.T) {
 
 	// The blocks on tape are encrypted: without the key the drive refuses
 	// them (74/xx); with it, they are exactly the data.
+	// storaged holds its drives exclusively: stop it to look at drive0.
+	e.stopStoraged(syscall.SIGTERM)
 	if out, err := exec.Command(bins.vtl, "load", "--socket", e.vtlSock, "--slot", "1", "--drive", "0").CombinedOutput(); err != nil {
 		t.Fatalf("vtl load: %v\n%s", err, out)
 	}
@@ -425,5 +427,47 @@ func TestLibraryPowerCycleRefusesClearWrite(t *testing.T) {
 	wr, err := e.write("drive0", randomData(t, 1<<20))
 	if err != nil || !wr.EncryptionVerified {
 		t.Fatalf("write after the remount: %v %v", wr, err)
+	}
+}
+
+// TestSecondStoragedLeavesDrivesAlone: a second storaged started on the
+// same library (finding 3) finds every device busy — storaged opens them
+// exclusively — and neither clears nor touches the key the first daemon
+// has loaded for a mounted volume; the first goes on writing.
+func TestSecondStoragedLeavesDrivesAlone(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	if _, err := e.label(1, "TW0001L6", "", true); err != nil {
+		t.Fatal(err)
+	}
+	mr, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.vtlStatus()
+	if !strings.Contains(before, "key "+mr.KeyFingerprint) {
+		t.Fatalf("no key loaded after mount:\n%s", before)
+	}
+	conf2 := e.sdConf
+	conf2.Listen = testenv.FreeAddr(t)
+	conf2.WorkDir = filepath.Join(e.dir, "work2")
+	cfg2 := filepath.Join(e.dir, "storaged2.toml")
+	conf2.Write(t, cfg2)
+	second := testenv.Start(t, "storaged2", filepath.Join(e.dir, "storaged2.log"), "", bins.storaged, "-c", cfg2)
+	testenv.WaitFor(t, "the second storaged to meet the busy drives", func() bool {
+		return second.Exited() || strings.Contains(second.Output(), "storaged ready")
+	})
+	out := second.Output()
+	for _, unit := range []string{"#changer", "#drive0", "#drive1", "#drive2"} {
+		if !strings.Contains(out, "device busy: another storaged or tapekey has vtl:"+e.vtlSock+unit+" open") {
+			t.Errorf("the second storaged's log does not say %s is busy:\n%s", unit, out)
+		}
+	}
+	second.Stop(t, syscall.SIGTERM)
+	if after := e.vtlStatus(); !strings.Contains(after, "key "+mr.KeyFingerprint) {
+		t.Fatalf("the first daemon's key is gone after a second storaged started:\n%s", after)
+	}
+	data := randomData(t, 1<<20+3)
+	if wr, err := e.write("drive0", data, 0); err != nil || wr.Bytes != uint64(len(data)) {
+		t.Fatalf("the first storaged writing after the second came and went: %v %v", wr, err)
 	}
 }

@@ -12,14 +12,45 @@ import (
 // foreign first block to tell it apart.
 const readBufSize = 64 << 10
 
-// Write rewinds d, writes l as the first block of the tape and a filemark
-// after it: the volume then holds file 0 = the label. Anything that was on
-// the tape is lost. The drive must not be encrypting: Write reads the
-// data encryption status first and refuses with ErrKeyLoaded if it is
-// (drives without application-managed encryption are fine). Errors name
-// the drive and the step that failed. The tape is left after the filemark
-// (file 1, block 2), ready for data.
+// Write is WriteEffective without the label it wrote.
 func Write(d *scsi.Device, l Label) error {
+	_, err := WriteEffective(d, l)
+	return err
+}
+
+// WriteEffective rewinds d, writes l as the first block of the tape and a
+// filemark after it: the volume then holds file 0 = the label. Anything
+// that was on the tape is lost.
+//
+// l.BlockSize is the configured (wanted) block size; the label records
+// the size the data blocks will really have on this drive and transport
+// (scsi.EffectiveBlockSize: lowered to READ BLOCK LIMITS, the transport's
+// largest transfer and the 24-bit limit), and the returned Label is the
+// one written — record that one, not l.
+//
+// The drive must not be encrypting: the data encryption status is read
+// first and the label refused with ErrKeyLoaded if it is (drives without
+// application-managed encryption are fine). Errors name the drive and the
+// step that failed. The tape is left after the filemark (file 1, block
+// 2), ready for data.
+func WriteEffective(d *scsi.Device, l Label) (Label, error) {
+	if l.BlockSize <= 0 {
+		return l, fmt.Errorf("%w: block size %d (need a positive size)", ErrInvalid, l.BlockSize)
+	}
+	check := l
+	check.BlockSize = min(l.BlockSize, MaxBlockSize)
+	if _, err := Encode(check); err != nil { // the other fields, before touching the drive
+		return l, err
+	}
+	bs, err := d.EffectiveBlockSize(l.BlockSize)
+	if err != nil {
+		return l, fmt.Errorf("writing the label of volume %q: %w", l.Volume, err)
+	}
+	l.BlockSize = bs
+	return l, write(d, l)
+}
+
+func write(d *scsi.Device, l Label) error {
 	blk, err := Encode(l)
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
-var vtlSock string // socket of the vtl TestMain started ("" if none)
+var vtlSock, vtlBin string // socket and binary of the vtl TestMain started
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
@@ -27,6 +27,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "vtl")
+	vtlBin = bin
 	if _, err := testenv.Build(filepath.Dir(bin), "tools/vtl"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

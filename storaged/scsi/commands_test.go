@@ -411,3 +411,45 @@ func TestUnitAttentionHandling(t *testing.T) {
 		t.Fatalf("%v %v", uas, err)
 	}
 }
+
+// TestEffectiveBlockSize: the configured size lowered to READ BLOCK
+// LIMITS, the transport's largest transfer and the 24-bit length, then to
+// the granularity; refused below the drive's minimum (finding 4).
+func TestEffectiveBlockSize(t *testing.T) {
+	ibm := BlockLimits{Max: 0x800000, Min: 1} // 00 80 00 00 00 01 (§11)
+	tgt := BlockLimits{Max: 0x100000, Min: 1} // a 1 MiB maximum
+	gran := BlockLimits{Max: 0x800000, Min: 512, Granularity: 9}
+	cases := []struct {
+		conf int
+		lim  BlockLimits
+		mt   int
+		want int
+	}{
+		{1 << 20, ibm, 0, 1 << 20},
+		{8 << 20, ibm, 0, 8 << 20},
+		{16 << 20, ibm, 0, 8 << 20},                        // configs allows 16 MiB
+		{16 << 20, BlockLimits{Min: 1}, 0, MaxBlockLength}, // no maximum reported
+		{8 << 20, ibm, 1 << 20, 1 << 20},                   // adapter limit
+		{8 << 20, tgt, 4 << 20, 1 << 20},                   // block limit
+		{8 << 20, ibm, 1<<20 + 100, 1<<20 + 100},           // no granularity
+		{8 << 20, gran, 1<<20 + 100, 1 << 20},              // down to 512-byte units
+		{1000, gran, 0, 512},
+	}
+	for _, c := range cases {
+		got, err := EffectiveBlockSize(c.conf, c.lim, c.mt)
+		if err != nil || got != c.want {
+			t.Errorf("EffectiveBlockSize(%d, %+v, %d) = %d, %v; want %d", c.conf, c.lim, c.mt, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		conf int
+		lim  BlockLimits
+		mt   int
+	}{{0, ibm, 0}, {-1, ibm, 0}, {100, gran, 0}, {1 << 20, gran, 256}} {
+		_, err := EffectiveBlockSize(c.conf, c.lim, c.mt)
+		var be *BlockSizeError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), "set block_size within those limits") {
+			t.Errorf("EffectiveBlockSize(%d, %+v, %d): %v", c.conf, c.lim, c.mt, err)
+		}
+	}
+}

@@ -80,6 +80,8 @@ func FuzzParseElementStatus(f *testing.F) {
 	f.Add(elemData(0x1000, 1, elemPage(ElementStorage, true, 52, desc(0x1000, 1, 0, 0, 0, 0, "A00001L6", true, nil, 0))))
 	f.Add(elemData(0, 0))
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 8, 4, 0xC0, 0, 5, 0, 0, 0, 0})
+	tgt := tgtDrives()
+	f.Add(tgt[:len(tgt)-8]) // tgt: 8 bytes short of its byte count
 	f.Fuzz(func(t *testing.T, b []byte) {
 		es, err := ParseElementStatus(b)
 		if err != nil {

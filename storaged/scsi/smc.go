@@ -133,6 +133,14 @@ type Element struct {
 	AltVolumeTag string `json:"alt_volume_tag,omitempty"`
 
 	DeviceID *DeviceID `json:"device_id,omitempty"`
+
+	// Cut: the changer's answer ended inside this descriptor. The fixed
+	// fields are valid; a volume tag is kept only if it is known to be
+	// whole (its identifier ended before the cut), the device identifier
+	// only if it arrived entirely.
+	Cut bool `json:"cut,omitempty"`
+	// TagCut: a volume tag was requested but its identifier was cut off.
+	TagCut bool `json:"tag_cut,omitempty"`
 }
 
 func (e Element) String() string {
@@ -166,6 +174,8 @@ type ElementStatus struct {
 	ReportBytes uint32    `json:"report_bytes"`
 	Truncated   bool      `json:"truncated,omitempty"`
 	Elements    []Element `json:"elements"`
+
+	received int // report bytes that arrived (after the 8-byte header)
 }
 
 func volTag(b []byte) (string, uint16) {
@@ -187,6 +197,7 @@ func ParseElementStatus(b []byte) (*ElementStatus, error) {
 		ReportBytes:  uint32(b[5])<<16 | uint32(b[6])<<8 | uint32(b[7]),
 	}
 	body := b[8:]
+	es.received = min(len(body), int(es.ReportBytes))
 	if int(es.ReportBytes) > len(body) {
 		es.Truncated = true
 	} else {
@@ -221,6 +232,16 @@ func ParseElementStatus(b []byte) (*ElementStatus, error) {
 		}
 		if len(page) > 0 {
 			es.Truncated = true
+			// The answer ends inside a descriptor (some changers, e.g.
+			// tgt, send fewer bytes than their own byte counts say). The
+			// element is kept when its fixed part arrived; what lies past
+			// the cut (the DVCID identifier, maybe the volume tag) is left
+			// out and the element is marked Cut.
+			if len(page) >= 12 {
+				e := parseElement(page, typ, pvol, avol)
+				e.Cut = true
+				es.Elements = append(es.Elements, e)
+			}
 		}
 		if count >= len(body) {
 			break
@@ -261,6 +282,16 @@ func parseElement(d []byte, typ ElementType, pvol, avol bool) Element {
 	if pvol && off+36 <= len(d) {
 		e.VolumeTag, e.VolumeSeq = volTag(d[off : off+36])
 		off += 36
+	} else if pvol {
+		// A cut descriptor: the identifier is whole only if it ended
+		// (padding) before the cut.
+		tag := d[off:]
+		if n := len(tag); n > 0 && (tag[n-1] == ' ' || tag[n-1] == 0) || n >= 32 {
+			e.VolumeTag = asciiField([]byte(strings.TrimRight(string(tag[:min(n, 32)]), " \x00")))
+		} else {
+			e.TagCut = true
+		}
+		return e
 	}
 	if avol && off+36 <= len(d) {
 		e.AltVolumeTag, _ = volTag(d[off : off+36])
@@ -313,37 +344,68 @@ func (d *Device) ReadElementStatus(o ReadElementStatusOpts) (*ElementStatus, err
 
 // Inventory reads every element type separately with volume tags, and the
 // drives' identifiers (DVCID). Changers that cannot return DVCID together
-// with VOLTAG get a second, DVCID-only query whose identifiers are merged.
+// with VOLTAG (an ILLEGAL REQUEST, or an answer cut short as tgt's is) get
+// a query without DVCID and a DVCID-only one whose whole identifiers are
+// merged. A descriptor cut at its end is kept (see Element.Cut); an
+// answer that still misses elements, or the barcode of a full element, is
+// an error naming the changer.
 func (d *Device) Inventory() ([]Element, error) {
 	var out []Element
 	for _, t := range []ElementType{ElementTransport, ElementStorage, ElementImportExport, ElementDataTransfer} {
 		o := ReadElementStatusOpts{Type: t, VolTag: true, DVCID: t == ElementDataTransfer}
 		es, err := d.ReadElementStatus(o)
-		if err != nil && t == ElementDataTransfer && IsIllegalRequest(err) {
+		if t == ElementDataTransfer && (err != nil && IsIllegalRequest(err) || err == nil && es.Truncated) {
+			first := es
 			o.DVCID = false
 			es, err = d.ReadElementStatus(o)
 			if err == nil {
+				if first != nil {
+					mergeIDs(es.Elements, first.Elements)
+				}
 				if ids, err2 := d.ReadElementStatus(ReadElementStatusOpts{Type: t, DVCID: true}); err2 == nil {
-					for i := range es.Elements {
-						for _, x := range ids.Elements {
-							if x.Address == es.Elements[i].Address {
-								es.Elements[i].DeviceID = x.DeviceID
-							}
-						}
-					}
+					mergeIDs(es.Elements, ids.Elements)
+				}
+				if first != nil && len(first.Elements) > len(es.Elements) {
+					// The query without DVCID lost more than the one with it.
+					mergeIDs(first.Elements, es.Elements)
+					es = first
 				}
 			}
 		}
 		if err != nil {
 			return nil, err
 		}
+		n := 0
 		for _, e := range es.Elements {
-			if e.Type == t {
-				out = append(out, e)
+			if e.Type != t {
+				continue
 			}
+			if e.Full && e.TagCut {
+				return nil, fmt.Errorf("%s: READ ELEMENT STATUS (%s): the answer was cut inside the volume tag of element 0x%04X, so its barcode is unknown; the changer sends fewer bytes than its byte count says", d.Addr(), t, e.Address)
+			}
+			out = append(out, e)
+			n++
+		}
+		if es.Truncated && n < int(es.Available) {
+			return nil, fmt.Errorf("%s: READ ELEMENT STATUS (%s): the changer reports %d elements but its answer holds only %d (cut short: %d of %d report bytes arrived)", d.Addr(), t, es.Available, n, es.received, es.ReportBytes)
 		}
 	}
 	return out, nil
+}
+
+// mergeIDs copies whole device identifiers from src to the elements of dst
+// with the same address that lack one.
+func mergeIDs(dst, src []Element) {
+	for i := range dst {
+		if dst[i].DeviceID != nil {
+			continue
+		}
+		for _, x := range src {
+			if x.Address == dst[i].Address && x.DeviceID != nil {
+				dst[i].DeviceID = x.DeviceID
+			}
+		}
+	}
 }
 
 // MoveMedium moves a cartridge from src to dst (element addresses) with

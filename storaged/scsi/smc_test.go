@@ -2,6 +2,7 @@ package scsi
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -113,8 +114,21 @@ func TestParseElementStatusTruncated(t *testing.T) {
 		desc(0x1002, 1, 0, 0, 0, 0, "A00003L6", true, nil, 0)))
 	cut := data[:8+8+52+30]
 	es, err := ParseElementStatus(cut)
-	if err != nil || !es.Truncated || len(es.Elements) != 1 || es.Elements[0].VolumeTag != "A00001L6" {
+	// The second descriptor is cut 30 bytes in: its fixed part and its
+	// barcode (followed by padding) arrived, so it is kept, marked Cut.
+	if err != nil || !es.Truncated || len(es.Elements) != 2 || es.Elements[0].VolumeTag != "A00001L6" || es.Elements[0].Cut ||
+		!es.Elements[1].Cut || es.Elements[1].VolumeTag != "A00002L6" || es.Elements[1].TagCut {
 		t.Fatalf("%+v %v", es, err)
+	}
+	// Cut 16 bytes in: the barcode is not known to be whole.
+	es, err = ParseElementStatus(data[:8+8+52+16])
+	if err != nil || len(es.Elements) != 2 || es.Elements[1].VolumeTag != "" || !es.Elements[1].TagCut {
+		t.Fatalf("cut in the tag: %+v %v", es, err)
+	}
+	// Cut inside the fixed 12 bytes: not kept.
+	es, err = ParseElementStatus(data[:8+8+52+11])
+	if err != nil || len(es.Elements) != 1 {
+		t.Fatalf("cut in the fixed part: %+v %v", es, err)
 	}
 	// The device method re-issues with the reported length.
 	calls := 0
@@ -175,5 +189,85 @@ func TestElementAddressPage(t *testing.T) {
 	}
 	if _, err := ParseElementAddressPage(hx(t, "07 00 00 00 1E 02 00 00")); err == nil {
 		t.Fatal("missing page accepted")
+	}
+}
+
+// tgtDrives is the data transfer page of two HP drives with VOLTAG and
+// DVCID as a changer sends it: 8-byte header, 8-byte page header, two
+// descriptors of 12 + 36 + 4 + 34 = 86 bytes.
+func tgtDrives() []byte {
+	id0 := []byte("HP      Ultrium 6-SCSI  HU1234ABC0")
+	id1 := []byte("HP      Ultrium 6-SCSI  HU1234ABC1")
+	return elemData(0x01F4, 2, elemPage(ElementDataTransfer, true, 86,
+		desc(0x01F4, 0x09, 0, 0, 0x81, 0x03E8, "TAPE01L6", true, id0, 1),
+		desc(0x01F5, 0x08, 0, 0, 0, 0, "", true, id1, 1)))
+}
+
+// TestParseElementStatusTGTShort: tgt's READ ELEMENT STATUS sends 8 bytes
+// less than its byte count (finding 6). The last drive lost only the tail
+// of its DVCID identifier: it is kept, without an identifier.
+func TestParseElementStatusTGTShort(t *testing.T) {
+	full := tgtDrives()
+	if len(full) != 8+8+2*86 || full[7] != 8+2*86 || full[15] != 2*86 {
+		t.Fatalf("fixture: % X", full[:16])
+	}
+	es, err := ParseElementStatus(full[:len(full)-8])
+	if err != nil || !es.Truncated || len(es.Elements) != 2 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	d0, d1 := es.Elements[0], es.Elements[1]
+	if d0.Cut || d0.DeviceID == nil || d0.DeviceID.Serial != "HU1234ABC0" || d0.VolumeTag != "TAPE01L6" {
+		t.Fatalf("drive 0 %+v", d0)
+	}
+	if !d1.Cut || d1.TagCut || d1.DeviceID != nil || d1.Address != 0x01F5 || d1.Full || !d1.Access {
+		t.Fatalf("drive 1 %+v", d1)
+	}
+}
+
+// TestInventoryTGTShort: a changer that always answers 8 bytes short.
+// Inventory keeps every drive, retries without DVCID and merges whole
+// identifiers; an answer that misses a whole element is an error.
+func TestInventoryTGTShort(t *testing.T) {
+	empty := elemData(0, 0)
+	full := tgtDrives()
+	noID := elemData(0x01F4, 2, elemPage(ElementDataTransfer, true, 48,
+		desc(0x01F4, 0x09, 0, 0, 0x81, 0x03E8, "TAPE01L6", true, nil, 0)[:48],
+		desc(0x01F5, 0x08, 0, 0, 0, 0, "", true, nil, 0)[:48]))
+	var asked []string
+	ft := &fakeTransport{do: func(c *Command) (Result, error) {
+		typ := ElementType(c.CDB[1] & 0x0F)
+		voltag, dvcid := c.CDB[1]&0x10 != 0, c.CDB[6]&1 != 0
+		if typ != ElementDataTransfer {
+			return reply(c, empty), nil
+		}
+		asked = append(asked, fmt.Sprintf("voltag=%t dvcid=%t", voltag, dvcid))
+		b := full
+		if !dvcid {
+			b = noID
+		}
+		return reply(c, b[:len(b)-8]), nil // tgt: 8 bytes less
+	}}
+	els, err := NewDevice(ft).Inventory()
+	if err != nil || len(els) != 2 {
+		t.Fatalf("%+v %v", els, err)
+	}
+	if els[0].VolumeTag != "TAPE01L6" || els[0].DeviceID == nil || els[0].DeviceID.Serial != "HU1234ABC0" || els[1].Address != 0x01F5 {
+		t.Fatalf("%+v %+v", els[0], els[1])
+	}
+	if want := "[voltag=true dvcid=true voltag=true dvcid=false voltag=false dvcid=true]"; fmt.Sprint(asked) != want {
+		t.Fatalf("queries %v, want %s", asked, want)
+	}
+
+	// A changer whose answer lacks a whole descriptor: an error, not a
+	// library with one drive less.
+	ft.do = func(c *Command) (Result, error) {
+		if ElementType(c.CDB[1]&0x0F) != ElementDataTransfer {
+			return reply(c, empty), nil
+		}
+		return reply(c, full[:8+8+86]), nil
+	}
+	_, err = NewDevice(ft).Inventory()
+	if err == nil || !strings.Contains(err.Error(), "reports 2 elements but its answer holds only 1") {
+		t.Fatalf("missing element: %v", err)
 	}
 }

@@ -182,6 +182,78 @@ func (d *Device) ReadBlockLimits() (BlockLimits, error) {
 	return l, nil
 }
 
+// MaxBlockLength is the largest block a variable-mode READ(6)/WRITE(6) can
+// carry (a 24-bit transfer length).
+const MaxBlockLength = 1<<24 - 1
+
+// BlockSizeError says why no usable block size exists.
+type BlockSizeError struct {
+	Addr        string
+	Configured  int
+	Limits      BlockLimits
+	MaxTransfer int
+}
+
+func (e *BlockSizeError) Error() string {
+	return fmt.Sprintf("%s: no usable block size for the configured %d bytes: the drive accepts %d..%d (granularity 2^%d), the transport carries at most %d bytes per command; set block_size within those limits",
+		e.Addr, e.Configured, e.Limits.Min, e.Limits.Max, e.Limits.Granularity, e.MaxTransfer)
+}
+
+// EffectiveBlockSize is the block size that is really written when
+// `configured` bytes are asked for: lowered to the drive's READ BLOCK
+// LIMITS maximum, to the transport's largest data phase (maxTransfer, 0 =
+// unknown) and to the 24-bit READ/WRITE(6) length, then down to the
+// drive's granularity. It fails when the result is below the drive's
+// minimum. configured must be > 0.
+func EffectiveBlockSize(configured int, lim BlockLimits, maxTransfer int) (int, error) {
+	bad := &BlockSizeError{Configured: configured, Limits: lim, MaxTransfer: maxTransfer}
+	if configured <= 0 {
+		return 0, bad
+	}
+	bs := min(configured, MaxBlockLength)
+	if lim.Max > 0 {
+		bs = min(bs, int(lim.Max))
+	}
+	if maxTransfer > 0 {
+		bs = min(bs, maxTransfer)
+	}
+	if g := 1 << lim.Granularity; g > 1 {
+		bs -= bs % g
+	}
+	if bs <= 0 || bs < int(lim.Min) {
+		return 0, bad
+	}
+	return bs, nil
+}
+
+// EffectiveBlockSize asks the drive (READ BLOCK LIMITS) and the transport
+// (MaxTransfer) and returns the block size a session configured for
+// `configured` bytes really writes; the volume label must record this
+// size, not the configured one.
+func (d *Device) EffectiveBlockSize(configured int) (int, error) {
+	lim, err := d.ReadBlockLimits()
+	if err != nil {
+		return 0, fmt.Errorf("%s: reading block limits: %w", d.Addr(), err)
+	}
+	bs, err := EffectiveBlockSize(configured, lim, d.MaxTransfer())
+	if e, ok := err.(*BlockSizeError); ok {
+		e.Addr = d.Addr()
+	}
+	return bs, err
+}
+
+// MaxTransfer is the transport's largest data phase in bytes (0: unknown).
+func (d *Device) MaxTransfer() int { return MaxTransfer(d.T) }
+
+// checkTransfer refuses a data phase the transport cannot carry, before
+// anything is sent (SG_IO would fail with ENOMEM).
+func (d *Device) checkTransfer(op string, n int) error {
+	if mt := d.MaxTransfer(); mt > 0 && n > mt {
+		return &CommandError{Addr: d.Addr(), Op: op, Err: fmt.Errorf("%d bytes exceed the transport's limit of %d bytes per command (use EffectiveBlockSize)", n, mt)}
+	}
+	return nil
+}
+
 // ReadResult is the outcome of one variable-mode READ(6). Filemark, EOD,
 // short and long blocks are values, not errors.
 type ReadResult struct {
@@ -214,6 +286,9 @@ type ReadResult struct {
 func (d *Device) Read(buf []byte, sili bool) (ReadResult, error) {
 	if len(buf) == 0 || len(buf) > 0xFFFFFF {
 		return ReadResult{}, fmt.Errorf("READ(6): buffer of %d bytes (need 1..16777215)", len(buf))
+	}
+	if err := d.checkTransfer("READ(6)", len(buf)); err != nil {
+		return ReadResult{}, err
 	}
 	cmd := &Command{CDB: Read6CDB(uint32(len(buf)), sili), Dir: DirFromDevice, Data: buf}
 	res, s, err := d.Run(cmd)
@@ -298,6 +373,9 @@ func writeOutcome(s *Sense, fail func() error) (WriteResult, error) {
 func (d *Device) Write(block []byte) (WriteResult, error) {
 	if len(block) == 0 || len(block) > 0xFFFFFF {
 		return WriteResult{}, fmt.Errorf("WRITE(6): block of %d bytes (need 1..16777215)", len(block))
+	}
+	if err := d.checkTransfer("WRITE(6)", len(block)); err != nil {
+		return WriteResult{}, err
 	}
 	cmd := &Command{CDB: Write6CDB(uint32(len(block))), Dir: DirToDevice, Data: block}
 	_, s, err := d.Run(cmd)

@@ -26,7 +26,9 @@
 package scsi
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -116,3 +118,61 @@ type Transport interface {
 	Addr() string
 	Close() error
 }
+
+// MaxTransferer is implemented by a Transport that knows the largest data
+// phase (in bytes) one command can carry: on Linux the sg node's queue
+// limit (a larger SG_IO fails with ENOMEM), on vtl what the unit
+// advertises. Transport stays a three-method seam; wrappers forward this.
+type MaxTransferer interface {
+	// MaxTransfer is the limit in bytes; 0 means unknown (no limit known).
+	MaxTransfer() int
+}
+
+// MaxTransfer returns t's data phase limit in bytes, 0 when t does not
+// know one.
+func MaxTransfer(t Transport) int {
+	if m, ok := t.(MaxTransferer); ok {
+		return max(m.MaxTransfer(), 0)
+	}
+	return 0
+}
+
+// ErrBusy is matched (errors.Is) by a *BusyDeviceError.
+var ErrBusy = errors.New("device busy")
+
+// BusyDeviceError refuses to open a device another process holds: Tapeward
+// opens drives and changers exclusively (O_EXCL on an sg node, one holder
+// per unit on vtl), so that two daemons — or a daemon and `tapekey drive` —
+// never interleave commands or clear each other's keys.
+type BusyDeviceError struct {
+	Addr string // "/dev/sg3", "vtl:/run/vtl.sock#drive0"
+	// Detail is what the OS or vtl said.
+	Detail string
+}
+
+func (e *BusyDeviceError) Error() string {
+	s := "device busy: another storaged or tapekey has " + e.Addr + " open"
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s + "; stop that process (" + busyHint(e.Addr) + ") or use another device"
+}
+
+// Is makes errors.Is(err, ErrBusy) true.
+func (e *BusyDeviceError) Is(target error) bool { return target == ErrBusy }
+
+func busyHint(addr string) string {
+	if sock, ok := strings.CutPrefix(addr, "vtl:"); ok {
+		if i := strings.LastIndexByte(sock, '#'); i > 0 {
+			return "`vtl status --socket " + sock[:i] + " --json` counts each drive's connections"
+		}
+		return "another client of that vtl holds it"
+	}
+	if strings.HasPrefix(addr, "/") {
+		return "find it with `fuser -v " + addr + "`"
+	}
+	return "another connection holds it"
+}
+
+// IsBusy reports whether err is a *BusyDeviceError.
+func IsBusy(err error) bool { return errors.Is(err, ErrBusy) }

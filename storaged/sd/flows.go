@@ -169,7 +169,7 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	if r.Encrypt {
 		lbl.Encryption = label.Encryption{Encrypted: true, Scheme: string(r.Key.Scheme), KEKID: r.Key.KEKID, Fingerprint: r.Key.Fingerprint}
 	}
-	if err := label.Write(dr.dev, lbl); err != nil {
+	if lbl, err = label.WriteEffective(dr.dev, lbl); err != nil {
 		return nil, err
 	}
 	log.Info("label written", "encrypted", r.Encrypt)

@@ -65,6 +65,11 @@ func NewReader(d *scsi.Device, from Addr, opts ReaderOptions) (*Reader, error) {
 	if from.Offset < 0 || from.Offset >= bs {
 		return nil, fmt.Errorf("%s: offset %d not within a %d-byte block", d.Addr(), from.Offset, bs)
 	}
+	if mt := d.MaxTransfer(); mt > 0 && bs > mt {
+		// No block larger than the transport carries can have been
+		// written through it; a larger one reads as an OverlengthError.
+		bs = mt
+	}
 	if err := d.Locate(scsi.LocateBlock, from.Block); err != nil {
 		return nil, fmt.Errorf("%s: locating %v: %w", d.Addr(), from, err)
 	}

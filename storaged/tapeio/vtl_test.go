@@ -41,7 +41,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	small, err = startLib("small", "8MiB", 10, "drive2=lying")
+	small, err = startLib("small", "8MiB", 14, "drive2=lying")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

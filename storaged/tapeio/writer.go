@@ -37,7 +37,8 @@ func (a Addr) String() string {
 // WriterOptions configure a Writer.
 type WriterOptions struct {
 	// BlockSize in bytes; 0 means DefaultBlockSize. It is lowered to the
-	// drive's READ BLOCK LIMITS maximum (and its granularity).
+	// drive's READ BLOCK LIMITS maximum, the transport's largest transfer
+	// and the drive's granularity (scsi.EffectiveBlockSize).
 	BlockSize int
 	// AfterFirstBlock, if set, runs once right after the first data block
 	// of the session is written (first is that block's address), before
@@ -69,6 +70,13 @@ type VolumeFullError struct {
 	Overflow bool
 	// FilemarkErr is the failure to write the filemark, if any.
 	FilemarkErr error
+	// PositionErr (a *PositionError) is set when the drive's READ
+	// POSITION after the filemark disagrees with the blocks it accepted.
+	// The counts above are still exact — they are the blocks the drive
+	// acknowledged — but the position report is not to be trusted (some
+	// drives and emulators report oddly past EOM: tgt's READ POSITION is
+	// a stub). errors.As reaches it.
+	PositionErr error
 }
 
 func (e *VolumeFullError) Error() string {
@@ -81,11 +89,50 @@ func (e *VolumeFullError) Error() string {
 	if e.FilemarkErr != nil {
 		s += fmt.Sprintf("; the filemark ending the file could not be written: %v", e.FilemarkErr)
 	}
+	if e.PositionErr != nil {
+		s += fmt.Sprintf("; and %v", e.PositionErr)
+	}
 	return s
 }
 
 // Is makes errors.Is(err, ErrVolumeFull) true.
 func (e *VolumeFullError) Is(target error) bool { return target == ErrVolumeFull }
+
+// Unwrap reaches PositionErr (errors.As(err, new(*PositionError))).
+func (e *VolumeFullError) Unwrap() error { return e.PositionErr }
+
+// ErrPosition is matched (errors.Is) by a *PositionError.
+var ErrPosition = errors.New("tape position disagrees with the blocks written")
+
+// PositionError: after a tape file was ended, the drive's READ POSITION
+// does not match the blocks and filemark the drive accepted (or could not
+// be read). Either blocks were lost or added — or the drive's position
+// report is wrong. The tape must be checked before anything is appended.
+type PositionError struct {
+	Drive string
+	File  uint64 // the session's tape file
+	// WantBlock, WantFile: where the accepted blocks and filemark put the
+	// tape (logical object number, tape file).
+	WantBlock, WantFile uint64
+	// Got is what the drive reported (zero when Err is set).
+	Got scsi.Position
+	// Err is the READ POSITION failure, if it failed.
+	Err error
+}
+
+func (e *PositionError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: reading the position after tape file %d: %v", e.Drive, e.File, e.Err)
+	}
+	return fmt.Sprintf("%s: after tape file %d the drive reports %v, but the blocks it accepted put it at block %d file %d: blocks were lost or added, or the drive's position report is wrong; verify the volume before appending to it",
+		e.Drive, e.File, e.Got, e.WantBlock, e.WantFile)
+}
+
+// Is makes errors.Is(err, ErrPosition) true.
+func (e *PositionError) Is(target error) bool { return target == ErrPosition }
+
+// Unwrap returns the READ POSITION failure, if any.
+func (e *PositionError) Unwrap() error { return e.Err }
 
 // Writer writes one session: the caller's bytes as fixed-size blocks in a
 // new tape file starting at the current position, ended by one filemark
@@ -124,21 +171,9 @@ func NewWriter(d *scsi.Device, opts WriterOptions) (*Writer, error) {
 	if bs == 0 {
 		bs = DefaultBlockSize
 	}
-	if bs < 0 || bs > 0xFFFFFF {
-		return nil, fmt.Errorf("%s: block size %d (need 1..16777215)", d.Addr(), bs)
-	}
-	lim, err := d.ReadBlockLimits()
+	bs, err := d.EffectiveBlockSize(bs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading block limits: %w", d.Addr(), err)
-	}
-	if lim.Max > 0 && uint32(bs) > lim.Max {
-		bs = int(lim.Max)
-	}
-	if g := 1 << lim.Granularity; g > 1 {
-		bs -= bs % g
-	}
-	if bs < int(lim.Min) || bs == 0 {
-		return nil, fmt.Errorf("%s: block size %d below the drive's minimum %d", d.Addr(), bs, lim.Min)
+		return nil, err
 	}
 	pos, err := d.ReadPosition()
 	if err != nil {
@@ -201,9 +236,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		if w.n == 0 && len(p) >= w.bs {
 			// A whole block in the caller's buffer: write it from there.
-			if err := w.writeBlock(p[:w.bs], false); err != nil {
-				if w.full != nil && !w.full.Overflow {
-					total += w.bs // the block is on tape
+			if written, err := w.writeBlock(p[:w.bs], false); err != nil {
+				if written {
+					total += w.bs // the drive accepted the block: it is on tape
 				}
 				return total, err
 			}
@@ -216,7 +251,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[c:]
 		total += c
 		if w.n == w.bs {
-			if err := w.writeBlock(w.buf, true); err != nil {
+			if _, err := w.writeBlock(w.buf, true); err != nil {
 				return total, err
 			}
 		}
@@ -237,8 +272,10 @@ func (w *Writer) sticky() error {
 }
 
 // writeBlock writes one block; buffered says b is w.buf (reset after a
-// successful write, kept as Unwritten after an overflow).
-func (w *Writer) writeBlock(b []byte, buffered bool) error {
+// successful write, kept as Unwritten after an overflow). written reports
+// whether the drive accepted the block (it is on tape and counted), also
+// when an error follows (early warning, AfterFirstBlock).
+func (w *Writer) writeBlock(b []byte, buffered bool) (written bool, err error) {
 	addr := w.Mark()
 	addr.Offset = 0
 	res, err := w.d.Write(b)
@@ -248,10 +285,10 @@ func (w *Writer) writeBlock(b []byte, buffered bool) error {
 				w.unwritten = b
 				w.n = 0
 			}
-			return w.endVolume(true)
+			return false, w.endVolume(true)
 		}
 		w.err = fmt.Errorf("%s: writing %s (session byte %d): %w", w.d.Addr(), addr, w.onTape, err)
-		return w.err
+		return false, w.err
 	}
 	w.blocks++
 	w.onTape += int64(len(b))
@@ -266,26 +303,27 @@ func (w *Writer) writeBlock(b []byte, buffered bool) error {
 		if f := w.opts.AfterFirstBlock; f != nil {
 			if err := f(w.d, addr); err != nil {
 				w.err = fmt.Errorf("%s: check after the first block of tape file %d: %w", w.d.Addr(), addr.File, err)
-				return w.err
+				return true, w.err
 			}
 		}
 	}
 	if res.EarlyWarning {
-		return w.endVolume(false)
+		return true, w.endVolume(false)
 	}
-	return nil
+	return true, nil
 }
 
 // endVolume writes the filemark after early warning or overflow and
-// records the VolumeFullError.
+// records the VolumeFullError. A position report that disagrees is kept in
+// it (PositionErr), never put in its place: the volume is full whatever
+// the drive says its position is.
 func (w *Writer) endVolume(overflow bool) error {
 	w.ew = true
 	e := &VolumeFullError{Drive: w.d.Addr(), File: w.start.File, Overflow: overflow}
 	if _, err := w.d.WriteFilemarks(1, false); err != nil {
 		e.FilemarkErr = err
-	} else if err := w.checkEnd(); err != nil {
-		w.err = err
-		return err
+	} else if perr := w.checkEnd(); perr != nil {
+		e.PositionErr = perr
 	}
 	e.OnVolume, e.Blocks = w.onTape, w.blocks
 	w.full = e
@@ -293,16 +331,18 @@ func (w *Writer) endVolume(overflow bool) error {
 }
 
 // checkEnd verifies that the drive is where the session's block count
-// says: after its blocks and one filemark.
+// says: after its blocks and one filemark. The error is a *PositionError.
 func (w *Writer) checkEnd() error {
+	want := w.start.Block + w.blocks + 1
+	e := &PositionError{Drive: w.d.Addr(), File: w.start.File, WantBlock: want, WantFile: w.start.File + 1}
 	pos, err := w.d.ReadPosition()
 	if err != nil {
-		return fmt.Errorf("%s: reading the position after tape file %d: %w", w.d.Addr(), w.start.File, err)
+		e.Err = err
+		return e
 	}
-	want := w.start.Block + w.blocks + 1
 	if pos.Block != want || pos.File != w.start.File+1 {
-		return fmt.Errorf("%s: after tape file %d the drive is at %v, expected block %d file %d: blocks were lost or added",
-			w.d.Addr(), w.start.File, pos, want, w.start.File+1)
+		e.Got = pos
+		return e
 	}
 	return nil
 }
@@ -321,12 +361,18 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	if w.n > 0 {
-		if err := w.writeBlock(w.buf[:w.n], true); err != nil {
-			if w.full != nil && !w.full.Overflow {
+		if written, err := w.writeBlock(w.buf[:w.n], true); err != nil {
+			if written && w.full != nil {
 				// Early warning on the last block: everything is on
 				// tape, and the filemark too unless FilemarkErr.
 				if fe := w.full.FilemarkErr; fe != nil {
 					w.err = fmt.Errorf("%s: writing the filemark ending tape file %d: %w", w.d.Addr(), w.start.File, fe)
+					return w.err
+				}
+				if pe := w.full.PositionErr; pe != nil {
+					// All data and the filemark are on tape, but the
+					// drive's position report disagrees: say so.
+					w.err = pe
 					return w.err
 				}
 				w.closed = true

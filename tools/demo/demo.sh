@@ -130,7 +130,7 @@ print_connect() {
 		"             $BIN/tapectl -c $T/tapectl.toml \"list volumes\"" \
 		"catalog:     psql -h $T/pg -U tapeward tapeward" \
 		"library:     $BIN/vtl status --socket $T/lib/vtl.sock" \
-		"drive:       $BIN/tapekey drive status vtl:$T/lib/vtl.sock#drive0" \
+		"drive:       $BIN/tapekey drive status vtl:$T/lib/vtl.sock#drive0   (once storaged is stopped: it holds its drives)" \
 		"logs:        $T/logs/" \
 		"stop:        $T/stop.sh   (stops everything and removes $T)"
 }
@@ -358,8 +358,11 @@ ctl "Mount the volume in slot 3 in drive 0: storaged fetches its wrapped key ove
     TLS, unwraps it, loads it into the drive and verifies the drive's status page." \
 	"mount storage=sd1 slot=3 drive=0"
 
-step "Ask the drive itself (SECURITY PROTOCOL IN): encryption is on, with a key fingerprint"
-run_indented "tapekey drive status" "$BIN/tapekey" drive status "vtl:$T/lib/vtl.sock#drive0"
+step "storaged holds its drives exclusively: tapekey may not send a command to drive 0 (nor clear its key)"
+if out=$("$BIN/tapekey" drive status "vtl:$T/lib/vtl.sock#drive0" 2>&1); then
+	die "tapekey opened drive 0 while storaged holds it"
+fi
+printf '%s\n' "$out" | sed 's/^/    /'
 
 ctl "Storage daemon status: drives, what is loaded, key state." \
 	"status storage=sd1"
@@ -367,8 +370,8 @@ ctl "Storage daemon status: drives, what is loaded, key state." \
 ctl "Unmount: storaged clears the key from the drive, then unloads the cartridge." \
 	"unmount storage=sd1 drive=0"
 
-step "Ask the drive again: no key any more"
-run_indented "tapekey drive status" "$BIN/tapekey" drive status "vtl:$T/lib/vtl.sock#drive0"
+step "The library's front panel (vtl status): drive 0 holds no key any more"
+run_indented "vtl status" "$BIN/vtl" status --socket "$T/lib/vtl.sock"
 
 ctl "Key events: every key created, fetched, loaded and cleared, with fingerprints only." \
 	"list keyevents"

@@ -27,6 +27,8 @@ const usage = `usage:
   vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--capacity 2GiB]
              [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
              [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
+             [--fault UNIT:KEY=VALUE[,KEY=VALUE…]]…
+  vtl fault  --socket PATH UNIT:KEY=VALUE[,KEY=VALUE…] | UNIT:none
   vtl status --socket PATH [--json]
   vtl load   --socket PATH --slot N --drive N
   vtl unload --socket PATH --drive N
@@ -45,6 +47,8 @@ func main() {
 		err = status(os.Args[2:], os.Stdout)
 	case "load", "unload":
 		err = move(os.Args[1], os.Args[2:])
+	case "fault":
+		err = fault(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -121,6 +125,8 @@ func serve(args []string) error {
 	requireUnload := fs.Bool("require-unload", false, "MOVE MEDIUM from a drive that is still loaded fails with 05/53/01 instead of unloading it")
 	skip := fs.Bool("skip-on-crypto-error", false, "advance past a block that fails with 74/xx (default: position unchanged, like mhVTL)")
 	trace := fs.Bool("trace", false, "log each CDB (opcode name and key fields; never data or keys)")
+	var faultSpecs multiFlag
+	fs.Var(&faultSpecs, "fault", "misbehave like real devices, UNIT:KEY=VALUE,… with keys max_transfer, max_block, position (zero|stale), position_past_ew, short_element_status (repeatable; see README)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,11 +141,20 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	faults := map[string]emu.Faults{}
+	for _, spec := range faultSpecs {
+		unit, f, err := emu.ParseFaults(spec, parseSize)
+		if err != nil {
+			return err
+		}
+		faults[unit] = f
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	lib, err := emu.NewLibrary(emu.Config{
 		Dir: *dir, Slots: *slots, Drives: *drives, Capacity: capBytes,
 		Personalities: pm, DefaultPersonality: *defPers, LoadDelay: *loadDelay,
 		RequireUnload: *requireUnload, SkipOnCryptoError: *skip, Logger: log, Trace: *trace,
+		Faults: faults,
 	})
 	if err != nil {
 		return err
@@ -246,5 +261,30 @@ func move(op string, args []string) error {
 	} else {
 		fmt.Printf("slot %d loaded into drive %d\n", *slot, *drive)
 	}
+	return nil
+}
+
+// fault replaces one unit's faults on a running vtl.
+func fault(args []string) error {
+	fs, socket, _ := panelFlags("fault", args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *socket == "" || fs.NArg() != 1 {
+		return errors.New("fault needs --socket and one UNIT:KEY=VALUE[,…] or UNIT:none")
+	}
+	unit, f, err := emu.ParseFaults(fs.Arg(0), parseSize)
+	if err != nil {
+		return err
+	}
+	p, err := emu.DialPanel(*socket)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if _, err := p.Do(emu.PanelRequest{Op: "fault", Unit: unit, Faults: &f}); err != nil {
+		return err
+	}
+	fmt.Printf("%s: faults %+v\n", unit, f)
 	return nil
 }

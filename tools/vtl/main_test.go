@@ -60,7 +60,8 @@ func TestServeBinary(t *testing.T) {
 	start := func() (*exec.Cmd, *bytes.Buffer) {
 		var logBuf bytes.Buffer
 		cmd := exec.Command(bin, "serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock, "--slots", "3", "--drives", "2",
-			"--capacity", "8MiB", "--personality", "drive1=no-ame", "--load-delay", "0s", "--trace")
+			"--capacity", "8MiB", "--personality", "drive1=no-ame", "--load-delay", "0s", "--trace",
+			"--fault", "drive1:max_block=1MiB,max_transfer=2MiB")
 		cmd.Stderr = &logBuf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -137,6 +138,19 @@ func TestServeBinary(t *testing.T) {
 	}
 	if _, err := vtlwire.Dial(sock, "drive7"); err == nil {
 		t.Fatal("hello for a missing unit accepted")
+	}
+	// --fault: drive1's READ BLOCK LIMITS says 1 MiB, its hello 2 MiB.
+	if r, got := do(t, n1, []byte{0x05, 0, 0, 0, 0, 0}, scsi.DirFromDevice, make([]byte, 6)); r.Status != 0 || !bytes.Equal(got, []byte{0x00, 0x10, 0x00, 0x00, 0x00, 0x01}) || n1.MaxTransfer() != 2<<20 {
+		t.Fatalf("READ BLOCK LIMITS with max_block=1MiB: % X (%s), max transfer %d", got, senseKey(r), n1.MaxTransfer())
+	}
+	if out, err := exec.Command(bin, "fault", "--socket", sock, "drive1:none").CombinedOutput(); err != nil {
+		t.Fatalf("vtl fault drive1:none: %v %s", err, out)
+	}
+	if _, got := do(t, n1, []byte{0x05, 0, 0, 0, 0, 0}, scsi.DirFromDevice, make([]byte, 6)); !bytes.Equal(got, []byte{0x00, 0x80, 0x00, 0x00, 0x00, 0x01}) {
+		t.Fatalf("READ BLOCK LIMITS after vtl fault drive1:none: % X", got)
+	}
+	if out, err := exec.Command(bin, "fault", "--socket", sock, "drive1:position=sideways").CombinedOutput(); err == nil || !strings.Contains(string(out), `position fault "sideways"`) {
+		t.Fatalf("a bad fault accepted: %v %s", err, out)
 	}
 
 	out, err := exec.Command(bin, "status", "--socket", sock, "--json").Output()

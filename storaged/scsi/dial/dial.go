@@ -71,28 +71,49 @@ func Parse(address string) (Address, error) {
 	return bad("neither an absolute device path nor a vtl: address")
 }
 
-// Open opens the transport an address names. An sg node must be a tape
-// drive or a changer (INQUIRY is checked).
+// Options controls OpenWith.
+type Options struct {
+	// Types lists the acceptable INQUIRY peripheral device types
+	// (scsi.TypeTape, scsi.TypeMediumChanger); empty: either.
+	Types []byte
+	// Shared opens without exclusive access. The default is exclusive —
+	// O_EXCL on an sg node, one holder per unit on vtl — so that a second
+	// storaged, or tapekey, cannot send commands (or clear the key) of a
+	// drive in use: they get a *scsi.BusyDeviceError (scsi.IsBusy)
+	// naming the device. Shared is for tests that open a unit twice on
+	// purpose (several I_T nexuses).
+	Shared bool
+}
+
+// Open opens the transport an address names, exclusively. An sg node must
+// be a tape drive or a changer (INQUIRY is checked).
 func Open(address string) (scsi.Transport, error) {
-	return OpenExpect(address)
+	return OpenWith(address, Options{})
 }
 
 // OpenExpect is Open that also requires the device's INQUIRY peripheral
 // type to be one of types (scsi.TypeTape, scsi.TypeMediumChanger); with no
 // types, a tape drive or a changer is accepted.
 func OpenExpect(address string, types ...byte) (scsi.Transport, error) {
+	return OpenWith(address, Options{Types: types})
+}
+
+// OpenWith opens an address with options. A device another process holds
+// is refused with a *scsi.BusyDeviceError (errors.Is scsi.ErrBusy).
+func OpenWith(address string, o Options) (scsi.Transport, error) {
+	types := o.Types
 	a, err := Parse(address)
 	if err != nil {
 		return nil, err
 	}
 	if !a.VTL {
-		t, err := sgio.Open(a.Path, sgio.Options{Types: types})
+		t, err := sgio.Open(a.Path, sgio.Options{Types: types, Exclusive: !o.Shared})
 		if err != nil {
 			return nil, err
 		}
 		return t, nil
 	}
-	c, err := vtlwire.Dial(a.Path, a.Unit)
+	c, err := vtlwire.DialOpts(a.Path, vtlwire.Hello{Unit: a.Unit, Exclusive: !o.Shared})
 	if err != nil {
 		return nil, err
 	}
@@ -114,9 +135,14 @@ func OpenExpect(address string, types ...byte) (scsi.Transport, error) {
 	return c, nil
 }
 
-// OpenDevice opens an address and wraps it in a scsi.Device.
+// OpenDevice opens an address exclusively and wraps it in a scsi.Device.
 func OpenDevice(address string, types ...byte) (*scsi.Device, error) {
-	t, err := OpenExpect(address, types...)
+	return OpenDeviceWith(address, Options{Types: types})
+}
+
+// OpenDeviceWith is OpenWith wrapped in a scsi.Device.
+func OpenDeviceWith(address string, o Options) (*scsi.Device, error) {
+	t, err := OpenWith(address, o)
 	if err != nil {
 		return nil, err
 	}

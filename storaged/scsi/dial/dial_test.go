@@ -1,11 +1,16 @@
 package dial
 
 import (
+	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
 
 func TestParse(t *testing.T) {
@@ -50,4 +55,57 @@ func TestOpenErrors(t *testing.T) {
 			t.Fatalf("absent node: %v", err)
 		}
 	}
+}
+
+// TestOpenExclusiveVTL: dial opens exclusively by default (finding 3): a
+// second open of a held vtl unit — exclusive or shared — is a typed
+// *scsi.BusyDeviceError naming the device; Shared opens coexist; closing
+// releases the unit.
+func TestOpenExclusiveVTL(t *testing.T) {
+	lib, err := emu.NewLibrary(emu.Config{Dir: t.TempDir(), Slots: 2, Drives: 1, Capacity: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	sock := filepath.Join(t.TempDir(), "v.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- emu.NewServer(lib).Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	addr := "vtl:" + sock + "#drive0"
+	first, err := OpenDevice(addr, scsi.TypeTape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Options{{}, {Shared: true}} {
+		_, err = OpenWith(addr, o)
+		var busy *scsi.BusyDeviceError
+		if !errors.As(err, &busy) || !errors.Is(err, scsi.ErrBusy) || busy.Addr != addr ||
+			!strings.Contains(err.Error(), "device busy: another storaged or tapekey has "+addr+" open") {
+			t.Fatalf("second open (%+v) of a held drive: %v", o, err)
+		}
+	}
+	first.Close()
+	// Released at once: the vtl finds the holder's socket closed.
+	again, err := OpenDevice(addr, scsi.TypeTape)
+	if err != nil {
+		t.Fatalf("after the holder closed: %v", err)
+	}
+	again.Close()
+	// Shared opens coexist (tests that want several nexuses).
+	a, err := OpenWith(addr, Options{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenWith(addr, Options{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
 }

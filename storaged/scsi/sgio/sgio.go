@@ -23,9 +23,11 @@ package sgio
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -37,8 +39,13 @@ import (
 
 // ioctl numbers (§7.1).
 const (
-	sgIO            = 0x2285
-	sgGetVersionNum = 0x2282
+	sgIO              = 0x2285
+	sgGetVersionNum   = 0x2282
+	sgGetReservedSize = 0x2272
+	// blkSectGet (BLKSECTGET) on an sg node answers the request queue's
+	// max_sectors in bytes (sg.c max_sectors_bytes): the largest SG_IO
+	// data transfer; a larger one fails with ENOMEM.
+	blkSectGet = 0x1267
 )
 
 // MinVersion is the lowest sg driver version accepted (v3 interface).
@@ -97,6 +104,7 @@ type Transport struct {
 	fd      int
 	version int
 	inquiry *scsi.InquiryData
+	maxTx   int // largest data transfer (0: unknown)
 }
 
 // Open opens an sg node read-write (O_NONBLOCK for the open only, then
@@ -109,6 +117,13 @@ func Open(path string, opts Options) (*Transport, error) {
 	}
 	fd, err := unix.Open(path, flags, 0)
 	if err != nil {
+		if errors.Is(err, unix.EBUSY) {
+			detail := "EBUSY: another process holds it exclusively"
+			if opts.Exclusive {
+				detail = "EBUSY: an exclusive (O_EXCL) open needs the node closed by everyone else"
+			}
+			return nil, &scsi.BusyDeviceError{Addr: path, Detail: detail}
+		}
 		return nil, openError(path, err)
 	}
 	t := &Transport{path: path, fd: fd}
@@ -148,6 +163,7 @@ func (t *Transport) setup(opts Options) error {
 		return fmt.Errorf("%s: sg driver version %d is too old (need ≥ %d, the v3 SG_IO interface)", t.path, v, MinVersion)
 	}
 	t.version = v
+	t.maxTx = t.queryMaxTransfer(st.Rdev)
 	dev := scsi.NewDevice(t)
 	q, err := dev.Inquiry()
 	if err != nil {
@@ -278,6 +294,43 @@ func modeString(m uint32) string {
 	return string(b)
 }
 
+// queryMaxTransfer asks the kernel how large one SG_IO transfer may be:
+// BLKSECTGET (the queue's max_sectors in bytes), else the queue's
+// max_sectors_kb in sysfs, else the sg reserved buffer size.
+func (t *Transport) queryMaxTransfer(rdev uint64) int {
+	if v, err := unix.IoctlGetInt(t.fd, blkSectGet); err == nil && v > 0 {
+		return v
+	}
+	if v := sysfsMaxTransfer("/sys", unix.Major(rdev), unix.Minor(rdev)); v > 0 {
+		return v
+	}
+	if v, err := unix.IoctlGetInt(t.fd, sgGetReservedSize); err == nil && v > 0 {
+		return v
+	}
+	return 0
+}
+
+// sysfsMaxTransfer reads max_sectors_kb of the request queue behind the
+// character device major:minor under the sysfs root sys, in bytes (0 if
+// absent).
+func sysfsMaxTransfer(sys string, major, minor uint32) int {
+	base := fmt.Sprintf("%s/dev/char/%d:%d/device", sys, major, minor)
+	for _, p := range []string{base + "/queue/max_sectors_kb", base + "/max_sectors_kb"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if kb, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && kb > 0 {
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// MaxTransfer implements scsi.MaxTransferer: the largest data transfer
+// this node's queue takes, as the kernel reported it at open (0: unknown).
+func (t *Transport) MaxTransfer() int { return t.maxTx }
+
 // Addr implements scsi.Transport.
 func (t *Transport) Addr() string { return t.path }
 
@@ -369,7 +422,7 @@ func (t *Transport) ioctlError(cmd *scsi.Command, errno syscall.Errno) error {
 	case unix.EINVAL:
 		return fmt.Errorf("%s: SG_IO %s: invalid request header or direction (%v)", t.path, op, errno)
 	case unix.ENOMEM, unix.EIO:
-		return fmt.Errorf("%s: SG_IO %s: %v (a transfer of %d bytes may exceed the adapter's limit, see max_hw_sectors_kb)", t.path, op, errno, len(cmd.Data))
+		return fmt.Errorf("%s: SG_IO %s: %v (a transfer of %d bytes may exceed the adapter's limit of %d bytes the kernel reported; see max_sectors_kb; use a smaller block_size)", t.path, op, errno, len(cmd.Data), t.maxTx)
 	case unix.ENODEV, unix.ENXIO:
 		return fmt.Errorf("%s: SG_IO %s: device is gone (%v)", t.path, op, errno)
 	}

@@ -247,3 +247,22 @@ func TestBlockedSignals(t *testing.T) {
 		}
 	}
 }
+
+// TestSysfsMaxTransfer: the queue limit is read from the sg node's device
+// directory (max_sectors_kb), in bytes.
+func TestSysfsMaxTransfer(t *testing.T) {
+	root := t.TempDir()
+	if got := sysfsMaxTransfer(root, 21, 3); got != 0 {
+		t.Fatalf("absent: %d", got)
+	}
+	dir := filepath.Join(root, "dev", "char", "21:3", "device", "queue")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "max_sectors_kb"), []byte("1024\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := sysfsMaxTransfer(root, 21, 3); got != 1<<20 {
+		t.Fatalf("max_sectors_kb 1024: %d", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
@@ -22,16 +23,34 @@ type Client struct {
 	br     *bufio.Reader
 	socket string
 	unit   string
+	excl   bool
+	maxTx  int // data phase limit the unit advertised (0: MaxData)
 }
 
 // Dial connects to unit ("drive0", "changer") of the vtl listening on the
-// unix socket at path.
+// unix socket at path, sharing it with other connections.
 func Dial(path, unit string) (*Client, error) {
-	c := &Client{socket: path, unit: unit}
+	return DialOpts(path, Hello{Unit: unit})
+}
+
+// DialOpts connects with options; with h.Exclusive a unit that another
+// connection holds is refused with a *scsi.BusyDeviceError, as an sg node
+// opened with O_EXCL is.
+func DialOpts(path string, h Hello) (*Client, error) {
+	c := &Client{socket: path, unit: h.Unit, excl: h.Exclusive}
 	if err := c.dial(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// MaxTransfer implements scsi.MaxTransferer: the unit's advertised limit,
+// else MaxData.
+func (c *Client) MaxTransfer() int {
+	if c.maxTx > 0 {
+		return c.maxTx
+	}
+	return MaxData
 }
 
 func (c *Client) dial() error {
@@ -40,20 +59,35 @@ func (c *Client) dial() error {
 		return fmt.Errorf("%s: cannot reach the vtl socket: %w (is `vtl serve --socket %s` running?)", c.Addr(), err, c.socket)
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	if err := WriteHello(conn, c.unit); err != nil {
+	var err2 error
+	if c.excl {
+		err2 = WriteHelloOpts(conn, Hello{Unit: c.unit, Exclusive: true})
+	} else {
+		err2 = WriteHello(conn, c.unit)
+	}
+	if err2 != nil {
 		conn.Close()
+		return fmt.Errorf("%s: %w", c.Addr(), err2)
+	}
+	mt, err := readHelloReply(br)
+	if err != nil {
+		conn.Close()
+		if msg, ok := strings.CutPrefix(err.Error(), BusyPrefix); ok {
+			return &scsi.BusyDeviceError{Addr: c.Addr(), Detail: "vtl: " + msg}
+		}
 		return fmt.Errorf("%s: %w", c.Addr(), err)
 	}
-	if err := readHelloReply(br); err != nil {
-		conn.Close()
-		return fmt.Errorf("%s: %w", c.Addr(), err)
-	}
-	c.conn, c.br = conn, br
+	c.conn, c.br, c.maxTx = conn, br, mt
 	return nil
 }
 
 // Do implements scsi.Transport.
 func (c *Client) Do(cmd *scsi.Command) (scsi.Result, error) {
+	if mt := c.MaxTransfer(); cmd.Dir != scsi.DirNone && len(cmd.Data) > mt {
+		// What SG_IO does with a transfer above the queue's limit: ENOMEM,
+		// nothing sent.
+		return scsi.Result{}, fmt.Errorf("%s: %s of %d bytes exceeds the unit's transfer limit of %d bytes per command (ENOMEM on a real adapter)", c.Addr(), opName(cmd), len(cmd.Data), mt)
+	}
 	if c.conn == nil {
 		if err := c.dial(); err != nil {
 			return scsi.Result{}, err

@@ -8,8 +8,13 @@
 // per request, in order. All integers are big-endian.
 //
 //	hello     "VTL1" | u8 name length | name ("drive0", "drive1", …, "changer")
-//	hello ok  u8 0 | u16 0
-//	hello err u8 1 | u16 message length | message      (then the server closes)
+//	      or  "VTL2" | u8 flags | u8 name length | name
+//	              flags bit 0: exclusive (as O_EXCL on an sg node: refused
+//	              while anyone else holds the unit; then no one else gets it)
+//	hello ok  u8 0 | u16 length | properties   (empty, or "max_transfer=N":
+//	              the unit carries at most N data bytes per command)
+//	hello err u8 1 | u16 message length | message      (then the server closes;
+//	              a message starting "busy:" means another nexus holds the unit)
 //
 //	request   u8 direction (0 none, 1 to device, 2 from device)
 //	          u8 CDB length (1..16) | u16 reserved (0)
@@ -31,13 +36,29 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 )
 
-// Magic opens every connection.
-const Magic = "VTL1"
+// Magic opens a connection without options; MagicV2 one with a flags byte.
+const (
+	Magic   = "VTL1"
+	MagicV2 = "VTL2"
+)
+
+// Hello is what a client asks for when it opens a connection.
+type Hello struct {
+	Unit string
+	// Exclusive: refuse the connection if anyone else holds the unit, and
+	// keep everyone else out while it lasts.
+	Exclusive bool
+}
+
+// BusyPrefix starts the refusal of a unit someone else holds.
+const BusyPrefix = "busy: "
 
 // MaxData bounds one command's data phase in either direction (the largest
 // block a drive accepts is 8 MiB; READ BLOCK LIMITS says so).
@@ -83,20 +104,70 @@ func WriteHello(w io.Writer, unit string) error {
 	return err
 }
 
+// WriteHelloOpts opens a connection with options (the VTL2 hello).
+func WriteHelloOpts(w io.Writer, h Hello) error {
+	if len(h.Unit) == 0 || len(h.Unit) > 255 {
+		return fmt.Errorf("vtl unit name %q: must be 1..255 bytes", h.Unit)
+	}
+	var flags byte
+	if h.Exclusive {
+		flags |= 1
+	}
+	b := append([]byte(MagicV2), flags, byte(len(h.Unit)))
+	b = append(b, h.Unit...)
+	_, err := w.Write(b)
+	return err
+}
+
 // ReadHello reads a client's hello and returns the unit name.
 func ReadHello(r io.Reader) (string, error) {
+	h, err := ReadHelloOpts(r)
+	return h.Unit, err
+}
+
+// ReadHelloOpts reads a client's hello (VTL1 or VTL2).
+func ReadHelloOpts(r io.Reader) (Hello, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return "", err
+		return Hello{}, err
 	}
-	if string(h[:4]) != Magic {
-		return "", fmt.Errorf("%w: bad magic %q (is this a vtl client?)", ErrProtocol, h[:4])
+	var out Hello
+	nameLen := h[4]
+	switch string(h[:4]) {
+	case Magic:
+	case MagicV2:
+		out.Exclusive = h[4]&1 != 0
+		if h[4]&^1 != 0 {
+			return Hello{}, fmt.Errorf("%w: unknown hello flags 0x%02X", ErrProtocol, h[4])
+		}
+		var l [1]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return Hello{}, err
+		}
+		nameLen = l[0]
+	default:
+		return Hello{}, fmt.Errorf("%w: bad magic %q (is this a vtl client?)", ErrProtocol, h[:4])
 	}
-	name := make([]byte, h[4])
+	name := make([]byte, nameLen)
 	if _, err := io.ReadFull(r, name); err != nil {
-		return "", err
+		return Hello{}, err
 	}
-	return string(name), nil
+	out.Unit = string(name)
+	return out, nil
+}
+
+// WriteHelloAccept accepts a hello and tells the client the unit's data
+// phase limit (maxTransfer bytes per command; 0: MaxData).
+func WriteHelloAccept(w io.Writer, maxTransfer int) error {
+	props := ""
+	if maxTransfer > 0 {
+		props = "max_transfer=" + strconv.Itoa(maxTransfer)
+	}
+	b := make([]byte, 3, 3+len(props))
+	binary.BigEndian.PutUint16(b[1:], uint16(len(props)))
+	b = append(b, props...)
+	_, err := w.Write(b)
+	return err
 }
 
 // WriteHelloReply accepts (msg == "") or refuses the hello.
@@ -114,20 +185,29 @@ func WriteHelloReply(w io.Writer, refusal string) error {
 	return err
 }
 
-// readHelloReply returns nil if the server accepted the hello.
-func readHelloReply(r io.Reader) error {
+// readHelloReply returns the unit's data phase limit (0: not advertised)
+// if the server accepted the hello, its refusal otherwise.
+func readHelloReply(r io.Reader) (int, error) {
 	var h [3]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return err
+		return 0, err
 	}
 	msg := make([]byte, binary.BigEndian.Uint16(h[1:]))
 	if _, err := io.ReadFull(r, msg); err != nil {
-		return err
+		return 0, err
 	}
 	if h[0] != 0 {
-		return errors.New(string(msg))
+		return 0, errors.New(string(msg))
 	}
-	return nil
+	mt := 0
+	for _, f := range strings.Fields(string(msg)) {
+		if v, ok := strings.CutPrefix(f, "max_transfer="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				mt = n
+			}
+		}
+	}
+	return mt, nil
 }
 
 // WriteRequest sends one command. With a net.Conn the header and the data

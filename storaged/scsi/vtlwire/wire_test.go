@@ -66,7 +66,7 @@ func TestRoundTripNetPipe(t *testing.T) {
 	if err := WriteHello(cli, "drive0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := readHelloReply(c.br); err != nil {
+	if _, err := readHelloReply(c.br); err != nil {
 		t.Fatal(err)
 	}
 
@@ -260,5 +260,47 @@ func TestRedialAfterBrokenConnection(t *testing.T) {
 	defer mu.Unlock()
 	if hellos != 2 || requests != 2 {
 		t.Fatalf("server saw %d hellos and %d commands; want 2 and 2 (the failed command is never resent)", hellos, requests)
+	}
+}
+
+// TestHelloV2Bytes: the VTL2 hello (exclusive flag) and the accept reply
+// carrying the unit's transfer limit, byte for byte; VTL1 still parses.
+func TestHelloV2Bytes(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteHelloOpts(&b, Hello{Unit: "drive0", Exclusive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "VTL2\x01\x06drive0"; b.String() != want {
+		t.Fatalf("hello % X, want % X", b.Bytes(), want)
+	}
+	h, err := ReadHelloOpts(&b)
+	if err != nil || h != (Hello{Unit: "drive0", Exclusive: true}) {
+		t.Fatalf("%+v %v", h, err)
+	}
+	b.Reset()
+	WriteHello(&b, "changer")
+	if h, err := ReadHelloOpts(&b); err != nil || h != (Hello{Unit: "changer"}) {
+		t.Fatalf("VTL1: %+v %v", h, err)
+	}
+	if _, err := ReadHelloOpts(strings.NewReader("VTL2\x02\x06drive0")); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("unknown flag: %v", err)
+	}
+	b.Reset()
+	WriteHelloAccept(&b, 1<<20)
+	if want := "\x00\x00\x14max_transfer=1048576"; b.String() != want {
+		t.Fatalf("accept % X, want % X", b.Bytes(), want)
+	}
+	if mt, err := readHelloReply(&b); err != nil || mt != 1<<20 {
+		t.Fatalf("%d %v", mt, err)
+	}
+	b.Reset()
+	WriteHelloAccept(&b, 0)
+	if b.String() != "\x00\x00\x00" {
+		t.Fatalf("accept without a limit % X", b.Bytes())
+	}
+	b.Reset()
+	WriteHelloReply(&b, BusyPrefix+"drive0 is held")
+	if _, err := readHelloReply(&b); err == nil || err.Error() != "busy: drive0 is held" {
+		t.Fatalf("refusal: %v", err)
 	}
 }

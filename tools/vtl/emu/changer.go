@@ -201,6 +201,10 @@ func (lib *Library) readElementStatus(nx *Nexus, cdb []byte) reply {
 	n := len(b) - 8
 	b[5], b[6], b[7] = byte(n>>16), byte(n>>8), byte(n)
 	nx.out = b[:0]
+	if short := lib.cfaults.ShortElementStatus; short > 0 {
+		// tgt: the answer is shorter than its own byte counts say.
+		b = b[:max(len(b)-short, 8)]
+	}
 	if len(b) > alloc {
 		b = b[:alloc]
 	}

@@ -58,7 +58,7 @@ func (d *Drive) write6(nx *Nexus, cdb []byte, data []byte) reply {
 			return fail(invalidCDBBit(1, 0))
 		}
 		blen, count = d.blockLen, n
-	} else if n > MaxBlock {
+	} else if n > d.maxBlock() {
 		return fail(invalidCDB(2))
 	}
 	if len(data) < blen*count {
@@ -326,6 +326,18 @@ func (d *Drive) readPosition(nx *Nexus, cdb []byte) reply {
 	}
 	if d.pastEW() {
 		flags |= 0x01
+	}
+	// A lying READ POSITION (Faults.Position) reports another position
+	// for this answer only; the drive's real position is unchanged.
+	real := d.pos
+	defer func() { d.pos = real }()
+	if f := d.faults; f.Position != "" && (!f.PositionPastEW || d.pastEW()) {
+		switch f.Position {
+		case "zero":
+			d.pos, flags = 0, flags&^0x80
+		case "stale":
+			d.pos = d.prevPos
+		}
 	}
 	switch sa {
 	case 0x00, 0x01:

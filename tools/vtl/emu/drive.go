@@ -60,6 +60,9 @@ type Drive struct {
 
 	scratch []byte // sealed block under construction
 	meta    cart.Meta
+
+	faults  Faults // misbehaviour switches (Library.SetFaults)
+	prevPos int64  // position before the last WRITE / WRITE FILEMARKS
 }
 
 func newDrive(lib *Library, idx int, p Personality) *Drive {
@@ -221,7 +224,8 @@ func (d *Drive) exec(nx *Nexus, req *vtlwire.Request) reply {
 		if cdb[1]&1 != 0 {
 			return fail(invalidCDBBit(1, 0))
 		}
-		return good(append(nx.out[:0], 0x00, 0x80, 0x00, 0x00, 0x00, 0x01))
+		mb := d.maxBlock()
+		return good(append(nx.out[:0], 0x00, byte(mb>>16), byte(mb>>8), byte(mb), 0x00, 0x01))
 	case scsi.OpModeSense6, scsi.OpModeSense10:
 		return d.modeSense(nx, cdb)
 	case scsi.OpModeSelect6, scsi.OpModeSelect10:
@@ -261,8 +265,10 @@ func (d *Drive) exec(nx *Nexus, req *vtlwire.Request) reply {
 	case scsi.OpRead6:
 		return d.read6(nx, cdb, req.AllocLen)
 	case scsi.OpWrite6:
+		d.prevPos = d.pos
 		return d.write6(nx, cdb, req.DataOut)
 	case scsi.OpWriteFilemarks6:
+		d.prevPos = d.pos
 		return d.writeFilemarks(nx, cdb)
 	case scsi.OpSpace6:
 		return d.space(int(cdb[1]&0xF), sext24(be24(cdb[2:5])), 1)

@@ -104,6 +104,10 @@ func FuzzDriveCommand(f *testing.F) {
 		if !ok {
 			return
 		}
+		// Fault switches, chosen by the input (most inputs: none).
+		d.mu.Lock()
+		d.faults = Faults{Position: []string{"", "", "zero", "stale"}[alloc%4], PositionPastEW: alloc&4 != 0}
+		d.mu.Unlock()
 		nx := newNexus(1)
 		d.attach(nx)
 		defer d.detach(nx)
@@ -120,6 +124,9 @@ func FuzzChangerCommand(f *testing.F) {
 		if !ok {
 			return
 		}
+		lib.mu.Lock()
+		lib.cfaults = Faults{ShortElementStatus: int(alloc%3) * 8}
+		lib.mu.Unlock()
 		nx := newNexus(1)
 		checkResponse(t, req, lib.ExecChanger(nx, req))
 		checkResponse(t, req, lib.ExecChanger(nx, req))

@@ -54,6 +54,8 @@ type Config struct {
 	SkipOnCryptoError bool
 	Logger            *slog.Logger
 	Trace             bool
+	// Faults per unit ("drive0", "changer"); see Faults.
+	Faults map[string]Faults
 }
 
 // Library is a running virtual library.
@@ -74,6 +76,10 @@ type Library struct {
 	serial   string
 	pers     Personality
 	lockFile *os.File // flock on DIR/library.lock: one vtl per directory
+	cfaults  Faults   // the changer's faults (under mu)
+
+	hmu     sync.Mutex          // holders
+	holders map[string]*holders // connections per unit (exclusive opens)
 }
 
 type inventory struct {
@@ -102,7 +108,7 @@ func NewLibrary(cfg Config) (*Library, error) {
 		cfg.DefaultPersonality = "ibm"
 	}
 	lib := &Library{cfg: cfg, log: cfg.Logger, cnex: map[*Nexus]struct{}{}, cprevent: map[*Nexus]bool{},
-		serial: "TWLIB00001"}
+		serial: "TWLIB00001", holders: map[string]*holders{}}
 	p, err := LookupPersonality(cfg.DefaultPersonality)
 	if err != nil {
 		return nil, err
@@ -122,6 +128,11 @@ func NewLibrary(cfg Config) (*Library, error) {
 	for i := range cfg.Personalities {
 		if i < 0 || i >= cfg.Drives {
 			return nil, fmt.Errorf("personality for drive%d: no such drive", i)
+		}
+	}
+	for unit, f := range cfg.Faults {
+		if err := lib.SetFaults(unit, f); err != nil {
+			return nil, fmt.Errorf("faults: %w", err)
 		}
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {

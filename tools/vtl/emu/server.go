@@ -9,10 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
 )
 
@@ -21,7 +24,7 @@ const PanelUnit = "panel"
 
 // PanelRequest is one newline-delimited JSON request on the panel unit.
 type PanelRequest struct {
-	Op    string `json:"op"` // "status", "load", "unload", "move", "protect"
+	Op    string `json:"op"` // "status", "load", "unload", "move", "protect", "fault"
 	Slot  int    `json:"slot,omitempty"`
 	Drive int    `json:"drive"`
 	// From and To are element addresses for "move".
@@ -29,6 +32,9 @@ type PanelRequest struct {
 	To   int `json:"to,omitempty"`
 	// On is the write-protect tab state for "protect".
 	On bool `json:"on,omitempty"`
+	// Unit and Faults for "fault": replace the unit's faults.
+	Unit   string  `json:"unit,omitempty"`
+	Faults *Faults `json:"faults,omitempty"`
 }
 
 // PanelResponse answers one PanelRequest.
@@ -98,43 +104,29 @@ func (s *Server) handle(c net.Conn) {
 		s.wg.Done()
 	}()
 	br := bufio.NewReaderSize(c, 64<<10)
-	unit, err := vtlwire.ReadHello(br)
+	h, err := vtlwire.ReadHelloOpts(br)
 	if err != nil {
 		return
 	}
-	lib := s.lib
-	switch {
-	case unit == PanelUnit:
+	if h.Unit == PanelUnit {
 		vtlwire.WriteHelloReply(c, "")
 		s.panel(br, c)
-	case unit == "changer":
-		vtlwire.WriteHelloReply(c, "")
-		nx := newNexus(lib.nextID.Add(1))
-		lib.mu.Lock()
-		lib.cnex[nx] = struct{}{}
-		lib.mu.Unlock()
-		defer func() {
-			lib.mu.Lock()
-			delete(lib.cnex, nx)
-			delete(lib.cprevent, nx)
-			lib.mu.Unlock()
-		}()
-		s.loop(br, c, "changer", nx, lib.ExecChanger)
-	case strings.HasPrefix(unit, "drive"):
-		i, err := strconv.Atoi(unit[5:])
-		if err != nil || i < 0 || i >= len(lib.drives) || unit[5:] != strconv.Itoa(i) {
-			vtlwire.WriteHelloReply(c, fmt.Sprintf("no unit %q (have drive0..drive%d, changer, panel)", unit, len(lib.drives)-1))
-			return
-		}
-		vtlwire.WriteHelloReply(c, "")
-		d := lib.drives[i]
-		nx := newNexus(lib.nextID.Add(1))
-		d.attach(nx)
-		defer d.detach(nx)
-		s.loop(br, c, unit, nx, d.Exec)
-	default:
-		vtlwire.WriteHelloReply(c, fmt.Sprintf("no unit %q (have drive0..drive%d, changer, panel)", unit, len(lib.drives)-1))
+		return
 	}
+	conn, err := s.lib.connect(h, peerAlive(c))
+	if err != nil {
+		msg := err.Error()
+		if b, ok := err.(*scsi.BusyDeviceError); ok {
+			msg = vtlwire.BusyPrefix + b.Detail
+		}
+		vtlwire.WriteHelloReply(c, msg)
+		return
+	}
+	defer conn.Close()
+	if err := vtlwire.WriteHelloAccept(c, s.lib.maxTransfer(h.Unit)); err != nil {
+		return
+	}
+	s.loop(br, c, h.Unit, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
 }
 
 func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
@@ -227,6 +219,16 @@ func (s *Server) panelOp(req PanelRequest) PanelResponse {
 		}
 		lib.log.Info("panel move", "from", req.From, "to", req.To)
 		return PanelResponse{OK: true}
+	case "fault":
+		var f Faults
+		if req.Faults != nil {
+			f = *req.Faults
+		}
+		if err := lib.SetFaults(req.Unit, f); err != nil {
+			return PanelResponse{Error: err.Error()}
+		}
+		lib.log.Info("panel fault", "unit", req.Unit, "faults", fmt.Sprintf("%+v", f))
+		return PanelResponse{OK: true}
 	case "protect":
 		if err := lib.PanelProtect(req.Slot, req.On); err != nil {
 			return PanelResponse{Error: err.Error()}
@@ -234,7 +236,7 @@ func (s *Server) panelOp(req PanelRequest) PanelResponse {
 		lib.log.Info("panel write-protect", "slot", req.Slot, "on", req.On)
 		return PanelResponse{OK: true}
 	}
-	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move, protect)", req.Op)}
+	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move, protect, fault)", req.Op)}
 }
 
 // PanelClient talks to the panel unit of a running vtl.
@@ -294,3 +296,27 @@ func (p *PanelClient) Do(req PanelRequest) (*PanelResponse, error) {
 
 // Close ends the panel connection.
 func (p *PanelClient) Close() error { return p.c.Close() }
+
+// peerAlive reports whether the client still has c open: a unix socket
+// whose peer closed polls POLLHUP. (A dead holder is released before a
+// new connection to its unit is judged; see Library.connect.)
+func peerAlive(c net.Conn) func() bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func() bool {
+		alive := true
+		raw.Control(func(fd uintptr) {
+			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(p, 0); err == nil && n > 0 && p[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				alive = false
+			}
+		})
+		return alive
+	}
+}
