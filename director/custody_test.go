@@ -318,9 +318,12 @@ func TestInterruptedLabelRetriesWithTheSameKey(t *testing.T) {
 
 // forgeLabel writes lbl over the label of the cartridge in slot, through
 // vtl drive n (storaged/label's writer, as anyone with access to the
-// library could), and puts the cartridge back.
+// library could), and puts the cartridge back. storaged holds its drives
+// exclusively: it is stopped meanwhile and started again.
 func (w *world) forgeLabel(slot, n int, lbl label.Label) {
 	w.t.Helper()
+	w.sd.Stop(w.t, syscall.SIGTERM)
+	defer w.startStoraged()
 	if out, err := exec.Command(bins["vtl"], "load", "--socket", w.vtl.Socket, "--slot", fmt.Sprint(slot), "--drive", fmt.Sprint(n)).CombinedOutput(); err != nil {
 		w.t.Fatalf("vtl load: %v\n%s", err, out)
 	}

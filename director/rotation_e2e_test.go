@@ -257,6 +257,7 @@ func TestKEKRotationProcedure(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("DR read with the cache and the new KEK: %v; %d bytes, equal = %v", err, len(got), bytes.Equal(got, data))
 	}
+	dev.Close() // tapekey opens the drive exclusively
 	if o, err := exec.Command(bins["tapekey"], "drive", "clear", addr).CombinedOutput(); err != nil {
 		t.Fatalf("tapekey drive clear: %v\n%s", err, o)
 	}
