@@ -96,6 +96,13 @@ func New(ctx context.Context, o Options) (*Director, error) {
 		return nil, err
 	}
 	d.ring = ring
+	// The director's own TLS identity, checked once: a bad [tls] path is
+	// a [tls] problem, not one of the first [[storage]] that uses it.
+	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key}
+	if _, err := tlsconf.Client(files, o.Config.Name); err != nil {
+		ring.Destroy()
+		return nil, fmt.Errorf("%s: [tls]: %w", o.Config.Path, err)
+	}
 	store, err := catalog.Open(ctx, o.Config.Catalog, o.Config.Path, catalog.WithClock(d.clock))
 	if err != nil {
 		ring.Destroy()
@@ -112,7 +119,6 @@ func New(ctx context.Context, o Options) (*Director, error) {
 		d.Close()
 		return nil, err
 	}
-	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key}
 	for _, ref := range o.Config.Storages {
 		name := ref.TLSServerName
 		if name == "" {
@@ -301,6 +307,9 @@ func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeReq
 	}
 	if m.Storage != p.Name {
 		return nil, status.Errorf(codes.PermissionDenied, "volume %s does not belong to storage %s", r.Volume, p.Name)
+	}
+	if err := s.D.checkReport(ctx, p.Name, r); err != nil {
+		return nil, err
 	}
 	var parts []string
 	if r.Drive != "" {
