@@ -437,6 +437,11 @@ type DirectorStatus struct {
 	Volumes   map[string]int    `json:"volumes_by_status"`
 	Storages  map[string]string `json:"storages"`
 	KEKs      []KEKStatus       `json:"keks"`
+	// Pools and DefaultPool let a console offer choices (tapectl's
+	// label menus).
+	Pools       []string `json:"pools"`
+	DefaultPool string   `json:"default_pool,omitempty"`
+	Configured  []string `json:"configured_storages"`
 }
 
 // KEKStatus is what depends on one KEK id, in "status director".
@@ -449,7 +454,8 @@ type KEKStatus struct {
 }
 
 func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
-	s := DirectorStatus{Name: d.cfg.Name, ActiveKEK: d.ring.Active().ID(), KEKIDs: d.ring.IDs(), Volumes: map[string]int{}, Storages: map[string]string{}}
+	s := DirectorStatus{Name: d.cfg.Name, ActiveKEK: d.ring.Active().ID(), KEKIDs: d.ring.IDs(), Volumes: map[string]int{}, Storages: map[string]string{},
+		Pools: []string{}, DefaultPool: d.cfg.DefaultPool, Configured: slices.Sorted(maps.Keys(d.storages))}
 	// The catalog down is one line of the status, not its failure: the
 	// KEKs and the storages are still shown.
 	s.Catalog = "up"
@@ -465,6 +471,11 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	if err == nil {
 		if st, serr := d.store.SchemaState(ctx); serr == nil {
 			s.Schema = st.Current
+		}
+		if ps, perr := d.store.ListPools(ctx); perr == nil {
+			for _, p := range ps {
+				s.Pools = append(s.Pools, p.Name)
+			}
 		}
 	} else {
 		s.Catalog = catalogDown(err)

@@ -102,6 +102,8 @@ func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[
 			}
 		}
 		return result(&tapewardpb.Result{Text: "Storage Tape: 1 drive, idle\n", Json: js(`{"storage":"Tape","drives":[{"index":0,"state":"empty"}]}`)})
+	case line == "status director":
+		return result(&tapewardpb.Result{Text: "director director", Json: js(`{"name":"director","configured_storages":["sd1","sd2"],"pools":["Local","Offsite"]}`)})
 	case line == "list volumes":
 		return result(&tapewardpb.Result{Text: "TW0001L6  Offsite  Append\nTW0002L6  Offsite  Full", Json: js(`{"volumes":["TW0001L6","TW0002L6"]}`)})
 	case line == "help":
