@@ -10,7 +10,8 @@
 #   tools/quickstart/pg.sh status
 #
 # Data in ./state/pg of the source tree (QUICKSTART_PG_DIR to put it
-# elsewhere), log in ./state/pg.log. It listens on 127.0.0.1 only, port
+# elsewhere; as root, when the OS user postgres cannot reach ./state, a
+# directory under /var/tmp), log next to it (./state/pg.log). It listens on 127.0.0.1 only, port
 # 5433 (QUICKSTART_PG_PORT; 5433 so that it never collides with a system
 # PostgreSQL on 5432), no unix socket, and trusts local connections: a
 # development catalog, not a production one. Run as root, it runs the
@@ -42,6 +43,18 @@ RUN_AS=()
 if [ "$(id -u)" = 0 ]; then
 	id postgres >/dev/null 2>&1 || die "running as root, and PostgreSQL refuses root; the OS user postgres does not exist (apt-get install postgresql creates it)"
 	if command -v runuser >/dev/null; then RUN_AS=(runuser -u postgres --); else RUN_AS=(su postgres -s /bin/sh -c '"$0" "$@"'); fi
+fi
+
+# As root, the server runs as postgres, which must reach its data: a tree
+# under a private home (/root) is not reachable, so the data then goes to
+# a directory of its own under /var/tmp (the same one for this tree every
+# time).
+mkdir -p "$ROOT/state"
+if [ -z "${QUICKSTART_PG_DIR:-}" ] && [ "${#RUN_AS[@]}" -gt 0 ] && ! "${RUN_AS[@]}" test -x "$ROOT/state"; then
+	DIR=/var/tmp/tapeward-quickstart-$(printf %s "$ROOT" | cksum | cut -d' ' -f1)/pg
+	LOG=$DIR.log
+	[ "${1:-}" = start ] && echo "quickstart-db: the OS user postgres cannot reach $ROOT/state; the catalog's data goes to $DIR"
+	mkdir -p "$(dirname "$DIR")"
 fi
 
 running() { "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$DIR" status >/dev/null 2>&1; }
