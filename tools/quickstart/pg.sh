@@ -57,6 +57,10 @@ if [ -z "${QUICKSTART_PG_DIR:-}" ] && [ "${#RUN_AS[@]}" -gt 0 ] && ! "${RUN_AS[@
 	mkdir -p "$(dirname "$DIR")"
 fi
 
+case $DIR in /*) ;; *) DIR=$PWD/$DIR LOG=$DIR.log ;; esac
+# postgres may not be allowed into the current directory (it says so).
+[ "${#RUN_AS[@]}" -gt 0 ] && cd /
+
 running() { "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$DIR" status >/dev/null 2>&1; }
 
 case ${1:-} in
