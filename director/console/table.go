@@ -72,7 +72,7 @@ func kwUsage(k *Keyword) string {
 }
 
 // Usage is the command's syntax line, e.g.
-// "label storage=NAME pool=NAME (slots=LIST barcodes | slot=N volume=NAME) [encrypt] [drive=N]".
+// "label (slots=LIST barcodes | slot=N volume=NAME) [storage=NAME] [pool=NAME] [encrypt] [drive=N]".
 func (s *Spec) Usage() string {
 	parts := []string{s.Name}
 	_, second, _ := strings.Cut(s.Name, " ")
