@@ -4,6 +4,8 @@ package main
 // 10): real PostgreSQL, vtl, storaged and director, driven with tapectl.
 
 import (
+	"context"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -11,6 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
@@ -173,4 +182,48 @@ func TestStatusDirectorCatalogDown(t *testing.T) {
 		out, _, code := w.tapectl("status director")
 		return code == 0 && !strings.Contains(out, "DOWN")
 	})
+}
+
+// run sends one line as the console admin and returns its gRPC error.
+func (w *world) run(line string) error {
+	w.t.Helper()
+	tc, err := tlsconf.Client(w.pki.Issue(w.t, "admin", tlsconf.RoleConsole), "director")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(w.dirConf.Listen, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := pb.NewConsoleClient(conn).Run(context.Background(), &pb.RunRequest{Line: line})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := st.Recv(); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// storaged reports the library's state (a drive that holds a cartridge, a
+// slot that does not exist) as Internal; the director passes them on with
+// the code their meaning has.
+func TestStorageStatesGetTheirCodes(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.ok("label storage=sd1 pool=Offsite slots=1-2 barcodes")
+	w.ok("mount storage=sd1 slot=1 drive=0")
+	err := w.run("mount storage=sd1 slot=2 drive=0")
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "unmount it first") {
+		t.Fatalf("mount into a drive that holds a volume: %v; want FailedPrecondition", err)
+	}
+	err = w.run("mount storage=sd1 slot=9 drive=1")
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "there is no slot 9") {
+		t.Fatalf("mount of slot 9 of 8: %v; want NotFound", err)
+	}
+	w.ok("unmount storage=sd1 drive=0")
 }
