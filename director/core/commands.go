@@ -103,16 +103,16 @@ func (d *Director) label(ctx context.Context, actor string, cmd console.Command,
 				what += ", encryption verified (key " + r.Fingerprint + ")"
 			}
 			progress("slot %d (%d/%d): %s %s", n, i+1, len(slots), r.Volume, what)
-			continue
-		}
-		failed++
-		if r.KeyKept {
-			kept++
-		}
-		progress("slot %d (%d/%d): FAILED: %s", n, i+1, len(slots), r.Error)
-		if r.unavailable && !d.answers(ctx, link) {
-			notAttempted = slots[i+1:]
-			break
+		} else {
+			failed++
+			if r.KeyKept {
+				kept++
+			}
+			progress("slot %d (%d/%d): FAILED: %s", n, i+1, len(slots), r.Error)
+			if r.unavailable && !d.answers(ctx, link) {
+				notAttempted = slots[i+1:]
+				break
+			}
 		}
 	}
 	for _, n := range notAttempted {
