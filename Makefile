@@ -14,7 +14,7 @@ BIN      ?= bin
 CMDS     := $(wildcard ./director ./storaged ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test bench lint proto demo clean
+.PHONY: all build test bench lint proto demo clean quickstart-db quickstart-db-stop
 
 all: build
 
@@ -57,6 +57,15 @@ proto:
 # key events, stop everything. KEEP=1 keeps it running (prints how to connect).
 demo:
 	@./tools/demo/demo.sh
+
+# The README quickstart's catalog: a private PostgreSQL on 127.0.0.1:5433
+# (data in ./state/pg), database and role tapeward, as configs/director.toml
+# expects. Needs only Debian's postgresql package; no service is touched.
+quickstart-db:
+	@./tools/quickstart/pg.sh start
+
+quickstart-db-stop:
+	@./tools/quickstart/pg.sh stop
 
 clean:
 	rm -rf $(BIN)

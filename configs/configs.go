@@ -149,6 +149,9 @@ type Director struct {
 	Keys     DirectorKeys `toml:"keys"`
 	Storages []StorageRef `toml:"storage"`
 	Consoles []ConsoleRef `toml:"console"`
+	// DefaultPool is the pool label uses when the command names none
+	// (Bareos' Default pool); "" : label needs pool=.
+	DefaultPool string `toml:"default_pool"`
 }
 
 // ConsoleNamed returns the [[console]] entry named name.
@@ -320,6 +323,10 @@ func LoadDirector(path string) (*Director, error) {
 				s.TLSServerName = h
 			}
 		}
+	}
+
+	if c.DefaultPool != "" {
+		f.name(at(-1, "default_pool"), c.DefaultPool, `"Default"`)
 	}
 
 	consoles := map[string]bool{}

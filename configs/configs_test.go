@@ -20,7 +20,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("director.toml: %v", err)
 	}
-	if d.Name != "director" || d.Catalog.Host != "/var/run/postgresql" || d.Catalog.Port != 5432 || d.Catalog.Database != "tapeward" {
+	if d.Name != "director" || d.Catalog.Host != "127.0.0.1" || d.Catalog.Port != 5433 || d.DefaultPool != "Default" || d.Catalog.Database != "tapeward" {
 		t.Errorf("director.toml loaded as %+v", d)
 	}
 	if want := filepath.Join(top, "kek.key"); d.Keys.Active().File != want {
@@ -53,7 +53,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 	if want := "vtl:" + filepath.Join(top, "lib", "vtl.sock") + "#changer"; len(s.Changers) != 1 || s.Changers[0].Address != want {
 		t.Errorf("changers = %+v, want address %s", s.Changers, want)
 	}
-	if s.WorkingDirectory != filepath.Join(top, "lib", "storaged") || s.Timeouts.Mount.Duration != 5*time.Minute {
+	if s.WorkingDirectory != filepath.Join(top, "state", "storaged") || s.Timeouts.Mount.Duration != 5*time.Minute {
 		t.Errorf("working directory %q, mount timeout %v", s.WorkingDirectory, s.Timeouts.Mount)
 	}
 
@@ -177,12 +177,12 @@ func TestMalformedTOML(t *testing.T) {
 }
 
 func TestBadPort(t *testing.T) {
-	text := shipped(t, "director.toml", "port     = 5432", "port     = 99999")
+	text := shipped(t, "director.toml", "port     = 5433", "port     = 99999")
 	p := write(t, "director.toml", text)
 	_, err := LoadDirector(p)
 	wantErr(t, err, p+":"+itoa(lineOfText(t, text, "99999"))+": [catalog] port = 99999: must be 1-65535")
 
-	text = shipped(t, "director.toml", "port     = 5432", `port     = "5432"`)
+	text = shipped(t, "director.toml", "port     = 5433", `port     = "5432"`)
 	p = write(t, "director.toml", text)
 	_, err = LoadDirector(p)
 	wantErr(t, err, p+":"+itoa(lineOfText(t, text, `"5432"`))+": [catalog] port: must be a whole number", "without quotes")

@@ -348,6 +348,10 @@ func (s *Store) Rekey(ctx context.Context, ring *keys.Keyring, actor string) (Re
 type ExportFilter struct {
 	Pool   string // an existing pool (unknown: *NotFoundError)
 	Volume string // one volume
+	// Detail, when set, starts each "exported" event's detail (then
+	// "; fingerprint FP"), e.g. "sent to console admin": say where the
+	// keys went. Empty: the detail is the fingerprint alone.
+	Detail string
 }
 
 // ExportedKey is one line of a keys export: everything needed to load a
@@ -428,8 +432,10 @@ func (s *Store) ExportKeys(ctx context.Context, f ExportFilter, actor string) ([
 		}
 		_, err = tx.Exec(ctx, `
 			INSERT INTO key_events (at, volume_name, media_id, event, actor, kek_id, detail)
-			SELECT $1, volume_name, id, 'exported', $2, kek_id, key_fingerprint FROM media WHERE id = ANY($3)
-			ORDER BY volume_name`, s.nowUTC(), actor, ids)
+			SELECT $1, volume_name, id, 'exported', $2, kek_id,
+				CASE WHEN $4 = '' THEN key_fingerprint ELSE $4 || '; fingerprint ' || key_fingerprint END
+			FROM media WHERE id = ANY($3)
+			ORDER BY volume_name`, s.nowUTC(), actor, ids, f.Detail)
 		return dbErr(op+": recording the key events", err)
 	})
 	if err != nil {

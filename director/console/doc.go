@@ -30,7 +30,7 @@
 //
 // See Commands and Help (or "help" in tapectl) for the table:
 //
-//	label storage=NAME pool=NAME (slots=LIST barcodes | slot=N volume=NAME) [encrypt] [drive=N]
+//	label (slots=LIST barcodes | slot=N volume=NAME) [storage=NAME] [pool=NAME] [encrypt] [drive=N]
 //	list volumes [pool=NAME] [storage=NAME]
 //	list keyevents [volume=NAME] [limit=N]
 //	status director

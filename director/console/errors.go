@@ -83,11 +83,15 @@ func (e *UnknownKeywordError) Error() string {
 // holds what is missing, each written as in the usage ("storage=NAME",
 // "barcodes"); more than one means "any one of these". Hint says why, when
 // the rule is not plain "required" (may be ""). Usage is the command's syntax.
+// More lists what else is missing, each entry as written in the usage
+// (alternatives joined with " or "): a line missing several keywords
+// names them all at once.
 type MissingKeywordError struct {
 	Command  string
 	Keywords []string
 	Hint     string
 	Usage    string
+	More     []string
 }
 
 func (e *MissingKeywordError) Error() string {
@@ -95,6 +99,9 @@ func (e *MissingKeywordError) Error() string {
 	fmt.Fprintf(&b, "%s: missing %s", e.Command, strings.Join(e.Keywords, " or "))
 	if e.Hint != "" {
 		fmt.Fprintf(&b, " — %s", e.Hint)
+	}
+	for _, m := range e.More {
+		fmt.Fprintf(&b, "; missing %s", m)
 	}
 	fmt.Fprintf(&b, " (usage: %s)", e.Usage)
 	return b.String()

@@ -56,8 +56,8 @@ func TestHelpCommand(t *testing.T) {
 	}
 	h, _ := Help("label")
 	for _, want := range []string{
-		"label storage=NAME pool=NAME (slots=LIST barcodes | slot=N volume=NAME) [encrypt] [drive=N]",
-		"storage=NAME  the storage daemon whose changer holds the cartridges (required)",
+		"label (slots=LIST barcodes | slot=N volume=NAME) [storage=NAME] [pool=NAME] [encrypt] [drive=N]",
+		"storage=NAME  the storage daemon whose changer holds the cartridges (default: the only [[storage]] configured)",
 		"Examples:\n  label storage=sd1 pool=Offsite slots=1-5 barcodes encrypt\n",
 	} {
 		if !strings.Contains(h, want) {

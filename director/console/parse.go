@@ -91,17 +91,23 @@ func (t *table) parse(line string) (Command, error) {
 	return c, nil
 }
 
-// check applies the Required and Choice rules.
+// check applies the Required and Choice rules. Every missing keyword is
+// named at once (a user fixes the line in one go).
 func (c *Command) check() error {
 	s := c.spec
+	var missing *MissingKeywordError
+	add := func(keywords []string, hint string) {
+		if missing == nil {
+			missing = &MissingKeywordError{Command: s.Name, Keywords: keywords, Hint: hint, Usage: s.Usage()}
+			return
+		}
+		missing.More = append(missing.More, strings.Join(keywords, " or "))
+	}
 	for i := range s.Keywords {
 		k := &s.Keywords[i]
 		if _, ok := c.Args[k.Name]; k.Required && !ok {
-			return &MissingKeywordError{Command: s.Name, Keywords: []string{kwUsage(k)}, Usage: s.Usage()}
+			add([]string{kwUsage(k)}, "")
 		}
-	}
-	if len(s.Choice) == 0 {
-		return nil
 	}
 	var touched []int
 	var present []string // first present keyword of each touched group
@@ -114,8 +120,9 @@ func (c *Command) check() error {
 			}
 		}
 	}
-	switch len(touched) {
-	case 0:
+	switch {
+	case len(s.Choice) == 0:
+	case len(touched) == 0:
 		var alts []string
 		for _, g := range s.Choice {
 			var ws []string
@@ -124,20 +131,24 @@ func (c *Command) check() error {
 			}
 			alts = append(alts, strings.Join(ws, " "))
 		}
-		return &MissingKeywordError{Command: s.Name, Keywords: alts, Usage: s.Usage()}
-	case 1:
+		add(alts, "")
+	case len(touched) == 1:
 		g := s.Choice[touched[0]]
 		for _, n := range g {
 			if _, ok := c.Args[n]; !ok {
 				k := s.Keyword(n)
-				return &MissingKeywordError{Command: s.Name, Keywords: []string{kwUsage(k)},
-					Hint: fmt.Sprintf("%s goes with %s", present[0], kwRef(k)), Usage: s.Usage()}
+				add([]string{kwUsage(k)}, fmt.Sprintf("%s goes with %s", present[0], kwRef(k)))
 			}
 		}
-		return nil
 	default:
-		return &ConflictError{Command: s.Name, Keywords: present, Usage: s.Usage()}
+		if missing == nil {
+			return &ConflictError{Command: s.Name, Keywords: present, Usage: s.Usage()}
+		}
 	}
+	if missing != nil {
+		return missing
+	}
+	return nil
 }
 
 // kwRef names a keyword in a message: "slots=" or "barcodes".

@@ -122,7 +122,7 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
-var labelUsage = "label storage=NAME pool=NAME (slots=LIST barcodes | slot=N volume=NAME) [encrypt] [drive=N]"
+var labelUsage = "label (slots=LIST barcodes | slot=N volume=NAME) [storage=NAME] [pool=NAME] [encrypt] [drive=N]"
 var labelKeywords = []string{"storage", "pool", "slots", "barcodes", "slot", "volume", "encrypt", "drive"}
 
 type invalidCase struct {
@@ -187,8 +187,11 @@ var invalidCases = []invalidCase{
 	{"list volumes pol=x", &UnknownKeywordError{Command: "list volumes", Keyword: "pol", Suggestion: "pool", Allowed: []string{"pool", "storage"}}, nil},
 	{"update volume=A encrypt=yes pool=P", &UnknownKeywordError{Command: "update volume", Keyword: "pool", Allowed: []string{"volume", "encrypt"}}, nil},
 	// missing keywords and conflicts
-	{"label", &MissingKeywordError{Command: "label", Keywords: []string{"storage=NAME"}, Usage: labelUsage}, []string{"label: missing storage=NAME (usage: label storage=NAME"}},
-	{"label storage=sd1 slot=1 volume=V", &MissingKeywordError{Command: "label", Keywords: []string{"pool=NAME"}, Usage: labelUsage}, nil},
+	{"label", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage},
+		[]string{"label: missing slots=LIST barcodes or slot=N volume=NAME (usage: label (slots="}},
+	// Every missing keyword at once.
+	{"update volume", &MissingKeywordError{Command: "update volume", Keywords: []string{"volume=NAME"}, More: []string{"encrypt=yes|no|rotate"}, Usage: "update volume=NAME encrypt=yes|no|rotate"},
+		[]string{"update volume: missing volume=NAME; missing encrypt=yes|no|rotate (usage: "}},
 	{"label storage=sd1 pool=P", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage},
 		[]string{"missing slots=LIST barcodes or slot=N volume=NAME"}},
 	{"label storage=sd1 pool=P encrypt", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage}, nil},

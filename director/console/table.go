@@ -72,7 +72,7 @@ func kwUsage(k *Keyword) string {
 }
 
 // Usage is the command's syntax line, e.g.
-// "label storage=NAME pool=NAME (slots=LIST barcodes | slot=N volume=NAME) [encrypt] [drive=N]".
+// "label (slots=LIST barcodes | slot=N volume=NAME) [storage=NAME] [pool=NAME] [encrypt] [drive=N]".
 func (s *Spec) Usage() string {
 	parts := []string{s.Name}
 	_, second, _ := strings.Cut(s.Name, " ")
@@ -115,8 +115,8 @@ var commands = []Spec{
 		Name:    "label",
 		Summary: "label new cartridges as Tapeward volumes (optionally encrypted, one key per volume)",
 		Keywords: []Keyword{
-			{Name: "storage", Type: TName, Required: true, Help: "the storage daemon whose changer holds the cartridges"},
-			{Name: "pool", Type: TName, Required: true, Help: "the pool the new volumes join"},
+			{Name: "storage", Type: TName, Help: "the storage daemon whose changer holds the cartridges (default: the only [[storage]] configured)"},
+			{Name: "pool", Type: TName, Help: "the pool the new volumes join (default: default_pool in director.toml)"},
 			{Name: "slots", Type: TSlots, Help: "slots to label: numbers and ascending ranges, e.g. 1-5 or 1,3,7-9 (with barcodes)"},
 			{Name: "barcodes", Type: TFlag, Help: "name each volume after its cartridge's barcode, read from the changer (with slots=)"},
 			{Name: "slot", Type: TSlot, Help: "the one slot to label (with volume=)"},
@@ -125,9 +125,12 @@ var commands = []Spec{
 			{Name: "drive", Type: TDrive, Help: "the drive to label in, counting from 0"},
 		},
 		Choice: [][]string{{"slots", "barcodes"}, {"slot", "volume"}},
-		Notes:  "Either label many cartridges named by their barcodes (slots=LIST barcodes) or one cartridge with a name you choose (slot=N volume=NAME).",
+		Notes: "Either label many cartridges named by their barcodes (slots=LIST barcodes) or one cartridge with a name you choose (slot=N volume=NAME). " +
+			"With one storage configured, storage= may be left out; pool= may be left out when director.toml sets default_pool. " +
+			"The slots are checked against the changer before anything is written; a storage that stops answering stops the command (the slots not attempted are listed).",
 		Examples: []string{
 			"label storage=sd1 pool=Offsite slots=1-5 barcodes encrypt",
+			"label slots=1-5 barcodes encrypt",
 			"label storage=sd1 pool=Offsite slot=7 volume=OFF007 encrypt drive=1",
 		},
 	},

@@ -291,3 +291,17 @@ func trunc(s string) string {
 	}
 	return s
 }
+
+// FormatSlots writes ascending slot numbers as a slot list with runs
+// compressed ("1-3,7"), the form slots= takes.
+func FormatSlots(slots []int) string {
+	var rs []slotRange
+	for _, n := range slots {
+		if len(rs) > 0 && rs[len(rs)-1].hi+1 == n {
+			rs[len(rs)-1].hi = n
+			continue
+		}
+		rs = append(rs, slotRange{n, n})
+	}
+	return formatSlots(rs)
+}

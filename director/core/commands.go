@@ -35,28 +35,31 @@ type SlotResult struct {
 	// KeyKept: the label failed after the volume's key was committed; the
 	// row stays (status Error) with its key.
 	KeyKept bool `json:"key_kept,omitempty"`
+	// NotAttempted: the storage stopped answering at an earlier slot;
+	// nothing was done for this one (no key made).
+	NotAttempted bool `json:"not_attempted,omitempty"`
+	unavailable  bool // the storage did not answer (stop the batch)
 }
 
-// label runs "label storage= pool= (slots= barcodes | slot= volume=) [encrypt] [drive=]".
-// Per slot: the media row with the wrapped key is committed (status
-// Labeling) before storaged is asked; success marks it Append with the
-// encryption-verified time, failure marks it Error with the reason and
-// keeps the key.
+// label runs "label [storage=] [pool=] (slots= barcodes | slot= volume=) [encrypt] [drive=]".
+// storage= defaults to the only configured storage, pool= to default_pool.
+// The slots are checked against the changer's inventory before anything
+// is written (no pool, no key, no row for a bad slot list). Per slot: the
+// media row with the wrapped key is committed (status Labeling) before
+// storaged is asked; success marks it Append with the encryption-verified
+// time, failure marks it Error with the reason and keeps the key. A
+// storage that stops answering (Unavailable) stops the command: no key is
+// made for the slots after it, and the reply lists them.
 func (d *Director) label(ctx context.Context, actor string, cmd console.Command, progress Progress) (*Output, error) {
-	storage := cmd.Str("storage")
+	storage, poolName, err := d.labelTargets(ctx, cmd, progress)
+	if err != nil {
+		return nil, err
+	}
 	link, err := d.storage(storage)
 	if err != nil {
 		return nil, err
 	}
-	poolName, encrypt, barcodes := cmd.Str("pool"), cmd.Bool("encrypt"), cmd.Bool("barcodes")
-	if _, err := d.store.GetPool(ctx, poolName); isNotFound(err) {
-		if _, err := d.store.EnsurePool(ctx, catalog.PoolSpec{Name: poolName, Encrypt: encrypt, Storage: storage}); err != nil {
-			return nil, err
-		}
-		progress("pool %s created", poolName)
-	} else if err != nil {
-		return nil, err
-	}
+	encrypt, barcodes := cmd.Bool("encrypt"), cmd.Bool("barcodes")
 	drive, err := d.driveName(ctx, link, cmd)
 	if err != nil {
 		return nil, err
@@ -75,10 +78,25 @@ func (d *Director) label(ctx context.Context, actor string, cmd console.Command,
 			slots = []int{n}
 		}
 	}
+	if err := checkSlots(storage, ch, slots); err != nil {
+		return nil, err
+	}
+	if _, err := d.store.GetPool(ctx, poolName); isNotFound(err) {
+		if _, err := d.store.EnsurePool(ctx, catalog.PoolSpec{Name: poolName, Encrypt: encrypt, Storage: storage}); err != nil {
+			return nil, err
+		}
+		progress("pool %s created", poolName)
+	} else if err != nil {
+		return nil, err
+	}
 	var results []SlotResult
 	failed, kept := 0, 0
+	var notAttempted []int
 	for i, n := range slots {
 		r := d.labelSlot(ctx, actor, link, ch, n, cmd.Str("volume"), poolName, drive, encrypt, barcodes)
+		if !r.OK {
+			r.Encrypted = false // asked for, but the volume is not (yet) encrypted
+		}
 		results = append(results, r)
 		if r.OK {
 			what := "labelled"
@@ -92,7 +110,14 @@ func (d *Director) label(ctx context.Context, actor string, cmd console.Command,
 				kept++
 			}
 			progress("slot %d (%d/%d): FAILED: %s", n, i+1, len(slots), r.Error)
+			if r.unavailable && !d.answers(ctx, link) {
+				notAttempted = slots[i+1:]
+				break
+			}
 		}
+	}
+	for _, n := range notAttempted {
+		results = append(results, SlotResult{Slot: n, NotAttempted: true, Error: "not attempted: storage " + storage + " stopped answering"})
 	}
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -102,17 +127,24 @@ func (d *Director) label(ctx context.Context, actor string, cmd console.Command,
 		if !r.OK {
 			res = "FAILED: " + r.Error
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Slot, dash(r.Volume), res, yesNo(r.Encrypted, r.Verified), dash(r.Fingerprint), dash(r.KEKID))
+		if r.NotAttempted {
+			res = "not attempted"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Slot, dash(r.Volume), res, encryptedCell(r, encrypt), dash(r.Fingerprint), dash(r.KEKID))
 	}
 	tw.Flush()
-	fmt.Fprintf(&b, "%d of %d slots labelled", len(slots)-failed, len(slots))
+	fmt.Fprintf(&b, "%d of %d slots labelled", len(slots)-failed-len(notAttempted), len(slots))
 	if failed > 0 {
 		fmt.Fprintf(&b, "; %d failed", failed)
 	}
 	if kept > 0 {
 		fmt.Fprintf(&b, " (%d of them have their key committed: kept in the catalog, status Error; label them again to retry)", kept)
 	}
-	return &Output{Text: b.String(), JSON: results, Partial: failed > 0}, nil
+	if len(notAttempted) > 0 {
+		fmt.Fprintf(&b, "\nstorage %s stopped answering: slots %s were not attempted (no key was made for them); when storaged runs again, label them with slots=%s",
+			storage, console.FormatSlots(notAttempted), console.FormatSlots(notAttempted))
+	}
+	return &Output{Text: b.String(), JSON: results, Partial: failed > 0 || len(notAttempted) > 0}, nil
 }
 
 func yesNo(encrypted, verified bool) string {
@@ -226,6 +258,7 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 	rep, err := link.client.LabelVolume(ctx, req)
 	if err != nil {
 		r.Error = status.Convert(err).Message()
+		r.unavailable = status.Code(err) == codes.Unavailable
 		r.KeyKept = encrypt
 		if merr := d.store.MarkError(context.WithoutCancel(ctx), volume, "label failed: "+r.Error); merr != nil {
 			r.Error += " (and recording the error failed: " + merr.Error() + ")"
@@ -305,7 +338,7 @@ func storageErr(storage, what string, err error) error {
 	case st.Code() == codes.Unavailable:
 		msg = "cannot reach it: " + msg + " — is storaged running, and do [[storage]] address and tls_server_name match it?"
 	}
-	return status.Errorf(st.Code(), "storage %s: %s: %s", storage, what, msg)
+	return status.Errorf(storageCode(st.Code(), msg), "storage %s: %s: %s", storage, what, msg)
 }
 
 // VolumeRow is one line of "list volumes".
@@ -368,7 +401,10 @@ func (d *Director) listKeyEvents(ctx context.Context, cmd console.Command) (*Out
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tVOLUME\tEVENT\tACTOR\tKEK ID\tDETAIL")
 	for _, e := range evs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05Z"), e.Volume, e.Event, e.Actor, dash(e.KEKID), e.Detail)
+		// Rows recorded before reports were cleaned may hold control
+		// characters: never print them raw to a terminal.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05Z"), cleanText(e.Volume, 128), e.Event,
+			cleanText(e.Actor, 128), dash(cleanText(e.KEKID, 64)), cleanText(e.Detail, 4096))
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "%d key events", len(evs))
@@ -424,12 +460,18 @@ func (d *Director) statusStorage(ctx context.Context, name string) (*Output, err
 // DirectorStatus is "status director".
 type DirectorStatus struct {
 	Name      string            `json:"name"`
+	Catalog   string            `json:"catalog"` // "up" or "DOWN (reason)"
 	ActiveKEK string            `json:"active_kek_id"`
 	KEKIDs    []string          `json:"kek_ids"`
 	Schema    int32             `json:"schema_version"`
 	Volumes   map[string]int    `json:"volumes_by_status"`
 	Storages  map[string]string `json:"storages"`
 	KEKs      []KEKStatus       `json:"keks"`
+	// Pools and DefaultPool let a console offer choices (tapectl's
+	// label menus).
+	Pools       []string `json:"pools"`
+	DefaultPool string   `json:"default_pool,omitempty"`
+	Configured  []string `json:"configured_storages"`
 }
 
 // KEKStatus is what depends on one KEK id, in "status director".
@@ -442,20 +484,35 @@ type KEKStatus struct {
 }
 
 func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
-	s := DirectorStatus{Name: d.cfg.Name, ActiveKEK: d.ring.Active().ID(), KEKIDs: d.ring.IDs(), Volumes: map[string]int{}, Storages: map[string]string{}}
-	if st, err := d.store.SchemaState(ctx); err == nil {
-		s.Schema = st.Current
-	}
+	s := DirectorStatus{Name: d.cfg.Name, ActiveKEK: d.ring.Active().ID(), KEKIDs: d.ring.IDs(), Volumes: map[string]int{}, Storages: map[string]string{},
+		Pools: []string{}, DefaultPool: d.cfg.DefaultPool, Configured: slices.Sorted(maps.Keys(d.storages))}
+	// The catalog down is one line of the status, not its failure: the
+	// KEKs and the storages are still shown.
+	s.Catalog = "up"
 	ms, err := d.store.ListMedia(ctx, catalog.MediaFilter{})
-	if err != nil {
-		return nil, err
+	var caches []storageCache
+	if err == nil {
+		caches, err = d.storageCaches(ctx)
+	}
+	var use []catalog.KEKUse
+	if err == nil {
+		use, err = d.store.KEKUsage(ctx)
+	}
+	if err == nil {
+		if st, serr := d.store.SchemaState(ctx); serr == nil {
+			s.Schema = st.Current
+		}
+		if ps, perr := d.store.ListPools(ctx); perr == nil {
+			for _, p := range ps {
+				s.Pools = append(s.Pools, p.Name)
+			}
+		}
+	} else {
+		s.Catalog = catalogDown(err)
+		ms, use, caches = nil, nil, d.storagesWithoutCatalog(ctx)
 	}
 	for _, m := range ms {
 		s.Volumes[string(m.Status)]++
-	}
-	caches, err := d.storageCaches(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, c := range caches {
 		switch {
@@ -467,10 +524,6 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 		if c.Pending > 0 {
 			s.Storages[c.Storage] += fmt.Sprintf("; %d crypto cache pushes pending", c.Pending)
 		}
-	}
-	use, err := d.store.KEKUsage(ctx)
-	if err != nil {
-		return nil, err
 	}
 	ids := map[string]bool{}
 	for _, id := range s.KEKIDs {
@@ -503,6 +556,9 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "director %s, catalog schema %d\nKEKs: %s (active %s)\n", s.Name, s.Schema, strings.Join(s.KEKIDs, ", "), s.ActiveKEK)
+	if s.Catalog != "up" {
+		fmt.Fprintf(&b, "catalog: %s — volumes, catalog keys and pending pushes are unknown until it is back\n", s.Catalog)
+	}
 	fmt.Fprintf(&b, "volumes: %d", len(ms))
 	for _, st := range []catalog.Status{catalog.StatusAppend, catalog.StatusLabeling, catalog.StatusFull, catalog.StatusError} {
 		if n := s.Volumes[string(st)]; n > 0 {
@@ -533,7 +589,7 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", k.KEKID, ring, k.Current, k.History, strings.Join(parts, "; "))
 	}
 	tw.Flush()
-	return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: s}, nil
+	return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: s, Partial: s.Catalog != "up"}, nil
 }
 
 // storageDrive resolves storage= and drive= of a command.
@@ -627,7 +683,7 @@ func (d *Director) updateVolume(ctx context.Context, actor string, cmd console.C
 		return &Output{Text: text + fmt.Sprintf("\nthe label on tape still records the old key: %s\nthe volume is in status Error until it is relabelled: label storage=%s pool=%s slot=%d volume=%s%s",
 			status.Convert(err).Message(), m.Storage, m.Pool, m.Slot, m.Volume, map[bool]string{true: " encrypt"}[m.Encrypted]), JSON: m, Partial: true}, nil
 	}
-	return &Output{Text: text + "; label rewritten and the new key verified on tape", JSON: m}, nil
+	return &Output{Text: text + relabelledText(m), JSON: m}, nil
 }
 
 // requireIdleVolume refuses a key change of a volume that its storage
@@ -774,6 +830,8 @@ type RekeyReport struct {
 	// for a dry run).
 	Pending map[string]int `json:"pushes_pending"`
 	Pushes  []PushOutcome  `json:"pushes,omitempty"`
+	// BadKeys: stored keys the keyring cannot unwrap (every one is tried).
+	BadKeys []BadKey `json:"keys_that_fail,omitempty"`
 }
 
 // rekey rewraps every stored key — current and history — under the active
@@ -830,12 +888,29 @@ func (d *Director) rekey(ctx context.Context, actor string, yes bool, progress P
 			rep.HistoryToRewrap += u.History
 		}
 	}
+	// Every key is unwrapped now, so that every one that would fail is
+	// named (the rekey itself stops at the first).
+	if rep.BadKeys, err = d.unwrapAll(ctx, active); err != nil {
+		return nil, err
+	}
+	blocking := 0
+	for _, k := range rep.BadKeys {
+		if k.BlocksRekey {
+			blocking++
+		}
+	}
 	if !yes {
 		var b strings.Builder
 		fmt.Fprintf(&b, "rekey would rewrap %d stored keys and %d history keys under KEK %s (no tape is touched), then push every volume's keys into its storage's crypto cache; run \"rekey yes\" to do it",
 			rep.ToRewrap, rep.HistoryToRewrap, active)
 		b.WriteString("\n" + pendingLine(pending))
-		return &Output{Text: b.String(), JSON: rep}, nil
+		if len(rep.BadKeys) > 0 {
+			b.WriteString("\n" + badKeysText(rep.BadKeys, blocking, false))
+		}
+		return &Output{Text: b.String(), JSON: rep, Partial: blocking > 0}, nil
+	}
+	if blocking > 0 {
+		return nil, status.Error(codes.FailedPrecondition, badKeysText(rep.BadKeys, blocking, true))
 	}
 	res, err := d.store.Rekey(ctx, d.ring, actor)
 	if err != nil {
@@ -881,7 +956,10 @@ type ExportRow struct {
 // exportKeys returns the wrapped keys as a file for the console to write,
 // in the form `tapekey cache add` reads (VOLUME<TAB>STORED SCHEME KEK_ID).
 func (d *Director) exportKeys(ctx context.Context, actor string, cmd console.Command) (*Output, error) {
-	ks, err := d.store.ExportKeys(ctx, catalog.ExportFilter{Pool: cmd.Str("pool")}, actor)
+	// The console writes the file (it checked, before sending, that it
+	// can): the audit says the keys were sent to it, not that a file
+	// was written (tapectl reports a write that fails).
+	ks, err := d.store.ExportKeys(ctx, catalog.ExportFilter{Pool: cmd.Str("pool"), Detail: "sent to console " + actor + " for its out= file"}, actor)
 	if err != nil {
 		return nil, err
 	}

@@ -117,6 +117,14 @@ func New(ctx context.Context, o Options) (*Director, error) {
 		return nil, err
 	}
 	d.ring = ring
+	// The director's own TLS identity, checked once: a bad [tls] path is
+	// a [tls] problem, not one of the first [[storage]] that uses it (the
+	// peer named here does not matter: nothing is dialed).
+	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key, RevocationList: o.Config.TLS.RevocationList}
+	if _, err := tlsconf.Client(files, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: o.Config.Name}, o.Config.Name); err != nil {
+		ring.Destroy()
+		return nil, fmt.Errorf("%s: [tls]: %w", o.Config.Path, err)
+	}
 	store, err := catalog.Open(ctx, o.Config.Catalog, o.Config.Path, catalog.WithClock(d.clock))
 	if err != nil {
 		ring.Destroy()
@@ -143,7 +151,6 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	for _, v := range interrupted {
 		d.log.Warn("a label did not finish: volume set to status Error, its key kept; label the slot again to retry with the same key", "volume", v)
 	}
-	files := tlsconf.Files{CA: o.Config.TLS.CA, Cert: o.Config.TLS.Cert, Key: o.Config.TLS.Key, RevocationList: o.Config.TLS.RevocationList}
 	for _, ref := range o.Config.Storages {
 		// A storage must present a storage certificate for its configured
 		// name, valid for tls_server_name (default: that name).
@@ -406,6 +413,9 @@ func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeReq
 	}
 	if m.Storage != p.Name {
 		return nil, status.Errorf(codes.PermissionDenied, "volume %s does not belong to storage %s", r.Volume, p.Name)
+	}
+	if err := s.D.checkReport(ctx, p.Name, r); err != nil {
+		return nil, err
 	}
 	var parts []string
 	if r.Drive != "" {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -100,18 +101,33 @@ func typedFiles(line string) []consoleFile {
 }
 
 // checkConsoleFiles refuses, before anything is sent, a command whose
-// console-side output file (export keys out=FILE) already exists: the
-// director would otherwise export (and audit the export of) keys that
-// tapectl then refuses to write.
+// console-side output file (export keys out=FILE) already exists or
+// whose directory is missing or not writable here: the director records
+// the keys it returns as sent to this console, so tapectl must not ask
+// for keys it cannot write. (What can still fail after the check — a full
+// disk — is reported as a failure naming what the director recorded.)
 func checkConsoleFiles(files []consoleFile) error {
 	for _, f := range files {
 		path, err := filepath.Abs(f.path)
 		if err != nil {
-			continue
+			return fmt.Errorf("%s=%s: %v; nothing was sent to the director", f.keyword, shortQuote(f.path), err)
 		}
 		if _, err := os.Lstat(path); err == nil {
 			return fmt.Errorf("%s already exists; refusing to overwrite it (choose another %s= file, or move the old one away); nothing was sent to the director", path, f.keyword)
 		}
+		dir := filepath.Dir(path)
+		switch st, err := os.Stat(dir); {
+		case err != nil:
+			return fmt.Errorf("cannot write %s: directory %s: %v (create it first, or choose another %s= file); nothing was sent to the director", path, dir, unwrapPathError(err), f.keyword)
+		case !st.IsDir():
+			return fmt.Errorf("cannot write %s: %s is not a directory; nothing was sent to the director", path, dir)
+		}
+		probe, err := os.CreateTemp(dir, ".tapectl-probe-*")
+		if err != nil {
+			return fmt.Errorf("cannot write %s: directory %s is not writable here: %v; nothing was sent to the director", path, dir, unwrapPathError(err))
+		}
+		probe.Close()
+		os.Remove(probe.Name())
 	}
 	return nil
 }
@@ -161,7 +177,11 @@ func (c *console) show(res *tapewardpb.Result, files []consoleFile) error {
 	}
 	if res.FileName != "" {
 		if err := c.writeFile(res.FileName, res.FileContent); err != nil {
-			return err
+			// The director has recorded the keys as sent to this
+			// console: say that nothing was written, so no one
+			// takes the export for made.
+			return fmt.Errorf("%v\ntapectl: the export FAILED: the director recorded %s as sent to this console (list keyevents), but no file was written; run the export again to a file that can be written",
+				err, plural(countRows(res.FileContent), "key"))
 		}
 	}
 	if res.PartialFailure {
@@ -322,7 +342,11 @@ func (c *console) refusedError(detail string) error {
 // argLines yields the command lines given as arguments.
 func argLines(lines []string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for _, l := range lines {
+		for i, l := range lines {
+			if !utf8.ValidString(l) {
+				yield("", fmt.Errorf("command argument %d is not valid UTF-8; command lines are UTF-8 text (check the terminal's or script's encoding); it was not sent", i+1))
+				return
+			}
 			if !yield(l, nil) {
 				return
 			}
@@ -330,20 +354,62 @@ func argLines(lines []string) iter.Seq2[string, error] {
 	}
 }
 
-// scriptLines yields the lines of a non-terminal stdin.
+// scriptLines yields the lines of a non-terminal stdin. A line that is
+// not UTF-8 or is longer than maxScriptLine ends the script with an error
+// that names the line and what is wrong (nothing of it is sent).
 func scriptLines(r io.Reader) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), maxScriptLine)
-		for sc.Scan() {
-			if !yield(sc.Text(), nil) {
+		br := bufio.NewReaderSize(r, 64<<10)
+		for n := 1; ; n++ {
+			line, err := readScriptLine(br, n)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if !yield(line, nil) {
 				return
 			}
 		}
-		if err := sc.Err(); err != nil {
-			yield("", err)
-		}
 	}
+}
+
+// readScriptLine reads line n (without its "\n"); io.EOF at the end.
+func readScriptLine(br *bufio.Reader, n int) (string, error) {
+	var b []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		b = append(b, chunk...)
+		if len(b) > maxScriptLine+1 { // +1: the "\n"
+			return "", fmt.Errorf("line %d of stdin is longer than %d bytes (%d MiB), the longest line tapectl reads (a command line is at most %d bytes); it and the lines after it were not sent",
+				n, maxScriptLine, maxScriptLine>>20, cmdline.MaxLineLen)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF && len(b) == 0 {
+			return "", io.EOF
+		}
+		if err != nil && err != io.EOF {
+			return "", fmt.Errorf("reading line %d of stdin: %v", n, err)
+		}
+		break
+	}
+	if !utf8.Valid(b) {
+		i := 0
+		for i < len(b) {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		return "", fmt.Errorf("line %d of stdin is not valid UTF-8 (byte %d is 0x%02x); command lines are UTF-8 text: check the file's encoding (e.g. iconv -f latin1 -t utf-8); it and the lines after it were not sent",
+			n, i+1, b[i])
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
 }
 
 // batch runs lines in order (one-shot and script mode), stopping at the

@@ -103,7 +103,15 @@ func (c *console) session(in lineReader, sigs <-chan os.Signal, h *history) {
 	c.loop(in, func(line string) error {
 		drain(sigs)
 		ctx, stop := withInterrupt(sigs)
-		err := c.exec(ctx, line)
+		var err error
+		if a, ok := in.(asker); ok {
+			// A label line that leaves out what only the operator
+			// can choose: ask, with numbered menus (as Bareos does).
+			line, err = c.complete(ctx, a, line)
+		}
+		if err == nil {
+			err = c.exec(ctx, line)
+		}
 		stop() // a Ctrl-C just after the command finished has nothing left to cancel
 		if serr := h.save(); serr != nil && !warned {
 			fmt.Fprintf(c.stderr, "tapectl: saving the history in %s: %v\n", h.path, serr)

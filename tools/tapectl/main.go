@@ -77,7 +77,11 @@ director and prints the result.
                                     first failure
 
 Type "help" (at the prompt or as a command) for the director's command list,
-and "help COMMAND" for one command.
+and "help COMMAND" for one command. At the prompt, a label line that leaves
+out what the director cannot choose (the storage when several are
+configured, the pool when director.toml sets no default_pool, the slots
+with barcodes) is completed by questions with numbered menus, as Bareos'
+console asks; a one-shot command instead names everything missing.
 
 Options:
   -c, --config FILE   console configuration (default: $TAPEWARD_CONSOLE_CONFIG,

@@ -102,6 +102,8 @@ func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[
 			}
 		}
 		return result(&tapewardpb.Result{Text: "Storage Tape: 1 drive, idle\n", Json: js(`{"storage":"Tape","drives":[{"index":0,"state":"empty"}]}`)})
+	case line == "status director":
+		return result(&tapewardpb.Result{Text: "director director", Json: js(`{"name":"director","configured_storages":["sd1","sd2"],"pools":["Local","Offsite"]}`)})
 	case line == "list volumes":
 		return result(&tapewardpb.Result{Text: "TW0001L6  Offsite  Append\nTW0002L6  Offsite  Full", Json: js(`{"volumes":["TW0001L6","TW0002L6"]}`)})
 	case line == "help":
@@ -372,9 +374,25 @@ func TestExportWritesFile(t *testing.T) {
 		t.Errorf("existing file changed to %q", b)
 	}
 
-	// A directory that does not exist.
+	// A directory that does not exist, or that tapectl may not write: refused
+	// before anything is sent, so the director records no export.
 	r = tapectl(t, cwd, "", nil, "-c", e.config, "export keys out=no/such/dir/k.csv")
-	expect(t, r, 1, "exported 2 keys\n", "tapectl: cannot write "+filepath.Join(cwd, "no/such/dir/k.csv")+": no such file or directory\n")
+	expect(t, r, 1, "", "tapectl: cannot write "+filepath.Join(cwd, "no/such/dir/k.csv")+": directory "+filepath.Join(cwd, "no/such/dir")+
+		": no such file or directory (create it first, or choose another out= file); nothing was sent to the director\n")
+	ro := filepath.Join(cwd, "ro")
+	if err := os.Mkdir(ro, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() != 0 { // root writes anyway
+		r = tapectl(t, cwd, "", nil, "-c", e.config, "export keys out=ro/k.csv")
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "is not writable here") || !strings.Contains(r.stderr, "nothing was sent to the director") {
+			t.Errorf("export into a read-only directory: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(cwd); len(ents) != 2 {
+		t.Errorf("the working directory holds %v; want keys.csv and ro only (no probe left)", ents)
+	}
+	e.lines(t, "export keys out=keys.csv")
 }
 
 // tapectl writes only the out= file the operator typed: a file the
@@ -390,6 +408,34 @@ func TestReturnedFileMustBeTheTypedOne(t *testing.T) {
 		t.Errorf("the working directory holds %v (%v); nothing may be written", ents, err)
 	}
 	e.lines(t, "export keys pool=Evil out=mine.csv", "list volumes pool=Evil")
+}
+
+// Bad input on stdin or in arguments: a message with the line number,
+// what is wrong and the limit, not a Go or gRPC internal error; nothing
+// of the bad line (or after it) is sent.
+func TestScriptBadLines(t *testing.T) {
+	e := start(t)
+	r := tapectl(t, t.TempDir(), "list volumes\nlist volumes pool=Caf\xe9\nlist volumes\n", nil, "-c", e.config)
+	expect(t, r, 1, "TW0001L6  Offsite  Append\nTW0002L6  Offsite  Full\n",
+		"tapectl: reading commands: line 2 of stdin is not valid UTF-8 (byte 22 is 0xe9); command lines are UTF-8 text: check the file's encoding (e.g. iconv -f latin1 -t utf-8); it and the lines after it were not sent\n")
+	e.lines(t, "list volumes")
+
+	e2 := start(t)
+	big := "list volumes\n" + strings.Repeat("x", 10<<20) + "\nlist volumes\n"
+	r = tapectl(t, t.TempDir(), big, nil, "-c", e2.config)
+	expect(t, r, 1, "TW0001L6  Offsite  Append\nTW0002L6  Offsite  Full\n",
+		"tapectl: reading commands: line 2 of stdin is longer than 1048576 bytes (1 MiB), the longest line tapectl reads (a command line is at most 8192 bytes); it and the lines after it were not sent\n")
+	e2.lines(t, "list volumes")
+
+	// Exactly at the limit is read (and sent: the director judges it).
+	if _, err := readScriptLine(bufio.NewReader(strings.NewReader(strings.Repeat("y", maxScriptLine)+"\n")), 1); err != nil {
+		t.Fatalf("a line of exactly %d bytes: %v", maxScriptLine, err)
+	}
+
+	e3 := start(t)
+	r = tapectl(t, t.TempDir(), "", nil, "-c", e3.config, "list volumes", "list volumes pool=\xff")
+	expect(t, r, 1, "TW0001L6  Offsite  Append\nTW0002L6  Offsite  Full\n",
+		"tapectl: reading commands: command argument 2 is not valid UTF-8; command lines are UTF-8 text (check the terminal's or script's encoding); it was not sent\n")
 }
 
 func TestScriptFromStdin(t *testing.T) {

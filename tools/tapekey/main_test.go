@@ -298,21 +298,40 @@ func TestRawRFC3394(t *testing.T) {
 		{kek256, "00112233445566778899AABBCCDDEEFF0001020304050607", "A8F9BC1612C68B3FF6E6F4FBE30E71E4769C8B80A32CB8958CD5D17D6B254DA1"},
 		{kek256, "00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F", "28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"},
 	}
-	for _, v := range vectors {
-		if got := strings.TrimSpace(ok(t, dir, v.data+"\n", "wrap", "--raw", "--kek-hex", v.kek)); got != strings.ToLower(v.wrapped) {
+	for i, v := range vectors {
+		kekFile := filepath.Join(dir, fmt.Sprintf("kek%d.hex", i))
+		if err := os.WriteFile(kekFile, []byte(v.kek+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(ok(t, dir, v.data+"\n", "wrap", "--raw", "--kek-hex-file", kekFile)); got != strings.ToLower(v.wrapped) {
 			t.Fatalf("wrap --raw %d-byte KEK = %s, want %s", len(v.kek)/2, got, v.wrapped)
 		}
-		if got := strings.TrimSpace(ok(t, dir, v.wrapped, "unwrap", "--raw", "--kek-hex", strings.ToLower(v.kek))); got != strings.ToLower(v.data) {
+		if got := strings.TrimSpace(ok(t, dir, v.wrapped, "unwrap", "--raw", "--kek-hex-file", kekFile)); got != strings.ToLower(v.data) {
 			t.Fatalf("unwrap --raw = %s, want %s", got, v.data)
 		}
+		// The KEK on the command line still works, with a warning.
+		r := tk(t, dir, v.wrapped, "unwrap", "--raw", "--kek-hex", strings.ToLower(v.kek))
+		if r.code != 0 || strings.TrimSpace(r.stdout) != strings.ToLower(v.data) || !strings.Contains(r.stderr, "warning: --kek-hex puts the KEK on the command line") ||
+			!strings.Contains(r.stderr, "--kek-hex-file") || strings.Contains(r.stderr, v.kek) {
+			t.Fatalf("unwrap --raw --kek-hex: exit %d, stdout %q, stderr %q; want the data and one warning naming --kek-hex-file", r.code, r.stdout, r.stderr)
+		}
+	}
+	fails(t, 2, dir, "00", []string{"wrap", "--raw", "--kek-hex-file", filepath.Join(dir, "kek0.hex"), "--kek-hex", kek256}, "give the KEK once")
+	fails(t, 1, dir, "00", []string{"wrap", "--raw", "--kek-hex-file", filepath.Join(dir, "missing.hex")}, "missing.hex", "no such file")
+	if out := ok(t, dir, "", "wrap", "--help"); !strings.Contains(out, "--kek-hex-file FILE") || !strings.Contains(out, "process list") {
+		t.Fatalf("wrap --help does not say to use --kek-hex-file and why:\n%s", out)
 	}
 	kekBytes, _ := hex.DecodeString(kek256)
 	tampered := "29" + vectors[5].wrapped[2:]
-	r := fails(t, 1, dir, tampered, []string{"unwrap", "--raw", "--kek-hex", kek256}, "not wrapped with KEK "+keys.KEKIDOf(kekBytes))
-	r2 := fails(t, 2, dir, "00", []string{"wrap", "--raw", "--kek-hex", kek256[:30]}, "--kek-hex must be 32, 48 or 64 hex characters")
-	r3 := fails(t, 2, dir, "00", []string{"wrap", "--raw", "--kek-hex", "zz" + kek256[2:]}, "--kek-hex is not hex")
-	r4 := fails(t, 1, dir, "0011", []string{"wrap", "--raw", "--kek-hex", kek256}, "at least 16 bytes")
-	r5 := fails(t, 1, dir, vectors[5].wrapped[:46], []string{"unwrap", "--raw", "--kek-hex", kek256}, "at least 24 bytes")
+	kf := filepath.Join(dir, "kek2.hex") // kek256
+	short, notHex := filepath.Join(dir, "short.hex"), filepath.Join(dir, "nothex.hex")
+	os.WriteFile(short, []byte(kek256[:30]), 0o600)
+	os.WriteFile(notHex, []byte("zz"+kek256[2:]), 0o600)
+	r := fails(t, 1, dir, tampered, []string{"unwrap", "--raw", "--kek-hex-file", kf}, "not wrapped with KEK "+keys.KEKIDOf(kekBytes))
+	r2 := fails(t, 2, dir, "00", []string{"wrap", "--raw", "--kek-hex-file", short}, "short.hex must be 32, 48 or 64 hex characters")
+	r3 := fails(t, 2, dir, "00", []string{"wrap", "--raw", "--kek-hex-file", notHex}, "nothex.hex is not hex")
+	r4 := fails(t, 1, dir, "0011", []string{"wrap", "--raw", "--kek-hex-file", kf}, "at least 16 bytes")
+	r5 := fails(t, 1, dir, vectors[5].wrapped[:46], []string{"unwrap", "--raw", "--kek-hex-file", kf}, "at least 24 bytes")
 	fails(t, 2, dir, "", []string{"wrap", "--raw"}, "needs --kek-hex")
 	fails(t, 2, dir, "", []string{"wrap", "--kek-hex", kek256}, "only for --raw")
 	fails(t, 2, dir, "", []string{"unwrap", "--raw", "--kek-hex", kek256, "--scheme", "bareos"}, "--raw takes only --kek-hex")

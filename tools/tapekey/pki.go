@@ -24,7 +24,7 @@ var pkiGroup = &group{
 	commands: []*command{
 		{
 			name:     "init",
-			synopsis: "--dir DIR --director NAME [--storage NAME ...] [--client NAME ...] [--console NAME ...] [--host NAME|IP ...] [--days N] [--keep-ca-key]",
+			synopsis: "--dir DIR --director NAME [--storage NAME ...] [--client NAME ...] [--console NAME ...] [--host NAME|IP ...] [--days N] [--discard-ca-key]",
 			summary:  "make a CA, one certificate + key per name (mode 0600, never overwrites) and an empty revocation list; prints what it made",
 			detail: "Each certificate carries its name in the Common Name and its role (director, storage,\n" +
 				"client, console) in the Organizational Unit, as the daemons expect; both sides of every\n" +
@@ -35,14 +35,15 @@ var pkiGroup = &group{
 				"name, storaged.toml name, tapectl.toml name). Certificates are valid for --days (365).\n" +
 				"DIR is created with mode 0700; DIR/revoked.txt (mode 0644) is the revocation list that\n" +
 				"`tapekey pki revoke` adds to. No file is written unless none of them exists yet.\n" +
-				"The CA's private key is thrown away unless --keep-ca-key writes DIR/ca.key (mode 0600),\n" +
-				"which `tapekey pki issue` needs to add certificates later.",
+				"The CA's private key is kept in DIR/ca.key (mode 0600): `tapekey pki issue` needs it to add\n" +
+				"a certificate later (a second storage daemon, another console). Move it offline once you\n" +
+				"are done; --discard-ca-key throws it away instead (no certificate can be added then).",
 			run: pkiInit,
 		},
 		{
 			name:     "issue",
 			synopsis: "--dir DIR --ca-key FILE --name NAME --role director|storage|client|console [--ca-cert FILE] [--host NAME|IP ...] [--days N]",
-			summary:  "issue one more certificate + key with a kept CA key (pki init --keep-ca-key)",
+			summary:  "issue one more certificate + key with the CA key pki init kept (DIR/ca.key)",
 			run:      pkiIssue,
 		},
 		{
@@ -120,7 +121,10 @@ func pkiInit(c *cli, f *flags, args []string) error {
 	f.Var(&consoles, "console", "name of a console certificate (repeatable)")
 	f.Var(&hosts, "host", "extra DNS name or IP address for every director, storage and client certificate (repeatable)")
 	validity := daysFlag(f)
-	keepCAKey := f.Bool("keep-ca-key", false, "also write the CA's private key to DIR/ca.key (mode 0600) for `tapekey pki issue`")
+	// The CA key is kept by default (a second storage needs it).
+	discardCAKey := f.Bool("discard-ca-key", false, "do not keep the CA's private key (no certificate can be added later)")
+	keepFlag := f.Bool("keep-ca-key", true, "keep the CA's private key in DIR/ca.key (mode 0600); the default, accepted for old scripts")
+	keepCAKey := new(bool)
 	caName := f.String("ca-name", "Tapeward CA", "Common Name of the CA certificate")
 	pos, err := f.parse(c, args)
 	if err != nil {
@@ -136,6 +140,7 @@ func pkiInit(c *cli, f *flags, args []string) error {
 	if err != nil {
 		return err
 	}
+	*keepCAKey = *keepFlag && !*discardCAKey
 	var targets []pkiTarget
 	seen := map[string]string{}
 	for _, g := range []struct {
@@ -270,7 +275,7 @@ func pkiInit(c *cli, f *flags, args []string) error {
 	if caKeyPath != "" {
 		fmt.Fprintf(c.stdout, "CA key  %s (mode 0600): keep it offline; it signs new certificates\n", caKeyPath)
 	} else {
-		fmt.Fprintln(c.stdout, "CA key  not kept (use --keep-ca-key to issue more certificates later)")
+		fmt.Fprintln(c.stdout, "CA key  not kept (--discard-ca-key): no certificate can be added to this CA later")
 	}
 	for _, m := range all {
 		fmt.Fprintf(c.stdout, "%-8s %-12s %s  %s  expires %s\n", m.is.Role, m.is.Name, m.crt, m.key, m.notAfter.UTC().Format(time.DateOnly))
@@ -281,7 +286,7 @@ func pkiInit(c *cli, f *flags, args []string) error {
 
 func pkiIssue(c *cli, f *flags, args []string) error {
 	dir := f.String("dir", "", "directory to write NAME.crt and NAME.key into")
-	caKey := f.String("ca-key", "", "the CA's private key (written by pki init --keep-ca-key)")
+	caKey := f.String("ca-key", "", "the CA's private key (DIR/ca.key, which pki init keeps)")
 	caCert := f.String("ca-cert", "", "the CA certificate (default: DIR/ca.crt)")
 	name := f.String("name", "", "the certificate's name (Common Name and DNS name)")
 	role := f.String("role", "", "director, storage, client or console")

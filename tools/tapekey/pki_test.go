@@ -108,9 +108,10 @@ func TestPKIInit(t *testing.T) {
 	if m := mode(t, pkiDir); m != 0o700 {
 		t.Fatalf("pki dir mode %04o, want 0700", m)
 	}
-	want := []string{"admin.crt", "admin.key", "ca.crt", "director.crt", "director.key", "fd1.crt", "fd1.key", "revoked.txt", "sd1.crt", "sd1.key", "sd2.crt", "sd2.key"}
+	// The CA key is kept by default (pki issue needs it for a second storage).
+	want := []string{"admin.crt", "admin.key", "ca.crt", "ca.key", "director.crt", "director.key", "fd1.crt", "fd1.key", "revoked.txt", "sd1.crt", "sd1.key", "sd2.crt", "sd2.key"}
 	if got := dirNames(t, pkiDir); !slices.Equal(got, want) {
-		t.Fatalf("pki dir holds %v, want %v (no ca.key without --keep-ca-key)", got, want)
+		t.Fatalf("pki dir holds %v, want %v (ca.key kept by default)", got, want)
 	}
 	for _, n := range want {
 		wantMode := os.FileMode(0o600)
@@ -154,8 +155,13 @@ func TestPKIInit(t *testing.T) {
 			t.Fatalf("output line for %s is %q; want role, name, both paths and %q. Output:\n%s", w.name, line, exp, out)
 		}
 	}
-	if !strings.Contains(out, "CA key  not kept") || !strings.Contains(out, "created pki (mode 0700)") {
-		t.Fatalf("output does not say the CA key was not kept / the dir was created:\n%s", out)
+	if !strings.Contains(out, "CA key  "+filepath.Join("pki", "ca.key")+" (mode 0600)") || !strings.Contains(out, "created pki (mode 0700)") {
+		t.Fatalf("output does not say where the CA key was kept / the dir was created:\n%s", out)
+	}
+	// --discard-ca-key: no ca.key, and the output says what that means.
+	out2 := ok(t, dir, "", "pki", "init", "--dir", "pki-nokey", "--director", "director", "--discard-ca-key")
+	if got := dirNames(t, filepath.Join(dir, "pki-nokey")); slices.Contains(got, "ca.key") || !strings.Contains(out2, "CA key  not kept (--discard-ca-key)") {
+		t.Fatalf("--discard-ca-key: pki dir holds %v; output:\n%s", got, out2)
 	}
 	// No private key material in the output.
 	for _, n := range []string{"admin.key", "director.key", "sd1.key"} {

@@ -103,7 +103,7 @@ func NewCA(name string) (*CA, error) {
 func (ca *CA) CertPEM() []byte { return ca.pem }
 
 // KeyPEM is the CA's private key, PEM encoded (PKCS #8). Only
-// `tapekey pki init --keep-ca-key` writes it, for issuing later.
+// `tapekey pki init` keeps it (unless --discard-ca-key), for issuing later.
 func (ca *CA) KeyPEM() ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
 	if err != nil {

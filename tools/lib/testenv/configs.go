@@ -63,13 +63,19 @@ type Director struct {
 	// operator or keyadmin). nil admits the usual test console: admin as
 	// keyadmin.
 	Consoles map[string]string
+	// DefaultPool is director.toml's default_pool ("": none).
+	DefaultPool string
 }
 
 // Write writes the configuration to path (mode 0600).
 func (d Director) Write(t testing.TB, path string) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "name = %q\nlisten = %q\n\n", d.Name, d.Listen)
+	fmt.Fprintf(&b, "name = %q\nlisten = %q\n", d.Name, d.Listen)
+	if d.DefaultPool != "" {
+		fmt.Fprintf(&b, "default_pool = %q\n", d.DefaultPool)
+	}
+	b.WriteString("\n")
 	writeTLS(&b, d.TLS)
 	fmt.Fprintf(&b, "[catalog]\nhost = %q\nport = %d\ndatabase = %q\nuser = %q\nsslmode = \"disable\"\nconnect_timeout = \"3s\"\n\n[keys]\n",
 		d.DBHost, d.DBPort, d.DBName, d.DBUser)
