@@ -349,7 +349,10 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestCatalogSSLModeDefault(t *testing.T) {
 	// A TCP host: verify-full unless the file says otherwise.
-	text := shipped(t, "director.toml", `host     = "/var/run/postgresql"`, `host     = "db.example.com"`)
+	// (The shipped file sets "disable" for the quickstart's loopback
+	// database: drop that line.)
+	base := shipped(t, "director.toml", `sslmode  = "disable"`, "")
+	text := strings.Replace(base, `host     = "127.0.0.1"`, `host     = "db.example.com"`, 1)
 	d, err := LoadDirector(write(t, "director.toml", text))
 	if err != nil {
 		t.Fatal(err)
@@ -357,12 +360,13 @@ func TestCatalogSSLModeDefault(t *testing.T) {
 	if d.Catalog.SSLMode != "verify-full" {
 		t.Fatalf("TCP host: sslmode %q, want verify-full", d.Catalog.SSLMode)
 	}
-	text = shipped(t, "director.toml", `host     = "/var/run/postgresql"`, "host     = \"db.example.com\"\nsslmode = \"require\"")
+	text = strings.Replace(base, `host     = "127.0.0.1"`, "host     = \"db.example.com\"\nsslmode = \"require\"", 1)
 	if d, err = LoadDirector(write(t, "director.toml", text)); err != nil || d.Catalog.SSLMode != "require" {
 		t.Fatalf("explicit sslmode: %v, %v", d, err)
 	}
 	// A unix socket: unchanged (prefer; libpq uses no TLS there).
-	if d, err = LoadDirector("director.toml"); err != nil || d.Catalog.SSLMode != "prefer" {
+	text = strings.Replace(base, `host     = "127.0.0.1"`, `host     = "/var/run/postgresql"`, 1)
+	if d, err = LoadDirector(write(t, "director.toml", text)); err != nil || d.Catalog.SSLMode != "prefer" {
 		t.Fatalf("socket: sslmode %q, %v; want prefer", d.Catalog.SSLMode, err)
 	}
 }
