@@ -172,6 +172,16 @@ ctl() {
 	run_indented "tapectl \"$2\"" "$BIN/tapectl" -c "$T/tapectl.toml" "$2"
 }
 
+# ctl_refused WHY LINE: a command the director must refuse (exit 1); its
+# explanation is shown; die if it succeeds.
+ctl_refused() {
+	local rc=0
+	step "$1"
+	printf '    $ tapectl "%s"\n' "$2"
+	"$BIN/tapectl" -c "$T/tapectl.toml" "$2" 2>&1 | sed 's/^/    /' || rc=${PIPESTATUS[0]}
+	[ "$rc" = 1 ] || die "tapectl \"$2\" was not refused (exit $rc)"
+}
+
 # run_indented WHAT CMD...: run CMD, its output indented; die if it fails.
 run_indented() {
 	local what=$1 rc=0
@@ -367,14 +377,26 @@ printf '%s\n' "$out" | sed 's/^/    /'
 ctl "Storage daemon status: drives, what is loaded, key state." \
 	"status storage=sd1"
 
+ctl_refused "A key change is refused while the volume is mounted (its data would be stranded under
+    a key the catalog no longer has): the director asks storaged first." \
+	"update volume=TW0003L6 encrypt=rotate"
+
 ctl "Unmount: storaged clears the key from the drive, then unloads the cartridge." \
 	"unmount storage=sd1 drive=0"
 
 step "The library's front panel (vtl status): drive 0 holds no key any more"
 run_indented "vtl status" "$BIN/vtl" status --socket "$T/lib/vtl.sock"
 
-ctl "Key events: every key created, fetched, loaded and cleared, with fingerprints only." \
+ctl "Rotate the key of TW0004L6 (no data on it): the new key is committed, the label rewritten
+    and verified; the old key moves to the volume's key history, never deleted." \
+	"update volume=TW0004L6 encrypt=rotate"
+
+ctl "Key events: every key created, fetched, loaded, cleared and superseded, with fingerprints only." \
 	"list keyevents"
+
+KEKID=$("$BIN/tapekey" kek id "$T/kek.key" 2>/dev/null | awk '{print $NF}' | head -n 1)
+ctl "What depends on the KEK (before a KEK may be retired, this must say nothing does)." \
+	"status kek=$KEKID"
 
 if [ "$KEEP" != 1 ]; then
 	step "Stop everything (storaged clears every drive's key on the way out)"
