@@ -112,7 +112,7 @@ func TestDocsStayInTheRepository(t *testing.T) {
 		}
 		text := string(b)
 		if strings.Contains(text, "../shared") || strings.Contains(text, "shared/docs/") {
-			t.Errorf("%s points at ../shared, outside the repository: copy the document in and link the copy", p)
+			t.Errorf("%s points at ../shared, outside the repository: an operator does not have it; say it here or in a README of the repository", p)
 		}
 		for _, m := range link.FindAllStringSubmatch(text, -1) {
 			target := m[1]
