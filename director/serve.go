@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,6 +26,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfgPath := fs.String("c", defaultConfig, "config file")
 	fs.StringVar(cfgPath, "config", defaultConfig, "config file")
 	debug := fs.Bool("debug", false, "log at debug level")
+	addrFile := fs.String("addr-file", "", "once listening, write the bound address to this file (for listen = \"127.0.0.1:0\")")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -57,6 +59,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	pb.RegisterDirectorServer(srv, &core.StorageService{D: d})
 	pb.RegisterConsoleServer(srv, &core.ConsoleService{D: d})
+	if *addrFile != "" { // written whole (rename): never read half-written
+		err := os.WriteFile(*addrFile+".tmp", []byte(lis.Addr().String()+"\n"), 0o644)
+		if err == nil {
+			err = os.Rename(*addrFile+".tmp", *addrFile)
+		}
+		if err != nil {
+			return fmt.Errorf("--addr-file %s: cannot write it: %v", *addrFile, err)
+		}
+	}
 	log.Info("director ready", "name", cfg.Name, "listen", lis.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
