@@ -367,7 +367,14 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 				dr.log.Warn("mount abandoned: the director's request ended (cancelled, or the director stopped); clearing the key and returning the cartridge",
 					"slot", r.Slot, "barcode", src.VolumeTag, "cause", context.Cause(ctx).Error())
 			}
-			if uerr := d.unloadCartridge(dr, "mount failed"); uerr != nil {
+			vol, fp, kek := dr.volume(), dr.keyFP, dr.keyKEK
+			uerr := d.unloadCartridge(dr, "mount failed")
+			if fp != "" && dr.keyFP == "" && vol != "" {
+				// The trail does not end at "loaded".
+				d.report(ctx, &pb.ReportVolumeRequest{Volume: vol, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp,
+					KeyInstanceCounter: dr.kic, Detail: "the mount failed: " + err.Error()})
+			}
+			if uerr != nil {
 				dr.log.Error("after a failed mount", "error", uerr.Error())
 			} else {
 				dr.log.Info("the cartridge went back to its slot after the failed mount", "slot", r.Slot, "barcode", src.VolumeTag)
@@ -385,6 +392,7 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 		return nil, fmt.Errorf("%s: slot %d (%s): %w", dr.name, r.Slot, src.VolumeTag, err)
 	}
 	res = &MountResult{Label: lbl, Barcode: src.VolumeTag, Drive: dr.name}
+	dr.found = &lbl // in the drive, not mounted yet
 	dr.setView(lbl.Volume, "mounting")
 	// Every label is checked against the catalog (or, with the director
 	// unreachable, the crypto cache) before the volume is mounted: a clear

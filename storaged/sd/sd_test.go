@@ -50,6 +50,8 @@ type director struct {
 	mu      sync.Mutex
 	keys    map[string]keys.StoredKey
 	reports []*pb.ReportVolumeRequest
+	// onReport, when set, is called with each report (outside mu).
+	onReport func(*pb.ReportVolumeRequest)
 }
 
 func (f *director) GetVolumeKey(ctx context.Context, lbl *pb.LabelView, drive string) (KeyAnswer, error) {
@@ -65,7 +67,11 @@ func (f *director) BeginWrite(context.Context, *pb.BeginWriteRequest) error { re
 func (f *director) Report(_ context.Context, r *pb.ReportVolumeRequest) error {
 	f.mu.Lock()
 	f.reports = append(f.reports, r)
+	hook := f.onReport
 	f.mu.Unlock()
+	if hook != nil {
+		hook(r)
+	}
 	return nil
 }
 func (f *director) Hello(context.Context, *pb.StorageHelloRequest) (*pb.StorageHelloReply, error) {
@@ -247,5 +253,43 @@ func TestBusyDrivesAreLeftAlone(t *testing.T) {
 	}
 	if !strings.Contains(l.vtl.Status(t), "key "+fp) {
 		t.Fatalf("the first daemon's key is gone:\n%s", l.vtl.Status(t))
+	}
+}
+
+// The director goes away right after the key of a mount was loaded (its
+// "loaded" report is the last thing it hears): nobody will use the volume,
+// so storaged clears the key, returns the cartridge, and reports the key
+// cleared — the audit trail does not end at "loaded".
+func TestMountAbandonedAfterKeyLoad(t *testing.T) {
+	l := newLib(t, 1)
+	fp := l.label(t, 1, "V1", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l.dir.mu.Lock()
+	l.dir.onReport = func(r *pb.ReportVolumeRequest) {
+		if r.Event == "loaded" {
+			cancel()
+		}
+	}
+	l.dir.mu.Unlock()
+	_, err := l.d.Mount(ctx, MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "abandoned") {
+		t.Fatalf("mount whose caller went away after the key load: err = %v, want it abandoned", err)
+	}
+	l.vtl.RequireNoKey(t)
+	if st := l.vtl.Status(t); !strings.Contains(st, "slot 1") || !strings.Contains(strings.Split(st, "slot 2")[0], "TW0001L6") {
+		t.Fatalf("the cartridge is not back in slot 1:\n%s", st)
+	}
+	l.dir.mu.Lock()
+	defer l.dir.mu.Unlock()
+	var events []string
+	for _, r := range l.dir.reports {
+		events = append(events, r.Event)
+		if r.Event == "cleared" && (r.KeyFingerprint != fp || r.Volume != "V1") {
+			t.Fatalf("cleared report = %v", r)
+		}
+	}
+	if strings.Join(events, ",") != "loaded,cleared" {
+		t.Fatalf("the director heard %v, want loaded then cleared", events)
 	}
 }
