@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -257,4 +258,29 @@ func TestSwappedDriveIndexRefused(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.dir, "sd.addr")); err == nil {
 		t.Error("storaged refused its configuration but listened")
 	}
+}
+
+// A cartridge loaded behind storaged's back (the library's panel): a label
+// into that drive is refused with advice that works — unmount returns the
+// cartridge to its slot — and the label then succeeds.
+func TestCartridgeLoadedByHand(t *testing.T) {
+	e := newEnv(t, envOpts{loadDelay: "0s"})
+	if out, err := exec.Command(bins.vtl, "load", "--socket", e.vtlSock, "--slot", "2", "--drive", "0").CombinedOutput(); err != nil {
+		t.Fatalf("vtl load: %v\n%s", err, out)
+	}
+	_, err := e.label(1, "TW0001L6", "drive0", true)
+	if err == nil || !strings.Contains(err.Error(), "drive0 already holds cartridge TW0002L6 (from slot 2), not mounted; unmount drive0 first") {
+		t.Fatalf("label into a drive loaded by hand: err = %v", err)
+	}
+	ur, err := e.client.Unmount(e.ctx(), &pb.UnmountRequest{Drive: "drive0"})
+	if err != nil || ur.Slot != 2 {
+		t.Fatalf("unmount of the cartridge loaded by hand: %v, %v; want it back to slot 2", ur, err)
+	}
+	if !e.vtlSlotHolds(2, "TW0002L6") {
+		t.Fatalf("TW0002L6 is not back in slot 2:\n%s", e.vtlStatus())
+	}
+	if _, err := e.label(1, "TW0001L6", "drive0", true); err != nil {
+		t.Fatalf("label after the unmount: %v", err)
+	}
+	e.requireNoKeyLoaded()
 }

@@ -20,6 +20,7 @@ import (
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/dial"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
@@ -89,6 +90,13 @@ type lib struct {
 // newLib starts a vtl (drives drives, load delay 0) and a Daemon over it.
 func newLib(t *testing.T, drives int) *lib {
 	t.Helper()
+	return newLibWith(t, drives, nil)
+}
+
+// newLibWith is newLib; tune may change the configuration and options
+// before New.
+func newLibWith(t *testing.T, drives int, tune func(*configs.Storaged, *Options)) *lib {
+	t.Helper()
 	dir := t.TempDir()
 	v := testenv.StartVTL(t, vtlBin, dir, "--slots", "4", "--drives", fmt.Sprint(drives), "--capacity", "16MiB", "--load-delay", "0s")
 	p := testenv.NewPKI(t, dir)
@@ -107,8 +115,11 @@ func newLib(t *testing.T, drives int) *lib {
 		t.Fatal(err)
 	}
 	l := &lib{vtl: v, ring: ring, dir: &director{keys: map[string]keys.StoredKey{}}}
-	l.d, err = New(context.Background(), Options{Config: cfg, Director: l.dir,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	o := Options{Config: cfg, Director: l.dir, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	if tune != nil {
+		tune(cfg, &o)
+	}
+	l.d, err = New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +303,63 @@ func TestMountAbandonedAfterKeyLoad(t *testing.T) {
 	if strings.Join(events, ",") != "loaded,cleared" {
 		t.Fatalf("the director heard %v, want loaded then cleared", events)
 	}
+}
+
+// noDVCID is the transport of a changer that cannot report drive
+// identifiers: its READ ELEMENT STATUS never carries DVCID.
+type noDVCID struct{ scsi.Transport }
+
+func (n noDVCID) Do(c *scsi.Command) (scsi.Result, error) {
+	if len(c.CDB) > 6 && c.CDB[0] == scsi.OpReadElementStatus && c.CDB[6]&1 != 0 {
+		c2 := *c
+		c2.CDB = append([]byte(nil), c.CDB...)
+		c2.CDB[6] &^= 1
+		return n.Transport.Do(&c2)
+	}
+	return n.Transport.Do(c)
+}
+
+// A changer that reports no drive identifiers: drive_index cannot be
+// checked, so storaged warns (naming the drive and its serial) and starts.
+func TestNoDVCIDWarns(t *testing.T) {
+	var logs lockedBuffer
+	newLibWith(t, 2, func(cfg *configs.Storaged, o *Options) {
+		cfg.Drives[0].DriveIndex, cfg.Drives[1].DriveIndex = 1, 0 // not checkable: accepted
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.OpenDevice = func(addr string, types ...byte) (*scsi.Device, error) {
+			tr, err := dial.OpenExpect(addr, types...)
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasSuffix(addr, "#changer") {
+				tr = noDVCID{tr}
+			}
+			return scsi.NewDevice(tr), nil
+		}
+	})
+	for _, want := range []string{
+		`msg="drive_index not checked: the changer reports no identifier (DVCID) for its drives`,
+		`drive=drive0 changer=changer0 drive_index=1 serial=TWDRV00000`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("start-up log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
