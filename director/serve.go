@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,16 +58,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	pb.RegisterDirectorServer(srv, &core.StorageService{D: d})
 	pb.RegisterConsoleServer(srv, &core.ConsoleService{D: d})
-	if *addrFile != "" { // written whole (rename): never read half-written
-		err := os.WriteFile(*addrFile+".tmp", []byte(lis.Addr().String()+"\n"), 0o644)
-		if err == nil {
-			err = os.Rename(*addrFile+".tmp", *addrFile)
-		}
-		if err != nil {
-			return fmt.Errorf("--addr-file %s: cannot write it: %v", *addrFile, err)
-		}
-	}
 	log.Info("director ready", "name", cfg.Name, "listen", lis.Addr().String())
+	if err := writeAddrFile(*addrFile, lis.Addr().String()); err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	// Crypto cache pushes a storage missed (down during a rekey, its hello

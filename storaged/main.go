@@ -84,6 +84,7 @@ func run() int {
 	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)), grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
 	pb.RegisterStorageServer(srv, &sd.Service{D: d})
+	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
 	if *addrFile != "" {
 		// Written whole (rename), so a reader never sees a partial address.
 		err := os.WriteFile(*addrFile+".tmp", []byte(lis.Addr().String()+"\n"), 0o644)
@@ -95,7 +96,6 @@ func run() int {
 			return 1
 		}
 	}
-	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
