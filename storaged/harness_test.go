@@ -255,6 +255,7 @@ type env struct {
 }
 
 type envOpts struct {
+	mountTimeout  string // storaged [timeouts] mount (default 30s)
 	capacity      string // vtl cartridge capacity
 	personalities string // vtl --personality
 	drives        int
@@ -262,7 +263,6 @@ type envOpts struct {
 	sdKEKs        []string // KEK files storaged gets (default: the env's KEK)
 	extraSDKEKs   []string // KEK files storaged gets besides the env's KEK
 	loadDelay     string   // vtl --load-delay (default: vtl's own)
-	mountTimeout  string   // storaged [timeouts] mount (default 30s)
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
