@@ -84,8 +84,8 @@ func TestForgedClearLabelIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := label.Label{Volume: "TW0001L6", Pool: "Offsite", MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: 262144, Storage: "sd1"}
-	forgeLabel(t, bins.vtl, e.vtlSock, 1, 0, forged)
-	before := tapeEOD(t, bins.vtl, e.vtlSock, 1, 0)
+	forgeLabel(t, bins.vtl, e.vtlSock, 1, e.spare, forged)
+	before := tapeEOD(t, bins.vtl, e.vtlSock, 1, e.spare)
 
 	_, err = e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "the label says no") || !strings.Contains(err.Error(), lr.KeyFingerprint) {
@@ -116,7 +116,7 @@ func TestForgedClearLabelIsRefused(t *testing.T) {
 	if !inv.Changers[0].Slots[0].Full {
 		t.Fatalf("the cartridge did not go back to slot 1: %v", inv)
 	}
-	if after := tapeEOD(t, bins.vtl, e.vtlSock, 1, 0); after.File != before.File || after.Block != before.Block {
+	if after := tapeEOD(t, bins.vtl, e.vtlSock, 1, e.spare); after.File != before.File || after.Block != before.Block {
 		t.Fatalf("the tape changed: end of data %d/%d, was %d/%d", after.File, after.Block, before.File, before.Block)
 	}
 	if !strings.Contains(e.log(), "volume refused: its label does not match") {
@@ -260,7 +260,7 @@ func TestCacheAnswersFromItsHistory(t *testing.T) {
 	// A tape whose label names the old key (say, a copy made before).
 	old := label.Label{Volume: "TW0004L6", Pool: "Offsite", MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: 262144, Storage: "sd1",
 		Encryption: label.Encryption{Encrypted: true, Scheme: "v1", KEKID: newKey.KEKID, Fingerprint: lr.KeyFingerprint}}
-	forgeLabel(t, bins.vtl, e.vtlSock, 4, 0, old)
+	forgeLabel(t, bins.vtl, e.vtlSock, 4, e.spare, old)
 
 	e.dirSrv.Stop()
 	mr, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 4, Drive: "drive0"})
@@ -290,7 +290,7 @@ func TestCacheAnswersFromItsHistory(t *testing.T) {
 
 	// A fingerprint the cache does not hold: refused.
 	old.Encryption.Fingerprint = "00112233445566ff"
-	forgeLabel(t, bins.vtl, e.vtlSock, 4, 0, old)
+	forgeLabel(t, bins.vtl, e.vtlSock, 4, e.spare, old)
 	_, err = e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 4, Drive: "drive0"})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "00112233445566ff") || !strings.Contains(err.Error(), newKey.Fingerprint) {
 		t.Fatalf("mount naming a key the cache lacks: %v", err)

@@ -236,6 +236,7 @@ type env struct {
 	vtl     *testenv.VTL
 	vtlArgs []string
 	vtlSock string
+	spare   int // the vtl drive storaged is not configured for
 	sd      *testenv.Proc
 	sdAddr  string // where storaged listens (it picks a port)
 	sdConf  testenv.Storaged
@@ -295,7 +296,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 	// The director double.
 	e.serveDirector("127.0.0.1:0")
 
-	args := []string{"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives), "--capacity", o.capacity, "--personality", o.personalities}
+	// One drive more than storaged is given: the tests' own (forging a
+	// label, looking at a tape) — storaged holds its drives exclusively.
+	e.spare = o.drives
+	args := []string{"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives + 1), "--capacity", o.capacity, "--personality", o.personalities}
 	if o.loadDelay != "" {
 		args = append(args, "--load-delay", o.loadDelay)
 	}
