@@ -284,3 +284,46 @@ func TestCartridgeLoadedByHand(t *testing.T) {
 	}
 	e.requireNoKeyLoaded()
 }
+
+// A second storaged on the same library while the first has a volume
+// mounted: every drive is busy (the exclusive opens fail), so it sends them
+// nothing — no probe, no clear — and refuses to start, naming them; the
+// first daemon's key stays loaded. Needs exclusive vtl units (branch
+// wt-drives): with a vtl that lets a second holder in, it is skipped.
+func TestSecondStoragedRefusesBusyDrives(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	lr, err := e.label(1, "TW0001L6", "drive0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	conf2 := e.sdConf
+	conf2.WorkDir = filepath.Join(e.dir, "work2")
+	cfg2 := filepath.Join(e.dir, "storaged2.toml")
+	conf2.Write(t, cfg2)
+	second := testenv.Start(t, "storaged2", filepath.Join(e.dir, "storaged2.log"), "", bins.storaged, "-c", cfg2)
+	waitFor(t, "the second storaged to start or give up", func() bool {
+		return second.Exited() || strings.Contains(second.Output(), "storaged ready")
+	})
+	out := second.Output()
+	if !second.Exited() && !strings.Contains(out, "device busy") {
+		second.Stop(t, syscall.SIGTERM)
+		t.Skip("this vtl lets a second holder open a unit (exclusive units come with branch wt-drives)")
+	}
+	if code := second.Cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("the second storaged exited with %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{"every drive is held by another process", "drive0 (vtl:" + e.vtlSock + "#drive0)", "drive2 (vtl:" + e.vtlSock + "#drive2)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the second storaged's refusal lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(e.vtlDrive(0), "key "+lr.KeyFingerprint) {
+		t.Fatalf("the first daemon's key is gone:\n%s", e.vtlStatus())
+	}
+	if wr, err := e.write("drive0", randomData(t, 1<<20)); err != nil || !wr.EncryptionVerified {
+		t.Fatalf("the first storaged writing after the second gave up: %v %v", wr, err)
+	}
+}
