@@ -56,12 +56,12 @@ func (d *Daemon) Inventory(changer string) (*pb.InventoryReply, error) {
 }
 
 // Status reports every drive: configuration, probe result, what it holds
-// and the key state the drive itself last reported. It never waits for a
-// drive and never makes an operation fail: it reads each drive's snapshot
+// and the key state the drive itself last reported. It never waits for an
+// operation and never makes one fail: it reads each drive's snapshot
 // (published by the operations under the drive's lock); a drive that no
-// operation holds is asked for its key state first (a short query that an
-// operation arriving meanwhile waits for), so an unreachable drive shows
-// its error and no stale key state.
+// operation holds is asked for its key state first (one short query that an
+// operation arriving meanwhile waits for, instead of failing busy), so an
+// unreachable drive shows its error and no stale key state.
 func (d *Daemon) Status() *pb.StatusReply {
 	out := &pb.StatusReply{Name: d.cfg.Name, KekIds: d.KEKIDs()}
 	if es, err := d.cache.List(); err == nil {
