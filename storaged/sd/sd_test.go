@@ -53,11 +53,16 @@ type director struct {
 	reports []*pb.ReportVolumeRequest
 	// onReport, when set, is called with each report (outside mu).
 	onReport func(*pb.ReportVolumeRequest)
+	// refuse, when set, is GetVolumeKey's answer.
+	refuse error
 }
 
 func (f *director) GetVolumeKey(ctx context.Context, lbl *pb.LabelView, drive string) (KeyAnswer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return KeyAnswer{}, f.refuse
+	}
 	sk, ok := f.keys[lbl.Volume]
 	if !ok {
 		return KeyAnswer{Source: "current"}, nil
@@ -362,4 +367,65 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// stuckPicker is a changer transport whose picker fails (hardware error
+// 04/53/01, "a drive did not unload a cartridge") the next failMoves MOVE
+// MEDIUMs out of a drive.
+type stuckPicker struct {
+	scsi.Transport
+	failMoves *atomic.Int32
+}
+
+func (s stuckPicker) Do(c *scsi.Command) (scsi.Result, error) {
+	if c.CDB[0] == scsi.OpMoveMedium && c.CDB[4] == 0x01 && s.failMoves.Add(-1) >= 0 { // source 0x01xx: a drive
+		sense := make([]byte, 18)
+		sense[0], sense[2], sense[7], sense[12], sense[13] = 0x70, 0x04, 0x0A, 0x53, 0x01
+		return scsi.Result{Status: scsi.StatusCheckCondition, Sense: sense}, nil
+	}
+	return s.Transport.Do(c)
+}
+
+// A mount fails and the cartridge cannot be returned (the picker fails):
+// the drive keeps it on record — status shows the cartridge and its
+// volume, not mounted, no key — and unmount returns it once the picker
+// works again.
+func TestCartridgeThatCannotGoBackStaysOnRecord(t *testing.T) {
+	var failMoves atomic.Int32
+	l := newLibWith(t, 1, func(cfg *configs.Storaged, o *Options) {
+		o.OpenDevice = func(addr string, types ...byte) (*scsi.Device, error) {
+			tr, err := dial.OpenExpect(addr, types...)
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasSuffix(addr, "#changer") {
+				tr = stuckPicker{tr, &failMoves}
+			}
+			return scsi.NewDevice(tr), nil
+		}
+	})
+	l.label(t, 1, "V1", true)
+	l.dir.mu.Lock()
+	l.dir.refuse = errors.New("volume V1: the catalog says no")
+	l.dir.mu.Unlock()
+	failMoves.Store(1)
+	_, err := l.d.Mount(context.Background(), MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0"})
+	if err == nil {
+		t.Fatal("the mount was not refused")
+	}
+	d0 := l.d.Status().Drives[0]
+	if d0.State != StateLoaded || d0.Barcode != "TW0001L6" || d0.Volume != "V1" || d0.Key == nil || d0.Key.KeyLoaded {
+		t.Fatalf("status after a failed mount whose cartridge could not go back = %v, want TW0001L6 (V1) loaded, not mounted, no key", d0)
+	}
+	l.vtl.RequireNoKey(t)
+	vol, slot, err := l.d.Unmount(context.Background(), "drive0")
+	if err != nil || vol != "V1" || slot != 1 {
+		t.Fatalf("unmount = %q, %d, %v; want V1 back to slot 1", vol, slot, err)
+	}
+	if st := l.vtl.Status(t); !strings.Contains(strings.Split(st, "slot 2")[0], "TW0001L6") {
+		t.Fatalf("TW0001L6 is not back in slot 1:\n%s", st)
+	}
+	if d0 := l.d.Status().Drives[0]; d0.State != StateIdle || d0.Barcode != "" || d0.Volume != "" {
+		t.Fatalf("status after the unmount = %v, want idle and empty", d0)
+	}
 }
