@@ -22,11 +22,17 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(CMDS)
 
+# Packages whose code runs goroutines over shared state (drive locks and
+# status, the crypto cache, the gRPC links, the director's loops, the vtl
+# emulator): `make test` runs their tests again under the race detector.
+RACEPKGS := ./storaged/sd/... ./storaged/cryptocache/... ./proto/link/... ./director/core/... ./tools/vtl/emu/...
+
 # Every test, against a real PostgreSQL (a private cluster started from the
-# system binaries, or $$TAPEWARD_TEST_DSN).
+# system binaries, or $$TAPEWARD_TEST_DSN), then RACEPKGS with -race.
 test:
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -race $(TESTFLAGS) $(RACEPKGS)
 
 # Speed and memory goals are checked here, never by timed tests.
 bench:

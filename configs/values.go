@@ -134,7 +134,9 @@ func (f *file) port(l loc, p int) {
 }
 
 // hostPort checks "host:port" (host may be empty for "all interfaces"
-// when allowEmptyHost).
+// when allowEmptyHost). Listen addresses (allowEmptyHost) may use port 0:
+// the kernel picks a port, which the daemon logs (and writes to its
+// --addr-file).
 func (f *file) hostPort(l loc, v, example string, allowEmptyHost bool) {
 	if !f.requireString(l, v, example) {
 		return
@@ -145,7 +147,7 @@ func (f *file) hostPort(l loc, v, example string, allowEmptyHost bool) {
 		return
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !allowEmptyHost) {
 		f.problem(l, v, "the port must be a number 1-65535, e.g. %s", example)
 		return
 	}

@@ -24,6 +24,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfgPath := fs.String("c", defaultConfig, "config file")
 	fs.StringVar(cfgPath, "config", defaultConfig, "config file")
 	debug := fs.Bool("debug", false, "log at debug level")
+	addrFile := fs.String("addr-file", "", "once listening, write the bound address to this file (for listen = \"127.0.0.1:0\")")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -62,6 +63,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("director ready", "name", cfg.Name, "listen", lis.Addr().String())
+	if err := writeAddrFile(*addrFile, lis.Addr().String()); err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	// Crypto cache pushes a storage missed (down during a rekey, its hello

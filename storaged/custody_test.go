@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,13 +25,9 @@ import (
 
 // forgeLabel writes lbl over the label of the cartridge in slot, through
 // vtl drive n (as anyone with access to the library could), and puts the
-// cartridge back. storaged holds its drives exclusively: it is stopped
-// meanwhile and started again.
-func forgeLabel(e *env, slot, n int, lbl label.Label) {
-	t, vtlBin, sock := e.t, bins.vtl, e.vtlSock
+// cartridge back.
+func forgeLabel(t *testing.T, vtlBin, sock string, slot, n int, lbl label.Label) {
 	t.Helper()
-	e.stopStoraged(syscall.SIGTERM)
-	defer e.startStoraged()
 	if out, err := exec.Command(vtlBin, "load", "--socket", sock, "--slot", fmt.Sprint(slot), "--drive", fmt.Sprint(n)).CombinedOutput(); err != nil {
 		t.Fatalf("vtl load: %v\n%s", err, out)
 	}
@@ -51,12 +46,9 @@ func forgeLabel(e *env, slot, n int, lbl label.Label) {
 }
 
 // tapeObjects is where the end of data of the cartridge in slot is (files
-// and objects), read through vtl drive n (storaged stopped meanwhile).
-func tapeEOD(e *env, slot, n int) scsi.Position {
-	t, vtlBin, sock := e.t, bins.vtl, e.vtlSock
+// and objects), read through vtl drive n.
+func tapeEOD(t *testing.T, vtlBin, sock string, slot, n int) scsi.Position {
 	t.Helper()
-	e.stopStoraged(syscall.SIGTERM)
-	defer e.startStoraged()
 	if out, err := exec.Command(vtlBin, "load", "--socket", sock, "--slot", fmt.Sprint(slot), "--drive", fmt.Sprint(n)).CombinedOutput(); err != nil {
 		t.Fatalf("vtl load: %v\n%s", err, out)
 	}
@@ -92,8 +84,8 @@ func TestForgedClearLabelIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := label.Label{Volume: "TW0001L6", Pool: "Offsite", MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: 262144, Storage: "sd1"}
-	forgeLabel(e, 1, 0, forged)
-	before := tapeEOD(e, 1, 0)
+	forgeLabel(t, bins.vtl, e.vtlSock, 1, e.spare, forged)
+	before := tapeEOD(t, bins.vtl, e.vtlSock, 1, e.spare)
 
 	_, err = e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0", ForWrite: true})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "the label says no") || !strings.Contains(err.Error(), lr.KeyFingerprint) {
@@ -124,11 +116,11 @@ func TestForgedClearLabelIsRefused(t *testing.T) {
 	if !inv.Changers[0].Slots[0].Full {
 		t.Fatalf("the cartridge did not go back to slot 1: %v", inv)
 	}
+	if after := tapeEOD(t, bins.vtl, e.vtlSock, 1, e.spare); after.File != before.File || after.Block != before.Block {
+		t.Fatalf("the tape changed: end of data %d/%d, was %d/%d", after.File, after.Block, before.File, before.Block)
+	}
 	if !strings.Contains(e.log(), "volume refused: its label does not match") {
 		t.Fatalf("storaged did not log the refusal:\n%s", e.log())
-	}
-	if after := tapeEOD(e, 1, 0); after.File != before.File || after.Block != before.Block {
-		t.Fatalf("the tape changed: end of data %d/%d, was %d/%d", after.File, after.Block, before.File, before.Block)
 	}
 }
 
@@ -220,12 +212,10 @@ func TestWriteSessionNeedsTheDirector(t *testing.T) {
 	if err := st.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Data{Data: randomData(t, 1<<20)}}); err != nil {
 		t.Fatal(err)
 	}
-	// The session is open once storaged asked the director (BeginWrite
-	// comes after the drive is taken); only then ask for the volume state.
-	waitFor(t, "the session to open (BeginWrite)", func() bool { return e.director.beganWrites("TW0003L6") >= 1 })
-	if vs, err := e.client.VolumeState(e.ctx(), &pb.VolumeStateRequest{Volume: "TW0003L6"}); err != nil || !vs.Mounted || !vs.Writing {
-		t.Fatalf("volume state during a session = %v, %v; want mounted and writing", vs, err)
-	}
+	waitFor(t, "VolumeState to report the open session", func() bool {
+		vs, err := e.client.VolumeState(e.ctx(), &pb.VolumeStateRequest{Volume: "TW0003L6"})
+		return err == nil && vs.Mounted && vs.Writing
+	})
 	if n := e.director.beganWrites("TW0003L6"); n != 1 {
 		t.Fatalf("BeginWrite calls = %d, want 1 (before the first block)", n)
 	}
@@ -270,7 +260,7 @@ func TestCacheAnswersFromItsHistory(t *testing.T) {
 	// A tape whose label names the old key (say, a copy made before).
 	old := label.Label{Volume: "TW0004L6", Pool: "Offsite", MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: 262144, Storage: "sd1",
 		Encryption: label.Encryption{Encrypted: true, Scheme: "v1", KEKID: newKey.KEKID, Fingerprint: lr.KeyFingerprint}}
-	forgeLabel(e, 4, 0, old)
+	forgeLabel(t, bins.vtl, e.vtlSock, 4, e.spare, old)
 
 	e.dirSrv.Stop()
 	mr, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 4, Drive: "drive0"})
@@ -300,7 +290,7 @@ func TestCacheAnswersFromItsHistory(t *testing.T) {
 
 	// A fingerprint the cache does not hold: refused.
 	old.Encryption.Fingerprint = "00112233445566ff"
-	forgeLabel(e, 4, 0, old)
+	forgeLabel(t, bins.vtl, e.vtlSock, 4, e.spare, old)
 	_, err = e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 4, Drive: "drive0"})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "00112233445566ff") || !strings.Contains(err.Error(), newKey.Fingerprint) {
 		t.Fatalf("mount naming a key the cache lacks: %v", err)

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
@@ -185,6 +186,31 @@ func (f *fakeDirector) ReportVolume(ctx context.Context, r *pb.ReportVolumeReque
 	return &pb.ReportVolumeReply{}, nil
 }
 
+// reportsOf returns copies of the reports received about volume.
+func (f *fakeDirector) reportsOf(volume string) []*pb.ReportVolumeRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*pb.ReportVolumeRequest
+	for _, r := range f.reports {
+		if r.Volume == volume {
+			out = append(out, proto.Clone(r).(*pb.ReportVolumeRequest))
+		}
+	}
+	return out
+}
+
+// cleared returns the "cleared" reports about volume whose detail is
+// detail.
+func (f *fakeDirector) cleared(volume, detail string) []*pb.ReportVolumeRequest {
+	var out []*pb.ReportVolumeRequest
+	for _, r := range f.reportsOf(volume) {
+		if r.Event == "cleared" && r.Detail == detail {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (f *fakeDirector) setKey(volume string, sk keys.StoredKey) {
 	f.mu.Lock()
 	f.keys[volume] = sk
@@ -210,7 +236,9 @@ type env struct {
 	vtl     *testenv.VTL
 	vtlArgs []string
 	vtlSock string
+	spare   int // the vtl drive storaged is not configured for
 	sd      *testenv.Proc
+	sdAddr  string // where storaged listens (it picks a port)
 	sdConf  testenv.Storaged
 	cfgPath string
 
@@ -228,6 +256,7 @@ type env struct {
 }
 
 type envOpts struct {
+	mountTimeout  string // storaged [timeouts] mount (default 30s)
 	capacity      string // vtl cartridge capacity
 	personalities string // vtl --personality
 	drives        int
@@ -268,21 +297,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 
 	// The director double.
-	tc, err := tlsconf.Server(e.dirFiles, tlsconf.Expect([]string{tlsconf.RoleStorage}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.dirAddr = lis.Addr().String()
-	e.dirSrv = grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)))
-	pb.RegisterDirectorServer(e.dirSrv, e.director)
-	go e.dirSrv.Serve(lis)
-	t.Cleanup(func() { e.dirSrv.Stop() })
+	e.serveDirector("127.0.0.1:0")
 
-	args := []string{"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives), "--capacity", o.capacity, "--personality", o.personalities}
+	// One drive more than storaged is given: the tests' own (forging a
+	// label, looking at a tape) — storaged holds its drives exclusively.
+	e.spare = o.drives
+	args := []string{"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives + 1), "--capacity", o.capacity, "--personality", o.personalities}
 	if o.loadDelay != "" {
 		args = append(args, "--load-delay", o.loadDelay)
 	}
@@ -293,7 +313,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if kekFiles == nil {
 		kekFiles = append([]string{e.kekPath}, o.extraSDKEKs...)
 	}
-	e.sdConf = testenv.Storaged{Name: "sd1", Listen: testenv.FreeAddr(t), WorkDir: filepath.Join(e.dir, "work"),
+	e.sdConf = testenv.Storaged{Name: "sd1", Listen: "127.0.0.1:0", MountTimeout: o.mountTimeout, WorkDir: filepath.Join(e.dir, "work"),
 		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,
 		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives}
 	if o.revocationList {
@@ -311,10 +331,30 @@ func newEnv(t testing.TB, o envOpts) *env {
 
 func (e *env) issue(name, role string) tlsconf.Files { return e.pki.Issue(e.t, name, role) }
 
+// serveDirector serves the director double on addr ("127.0.0.1:0" the
+// first time; its old address to bring it back after e.dirSrv.Stop()).
+func (e *env) serveDirector(addr string) {
+	e.t.Helper()
+	tc, err := tlsconf.Server(e.dirFiles, tlsconf.Expect([]string{tlsconf.RoleStorage}))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.dirAddr = lis.Addr().String()
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(tc)))
+	pb.RegisterDirectorServer(srv, e.director)
+	go srv.Serve(lis)
+	e.dirSrv = srv
+	e.t.Cleanup(func() { srv.Stop() })
+}
+
 // startStoraged starts storaged (again) and connects to it as the director.
 func (e *env) startStoraged() {
 	e.t.Helper()
-	e.sd = testenv.Start(e.t, "storaged", filepath.Join(e.dir, "storaged.log"), "storaged ready", bins.storaged, "-c", e.cfgPath)
+	e.sd, e.sdAddr = testenv.StartServing(e.t, "storaged", filepath.Join(e.dir, "storaged.log"), "storaged ready", bins.storaged, "-c", e.cfgPath)
 	e.connect(e.dirFiles)
 }
 
@@ -328,7 +368,7 @@ func (e *env) connect(files tlsconf.Files) {
 	if e.conn != nil {
 		e.conn.Close()
 	}
-	e.conn, err = grpc.NewClient(e.sdConf.Listen, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+	e.conn, err = grpc.NewClient(e.sdAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20)))
 	if err != nil {
 		e.t.Fatal(err)

@@ -3,7 +3,7 @@
 // writes labels and data, keeps the crypto cache, and serves the director
 // over mutual TLS. See package storaged/sd for what it guarantees.
 //
-//	storaged -c /etc/tapeward/storaged.toml
+//	storaged -c /etc/tapeward/storaged.toml [--addr-file FILE]
 //
 // SIGTERM and SIGINT stop it cleanly: running sessions end, then every
 // drive's key is cleared. After a crash (kill -9), the next start clears
@@ -44,6 +44,7 @@ func run() int {
 	fs := flag.NewFlagSet("storaged", flag.ContinueOnError)
 	cfgPath := fs.String("c", "/etc/tapeward/storaged.toml", "configuration file")
 	debug := fs.Bool("debug", false, "log at debug level")
+	addrFile := fs.String("addr-file", "", "once listening, write the bound address to this file (for listen = \"127.0.0.1:0\")")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -93,6 +94,17 @@ func run() int {
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
+	if *addrFile != "" {
+		// Written whole (rename), so a reader never sees a partial address.
+		err := os.WriteFile(*addrFile+".tmp", []byte(lis.Addr().String()+"\n"), 0o644)
+		if err == nil {
+			err = os.Rename(*addrFile+".tmp", *addrFile)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "storaged: --addr-file %s: cannot write it: %v\n", *addrFile, err)
+			return 1
+		}
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()

@@ -454,6 +454,11 @@ func (d *Director) statusStorage(ctx context.Context, name string) (*Output, err
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dr.Name, dr.State, vol, enc, key, kic, modes)
 	}
 	tw.Flush()
+	for _, dr := range st.Drives { // an unreachable or failed drive says why
+		if dr.Error != "" {
+			fmt.Fprintf(&b, "%s: error: %s\n", dr.Name, dr.Error)
+		}
+	}
 	return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: st}, nil
 }
 

@@ -177,7 +177,8 @@ var helloBackoff = [2]time.Duration{time.Second, 30 * time.Second}
 // the keys it could not push while this daemon was down. While the
 // director cannot be reached it tries again (1 s, doubling to 30 s) until
 // it answers or ctx ends. It never blocks the caller; done (may be nil) is
-// called once the director has answered.
+// called once the director has answered. The key events queued meanwhile
+// (keys cleared at start-up) are reported right after the hello.
 func (d *Daemon) SayHello(ctx context.Context, done func(*pb.StorageHelloReply)) {
 	go func() {
 		wait := helloBackoff[0]
@@ -186,6 +187,9 @@ func (d *Daemon) SayHello(ctx context.Context, done func(*pb.StorageHelloReply))
 			r, err := d.hello(ctx)
 			if err == nil {
 				d.log.Info("director answered hello", "pending_keys", r.PendingKeys)
+				// Key events kept while it was unreachable (start-up
+				// clears) go now.
+				d.flushReports(ctx)
 				if done != nil {
 					done(r)
 				}

@@ -26,10 +26,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/tapeward/tapeward/configs"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/cryptocache"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
@@ -64,6 +68,11 @@ type Daemon struct {
 	changers map[string]*Changer
 	drives   []*Drive
 	byName   map[string]*Drive
+
+	// pending are key events that could not be reported yet (start-up
+	// clears, before the director answered); sent after its hello.
+	pendMu  sync.Mutex
+	pending []*pb.ReportVolumeRequest
 
 	closeOnce sync.Once
 	closeErr  error
@@ -125,14 +134,39 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	for _, cc := range cfg.Changers {
 		dev, err := open(cc.Address, scsi.TypeMediumChanger)
 		c := &Changer{name: cc.Name, dev: dev}
-		if err != nil {
+		switch {
+		case scsi.IsBusy(err):
+			c.err = err.Error()
+			d.log.Error("changer busy: another process holds it (another storaged on this library?); this daemon will not move cartridges with it",
+				"changer", cc.Name, "error", err.Error())
+		case err != nil:
 			c.err = err.Error()
 			d.log.Error("changer unusable", "changer", cc.Name, "error", err.Error())
 		}
 		d.changers[cc.Name] = c
 	}
+	// What each changer holds, read once: which drives hold a cartridge
+	// (and from which slot), and each drive's identifier (DVCID).
+	layouts := map[*Changer]*Layout{}
+	for _, cc := range cfg.Changers {
+		c := d.changers[cc.Name]
+		if c.dev == nil {
+			continue
+		}
+		l, err := c.layout()
+		if err != nil {
+			d.log.Error("changer inventory failed at start-up: what its drives hold and the drive_index mapping are not known", "changer", c.name, "error", err.Error())
+			continue
+		}
+		layouts[c] = l
+	}
+	var (
+		refused []error
+		busy    []string
+	)
 	for _, dc := range cfg.Drives {
-		dr := &Drive{cfg: dc, name: dc.Name, crypto: dc.Encrypts(), log: d.log.With("drive", dc.Name)}
+		dr := &Drive{cfg: dc, name: dc.Name, crypto: dc.Encrypts(), log: d.log.With("drive", dc.Name), state: StateIdle}
+		dr.mu.onRelease = dr.publish
 		if dc.Changer != "" {
 			dr.changer = d.changers[dc.Changer]
 		}
@@ -140,12 +174,37 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		d.byName[dc.Name] = dr
 		dev, err := open(dc.Address, scsi.TypeTape)
 		if err != nil {
+			// Busy: another process holds the drive (its exclusive open
+			// failed). Nothing is sent to it — no probe, no clear — so a
+			// key loaded for that process's job stays.
 			dr.fail(err)
-			d.log.Error("drive unusable", "drive", dc.Name, "address", dc.Address, "error", err.Error())
+			if scsi.IsBusy(err) {
+				busy = append(busy, fmt.Sprintf("%s (%s)", dc.Name, dc.Address))
+				d.log.Error("drive busy: another process holds it (another storaged on this library?); not probed, its key not touched; the drive is unusable until storaged restarts",
+					"drive", dc.Name, "address", dc.Address, "error", err.Error())
+			} else {
+				d.log.Error("drive unusable", "drive", dc.Name, "address", dc.Address, "error", err.Error())
+			}
+			dr.publish()
 			continue
 		}
 		dr.dev = dev
-		dr.startup(ctx)
+		if err := dr.checkElement(d.cfg.Path, layouts[dr.changer]); err != nil {
+			dr.fail(err)
+			dr.publish()
+			refused = append(refused, err)
+			continue
+		}
+		dr.startup(ctx, d, layouts[dr.changer])
+	}
+	if len(refused) > 0 {
+		d.Close()
+		return nil, errors.Join(refused...)
+	}
+	if len(cfg.Drives) > 0 && len(busy) == len(cfg.Drives) {
+		d.Close()
+		return nil, fmt.Errorf("every drive is held by another process (another storaged on this library?): %s; nothing was sent to them — stop that process first, or give this storaged other drives in %s",
+			strings.Join(busy, ", "), cfg.Path)
 	}
 	if d.director == nil {
 		d.director, err = DialDirector(cfg)
@@ -204,11 +263,20 @@ func (d *Daemon) changer(name string) (*Changer, error) {
 // what SIGTERM and SIGINT lead to.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
-		var errs []error
+		var (
+			errs    []error
+			reports []*pb.ReportVolumeRequest
+		)
 		for _, dr := range d.drives {
 			dr.mu.Lock()
 			if dr.dev != nil {
-				errs = append(errs, dr.clearKey("shutdown"))
+				vol, fp, kek := dr.volume(), dr.keyFP, dr.keyKEK
+				err := dr.clearKey("shutdown")
+				errs = append(errs, err)
+				if err == nil && fp != "" && vol != "" {
+					reports = append(reports, &pb.ReportVolumeRequest{Volume: vol, Drive: dr.name, Event: "cleared", KekId: kek,
+						KeyFingerprint: fp, KeyInstanceCounter: dr.kic, Detail: "at shutdown"})
+				}
 				dr.dev.Close()
 				dr.dev = nil
 			}
@@ -223,12 +291,125 @@ func (d *Daemon) Close() error {
 			c.mu.Unlock()
 		}
 		if d.director != nil {
+			for _, r := range reports {
+				d.report(context.Background(), r)
+			}
+			if n := d.pendingCount(); n > 0 {
+				d.log.Warn("key events not reported: the director was not reached since start-up (they are in this log)", "events", n)
+			}
 			d.director.Close()
 		}
 		d.ring.Destroy()
 		d.closeErr = errors.Join(errs...)
 	})
 	return d.closeErr
+}
+
+// queueReport keeps a key event until the director can be reached (it is
+// sent after the director answers the hello; see SayHello).
+func (d *Daemon) queueReport(r *pb.ReportVolumeRequest) {
+	if r.TimeUnix == 0 {
+		r.TimeUnix = d.clock().Unix()
+	}
+	d.pendMu.Lock()
+	d.pending = append(d.pending, r)
+	d.pendMu.Unlock()
+}
+
+func (d *Daemon) pendingCount() int {
+	d.pendMu.Lock()
+	defer d.pendMu.Unlock()
+	return len(d.pending)
+}
+
+// flushReports sends the queued key events; those the director does not
+// take stay queued (and are logged).
+func (d *Daemon) flushReports(ctx context.Context) {
+	d.pendMu.Lock()
+	rs := d.pending
+	d.pending = nil
+	d.pendMu.Unlock()
+	var keep []*pb.ReportVolumeRequest
+	for _, r := range rs {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := d.director.Report(rctx, r)
+		cancel()
+		if err != nil {
+			d.log.Warn("reporting a queued key event to the director failed", "volume", r.Volume, "event", r.Event, "detail", r.Detail,
+				"error", status.Convert(err).Message())
+			keep = append(keep, r)
+			continue
+		}
+		d.log.Info("queued key event reported to the director", "volume", r.Volume, "event", r.Event, "detail", r.Detail)
+	}
+	if len(keep) > 0 {
+		d.pendMu.Lock()
+		d.pending = append(keep, d.pending...)
+		d.pendMu.Unlock()
+	}
+}
+
+// checkElement compares the drive's serial number (VPD 80h) with the
+// identifier its changer reports (READ ELEMENT STATUS, DVCID) for the
+// configured drive_index: a mismatch (a swapped configuration) is an error
+// naming both, and which index carries the drive's serial; a changer that
+// reports no identifiers is warned about.
+func (dr *Drive) checkElement(cfgPath string, l *Layout) error {
+	if dr.changer == nil {
+		return nil
+	}
+	if l == nil {
+		dr.log.Warn("drive_index not checked against the changer: its inventory could not be read", "changer", dr.changer.name)
+		return nil
+	}
+	e, err := dr.driveElement(l)
+	if err != nil {
+		return fmt.Errorf("%w; fix drive_index of %s in %s", err, dr.name, cfgPath)
+	}
+	serial, err := dr.dev.SerialNumber()
+	if err != nil {
+		dr.log.Warn("drive_index not checked against the changer: the drive's serial number (VPD 80h) could not be read", "error", err.Error())
+		return nil
+	}
+	dr.serial = strings.TrimSpace(serial)
+	if e.DeviceID == nil || strings.TrimSpace(e.DeviceID.Serial) == "" {
+		dr.log.Warn("drive_index not checked: the changer reports no identifier (DVCID) for its drives; make sure drive_index names the changer's element of this drive",
+			"changer", dr.changer.name, "drive_index", dr.cfg.DriveIndex, "serial", dr.serial)
+		return nil
+	}
+	if strings.TrimSpace(e.DeviceID.Serial) == dr.serial {
+		return nil
+	}
+	carrier := -1
+	for i, x := range l.Drives {
+		if x.DeviceID != nil && strings.TrimSpace(x.DeviceID.Serial) == dr.serial {
+			carrier = i
+		}
+	}
+	return &MappingError{Drive: dr.name, Address: dr.cfg.Address, Serial: dr.serial, Changer: dr.changer.name,
+		Index: dr.cfg.DriveIndex, Reported: strings.TrimSpace(e.DeviceID.Serial), Carrier: carrier, Config: cfgPath}
+}
+
+// MappingError refuses a drive whose configured drive_index is the
+// changer's element of another drive: storaged would load cartridges into
+// one drive and write (and load keys) through another.
+type MappingError struct {
+	Drive, Address, Serial, Changer string
+	Index                           int
+	Reported                        string // the DVCID serial the changer reports for Index
+	Carrier                         int    // the changer's index whose DVCID is Serial (-1: none)
+	Config                          string
+}
+
+func (e *MappingError) Error() string {
+	s := fmt.Sprintf("%s (%s) has serial number %s, but changer %s reports drive_index %d as the drive with serial %s (DVCID)",
+		e.Drive, e.Address, e.Serial, e.Changer, e.Index, e.Reported)
+	if e.Carrier >= 0 {
+		s += fmt.Sprintf("; serial %s is the changer's drive_index %d: set drive_index = %d for %s in %s", e.Serial, e.Carrier, e.Carrier, e.Drive, e.Config)
+	} else {
+		s += fmt.Sprintf("; no drive of changer %s has serial %s: check the address and changer of %s in %s", e.Changer, e.Serial, e.Drive, e.Config)
+	}
+	return s + " (storaged refuses to start rather than load cartridges into one drive and write through another)"
 }
 
 // NotFoundError names an unknown drive, changer or slot.

@@ -216,7 +216,7 @@ func (d *Daemon) VolumeState(volume string) *pb.VolumeStateReply {
 			continue
 		}
 		out.Mounted, out.Drive, out.Writing = true, dr.name, v.state == StateWriting
-		if !dr.mu.TryLock() {
+		if !dr.mu.tryQuery() {
 			out.Detail = fmt.Sprintf("in %s, busy (%s): the tape's end of data was not read", dr.name, v.state)
 			return out
 		}

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/tapeward/tapeward/configs"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/label"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/tools/lib/keys"
@@ -23,10 +27,15 @@ const (
 	StateWriting  = "writing"
 	StateReading  = "reading"
 	StateError    = "error"
+	// StateLoaded: the drive holds a cartridge that is not mounted (found
+	// at start-up, or left by a load or an unload that failed); no key is
+	// loaded for it, and unmount returns it to its slot.
+	StateLoaded = "loaded (not mounted)"
 )
 
-// Drive is one configured tape drive. Its mutex serialises every operation
-// on it; the fields below it are guarded by it.
+// Drive is one configured tape drive. Its lock serialises every operation
+// on it; the fields below it are guarded by it. Status never reads them:
+// it reads the snapshot the operations publish (snap).
 type Drive struct {
 	cfg     configs.Drive
 	name    string
@@ -34,16 +43,27 @@ type Drive struct {
 	changer *Changer
 	log     *slog.Logger
 
-	mu      sync.Mutex
+	mu      opLock
 	dev     *scsi.Device
 	probe   *scsi.ProbeResult
+	serial  string // VPD 80h, when read
 	state   string
 	lastErr string
+	// ioErr is the last failure to reach the drive for a status query
+	// ("" once the drive answers again).
+	ioErr string
+	// keyState is the key state the drive last reported (status page read
+	// back after a load or clear, or by a status query); nil: unknown.
+	keyState *pb.DriveKeyState
 
-	// The mounted cartridge, if any.
+	// The cartridge in the drive, if any: held says the drive holds one
+	// (mounted or not); label is the mounted volume's label; found is the
+	// label read from a cartridge that is in the drive but not mounted.
+	held       bool
 	label      *label.Label
+	found      *label.Label
 	barcode    string
-	sourceSlot uint16 // element address it came from
+	sourceSlot uint16 // element address it came from (0: unknown)
 	slot       uint32
 
 	// The key the drive holds, as far as this daemon loaded it.
@@ -57,13 +77,63 @@ type Drive struct {
 	// session holds the lock for its whole length): VolumeState answers
 	// from it whether a volume is in a drive.
 	view atomic.Pointer[driveView]
+	// snap is the drive's status as of the last change, published under
+	// the lock (publish) and read by Status without it.
+	snap atomic.Pointer[pb.DriveStatus]
+}
+
+// holds says whether the drive holds a cartridge, as far as this daemon
+// knows (it loaded one, or the changer said so).
+func (dr *Drive) holds() bool { return dr.held || dr.label != nil }
+
+// volume is the name of the volume in the drive, mounted or not ("" : none
+// known).
+func (dr *Drive) volume() string {
+	switch {
+	case dr.label != nil:
+		return dr.label.Volume
+	case dr.found != nil:
+		return dr.found.Volume
+	}
+	return ""
+}
+
+// publish stores the drive's status snapshot. Called with dr.mu held (the
+// lock calls it at every release; flows call it at each change of state).
+func (dr *Drive) publish() {
+	s := &pb.DriveStatus{Name: dr.name, Address: dr.cfg.Address, Crypto: dr.crypto, State: dr.state, Error: dr.lastErr}
+	if s.State == "" {
+		s.State = StateIdle
+	}
+	if dr.ioErr != "" {
+		s.Error = strings.TrimPrefix(s.Error+"; "+dr.ioErr, "; ")
+	}
+	if p := dr.probe; p != nil {
+		if p.Inquiry != nil {
+			s.Vendor, s.Product = p.Inquiry.Vendor, p.Inquiry.Product
+		}
+		s.Ame, s.AmeReason = p.AME, p.Reason
+		s.AlgorithmIndex, s.MaxUkad, s.Ckod = uint32(p.AlgorithmIndex), uint32(p.MaxUKAD), p.CKOD
+	}
+	s.Volume, s.Barcode = dr.volume(), dr.barcode
+	switch {
+	case dr.ioErr != "":
+		// Unreachable: what the drive holds is unknown; no stale key state.
+	case dr.keyState != nil:
+		s.Key = proto.Clone(dr.keyState).(*pb.DriveKeyState)
+	default:
+		s.Key = &pb.DriveKeyState{KeyLoaded: dr.keyFP != "", KeyFingerprint: dr.keyFP, KeyInstanceCounter: dr.kic}
+	}
+	dr.snap.Store(s)
 }
 
 // driveView is the volume a drive holds and what it does with it.
 type driveView struct{ volume, state string }
 
 // setView publishes what the drive holds ("" : nothing).
+// It publishes the status snapshot too. Called with dr.mu held.
 func (dr *Drive) setView(volume, state string) {
+	defer dr.publish()
 	if volume == "" {
 		dr.view.Store(nil)
 		return
@@ -83,11 +153,19 @@ func (dr *Drive) fail(err error) {
 func (dr *Drive) ame() bool { return dr.probe != nil && dr.probe.AME }
 
 // startup probes the drive and clears any key left in it, logging one line
-// that says what the drive is and whether it can encrypt.
-func (dr *Drive) startup(ctx context.Context) {
+// that says what the drive is and whether it can encrypt. A key it finds
+// loaded (the daemon before this one was killed) is reported to the
+// director as cleared "at start-up" once it can be reached. A cartridge
+// the changer (l) says the drive holds is taken in: its label is read with
+// no key loaded, so that status shows it and unmount returns it to its
+// slot.
+func (dr *Drive) startup(ctx context.Context, d *Daemon, l *Layout) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
 	dr.state = StateIdle
+	if l != nil && dr.cfg.DriveIndex < len(l.Drives) && l.Drives[dr.cfg.DriveIndex].Full {
+		dr.adopt(l, l.Drives[dr.cfg.DriveIndex])
+	}
 	p, err := dr.dev.Probe()
 	if err != nil {
 		dr.fail(err)
@@ -99,6 +177,7 @@ func (dr *Drive) startup(ctx context.Context) {
 	if p.Inquiry != nil {
 		ident = fmt.Sprintf("%s %s (%s)", p.Inquiry.Vendor, p.Inquiry.Product, dr.cfg.Address)
 	}
+	var before *scsi.DataEncryptionStatus
 	if !p.AME {
 		line := fmt.Sprintf("%s %s: AME no — %s", dr.name, ident, trimAME(p.Reason))
 		if dr.crypto {
@@ -106,20 +185,96 @@ func (dr *Drive) startup(ctx context.Context) {
 		} else {
 			dr.log.Info(line)
 		}
+	} else {
+		desc := fmt.Sprintf("%s %s: AME yes — %s index %d, U-KAD ≤ %d bytes, CKOD %s", dr.name, ident,
+			scsi.AlgorithmName(scsi.AlgorithmAES256GCM), p.AlgorithmIndex, p.MaxUKAD, yesNo(p.CKOD))
+		if !dr.crypto {
+			// crypto = false: this daemon never loads a key here, but a key
+			// someone else left is still cleared.
+			desc += " (configured crypto = false: never given keys)"
+		}
+		before, _ = dr.dev.Status() // what was left, for the audit trail
+		if err := dr.clearKey("start-up"); err != nil {
+			dr.log.Error(desc+"; CLEARING THE KEY FAILED", "error", err.Error())
+			return
+		}
+		dr.log.Info(desc + "; key cleared")
+	}
+	dr.readHeld(ctx, d)
+	if before != nil && !before.Cleared() {
+		fp := ""
+		if u, ok := scsi.UKAD(before.KADs); ok {
+			fp = string(u)
+		}
+		vol := dr.volume()
+		dr.log.Warn("a key was left loaded in the drive (the previous storaged did not stop cleanly); cleared at start-up",
+			"volume", orNone(vol), "fingerprint", orNone(fp), "key_instance_counter", dr.kic)
+		if vol != "" {
+			d.queueReport(&pb.ReportVolumeRequest{Volume: vol, Drive: dr.name, Event: "cleared", KeyFingerprint: fp,
+				KeyInstanceCounter: dr.kic, Detail: "at start-up"})
+		}
+	}
+}
+
+// adopt records that the drive holds the cartridge of drive element e (as
+// the changer reports it). Called with dr.mu held.
+func (dr *Drive) adopt(l *Layout, e scsi.Element) {
+	dr.held, dr.barcode, dr.sourceSlot, dr.slot = true, e.VolumeTag, 0, 0
+	if e.SValid {
+		dr.sourceSlot, dr.slot = e.Source, l.slotNumber(e.Source)
+	}
+	if dr.label == nil && dr.state != StateError {
+		dr.state = StateLoaded
+	}
+}
+
+// forget records that the drive holds no cartridge. Called with dr.mu held.
+func (dr *Drive) forget() {
+	dr.held, dr.label, dr.found, dr.barcode, dr.sourceSlot, dr.slot = false, nil, nil, "", 0, 0
+	dr.verified = false
+	if dr.state != StateError {
+		dr.state = StateIdle
+	}
+	dr.setView("", dr.state)
+}
+
+// readHeld reads, with no key loaded, the label of a cartridge that is in
+// the drive but not mounted (after a restart, or a failed load), so that
+// status can name its volume; the tape is rewound. Called with dr.mu held.
+func (dr *Drive) readHeld(ctx context.Context, d *Daemon) {
+	wctx, cancel := context.WithTimeout(ctx, d.mountTimeout())
+	err := dr.dev.WaitReady(wctx, 0)
+	cancel()
+	if err != nil {
+		if dr.held {
+			dr.log.Warn("the changer says the drive holds a cartridge, but the drive is not ready; unmount returns it to its slot",
+				"barcode", dr.barcode, "slot", dr.slot, "error", err.Error())
+		}
+		dr.publish()
 		return
 	}
-	desc := fmt.Sprintf("%s %s: AME yes — %s index %d, U-KAD ≤ %d bytes, CKOD %s", dr.name, ident,
-		scsi.AlgorithmName(scsi.AlgorithmAES256GCM), p.AlgorithmIndex, p.MaxUKAD, yesNo(p.CKOD))
-	if !dr.crypto {
-		// crypto = false: this daemon never loads a key here, but a key
-		// someone else left is still cleared.
-		desc += " (configured crypto = false: never given keys)"
+	if !dr.held {
+		// A cartridge no changer told us about (a standalone drive, or a
+		// changer that could not be read).
+		dr.held = true
+		if dr.state != StateError {
+			dr.state = StateLoaded
+		}
 	}
-	if err := dr.clearKey("start-up"); err != nil {
-		dr.log.Error(desc+"; CLEARING THE KEY FAILED", "error", err.Error())
+	lbl, err := label.Read(dr.dev)
+	if rerr := dr.dev.Rewind(false); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		dr.log.Warn("the drive holds a cartridge whose label could not be read; it is not mounted — unmount returns it to its slot",
+			"barcode", dr.barcode, "slot", dr.slot, "error", err.Error())
+		dr.publish()
 		return
 	}
-	dr.log.Info(desc + "; key cleared")
+	dr.found = &lbl
+	dr.setView(lbl.Volume, StateLoaded)
+	dr.log.Warn("the drive holds a cartridge left from before: not mounted, no key loaded; unmount returns it to its slot",
+		"volume", lbl.Volume, "barcode", dr.barcode, "slot", dr.slot)
 }
 
 func trimAME(reason string) string {
@@ -154,6 +309,7 @@ func (dr *Drive) clearKey(why string) error {
 	}
 	dr.keyFP, dr.keyKEK = "", ""
 	dr.kic = st.KeyInstanceCounter
+	dr.keyState, dr.ioErr = keyState(st), ""
 	return nil
 }
 
@@ -208,6 +364,7 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 	}
 	dr.keyFP, dr.keyKEK = fp, sk.KEKID
 	dr.kic = st.KeyInstanceCounter
+	dr.keyState, dr.ioErr = keyState(st), ""
 	dr.verified = false
 	dr.log.Info("key loaded and verified by read-back", "volume", volume, "fingerprint", fp,
 		"kek_id", sk.KEKID, "key_instance_counter", st.KeyInstanceCounter)
@@ -299,8 +456,29 @@ func (l *Layout) slotNumber(addr uint16) uint32 {
 	return 0
 }
 
+// mountTimeout bounds the wait for a loaded cartridge to become ready.
+func (d *Daemon) mountTimeout() time.Duration {
+	if d.cfg.Timeouts.Mount.Duration > 0 {
+		return d.cfg.Timeouts.Mount.Duration
+	}
+	return 5 * time.Minute
+}
+
+// driveElement returns dr's data transfer element in l.
+func (dr *Drive) driveElement(l *Layout) (scsi.Element, error) {
+	if dr.cfg.DriveIndex >= len(l.Drives) {
+		return scsi.Element{}, fmt.Errorf("%s is configured as drive_index %d but changer %s has %d drives", dr.name, dr.cfg.DriveIndex, dr.changer.name, len(l.Drives))
+	}
+	return l.Drives[dr.cfg.DriveIndex], nil
+}
+
 // loadCartridge moves the cartridge of slot n into dr and waits until the
-// drive is ready. Called with dr.mu held.
+// drive is ready. From the moment the changer has moved it, the drive
+// holds it (dr.held, barcode, source slot): a wait that fails (not ready,
+// timeout, hardware error, ctx ended) leaves the caller to return it with
+// unloadCartridge. A move that fails is checked against the changer's
+// inventory (the robot may have moved it before failing). Called with
+// dr.mu held.
 func (d *Daemon) loadCartridge(ctx context.Context, dr *Drive, n uint32) (scsi.Element, error) {
 	c := dr.changer
 	if c == nil || c.dev == nil {
@@ -317,64 +495,128 @@ func (d *Daemon) loadCartridge(ctx context.Context, dr *Drive, n uint32) (scsi.E
 		c.mu.Unlock()
 		return scsi.Element{}, err
 	}
-	if !src.Full {
+	dst, err := dr.driveElement(l)
+	if err != nil {
 		c.mu.Unlock()
-		return scsi.Element{}, fmt.Errorf("changer %s: slot %d is empty", c.name, n)
+		return scsi.Element{}, err
 	}
-	if dr.cfg.DriveIndex >= len(l.Drives) {
-		c.mu.Unlock()
-		return scsi.Element{}, fmt.Errorf("%s is configured as drive_index %d but changer %s has %d drives", dr.name, dr.cfg.DriveIndex, c.name, len(l.Drives))
-	}
-	dst := l.Drives[dr.cfg.DriveIndex]
 	if dst.Full {
 		c.mu.Unlock()
-		return scsi.Element{}, fmt.Errorf("%s already holds a cartridge (%s); unmount it first", dr.name, dst.VolumeTag)
+		if !dr.holds() {
+			// Loaded behind our back (front panel, another tool): take
+			// it in, so that unmount can return it.
+			dr.adopt(l, dst)
+			dr.setView("", dr.state)
+		}
+		return scsi.Element{}, fmt.Errorf("%s already holds cartridge %s (from slot %d), not mounted; unmount %s first (it returns the cartridge to its slot)",
+			dr.name, orNone(dst.VolumeTag), l.slotNumber(dst.Source), dr.name)
+	}
+	if !src.Full {
+		where := ""
+		for i, e := range l.Drives {
+			if e.Full && e.SValid && e.Source == src.Address {
+				where = fmt.Sprintf(": its cartridge %s is in the changer's drive %d", orNone(e.VolumeTag), i)
+				for _, o := range d.drives {
+					if o.changer == c && o.cfg.DriveIndex == i {
+						where = fmt.Sprintf(": its cartridge %s is in %s; unmount %s first", orNone(e.VolumeTag), o.name, o.name)
+					}
+				}
+			}
+		}
+		c.mu.Unlock()
+		return scsi.Element{}, fmt.Errorf("changer %s: slot %d is empty%s", c.name, n, where)
 	}
 	err = c.dev.MoveMedium(0, src.Address, dst.Address)
-	c.mu.Unlock()
 	if err != nil {
+		// Did the cartridge move anyway? Ask the changer.
+		if l2, lerr := c.layout(); lerr == nil {
+			if e, eerr := dr.driveElement(l2); eerr == nil && e.Full {
+				dr.adopt(l2, e)
+				dr.setView("", dr.state)
+			}
+		}
+		c.mu.Unlock()
+		if dr.holds() {
+			return src, fmt.Errorf("changer %s: moving slot %d to %s failed, but the cartridge is in the drive: %w", c.name, n, dr.name, err)
+		}
 		return scsi.Element{}, fmt.Errorf("changer %s: moving slot %d to %s: %w", c.name, n, dr.name, err)
 	}
-	timeout := 5 * time.Minute
-	if d.cfg.Timeouts.Mount.Duration > 0 {
-		timeout = d.cfg.Timeouts.Mount.Duration
-	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
+	c.mu.Unlock()
+	dr.held, dr.barcode, dr.sourceSlot, dr.slot, dr.found = true, src.VolumeTag, src.Address, n, nil
+	dr.publish()
+	wctx, cancel := context.WithTimeout(ctx, d.mountTimeout())
 	err = dr.dev.WaitReady(wctx, 0)
 	cancel()
 	if err != nil {
-		return src, fmt.Errorf("%s: waiting for the cartridge from slot %d: %w", dr.name, n, err)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+		}
+		return src, fmt.Errorf("%s: waiting for the cartridge from slot %d (%s) to become ready: %w", dr.name, n, orNone(src.VolumeTag), err)
 	}
-	dr.barcode = src.VolumeTag
-	dr.sourceSlot = src.Address
-	dr.slot = n
 	return src, nil
 }
 
 // unloadCartridge clears the key, unloads the cartridge and returns it to
-// the slot it came from. Called with dr.mu held.
+// the slot it came from. When the cartridge cannot be returned, the drive
+// keeps it on record (status shows it; unmount tries again). Called with
+// dr.mu held.
 func (d *Daemon) unloadCartridge(dr *Drive, why string) error {
 	errs := []error{dr.clearKey(why)}
-	if err := dr.dev.Unload(); err != nil && !scsi.IsNoMedium(err) {
+	if dr.label != nil {
+		dr.found = dr.label
+	}
+	dr.label, dr.verified = nil, false // no longer mounted: its key is gone
+	if dr.dev == nil {
+		errs = append(errs, fmt.Errorf("%s is unusable (%s): the cartridge stays in it", dr.name, dr.lastErr))
+	} else if err := dr.dev.Unload(); err != nil && !scsi.IsNoMedium(err) {
 		errs = append(errs, fmt.Errorf("%s: unload: %w", dr.name, err))
 	}
-	if c := dr.changer; c != nil && c.dev != nil && dr.sourceSlot != 0 {
+	returned := false
+	switch c := dr.changer; {
+	case c == nil || c.dev == nil:
+		errs = append(errs, fmt.Errorf("%s has no usable changer: take the cartridge out by hand", dr.name))
+	default:
 		c.mu.Lock()
 		l, err := c.layout()
-		if err == nil && dr.cfg.DriveIndex < len(l.Drives) && l.Drives[dr.cfg.DriveIndex].Full {
-			err = c.dev.MoveMedium(0, l.Drives[dr.cfg.DriveIndex].Address, dr.sourceSlot)
+		var e scsi.Element
+		if err == nil {
+			e, err = dr.driveElement(l)
+		}
+		switch {
+		case err != nil:
+		case !e.Full:
+			returned = true // nothing (any more) in the drive
+		case dr.sourceSlot == 0 && !e.SValid:
+			err = fmt.Errorf("the changer does not say which slot cartridge %s came from; move it to an empty slot with the library's panel", orNone(e.VolumeTag))
+		default:
+			to := dr.sourceSlot
+			if to == 0 {
+				to = e.Source
+			}
+			if err = c.dev.MoveMedium(0, e.Address, to); err == nil {
+				returned = true
+			} else if l2, lerr := c.layout(); lerr == nil {
+				if e2, eerr := dr.driveElement(l2); eerr == nil && !e2.Full {
+					returned, err = true, nil // moved despite the error
+				}
+			}
 		}
 		c.mu.Unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("changer %s: returning the cartridge of %s to its slot: %w", c.name, dr.name, err))
 		}
 	}
-	dr.label, dr.barcode, dr.sourceSlot, dr.slot = nil, "", 0, 0
-	dr.verified = false
-	if dr.state != StateError {
-		dr.state = StateIdle
+	if returned {
+		dr.forget()
+	} else {
+		dr.held = true
+		if dr.state != StateError {
+			dr.state = StateLoaded
+		}
+		dr.setView(dr.volume(), StateLoaded)
+		dr.log.Error("the cartridge could not be returned to its slot: it stays in the drive (status shows it; unmount tries again)",
+			"barcode", orNone(dr.barcode), "slot", dr.slot, "why", why)
 	}
-	dr.setView("", dr.state)
 	return errors.Join(errs...)
 }
 

@@ -112,7 +112,7 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	dr.state = StateLabeling
 	dr.setView(r.Volume, StateLabeling)
 	defer func() {
-		if dr.label == nil {
+		if dr.label == nil && !dr.holds() {
 			dr.setView("", dr.state)
 		}
 	}()
@@ -121,9 +121,17 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	src, err := d.loadCartridge(ctx, dr, r.Slot)
 	if err != nil {
 		if src.Address != 0 {
-			d.unloadCartridge(dr, "label failed")
+			if ctx.Err() != nil {
+				log.Warn("label abandoned: the director's request ended (cancelled, or the director stopped); returning the cartridge", "cause", context.Cause(ctx).Error())
+			}
+			if uerr := d.unloadCartridge(dr, "label failed"); uerr != nil {
+				log.Error("after a failed load", "error", uerr.Error())
+			} else {
+				log.Info("the cartridge went back to its slot after the failed load", "barcode", src.VolumeTag)
+			}
+		} else if !dr.holds() {
+			dr.state = StateIdle
 		}
-		dr.state = StateIdle
 		return nil, err
 	}
 	defer func() {
@@ -265,9 +273,15 @@ func (d *Daemon) pickDrive(c *Changer, name string, encrypt bool) (*Drive, error
 		if !dr.mu.TryLock() {
 			return nil, &BusyError{Drive: dr.name}
 		}
-		if dr.label != nil || dr.barcode != "" {
+		if dr.holds() {
+			err := fmt.Errorf("%s holds cartridge %s (volume %s); unmount it first", dr.name, orNone(dr.barcode), orNone(dr.volume()))
 			dr.mu.Unlock()
-			return nil, fmt.Errorf("%s holds volume %s; unmount it first", dr.name, dr.barcode)
+			return nil, err
+		}
+		if dr.dev == nil {
+			err := fmt.Errorf("%s is unusable: %s", dr.name, dr.lastErr)
+			dr.mu.Unlock()
+			return nil, err
 		}
 		return dr, nil
 	}
@@ -288,7 +302,7 @@ func (d *Daemon) pickDrive(c *Changer, name string, encrypt bool) (*Drive, error
 			why = append(why, dr.name+": busy")
 			continue
 		}
-		if dr.label != nil || dr.barcode != "" || dr.dev == nil {
+		if dr.holds() || dr.dev == nil {
 			why = append(why, dr.name+": holds a cartridge or is unusable")
 			dr.mu.Unlock()
 			continue
@@ -349,8 +363,21 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 	src, err := d.loadCartridge(ctx, dr, r.Slot)
 	defer func() {
 		if err != nil && src.Address != 0 {
-			if uerr := d.unloadCartridge(dr, "mount failed"); uerr != nil {
+			if ctx.Err() != nil {
+				dr.log.Warn("mount abandoned: the director's request ended (cancelled, or the director stopped); clearing the key and returning the cartridge",
+					"slot", r.Slot, "barcode", src.VolumeTag, "cause", context.Cause(ctx).Error())
+			}
+			vol, fp, kek := dr.volume(), dr.keyFP, dr.keyKEK
+			uerr := d.unloadCartridge(dr, "mount failed")
+			if fp != "" && dr.keyFP == "" && vol != "" {
+				// The trail does not end at "loaded".
+				d.report(ctx, &pb.ReportVolumeRequest{Volume: vol, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp,
+					KeyInstanceCounter: dr.kic, Detail: "the mount failed: " + err.Error()})
+			}
+			if uerr != nil {
 				dr.log.Error("after a failed mount", "error", uerr.Error())
+			} else {
+				dr.log.Info("the cartridge went back to its slot after the failed mount", "slot", r.Slot, "barcode", src.VolumeTag)
 			}
 		}
 	}()
@@ -365,6 +392,7 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 		return nil, fmt.Errorf("%s: slot %d (%s): %w", dr.name, r.Slot, src.VolumeTag, err)
 	}
 	res = &MountResult{Label: lbl, Barcode: src.VolumeTag, Drive: dr.name}
+	dr.found = &lbl // in the drive, not mounted yet
 	dr.setView(lbl.Volume, "mounting")
 	// Every label is checked against the catalog (or, with the director
 	// unreachable, the crypto cache) before the volume is mounted: a clear
@@ -398,7 +426,12 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 	} else if err := dr.dev.Rewind(false); err != nil {
 		return nil, fmt.Errorf("%s: rewinding volume %s: %w", dr.name, lbl.Volume, err)
 	}
-	dr.label = &lbl
+	if ctx.Err() != nil {
+		// Nobody waits for this mount any more: a volume mounted with its
+		// key loaded that no job knows of must not stay (invariant 3).
+		return nil, fmt.Errorf("%s: mount of slot %d (volume %s) abandoned: %w", dr.name, r.Slot, lbl.Volume, context.Cause(ctx))
+	}
+	dr.label, dr.found = &lbl, nil
 	dr.state = StateMounted
 	dr.setView(lbl.Volume, StateMounted)
 	dr.log.Info("volume mounted", "volume", lbl.Volume, "slot", r.Slot, "encrypted", lbl.Encryption.Encrypted, "key_source", res.KeySource)
@@ -413,13 +446,14 @@ func (d *Daemon) Unmount(ctx context.Context, drive string) (volume string, slot
 		return "", 0, err
 	}
 	defer dr.mu.Unlock()
-	if dr.barcode == "" && dr.label == nil {
-		// Nothing we loaded; still make sure no key is left.
+	if !dr.holds() {
+		// Nothing we know of: ask the changer (a cartridge loaded by hand).
+		d.learn(dr)
+	}
+	if !dr.holds() {
 		return "", 0, dr.clearKey("unmount of an empty drive")
 	}
-	if dr.label != nil {
-		volume = dr.label.Volume
-	}
+	volume = dr.volume()
 	slot = dr.slot
 	fp, kek := dr.keyFP, dr.keyKEK
 	err = d.unloadCartridge(dr, "unmount")
@@ -442,16 +476,21 @@ func (d *Daemon) Release(ctx context.Context, drive string) error {
 		volume = dr.label.Volume
 	}
 	errs := []error{dr.clearKey("release")}
-	if dr.barcode != "" {
+	if dr.holds() && dr.dev != nil {
 		if err := dr.dev.Rewind(false); err != nil && !scsi.IsNoMedium(err) {
 			errs = append(errs, err)
 		}
 	}
-	dr.label = nil
+	if dr.label != nil {
+		dr.found, dr.label = dr.label, nil
+	}
 	if dr.state != StateError {
 		dr.state = StateIdle
+		if dr.holds() {
+			dr.state = StateLoaded
+		}
 	}
-	dr.setView("", dr.state)
+	dr.setView(dr.volume(), dr.state)
 	if volume != "" && fp != "" {
 		d.report(ctx, &pb.ReportVolumeRequest{Volume: volume, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp, KeyInstanceCounter: dr.kic})
 	}
@@ -468,4 +507,25 @@ func (d *Daemon) lockDrive(name string) (*Drive, error) {
 		return nil, &BusyError{Drive: dr.name}
 	}
 	return dr, nil
+}
+
+// learn asks the changer whether dr holds a cartridge this daemon does not
+// know of, and takes it in. Called with dr.mu held.
+func (d *Daemon) learn(dr *Drive) {
+	c := dr.changer
+	if c == nil || c.dev == nil {
+		return
+	}
+	c.mu.Lock()
+	l, err := c.layout()
+	c.mu.Unlock()
+	if err != nil {
+		dr.log.Warn("asking the changer what the drive holds", "error", err.Error())
+		return
+	}
+	if e, err := dr.driveElement(l); err == nil && e.Full {
+		dr.adopt(l, e)
+		dr.setView(dr.volume(), dr.state)
+		dr.log.Info("the changer says the drive holds a cartridge this daemon did not load", "barcode", orNone(e.VolumeTag), "slot", dr.slot)
+	}
 }

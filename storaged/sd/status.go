@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/scsi"
 )
@@ -53,9 +55,13 @@ func (d *Daemon) Inventory(changer string) (*pb.InventoryReply, error) {
 	return out, nil
 }
 
-// Status reports every drive: configuration, probe result, the mounted
-// volume and the key state read from the drive itself (the last known
-// state when the drive is busy).
+// Status reports every drive: configuration, probe result, what it holds
+// and the key state the drive itself last reported. It never waits for an
+// operation and never makes one fail: it reads each drive's snapshot
+// (published by the operations under the drive's lock); a drive that no
+// operation holds is asked for its key state first (one short query that an
+// operation arriving meanwhile waits for, instead of failing busy), so an
+// unreachable drive shows its error and no stale key state.
 func (d *Daemon) Status() *pb.StatusReply {
 	out := &pb.StatusReply{Name: d.cfg.Name, KekIds: d.KEKIDs()}
 	if es, err := d.cache.List(); err == nil {
@@ -69,36 +75,39 @@ func (d *Daemon) Status() *pb.StatusReply {
 }
 
 func (dr *Drive) status() *pb.DriveStatus {
-	s := &pb.DriveStatus{Name: dr.name, Address: dr.cfg.Address, Crypto: dr.crypto}
-	locked := dr.mu.TryLock()
-	if locked {
-		defer dr.mu.Unlock()
+	busy := !dr.mu.tryQuery()
+	if !busy {
+		dr.refresh()
+		dr.mu.Unlock() // publishes
 	}
-	s.State, s.Error = dr.state, dr.lastErr
-	if !locked {
+	s := proto.Clone(dr.snap.Load()).(*pb.DriveStatus)
+	if busy {
 		s.State += " (busy)"
 	}
-	if p := dr.probe; p != nil {
-		if p.Inquiry != nil {
-			s.Vendor, s.Product = p.Inquiry.Vendor, p.Inquiry.Product
-		}
-		s.Ame, s.AmeReason = p.AME, p.Reason
-		s.AlgorithmIndex, s.MaxUkad, s.Ckod = uint32(p.AlgorithmIndex), uint32(p.MaxUKAD), p.CKOD
-	}
-	if dr.label != nil {
-		s.Volume = dr.label.Volume
-	}
-	s.Barcode = dr.barcode
-	ks := &pb.DriveKeyState{KeyLoaded: dr.keyFP != "", KeyFingerprint: dr.keyFP, KeyInstanceCounter: dr.kic}
-	if locked && dr.dev != nil && dr.ame() {
-		if st, err := dr.dev.Status(); err == nil {
-			ks = keyState(st)
-		} else {
-			s.Error = "reading the encryption status: " + err.Error()
-		}
-	}
-	s.Key = ks
 	return s
+}
+
+// refresh asks the drive for its key state (a drive without AME: whether
+// it answers at all). Called with dr.mu held.
+func (dr *Drive) refresh() {
+	if dr.dev == nil {
+		return
+	}
+	if !dr.ame() {
+		if _, err := dr.dev.Inquiry(); err != nil {
+			dr.ioErr = "the drive does not answer: " + err.Error()
+			return
+		}
+		dr.ioErr = ""
+		return
+	}
+	st, err := dr.dev.Status()
+	if err != nil {
+		dr.ioErr = "reading the encryption status: " + err.Error()
+		dr.keyState = nil
+		return
+	}
+	dr.ioErr, dr.keyState = "", keyState(st)
 }
 
 // keyState turns a drive's status page into what Status reports.

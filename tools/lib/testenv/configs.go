@@ -22,11 +22,19 @@ type Storaged struct {
 	Drives                int
 	BlockSize             string // default "256KiB"
 	DirectorTimeout       string // default "2s"
+	MountTimeout          string // default "30s"
 }
 
-// Write writes the configuration to path (mode 0600).
+// Write writes the configuration to path (mode 0600). An empty Listen is
+// "127.0.0.1:0" (a port the kernel picks: start it with StartServing).
 func (s Storaged) Write(t testing.TB, path string) {
 	t.Helper()
+	if s.Listen == "" {
+		s.Listen = "127.0.0.1:0"
+	}
+	if s.MountTimeout == "" {
+		s.MountTimeout = "30s"
+	}
 	if s.BlockSize == "" {
 		s.BlockSize = "256KiB"
 	}
@@ -45,7 +53,7 @@ func (s Storaged) Write(t testing.TB, path string) {
 		fmt.Fprintf(&b, "[[drive]]\nname = \"drive%d\"\naddress = \"vtl:%s#drive%d\"\nchanger = \"changer0\"\ndrive_index = %d\nmedia_type = \"LTO-6\"\ncrypto = true\nblock_size = %q\n\n",
 			i, s.VTLSocket, i, i, s.BlockSize)
 	}
-	fmt.Fprintf(&b, "[timeouts]\ndirector = %q\nmount = \"30s\"\n", s.DirectorTimeout)
+	fmt.Fprintf(&b, "[timeouts]\ndirector = %q\nmount = %q\n", s.DirectorTimeout, s.MountTimeout)
 	write(t, path, b.String())
 }
 

@@ -139,7 +139,31 @@ func WaitFor(t testing.TB, what string, ok func() bool) {
 	}
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
+// StartServing starts a daemon (storaged, director) whose configuration
+// says where to listen — "127.0.0.1:0" lets the kernel pick a port, so tests
+// never race each other for a free one — with --addr-file, waits until
+// ready appears in its log (as Start) and its address file is written, and
+// returns the process and the address it is listening on.
+func StartServing(t testing.TB, name, logPath, ready, bin string, args ...string) (*Proc, string) {
+	t.Helper()
+	addrFile := filepath.Join(filepath.Dir(logPath), name+".addr")
+	os.Remove(addrFile) // a previous run's
+	p := Start(t, name, logPath, ready, bin, append(args, "--addr-file", addrFile)...)
+	var b []byte
+	WaitFor(t, name+" to write its address to "+addrFile, func() bool {
+		var err error
+		b, err = os.ReadFile(addrFile)
+		return err == nil || p.Exited()
+	})
+	if len(b) == 0 {
+		t.Fatalf("%s is ready but wrote no address to %s; its log:\n%s", name, addrFile, p.Output())
+	}
+	return p, strings.TrimSpace(string(b))
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago. Another
+// test may take it before it is used: prefer listening on port 0 and
+// StartServing.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
