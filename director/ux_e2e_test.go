@@ -176,6 +176,41 @@ func TestLabelWithoutDriveUsesAFreeDrive(t *testing.T) {
 	w.ok("unmount storage=sd1 drive=0")
 }
 
+// A cartridge loaded into drive0 behind storaged's back (front panel,
+// another tool): a label that names no drive asks the changer, takes
+// drive1, and the stray cartridge stays where it is.
+func TestLabelWithoutDriveSkipsAHandLoadedDrive(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	if out, err := exec.Command(bins["vtl"], "load", "--socket", w.vtl.Socket, "--slot", "3", "--drive", "0").CombinedOutput(); err != nil {
+		t.Fatalf("vtl load: %v\n%s", err, out)
+	}
+	out := w.ok("--json", "label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
+	if !strings.Contains(out, `"drive": "drive1"`) {
+		t.Fatalf("label with drive0 loaded by hand:\n%s", out)
+	}
+	if st := w.ok("status storage=sd1"); !strings.Contains(st, "TW0003L6") {
+		t.Fatalf("status storage does not show the cartridge in drive0:\n%s", st)
+	}
+	w.ok("unmount storage=sd1 drive=0") // returns it to slot 3
+}
+
+// The catalog cut off while the director runs: a mount takes the key from
+// storaged's crypto cache, and storaged's log says the director answered
+// and its catalog did not (not "director unreachable").
+func TestMountWithTheCatalogDown(t *testing.T) {
+	w := newWorld(t, worldOpts{viaProxy: true})
+	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
+	w.proxy.cut()
+	w.ok("mount storage=sd1 slot=1 drive=0")
+	log := w.sd.Output()
+	if !strings.Contains(log, "director's catalog unavailable: using the crypto cache") || strings.Contains(log, "director unreachable") {
+		t.Fatalf("storaged's log with the catalog down:\n%s", log)
+	}
+	w.proxy.restore()
+	testenv.WaitFor(t, "the catalog back", func() bool { _, _, code := w.tapectl("list volumes"); return code == 0 })
+	w.ok("unmount storage=sd1 drive=0")
+}
+
 // PostgreSQL gone: status director still answers, with the storages and
 // KEKs, and says the catalog is down.
 func TestStatusDirectorCatalogDown(t *testing.T) {

@@ -3,7 +3,10 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -204,6 +207,24 @@ type opError struct {
 
 func (e *opError) Error() string { return "catalog: " + e.Op + ": " + e.Err.Error() }
 func (e *opError) Unwrap() error { return e.Err }
+
+// Unavailable reports whether err says the catalog could not be reached or
+// its connection broke (not an answer of the server): an *UnreachableError,
+// a failed connect, a connection closed or reset mid-query. Callers tell
+// their peers "the catalog is unavailable", not "the director failed".
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		ue *UnreachableError
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	return errors.As(err, &ue) || errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
 
 // dbErr sanitizes err: a server error becomes a *DBError (without DETAIL),
 // other errors are wrapped with op. Errors that already are this package's

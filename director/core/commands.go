@@ -16,6 +16,7 @@ import (
 
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
@@ -337,8 +338,10 @@ func storageErr(storage, what string, err error) error {
 		msg = "cannot reach it: " + msg + " — the storage needs a new certificate (tapekey pki issue)"
 	case st.Code() == codes.Unavailable:
 		msg = "cannot reach it: " + msg + " — is storaged running, and do [[storage]] address and tls_server_name match it?"
+	case st.Code() == codes.Aborted:
+		msg += " — it is running and busy: try again when that operation ends (status storage=" + storage + " shows it)"
 	}
-	return status.Errorf(storageCode(st.Code(), msg), "storage %s: %s: %s", storage, what, msg)
+	return status.Errorf(st.Code(), "storage %s: %s: %s", storage, what, msg)
 }
 
 // VolumeRow is one line of "list volumes".
@@ -745,7 +748,7 @@ func (d *Director) requireIdleVolume(ctx context.Context, m catalog.Media, mode 
 
 // holdsDataReason is the ErrorInfo reason storaged gives when a relabel
 // finds data after the key-check file.
-const holdsDataReason = "VOLUME_HOLDS_DATA"
+const holdsDataReason = link.ReasonVolumeHoldsData
 
 func storageSaysHoldsData(err error) bool {
 	for _, d := range status.Convert(err).Details() {

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
 	"github.com/tapeward/tapeward/migrations"
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 )
@@ -148,7 +150,7 @@ func catalogStatus(err error) error {
 	)
 	code := codes.Internal
 	switch {
-	case asErr(err, &ue):
+	case asErr(err, &ue), catalog.Unavailable(err):
 		code = codes.Unavailable
 	case asErr(err, &ce):
 		code = codes.AlreadyExists
@@ -168,6 +170,14 @@ func catalogStatus(err error) error {
 	msg := err.Error()
 	if code == codes.Internal && strings.Contains(msg, "connect") {
 		code = codes.Unavailable
+	}
+	if code == codes.Unavailable {
+		// Say that the director answered and its catalog did not (a
+		// storage daemon then logs that, not "director unreachable").
+		st, derr := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Reason: link.ReasonCatalogUnavailable, Domain: link.ErrorDomain})
+		if derr == nil {
+			return st.Err()
+		}
 	}
 	return status.Error(code, msg)
 }

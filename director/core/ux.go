@@ -116,37 +116,6 @@ func encryptedCell(r SlotResult, requested bool) string {
 	return "no"
 }
 
-// storageStates are storaged errors it reports as Internal (or Unknown)
-// that are the state of the library, not a fault: the director gives
-// them the code their meaning has, so that scripts can tell "the slot is
-// empty" from a broken daemon. (storaged should send these codes itself.)
-var storageStates = []struct {
-	text string
-	code codes.Code
-}{
-	{"is empty", codes.FailedPrecondition},                  // changer C: slot N is empty
-	{"already holds a cartridge", codes.FailedPrecondition}, // driveN already holds a cartridge (…); unmount it first
-	{"unmount it first", codes.FailedPrecondition},          // driveN holds volume V; unmount it first
-	{"there is no slot", codes.NotFound},                    // changer C has slots 1-8; there is no slot 9
-	{"has no drive configured", codes.FailedPrecondition},
-	{"no usable changer", codes.FailedPrecondition},
-}
-
-// storageCode is the code of a storaged error as the director passes it
-// on: storaged's own, except for the library states it sends as
-// Internal or Unknown (storageStates).
-func storageCode(code codes.Code, msg string) codes.Code {
-	if code != codes.Internal && code != codes.Unknown {
-		return code
-	}
-	for _, s := range storageStates {
-		if strings.Contains(msg, s.text) {
-			return s.code
-		}
-	}
-	return code
-}
-
 // answers reports whether a storage that returned Unavailable still
 // answers (it was busy, not gone).
 func (d *Director) answers(ctx context.Context, link *storageLink) bool {

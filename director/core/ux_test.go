@@ -90,26 +90,30 @@ func TestCleanText(t *testing.T) {
 	}
 }
 
-func TestStorageCode(t *testing.T) {
+// TestStorageErr: storaged's codes pass through (it sends FailedPrecondition
+// for library states, Aborted for busy); the hint depends on the code.
+func TestStorageErr(t *testing.T) {
 	for _, c := range []struct {
 		code codes.Code
 		msg  string
-		want codes.Code
+		hint string
 	}{
-		{codes.Internal, "changer changer0: slot 4 is empty", codes.FailedPrecondition},
-		{codes.Internal, "drive0 already holds a cartridge (TW0001L6); unmount it first", codes.FailedPrecondition},
-		{codes.Unknown, "drive1 holds volume TW0002L6; unmount it first", codes.FailedPrecondition},
-		{codes.Internal, "changer changer0 has slots 1-8; there is no slot 9", codes.NotFound},
-		{codes.Internal, "SCSI: MEDIUM ERROR 03/11/00", codes.Internal},
-		{codes.Unavailable, "every drive of changer changer0 busy (drive0: busy)", codes.Unavailable},
-		{codes.NotFound, "no volume in slot 3 is empty", codes.NotFound}, // storaged's own code is kept
+		{codes.FailedPrecondition, "changer changer0: slot 4 is empty", ""},
+		{codes.NotFound, "changer changer0 has slots 1-8; there is no slot 9", ""},
+		{codes.Aborted, "every drive of changer changer0 busy (drive0: busy)", "it is running and busy"},
+		{codes.Unavailable, "connection refused", "is storaged running"},
+		{codes.Internal, "SCSI: MEDIUM ERROR 03/11/00", ""},
 	} {
-		if got := storageCode(c.code, c.msg); got != c.want {
-			t.Errorf("storageCode(%s, %q) = %s, want %s", c.code, c.msg, got, c.want)
-		}
 		err := storageErr("sd1", "mount", status.Error(c.code, c.msg))
-		if status.Code(err) != c.want || !strings.Contains(status.Convert(err).Message(), c.msg) {
-			t.Errorf("storageErr(%s, %q) = %v, want code %s", c.code, c.msg, err, c.want)
+		msg := status.Convert(err).Message()
+		if status.Code(err) != c.code || !strings.Contains(msg, c.msg) || !strings.HasPrefix(msg, "storage sd1: mount: ") {
+			t.Errorf("storageErr(%s, %q) = %v, want code %s and the message", c.code, c.msg, err, c.code)
+		}
+		if c.hint != "" && !strings.Contains(msg, c.hint) {
+			t.Errorf("storageErr(%s, %q) = %q, want the hint %q", c.code, c.msg, msg, c.hint)
+		}
+		if c.code != codes.Unavailable && strings.Contains(msg, "is storaged running") {
+			t.Errorf("storageErr(%s, %q) = %q asks whether storaged runs", c.code, c.msg, msg)
 		}
 	}
 }

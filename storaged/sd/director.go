@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -127,6 +128,18 @@ func (g *grpcDirector) Hello(ctx context.Context, r *pb.StorageHelloRequest) (*p
 
 func (g *grpcDirector) Close() error { return g.conn.Close() }
 
+// directorDown names why the director could not answer, for log lines:
+// "director unreachable", or "director's catalog unavailable" when the
+// director answered that its catalog is down.
+func directorDown(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == link.ReasonCatalogUnavailable {
+			return "director's catalog unavailable"
+		}
+	}
+	return "director unreachable"
+}
+
 // directorUnreachable says err means "could not talk to the director" (as
 // opposed to an answer such as not-found or permission-denied, which the
 // cache must not override).
@@ -213,23 +226,23 @@ func (d *Daemon) labelKey(ctx context.Context, lbl label.Label, barcode, drive s
 		st := status.Convert(err)
 		return KeyAnswer{}, "", false, &DirectorRefusedError{Volume: lbl.Volume, Drive: drive, What: "the mount", Code: st.Code(), Msg: st.Message()}
 	}
-	derr := status.Convert(err).Message()
+	derr, down := status.Convert(err).Message(), directorDown(err)
 	e, cerr := d.cache.Get(lbl.Volume)
 	var nf *cryptocache.NotFoundError
 	switch {
 	case errors.As(cerr, &nf) && !lbl.Encryption.Encrypted:
-		d.log.Warn("director unreachable: the crypto cache has no key for this clear volume; mounting it clear", "volume", lbl.Volume, "drive", drive,
+		d.log.Warn(down+": the crypto cache has no key for this clear volume; mounting it clear", "volume", lbl.Volume, "drive", drive,
 			"director_error", derr)
 		return KeyAnswer{}, SourceCache, false, nil
 	case cerr != nil:
-		return KeyAnswer{}, "", false, fmt.Errorf("the director is unreachable (%s) and the crypto cache has no key for volume %s: %w", derr, lbl.Volume, cerr)
+		return KeyAnswer{}, "", false, fmt.Errorf("%s (%s) and the crypto cache has no key for volume %s: %w", down, derr, lbl.Volume, cerr)
 	case !lbl.Encryption.Encrypted:
 		return KeyAnswer{}, "", false, &LabelMismatchError{Volume: lbl.Volume, Drive: drive, Label: "not encrypted",
 			Cache: fmt.Sprintf("key %s (KEK %s) for it", orNone(e.Key.Fingerprint), orNone(e.Key.KEKID))}
 	}
 	want := lbl.Encryption.Fingerprint
 	if e.Key.Fingerprint == want || e.Key.Fingerprint == "" || want == "" {
-		d.log.Warn("director unreachable: using the crypto cache", "volume", lbl.Volume, "drive", drive,
+		d.log.Warn(down+": using the crypto cache", "volume", lbl.Volume, "drive", drive,
 			"kek_id", e.Key.KEKID, "fingerprint", e.Key.Fingerprint, "cached_since", e.Added.UTC().Format(time.RFC3339),
 			"director_error", derr)
 		return KeyAnswer{Encrypted: true, Key: e.Key, Source: "current"}, SourceCache, false, nil
@@ -237,7 +250,7 @@ func (d *Daemon) labelKey(ctx context.Context, lbl label.Label, barcode, drive s
 	known := []string{orNone(e.Key.Fingerprint) + " (current)"}
 	for _, h := range e.History {
 		if h.Key.Fingerprint == want {
-			d.log.Warn("director unreachable: using a key from the crypto cache's history of the volume (the label names it)", "volume", lbl.Volume,
+			d.log.Warn(down+": using a key from the crypto cache's history of the volume (the label names it)", "volume", lbl.Volume,
 				"drive", drive, "kek_id", h.Key.KEKID, "fingerprint", h.Key.Fingerprint, "replaced", h.Replaced.UTC().Format(time.RFC3339),
 				"director_error", derr)
 			return KeyAnswer{Encrypted: true, Key: h.Key, Source: "history"}, SourceCache + " (history: replaced " + h.Replaced.UTC().Format("2006-01-02 15:04:05Z") + ")", true, nil

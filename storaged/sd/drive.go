@@ -440,7 +440,7 @@ func sortByAddress(es []scsi.Element) {
 // slot returns slot n (1-based).
 func (l *Layout) slot(changer string, n uint32) (scsi.Element, error) {
 	if n == 0 || int(n) > len(l.Slots) {
-		return scsi.Element{}, fmt.Errorf("changer %s has slots 1-%d; there is no slot %d", changer, len(l.Slots), n)
+		return scsi.Element{}, &LibraryStateError{NoSuch: true, Msg: fmt.Sprintf("changer %s has slots 1-%d; there is no slot %d", changer, len(l.Slots), n)}
 	}
 	return l.Slots[n-1], nil
 }
@@ -482,7 +482,7 @@ func (dr *Drive) driveElement(l *Layout) (scsi.Element, error) {
 func (d *Daemon) loadCartridge(ctx context.Context, dr *Drive, n uint32) (scsi.Element, error) {
 	c := dr.changer
 	if c == nil || c.dev == nil {
-		return scsi.Element{}, fmt.Errorf("%s has no usable changer; load the cartridge by hand", dr.name)
+		return scsi.Element{}, stateErr("%s has no usable changer; load the cartridge by hand", dr.name)
 	}
 	c.mu.Lock()
 	l, err := c.layout()
@@ -508,7 +508,7 @@ func (d *Daemon) loadCartridge(ctx context.Context, dr *Drive, n uint32) (scsi.E
 			dr.adopt(l, dst)
 			dr.setView("", dr.state)
 		}
-		return scsi.Element{}, fmt.Errorf("%s already holds cartridge %s (from slot %d), not mounted; unmount %s first (it returns the cartridge to its slot)",
+		return scsi.Element{}, stateErr("%s already holds cartridge %s (from slot %d), not mounted; unmount %s first (it returns the cartridge to its slot)",
 			dr.name, orNone(dst.VolumeTag), l.slotNumber(dst.Source), dr.name)
 	}
 	if !src.Full {
@@ -524,7 +524,7 @@ func (d *Daemon) loadCartridge(ctx context.Context, dr *Drive, n uint32) (scsi.E
 			}
 		}
 		c.mu.Unlock()
-		return scsi.Element{}, fmt.Errorf("changer %s: slot %d is empty%s", c.name, n, where)
+		return scsi.Element{}, stateErr("changer %s: slot %d is empty%s", c.name, n, where)
 	}
 	err = c.dev.MoveMedium(0, src.Address, dst.Address)
 	if err != nil {

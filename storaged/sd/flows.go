@@ -274,7 +274,7 @@ func (d *Daemon) pickDrive(c *Changer, name string, encrypt bool) (*Drive, error
 			return nil, &BusyError{Drive: dr.name}
 		}
 		if dr.holds() {
-			err := fmt.Errorf("%s holds cartridge %s (volume %s); unmount it first", dr.name, orNone(dr.barcode), orNone(dr.volume()))
+			err := stateErr("%s holds cartridge %s (volume %s); unmount it first", dr.name, orNone(dr.barcode), orNone(dr.volume()))
 			dr.mu.Unlock()
 			return nil, err
 		}
@@ -302,6 +302,11 @@ func (d *Daemon) pickDrive(c *Changer, name string, encrypt bool) (*Drive, error
 			why = append(why, dr.name+": busy")
 			continue
 		}
+		if !dr.holds() && dr.dev != nil {
+			// A cartridge loaded behind our back (front panel, another
+			// tool, a crash): ask the changer, and take the next drive.
+			d.learn(dr)
+		}
 		if dr.holds() || dr.dev == nil {
 			why = append(why, dr.name+": holds a cartridge or is unusable")
 			dr.mu.Unlock()
@@ -310,12 +315,28 @@ func (d *Daemon) pickDrive(c *Changer, name string, encrypt bool) (*Drive, error
 		return dr, nil
 	}
 	if len(why) == 0 {
-		return nil, fmt.Errorf("changer %s has no drive configured", c.name)
+		return nil, stateErr("changer %s has no drive configured", c.name)
 	}
 	if encrypt {
 		return nil, &CryptoRefusedError{Drive: "no drive of changer " + c.name, Reason: strings.Join(why, "; ")}
 	}
 	return nil, &BusyError{Drive: "every drive of changer " + c.name, Detail: strings.Join(why, "; ")}
+}
+
+// LibraryStateError is a state of the library that refuses an operation
+// (not a fault): a slot that is empty or does not exist, a drive that
+// holds a cartridge. The operator changes the state and tries again.
+type LibraryStateError struct {
+	Msg string
+	// NoSuch: the slot or element does not exist (else: it exists and is
+	// in the wrong state).
+	NoSuch bool
+}
+
+func (e *LibraryStateError) Error() string { return e.Msg }
+
+func stateErr(format string, a ...any) error {
+	return &LibraryStateError{Msg: fmt.Sprintf(format, a...)}
 }
 
 // BusyError says a drive is in use.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/cryptocache"
 	"github.com/tapeward/tapeward/storaged/tapeio"
@@ -40,6 +41,7 @@ func rpcError(err error) error {
 		cnf *cryptocache.NotFoundError
 		dre *DirectorRefusedError
 		lm  *LabelMismatchError
+		ls  *LibraryStateError
 	)
 	code := codes.Internal
 	switch {
@@ -51,7 +53,7 @@ func rpcError(err error) error {
 		// The director undoes a key change when a relabel finds data: it
 		// recognises this refusal by its reason.
 		st, derr := status.New(codes.FailedPrecondition, err.Error()).WithDetails(&errdetails.ErrorInfo{
-			Reason: "VOLUME_HOLDS_DATA", Domain: "tapeward", Metadata: map[string]string{"volume": hd.Volume, "tape_files": strconv.FormatUint(hd.Files, 10)}})
+			Reason: link.ReasonVolumeHoldsData, Domain: link.ErrorDomain, Metadata: map[string]string{"volume": hd.Volume, "tape_files": strconv.FormatUint(hd.Files, 10)}})
 		if derr == nil {
 			return st.Err()
 		}
@@ -60,8 +62,14 @@ func rpcError(err error) error {
 		code = codes.AlreadyExists
 	case errors.As(err, &nf), errors.As(err, &cnf):
 		code = codes.NotFound
+	case errors.As(err, &ls) && ls.NoSuch:
+		code = codes.NotFound
+	case errors.As(err, &ls):
+		code = codes.FailedPrecondition
 	case errors.As(err, &bz):
-		code = codes.Unavailable
+		// Busy, not gone: Unavailable would say this daemon cannot be
+		// reached (and the director stops a label batch on it).
+		code = codes.Aborted
 	case errors.As(err, &cr), errors.As(err, &fd), errors.As(err, &uw), errors.As(err, &knf):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
