@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -125,11 +124,7 @@ func cacheSalvage(c *cli, f *flags, args []string) error {
 	}
 	cc, err := openCache(c, *into)
 	if err != nil {
-		var ce *cryptocache.CorruptError
-		if errors.As(err, &ce) && ce.MovedTo != "" {
-			return fmt.Errorf("%v; nothing was merged (salvage the kept copy too: tapekey cache salvage %s --into %s)", err, ce.MovedTo, *into)
-		}
-		return fmt.Errorf("%v; nothing was merged", err)
+		return fmt.Errorf("%v; nothing was merged from %s", err, src)
 	}
 	res, err := cc.Merge(r.Entries)
 	if err != nil {

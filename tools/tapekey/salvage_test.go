@@ -129,6 +129,15 @@ func TestCacheSalvage(t *testing.T) {
 		t.Fatal("a salvage of nothing created the cache")
 	}
 	fails(t, 2, dir, "", []string{"cache", "salvage", bad}, "needs --into")
+	// A corrupt --into is kept aside as any corrupt cache, and nothing is merged.
+	os.WriteFile(filepath.Join(dir, "junk.cache"), []byte("junk\n"), 0o600)
+	outs.add(fails(t, 1, dir, "", []string{"cache", "salvage", bad, "--into", "junk.cache"}, "junk.cache is corrupt at line 1", "it was kept as junk.cache.corrupt-", "nothing was merged from"))
+	if m, _ := filepath.Glob(filepath.Join(dir, "junk.cache.corrupt-*")); len(m) != 1 {
+		t.Fatalf("corrupt --into kept as %v", m)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "junk.cache")); !os.IsNotExist(err) {
+		t.Fatal("a salvage into a corrupt cache wrote a new one")
+	}
 
 	// The damaged file was never changed.
 	if !bytes.Equal(readFile(t, bad), damaged) {
