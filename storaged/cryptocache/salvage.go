@@ -212,18 +212,20 @@ func Salvage(data []byte) (*SalvageReport, error) {
 			if i == cur {
 				continue
 			}
-			if same(x.key, e.Key) {
-				r.Notes = append(r.Notes, LineNote{x.line, fmt.Sprintf("volume %s: repeats the stored key of line %d; kept once", safeQuote(vol), c.line)})
-				continue
-			}
 			dup := -1
 			for j := range recs {
-				if kept[j] && j != cur && same(recs[j].key, x.key) {
+				if kept[j] && same(recs[j].key, x.key) {
 					dup = j
 				}
 			}
 			if dup >= 0 {
-				r.Notes = append(r.Notes, LineNote{x.line, fmt.Sprintf("volume %s: repeats the stored key of line %d; kept once", safeQuote(vol), recs[dup].line)})
+				k := recs[dup].key
+				differ := ""
+				if k.KEKID != x.key.KEKID || k.Fingerprint != x.key.Fingerprint {
+					differ = fmt.Sprintf(" (with kek id %s, fingerprint %s; line %d says %s, %s: that one is kept)",
+						orNone(x.key.KEKID), orNone(x.key.Fingerprint), recs[dup].line, orNone(k.KEKID), orNone(k.Fingerprint))
+				}
+				r.Notes = append(r.Notes, LineNote{x.line, fmt.Sprintf("volume %s: repeats the stored key of line %d%s; kept once", safeQuote(vol), recs[dup].line, differ)})
 				continue
 			}
 			kept[i] = true

@@ -170,6 +170,8 @@ func TestSalvageDuplicateVolumes(t *testing.T) {
 	t1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	t2, t3 := t1.Add(time.Hour), t1.Add(2*time.Hour)
 	k1, k2, k3, k4 := fx.v1(t), fx.v1(t), fx.v1(t), fx.bareos(t, true)
+	k2other := k2
+	k2other.Fingerprint = k1.Fingerprint
 	line := func(typ, vol string, sk keys.StoredKey, a, b time.Time) string {
 		var buf bytes.Buffer
 		writeRec(&buf, typ, vol, sk, a, b)
@@ -179,7 +181,7 @@ func TestSalvageDuplicateVolumes(t *testing.T) {
 		line(recKey, "V1", k2, t2, time.Time{}) + // line 2
 		line(recOld, "V1", k1, t1, t2) + //          line 3
 		line(recKey, "V1", k3, t3, t3) + //          line 4: a second key line, added later
-		line(recKey, "V1", k2, t2, time.Time{}) + // line 5: repeats line 2
+		line(recKey, "V1", k2other, t2, time.Time{}) + // line 5: repeats line 2 with another fingerprint
 		line(recOld, "V2", k1, t1, t2) + //          line 6: V2 has no key line
 		line(recOld, "V2", k4, t2, t3) + //          line 7
 		line(recKey, "A0", k4, t1, time.Time{}) + // line 8: out of order
@@ -188,7 +190,7 @@ func TestSalvageDuplicateVolumes(t *testing.T) {
 	if len(r.Lost) != 0 || r.Checksum != ChecksumMismatch || r.Recovered != 6 || len(r.Notes) != 3 {
 		t.Fatalf("report: %+v", r)
 	}
-	for i, want := range []string{"line 2: volume \"V1\" has another key line (line 4) added later", "line 5: volume \"V1\": repeats the stored key of line 2", "line 7: volume \"V2\": its key line is lost"} {
+	for i, want := range []string{"line 2: volume \"V1\" has another key line (line 4) added later", "line 5: volume \"V1\": repeats the stored key of line 2 (with kek id " + k2.KEKID + ", fingerprint " + k1.Fingerprint + "; line 2 says " + k2.KEKID + ", " + k2.Fingerprint + ": that one is kept); kept once", "line 7: volume \"V2\": its key line is lost"} {
 		if !strings.HasPrefix(r.Notes[i].String(), want) {
 			t.Errorf("note %d = %q, want %q…", i, r.Notes[i], want)
 		}
