@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -338,42 +337,6 @@ func TestSignalsLeaveNoKey(t *testing.T) {
 			e.startStoraged()
 			e.requireNoKeyLoaded()
 		})
-	}
-}
-
-func TestCorruptCacheIsKept(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	if _, err := e.label(1, "TW0001L6", "", true); err != nil {
-		t.Fatal(err)
-	}
-	e.stopStoraged(syscall.SIGTERM)
-	cache := filepath.Join(e.dir, "work", "storaged.cryptocache")
-	orig, err := os.ReadFile(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	corrupt := bytes.Clone(orig)
-	corrupt[len(corrupt)/2] ^= 0x20
-	if err := os.WriteFile(cache, corrupt, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.startStoraged()
-	if !strings.Contains(e.log(), "CRYPTO CACHE UNREADABLE") {
-		t.Fatalf("storaged did not report the corrupt cache:\n%s", e.log())
-	}
-	kept, _ := filepath.Glob(cache + ".corrupt-*")
-	if len(kept) != 1 {
-		t.Fatalf("corrupt cache kept as %v, want one file", kept)
-	}
-	if b, _ := os.ReadFile(kept[0]); !bytes.Equal(b, corrupt) {
-		t.Fatal("the kept file is not the corrupt cache byte for byte")
-	}
-	// The daemon still works: the director answers the mount.
-	if _, err := e.client.Mount(e.ctx(), &pb.MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0"}); err != nil {
-		t.Fatalf("mount after a corrupt cache: %v", err)
-	}
-	if _, err := e.client.Unmount(e.ctx(), &pb.UnmountRequest{Drive: "drive0"}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -428,6 +428,9 @@ func (d *Director) statusStorage(ctx context.Context, name string) (*Output, err
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "storage %s: KEKs %s; %d volumes in its crypto cache\n", st.Name, strings.Join(st.KekIds, ", "), st.CacheEntries)
+	if r := cacheRecoveryText(st.CacheEntries, st.CacheRecovery); r != "" {
+		fmt.Fprintf(&b, "%s\n", r)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DRIVE\tSTATE\tVOLUME\tENCRYPTION\tKEY\tKEY INSTANCE COUNTER\tMODES")
 	for _, dr := range st.Drives {
@@ -528,6 +531,9 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 			s.Storages[c.Storage] = "unreachable: " + c.Error
 		default:
 			s.Storages[c.Storage] = fmt.Sprintf("up, KEKs %s; %d volumes in its crypto cache", strings.Join(c.StorageKEKs, ", "), c.Entries)
+			if c.Recovery != nil {
+				s.Storages[c.Storage] += "; " + cacheRecoveryText(c.Entries, c.Recovery)
+			}
 		}
 		if c.Pending > 0 {
 			s.Storages[c.Storage] += fmt.Sprintf("; %d crypto cache pushes pending", c.Pending)

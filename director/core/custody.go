@@ -219,6 +219,8 @@ type storageCache struct {
 	UnknownKEKs []string       `json:"cache_unknown_kek_ids,omitempty"`
 	StorageKEKs []string       `json:"kek_ids,omitempty"`
 	Pending     int            `json:"pushes_pending"`
+	// Recovery: storaged found its cache corrupt at start-up.
+	Recovery *pb.CacheRecovery `json:"cache_recovery,omitempty"`
 }
 
 func (c storageCache) kek(id string) *pb.KekCount {
@@ -260,6 +262,7 @@ func (d *Director) storageCaches(ctx context.Context) ([]storageCache, error) {
 			c.Error = status.Convert(err).Message()
 		} else {
 			c.Reachable, c.Entries, c.KEKs, c.UnknownKEKs, c.StorageKEKs = true, st.CacheEntries, st.CacheKeks, st.CacheUnknownKekIds, st.KekIds
+			c.Recovery = st.CacheRecovery
 		}
 		out = append(out, c)
 	}

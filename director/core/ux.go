@@ -40,6 +40,7 @@ func (d *Director) storagesWithoutCatalog(ctx context.Context) []storageCache {
 			c.Error = status.Convert(err).Message()
 		} else {
 			c.Reachable, c.Entries, c.KEKs, c.UnknownKEKs, c.StorageKEKs = true, st.CacheEntries, st.CacheKeks, st.CacheUnknownKekIds, st.KekIds
+			c.Recovery = st.CacheRecovery
 		}
 		out = append(out, c)
 	}

@@ -656,8 +656,12 @@ type StatusReply struct {
 	CacheEntries       uint32                 `protobuf:"varint,4,opt,name=cache_entries,json=cacheEntries,proto3" json:"cache_entries,omitempty"` // volumes in the crypto cache
 	CacheKeks          []*KekCount            `protobuf:"bytes,5,rep,name=cache_keks,json=cacheKeks,proto3" json:"cache_keks,omitempty"`
 	CacheUnknownKekIds []string               `protobuf:"bytes,6,rep,name=cache_unknown_kek_ids,json=cacheUnknownKekIds,proto3" json:"cache_unknown_kek_ids,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Set when storaged found its crypto cache corrupt at start-up: the file
+	// was kept under a new name and what could be salvaged from it was
+	// merged into the fresh cache. Unset: the cache was read normally.
+	CacheRecovery *CacheRecovery `protobuf:"bytes,7,opt,name=cache_recovery,json=cacheRecovery,proto3" json:"cache_recovery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -732,6 +736,123 @@ func (x *StatusReply) GetCacheUnknownKekIds() []string {
 	return nil
 }
 
+func (x *StatusReply) GetCacheRecovery() *CacheRecovery {
+	if x != nil {
+		return x.CacheRecovery
+	}
+	return nil
+}
+
+// CacheRecovery says what storaged did with a corrupt crypto cache at
+// start-up (package cryptocache, Recover). No stored string.
+type CacheRecovery struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	KeptAs         string                 `protobuf:"bytes,1,opt,name=kept_as,json=keptAs,proto3" json:"kept_as,omitempty"`                          // the corrupt file, kept byte for byte
+	Reason         string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`                                        // why it was corrupt, e.g. "line 7: checksum mismatch"
+	Volumes        uint32                 `protobuf:"varint,3,opt,name=volumes,proto3" json:"volumes,omitempty"`                                     // volumes recovered from it into the cache
+	LinesRecovered uint32                 `protobuf:"varint,4,opt,name=lines_recovered,json=linesRecovered,proto3" json:"lines_recovered,omitempty"` // key/history lines recovered
+	LinesLost      uint32                 `protobuf:"varint,5,opt,name=lines_lost,json=linesLost,proto3" json:"lines_lost,omitempty"`                // lines that could not be recovered (tapekey cache dump KEPT --salvage lists them)
+	Checksum       string                 `protobuf:"bytes,6,opt,name=checksum,proto3" json:"checksum,omitempty"`                                    // the file's checksum: "ok", "mismatch", "missing" or "malformed"
+	Conflicts      uint32                 `protobuf:"varint,7,opt,name=conflicts,proto3" json:"conflicts,omitempty"`                                 // salvaged keys that disagreed with the cache (kept in history, or not merged: see the log)
+	Error          string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`                                          // set when salvage itself failed (then nothing was merged)
+	TimeUnix       int64                  `protobuf:"varint,9,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`                   // when storaged found it
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CacheRecovery) Reset() {
+	*x = CacheRecovery{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheRecovery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheRecovery) ProtoMessage() {}
+
+func (x *CacheRecovery) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheRecovery.ProtoReflect.Descriptor instead.
+func (*CacheRecovery) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CacheRecovery) GetKeptAs() string {
+	if x != nil {
+		return x.KeptAs
+	}
+	return ""
+}
+
+func (x *CacheRecovery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CacheRecovery) GetVolumes() uint32 {
+	if x != nil {
+		return x.Volumes
+	}
+	return 0
+}
+
+func (x *CacheRecovery) GetLinesRecovered() uint32 {
+	if x != nil {
+		return x.LinesRecovered
+	}
+	return 0
+}
+
+func (x *CacheRecovery) GetLinesLost() uint32 {
+	if x != nil {
+		return x.LinesLost
+	}
+	return 0
+}
+
+func (x *CacheRecovery) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+func (x *CacheRecovery) GetConflicts() uint32 {
+	if x != nil {
+		return x.Conflicts
+	}
+	return 0
+}
+
+func (x *CacheRecovery) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CacheRecovery) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
 type LabelVolumeRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Changer   string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`
@@ -752,7 +873,7 @@ type LabelVolumeRequest struct {
 
 func (x *LabelVolumeRequest) Reset() {
 	*x = LabelVolumeRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[10]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +885,7 @@ func (x *LabelVolumeRequest) String() string {
 func (*LabelVolumeRequest) ProtoMessage() {}
 
 func (x *LabelVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[10]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +898,7 @@ func (x *LabelVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelVolumeRequest.ProtoReflect.Descriptor instead.
 func (*LabelVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{10}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelVolumeRequest) GetChanger() string {
@@ -863,7 +984,7 @@ type LabelVolumeReply struct {
 
 func (x *LabelVolumeReply) Reset() {
 	*x = LabelVolumeReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[11]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +996,7 @@ func (x *LabelVolumeReply) String() string {
 func (*LabelVolumeReply) ProtoMessage() {}
 
 func (x *LabelVolumeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[11]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1009,7 @@ func (x *LabelVolumeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelVolumeReply.ProtoReflect.Descriptor instead.
 func (*LabelVolumeReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{11}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LabelVolumeReply) GetVolume() string {
@@ -973,7 +1094,7 @@ type MountRequest struct {
 
 func (x *MountRequest) Reset() {
 	*x = MountRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[12]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1106,7 @@ func (x *MountRequest) String() string {
 func (*MountRequest) ProtoMessage() {}
 
 func (x *MountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[12]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1119,7 @@ func (x *MountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountRequest.ProtoReflect.Descriptor instead.
 func (*MountRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{12}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MountRequest) GetChanger() string {
@@ -1045,7 +1166,7 @@ type MountReply struct {
 
 func (x *MountReply) Reset() {
 	*x = MountReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[13]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1178,7 @@ func (x *MountReply) String() string {
 func (*MountReply) ProtoMessage() {}
 
 func (x *MountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[13]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1191,7 @@ func (x *MountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountReply.ProtoReflect.Descriptor instead.
 func (*MountReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{13}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MountReply) GetVolume() string {
@@ -1138,7 +1259,7 @@ type UnmountRequest struct {
 
 func (x *UnmountRequest) Reset() {
 	*x = UnmountRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[14]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1271,7 @@ func (x *UnmountRequest) String() string {
 func (*UnmountRequest) ProtoMessage() {}
 
 func (x *UnmountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[14]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1284,7 @@ func (x *UnmountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnmountRequest.ProtoReflect.Descriptor instead.
 func (*UnmountRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{14}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnmountRequest) GetDrive() string {
@@ -1183,7 +1304,7 @@ type UnmountReply struct {
 
 func (x *UnmountReply) Reset() {
 	*x = UnmountReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[15]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1316,7 @@ func (x *UnmountReply) String() string {
 func (*UnmountReply) ProtoMessage() {}
 
 func (x *UnmountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[15]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1329,7 @@ func (x *UnmountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnmountReply.ProtoReflect.Descriptor instead.
 func (*UnmountReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{15}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UnmountReply) GetVolume() string {
@@ -1234,7 +1355,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[16]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1367,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[16]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1380,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{16}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReleaseRequest) GetDrive() string {
@@ -1277,7 +1398,7 @@ type ReleaseReply struct {
 
 func (x *ReleaseReply) Reset() {
 	*x = ReleaseReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[17]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1410,7 @@ func (x *ReleaseReply) String() string {
 func (*ReleaseReply) ProtoMessage() {}
 
 func (x *ReleaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[17]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1423,7 @@ func (x *ReleaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReply.ProtoReflect.Descriptor instead.
 func (*ReleaseReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{17}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{18}
 }
 
 type WriteOpen struct {
@@ -1317,7 +1438,7 @@ type WriteOpen struct {
 
 func (x *WriteOpen) Reset() {
 	*x = WriteOpen{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[18]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1450,7 @@ func (x *WriteOpen) String() string {
 func (*WriteOpen) ProtoMessage() {}
 
 func (x *WriteOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[18]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1463,7 @@ func (x *WriteOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteOpen.ProtoReflect.Descriptor instead.
 func (*WriteOpen) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{18}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteOpen) GetDrive() string {
@@ -1372,7 +1493,7 @@ type WriteDataRequest struct {
 
 func (x *WriteDataRequest) Reset() {
 	*x = WriteDataRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[19]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1505,7 @@ func (x *WriteDataRequest) String() string {
 func (*WriteDataRequest) ProtoMessage() {}
 
 func (x *WriteDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[19]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1518,7 @@ func (x *WriteDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteDataRequest.ProtoReflect.Descriptor instead.
 func (*WriteDataRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{19}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WriteDataRequest) GetMsg() isWriteDataRequest_Msg {
@@ -1458,7 +1579,7 @@ type WriteDataReply struct {
 
 func (x *WriteDataReply) Reset() {
 	*x = WriteDataReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[20]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1591,7 @@ func (x *WriteDataReply) String() string {
 func (*WriteDataReply) ProtoMessage() {}
 
 func (x *WriteDataReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[20]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1604,7 @@ func (x *WriteDataReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteDataReply.ProtoReflect.Descriptor instead.
 func (*WriteDataReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{20}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WriteDataReply) GetVolume() string {
@@ -1545,7 +1666,7 @@ type ReadDataRequest struct {
 
 func (x *ReadDataRequest) Reset() {
 	*x = ReadDataRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[21]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1678,7 @@ func (x *ReadDataRequest) String() string {
 func (*ReadDataRequest) ProtoMessage() {}
 
 func (x *ReadDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[21]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1691,7 @@ func (x *ReadDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDataRequest.ProtoReflect.Descriptor instead.
 func (*ReadDataRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{21}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadDataRequest) GetDrive() string {
@@ -1596,7 +1717,7 @@ type ReadDataReply struct {
 
 func (x *ReadDataReply) Reset() {
 	*x = ReadDataReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[22]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1729,7 @@ func (x *ReadDataReply) String() string {
 func (*ReadDataReply) ProtoMessage() {}
 
 func (x *ReadDataReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[22]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1742,7 @@ func (x *ReadDataReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDataReply.ProtoReflect.Descriptor instead.
 func (*ReadDataReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{22}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadDataReply) GetData() []byte {
@@ -1645,7 +1766,7 @@ type CacheKey struct {
 
 func (x *CacheKey) Reset() {
 	*x = CacheKey{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[23]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1778,7 @@ func (x *CacheKey) String() string {
 func (*CacheKey) ProtoMessage() {}
 
 func (x *CacheKey) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[23]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1791,7 @@ func (x *CacheKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheKey.ProtoReflect.Descriptor instead.
 func (*CacheKey) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{23}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CacheKey) GetVolume() string {
@@ -1704,7 +1825,7 @@ type PushKeysRequest struct {
 
 func (x *PushKeysRequest) Reset() {
 	*x = PushKeysRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[24]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1837,7 @@ func (x *PushKeysRequest) String() string {
 func (*PushKeysRequest) ProtoMessage() {}
 
 func (x *PushKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[24]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1850,7 @@ func (x *PushKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushKeysRequest.ProtoReflect.Descriptor instead.
 func (*PushKeysRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{24}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PushKeysRequest) GetKeys() []*CacheKey {
@@ -1757,7 +1878,7 @@ type PushKeysReply struct {
 
 func (x *PushKeysReply) Reset() {
 	*x = PushKeysReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[25]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1890,7 @@ func (x *PushKeysReply) String() string {
 func (*PushKeysReply) ProtoMessage() {}
 
 func (x *PushKeysReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[25]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1903,7 @@ func (x *PushKeysReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushKeysReply.ProtoReflect.Descriptor instead.
 func (*PushKeysReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{25}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PushKeysReply) GetAdded() uint32 {
@@ -1815,7 +1936,7 @@ type VolumeStateRequest struct {
 
 func (x *VolumeStateRequest) Reset() {
 	*x = VolumeStateRequest{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[26]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1948,7 @@ func (x *VolumeStateRequest) String() string {
 func (*VolumeStateRequest) ProtoMessage() {}
 
 func (x *VolumeStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[26]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1961,7 @@ func (x *VolumeStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStateRequest.ProtoReflect.Descriptor instead.
 func (*VolumeStateRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{26}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VolumeStateRequest) GetVolume() string {
@@ -1867,7 +1988,7 @@ type VolumeStateReply struct {
 
 func (x *VolumeStateReply) Reset() {
 	*x = VolumeStateReply{}
-	mi := &file_tapeward_v1_storage_proto_msgTypes[27]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2000,7 @@ func (x *VolumeStateReply) String() string {
 func (*VolumeStateReply) ProtoMessage() {}
 
 func (x *VolumeStateReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_storage_proto_msgTypes[27]
+	mi := &file_tapeward_v1_storage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2013,7 @@ func (x *VolumeStateReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStateReply.ProtoReflect.Descriptor instead.
 func (*VolumeStateReply) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{27}
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VolumeStateReply) GetVolume() string {
@@ -1999,7 +2120,7 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\abarcode\x18\f \x01(\tR\abarcode\x12,\n" +
 	"\x03key\x18\r \x01(\v2\x1a.tapeward.v1.DriveKeyStateR\x03key\x12\x14\n" +
 	"\x05state\x18\x0e \x01(\tR\x05state\x12\x14\n" +
-	"\x05error\x18\x0f \x01(\tR\x05error\"\xfa\x01\n" +
+	"\x05error\x18\x0f \x01(\tR\x05error\"\xbd\x02\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x06drives\x18\x02 \x03(\v2\x18.tapeward.v1.DriveStatusR\x06drives\x12\x17\n" +
@@ -2007,7 +2128,19 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\rcache_entries\x18\x04 \x01(\rR\fcacheEntries\x124\n" +
 	"\n" +
 	"cache_keks\x18\x05 \x03(\v2\x15.tapeward.v1.KekCountR\tcacheKeks\x121\n" +
-	"\x15cache_unknown_kek_ids\x18\x06 \x03(\tR\x12cacheUnknownKekIds\"\x82\x02\n" +
+	"\x15cache_unknown_kek_ids\x18\x06 \x03(\tR\x12cacheUnknownKekIds\x12A\n" +
+	"\x0ecache_recovery\x18\a \x01(\v2\x1a.tapeward.v1.CacheRecoveryR\rcacheRecovery\"\x8f\x02\n" +
+	"\rCacheRecovery\x12\x17\n" +
+	"\akept_as\x18\x01 \x01(\tR\x06keptAs\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\avolumes\x18\x03 \x01(\rR\avolumes\x12'\n" +
+	"\x0flines_recovered\x18\x04 \x01(\rR\x0elinesRecovered\x12\x1d\n" +
+	"\n" +
+	"lines_lost\x18\x05 \x01(\rR\tlinesLost\x12\x1a\n" +
+	"\bchecksum\x18\x06 \x01(\tR\bchecksum\x12\x1c\n" +
+	"\tconflicts\x18\a \x01(\rR\tconflicts\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x1b\n" +
+	"\ttime_unix\x18\t \x01(\x03R\btimeUnix\"\x82\x02\n" +
 	"\x12LabelVolumeRequest\x12\x18\n" +
 	"\achanger\x18\x01 \x01(\tR\achanger\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
@@ -2125,7 +2258,7 @@ func file_tapeward_v1_storage_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_storage_proto_rawDescData
 }
 
-var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*HelloRequest)(nil),       // 0: tapeward.v1.HelloRequest
 	(*HelloReply)(nil),         // 1: tapeward.v1.HelloReply
@@ -2137,71 +2270,73 @@ var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*StatusRequest)(nil),      // 7: tapeward.v1.StatusRequest
 	(*DriveStatus)(nil),        // 8: tapeward.v1.DriveStatus
 	(*StatusReply)(nil),        // 9: tapeward.v1.StatusReply
-	(*LabelVolumeRequest)(nil), // 10: tapeward.v1.LabelVolumeRequest
-	(*LabelVolumeReply)(nil),   // 11: tapeward.v1.LabelVolumeReply
-	(*MountRequest)(nil),       // 12: tapeward.v1.MountRequest
-	(*MountReply)(nil),         // 13: tapeward.v1.MountReply
-	(*UnmountRequest)(nil),     // 14: tapeward.v1.UnmountRequest
-	(*UnmountReply)(nil),       // 15: tapeward.v1.UnmountReply
-	(*ReleaseRequest)(nil),     // 16: tapeward.v1.ReleaseRequest
-	(*ReleaseReply)(nil),       // 17: tapeward.v1.ReleaseReply
-	(*WriteOpen)(nil),          // 18: tapeward.v1.WriteOpen
-	(*WriteDataRequest)(nil),   // 19: tapeward.v1.WriteDataRequest
-	(*WriteDataReply)(nil),     // 20: tapeward.v1.WriteDataReply
-	(*ReadDataRequest)(nil),    // 21: tapeward.v1.ReadDataRequest
-	(*ReadDataReply)(nil),      // 22: tapeward.v1.ReadDataReply
-	(*CacheKey)(nil),           // 23: tapeward.v1.CacheKey
-	(*PushKeysRequest)(nil),    // 24: tapeward.v1.PushKeysRequest
-	(*PushKeysReply)(nil),      // 25: tapeward.v1.PushKeysReply
-	(*VolumeStateRequest)(nil), // 26: tapeward.v1.VolumeStateRequest
-	(*VolumeStateReply)(nil),   // 27: tapeward.v1.VolumeStateReply
-	(*KekCount)(nil),           // 28: tapeward.v1.KekCount
-	(*DriveKeyState)(nil),      // 29: tapeward.v1.DriveKeyState
-	(*WrappedKey)(nil),         // 30: tapeward.v1.WrappedKey
-	(*BlockAddress)(nil),       // 31: tapeward.v1.BlockAddress
+	(*CacheRecovery)(nil),      // 10: tapeward.v1.CacheRecovery
+	(*LabelVolumeRequest)(nil), // 11: tapeward.v1.LabelVolumeRequest
+	(*LabelVolumeReply)(nil),   // 12: tapeward.v1.LabelVolumeReply
+	(*MountRequest)(nil),       // 13: tapeward.v1.MountRequest
+	(*MountReply)(nil),         // 14: tapeward.v1.MountReply
+	(*UnmountRequest)(nil),     // 15: tapeward.v1.UnmountRequest
+	(*UnmountReply)(nil),       // 16: tapeward.v1.UnmountReply
+	(*ReleaseRequest)(nil),     // 17: tapeward.v1.ReleaseRequest
+	(*ReleaseReply)(nil),       // 18: tapeward.v1.ReleaseReply
+	(*WriteOpen)(nil),          // 19: tapeward.v1.WriteOpen
+	(*WriteDataRequest)(nil),   // 20: tapeward.v1.WriteDataRequest
+	(*WriteDataReply)(nil),     // 21: tapeward.v1.WriteDataReply
+	(*ReadDataRequest)(nil),    // 22: tapeward.v1.ReadDataRequest
+	(*ReadDataReply)(nil),      // 23: tapeward.v1.ReadDataReply
+	(*CacheKey)(nil),           // 24: tapeward.v1.CacheKey
+	(*PushKeysRequest)(nil),    // 25: tapeward.v1.PushKeysRequest
+	(*PushKeysReply)(nil),      // 26: tapeward.v1.PushKeysReply
+	(*VolumeStateRequest)(nil), // 27: tapeward.v1.VolumeStateRequest
+	(*VolumeStateReply)(nil),   // 28: tapeward.v1.VolumeStateReply
+	(*KekCount)(nil),           // 29: tapeward.v1.KekCount
+	(*DriveKeyState)(nil),      // 30: tapeward.v1.DriveKeyState
+	(*WrappedKey)(nil),         // 31: tapeward.v1.WrappedKey
+	(*BlockAddress)(nil),       // 32: tapeward.v1.BlockAddress
 }
 var file_tapeward_v1_storage_proto_depIdxs = []int32{
-	28, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
+	29, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
 	3,  // 1: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
 	4,  // 2: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
 	5,  // 3: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
-	29, // 4: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
+	30, // 4: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
 	8,  // 5: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
-	28, // 6: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
-	30, // 7: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
-	18, // 8: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
-	31, // 9: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
-	31, // 10: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
-	30, // 11: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
-	23, // 12: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
-	28, // 13: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
-	0,  // 14: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
-	2,  // 15: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
-	7,  // 16: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
-	10, // 17: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
-	12, // 18: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
-	14, // 19: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
-	16, // 20: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
-	19, // 21: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
-	21, // 22: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
-	24, // 23: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
-	26, // 24: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
-	1,  // 25: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
-	6,  // 26: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
-	9,  // 27: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
-	11, // 28: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
-	13, // 29: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
-	15, // 30: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
-	17, // 31: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
-	20, // 32: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
-	22, // 33: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
-	25, // 34: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
-	27, // 35: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
-	25, // [25:36] is the sub-list for method output_type
-	14, // [14:25] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	29, // 6: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
+	10, // 7: tapeward.v1.StatusReply.cache_recovery:type_name -> tapeward.v1.CacheRecovery
+	31, // 8: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
+	19, // 9: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
+	32, // 10: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
+	32, // 11: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
+	31, // 12: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
+	24, // 13: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
+	29, // 14: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
+	0,  // 15: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
+	2,  // 16: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
+	7,  // 17: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
+	11, // 18: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
+	13, // 19: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
+	15, // 20: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
+	17, // 21: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
+	20, // 22: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
+	22, // 23: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
+	25, // 24: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
+	27, // 25: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
+	1,  // 26: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
+	6,  // 27: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
+	9,  // 28: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
+	12, // 29: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
+	14, // 30: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
+	16, // 31: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
+	18, // 32: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
+	21, // 33: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
+	23, // 34: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
+	26, // 35: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
+	28, // 36: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_storage_proto_init() }
@@ -2210,7 +2345,7 @@ func file_tapeward_v1_storage_proto_init() {
 		return
 	}
 	file_tapeward_v1_common_proto_init()
-	file_tapeward_v1_storage_proto_msgTypes[19].OneofWrappers = []any{
+	file_tapeward_v1_storage_proto_msgTypes[20].OneofWrappers = []any{
 		(*WriteDataRequest_Open)(nil),
 		(*WriteDataRequest_Data)(nil),
 	}
@@ -2220,7 +2355,7 @@ func file_tapeward_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,7 +24,8 @@ func (e *CorruptError) Error() string {
 	}
 	fmt.Fprintf(&b, ": %s", e.Reason)
 	if e.MovedTo != "" {
-		fmt.Fprintf(&b, "; it was kept as %s (nothing was deleted) and the cache starts empty unless you restore it", e.MovedTo)
+		fmt.Fprintf(&b, "; it was kept as %s (nothing was deleted) and the cache starts empty; recover its good entries with: tapekey cache salvage %s --into %s",
+			e.MovedTo, e.MovedTo, orUnnamed(e.Path))
 	}
 	return b.String()
 }

@@ -350,36 +350,11 @@ func Parse(data []byte) ([]Entry, error) {
 	index := map[string]int{}
 	for i := 1; i < last; i++ {
 		n := i + 1
-		f := strings.Split(lines[i], "\t")
-		if len(f) != 8 {
-			return nil, bad(n, "has %d tab-separated fields; want 8 (type, volume, scheme, kek id, fingerprint, time, time, stored key)", len(f))
-		}
-		if j := slices.Index(f, ""); j >= 0 {
-			return nil, bad(n, "field %d is empty (an empty field is written %q)", j+1, none)
-		}
-		typ, vol := f[0], f[1]
-		if typ != recKey && typ != recOld {
-			return nil, bad(n, "record type is not %q or %q", recKey, recOld)
-		}
-		if why := checkVolume(vol); why != "" {
-			return nil, bad(n, "volume name %s %s", safeQuote(vol), why)
-		}
-		sk := keys.StoredKey{Scheme: keys.Scheme(f[2]), KEKID: fromNone(f[3]), Fingerprint: fromNone(f[4]), Value: f[7]}
-		nk, field, why := normalizeKey(sk)
+		r, why := parseRecord(lines[i])
 		if why != "" {
-			return nil, bad(n, "volume %s: %s %s", safeQuote(vol), field, why)
+			return nil, bad(n, "%s", why)
 		}
-		if nk.Value != sk.Value {
-			return nil, bad(n, "volume %s: stored key has '=' padding, which the cache never writes", safeQuote(vol))
-		}
-		t1, err := parseTime(f[5], false)
-		if err != nil {
-			return nil, bad(n, "volume %s: field 6 (added) %v", safeQuote(vol), err)
-		}
-		t2, err := parseTime(f[6], typ == recKey)
-		if err != nil {
-			return nil, bad(n, "volume %s: field 7 (%s) %v", safeQuote(vol), map[string]string{recKey: "last used", recOld: "replaced"}[typ], err)
-		}
+		typ, vol, sk, t1, t2 := r.typ, r.vol, r.key, r.t1, r.t2
 		switch typ {
 		case recKey:
 			if _, dup := index[vol]; dup {
@@ -407,6 +382,50 @@ func Parse(data []byte) ([]Entry, error) {
 		return nil, bad(last+1, "checksum mismatch: the SHA-256 of lines 1-%d is not the one recorded (a byte was changed)", last)
 	}
 	return out, nil
+}
+
+// record is one parsed record line.
+type record struct {
+	typ, vol string
+	key      keys.StoredKey
+	t1, t2   time.Time
+}
+
+// parseRecord parses one record line (without its newline) and returns
+// why it is not well-formed ("" when it is). The reason never quotes a
+// stored string.
+func parseRecord(line string) (record, string) {
+	f := strings.Split(line, "\t")
+	if len(f) != 8 {
+		return record{}, fmt.Sprintf("has %d tab-separated fields; want 8 (type, volume, scheme, kek id, fingerprint, time, time, stored key)", len(f))
+	}
+	if j := slices.Index(f, ""); j >= 0 {
+		return record{}, fmt.Sprintf("field %d is empty (an empty field is written %q)", j+1, none)
+	}
+	typ, vol := f[0], f[1]
+	if typ != recKey && typ != recOld {
+		return record{}, fmt.Sprintf("record type is not %q or %q", recKey, recOld)
+	}
+	if why := checkVolume(vol); why != "" {
+		return record{}, fmt.Sprintf("volume name %s %s", safeQuote(vol), why)
+	}
+	sk := keys.StoredKey{Scheme: keys.Scheme(f[2]), KEKID: fromNone(f[3]), Fingerprint: fromNone(f[4]), Value: f[7]}
+	nk, field, why := normalizeKey(sk)
+	if why != "" {
+		return record{}, fmt.Sprintf("volume %s: %s %s", safeQuote(vol), field, why)
+	}
+	if nk.Value != sk.Value {
+		return record{}, fmt.Sprintf("volume %s: stored key has '=' padding, which the cache never writes", safeQuote(vol))
+	}
+	t1, err := parseTime(f[5], false)
+	if err != nil {
+		return record{}, fmt.Sprintf("volume %s: field 6 (added) %v", safeQuote(vol), err)
+	}
+	t2, err := parseTime(f[6], typ == recKey)
+	if err != nil {
+		return record{}, fmt.Sprintf("volume %s: field 7 (%s) %v", safeQuote(vol), map[string]string{recKey: "last used", recOld: "replaced"}[typ], err)
+	}
+	return record{typ: typ, vol: vol, key: sk, t1: t1, t2: t2}, ""
 }
 
 // safeQuote quotes s for an error text, unless it looks like a stored key

@@ -76,6 +76,9 @@ type Daemon struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// cacheRecovery is set when the cache was found corrupt at start-up.
+	cacheRecovery *cryptocache.Recovery
 }
 
 // New loads the keyring and the crypto cache, opens every changer and
@@ -114,14 +117,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("working directory %s: %w", cfg.WorkingDirectory, err)
 	}
 	cachePath := filepath.Join(cfg.WorkingDirectory, cryptocache.FileName)
-	d.cache, err = cryptocache.Open(cachePath, cryptocache.Options{Clock: cryptocache.Clock(d.clock), Logger: d.log})
-	var ce *cryptocache.CorruptError
-	if errors.As(err, &ce) {
-		// Kept, never deleted: say so loudly and go on with an empty cache.
-		d.log.Error("CRYPTO CACHE UNREADABLE: the file was moved aside and kept; starting with an empty cache — inspect it with `tapekey cache dump`",
-			"error", err.Error(), "kept_as", ce.MovedTo)
-		d.cache, err = cryptocache.Open(cachePath, cryptocache.Options{Clock: cryptocache.Clock(d.clock), Logger: d.log})
-	}
+	// A corrupt cache is kept (moved aside), salvaged into the fresh one
+	// and logged as an ERROR; Status reports it (cacherecovery.go).
+	d.cache, d.cacheRecovery, err = cryptocache.OpenRecover(cachePath, cryptocache.Options{Clock: cryptocache.Clock(d.clock), Logger: d.log})
 	if err != nil {
 		ring.Destroy()
 		return nil, fmt.Errorf("crypto cache: %w", err)

@@ -68,6 +68,7 @@ func (d *Daemon) Status() *pb.StatusReply {
 		out.CacheEntries = uint32(len(es))
 		out.CacheKeks, out.CacheUnknownKekIds = d.cacheKEKs(es)
 	}
+	out.CacheRecovery = cacheRecoveryPB(d.cacheRecovery)
 	for _, dr := range d.drives {
 		out.Drives = append(out.Drives, dr.status())
 	}

@@ -23,10 +23,13 @@ var cacheGroup = &group{
 	commands: []*command{
 		{
 			name:     "dump",
-			synopsis: "FILE [--json]",
+			synopsis: "FILE [--json] [--salvage]",
 			summary:  "list the entries: volume, scheme, KEK id, key fingerprint, added, last used (never keys or stored strings)",
-			detail:   "Reads the file without locking or changing it; a corrupt file is reported and left where it is.",
-			run:      cacheDump,
+			detail: "Reads the file without locking or changing it; a corrupt file is reported and left where it is.\n" +
+				"--salvage reads a damaged file leniently: every well-formed entry is listed, each line that is not\n" +
+				"with its number and why (never its content), and the checksum result; merge them into a cache\n" +
+				"with: tapekey cache salvage FILE --into CACHE.",
+			run: cacheDump,
 		},
 		{
 			name:     "verify",
@@ -115,14 +118,24 @@ func openCache(c *cli, path string) (*cryptocache.Cache, error) {
 func readCache(c *cli, path string) ([]cryptocache.Entry, error) {
 	entries, err := cryptocache.ReadFile(path)
 	if err != nil {
+		var ce *cryptocache.CorruptError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%w; list what can be recovered: tapekey cache dump %s --salvage", err, path)
+		}
 		return nil, err
 	}
+	warnMode(c, path)
+	return entries, nil
+}
+
+// warnMode warns on stderr when the cache file at path is open to group or
+// others.
+func warnMode(c *cli, path string) {
 	var pe *keys.PermissionError
 	if err := keys.CheckPrivateFile(path); errors.As(err, &pe) {
 		fmt.Fprintf(c.stderr, "tapekey: warning: crypto cache %s is accessible by group or others (mode %04o); its stored keys may have been read; run: chmod 600 %s\n",
 			path, pe.Mode.Perm(), path)
 	}
-	return entries, nil
 }
 
 // multiFlag is a repeatable string flag.
@@ -260,6 +273,7 @@ func oneFile(f *flags, pos []string, what string) (string, error) {
 
 func cacheDump(c *cli, f *flags, args []string) error {
 	asJSON := f.Bool("json", false, "print JSON")
+	salvage := f.Bool("salvage", false, "read a damaged file leniently: list every recoverable entry, and each line that is not with its number and why")
 	pos, err := f.parse(c, args)
 	if err != nil {
 		return err
@@ -268,10 +282,30 @@ func cacheDump(c *cli, f *flags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *salvage {
+		return cacheDumpSalvage(c, path, *asJSON)
+	}
 	entries, err := readCache(c, path)
 	if err != nil {
 		return err
 	}
+	infos := entryInfos(entries)
+	if *asJSON {
+		return printJSON(c.stdout, struct {
+			File    string           `json:"file"`
+			Format  string           `json:"format"`
+			Entries []cacheEntryInfo `json:"entries"`
+		}{path, cryptocache.Header, infos})
+	}
+	if err := printEntryTable(c, infos); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "%d entries in %s (%s, checksum ok)\n", len(infos), path, cryptocache.Header)
+	return err
+}
+
+// entryInfos is what dump prints of entries.
+func entryInfos(entries []cryptocache.Entry) []cacheEntryInfo {
 	infos := make([]cacheEntryInfo, 0, len(entries))
 	for _, e := range entries {
 		in := cacheEntryInfo{Volume: e.Volume, Scheme: string(e.Key.Scheme), KEKID: e.Key.KEKID, Fingerprint: e.Key.Fingerprint,
@@ -282,23 +316,17 @@ func cacheDump(c *cli, f *flags, args []string) error {
 		}
 		infos = append(infos, in)
 	}
-	if *asJSON {
-		return printJSON(c.stdout, struct {
-			File    string           `json:"file"`
-			Format  string           `json:"format"`
-			Entries []cacheEntryInfo `json:"entries"`
-		}{path, cryptocache.Header, infos})
-	}
+	return infos
+}
+
+// printEntryTable prints the table of dump.
+func printEntryTable(c *cli, infos []cacheEntryInfo) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tSCHEME\tKEK ID\tFINGERPRINT\tADDED\tLAST USED\tEARLIER KEYS")
 	for _, in := range infos {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", in.Volume, in.Scheme, dash(in.KEKID), dash(in.Fingerprint), in.Added, dash(in.LastUsed), len(in.History))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(c.stdout, "%d entries in %s (%s, checksum ok)\n", len(infos), path, cryptocache.Header)
-	return err
+	return tw.Flush()
 }
 
 // unwrapCheck unwraps sk with ring and returns the fingerprint of its drive
