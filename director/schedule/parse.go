@@ -27,9 +27,9 @@ func (e *SyntaxError) Error() string {
 	}
 	fmt.Fprintf(&b, "run line %d, column %d: %s", e.Line, e.Col, e.Expected)
 	if e.Got != "" {
-		fmt.Fprintf(&b, " (got %q)", e.Got)
+		fmt.Fprintf(&b, "; got %q", e.Got)
 	} else {
-		b.WriteString(" (the line ends there)")
+		b.WriteString("; the line ends there")
 	}
 	return b.String()
 }
