@@ -294,7 +294,7 @@ func (p *parser) parse(toks []token, skip int, end int) (Run, *SyntaxError) {
 		if t.kind != tWord {
 			return r, errAt(t, expectSpec)
 		}
-		if i+1 < len(toks) && toks[i+1].kind == tEquals {
+		if lower := strings.ToLower(t.s); i+1 < len(toks) && toks[i+1].kind == tEquals && (overrideKey(lower) != "" || bareosOnlyOverrides[lower]) {
 			return r, errAt(t, "overrides (Key=Value) before the date and time")
 		}
 		if _, ok := levels[strings.ToLower(t.s)]; ok {
