@@ -275,3 +275,15 @@ func TestLocalDefault(t *testing.T) {
 		t.Errorf("nil zone: %v (%v), time.Local: %v", a.At, a.At.Location(), b.At)
 	}
 }
+
+// TestLiteralSchedule: a Schedule built as a literal (no NewSchedule)
+// still fires, and skips its never-firing lines.
+func TestLiteralSchedule(t *testing.T) {
+	never, _, _ := Parse("30 feb at 1:00")
+	r, _, _ := Parse("sun at 4:00am")
+	s := &Schedule{Name: "lit", Runs: []*Run{never, r}}
+	f, ok := s.Next(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), time.UTC)
+	if want := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC); !ok || !f.At.Equal(want) || f.Line != 2 {
+		t.Errorf("literal schedule: %v line %d (%v), want %v line 2", f.At, f.Line, ok, want)
+	}
+}

@@ -7,6 +7,10 @@ import (
 )
 
 // Schedule is a named list of Run lines; the lines are OR-ed.
+//
+// Build it with ParseSchedule or NewSchedule (which note the lines that
+// can never fire); its methods are safe for concurrent use as long as
+// Runs is not changed.
 type Schedule struct {
 	Name string
 	Runs []*Run // Runs[i] is line i+1
@@ -57,14 +61,27 @@ func NewSchedule(name string, runs ...*Run) *Schedule {
 }
 
 func (s *Schedule) init() {
-	s.live = make([]bool, len(s.Runs))
-	s.months = 0
-	for i, r := range s.Runs {
-		s.live[i] = !neverFires(r)
-		if s.live[i] {
-			s.months |= r.Months
+	s.months, s.live = liveLines(s.Runs)
+}
+
+func liveLines(runs []*Run) (months uint16, live []bool) {
+	live = make([]bool, len(runs))
+	for i, r := range runs {
+		live[i] = !neverFires(r)
+		if live[i] {
+			months |= r.Months
 		}
 	}
+	return months, live
+}
+
+// state is what init computed, or (for a Schedule built as a literal,
+// or whose Runs changed) the same computed afresh.
+func (s *Schedule) state() (uint16, []bool) {
+	if s.live != nil && len(s.live) == len(s.Runs) {
+		return s.months, s.live
+	}
+	return liveLines(s.Runs)
 }
 
 // ---- civil calendar (proleptic Gregorian, no time zone) ----
@@ -266,10 +283,10 @@ func orLocal(loc *time.Location) *time.Location {
 
 // dayFires appends the fires of every live line on local date c, in
 // order of (At, Line), without repeats of a line at one instant.
-func (s *Schedule) dayFires(c *day, loc *time.Location, buf []Fire) []Fire {
+func (s *Schedule) dayFires(c *day, loc *time.Location, live []bool, buf []Fire) []Fire {
 	n0 := len(buf)
 	for i, r := range s.Runs {
-		if !s.live[i] || !r.matchesDay(c) {
+		if !live[i] || !r.matchesDay(c) {
 			continue
 		}
 		for h := range 24 {
@@ -318,22 +335,20 @@ func (s *Schedule) Next(after time.Time, loc *time.Location) (Fire, bool) {
 // schedule never fires.
 func (s *Schedule) NextFires(after time.Time, loc *time.Location, dst []Fire) []Fire {
 	loc = orLocal(loc)
-	if s.months == 0 {
+	months, live := s.state()
+	if months == 0 {
 		return dst
-	}
-	if s.live == nil {
-		s.init()
 	}
 	// Start a day early: a fire moved over a gap can cross midnight.
 	c := dayBefore(after.In(loc))
-	var bufArr [16]Fire
+	var bufArr [32]Fire
 	buf := bufArr[:0]
 	for n := 0; n < maxScanDays; n++ {
-		if s.months&(1<<(c.m-1)) == 0 {
+		if months&(1<<(c.m-1)) == 0 {
 			c.nextMonth()
 			continue
 		}
-		buf = s.dayFires(&c, loc, buf[:0])
+		buf = s.dayFires(&c, loc, live, buf[:0])
 		for k := range buf {
 			if buf[k].At.After(after) {
 				at := buf[k].At
@@ -353,10 +368,8 @@ func (s *Schedule) NextFires(after time.Time, loc *time.Location, dst []Fire) []
 func (s *Schedule) Between(from, to time.Time, loc *time.Location) iter.Seq[Fire] {
 	loc = orLocal(loc)
 	return func(yield func(Fire) bool) {
-		if s.live == nil {
-			s.init()
-		}
-		if s.months == 0 || !from.Before(to) {
+		months, live := s.state()
+		if months == 0 || !from.Before(to) {
 			return
 		}
 		c := dayBefore(from.In(loc))
@@ -368,11 +381,11 @@ func (s *Schedule) Between(from, to time.Time, loc *time.Location) iter.Seq[Fire
 		var bufArr [32]Fire
 		buf := bufArr[:0]
 		for !end.before(c.y, c.m, c.d) {
-			if s.months&(1<<(c.m-1)) == 0 {
+			if months&(1<<(c.m-1)) == 0 {
 				c.nextMonth()
 				continue
 			}
-			buf = s.dayFires(&c, loc, buf[:0])
+			buf = s.dayFires(&c, loc, live, buf[:0])
 			for _, f := range buf {
 				if f.At.Before(from) {
 					continue

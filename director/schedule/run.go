@@ -63,7 +63,7 @@ var (
 // week of month, weekdays, days of month, weeks of year and the time,
 // each field omitted when it is "all". Parse(r.String()) gives r back
 // (for any r Parse returned).
-func (r *Run) String() string {
+func (r Run) String() string {
 	var b strings.Builder
 	b.Grow(64)
 	sp := func() {
