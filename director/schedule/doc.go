@@ -57,7 +57,8 @@
 // makes later day numbers add to "all days"; `weekly` resets day of
 // month, position and week of year; `monthly` resets the months. So
 // `weekly at 2:00` fires every day, `mon daily at 1:00` every day
-// (warnings say so). `hourly` sets every hour, wherever it stands.
+// (warnings say so). `hourly` sets every hour, wherever it stands, so
+// in `hourly at 2:15` only the minute counts (a warning says so).
 //
 // A line has one minute. `at 1:00 13:00` (times after an `at`) adds
 // hours; times with different minutes on one line are an error here

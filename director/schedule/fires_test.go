@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -285,5 +286,25 @@ func TestLiteralSchedule(t *testing.T) {
 	f, ok := s.Next(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), time.UTC)
 	if want := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC); !ok || !f.At.Equal(want) || f.Line != 2 {
 		t.Errorf("literal schedule: %v line %d (%v), want %v line 2", f.At, f.Line, ok, want)
+	}
+}
+
+// TestHourlyOnSpringForward: `hourly` (at :00) on Berlin's spring-forward
+// day fires once at 03:00 (02:00 moved onto it), not marked moved, and
+// 23 times that day.
+func TestHourlyOnSpringForward(t *testing.T) {
+	berlin := mustLoc(t, "Europe/Berlin")
+	s, _, _ := ParseSchedule("h", []string{"hourly"})
+	var got []string
+	n := 0
+	for f := range s.Between(time.Date(2026, 3, 29, 0, 0, 0, 0, berlin), time.Date(2026, 3, 30, 0, 0, 0, 0, berlin), berlin) {
+		n++
+		if f.At.Hour() <= 3 {
+			got = append(got, fmt.Sprintf("%s moved=%v", f.At.Format(layout), f.Moved))
+		}
+	}
+	want := []string{"2026-03-29 00:00 +0100 moved=false", "2026-03-29 01:00 +0100 moved=false", "2026-03-29 03:00 +0200 moved=false"}
+	if n != 23 || !slices.Equal(got, want) {
+		t.Errorf("%d fires, first %v; want 23, first %v", n, got, want)
 	}
 }

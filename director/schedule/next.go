@@ -295,7 +295,10 @@ func (s *Schedule) dayFires(c *day, loc *time.Location, live []bool, buf []Fire)
 			}
 			at, moved := resolve(loc, c.y, c.m, c.d, h, r.Minute)
 			if k := len(buf); k > n0 && buf[k-1].Line == i+1 && buf[k-1].At.Equal(at) {
-				continue // a gap moved an earlier hour onto this one
+				// A gap moved an earlier hour onto this one: one fire,
+				// not "moved" if this hour is the line's own.
+				buf[k-1].Moved = buf[k-1].Moved && moved
+				continue
 			}
 			buf = append(buf, Fire{At: at, Line: i + 1, Overrides: r.Overrides, Moved: moved})
 		}

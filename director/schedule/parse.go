@@ -204,7 +204,8 @@ type parser struct {
 	haveHour, haveMDay, haveWDay, haveMonth, haveWOM, haveWOY, haveAt bool
 	timed, hourly                                                     bool
 	minuteCol                                                         int
-	specStart                                                         int // index of the first date-time token
+	specStart                                                         int    // index of the first date-time token
+	hourTok                                                           *token // a time naming an hour other than 0
 	equalRanges                                                       []token
 }
 
@@ -542,6 +543,9 @@ func (p *parser) timeTok(r *Run, t token, hasHourly bool) *SyntaxError {
 	p.haveHour = true
 	r.Hours |= 1 << hour
 	r.Minute = mins
+	if hour != 0 && p.hourTok == nil {
+		p.hourTok = &t
+	}
 	if !p.timed {
 		p.timed, p.minuteCol = true, t.col
 	}
@@ -698,6 +702,9 @@ func (p *parser) warnings(toks []token, r *Run, end int) []Warning {
 					"this line fires " + dayPhrase(r) + "; without `daily` it would fire on fewer days"})
 			}
 		}
+	}
+	if hourly && p.hourTok != nil {
+		ws = append(ws, Warning{Col: p.hourTok.col, Msg: fmt.Sprintf("`hourly` fires every hour: the hour of %s is ignored, only its minute counts (write `hourly at :%02d`)", p.hourTok.s, r.Minute)})
 	}
 	if !timed && !hourly {
 		ws = append(ws, Warning{Msg: "no time: this line fires at the start of every hour (write `at HH:MM` for one time a day, or `hourly` to mean every hour)"})

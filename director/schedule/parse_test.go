@@ -153,6 +153,8 @@ func TestWarnings(t *testing.T) {
 		{"Level=Full", []string{"no time"}},
 		{"5-5 at 1:00", []string{"equal ends"}},
 		{"31 apr at 1:00", []string{"never fires"}},
+		{"hourly at 2:15", []string{"the hour of 2:15 is ignored"}},
+		{"hourly at 0:05", nil},
 		{"daily at 02:00", nil},
 		{"daily mon at 1:00", nil},
 		{"hourly", nil},
