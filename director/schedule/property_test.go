@@ -82,7 +82,7 @@ func TestNextAgreesWithBetween(t *testing.T) {
 		mustLoc(t, "Australia/Lord_Howe") /* 30-minute DST shifts */}
 	rng := rand.New(rand.NewPCG(11, 2026))
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
-	checked := 0
+	checked, moved := 0, 0
 	for checked < 300 {
 		var lines []string
 		for range 1 + rng.IntN(3) {
@@ -95,11 +95,13 @@ func TestNextAgreesWithBetween(t *testing.T) {
 		checked++
 		loc := zones[rng.IntN(len(zones))]
 		from := time.Unix(base+rng.Int64N(4*365*86400), 0)
-		// Around the DST days a third of the time.
-		if rng.IntN(3) == 0 {
-			from = time.Date(2026, []time.Month{3, 4, 10, 11}[rng.IntN(4)], 1+rng.IntN(28), 0, 0, 0, 0, loc)
+		// The day before a DST change (Berlin, New York, Lord Howe
+		// in 2026) half of the time.
+		if rng.IntN(2) == 0 {
+			d := [][2]int{{3, 28}, {10, 24}, {3, 7}, {10, 31}, {4, 4}, {10, 3}}[rng.IntN(6)]
+			from = time.Date(2026, time.Month(d[0]), d[1], rng.IntN(24), 0, 0, 0, loc)
 		}
-		to := from.Add(time.Duration(1+rng.IntN(40*24)) * time.Hour)
+		to := from.Add(time.Duration(1+rng.IntN(10*24)) * time.Hour)
 
 		var between []Fire
 		for f := range s.Between(from, to, loc) {
@@ -128,14 +130,31 @@ func TestNextAgreesWithBetween(t *testing.T) {
 					t.Fatalf("%q: fires out of order: %v line %d then %v line %d", lines, p.At, p.Line, f.At, f.Line)
 				}
 			}
+			if f.Moved {
+				moved++
+			}
 			r := s.Runs[f.Line-1]
 			y, m, d := f.At.Date()
 			c := newDay(y, int(m), d)
 			if !f.Moved && (f.At.Minute() != r.Minute || r.Hours&(1<<f.At.Hour()) == 0 || !r.matchesDay(&c)) {
 				t.Fatalf("%q line %d fires at %v, which its masks do not match", lines, f.Line, f.At)
 			}
+			// A moved fire is at the instant the clocks jumped; an
+			// unmoved one is the first occurrence of its wall time.
+			if start, _ := f.At.ZoneBounds(); f.Moved && !start.Equal(f.At) {
+				t.Fatalf("%q line %d moved to %v, not a zone transition (%v)", lines, f.Line, f.At, start)
+			}
+			for _, back := range []time.Duration{30 * time.Minute, time.Hour} {
+				if e := f.At.Add(-back); !f.Moved && e.Format(layout[:16]) == f.At.Format(layout[:16]) {
+					t.Fatalf("%q line %d fires at %v, the second occurrence of %s", lines, f.Line, f.At, e.Format(layout))
+				}
+			}
 		}
 	}
+	if moved == 0 {
+		t.Fatal("no sampled fire crossed a spring-forward gap: the sample misses DST")
+	}
+	t.Logf("%d schedules, %d moved fires", checked, moved)
 }
 
 // TestNeverFiresMatchesScan: neverFires (14 kinds of year) agrees with
