@@ -316,8 +316,8 @@ func (p *parser) parse(toks []token, skip int, end int) (Run, *SyntaxError) {
 				return r, err
 			}
 		case isDigits(s):
-			d, _ := strconv.Atoi(s)
-			if len(s) > 2 || d < 1 || d > 31 {
+			d, err := strconv.Atoi(s)
+			if err != nil || d < 1 || d > 31 {
 				return r, errAt(t, "a day of the month 1-31")
 			}
 			p.setMDay(&r, d-1)
