@@ -308,3 +308,28 @@ func TestHourlyOnSpringForward(t *testing.T) {
 		t.Errorf("%d fires, first %v; want 23, first %v", n, got, want)
 	}
 }
+
+// TestSkippedDay: Pacific/Apia skipped 30 December 2011 (23:59:59 on the
+// 29th, -10, was followed by 00:00 on the 31st, +14). The 30th's runs
+// fire once at the first valid minute after them, 31 Dec 00:00, which
+// is also the 31st's own 00:00 run: one fire.
+func TestSkippedDay(t *testing.T) {
+	apia := mustLoc(t, "Pacific/Apia")
+	s, _, _ := ParseSchedule("samoa", []string{"at 0:00 12:00"})
+	var got []string
+	for f := range s.Between(time.Date(2011, 12, 29, 0, 0, 0, 0, apia), time.Date(2012, 1, 1, 0, 0, 0, 0, apia), apia) {
+		got = append(got, fmt.Sprintf("%s moved=%v", f.At.Format(layout), f.Moved))
+	}
+	want := []string{
+		"2011-12-29 00:00 -1000 moved=false", "2011-12-29 12:00 -1000 moved=false",
+		"2011-12-31 00:00 +1400 moved=false", "2011-12-31 12:00 +1400 moved=false",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Apia across the skipped day:\n got  %v\n want %v", got, want)
+	}
+	noon, _, _ := ParseSchedule("noon", []string{"at 12:00"})
+	f, _ := noon.Next(time.Date(2011, 12, 29, 13, 0, 0, 0, apia), apia)
+	if want := "2011-12-31 00:00 +1400"; f.At.Format(layout) != want || !f.Moved {
+		t.Errorf("the skipped day's noon: %s moved=%v, want %s moved", f.At.Format(layout), f.Moved, want)
+	}
+}

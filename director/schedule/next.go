@@ -294,6 +294,9 @@ func (s *Schedule) dayFires(c *day, loc *time.Location, live []bool, buf []Fire)
 				continue
 			}
 			at, moved := resolve(loc, c.y, c.m, c.d, h, r.Minute)
+			if moved && r.firesOnNextDay(c, at) {
+				continue // that day fires at this very instant itself
+			}
 			if k := len(buf); k > n0 && buf[k-1].Line == i+1 && buf[k-1].At.Equal(at) {
 				// A gap moved an earlier hour onto this one: one fire,
 				// not "moved" if this hour is the line's own.
@@ -312,6 +315,18 @@ func (s *Schedule) dayFires(c *day, loc *time.Location, live []bool, buf []Fire)
 		})
 	}
 	return buf
+}
+
+// firesOnNextDay: a gap that crosses midnight (Samoa skipped 30 December
+// 2011) moved a fire of date c to at, on a later date; is at also one of
+// that date's own fires of r?
+func (r *Run) firesOnNextDay(c *day, at time.Time) bool {
+	y, m, d := at.Date()
+	if y == c.y && int(m) == c.m && d == c.d {
+		return false
+	}
+	n := newDay(y, int(m), d)
+	return at.Minute() == r.Minute && r.Hours&(1<<at.Hour()) != 0 && r.matchesDay(&n)
 }
 
 // maxScanDays bounds Next: the Gregorian calendar repeats every 400
