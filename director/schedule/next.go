@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"errors"
 	"iter"
 	"slices"
 	"time"
@@ -32,19 +33,25 @@ type Fire struct {
 	Moved bool
 }
 
-// ParseSchedule parses a schedule's Run lines. The first error stops
-// it (a *SyntaxError naming the schedule, the line and the column);
-// warnings are collected from every line.
+// ParseSchedule parses a schedule's Run lines. Every bad line is
+// reported: the error joins one *SyntaxError per bad line (naming the
+// schedule, the line and the column; errors.As finds the first), and
+// the schedule is nil. Warnings are collected from every good line.
 func ParseSchedule(name string, lines []string) (*Schedule, []Warning, error) {
 	s := &Schedule{Name: name, Runs: make([]*Run, 0, len(lines))}
 	var warns []Warning
+	var errs []error
 	for i, l := range lines {
 		r, ws, err := parseLine(l, i+1, name)
 		if err != nil {
-			return nil, warns, err
+			errs = append(errs, err)
+			continue
 		}
 		warns = append(warns, ws...)
 		s.Runs = append(s.Runs, r)
+	}
+	if len(errs) > 0 {
+		return nil, warns, errors.Join(errs...)
 	}
 	if len(lines) == 0 {
 		warns = append(warns, Warning{Schedule: name, Msg: "no Run lines: this schedule never fires"})

@@ -79,6 +79,14 @@ func TestErrorNamesScheduleLineColumn(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("error:\n %v\nwant\n %s", err, want)
 	}
+	// Every bad line is reported, each typed.
+	_, _, err = ParseSchedule("Two", []string{"mon at 25:00", "tue at 1:00", "w54 at 1:00"})
+	want = `schedule "Two": run line 1, column 8: an hour 0-23; got "25:00"` + "\n" +
+		`schedule "Two": run line 3, column 1: a week of the year w00-w53; got "w54"`
+	var first *SyntaxError
+	if err == nil || err.Error() != want || !errors.As(err, &first) || first.Line != 1 {
+		t.Fatalf("error:\n %v\nwant\n %s", err, want)
+	}
 	_, _, err = Parse("mon at 9:00 tue at wed")
 	want = `run line 1, column 20: a time must follow "at" (HH:MM, H:MMam or H:MMpm); got "wed"`
 	if err == nil || err.Error() != want {
