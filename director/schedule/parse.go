@@ -36,7 +36,7 @@ func (e *SyntaxError) Error() string {
 
 // Warning is a line that parses but probably does not mean what it
 // says (a trap of the Bareos grammar). Col is 1-based, 0 for the line as
-// a whole.
+// a whole; Line is 0 for the schedule as a whole (no Run lines).
 type Warning struct {
 	Schedule string
 	Line     int
@@ -49,9 +49,12 @@ func (w Warning) String() string {
 	if w.Schedule != "" {
 		fmt.Fprintf(&b, "schedule %q: ", w.Schedule)
 	}
-	if w.Col > 0 {
+	switch {
+	case w.Line == 0:
+		b.WriteString(w.Msg) // the schedule as a whole
+	case w.Col > 0:
 		fmt.Fprintf(&b, "run line %d, column %d: %s", w.Line, w.Col, w.Msg)
-	} else {
+	default:
 		fmt.Fprintf(&b, "run line %d: %s", w.Line, w.Msg)
 	}
 	return b.String()

@@ -184,6 +184,9 @@ func TestWarnings(t *testing.T) {
 			}
 		}
 	}
+	if _, ws, _ := ParseSchedule("Empty", nil); len(ws) != 1 || ws[0].String() != `schedule "Empty": no Run lines: this schedule never fires` {
+		t.Errorf("empty schedule warnings %v", ws)
+	}
 	_, ws, _ := ParseSchedule("S", []string{"mon at 1:00", "weekly at 2:00"})
 	if len(ws) != 1 || ws[0].Line != 2 || ws[0].Col != 1 || !strings.HasPrefix(ws[0].String(), `schedule "S": run line 2, column 1: `) {
 		t.Errorf("schedule warnings %v, want one for line 2 column 1", ws)
