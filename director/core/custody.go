@@ -255,18 +255,24 @@ func (d *Director) storageCaches(ctx context.Context) ([]storageCache, error) {
 			out = append(out, c)
 			continue
 		}
-		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		st, err := link.client.Status(hctx, &pb.StatusRequest{})
-		cancel()
-		if err != nil {
-			c.Error = status.Convert(err).Message()
-		} else {
-			c.Reachable, c.Entries, c.KEKs, c.UnknownKEKs, c.StorageKEKs = true, st.CacheEntries, st.CacheKeks, st.CacheUnknownKekIds, st.KekIds
-			c.Recovery = st.CacheRecovery
-		}
+		c.ask(ctx, link)
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// ask fills c with what the storage daemon behind link says of its crypto
+// cache (Status, 3 s at most), or the error that kept it from answering.
+func (c *storageCache) ask(ctx context.Context, link *storageLink) {
+	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	st, err := link.client.Status(hctx, &pb.StatusRequest{})
+	cancel()
+	if err != nil {
+		c.Error = status.Convert(err).Message()
+		return
+	}
+	c.Reachable, c.Entries, c.KEKs, c.UnknownKEKs, c.StorageKEKs = true, st.CacheEntries, st.CacheKeks, st.CacheUnknownKekIds, st.KekIds
+	c.Recovery = st.CacheRecovery
 }
 
 // KEKReport is "status kek=ID": everything that still depends on one KEK.

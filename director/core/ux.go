@@ -33,15 +33,7 @@ func (d *Director) storagesWithoutCatalog(ctx context.Context) []storageCache {
 	var out []storageCache
 	for _, name := range slices.Sorted(maps.Keys(d.storages)) {
 		c := storageCache{Storage: name}
-		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		st, err := d.storages[name].client.Status(hctx, &pb.StatusRequest{})
-		cancel()
-		if err != nil {
-			c.Error = status.Convert(err).Message()
-		} else {
-			c.Reachable, c.Entries, c.KEKs, c.UnknownKEKs, c.StorageKEKs = true, st.CacheEntries, st.CacheKeks, st.CacheUnknownKekIds, st.KekIds
-			c.Recovery = st.CacheRecovery
-		}
+		c.ask(ctx, d.storages[name])
 		out = append(out, c)
 	}
 	return out
