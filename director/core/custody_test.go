@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,7 +65,7 @@ func TestRetryLoopPushesPendingKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &lockedWriter{}
+	logBuf := &testenv.LogBuffer{}
 	d, err := New(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -119,22 +118,4 @@ func TestRetryLoopPushesPendingKeys(t *testing.T) {
 	if strings.Contains(logBuf.String(), sk.Value) {
 		t.Fatal("the director's log holds a stored key string")
 	}
-}
-
-// lockedWriter is a log sink safe for the director's goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -44,7 +44,7 @@ func TestStatusStorageShowsUnreachableDrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&lockedWriter{}, nil))})
+	d, err := New(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&testenv.LogBuffer{}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 // testDirector is a director on a fresh catalog (real PostgreSQL) with
 // the KEK files given (the first active) and one storage sd1 that is not
 // running.
-func testDirector(t *testing.T, kekPaths ...string) (*Director, *lockedWriter, string) { // director, log, DSN
+func testDirector(t *testing.T, kekPaths ...string) (*Director, *testenv.LogBuffer, string) { // director, log, DSN
 	t.Helper()
 	dir := t.TempDir()
 	dsn := pgtest.NewDB(t)
@@ -48,7 +48,7 @@ func testDirector(t *testing.T, kekPaths ...string) (*Director, *lockedWriter, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &lockedWriter{}
+	logBuf := &testenv.LogBuffer{}
 	d, err := New(context.Background(), Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -327,7 +327,7 @@ func (n noDVCID) Do(c *scsi.Command) (scsi.Result, error) {
 // A changer that reports no drive identifiers: drive_index cannot be
 // checked, so storaged warns (naming the drive and its serial) and starts.
 func TestNoDVCIDWarns(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	newLibWith(t, 2, func(cfg *configs.Storaged, o *Options) {
 		cfg.Drives[0].DriveIndex, cfg.Drives[1].DriveIndex = 1, 0 // not checkable: accepted
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -350,23 +350,6 @@ func TestNoDVCIDWarns(t *testing.T) {
 			t.Fatalf("start-up log lacks %q:\n%s", want, logs.String())
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // stuckPicker is a changer transport whose picker fails (hardware error
