@@ -65,10 +65,14 @@ func TestShippedConfigsLoad(t *testing.T) {
 		t.Errorf("tapectl.toml loaded as %+v", c)
 	}
 
-	// Every *.toml shipped here is one of the three and loads.
+	if _, err := LoadFiled("filed.toml"); err != nil {
+		t.Fatalf("filed.toml: %v", err)
+	}
+
+	// Every *.toml shipped here is one of the four and loads.
 	files, _ := filepath.Glob("*.toml")
-	if len(files) != 3 {
-		t.Errorf("configs/ ships %v; the test knows director, storaged and tapectl", files)
+	if len(files) != 4 {
+		t.Errorf("configs/ ships %v; the test knows director, filed, storaged and tapectl", files)
 	}
 }
 
