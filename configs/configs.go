@@ -11,7 +11,7 @@
 // key files, the catalog package the password file.
 //
 // The commented examples in this directory (director.toml, storaged.toml,
-// tapectl.toml) are the reference for every key.
+// tapectl.toml, filed.toml) are the reference for every key.
 package configs
 
 import (

@@ -488,19 +488,19 @@ func (f *file) schedule(c *Director, i int, storages, pools map[string]bool) {
 		}
 	}
 	for _, w := range warns {
-		msg := w.Msg
+		var msg string
 		switch {
-		case w.Line == 0:
+		case w.Line == 0: // the schedule as a whole
+			msg = fmt.Sprintf("%s: %s", what, w.Msg)
 		case w.Col > 0:
-			msg = fmt.Sprintf("run entry %d %q: column %d: %s", w.Line, s.Run[w.Line-1], w.Col, w.Msg)
+			msg = fmt.Sprintf("%s run entry %d %q: column %d: %s", what, w.Line, s.Run[w.Line-1], w.Col, w.Msg)
 		default:
-			msg = fmt.Sprintf("run entry %d %q: %s", w.Line, s.Run[w.Line-1], w.Msg)
+			msg = fmt.Sprintf("%s run entry %d %q: %s", what, w.Line, s.Run[w.Line-1], w.Msg)
 		}
-		l := runLine(w.Line)
-		if l > 0 {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: %s %s", f.path, l, what, msg))
+		if l := runLine(w.Line); l > 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: %s", f.path, l, msg))
 		} else {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: %s %s", f.path, what, msg))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: %s", f.path, msg))
 		}
 	}
 	if parsed == nil {

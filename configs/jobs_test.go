@@ -389,7 +389,7 @@ run = [
 		t.Fatalf("warnings %q", d.Warnings)
 	}
 	wantErr(t, errString(d.Warnings[0]), p+":"+itoa(lineOfText(t, text, "weekly at"))+`: [[schedule]] "Oops" run entry 2 "Full weekly at 2:00": column 6: `+"`weekly` restricts nothing")
-	wantErr(t, errString(d.Warnings[1]), p+":"+itoa(lineOfText(t, text, `name = "Never"`)-1)+`: [[schedule]] "Never" no Run lines: this schedule never fires`)
+	wantErr(t, errString(d.Warnings[1]), p+":"+itoa(lineOfText(t, text, `name = "Never"`)-1)+`: [[schedule]] "Never": no Run lines: this schedule never fires`)
 	s, _ := d.ScheduleNamed("Oops")
 	if s.Location.String() != "Europe/Berlin" || s.Parsed == nil {
 		t.Fatalf("schedule %+v", s)
