@@ -332,13 +332,13 @@ func TestSizeAndDurationParsing(t *testing.T) {
 }
 
 func TestScanKeys(t *testing.T) {
-	text := "a = 1\n[t]\n\"x.y\" = 2\nb.c = 3 # c\ns = \"\"\"\nk = v\n\"\"\"\n[[arr]]\nn = 1\n[[arr]]\nn = 2\n"
+	text := "a = 1\n[t]\n\"x.y\" = 2\nb.c = 3 # c\ns = \"\"\"\nk = v\n\"\"\"\n[[arr]]\nn = 1\n[[arr]]\nn = 2\nl = [\n  \"p=q\", # x = y\n]\n"
 	got := scanKeys(text)
 	want := []struct {
 		path string
 		line int
 		aot  int
-	}{{"a", 1, -1}, {"t", 2, -1}, {"t|x.y", 3, -1}, {"t|b|c", 4, -1}, {"t|s", 5, -1}, {"arr", 8, 0}, {"arr|n", 9, 0}, {"arr", 10, 1}, {"arr|n", 11, 1}}
+	}{{"a", 1, -1}, {"t", 2, -1}, {"t|x.y", 3, -1}, {"t|b|c", 4, -1}, {"t|s", 5, -1}, {"arr", 8, 0}, {"arr|n", 9, 0}, {"arr", 10, 1}, {"arr|n", 11, 1}, {"arr|l", 12, 1}}
 	if len(got) != len(want) {
 		t.Fatalf("scanKeys found %+v", got)
 	}

@@ -321,6 +321,8 @@ func keyEnd(line string) int {
 			}
 		case c == '"' || c == '\'':
 			quote = c
+		case c == '#': // a comment: a line of a multi-line array, `"x", # a = b`
+			return -1
 		case c == '=':
 			return i
 		}
