@@ -266,9 +266,11 @@ func TestJobResourceErrors(t *testing.T) {
 		{"fileset relative exclude with /", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"*.o\",\n \"var/tmp\"]\n", `"var/tmp"`, `[[fileset]] #1 exclude = "var/tmp": a pattern with '/' is matched against whole paths and must start with '/', e.g. "/var/tmp"`},
 		{"fileset bad glob", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"/home/[a\"]\n", "exclude", `[[fileset]] #1 exclude = "/home/[a": not a valid glob (syntax error in pattern)`},
 		{"fileset empty exclude", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"\"]\n", "exclude", `[[fileset]] #1 exclude = "": write a path or a pattern`},
+		{"fileset include not a list", "", "[[fileset]]\nname = \"f\"\ninclude = \"/etc\"\n", "include", `[fileset] include: must be a list, e.g. ["a", "b"] (or, for tables, [[tables]]); got a string`},
 		{"fileset one_file_system quoted", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\none_file_system = \"yes\"\n", "one_file_system", `[fileset] one_file_system: must be true or false, without quotes`},
 		// [[schedule]]
 		{"schedule without run", "", "[[schedule]]\nname = \"S\"\n", "[[schedule]]", `[[schedule]] #1 run is missing; add e.g. run = [`},
+		{"schedule run not a list", "", "[[schedule]]\nname = \"S\"\nrun = \"mon at 1:00\"\n", "run =", `[schedule] run: must be a list, e.g. ["a", "b"]`},
 		{"schedule bad timezone", "", "[[schedule]]\nname = \"S\"\nrun = [\"mon at 1:00\"]\ntimezone = \"Berlin\"\n", "timezone", `[[schedule]] #1 timezone = "Berlin": not a time zone: write an IANA name such as "Europe/Berlin" or "UTC", or omit it`},
 		{"schedule pool override undefined", "", resources + "[[schedule]]\nname = \"M\"\nrun = [\n  \"Level=Full Pool=Monthly 1st sun at 2:05\",\n]\n", "Pool=Monthly", `[[schedule]] "M" run entry 1 "Level=Full Pool=Monthly 1st sun at 2:05": Pool=Monthly: no [[pool]] has this name (defined: Local, Offsite)`},
 		{"schedule storage override undefined", "", "[[schedule]]\nname = \"M\"\nrun = [\"Storage=sd9 mon at 1:00\"]\n", "Storage=sd9", `[[schedule]] "M" run entry 1 "Storage=sd9 mon at 1:00": Storage=sd9: no [[storage]] has this name (defined: sd1, sd2)`},
@@ -405,3 +407,59 @@ run = [
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// The options whose default is true keep an explicit false; the others
+// take their values.
+func TestExplicitResourceOptions(t *testing.T) {
+	d := mustLoadDir(t, dirText("", `
+[[fileset]]
+name = "f"
+include = ["/srv/", "/home"]
+one_file_system = false
+exclude_caches = true
+xattrs = false
+
+[[pool]]
+name = "P"
+media_type = "LTO-9"
+encrypted = false
+recycle = false
+auto_prune = false
+volume_retention = "1 year"
+max_volume_bytes = 1099511627776
+max_volume_jobs = 3
+volume_use_duration = "36h"
+recycle_pool = "Q"
+
+[[pool]]
+name = "Q"
+encrypted = true
+
+[[client]]
+name = "c"
+address = "[::1]:9102"
+tls_server_name = "c.example.com"
+max_concurrent_jobs = 4
+file_retention = "60 days"
+job_retention = "6 months"
+`))
+	fs := d.Filesets[0]
+	if fs.StaysOnOneFileSystem() || fs.KeepsXAttrs() || !fs.ExcludeCaches || !slices.Equal(fs.Include, []string{"/srv", "/home"}) {
+		t.Errorf("fileset %+v", fs)
+	}
+	p, q := d.Pools[0], d.Pools[1]
+	if p.EncryptsVolumes() || p.Recycles() || p.AutoPrunes() || p.MediaType != "LTO-9" || p.VolumeRetention.Duration != 365*24*time.Hour ||
+		p.MaxVolumeBytes != 1<<40 || p.MaxVolumeJobs != 3 || p.VolumeUseDuration.Duration != 36*time.Hour || p.RecyclePool != "Q" {
+		t.Errorf("pool P %+v", p)
+	}
+	if !q.EncryptsVolumes() || !q.Recycles() || !q.AutoPrunes() {
+		t.Errorf("pool Q %+v", q)
+	}
+	c := d.Clients[0]
+	if c.TLSServerName != "c.example.com" || c.MaxConcurrentJobs != 4 || c.FileRetention.Duration != 60*24*time.Hour || c.JobRetention.Duration != 180*24*time.Hour {
+		t.Errorf("client %+v", c)
+	}
+	if len(d.Warnings) != 0 {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+}

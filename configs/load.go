@@ -153,7 +153,7 @@ func typeHint(msg string) string {
 	case "boolean", "bool":
 		return fmt.Sprintf("must be true or false, without quotes (got %s)", got)
 	case "slice", "array":
-		return fmt.Sprintf("must be a list of [[tables]] (got %s)", got)
+		return fmt.Sprintf("must be a list, e.g. [\"a\", \"b\"] (or, for tables, [[tables]]); got %s", got)
 	}
 	return fmt.Sprintf("wrong type: got %s, want %s", got, m[2])
 }

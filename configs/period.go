@@ -91,7 +91,7 @@ func parsePeriod(in string) (time.Duration, bool, error) {
 		return 0, false, fmt.Errorf("%q is negative; %s", s, periodHelp)
 	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
-		return 0, false, fmt.Errorf("%s has no unit; write a quoted period such as \"%s days\" or \"%sh\" (%s)", s, s, s, periodHelp)
+		return 0, false, fmt.Errorf("%s has no unit; write a quoted period such as \"%s days\" or \"%sh\" (units: s, min, h, d, w, months, y)", s, s, s)
 	}
 	var total float64
 	bareM := false
