@@ -89,9 +89,9 @@ type Pool struct {
 	// VolumeRetention: a volume last written longer ago may be pruned
 	// (default 365 days; more than zero).
 	VolumeRetention Period `toml:"volume_retention"`
-	// MaxVolumeBytes: a volume holding this much is marked Full (0: no
-	// limit but the tape's).
-	MaxVolumeBytes Size `toml:"max_volume_bytes"`
+	// MaxVolumeBytes: a volume holding this much is marked Full (0, the
+	// default: no limit but the tape's).
+	MaxVolumeBytes SizeLimit `toml:"max_volume_bytes"`
 	// MaxVolumeJobs: a volume with this many jobs is marked Used (0: no
 	// limit).
 	MaxVolumeJobs int `toml:"max_volume_jobs"`
@@ -108,6 +108,34 @@ type Pool struct {
 	// default: they stay).
 	ScratchPool string `toml:"scratch_pool"`
 	RecyclePool string `toml:"recycle_pool"`
+}
+
+// SizeLimit is a Size where 0 means "no limit".
+type SizeLimit Size
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *SizeLimit) UnmarshalText(b []byte) error {
+	if strings.TrimSpace(string(b)) == "0" {
+		*s = 0
+		return nil
+	}
+	return (*Size)(s).UnmarshalText(b)
+}
+
+// String shows the limit like Size, or "no limit".
+func (s SizeLimit) String() string {
+	if s == 0 {
+		return "no limit"
+	}
+	return Size(s).String()
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s SizeLimit) MarshalText() ([]byte, error) {
+	if s == 0 {
+		return []byte("0"), nil
+	}
+	return Size(s).MarshalText()
 }
 
 // EncryptsVolumes is the effective encrypted.
@@ -293,9 +321,6 @@ func (f *file) jobResources(c *Director) {
 			f.retention(at(i, "pool", "volume_retention"), p.VolumeRetention, "365 days", false)
 		} else {
 			p.VolumeRetention.Duration = DefaultVolumeRetention
-		}
-		if p.MaxVolumeBytes < 0 {
-			f.problem(at(i, "pool", "max_volume_bytes"), int64(p.MaxVolumeBytes), "must not be negative; omit it for no limit")
 		}
 		if p.MaxVolumeJobs < 0 {
 			f.problem(at(i, "pool", "max_volume_jobs"), p.MaxVolumeJobs, "must be 0 (no limit) or more")

@@ -434,6 +434,7 @@ recycle_pool = "Q"
 [[pool]]
 name = "Q"
 encrypted = true
+max_volume_bytes = 0
 
 [[client]]
 name = "c"
@@ -452,7 +453,7 @@ job_retention = "6 months"
 		p.MaxVolumeBytes != 1<<40 || p.MaxVolumeJobs != 3 || p.VolumeUseDuration.Duration != 36*time.Hour || p.RecyclePool != "Q" {
 		t.Errorf("pool P %+v", p)
 	}
-	if !q.EncryptsVolumes() || !q.Recycles() || !q.AutoPrunes() {
+	if !q.EncryptsVolumes() || !q.Recycles() || !q.AutoPrunes() || q.MaxVolumeBytes != 0 || q.MaxVolumeBytes.String() != "no limit" || p.MaxVolumeBytes.String() != "1TiB" {
 		t.Errorf("pool Q %+v", q)
 	}
 	c := d.Clients[0]
