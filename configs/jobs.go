@@ -41,9 +41,9 @@ type Fileset struct {
 	// cleaned ("/home/" → "/home").
 	Include []string `toml:"include"`
 	// Exclude lists absolute paths or globs ("/home/*/.cache"), matched
-	// against the whole path, or name patterns without '/' ("*.tmp",
-	// ".cache"), matched against the name of every file and directory.
-	// Glob syntax is Go's path.Match: * ? [a-z] and \ to quote.
+	// against the whole path (stored cleaned), or name patterns without
+	// '/' ("*.tmp", ".cache"), matched against the name of every file and
+	// directory. Glob syntax is Go's path.Match: * ? [a-z] and \ to quote.
 	Exclude []string `toml:"exclude"`
 	// OneFileSystem (default true, as Bareos): do not descend into other
 	// mounted file systems below an include.
@@ -453,7 +453,9 @@ func (f *file) fileset(i int, fs *Fileset) {
 			f.add(l, fmt.Sprintf("[[fileset]] #%d exclude = %q: a pattern with '/' is matched against whole paths and must start with '/', e.g. \"/%s\" or \"/home/*/%s\"; a name pattern (matched in every directory) has no '/', e.g. \"*.tmp\"", i+1, p, p, p))
 		default:
 			if _, err := path.Match(p, ""); err != nil {
-				f.add(l, fmt.Sprintf("[[fileset]] #%d exclude = %q: not a valid glob (%v); use * ? [a-z], and \\\\ to quote", i+1, p, err))
+				f.add(l, fmt.Sprintf("[[fileset]] #%d exclude = %q: not a valid glob (%v); use * ? [a-z], and \\ to quote", i+1, p, err))
+			} else if strings.HasPrefix(p, "/") {
+				fs.Exclude[k] = path.Clean(p)
 			}
 		}
 	}

@@ -264,7 +264,7 @@ func TestJobResourceErrors(t *testing.T) {
 		{"fileset relative include", "", "[[fileset]]\nname = \"f\"\ninclude = [\n  \"/etc\",\n  \"home\",\n]\n", `"home"`, `[[fileset]] #1 include = "home": write an absolute path, e.g. "/home"`},
 		{"fileset include twice", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/etc\",\n \"/etc/\"]\n", `"/etc/"`, `[[fileset]] #1 include = "/etc/": listed twice`},
 		{"fileset relative exclude with /", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"*.o\",\n \"var/tmp\"]\n", `"var/tmp"`, `[[fileset]] #1 exclude = "var/tmp": a pattern with '/' is matched against whole paths and must start with '/', e.g. "/var/tmp"`},
-		{"fileset bad glob", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"/home/[a\"]\n", "exclude", `[[fileset]] #1 exclude = "/home/[a": not a valid glob (syntax error in pattern)`},
+		{"fileset bad glob", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"/home/[a\"]\n", "exclude", `[[fileset]] #1 exclude = "/home/[a": not a valid glob (syntax error in pattern); use * ? [a-z], and \ to quote`},
 		{"fileset empty exclude", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\nexclude = [\"\"]\n", "exclude", `[[fileset]] #1 exclude = "": write a path or a pattern`},
 		{"fileset include not a list", "", "[[fileset]]\nname = \"f\"\ninclude = \"/etc\"\n", "include", `[fileset] include: must be a list, e.g. ["a", "b"] (or, for tables, [[tables]]); got a string`},
 		{"fileset one_file_system quoted", "", "[[fileset]]\nname = \"f\"\ninclude = [\"/\"]\none_file_system = \"yes\"\n", "one_file_system", `[fileset] one_file_system: must be true or false, without quotes`},
@@ -415,6 +415,7 @@ func TestExplicitResourceOptions(t *testing.T) {
 [[fileset]]
 name = "f"
 include = ["/srv/", "/home"]
+exclude = ["/srv/tmp/", "*.o", "/home/*/.cache"]
 one_file_system = false
 exclude_caches = true
 xattrs = false
@@ -445,7 +446,8 @@ file_retention = "60 days"
 job_retention = "6 months"
 `))
 	fs := d.Filesets[0]
-	if fs.StaysOnOneFileSystem() || fs.KeepsXAttrs() || !fs.ExcludeCaches || !slices.Equal(fs.Include, []string{"/srv", "/home"}) {
+	if fs.StaysOnOneFileSystem() || fs.KeepsXAttrs() || !fs.ExcludeCaches || !slices.Equal(fs.Include, []string{"/srv", "/home"}) ||
+		!slices.Equal(fs.Exclude, []string{"/srv/tmp", "*.o", "/home/*/.cache"}) {
 		t.Errorf("fileset %+v", fs)
 	}
 	p, q := d.Pools[0], d.Pools[1]
