@@ -81,8 +81,9 @@ type Pool struct {
 	// MediaType of its volumes (default "LTO"; a drive's media_type in
 	// storaged.toml).
 	MediaType string `toml:"media_type"`
-	// Storage is the [[storage]] its volumes live in (optional; a job
-	// whose storage is not set uses its pool's).
+	// Storage is the [[storage]] its volumes live in (optional). A job
+	// writing to this pool writes there, whatever its own storage (as
+	// Bareos); a job that sets no storage takes it from its pool.
 	Storage string `toml:"storage"`
 	// Encrypted (default true): only encrypted volumes belong to it.
 	Encrypted *bool `toml:"encrypted"`
@@ -185,7 +186,11 @@ type Job struct {
 
 	Client  string
 	Fileset string
-	Storage string // default: its pool's storage
+	// Storage is the job's storage (default: its pool's). A run writes
+	// to the storage of the pool it writes to when that pool names one,
+	// as in Bareos (a pool's storage overrides the job's): see
+	// Director.StorageFor.
+	Storage string
 	Pool    string
 	// FullPool, IncrementalPool, DifferentialPool: the pool for that
 	// level ("" : Pool). See PoolFor.
@@ -215,6 +220,16 @@ func (j Job) PoolFor(level string) string {
 		return j.Pool
 	}
 	return p
+}
+
+// StorageFor returns the storage a run of job j writing to pool writes
+// to: the pool's storage if it names one (as in Bareos, a pool's storage
+// overrides the job's), else the job's.
+func (d *Director) StorageFor(j *Job, pool string) string {
+	if p, ok := d.PoolNamed(pool); ok && p.Storage != "" {
+		return p.Storage
+	}
+	return j.Storage
 }
 
 // Job types and levels.

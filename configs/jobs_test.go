@@ -145,6 +145,14 @@ storage = "sd1"
 	if d.Jobs[0].PoolFor(LevelFull) != "Local" {
 		t.Errorf("PoolFor(Full) = %q", d.Jobs[0].PoolFor(LevelFull))
 	}
+	// A pool's storage overrides the job's (Bareos); a pool without one
+	// leaves the job's.
+	if got := d.StorageFor(&d.Jobs[0], "Offsite"); got != "sd2" {
+		t.Errorf("StorageFor(Offsite) = %q, want sd2 (the pool's)", got)
+	}
+	if got := d.StorageFor(&d.Jobs[0], "Local"); got != "sd1" {
+		t.Errorf("StorageFor(Local) = %q, want sd1 (the job's)", got)
+	}
 	cl, _ := d.ClientNamed("db1")
 	if cl.TLSServerName != "10.0.0.5" || cl.MaxConcurrentJobs != 1 {
 		t.Errorf("client db1 %+v", cl)
