@@ -11,7 +11,7 @@
 // key files, the catalog package the password file.
 //
 // The commented examples in this directory (director.toml, storaged.toml,
-// tapectl.toml) are the reference for every key.
+// tapectl.toml, filed.toml) are the reference for every key.
 package configs
 
 import (
@@ -152,6 +152,22 @@ type Director struct {
 	// DefaultPool is the pool label uses when the command names none
 	// (Bareos' Default pool); "" : label needs pool=.
 	DefaultPool string `toml:"default_pool"`
+
+	// The job resources (jobs.go). ClientIdleTimeout (default 2m) and
+	// CatchUp (default 12h; "0": skip missed runs) are the defaults of
+	// every job's.
+	ClientIdleTimeout Period     `toml:"client_idle_timeout"`
+	CatchUp           Period     `toml:"catch_up"`
+	Clients           []Client   `toml:"client"`
+	Filesets          []Fileset  `toml:"fileset"`
+	Schedules         []Schedule `toml:"schedule"`
+	Pools             []Pool     `toml:"pool"`
+	JobDefs           []JobSpec  `toml:"jobdefs"` // as written
+	JobSpecs          []JobSpec  `toml:"job"`     // as written; see Jobs
+	Jobs              []Job      `toml:"-"`       // the [[job]]s resolved
+	// Warnings are Run lines that parse but probably do not mean what
+	// they say, as file:line: messages for the director to log.
+	Warnings []string `toml:"-"`
 }
 
 // ConsoleNamed returns the [[console]] entry named name.
@@ -342,6 +358,7 @@ func LoadDirector(path string) (*Director, error) {
 				strings.Join(ConsoleRoles, ", "), RoleRead, RoleOperator, RoleKeyAdmin)
 		}
 	}
+	f.jobResources(&c)
 	if err := f.err(); err != nil {
 		return nil, err
 	}

@@ -65,10 +65,14 @@ func TestShippedConfigsLoad(t *testing.T) {
 		t.Errorf("tapectl.toml loaded as %+v", c)
 	}
 
-	// Every *.toml shipped here is one of the three and loads.
+	if _, err := LoadFiled("filed.toml"); err != nil {
+		t.Fatalf("filed.toml: %v", err)
+	}
+
+	// Every *.toml shipped here is one of the four and loads.
 	files, _ := filepath.Glob("*.toml")
-	if len(files) != 3 {
-		t.Errorf("configs/ ships %v; the test knows director, storaged and tapectl", files)
+	if len(files) != 4 {
+		t.Errorf("configs/ ships %v; the test knows director, filed, storaged and tapectl", files)
 	}
 }
 
@@ -328,13 +332,13 @@ func TestSizeAndDurationParsing(t *testing.T) {
 }
 
 func TestScanKeys(t *testing.T) {
-	text := "a = 1\n[t]\n\"x.y\" = 2\nb.c = 3 # c\ns = \"\"\"\nk = v\n\"\"\"\n[[arr]]\nn = 1\n[[arr]]\nn = 2\n"
+	text := "a = 1\n[t]\n\"x.y\" = 2\nb.c = 3 # c\ns = \"\"\"\nk = v\n\"\"\"\n[[arr]]\nn = 1\n[[arr]]\nn = 2\nl = [\n  \"p=q\", # x = y\n]\n"
 	got := scanKeys(text)
 	want := []struct {
 		path string
 		line int
 		aot  int
-	}{{"a", 1, -1}, {"t", 2, -1}, {"t|x.y", 3, -1}, {"t|b|c", 4, -1}, {"t|s", 5, -1}, {"arr", 8, 0}, {"arr|n", 9, 0}, {"arr", 10, 1}, {"arr|n", 11, 1}}
+	}{{"a", 1, -1}, {"t", 2, -1}, {"t|x.y", 3, -1}, {"t|b|c", 4, -1}, {"t|s", 5, -1}, {"arr", 8, 0}, {"arr|n", 9, 0}, {"arr", 10, 1}, {"arr|n", 11, 1}, {"arr|l", 12, 1}}
 	if len(got) != len(want) {
 		t.Fatalf("scanKeys found %+v", got)
 	}

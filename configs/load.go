@@ -20,6 +20,7 @@ type file struct {
 	dir   string // relative paths in the file resolve against this
 	lines []entry
 	errs  []string
+	src   string // the file's text
 }
 
 // entry is one key or table header of the file, with where it is.
@@ -46,7 +47,7 @@ func decode(path string, v any) (*file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	f := &file{path: path, dir: filepath.Dir(abs), lines: scanKeys(string(data))}
+	f := &file{path: path, dir: filepath.Dir(abs), lines: scanKeys(string(data)), src: string(data)}
 	// Syntax first (into a plain map), then types (into v): the two kinds
 	// of error read differently.
 	var generic map[string]any
@@ -152,7 +153,7 @@ func typeHint(msg string) string {
 	case "boolean", "bool":
 		return fmt.Sprintf("must be true or false, without quotes (got %s)", got)
 	case "slice", "array":
-		return fmt.Sprintf("must be a list of [[tables]] (got %s)", got)
+		return fmt.Sprintf("must be a list, e.g. [\"a\", \"b\"] (or, for tables, [[tables]]); got %s", got)
 	}
 	return fmt.Sprintf("wrong type: got %s, want %s", got, m[2])
 }
@@ -320,6 +321,8 @@ func keyEnd(line string) int {
 			}
 		case c == '"' || c == '\'':
 			quote = c
+		case c == '#': // a comment: a line of a multi-line array, `"x", # a = b`
+			return -1
 		case c == '=':
 			return i
 		}
@@ -411,4 +414,68 @@ func (f *file) resolve(p string) string {
 		return p
 	}
 	return filepath.Join(f.dir, p)
+}
+
+// has reports whether the aot-th element of the [[array]] (aot < 0: no
+// array) sets key k itself.
+func (f *file) has(aot int, k ...string) bool {
+	for _, e := range f.lines {
+		if !e.header && equal(e.path, k) && (aot < 0 || e.aot == aot) {
+			return true
+		}
+	}
+	return false
+}
+
+// itemLines returns the line of each string of the array value of key k
+// in the aot-th element of its [[array]] (run = ["…", "…"] over one or
+// several lines), or nil when the key is not found. Like scanKeys it
+// relies on toml.Decode having accepted the text.
+func (f *file) itemLines(aot int, k ...string) []int {
+	start := 0
+	for _, e := range f.lines {
+		if !e.header && equal(e.path, k) && (aot < 0 || e.aot == aot) {
+			start = e.line
+			break
+		}
+	}
+	if start == 0 {
+		return nil
+	}
+	text := strings.Split(f.src, "\n")
+	var out []int
+	depth := 0
+	for i := start - 1; i < len(text); i++ {
+		l := text[i]
+		j := 0
+		if i == start-1 {
+			j = keyEnd(l) + 1
+		}
+		for ; j < len(l); j++ {
+			switch c := l[j]; c {
+			case '#':
+				j = len(l)
+			case '[':
+				depth++
+			case ']':
+				depth--
+				if depth <= 0 {
+					return out
+				}
+			case '"', '\'':
+				if depth == 1 {
+					out = append(out, i+1)
+				}
+				for j++; j < len(l) && l[j] != c; j++ {
+					if c == '"' && l[j] == '\\' {
+						j++
+					}
+				}
+			}
+		}
+		if depth <= 0 {
+			return out
+		}
+	}
+	return out
 }

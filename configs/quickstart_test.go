@@ -81,6 +81,21 @@ func TestQuickstartConfigsAgree(t *testing.T) {
 		t.Errorf("director.toml [catalog] %s:%d %s/%s is not make quickstart-db's 127.0.0.1:%s tapeward/tapeward",
 			d.Catalog.Host, d.Catalog.Port, d.Catalog.User, d.Catalog.Database, m[1])
 	}
+	// filed.toml is the director's client web1.
+	fd, err := LoadFiled("filed.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, ok := d.ClientNamed(fd.Name)
+	if !ok {
+		t.Fatalf("filed.toml's client %q has no [[client]] in director.toml", fd.Name)
+	}
+	same("the client's address (director.toml [[client]] address, filed.toml listen)", cl.Address, fd.Listen)
+	same("the director's name (director.toml name, filed.toml [director] name)", d.Name, fd.Director.Name)
+	same("the CA (director.toml, filed.toml)", d.TLS.CA, fd.TLS.CA)
+	if filepath.Base(fd.TLS.Cert) != fd.Name+".crt" {
+		t.Errorf("filed.toml's certificate %s is not the one `tapekey pki init --client %s` makes (%s.crt)", fd.TLS.Cert, fd.Name, fd.Name)
+	}
 	if d.DefaultPool == "" {
 		t.Error("director.toml sets no default_pool: the quickstart's `label slots=1-5 barcodes encrypt` would need pool=")
 	}

@@ -33,13 +33,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
 // Size is a byte count: a TOML integer (bytes) or a string with a binary
-// unit, "512KiB", "1MiB", "2GiB" (or "B").
+// unit, "512KiB", "1MiB", "2GiB", "10TiB" (or "B").
 type Size int64
 
 var sizeUnits = []struct {
 	suffix string
 	mult   int64
-}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (s *Size) UnmarshalText(b []byte) error {
@@ -53,7 +53,7 @@ func (s *Size) UnmarshalText(b []byte) error {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n <= 0 {
-		return fmt.Errorf("%q is not a size; write a whole number with a binary unit, e.g. \"1MiB\", \"256KiB\" (KiB, MiB, GiB) or plain bytes", str)
+		return fmt.Errorf("%q is not a size; write a whole number with a binary unit, e.g. \"1MiB\", \"256KiB\" (KiB, MiB, GiB, TiB) or plain bytes", str)
 	}
 	if n > (1<<62)/mult {
 		return fmt.Errorf("%q is too large", str)
