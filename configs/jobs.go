@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapeward/tapeward/director/schedule"
+	"github.com/tapeward/tapeward/configs/schedule"
 )
 
 // The director's job resources ([[client]], [[fileset]], [[schedule]],
@@ -62,7 +62,7 @@ func (f Fileset) StaysOnOneFileSystem() bool { return f.OneFileSystem == nil || 
 func (f Fileset) KeepsXAttrs() bool { return f.XAttrs == nil || *f.XAttrs }
 
 // Schedule is a [[schedule]]: Run lines in Bareos' grammar (package
-// director/schedule).
+// configs/schedule).
 type Schedule struct {
 	Name string   `toml:"name"`
 	Run  []string `toml:"run"`

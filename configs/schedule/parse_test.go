@@ -243,7 +243,7 @@ func TestImportsStandardLibraryOnly(t *testing.T) {
 	for _, imp := range p.Imports {
 		first, _, _ := strings.Cut(imp, "/")
 		if strings.Contains(first, ".") {
-			t.Errorf("imports %s: director/schedule may import only the standard library", imp)
+			t.Errorf("imports %s: configs/schedule may import only the standard library", imp)
 		}
 	}
 }

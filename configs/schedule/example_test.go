@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tapeward/tapeward/director/schedule"
+	"github.com/tapeward/tapeward/configs/schedule"
 )
 
 // The classic rotation, previewed for a week in UTC.
