@@ -40,6 +40,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings { // e.g. a Run line that restricts nothing
+		log.Warn("configuration: " + w)
+	}
 	d, err := core.New(ctx, core.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
