@@ -1,0 +1,146 @@
+package archive
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Entry is one member of a part as the Reader yields it.
+type Entry struct {
+	// Header is the member's header as archive/tar parses it: a sparse
+	// file's Name is its real path and Size its apparent size.
+	Header *tar.Header
+	// Offset is the offset in the tape file of the member's first header
+	// block (its 'x' header when it has one).
+	Offset int64
+	// Continues is set on the member that carries a cut member's
+	// remaining bytes: Continues.Path is the member it continues and
+	// Continues.Offset where, in that member's stored data, this
+	// member's data starts. For a cut sparse member the data is its
+	// stored bytes (map and regions), not the expanded file.
+	Continues *Cut
+}
+
+// Reader reads one tape file of a job: the part header, then members
+// (the first one may continue a member cut at the end of the previous
+// part), then the end-of-archive marker or, on a part that is not the
+// last, the end of the tape file, possibly inside a member (see Cut).
+type Reader struct {
+	cr    *countReader
+	tr    *tar.Reader
+	part  PartHeader
+	cur   *Entry
+	read  int64 // data bytes read of cur
+	first bool
+	cut   *Cut
+	done  bool
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// NewReader reads the part header at the start of r.
+func NewReader(r io.Reader) (*Reader, error) {
+	cr := &countReader{r: r}
+	tr := tar.NewReader(cr)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("archive: reading the part header: %w", err)
+	}
+	if hdr.Typeflag != tar.TypeXGlobalHeader {
+		return nil, fmt.Errorf("archive: the tape file starts with %q (typeflag %q), not a part header (a pax global header)", hdr.Name, hdr.Typeflag)
+	}
+	ph, err := partHeaderFrom(hdr.PAXRecords)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{cr: cr, tr: tr, part: ph, first: true}, nil
+}
+
+// PartHeader is the part's header.
+func (r *Reader) PartHeader() PartHeader { return r.part }
+
+// Next advances to the next member, skipping what is left of the current
+// one. It returns io.EOF at the end of the part (then Cut says whether
+// the part ended inside a member).
+func (r *Reader) Next() (*Entry, error) {
+	if r.done {
+		return nil, io.EOF
+	}
+	if r.cur != nil {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			if r.cut != nil {
+				r.done = true
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		if r.cut != nil {
+			r.done = true
+			return nil, io.EOF
+		}
+	}
+	off := (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+	hdr, err := r.tr.Next()
+	for err == nil && hdr.Typeflag == tar.TypeXGlobalHeader {
+		off = (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+		hdr, err = r.tr.Next()
+	}
+	if err != nil {
+		r.done = true
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("archive: member header at offset %d: %w", off, err)
+	}
+	e := &Entry{Header: hdr, Offset: off}
+	if r.first && r.part.Cut != nil {
+		c := *r.part.Cut
+		if hdr.Typeflag != tar.TypeReg || hdr.Size != c.Remaining() || !strings.HasPrefix(hdr.Name, "GNUFileParts/") {
+			r.done = true
+			return nil, fmt.Errorf("archive: the part continues %q (%d bytes from offset %d) but starts with %q (%d bytes)", c.Path, c.Remaining(), c.Offset, hdr.Name, hdr.Size)
+		}
+		e.Continues = &c
+	}
+	r.first = false
+	r.cur, r.read = e, 0
+	return e, nil
+}
+
+// Read reads the current member's data. At the end of a part that ends
+// inside a member it returns io.ErrUnexpectedEOF, and Cut reports it.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.cur == nil {
+		return 0, errors.New("archive: Read before Next")
+	}
+	n, err := r.tr.Read(p)
+	r.read += int64(n)
+	if err == io.ErrUnexpectedEOF && r.cut == nil {
+		h := r.cur.Header
+		stored := h.Size
+		if r.cur.Continues != nil {
+			c := *r.cur.Continues
+			r.cut = &Cut{Path: c.Path, Size: c.Size, Offset: c.Offset + r.read, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+		} else {
+			r.cut = &Cut{Path: h.Name, Size: stored, Offset: r.read, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+		}
+	}
+	return n, err
+}
+
+// Cut is the member the part ended inside of (nil if it ended at a
+// member boundary): its Offset is how many data bytes this part held
+// (counted as read through Read: for a sparse member, the expanded
+// bytes), the offset the next part's continuation starts at.
+func (r *Reader) Cut() *Cut { return r.cut }
