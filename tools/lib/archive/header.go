@@ -79,6 +79,7 @@ const (
 
 // ustar is what goes into one ustar header block.
 type ustar struct {
+	nameB            []byte // the name, when not in name
 	name, linkname   string
 	uname, gname     string
 	typ              byte
@@ -93,6 +94,7 @@ type ustar struct {
 // is what a pax reader uses).
 func putUstar(blk *[BlockSize]byte, h *ustar) {
 	copy(blk[offName:offName+lenName], h.name)
+	copy(blk[offName:offName+lenName], h.nameB)
 	putNumber(blk[offMode:offMode+8], h.mode)
 	putNumber(blk[offUID:offUID+8], h.uid)
 	putNumber(blk[offGID:offGID+8], h.gid)
@@ -146,7 +148,7 @@ func putOctal(b []byte, v int64) {
 
 // appendPAXRecord appends one "LEN key=value\n" record, LEN counting
 // itself.
-func appendPAXRecord(b []byte, k, v string) []byte {
+func appendPAXRecord[V string | []byte](b []byte, k string, v V) []byte {
 	n := len(k) + len(v) + 3 // ' ', '=', '\n'
 	size := n + len(strconv.Itoa(n))
 	if len(strconv.Itoa(size)) > len(strconv.Itoa(n)) {
@@ -173,12 +175,13 @@ func appendPAXTime(b []byte, sec int64, nsec int64) []byte {
 		nsec = 1e9 - nsec
 	}
 	b = strconv.AppendInt(b, sec, 10)
-	b = append(b, '.')
-	frac := strconv.AppendInt(nil, nsec, 10)
-	for range 9 - len(frac) {
-		b = append(b, '0')
+	var frac [9]byte
+	for i := 8; i >= 0; i-- {
+		frac[i] = byte('0' + nsec%10)
+		nsec /= 10
 	}
-	return append(b, frac...)
+	b = append(b, '.')
+	return append(b, frac[:]...)
 }
 
 // isASCII reports whether s is printable-safe 7-bit text (no NUL).
@@ -229,12 +232,20 @@ func needsPAXString(s string, max int) bool {
 // hdrcharset=BINARY so readers keep the bytes as they are).
 func binaryString(s string) bool { return !utf8.ValidString(s) }
 
-// paxHeaderName is the name of a member's 'x' header block (readers
-// ignore it; GNU tar's convention, ASCII only).
-func paxHeaderName(p string) string {
+// appendPAXHeaderName appends the name of a member's 'x' header block
+// (readers ignore it; GNU tar's convention, printable ASCII only).
+func appendPAXHeaderName(b []byte, p string) []byte {
 	p = strings.TrimSuffix(p, "/")
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		p = p[i+1:]
 	}
-	return asciiName("PaxHeaders/"+p, lenName)
+	b = append(b, "PaxHeaders/"...)
+	for i := 0; i < len(p) && len(b) < lenName; i++ {
+		c := p[i]
+		if c < 0x20 || c >= 0x7f {
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return b
 }

@@ -12,7 +12,7 @@ import (
 
 // needTar returns the path of GNU tar or bsdtar; a missing one fails the
 // test (CI installs both: .ci/run).
-func needTar(t *testing.T, name string) string {
+func needTar(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {

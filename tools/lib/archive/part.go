@@ -212,7 +212,7 @@ func (w *Writer) writeContinuation(c Cut, part int) error {
 		h.mtime = 0
 	}
 	_ = ns
-	return w.writeHeaders(&h, pax, paxHeaderName(name))
+	return w.writeHeaders(&h, pax, name)
 }
 
 // NewWriterSize is NewWriter with a data buffer of size bytes (0: a

@@ -99,6 +99,11 @@ type Writer struct {
 	hash   hash.Hash
 	links  map[[2]uint64]linkTarget
 	closed bool
+	blk    [BlockSize]byte // scratch (fields: no allocation per member)
+	one    [1]byte
+	sum    [32]byte
+	xname  []byte
+	tb     []byte
 }
 
 type linkTarget struct {
@@ -204,8 +209,8 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 		h.linkname = asciiName(rec.Linkname, lenLinkname)
 	}
 	if ns := m.Mtime.Nanosecond(); ns != 0 || h.mtime < 0 || h.mtime > 077777777777 {
-		var tb [32]byte
-		pax = appendPAXRecord(pax, "mtime", string(appendPAXTime(tb[:0], h.mtime, int64(ns))))
+		w.tb = appendPAXTime(w.tb[:0], h.mtime, int64(ns))
+		pax = appendPAXRecord(pax, "mtime", w.tb)
 		if h.mtime < 0 || h.mtime > 077777777777 {
 			h.mtime = 0
 		}
@@ -242,7 +247,7 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 		pax = append(appendPAXRecord(nil, "hdrcharset", "BINARY"), pax...)
 	}
 	w.pax = pax
-	if err := w.writeHeaders(&h, pax, paxHeaderName(rec.Path)); err != nil {
+	if err := w.writeHeaders(&h, pax, rec.Path); err != nil {
 		return Record{}, err
 	}
 	rec.DataOffset = w.off
@@ -258,13 +263,15 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 	return rec, nil
 }
 
-// writeHeaders writes an 'x' header carrying pax (if any) and the ustar
-// header h.
-func (w *Writer) writeHeaders(h *ustar, pax []byte, paxName string) error {
-	var blk [BlockSize]byte
+// writeHeaders writes an 'x' header carrying pax (if any) for the member
+// named name, and the ustar header h.
+func (w *Writer) writeHeaders(h *ustar, pax []byte, name string) error {
+	blk := &w.blk
+	*blk = [BlockSize]byte{}
 	if len(pax) > 0 {
-		x := ustar{name: paxName, typ: 'x', mode: 0o644, size: int64(len(pax)), mtime: h.mtime}
-		putUstar(&blk, &x)
+		w.xname = appendPAXHeaderName(w.xname[:0], name)
+		x := ustar{nameB: w.xname, typ: 'x', mode: 0o644, size: int64(len(pax)), mtime: h.mtime}
+		putUstar(blk, &x)
 		if err := w.write(blk[:]); err != nil {
 			return err
 		}
@@ -274,9 +281,9 @@ func (w *Writer) writeHeaders(h *ustar, pax []byte, paxName string) error {
 		if err := w.pad(); err != nil {
 			return err
 		}
-		blk = [BlockSize]byte{}
+		*blk = [BlockSize]byte{}
 	}
-	putUstar(&blk, h)
+	putUstar(blk, h)
 	return w.write(blk[:])
 }
 
@@ -414,12 +421,12 @@ func (w *Writer) writeData(rec *Record, spans []Span, sparseMap []byte, data io.
 		w.hashZeros(rec.Size - pos)
 	}
 	if rec.Warnings&WarnShrunk == 0 {
-		var one [1]byte
-		if n, _ := io.ReadFull(data, one[:]); n > 0 {
+		if n, _ := io.ReadFull(data, w.one[:]); n > 0 {
 			rec.Warnings |= WarnGrew
 		}
 	}
-	w.hash.Sum(rec.SHA256[:0])
+	w.hash.Sum(w.sum[:0])
+	rec.SHA256 = w.sum
 	return w.pad()
 }
 
