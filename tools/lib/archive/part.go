@@ -152,7 +152,17 @@ func (h PartHeader) Encode() ([]byte, error) {
 	for k := range recs {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	// The comment first (the recipe is then in the tape file's first
+	// kilobyte, for `dd … count=1 | strings`), then the keys in order.
+	slices.SortFunc(keys, func(a, b string) int {
+		switch {
+		case a == keyComment:
+			return -1
+		case b == keyComment:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
 	var pax []byte
 	for _, k := range keys {
 		if binaryString(recs[k]) && k == keyVolFile {
