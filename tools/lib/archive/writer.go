@@ -165,7 +165,7 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 	rec.HeaderOffset = w.off
 	h := ustar{
 		name: rec.Path, linkname: rec.Linkname, uname: m.Uname, gname: m.Gname,
-		typ: byte(rec.Type), mode: m.Mode, uid: m.UID, gid: m.GID,
+		typ: byte(rec.Type), mode: rec.Mode, uid: m.UID, gid: m.GID,
 		mtime: m.Mtime.Unix(), devmajor: m.Devmajor, devmin: m.Devminor,
 	}
 	pax := w.pax[:0]
