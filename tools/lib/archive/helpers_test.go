@@ -110,7 +110,7 @@ func memberSet() []testMember {
 	big.UID, big.GID, big.Uname, big.Gname = 4_000_000_000, 3_000_000, "a-very-long-user-name-over-32-bytes", "gröup"
 	add(big, []byte("large ids\n"))
 	x := base("top/xattrs", TypeReg)
-	x.Xattrs = map[string]string{"user.comment": "a note", "security.selinux": "system_u:object_r:etc_t:s0\x01bin"}
+	x.Xattrs = map[string]string{"user.comment": "a note", "security.selinux": "system_u:object_r:etc_t:s0\x01bin", "user.binary": "\x01\x00\x00\x02 NUL bytes"}
 	add(x, []byte("xattrs\n"))
 	sl := base("top/link-to-plain", TypeSymlink)
 	sl.Linkname = "plain.txt"

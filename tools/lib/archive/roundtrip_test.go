@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/golden-part.tar from the writer")
 
 // TestGolden: the deterministic member set encodes to exactly the bytes
-// in testdata (go test -run Golden -update rewrites them after a
+// in testdata (go test ./tools/lib/archive -run Golden -update rewrites them after a
 // deliberate format change; the other tests judge the new bytes).
 func TestGolden(t *testing.T) {
 	part, _ := writeSet(t, testPartHeader(), memberSet())
@@ -31,7 +31,7 @@ func TestGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (go test -run Golden -update writes it)", err)
+		t.Fatalf("%v (go test ./tools/lib/archive -run Golden -update writes it)", err)
 	}
 	if !bytes.Equal(part, want) {
 		i := 0

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -50,6 +51,9 @@ func TestGNUTarExtracts(t *testing.T) {
 	for _, tool := range []string{"tar", "bsdtar"} {
 		dir := t.TempDir()
 		args := []string{"-xf", "-", "--no-same-owner"}
+		if tool == "tar" {
+			args = append(args, "--xattrs", "--xattrs-include=user.*")
+		}
 		runTool(t, part, dir, tool, args...)
 		for _, tm := range set {
 			p := filepath.Join(dir, tm.m.Path)
@@ -79,6 +83,11 @@ func TestGNUTarExtracts(t *testing.T) {
 					t.Errorf("%s: %q is %v, want a fifo", tool, tm.m.Path, fi.Mode())
 				}
 			}
+		}
+		val := make([]byte, 64)
+		n, err := syscall.Getxattr(filepath.Join(dir, "top/xattrs"), "user.binary", val)
+		if err != nil || string(val[:max(n, 0)]) != "\x01\x00\x00\x02 NUL bytes" {
+			t.Errorf("%s: xattr user.binary of top/xattrs = %q (%v), want the bytes with NULs", tool, val[:max(n, 0)], err)
 		}
 		a, _ := os.Stat(filepath.Join(dir, "top/hard-1"))
 		b, _ := os.Stat(filepath.Join(dir, "top/hard-2"))

@@ -158,6 +158,9 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 	if w.err != nil {
 		return Record{}, w.err
 	}
+	if m.Mtime.IsZero() {
+		m.Mtime = time.Unix(0, 0) // no time: the epoch, not year 1
+	}
 	rec, err := w.record(m)
 	if err != nil {
 		return Record{}, err
@@ -293,21 +296,20 @@ func (w *Writer) record(m Member) (Record, error) {
 	if m.Path == "" {
 		return Record{}, errors.New("archive: member with an empty path")
 	}
-	if strings.IndexByte(m.Path, 0) >= 0 || strings.IndexByte(m.Linkname, 0) >= 0 {
-		return Record{}, fmt.Errorf("archive: member %q: NUL in its path or link name", m.Path)
+	if strings.IndexByte(m.Path, 0) >= 0 || strings.IndexByte(m.Linkname, 0) >= 0 || strings.IndexByte(m.Uname, 0) >= 0 || strings.IndexByte(m.Gname, 0) >= 0 {
+		return Record{}, fmt.Errorf("archive: member %q: NUL in its path, link name, uname or gname", m.Path)
 	}
-	for k, v := range m.Xattrs {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
-			return Record{}, fmt.Errorf("archive: member %q: xattr %q cannot be stored (empty, '=' or NUL in the name, or NUL in the value)", m.Path, k)
+	for k := range m.Xattrs {
+		// Values are bytes (security.capability holds NULs): the pax
+		// record's length carries them.
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return Record{}, fmt.Errorf("archive: member %q: xattr name %q cannot be stored (empty, or '=' or NUL in it)", m.Path, k)
 		}
 	}
 	rec := Record{
 		Path: m.Path, Type: m.Type, Mode: m.Mode & 07777, UID: m.UID, GID: m.GID,
 		Uname: m.Uname, Gname: m.Gname, Mtime: m.Mtime.UnixNano(), Linkname: m.Linkname,
 		Xattrs: m.Xattrs, Devmajor: m.Devmajor, Devminor: m.Devminor,
-	}
-	if m.Mtime.IsZero() {
-		rec.Mtime = 0
 	}
 	switch m.Type {
 	case TypeReg:
