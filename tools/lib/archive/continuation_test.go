@@ -141,3 +141,92 @@ func TestGNUTarMultiVolume(t *testing.T) {
 		}
 	}
 }
+
+// TestThreeParts: a member spanning three volumes (the second cut right
+// at its data's start in part 1, then inside the continuation in part
+// 2): the Reader's cuts and continuations chain, and GNU tar -M
+// extracts it whole from the three parts.
+func TestThreeParts(t *testing.T) {
+	big := pattern(200000, 4)
+	var stream bytes.Buffer
+	w := NewWriter(&stream)
+	w.WriteMember(Member{Path: "a", Type: TypeReg, Size: 3, Mode: 0o644, Mtime: testTime}, bytes.NewReader([]byte("abc")))
+	rec, err := w.WriteMember(Member{Path: "sub dir/span", Type: TypeReg, Size: int64(len(big)), Mode: 0o600, Mtime: testTime}, bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	s := stream.Bytes()
+	cuts := []int64{rec.DataOffset, rec.DataOffset + 150*BlockSize}
+	var parts [][]byte
+	from := int64(0)
+	for i := 0; i <= len(cuts); i++ {
+		ph := testPartHeader()
+		ph.Part, ph.VolumeSeq, ph.StreamOffset = i+1, i+1, from
+		if i > 0 {
+			c, err := CutAt(rec, from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ph.Cut = &c
+		}
+		h, err := ph.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := int64(len(s))
+		if i < len(cuts) {
+			to = cuts[i]
+		}
+		parts = append(parts, append(h, s[from:to]...))
+		from = to
+	}
+	var got []byte
+	for i, p := range parts {
+		r, err := NewReader(bytes.NewReader(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("part %d: %v", i+1, err)
+			}
+			if i > 0 && e.Continues == nil && e.Header.Name != "a" {
+				t.Fatalf("part %d: %q does not continue anything", i+1, e.Header.Name)
+			}
+			if e.Continues != nil && e.Continues.Offset != int64(len(got)) {
+				t.Fatalf("part %d continues at %d, %d bytes read so far", i+1, e.Continues.Offset, len(got))
+			}
+			if e.Header.Name != "a" {
+				b, _ := io.ReadAll(r)
+				got = append(got, b...)
+			}
+		}
+		if c := r.Cut(); (i < 2) != (c != nil) || (c != nil && (c.Path != "sub dir/span" || c.Offset != int64(len(got)))) {
+			t.Fatalf("part %d ends with cut %+v after %d bytes", i+1, c, len(got))
+		}
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatalf("the pieces make %d bytes, the member has %d", len(got), len(big))
+	}
+	dir := t.TempDir()
+	args := []string{"-M", "-xf"}
+	for i, p := range parts {
+		name := filepath.Join(dir, "part"+string(rune('1'+i))+".tar")
+		os.WriteFile(name, p, 0o644)
+		if i > 0 {
+			args = append(args, "-f")
+		}
+		args = append(args, name)
+	}
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	runTool(t, nil, out, "tar", args...)
+	if b, err := os.ReadFile(filepath.Join(out, "sub dir/span")); err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("tar -M over three parts gave %d bytes (%v), want %d", len(b), err, len(big))
+	}
+}
