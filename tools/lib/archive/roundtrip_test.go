@@ -126,7 +126,22 @@ func TestChangingFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Large files go through the two-buffer pipeline.
+	bigData := pattern(3<<20+77, 5)
+	bigShrunk, err := w.WriteMember(mk("big-shrunk", 5<<20), bytes.NewReader(bigData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigGrew, err := w.WriteMember(mk("big-grew", 2<<20+1), bytes.NewReader(bigData))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.Close()
+	bigShrunkWant := append(append([]byte(nil), bigData...), make([]byte, 5<<20-len(bigData))...)
+	if bigShrunk.Warnings != WarnShrunk || bigGrew.Warnings != WarnGrew ||
+		bigShrunk.SHA256 != sha256.Sum256(bigShrunkWant) || bigGrew.SHA256 != sha256.Sum256(bigData[:2<<20+1]) {
+		t.Errorf("large files: warnings %d and %d, or digests not of the bytes stored", bigShrunk.Warnings, bigGrew.Warnings)
+	}
 	if shrunk.Warnings != WarnShrunk || grew.Warnings != WarnGrew || same.Warnings != 0 {
 		t.Fatalf("warnings: shrunk %d grew %d same %d; want %d %d 0", shrunk.Warnings, grew.Warnings, same.Warnings, WarnShrunk, WarnGrew)
 	}
@@ -138,7 +153,7 @@ func TestChangingFile(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		data []byte
-	}{{"shrunk", want}, {"grew", []byte("more")}, {"same", []byte("four")}} {
+	}{{"shrunk", want}, {"grew", []byte("more")}, {"same", []byte("four")}, {"big-shrunk", bigShrunkWant}, {"big-grew", bigData[:2<<20+1]}} {
 		h, err := tr.Next()
 		if err != nil {
 			t.Fatal(err)

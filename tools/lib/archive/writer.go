@@ -95,6 +95,9 @@ type Writer struct {
 	off    int64
 	err    error
 	buf    []byte
+	buf2   []byte // copyN's second buffer, for large files
+	warn   int    // the current member's warnings
+	path   string // the current member's path (for errors)
 	pax    []byte
 	hash   hash.Hash
 	links  map[[2]uint64]linkTarget
@@ -401,11 +404,12 @@ func sparseLayout(spans []Span, size int64) ([]byte, int64) {
 // would write.
 func (w *Writer) writeData(rec *Record, spans []Span, sparseMap []byte, data io.Reader) error {
 	w.hash.Reset()
+	w.warn, w.path = 0, rec.Path
 	if data == nil {
 		data = eofReader{}
 	}
 	if spans == nil {
-		if err := w.copyN(rec, data, rec.Size, true); err != nil {
+		if err := w.copyN(data, rec.Size); err != nil {
 			return err
 		}
 	} else {
@@ -415,13 +419,14 @@ func (w *Writer) writeData(rec *Record, spans []Span, sparseMap []byte, data io.
 		pos := int64(0)
 		for _, s := range spans {
 			w.hashZeros(s.Offset - pos)
-			if err := w.copyN(rec, data, s.Length, true); err != nil {
+			if err := w.copyN(data, s.Length); err != nil {
 				return err
 			}
 			pos = s.Offset + s.Length
 		}
 		w.hashZeros(rec.Size - pos)
 	}
+	rec.Warnings = w.warn
 	if rec.Warnings&WarnShrunk == 0 {
 		if n, _ := io.ReadFull(data, w.one[:]); n > 0 {
 			rec.Warnings |= WarnGrew
@@ -433,34 +438,87 @@ func (w *Writer) writeData(rec *Record, spans []Span, sparseMap []byte, data io.
 }
 
 // copyN copies n bytes of data to the stream (zeros once data ends).
-func (w *Writer) copyN(rec *Record, data io.Reader, n int64, hash bool) error {
-	for n > 0 {
-		chunk := w.buf
-		if int64(len(chunk)) > n {
-			chunk = chunk[:n]
-		}
-		got := 0
-		if rec.Warnings&WarnShrunk == 0 {
-			var err error
-			got, err = io.ReadFull(data, chunk)
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				rec.Warnings |= WarnShrunk
-				err = nil
-			}
+// From parallelHash bytes on it is a small pipeline over two buffers:
+// while one chunk is written, another goroutine hashes it and reads the
+// next one, so reading, SHA-256 and writing (into a pipe, a TLS stream)
+// overlap.
+func (w *Writer) copyN(data io.Reader, n int64) error {
+	if n < parallelHash {
+		for n > 0 {
+			chunk, err := w.fill(data, w.buf, n)
 			if err != nil {
-				return fmt.Errorf("archive: reading %q: %w", rec.Path, err)
+				return err
 			}
-		}
-		clear(chunk[got:])
-		if hash {
 			w.hash.Write(chunk)
+			if err := w.write(chunk); err != nil {
+				return err
+			}
+			n -= int64(len(chunk))
 		}
-		if err := w.write(chunk); err != nil {
-			return err
-		}
-		n -= int64(len(chunk))
+		return nil
 	}
-	return nil
+	return w.copyPipelined(data, n)
+}
+
+// copyPipelined is copyN's pipeline (its own function: the goroutine's
+// captured variables then cost the small-file path nothing).
+func (w *Writer) copyPipelined(data io.Reader, n int64) error {
+	if w.buf2 == nil {
+		w.buf2 = make([]byte, len(w.buf))
+	}
+	spare := w.buf2
+	chunk, err := w.fill(data, w.buf, n)
+	if err != nil {
+		return err
+	}
+	for {
+		n -= int64(len(chunk))
+		var next []byte
+		var rerr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.hash.Write(chunk)
+			if n > 0 {
+				next, rerr = w.fill(data, spare, n)
+			}
+		}()
+		werr := w.write(chunk)
+		<-done
+		if werr != nil {
+			return werr
+		}
+		if rerr != nil {
+			return rerr
+		}
+		if n == 0 {
+			return nil
+		}
+		chunk, spare = next, chunk[:cap(chunk)]
+	}
+}
+
+// fill reads the next chunk of at most n bytes into buf (zeros once
+// data has ended, noting it in w.warn).
+func (w *Writer) fill(data io.Reader, buf []byte, n int64) ([]byte, error) {
+	chunk := buf
+	if int64(len(chunk)) > n {
+		chunk = chunk[:n]
+	}
+	got := 0
+	if w.warn&WarnShrunk == 0 {
+		var err error
+		got, err = io.ReadFull(data, chunk)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			w.warn |= WarnShrunk
+			err = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("archive: reading %q: %w", w.path, err)
+		}
+	}
+	clear(chunk[got:])
+	return chunk, nil
 }
 
 // hashZeros feeds n zero bytes (a hole) to the digest.
@@ -498,3 +556,7 @@ func (w *Writer) Close() error {
 }
 
 func newHash() hash.Hash { return sha256.New() }
+
+// parallelHash is the size from which a member's data goes through
+// copyN's pipeline (smaller files are not worth the hand-off).
+const parallelHash = 256 << 10
