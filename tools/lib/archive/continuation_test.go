@@ -230,3 +230,30 @@ func TestThreeParts(t *testing.T) {
 		t.Fatalf("tar -M over three parts gave %d bytes (%v), want %d", len(b), err, len(big))
 	}
 }
+
+// TestMemberReader: reading from a member's address (no part header)
+// gives the members from there, with their tape-file offsets.
+func TestMemberReader(t *testing.T) {
+	set := memberSet()
+	part, recs := writeSet(t, testPartHeader(), set)
+	i := 5
+	r := NewMemberReader(bytes.NewReader(part[recs[i].HeaderOffset:]), recs[i].HeaderOffset)
+	for ; i < len(recs); i++ {
+		e, err := r.Next()
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		if e.Header.Name != recs[i].Path || e.Offset != recs[i].HeaderOffset {
+			t.Fatalf("member %d: %q at %d, want %q at %d", i, e.Header.Name, e.Offset, recs[i].Path, recs[i].HeaderOffset)
+		}
+		if recs[i].Type == TypeReg {
+			b, err := io.ReadAll(r)
+			if err != nil || sum(b) != recs[i].SHA256 {
+				t.Fatalf("member %q: data does not match its digest (%v)", recs[i].Path, err)
+			}
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the last member: %v", err)
+	}
+}

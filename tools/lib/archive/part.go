@@ -165,9 +165,9 @@ func (h PartHeader) Encode() ([]byte, error) {
 	})
 	var pax []byte
 	for _, k := range keys {
-		if binaryString(recs[k]) && k == keyVolFile {
-			pax = append(appendPAXRecord(nil, "hdrcharset", "BINARY"), pax...)
-		}
+		// No hdrcharset here, even for a path that is not UTF-8: in a
+		// global header it would apply to every later member. GNU tar
+		// compares GNU.volume.filename byte for byte.
 		pax = appendPAXRecord(pax, k, recs[k])
 	}
 	var buf bytes.Buffer

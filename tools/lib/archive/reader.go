@@ -68,6 +68,19 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return &Reader{cr: cr, tr: tr, part: ph, first: true}, nil
 }
 
+// NewMemberReader reads members from r, which is positioned at a
+// member's first header block at byte offset of its tape file (a restore
+// that located to the member's block and skipped to its offset in the
+// block): no part header is expected, and entries' offsets count from
+// offset. PartHeader is then the zero value.
+func NewMemberReader(r io.Reader, offset int64) *Reader {
+	if offset%BlockSize != 0 {
+		offset = (offset + BlockSize - 1) / BlockSize * BlockSize
+	}
+	cr := &countReader{r: r, n: offset}
+	return &Reader{cr: cr, tr: tar.NewReader(cr)}
+}
+
 // PartHeader is the part's header.
 func (r *Reader) PartHeader() PartHeader { return r.part }
 
