@@ -134,8 +134,9 @@ func (h PartHeader) records() map[string]string {
 // Encode is the part header as whole 512-byte records: a pax global
 // header ('g') with the TAPEWARD.* keys, the comment and, when the part
 // continues a cut member, GNU tar's GNU.volume.filename/size/offset;
-// then, for a cut member, the continuation member's headers (see
-// Continuation). The part's stream bytes follow.
+// then, for a cut member, the continuation member's headers (named
+// ContinuationName, sized Cut.Remaining). The part's stream bytes follow
+// (from the cut on, for a cut member).
 func (h PartHeader) Encode() ([]byte, error) {
 	for k, v := range map[string]string{"job": h.Job, "client": h.Client, "fileset": h.FileSet, "level": h.Level, "volume": h.Volume} {
 		if strings.IndexByte(v, 0) >= 0 {
@@ -189,10 +190,10 @@ func (h PartHeader) Encode() ([]byte, error) {
 	return buf.Bytes(), w.err
 }
 
-// Continuation is the name of the member that carries a cut member's
+// ContinuationName is the name of the member that carries a cut member's
 // remaining bytes in part part (GNU tar's own convention, so a plain
 // `tar -x` of one part never overwrites the real file with its tail).
-func Continuation(c Cut, part int) string {
+func ContinuationName(c Cut, part int) string {
 	base := strings.TrimSuffix(c.Path, "/")
 	if i := strings.LastIndexByte(base, '/'); i >= 0 {
 		base = base[i+1:]
@@ -201,7 +202,7 @@ func Continuation(c Cut, part int) string {
 }
 
 func (w *Writer) writeContinuation(c Cut, part int) error {
-	name := Continuation(c, part)
+	name := ContinuationName(c, part)
 	sec, ns := c.Mtime/1e9, c.Mtime%1e9
 	if ns < 0 {
 		sec, ns = sec-1, ns+1e9
