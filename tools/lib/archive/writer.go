@@ -73,7 +73,7 @@ type Record struct {
 	// HeaderOffset is the stream offset of the member's first header
 	// block (its 'x' header when it has one); DataOffset that of its
 	// first data byte; StoredSize how many data bytes follow on tape (a
-	// sparse file's map and regions), padded to BlockSize.
+	// sparse file's map and regions), before the padding to BlockSize.
 	HeaderOffset int64
 	DataOffset   int64
 	StoredSize   int64
@@ -181,12 +181,11 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 		stored = rec.Size
 		if m.Sparse != nil {
 			sparseMap, stored = sparseLayout(m.Sparse, rec.Size)
-			rec.StoredSize = stored
 		}
 		rec.StoredSize = stored
 	}
 	h.size = stored
-	// pax records in key order (deterministic bytes).
+	// pax records in a fixed order (deterministic bytes; README §2).
 	binary := false
 	if m.Sparse != nil && rec.Type == TypeReg {
 		pax = appendPAXRecord(pax, "GNU.sparse.major", "1")
