@@ -93,3 +93,70 @@ func TestLargeSizeHeader(t *testing.T) {
 		t.Errorf("tar -tvf - = %q, want big.bin of 9663676416 bytes", out)
 	}
 }
+
+// TestReaderSkipsHoles: the Reader steps over a 1 EiB sparse member
+// without expanding its holes (it would never finish), with the next
+// member at the writer's offset; a part cut inside a sparse member's
+// stored bytes reports the cut in stored bytes, as CutAt does.
+func TestReaderSkipsHoles(t *testing.T) {
+	const huge = 1 << 60
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.noHoleHash = true
+	spans := []Span{{0, 10}, {huge - 2000, 2000}}
+	rec, err := w.WriteMember(Member{Path: "huge", Type: TypeReg, Size: huge, Mode: 0o600, Mtime: testTime, Sparse: spans},
+		bytes.NewReader(pattern(2010, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := w.WriteMember(Member{Path: "after", Type: TypeReg, Size: 1, Mode: 0o600, Mtime: testTime}, strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	ph, _ := testPartHeader().Encode()
+	part := append(append([]byte(nil), ph...), buf.Bytes()...)
+	r, err := NewReader(bytes.NewReader(part))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Next()
+	if err != nil || e.Header.Name != "huge" || e.Header.Size != huge {
+		t.Fatalf("first member: %+v, %v", e, err)
+	}
+	e, err = r.Next()
+	if err != nil || e.Header.Name != "after" || e.Offset != int64(len(ph))+after.HeaderOffset {
+		t.Fatalf("after the sparse member: %+v, %v; want after at %d", e, err, int64(len(ph))+after.HeaderOffset)
+	}
+	if b, err := io.ReadAll(r); err != nil || string(b) != "x" {
+		t.Fatalf("after's data %q, %v", b, err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	for _, tool := range []string{"tar", "bsdtar"} {
+		out, _ := runTool(t, part, t.TempDir(), tool, "-tf", "-")
+		if out != "huge\nafter\n" {
+			t.Errorf("%s -tf - = %q", tool, out)
+		}
+	}
+	// Cut one block into the stored bytes (the map's block, then data).
+	at := rec.DataOffset + BlockSize
+	want, err := CutAt(rec, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = NewReader(bytes.NewReader(part[:int64(len(ph))+at]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("cut part: %v, want io.EOF", err)
+	}
+	if c := r.Cut(); c == nil || c.Path != "huge" || c.Offset != want.Offset || c.Size != want.Size {
+		t.Fatalf("cut %+v, want %+v", c, want)
+	}
+}

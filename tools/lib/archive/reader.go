@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -37,17 +38,37 @@ type Reader struct {
 	first bool
 	cut   *Cut
 	done  bool
+	// For a sparse member whose headers were parsed: where its stored
+	// data (map, then regions) starts and ends in the tape file.
+	sparseStart, sparseEnd int64
 }
 
 type countReader struct {
 	r io.Reader
 	n int64
+	// While capturing, the bytes read (up to maxCapture) are kept: the
+	// Reader parses a sparse member's headers itself to learn its stored
+	// size, which archive/tar does not report.
+	capturing bool
+	capStart  int64
+	capture   []byte
 }
+
+const maxCapture = 1 << 20
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if c.capturing && len(c.capture)+n <= maxCapture {
+		c.capture = append(c.capture, p[:n]...)
+	} else {
+		c.capturing = false
+	}
 	c.n += int64(n)
 	return n, err
+}
+
+func (c *countReader) startCapture() {
+	c.capturing, c.capStart, c.capture = true, c.n, c.capture[:0]
 }
 
 // NewReader reads the part header at the start of r.
@@ -91,6 +112,14 @@ func (r *Reader) Next() (*Entry, error) {
 	if r.done {
 		return nil, io.EOF
 	}
+	if r.cur != nil && r.sparseEnd > 0 && r.cut == nil {
+		if err := r.skipSparse(); err != nil {
+			return nil, err
+		}
+		if r.done {
+			return nil, io.EOF
+		}
+	}
 	if r.cur != nil {
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			if r.cut != nil {
@@ -105,10 +134,17 @@ func (r *Reader) Next() (*Entry, error) {
 		}
 	}
 	off := (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+	r.cr.startCapture()
 	hdr, err := r.tr.Next()
 	for err == nil && hdr.Typeflag == tar.TypeXGlobalHeader {
 		off = (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+		r.cr.startCapture()
 		hdr, err = r.tr.Next()
+	}
+	r.cr.capturing = false
+	r.sparseStart, r.sparseEnd = 0, 0
+	if err == nil && hdr.PAXRecords["GNU.sparse.major"] == "1" {
+		r.sparseStart, r.sparseEnd = r.cr.storedData(off)
 	}
 	if err != nil {
 		r.done = true
@@ -142,7 +178,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if err == io.ErrUnexpectedEOF && r.cut == nil {
 		h := r.cur.Header
 		stored := h.Size
-		if r.cur.Continues != nil {
+		if r.sparseEnd > 0 {
+			// Stored bytes (map and regions), as a continuation counts them.
+			stored = r.sparseEnd - r.sparseStart
+			r.cut = &Cut{Path: h.Name, Size: stored, Offset: r.cr.n - r.sparseStart, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+		} else if r.cur.Continues != nil {
 			c := *r.cur.Continues
 			r.cut = &Cut{Path: c.Path, Size: c.Size, Offset: c.Offset + r.read, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
 		} else {
@@ -157,3 +197,75 @@ func (r *Reader) Read(p []byte) (int, error) {
 // (counted as read through Read: for a sparse member, the expanded
 // bytes), the offset the next part's continuation starts at.
 func (r *Reader) Cut() *Cut { return r.cut }
+
+// storedData parses the captured headers of the member whose first
+// header block is at off: where its stored data starts and ends (0, 0
+// if the capture does not say).
+func (c *countReader) storedData(off int64) (start, end int64) {
+	b := c.capture
+	p := off - c.capStart
+	paxSize := int64(-1)
+	for p >= 0 && p+BlockSize <= int64(len(b)) {
+		blk := (*[BlockSize]byte)(b[p : p+BlockSize])
+		if checkBlock(blk) != nil {
+			return 0, 0
+		}
+		size, err := parseNumber(blk[offSize : offSize+12])
+		if err != nil || size < 0 {
+			return 0, 0
+		}
+		switch blk[offTypeflag] {
+		case 'x':
+			if p+BlockSize+size > int64(len(b)) {
+				return 0, 0
+			}
+			recs, err := parsePAX(b[p+BlockSize : p+BlockSize+size])
+			if err != nil {
+				return 0, 0
+			}
+			if v, ok := recs["size"]; ok {
+				if paxSize, err = strconv.ParseInt(v, 10, 64); err != nil || paxSize < 0 {
+					return 0, 0
+				}
+			}
+			p += BlockSize + (size+BlockSize-1)/BlockSize*BlockSize
+		case 'L', 'K':
+			p += BlockSize + (size+BlockSize-1)/BlockSize*BlockSize
+		default:
+			if paxSize >= 0 {
+				size = paxSize
+			}
+			start = c.capStart + p + BlockSize
+			if start+size < c.n {
+				return 0, 0
+			}
+			return start, start + size
+		}
+	}
+	return 0, 0
+}
+
+// skipSparse skips the rest of the current sparse member's stored bytes
+// without expanding its holes, and restarts archive/tar after them.
+func (r *Reader) skipSparse() error {
+	h := r.cur.Header
+	if left := r.sparseEnd - r.cr.n; left > 0 {
+		n, err := io.CopyN(io.Discard, r.cr, left)
+		if err == io.EOF {
+			r.cut = &Cut{Path: h.Name, Size: r.sparseEnd - r.sparseStart, Offset: r.cr.n - r.sparseStart, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+			r.done = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("archive: skipping %q after %d bytes: %w", h.Name, n, err)
+		}
+	}
+	if pad := (BlockSize - r.cr.n%BlockSize) % BlockSize; pad > 0 {
+		if _, err := io.CopyN(io.Discard, r.cr, pad); err != nil && err != io.EOF {
+			return fmt.Errorf("archive: skipping %q's padding: %w", h.Name, err)
+		}
+	}
+	r.tr = tar.NewReader(r.cr)
+	r.cur = nil
+	return nil
+}
