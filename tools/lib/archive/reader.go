@@ -193,9 +193,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 }
 
 // Cut is the member the part ended inside of (nil if it ended at a
-// member boundary): its Offset is how many data bytes this part held
-// (counted as read through Read: for a sparse member, the expanded
-// bytes), the offset the next part's continuation starts at.
+// member boundary): its Offset is how many stored data bytes the parts
+// so far held (for a sparse member: map and regions, not the expanded
+// file), the offset the next part's continuation starts at.
 func (r *Reader) Cut() *Cut { return r.cut }
 
 // storedData parses the captured headers of the member whose first
