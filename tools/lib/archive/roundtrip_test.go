@@ -241,3 +241,30 @@ func TestPartHeaderRoundTrip(t *testing.T) {
 		t.Error("zeros parsed as a part header")
 	}
 }
+
+// TestHardLinkedSparse: the second path of a hard-linked sparse file is
+// a plain link entry that keeps its long name.
+func TestHardLinkedSparse(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	m := Member{Path: "a", Type: TypeReg, Size: 8192, Mode: 0o644, Mtime: testTime, Sparse: []Span{{4096, 4}},
+		Dev: 9, Ino: 9, Nlink: 2}
+	if _, err := w.WriteMember(m, strings.NewReader("data")); err != nil {
+		t.Fatal(err)
+	}
+	m.Path = strings.Repeat("long/", 40) + "b"
+	rec, err := w.WriteMember(m, strings.NewReader("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if rec.Type != TypeLink || rec.Sparse || rec.Linkname != "a" {
+		t.Fatalf("second path: %+v, want a link to a", rec)
+	}
+	tr := tar.NewReader(&buf)
+	tr.Next()
+	h, err := tr.Next()
+	if err != nil || h.Name != m.Path || h.Typeflag != tar.TypeLink || h.Linkname != "a" {
+		t.Fatalf("second entry %+v, %v; want a link named %q", h, err, m.Path)
+	}
+}

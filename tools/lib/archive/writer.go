@@ -182,7 +182,7 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 	stored := int64(0)
 	if rec.Type == TypeReg {
 		stored = rec.Size
-		if m.Sparse != nil {
+		if rec.Sparse {
 			sparseMap, stored = sparseLayout(m.Sparse, rec.Size)
 		}
 		rec.StoredSize = stored
@@ -190,7 +190,7 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 	h.size = stored
 	// pax records in a fixed order (deterministic bytes; README §2).
 	binary := false
-	if m.Sparse != nil && rec.Type == TypeReg {
+	if rec.Sparse {
 		pax = appendPAXRecord(pax, "GNU.sparse.major", "1")
 		pax = appendPAXRecord(pax, "GNU.sparse.minor", "0")
 		pax = appendPAXRecord(pax, "GNU.sparse.name", rec.Path)
@@ -223,7 +223,7 @@ func (w *Writer) WriteMember(m Member, data io.Reader) (Record, error) {
 			h.mtime = 0
 		}
 	}
-	if m.Sparse == nil && needsPAXString(rec.Path, lenName) {
+	if !rec.Sparse && needsPAXString(rec.Path, lenName) {
 		pax = appendPAXRecord(pax, "path", rec.Path)
 		binary = binary || binaryString(rec.Path)
 		h.name = asciiName(rec.Path, lenName)
