@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -255,5 +256,36 @@ func TestMemberReader(t *testing.T) {
 	}
 	if _, err := r.Next(); err != io.EOF {
 		t.Fatalf("after the last member: %v", err)
+	}
+}
+
+// TestPartEndsAtMemberBoundary: a part that is not the last may end
+// right after a member (no end-of-archive marker): both tars list it
+// without error and the Reader reports no cut.
+func TestPartEndsAtMemberBoundary(t *testing.T) {
+	set := memberSet()[:4]
+	part, _ := writeSet(t, testPartHeader(), set)
+	part = part[:len(part)-2*BlockSize]
+	for _, tool := range []string{"tar", "bsdtar"} {
+		out, _ := runTool(t, part, t.TempDir(), tool, "-tf", "-")
+		if n := strings.Count(out, "\n"); n != len(set) { // the newline in a name is printed as \n
+			t.Errorf("%s -tf - listed %q", tool, out)
+		}
+	}
+	r, err := NewReader(bytes.NewReader(part))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, err := r.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != len(set) || r.Cut() != nil {
+		t.Fatalf("read %d members, cut %+v; want %d and no cut", n, r.Cut(), len(set))
 	}
 }
