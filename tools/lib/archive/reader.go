@@ -1,0 +1,271 @@
+package archive
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Entry is one member of a part as the Reader yields it.
+type Entry struct {
+	// Header is the member's header as archive/tar parses it: a sparse
+	// file's Name is its real path and Size its apparent size.
+	Header *tar.Header
+	// Offset is the offset in the tape file of the member's first header
+	// block (its 'x' header when it has one).
+	Offset int64
+	// Continues is set on the member that carries a cut member's
+	// remaining bytes: Continues.Path is the member it continues and
+	// Continues.Offset where, in that member's stored data, this
+	// member's data starts. For a cut sparse member the data is its
+	// stored bytes (map and regions), not the expanded file.
+	Continues *Cut
+}
+
+// Reader reads one tape file of a job: the part header, then members
+// (the first one may continue a member cut at the end of the previous
+// part), then the end-of-archive marker or, on a part that is not the
+// last, the end of the tape file, possibly inside a member (see Cut).
+type Reader struct {
+	cr    *countReader
+	tr    *tar.Reader
+	part  PartHeader
+	cur   *Entry
+	read  int64 // data bytes read of cur
+	first bool
+	cut   *Cut
+	done  bool
+	// For a sparse member whose headers were parsed: where its stored
+	// data (map, then regions) starts and ends in the tape file.
+	sparseStart, sparseEnd int64
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+	// While capturing, the bytes read (up to maxCapture) are kept: the
+	// Reader parses a sparse member's headers itself to learn its stored
+	// size, which archive/tar does not report.
+	capturing bool
+	capStart  int64
+	capture   []byte
+}
+
+const maxCapture = 1 << 20
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.capturing && len(c.capture)+n <= maxCapture {
+		c.capture = append(c.capture, p[:n]...)
+	} else {
+		c.capturing = false
+	}
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countReader) startCapture() {
+	c.capturing, c.capStart, c.capture = true, c.n, c.capture[:0]
+}
+
+// NewReader reads the part header at the start of r.
+func NewReader(r io.Reader) (*Reader, error) {
+	cr := &countReader{r: r}
+	tr := tar.NewReader(cr)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("archive: reading the part header: %w", err)
+	}
+	if hdr.Typeflag != tar.TypeXGlobalHeader {
+		return nil, fmt.Errorf("archive: the tape file starts with %q (typeflag %q), not a part header (a pax global header)", hdr.Name, hdr.Typeflag)
+	}
+	ph, err := partHeaderFrom(hdr.PAXRecords)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{cr: cr, tr: tr, part: ph, first: true}, nil
+}
+
+// NewMemberReader reads members from r, which is positioned at a
+// member's first header block at byte offset of its tape file (a restore
+// that located to the member's block and skipped to its offset in the
+// block): no part header is expected, and entries' offsets count from
+// offset. PartHeader is then the zero value.
+func NewMemberReader(r io.Reader, offset int64) *Reader {
+	if offset%BlockSize != 0 {
+		offset = (offset + BlockSize - 1) / BlockSize * BlockSize
+	}
+	cr := &countReader{r: r, n: offset}
+	return &Reader{cr: cr, tr: tar.NewReader(cr)}
+}
+
+// PartHeader is the part's header.
+func (r *Reader) PartHeader() PartHeader { return r.part }
+
+// Next advances to the next member, skipping what is left of the current
+// one. It returns io.EOF at the end of the part (then Cut says whether
+// the part ended inside a member).
+func (r *Reader) Next() (*Entry, error) {
+	if r.done {
+		return nil, io.EOF
+	}
+	if r.cur != nil && r.sparseEnd > 0 && r.cut == nil {
+		if err := r.skipSparse(); err != nil {
+			return nil, err
+		}
+		if r.done {
+			return nil, io.EOF
+		}
+	}
+	if r.cur != nil {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			if r.cut != nil {
+				r.done = true
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		if r.cut != nil {
+			r.done = true
+			return nil, io.EOF
+		}
+	}
+	off := (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+	r.cr.startCapture()
+	hdr, err := r.tr.Next()
+	for err == nil && hdr.Typeflag == tar.TypeXGlobalHeader {
+		off = (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+		r.cr.startCapture()
+		hdr, err = r.tr.Next()
+	}
+	r.cr.capturing = false
+	r.sparseStart, r.sparseEnd = 0, 0
+	if err == nil && hdr.PAXRecords["GNU.sparse.major"] == "1" {
+		r.sparseStart, r.sparseEnd = r.cr.storedData(off)
+	}
+	if err != nil {
+		r.done = true
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("archive: member header at offset %d: %w", off, err)
+	}
+	e := &Entry{Header: hdr, Offset: off}
+	if r.first && r.part.Cut != nil {
+		c := *r.part.Cut
+		if hdr.Typeflag != tar.TypeReg || hdr.Size != c.Remaining() || !strings.HasPrefix(hdr.Name, "GNUFileParts/") {
+			r.done = true
+			return nil, fmt.Errorf("archive: the part continues %q (%d bytes from offset %d) but starts with %q (%d bytes)", c.Path, c.Remaining(), c.Offset, hdr.Name, hdr.Size)
+		}
+		e.Continues = &c
+	}
+	r.first = false
+	r.cur, r.read = e, 0
+	return e, nil
+}
+
+// Read reads the current member's data. At the end of a part that ends
+// inside a member it returns io.ErrUnexpectedEOF, and Cut reports it.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.cur == nil {
+		return 0, errors.New("archive: Read before Next")
+	}
+	n, err := r.tr.Read(p)
+	r.read += int64(n)
+	if err == io.ErrUnexpectedEOF && r.cut == nil {
+		h := r.cur.Header
+		stored := h.Size
+		if r.sparseEnd > 0 {
+			// Stored bytes (map and regions), as a continuation counts them.
+			stored = r.sparseEnd - r.sparseStart
+			r.cut = &Cut{Path: h.Name, Size: stored, Offset: r.cr.n - r.sparseStart, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+		} else if r.cur.Continues != nil {
+			c := *r.cur.Continues
+			r.cut = &Cut{Path: c.Path, Size: c.Size, Offset: c.Offset + r.read, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+		} else {
+			r.cut = &Cut{Path: h.Name, Size: stored, Offset: r.read, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+		}
+	}
+	return n, err
+}
+
+// Cut is the member the part ended inside of (nil if it ended at a
+// member boundary): its Offset is how many stored data bytes the parts
+// so far held (for a sparse member: map and regions, not the expanded
+// file), the offset the next part's continuation starts at.
+func (r *Reader) Cut() *Cut { return r.cut }
+
+// storedData parses the captured headers of the member whose first
+// header block is at off: where its stored data starts and ends (0, 0
+// if the capture does not say).
+func (c *countReader) storedData(off int64) (start, end int64) {
+	b := c.capture
+	p := off - c.capStart
+	paxSize := int64(-1)
+	for p >= 0 && p+BlockSize <= int64(len(b)) {
+		blk := (*[BlockSize]byte)(b[p : p+BlockSize])
+		if checkBlock(blk) != nil {
+			return 0, 0
+		}
+		size, err := parseNumber(blk[offSize : offSize+12])
+		if err != nil || size < 0 {
+			return 0, 0
+		}
+		switch blk[offTypeflag] {
+		case 'x':
+			if p+BlockSize+size > int64(len(b)) {
+				return 0, 0
+			}
+			recs, err := parsePAX(b[p+BlockSize : p+BlockSize+size])
+			if err != nil {
+				return 0, 0
+			}
+			if v, ok := recs["size"]; ok {
+				if paxSize, err = strconv.ParseInt(v, 10, 64); err != nil || paxSize < 0 {
+					return 0, 0
+				}
+			}
+			p += BlockSize + (size+BlockSize-1)/BlockSize*BlockSize
+		case 'L', 'K':
+			p += BlockSize + (size+BlockSize-1)/BlockSize*BlockSize
+		default:
+			if paxSize >= 0 {
+				size = paxSize
+			}
+			start = c.capStart + p + BlockSize
+			if start+size < c.n {
+				return 0, 0
+			}
+			return start, start + size
+		}
+	}
+	return 0, 0
+}
+
+// skipSparse skips the rest of the current sparse member's stored bytes
+// without expanding its holes, and restarts archive/tar after them.
+func (r *Reader) skipSparse() error {
+	h := r.cur.Header
+	if left := r.sparseEnd - r.cr.n; left > 0 {
+		n, err := io.CopyN(io.Discard, r.cr, left)
+		if err == io.EOF {
+			r.cut = &Cut{Path: h.Name, Size: r.sparseEnd - r.sparseStart, Offset: r.cr.n - r.sparseStart, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
+			r.done = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("archive: skipping %q after %d bytes: %w", h.Name, n, err)
+		}
+	}
+	if pad := (BlockSize - r.cr.n%BlockSize) % BlockSize; pad > 0 {
+		if _, err := io.CopyN(io.Discard, r.cr, pad); err != nil && err != io.EOF {
+			return fmt.Errorf("archive: skipping %q's padding: %w", h.Name, err)
+		}
+	}
+	r.tr = tar.NewReader(r.cr)
+	r.cur = nil
+	return nil
+}
