@@ -615,19 +615,28 @@ func (w *walker) dir(parent *dirHandle, full, name string, dev uint64, depth int
 		}
 		return w.prunedRoots(full)
 	}
+	// Children's paths are built in one buffer: one allocation (the
+	// path string) per entry.
+	pb := make([]byte, 0, len(full)+1+256)
+	pb = append(pb, full...)
+	if full != "/" {
+		pb = append(pb, '/')
+	}
+	prefix := len(pb)
 	for i := range l.refs {
 		var st unix.Stat_t
 		nb := l.name(i)
+		pb = append(pb[:prefix], nb...)
 		if err := fstatat(h.fd, l.arena[l.refs[i]:], &st); err != nil {
 			if err == unix.ENOENT {
-				w.warn(join(full, string(nb)), "lstat", errors.New("removed before it was read"))
+				w.warn(string(pb), "lstat", errors.New("removed before it was read"))
 			} else {
-				w.warn(join(full, string(nb)), "lstat", err)
+				w.warn(string(pb), "lstat", err)
 			}
 			continue
 		}
-		child := join(full, string(nb))
-		if err := w.visit(h, child, child[len(child)-len(nb):], &st, dev, depth+1, false); err != nil {
+		child := string(pb)
+		if err := w.visit(h, child, child[prefix:], &st, dev, depth+1, false); err != nil {
 			return err
 		}
 	}
