@@ -76,6 +76,9 @@ func Walk(ctx context.Context, fset FileSet, opts WalkOptions, fn func(Entry) er
 	if err := fset.Validate(); err != nil {
 		return Stats{}, err
 	}
+	if fn == nil {
+		fn = func(Entry) error { return nil }
+	}
 	w := &walker{ctx: ctx, fs: fset, opts: opts, fn: fn, roots: fset.roots(),
 		links: map[devIno]*firstLink{}}
 	for _, src := range fset.Exclude {

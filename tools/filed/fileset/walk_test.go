@@ -388,15 +388,20 @@ func TestCacheDirTag(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "bad", "CACHEDIR.TAG"), []byte("Signature: 8a477f597d28d172789f06886806bc5"), 0o644)
 	os.WriteFile(filepath.Join(root, "tag"), []byte(sig), 0o644)
 	os.Symlink("../tag", filepath.Join(root, "lnk", "CACHEDIR.TAG"))
+	// A FIFO tag is not opened for reading (that would block): not a cache.
+	mk(t, root, "fifo/")
+	if err := unix.Mkfifo(filepath.Join(root, "fifo", "CACHEDIR.TAG"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	r := walk(t, FileSet{Include: []string{root}, ExcludeCaches: true}, WalkOptions{})
 	equal(t, "exclude caches", r.rel(root), []string{".", "bad", "bad/CACHEDIR.TAG", "bad/a", "cache", "cache/CACHEDIR.TAG",
-		"lnk", "lnk/CACHEDIR.TAG", "lnk/a", "plain", "plain/a", "tag"})
+		"fifo", "fifo/CACHEDIR.TAG", "lnk", "lnk/CACHEDIR.TAG", "lnk/a", "plain", "plain/a", "tag"})
 	if r.stats.CachesExcluded != 1 || len(r.notes) != 1 || r.notes[0].Path != filepath.Join(root, "cache") {
 		t.Errorf("stats %+v notes %v", r.stats, r.notes)
 	}
 	r = walk(t, FileSet{Include: []string{root}}, WalkOptions{})
-	if n := len(r.entries); n != 15 {
+	if n := len(r.entries); n != 17 {
 		t.Errorf("without ExcludeCaches: %d entries %q", n, r.rel(root))
 	}
 }
@@ -626,6 +631,14 @@ func TestChangedSince(t *testing.T) {
 	if err != nil || st.Files != 3 || st.Dirs != 2 || st.Unchanged != 2 || st.Bytes != r.stats.Bytes {
 		t.Errorf("estimate %+v, %v", st, err)
 	}
+	var listed []string
+	if _, err := Estimate(context.Background(), FileSet{Name: "t", Include: []string{root}}, since, func(e Entry) error {
+		listed = append(listed, e.Path)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "estimate listing", listed, r.paths())
 }
 
 // TestXattrs: user xattrs are read when asked, with their raw values;
