@@ -340,8 +340,7 @@ func (w *walker) excluded(full, name string, isDir bool) bool {
 }
 
 func (w *walker) emit(e *Entry) error {
-	if e.Type != TypeDir && !w.opts.Since.IsZero() && !e.Changed(w.opts.Since) {
-		e.Unchanged = true
+	if e.Unchanged {
 		w.stats.Unchanged++
 		if w.opts.SkipUnchanged {
 			return nil
@@ -419,6 +418,11 @@ func (w *walker) entry(parent *dirHandle, full, name string, st *unix.Stat_t) En
 		} else {
 			w.links[k] = &firstLink{path: full, left: uint64(st.Nlink) - 1}
 		}
+	}
+	if e.Type != TypeDir && !w.opts.Since.IsZero() && !e.Changed(w.opts.Since) {
+		// Only its path will be recorded: no sparse map, no xattrs.
+		e.Unchanged = true
+		return e
 	}
 	if w.opts.noData {
 		return e

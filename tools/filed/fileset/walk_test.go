@@ -654,8 +654,16 @@ func TestXattrs(t *testing.T) {
 		t.Fatalf("setxattr: %v", err)
 	}
 	os.Symlink("f", filepath.Join(root, "l"))
+	// trusted.* needs CAP_SYS_ADMIN; an unprivileged run checks the refusal.
+	errTrusted := unix.Lsetxattr(filepath.Join(root, "f"), "trusted.tapeward", []byte("t"), 0)
+	if os.Geteuid() == 0 && errTrusted != nil {
+		t.Fatalf("trusted xattr as root: %v", errTrusted)
+	} else if os.Geteuid() != 0 && !errors.Is(errTrusted, unix.EPERM) {
+		t.Fatalf("trusted xattr as uid %d: %v, want EPERM", os.Geteuid(), errTrusted)
+	}
 	r := walk(t, FileSet{Include: []string{root}, Xattrs: true}, WalkOptions{})
-	if f := r.find(t, filepath.Join(root, "f")); f.Xattrs["user.tapeward"] != val {
+	f := r.find(t, filepath.Join(root, "f"))
+	if f.Xattrs["user.tapeward"] != val || (errTrusted == nil) != (f.Xattrs["trusted.tapeward"] == "t") {
 		t.Errorf("f xattrs %q", f.Xattrs)
 	}
 	if d := r.find(t, filepath.Join(root, "d")); len(d.Xattrs) != 1 || d.Xattrs["user.empty"] != "" {
