@@ -64,9 +64,10 @@ func runFind(b *testing.B, args ...string) int {
 
 // BenchmarkWalkVsFind walks 100,000 files of 4 KiB (lstat, names,
 // hard-link check, no xattrs) and, in the same iteration, runs
-// `find DIR -printf ”` (which need not stat a file) and
-// `find DIR -printf '%s %T@ %u\n'` (which must); it reports each time
-// and the ratios walk/find.
+// `find DIR -printf FORMAT` with an empty FORMAT (which need not stat a file) and
+// `find DIR -printf '%s %T@ %m\n'` (which must lstat each file, as
+// the walk does; %u is left out: find looks the user up for every file
+// and that alone takes 3× longer); it reports each time and the ratios.
 func BenchmarkWalkVsFind(b *testing.B) {
 	root := benchTree(b)
 	fs := FileSet{Name: "bench", Include: []string{root}}
@@ -83,7 +84,7 @@ func BenchmarkWalkVsFind(b *testing.B) {
 		runFind(b, root, "-printf", "")
 		findD += time.Since(t1)
 		t2 := time.Now()
-		if n := runFind(b, root, "-printf", "%s %T@ %u\n"); n != benchDirs*benchPerDir+benchDirs+1 {
+		if n := runFind(b, root, "-printf", "%s %T@ %m\n"); n != benchDirs*benchPerDir+benchDirs+1 {
 			b.Fatalf("find printed %d lines", n)
 		}
 		findStatD += time.Since(t2)
