@@ -160,3 +160,27 @@ func BenchmarkChangedVsFindNewer(b *testing.B) {
 	b.ReportMetric(findD.Seconds()*1e3/n, "find-ms")
 	b.ReportMetric(walkD.Seconds()/findD.Seconds(), "walk/find")
 }
+
+// BenchmarkWalkOneDir100k: 100,000 empty files in one directory (the
+// sort of a 100k-name arena is part of it), against find with lstat.
+func BenchmarkWalkOneDir100k(b *testing.B) {
+	root := b.TempDir()
+	makeFlat(b, root, 100_000, 0)
+	fs := FileSet{Name: "bench", Include: []string{root}}
+	var walkD, findD time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		st, err := Walk(context.Background(), fs, WalkOptions{}, nil)
+		walkD += time.Since(t0)
+		if err != nil || st.Files != 100_000 {
+			b.Fatalf("walk: %+v, %v", st, err)
+		}
+		t1 := time.Now()
+		runFind(b, root, "-printf", "%s %T@ %m\n")
+		findD += time.Since(t1)
+	}
+	b.ReportMetric(walkD.Seconds()*1e3/float64(b.N), "walk-ms")
+	b.ReportMetric(findD.Seconds()*1e3/float64(b.N), "find-stat-ms")
+	b.ReportMetric(walkD.Seconds()/findD.Seconds(), "walk/find-stat")
+}
