@@ -68,7 +68,7 @@ const readdirBuf = 64 << 10
 //
 // Memory: a directory's names are read in batches with getdents64 and
 // kept, sorted, in one byte arena per open directory level (name bytes
-// + 8 bytes per name), so a walk holds the names of the directories on
+// + 5 bytes per name: a NUL and an offset), so a walk holds the names of the directories on
 // the current path — not the tree — plus one open descriptor per level
 // and, for inodes with several links not yet all seen, their first
 // path.
@@ -242,6 +242,9 @@ func (w *walker) prunedRoots(p string) error {
 	i, _ := slices.BinarySearch(w.roots, prefix)
 	for ; i < len(w.roots) && strings.HasPrefix(w.roots[i], prefix); i++ {
 		r := w.roots[i]
+		if w.visited[r] {
+			continue // a cache directory's tag, say
+		}
 		// Only the outermost roots below p; the others are reached
 		// from them.
 		nested := false

@@ -400,6 +400,10 @@ func TestCacheDirTag(t *testing.T) {
 	if r.stats.CachesExcluded != 1 || len(r.notes) != 1 || r.notes[0].Path != filepath.Join(root, "cache") {
 		t.Errorf("stats %+v notes %v", r.stats, r.notes)
 	}
+	// Include roots inside a cache directory are walked, once each.
+	r = walk(t, FileSet{Include: []string{root, filepath.Join(root, "cache/sub"), filepath.Join(root, "cache/CACHEDIR.TAG")}, ExcludeCaches: true}, WalkOptions{})
+	equal(t, "roots in a cache", r.rel(filepath.Join(root, "cache")), []string{".", "CACHEDIR.TAG", "sub", "sub/b"})
+
 	r = walk(t, FileSet{Include: []string{root}}, WalkOptions{})
 	if n := len(r.entries); n != 17 {
 		t.Errorf("without ExcludeCaches: %d entries %q", n, r.rel(root))
