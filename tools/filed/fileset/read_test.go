@@ -4,7 +4,9 @@ package fileset
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -193,5 +195,48 @@ func TestOpenForBackupErrors(t *testing.T) {
 	var w *Warning
 	if !errors.As(err, &w) || w.Op != "open" || w.Path != p || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("gone: %v", err)
+	}
+}
+
+// TestOpenFromAnotherGoroutine: a reader goroutine lagging behind the
+// walk opens entries whose directory the walk may have closed (and
+// whose descriptor number may be reused): it must get the right file.
+func TestOpenFromAnotherGoroutine(t *testing.T) {
+	root := t.TempDir()
+	var names []string
+	for d := 0; d < 40; d++ {
+		for f := 0; f < 5; f++ {
+			names = append(names, fmt.Sprintf("d%02d/f%d", d, f))
+		}
+	}
+	mk(t, root, names...)
+	entries := make(chan Entry, len(names))
+	done := make(chan []string)
+	go func() {
+		var bad []string
+		for e := range entries {
+			r, err := OpenForBackup(e)
+			if err != nil {
+				bad = append(bad, err.Error())
+				continue
+			}
+			b, err := io.ReadAll(r)
+			r.Close()
+			if want := "data of " + strings.TrimPrefix(e.Path, root+"/"); err != nil || string(b) != want || r.Changed() != nil {
+				bad = append(bad, fmt.Sprintf("%s: %q, %v, %v", e.Path, b, err, r.Changed()))
+			}
+		}
+		done <- bad
+	}()
+	_, err := Walk(context.Background(), FileSet{Name: "t", Include: []string{root}}, WalkOptions{}, func(e Entry) error {
+		if e.Type == TypeRegular {
+			entries <- e
+		}
+		return nil
+	})
+	close(entries)
+	bad := <-done
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("walk %v; reads: %v", err, bad)
 	}
 }
