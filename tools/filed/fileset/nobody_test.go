@@ -167,4 +167,5 @@ func TestUnprivileged(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "unprivileged checks ok") {
 		t.Fatalf("child as nobody: %v\n%s", err, out)
 	}
+	t.Logf("child as uid 65534: %s", strings.TrimSpace(string(out)))
 }
