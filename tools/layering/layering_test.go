@@ -66,6 +66,8 @@ var rules = []rule{
 		why: "tapekey serves keys, caches and drives; never the director or another tool"},
 	{pkgs: "tools/tapextract/...", never: append([]string{"director/...", "proto/..."}, except(otherBinaries, "tools/tapextract/...")...),
 		why: "tapextract restores with no director, no catalog and no protocol"},
+	{pkgs: "tools/filed/fileset", only: []string{},
+		why: "the fileset walker knows the file system only (standard library, x/sys): no archive format, proto or configs"},
 	{pkgs: "tools/filed/...", never: append([]string{"director/...", "storaged/..."}, except(otherBinaries, "tools/filed/...")...),
 		why: "filed knows the archive format, proto and configs"},
 	{pkgs: "tools/composecheck", never: append([]string{"director/...", "storaged/..."}, except(otherBinaries, "tools/composecheck/...")...),
@@ -198,16 +200,17 @@ func TestLayering(t *testing.T) {
 // with the importing package and the rule (so TestLayering can fail).
 func TestRulesCatchViolations(t *testing.T) {
 	graph := map[string][]string{
-		"proto/tapewardpb":  {"storaged/scsi"},
-		"storaged/tapeio":   {"storaged/scsi", "storaged/sd"},
-		"storaged/sd":       {"tools/vtl/emu", "storaged/label"},
-		"director/core":     {"storaged/scsi"},
-		"configs/schedule":  {"director/catalog"},
-		"tools/vtl/emu":     {"storaged/scsi", "storaged/tapeio"},
-		"tools/tapextract":  {"proto/tlsconf"},
-		"tools/tapekey":     {"tools/vtl/cart"},
-		"storaged/scsi/foo": {"storaged/cryptocache"},
-		"tools/lib/keys":    {"storaged/scsi"},
+		"proto/tapewardpb":    {"storaged/scsi"},
+		"storaged/tapeio":     {"storaged/scsi", "storaged/sd"},
+		"storaged/sd":         {"tools/vtl/emu", "storaged/label"},
+		"director/core":       {"storaged/scsi"},
+		"configs/schedule":    {"director/catalog"},
+		"tools/vtl/emu":       {"storaged/scsi", "storaged/tapeio"},
+		"tools/tapextract":    {"proto/tlsconf"},
+		"tools/tapekey":       {"tools/vtl/cart"},
+		"storaged/scsi/foo":   {"storaged/cryptocache"},
+		"tools/lib/keys":      {"storaged/scsi"},
+		"tools/filed/fileset": {"configs"},
 	}
 	got := violations(graph, rules)
 	want := []string{
@@ -217,6 +220,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"storaged/scsi/foo imports storaged/cryptocache",
 		"storaged/sd imports tools/vtl/emu",
 		"storaged/tapeio imports storaged/sd",
+		"tools/filed/fileset imports configs",
 		"tools/lib/keys imports storaged/scsi",
 		"tools/tapekey imports tools/vtl/cart",
 		"tools/tapextract imports proto/tlsconf",

@@ -1,0 +1,240 @@
+//go:build linux
+
+package fileset
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChunkSize is the read size of (*Reader).WriteTo (io.Copy uses it).
+const ChunkSize = 1 << 20
+
+var chunks = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+
+// Reader reads a regular file's data for the archive: exactly the
+// entry's Size bytes, whatever the file does meanwhile.
+type Reader struct {
+	f       *os.File
+	e       Entry
+	off     int64 // bytes delivered
+	padFrom int64 // -1, or the offset where the file ended early
+	changed *ChangedError
+	checked bool
+}
+
+// OpenForBackup opens a regular file of the walk for reading, with
+// O_NOFOLLOW (a path swapped for a symlink is not followed) and
+// O_NOATIME (retried without it where the kernel refuses it: EPERM for
+// a file the process does not own without CAP_FOWNER). Called from the
+// walk's callback, it opens relative to the open parent directory, so a
+// path longer than PATH_MAX works and a parent renamed meanwhile is not
+// a problem; later, it opens by path.
+func OpenForBackup(e Entry) (*Reader, error) {
+	if e.Type != TypeRegular {
+		return nil, fmt.Errorf("open for backup %s: a %s, not a regular file", showPath(e.Path), e.Type)
+	}
+	fd, err := openEntry(e)
+	if err != nil {
+		return nil, &Warning{Path: e.Path, Op: "open", Err: err}
+	}
+	r := &Reader{f: os.NewFile(uintptr(fd), e.Path), e: e, padFrom: -1}
+	_ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err == nil && (st.Dev != e.Dev || st.Ino != e.Ino) {
+		r.changed = &ChangedError{Path: e.Path, Reason: fmt.Sprintf("replaced by another file (inode %d, was %d) after it was listed", st.Ino, e.Ino)}
+	}
+	return r, nil
+}
+
+// openFile opens name in dir for reading: O_NOFOLLOW, O_NOATIME when
+// allowed.
+func openFile(dir *dirHandle, name string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	fd, err := unix.Openat(dir.fd, name, flags|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Openat(dir.fd, name, flags, 0)
+	}
+	if err != nil {
+		return -1, err
+	}
+	// O_NONBLOCK only guards against a FIFO swapped in; reads of a
+	// regular file ignore it, but clear it anyway.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// openEntry opens e relative to its directory while the walk holds it
+// open, else by path (component by component when longer than PATH_MAX).
+func openEntry(e Entry) (int, error) {
+	if d := e.dir; d != nil {
+		d.mu.RLock()
+		if !d.closed {
+			fd, err := openFile(d, e.name)
+			d.mu.RUnlock()
+			return fd, err
+		}
+		d.mu.RUnlock()
+	}
+	if len(e.Path) < 4096 {
+		return openFile(cwd, e.Path)
+	}
+	// Too long for one open: walk the parents with O_PATH.
+	dfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	elems := strings.Split(e.Path[1:], "/")
+	for _, el := range elems[:len(elems)-1] {
+		nfd, err := unix.Openat(dfd, el, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(dfd)
+		if err != nil {
+			return -1, err
+		}
+		dfd = nfd
+	}
+	defer unix.Close(dfd)
+	return openFile(&dirHandle{fd: dfd}, elems[len(elems)-1])
+}
+
+// Read reads the file's data: exactly Size bytes in all, then io.EOF.
+// If the file ends early the rest reads as zeros; bytes beyond Size are
+// not read. Either way Changed reports it.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.off >= r.e.Size {
+		r.check()
+		return 0, io.EOF
+	}
+	if rest := r.e.Size - r.off; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	if r.padFrom >= 0 {
+		clear(p)
+		r.off += int64(len(p))
+		return len(p), nil
+	}
+	n, err := r.f.Read(p)
+	r.off += int64(n)
+	if err == io.EOF || (n == 0 && err == nil) {
+		r.padFrom = r.off
+		if n == 0 {
+			return r.Read(p)
+		}
+		return n, nil
+	}
+	if err != nil {
+		return n, &Warning{Path: r.e.Path, Op: "read", Err: unwrapPathError(err)}
+	}
+	return n, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// WriteTo copies the file's Size bytes to w in ChunkSize reads.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			r.check()
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// ReadAt reads the file at off (for a sparse-aware writer that reads
+// only Data extents); it does not pad. Call Changed after the last
+// read.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := r.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = &Warning{Path: r.e.Path, Op: "read", Err: unwrapPathError(err)}
+	}
+	return n, err
+}
+
+// check records, once the data is read, whether the file changed.
+func (r *Reader) check() {
+	if r.checked {
+		return
+	}
+	r.checked = true
+	if r.changed == nil {
+		r.changed = r.compare()
+	}
+}
+
+// compare compares the file now with the entry: it must not have
+// ended early, nor changed size, mtime or ctime.
+func (r *Reader) compare() *ChangedError {
+	if r.changed != nil {
+		return r.changed
+	}
+	if r.padFrom >= 0 {
+		return &ChangedError{Path: r.e.Path, Reason: fmt.Sprintf("shrank while read: only %d of %d bytes, the rest stored as zeros", r.padFrom, r.e.Size)}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(r.f.Fd()), &st); err != nil {
+		return &ChangedError{Path: r.e.Path, Reason: "fstat after reading: " + err.Error()}
+	}
+	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	switch {
+	case st.Size != r.e.Size:
+		return &ChangedError{Path: r.e.Path, Reason: fmt.Sprintf("size %d after reading, %d when listed; %d bytes stored", st.Size, r.e.Size, r.e.Size)}
+	case !mtime.Equal(r.e.Mtime):
+		return &ChangedError{Path: r.e.Path, Reason: fmt.Sprintf("modified while read (mtime %s, was %s)", mtime.Format(time.RFC3339Nano), r.e.Mtime.Format(time.RFC3339Nano))}
+	case !ctime.Equal(r.e.Ctime):
+		return &ChangedError{Path: r.e.Path, Reason: fmt.Sprintf("changed while read (ctime %s, was %s)", ctime.Format(time.RFC3339Nano), r.e.Ctime.Format(time.RFC3339Nano))}
+	}
+	return nil
+}
+
+// Changed returns nil if the file stayed as the walk listed it while it
+// was read, else a *ChangedError saying how (the caller turns it into a
+// warning: job status W). Call it after reading to the end (or after
+// the last ReadAt); called earlier, it checks the file as it is now.
+func (r *Reader) Changed() error {
+	var c *ChangedError
+	if r.checked {
+		c = r.changed
+	} else {
+		c = r.compare()
+	}
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+// Close closes the file.
+func (r *Reader) Close() error { return r.f.Close() }
