@@ -46,6 +46,13 @@ type WriterOptions struct {
 	// fails with it and writes nothing more, not even the filemark.
 	// VerifyFirstBlock(ukad) is the ready-made encryption check.
 	AfterFirstBlock func(d *scsi.Device, first Addr) error
+	// HoldEarlyWarning: early warning after a block does not end the
+	// session. EarlyWarning() turns true and the caller goes on writing
+	// until a point where its stream may be cut, then ends the tape file
+	// with Close (storaged/jobtape ends a part at a member boundary or
+	// inside a member's data, never inside its headers). Overflow
+	// (0D/00/02) still ends the session at once (*VolumeFullError).
+	HoldEarlyWarning bool
 }
 
 // ErrVolumeFull is matched (errors.Is) by a *VolumeFullError.
@@ -307,7 +314,7 @@ func (w *Writer) writeBlock(b []byte, buffered bool) (written bool, err error) {
 			}
 		}
 	}
-	if res.EarlyWarning {
+	if res.EarlyWarning && !w.opts.HoldEarlyWarning {
 		return true, w.endVolume(false)
 	}
 	return true, nil
