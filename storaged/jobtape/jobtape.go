@@ -506,7 +506,30 @@ func (j *JobWriter) Close() (Summary, error) {
 		r := j.pending[0]
 		return Summary{}, j.fail("closing", fmt.Errorf("%d records are beyond the stream's end (%q ends at stream offset %d, the stream at %d)", len(j.pending), r.Path, end(r), j.off))
 	}
+	if last := j.parts[len(j.parts)-1]; last.EarlyWarning {
+		// The last volume is past early warning: the index goes to
+		// the next one (an index tape file does not span).
+		dev, vol, err := j.opts.NextVolume(j.ctx, fmt.Errorf("volume %s is past early warning after part %d (tape file %d): the job's index tape file needs another volume: %w", j.volume, last.Part, last.TapeFile, tapeio.ErrVolumeFull))
+		if err != nil {
+			return Summary{}, j.fail("asking for a volume for the index", err)
+		}
+		j.dev, j.volume = dev, vol
+		j.volSeq++
+	}
 	idx, err := j.writeIndex()
+	if err != nil && errors.Is(err, tapeio.ErrVolumeFull) {
+		// The index did not fit on the volume: the incomplete index
+		// tape file stays (its filemark ends it), and the whole index
+		// is written again on the next volume.
+		j.err = nil
+		dev, vol, nerr := j.opts.NextVolume(j.ctx, fmt.Errorf("volume %s: the job's index tape file did not fit: %w", j.volume, err))
+		if nerr != nil {
+			return Summary{}, j.fail("asking for a volume for the index", nerr)
+		}
+		j.dev, j.volume = dev, vol
+		j.volSeq++
+		idx, err = j.writeIndex()
+	}
 	if err != nil {
 		return Summary{}, err
 	}
