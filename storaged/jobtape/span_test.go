@@ -248,4 +248,3 @@ func readMember(t *testing.T, vols []*vol, a archive.Address, bs int, path strin
 	}
 	return b
 }
-
