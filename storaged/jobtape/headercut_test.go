@@ -21,7 +21,7 @@ import (
 // and GNU tar -M extracts them all.
 func TestEarlyWarningInHeaders(t *testing.T) {
 	needTars(t)
-	drained := 0
+	drained, stitched := 0, 0
 	for _, bs := range []int{4096, 5120, 7168} {
 		t.Run(fmt.Sprint(bs), func(t *testing.T) {
 			lib := newLib(t, 10, 10, 1<<20)
@@ -92,12 +92,69 @@ func TestEarlyWarningInHeaders(t *testing.T) {
 			for _, p := range j.sum.Parts[1:] {
 				stitch = stitch && p.Cut != nil
 			}
-			if stitch {
-				extractCompare(t, files, nil, append([]string{"-M"}, names...)...)
+			if !stitch {
+				t.Fatal("a part ends at a member boundary although members with data follow within 16 KiB")
 			}
+			stitched++
+			extractCompare(t, files, nil, append([]string{"-M"}, names...)...)
 		})
+	}
+	if stitched == 0 {
+		t.Error("tar -M never ran")
 	}
 	if drained == 0 {
 		t.Error("no part ended past early warning with a short block: the header case was not exercised")
+	}
+}
+
+// TestBoundaryCuts: members with at most 400 bytes of data (no 512-byte
+// boundary inside any member's data): every part ends at a member
+// boundary, starts with no continuation, and lists and extracts alone
+// with GNU tar (exit 0) and lists with bsdtar.
+func TestBoundaryCuts(t *testing.T) {
+	needTars(t)
+	const bs = 4096
+	lib := newLib(t, 6, 6, 1<<20)
+	var vols []*vol
+	for i := range 6 {
+		vols = append(vols, mount(t, lib, i+1, i, fmt.Sprintf("BC%04dL8", i+1), i%2 == 1, bs))
+	}
+	var files []file
+	for i := range 1500 {
+		m := archive.Member{Path: fmt.Sprintf("s/%04d-%s", i, strings.Repeat("b", 120)), Type: archive.TypeReg, Mode: 0o600, Mtime: testTime}
+		data := bytes.Repeat([]byte{byte(i)}, (i%5)*100)
+		m.Size = int64(len(data))
+		files = append(files, file{m, data})
+	}
+	j := runJob(t, vols, files, Options{BlockSize: bs})
+	if j.err != nil {
+		t.Fatal(j.err)
+	}
+	if len(j.sum.Parts) < 2 {
+		t.Fatalf("%d parts: the job did not span", len(j.sum.Parts))
+	}
+	placed := j.reported()
+	for i, p := range j.sum.Parts {
+		if p.Cut != nil {
+			t.Fatalf("part %d continues %q: no member has a 512-byte boundary inside its data", p.Part, p.Cut.Path)
+		}
+		data := readFile(t, vols[i].d, p.TapeFile, p.FirstBlock, bs)
+		var mine []file
+		var paths []string
+		for k, pl := range placed {
+			if pl.Address.Volume == p.Volume {
+				mine = append(mine, files[k])
+				paths = append(paths, pl.Record.Path)
+			}
+		}
+		if len(mine) == 0 {
+			t.Fatalf("part %d holds no member", p.Part)
+		}
+		listsAll(t, "tar", tarList(t, "tar", data, true), paths)
+		listsAll(t, "bsdtar", tarList(t, "bsdtar", data, true), paths)
+		extractCompare(t, mine, bytes.NewReader(data), "-f", "-")
+	}
+	if n := len(placed); n != len(files) {
+		t.Fatalf("%d records reported, want %d", n, len(files))
 	}
 }

@@ -24,6 +24,10 @@ import (
 	"github.com/tapeward/tapeward/tools/lib/archive"
 )
 
+// preferDataCut: past early warning, member boundaries within this many
+// stream bytes are passed over for a cut inside a member's data.
+const preferDataCut = 16 << 10
+
 // DefaultFlushEvery is the flush cadence when Options.FlushEvery is 0.
 const DefaultFlushEvery = 256 << 20
 
@@ -159,6 +163,7 @@ type JobWriter struct {
 	tr       tracker
 	off      int64 // stream bytes accepted (all in the current tape file or before)
 	draining bool  // past early warning: end the part at the next cut point
+	ewAt     int64 // stream offset where early warning was seen
 
 	flushed   int64 // stream offset flushed
 	lastFlush int64 // stream offset on tape at the last flush
@@ -308,12 +313,19 @@ func (j *JobWriter) put(b []byte, track bool) error {
 		return j.overflow(vf, b[n:])
 	}
 	if !j.draining && j.w.EarlyWarning() {
-		j.draining = true
+		j.draining, j.ewAt = true, j.off
 	}
 	if j.draining {
 		ok, cut, err := j.tr.cutAt(j.off)
 		if err != nil {
 			return j.fail("cutting the stream", err)
+		}
+		if ok && cut == nil && j.off-j.ewAt < preferDataCut {
+			// A member boundary: a cut inside the next member's data
+			// a little further on lets GNU tar -M join the parts
+			// (it takes the header after a volume header for a
+			// continuation's; README).
+			ok = false
 		}
 		if ok {
 			return j.nextPart(cut, nil, tapeio.ErrVolumeFull)
