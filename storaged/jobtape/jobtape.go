@@ -83,7 +83,10 @@ type Options struct {
 	// encrypted volume its key loaded and verified (storaged/sd's mount
 	// does that; jobtape never touches keys), and the volume's name.
 	NextVolume func(ctx context.Context, reason error) (dev *scsi.Device, volume string, err error)
-	// OnFlushed receives the batches of placed records (see Flushed).
+	// OnFlushed receives the batches of placed records (see Flushed). It
+	// runs on the writer's goroutine, between tape writes: hand the
+	// batch on (a channel to the catalog forwarder) and return; never
+	// wait for the catalog here. The batch is the callee's to keep.
 	OnFlushed func(Flushed)
 	// AfterFirstBlock runs after the first block of each tape file
 	// (e.g. tapeio.VerifyFirstBlock(ukad) for an encrypted volume);
@@ -389,7 +392,9 @@ func (j *JobWriter) nextPart(cut *archive.Cut, vf *tapeio.VolumeFullError, reaso
 			return j.fail("checking the position", vf.PositionErr)
 		}
 		j.record(true)
-		j.report(j.off)
+		if err := j.report(j.off); err != nil {
+			return err
+		}
 	}
 	j.draining = false
 	dev, vol, err := j.opts.NextVolume(j.ctx, fmt.Errorf("volume %s full after part %d (tape file %d): %w", j.volume, j.cur.Part, j.cur.TapeFile, reason))
@@ -412,8 +417,7 @@ func (j *JobWriter) endPart(full bool) error {
 		return j.fail("ending the tape file", err)
 	}
 	j.record(full || j.w.EarlyWarning())
-	j.report(j.off)
-	return nil
+	return j.report(j.off)
 }
 
 func (j *JobWriter) record(full bool) {
@@ -435,8 +439,7 @@ func (j *JobWriter) flush() error {
 		return j.fail("flushing", err)
 	}
 	j.lastFlush = off
-	j.report(off)
-	return nil
+	return j.report(off)
 }
 
 // extents are the parts as tapeio extents, in stream order, each offset
@@ -458,7 +461,7 @@ func (j *JobWriter) extents() ([]tapeio.Extent, []Part) {
 }
 
 // report sends the pending records whose bytes end at or before off.
-func (j *JobWriter) report(off int64) {
+func (j *JobWriter) report(off int64) error {
 	j.flushed = max(j.flushed, off)
 	j.tr.prune(off)
 	n := 0
@@ -466,15 +469,17 @@ func (j *JobWriter) report(off int64) {
 		n++
 	}
 	if n == 0 {
-		return
+		return nil
 	}
 	exts, parts := j.extents()
 	batch := make([]Placed, 0, n)
 	for _, rec := range j.pending[:n] {
 		pl := Placed{Record: rec}
-		if e, a, ok := tapeio.Resolve(exts, rec.HeaderOffset); ok {
-			pl.Address = archive.Address{Volume: parts[e.Volume].Volume, TapeFile: int64(a.File), Block: int64(a.Block), Offset: int64(a.Offset)}
+		e, a, ok := tapeio.Resolve(exts, rec.HeaderOffset)
+		if !ok || rec.HeaderOffset < parts[e.Volume].StreamOffset {
+			return j.fail("addressing", fmt.Errorf("record %q: header at stream offset %d is in no part written", rec.Path, rec.HeaderOffset))
 		}
+		pl.Address = archive.Address{Volume: parts[e.Volume].Volume, TapeFile: int64(a.File), Block: int64(a.Block), Offset: int64(a.Offset)}
 		for _, p := range parts {
 			if p.Cut != nil && p.StreamOffset > rec.DataOffset && p.StreamOffset < end(rec) {
 				x := p.contAt
@@ -491,6 +496,7 @@ func (j *JobWriter) report(off int64) {
 	if j.opts.OnFlushed != nil {
 		j.opts.OnFlushed(Flushed{StreamOffset: off, Records: batch})
 	}
+	return nil
 }
 
 // end is the stream offset after rec's padded data.
