@@ -28,7 +28,7 @@ var testTime = time.Date(2026, 1, 2, 7, 0, 0, 123456789, time.UTC)
 
 // newLib starts an in-process vtl (the real emulator) with cartridges of
 // capacity bytes, on tmpfs when there is one.
-func newLib(t testing.TB, slots, drives int, capacity int64) *emu.Library {
+func newLib(t testing.TB, slots, drives int, capacity int64, personalities ...string) *emu.Library {
 	t.Helper()
 	dir := t.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -37,7 +37,11 @@ func newLib(t testing.TB, slots, drives int, capacity int64) *emu.Library {
 			t.Cleanup(func() { os.RemoveAll(d) })
 		}
 	}
-	lib, err := emu.NewLibrary(emu.Config{Dir: dir, Slots: slots, Drives: drives, Capacity: capacity})
+	cfg := emu.Config{Dir: dir, Slots: slots, Drives: drives, Capacity: capacity, Personalities: map[int]string{}}
+	for i, p := range personalities {
+		cfg.Personalities[i] = p
+	}
+	lib, err := emu.NewLibrary(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
