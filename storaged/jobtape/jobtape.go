@@ -228,9 +228,6 @@ func (j *JobWriter) startPart(dev *scsi.Device, volume string, cut *archive.Cut)
 	ph := archive.PartHeader{Kind: archive.KindData, JobID: j.info.JobID, Job: j.info.Job, Client: j.info.Client,
 		FileSet: j.info.FileSet, Level: j.info.Level, Part: len(j.parts) + 1, VolumeSeq: j.volSeq,
 		StreamOffset: j.off, BlockSize: j.bs, Volume: volume, TapeFile: int(start.File), Created: j.info.Created, Cut: cut}
-	if cut != nil {
-		ph.StreamOffset = j.off // the stream from the cut on follows the continuation header
-	}
 	hdr, err := ph.Encode()
 	if err != nil {
 		return j.fail("encoding the part header", err)
