@@ -1,0 +1,551 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// File records (schema 3): one row per member of a job's pax stream with
+// its exact address, written by FileBatch while the tape streams.
+
+// File types (the files.type CHECK; the archive index's "type").
+const (
+	FileRegular = "file"
+	FileDir     = "dir"
+	FileSymlink = "symlink"
+	FileLink    = "link" // hard link to an earlier member
+	FileChar    = "char"
+	FileBlock   = "block"
+	FileFIFO    = "fifo"
+)
+
+// Address is where a member's first header block is: volume, tape file
+// number on it, logical block counted from the start of that tape file,
+// byte in the block.
+type Address struct {
+	Volume   string
+	TapeFile int
+	Block    int64
+	Offset   int // byte in the block
+}
+
+// FilePart is a continuation of a member cut by the end of a volume.
+type FilePart struct {
+	Part       int // 2, 3, … (the job part holding it)
+	At         Address
+	DataOffset int64 // offset in the member's stored data where it starts
+}
+
+// FileRow is one file record.
+type FileRow struct {
+	Path    []byte // exact bytes (newlines, invalid UTF-8 kept)
+	Type    string // FileRegular, …
+	Size    int64
+	Mode    uint32 // permission bits (st_mode & 07777)
+	UID     int64
+	GID     int64
+	Uname   string
+	Gname   string
+	MtimeNS int64
+	Link    []byte // symlink target or hard link's first path; nil if none
+	SHA256  []byte // 32 bytes for regular files; nil otherwise
+	At      Address
+	// StreamOffset is the stream offset of the member's first header
+	// block; EndOffset the stream offset just past its data (padding
+	// included). The row is committed by Flush(upTo) once EndOffset ≤ upTo.
+	StreamOffset int64
+	EndOffset    int64
+	Parts        []FilePart
+}
+
+// RenderPath renders a stored path for people: the text itself when it is
+// valid UTF-8 without control characters, else a Go-quoted string
+// ("/tmp/a\nb", "/x\xff"), so one path is one line.
+func RenderPath(p []byte) string {
+	if utf8.Valid(p) {
+		ok := true
+		for _, r := range string(p) {
+			if unicode.IsControl(r) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return string(p)
+		}
+	}
+	return strconv.Quote(string(p))
+}
+
+// BatchFullError says that a FileBatch holds its limit of rows not yet
+// flushed: the caller must wait for storaged to flush (and call Flush)
+// before adding more.
+type BatchFullError struct {
+	JobID int64
+	Limit int
+}
+
+func (e *BatchFullError) Error() string {
+	return fmt.Sprintf("job %d: %d file records wait for storaged to flush their data; no more can be buffered until Flush", e.JobID, e.Limit)
+}
+
+// FileRowError says that a file record was refused (out of stream order,
+// on a tape file the job did not record, malformed). Nothing was buffered.
+type FileRowError struct {
+	JobID  int64
+	Path   string // rendered
+	Reason string
+}
+
+func (e *FileRowError) Error() string {
+	return fmt.Sprintf("job %d: file record %s refused: %s", e.JobID, e.Path, e.Reason)
+}
+
+// DefaultMaxBuffered is FileBatch's default bound on rows waiting for a
+// flush. A row takes about 240 bytes plus its path, link and names (paths
+// of ~45 bytes: ~300 bytes), so 262,144 rows are about 80 MB.
+const DefaultMaxBuffered = 1 << 18
+
+// FileBatch streams a running backup's file records into the catalog.
+// Add buffers rows (in stream order); Flush(upTo) commits, in one
+// transaction with COPY, exactly the buffered rows whose data ends at or
+// before upTo (the stream offset storaged reported written and flushed),
+// and records upTo as the job's flushed offset. Rows beyond it stay
+// buffered. Dropping a FileBatch without Flush loses its buffered rows and
+// nothing else (invariant 9: the catalog lists only data on tape).
+//
+// Memory: at most MaxBuffered rows (Add returns *BatchFullError beyond),
+// plus the job's parts. A FileBatch is not safe for concurrent use.
+type FileBatch struct {
+	s           *Store
+	jobID       int64
+	job         string
+	MaxBuffered int
+
+	buf      []FileRow
+	lastOff  int64
+	haveLast bool
+	flushed  int64
+	parts    map[partKey]int64 // (volume, tape file) → media_id, from job_media
+}
+
+type partKey struct {
+	volume   string
+	tapeFile int
+}
+
+// BeginFiles opens a FileBatch on a running (or waiting) job.
+func (s *Store) BeginFiles(ctx context.Context, jobID int64) (*FileBatch, error) {
+	j, err := s.GetJob(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if j.Status != JobRunning && !j.Status.Waiting() {
+		return nil, &JobStateError{JobID: jobID, Job: j.Name, Op: "write file records of", Status: j.Status, Want: []JobStatus{JobRunning}}
+	}
+	b := &FileBatch{s: s, jobID: jobID, job: j.Name, MaxBuffered: DefaultMaxBuffered, flushed: j.FlushedOffset,
+		lastOff: j.FlushedOffset, parts: map[partKey]int64{}}
+	return b, b.loadParts(ctx)
+}
+
+func (b *FileBatch) loadParts(ctx context.Context) error {
+	rows, err := b.s.pool.Query(ctx, `
+		SELECT m.volume_name, jm.tape_file, jm.media_id FROM job_media jm JOIN media m ON m.id = jm.media_id
+		WHERE jm.job_id = $1`, b.jobID)
+	if err != nil {
+		return dbErr(fmt.Sprintf("reading the tape files of job %d", b.jobID), err)
+	}
+	var (
+		k  partKey
+		id int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.volume, &k.tapeFile, &id}, func() error {
+		b.parts[k] = id
+		return nil
+	})
+	return dbErr(fmt.Sprintf("reading the tape files of job %d", b.jobID), err)
+}
+
+// Buffered is the number of rows waiting for a flush.
+func (b *FileBatch) Buffered() int { return len(b.buf) }
+
+// Flushed is the stream offset up to which rows are committed.
+func (b *FileBatch) Flushed() int64 { return b.flushed }
+
+func (b *FileBatch) refuse(r *FileRow, format string, args ...any) error {
+	return &FileRowError{JobID: b.jobID, Path: RenderPath(r.Path), Reason: fmt.Sprintf(format, args...)}
+}
+
+// Add buffers r. Rows come in stream order (increasing StreamOffset); the
+// row's tape files must have been recorded (RecordPart) — Add re-reads the
+// job's parts once when it meets an unknown one.
+func (b *FileBatch) Add(ctx context.Context, r FileRow) error {
+	if len(b.buf) >= b.MaxBuffered {
+		return &BatchFullError{JobID: b.jobID, Limit: b.MaxBuffered}
+	}
+	switch {
+	case len(r.Path) == 0:
+		return b.refuse(&r, "empty path")
+	case r.Type != FileRegular && r.Type != FileDir && r.Type != FileSymlink && r.Type != FileLink &&
+		r.Type != FileChar && r.Type != FileBlock && r.Type != FileFIFO:
+		return b.refuse(&r, "unknown type %q", r.Type)
+	case r.SHA256 != nil && len(r.SHA256) != 32:
+		return b.refuse(&r, "a SHA-256 digest has 32 bytes, not %d", len(r.SHA256))
+	case r.StreamOffset < b.flushed || (b.haveLast && r.StreamOffset <= b.lastOff):
+		return b.refuse(&r, "stream offset %d is not after the previous record's (%d)", r.StreamOffset, b.lastOff)
+	case r.EndOffset <= r.StreamOffset:
+		return b.refuse(&r, "end offset %d is not after its stream offset %d", r.EndOffset, r.StreamOffset)
+	case r.At.Block < 0 || r.At.Offset < 0:
+		return b.refuse(&r, "negative address")
+	}
+	for _, a := range append([]Address{r.At}, partAddrs(r.Parts)...) {
+		if _, ok := b.parts[partKey{a.Volume, a.TapeFile}]; !ok {
+			if err := b.loadParts(ctx); err != nil {
+				return err
+			}
+			if _, ok := b.parts[partKey{a.Volume, a.TapeFile}]; !ok {
+				return b.refuse(&r, "tape file %d of volume %s is not a recorded tape file of the job", a.TapeFile, quoteName(a.Volume))
+			}
+		}
+	}
+	b.buf = append(b.buf, r)
+	b.lastOff, b.haveLast = r.StreamOffset, true
+	return nil
+}
+
+func partAddrs(ps []FilePart) []Address {
+	out := make([]Address, len(ps))
+	for i, p := range ps {
+		out[i] = p.At
+	}
+	return out
+}
+
+// fileColumns are the COPY columns of files.
+var fileColumns = []string{"job_id", "path", "type", "size", "mode", "uid", "gid", "uname", "gname", "mtime_ns",
+	"link", "sha256", "media_id", "tape_file", "block", "block_offset", "stream_offset", "parts"}
+
+// rowSource feeds rows to CopyFrom with one reused value slice.
+type rowSource struct {
+	jobID int64
+	rows  []FileRow
+	media func(Address) int64
+	i     int
+	vals  []any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i-1]
+	if s.vals == nil {
+		s.vals = make([]any, len(fileColumns))
+	}
+	v := s.vals
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = s.jobID, r.Path, r.Type, r.Size, int32(r.Mode), r.UID, r.GID, r.Uname, r.Gname, r.MtimeNS
+	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = r.Link, r.SHA256, s.media(r.At), int32(r.At.TapeFile), r.At.Block, int32(r.At.Offset), r.StreamOffset, int16(len(r.Parts))
+	return v, nil
+}
+
+// Flush commits the buffered rows whose data ends at or before upTo — the
+// stream offset up to which storaged reported the data written and
+// flushed — with their continuation parts, the job's file and byte counts
+// and flushed offset, in one transaction. It returns how many rows it
+// committed. A job that is no longer running (ended, or marked E by
+// InterruptRunning) is a *JobStateError and nothing is committed.
+func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
+	if upTo < b.flushed {
+		return 0, invalid("flushed offset", "job %d: %d is before the offset already flushed (%d)", b.jobID, upTo, b.flushed)
+	}
+	n := 0
+	for n < len(b.buf) && b.buf[n].EndOffset <= upTo {
+		n++
+	}
+	rows := b.buf[:n]
+	var bytes int64
+	for i := range rows {
+		if rows[i].Type == FileRegular {
+			bytes += rows[i].Size
+		}
+	}
+	op := fmt.Sprintf("committing %d file records of job %d", n, b.jobID)
+	media := func(a Address) int64 { return b.parts[partKey{a.Volume, a.TapeFile}] }
+	err := b.s.inTx(ctx, op, func(tx pgx.Tx) error {
+		name, st, err := lockJob(ctx, tx, b.jobID)
+		if err != nil {
+			return err
+		}
+		if st != JobRunning && !st.Waiting() {
+			return &JobStateError{JobID: b.jobID, Job: name, Op: "write file records of", Status: st, Want: []JobStatus{JobRunning}}
+		}
+		if n > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"files"}, fileColumns, &rowSource{jobID: b.jobID, rows: rows, media: media}); err != nil {
+				return dbErr(op, err)
+			}
+			var parts [][]any
+			for i := range rows {
+				for _, p := range rows[i].Parts {
+					parts = append(parts, []any{b.jobID, rows[i].StreamOffset, int32(p.Part), media(p.At), int32(p.At.TapeFile), p.At.Block, int32(p.At.Offset), p.DataOffset})
+				}
+			}
+			if len(parts) > 0 {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"file_parts"},
+					[]string{"job_id", "stream_offset", "part", "media_id", "tape_file", "block", "block_offset", "data_offset"},
+					pgx.CopyFromRows(parts)); err != nil {
+					return dbErr(op, err)
+				}
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE jobs SET flushed_offset = $2, files_count = files_count + $3, bytes_count = bytes_count + $4 WHERE id = $1`,
+			b.jobID, upTo, n, bytes)
+		return dbErr(op, err)
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Keep the rest; drop references to committed rows so their memory goes.
+	rest := copy(b.buf, b.buf[n:])
+	clear(b.buf[rest:])
+	b.buf = b.buf[:rest]
+	b.flushed = upTo
+	return n, nil
+}
+
+// File is a stored file record with its job.
+type File struct {
+	JobID int64
+	FileRow
+}
+
+const fileSelect = `
+	SELECT f.job_id, f.path, f.type, f.size, f.mode, f.uid, f.gid, f.uname, f.gname, f.mtime_ns, f.link, f.sha256,
+		m.volume_name, f.tape_file, f.block, f.block_offset, f.stream_offset,
+		CASE WHEN f.parts = 0 THEN NULL ELSE (
+			SELECT array_agg(ARRAY[p.part, p.media_id, p.tape_file, p.block, p.block_offset, p.data_offset] ORDER BY p.part)
+			FROM file_parts p WHERE p.job_id = f.job_id AND p.stream_offset = f.stream_offset) END`
+
+// scanFile scans fileSelect's columns.
+func (s *Store) scanFile(ctx context.Context) func(pgx.CollectableRow) (File, error) {
+	vols := map[int64]string{}
+	return func(r pgx.CollectableRow) (File, error) {
+		var (
+			f     File
+			mode  int32
+			parts [][]int64
+		)
+		err := r.Scan(&f.JobID, &f.Path, &f.Type, &f.Size, &mode, &f.UID, &f.GID, &f.Uname, &f.Gname, &f.MtimeNS, &f.Link, &f.SHA256,
+			&f.At.Volume, &f.At.TapeFile, &f.At.Block, &f.At.Offset, &f.StreamOffset, &parts)
+		f.Mode = uint32(mode)
+		for _, p := range parts {
+			vol, ok := vols[p[1]]
+			if !ok {
+				if e := s.pool.QueryRow(ctx, `SELECT volume_name FROM media WHERE id = $1`, p[1]).Scan(&vol); e != nil {
+					return f, e
+				}
+				vols[p[1]] = vol
+			}
+			f.Parts = append(f.Parts, FilePart{Part: int(p[0]), At: Address{Volume: vol, TapeFile: int(p[2]), Block: p[3], Offset: int(p[4])}, DataOffset: p[5]})
+		}
+		return f, err
+	}
+}
+
+// ListFiles returns a job's file records in stream order (tape order).
+func (s *Store) ListFiles(ctx context.Context, jobID int64) ([]File, error) {
+	op := fmt.Sprintf("listing the files of job %d", jobID)
+	if _, err := s.GetJob(ctx, jobID); err != nil {
+		return nil, err
+	}
+	// A separate connection reads part volumes: collect first.
+	rows, err := s.pool.Query(ctx, fileSelect+` FROM files f JOIN media m ON m.id = f.media_id WHERE f.job_id = $1 ORDER BY f.stream_offset`, jobID)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	out, err := pgx.CollectRows(rows, s.scanFile(ctx))
+	return out, dbErr(op, err)
+}
+
+// Chain names the backups of one (job, client, fileset). Job "" means any
+// job of the client and fileset name.
+type Chain struct {
+	Job     string
+	Client  string
+	Fileset string // fileset name
+}
+
+func (c Chain) String() string {
+	if c.Job == "" {
+		return fmt.Sprintf("client %q fileset %q", c.Client, c.Fileset)
+	}
+	return fmt.Sprintf("job %q client %q fileset %q", c.Job, c.Client, c.Fileset)
+}
+
+// RestoreChain returns the successful (T/W) backups a restore of c as it
+// was before `before` uses, oldest first: the last Full started before it,
+// the last Differential after that Full, every Incremental after both.
+// No Full is a *NotFoundError.
+func (s *Store) RestoreChain(ctx context.Context, c Chain, before time.Time) ([]int64, error) {
+	return restoreChain(ctx, s.pool, c, before, 0)
+}
+
+// restoreChain is RestoreChain limited to jobs other than exclude (0: none)
+// started strictly before `before`.
+func restoreChain(ctx context.Context, q querier, c Chain, before time.Time, exclude int64) ([]int64, error) {
+	op := "selecting the backups of " + c.String()
+	rows, err := q.Query(ctx, `
+		SELECT id, level FROM jobs
+		WHERE ($1 = '' OR name = $1) AND client = $2 AND fileset = $3 AND job_type = 'Backup'
+			AND status IN ('T', 'W') AND started_at IS NOT NULL AND started_at < $4 AND id <> $5
+		ORDER BY started_at, id`, c.Job, c.Client, c.Fileset, before.UTC(), exclude)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	type jl struct {
+		id    int64
+		level string
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (jl, error) {
+		var x jl
+		return x, r.Scan(&x.id, &x.level)
+	})
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	var chain []int64
+	for _, j := range all {
+		switch j.level {
+		case LevelFull:
+			chain = []int64{j.id}
+		case LevelDifferential:
+			if len(chain) > 0 {
+				chain = []int64{chain[0], j.id}
+			}
+		case LevelIncremental:
+			if len(chain) > 0 {
+				chain = append(chain, j.id)
+			}
+		}
+	}
+	if len(chain) == 0 {
+		return nil, notFound("backup", fmt.Sprintf("Full of %s before %s", c, before.UTC().Format("2006-01-02 15:04:05Z")))
+	}
+	return chain, nil
+}
+
+// viewSQL selects, over the jobs $1 (oldest first), the latest version of
+// every path not deleted by a later job of the list.
+const viewSQL = `
+	WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank)),
+	latest AS (
+		SELECT DISTINCT ON (f.path) f.job_id, f.stream_offset, f.path, c.rank
+		FROM files f JOIN chain c ON c.id = f.job_id
+		ORDER BY f.path, c.rank DESC, f.stream_offset DESC)
+	SELECT l.job_id, l.stream_offset, l.path FROM latest l
+	WHERE NOT EXISTS (
+		SELECT 1 FROM file_deletions d JOIN chain c ON c.id = d.job_id
+		WHERE d.path = l.path AND c.rank > l.rank)`
+
+// CurrentView returns the files a restore of c as it was before `before`
+// brings back (time.Time{}: now), with their addresses, in path byte
+// order: over RestoreChain, the latest version of every path that no later
+// job of the chain saw deleted.
+func (s *Store) CurrentView(ctx context.Context, c Chain, before time.Time) ([]File, error) {
+	if before.IsZero() {
+		before = s.nowUTC().Add(time.Microsecond)
+	}
+	chain, err := s.RestoreChain(ctx, c, before)
+	if err != nil {
+		return nil, err
+	}
+	op := "reading the restore view of " + c.String()
+	rows, err := s.pool.Query(ctx, fileSelect+`
+		FROM (`+viewSQL+`) v JOIN files f ON f.job_id = v.job_id AND f.stream_offset = v.stream_offset
+		JOIN media m ON m.id = f.media_id ORDER BY f.path`, chain)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	out, err := pgx.CollectRows(rows, s.scanFile(ctx))
+	return out, dbErr(op, err)
+}
+
+// RecordDeletions compares the paths the client saw in job jobID (every
+// path, unchanged ones too: tools/filed/fileset) with the catalog's view of
+// the backups the job's restore chain holds before it — for an Incremental
+// the Full, the last Differential and the Incrementals since; for a
+// Differential its Full alone — and records as deleted in jobID every path
+// of that view the client did not see. It returns how many it recorded.
+// A Full records none. Run it once the walk is over (before EndJob).
+func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[[]byte]) (int64, error) {
+	j, err := s.GetJob(ctx, jobID)
+	if err != nil {
+		return 0, err
+	}
+	if j.Status != JobRunning && !j.Status.Waiting() {
+		return 0, &JobStateError{JobID: jobID, Job: j.Name, Op: "record deletions of", Status: j.Status, Want: []JobStatus{JobRunning}}
+	}
+	if j.Level == LevelFull || j.Level == "" || j.StartedAt == nil {
+		return 0, nil
+	}
+	op := fmt.Sprintf("recording the deletions of job %d", jobID)
+	var n int64
+	err = s.inTx(ctx, op, func(tx pgx.Tx) error {
+		chain, err := restoreChain(ctx, tx, Chain{Job: j.Name, Client: j.Client, Fileset: j.Fileset}, *j.StartedAt, jobID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if j.Level == LevelDifferential {
+			chain = chain[:1]
+		}
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE seen_paths (path bytea NOT NULL) ON COMMIT DROP`); err != nil {
+			return dbErr(op, err)
+		}
+		next, stop := iter.Pull(seen)
+		defer stop()
+		var src pgx.CopyFromSource = pgx.CopyFromFunc(func() ([]any, error) {
+			p, ok := next()
+			if !ok {
+				return nil, nil
+			}
+			return []any{p}, nil
+		})
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"seen_paths"}, []string{"path"}, src); err != nil {
+			return dbErr(op, err)
+		}
+		if _, err := tx.Exec(ctx, `ANALYZE seen_paths`); err != nil {
+			return dbErr(op, err)
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO file_deletions (job_id, path)
+			SELECT $2, v.path FROM (`+viewSQL+`) v
+			WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = v.path)
+			ON CONFLICT DO NOTHING`, chain, jobID)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `UPDATE jobs SET deletions_count = deletions_count + $2 WHERE id = $1`, jobID, n)
+		return dbErr(op, err)
+	})
+	return n, err
+}
+
+// Deletions returns the paths recorded as deleted in a job, in byte order.
+func (s *Store) Deletions(ctx context.Context, jobID int64) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT path FROM file_deletions WHERE job_id = $1 ORDER BY path`, jobID)
+	if err != nil {
+		return nil, dbErr(fmt.Sprintf("listing the deletions of job %d", jobID), err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	return out, dbErr(fmt.Sprintf("listing the deletions of job %d", jobID), err)
+}
