@@ -261,9 +261,8 @@ func TestKeyEventsAndFileRows(t *testing.T) {
 	if string(back) != string(odd) {
 		t.Errorf("path read back as %q, want %q", back, odd)
 	}
-	// Two rows at one stream offset of a job, a short digest, an unknown type.
+	// A short digest, an unknown type.
 	for name, q := range map[string]string{
-		"files_pkey":         `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, media_id, tape_file, block, block_offset, stream_offset) VALUES ($1, '\x2f78', 'file', 0, 0, 0, 0, '', '', 0, 1, 2, 0, 0, 0)`,
 		"files_sha256_check": `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, sha256, media_id, tape_file, block, block_offset, stream_offset) VALUES ($1, '\x2f78', 'file', 0, 0, 0, 0, '', '', 0, '\x00', 1, 2, 0, 0, 9999)`,
 		"files_type_check":   `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, media_id, tape_file, block, block_offset, stream_offset) VALUES ($1, '\x2f78', 'socket', 0, 0, 0, 0, '', '', 0, 1, 2, 0, 0, 9999)`,
 	} {

@@ -131,10 +131,13 @@ type FileBatch struct {
 	MaxBuffered int
 
 	buf      []FileRow
+	media    []int64 // media_id of buf[i].At
 	lastOff  int64
 	haveLast bool
 	flushed  int64
 	parts    map[partKey]int64 // (volume, tape file) → media_id, from job_media
+	lastKey  partKey           // the tape file of the previous row, and its media_id
+	lastID   int64
 }
 
 type partKey struct {
@@ -206,27 +209,38 @@ func (b *FileBatch) Add(ctx context.Context, r FileRow) error {
 	case r.At.Block < 0 || r.At.Offset < 0:
 		return b.refuse(&r, "negative address")
 	}
-	for _, a := range append([]Address{r.At}, partAddrs(r.Parts)...) {
-		if _, ok := b.parts[partKey{a.Volume, a.TapeFile}]; !ok {
-			if err := b.loadParts(ctx); err != nil {
-				return err
-			}
-			if _, ok := b.parts[partKey{a.Volume, a.TapeFile}]; !ok {
-				return b.refuse(&r, "tape file %d of volume %s is not a recorded tape file of the job", a.TapeFile, quoteName(a.Volume))
-			}
+	id := b.lastID
+	if id == 0 || r.At.TapeFile != b.lastKey.tapeFile || r.At.Volume != b.lastKey.volume {
+		var err error
+		if id, err = b.mediaOf(ctx, &r, r.At); err != nil {
+			return err
+		}
+		b.lastKey, b.lastID = partKey{r.At.Volume, r.At.TapeFile}, id
+	}
+	for _, p := range r.Parts {
+		if _, err := b.mediaOf(ctx, &r, p.At); err != nil {
+			return err
 		}
 	}
 	b.buf = append(b.buf, r)
+	b.media = append(b.media, id)
 	b.lastOff, b.haveLast = r.StreamOffset, true
 	return nil
 }
 
-func partAddrs(ps []FilePart) []Address {
-	out := make([]Address, len(ps))
-	for i, p := range ps {
-		out[i] = p.At
+// mediaOf returns the media_id of a's tape file if the job recorded it.
+func (b *FileBatch) mediaOf(ctx context.Context, r *FileRow, a Address) (int64, error) {
+	k := partKey{a.Volume, a.TapeFile}
+	if id, ok := b.parts[k]; ok {
+		return id, nil
 	}
-	return out
+	if err := b.loadParts(ctx); err != nil {
+		return 0, err
+	}
+	if id, ok := b.parts[k]; ok {
+		return id, nil
+	}
+	return 0, b.refuse(r, "tape file %d of volume %s is not a recorded tape file of the job", a.TapeFile, quoteName(a.Volume))
 }
 
 // fileColumns are the COPY columns of files.
@@ -237,7 +251,7 @@ var fileColumns = []string{"job_id", "path", "type", "size", "mode", "uid", "gid
 type rowSource struct {
 	jobID int64
 	rows  []FileRow
-	media func(Address) int64
+	media []int64 // media_id per row
 	i     int
 	vals  []any
 }
@@ -251,7 +265,7 @@ func (s *rowSource) Values() ([]any, error) {
 	}
 	v := s.vals
 	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = s.jobID, r.Path, r.Type, r.Size, int32(r.Mode), r.UID, r.GID, r.Uname, r.Gname, r.MtimeNS
-	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = r.Link, r.SHA256, s.media(r.At), int32(r.At.TapeFile), r.At.Block, int32(r.At.Offset), r.StreamOffset, int16(len(r.Parts))
+	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = r.Link, r.SHA256, s.media[s.i-1], int32(r.At.TapeFile), r.At.Block, int32(r.At.Offset), r.StreamOffset, int16(len(r.Parts))
 	return v, nil
 }
 
@@ -277,7 +291,6 @@ func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
 		}
 	}
 	op := fmt.Sprintf("committing %d file records of job %d", n, b.jobID)
-	media := func(a Address) int64 { return b.parts[partKey{a.Volume, a.TapeFile}] }
 	err := b.s.inTx(ctx, op, func(tx pgx.Tx) error {
 		name, st, err := lockJob(ctx, tx, b.jobID)
 		if err != nil {
@@ -287,13 +300,13 @@ func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
 			return &JobStateError{JobID: b.jobID, Job: name, Op: "write file records of", Status: st, Want: []JobStatus{JobRunning}}
 		}
 		if n > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"files"}, fileColumns, &rowSource{jobID: b.jobID, rows: rows, media: media}); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"files"}, fileColumns, &rowSource{jobID: b.jobID, rows: rows, media: b.media[:n]}); err != nil {
 				return dbErr(op, err)
 			}
 			var parts [][]any
 			for i := range rows {
 				for _, p := range rows[i].Parts {
-					parts = append(parts, []any{b.jobID, rows[i].StreamOffset, int32(p.Part), media(p.At), int32(p.At.TapeFile), p.At.Block, int32(p.At.Offset), p.DataOffset})
+					parts = append(parts, []any{b.jobID, rows[i].StreamOffset, int32(p.Part), b.parts[partKey{p.At.Volume, p.At.TapeFile}], int32(p.At.TapeFile), p.At.Block, int32(p.At.Offset), p.DataOffset})
 				}
 			}
 			if len(parts) > 0 {
@@ -315,6 +328,7 @@ func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
 	rest := copy(b.buf, b.buf[n:])
 	clear(b.buf[rest:])
 	b.buf = b.buf[:rest]
+	b.media = b.media[:copy(b.media, b.media[n:])]
 	b.flushed = upTo
 	return n, nil
 }
@@ -441,17 +455,24 @@ func restoreChain(ctx context.Context, q querier, c Chain, before time.Time, exc
 }
 
 // viewSQL selects, over the jobs $1 (oldest first), the latest version of
-// every path not deleted by a later job of the list.
-const viewSQL = `
+// every path not deleted by a later job of the list: job_id, stream_offset,
+// path, and fileSelect's columns from "files f" when cols.
+func viewSQL(cols bool) string {
+	sel := "f.job_id, f.stream_offset, f.path"
+	if cols {
+		sel = "f.*"
+	}
+	return `
 	WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank)),
 	latest AS (
-		SELECT DISTINCT ON (f.path) f.job_id, f.stream_offset, f.path, c.rank
+		SELECT DISTINCT ON (f.path) ` + sel + `, c.rank AS chain_rank
 		FROM files f JOIN chain c ON c.id = f.job_id
 		ORDER BY f.path, c.rank DESC, f.stream_offset DESC)
-	SELECT l.job_id, l.stream_offset, l.path FROM latest l
+	SELECT * FROM latest l
 	WHERE NOT EXISTS (
 		SELECT 1 FROM file_deletions d JOIN chain c ON c.id = d.job_id
-		WHERE d.path = l.path AND c.rank > l.rank)`
+		WHERE d.path = l.path AND c.rank > l.chain_rank)`
+}
 
 // CurrentView returns the files a restore of c as it was before `before`
 // brings back (time.Time{}: now), with their addresses, in path byte
@@ -467,8 +488,7 @@ func (s *Store) CurrentView(ctx context.Context, c Chain, before time.Time) ([]F
 	}
 	op := "reading the restore view of " + c.String()
 	rows, err := s.pool.Query(ctx, fileSelect+`
-		FROM (`+viewSQL+`) v JOIN files f ON f.job_id = v.job_id AND f.stream_offset = v.stream_offset
-		JOIN media m ON m.id = f.media_id ORDER BY f.path`, chain)
+		FROM (`+viewSQL(true)+`) f JOIN media m ON m.id = f.media_id ORDER BY f.path`, chain)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -527,7 +547,7 @@ func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO file_deletions (job_id, path)
-			SELECT $2, v.path FROM (`+viewSQL+`) v
+			SELECT $2, v.path FROM (`+viewSQL(false)+`) v
 			WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = v.path)
 			ON CONFLICT DO NOTHING`, chain, jobID)
 		if err != nil {

@@ -290,7 +290,7 @@ func (s *Store) EndJob(ctx context.Context, id int64, status JobStatus, sum JobS
 		status = JobWarnings
 	}
 	op := fmt.Sprintf("ending job %d", id)
-	return s.inTx(ctx, op, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
 		name, st, err := lockJob(ctx, tx, id)
 		if err != nil {
 			return err
@@ -310,6 +310,19 @@ func (s *Store) EndJob(ctx context.Context, id int64, status JobStatus, sum JobS
 			WHERE id = $1`, id, string(status), sum.EndedAt.UTC(), sum.Files, sum.Bytes, sum.Warnings, sum.Error)
 		return dbErr(op, err)
 	})
+	if err != nil {
+		return err
+	}
+	return s.summarizeFiles(ctx, op)
+}
+
+// summarizeFiles brings the BRIN index of files up to date with the rows
+// loaded since (migration 003: the ranges a job filled are summarized at
+// its end instead of row by row during COPY). It reads only the pages not
+// summarized yet. Autosummarize would do it too, later.
+func (s *Store) summarizeFiles(ctx context.Context, op string) error {
+	_, err := s.pool.Exec(ctx, `SELECT brin_summarize_new_values('files_job_brin'::regclass)`)
+	return dbErr(op+" (indexing its file records)", err)
 }
 
 // InterruptRunning is for the director's start-up: every job still C, R or
@@ -337,6 +350,9 @@ func (s *Store) InterruptRunning(ctx context.Context, reason string) ([]int64, e
 		return dbErr("ending jobs interrupted by a restart", err)
 	})
 	slices.Sort(ids)
+	if err == nil && len(ids) > 0 {
+		err = s.summarizeFiles(ctx, "ending jobs interrupted by a restart")
+	}
 	return ids, err
 }
 
