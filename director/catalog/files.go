@@ -343,33 +343,34 @@ const fileSelect = `
 	SELECT f.job_id, f.path, f.type, f.size, f.mode, f.uid, f.gid, f.uname, f.gname, f.mtime_ns, f.link, f.sha256,
 		m.volume_name, f.tape_file, f.block, f.block_offset, f.stream_offset,
 		CASE WHEN f.parts = 0 THEN NULL ELSE (
-			SELECT array_agg(ARRAY[p.part, p.media_id, p.tape_file, p.block, p.block_offset, p.data_offset] ORDER BY p.part)
-			FROM file_parts p WHERE p.job_id = f.job_id AND p.stream_offset = f.stream_offset) END`
+			SELECT array_agg(ARRAY[p.part, p.tape_file, p.block, p.block_offset, p.data_offset] ORDER BY p.part)
+			FROM file_parts p WHERE p.job_id = f.job_id AND p.stream_offset = f.stream_offset) END,
+		CASE WHEN f.parts = 0 THEN NULL ELSE (
+			SELECT array_agg(pm.volume_name ORDER BY p.part)
+			FROM file_parts p JOIN media pm ON pm.id = p.media_id
+			WHERE p.job_id = f.job_id AND p.stream_offset = f.stream_offset) END`
 
 // scanFile scans fileSelect's columns.
-func (s *Store) scanFile(ctx context.Context) func(pgx.CollectableRow) (File, error) {
-	vols := map[int64]string{}
-	return func(r pgx.CollectableRow) (File, error) {
-		var (
-			f     File
-			mode  int32
-			parts [][]int64
-		)
-		err := r.Scan(&f.JobID, &f.Path, &f.Type, &f.Size, &mode, &f.UID, &f.GID, &f.Uname, &f.Gname, &f.MtimeNS, &f.Link, &f.SHA256,
-			&f.At.Volume, &f.At.TapeFile, &f.At.Block, &f.At.Offset, &f.StreamOffset, &parts)
-		f.Mode = uint32(mode)
-		for _, p := range parts {
-			vol, ok := vols[p[1]]
-			if !ok {
-				if e := s.pool.QueryRow(ctx, `SELECT volume_name FROM media WHERE id = $1`, p[1]).Scan(&vol); e != nil {
-					return f, e
-				}
-				vols[p[1]] = vol
-			}
-			f.Parts = append(f.Parts, FilePart{Part: int(p[0]), At: Address{Volume: vol, TapeFile: int(p[2]), Block: p[3], Offset: int(p[4])}, DataOffset: p[5]})
-		}
-		return f, err
+func scanFile(r pgx.CollectableRow) (File, error) {
+	var (
+		f     File
+		mode  int32
+		parts [][]int64
+		vols  []string
+	)
+	err := r.Scan(&f.JobID, &f.Path, &f.Type, &f.Size, &mode, &f.UID, &f.GID, &f.Uname, &f.Gname, &f.MtimeNS, &f.Link, &f.SHA256,
+		&f.At.Volume, &f.At.TapeFile, &f.At.Block, &f.At.Offset, &f.StreamOffset, &parts, &vols)
+	f.Mode = uint32(mode)
+	if err == nil && len(parts) != len(vols) {
+		err = fmt.Errorf("file %s of job %d: %d parts but %d part volumes", RenderPath(f.Path), f.JobID, len(parts), len(vols))
 	}
+	for i, p := range parts {
+		if err != nil {
+			break
+		}
+		f.Parts = append(f.Parts, FilePart{Part: int(p[0]), At: Address{Volume: vols[i], TapeFile: int(p[1]), Block: p[2], Offset: int(p[3])}, DataOffset: p[4]})
+	}
+	return f, err
 }
 
 // ListFiles returns a job's file records in stream order (tape order).
@@ -378,12 +379,11 @@ func (s *Store) ListFiles(ctx context.Context, jobID int64) ([]File, error) {
 	if _, err := s.GetJob(ctx, jobID); err != nil {
 		return nil, err
 	}
-	// A separate connection reads part volumes: collect first.
 	rows, err := s.pool.Query(ctx, fileSelect+` FROM files f JOIN media m ON m.id = f.media_id WHERE f.job_id = $1 ORDER BY f.stream_offset`, jobID)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
-	out, err := pgx.CollectRows(rows, s.scanFile(ctx))
+	out, err := pgx.CollectRows(rows, scanFile)
 	return out, dbErr(op, err)
 }
 
@@ -492,7 +492,7 @@ func (s *Store) CurrentView(ctx context.Context, c Chain, before time.Time) ([]F
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
-	out, err := pgx.CollectRows(rows, s.scanFile(ctx))
+	out, err := pgx.CollectRows(rows, scanFile)
 	return out, dbErr(op, err)
 }
 
@@ -501,7 +501,8 @@ func (s *Store) CurrentView(ctx context.Context, c Chain, before time.Time) ([]F
 // the backups the job's restore chain holds before it — for an Incremental
 // the Full, the last Differential and the Incrementals since; for a
 // Differential its Full alone — and records as deleted in jobID every path
-// of that view the client did not see. It returns how many it recorded.
+// of that view the client did not see (nor stored in jobID). It returns how
+// many it recorded.
 // A Full records none. Run it once the walk is over (before EndJob).
 func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[[]byte]) (int64, error) {
 	j, err := s.GetJob(ctx, jobID)
@@ -549,6 +550,7 @@ func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[
 			INSERT INTO file_deletions (job_id, path)
 			SELECT $2, v.path FROM (`+viewSQL(false)+`) v
 			WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = v.path)
+				AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = v.path)
 			ON CONFLICT DO NOTHING`, chain, jobID)
 		if err != nil {
 			return dbErr(op, err)

@@ -347,6 +347,15 @@ func TestDeletionsAndCurrentView(t *testing.T) {
 	if err != nil || v[2].At.Volume != "V00001" || v[2].At.TapeFile != 2 || v[2].StreamOffset != 0 {
 		t.Fatalf("view addresses: %+v, %v", v, err)
 	}
+	// A path the job stored is not deleted even if the caller left it out
+	// of the paths seen.
+	inc3 := f.backupWith(t, LevelIncremental, []string{"/d/b"}, []string{"/d/b2", "/d/c"})
+	if got := f.deletions(t, inc3); got != "" {
+		t.Fatalf("Inc3 deletions = %q", got)
+	}
+	if got, want := f.view(t, time.Time{}), "/d/b@"+itoa(inc3)+" /d/b2@"+d+" /d/c@"+i; got != want {
+		t.Fatalf("view after Inc3 = %q, want %q", got, want)
+	}
 	// A Full records no deletions.
 	full2 := f.backupWith(t, LevelFull, []string{"/e"}, []string{"/e"})
 	if got := f.deletions(t, full2); got != "" {
