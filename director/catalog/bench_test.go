@@ -130,6 +130,8 @@ func benchRows(n int, vol string) []FileRow {
 //     job counters) into files as migration 003 makes it (a BRIN index on
 //     job_id only): the catalog path a backup takes; brin_summarize_s is
 //     EndJob's summarizing of the BRIN ranges the load filled;
+//   - noidx: the same with no index at all (what the FileBatch path costs
+//     by itself: transactions, job row, Go side);
 //   - pk: the same with a primary key (job_id, stream_offset) instead of
 //     the BRIN index (the first design);
 //   - pathidx: batch with a btree on (job_id, path) maintained during the
@@ -275,6 +277,7 @@ func BenchmarkFileRows(b *testing.B) {
 		bp := batch()
 		exec(`DROP INDEX files_bench_job_path`)
 		exec(`DROP INDEX files_job_brin`)
+		bn := batch()
 		exec(`ALTER TABLE files ADD PRIMARY KEY (job_id, stream_offset)`)
 		bk := batch()
 		exec(`ALTER TABLE files DROP CONSTRAINT files_pkey`)
@@ -288,6 +291,7 @@ func BenchmarkFileRows(b *testing.B) {
 		b.ReportMetric(ratio, "batch/raw")
 		b.ReportMetric(bp, "pathidx_rows/s")
 		b.ReportMetric(bp/rawMean, "pathidx/raw")
+		b.ReportMetric(bn, "noidx_rows/s")
 		b.ReportMetric(bk, "pk_rows/s")
 		b.ReportMetric(bk/rawMean, "pk/raw")
 		b.ReportMetric(idxAfter, "idx_after_s")
@@ -296,9 +300,9 @@ func BenchmarkFileRows(b *testing.B) {
 		b.ReportMetric(listBig, "list_all_s")
 		b.ReportMetric(float64(n)/(float64(n)/rawMean+idxAfter), "raw+idx_rows/s")
 		b.Logf("%d rows: raw %.0f rows/s (runs %.0f); FileBatch (BRIN on job_id) %.0f rows/s (runs %.0f; ratios to the raw run before each %.2f), summarizing the BRIN after it %.3f s; "+
-			"with a (job_id, path) btree too %.0f rows/s (%.2f× mean raw); with a primary key (job_id, stream_offset) instead %.0f rows/s (%.2f×); CREATE INDEX (job_id, path) after the raw load %.2f s; "+
+			"with a (job_id, path) btree too %.0f rows/s (%.2f× mean raw); with no index at all %.0f rows/s (%.2f×); with a primary key (job_id, stream_offset) instead %.0f rows/s (%.2f×); CREATE INDEX (job_id, path) after the raw load %.2f s; "+
 			"ListFiles of a 100-row job loaded after the big one %.1f ms, of the big job %.2f s",
-			n, rawMean, raws, bt, batches, ratios, summarize, bp, bp/rawMean, bk, bk/rawMean, idxAfter, listSmall*1000, listBig)
+			n, rawMean, raws, bt, batches, ratios, summarize, bp, bp/rawMean, bn, bn/rawMean, bk, bk/rawMean, idxAfter, listSmall*1000, listBig)
 	}
 }
 
