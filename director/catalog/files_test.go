@@ -365,3 +365,90 @@ func TestDeletionsAndCurrentView(t *testing.T) {
 		t.Fatalf("view after the second Full = %q, want %q", got, want)
 	}
 }
+
+func TestInterruptRunningEndsEveryActiveJob(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	created, err := f.s.CreateJob(ctx, JobNew{Name: "adm", Type: TypeAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
+	if err := f.s.SetJobStatus(ctx, waiting, JobWaitMedia); err != nil {
+		t.Fatal(err)
+	}
+	done, _ := f.backup(t, "nightly", "web2", idHome, LevelFull, 0)
+	f.end(t, done, JobOK)
+	ids, err := f.s.InterruptRunning(ctx, "director restarted")
+	if err != nil || !slices.Equal(ids, []int64{created, waiting}) {
+		t.Fatalf("InterruptRunning = %v, %v; want [%d %d]", ids, err, created, waiting)
+	}
+	for _, id := range ids {
+		if j, _ := f.s.GetJob(ctx, id); j.Status != JobError || !strings.Contains(j.Error, "interrupted at") {
+			t.Errorf("job %d after InterruptRunning: %+v", id, j)
+		}
+	}
+	if j, _ := f.s.GetJob(ctx, done); j.Status != JobOK || j.Error != "" {
+		t.Errorf("an ended job was touched: %+v", j)
+	}
+}
+
+// Two jobs loading at once interleave their flushes: each lists exactly
+// its own rows (the BRIN ranges overlap; the rows do not mix).
+func TestInterleavedJobs(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	j1, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
+	j2, _ := f.backup(t, "nightly", "web2", idHome, LevelFull, 0)
+	f.part(t, j1, "V00001")
+	f.label(t, "V00002", "", "sd1", NoSlot, nil)
+	if err := f.s.RecordPart(ctx, j2, Part{Part: 1, Volume: "V00002", VolumeIndex: 1, TapeFile: 2}); err != nil {
+		t.Fatal(err)
+	}
+	b1, err := f.s.BeginFiles(ctx, j1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := f.s.BeginFiles(ctx, j2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	for i := range n {
+		if err := b1.Add(ctx, row("/one/"+itoa(int64(i)), "V00001", int64(i)*1024)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b2.Add(ctx, row("/two/"+itoa(int64(i)), "V00002", int64(i)*1024)); err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 499 {
+			if _, err := b1.Flush(ctx, int64(i+1)*1024); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b2.Flush(ctx, int64(i+1)*1024); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		job    int64
+		prefix string
+		vol    string
+	}{{j1, "/one/", "V00001"}, {j2, "/two/", "V00002"}} {
+		if err := f.s.EndJob(ctx, c.job, JobOK, JobSummary{EndedAt: f.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.s.ListFiles(ctx, c.job)
+		if err != nil || len(got) != n {
+			t.Fatalf("job %d: %d rows, %v", c.job, len(got), err)
+		}
+		for i, r := range got {
+			if string(r.Path) != c.prefix+itoa(int64(i)) || r.At.Volume != c.vol || r.StreamOffset != int64(i)*1024 {
+				t.Fatalf("job %d row %d = %s at %+v offset %d", c.job, i, r.Path, r.At, r.StreamOffset)
+			}
+		}
+		if j, _ := f.s.GetJob(ctx, c.job); j.Files != n || j.Bytes != 100*n || j.Status != JobOK {
+			t.Fatalf("job %d = %+v", c.job, j)
+		}
+	}
+}
