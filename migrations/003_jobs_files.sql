@@ -96,6 +96,9 @@ ALTER TABLE job_media ADD CONSTRAINT job_media_part_check CHECK (part >= 1);
 ALTER TABLE job_media ADD COLUMN kind text NOT NULL DEFAULT 'data' CHECK (kind IN ('data', 'index'));
 ALTER TABLE job_media ADD COLUMN first_stream_offset bigint NOT NULL DEFAULT 0 CHECK (first_stream_offset >= 0);
 ALTER TABLE job_media ADD COLUMN complete boolean NOT NULL DEFAULT false;
+-- An incomplete tape file that a later job wrote over (it starts at the
+-- same tape file number): its file rows are gone, the row stays.
+ALTER TABLE job_media ADD COLUMN overwritten_by bigint REFERENCES jobs (id) ON DELETE SET NULL;
 ALTER TABLE job_media ADD PRIMARY KEY (job_id, part);
 CREATE INDEX job_media_media_file_idx ON job_media (media_id, tape_file);
 
@@ -170,6 +173,7 @@ CREATE INDEX files_media_idx ON files (media_id, tape_file, block_address);
 DROP INDEX job_media_media_file_idx;
 ALTER TABLE job_media DROP CONSTRAINT job_media_pkey;
 DELETE FROM job_media WHERE kind = 'index';
+ALTER TABLE job_media DROP COLUMN overwritten_by;
 ALTER TABLE job_media DROP COLUMN complete;
 ALTER TABLE job_media DROP COLUMN first_stream_offset;
 ALTER TABLE job_media DROP COLUMN kind;

@@ -452,3 +452,75 @@ func TestInterleavedJobs(t *testing.T) {
 		}
 	}
 }
+
+// A crash leaves job A's tape file 3 incomplete with flushed rows; the next
+// job B writes at NextTapeFile (3 again): A's rows there are removed in the
+// same transaction, so the catalog never lists bytes written over. While A
+// is still running nobody may write over its tape file.
+func TestOverwriteIncompleteTapeFile(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	f.label(t, "V00001", "", "sd1", NoSlot, nil)
+	f.label(t, "V00002", "", "sd1", NoSlot, nil)
+	a, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
+	// A: tape file 2 of V00001 complete, tape file 3 partial; /two is on
+	// tape file 2, /cut starts there and continues on tape file 3, /three
+	// is on tape file 3.
+	for _, p := range []Part{{Part: 1, Volume: "V00001", VolumeIndex: 1, TapeFile: 2}, {Part: 2, Volume: "V00001", VolumeIndex: 1, TapeFile: 3, FirstStreamOffset: 4096}} {
+		if err := f.s.RecordPart(ctx, a, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.s.CompletePart(ctx, a, 1, 10, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.s.BeginFiles(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := row("/cut", "V00001", 1024)
+	cut.EndOffset = 6144
+	cut.Parts = []FilePart{{Part: 2, At: Address{Volume: "V00001", TapeFile: 3}, DataOffset: 2048}}
+	onThree := row("/three", "V00001", 6144)
+	onThree.At.TapeFile = 3
+	for _, r := range []FileRow{row("/two", "V00001", 0), cut, onThree} {
+		if err := b.Add(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Flush(ctx, 8192); err != nil {
+		t.Fatal(err)
+	}
+	// B may not write over A's tape file while A runs.
+	bj, _ := f.backup(t, "nightly", "web2", idHome, LevelFull, 0)
+	var se *JobStateError
+	if err := f.s.RecordPart(ctx, bj, Part{Part: 1, Volume: "V00001", VolumeIndex: 1, TapeFile: 3}); !errors.As(err, &se) || se.JobID != a {
+		t.Fatalf("writing over a running job's tape file: %v", err)
+	}
+	if _, err := f.s.InterruptRunning(ctx, "crash"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := f.s.NextTapeFile(ctx, "V00001")
+	if err != nil || next != 3 {
+		t.Fatalf("NextTapeFile = %d, %v", next, err)
+	}
+	if got, _ := f.s.ListFiles(ctx, a); strings.Join(paths(got), ",") != "/two,/cut,/three" {
+		t.Fatalf("A's rows before the overwrite: %v", paths(got))
+	}
+	c, _ := f.backup(t, "nightly", "web3", idHome, LevelFull, 0)
+	if err := f.s.RecordPart(ctx, c, Part{Part: 1, Volume: "V00001", VolumeIndex: 1, TapeFile: next}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.ListFiles(ctx, a)
+	if err != nil || strings.Join(paths(got), ",") != "/two" {
+		t.Fatalf("A's rows after job %d wrote over tape file 3: %v, %v", c, paths(got), err)
+	}
+	j, _ := f.s.GetJob(ctx, a)
+	if j.Files != 1 || !strings.Contains(j.Error, "its incomplete tape file 3 of volume V00001 was written over by job "+itoa(c)) {
+		t.Fatalf("A after the overwrite: %+v", j)
+	}
+	var n int
+	if err := f.s.Pool().QueryRow(ctx, `SELECT count(*) FROM file_parts WHERE job_id = $1`, a).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d file_parts rows of A left, %v", n, err)
+	}
+}

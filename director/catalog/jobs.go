@@ -517,18 +517,88 @@ func (s *Store) RecordPart(ctx context.Context, jobID int64, p Part) error {
 		if st != JobRunning && !st.Waiting() {
 			return &JobStateError{JobID: jobID, Job: name, Op: "record a tape file of", Status: st, Want: []JobStatus{JobRunning}}
 		}
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO job_media (job_id, media_id, volume_index, part, kind, tape_file, first_block, first_stream_offset)
-			SELECT $1, id, $3, $4, $5, $6, $7, $8 FROM media WHERE volume_name = $2`,
-			jobID, p.Volume, p.VolumeIndex, p.Part, p.Kind, p.TapeFile, p.FirstBlock, p.FirstStreamOffset)
+		var mediaID int64
+		err = tx.QueryRow(ctx, `SELECT id FROM media WHERE volume_name = $1 FOR UPDATE`, p.Volume).Scan(&mediaID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("volume", p.Volume)
+		}
 		if err != nil {
 			return dbErr(op, err)
 		}
-		if tag.RowsAffected() == 0 {
-			return notFound("volume", p.Volume)
+		if err := overwriteTx(ctx, tx, jobID, mediaID, p, s.nowUTC()); err != nil {
+			return err
 		}
-		return nil
+		_, err = tx.Exec(ctx, `
+			INSERT INTO job_media (job_id, media_id, volume_index, part, kind, tape_file, first_block, first_stream_offset)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			jobID, mediaID, p.VolumeIndex, p.Part, p.Kind, p.TapeFile, p.FirstBlock, p.FirstStreamOffset)
+		return dbErr(op, err)
 	})
+}
+
+// overwriteTx handles a tape file about to be written at p.TapeFile of a
+// volume that holds incomplete tape files of earlier jobs at or after that
+// number (a crash left them; NextTapeFile points before them): their bytes
+// are about to be written over, so their file rows (and the rows of
+// members continued on them) are deleted and their job_media rows marked
+// overwritten_by. An incomplete tape file of a job still active is a
+// *JobStateError (two jobs never write one volume at once).
+func overwriteTx(ctx context.Context, tx pgx.Tx, jobID, mediaID int64, p Part, now time.Time) error {
+	op := fmt.Sprintf("job %d writing tape file %d of volume %s over earlier incomplete tape files", jobID, p.TapeFile, quoteName(p.Volume))
+	rows, err := tx.Query(ctx, `
+		SELECT jm.job_id, j.name, j.status, jm.part, jm.tape_file FROM job_media jm JOIN jobs j ON j.id = jm.job_id
+		WHERE jm.media_id = $1 AND NOT jm.complete AND jm.overwritten_by IS NULL AND jm.tape_file >= $2 AND jm.job_id <> $3
+		ORDER BY jm.tape_file`, mediaID, p.TapeFile, jobID)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	type old struct {
+		job            int64
+		name, status   string
+		part, tapeFile int
+	}
+	olds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (old, error) {
+		var o old
+		return o, r.Scan(&o.job, &o.name, &o.status, &o.part, &o.tapeFile)
+	})
+	if err != nil {
+		return dbErr(op, err)
+	}
+	for _, o := range olds {
+		if JobStatus(o.status).Active() {
+			return &JobStateError{JobID: o.job, Job: o.name, Op: fmt.Sprintf("let job %d write over tape file %d of volume %s, being written by", jobID, o.tapeFile, quoteName(p.Volume)),
+				Status: JobStatus(o.status), Want: []JobStatus{JobOK, JobWarnings, JobError, JobFatal, JobCancelled}}
+		}
+		_, err := tx.Exec(ctx, `
+			WITH gone AS (
+				DELETE FROM files f WHERE f.job_id = $1 AND (
+					(f.media_id = $2 AND f.tape_file = $3) OR
+					EXISTS (SELECT 1 FROM file_parts fp WHERE fp.job_id = $1 AND fp.stream_offset = f.stream_offset
+						AND fp.media_id = $2 AND fp.tape_file = $3))
+				RETURNING f.stream_offset)
+			DELETE FROM file_parts fp WHERE fp.job_id = $1 AND fp.stream_offset IN (SELECT stream_offset FROM gone)`,
+			o.job, mediaID, o.tapeFile)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		var left int64 // the job's files_count becomes what is left
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM files WHERE job_id = $1`, o.job).Scan(&left); err != nil {
+			return dbErr(op, err)
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE jobs SET error_reason = COALESCE(error_reason, '') || '; its incomplete tape file ' || $2 || ' of volume ' || $3
+				|| ' was written over by job ' || $4 || ' at ' || to_char($5 AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"Z"')
+				|| ' and its file records there removed',
+				files_count = $6
+			WHERE id = $1`, o.job, fmt.Sprint(o.tapeFile), p.Volume, fmt.Sprint(jobID), now, left)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE job_media SET overwritten_by = $3 WHERE job_id = $1 AND part = $2`, o.job, o.part, jobID); err != nil {
+			return dbErr(op, err)
+		}
+	}
+	return nil
 }
 
 // CompletePart records that the tape file of part was closed (filemark
