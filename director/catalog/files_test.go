@@ -20,15 +20,21 @@ func row(path, vol string, off int64) FileRow {
 		StreamOffset: off, EndOffset: off + 1024}
 }
 
-// volume labels a clear volume and records part 1 of job on its tape file 2.
-func (f *fixture) part(t *testing.T, job int64, vol string) {
+// part labels vol (a clear volume) if needed and records part 1 of job at
+// the volume's next tape file, which it returns (2 on a new volume).
+func (f *fixture) part(t *testing.T, job int64, vol string) int {
 	t.Helper()
 	if _, err := f.s.GetMedia(f.ctx, vol); errors.Is(err, ErrNotFound) {
 		f.label(t, vol, "", "sd1", NoSlot, nil)
 	}
-	if err := f.s.RecordPart(f.ctx, job, Part{Part: 1, Volume: vol, VolumeIndex: 1, TapeFile: 2}); err != nil {
+	tf, err := f.s.NextTapeFile(f.ctx, vol)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := f.s.RecordPart(f.ctx, job, Part{Part: 1, Volume: vol, VolumeIndex: 1, TapeFile: tf}); err != nil {
+		t.Fatal(err)
+	}
+	return tf
 }
 
 func paths(fs []File) []string {
@@ -255,17 +261,22 @@ func (f *fixture) backupWith(t *testing.T, level string, stored, seen []string) 
 	if d.Level != level {
 		t.Fatalf("level %s ran as %s (%s)", level, d.Level, d.Reason)
 	}
-	f.part(t, job, "V00001")
+	tf := f.part(t, job, "V00001")
 	b, err := f.s.BeginFiles(f.ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range stored {
-		if err := b.Add(f.ctx, row(p, "V00001", int64(i)*1024)); err != nil {
+		r := row(p, "V00001", int64(i)*1024)
+		r.At.TapeFile = tf
+		if err := b.Add(f.ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := b.Flush(f.ctx, int64(len(stored))*1024); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.CompletePart(f.ctx, job, 1, 1, int64(len(stored))*1024); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.s.RecordDeletions(f.ctx, job, func(yield func([]byte) bool) {
@@ -344,7 +355,7 @@ func TestDeletionsAndCurrentView(t *testing.T) {
 	}
 	// Addresses come with the view.
 	v, err := f.s.CurrentView(f.ctx, Chain{Job: "nightly", Client: "web1", Fileset: "home"}, time.Time{})
-	if err != nil || v[2].At.Volume != "V00001" || v[2].At.TapeFile != 2 || v[2].StreamOffset != 0 {
+	if err != nil || v[2].At.Volume != "V00001" || v[2].At.TapeFile != 5 || v[2].StreamOffset != 0 {
 		t.Fatalf("view addresses: %+v, %v", v, err)
 	}
 	// A path the job stored is not deleted even if the caller left it out
