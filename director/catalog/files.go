@@ -28,39 +28,39 @@ import (
 // Load strategy (migration 003): files has a BRIN index on job_id and no
 // btree, no foreign key. Measured by BenchmarkFileRows (the same rows
 // loaded several ways in one run; PostgreSQL 15 from pgtest on the shared
-// 2-core machine, 2026-12-02, whose speed drifted by ±30 % during runs):
+// 2-core machine, 2026-12-02, whose speed drifted by ±30 % within runs).
 //
-//	go test -run '^$' -bench FileRows -benchtime 1x -count 2 ./director/catalog/   (200,000 rows)
-//
-//	                                          rows/s         × raw COPY
-//	raw CopyFrom, unindexed table             287k – 437k    1
-//	FileBatch, BRIN on job_id (kept)          189k – 309k    0.62 – 0.95 (pairs 0.54 – 1.18)
-//	FileBatch, no index at all                300k – 359k    0.69 – 0.84
-//	FileBatch, primary key (job_id, offset)   169k – 298k    0.52 – 0.85
-//	FileBatch, BRIN + (job_id, path) btree    102k – 188k    0.23 – 0.51
-//	CREATE INDEX (job_id, path) after load    0.16 – 0.28 s for 200k rows
-//	brin_summarize_new_values after load      0.05 – 0.09 s for 200k rows
-//
-// The BRIN index costs about what no index costs; a btree maintained
-// during COPY costs more (the path btree most). The rest of the gap to a
-// single raw COPY is the FileBatch path itself (a transaction per flush,
-// the job row, Go-side buffering).
-//
-// 1,000,000 rows, one run at 07:08 UTC on a quieter machine:
+// 1,000,000 rows, two runs (07:08 and 07:13 UTC):
 //
 //	TAPEWARD_BENCH_FILES=1000000 go test -run '^$' -bench FileRows -benchtime 1x ./director/catalog/
 //
-//	raw CopyFrom 477k rows/s (runs 443k, 458k, 528k); FileBatch with the
-//	BRIN index 393k rows/s (runs 406k, 380k; 0.92× and 0.83× the raw run
-//	before each); no index 469k (0.98×); primary key 312k (0.65×); BRIN +
-//	(job_id, path) btree 156k (0.33×); CREATE INDEX (job_id, path) after
-//	the raw load 0.81 s; brin_summarize_new_values 0.27 s; ListFiles of a
-//	100-row job 2 ms, of the 1,000,000-row job 6.2 s.
+//	                                          rows/s         × raw COPY
+//	raw CopyFrom, unindexed table             477k, 475k     1
+//	FileBatch, BRIN on job_id (kept)          393k, 383k     0.87, 0.83 (pairs 0.92 0.83, 0.80 0.85)
+//	FileBatch, no index at all                469k, 436k     0.98, 0.92
+//	FileBatch, primary key (job_id, offset)   312k, 312k     0.65, 0.66
+//	FileBatch, BRIN + (job_id, path) btree    156k, 139k     0.33, 0.29
+//	CREATE INDEX (job_id, path) after load    0.81 s, 1.12 s
+//	brin_summarize_new_values after load      0.27 s, 0.31 s
+//	ListFiles: 100-row job / 1,000,000-row job  2.0 ms, 2.2 ms / 6.2 s, 5.7 s
+//
+// 200,000 rows (make bench's default), eight runs between 07:02 and 07:13:
+// raw 287k–486k rows/s; FileBatch with BRIN 189k–356k (0.62–0.95× the
+// mean raw, pairs 0.54–1.18); no index 0.69–1.08×; primary key 0.52–0.85×;
+// with the (job_id, path) btree 0.23–0.51×.
+//
+//	go test -run '^$' -bench FileRows -benchtime 1x -count 2 ./director/catalog/
+//
+// The BRIN index costs a little more than no index; a btree maintained
+// during COPY costs far more (the path btree most), and building one after
+// the load costs about as much as the load. The rest of the gap to a
+// single raw COPY is the FileBatch path itself (a transaction per flush,
+// the job row, Go-side buffering).
 //
 // Reads: ListFiles and CurrentView read whole jobs (a bitmap scan of the
 // job's BRIN ranges, then a sort); a path lookup filters a job's rows.
-// ListFiles of a 100-row job loaded after a 200,000-row job: ~3 ms; of the
-// 200,000-row job: ~2 s (most of it building Go values).
+// ListFiles builds the whole list in memory (an iterator is left for the
+// restore planner).
 
 // File types (the files.type CHECK; the archive index's "type").
 const (
