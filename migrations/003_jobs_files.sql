@@ -96,6 +96,8 @@ ALTER TABLE job_media ADD CONSTRAINT job_media_part_check CHECK (part >= 1);
 ALTER TABLE job_media ADD COLUMN kind text NOT NULL DEFAULT 'data' CHECK (kind IN ('data', 'index'));
 ALTER TABLE job_media ADD COLUMN first_stream_offset bigint NOT NULL DEFAULT 0 CHECK (first_stream_offset >= 0);
 ALTER TABLE job_media ADD COLUMN complete boolean NOT NULL DEFAULT false;
+-- Rows of schema 2 name tape files already written: never write over them.
+UPDATE job_media SET complete = true;
 -- An incomplete tape file that a later job wrote over (it starts at the
 -- same tape file number): its file rows are gone, the row stays.
 ALTER TABLE job_media ADD COLUMN overwritten_by bigint REFERENCES jobs (id) ON DELETE SET NULL;

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/tapeward/tapeward/migrations"
 	"github.com/tapeward/tapeward/tools/lib/pgtest"
@@ -325,5 +326,49 @@ func TestDownFrom3(t *testing.T) {
 	}
 	if _, err := conn.Exec(ctx, "INSERT INTO files (job_id, path, media_id, tape_file, block_address) VALUES (1, '/x', 1, 0, 0)"); constraintOf(err) != "files_media_id_fkey" {
 		t.Fatalf("schema 1 files after the down part: %v", err)
+	}
+}
+
+// TestUpgrade2To3WithRows applies 001–002, writes a job in schema 1's
+// words with a job_media row, then applies 003: the status becomes its
+// letter and the job_media row becomes part 1, complete (a tape file
+// recorded before 003 is never written over).
+func TestUpgrade2To3WithRows(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.Connect(t, pgtest.NewEmptyDB(t))
+	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(migrations.FS()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `
+		INSERT INTO pools (name) VALUES ('P');
+		INSERT INTO media (volume_name, pool_id) SELECT 'V1', id FROM pools;
+		INSERT INTO jobs (name, job_type, level, status) VALUES ('a', 'Backup', 'Full', 'Terminated'), ('b', 'Backup', 'Full', 'Running'), ('c', 'Admin', NULL, 'Canceled');
+		INSERT INTO job_media (job_id, media_id, volume_index, tape_file, first_block)
+			SELECT j.id, m.id, 1, 2, 0 FROM jobs j, media m WHERE j.name = 'a';`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Apply(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "SELECT name || '=' || status FROM jobs ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || strings.Join(got, ",") != "a=T,b=R,c=A" {
+		t.Fatalf("statuses after 003: %v, %v", got, err)
+	}
+	var part, tf int
+	var complete bool
+	if err := conn.QueryRow(ctx, "SELECT part, tape_file, complete FROM job_media").Scan(&part, &tf, &complete); err != nil || part != 1 || tf != 2 || !complete {
+		t.Fatalf("job_media after 003: part %d tape file %d complete %v, %v", part, tf, complete, err)
 	}
 }
