@@ -269,9 +269,9 @@ func (s *Store) SetJobStatus(ctx context.Context, id int64, to JobStatus) error 
 
 // JobSummary is what EndJob records.
 type JobSummary struct {
-	EndedAt  time.Time
-	Files    int64 // 0: keep the count FileBatch.Flush kept
-	Bytes    int64 // 0: keep the count FileBatch.Flush kept
+	EndedAt  time.Time // zero: the store's clock
+	Files    int64     // 0: keep the count FileBatch.Flush kept
+	Bytes    int64     // 0: keep the count FileBatch.Flush kept
 	Warnings int
 	Error    string // required for E and f
 }
@@ -288,6 +288,9 @@ func (s *Store) EndJob(ctx context.Context, id int64, status JobStatus, sum JobS
 	}
 	if status == JobOK && sum.Warnings > 0 {
 		status = JobWarnings
+	}
+	if sum.EndedAt.IsZero() {
+		sum.EndedAt = s.nowUTC()
 	}
 	op := fmt.Sprintf("ending job %d", id)
 	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
