@@ -3,12 +3,14 @@ package migrations_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/tapeward/tapeward/migrations"
 	"github.com/tapeward/tapeward/tools/lib/pgtest"
@@ -16,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"cache_pushes", "files", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "storages"}
+var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "storages"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
@@ -245,21 +247,128 @@ func TestKeyEventsAndFileRows(t *testing.T) {
 		t.Errorf("event 'deleted' accepted: %v", err)
 	}
 	must(conn.QueryRow(ctx, "INSERT INTO jobs (name, job_type, level) VALUES ('nightly', 'Backup', 'Full') RETURNING id").Scan(&job))
-	_, err := conn.Exec(ctx, "INSERT INTO job_media (job_id, media_id, volume_index, tape_file, first_block) VALUES ($1, $2, 1, 1, 0)", job, media)
+	_, err := conn.Exec(ctx, "INSERT INTO job_media (job_id, media_id, volume_index, part, tape_file, first_block) VALUES ($1, $2, 1, 1, 2, 0)", job, media)
 	must(err)
-	_, err = conn.Exec(ctx, `INSERT INTO files (job_id, path, size, mtime, mode, owner_name, group_name, media_id, tape_file, block_address)
-		VALUES ($1, '/etc/hosts', 220, now(), 33188, 'root', 'root', $2, 1, 3)`, job, media)
+	_, err = conn.Exec(ctx, `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, sha256, media_id, tape_file, block, block_offset, stream_offset)
+		VALUES ($1, '\x2f6574632f686f737473'::bytea, 'file', 220, 420, 0, 0, 'root', 'root', 1, decode(repeat('ab', 32), 'hex'), $2, 2, 3, 1536, 0)`, job, media)
 	must(err)
-	// Files may not point at a volume that does not exist.
-	if _, err := conn.Exec(ctx, "INSERT INTO files (job_id, path, media_id, tape_file, block_address) VALUES ($1, '/x', 999999, 1, 0)", job); constraintOf(err) != "files_media_id_fkey" {
-		t.Errorf("file on a missing volume: %v", err)
+	// A path that is not UTF-8 (and holds a newline) is kept byte for byte.
+	odd := []byte("/tmp/\xff\n")
+	_, err = conn.Exec(ctx, `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, media_id, tape_file, block, block_offset, stream_offset)
+		VALUES ($1, $2, 'dir', 0, 493, 0, 0, '', '', 1, $3, 2, 3, 2048, 512)`, job, odd, media)
+	must(err)
+	var back []byte
+	must(conn.QueryRow(ctx, "SELECT path FROM files WHERE job_id = $1 AND stream_offset = 512", job).Scan(&back))
+	if string(back) != string(odd) {
+		t.Errorf("path read back as %q, want %q", back, odd)
 	}
-	// Deleting the job removes its files and job_media rows.
+	// A short digest, an unknown type.
+	for name, q := range map[string]string{
+		"files_sha256_check": `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, sha256, media_id, tape_file, block, block_offset, stream_offset) VALUES ($1, '\x2f78', 'file', 0, 0, 0, 0, '', '', 0, '\x00', 1, 2, 0, 0, 9999)`,
+		"files_type_check":   `INSERT INTO files (job_id, path, type, size, mode, uid, gid, uname, gname, mtime_ns, media_id, tape_file, block, block_offset, stream_offset) VALUES ($1, '\x2f78', 'socket', 0, 0, 0, 0, '', '', 0, 1, 2, 0, 0, 9999)`,
+	} {
+		if _, err := conn.Exec(ctx, q, job); constraintOf(err) != name {
+			t.Errorf("want a violation of %s, got %v", name, err)
+		}
+	}
+	// Job statuses are Bareos' letters; the words of schema 1 are gone.
+	if _, err := conn.Exec(ctx, "UPDATE jobs SET status = 'W' WHERE id = $1", job); err != nil {
+		t.Errorf("status W rejected: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE jobs SET status = 'Terminated' WHERE id = $1", job); constraintOf(err) != "jobs_status_check" {
+		t.Errorf("status Terminated accepted: %v", err)
+	}
+	// An upgrade says why.
+	if _, err := conn.Exec(ctx, "UPDATE jobs SET upgraded_from = 'Incremental' WHERE id = $1", job); constraintOf(err) != "jobs_upgrade_has_reason" {
+		t.Errorf("upgrade without a reason accepted: %v", err)
+	}
+	// Deleting the job removes its job_media and deletion rows (its file
+	// rows have no foreign key: the catalog deletes them first).
+	_, err = conn.Exec(ctx, "INSERT INTO file_deletions (job_id, path) VALUES ($1, '\x2f67'::bytea)", job)
+	must(err)
+	_, err = conn.Exec(ctx, "DELETE FROM files WHERE job_id = $1", job)
+	must(err)
 	_, err = conn.Exec(ctx, "DELETE FROM jobs WHERE id = $1", job)
 	must(err)
 	var n int
-	must(conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM job_media)").Scan(&n))
+	must(conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM file_deletions) + (SELECT count(*) FROM job_media)").Scan(&n))
 	if n != 0 {
-		t.Errorf("%d file/job_media rows survived their job", n)
+		t.Errorf("%d deletion/job_media rows survived their job", n)
+	}
+}
+
+// TestDownFrom3 applies schema 3's way back on a catalog with a job in it
+// and checks the schema 2 tables and the job's status word.
+func TestDownFrom3(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.NewConn(t)
+	b, err := fs.ReadFile(migrations.FS(), "003_jobs_files.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, down, ok := strings.Cut(string(b), "---- create above / drop below ----")
+	if !ok {
+		t.Fatal("003 has no down part")
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO jobs (name, job_type, level, status) VALUES ('n', 'Backup', 'Full', 'W')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, down); err != nil {
+		t.Fatalf("down part of 003: %v", err)
+	}
+	var status string
+	if err := conn.QueryRow(ctx, "SELECT status FROM jobs").Scan(&status); err != nil || status != "Terminated" {
+		t.Fatalf("status after the down part = %q, %v", status, err)
+	}
+	got := strings.Join(tables(t, conn), ",")
+	if got != "cache_pushes,files,job_media,jobs,key_events,media,media_keys,pools,storages" {
+		t.Fatalf("tables after the down part: %s", got)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO files (job_id, path, media_id, tape_file, block_address) VALUES (1, '/x', 1, 0, 0)"); constraintOf(err) != "files_media_id_fkey" {
+		t.Fatalf("schema 1 files after the down part: %v", err)
+	}
+}
+
+// TestUpgrade2To3WithRows applies 001–002, writes a job in schema 1's
+// words with a job_media row, then applies 003: the status becomes its
+// letter and the job_media row becomes part 1, complete (a tape file
+// recorded before 003 is never written over).
+func TestUpgrade2To3WithRows(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.Connect(t, pgtest.NewEmptyDB(t))
+	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(migrations.FS()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `
+		INSERT INTO pools (name) VALUES ('P');
+		INSERT INTO media (volume_name, pool_id) SELECT 'V1', id FROM pools;
+		INSERT INTO jobs (name, job_type, level, status) VALUES ('a', 'Backup', 'Full', 'Terminated'), ('b', 'Backup', 'Full', 'Running'), ('c', 'Admin', NULL, 'Canceled');
+		INSERT INTO job_media (job_id, media_id, volume_index, tape_file, first_block)
+			SELECT j.id, m.id, 1, 2, 0 FROM jobs j, media m WHERE j.name = 'a';`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Apply(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "SELECT name || '=' || status FROM jobs ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || strings.Join(got, ",") != "a=T,b=R,c=A" {
+		t.Fatalf("statuses after 003: %v, %v", got, err)
+	}
+	var part, tf int
+	var complete bool
+	if err := conn.QueryRow(ctx, "SELECT part, tape_file, complete FROM job_media").Scan(&part, &tf, &complete); err != nil || part != 1 || tf != 2 || !complete {
+		t.Fatalf("job_media after 003: part %d tape file %d complete %v, %v", part, tf, complete, err)
 	}
 }

@@ -14,11 +14,20 @@
 //   - crypto cache pushes and KEK custody: PendingCounts, PendingPushes,
 //     CompletePushes ("pushed" key events), KEKUsage (what the catalog
 //     holds under each KEK, and which keys only under it);
-//   - the key audit log: AddKeyEvent, ListKeyEvents (newest first).
+//   - the key audit log: AddKeyEvent, ListKeyEvents (newest first);
+//   - jobs (jobs.go, schema 3): CreateJob (C), StartJob (R, with the
+//     LevelDecision of SinceTime: effective level, since-time, upgrade and
+//     its reason), SetJobStatus (R and the waiting states), EndJob (T, W,
+//     E, f, A), InterruptRunning (start-up: C/R/waiting → E "interrupted
+//     at …"), GetJob; tape files: RecordPart, CompletePart, NextTapeFile;
+//   - file records (files.go): BeginFiles → FileBatch.Add … Flush(upTo)
+//     (COPY of exactly the rows storaged flushed), ListFiles, RestoreChain,
+//     CurrentView, RecordDeletions, Deletions, RenderPath.
 //
 // Errors are typed (errors.Is/As): *NotFoundError (ErrNotFound),
 // *ConflictError, *NotOwnedError, *NotEncryptedError (ErrNotEncrypted),
-// *HasDataError, *StateError, *InvalidError, *RekeyError, *DBError. None of
+// *HasDataError, *StateError, *InvalidError, *RekeyError, *DBError,
+// *JobStateError, *FileRowError, *BatchFullError. None of
 // them, and no key event, ever holds key material: stored key strings leave
 // the package only through VolumeKey, ExportKeys and PendingPushes.
 package catalog

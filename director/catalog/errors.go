@@ -260,10 +260,14 @@ func isOurs(err error) bool {
 		op *opError
 		lm *LabelMismatchError
 		wr *WriteRefusedError
+		js *JobStateError
+		bf *BatchFullError
+		fr *FileRowError
 	)
 	return errors.As(err, &nf) || errors.As(err, &cf) || errors.As(err, &no) || errors.As(err, &ne) ||
 		errors.As(err, &hd) || errors.As(err, &st) || errors.As(err, &iv) || errors.As(err, &rk) ||
-		errors.As(err, &db) || errors.As(err, &op) || errors.As(err, &lm) || errors.As(err, &wr)
+		errors.As(err, &db) || errors.As(err, &op) || errors.As(err, &lm) || errors.As(err, &wr) ||
+		errors.As(err, &js) || errors.As(err, &bf) || errors.As(err, &fr)
 }
 
 // pgCode returns the SQLSTATE and constraint of a server error.

@@ -95,11 +95,16 @@ func lockKeyRow(ctx context.Context, tx pgx.Tx, volume string) (lockedKey, error
 	}
 	k.status = Status(status)
 	k.key = keys.StoredKey{Scheme: keys.Scheme(deref(scheme)), KEKID: deref(kek), Fingerprint: deref(fp), Value: deref(value)}
-	// Inserting a job_media or files row takes a KEY SHARE lock on the
-	// media row, which our FOR UPDATE excludes: these counts cannot change
-	// before we commit.
+	// Inserting a job_media row takes a KEY SHARE lock on the media row,
+	// which our FOR UPDATE excludes: these counts cannot change before we
+	// commit (file rows have no foreign key, but FileBatch only writes rows
+	// on a tape file that has a job_media row, so a volume without
+	// job_media rows has no file rows; files are found through the jobs'
+	// primary key, not by a scan).
 	err = tx.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM job_media WHERE media_id = $1), (SELECT count(*) FROM files WHERE media_id = $1)`, k.id).
+		SELECT (SELECT count(*) FROM job_media WHERE media_id = $1),
+			(SELECT count(*) FROM files f WHERE f.media_id = $1
+				AND f.job_id IN (SELECT job_id FROM job_media WHERE media_id = $1))`, k.id).
 		Scan(&k.jobs, &k.files)
 	if err != nil {
 		return k, dbErr("reading what volume "+quoteName(volume)+" holds", err)

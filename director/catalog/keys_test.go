@@ -67,8 +67,8 @@ func (f *fixture) addJobSession(t *testing.T, volume string) {
 	t.Helper()
 	_, err := f.s.Pool().Exec(f.ctx, `
 		WITH j AS (INSERT INTO jobs (name, job_type) VALUES ('nightly', 'Backup') RETURNING id)
-		INSERT INTO job_media (job_id, media_id, volume_index, tape_file, first_block)
-		SELECT j.id, m.id, 1, 1, 0 FROM j, media m WHERE m.volume_name = $1`, volume)
+		INSERT INTO job_media (job_id, media_id, volume_index, part, tape_file, first_block)
+		SELECT j.id, m.id, 1, 1, 2, 0 FROM j, media m WHERE m.volume_name = $1`, volume)
 	if err != nil {
 		t.Fatal(err)
 	}
