@@ -93,7 +93,7 @@ func (h PartHeader) RestoreHint() string {
 	if h.kind() == KindIndex {
 		rest += "; tar -xOf - prints the index, one JSON line a member)"
 	} else {
-		rest += "; a member cut at a volume's end continues as GNUFileParts/NAME.PART in the next part: tar -M stitches them)"
+		rest += "; a member cut at a volume's end continues as GNUFileParts/NAME.PART in the next part: tar -M stitches those two parts; a part without GNU.volume keys is extracted alone)"
 	}
 	return what + ": " + rest
 }
