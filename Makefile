@@ -1,9 +1,10 @@
 # Tapeward — see README.md. `make demo` runs the main job; `make test` runs every test.
 GO       ?= go
-# go.mod needs Go >= 1.26.10 (crypto/x509 and crypto/tls fixes): let the go
-# command fetch that toolchain from the module proxy where the installed Go
-# is older, even when the environment or `go env` says GOTOOLCHAIN=local
-# (which could only fail). A pinned value such as go1.26.11 is kept.
+# Tapeward needs Go >= 1.26.10 (crypto/x509, crypto/tls, net/http fixes):
+# go.mod's `toolchain go1.26.11` makes the go command fetch it from the
+# module proxy where the installed Go is older — even when the environment
+# or `go env` says GOTOOLCHAIN=local. A pinned value such as go1.26.11 is
+# kept. (tools/lib/harden's TestBuiltWithAFixedToolchain fails otherwise.)
 ifneq ($(filter-out local,$(GOTOOLCHAIN)),)
 export GOTOOLCHAIN
 else
