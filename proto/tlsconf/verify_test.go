@@ -1,17 +1,11 @@
 package tlsconf_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,51 +14,8 @@ import (
 
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/pki"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
-
-// legacyCert writes a certificate as `tapekey pki` made them before roles
-// were checked by clients: serverAuth and clientAuth for every role, the
-// given DNS names plus loopback addresses. An impostor holding one (a
-// console, or another storage) could pass a client's SAN check.
-func legacyCert(t *testing.T, ca *pki.CA, dir, name, role string, dns ...string) tlsconf.Files {
-	t.Helper()
-	kb, _ := pem.Decode(must(ca.KeyPEM()))
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{role}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     append([]string{name, "localhost"}, dns...),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := os.MkdirTemp(dir, "legacy-"+name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	f := tlsconf.Files{CA: filepath.Join(sub, "ca.crt"), Cert: filepath.Join(sub, name+".crt"), Key: filepath.Join(sub, name+".key")}
-	for p, b := range map[string][]byte{
-		f.CA:   ca.CertPEM(),
-		f.Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		f.Key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	} {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
-}
 
 func must[T any](v T, err error) T {
 	if err != nil {
@@ -147,15 +98,15 @@ func TestClientChecksServerRoleAndName(t *testing.T) {
 		presented  string
 	}{
 		// A console posing as the director to storaged (or tapectl).
-		{"console as director", legacyCert(t, ca, dir, "admin", tlsconf.RoleConsole, "director"), sd1, wantDirector, "director", `console "admin"`},
+		{"console as director", testenv.Impostor(t, ca, dir, "admin", tlsconf.RoleConsole, "director"), sd1, wantDirector, "director", `console "admin"`},
 		// A console posing as a storage, reached by loopback address.
-		{"console as storage", legacyCert(t, ca, dir, "admin", tlsconf.RoleConsole), director, wantSD1, "127.0.0.1", `console "admin"`},
+		{"console as storage", testenv.Impostor(t, ca, dir, "admin", tlsconf.RoleConsole), director, wantSD1, "127.0.0.1", `console "admin"`},
 		// Another storage (its certificate carries the name sd1 too).
-		{"sd2 as sd1", legacyCert(t, ca, dir, "sd2", tlsconf.RoleStorage, "sd1"), director, wantSD1, "sd1", `storage "sd2"`},
+		{"sd2 as sd1", testenv.Impostor(t, ca, dir, "sd2", tlsconf.RoleStorage, "sd1"), director, wantSD1, "sd1", `storage "sd2"`},
 		// Another storage, on the loopback address the director dials.
 		{"sd2 as sd1 by address", issue(t, ca, dir, "sd2", tlsconf.RoleStorage), director, wantSD1, "127.0.0.1", `storage "sd2"`},
 		// A storage posing as the director.
-		{"storage as director", legacyCert(t, ca, dir, "sd1", tlsconf.RoleStorage, "director"), admin, wantDirector, "director", `storage "sd1"`},
+		{"storage as director", testenv.Impostor(t, ca, dir, "sd1", tlsconf.RoleStorage, "director"), admin, wantDirector, "director", `storage "sd1"`},
 	} {
 		_, cerr := dial(t, c.server, nil, c.client, c.want, c.serverName)
 		var re *tlsconf.RefusedError
