@@ -179,28 +179,21 @@ func (c *Cache) Put(e Entry) (PutResult, error) {
 // A volume may appear only once in entries.
 func (c *Cache) PutMany(entries []Entry, replace bool) ([]PutResult, error) {
 	now := normTime(c.clock())
-	norm := make([]Entry, len(entries))
-	seen := map[string]bool{}
-	for i, e := range entries {
+	norm, err := normalizeAll(entries, func(e *Entry) error {
 		if len(e.History) > 0 {
-			return nil, &InvalidEntryError{Volume: e.Volume, Field: "history", Reason: "cannot be given to Put; the cache keeps it"}
+			return &InvalidEntryError{Volume: e.Volume, Field: "history", Reason: "cannot be given to Put; the cache keeps it"}
 		}
 		if e.Added.IsZero() {
 			e.Added = now
 		}
-		n, err := normalize(e)
-		if err != nil {
-			return nil, err
-		}
-		if seen[n.Volume] {
-			return nil, &InvalidEntryError{Volume: n.Volume, Field: "volume name", Reason: "is given twice"}
-		}
-		seen[n.Volume] = true
-		norm[i] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	results := make([]PutResult, len(norm))
 	var logs []func()
-	err := c.update(func(m map[string]Entry) (bool, error) {
+	err = c.update(func(m map[string]Entry) (bool, error) {
 		changed := false
 		logs = logs[:0]
 		for i, e := range norm {
@@ -223,6 +216,30 @@ func (c *Cache) PutMany(entries []Entry, replace bool) ([]PutResult, error) {
 		lg()
 	}
 	return results, nil
+}
+
+// normalizeAll checks and normalizes entries for one update: prep (may be
+// nil) sees each entry first; a volume may appear once.
+func normalizeAll(entries []Entry, prep func(*Entry) error) ([]Entry, error) {
+	norm := make([]Entry, len(entries))
+	seen := map[string]bool{}
+	for i, e := range entries {
+		if prep != nil {
+			if err := prep(&e); err != nil {
+				return nil, err
+			}
+		}
+		n, err := normalize(e)
+		if err != nil {
+			return nil, err
+		}
+		if seen[n.Volume] {
+			return nil, &InvalidEntryError{Volume: n.Volume, Field: "volume name", Reason: "is given twice"}
+		}
+		seen[n.Volume] = true
+		norm[i] = n
+	}
+	return norm, nil
 }
 
 type logFn func(*slog.Logger, string) func()

@@ -277,21 +277,12 @@ type MergeResult struct {
 // once; an invalid entry is an *InvalidEntryError and nothing is written.
 func (c *Cache) Merge(entries []Entry) ([]MergeResult, error) {
 	now := normTime(c.clock())
-	norm := make([]Entry, len(entries))
-	seen := map[string]bool{}
-	for i, e := range entries {
-		n, err := normalize(e)
-		if err != nil {
-			return nil, err
-		}
-		if seen[n.Volume] {
-			return nil, &InvalidEntryError{Volume: n.Volume, Field: "volume name", Reason: "is given twice"}
-		}
-		seen[n.Volume] = true
-		norm[i] = n
+	norm, err := normalizeAll(entries, nil)
+	if err != nil {
+		return nil, err
 	}
 	results := make([]MergeResult, len(norm))
-	err := c.update(func(m map[string]Entry) (bool, error) {
+	err = c.update(func(m map[string]Entry) (bool, error) {
 		changed := false
 		for i, e := range norm {
 			res := MergeResult{Volume: e.Volume, Result: Unchanged}
