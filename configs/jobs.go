@@ -620,52 +620,40 @@ func (f *file) jobSpec(table string, i int, s *JobSpec, refs map[string]map[stri
 	}
 }
 
+// inherit is a [[job]] field: the job's value if it set one, else its
+// jobdefs' value if that set one, else fallback.
+func inherit[T any](job, def *T, fallback T) T {
+	switch {
+	case job != nil:
+		return *job
+	case def != nil:
+		return *def
+	}
+	return fallback
+}
+
 // resolveJob merges a [[job]] (index i) with its jobdefs d (index di;
 // an empty JobSpec when none) and the defaults.
 func (f *file) resolveJob(c *Director, i int, js, d *JobSpec, di int) Job {
-	str := func(job, def *string, fallback string) string {
-		switch {
-		case job != nil:
-			return *job
-		case def != nil:
-			return *def
-		}
-		return fallback
-	}
-	num := func(job, def *int, fallback int) int {
-		switch {
-		case job != nil:
-			return *job
-		case def != nil:
-			return *def
-		}
-		return fallback
-	}
 	per := func(job, def *Period, fallback time.Duration) time.Duration {
-		switch {
-		case job != nil:
-			return job.Duration
-		case def != nil:
-			return def.Duration
-		}
-		return fallback
+		return inherit(job, def, Period{Duration: fallback}).Duration
 	}
 	j := Job{
 		Name:              js.Name,
-		JobDefs:           str(js.JobDefs, nil, ""),
-		Type:              str(js.Type, d.Type, JobBackup),
-		Level:             str(js.Level, d.Level, LevelIncremental),
-		Enabled:           js.Enabled == nil && (d.Enabled == nil || *d.Enabled) || js.Enabled != nil && *js.Enabled,
-		Client:            str(js.Client, d.Client, ""),
-		Fileset:           str(js.Fileset, d.Fileset, ""),
-		Storage:           str(js.Storage, d.Storage, ""),
-		Pool:              str(js.Pool, d.Pool, ""),
-		FullPool:          str(js.FullPool, d.FullPool, ""),
-		IncrementalPool:   str(js.IncrementalPool, d.IncrementalPool, ""),
-		DifferentialPool:  str(js.DifferentialPool, d.DifferentialPool, ""),
-		Schedule:          str(js.Schedule, d.Schedule, ""),
-		Priority:          num(js.Priority, d.Priority, DefaultPriority),
-		MaxConcurrentJobs: num(js.MaxConcurrentJobs, d.MaxConcurrentJobs, 1),
+		JobDefs:           inherit(js.JobDefs, nil, ""),
+		Type:              inherit(js.Type, d.Type, JobBackup),
+		Level:             inherit(js.Level, d.Level, LevelIncremental),
+		Enabled:           inherit(js.Enabled, d.Enabled, true),
+		Client:            inherit(js.Client, d.Client, ""),
+		Fileset:           inherit(js.Fileset, d.Fileset, ""),
+		Storage:           inherit(js.Storage, d.Storage, ""),
+		Pool:              inherit(js.Pool, d.Pool, ""),
+		FullPool:          inherit(js.FullPool, d.FullPool, ""),
+		IncrementalPool:   inherit(js.IncrementalPool, d.IncrementalPool, ""),
+		DifferentialPool:  inherit(js.DifferentialPool, d.DifferentialPool, ""),
+		Schedule:          inherit(js.Schedule, d.Schedule, ""),
+		Priority:          inherit(js.Priority, d.Priority, DefaultPriority),
+		MaxConcurrentJobs: inherit(js.MaxConcurrentJobs, d.MaxConcurrentJobs, 1),
 		MaxFullInterval:   per(js.MaxFullInterval, d.MaxFullInterval, 0),
 		ClientIdleTimeout: per(js.ClientIdleTimeout, d.ClientIdleTimeout, c.ClientIdleTimeout.Duration),
 		CatchUp:           per(js.CatchUp, d.CatchUp, c.CatchUp.Duration),
