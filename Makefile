@@ -57,7 +57,7 @@ proto:
 	  --plugin=$(PLUGINS)/protoc-gen-go --plugin=$(PLUGINS)/protoc-gen-go-grpc \
 	  --go_out=.. --go_opt=module=github.com/tapeward/tapeward \
 	  --go-grpc_out=.. --go-grpc_opt=module=github.com/tapeward/tapeward \
-	  tapeward/v1/common.proto tapeward/v1/storage.proto tapeward/v1/director.proto tapeward/v1/console.proto
+	  tapeward/v1/common.proto tapeward/v1/storage.proto tapeward/v1/director.proto tapeward/v1/console.proto tapeward/v1/filed.proto
 
 # The main job on a fresh machine: private PostgreSQL + vtl + storaged +
 # director, label 5 encrypted volumes, mount/unmount one, show volumes and

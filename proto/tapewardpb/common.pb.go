@@ -307,6 +307,274 @@ func (x *KekCount) GetSole() uint32 {
 	return 0
 }
 
+// One member of a backup's pax stream. filed sends it to storaged after
+// the member's bytes (address and parts unset); storaged forwards it to
+// the director with its address once those bytes are on tape and flushed
+// (invariant 9). Paths and link targets are raw bytes: newlines and
+// invalid UTF-8 are kept (proto3 strings must be UTF-8).
+type MemberRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  []byte                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // as stored in the stream; a directory ends in '/'
+	// The archive type name (tools/lib/archive Type.String, the catalog's
+	// files.type): "file", "dir", "symlink", "link", "char", "block", "fifo".
+	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Size     int64  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"` // a regular file's (apparent) size; 0 otherwise
+	Mode     uint32 `protobuf:"varint,4,opt,name=mode,proto3" json:"mode,omitempty"` // st_mode & 07777
+	Uid      int64  `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid      int64  `protobuf:"varint,6,opt,name=gid,proto3" json:"gid,omitempty"`
+	Uname    string `protobuf:"bytes,7,opt,name=uname,proto3" json:"uname,omitempty"`
+	Gname    string `protobuf:"bytes,8,opt,name=gname,proto3" json:"gname,omitempty"`
+	MtimeNs  int64  `protobuf:"varint,9,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"` // Unix nanoseconds
+	Linkname []byte `protobuf:"bytes,10,opt,name=linkname,proto3" json:"linkname,omitempty"`              // symlink target, or a hard link's first path
+	Sha256   []byte `protobuf:"bytes,11,opt,name=sha256,proto3" json:"sha256,omitempty"`                  // 32 bytes for regular files and hard links
+	Sparse   bool   `protobuf:"varint,12,opt,name=sparse,proto3" json:"sparse,omitempty"`
+	Devmajor int64  `protobuf:"varint,13,opt,name=devmajor,proto3" json:"devmajor,omitempty"`
+	Devminor int64  `protobuf:"varint,14,opt,name=devminor,proto3" json:"devminor,omitempty"`
+	// Stream offsets (archive.Record): the first header block, the first
+	// data byte, and how many data bytes follow (before padding to 512).
+	HeaderOffset int64  `protobuf:"varint,15,opt,name=header_offset,json=headerOffset,proto3" json:"header_offset,omitempty"`
+	DataOffset   int64  `protobuf:"varint,16,opt,name=data_offset,json=dataOffset,proto3" json:"data_offset,omitempty"`
+	StoredSize   int64  `protobuf:"varint,17,opt,name=stored_size,json=storedSize,proto3" json:"stored_size,omitempty"`
+	Warnings     uint32 `protobuf:"varint,18,opt,name=warnings,proto3" json:"warnings,omitempty"` // archive.WarnShrunk | archive.WarnGrew
+	// Set by storaged: where the member's first header block is on tape,
+	// and the continuation members of a member cut by the end of a volume.
+	Address       *BlockAddress `protobuf:"bytes,20,opt,name=address,proto3" json:"address,omitempty"`
+	Parts         []*MemberPart `protobuf:"bytes,21,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRecord) Reset() {
+	*x = MemberRecord{}
+	mi := &file_tapeward_v1_common_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRecord) ProtoMessage() {}
+
+func (x *MemberRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_common_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRecord.ProtoReflect.Descriptor instead.
+func (*MemberRecord) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_common_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MemberRecord) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *MemberRecord) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *MemberRecord) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetUid() int64 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetGid() int64 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetUname() string {
+	if x != nil {
+		return x.Uname
+	}
+	return ""
+}
+
+func (x *MemberRecord) GetGname() string {
+	if x != nil {
+		return x.Gname
+	}
+	return ""
+}
+
+func (x *MemberRecord) GetMtimeNs() int64 {
+	if x != nil {
+		return x.MtimeNs
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetLinkname() []byte {
+	if x != nil {
+		return x.Linkname
+	}
+	return nil
+}
+
+func (x *MemberRecord) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *MemberRecord) GetSparse() bool {
+	if x != nil {
+		return x.Sparse
+	}
+	return false
+}
+
+func (x *MemberRecord) GetDevmajor() int64 {
+	if x != nil {
+		return x.Devmajor
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetDevminor() int64 {
+	if x != nil {
+		return x.Devminor
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetHeaderOffset() int64 {
+	if x != nil {
+		return x.HeaderOffset
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetDataOffset() int64 {
+	if x != nil {
+		return x.DataOffset
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetStoredSize() int64 {
+	if x != nil {
+		return x.StoredSize
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetWarnings() uint32 {
+	if x != nil {
+		return x.Warnings
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetAddress() *BlockAddress {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *MemberRecord) GetParts() []*MemberPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// A continuation of a member cut by the end of a volume.
+type MemberPart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Part          uint32                 `protobuf:"varint,1,opt,name=part,proto3" json:"part,omitempty"`                               // the job part (tape file) holding it: 2, 3, …
+	Address       *BlockAddress          `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`                          // its continuation member's first header block
+	DataOffset    int64                  `protobuf:"varint,3,opt,name=data_offset,json=dataOffset,proto3" json:"data_offset,omitempty"` // offset in the member's stored data where it starts
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberPart) Reset() {
+	*x = MemberPart{}
+	mi := &file_tapeward_v1_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberPart) ProtoMessage() {}
+
+func (x *MemberPart) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberPart.ProtoReflect.Descriptor instead.
+func (*MemberPart) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MemberPart) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *MemberPart) GetAddress() *BlockAddress {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *MemberPart) GetDataOffset() int64 {
+	if x != nil {
+		return x.DataOffset
+	}
+	return 0
+}
+
 var File_tapeward_v1_common_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_common_proto_rawDesc = "" +
@@ -333,7 +601,37 @@ const file_tapeward_v1_common_proto_rawDesc = "" +
 	"\bKekCount\x12\x15\n" +
 	"\x06kek_id\x18\x01 \x01(\tR\x05kekId\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\rR\x04keys\x12\x12\n" +
-	"\x04sole\x18\x03 \x01(\rR\x04soleB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\x04sole\x18\x03 \x01(\rR\x04sole\"\xb4\x04\n" +
+	"\fMemberRecord\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\fR\x04path\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\rR\x04mode\x12\x10\n" +
+	"\x03uid\x18\x05 \x01(\x03R\x03uid\x12\x10\n" +
+	"\x03gid\x18\x06 \x01(\x03R\x03gid\x12\x14\n" +
+	"\x05uname\x18\a \x01(\tR\x05uname\x12\x14\n" +
+	"\x05gname\x18\b \x01(\tR\x05gname\x12\x19\n" +
+	"\bmtime_ns\x18\t \x01(\x03R\amtimeNs\x12\x1a\n" +
+	"\blinkname\x18\n" +
+	" \x01(\fR\blinkname\x12\x16\n" +
+	"\x06sha256\x18\v \x01(\fR\x06sha256\x12\x16\n" +
+	"\x06sparse\x18\f \x01(\bR\x06sparse\x12\x1a\n" +
+	"\bdevmajor\x18\r \x01(\x03R\bdevmajor\x12\x1a\n" +
+	"\bdevminor\x18\x0e \x01(\x03R\bdevminor\x12#\n" +
+	"\rheader_offset\x18\x0f \x01(\x03R\fheaderOffset\x12\x1f\n" +
+	"\vdata_offset\x18\x10 \x01(\x03R\n" +
+	"dataOffset\x12\x1f\n" +
+	"\vstored_size\x18\x11 \x01(\x03R\n" +
+	"storedSize\x12\x1a\n" +
+	"\bwarnings\x18\x12 \x01(\rR\bwarnings\x123\n" +
+	"\aaddress\x18\x14 \x01(\v2\x19.tapeward.v1.BlockAddressR\aaddress\x12-\n" +
+	"\x05parts\x18\x15 \x03(\v2\x17.tapeward.v1.MemberPartR\x05parts\"v\n" +
+	"\n" +
+	"MemberPart\x12\x12\n" +
+	"\x04part\x18\x01 \x01(\rR\x04part\x123\n" +
+	"\aaddress\x18\x02 \x01(\v2\x19.tapeward.v1.BlockAddressR\aaddress\x12\x1f\n" +
+	"\vdata_offset\x18\x03 \x01(\x03R\n" +
+	"dataOffsetB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_common_proto_rawDescOnce sync.Once
@@ -347,19 +645,24 @@ func file_tapeward_v1_common_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_common_proto_rawDescData
 }
 
-var file_tapeward_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tapeward_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_tapeward_v1_common_proto_goTypes = []any{
 	(*WrappedKey)(nil),    // 0: tapeward.v1.WrappedKey
 	(*BlockAddress)(nil),  // 1: tapeward.v1.BlockAddress
 	(*DriveKeyState)(nil), // 2: tapeward.v1.DriveKeyState
 	(*KekCount)(nil),      // 3: tapeward.v1.KekCount
+	(*MemberRecord)(nil),  // 4: tapeward.v1.MemberRecord
+	(*MemberPart)(nil),    // 5: tapeward.v1.MemberPart
 }
 var file_tapeward_v1_common_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: tapeward.v1.MemberRecord.address:type_name -> tapeward.v1.BlockAddress
+	5, // 1: tapeward.v1.MemberRecord.parts:type_name -> tapeward.v1.MemberPart
+	1, // 2: tapeward.v1.MemberPart.address:type_name -> tapeward.v1.BlockAddress
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_common_proto_init() }
@@ -373,7 +676,7 @@ func file_tapeward_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_common_proto_rawDesc), len(file_tapeward_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

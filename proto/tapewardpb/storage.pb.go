@@ -2065,6 +2065,1350 @@ func (x *VolumeStateReply) GetDetail() string {
 	return ""
 }
 
+// What the part headers on tape say about the job.
+type JobSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         int64                  `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Job           string                 `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Client        string                 `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
+	Fileset       string                 `protobuf:"bytes,4,opt,name=fileset,proto3" json:"fileset,omitempty"`
+	Level         string                 `protobuf:"bytes,5,opt,name=level,proto3" json:"level,omitempty"` // "Full", "Incremental", "Differential"
+	Pool          string                 `protobuf:"bytes,6,opt,name=pool,proto3" json:"pool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobSpec) Reset() {
+	*x = JobSpec{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobSpec) ProtoMessage() {}
+
+func (x *JobSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
+func (*JobSpec) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *JobSpec) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *JobSpec) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *JobSpec) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *JobSpec) GetFileset() string {
+	if x != nil {
+		return x.Fileset
+	}
+	return ""
+}
+
+func (x *JobSpec) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *JobSpec) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+// A volume the session is to write: where it is and where on it to write.
+type JobVolume struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Volume  string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Changer string                 `protobuf:"bytes,2,opt,name=changer,proto3" json:"changer,omitempty"` // "" : the storage's only changer
+	Slot    uint32                 `protobuf:"varint,3,opt,name=slot,proto3" json:"slot,omitempty"`      // its slot (1-based)
+	// The tape file to write at: the director's catalog.NextTapeFile (just
+	// after the last complete tape file; an incomplete one left by a crash
+	// is written over). storaged refuses when the tape has fewer tape files
+	// than this (data the catalog does not know is never lost).
+	TapeFile      uint32 `protobuf:"varint,4,opt,name=tape_file,json=tapeFile,proto3" json:"tape_file,omitempty"`
+	VolumeSeq     uint32 `protobuf:"varint,5,opt,name=volume_seq,json=volumeSeq,proto3" json:"volume_seq,omitempty"` // 1, 2, … over the job's volumes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobVolume) Reset() {
+	*x = JobVolume{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobVolume) ProtoMessage() {}
+
+func (x *JobVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobVolume.ProtoReflect.Descriptor instead.
+func (*JobVolume) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *JobVolume) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *JobVolume) GetChanger() string {
+	if x != nil {
+		return x.Changer
+	}
+	return ""
+}
+
+func (x *JobVolume) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *JobVolume) GetTapeFile() uint32 {
+	if x != nil {
+		return x.TapeFile
+	}
+	return 0
+}
+
+func (x *JobVolume) GetVolumeSeq() uint32 {
+	if x != nil {
+		return x.VolumeSeq
+	}
+	return 0
+}
+
+type JobOpen struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Job    *JobSpec               `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Drive  string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"` // "" : any free drive that fits
+	Volume *JobVolume             `protobuf:"bytes,3,opt,name=volume,proto3" json:"volume,omitempty"`
+	// The client certificate name (role client) that may send the data.
+	Client             string `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"`
+	IdleTimeoutSeconds uint32 `protobuf:"varint,5,opt,name=idle_timeout_seconds,json=idleTimeoutSeconds,proto3" json:"idle_timeout_seconds,omitempty"` // 0 : 120
+	FlushEvery         uint64 `protobuf:"varint,6,opt,name=flush_every,json=flushEvery,proto3" json:"flush_every,omitempty"`                           // stream bytes between flushes; 0 : storaged's default
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *JobOpen) Reset() {
+	*x = JobOpen{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobOpen) ProtoMessage() {}
+
+func (x *JobOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobOpen.ProtoReflect.Descriptor instead.
+func (*JobOpen) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *JobOpen) GetJob() *JobSpec {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *JobOpen) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *JobOpen) GetVolume() *JobVolume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+func (x *JobOpen) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *JobOpen) GetIdleTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.IdleTimeoutSeconds
+	}
+	return 0
+}
+
+func (x *JobOpen) GetFlushEvery() uint64 {
+	if x != nil {
+		return x.FlushEvery
+	}
+	return 0
+}
+
+type JobControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*JobControl_Open
+	//	*JobControl_NextVolume
+	//	*JobControl_NoVolume
+	Msg           isJobControl_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobControl) Reset() {
+	*x = JobControl{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobControl) ProtoMessage() {}
+
+func (x *JobControl) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobControl.ProtoReflect.Descriptor instead.
+func (*JobControl) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *JobControl) GetMsg() isJobControl_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *JobControl) GetOpen() *JobOpen {
+	if x != nil {
+		if x, ok := x.Msg.(*JobControl_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *JobControl) GetNextVolume() *JobVolume {
+	if x != nil {
+		if x, ok := x.Msg.(*JobControl_NextVolume); ok {
+			return x.NextVolume
+		}
+	}
+	return nil
+}
+
+func (x *JobControl) GetNoVolume() string {
+	if x != nil {
+		if x, ok := x.Msg.(*JobControl_NoVolume); ok {
+			return x.NoVolume
+		}
+	}
+	return ""
+}
+
+type isJobControl_Msg interface {
+	isJobControl_Msg()
+}
+
+type JobControl_Open struct {
+	Open *JobOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"` // first message
+}
+
+type JobControl_NextVolume struct {
+	NextVolume *JobVolume `protobuf:"bytes,2,opt,name=next_volume,json=nextVolume,proto3,oneof"` // answers JobEvent.need_volume
+}
+
+type JobControl_NoVolume struct {
+	NoVolume string `protobuf:"bytes,3,opt,name=no_volume,json=noVolume,proto3,oneof"` // answers need_volume: none can be given (why); the session fails
+}
+
+func (*JobControl_Open) isJobControl_Msg() {}
+
+func (*JobControl_NextVolume) isJobControl_Msg() {}
+
+func (*JobControl_NoVolume) isJobControl_Msg() {}
+
+type JobEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*JobEvent_Opened
+	//	*JobEvent_Part
+	//	*JobEvent_Flushed
+	//	*JobEvent_PartDone
+	//	*JobEvent_NeedVolume
+	//	*JobEvent_Progress
+	//	*JobEvent_Done
+	Msg           isJobEvent_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobEvent) Reset() {
+	*x = JobEvent{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobEvent) ProtoMessage() {}
+
+func (x *JobEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
+func (*JobEvent) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *JobEvent) GetMsg() isJobEvent_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *JobEvent) GetOpened() *JobOpened {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_Opened); ok {
+			return x.Opened
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetPart() *JobPart {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_Part); ok {
+			return x.Part
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetFlushed() *JobFlushed {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_Flushed); ok {
+			return x.Flushed
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetPartDone() *JobPartDone {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_PartDone); ok {
+			return x.PartDone
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetNeedVolume() *NeedVolume {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_NeedVolume); ok {
+			return x.NeedVolume
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetProgress() *JobProgress {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetDone() *JobDone {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isJobEvent_Msg interface {
+	isJobEvent_Msg()
+}
+
+type JobEvent_Opened struct {
+	Opened *JobOpened `protobuf:"bytes,1,opt,name=opened,proto3,oneof"`
+}
+
+type JobEvent_Part struct {
+	Part *JobPart `protobuf:"bytes,2,opt,name=part,proto3,oneof"` // a tape file starts (before any record on it)
+}
+
+type JobEvent_Flushed struct {
+	Flushed *JobFlushed `protobuf:"bytes,3,opt,name=flushed,proto3,oneof"` // records whose bytes are on tape and flushed
+}
+
+type JobEvent_PartDone struct {
+	PartDone *JobPartDone `protobuf:"bytes,4,opt,name=part_done,json=partDone,proto3,oneof"` // a tape file ended (filemark written)
+}
+
+type JobEvent_NeedVolume struct {
+	NeedVolume *NeedVolume `protobuf:"bytes,5,opt,name=need_volume,json=needVolume,proto3,oneof"` // the volume is full: name the next one
+}
+
+type JobEvent_Progress struct {
+	Progress *JobProgress `protobuf:"bytes,6,opt,name=progress,proto3,oneof"`
+}
+
+type JobEvent_Done struct {
+	Done *JobDone `protobuf:"bytes,7,opt,name=done,proto3,oneof"` // last message of a clean session
+}
+
+func (*JobEvent_Opened) isJobEvent_Msg() {}
+
+func (*JobEvent_Part) isJobEvent_Msg() {}
+
+func (*JobEvent_Flushed) isJobEvent_Msg() {}
+
+func (*JobEvent_PartDone) isJobEvent_Msg() {}
+
+func (*JobEvent_NeedVolume) isJobEvent_Msg() {}
+
+func (*JobEvent_Progress) isJobEvent_Msg() {}
+
+func (*JobEvent_Done) isJobEvent_Msg() {}
+
+type JobOpened struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Session        string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Token          string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"` // one-time; give it to the client only
+	Drive          string                 `protobuf:"bytes,3,opt,name=drive,proto3" json:"drive,omitempty"`
+	Volume         string                 `protobuf:"bytes,4,opt,name=volume,proto3" json:"volume,omitempty"`
+	Encrypted      bool                   `protobuf:"varint,5,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	KeyFingerprint string                 `protobuf:"bytes,6,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *JobOpened) Reset() {
+	*x = JobOpened{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobOpened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobOpened) ProtoMessage() {}
+
+func (x *JobOpened) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobOpened.ProtoReflect.Descriptor instead.
+func (*JobOpened) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *JobOpened) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *JobOpened) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *JobOpened) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *JobOpened) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *JobOpened) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *JobOpened) GetKeyFingerprint() string {
+	if x != nil {
+		return x.KeyFingerprint
+	}
+	return ""
+}
+
+type JobPart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Part          uint32                 `protobuf:"varint,1,opt,name=part,proto3" json:"part,omitempty"` // 1, 2, … (the index tape file has its own number after the last data part)
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`  // "data" or "index"
+	Volume        string                 `protobuf:"bytes,3,opt,name=volume,proto3" json:"volume,omitempty"`
+	VolumeSeq     uint32                 `protobuf:"varint,4,opt,name=volume_seq,json=volumeSeq,proto3" json:"volume_seq,omitempty"`
+	TapeFile      uint32                 `protobuf:"varint,5,opt,name=tape_file,json=tapeFile,proto3" json:"tape_file,omitempty"`
+	FirstBlock    uint64                 `protobuf:"varint,6,opt,name=first_block,json=firstBlock,proto3" json:"first_block,omitempty"`       // logical block of its first block
+	StreamOffset  int64                  `protobuf:"varint,7,opt,name=stream_offset,json=streamOffset,proto3" json:"stream_offset,omitempty"` // stream offset of its first stream byte
+	Drive         string                 `protobuf:"bytes,8,opt,name=drive,proto3" json:"drive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobPart) Reset() {
+	*x = JobPart{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobPart) ProtoMessage() {}
+
+func (x *JobPart) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobPart.ProtoReflect.Descriptor instead.
+func (*JobPart) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *JobPart) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *JobPart) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *JobPart) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *JobPart) GetVolumeSeq() uint32 {
+	if x != nil {
+		return x.VolumeSeq
+	}
+	return 0
+}
+
+func (x *JobPart) GetTapeFile() uint32 {
+	if x != nil {
+		return x.TapeFile
+	}
+	return 0
+}
+
+func (x *JobPart) GetFirstBlock() uint64 {
+	if x != nil {
+		return x.FirstBlock
+	}
+	return 0
+}
+
+func (x *JobPart) GetStreamOffset() int64 {
+	if x != nil {
+		return x.StreamOffset
+	}
+	return 0
+}
+
+func (x *JobPart) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+type JobFlushed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every stream byte before this offset is on tape and flushed.
+	StreamOffset  int64           `protobuf:"varint,1,opt,name=stream_offset,json=streamOffset,proto3" json:"stream_offset,omitempty"`
+	Records       []*MemberRecord `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"` // in stream order, with addresses
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobFlushed) Reset() {
+	*x = JobFlushed{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobFlushed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobFlushed) ProtoMessage() {}
+
+func (x *JobFlushed) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobFlushed.ProtoReflect.Descriptor instead.
+func (*JobFlushed) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *JobFlushed) GetStreamOffset() int64 {
+	if x != nil {
+		return x.StreamOffset
+	}
+	return 0
+}
+
+func (x *JobFlushed) GetRecords() []*MemberRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type JobPartDone struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Part               uint32                 `protobuf:"varint,1,opt,name=part,proto3" json:"part,omitempty"`
+	LastBlock          uint64                 `protobuf:"varint,2,opt,name=last_block,json=lastBlock,proto3" json:"last_block,omitempty"`
+	Bytes              int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`                                   // bytes of the tape file (part header included)
+	EarlyWarning       bool                   `protobuf:"varint,4,opt,name=early_warning,json=earlyWarning,proto3" json:"early_warning,omitempty"` // ended because the volume was full
+	EncryptionVerified bool                   `protobuf:"varint,5,opt,name=encryption_verified,json=encryptionVerified,proto3" json:"encryption_verified,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *JobPartDone) Reset() {
+	*x = JobPartDone{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobPartDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobPartDone) ProtoMessage() {}
+
+func (x *JobPartDone) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobPartDone.ProtoReflect.Descriptor instead.
+func (*JobPartDone) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *JobPartDone) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *JobPartDone) GetLastBlock() uint64 {
+	if x != nil {
+		return x.LastBlock
+	}
+	return 0
+}
+
+func (x *JobPartDone) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *JobPartDone) GetEarlyWarning() bool {
+	if x != nil {
+		return x.EarlyWarning
+	}
+	return false
+}
+
+func (x *JobPartDone) GetEncryptionVerified() bool {
+	if x != nil {
+		return x.EncryptionVerified
+	}
+	return false
+}
+
+type NeedVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FullVolume    string                 `protobuf:"bytes,1,opt,name=full_volume,json=fullVolume,proto3" json:"full_volume,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	VolumeSeq     uint32                 `protobuf:"varint,3,opt,name=volume_seq,json=volumeSeq,proto3" json:"volume_seq,omitempty"` // the sequence number the next volume gets
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NeedVolume) Reset() {
+	*x = NeedVolume{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NeedVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NeedVolume) ProtoMessage() {}
+
+func (x *NeedVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NeedVolume.ProtoReflect.Descriptor instead.
+func (*NeedVolume) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *NeedVolume) GetFullVolume() string {
+	if x != nil {
+		return x.FullVolume
+	}
+	return ""
+}
+
+func (x *NeedVolume) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *NeedVolume) GetVolumeSeq() uint32 {
+	if x != nil {
+		return x.VolumeSeq
+	}
+	return 0
+}
+
+type JobProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamBytes   int64                  `protobuf:"varint,1,opt,name=stream_bytes,json=streamBytes,proto3" json:"stream_bytes,omitempty"` // on tape (not necessarily flushed)
+	Volume        string                 `protobuf:"bytes,2,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobProgress) Reset() {
+	*x = JobProgress{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobProgress) ProtoMessage() {}
+
+func (x *JobProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobProgress.ProtoReflect.Descriptor instead.
+func (*JobProgress) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *JobProgress) GetStreamBytes() int64 {
+	if x != nil {
+		return x.StreamBytes
+	}
+	return 0
+}
+
+func (x *JobProgress) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type JobDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parts         uint32                 `protobuf:"varint,1,opt,name=parts,proto3" json:"parts,omitempty"`
+	Members       uint64                 `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
+	StreamBytes   int64                  `protobuf:"varint,3,opt,name=stream_bytes,json=streamBytes,proto3" json:"stream_bytes,omitempty"`
+	Index         *JobPart               `protobuf:"bytes,4,opt,name=index,proto3" json:"index,omitempty"` // where the index tape file is
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobDone) Reset() {
+	*x = JobDone{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDone) ProtoMessage() {}
+
+func (x *JobDone) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDone.ProtoReflect.Descriptor instead.
+func (*JobDone) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *JobDone) GetParts() uint32 {
+	if x != nil {
+		return x.Parts
+	}
+	return 0
+}
+
+func (x *JobDone) GetMembers() uint64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *JobDone) GetStreamBytes() int64 {
+	if x != nil {
+		return x.StreamBytes
+	}
+	return 0
+}
+
+func (x *JobDone) GetIndex() *JobPart {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+type JobDataOpen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobDataOpen) Reset() {
+	*x = JobDataOpen{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDataOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDataOpen) ProtoMessage() {}
+
+func (x *JobDataOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDataOpen.ProtoReflect.Descriptor instead.
+func (*JobDataOpen) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *JobDataOpen) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *JobDataOpen) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type MemberRecords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*MemberRecord        `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRecords) Reset() {
+	*x = MemberRecords{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRecords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRecords) ProtoMessage() {}
+
+func (x *MemberRecords) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRecords.ProtoReflect.Descriptor instead.
+func (*MemberRecords) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *MemberRecords) GetRecords() []*MemberRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type JobDataEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamBytes   int64                  `protobuf:"varint,1,opt,name=stream_bytes,json=streamBytes,proto3" json:"stream_bytes,omitempty"`
+	Members       uint64                 `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobDataEnd) Reset() {
+	*x = JobDataEnd{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDataEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDataEnd) ProtoMessage() {}
+
+func (x *JobDataEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDataEnd.ProtoReflect.Descriptor instead.
+func (*JobDataEnd) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *JobDataEnd) GetStreamBytes() int64 {
+	if x != nil {
+		return x.StreamBytes
+	}
+	return 0
+}
+
+func (x *JobDataEnd) GetMembers() uint64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+type JobDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*JobDataRequest_Open
+	//	*JobDataRequest_Data
+	//	*JobDataRequest_Records
+	//	*JobDataRequest_Keepalive
+	//	*JobDataRequest_End
+	Msg           isJobDataRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobDataRequest) Reset() {
+	*x = JobDataRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDataRequest) ProtoMessage() {}
+
+func (x *JobDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDataRequest.ProtoReflect.Descriptor instead.
+func (*JobDataRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *JobDataRequest) GetMsg() isJobDataRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *JobDataRequest) GetOpen() *JobDataOpen {
+	if x != nil {
+		if x, ok := x.Msg.(*JobDataRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *JobDataRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*JobDataRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *JobDataRequest) GetRecords() *MemberRecords {
+	if x != nil {
+		if x, ok := x.Msg.(*JobDataRequest_Records); ok {
+			return x.Records
+		}
+	}
+	return nil
+}
+
+func (x *JobDataRequest) GetKeepalive() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*JobDataRequest_Keepalive); ok {
+			return x.Keepalive
+		}
+	}
+	return false
+}
+
+func (x *JobDataRequest) GetEnd() *JobDataEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*JobDataRequest_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isJobDataRequest_Msg interface {
+	isJobDataRequest_Msg()
+}
+
+type JobDataRequest_Open struct {
+	Open *JobDataOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type JobDataRequest_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+type JobDataRequest_Records struct {
+	// Records of members whose bytes were all sent in earlier data
+	// messages, in stream order.
+	Records *MemberRecords `protobuf:"bytes,3,opt,name=records,proto3,oneof"`
+}
+
+type JobDataRequest_Keepalive struct {
+	Keepalive bool `protobuf:"varint,4,opt,name=keepalive,proto3,oneof"`
+}
+
+type JobDataRequest_End struct {
+	End *JobDataEnd `protobuf:"bytes,5,opt,name=end,proto3,oneof"`
+}
+
+func (*JobDataRequest_Open) isJobDataRequest_Msg() {}
+
+func (*JobDataRequest_Data) isJobDataRequest_Msg() {}
+
+func (*JobDataRequest_Records) isJobDataRequest_Msg() {}
+
+func (*JobDataRequest_Keepalive) isJobDataRequest_Msg() {}
+
+func (*JobDataRequest_End) isJobDataRequest_Msg() {}
+
+type JobDataReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamBytes   int64                  `protobuf:"varint,1,opt,name=stream_bytes,json=streamBytes,proto3" json:"stream_bytes,omitempty"`
+	Parts         uint32                 `protobuf:"varint,2,opt,name=parts,proto3" json:"parts,omitempty"`
+	Volumes       []string               `protobuf:"bytes,3,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobDataReply) Reset() {
+	*x = JobDataReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDataReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDataReply) ProtoMessage() {}
+
+func (x *JobDataReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDataReply.ProtoReflect.Descriptor instead.
+func (*JobDataReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *JobDataReply) GetStreamBytes() int64 {
+	if x != nil {
+		return x.StreamBytes
+	}
+	return 0
+}
+
+func (x *JobDataReply) GetParts() uint32 {
+	if x != nil {
+		return x.Parts
+	}
+	return 0
+}
+
+func (x *JobDataReply) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
 var File_tapeward_v1_storage_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_storage_proto_rawDesc = "" +
@@ -2232,7 +3576,110 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"holds_data\x18\x05 \x01(\bR\tholdsData\x12\x1d\n" +
 	"\n" +
 	"data_known\x18\x06 \x01(\bR\tdataKnown\x12\x16\n" +
-	"\x06detail\x18\a \x01(\tR\x06detail2\x89\x06\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\"\x8e\x01\n" +
+	"\aJobSpec\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x03R\x05jobId\x12\x10\n" +
+	"\x03job\x18\x02 \x01(\tR\x03job\x12\x16\n" +
+	"\x06client\x18\x03 \x01(\tR\x06client\x12\x18\n" +
+	"\afileset\x18\x04 \x01(\tR\afileset\x12\x14\n" +
+	"\x05level\x18\x05 \x01(\tR\x05level\x12\x12\n" +
+	"\x04pool\x18\x06 \x01(\tR\x04pool\"\x8d\x01\n" +
+	"\tJobVolume\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
+	"\achanger\x18\x02 \x01(\tR\achanger\x12\x12\n" +
+	"\x04slot\x18\x03 \x01(\rR\x04slot\x12\x1b\n" +
+	"\ttape_file\x18\x04 \x01(\rR\btapeFile\x12\x1d\n" +
+	"\n" +
+	"volume_seq\x18\x05 \x01(\rR\tvolumeSeq\"\xe2\x01\n" +
+	"\aJobOpen\x12&\n" +
+	"\x03job\x18\x01 \x01(\v2\x14.tapeward.v1.JobSpecR\x03job\x12\x14\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\x12.\n" +
+	"\x06volume\x18\x03 \x01(\v2\x16.tapeward.v1.JobVolumeR\x06volume\x12\x16\n" +
+	"\x06client\x18\x04 \x01(\tR\x06client\x120\n" +
+	"\x14idle_timeout_seconds\x18\x05 \x01(\rR\x12idleTimeoutSeconds\x12\x1f\n" +
+	"\vflush_every\x18\x06 \x01(\x04R\n" +
+	"flushEvery\"\x99\x01\n" +
+	"\n" +
+	"JobControl\x12*\n" +
+	"\x04open\x18\x01 \x01(\v2\x14.tapeward.v1.JobOpenH\x00R\x04open\x129\n" +
+	"\vnext_volume\x18\x02 \x01(\v2\x16.tapeward.v1.JobVolumeH\x00R\n" +
+	"nextVolume\x12\x1d\n" +
+	"\tno_volume\x18\x03 \x01(\tH\x00R\bnoVolumeB\x05\n" +
+	"\x03msg\"\xfd\x02\n" +
+	"\bJobEvent\x120\n" +
+	"\x06opened\x18\x01 \x01(\v2\x16.tapeward.v1.JobOpenedH\x00R\x06opened\x12*\n" +
+	"\x04part\x18\x02 \x01(\v2\x14.tapeward.v1.JobPartH\x00R\x04part\x123\n" +
+	"\aflushed\x18\x03 \x01(\v2\x17.tapeward.v1.JobFlushedH\x00R\aflushed\x127\n" +
+	"\tpart_done\x18\x04 \x01(\v2\x18.tapeward.v1.JobPartDoneH\x00R\bpartDone\x12:\n" +
+	"\vneed_volume\x18\x05 \x01(\v2\x17.tapeward.v1.NeedVolumeH\x00R\n" +
+	"needVolume\x126\n" +
+	"\bprogress\x18\x06 \x01(\v2\x18.tapeward.v1.JobProgressH\x00R\bprogress\x12*\n" +
+	"\x04done\x18\a \x01(\v2\x14.tapeward.v1.JobDoneH\x00R\x04doneB\x05\n" +
+	"\x03msg\"\xb0\x01\n" +
+	"\tJobOpened\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x14\n" +
+	"\x05drive\x18\x03 \x01(\tR\x05drive\x12\x16\n" +
+	"\x06volume\x18\x04 \x01(\tR\x06volume\x12\x1c\n" +
+	"\tencrypted\x18\x05 \x01(\bR\tencrypted\x12'\n" +
+	"\x0fkey_fingerprint\x18\x06 \x01(\tR\x0ekeyFingerprint\"\xe1\x01\n" +
+	"\aJobPart\x12\x12\n" +
+	"\x04part\x18\x01 \x01(\rR\x04part\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06volume\x18\x03 \x01(\tR\x06volume\x12\x1d\n" +
+	"\n" +
+	"volume_seq\x18\x04 \x01(\rR\tvolumeSeq\x12\x1b\n" +
+	"\ttape_file\x18\x05 \x01(\rR\btapeFile\x12\x1f\n" +
+	"\vfirst_block\x18\x06 \x01(\x04R\n" +
+	"firstBlock\x12#\n" +
+	"\rstream_offset\x18\a \x01(\x03R\fstreamOffset\x12\x14\n" +
+	"\x05drive\x18\b \x01(\tR\x05drive\"f\n" +
+	"\n" +
+	"JobFlushed\x12#\n" +
+	"\rstream_offset\x18\x01 \x01(\x03R\fstreamOffset\x123\n" +
+	"\arecords\x18\x02 \x03(\v2\x19.tapeward.v1.MemberRecordR\arecords\"\xac\x01\n" +
+	"\vJobPartDone\x12\x12\n" +
+	"\x04part\x18\x01 \x01(\rR\x04part\x12\x1d\n" +
+	"\n" +
+	"last_block\x18\x02 \x01(\x04R\tlastBlock\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12#\n" +
+	"\rearly_warning\x18\x04 \x01(\bR\fearlyWarning\x12/\n" +
+	"\x13encryption_verified\x18\x05 \x01(\bR\x12encryptionVerified\"d\n" +
+	"\n" +
+	"NeedVolume\x12\x1f\n" +
+	"\vfull_volume\x18\x01 \x01(\tR\n" +
+	"fullVolume\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"volume_seq\x18\x03 \x01(\rR\tvolumeSeq\"H\n" +
+	"\vJobProgress\x12!\n" +
+	"\fstream_bytes\x18\x01 \x01(\x03R\vstreamBytes\x12\x16\n" +
+	"\x06volume\x18\x02 \x01(\tR\x06volume\"\x88\x01\n" +
+	"\aJobDone\x12\x14\n" +
+	"\x05parts\x18\x01 \x01(\rR\x05parts\x12\x18\n" +
+	"\amembers\x18\x02 \x01(\x04R\amembers\x12!\n" +
+	"\fstream_bytes\x18\x03 \x01(\x03R\vstreamBytes\x12*\n" +
+	"\x05index\x18\x04 \x01(\v2\x14.tapeward.v1.JobPartR\x05index\"=\n" +
+	"\vJobDataOpen\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"D\n" +
+	"\rMemberRecords\x123\n" +
+	"\arecords\x18\x01 \x03(\v2\x19.tapeward.v1.MemberRecordR\arecords\"I\n" +
+	"\n" +
+	"JobDataEnd\x12!\n" +
+	"\fstream_bytes\x18\x01 \x01(\x03R\vstreamBytes\x12\x18\n" +
+	"\amembers\x18\x02 \x01(\x04R\amembers\"\xe2\x01\n" +
+	"\x0eJobDataRequest\x12.\n" +
+	"\x04open\x18\x01 \x01(\v2\x18.tapeward.v1.JobDataOpenH\x00R\x04open\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x126\n" +
+	"\arecords\x18\x03 \x01(\v2\x1a.tapeward.v1.MemberRecordsH\x00R\arecords\x12\x1e\n" +
+	"\tkeepalive\x18\x04 \x01(\bH\x00R\tkeepalive\x12+\n" +
+	"\x03end\x18\x05 \x01(\v2\x17.tapeward.v1.JobDataEndH\x00R\x03endB\x05\n" +
+	"\x03msg\"a\n" +
+	"\fJobDataReply\x12!\n" +
+	"\fstream_bytes\x18\x01 \x01(\x03R\vstreamBytes\x12\x14\n" +
+	"\x05parts\x18\x02 \x01(\rR\x05parts\x12\x18\n" +
+	"\avolumes\x18\x03 \x03(\tR\avolumes2\x89\a\n" +
 	"\aStorage\x12;\n" +
 	"\x05Hello\x12\x19.tapeward.v1.HelloRequest\x1a\x17.tapeward.v1.HelloReply\x12G\n" +
 	"\tInventory\x12\x1d.tapeward.v1.InventoryRequest\x1a\x1b.tapeward.v1.InventoryReply\x12>\n" +
@@ -2244,7 +3691,9 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\tWriteData\x12\x1d.tapeward.v1.WriteDataRequest\x1a\x1b.tapeward.v1.WriteDataReply(\x01\x12F\n" +
 	"\bReadData\x12\x1c.tapeward.v1.ReadDataRequest\x1a\x1a.tapeward.v1.ReadDataReply0\x01\x12D\n" +
 	"\bPushKeys\x12\x1c.tapeward.v1.PushKeysRequest\x1a\x1a.tapeward.v1.PushKeysReply\x12M\n" +
-	"\vVolumeState\x12\x1f.tapeward.v1.VolumeStateRequest\x1a\x1d.tapeward.v1.VolumeStateReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\vVolumeState\x12\x1f.tapeward.v1.VolumeStateRequest\x1a\x1d.tapeward.v1.VolumeStateReply\x129\n" +
+	"\x03Job\x12\x17.tapeward.v1.JobControl\x1a\x15.tapeward.v1.JobEvent(\x010\x01\x12C\n" +
+	"\aJobData\x12\x1b.tapeward.v1.JobDataRequest\x1a\x19.tapeward.v1.JobDataReply(\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_storage_proto_rawDescOnce sync.Once
@@ -2258,7 +3707,7 @@ func file_tapeward_v1_storage_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_storage_proto_rawDescData
 }
 
-var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*HelloRequest)(nil),       // 0: tapeward.v1.HelloRequest
 	(*HelloReply)(nil),         // 1: tapeward.v1.HelloReply
@@ -2289,54 +3738,93 @@ var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*PushKeysReply)(nil),      // 26: tapeward.v1.PushKeysReply
 	(*VolumeStateRequest)(nil), // 27: tapeward.v1.VolumeStateRequest
 	(*VolumeStateReply)(nil),   // 28: tapeward.v1.VolumeStateReply
-	(*KekCount)(nil),           // 29: tapeward.v1.KekCount
-	(*DriveKeyState)(nil),      // 30: tapeward.v1.DriveKeyState
-	(*WrappedKey)(nil),         // 31: tapeward.v1.WrappedKey
-	(*BlockAddress)(nil),       // 32: tapeward.v1.BlockAddress
+	(*JobSpec)(nil),            // 29: tapeward.v1.JobSpec
+	(*JobVolume)(nil),          // 30: tapeward.v1.JobVolume
+	(*JobOpen)(nil),            // 31: tapeward.v1.JobOpen
+	(*JobControl)(nil),         // 32: tapeward.v1.JobControl
+	(*JobEvent)(nil),           // 33: tapeward.v1.JobEvent
+	(*JobOpened)(nil),          // 34: tapeward.v1.JobOpened
+	(*JobPart)(nil),            // 35: tapeward.v1.JobPart
+	(*JobFlushed)(nil),         // 36: tapeward.v1.JobFlushed
+	(*JobPartDone)(nil),        // 37: tapeward.v1.JobPartDone
+	(*NeedVolume)(nil),         // 38: tapeward.v1.NeedVolume
+	(*JobProgress)(nil),        // 39: tapeward.v1.JobProgress
+	(*JobDone)(nil),            // 40: tapeward.v1.JobDone
+	(*JobDataOpen)(nil),        // 41: tapeward.v1.JobDataOpen
+	(*MemberRecords)(nil),      // 42: tapeward.v1.MemberRecords
+	(*JobDataEnd)(nil),         // 43: tapeward.v1.JobDataEnd
+	(*JobDataRequest)(nil),     // 44: tapeward.v1.JobDataRequest
+	(*JobDataReply)(nil),       // 45: tapeward.v1.JobDataReply
+	(*KekCount)(nil),           // 46: tapeward.v1.KekCount
+	(*DriveKeyState)(nil),      // 47: tapeward.v1.DriveKeyState
+	(*WrappedKey)(nil),         // 48: tapeward.v1.WrappedKey
+	(*BlockAddress)(nil),       // 49: tapeward.v1.BlockAddress
+	(*MemberRecord)(nil),       // 50: tapeward.v1.MemberRecord
 }
 var file_tapeward_v1_storage_proto_depIdxs = []int32{
-	29, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
+	46, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
 	3,  // 1: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
 	4,  // 2: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
 	5,  // 3: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
-	30, // 4: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
+	47, // 4: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
 	8,  // 5: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
-	29, // 6: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
+	46, // 6: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
 	10, // 7: tapeward.v1.StatusReply.cache_recovery:type_name -> tapeward.v1.CacheRecovery
-	31, // 8: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
+	48, // 8: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
 	19, // 9: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
-	32, // 10: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
-	32, // 11: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
-	31, // 12: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
+	49, // 10: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
+	49, // 11: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
+	48, // 12: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
 	24, // 13: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
-	29, // 14: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
-	0,  // 15: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
-	2,  // 16: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
-	7,  // 17: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
-	11, // 18: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
-	13, // 19: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
-	15, // 20: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
-	17, // 21: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
-	20, // 22: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
-	22, // 23: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
-	25, // 24: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
-	27, // 25: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
-	1,  // 26: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
-	6,  // 27: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
-	9,  // 28: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
-	12, // 29: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
-	14, // 30: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
-	16, // 31: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
-	18, // 32: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
-	21, // 33: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
-	23, // 34: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
-	26, // 35: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
-	28, // 36: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	46, // 14: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
+	29, // 15: tapeward.v1.JobOpen.job:type_name -> tapeward.v1.JobSpec
+	30, // 16: tapeward.v1.JobOpen.volume:type_name -> tapeward.v1.JobVolume
+	31, // 17: tapeward.v1.JobControl.open:type_name -> tapeward.v1.JobOpen
+	30, // 18: tapeward.v1.JobControl.next_volume:type_name -> tapeward.v1.JobVolume
+	34, // 19: tapeward.v1.JobEvent.opened:type_name -> tapeward.v1.JobOpened
+	35, // 20: tapeward.v1.JobEvent.part:type_name -> tapeward.v1.JobPart
+	36, // 21: tapeward.v1.JobEvent.flushed:type_name -> tapeward.v1.JobFlushed
+	37, // 22: tapeward.v1.JobEvent.part_done:type_name -> tapeward.v1.JobPartDone
+	38, // 23: tapeward.v1.JobEvent.need_volume:type_name -> tapeward.v1.NeedVolume
+	39, // 24: tapeward.v1.JobEvent.progress:type_name -> tapeward.v1.JobProgress
+	40, // 25: tapeward.v1.JobEvent.done:type_name -> tapeward.v1.JobDone
+	50, // 26: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
+	35, // 27: tapeward.v1.JobDone.index:type_name -> tapeward.v1.JobPart
+	50, // 28: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
+	41, // 29: tapeward.v1.JobDataRequest.open:type_name -> tapeward.v1.JobDataOpen
+	42, // 30: tapeward.v1.JobDataRequest.records:type_name -> tapeward.v1.MemberRecords
+	43, // 31: tapeward.v1.JobDataRequest.end:type_name -> tapeward.v1.JobDataEnd
+	0,  // 32: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
+	2,  // 33: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
+	7,  // 34: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
+	11, // 35: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
+	13, // 36: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
+	15, // 37: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
+	17, // 38: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
+	20, // 39: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
+	22, // 40: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
+	25, // 41: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
+	27, // 42: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
+	32, // 43: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
+	44, // 44: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
+	1,  // 45: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
+	6,  // 46: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
+	9,  // 47: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
+	12, // 48: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
+	14, // 49: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
+	16, // 50: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
+	18, // 51: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
+	21, // 52: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
+	23, // 53: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
+	26, // 54: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
+	28, // 55: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
+	33, // 56: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
+	45, // 57: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
+	45, // [45:58] is the sub-list for method output_type
+	32, // [32:45] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_storage_proto_init() }
@@ -2349,13 +3837,34 @@ func file_tapeward_v1_storage_proto_init() {
 		(*WriteDataRequest_Open)(nil),
 		(*WriteDataRequest_Data)(nil),
 	}
+	file_tapeward_v1_storage_proto_msgTypes[32].OneofWrappers = []any{
+		(*JobControl_Open)(nil),
+		(*JobControl_NextVolume)(nil),
+		(*JobControl_NoVolume)(nil),
+	}
+	file_tapeward_v1_storage_proto_msgTypes[33].OneofWrappers = []any{
+		(*JobEvent_Opened)(nil),
+		(*JobEvent_Part)(nil),
+		(*JobEvent_Flushed)(nil),
+		(*JobEvent_PartDone)(nil),
+		(*JobEvent_NeedVolume)(nil),
+		(*JobEvent_Progress)(nil),
+		(*JobEvent_Done)(nil),
+	}
+	file_tapeward_v1_storage_proto_msgTypes[44].OneofWrappers = []any{
+		(*JobDataRequest_Open)(nil),
+		(*JobDataRequest_Data)(nil),
+		(*JobDataRequest_Records)(nil),
+		(*JobDataRequest_Keepalive)(nil),
+		(*JobDataRequest_End)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,8 @@ const (
 	Storage_ReadData_FullMethodName    = "/tapeward.v1.Storage/ReadData"
 	Storage_PushKeys_FullMethodName    = "/tapeward.v1.Storage/PushKeys"
 	Storage_VolumeState_FullMethodName = "/tapeward.v1.Storage/VolumeState"
+	Storage_Job_FullMethodName         = "/tapeward.v1.Storage/Job"
+	Storage_JobData_FullMethodName     = "/tapeward.v1.Storage/JobData"
 )
 
 // StorageClient is the client API for Storage service.
@@ -71,6 +73,26 @@ type StorageClient interface {
 	// tape's end of data when mounted). The director asks before it changes
 	// a volume's key.
 	VolumeState(ctx context.Context, in *VolumeStateRequest, opts ...grpc.CallOption) (*VolumeStateReply, error)
+	// A backup job session (director only). The director's first message
+	// (JobControl.open) names the job, the volume to start on (and the
+	// tape file to write at) and the client allowed to send the data;
+	// storaged mounts the volume in a free drive, loads and verifies its
+	// key, checks its label, and answers JobEvent.opened with a one-time
+	// session token for that client. It then reports every tape file it
+	// starts and ends and every batch of records whose bytes are on tape
+	// and flushed; at a full volume it asks for the next (need_volume) and
+	// the director answers (next_volume / no_volume). The session lives as
+	// long as this stream: the director closing or cancelling it cancels
+	// the session (the tape file is ended, the key cleared, the volume
+	// unmounted). It ends with JobEvent.done, or with an error status.
+	Job(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[JobControl, JobEvent], error)
+	// The data of a job session (a client: filed). The first message is
+	// JobDataRequest.open with the session id and token (valid once, only
+	// for the client certificate the director named); then the pax stream
+	// in data chunks, each member's record after its bytes, keepalives
+	// while the client has nothing to send, and end. A client silent for
+	// the session's idle timeout is dropped (the job fails).
+	JobData(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[JobDataRequest, JobDataReply], error)
 }
 
 type storageClient struct {
@@ -203,6 +225,32 @@ func (c *storageClient) VolumeState(ctx context.Context, in *VolumeStateRequest,
 	return out, nil
 }
 
+func (c *storageClient) Job(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[JobControl, JobEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[2], Storage_Job_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[JobControl, JobEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_JobClient = grpc.BidiStreamingClient[JobControl, JobEvent]
+
+func (c *storageClient) JobData(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[JobDataRequest, JobDataReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[3], Storage_JobData_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[JobDataRequest, JobDataReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_JobDataClient = grpc.ClientStreamingClient[JobDataRequest, JobDataReply]
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -238,6 +286,26 @@ type StorageServer interface {
 	// tape's end of data when mounted). The director asks before it changes
 	// a volume's key.
 	VolumeState(context.Context, *VolumeStateRequest) (*VolumeStateReply, error)
+	// A backup job session (director only). The director's first message
+	// (JobControl.open) names the job, the volume to start on (and the
+	// tape file to write at) and the client allowed to send the data;
+	// storaged mounts the volume in a free drive, loads and verifies its
+	// key, checks its label, and answers JobEvent.opened with a one-time
+	// session token for that client. It then reports every tape file it
+	// starts and ends and every batch of records whose bytes are on tape
+	// and flushed; at a full volume it asks for the next (need_volume) and
+	// the director answers (next_volume / no_volume). The session lives as
+	// long as this stream: the director closing or cancelling it cancels
+	// the session (the tape file is ended, the key cleared, the volume
+	// unmounted). It ends with JobEvent.done, or with an error status.
+	Job(grpc.BidiStreamingServer[JobControl, JobEvent]) error
+	// The data of a job session (a client: filed). The first message is
+	// JobDataRequest.open with the session id and token (valid once, only
+	// for the client certificate the director named); then the pax stream
+	// in data chunks, each member's record after its bytes, keepalives
+	// while the client has nothing to send, and end. A client silent for
+	// the session's idle timeout is dropped (the job fails).
+	JobData(grpc.ClientStreamingServer[JobDataRequest, JobDataReply]) error
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -280,6 +348,12 @@ func (UnimplementedStorageServer) PushKeys(context.Context, *PushKeysRequest) (*
 }
 func (UnimplementedStorageServer) VolumeState(context.Context, *VolumeStateRequest) (*VolumeStateReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method VolumeState not implemented")
+}
+func (UnimplementedStorageServer) Job(grpc.BidiStreamingServer[JobControl, JobEvent]) error {
+	return status.Error(codes.Unimplemented, "method Job not implemented")
+}
+func (UnimplementedStorageServer) JobData(grpc.ClientStreamingServer[JobDataRequest, JobDataReply]) error {
+	return status.Error(codes.Unimplemented, "method JobData not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -482,6 +556,20 @@ func _Storage_VolumeState_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_Job_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StorageServer).Job(&grpc.GenericServerStream[JobControl, JobEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_JobServer = grpc.BidiStreamingServer[JobControl, JobEvent]
+
+func _Storage_JobData_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StorageServer).JobData(&grpc.GenericServerStream[JobDataRequest, JobDataReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_JobDataServer = grpc.ClientStreamingServer[JobDataRequest, JobDataReply]
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -536,6 +624,17 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ReadData",
 			Handler:       _Storage_ReadData_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Job",
+			Handler:       _Storage_Job_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "JobData",
+			Handler:       _Storage_JobData_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "tapeward/v1/storage.proto",
