@@ -143,6 +143,9 @@ type Director struct {
 	Path     string       `toml:"-"` // the file it was loaded from
 	Name     string       `toml:"name"`
 	Listen   string       `toml:"listen"` // host:port for storage daemons and consoles
+	// MetricsListen is host:port of the Prometheus endpoint (optional;
+	// "" : none).
+	MetricsListen string `toml:"metrics_listen"`
 	Limits   Limits       `toml:"limits"`
 	TLS      TLS          `toml:"tls"`
 	Catalog  Catalog      `toml:"catalog"`
@@ -235,6 +238,7 @@ type Storaged struct {
 	Path             string       `toml:"-"`
 	Name             string       `toml:"name"`
 	Listen           string       `toml:"listen"`
+	MetricsListen    string       `toml:"metrics_listen"` // Prometheus endpoint (optional)
 	Limits           Limits       `toml:"limits"`
 	TLS              TLS          `toml:"tls"`
 	WorkingDirectory string       `toml:"working_directory"` // crypto cache and state
@@ -279,6 +283,7 @@ func LoadDirector(path string) (*Director, error) {
 	c.Path = path
 	f.name(at(-1, "name"), c.Name, `"director"`)
 	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9101"`, true)
+	f.metricsListen(c.MetricsListen, c.Listen, `"127.0.0.1:9111"`)
 	f.limits(&c.Limits)
 	f.tls(&c.TLS)
 
@@ -375,6 +380,7 @@ func LoadStoraged(path string) (*Storaged, error) {
 	c.Path = path
 	f.name(at(-1, "name"), c.Name, `"sd1"`)
 	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9103"`, true)
+	f.metricsListen(c.MetricsListen, c.Listen, `"127.0.0.1:9113"`)
 	f.limits(&c.Limits)
 	f.tls(&c.TLS)
 	c.WorkingDirectory = f.filePath(at(-1, "working_directory"), c.WorkingDirectory, `"/var/lib/tapeward/storaged"`)

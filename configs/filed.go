@@ -31,12 +31,7 @@ func LoadFiled(path string) (*Filed, error) {
 	c.Path = path
 	f.name(at(-1, "name"), c.Name, `"web1"`)
 	f.hostPort(at(-1, "listen"), c.Listen, `"127.0.0.1:9102"`, true)
-	if c.MetricsListen != "" {
-		f.hostPort(at(-1, "metrics_listen"), c.MetricsListen, `"127.0.0.1:9112"`, true)
-		if c.MetricsListen == c.Listen {
-			f.problem(at(-1, "metrics_listen"), c.MetricsListen, "is the same address as listen; give the metrics another port, e.g. \"127.0.0.1:9112\"")
-		}
-	}
+	f.metricsListen(c.MetricsListen, c.Listen, `"127.0.0.1:9112"`)
 	f.limits(&c.Limits)
 	f.tls(&c.TLS)
 	c.WorkingDirectory = f.filePath(at(-1, "working_directory"), c.WorkingDirectory, `"/var/lib/tapeward/filed"`)
@@ -45,4 +40,16 @@ func LoadFiled(path string) (*Filed, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// metricsListen checks an optional metrics_listen: host:port, not the
+// daemon's listen address.
+func (f *file) metricsListen(addr, listen, example string) {
+	if addr == "" {
+		return
+	}
+	f.hostPort(at(-1, "metrics_listen"), addr, example, true)
+	if addr == listen {
+		f.problem(at(-1, "metrics_listen"), addr, "is the same address as listen; give the metrics another port, e.g. %s", example)
+	}
 }
