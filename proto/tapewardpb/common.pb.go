@@ -338,6 +338,10 @@ type MemberRecord struct {
 	Warnings     uint32 `protobuf:"varint,18,opt,name=warnings,proto3" json:"warnings,omitempty"` // archive.WarnShrunk | archive.WarnGrew
 	// Set by storaged: where the member's first header block is on tape,
 	// and the continuation members of a member cut by the end of a volume.
+	// Here (and in MemberPart) BlockAddress.block counts from the first
+	// block of the tape file (block 0), as the catalog and the on-tape
+	// index store it; the absolute logical block LOCATE takes is
+	// JobPart.first_block + block.
 	Address       *BlockAddress `protobuf:"bytes,20,opt,name=address,proto3" json:"address,omitempty"`
 	Parts         []*MemberPart `protobuf:"bytes,21,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
