@@ -180,7 +180,13 @@ func runJob(t testing.TB, vols []*vol, files []file, opts Options) *job {
 		byName[v.name] = v
 	}
 	opts.VerifyPart = func(volume string) func(*scsi.Device, tapeio.Addr) error { return byName[volume].hook() }
-	opts.OnFlushed = func(f Flushed) { j.batches = append(j.batches, f) }
+	also := opts.OnFlushed
+	opts.OnFlushed = func(f Flushed) {
+		j.batches = append(j.batches, f)
+		if also != nil {
+			also(f)
+		}
+	}
 	jw, err := New(vols[0].d, JobInfo{JobID: 42, Job: "nightly", Client: "c1", FileSet: "home", Level: "Full", Volume: vols[0].name, Created: testTime}, opts)
 	if err != nil {
 		t.Fatal(err)

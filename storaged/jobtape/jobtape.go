@@ -88,6 +88,18 @@ type Options struct {
 	// batch on (a channel to the catalog forwarder) and return; never
 	// wait for the catalog here. The batch is the callee's to keep.
 	OnFlushed func(Flushed)
+	// MaxBatch bounds the records of one OnFlushed call (0: no bound): a
+	// larger batch is handed on in several calls. When that many records
+	// are pending and all of their bytes are on tape, the writer flushes
+	// at the next block boundary without waiting for FlushEvery, so the
+	// records' receiver never gets a huge batch.
+	MaxBatch int
+	// OnPart runs when a data tape file starts (its part header is
+	// encoded, before any record on it is reported); OnPartDone when it
+	// ended (its filemark written). Both run on the writer's goroutine:
+	// hand the part on and return. p.Drive is the device's address.
+	OnPart     func(p Part)
+	OnPartDone func(p Part)
 	// AfterFirstBlock runs after the first block of each tape file
 	// (e.g. tapeio.VerifyFirstBlock(ukad) for an encrypted volume);
 	// VerifyPart, if set, is used instead and gets the volume's name.
@@ -242,6 +254,9 @@ func (j *JobWriter) startPart(dev *scsi.Device, volume string, cut *archive.Cut)
 		}
 		j.cur.contAt = int64(len(hdr) - r.Len())
 	}
+	if j.opts.OnPart != nil {
+		j.opts.OnPart(j.cur)
+	}
 	if _, err := j.w.Write(hdr); err != nil {
 		return j.fail("writing the part header", err)
 	}
@@ -332,10 +347,17 @@ func (j *JobWriter) put(b []byte, track bool) error {
 		}
 		return nil
 	}
-	if j.w.Offset()%int64(j.bs) == 0 && j.onTape()-j.lastFlush >= j.opts.FlushEvery {
+	if j.w.Offset()%int64(j.bs) == 0 && (j.onTape()-j.lastFlush >= j.opts.FlushEvery || j.batchReady()) {
 		return j.flush()
 	}
 	return nil
+}
+
+// batchReady says MaxBatch records are pending and all of their bytes are
+// on tape (a flush now reports at least that many).
+func (j *JobWriter) batchReady() bool {
+	n := j.opts.MaxBatch
+	return n > 0 && len(j.pending) >= n && end(j.pending[n-1]) <= j.onTape()
 }
 
 // onTape is the stream offset up to which bytes are on tape (written
@@ -392,6 +414,7 @@ func (j *JobWriter) nextPart(cut *archive.Cut, vf *tapeio.VolumeFullError, reaso
 		if err := j.report(j.off); err != nil {
 			return err
 		}
+		j.partDone()
 	}
 	j.draining = false
 	dev, vol, err := j.opts.NextVolume(j.ctx, fmt.Errorf("volume %s full after part %d (tape file %d): %w", j.volume, j.cur.Part, j.cur.TapeFile, reason))
@@ -414,7 +437,11 @@ func (j *JobWriter) endPart(full bool) error {
 		return j.fail("ending the tape file", err)
 	}
 	j.record(full || j.w.EarlyWarning())
-	return j.report(j.off)
+	if err := j.report(j.off); err != nil {
+		return err
+	}
+	j.partDone()
+	return nil
 }
 
 func (j *JobWriter) record(full bool) {
@@ -426,6 +453,14 @@ func (j *JobWriter) record(full bool) {
 	p.EarlyWarning = full
 	j.parts = append(j.parts, p)
 	j.cur = Part{}
+}
+
+// partDone tells OnPartDone of the part record ended, after the records
+// its end flushed were reported.
+func (j *JobWriter) partDone() {
+	if j.opts.OnPartDone != nil && len(j.parts) > 0 {
+		j.opts.OnPartDone(j.parts[len(j.parts)-1])
+	}
 }
 
 // flush makes the drive write its buffer (WRITE FILEMARKS 0) and reports
@@ -491,7 +526,14 @@ func (j *JobWriter) report(off int64) error {
 	}
 	j.pending = append(j.pending[:0], j.pending[n:]...)
 	if j.opts.OnFlushed != nil {
-		j.opts.OnFlushed(Flushed{StreamOffset: off, Records: batch})
+		for len(batch) > 0 {
+			k := len(batch)
+			if j.opts.MaxBatch > 0 {
+				k = min(k, j.opts.MaxBatch)
+			}
+			j.opts.OnFlushed(Flushed{StreamOffset: off, Records: batch[:k:k]})
+			batch = batch[k:]
+		}
 	}
 	return nil
 }
@@ -549,6 +591,28 @@ func (j *JobWriter) Close() (Summary, error) {
 		return Summary{}, err
 	}
 	return Summary{Parts: j.parts, Members: len(j.index), StreamBytes: j.off, Index: idx}, nil
+}
+
+// Abort ends the job early (its client was dropped, the job cancelled):
+// the current part is ended cleanly — its last, partial block written and
+// its filemark (a synchronous flush) — and the records whose bytes are
+// all on tape are reported through OnFlushed; no index tape file is
+// written. The stream may end inside a member: that member is not
+// reported. It returns the parts written. After a failure (a tape error)
+// nothing more is written and the error is returned.
+func (j *JobWriter) Abort() ([]Part, error) {
+	if j.closed {
+		return j.parts, errors.New("jobtape: Abort after Close")
+	}
+	j.closed = true
+	if j.err != nil {
+		return j.parts, j.err
+	}
+	if j.cur.Part == 0 {
+		return j.parts, nil
+	}
+	err := j.endPart(false)
+	return j.parts, err
 }
 
 // writeIndex writes the index tape file after the last part.
