@@ -29,6 +29,7 @@ import (
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/sd"
 	"github.com/tapeward/tapeward/tools/lib/harden"
+	"github.com/tapeward/tapeward/tools/lib/metrics"
 )
 
 func main() {
@@ -77,7 +78,10 @@ func run() int {
 	defer d.Close()
 
 	files := tlsconf.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, RevocationList: cfg.TLS.RevocationList}
-	tc, err := tlsconf.Server(files, tlsconf.Expect([]string{tlsconf.RoleDirector}, cfg.Director.Name))
+	// The handshake admits the configured director and clients (filed,
+	// for JobData); the interceptors keep every other method for the
+	// director.
+	tc, err := tlsconf.Server(files, sd.AcceptPeer(cfg.Director.Name))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 1
@@ -89,7 +93,19 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "storaged: listen %s: %v (set listen in %s)\n", cfg.Listen, err, cfg.Path)
 		return 1
 	}
-	srv := link.NewServer(tc, limits, log, grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
+	if cfg.MetricsListen != "" {
+		reg := metrics.NewRegistry()
+		if err := d.Register(reg); err != nil {
+			fmt.Fprintln(os.Stderr, "storaged: metrics:", err)
+			return 1
+		}
+		if _, err := metrics.Serve(ctx, cfg.MetricsListen, reg, log); err != nil {
+			fmt.Fprintf(os.Stderr, "storaged: %v (set metrics_listen in %s)\n", err, cfg.Path)
+			return 1
+		}
+	}
+	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(8 << 20), grpc.MaxSendMsgSize(8 << 20)}, sd.Authorize(cfg.Director.Name)...)
+	srv := link.NewServer(tc, limits, log, opts...)
 	pb.RegisterStorageServer(srv, &sd.Service{D: d})
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)

@@ -54,6 +54,9 @@ type Options struct {
 	Clock func() time.Time
 	// OpenDevice opens a device address; nil is dial.OpenDevice.
 	OpenDevice func(address string, types ...byte) (*scsi.Device, error)
+	// AfterFunc starts a job session's idle timer (nil: time.AfterFunc);
+	// tests inject one they fire themselves.
+	AfterFunc func(d time.Duration, f func()) Timer
 }
 
 // Daemon is a running storage daemon's state.
@@ -79,6 +82,12 @@ type Daemon struct {
 
 	// cacheRecovery is set when the cache was found corrupt at start-up.
 	cacheRecovery *cryptocache.Recovery
+
+	// Job sessions by id (job.go).
+	jobsMu    sync.Mutex
+	jobs      map[string]*JobSession
+	afterFunc func(time.Duration, func()) Timer
+	metrics   *sdMetrics
 }
 
 // New loads the keyring and the crypto cache, opens every changer and
@@ -88,12 +97,18 @@ type Daemon struct {
 func New(ctx context.Context, o Options) (*Daemon, error) {
 	cfg := o.Config
 	d := &Daemon{
-		cfg:      cfg,
-		log:      o.Logger,
-		clock:    o.Clock,
-		director: o.Director,
-		changers: map[string]*Changer{},
-		byName:   map[string]*Drive{},
+		cfg:       cfg,
+		log:       o.Logger,
+		clock:     o.Clock,
+		director:  o.Director,
+		changers:  map[string]*Changer{},
+		byName:    map[string]*Drive{},
+		jobs:      map[string]*JobSession{},
+		afterFunc: o.AfterFunc,
+		metrics:   newMetrics(),
+	}
+	if d.afterFunc == nil {
+		d.afterFunc = func(t time.Duration, f func()) Timer { return time.AfterFunc(t, f) }
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -163,7 +178,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		busy    []string
 	)
 	for _, dc := range cfg.Drives {
-		dr := &Drive{cfg: dc, name: dc.Name, crypto: dc.Encrypts(), log: d.log.With("drive", dc.Name), state: StateIdle}
+		dr := &Drive{cfg: dc, name: dc.Name, crypto: dc.Encrypts(), log: d.log.With("drive", dc.Name), state: StateIdle, metrics: d.metrics}
 		dr.mu.onRelease = dr.publish
 		if dc.Changer != "" {
 			dr.changer = d.changers[dc.Changer]

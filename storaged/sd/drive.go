@@ -42,6 +42,7 @@ type Drive struct {
 	crypto  bool // configured crypto = true
 	changer *Changer
 	log     *slog.Logger
+	metrics *sdMetrics
 
 	mu      opLock
 	dev     *scsi.Device
@@ -301,10 +302,12 @@ func (dr *Drive) clearKey(why string) error {
 	}
 	st, err := dr.dev.Clear()
 	if err != nil {
+		dr.metrics.keyFailures.WithLabelValues("clear").Inc()
 		dr.log.Error("clearing the drive key failed", "why", why, "error", err.Error())
 		return fmt.Errorf("%s: clearing the key (%s): %w", dr.name, why, err)
 	}
 	if dr.keyFP != "" {
+		dr.metrics.keyClears.Inc()
 		dr.log.Info("key cleared", "why", why, "fingerprint", dr.keyFP, "key_instance_counter", st.KeyInstanceCounter)
 	}
 	dr.keyFP, dr.keyKEK = "", ""
@@ -359,6 +362,7 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 	st, err := dr.dev.SetKey(key, scsi.SetKeyOpts{UKAD: ukad, KADFormat: 2, CKOD: dr.probe.CKOD})
 	if err != nil {
 		// SetKey may have half-succeeded: leave nothing behind.
+		dr.metrics.keyFailures.WithLabelValues("load").Inc()
 		dr.clearKey("key load failed")
 		return fmt.Errorf("%s: loading the key of volume %s: %w", dr.name, volume, err)
 	}
@@ -366,6 +370,7 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 	dr.kic = st.KeyInstanceCounter
 	dr.keyState, dr.ioErr = keyState(st), ""
 	dr.verified = false
+	dr.metrics.keyLoads.Inc()
 	dr.log.Info("key loaded and verified by read-back", "volume", volume, "fingerprint", fp,
 		"kek_id", sk.KEKID, "key_instance_counter", st.KeyInstanceCounter)
 	return nil

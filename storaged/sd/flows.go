@@ -381,6 +381,12 @@ func (d *Daemon) Mount(ctx context.Context, r MountRequest) (res *MountResult, e
 		return nil, err
 	}
 	defer dr.mu.Unlock()
+	return d.mountIn(ctx, dr, r)
+}
+
+// mountIn is Mount in a drive the caller picked and locked (it stays
+// locked): a job session mounts its volumes with it.
+func (d *Daemon) mountIn(ctx context.Context, dr *Drive, r MountRequest) (res *MountResult, err error) {
 	src, err := d.loadCartridge(ctx, dr, r.Slot)
 	defer func() {
 		if err != nil && src.Address != 0 {

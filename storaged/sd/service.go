@@ -29,6 +29,12 @@ func rpcError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return err // already a status (argument checks)
+	}
+	if code, ok := jobCode(err); ok {
+		return status.Error(code, err.Error())
+	}
 	var (
 		nf  *NotFoundError
 		bz  *BusyError

@@ -1,0 +1,738 @@
+package sd
+
+// Job sessions (Storage.Job and Storage.JobData): a backup job's pax
+// stream, sent by a client (filed) with a one-time token, written to
+// tape by a jobtape.JobWriter in a drive this session holds from open to
+// end; the director hears of every tape file, every batch of flushed
+// records and every full volume on the Job stream. README.md "Job
+// sessions" describes the flow.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/storaged/jobtape"
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/tapeio"
+	"github.com/tapeward/tapeward/tools/lib/archive"
+)
+
+const (
+	// DefaultIdleTimeout drops a client that sent nothing (not even a
+	// keepalive) for this long, when JobOpen.idle_timeout_seconds is 0.
+	DefaultIdleTimeout = 120 * time.Second
+	// JobMaxBatch bounds the records of one JobFlushed event.
+	JobMaxBatch = 50_000
+	// jobBufSize and jobBufs: the ring of buffers between the goroutine
+	// receiving a client's data and the one writing it to tape.
+	jobBufSize = 1 << 20
+	jobBufs    = 4
+	// jobEvents bounds the events waiting for the Job stream's sender.
+	jobEvents = 64
+)
+
+// Timer is a stoppable, resettable timer (*time.Timer is one); tests
+// inject their own through Options.AfterFunc to fire idle timeouts
+// without waiting.
+type Timer interface {
+	Stop() bool
+	Reset(d time.Duration) bool
+}
+
+// BusyStorageError says that no drive can take a job session now: every
+// drive that fits is in use. The director waits and asks again.
+type BusyStorageError struct {
+	Storage string
+	Detail  string
+}
+
+func (e *BusyStorageError) Error() string {
+	return fmt.Sprintf("every drive of %s is busy: %s", e.Storage, e.Detail)
+}
+
+// PositionError refuses a volume whose tape does not hold the tape files
+// the catalog says precede the place to write (data would be skipped or
+// written after data nobody knows of).
+type PositionError struct {
+	Volume string
+	Msg    string
+}
+
+func (e *PositionError) Error() string { return "volume " + e.Volume + ": " + e.Msg }
+
+// DroppedError ends a session whose client went silent, or whose data
+// stream broke or was closed without its end.
+type DroppedError struct{ Msg string }
+
+func (e *DroppedError) Error() string { return e.Msg }
+
+// JobSession is one backup job's session: a drive held from open to end,
+// the volume mounted in it, its JobWriter, and the client allowed to send
+// the data (once, with the token).
+type JobSession struct {
+	d      *Daemon
+	id     string
+	token  []byte
+	client string
+	open   *pb.JobOpen
+	idle   time.Duration
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	dr        *Drive
+	volume    string // mounted now
+	encrypted bool
+	keyFP     string
+	volSeq    uint32
+	volumes   []string
+	// firstBlock of each tape file started, by volume and tape file:
+	// addresses go to the director relative to it.
+	firstBlock map[partKey]uint64
+	partSeq    map[int]uint32 // jobtape part → volume sequence number
+
+	jw *jobtape.JobWriter
+
+	events     chan *pb.JobEvent
+	senderGone chan struct{}
+	control    chan *pb.JobControl
+	items      chan jobItem
+	free       chan []byte
+
+	timer    Timer
+	attached atomic.Bool // a client presented the token
+
+	abortOnce sync.Once
+	abortCh   chan struct{}
+	abortErr  error
+
+	streamBytes atomic.Int64
+	done        chan struct{} // closed once the drive is released
+	result      error
+	summary     jobtape.Summary
+}
+
+type partKey struct {
+	volume string
+	file   uint64
+}
+
+// jobItem is what the receiving goroutine hands the tape goroutine: a
+// buffer of stream bytes, then the records of members whose bytes are in
+// it or before, and the client's end.
+type jobItem struct {
+	buf  []byte
+	recs []archive.Record
+	end  *pb.JobDataEnd
+}
+
+// OpenJob opens a job session: picks a drive, mounts the volume (label
+// checked against the catalog, key loaded and verified), positions at
+// the tape file the catalog gives, has the director record that the
+// volume takes data (BeginWrite) and starts the tape goroutine. The drive
+// stays locked until the session ends. ctx is the Job stream's.
+func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, error) {
+	switch {
+	case open.GetJob() == nil || open.Volume == nil:
+		return nil, status.Error(codes.InvalidArgument, "job open: job and volume are required")
+	case open.Client == "":
+		return nil, status.Error(codes.InvalidArgument, "job open: client (the certificate name allowed to send the data) is required")
+	case open.Volume.Volume == "":
+		return nil, status.Error(codes.InvalidArgument, "job open: volume.volume (its name) is required")
+	}
+	idle := time.Duration(open.IdleTimeoutSeconds) * time.Second
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	s := &JobSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
+		firstBlock: map[partKey]uint64{}, partSeq: map[int]uint32{},
+		events: make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
+		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
+	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
+	s.token = []byte(randomHex(32))
+	s.log = d.log.With("session", s.id, "job_id", open.Job.JobId, "job", open.Job.Job, "client", open.Client)
+	s.volSeq = max(open.Volume.VolumeSeq, 1) - 1
+
+	// Two sessions never write one volume.
+	d.jobsMu.Lock()
+	for _, o := range d.jobs {
+		if o.volume == open.Volume.Volume || (o.volume == "" && o.open.Volume.Volume == open.Volume.Volume) {
+			d.jobsMu.Unlock()
+			cancel(nil)
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %s is being written by job session %s (job %d); one volume takes one job at a time",
+				open.Volume.Volume, o.id, o.open.Job.JobId)
+		}
+	}
+	d.jobs[s.id] = s
+	d.jobsMu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			d.dropJob(s)
+			cancel(nil)
+		}
+	}()
+
+	c, err := d.changer(open.Volume.Changer)
+	if err != nil {
+		return nil, err
+	}
+	dr, err := d.pickDrive(c, open.Drive, false)
+	if err != nil {
+		var bz *BusyError
+		if errors.As(err, &bz) {
+			return nil, &BusyStorageError{Storage: d.cfg.Name, Detail: err.Error()}
+		}
+		return nil, err
+	}
+	s.dr = dr
+	s.log = s.log.With("drive", dr.name)
+	if err := s.mount(ctx, open.Volume); err != nil {
+		dr.mu.Unlock()
+		return nil, err
+	}
+	lbl := dr.label
+	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx,
+		NextVolume: s.nextVolume, OnFlushed: s.onFlushed, OnPart: s.onPart, OnPartDone: s.onPartDone,
+		VerifyPart: func(string) func(*scsi.Device, tapeio.Addr) error {
+			if s.encrypted {
+				return tapeio.VerifyFirstBlock([]byte(s.keyFP))
+			}
+			return nil
+		}}
+	j := open.Job
+	s.jw, err = jobtape.New(dr.dev, jobtape.JobInfo{JobID: j.JobId, Job: j.Job, Client: j.Client, FileSet: j.Fileset, Level: j.Level,
+		Volume: s.volume, Created: d.clock()}, opts)
+	if err != nil {
+		s.release("the job writer could not start")
+		dr.mu.Unlock()
+		return nil, err
+	}
+	for range jobBufs {
+		s.free <- make([]byte, 0, jobBufSize)
+	}
+	ok = true
+	d.metrics.jobStarted()
+	s.timer = d.afterFunc(idle, s.idleFired)
+	go s.run()
+	s.log.Info("job session opened", "volume", s.volume, "tape_file", open.Volume.TapeFile, "idle_timeout", idle.String())
+	return s, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// Opened is the JobEvent.opened for the director.
+func (s *JobSession) Opened() *pb.JobOpened {
+	return &pb.JobOpened{Session: s.id, Token: string(s.token), Drive: s.dr.name, Volume: s.volume, Encrypted: s.encrypted, KeyFingerprint: s.keyFP}
+}
+
+// mount mounts jv in the session's drive (locked): the mount flow (label
+// checked against the catalog, key loaded and verified), the volume's
+// name checked, the tape positioned at jv.tape_file, and BeginWrite.
+// On failure nothing is left mounted and no key loaded.
+func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
+	d, dr := s.d, s.dr
+	res, err := d.mountIn(ctx, dr, MountRequest{Changer: jv.Changer, Slot: jv.Slot, Drive: dr.name})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			s.release("the job's volume was refused")
+		}
+	}()
+	lbl := res.Label
+	if lbl.Volume != jv.Volume {
+		return &PositionError{Volume: jv.Volume, Msg: fmt.Sprintf("slot %d holds volume %s (barcode %s), not %s; nothing was written", jv.Slot, lbl.Volume, orNone(res.Barcode), jv.Volume)}
+	}
+	if err := s.position(lbl.Volume, lbl.Encryption.Encrypted, uint64(jv.TapeFile)); err != nil {
+		return err
+	}
+	if err := d.director.BeginWrite(ctx, &pb.BeginWriteRequest{Volume: lbl.Volume, Drive: dr.name, TapeFile: jv.TapeFile, KeyFingerprint: dr.keyFP}); err != nil {
+		st := status.Convert(err)
+		code := st.Code()
+		if directorUnreachable(err) {
+			code = codes.Unavailable
+		}
+		return &DirectorRefusedError{Volume: lbl.Volume, Drive: dr.name, What: "the job session", Code: code,
+			Msg: st.Message() + "; nothing was written (a volume takes data only once the director has recorded that it holds data)"}
+	}
+	s.d.jobsMu.Lock()
+	s.volume = lbl.Volume
+	s.d.jobsMu.Unlock()
+	s.encrypted, s.keyFP = lbl.Encryption.Encrypted, dr.keyFP
+	s.volSeq++
+	s.volumes = append(s.volumes, lbl.Volume)
+	dr.state = StateWriting
+	dr.setView(lbl.Volume, StateWriting)
+	return nil
+}
+
+// position puts the tape at the start of tape file n, refusing when the
+// tape holds fewer tape files (never skip, never write after data the
+// catalog does not know) or when n is the label or key-check file.
+// Called with dr.mu held.
+func (s *JobSession) position(volume string, encrypted bool, n uint64) error {
+	dev := s.dr.dev
+	meta := uint64(1)
+	if encrypted {
+		meta = 2
+	}
+	if n < meta {
+		return &PositionError{Volume: volume, Msg: fmt.Sprintf("the director asks to write at tape file %d, but tape files 0-%d are its label and key-check file; nothing was written", n, meta-1)}
+	}
+	if _, err := dev.Space(scsi.SpaceEndOfData, 0); err != nil {
+		return fmt.Errorf("%s: volume %s: finding its end of data: %w", s.dr.name, volume, err)
+	}
+	eod, err := dev.ReadPosition()
+	if err != nil {
+		return fmt.Errorf("%s: volume %s: reading the position at end of data: %w", s.dr.name, volume, err)
+	}
+	// eod.File filemarks precede end of data: tape files 0..eod.File-1
+	// are complete; tape file eod.File is empty or (a crash) incomplete.
+	if n > eod.File {
+		return &PositionError{Volume: volume, Msg: fmt.Sprintf("the tape holds %d complete tape files (0-%d) but the catalog says the next one to write is tape file %d; refusing to skip (nothing was written) — check the volume with `tapectl \"status storage\"` and the catalog's job media",
+			eod.File, eod.File-1, n)}
+	}
+	if n < eod.File {
+		s.log.Warn("writing over tape files the catalog does not count as complete (the catalog's next tape file is before the tape's end of data)",
+			"volume", volume, "tape_file", n, "tape_files_on_tape", eod.File)
+	}
+	if err := dev.Rewind(false); err != nil {
+		return fmt.Errorf("%s: volume %s: rewinding: %w", s.dr.name, volume, err)
+	}
+	if _, err := dev.Space(scsi.SpaceFilemarks, int64(n)); err != nil {
+		return fmt.Errorf("%s: volume %s: spacing to tape file %d: %w", s.dr.name, volume, n, err)
+	}
+	pos, err := dev.ReadPosition()
+	if err != nil {
+		return fmt.Errorf("%s: volume %s: reading the position: %w", s.dr.name, volume, err)
+	}
+	if pos.File != n {
+		return &PositionError{Volume: volume, Msg: fmt.Sprintf("positioned at tape file %d, the director asked for %d; nothing was written", pos.File, n)}
+	}
+	return nil
+}
+
+// release clears the key, unloads the cartridge and returns it to its
+// slot (reporting the key cleared). Called with dr.mu held.
+func (s *JobSession) release(why string) error {
+	d, dr := s.d, s.dr
+	vol, fp, kek := dr.volume(), dr.keyFP, dr.keyKEK
+	err := d.unloadCartridge(dr, why)
+	if vol != "" && fp != "" && dr.keyFP == "" {
+		d.report(s.ctx, &pb.ReportVolumeRequest{Volume: vol, Drive: dr.name, Event: "cleared", KekId: kek, KeyFingerprint: fp,
+			KeyInstanceCounter: dr.kic, Detail: "job session " + s.id + ": " + why})
+	}
+	return err
+}
+
+// emit hands an event to the Job stream's sender; it never waits on a
+// sender that is gone.
+func (s *JobSession) emit(ev *pb.JobEvent) {
+	select {
+	case s.events <- ev:
+	case <-s.senderGone:
+	}
+}
+
+func (s *JobSession) onPart(p jobtape.Part) {
+	s.firstBlock[partKey{p.Volume, p.TapeFile}] = p.FirstBlock
+	s.partSeq[p.Part] = s.volSeq
+	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Part{Part: &pb.JobPart{Part: uint32(p.Part), Kind: "data", Volume: p.Volume, VolumeSeq: s.volSeq,
+		TapeFile: uint32(p.TapeFile), FirstBlock: p.FirstBlock, StreamOffset: p.StreamOffset, Drive: s.dr.name}}})
+}
+
+func (s *JobSession) onPartDone(p jobtape.Part) {
+	verified := s.encrypted && p.Blocks > 0
+	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_PartDone{PartDone: &pb.JobPartDone{Part: uint32(p.Part), LastBlock: p.LastBlock, Bytes: p.Bytes,
+		EarlyWarning: p.EarlyWarning, EncryptionVerified: verified}}})
+	if verified && !s.dr.verified {
+		s.dr.verified = true
+		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "verified", KeyFingerprint: s.dr.keyFP,
+			KeyInstanceCounter: s.dr.kic, Detail: "first block of job part read back encrypted"})
+	}
+	if p.Blocks > 0 {
+		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "written", Bytes: uint64(p.Bytes), Blocks: p.Blocks})
+	}
+	if p.EarlyWarning {
+		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"})
+	}
+}
+
+// address is a as the director takes it: blocks counted from the first
+// block of its tape file.
+func (s *JobSession) address(a archive.Address) *pb.BlockAddress {
+	first := s.firstBlock[partKey{a.Volume, uint64(a.TapeFile)}]
+	return &pb.BlockAddress{Volume: a.Volume, TapeFile: uint32(a.TapeFile), Block: uint64(a.Block) - first, Offset: uint32(a.Offset)}
+}
+
+func (s *JobSession) onFlushed(f jobtape.Flushed) {
+	recs := make([]*pb.MemberRecord, len(f.Records))
+	for i, p := range f.Records {
+		m := memberRecord(p.Record)
+		m.Address = s.address(p.Address)
+		for _, pa := range p.Parts {
+			m.Parts = append(m.Parts, &pb.MemberPart{Part: uint32(pa.Part), Address: s.address(pa.Address), DataOffset: pa.DataOffset})
+		}
+		recs[i] = m
+	}
+	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Flushed{Flushed: &pb.JobFlushed{StreamOffset: f.StreamOffset, Records: recs}}})
+}
+
+// nextVolume is jobtape's NextVolume: ask the director (need_volume),
+// wait for its answer, and mount the volume it names in the same drive.
+func (s *JobSession) nextVolume(ctx context.Context, reason error) (*scsi.Device, string, error) {
+	full := s.volume
+	s.log.Info("volume full: asking the director for the next volume", "volume", full, "reason", reason.Error())
+	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_NeedVolume{NeedVolume: &pb.NeedVolume{FullVolume: full, Reason: reason.Error(), VolumeSeq: s.volSeq + 1}}})
+	var c *pb.JobControl
+	select {
+	case c = <-s.control:
+	case <-s.abortCh:
+		return nil, "", s.abortErr
+	}
+	if why, ok := c.Msg.(*pb.JobControl_NoVolume); ok {
+		return nil, "", fmt.Errorf("volume %s is full and the director has no next volume: %s", full, why.NoVolume)
+	}
+	nv := c.GetNextVolume()
+	if nv == nil {
+		return nil, "", fmt.Errorf("volume %s is full and the director's answer names no volume", full)
+	}
+	if err := s.release("volume " + full + " full"); err != nil {
+		s.dr.fail(err)
+		return nil, "", fmt.Errorf("unmounting the full volume %s: %w", full, err)
+	}
+	if err := s.mount(ctx, nv); err != nil {
+		return nil, "", fmt.Errorf("mounting the next volume %s: %w", nv.Volume, err)
+	}
+	s.log.Info("next volume mounted", "volume", s.volume, "volume_seq", s.volSeq, "tape_file", nv.TapeFile)
+	return s.dr.dev, s.volume, nil
+}
+
+// Control takes the director's next_volume / no_volume.
+func (s *JobSession) Control(c *pb.JobControl) error {
+	switch c.Msg.(type) {
+	case *pb.JobControl_NextVolume, *pb.JobControl_NoVolume:
+	default:
+		return status.Errorf(codes.InvalidArgument, "job session %s: after open the director may send only next_volume or no_volume", s.id)
+	}
+	select {
+	case s.control <- c:
+		return nil
+	default:
+		return status.Errorf(codes.FailedPrecondition, "job session %s: a volume answer came while none was asked for", s.id)
+	}
+}
+
+// Abort ends the session with err (the first reason wins): the tape
+// goroutine ends the tape file cleanly and releases the drive.
+func (s *JobSession) Abort(err error) {
+	s.abortOnce.Do(func() {
+		s.abortErr = err
+		close(s.abortCh)
+		s.cancel(err)
+	})
+}
+
+func (s *JobSession) idleFired() {
+	who := "client " + s.client
+	if !s.attached.Load() {
+		who += " (which never connected)"
+	}
+	s.Abort(&DroppedError{Msg: fmt.Sprintf("%s silent for %s: dropped", who, s.idle)})
+}
+
+// run is the tape goroutine: it writes what the receiving goroutine
+// hands it, and at the end (or an abort) releases the drive.
+func (s *JobSession) run() {
+	err := s.write()
+	s.timer.Stop()
+	if err != nil {
+		// Stop the receiving side too (a tape error).
+		s.Abort(err)
+	}
+	rel := s.release("job session ended")
+	switch {
+	case rel != nil:
+		s.dr.fail(rel)
+		err = errors.Join(err, fmt.Errorf("releasing %s failed: %w", s.dr.name, rel))
+	case err != nil:
+		err = fmt.Errorf("%w; drive %s released, key cleared", err, s.dr.name)
+	}
+	s.dr.mu.Unlock()
+	s.d.dropJob(s)
+	s.d.metrics.jobEnded(err)
+	if err != nil {
+		s.log.Error("job session failed", "error", err.Error(), "stream_bytes", s.streamBytes.Load())
+	} else {
+		s.log.Info("job session done", "stream_bytes", s.summary.StreamBytes, "members", s.summary.Members, "parts", len(s.summary.Parts))
+	}
+	s.result = err
+	close(s.done)
+}
+
+func (s *JobSession) write() error {
+	for {
+		select {
+		case <-s.abortCh:
+			return s.abortTape()
+		case it := <-s.items:
+			if len(it.buf) > 0 {
+				n, err := s.jw.Write(it.buf)
+				s.streamBytes.Add(int64(n))
+				s.d.metrics.bytes.Add(float64(n))
+				if err != nil {
+					s.notClear(err)
+					return err
+				}
+			}
+			if it.buf != nil {
+				s.free <- it.buf[:0]
+			}
+			for _, r := range it.recs {
+				if err := s.jw.AddRecord(r); err != nil {
+					return err
+				}
+			}
+			if it.end == nil {
+				continue
+			}
+			if off := s.jw.Offset(); it.end.StreamBytes != off {
+				s.jw.Abort()
+				return fmt.Errorf("the client's end says %d stream bytes, storaged received %d", it.end.StreamBytes, off)
+			}
+			sum, err := s.jw.Close()
+			if err != nil {
+				s.notClear(err)
+				return err
+			}
+			s.summary = sum
+			if it.end.Members != 0 && it.end.Members != uint64(sum.Members) {
+				s.log.Warn("the client's end names another member count than the records it sent", "client_members", it.end.Members, "records", sum.Members)
+			}
+			last := 0
+			if n := len(sum.Parts); n > 0 {
+				last = sum.Parts[n-1].Part
+			}
+			idx := sum.Index
+			s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Done{Done: &pb.JobDone{Parts: uint32(len(sum.Parts)), Members: uint64(sum.Members), StreamBytes: sum.StreamBytes,
+				Index: &pb.JobPart{Part: uint32(last + 1), Kind: "index", Volume: idx.Volume, VolumeSeq: s.volSeq, TapeFile: uint32(idx.TapeFile),
+					FirstBlock: idx.FirstBlock, StreamOffset: sum.StreamBytes, Drive: s.dr.name}}}})
+			return nil
+		}
+	}
+}
+
+// abortTape ends the current tape file cleanly (flushed records and
+// part_done still go to the director) and returns the abort's reason.
+func (s *JobSession) abortTape() error {
+	_, err := s.jw.Abort()
+	if err != nil {
+		return errors.Join(s.abortErr, fmt.Errorf("ending the tape file: %w", err))
+	}
+	return s.abortErr
+}
+
+// notClear takes a drive that wrote a clear block with encryption
+// reported on out of use (as data sessions do).
+func (s *JobSession) notClear(err error) {
+	if scsi.IsNotEncrypted(err) {
+		s.dr.clearKey("written block was not encrypted")
+		s.dr.fail(err)
+		s.log.Error("THE DRIVE WROTE A CLEAR BLOCK WITH ENCRYPTION REPORTED ON: the session is stopped and the drive is taken out of use", "volume", s.volume, "error", err.Error())
+	}
+}
+
+func (d *Daemon) dropJob(s *JobSession) {
+	d.jobsMu.Lock()
+	delete(d.jobs, s.id)
+	d.jobsMu.Unlock()
+}
+
+// Done is closed when the session has ended and released its drive;
+// Result then says how it ended.
+func (s *JobSession) Done() <-chan struct{} { return s.done }
+
+// Result is nil for a clean end, else why it failed (after Done).
+func (s *JobSession) Result() error { return s.result }
+
+// Events are the session's events for the Job stream; call SenderGone
+// when nobody reads them any more.
+func (s *JobSession) Events() <-chan *pb.JobEvent { return s.events }
+
+// SenderGone says the Job stream's sender stopped reading events.
+func (s *JobSession) SenderGone() { close(s.senderGone) }
+
+// Progress is the JobProgress now.
+func (s *JobSession) Progress() *pb.JobProgress {
+	s.d.jobsMu.Lock()
+	vol := s.volume
+	s.d.jobsMu.Unlock()
+	return &pb.JobProgress{StreamBytes: s.streamBytes.Load(), Volume: vol}
+}
+
+// TokenError refuses a JobData stream (wrong, used or another session's
+// token, another client's certificate). It never carries the token.
+type TokenError struct{ Msg string }
+
+func (e *TokenError) Error() string { return e.Msg }
+
+// AttachClient checks a client's JobData open: the session exists, the
+// token is this session's and unused, and the certificate is the client
+// the director named. The token is then spent.
+func (d *Daemon) AttachClient(session, token, peer string) (*JobSession, error) {
+	d.jobsMu.Lock()
+	s := d.jobs[session]
+	d.jobsMu.Unlock()
+	deny := func(why string) (*JobSession, error) {
+		d.log.Warn("job data refused", "session", session, "peer", peer, "why", why)
+		d.metrics.errors.WithLabelValues("token").Inc()
+		return nil, &TokenError{Msg: fmt.Sprintf("job data for session %q refused: %s; nothing was written", session, why)}
+	}
+	if s == nil {
+		return deny("no such session here (ended, or never opened)")
+	}
+	if subtle.ConstantTimeCompare([]byte(token), s.token) != 1 {
+		return deny("the token is not this session's")
+	}
+	if peer != s.client {
+		return deny(fmt.Sprintf("the certificate names client %q, the session is for client %q", peer, s.client))
+	}
+	if !s.attached.CompareAndSwap(false, true) {
+		return deny("the token was already used")
+	}
+	s.timer.Reset(s.idle)
+	s.log.Info("client connected with the session's token")
+	return s, nil
+}
+
+// ReceiveData runs a client's JobData stream after its open: a receiving
+// goroutine fills the ring of buffers while the tape goroutine writes
+// them, and the idle timer restarts at every message. It returns once the
+// session ended.
+func (s *JobSession) ReceiveData(recv func() (*pb.JobDataRequest, error)) (*pb.JobDataReply, error) {
+	go s.receive(recv)
+	<-s.done
+	if s.result != nil {
+		return nil, s.result
+	}
+	return &pb.JobDataReply{StreamBytes: s.summary.StreamBytes, Parts: uint32(len(s.summary.Parts)), Volumes: s.volumes}, nil
+}
+
+func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
+	var cur jobItem
+	ship := func() bool {
+		select {
+		case s.items <- cur:
+			cur = jobItem{}
+			return true
+		case <-s.abortCh:
+			return false
+		}
+	}
+	for {
+		msg, err := recv()
+		if err == io.EOF {
+			s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s closed its data stream without its end", s.client)})
+			return
+		}
+		if err != nil {
+			s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s's data stream broke: %s", s.client, status.Convert(err).Message())})
+			return
+		}
+		s.timer.Reset(s.idle)
+		switch m := msg.Msg.(type) {
+		case *pb.JobDataRequest_Data:
+			p := m.Data
+			for len(p) > 0 {
+				if cur.buf == nil {
+					select {
+					case cur.buf = <-s.free:
+					case <-s.abortCh:
+						return
+					}
+				}
+				n := copy(cur.buf[len(cur.buf):cap(cur.buf)], p)
+				cur.buf = cur.buf[:len(cur.buf)+n]
+				p = p[n:]
+				if len(cur.buf) == cap(cur.buf) && !ship() {
+					return
+				}
+			}
+		case *pb.JobDataRequest_Records:
+			for _, r := range m.Records.Records {
+				rec, err := archiveRecord(r)
+				if err != nil {
+					s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s sent a bad record: %v", s.client, err)})
+					return
+				}
+				cur.recs = append(cur.recs, rec)
+			}
+			if len(cur.recs) >= JobMaxBatch && !ship() {
+				return
+			}
+		case *pb.JobDataRequest_Keepalive:
+		case *pb.JobDataRequest_End:
+			cur.end = m.End
+			ship()
+			return
+		case *pb.JobDataRequest_Open:
+			s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s sent a second open on its data stream", s.client)})
+			return
+		}
+	}
+}
+
+// archiveRecord is a client's MemberRecord as jobtape takes it.
+func archiveRecord(m *pb.MemberRecord) (archive.Record, error) {
+	t, ok := memberTypes[m.Type]
+	if !ok {
+		return archive.Record{}, fmt.Errorf("member %q: unknown type %q", m.Path, m.Type)
+	}
+	r := archive.Record{Path: string(m.Path), Type: t, Size: m.Size, Mode: int64(m.Mode), UID: m.Uid, GID: m.Gid, Uname: m.Uname, Gname: m.Gname,
+		Mtime: m.MtimeNs, Linkname: string(m.Linkname), Devmajor: m.Devmajor, Devminor: m.Devminor, Sparse: m.Sparse,
+		HeaderOffset: m.HeaderOffset, DataOffset: m.DataOffset, StoredSize: m.StoredSize, Warnings: int(m.Warnings)}
+	copy(r.SHA256[:], m.Sha256)
+	return r, nil
+}
+
+// memberTypes are the archive types by the names MemberRecord.type uses.
+var memberTypes = func() map[string]archive.Type {
+	m := map[string]archive.Type{}
+	for _, t := range []archive.Type{archive.TypeReg, archive.TypeLink, archive.TypeSymlink, archive.TypeChar, archive.TypeBlock, archive.TypeDir, archive.TypeFifo} {
+		m[t.String()] = t
+	}
+	return m
+}()
+
+// memberRecord is r as the director takes it (address set by the caller).
+func memberRecord(r archive.Record) *pb.MemberRecord {
+	m := &pb.MemberRecord{Path: []byte(r.Path), Type: r.Type.String(), Size: r.Size, Mode: uint32(r.Mode), Uid: r.UID, Gid: r.GID,
+		Uname: r.Uname, Gname: r.Gname, MtimeNs: r.Mtime, Linkname: []byte(r.Linkname), Sparse: r.Sparse, Devmajor: r.Devmajor,
+		Devminor: r.Devminor, HeaderOffset: r.HeaderOffset, DataOffset: r.DataOffset, StoredSize: r.StoredSize, Warnings: uint32(r.Warnings)}
+	if r.SHA256 != ([32]byte{}) {
+		m.Sha256 = r.SHA256[:]
+	}
+	return m
+}
