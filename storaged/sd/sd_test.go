@@ -90,6 +90,7 @@ type lib struct {
 	vtl  *testenv.VTL
 	ring *keys.Keyring
 	dir  *director
+	pki  *testenv.PKI
 }
 
 // newLib starts a vtl (drives drives, load delay 0) and a Daemon over it.
@@ -102,8 +103,14 @@ func newLib(t *testing.T, drives int) *lib {
 // before New.
 func newLibWith(t *testing.T, drives int, tune func(*configs.Storaged, *Options)) *lib {
 	t.Helper()
+	return newLibArgs(t, drives, 4, "16MiB", tune)
+}
+
+// newLibArgs is newLibWith with slots cartridges of capacity each.
+func newLibArgs(t testing.TB, drives, slots int, capacity string, tune func(*configs.Storaged, *Options)) *lib {
+	t.Helper()
 	dir := t.TempDir()
-	v := testenv.StartVTL(t, vtlBin, dir, "--slots", "4", "--drives", fmt.Sprint(drives), "--capacity", "16MiB", "--load-delay", "0s")
+	v := testenv.StartVTL(t, vtlBin, dir, "--slots", fmt.Sprint(slots), "--drives", fmt.Sprint(drives), "--capacity", capacity, "--load-delay", "0s")
 	p := testenv.NewPKI(t, dir)
 	kekPath := filepath.Join(dir, "kek.key")
 	kek := testenv.WriteKEK(t, kekPath)
@@ -119,7 +126,7 @@ func newLibWith(t *testing.T, drives int, tune func(*configs.Storaged, *Options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lib{vtl: v, ring: ring, dir: &director{keys: map[string]keys.StoredKey{}}}
+	l := &lib{vtl: v, ring: ring, dir: &director{keys: map[string]keys.StoredKey{}}, pki: p}
 	o := Options{Config: cfg, Director: l.dir, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	if tune != nil {
 		tune(cfg, &o)
@@ -132,7 +139,7 @@ func newLibWith(t *testing.T, drives int, tune func(*configs.Storaged, *Options)
 	return l
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -140,7 +147,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // label labels slot as volume (encrypted with a new key when encrypt).
-func (l *lib) label(t *testing.T, slot uint32, volume string, encrypt bool) string {
+func (l *lib) label(t testing.TB, slot uint32, volume string, encrypt bool) string {
 	t.Helper()
 	r := LabelRequest{Changer: "changer0", Slot: slot, Drive: "drive0", Volume: volume, Pool: "P", Encrypt: encrypt}
 	if encrypt {
