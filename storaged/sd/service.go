@@ -198,8 +198,13 @@ func (s *Service) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.Rele
 	return &pb.ReleaseReply{}, rpcError(s.D.Release(ctx, req.Drive))
 }
 
-// WriteData runs one session from a stream: an open message, then data.
-// Requested marks (stream offsets) come back as tape addresses.
+// WriteData runs one raw session from a stream: an open message, then
+// data, written as one tape file on the volume mounted in the drive.
+// Requested marks (stream offsets) come back as tape addresses. It never
+// spans: at a full volume it stops and says volume_full (the bytes past
+// `bytes` are the caller's to send elsewhere). Backups spanning volumes
+// are job sessions (Job, JobData), where storaged asks the director for
+// the next volume and continues the stream itself.
 func (s *Service) WriteData(stream pb.Storage_WriteDataServer) error {
 	first, err := stream.Recv()
 	if err != nil {

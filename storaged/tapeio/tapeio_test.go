@@ -2,7 +2,6 @@ package tapeio
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -232,7 +231,8 @@ func TestEarlyWarning(t *testing.T) {
 }
 
 // TestOverflowSpan writes 1 MiB blocks to an 8 MiB cartridge: the 8th
-// block does not fit (0D/00/02, not written) and goes to the next volume.
+// block does not fit (0D/00/02, not written) and is left in Unwritten for
+// the next volume (storaged/jobtape writes it there).
 func TestOverflowSpan(t *testing.T) {
 	d0 := small.mount(t, 5, 0)
 	d1 := small.mount(t, 6, 1)
@@ -265,56 +265,6 @@ func TestOverflowSpan(t *testing.T) {
 	got, err := readAll(t, d0, w.Start(), 0)
 	if err != nil || int64(len(got)) != vf.OnVolume || !bytes.Equal(got, data[:vf.OnVolume]) {
 		t.Fatalf("volume holds %d bytes (%v), want the first %d", len(got), err, vf.OnVolume)
-	}
-
-	// Then Span over two fresh sessions (rewind both, relabel).
-	labelled(t, d0, DefaultBlockSize)
-	labelled(t, d1, DefaultBlockSize)
-	calls := 0
-	next := func(ctx context.Context) (*scsi.Device, error) {
-		calls++
-		if calls > 1 {
-			return nil, errors.New("no more volumes")
-		}
-		return d1, nil
-	}
-	exts, err := Span(context.Background(), d0, bytes.NewReader(data), WriterOptions{}, next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(exts) != 2 || calls != 1 || !exts[0].EarlyWarning || exts[1].EarlyWarning ||
-		exts[0].Bytes != vf.OnVolume || exts[1].Offset != exts[0].Bytes || exts[0].Bytes+exts[1].Bytes != int64(len(data)) ||
-		exts[1].Volume != 1 || exts[1].FirstBlock != 2 || exts[0].LastBlock != 2+uint64(vf.Blocks)-1 ||
-		exts[1].LastBlock != exts[1].FirstBlock+2 {
-		t.Fatalf("extents %+v", exts)
-	}
-	var all []byte
-	for i, d := range []*scsi.Device{d0, d1} {
-		b, err := readAll(t, d, exts[i].Start(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, b...)
-	}
-	if !bytes.Equal(all, data) {
-		t.Fatalf("spanned volumes hold %d bytes, differ from the %d-byte stream", len(all), len(data))
-	}
-	// Marks resolve to the right bytes on the right volume.
-	for _, off := range []int64{0, 1<<20 + 5, exts[1].Offset - 1, exts[1].Offset, exts[1].Offset + 1<<20 + 99, int64(len(data)) - 1} {
-		e, a, ok := Resolve(exts, off)
-		if !ok {
-			t.Fatalf("offset %d not resolved", off)
-		}
-		b, err := readAll(t, []*scsi.Device{d0, d1}[e.Volume], a, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) == 0 || b[0] != data[off] || !bytes.Equal(b, data[off:e.Offset+e.Bytes]) {
-			t.Fatalf("offset %d at volume %d %v: wrong bytes", off, e.Volume, a)
-		}
-	}
-	if _, _, ok := Resolve(exts, int64(len(data))); ok {
-		t.Fatal("offset past the stream resolved")
 	}
 }
 
@@ -417,71 +367,3 @@ func TestLyingDrive(t *testing.T) {
 	}
 }
 
-// TestSpanWriterCarry writes through SpanWriter in odd-sized pieces, so the
-// block the first volume refuses sits in the Writer's buffer and is
-// carried to the second volume; marks taken as offsets resolve to the
-// right bytes.
-func TestSpanWriterCarry(t *testing.T) {
-	d0 := small.mount(t, 9, 0)
-	d1 := small.mount(t, 10, 1)
-	labelled(t, d0, DefaultBlockSize)
-	labelled(t, d1, DefaultBlockSize)
-	data := randomData(11<<20 + 5)
-	var vols []*scsi.Device
-	next := func(ctx context.Context) (*scsi.Device, error) {
-		vols = append(vols, d1)
-		return d1, nil
-	}
-	s, err := NewSpanWriter(context.Background(), d0, WriterOptions{}, next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var marks []int64
-	for off := 0; off < len(data); {
-		n := min(333333, len(data)-off)
-		marks = append(marks, s.Offset())
-		if s.Offset() != int64(off) {
-			t.Fatalf("Offset %d, want %d", s.Offset(), off)
-		}
-		m, err := s.Write(data[off : off+n])
-		if err != nil || m != n {
-			t.Fatalf("Write = %d, %v", m, err)
-		}
-		off += n
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	exts := s.Extents()
-	if len(vols) != 1 || len(exts) != 2 || !exts[0].EarlyWarning || exts[0].Bytes != 7<<20 || exts[0].Bytes%DefaultBlockSize != 0 || exts[0].Bytes+exts[1].Bytes != int64(len(data)) {
-		t.Fatalf("extents %+v", exts)
-	}
-	var all []byte
-	for i, d := range []*scsi.Device{d0, d1} {
-		b, err := readAll(t, d, exts[i].Start(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int64(len(b)) != exts[i].Bytes {
-			t.Fatalf("volume %d holds %d bytes, extent says %d", i, len(b), exts[i].Bytes)
-		}
-		all = append(all, b...)
-	}
-	if !bytes.Equal(all, data) {
-		t.Fatal("volumes do not hold the stream")
-	}
-	for _, off := range marks {
-		e, a, ok := Resolve(exts, off)
-		if !ok {
-			t.Fatalf("mark %d not resolved", off)
-		}
-		r, err := NewReader([]*scsi.Device{d0, d1}[e.Volume], a, ReaderOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		head := make([]byte, 64)
-		if _, err := io.ReadFull(r, head); err != nil || !bytes.Equal(head, data[off:off+64]) {
-			t.Fatalf("mark %d at volume %d %v: wrong bytes (%v)", off, e.Volume, a, err)
-		}
-	}
-}

@@ -1,8 +1,9 @@
 // Package tapeio is storaged's data path: a Writer that turns a byte
 // stream into fixed-size blocks in one tape file per session (with marks,
 // early-warning handling and an encryption check after the first block),
-// a SpanWriter that continues a stream on the next volume, and a Reader
-// that streams a tape file back from any marked address.
+// Extent and Resolve to address a stream written over several tape files
+// (storaged/jobtape spans job streams), and a Reader that streams a tape
+// file back from any marked address.
 //
 // The blocks hold exactly the caller's bytes, with no framing: a session
 // written from a tar stream reads back with `dd bs=1M | tar` once the key
@@ -203,7 +204,7 @@ func (w *Writer) Start() Addr { return Addr{File: w.start.File, Block: w.start.B
 // example the tar header about to be written). A mark in a block that the
 // drive then refuses with VOLUME OVERFLOW is not on this volume: marks at
 // stream offsets ≥ VolumeFullError.OnVolume moved to the next volume
-// (SpanWriter resolves them with Resolve).
+// (jobtape resolves them with Resolve).
 func (w *Writer) Mark() Addr {
 	return Addr{File: w.start.File, Block: w.start.Block + w.blocks, Offset: w.n}
 }
