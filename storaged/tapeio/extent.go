@@ -1,6 +1,5 @@
 package tapeio
 
-
 // Extent is the part of a spanned stream on one volume: one tape file.
 type Extent struct {
 	// Volume is the index of the volume in the span (0 = the first).

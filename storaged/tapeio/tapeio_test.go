@@ -366,4 +366,3 @@ func TestLyingDrive(t *testing.T) {
 		t.Fatalf("after the failed check the tape is at %v (%v), want block 3: nothing more written", pos, err)
 	}
 }
-
