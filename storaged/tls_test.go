@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
@@ -129,4 +131,61 @@ func TestImpostorDirectorRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.requireNoKeyLoaded()
+}
+
+// TestWhoMayCall: storaged's handshake admits its director and clients
+// (role client, any name) and nobody else; every method but JobData is
+// the director's (a client calling one is refused, naming the method and
+// the caller); JobData without a session's token is refused; a revoked
+// client certificate is refused at the handshake.
+func TestWhoMayCall(t *testing.T) {
+	e := newEnv(t, envOpts{revocationList: true})
+	web1 := e.issue("web1", tlsconf.RoleClient)
+	e.connect(web1)
+	_, err := e.client.Hello(e.ctx(), &pb.HelloRequest{})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `/tapeward.v1.Storage/Hello is for director "director" only; the caller is client "web1"`) {
+		t.Fatalf("a client calling Hello: %v", err)
+	}
+	if _, err := e.client.Unmount(e.ctx(), &pb.UnmountRequest{Drive: "drive0"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a client calling Unmount: %v", err)
+	}
+	st, err := e.client.JobData(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Open{Open: &pb.JobDataOpen{Session: "job1-x", Token: strings.Repeat("ab", 32)}}})
+	if _, err := st.CloseAndRecv(); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "no such session") {
+		t.Fatalf("JobData with no session: %v", err)
+	}
+	if strings.Contains(e.log(), strings.Repeat("ab", 32)) {
+		t.Fatal("storaged logged the token of a refused JobData")
+	}
+	for _, who := range []tlsconf.Files{e.issue("admin", tlsconf.RoleConsole), e.issue("director2", tlsconf.RoleDirector), e.issue("sd2", tlsconf.RoleStorage)} {
+		e.connect(who)
+		if _, err := e.client.Hello(e.ctx(), &pb.HelloRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("%s: %v, want refused at the handshake", who.Cert, err)
+		}
+	}
+	// The director still may.
+	e.connect(e.dirFiles)
+	if _, err := e.client.Hello(e.ctx(), &pb.HelloRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// A revoked client certificate: refused at the handshake.
+	leaf, err := web1.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.Revoke(e.sdConf.TLS.RevocationList, tlsconf.Revocation{Serial: leaf.SerialNumber, At: time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC), Name: "web1", Role: "client", Reason: "stolen laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	e.connect(web1)
+	st, err = e.client.JobData(e.ctx())
+	if err == nil {
+		_, err = st.CloseAndRecv()
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("a revoked client: %v", err)
+	}
+	testenv.WaitFor(t, "storaged to log the refusal", func() bool { return strings.Contains(e.log(), "stolen laptop") })
 }
