@@ -77,8 +77,20 @@ type jobEnv struct {
 // storaged's main does (AcceptPeer, Authorize).
 func newJobEnv(t testing.TB, drives, slots int, capacity string) *jobEnv {
 	t.Helper()
+	return newJobEnvTuned(t, drives, slots, capacity, nil)
+}
+
+// newJobEnvTuned is newJobEnv; tune may change the configuration and
+// options (the idle timers stay the test's).
+func newJobEnvTuned(t testing.TB, drives, slots int, capacity string, tune func(*configs.Storaged, *Options)) *jobEnv {
+	t.Helper()
 	ft := &fakeTimers{}
-	l := newLibArgs(t, drives, slots, capacity, func(_ *configs.Storaged, o *Options) { o.AfterFunc = ft.after })
+	l := newLibArgs(t, drives, slots, capacity, func(cfg *configs.Storaged, o *Options) {
+		o.AfterFunc = ft.after
+		if tune != nil {
+			tune(cfg, o)
+		}
+	})
 	tc, err := tlsconf.Server(l.pki.Issue(t, "sd1", tlsconf.RoleStorage), AcceptPeer("director"))
 	if err != nil {
 		t.Fatal(err)
@@ -635,6 +647,12 @@ func TestJobTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	testenv.WaitFor(t, "storaged to accept the client's open", func() bool {
+		e.d.jobsMu.Lock()
+		defer e.d.jobsMu.Unlock()
+		js := e.d.jobs[r1.opened.Session]
+		return js != nil && js.attached.Load()
+	})
 	refused("a reused token", web1, r1.opened.Session, r1.opened.Token)
 	if _, err := s.finish(); err != nil {
 		t.Fatal(err)

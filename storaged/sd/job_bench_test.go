@@ -1,0 +1,135 @@
+package sd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/configs"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/storaged/tapeio"
+	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/vtl/emu"
+)
+
+// BenchmarkJobDataVsTapeio writes the same 64 MiB pax stream (8 files of
+// 8 MiB, random bytes) to encrypted volumes of an in-process vtl (1 MiB
+// blocks) two ways, alternately in one run: as a job session end to end
+// (the client's JobData over mTLS → the receiving goroutine → the ring of
+// buffers → the tape goroutine's JobWriter, with records, flushes and the
+// index tape file), and with a raw tapeio.Writer on the drive. Mounts are
+// not timed. It reports both rates and their ratio:
+//
+//	go test -run '^$' -bench JobDataVsTapeio -benchtime 5x ./storaged/sd/
+func BenchmarkJobDataVsTapeio(b *testing.B) {
+	dir := b.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "sdbench"); err == nil {
+			dir = d
+			b.Cleanup(func() { os.RemoveAll(d) })
+		}
+	}
+	elib, err := emu.NewLibrary(emu.Config{Dir: dir, Slots: 4, Drives: 1, Capacity: 4 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { elib.Close() })
+	e := newJobEnvTuned(b, 1, 4, "64MiB", func(cfg *configs.Storaged, o *Options) {
+		o.OpenDevice = elib.OpenDevice
+		cfg.Drives[0].BlockSize = 1 << 20
+	})
+	e.label(b, 1, "V1", true)
+	e.label(b, 2, "V2", true)
+
+	// The stream and its records, made once.
+	var stream bytes.Buffer
+	aw := archive.NewWriter(&stream)
+	var recs []*pb.MemberRecord
+	for i := range 8 {
+		data := make([]byte, 8<<20)
+		rand.Read(data)
+		rec, err := aw.WriteMember(archive.Member{Path: fmt.Sprintf("big%d.bin", i), Type: archive.TypeReg, Size: int64(len(data)), Mode: 0o644, Mtime: time.Unix(1e9, 0)}, bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, memberRecord(rec))
+	}
+	if err := aw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	data := stream.Bytes()
+	const piece = 256 << 10
+	client := e.connect(b, "web1", tlsconf.RoleClient)
+
+	var jobT, rawT time.Duration
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := range b.N {
+		// A job session on V1 (data and index: two tape files a job).
+		b.StopTimer()
+		r, err := e.openJob(b, jobOpen("V1", 1, uint32(2+2*i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		s, err := e.attach(b, client, r.opened.Session, r.opened.Token)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := 0; off < len(data); off += piece {
+			if err := s.st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Data{Data: data[off:min(off+piece, len(data))]}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Records{Records: &pb.MemberRecords{Records: recs}}})
+		s.st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_End{End: &pb.JobDataEnd{StreamBytes: int64(len(data)), Members: uint64(len(recs))}}})
+		reply, err := s.st.CloseAndRecv()
+		if err != nil || reply.StreamBytes != int64(len(data)) {
+			b.Fatalf("JobData: %v %v", reply, err)
+		}
+		jobT += time.Since(t0)
+		b.StopTimer()
+		if err := r.wait(b); err != nil {
+			b.Fatal(err)
+		}
+
+		// The same bytes with a raw tapeio.Writer on V2.
+		if _, err := e.d.Mount(context.Background(), MountRequest{Changer: "changer0", Slot: 2, Drive: "drive0", ForWrite: true}); err != nil {
+			b.Fatal(err)
+		}
+		dr, _ := e.d.Drive("drive0")
+		dr.mu.Lock()
+		b.StartTimer()
+		t0 = time.Now()
+		w, err := tapeio.NewWriter(dr.dev, tapeio.WriterOptions{BlockSize: 1 << 20, AfterFirstBlock: tapeio.VerifyFirstBlock([]byte(dr.keyFP))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := 0; off < len(data); off += piece {
+			if _, err := w.Write(data[off:min(off+piece, len(data))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		rawT += time.Since(t0)
+		b.StopTimer()
+		dr.mu.Unlock()
+		if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	mb := float64(len(data)) * float64(b.N) / 1e6
+	b.ReportMetric(mb/jobT.Seconds(), "jobdata-MB/s")
+	b.ReportMetric(mb/rawT.Seconds(), "tapeio-MB/s")
+	b.ReportMetric(rawT.Seconds()/jobT.Seconds(), "jobdata/tapeio")
+}
