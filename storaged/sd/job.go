@@ -642,7 +642,18 @@ func (s *JobSession) ReceiveData(recv func() (*pb.JobDataRequest, error)) (*pb.J
 
 func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 	var cur jobItem
+	// While storaged does not read (the ring is full: the tape is slower,
+	// or a next volume is being asked for and mounted) the client cannot
+	// send: its silence is not counted.
 	ship := func() bool {
+		select {
+		case s.items <- cur:
+			cur = jobItem{}
+			return true
+		default:
+		}
+		s.timer.Stop()
+		defer s.timer.Reset(s.idle)
 		select {
 		case s.items <- cur:
 			cur = jobItem{}
@@ -667,9 +678,8 @@ func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 			p := m.Data
 			for len(p) > 0 {
 				if cur.buf == nil {
-					select {
-					case cur.buf = <-s.free:
-					case <-s.abortCh:
+					var ok bool
+					if cur.buf, ok = s.freeBuf(); !ok {
 						return
 					}
 				}
@@ -701,6 +711,24 @@ func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 			s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s sent a second open on its data stream", s.client)})
 			return
 		}
+	}
+}
+
+// freeBuf takes a free buffer of the ring (the idle timer paused while
+// it waits); false: the session was aborted.
+func (s *JobSession) freeBuf() ([]byte, bool) {
+	select {
+	case b := <-s.free:
+		return b, true
+	default:
+	}
+	s.timer.Stop()
+	defer s.timer.Reset(s.idle)
+	select {
+	case b := <-s.free:
+		return b, true
+	case <-s.abortCh:
+		return nil, false
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -40,15 +41,15 @@ type fakeTimers struct {
 	timers []*fakeTimer
 }
 
+// fakeTimer never fires by itself; Stop and Reset come from the
+// session's goroutines (nothing to record: the test fires it).
 type fakeTimer struct {
-	d       time.Duration
-	f       func()
-	stopped bool
-	resets  int
+	d time.Duration
+	f func()
 }
 
-func (t *fakeTimer) Stop() bool                 { t.stopped = true; return true }
-func (t *fakeTimer) Reset(d time.Duration) bool { t.resets++; return true }
+func (t *fakeTimer) Stop() bool                 { return true }
+func (t *fakeTimer) Reset(d time.Duration) bool { return true }
 
 func (ft *fakeTimers) after(d time.Duration, f func()) Timer {
 	ft.mu.Lock()
@@ -277,7 +278,12 @@ func (c chunkSender) Write(p []byte) (int, error) {
 
 func (e *jobEnv) attach(t testing.TB, c pb.StorageClient, session, token string) (*sender, error) {
 	t.Helper()
-	st, err := c.JobData(context.Background())
+	return e.attachCtx(t, context.Background(), c, session, token)
+}
+
+func (e *jobEnv) attachCtx(t testing.TB, ctx context.Context, c pb.StorageClient, session, token string) (*sender, error) {
+	t.Helper()
+	st, err := c.JobData(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -793,6 +799,46 @@ func TestJobDirectorCancel(t *testing.T) {
 	}
 }
 
+// TestJobClientKilled: the client's data stream breaks mid-member (filed
+// killed): the session takes the abort path — the tape file is ended,
+// the flushed records and part_done reach the director, the Job stream
+// ends Aborted with the reason, and no key stays.
+func TestJobClientKilled(t *testing.T) {
+	e := newJobEnv(t, 1, 4, "64MiB")
+	e.label(t, 1, "V1", true)
+	r, err := e.openJob(t, jobOpen("V1", 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, kill := context.WithCancel(context.Background())
+	s, err := e.attachCtx(t, ctx, e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := makeTree(200)
+	for _, f := range files {
+		if err := s.member(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.sendRecords(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "2 MiB on tape", func(r *jobRun) bool { return r.progress >= 2<<20 })
+	kill()
+	err = r.wait(t)
+	if status.Code(err) != codes.Aborted || !strings.Contains(err.Error(), "client web1's data stream broke") || !strings.Contains(err.Error(), "drive drive0 released, key cleared") {
+		t.Fatalf("Job stream after the client was killed: %v", err)
+	}
+	if k := strings.Join(r.kinds(), ","); k != "part,part_done" {
+		t.Fatalf("events %s", k)
+	}
+	if len(r.records()) == 0 {
+		t.Fatal("no flushed record reported")
+	}
+	e.vtl.RequireNoKey(t)
+}
+
 // TestJobRefusedPositions: a tape file past the tape's end of data, or on
 // the label, is refused (FailedPrecondition) with nothing written and the
 // cartridge back in its slot; a bad slot is NotFound.
@@ -815,5 +861,42 @@ func TestJobRefusedPositions(t *testing.T) {
 	e.vtl.RequireNoKey(t)
 	if d0 := e.d.Status().Drives[0]; d0.State != StateIdle {
 		t.Fatalf("drive after refusals: %v", d0)
+	}
+}
+
+// TestMetrics: the daemon's collectors count key loads and clears, show
+// each drive's state, and no label carries a fingerprint.
+func TestMetrics(t *testing.T) {
+	l := newLib(t, 1)
+	fp := l.label(t, 1, "V1", true)
+	if _, err := l.d.Mount(context.Background(), MountRequest{Changer: "changer0", Slot: 1, Drive: "drive0"}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := l.d.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			fmt.Fprintf(&out, "%s", mf.GetName())
+			for _, lp := range m.Label {
+				fmt.Fprintf(&out, " %s=%s", lp.GetName(), lp.GetValue())
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			fmt.Fprintf(&out, " %g\n", v)
+		}
+	}
+	for _, want := range []string{"tapeward_storaged_key_loads_total 2\n", "tapeward_storaged_drive_state drive=drive0 state=mounted 1\n", "tapeward_storaged_job_sessions_active 0\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("metrics lack %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), fp) {
+		t.Fatalf("a metric names the key fingerprint:\n%s", out.String())
 	}
 }
