@@ -56,10 +56,14 @@ type Timer interface {
 // drive that fits is in use. The director waits and asks again.
 type BusyStorageError struct {
 	Storage string
+	Drive   string // the drive the director named ("" : any)
 	Detail  string
 }
 
 func (e *BusyStorageError) Error() string {
+	if e.Drive != "" {
+		return fmt.Sprintf("drive %s of %s is busy: %s", e.Drive, e.Storage, e.Detail)
+	}
 	return fmt.Sprintf("every drive of %s is busy: %s", e.Storage, e.Detail)
 }
 
@@ -195,7 +199,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	if err != nil {
 		var bz *BusyError
 		if errors.As(err, &bz) {
-			return nil, &BusyStorageError{Storage: d.cfg.Name, Detail: err.Error()}
+			return nil, &BusyStorageError{Storage: d.cfg.Name, Drive: open.Drive, Detail: err.Error()}
 		}
 		return nil, err
 	}
