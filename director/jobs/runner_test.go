@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
+	"github.com/tapeward/tapeward/director/jobs/jobstest"
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
@@ -50,9 +51,9 @@ type world struct {
 	ctx   context.Context
 	store *catalog.Store
 	clock *clock
-	sd    *fakeStorage
-	web1  *fakeFiled
-	web2  *fakeFiled
+	sd    *jobstest.Storage
+	web1  *jobstest.Filed
+	web2  *jobstest.Filed
 	cfg   *configs.Director
 	r     *Runner
 	log   *testenv.LogBuffer
@@ -85,15 +86,15 @@ func newWorld(t *testing.T, drives int, volumes ...string) *world {
 		}
 	}
 	p := testenv.NewPKI(t, dir)
-	w.sd = newFakeStorage(drives, volumes...)
-	sdAddr := serveTLS(t, p, "sd1", tlsconf.RoleStorage, func(s *grpc.Server) { pb.RegisterStorageServer(s, w.sd) })
+	w.sd = jobstest.NewStorage(drives, volumes...)
+	sdAddr := jobstest.Serve(t, p.Issue(t, "sd1", tlsconf.RoleStorage), func(s *grpc.Server) { pb.RegisterStorageServer(s, w.sd) })
 	tree := func() map[string]int64 {
 		return map[string]int64{"/home/a": t0.Add(-time.Hour).UnixNano(), "/home/b": t0.Add(-time.Hour).UnixNano(), "/home/c": t0.Add(-time.Hour).UnixNano()}
 	}
-	w.web1 = &fakeFiled{name: "web1", sd: w.sd, tree: tree()}
-	w.web2 = &fakeFiled{name: "web2", sd: w.sd, tree: tree()}
-	a1 := serveTLS(t, p, "web1", tlsconf.RoleClient, func(s *grpc.Server) { pb.RegisterFiledServer(s, w.web1) })
-	a2 := serveTLS(t, p, "web2", tlsconf.RoleClient, func(s *grpc.Server) { pb.RegisterFiledServer(s, w.web2) })
+	w.web1 = jobstest.NewFiled("web1", w.sd, tree())
+	w.web2 = jobstest.NewFiled("web2", w.sd, tree())
+	a1 := jobstest.Serve(t, p.Issue(t, "web1", tlsconf.RoleClient), func(s *grpc.Server) { pb.RegisterFiledServer(s, w.web1) })
+	a2 := jobstest.Serve(t, p.Issue(t, "web2", tlsconf.RoleClient), func(s *grpc.Server) { pb.RegisterFiledServer(s, w.web2) })
 	no := false
 	w.cfg = &configs.Director{Path: "director.toml", Name: "director",
 		Storages: []configs.StorageRef{{Name: "sd1", Address: sdAddr, TLSServerName: "localhost"}},
@@ -187,7 +188,7 @@ func (w *world) joblog(id int64) string {
 func (w *world) open() *pb.JobOpen {
 	w.t.Helper()
 	select {
-	case o := <-w.sd.opens:
+	case o := <-w.sd.Opens:
 		return o
 	case <-time.After(time.Minute):
 		w.t.Fatal("no session was opened")
@@ -224,12 +225,10 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 
 	// Modify b, delete c, add d (which changes while read: W).
 	w.clock.Advance(time.Hour)
-	w.web1.mu.Lock()
-	w.web1.tree["/home/b"] = w.clock.Now().UnixNano()
-	delete(w.web1.tree, "/home/c")
-	w.web1.tree["/home/d"] = w.clock.Now().UnixNano()
-	w.web1.warn = "/home/d"
-	w.web1.mu.Unlock()
+	w.web1.Set("/home/b", w.clock.Now().UnixNano())
+	w.web1.Remove("/home/c")
+	w.web1.Set("/home/d", w.clock.Now().UnixNano())
+	w.web1.WarnOn("/home/d")
 	incr := w.run("web1-home", "Incremental")
 	if incr.Status != catalog.JobWarnings || incr.Level != catalog.LevelIncremental || incr.UpgradedFrom != "" || incr.SinceTime == nil || !incr.SinceTime.Equal(*full.StartedAt) {
 		t.Fatalf("Incremental: %+v\n%s", incr, w.joblog(incr.ID))
@@ -241,7 +240,7 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 	if err != nil || len(del) != 1 || string(del[0]) != "/home/c" {
 		t.Fatalf("deletions: %q, %v", del, err)
 	}
-	req := w.web1.reqs[1]
+	req := w.web1.Requests()[1]
 	if !req.SendSeen || req.SinceUnixNs != full.StartedAt.UnixNano() || req.Level != "Incremental" || req.StorageName != "sd1" || req.Token == "" {
 		t.Errorf("backup request of the Incremental: %+v", req)
 	}
@@ -260,16 +259,16 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 		t.Errorf("current view: %v", vp)
 	}
 	// The Incremental appended after the Full's index tape file.
-	if got := w.web1.reqs; len(got) != 2 {
+	if got := w.web1.Requests(); len(got) != 2 {
 		t.Fatalf("%d backups", len(got))
 	}
 }
 
 func TestSpanningVolumes(t *testing.T) {
 	w := newWorld(t, 1, "V1", "V2", "V3")
-	w.sd.perVolume = 2
-	w.web1.tree["/home/d"] = t0.Add(-time.Hour).UnixNano()
-	w.web1.tree["/home/e"] = t0.Add(-time.Hour).UnixNano()
+	w.sd.PerVolume = 2
+	w.web1.Set("/home/d", t0.Add(-time.Hour).UnixNano())
+	w.web1.Set("/home/e", t0.Add(-time.Hour).UnixNano())
 	j := w.run("web1-home", "Full")
 	if j.Status != catalog.JobOK {
 		t.Fatalf("spanning job: %+v\n%s", j, w.joblog(j.ID))
@@ -285,16 +284,16 @@ func TestSpanningVolumes(t *testing.T) {
 	if err != nil || m.Status != catalog.StatusFull {
 		t.Errorf("V1 after early warning: %v, %v", m.Status, err)
 	}
-	if len(w.sd.controls) != 2 || w.sd.controls[0].GetNextVolume().GetVolumeSeq() != 2 {
-		t.Errorf("controls: %v", w.sd.controls)
+	if c := w.sd.Controls(); len(c) != 2 || c[0].GetNextVolume().GetVolumeSeq() != 2 {
+		t.Errorf("controls: %v", c)
 	}
 }
 
 func TestSpanningWithoutANextVolume(t *testing.T) {
 	w := newWorld(t, 1, "V1", "V2")
-	w.sd.perVolume = 2
-	w.web1.tree["/home/d"] = t0.Add(-time.Hour).UnixNano()
-	w.web1.tree["/home/e"] = t0.Add(-time.Hour).UnixNano()
+	w.sd.PerVolume = 2
+	w.web1.Set("/home/d", t0.Add(-time.Hour).UnixNano())
+	w.web1.Set("/home/e", t0.Add(-time.Hour).UnixNano())
 	j := w.run("web1-home", "Full")
 	if j.Status != catalog.JobError || !strings.Contains(j.Error, "no appendable clear volume of pool Local") || !strings.Contains(j.Error, "label storage=sd1 pool=Local") {
 		t.Fatalf("job: %+v", j)
@@ -302,14 +301,14 @@ func TestSpanningWithoutANextVolume(t *testing.T) {
 	if got := w.files(j.ID); len(got) != 4 {
 		t.Errorf("rows committed: %v (want the 4 flushed before the end of V2)", got)
 	}
-	if len(w.sd.controls) != 2 || w.sd.controls[1].GetNoVolume() == "" {
-		t.Errorf("controls: %v", w.sd.controls)
+	if c := w.sd.Controls(); len(c) != 2 || c[1].GetNoVolume() == "" {
+		t.Errorf("controls: %v", c)
 	}
 }
 
 func TestStoragedFailsMidJob(t *testing.T) {
 	w := newWorld(t, 1, "V1")
-	w.sd.failAfter = 2
+	w.sd.FailAfter = 2
 	j := w.run("web1-home", "Full")
 	if j.Status != catalog.JobError || !strings.Contains(j.Error, "write error") || !strings.Contains(j.Error, "storage sd1") {
 		t.Fatalf("job: %+v", j)
@@ -330,7 +329,7 @@ func TestStoragedFailsMidJob(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	w := newWorld(t, 1, "V1")
-	w.sd.hold = true
+	w.sd.Hold = true
 	id := w.start("web1-home", "Full")
 	w.open()
 	if err := w.r.Cancel(id, "console admin"); err != nil {
@@ -347,7 +346,7 @@ func TestCancel(t *testing.T) {
 
 func TestDriveBusyThenRuns(t *testing.T) {
 	w := newWorld(t, 1, "V1", "V2")
-	w.sd.hold = true
+	w.sd.Hold = true
 	a := w.start("web1-home", "Full")
 	w.open()
 	b := w.start("web2-home", "Full")
@@ -358,7 +357,7 @@ func TestDriveBusyThenRuns(t *testing.T) {
 	if jb, _ := w.store.GetJob(w.ctx, b); jb.Status != catalog.JobWaitStorageResource {
 		t.Errorf("job b's catalog status: %s", jb.Status)
 	}
-	close(w.sd.released)
+	close(w.sd.Released)
 	if ja, jb := w.wait(a), w.wait(b); ja.Status != catalog.JobOK || jb.Status != catalog.JobOK {
 		t.Fatalf("a: %s %s, b: %s %s", ja.Status, ja.Error, jb.Status, jb.Error)
 	}
@@ -369,14 +368,14 @@ func TestDriveBusyThenRuns(t *testing.T) {
 
 func TestTwoJobsDoNotShareAVolume(t *testing.T) {
 	w := newWorld(t, 2, "V1", "V2")
-	w.sd.hold = true
+	w.sd.Hold = true
 	a := w.start("web1-home", "Full")
 	b := w.start("web2-home", "Full")
 	o1, o2 := w.open(), w.open()
 	if o1.Volume.Volume == o2.Volume.Volume {
 		t.Fatalf("both sessions on %s", o1.Volume.Volume)
 	}
-	close(w.sd.released)
+	close(w.sd.Released)
 	if ja, jb := w.wait(a), w.wait(b); ja.Status != catalog.JobOK || jb.Status != catalog.JobOK {
 		t.Fatalf("a: %s %s, b: %s %s", ja.Status, ja.Error, jb.Status, jb.Error)
 	}
@@ -384,7 +383,7 @@ func TestTwoJobsDoNotShareAVolume(t *testing.T) {
 
 func TestOneVolumeTwoDrives(t *testing.T) {
 	w := newWorld(t, 2, "V1")
-	w.sd.hold = true
+	w.sd.Hold = true
 	a := w.start("web1-home", "Full")
 	w.open()
 	b := w.start("web2-home", "Full")
@@ -392,7 +391,7 @@ func TestOneVolumeTwoDrives(t *testing.T) {
 	if jb.Status != catalog.JobError || !strings.Contains(jb.Error, "V1 (in use by another job)") {
 		t.Fatalf("b: %+v", jb)
 	}
-	close(w.sd.released)
+	close(w.sd.Released)
 	if ja := w.wait(a); ja.Status != catalog.JobOK {
 		t.Fatalf("a: %+v", ja)
 	}
@@ -400,7 +399,7 @@ func TestOneVolumeTwoDrives(t *testing.T) {
 
 func TestStoragedBusyRetries(t *testing.T) {
 	w := newWorld(t, 1, "V1")
-	w.sd.exhaust = 1
+	w.sd.Exhaust = 1
 	w.after <- t0 // the backoff fires at once
 	j := w.run("web1-home", "Full")
 	if j.Status != catalog.JobOK {
@@ -413,7 +412,7 @@ func TestStoragedBusyRetries(t *testing.T) {
 
 func TestWrongTokenCannotWrite(t *testing.T) {
 	w := newWorld(t, 1, "V1")
-	w.web1.token = "tok-forged"
+	w.web1.Token = "tok-forged"
 	j := w.run("web1-home", "Full")
 	if j.Status != catalog.JobError || !strings.Contains(j.Error, "client web1") || !strings.Contains(j.Error, "invalid token") {
 		t.Fatalf("job: %+v", j)
@@ -436,7 +435,7 @@ func TestNoVolumeSaysLabel(t *testing.T) {
 
 func TestShutdownInterruptsAndStartupEndsLeftovers(t *testing.T) {
 	w := newWorld(t, 1, "V1")
-	w.sd.hold = true
+	w.sd.Hold = true
 	id := w.start("web1-home", "Full")
 	w.open()
 	w.r.Shutdown(w.ctx)

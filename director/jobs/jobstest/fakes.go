@@ -1,9 +1,9 @@
-package jobs
-
-// Fakes of our own gRPC peers (Storage.Job as storaged implements it,
-// Filed.Backup as filed does), served over real mutual TLS: the fake
-// filed hands its records to the fake storage only with the session's
-// token, as the real ones do over Storage.JobData.
+// Package jobstest has fakes of our own gRPC peers for the director's job
+// tests: Storage.Job as storaged implements it and Filed.Backup as filed
+// does, served over real mutual TLS. The fake filed hands its records to
+// the fake storage only with the session's one-time token, as the real
+// ones do over Storage.JobData. For tests only.
+package jobstest
 
 import (
 	"context"
@@ -21,50 +21,62 @@ import (
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
-	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 const blockSize = 4096
 
-// fakeStorage is storaged's Storage.Job side.
-type fakeStorage struct {
+// Storage is storaged's side of Storage.Hello, Inventory and Job: one
+// changer whose slot i+1 holds Barcodes[i], Drives drives. Set the
+// behaviour fields before the first job.
+type Storage struct {
 	pb.UnimplementedStorageServer
-	drives   int
-	barcodes []string // slot i+1 holds barcodes[i] ("" : empty)
+	Drives   int
+	Barcodes []string // slot i+1 holds Barcodes[i] ("" : empty)
 
-	mu        sync.Mutex
-	perVolume int  // members per volume before need_volume (0: no limit)
-	failAfter int  // fail with Unavailable before member N (0: never)
-	exhaust   int  // answer this many opens with ResourceExhausted
-	hold      bool // after opened, wait for release before taking data
-	released  chan struct{}
-	sessions  map[string]*fakeSession
-	opens     chan *pb.JobOpen
-	nextID    int
-	controls  []*pb.JobControl // every next_volume / no_volume received
+	PerVolume int  // members per volume before need_volume (0: no limit)
+	FailAfter int  // fail with Unavailable before member N (0: never)
+	Exhaust   int  // answer this many opens with ResourceExhausted
+	Hold      bool // after opened, wait for Released to close before taking data
+	Released  chan struct{}
+	Opens     chan *pb.JobOpen // every open, once the session is opened
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	nextID   int
+	controls []*pb.JobControl // every next_volume / no_volume received
 }
 
-type fakeSession struct {
+// Controls returns the next_volume and no_volume answers received.
+func (f *Storage) Controls() []*pb.JobControl {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pb.JobControl(nil), f.controls...)
+}
+
+type session struct {
 	token, client string
 	records       chan []*pb.MemberRecord
 }
 
-func newFakeStorage(drives int, barcodes ...string) *fakeStorage {
-	return &fakeStorage{drives: drives, barcodes: barcodes, sessions: map[string]*fakeSession{}, opens: make(chan *pb.JobOpen, 16),
-		released: make(chan struct{})}
+// NewStorage returns a fake storage daemon.
+func NewStorage(drives int, barcodes ...string) *Storage {
+	return &Storage{Drives: drives, Barcodes: barcodes, sessions: map[string]*session{}, Opens: make(chan *pb.JobOpen, 16),
+		Released: make(chan struct{})}
 }
 
-func (f *fakeStorage) Hello(context.Context, *pb.HelloRequest) (*pb.HelloReply, error) {
+// Hello names the storage and its drives.
+func (f *Storage) Hello(context.Context, *pb.HelloRequest) (*pb.HelloReply, error) {
 	var drives []string
-	for i := range f.drives {
+	for i := range f.Drives {
 		drives = append(drives, fmt.Sprint(i))
 	}
 	return &pb.HelloReply{Name: "sd1", Drives: drives, Changers: []string{"changer0"}}, nil
 }
 
-func (f *fakeStorage) Inventory(context.Context, *pb.InventoryRequest) (*pb.InventoryReply, error) {
+// Inventory shows the changer's slots.
+func (f *Storage) Inventory(context.Context, *pb.InventoryRequest) (*pb.InventoryReply, error) {
 	ch := &pb.ChangerInventory{Name: "changer0"}
-	for i, b := range f.barcodes {
+	for i, b := range f.Barcodes {
 		ch.Slots = append(ch.Slots, &pb.Slot{Slot: uint32(i + 1), Full: b != "", Barcode: b})
 	}
 	return &pb.InventoryReply{Changers: []*pb.ChangerInventory{ch}}, nil
@@ -72,7 +84,7 @@ func (f *fakeStorage) Inventory(context.Context, *pb.InventoryRequest) (*pb.Inve
 
 // deliver is the fake filed's JobData: records for a session, accepted
 // only with its one-time token and from the client the director named.
-func (f *fakeStorage) deliver(session, token, client string, recs []*pb.MemberRecord) error {
+func (f *Storage) deliver(session, token, client string, recs []*pb.MemberRecord) error {
 	f.mu.Lock()
 	s := f.sessions[session]
 	if s == nil || s.token != token || s.client != client {
@@ -85,7 +97,11 @@ func (f *fakeStorage) deliver(session, token, client string, recs []*pb.MemberRe
 	return nil
 }
 
-func (f *fakeStorage) Job(js grpc.BidiStreamingServer[pb.JobControl, pb.JobEvent]) error {
+// Job is a job session: opened with a one-time token for the client the
+// director named, a data part on the volume, flushed records (two at a
+// time) with addresses counted from the tape file's first block,
+// need_volume after PerVolume members, an index part, done.
+func (f *Storage) Job(js grpc.BidiStreamingServer[pb.JobControl, pb.JobEvent]) error {
 	ctx := js.Context()
 	c, err := js.Recv()
 	if err != nil {
@@ -96,24 +112,24 @@ func (f *fakeStorage) Job(js grpc.BidiStreamingServer[pb.JobControl, pb.JobEvent
 		return status.Error(codes.InvalidArgument, "the first message must be open with a job and a volume")
 	}
 	f.mu.Lock()
-	if f.exhaust > 0 {
-		f.exhaust--
+	if f.Exhaust > 0 {
+		f.Exhaust--
 		f.mu.Unlock()
 		return status.Error(codes.ResourceExhausted, "every drive of sd1 is busy")
 	}
 	f.nextID++
 	id := fmt.Sprintf("s%d", f.nextID)
-	s := &fakeSession{token: "tok-" + id, client: open.Client, records: make(chan []*pb.MemberRecord, 1)}
+	s := &session{token: "tok-" + id, client: open.Client, records: make(chan []*pb.MemberRecord, 1)}
 	f.sessions[id] = s
-	hold, perVolume, failAfter := f.hold, f.perVolume, f.failAfter
+	hold, perVolume, failAfter := f.Hold, f.PerVolume, f.FailAfter
 	f.mu.Unlock()
 	if err := js.Send(&pb.JobEvent{Msg: &pb.JobEvent_Opened{Opened: &pb.JobOpened{Session: id, Token: s.token, Drive: "0", Volume: open.Volume.Volume}}}); err != nil {
 		return err
 	}
-	f.opens <- open
+	f.Opens <- open
 	if hold {
 		select {
-		case <-f.released:
+		case <-f.Released:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -195,24 +211,63 @@ func (f *fakeStorage) Job(js grpc.BidiStreamingServer[pb.JobControl, pb.JobEvent
 	return send(&pb.JobEvent{Msg: &pb.JobEvent_Done{Done: &pb.JobDone{Parts: part, Members: uint64(len(recs)), StreamBytes: end, Index: idx}}})
 }
 
-// fakeFiled is filed's Backup side over a tree of regular files.
-type fakeFiled struct {
+// Filed is filed's side of Filed.Hello, Estimate and Backup over a tree
+// of regular files (path → mtime in ns; a file's size is 100 × the
+// length of its path).
+type Filed struct {
 	pb.UnimplementedFiledServer
-	name string
-	sd   *fakeStorage
+	Name string
+	SD   *Storage
+	// Token, when set, is sent to the storage instead of the director's
+	// (an impostor's token).
+	Token string
 
-	mu    sync.Mutex
-	tree  map[string]int64 // path → mtime (ns); size = len(path)*100
-	warn  string           // a path that "changes while read"
-	reqs  []*pb.BackupRequest
-	token string // when set, sent instead of the director's (an impostor)
+	mu   sync.Mutex
+	tree map[string]int64
+	warn string // a path that "changes while read"
+	reqs []*pb.BackupRequest
 }
 
-func (f *fakeFiled) Hello(context.Context, *pb.FiledHelloRequest) (*pb.FiledHelloReply, error) {
-	return &pb.FiledHelloReply{Name: f.name, Version: "test", Os: "linux"}, nil
+// NewFiled returns a fake file daemon named name over tree.
+func NewFiled(name string, sd *Storage, tree map[string]int64) *Filed {
+	return &Filed{Name: name, SD: sd, tree: tree}
 }
 
-func (f *fakeFiled) Estimate(r *pb.EstimateRequest, s grpc.ServerStreamingServer[pb.EstimateReply]) error {
+// Set adds or changes a file.
+func (f *Filed) Set(path string, mtime int64) {
+	f.mu.Lock()
+	f.tree[path] = mtime
+	f.mu.Unlock()
+}
+
+// Remove deletes a file.
+func (f *Filed) Remove(path string) {
+	f.mu.Lock()
+	delete(f.tree, path)
+	f.mu.Unlock()
+}
+
+// WarnOn makes path "change while read" (a warning) in later backups.
+func (f *Filed) WarnOn(path string) {
+	f.mu.Lock()
+	f.warn = path
+	f.mu.Unlock()
+}
+
+// Requests returns the backup requests received.
+func (f *Filed) Requests() []*pb.BackupRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pb.BackupRequest(nil), f.reqs...)
+}
+
+// Hello names the client.
+func (f *Filed) Hello(context.Context, *pb.FiledHelloRequest) (*pb.FiledHelloReply, error) {
+	return &pb.FiledHelloReply{Name: f.Name, Version: "test", Os: "linux"}, nil
+}
+
+// Estimate counts the files changed after since.
+func (f *Filed) Estimate(r *pb.EstimateRequest, s grpc.ServerStreamingServer[pb.EstimateReply]) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var tot pb.EstimateTotals
@@ -241,7 +296,10 @@ func mapKeys(m map[string]int64) func(func(string) bool) {
 	}
 }
 
-func (f *fakeFiled) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.BackupEvent]) error {
+// Backup sends the records of the files changed after since to the
+// storage with the request's token, then progress, seen paths (when
+// asked) and done.
+func (f *Filed) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.BackupEvent]) error {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, r)
 	paths := slices.Collect(mapKeys(f.tree))
@@ -251,8 +309,8 @@ func (f *fakeFiled) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.
 		tree[k] = v
 	}
 	warn, token := f.warn, r.Token
-	if f.token != "" {
-		token = f.token
+	if f.Token != "" {
+		token = f.Token
 	}
 	f.mu.Unlock()
 	var recs []*pb.MemberRecord
@@ -272,7 +330,7 @@ func (f *fakeFiled) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.
 			s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Warning{Warning: &pb.FileWarning{Path: []byte(p), Op: "changed", Message: "file changed while it was read"}}})
 		}
 	}
-	if err := f.sd.deliver(r.Session, token, f.name, recs); err != nil {
+	if err := f.SD.deliver(r.Session, token, f.Name, recs); err != nil {
 		return err
 	}
 	s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Progress{Progress: &pb.BackupProgress{Files: int64(len(recs)), Bytes: bytes, StreamBytes: off}}})
@@ -287,11 +345,11 @@ func (f *fakeFiled) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.
 		Warnings: warnings, Seen: int64(len(paths))}}})
 }
 
-// serveTLS serves register's services on 127.0.0.1 with a certificate
-// of name and role, admitting only the director; it returns the address.
-func serveTLS(t *testing.T, p *testenv.PKI, name, role string, register func(*grpc.Server)) string {
+// Serve serves register's services on 127.0.0.1 with the certificate
+// files, admitting only the director named "director"; it returns the
+// address. The server stops when the test ends.
+func Serve(t testing.TB, files tlsconf.Files, register func(*grpc.Server)) string {
 	t.Helper()
-	files := p.Issue(t, name, role)
 	tc, err := tlsconf.Server(files, tlsconf.Expect([]string{tlsconf.RoleDirector}, "director"))
 	if err != nil {
 		t.Fatal(err)
