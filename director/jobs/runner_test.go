@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 
 	"github.com/tapeward/tapeward/configs"
@@ -58,6 +60,7 @@ type world struct {
 	r     *Runner
 	log   *testenv.LogBuffer
 	after chan time.Time
+	m     *Metrics
 }
 
 func newWorld(t *testing.T, drives int, volumes ...string) *world {
@@ -118,7 +121,8 @@ func newWorld(t *testing.T, drives int, volumes ...string) *world {
 	t.Cleanup(func() { sconn.Close() })
 	dialer := NewFiledDialer(dirFiles)
 	t.Cleanup(dialer.Close)
-	w.r, err = New(ctx, Options{Config: w.cfg, Catalog: w.store, Log: slog.New(slog.NewTextHandler(w.log, nil)),
+	w.m = NewMetrics(prometheus.NewRegistry())
+	w.r, err = New(ctx, Options{Config: w.cfg, Catalog: w.store, Log: slog.New(slog.NewTextHandler(w.log, nil)), Metrics: w.m,
 		Storage: func(name string) (pb.StorageClient, error) { return pb.NewStorageClient(sconn), nil },
 		Filed:   dialer.Dial, Clock: w.clock.Now, SpoolDir: dir,
 		After: func(time.Duration) <-chan time.Time { return w.after }})
@@ -258,9 +262,24 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 	if strings.Join(vp, " ") != "/home/a /home/b /home/d" {
 		t.Errorf("current view: %v", vp)
 	}
-	// The Incremental appended after the Full's index tape file.
 	if got := w.web1.Requests(); len(got) != 2 {
 		t.Fatalf("%d backups", len(got))
+	}
+	// Metrics: one T, one W; 3 + 2 rows copied; their bytes.
+	if n := testutil.ToFloat64(w.m.Ended.WithLabelValues("T")); n != 1 {
+		t.Errorf("jobs ended T: %v", n)
+	}
+	if n := testutil.ToFloat64(w.m.Ended.WithLabelValues("W")); n != 1 {
+		t.Errorf("jobs ended W: %v", n)
+	}
+	if n := testutil.ToFloat64(w.m.RowsCopied); n != 5 {
+		t.Errorf("rows copied: %v", n)
+	}
+	if n := testutil.ToFloat64(w.m.Bytes); n != float64(full.Bytes+incr.Bytes) || n == 0 {
+		t.Errorf("bytes: %v, want %d", n, full.Bytes+incr.Bytes)
+	}
+	if n := testutil.ToFloat64(w.m.Active.WithLabelValues("running")) + testutil.ToFloat64(w.m.Active.WithLabelValues("waiting")); n != 0 {
+		t.Errorf("active jobs after both ended: %v", n)
 	}
 }
 
@@ -324,6 +343,9 @@ func TestStoragedFailsMidJob(t *testing.T) {
 	jm, _ := w.store.ListJobMedia(w.ctx, j.ID)
 	if len(jm) != 1 || jm[0].Complete {
 		t.Errorf("the partial tape file: %+v", jm)
+	}
+	if n := testutil.ToFloat64(w.m.Errors.WithLabelValues("storage")); n != 1 {
+		t.Errorf("storage errors: %v", n)
 	}
 }
 
