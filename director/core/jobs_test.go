@@ -19,6 +19,7 @@ import (
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
+	"github.com/tapeward/tapeward/director/jobs"
 	"github.com/tapeward/tapeward/director/jobs/jobstest"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
@@ -209,5 +210,20 @@ func TestJobCommands(t *testing.T) {
 	}
 	if st != "E" || !strings.Contains(reason, "interrupted at") || !strings.Contains(reason, "shutting down") {
 		t.Errorf("job 3 after the director stopped: %s %q", st, reason)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	start := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	s := jobs.Status{JobID: 7, Job: "web1-home", Level: "Full", State: "running", Files: 12, Bytes: 2e6, Expected: 4e6,
+		StartedAt: &start, Volume: "V1", Drive: "0", Warnings: 1}
+	got := progressLine(s, start.Add(2*time.Second))
+	want := "JobId 7 web1-home (Full): 12 files, 2.0 MB (2000000 B), 1.0 MB/s, ETA 2s, volume V1 in drive 0, 1 warnings"
+	if got != want {
+		t.Errorf("progress line:\n%s\nwant\n%s", got, want)
+	}
+	s.State, s.Why = "waiting", "waiting for a drive on sd1"
+	if got := progressLine(s, start); got != "JobId 7 web1-home: waiting for a drive on sd1" {
+		t.Errorf("waiting: %s", got)
 	}
 }

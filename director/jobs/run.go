@@ -233,8 +233,24 @@ func (r *Runner) execute(j *job, requested string, s *session) error {
 	if err := cat.StartJob(ctx, j.id, d, s.started); err != nil {
 		return fail("catalog", "%v", err)
 	}
-	j.update(func(st *Status) { t := s.started; st.StartedAt = &t })
+	expected := r.expectedBytes(ctx, j, d.Level)
+	j.update(func(st *Status) { t := s.started; st.StartedAt = &t; st.Expected = expected })
 	return r.session(j, s, sc)
+}
+
+// expectedBytes guesses a run's size (for the ETA): the bytes of the last
+// successful run of the same job, client and level (0: none).
+func (r *Runner) expectedBytes(ctx context.Context, j *job, level string) int64 {
+	js, err := r.o.Catalog.ListJobs(ctx, catalog.JobFilter{Name: j.cfg.Name, Client: j.client.Name, Limit: 50})
+	if err != nil {
+		return 0
+	}
+	for _, o := range js {
+		if o.ID != j.id && o.Level == level && o.Status.Successful() {
+			return o.Bytes
+		}
+	}
+	return 0
 }
 
 // knowDrives asks a storage daemon how many drives it has (once).
@@ -262,6 +278,7 @@ func (r *Runner) knowDrives(ctx context.Context, storage string, sc pb.StorageCl
 // runs the client's backup into it; it retries when storaged says every
 // drive is busy.
 func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
+	backoff := minBackoff / 2
 	for {
 		waitWhy := "waiting for a drive on " + s.storage
 		err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
@@ -297,14 +314,23 @@ func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 		ch := r.changed
 		r.mu.Unlock()
 		r.setWaiting(j, catalog.JobWaitStorageResource, waitWhy+" ("+status.Convert(err).Message()+")")
+		backoff = min(backoff*2, maxBackoff)
 		select {
 		case <-ch:
-		case <-r.o.After(30 * time.Second):
+		case <-r.o.After(backoff):
 		case <-j.ctx.Done():
 			return context.Cause(j.ctx)
 		}
 	}
 }
+
+// The retry of a session storaged refused with every drive busy (drives
+// this director does not count): after one of its own sessions on the
+// storage ends, or after a backoff doubling from minBackoff to maxBackoff.
+const (
+	minBackoff = 5 * time.Second
+	maxBackoff = time.Minute
+)
 
 // pickVolume chooses an appendable volume of the job's pool for its
 // storage (not in use by another job; in the changer; encrypted as the

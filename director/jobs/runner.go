@@ -145,7 +145,7 @@ type Status struct {
 	Files       int64      `json:"files"`
 	Bytes       int64      `json:"bytes"`
 	StreamBytes int64      `json:"stream_bytes"`
-	Expected    int64      `json:"expected_bytes,omitempty"` // from an estimate, when known
+	Expected    int64      `json:"expected_bytes,omitempty"` // the last successful run's bytes at this level (0: unknown)
 	Warnings    int        `json:"warnings"`
 	Current     string     `json:"current,omitempty"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`

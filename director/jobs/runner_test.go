@@ -227,6 +227,11 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 		}
 	}
 
+	// The session token never reaches a log.
+	if strings.Contains(log, "tok-") || strings.Contains(w.log.String(), "tok-") {
+		t.Errorf("a session token in a log:\n%s\n%s", log, w.log.String())
+	}
+
 	// Modify b, delete c, add d (which changes while read: W).
 	w.clock.Advance(time.Hour)
 	w.web1.Set("/home/b", w.clock.Now().UnixNano())
@@ -475,5 +480,21 @@ func TestShutdownInterruptsAndStartupEndsLeftovers(t *testing.T) {
 	}
 	if j, _ := w.store.GetJob(w.ctx, left); j.Status != catalog.JobError || !strings.Contains(j.Error, "interrupted at") {
 		t.Errorf("leftover job: %+v", j)
+	}
+}
+
+func TestStatusRateAndETA(t *testing.T) {
+	start := t0
+	s := Status{StartedAt: &start, Bytes: 500, Expected: 1000}
+	now := t0.Add(10 * time.Second)
+	if r := s.Rate(now); r != 50 {
+		t.Errorf("rate %v", r)
+	}
+	if eta := s.ETA(now); eta != 10*time.Second {
+		t.Errorf("ETA %v", eta)
+	}
+	s.Expected = 0
+	if eta := s.ETA(now); eta != 0 {
+		t.Errorf("ETA without an expected size: %v", eta)
 	}
 }
