@@ -283,8 +283,18 @@ func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 		waitWhy := "waiting for a drive on " + s.storage
 		err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
 			if r.busy[s.storage] >= r.drives[s.storage] {
+				j.waitingDrive = s.storage
 				return false, catalog.JobWaitStorageResource, waitWhy
 			}
+			// A free drive goes to the waiting job of best priority
+			// (lowest number), then lowest JobId.
+			for _, o := range r.active {
+				if o != j && o.waitingDrive == s.storage && (o.cfg.Priority < j.cfg.Priority || o.cfg.Priority == j.cfg.Priority && o.id < j.id) {
+					j.waitingDrive = s.storage
+					return false, catalog.JobWaitStorageResource, waitWhy
+				}
+			}
+			j.waitingDrive = ""
 			r.busy[s.storage]++
 			s.drive = true
 			return true, "", ""

@@ -125,6 +125,10 @@ type job struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 
+	// waitingDrive is the storage whose drive the job waits for ("":
+	// none); guarded by Runner.mu.
+	waitingDrive string
+
 	mu       sync.Mutex
 	st       Status
 	decision catalog.LevelDecision

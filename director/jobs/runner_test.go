@@ -109,6 +109,10 @@ func newWorld(t *testing.T, drives int, volumes ...string) *world {
 		w.cfg.Jobs = append(w.cfg.Jobs, configs.Job{Name: c + "-home", Type: configs.JobBackup, Level: configs.LevelIncremental, Client: c, Fileset: "home",
 			Storage: "sd1", Pool: "Local", Priority: 10, MaxConcurrentJobs: 1, ClientIdleTimeout: 2 * time.Minute})
 	}
+	// web2-urgent: another job of web2 (which may run two), priority 5.
+	w.cfg.Clients[1].MaxConcurrentJobs = 2
+	w.cfg.Jobs = append(w.cfg.Jobs, configs.Job{Name: "web2-urgent", Type: configs.JobBackup, Level: configs.LevelFull, Client: "web2", Fileset: "home",
+		Storage: "sd1", Pool: "Local", Priority: 5, MaxConcurrentJobs: 1, ClientIdleTimeout: 2 * time.Minute})
 	dirFiles := p.Issue(t, "director", tlsconf.RoleDirector)
 	stc, err := tlsconf.Client(dirFiles, tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "localhost")
 	if err != nil {
@@ -496,5 +500,34 @@ func TestStatusRateAndETA(t *testing.T) {
 	s.Expected = 0
 	if eta := s.ETA(now); eta != 0 {
 		t.Errorf("ETA without an expected size: %v", eta)
+	}
+}
+
+// A freed drive goes to the waiting job of best priority, not the one
+// that waited longest.
+func TestFreeDriveGoesByPriority(t *testing.T) {
+	w := newWorld(t, 1, "V1", "V2")
+	w.sd.Hold = true
+	a := w.start("web1-home", "Full")
+	w.open()
+	b := w.start("web2-home", "Full")
+	c := w.start("web2-urgent", "")
+	for _, id := range []int64{b, c} {
+		testenv.WaitFor(t, "jobs b and c waiting for a drive", func() bool {
+			s, ok := w.r.StatusOf(id)
+			return ok && s.Why == "waiting for a drive on sd1"
+		})
+	}
+	close(w.sd.Released)
+	if got := w.open().Job.Job; got != "web2-urgent" {
+		t.Errorf("the drive went to %s, not web2-urgent (priority 5)", got)
+	}
+	if got := w.open().Job.Job; got != "web2-home" {
+		t.Errorf("then %s", got)
+	}
+	for _, id := range []int64{a, b, c} {
+		if j := w.wait(id); j.Status != catalog.JobOK {
+			t.Errorf("job %d: %s %s", id, j.Status, j.Error)
+		}
 	}
 }
