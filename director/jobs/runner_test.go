@@ -531,3 +531,28 @@ func TestFreeDriveGoesByPriority(t *testing.T) {
 		}
 	}
 }
+
+// A second run of a job that already runs its max_concurrent_jobs waits
+// (status j) and says why, then runs.
+func TestMaxConcurrentJobsWaits(t *testing.T) {
+	w := newWorld(t, 2, "V1", "V2")
+	w.sd.Hold = true
+	a := w.start("web1-home", "Full")
+	w.open()
+	b := w.start("web1-home", "Full")
+	want := "waiting: job web1-home already runs 1 of max_concurrent_jobs 1"
+	testenv.WaitFor(t, "the second run waiting", func() bool {
+		s, ok := w.r.StatusOf(b)
+		return ok && s.Why == want
+	})
+	if jb, _ := w.store.GetJob(w.ctx, b); jb.Status != catalog.JobWaitJobResource {
+		t.Errorf("catalog status of the second run: %s", jb.Status)
+	}
+	close(w.sd.Released)
+	if ja, jb := w.wait(a), w.wait(b); ja.Status != catalog.JobOK || jb.Status != catalog.JobOK {
+		t.Fatalf("a: %s %s, b: %s %s", ja.Status, ja.Error, jb.Status, jb.Error)
+	}
+	if !strings.Contains(w.joblog(b), want) {
+		t.Errorf("job log:\n%s", w.joblog(b))
+	}
+}
