@@ -83,8 +83,11 @@ type session struct {
 func (r *Runner) run(j *job, requested string) {
 	defer r.finish(j)
 	s := &session{}
+	// The drive and volumes go back only once the job has ended in the
+	// catalog: a job taking the volume next must not find this one still
+	// active on an incomplete tape file it writes over.
+	defer r.release(j, s)
 	err := r.execute(j, requested, s)
-	r.release(j, s)
 	if s.seen != nil {
 		s.seen.close()
 	}

@@ -356,6 +356,19 @@ func TestStoragedFailsMidJob(t *testing.T) {
 	if n := testutil.ToFloat64(w.m.Errors.WithLabelValues("storage")); n != 1 {
 		t.Errorf("storage errors: %v", n)
 	}
+	// The next job appends at the partial tape file: it is written over.
+	w.sd.FailAfter = 0
+	w.clock.Advance(time.Minute)
+	next := w.start("web1-home", "Full")
+	if o := w.open(); o.Volume.Volume != "V1" || o.Volume.TapeFile != 2 {
+		t.Errorf("the next job opened %s tape file %d, want V1 tape file 2", o.Volume.Volume, o.Volume.TapeFile)
+	}
+	if j2 := w.wait(next); j2.Status != catalog.JobOK {
+		t.Fatalf("next job: %s %s", j2.Status, j2.Error)
+	}
+	if j1, _ := w.store.GetJob(w.ctx, j.ID); !strings.Contains(j1.Error, "written over by job") {
+		t.Errorf("the failed job's error: %s", j1.Error)
+	}
 }
 
 func TestCancel(t *testing.T) {
