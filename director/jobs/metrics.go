@@ -42,5 +42,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg = prometheus.NewRegistry()
 	}
 	reg.MustRegister(m.Ended, m.Active, m.Duration, m.Bytes, m.Files, m.RowsCopied, m.Errors)
+	// Every series exists from the start (at 0), so rates and alerts
+	// need no "absent" special case.
+	for _, st := range []string{"T", "W", "E", "f", "A"} {
+		m.Ended.WithLabelValues(st)
+		m.Duration.WithLabelValues(st)
+	}
+	for _, st := range []string{"running", "waiting"} {
+		m.Active.WithLabelValues(st)
+	}
+	for _, o := range []string{"storage", "client", "catalog", "volume", "director"} {
+		m.Errors.WithLabelValues(o)
+	}
 	return m
 }
