@@ -77,6 +77,10 @@ type session struct {
 	started  time.Time
 	done     *pb.JobDone
 	noVolume error // the answer to need_volume when none could be given
+	// The data tape file being written (from the last data part): a
+	// record whose address names no volume is on it.
+	curVolume   string
+	curTapeFile uint32
 }
 
 // run is a job's life, in its own goroutine.
@@ -586,6 +590,7 @@ func (r *Runner) storageLoop(ctx context.Context, j *job, s *session, js pb.Stor
 			}
 			s.parts++
 			if p.Kind != "index" {
+				s.curVolume, s.curTapeFile = p.Volume, p.TapeFile
 				r.logf(j, catalog.LogInfo, "Part %d: volume %s, tape file %d, from stream offset %d", p.Part, p.Volume, p.TapeFile, p.StreamOffset)
 			}
 			j.update(func(st *Status) { st.Volume = p.Volume })
@@ -654,6 +659,12 @@ func (r *Runner) ingest(ctx context.Context, j *job, s *session, b *catalog.File
 		return nil
 	}
 	for _, rec := range f.Records {
+		if rec.Address == nil {
+			return fail("storage", "storage %s flushed the record of %s without its tape address", s.storage, catalog.RenderPath(rec.Path))
+		}
+		if rec.Address.Volume == "" {
+			rec.Address.Volume, rec.Address.TapeFile = s.curVolume, s.curTapeFile
+		}
 		row := fileRow(rec)
 		if n >= ingestChunk {
 			if err := flush(lastEnd); err != nil {
