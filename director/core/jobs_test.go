@@ -183,7 +183,7 @@ func TestJobCommands(t *testing.T) {
 	}
 
 	// A job that runs until cancelled: status director shows it.
-	sd.Hold = true
+	sd.SetHold(true)
 	mustExec(t, d, "ops", "run job=web1-home level=Full", "Job queued. JobId=2")
 	<-sd.Opens
 	testenv.WaitFor(t, "job 2 on volume V1", func() bool {

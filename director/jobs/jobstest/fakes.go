@@ -46,6 +46,13 @@ type Storage struct {
 	controls []*pb.JobControl // every next_volume / no_volume received
 }
 
+// SetHold sets Hold while sessions may be running.
+func (f *Storage) SetHold(hold bool) {
+	f.mu.Lock()
+	f.Hold = hold
+	f.mu.Unlock()
+}
+
 // Controls returns the next_volume and no_volume answers received.
 func (f *Storage) Controls() []*pb.JobControl {
 	f.mu.Lock()
