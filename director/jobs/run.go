@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -503,11 +502,10 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	}
 	r.logf(j, catalog.LogInfo, "Connected to client %s at %s; sending the fileset %s", j.client.Name, j.client.Address, j.fs.Name)
 
-	var wg sync.WaitGroup
 	var filedErr error
-	wg.Add(1)
+	filedDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(filedDone)
 		filedErr = r.filedLoop(ctx, j, s, fc, req)
 		if filedErr != nil {
 			cancel(filedErr)
@@ -517,7 +515,14 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	if storErr != nil {
 		cancel(storErr)
 	}
-	wg.Wait()
+	// The session ended cleanly: the client has sent everything and must
+	// say done; one silent for the idle timeout fails the job.
+	select {
+	case <-filedDone:
+	case <-r.o.After(idle):
+		cancel(fail("client", "client %s did not end its backup within client_idle_timeout %s after the storage session ended", j.client.Name, idle))
+		<-filedDone
+	}
 	switch {
 	case context.Cause(j.ctx) != nil:
 		return context.Cause(j.ctx)

@@ -569,3 +569,19 @@ func TestMaxConcurrentJobsWaits(t *testing.T) {
 		t.Errorf("job log:\n%s", w.joblog(b))
 	}
 }
+
+// A client that never says done after the storage session ended fails
+// the job after client_idle_timeout (the injected clock's After).
+func TestClientSilentAfterTheSession(t *testing.T) {
+	w := newWorld(t, 1, "V1")
+	w.web1.Stall = true
+	w.after <- t0 // client_idle_timeout passes
+	j := w.run("web1-home", "Full")
+	if j.Status != catalog.JobError || !strings.Contains(j.Error, "client web1 did not end its backup within client_idle_timeout 2m0s") {
+		t.Fatalf("job: %s %s", j.Status, j.Error)
+	}
+	// What storaged flushed is committed.
+	if got := w.files(j.ID); len(got) != 3 {
+		t.Errorf("files: %v", got)
+	}
+}

@@ -228,6 +228,9 @@ type Filed struct {
 	// Token, when set, is sent to the storage instead of the director's
 	// (an impostor's token).
 	Token string
+	// Stall: after handing its data to the storage, send nothing more
+	// until the call is cancelled (a client that never says done).
+	Stall bool
 
 	mu   sync.Mutex
 	tree map[string]int64
@@ -339,6 +342,10 @@ func (f *Filed) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.Back
 	}
 	if err := f.SD.deliver(r.Session, token, f.Name, recs); err != nil {
 		return err
+	}
+	if f.Stall {
+		<-s.Context().Done()
+		return s.Context().Err()
 	}
 	s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Progress{Progress: &pb.BackupProgress{Files: int64(len(recs)), Bytes: bytes, StreamBytes: off}}})
 	if r.SendSeen {
