@@ -1,11 +1,14 @@
 package configs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -720,4 +723,31 @@ func orNone(s []string) []string {
 		return []string{"none"}
 	}
 	return s
+}
+
+// Identity is the fileset's identity as the catalog stores it with each
+// job (jobs.fileset_identity): what decides "same fileset" for a
+// since-time (a changed identity upgrades the next job to Full). It is
+// computed exactly as tools/filed/fileset.FileSet.Identity computes it
+// for a FileSet with this include, exclude and the effective options
+// (the director may not import filed's packages; a test in each package
+// pins the same value).
+func (f Fileset) Identity() string {
+	h := sha256.New()
+	h.Write([]byte("tapeward fileset v1\x00"))
+	inc := make([]string, 0, len(f.Include))
+	for _, p := range f.Include {
+		inc = append(inc, filepath.Clean(p))
+	}
+	slices.Sort(inc)
+	for _, p := range slices.Compact(inc) {
+		h.Write([]byte("include\x00" + p + "\x00"))
+	}
+	ex := slices.Clone(f.Exclude)
+	slices.Sort(ex)
+	for _, p := range slices.Compact(ex) {
+		h.Write([]byte("exclude\x00" + p + "\x00"))
+	}
+	fmt.Fprintf(h, "onefs=%t\x00caches=%t\x00xattrs=%t\x00", f.StaysOnOneFileSystem(), f.ExcludeCaches, f.KeepsXAttrs())
+	return hex.EncodeToString(h.Sum(nil))
 }

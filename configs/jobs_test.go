@@ -474,3 +474,23 @@ job_retention = "6 months"
 		t.Errorf("warnings %q", d.Warnings)
 	}
 }
+
+// TestFilesetIdentity: the same value tools/filed/fileset.FileSet.Identity
+// pins for the same fileset (the catalog compares them across versions),
+// with the effective defaults of one_file_system and xattrs.
+func TestFilesetIdentity(t *testing.T) {
+	no := false
+	base := Fileset{Name: "a", Include: []string{"/home", "/etc"}, Exclude: []string{"*.o", "/home/*/.cache"}, OneFileSystem: &no, XAttrs: &no}
+	const pinned = "feb8d12d00319beabc161ebb98180fdfe1ec0f4d9c29097ac025293d9e00cce1" // fileset.TestIdentity
+	if id := base.Identity(); id != pinned {
+		t.Fatalf("Identity = %s, want %s (as tools/filed/fileset computes it)", id, pinned)
+	}
+	same := Fileset{Name: "b", Include: []string{"/etc/", "/home", "/home"}, Exclude: []string{"/home/*/.cache", "*.o"}, OneFileSystem: &no, XAttrs: &no}
+	if same.Identity() != pinned {
+		t.Errorf("order, duplicates and Name changed the identity")
+	}
+	defaults := Fileset{Name: "a", Include: base.Include, Exclude: base.Exclude} // one_file_system and xattrs default true
+	if defaults.Identity() == pinned {
+		t.Errorf("the defaults of one_file_system and xattrs did not change the identity")
+	}
+}

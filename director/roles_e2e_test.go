@@ -141,8 +141,8 @@ func TestConsoleRoles(t *testing.T) {
 		role         string
 		shows, hides []string
 	}{
-		{"read", []string{"list volumes", "status storage"}, []string{"label", "mount", "rekey", "export keys", "update volume"}},
-		{"operator", []string{"list volumes", "label", "mount", "release"}, []string{"rekey", "export keys", "update volume"}},
+		{"read", []string{"list volumes", "status storage", "list jobs", "wait", "estimate"}, []string{"label", "mount", "rekey", "export keys", "update volume", "run", "cancel"}},
+		{"operator", []string{"list volumes", "label", "mount", "release", "run", "cancel"}, []string{"rekey", "export keys", "update volume"}},
 		{"keyadmin", []string{"list volumes", "label", "mount", "rekey", "export keys", "update volume"}, nil},
 	} {
 		h := helps[c.role]
@@ -157,7 +157,7 @@ func TestConsoleRoles(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(helps["read"], "This console has role read: 7 more commands need role operator or keyadmin") {
+	if !strings.Contains(helps["read"], "This console has role read: 9 more commands need role operator or keyadmin") {
 		t.Errorf("help as read does not say what it hides:\n%s", helps["read"])
 	}
 	if h := ok(reader, "help rekey"); !strings.Contains(h, "rekey needs role keyadmin; this console has role read") {

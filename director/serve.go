@@ -12,9 +12,11 @@ import (
 
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/core"
+	"github.com/tapeward/tapeward/director/jobs"
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/lib/metrics"
 )
 
 // serve runs the daemon until ctx ends (SIGTERM, SIGINT).
@@ -43,7 +45,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, w := range cfg.Warnings { // e.g. a Run line that restricts nothing
 		log.Warn("configuration: " + w)
 	}
-	d, err := core.New(ctx, core.Options{Config: cfg, Logger: log})
+	// Prometheus metrics (metrics_listen, optional): the job runner's
+	// collectors (jobs by status, durations, bytes and files written,
+	// catalog rows copied, errors) on one registry.
+	var jm *jobs.Metrics
+	if cfg.MetricsListen != "" {
+		reg := metrics.NewRegistry()
+		jm = jobs.NewMetrics(reg)
+		if _, err := metrics.Serve(ctx, cfg.MetricsListen, reg, log); err != nil {
+			return fmt.Errorf("%w (set metrics_listen in %s)", err, cfg.Path)
+		}
+	}
+	d, err := core.New(ctx, core.Options{Config: cfg, Logger: log, Metrics: jm})
 	if err != nil {
 		return err
 	}

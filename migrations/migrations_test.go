@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "storages"}
+var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "storages"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
@@ -312,6 +312,18 @@ func TestDownFrom3(t *testing.T) {
 	}
 	if _, err := conn.Exec(ctx, "INSERT INTO jobs (name, job_type, level, status) VALUES ('n', 'Backup', 'Full', 'W')"); err != nil {
 		t.Fatal(err)
+	}
+	// Schema 4 first (the job log), then 3.
+	b4, err := fs.ReadFile(migrations.FS(), "004_job_log.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, down4, ok := strings.Cut(string(b4), "---- create above / drop below ----")
+	if !ok {
+		t.Fatal("004 has no down part")
+	}
+	if _, err := conn.Exec(ctx, down4); err != nil {
+		t.Fatalf("down part of 004: %v", err)
 	}
 	if _, err := conn.Exec(ctx, down); err != nil {
 		t.Fatalf("down part of 003: %v", err)

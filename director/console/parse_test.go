@@ -159,19 +159,20 @@ var invalidCases = []invalidCase{
 	{"LSIT volumes", &UnknownCommandError{Word: "LSIT", Suggestion: "list"}, []string{`did you mean "list"?`}},
 	{"backup job=x", &UnknownCommandError{Word: "backup"}, []string{`unknown command "backup" (type "help"`}},
 	{"xit", &UnknownCommandError{Word: "xit", Suggestion: "exit"}, nil},
-	{"list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list keyevents"}},
+	{"list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
 		[]string{`did you mean "list volumes"?`}},
-	{"list keyevent", &UnknownCommandError{Word: "list keyevent", Suggestion: "list keyevents", Choices: []string{"list volumes", "list keyevents"}}, nil},
-	{"list jobs", &UnknownCommandError{Word: "list jobs", Choices: []string{"list volumes", "list keyevents"}}, []string{"one of list volumes, list keyevents"}},
-	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list keyevents"}},
-		[]string{`incomplete command "list": say list volumes or list keyevents`}},
-	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek"}}, nil},
-	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek"}}, nil},
+	{"list keyevent", &UnknownCommandError{Word: "list keyevent", Suggestion: "list keyevents", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"list job", &UnknownCommandError{Word: "list job", Suggestion: "list jobs", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"list pools", &UnknownCommandError{Word: "list pools", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, []string{"one of list volumes, list keyevents, list jobs"}},
+	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
+		[]string{`incomplete command "list": say list volumes, list keyevents, list jobs, list files, list jobmedia or list joblog`}},
+	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek", "status client"}}, nil},
+	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek", "status client"}}, nil},
 	{"update pool=x", &UnknownCommandError{Word: "update pool", Choices: []string{"update volume"}}, nil},
 	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume"}}, nil},
 	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export keys"}}, nil},
 	{"help lable", &UnknownCommandError{Word: "lable", Suggestion: "label"}, nil},
-	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list keyevents"}}, nil},
+	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
 	{"help label storage", &UnknownCommandError{Word: "label storage", Suggestion: "label"}, nil},
 	// unknown keywords
 	{"label storage=sd1 slto=3", &UnknownKeywordError{Command: "label", Keyword: "slto", Suggestion: "slot", Allowed: labelKeywords},
@@ -399,7 +400,8 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	want := []string{"label", "list volumes", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
-		"release", "update volume", "rekey", "export keys", "help", "quit"}
+		"release", "update volume", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
+		"list joblog", "status client", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
 	}
@@ -440,5 +442,45 @@ func TestStatusKEK(t *testing.T) {
 	h, err := Help("status kek")
 	if err != nil || !strings.Contains(h, "status kek=ID") || !strings.Contains(h, "nothing depends on KEK ID") {
 		t.Fatalf("help status kek: %v\n%s", err, h)
+	}
+}
+
+// The job commands of issue 10: canonical values, and what is refused.
+func TestParseJobCommands(t *testing.T) {
+	for line, want := range map[string]string{
+		"run job=web1-home level=Full yes wait":                       "run job=web1-home level=Full yes wait",
+		"RUN job=web1-home level=INCREMENTAL":                         "run job=web1-home level=Incremental",
+		"wait jobid=042":                                              "wait jobid=42",
+		"cancel jobid=7":                                              "cancel jobid=7",
+		"estimate job=web1-home listing":                              "estimate job=web1-home listing",
+		"list jobs job=web1-home client=web1 jobstatus=E days=7 last": "list jobs job=web1-home client=web1 jobstatus=E days=7 last",
+		"list files jobid=42":                                         "list files jobid=42",
+		"list jobmedia jobid=42":                                      "list jobmedia jobid=42",
+		"list joblog jobid=42":                                        "list joblog jobid=42",
+		"status client=web1":                                          "status client=web1",
+	} {
+		c, err := Parse(line)
+		if err != nil {
+			t.Errorf("%q: %v", line, err)
+			continue
+		}
+		if got := c.String(); got != want {
+			t.Errorf("%q → %q, want %q", line, got, want)
+		}
+	}
+	for line, why := range map[string]string{
+		"run":                    "job",
+		"run job=x level=weekly": "level",
+		"cancel jobid=0":         "jobid",
+		"cancel jobid=x":         "jobid",
+		"wait":                   "jobid",
+		"list files":             "jobid",
+		"list jobs days=0":       "days",
+		"estimate level=Full":    "job",
+		"status client":          "client",
+	} {
+		if _, err := Parse(line); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("%q: %v; want an error naming %s", line, err, why)
+		}
 	}
 }

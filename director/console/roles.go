@@ -11,8 +11,8 @@ import (
 // console one role ([[console]] in director.toml); a role may run
 // everything the roles before it may:
 //
-//	read      look: list, status, help
-//	operator  read + work the library: label, mount, unmount, release
+//	read      look: list, status, help, estimate, wait
+//	operator  read + work the library and run jobs: label, mount, unmount, release, run, cancel
 //	keyadmin  operator + key custody: export keys, rekey, update volume … encrypt=
 type Role int
 
@@ -70,7 +70,15 @@ var needs = map[string]need{
 	"quit":           {Role: RoleRead},
 	"list volumes":   {Role: RoleRead},
 	"list keyevents": {Role: RoleRead},
-	"status":         {Role: RoleRead}, // status director, status storage=, status kek=
+	"status":         {Role: RoleRead}, // status director, status storage=, status kek=, status client=
+	"list jobs":      {Role: RoleRead},
+	"list files":     {Role: RoleRead},
+	"list jobmedia":  {Role: RoleRead},
+	"list joblog":    {Role: RoleRead},
+	"estimate":       {Role: RoleRead}, // asks the client, writes nothing
+	"wait":           {Role: RoleRead}, // follows a job, changes nothing
+	"run":            {Role: RoleOperator},
+	"cancel":         {Role: RoleOperator},
 	"label":          {Role: RoleOperator},
 	"mount":          {Role: RoleOperator},
 	"unmount":        {Role: RoleOperator},

@@ -106,6 +106,16 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"rekey yes", keyadmin},
 		{"export keys out=k.csv", keyadmin},
 		{"export keys pool=Offsite out=k.csv", keyadmin},
+		{"run job=web1-home", operator},
+		{"run job=web1-home level=Full yes wait", operator},
+		{"cancel jobid=42", operator},
+		{"wait jobid=42", read},
+		{"estimate job=web1-home level=Incremental listing", read},
+		{"list jobs job=web1-home client=web1 jobstatus=E days=7 last", read},
+		{"list files jobid=42", read},
+		{"list jobmedia jobid=42", read},
+		{"list joblog jobid=42", read},
+		{"status client=web1", read},
 	}
 	// Commands other branches are adding: checked when they exist.
 	pending := []struct {
@@ -152,6 +162,8 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"label storage=sd1 pool=P slot=1 volume=V", read, `console "bob" (role read) may not run "label": it needs role operator`},
 		{"update volume=V1 encrypt=rotate", operator, `console "bob" (role operator) may not run "update volume" with encrypt=: it needs role keyadmin`},
 		{"export keys out=k.csv", operator, `console "bob" (role operator) may not run "export keys": it needs role keyadmin`},
+		{"run job=web1-home", read, `console "bob" (role read) may not run "run": it needs role operator`},
+		{"cancel jobid=7", read, `console "bob" (role read) may not run "cancel": it needs role operator`},
 	} {
 		cmd, _ := Parse(c.line)
 		if err := Permit(cmd, "bob", c.role); err == nil || err.Error() != c.want {
@@ -197,7 +209,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 7 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 9 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -237,6 +237,91 @@ var commands = []Spec{
 		Examples: []string{`export keys pool=Offsite out=offsite-keys.csv`, `export keys out="/media/usb stick/keys.csv"`},
 	},
 	{
+		Name:    "run",
+		Summary: "run a backup job now, in the background; prints its JobId",
+		Keywords: []Keyword{
+			{Name: "job", Type: TName, Required: true, Help: "the [[job]] to run"},
+			{Name: "level", Type: TLevel, Help: "Full, Incremental or Differential (default: the job's level, Incremental unless it says otherwise)"},
+			{Name: "yes", Type: TFlag, Help: "accepted for Bareos scripts: the job runs without a question either way"},
+			{Name: "wait", Type: TFlag, Help: "follow the job with a live progress line and end with its report"},
+		},
+		Notes: "The job runs in the director and outlives the console: without wait the command returns the JobId at once (follow it with wait jobid=N or status director). " +
+			"An Incremental or Differential without a prior Full of the same job, client and fileset runs as a Full, and the report says why.",
+		Examples: []string{"run job=web1-home level=Full yes", "run job=web1-home wait"},
+	},
+	{
+		Name:    "wait",
+		Summary: "wait for a running job to end, with a live progress line, then show its report",
+		Keywords: []Keyword{
+			{Name: "jobid", Type: TJobID, Required: true, Help: "the JobId (run prints it; list jobs shows them)"},
+		},
+		Examples: []string{"wait jobid=42"},
+	},
+	{
+		Name:    "cancel",
+		Summary: "cancel a running or waiting job (it ends with status A; what is on tape and in the catalog stays)",
+		Keywords: []Keyword{
+			{Name: "jobid", Type: TJobID, Required: true, Help: "the JobId of a running or waiting job"},
+		},
+		Examples: []string{"cancel jobid=42"},
+	},
+	{
+		Name:    "estimate",
+		Summary: "ask a job's client how many files and bytes a run would take (nothing is written)",
+		Keywords: []Keyword{
+			{Name: "job", Type: TName, Required: true, Help: "the [[job]]"},
+			{Name: "level", Type: TLevel, Help: "Full (default), Incremental or Differential"},
+			{Name: "listing", Type: TFlag, Help: "also list every file it would take"},
+		},
+		Examples: []string{"estimate job=web1-home", "estimate job=web1-home level=Incremental listing"},
+	},
+	{
+		Name:    "list jobs",
+		Summary: "list jobs, newest first: JobId, job, client, level, status, files, bytes, start",
+		Keywords: []Keyword{
+			{Name: "job", Type: TName, Help: "only runs of this [[job]]"},
+			{Name: "client", Type: TName, Help: "only jobs of this client"},
+			{Name: "jobstatus", Type: TJobStatus, Help: "only jobs with this status letter: T, W, E, f, A, R, C or a waiting letter"},
+			{Name: "days", Type: TInt(1, 36500), Help: "only jobs created in the last N days"},
+			{Name: "last", Type: TFlag, Help: "only the most recent run of each job and client"},
+			{Name: "limit", Type: TLimit, Help: "show at most N jobs"},
+		},
+		Examples: []string{"list jobs", "list jobs job=web1-home jobstatus=E days=7", "list jobs last"},
+	},
+	{
+		Name:    "list files",
+		Summary: "list the files a job wrote, with their exact tape address",
+		Keywords: []Keyword{
+			{Name: "jobid", Type: TJobID, Required: true, Help: "the JobId"},
+		},
+		Notes:    "A path that is not valid UTF-8 or holds control characters is shown Go-quoted (\"/tmp/a\\nb\"), so one file is one line.",
+		Examples: []string{"list files jobid=42"},
+	},
+	{
+		Name:    "list jobmedia",
+		Summary: "list the tape files a job wrote: part, volume, tape file, blocks, bytes, complete",
+		Keywords: []Keyword{
+			{Name: "jobid", Type: TJobID, Required: true, Help: "the JobId"},
+		},
+		Examples: []string{"list jobmedia jobid=42"},
+	},
+	{
+		Name:    "list joblog",
+		Summary: "show a job's log: what it did, its warnings and errors, and its report",
+		Keywords: []Keyword{
+			{Name: "jobid", Type: TJobID, Required: true, Help: "the JobId"},
+		},
+		Examples: []string{"list joblog jobid=42"},
+	},
+	{
+		Name:    "status client",
+		Summary: "ask a client's file daemon who it is and which jobs it runs",
+		Keywords: []Keyword{
+			{Name: "client", Type: TName, Required: true, Help: "the [[client]]"},
+		},
+		Examples: []string{"status client=web1"},
+	},
+	{
 		Name:     "help",
 		Summary:  "list the commands, or show one command's keywords and an example",
 		Topic:    true,

@@ -66,6 +66,13 @@ var (
 	TDrive   = TInt(0, 255)
 	TLimit   = TInt(1, 1000000)
 	TEncrypt = TEnum("yes", "no", "rotate")
+	// TLevel is a backup level (any case; canonical: Full, …).
+	TLevel = TEnum("Full", "Incremental", "Differential")
+	// TJobID is a JobId.
+	TJobID = Type{Kind: Int, Min: 1, Max: 1<<31 - 1, Arg: "N"}
+	// TJobStatus is a job status letter (case matters: t is not T); the
+	// director checks the letter.
+	TJobStatus = Type{Kind: Name, Arg: "LETTER"}
 )
 
 // TInt is a whole number from min to max.
@@ -134,7 +141,7 @@ func (t Type) canon(v string) (string, string, bool) {
 	case Enum:
 		lv := lower(v)
 		for _, x := range t.Values {
-			if lv == x {
+			if lv == lower(x) {
 				return x, "", true
 			}
 		}

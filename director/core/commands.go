@@ -16,6 +16,7 @@ import (
 
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
+	"github.com/tapeward/tapeward/director/jobs"
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/tools/lib/keys"
@@ -483,6 +484,8 @@ type DirectorStatus struct {
 	Pools       []string `json:"pools"`
 	DefaultPool string   `json:"default_pool,omitempty"`
 	Configured  []string `json:"configured_storages"`
+	// Jobs are the jobs running or waiting in this director.
+	Jobs []jobs.Status `json:"jobs"`
 }
 
 // KEKStatus is what depends on one KEK id, in "status director".
@@ -582,6 +585,11 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, n := range slices.Sorted(maps.Keys(s.Storages)) {
 		fmt.Fprintf(&b, "\nstorage %s: %s", n, s.Storages[n])
 	}
+	s.Jobs = []jobs.Status{}
+	if d.jobs != nil {
+		s.Jobs = d.jobs.Active()
+	}
+	d.jobsStatusText(&b, s.Jobs)
 	b.WriteString("\nwhat depends on each KEK (status kek=ID for one):\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEK ID\tKEYRING\tCATALOG CURRENT\tCATALOG HISTORY\tCRYPTO CACHES (keys / only under it / pushes pending)")

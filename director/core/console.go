@@ -115,6 +115,24 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.rekey(ctx, actor, cmd.Bool("yes"), progress)
 	case "export keys":
 		return d.exportKeys(ctx, actor, cmd)
+	case "run":
+		return d.runJob(ctx, actor, cmd, progress)
+	case "wait":
+		return d.waitJob(ctx, cmd, progress)
+	case "cancel":
+		return d.cancelJob(ctx, actor, cmd)
+	case "estimate":
+		return d.estimate(ctx, cmd)
+	case "list jobs":
+		return d.listJobs(ctx, cmd)
+	case "list files":
+		return d.listFiles(ctx, cmd)
+	case "list jobmedia":
+		return d.listJobMedia(ctx, cmd)
+	case "list joblog":
+		return d.listJobLog(ctx, cmd)
+	case "status client":
+		return d.statusClient(ctx, cmd.Str("client"))
 	case "quit":
 		return &Output{Text: "bye"}, nil
 	}

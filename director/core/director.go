@@ -26,6 +26,7 @@ import (
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
+	"github.com/tapeward/tapeward/director/jobs"
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
@@ -37,6 +38,8 @@ type Options struct {
 	Config *configs.Director
 	Logger *slog.Logger
 	Clock  func() time.Time
+	// Metrics are the job runner's collectors (nil: not exported).
+	Metrics *jobs.Metrics
 }
 
 // Director is the running director.
@@ -55,6 +58,9 @@ type Director struct {
 	// cancels it.
 	bg     context.Context
 	stopBG context.CancelFunc
+	// jobs runs the backup jobs; filed dials the clients' file daemons.
+	jobs  *jobs.Runner
+	filed *jobs.FiledDialer
 	// labelling: volumes a label or relabel of this process is working on
 	// (a row in Labeling that is not here is left over, see labelSlot).
 	labelling map[string]bool
@@ -170,6 +176,22 @@ func New(ctx context.Context, o Options) (*Director, error) {
 			return nil, err
 		}
 	}
+	// Jobs: a job still active in the catalog was cut by a director that
+	// stopped; the runner ends those E first.
+	d.filed = jobs.NewFiledDialer(files)
+	d.jobs, err = jobs.New(ctx, jobs.Options{Config: o.Config, Catalog: store, Log: d.log, Clock: d.clock, Metrics: o.Metrics,
+		Storage: func(name string) (pb.StorageClient, error) {
+			l, err := d.storage(name)
+			if err != nil {
+				return nil, err
+			}
+			return l.client, nil
+		},
+		Filed: d.filed.Dial})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
 	d.log.Info("keyring loaded", "kek_ids", ring.IDs(), "active", ring.Active().ID())
 	return d, nil
 }
@@ -198,6 +220,16 @@ func LoadKeyring(cfg *configs.Director) (*keys.Keyring, error) {
 // Close closes the catalog and the storage links and forgets the keyring.
 func (d *Director) Close() {
 	d.stopBG()
+	if d.jobs != nil {
+		// Running jobs end E ("interrupted at …: the director is shutting
+		// down") while the catalog and the storages are still there.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		d.jobs.Shutdown(ctx)
+		cancel()
+	}
+	if d.filed != nil {
+		d.filed.Close()
+	}
 	for _, s := range d.storages {
 		s.conn.Close()
 	}

@@ -1,0 +1,865 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/director/catalog"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+)
+
+// jobError is a job failure with where it came from (the metrics'
+// origin label).
+type jobError struct {
+	origin string // "storage", "client", "catalog", "volume", "director"
+	err    error
+}
+
+func (e *jobError) Error() string { return e.err.Error() }
+func (e *jobError) Unwrap() error { return e.err }
+
+func fail(origin string, format string, a ...any) error {
+	return &jobError{origin: origin, err: fmt.Errorf(format, a...)}
+}
+
+// logf writes a line to the job's log (and the daemon's).
+func (r *Runner) logf(j *job, level, format string, a ...any) {
+	line := fmt.Sprintf(format, a...)
+	if err := r.o.Catalog.AppendJobLog(context.WithoutCancel(j.ctx), j.id, level, line); err != nil {
+		r.log.Error("writing the job log failed", "jobid", j.id, "error", err.Error())
+	}
+	switch level {
+	case catalog.LogError:
+		r.log.Error(line, "jobid", j.id, "job", j.cfg.Name)
+	case catalog.LogWarning:
+		r.log.Warn(line, "jobid", j.id, "job", j.cfg.Name)
+	default:
+		r.log.Info(line, "jobid", j.id, "job", j.cfg.Name)
+	}
+}
+
+func (r *Runner) end(ctx context.Context, id int64, st catalog.JobStatus, sum catalog.JobSummary) error {
+	err := r.o.Catalog.EndJob(ctx, id, st, sum)
+	if err != nil {
+		r.log.Error("ending a job failed", "jobid", id, "status", string(st), "error", err.Error())
+	}
+	return err
+}
+
+// session is what one run of a job has done so far.
+type session struct {
+	storage  string
+	pool     string
+	opened   *pb.JobOpened
+	volumes  []string // in use by this job (reserved in r.volumes)
+	drive    bool     // a drive of storage is reserved
+	parts    int
+	flushed  int64
+	rows     int64
+	filesOut *pb.BackupDone
+	warnings int
+	seen     *spool
+	started  time.Time
+	done     *pb.JobDone
+	noVolume error // the answer to need_volume when none could be given
+	// The data tape file being written (from the last data part): a
+	// record whose address names no volume is on it.
+	curVolume   string
+	curTapeFile uint32
+}
+
+// run is a job's life, in its own goroutine.
+func (r *Runner) run(j *job, requested string) {
+	defer r.finish(j)
+	s := &session{}
+	// The drive and volumes go back only once the job has ended in the
+	// catalog: a job taking the volume next must not find this one still
+	// active on an incomplete tape file it writes over.
+	defer r.release(j, s)
+	err := r.execute(j, requested, s)
+	if s.seen != nil {
+		s.seen.close()
+	}
+	ctx := context.WithoutCancel(j.ctx)
+	st, sum := catalog.JobOK, catalog.JobSummary{EndedAt: r.o.Clock(), Warnings: s.warnings}
+	cause := context.Cause(j.ctx)
+	var ce *CancelledError
+	switch {
+	case err == nil:
+		if s.warnings > 0 {
+			st = catalog.JobWarnings
+		}
+	case errors.As(cause, &ce):
+		st, sum.Error = catalog.JobCancelled, ce.Error()
+	case errors.Is(cause, errShutdown):
+		st = catalog.JobError
+		sum.Error = fmt.Sprintf("interrupted at %s: %s; file records committed up to stream offset %d",
+			r.o.Clock().UTC().Format("2006-01-02 15:04:05Z"), errShutdown, s.flushed)
+	default:
+		st, sum.Error = catalog.JobError, err.Error()
+	}
+	if err != nil {
+		origin := "director"
+		var je *jobError
+		if errors.As(err, &je) {
+			origin = je.origin
+		}
+		if st == catalog.JobError {
+			r.m.Errors.WithLabelValues(origin).Inc()
+			r.logf(j, catalog.LogError, "Error: %s", sum.Error)
+		} else {
+			r.logf(j, catalog.LogWarning, "Job %d %s", j.id, sum.Error)
+		}
+	}
+	state := j.status().State
+	r.m.Active.WithLabelValues(state).Dec()
+	if err := r.end(ctx, j.id, st, sum); err != nil {
+		return
+	}
+	r.m.Ended.WithLabelValues(string(st)).Inc()
+	if !s.started.IsZero() {
+		r.m.Duration.WithLabelValues(string(st)).Observe(sum.EndedAt.Sub(s.started).Seconds())
+	}
+	if jr, err := r.o.Catalog.GetJob(ctx, j.id); err == nil {
+		for _, line := range strings.Split(strings.TrimRight(Report(jr), "\n"), "\n") {
+			r.logf(j, catalog.LogInfo, "%s", line)
+		}
+	}
+}
+
+// release gives back the drive and volumes a job holds.
+func (r *Runner) release(j *job, s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.drive {
+		r.busy[s.storage]--
+		s.drive = false
+	}
+	for _, v := range s.volumes {
+		delete(r.volumes, v)
+	}
+	s.volumes = nil
+	r.broadcast()
+}
+
+// setWaiting records why a job waits (in memory and in the catalog).
+func (r *Runner) setWaiting(j *job, code catalog.JobStatus, why string) {
+	prev := j.status()
+	if prev.Why == why {
+		return
+	}
+	j.update(func(s *Status) { s.Why = why })
+	if err := r.o.Catalog.SetJobStatus(context.WithoutCancel(j.ctx), j.id, code); err != nil {
+		r.log.Warn("recording a job's waiting status failed", "jobid", j.id, "error", err.Error())
+	}
+	r.logf(j, catalog.LogInfo, "Job %d is %s", j.id, why)
+}
+
+// acquire waits until take (called with r.mu held) succeeds; while it
+// does not, the job waits with the status and reason it returns.
+func (r *Runner) acquire(j *job, take func() (bool, catalog.JobStatus, string)) error {
+	for {
+		r.mu.Lock()
+		ok, code, why := take()
+		ch := r.changed
+		r.mu.Unlock()
+		if ok {
+			return nil
+		}
+		r.setWaiting(j, code, why)
+		select {
+		case <-ch:
+		case <-j.ctx.Done():
+			return context.Cause(j.ctx)
+		}
+	}
+}
+
+func (r *Runner) execute(j *job, requested string, s *session) error {
+	ctx := j.ctx
+	cat := r.o.Catalog
+	r.logf(j, catalog.LogInfo, "Start Backup JobId %d, Job=%s, Client=%s, FileSet=%s, Level=%s (requested by %s)",
+		j.id, j.cfg.Name, j.client.Name, j.fs.Name, requested, orDash(j.actor))
+	// Max concurrent jobs of the job, then of the client.
+	err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
+		if n, max := r.countRunning(func(o *job) bool { return o.cfg.Name == j.cfg.Name }), max(1, j.cfg.MaxConcurrentJobs); n >= max {
+			return false, catalog.JobWaitJobResource, fmt.Sprintf("waiting: job %s already runs %d of max_concurrent_jobs %d", j.cfg.Name, n, max)
+		}
+		if n, max := r.countRunning(func(o *job) bool { return o.client.Name == j.client.Name }), max(1, j.client.MaxConcurrentJobs); n >= max {
+			return false, catalog.JobWaitClientResource, fmt.Sprintf("waiting: client %s already runs %d of max_concurrent_jobs %d", j.client.Name, n, max)
+		}
+		j.update(func(st *Status) { st.State = "running"; st.Why = "" })
+		r.m.Active.WithLabelValues("waiting").Dec()
+		r.m.Active.WithLabelValues("running").Inc()
+		return true, "", ""
+	})
+	if err != nil {
+		return err
+	}
+	// The level again, now: a run of the same job that ended meanwhile
+	// may change it. A different level than decided at creation would
+	// change the pool: then the first decision stands (it is never less
+	// than needed: at most a Full where an Incremental would do).
+	d := j.decision
+	if d2, err := cat.SinceTime(ctx, j.cfg.Name, j.client.Name, j.fs.Identity(), requested, r.o.Clock(), j.cfg.MaxFullInterval); err == nil && d2.Level == d.Level {
+		d = d2
+	}
+	j.decision = d
+	s.pool = j.cfg.PoolFor(d.Level)
+	s.storage = r.o.Config.StorageFor(&j.cfg, s.pool)
+	j.update(func(st *Status) { st.Level, st.Pool, st.Storage = d.Level, s.pool, s.storage })
+	if d.UpgradedFrom != "" {
+		r.logf(j, catalog.LogInfo, "Level upgraded to %s: %s", d.Level, d.Reason)
+	}
+	if d.Since != nil {
+		r.logf(j, catalog.LogInfo, "Since time %s (job %d)", d.Since.UTC().Format("2006-01-02 15:04:05Z"), d.BaseJobID)
+	}
+	sc, err := r.o.Storage(s.storage)
+	if err != nil {
+		return fail("storage", "storage %s: %v", s.storage, err)
+	}
+	if err := r.knowDrives(ctx, s.storage, sc); err != nil {
+		return err
+	}
+	s.started = r.o.Clock()
+	if err := cat.StartJob(ctx, j.id, d, s.started); err != nil {
+		return fail("catalog", "%v", err)
+	}
+	expected := r.expectedBytes(ctx, j, d.Level)
+	j.update(func(st *Status) { t := s.started; st.StartedAt = &t; st.Expected = expected })
+	return r.session(j, s, sc)
+}
+
+// expectedBytes guesses a run's size (for the ETA): the bytes of the last
+// successful run of the same job, client and level (0: none).
+func (r *Runner) expectedBytes(ctx context.Context, j *job, level string) int64 {
+	js, err := r.o.Catalog.ListJobs(ctx, catalog.JobFilter{Name: j.cfg.Name, Client: j.client.Name, Limit: 50})
+	if err != nil {
+		return 0
+	}
+	for _, o := range js {
+		if o.ID != j.id && o.Level == level && o.Status.Successful() {
+			return o.Bytes
+		}
+	}
+	return 0
+}
+
+// knowDrives asks a storage daemon how many drives it has (once).
+func (r *Runner) knowDrives(ctx context.Context, storage string, sc pb.StorageClient) error {
+	r.mu.Lock()
+	_, ok := r.drives[storage]
+	r.mu.Unlock()
+	if ok {
+		return nil
+	}
+	h, err := sc.Hello(ctx, &pb.HelloRequest{})
+	if err != nil {
+		return fail("storage", "storage %s does not answer: %s", storage, status.Convert(err).Message())
+	}
+	if len(h.Drives) == 0 {
+		return fail("storage", "storage %s has no drives configured", storage)
+	}
+	r.mu.Lock()
+	r.drives[storage] = len(h.Drives)
+	r.mu.Unlock()
+	return nil
+}
+
+// session reserves a drive and a volume, opens the storage session and
+// runs the client's backup into it; it retries when storaged says every
+// drive is busy.
+func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
+	backoff := minBackoff / 2
+	for {
+		waitWhy := "waiting for a drive on " + s.storage
+		err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
+			if r.busy[s.storage] >= r.drives[s.storage] {
+				j.waitingDrive = s.storage
+				return false, catalog.JobWaitStorageResource, waitWhy
+			}
+			// A free drive goes to the waiting job of best priority
+			// (lowest number), then lowest JobId.
+			for _, o := range r.active {
+				if o != j && o.waitingDrive == s.storage && (o.cfg.Priority < j.cfg.Priority || o.cfg.Priority == j.cfg.Priority && o.id < j.id) {
+					j.waitingDrive = s.storage
+					return false, catalog.JobWaitStorageResource, waitWhy
+				}
+			}
+			j.waitingDrive = ""
+			r.busy[s.storage]++
+			s.drive = true
+			return true, "", ""
+		})
+		if err != nil {
+			return err
+		}
+		if j.status().Why != "" {
+			j.update(func(st *Status) { st.Why = "" })
+			if err := r.o.Catalog.SetJobStatus(context.WithoutCancel(j.ctx), j.id, catalog.JobRunning); err != nil {
+				return fail("catalog", "%v", err)
+			}
+		}
+		vol, err := r.pickVolume(j.ctx, j, s, sc, "")
+		if err != nil {
+			return err
+		}
+		err = r.stream(j, s, sc, vol)
+		if status.Code(err) != codes.ResourceExhausted || s.opened != nil {
+			return err
+		}
+		// storaged's drives are busy with sessions this director does
+		// not count (another director, a manual mount): wait for one of
+		// ours to end or a capped backoff, then try again.
+		r.release(j, s)
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		r.setWaiting(j, catalog.JobWaitStorageResource, waitWhy+" ("+status.Convert(err).Message()+")")
+		backoff = min(backoff*2, maxBackoff)
+		select {
+		case <-ch:
+		case <-r.o.After(backoff):
+		case <-j.ctx.Done():
+			return context.Cause(j.ctx)
+		}
+	}
+}
+
+// The retry of a session storaged refused with every drive busy (drives
+// this director does not count): after one of its own sessions on the
+// storage ends, or after a backoff doubling from minBackoff to maxBackoff.
+const (
+	minBackoff = 5 * time.Second
+	maxBackoff = time.Minute
+)
+
+// pickVolume chooses an appendable volume of the job's pool for its
+// storage (not in use by another job; in the changer; encrypted as the
+// pool says; most recently written first) and reserves it.
+func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.StorageClient, full string) (*pb.JobVolume, error) {
+	encrypt := true
+	if p, ok := r.o.Config.PoolNamed(s.pool); ok {
+		encrypt = p.EncryptsVolumes()
+	}
+	ms, err := r.o.Catalog.ListMedia(ctx, catalog.MediaFilter{Pool: s.pool, Storage: s.storage, Status: catalog.StatusAppend})
+	if err != nil {
+		return nil, fail("catalog", "%v", err)
+	}
+	inv, err := sc.Inventory(ctx, &pb.InventoryRequest{})
+	if err != nil {
+		return nil, fail("storage", "storage %s inventory: %s", s.storage, status.Convert(err).Message())
+	}
+	type where struct {
+		changer string
+		slot    uint32
+	}
+	byBarcode := map[string]where{}
+	bySlot := map[uint32]where{}
+	for _, ch := range inv.Changers {
+		for _, sl := range ch.Slots {
+			if !sl.Full {
+				continue
+			}
+			if sl.Barcode != "" {
+				byBarcode[sl.Barcode] = where{ch.Name, sl.Slot}
+			}
+			if len(inv.Changers) == 1 {
+				bySlot[sl.Slot] = where{ch.Name, sl.Slot}
+			}
+		}
+	}
+	sort.SliceStable(ms, func(a, b int) bool {
+		la, lb := ms[a].LastWritten, ms[b].LastWritten
+		switch {
+		case la != nil && lb != nil && !la.Equal(*lb):
+			return la.After(*lb)
+		case (la == nil) != (lb == nil):
+			return la != nil
+		}
+		return ms[a].Volume < ms[b].Volume
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var skipped []string
+	for _, m := range ms {
+		if m.Volume == full || slices.Contains(s.volumes, m.Volume) {
+			continue
+		}
+		if m.Encrypted != encrypt {
+			skipped = append(skipped, fmt.Sprintf("%s (encrypted=%t, pool wants %t)", m.Volume, m.Encrypted, encrypt))
+			continue
+		}
+		if r.volumes[m.Volume] {
+			skipped = append(skipped, m.Volume+" (in use by another job)")
+			continue
+		}
+		w, ok := byBarcode[m.Barcode]
+		if !ok && m.Barcode == "" && m.Slot != catalog.NoSlot {
+			w, ok = bySlot[uint32(m.Slot)]
+		}
+		if !ok {
+			skipped = append(skipped, m.Volume+" (not in the changer)")
+			continue
+		}
+		tf, err := r.o.Catalog.NextTapeFile(ctx, m.Volume)
+		if err != nil {
+			return nil, fail("catalog", "%v", err)
+		}
+		r.volumes[m.Volume] = true
+		s.volumes = append(s.volumes, m.Volume)
+		return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf)}, nil
+	}
+	what := "encrypted"
+	if !encrypt {
+		what = "clear"
+	}
+	msg := fmt.Sprintf("no appendable %s volume of pool %s in storage %s", what, s.pool, s.storage)
+	if len(skipped) > 0 {
+		msg += " (skipped: " + strings.Join(skipped, ", ") + ")"
+	}
+	enc := ""
+	if encrypt {
+		enc = " encrypt"
+	}
+	msg += fmt.Sprintf("; label one with: label storage=%s pool=%s slots=N barcodes%s", s.storage, s.pool, enc)
+	return nil, fail("volume", "%s", msg)
+}
+
+// stream opens the storage session on vol, starts the client's backup
+// with the session's token and ingests both streams until the end.
+func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolume) error {
+	ctx, cancel := context.WithCancelCause(j.ctx)
+	defer cancel(nil)
+	vol.VolumeSeq = 1
+	js, err := sc.Job(ctx)
+	if err != nil {
+		return fail("storage", "storage %s: opening the job session: %s", s.storage, status.Convert(err).Message())
+	}
+	idle := j.cfg.ClientIdleTimeout
+	open := &pb.JobOpen{
+		Job:    &pb.JobSpec{JobId: j.id, Job: j.cfg.Name, Client: j.client.Name, Fileset: j.fs.Name, Level: j.decision.Level, Pool: s.pool},
+		Volume: vol, Client: j.client.Name, IdleTimeoutSeconds: uint32(idle / time.Second),
+	}
+	if err := js.Send(&pb.JobControl{Msg: &pb.JobControl_Open{Open: open}}); err != nil {
+		return r.storageErr(j, s, js, err)
+	}
+	ev, err := js.Recv()
+	if err != nil {
+		return r.storageErr(j, s, js, err)
+	}
+	op := ev.GetOpened()
+	if op == nil {
+		return fail("storage", "storage %s answered the session's open with %T, not opened", s.storage, ev.Msg)
+	}
+	s.opened = op
+	enc := "clear"
+	if op.Encrypted {
+		enc = "encrypted, key " + op.KeyFingerprint
+	}
+	r.logf(j, catalog.LogInfo, "Using volume %s (%s) in drive %s of storage %s, tape file %d", op.Volume, enc, op.Drive, s.storage, vol.TapeFile)
+	j.update(func(st *Status) { st.Volume, st.Drive = op.Volume, op.Drive })
+
+	batch, err := r.o.Catalog.BeginFiles(ctx, j.id)
+	if err != nil {
+		return fail("catalog", "%v", err)
+	}
+	fc, err := r.o.Filed(j.client)
+	if err != nil {
+		return fail("client", "client %s: %v", j.client.Name, err)
+	}
+	var ref configs.StorageRef
+	for _, sr := range r.o.Config.Storages {
+		if sr.Name == s.storage {
+			ref = sr
+		}
+	}
+	incr := j.decision.Level != catalog.LevelFull
+	if incr {
+		if s.seen, err = newSpool(r.o.SpoolDir, j.id); err != nil {
+			return fail("director", "spooling the client's seen paths: %v", err)
+		}
+	}
+	req := &pb.BackupRequest{JobId: j.id, Job: j.cfg.Name, Level: j.decision.Level, Fileset: filesetSpec(j.fs),
+		StorageAddress: ref.Address, StorageName: ref.Name, TlsServerName: ref.TLSServerName,
+		Session: op.Session, Token: op.Token, SendSeen: incr}
+	if j.decision.Since != nil {
+		req.SinceUnixNs = j.decision.Since.UnixNano()
+	}
+	r.logf(j, catalog.LogInfo, "Connected to client %s at %s; sending the fileset %s", j.client.Name, j.client.Address, j.fs.Name)
+
+	var filedErr error
+	filedDone := make(chan struct{})
+	go func() {
+		defer close(filedDone)
+		filedErr = r.filedLoop(ctx, j, s, fc, req)
+		if filedErr != nil {
+			cancel(filedErr)
+		}
+	}()
+	storErr := r.storageLoop(ctx, j, s, js, batch, sc)
+	if storErr != nil {
+		cancel(storErr)
+	}
+	// The session ended cleanly: the client has sent everything and must
+	// say done; one silent for the idle timeout fails the job.
+	select {
+	case <-filedDone:
+	case <-r.o.After(idle):
+		cancel(fail("client", "client %s did not end its backup within client_idle_timeout %s after the storage session ended", j.client.Name, idle))
+		<-filedDone
+	}
+	switch {
+	case context.Cause(j.ctx) != nil:
+		return context.Cause(j.ctx)
+	case filedErr != nil && !errors.Is(filedErr, context.Canceled):
+		return filedErr
+	case storErr != nil:
+		return storErr
+	case filedErr != nil:
+		return filedErr
+	}
+	// Deletions: every path of the chain's view the client did not see.
+	if incr {
+		n, err := r.o.Catalog.RecordDeletions(context.WithoutCancel(ctx), j.id, s.seen.paths())
+		if err != nil {
+			return fail("catalog", "recording deletions: %v", err)
+		}
+		if err := s.seen.err; err != nil {
+			return fail("director", "reading the spooled seen paths: %v", err)
+		}
+		r.logf(j, catalog.LogInfo, "%d deleted files recorded (%d paths seen)", n, s.seen.n)
+	}
+	return nil
+}
+
+func (r *Runner) storageErr(j *job, s *session, js pb.Storage_JobClient, err error) error {
+	if errors.Is(err, io.EOF) {
+		_, err = js.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			return fail("storage", "storage %s ended the session early", s.storage)
+		}
+	}
+	if c := context.Cause(j.ctx); c != nil {
+		return c
+	}
+	st := status.Convert(err)
+	if st.Code() == codes.ResourceExhausted {
+		return err // the caller waits and retries
+	}
+	return &jobError{origin: "storage", err: fmt.Errorf("storage %s: %s (%s)", s.storage, st.Message(), st.Code())}
+}
+
+// storageLoop handles the session's events until done.
+func (r *Runner) storageLoop(ctx context.Context, j *job, s *session, js pb.Storage_JobClient, b *catalog.FileBatch, sc pb.StorageClient) error {
+	cat := r.o.Catalog
+	for {
+		ev, err := js.Recv()
+		if errors.Is(err, io.EOF) {
+			if s.done == nil {
+				return fail("storage", "storage %s ended the session without done", s.storage)
+			}
+			return nil
+		}
+		if err != nil {
+			if c := context.Cause(ctx); c != nil {
+				return c
+			}
+			if s.noVolume != nil {
+				return s.noVolume
+			}
+			st := status.Convert(err)
+			return &jobError{origin: "storage", err: fmt.Errorf("storage %s: %s (%s)", s.storage, st.Message(), st.Code())}
+		}
+		switch m := ev.Msg.(type) {
+		case *pb.JobEvent_Part:
+			p := m.Part
+			err := cat.RecordPart(ctx, j.id, catalog.Part{Part: int(p.Part), Kind: p.Kind, Volume: p.Volume, VolumeIndex: int(p.VolumeSeq),
+				TapeFile: int(p.TapeFile), FirstBlock: int64(p.FirstBlock), FirstStreamOffset: p.StreamOffset})
+			if err != nil {
+				return fail("catalog", "%v", err)
+			}
+			s.parts++
+			if p.Kind != "index" {
+				s.curVolume, s.curTapeFile = p.Volume, p.TapeFile
+				r.logf(j, catalog.LogInfo, "Part %d: volume %s, tape file %d, from stream offset %d", p.Part, p.Volume, p.TapeFile, p.StreamOffset)
+			}
+			j.update(func(st *Status) { st.Volume = p.Volume })
+		case *pb.JobEvent_Flushed:
+			if err := r.ingest(ctx, j, s, b, m.Flushed); err != nil {
+				return err
+			}
+		case *pb.JobEvent_PartDone:
+			p := m.PartDone
+			if err := cat.CompletePart(ctx, j.id, int(p.Part), int64(p.LastBlock), p.Bytes); err != nil {
+				return fail("catalog", "%v", err)
+			}
+			if p.EarlyWarning {
+				r.logf(j, catalog.LogInfo, "Part %d ended at the end of the volume (%d bytes)", p.Part, p.Bytes)
+			}
+		case *pb.JobEvent_NeedVolume:
+			nv := m.NeedVolume
+			r.logf(j, catalog.LogInfo, "Volume %s is full (%s); another volume of pool %s is needed", nv.FullVolume, nv.Reason, s.pool)
+			if err := cat.MarkFull(ctx, nv.FullVolume); err != nil {
+				r.log.Warn("marking a volume Full failed", "volume", nv.FullVolume, "error", err.Error())
+			}
+			vol, err := r.pickVolume(ctx, j, s, sc, nv.FullVolume)
+			if err != nil {
+				s.noVolume = err
+				reason := err.Error()
+				if err := js.Send(&pb.JobControl{Msg: &pb.JobControl_NoVolume{NoVolume: reason}}); err != nil {
+					return fail("storage", "storage %s: %v", s.storage, err)
+				}
+				r.logf(j, catalog.LogError, "No next volume: %s", reason)
+				continue // storaged ends the session with an error
+			}
+			vol.VolumeSeq = nv.VolumeSeq
+			r.logf(j, catalog.LogInfo, "Next volume %s (volume %d of the job), tape file %d", vol.Volume, vol.VolumeSeq, vol.TapeFile)
+			if err := js.Send(&pb.JobControl{Msg: &pb.JobControl_NextVolume{NextVolume: vol}}); err != nil {
+				return fail("storage", "storage %s: %v", s.storage, err)
+			}
+		case *pb.JobEvent_Progress:
+			p := m.Progress
+			j.update(func(st *Status) {
+				st.StreamBytes = p.StreamBytes
+				if p.Volume != "" {
+					st.Volume = p.Volume
+				}
+			})
+		case *pb.JobEvent_Done:
+			s.done = m.Done
+			js.CloseSend()
+		}
+	}
+}
+
+// ingestChunk bounds the rows added before a flush of one event.
+const ingestChunk = 65536
+
+// ingest adds a flushed event's records and commits them.
+func (r *Runner) ingest(ctx context.Context, j *job, s *session, b *catalog.FileBatch, f *pb.JobFlushed) error {
+	n := 0
+	var lastEnd int64
+	flush := func(upTo int64) error {
+		c, err := b.Flush(ctx, upTo)
+		if err != nil {
+			return fail("catalog", "%v", err)
+		}
+		r.m.RowsCopied.Add(float64(c))
+		s.flushed = upTo
+		return nil
+	}
+	for _, rec := range f.Records {
+		if rec.Address == nil {
+			return fail("storage", "storage %s flushed the record of %s without its tape address", s.storage, catalog.RenderPath(rec.Path))
+		}
+		if rec.Address.Volume == "" {
+			rec.Address.Volume, rec.Address.TapeFile = s.curVolume, s.curTapeFile
+		}
+		row := fileRow(rec)
+		if n >= ingestChunk {
+			if err := flush(lastEnd); err != nil {
+				return err
+			}
+			n = 0
+		}
+		err := b.Add(ctx, row)
+		var full *catalog.BatchFullError
+		if errors.As(err, &full) && lastEnd > b.Flushed() {
+			if err := flush(lastEnd); err != nil {
+				return err
+			}
+			err = b.Add(ctx, row)
+		}
+		if err != nil {
+			return fail("catalog", "%v", err)
+		}
+		n++
+		lastEnd = row.EndOffset
+		r.m.Files.Inc()
+		if row.Type == catalog.FileRegular {
+			r.m.Bytes.Add(float64(row.Size))
+		}
+	}
+	if f.StreamOffset > b.Flushed() {
+		if err := flush(f.StreamOffset); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileRow turns a member record (address and parts set by storaged)
+// into a catalog row.
+func fileRow(m *pb.MemberRecord) catalog.FileRow {
+	end := m.DataOffset + (m.StoredSize+511)/512*512
+	if end <= m.HeaderOffset {
+		end = m.HeaderOffset + 512
+	}
+	row := catalog.FileRow{Path: m.Path, Type: m.Type, Size: m.Size, Mode: m.Mode, UID: m.Uid, GID: m.Gid, Uname: m.Uname, Gname: m.Gname,
+		MtimeNS: m.MtimeNs, Link: m.Linkname, SHA256: m.Sha256, StreamOffset: m.HeaderOffset, EndOffset: end}
+	if len(row.Link) == 0 {
+		row.Link = nil
+	}
+	if len(row.SHA256) == 0 {
+		row.SHA256 = nil
+	}
+	if a := m.Address; a != nil {
+		row.At = catalog.Address{Volume: a.Volume, TapeFile: int(a.TapeFile), Block: int64(a.Block), Offset: int(a.Offset)}
+	}
+	for _, p := range m.Parts {
+		fp := catalog.FilePart{Part: int(p.Part), DataOffset: p.DataOffset}
+		if a := p.Address; a != nil {
+			fp.At = catalog.Address{Volume: a.Volume, TapeFile: int(a.TapeFile), Block: int64(a.Block), Offset: int(a.Offset)}
+		}
+		row.Parts = append(row.Parts, fp)
+	}
+	return row
+}
+
+// filedLoop runs the client's backup and handles its events.
+func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledClient, req *pb.BackupRequest) error {
+	bs, err := fc.Backup(ctx, req)
+	if err != nil {
+		return r.clientErr(ctx, j, err)
+	}
+	for {
+		ev, err := bs.Recv()
+		if errors.Is(err, io.EOF) {
+			if s.filesOut == nil {
+				return fail("client", "client %s ended the backup without done", j.client.Name)
+			}
+			return nil
+		}
+		if err != nil {
+			return r.clientErr(ctx, j, err)
+		}
+		switch m := ev.Msg.(type) {
+		case *pb.BackupEvent_Progress:
+			p := m.Progress
+			j.update(func(st *Status) {
+				st.Files, st.Bytes, st.Current = p.Files, p.Bytes, catalog.RenderPath(p.Current)
+				if p.StreamBytes > st.StreamBytes {
+					st.StreamBytes = p.StreamBytes
+				}
+			})
+		case *pb.BackupEvent_Warning:
+			w := m.Warning
+			s.warnings++
+			j.update(func(st *Status) { st.Warnings = s.warnings })
+			r.logf(j, catalog.LogWarning, "Warning: %s: %s: %s", catalog.RenderPath(w.Path), w.Op, w.Message)
+		case *pb.BackupEvent_Seen:
+			if s.seen == nil {
+				continue
+			}
+			if err := s.seen.add(m.Seen.Paths); err != nil {
+				return fail("director", "spooling seen paths: %v", err)
+			}
+		case *pb.BackupEvent_Done:
+			d := m.Done
+			s.filesOut = d
+			if int(d.Warnings) > s.warnings {
+				s.warnings = int(d.Warnings)
+			}
+			j.update(func(st *Status) { st.Files, st.Bytes, st.Current = d.Files, d.Bytes, "" })
+			r.logf(j, catalog.LogInfo, "Client %s sent %d files, %d bytes (%d unchanged, %d excluded, %d warnings)",
+				j.client.Name, d.Files, d.Bytes, d.Unchanged, d.Excluded, d.Warnings)
+		}
+	}
+}
+
+func (r *Runner) clientErr(ctx context.Context, j *job, err error) error {
+	if c := context.Cause(ctx); c != nil {
+		return c
+	}
+	st := status.Convert(err)
+	return &jobError{origin: "client", err: fmt.Errorf("client %s: %s (%s)", j.client.Name, st.Message(), st.Code())}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// spool keeps the paths a client saw in a temporary file (length-prefixed),
+// so memory stays bounded whatever the tree size.
+type spool struct {
+	f   *os.File
+	w   *bufio.Writer
+	n   int64
+	err error
+}
+
+func newSpool(dir string, id int64) (*spool, error) {
+	f, err := os.CreateTemp(dir, fmt.Sprintf("tapeward-job%d-seen-*", id))
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name()) // gone with the descriptor
+	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (s *spool) add(paths [][]byte) error {
+	var hdr [binary.MaxVarintLen64]byte
+	for _, p := range paths {
+		n := binary.PutUvarint(hdr[:], uint64(len(p)))
+		if _, err := s.w.Write(hdr[:n]); err != nil {
+			return err
+		}
+		if _, err := s.w.Write(p); err != nil {
+			return err
+		}
+		s.n++
+	}
+	return nil
+}
+
+// paths reads the spooled paths back (errors end the sequence and are
+// kept in s.err).
+func (s *spool) paths() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		if s.err = s.w.Flush(); s.err != nil {
+			return
+		}
+		if _, s.err = s.f.Seek(0, io.SeekStart); s.err != nil {
+			return
+		}
+		br := bufio.NewReaderSize(s.f, 1<<20)
+		for {
+			n, err := binary.ReadUvarint(br)
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				s.err = err
+				return
+			}
+			p := make([]byte, n)
+			if _, err := io.ReadFull(br, p); err != nil {
+				s.err = err
+				return
+			}
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+func (s *spool) close() { s.f.Close() }
