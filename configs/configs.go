@@ -140,18 +140,18 @@ type Limits struct {
 
 // Director is director.toml.
 type Director struct {
-	Path     string       `toml:"-"` // the file it was loaded from
-	Name     string       `toml:"name"`
-	Listen   string       `toml:"listen"` // host:port for storage daemons and consoles
+	Path   string `toml:"-"` // the file it was loaded from
+	Name   string `toml:"name"`
+	Listen string `toml:"listen"` // host:port for storage daemons and consoles
 	// MetricsListen is host:port of the Prometheus endpoint (optional;
 	// "" : none).
-	MetricsListen string `toml:"metrics_listen"`
-	Limits   Limits       `toml:"limits"`
-	TLS      TLS          `toml:"tls"`
-	Catalog  Catalog      `toml:"catalog"`
-	Keys     DirectorKeys `toml:"keys"`
-	Storages []StorageRef `toml:"storage"`
-	Consoles []ConsoleRef `toml:"console"`
+	MetricsListen string       `toml:"metrics_listen"`
+	Limits        Limits       `toml:"limits"`
+	TLS           TLS          `toml:"tls"`
+	Catalog       Catalog      `toml:"catalog"`
+	Keys          DirectorKeys `toml:"keys"`
+	Storages      []StorageRef `toml:"storage"`
+	Consoles      []ConsoleRef `toml:"console"`
 	// DefaultPool is the pool label uses when the command names none
 	// (Bareos' Default pool); "" : label needs pool=.
 	DefaultPool string `toml:"default_pool"`
