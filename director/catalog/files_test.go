@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // row is a regular file record of path at stream offset off (1024 bytes
@@ -20,12 +22,20 @@ func row(path, vol string, off int64) FileRow {
 		StreamOffset: off, EndOffset: off + 1024}
 }
 
-// part labels vol (a clear volume) if needed and records part 1 of job at
+// testRing is a keyring for the encrypted volumes of these tests (their
+// first data tape file is 2, after the label and the key-check file).
+func (f *fixture) testRing(t testing.TB) *keys.Keyring {
+	t.Helper()
+	k := newKEKs(t, 1)[0]
+	return ring(t, k, k)
+}
+
+// part labels vol (an encrypted volume) if needed and records part 1 of job at
 // the volume's next tape file, which it returns (2 on a new volume).
 func (f *fixture) part(t *testing.T, job int64, vol string) int {
 	t.Helper()
 	if _, err := f.s.GetMedia(f.ctx, vol); errors.Is(err, ErrNotFound) {
-		f.label(t, vol, "", "sd1", NoSlot, nil)
+		f.label(t, vol, "", "sd1", NoSlot, f.testRing(t))
 	}
 	tf, err := f.s.NextTapeFile(f.ctx, vol)
 	if err != nil {
@@ -157,7 +167,7 @@ func TestFlushRefusedAfterInterrupt(t *testing.T) {
 func TestNextTapeFile(t *testing.T) {
 	f := newFixture(t)
 	ctx := f.ctx
-	f.label(t, "V00001", "", "sd1", NoSlot, nil)
+	f.label(t, "V00001", "", "sd1", NoSlot, f.testRing(t))
 	if next, err := f.s.NextTapeFile(ctx, "V00001"); err != nil || next != 2 {
 		t.Fatalf("empty volume: %d, %v", next, err)
 	}
@@ -170,8 +180,8 @@ func TestNextTapeFile(t *testing.T) {
 	if err := f.s.CompletePart(ctx, job, 1, 99, 100<<20); err != nil {
 		t.Fatal(err)
 	}
-	if next, err := f.s.NextTapeFile(ctx, "V00001"); err != nil || next != 3 {
-		t.Fatalf("after a complete tape file 2 and a partial 3: %d, %v", next, err)
+	if next, known, err := f.s.TapeFiles(ctx, "V00001"); err != nil || next != 3 || known != 4 {
+		t.Fatalf("after a complete tape file 2 and a partial 3: next %d, known %d, %v", next, known, err)
 	}
 	if err := f.s.CompletePart(ctx, job, 2, 100, 1<<20); err != nil {
 		t.Fatal(err)
@@ -181,6 +191,11 @@ func TestNextTapeFile(t *testing.T) {
 	}
 	if _, err := f.s.NextTapeFile(ctx, "NOPE"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown volume: %v", err)
+	}
+	// A clear volume has no key-check file: its first data tape file is 1.
+	f.label(t, "C00001", "", "sd1", NoSlot, nil)
+	if next, known, err := f.s.TapeFiles(ctx, "C00001"); err != nil || next != 1 || known != 1 {
+		t.Fatalf("empty clear volume: next %d, known %d, %v", next, known, err)
 	}
 	if err := f.s.CompletePart(ctx, job, 7, 1, 1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown part: %v", err)
@@ -195,7 +210,7 @@ func TestOddPathsAndAddressesRoundTrip(t *testing.T) {
 	ctx := f.ctx
 	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
 	f.part(t, job, "V00001")
-	f.label(t, "V00002", "", "sd1", NoSlot, nil)
+	f.label(t, "V00002", "", "sd1", NoSlot, f.testRing(t))
 	if err := f.s.RecordPart(ctx, job, Part{Part: 2, Volume: "V00002", VolumeIndex: 2, TapeFile: 2, FirstStreamOffset: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +427,7 @@ func TestInterleavedJobs(t *testing.T) {
 	j1, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
 	j2, _ := f.backup(t, "nightly", "web2", idHome, LevelFull, 0)
 	f.part(t, j1, "V00001")
-	f.label(t, "V00002", "", "sd1", NoSlot, nil)
+	f.label(t, "V00002", "", "sd1", NoSlot, f.testRing(t))
 	if err := f.s.RecordPart(ctx, j2, Part{Part: 1, Volume: "V00002", VolumeIndex: 1, TapeFile: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -471,8 +486,8 @@ func TestInterleavedJobs(t *testing.T) {
 func TestOverwriteIncompleteTapeFile(t *testing.T) {
 	f := newFixture(t)
 	ctx := f.ctx
-	f.label(t, "V00001", "", "sd1", NoSlot, nil)
-	f.label(t, "V00002", "", "sd1", NoSlot, nil)
+	f.label(t, "V00001", "", "sd1", NoSlot, f.testRing(t))
+	f.label(t, "V00002", "", "sd1", NoSlot, f.testRing(t))
 	a, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
 	// A: tape file 2 of V00001 complete, tape file 3 partial; /two is on
 	// tape file 2, /cut starts there and continues on tape file 3, /three

@@ -619,22 +619,45 @@ func (s *Store) CompletePart(ctx context.Context, jobID int64, part int, lastBlo
 }
 
 // NextTapeFile is where the next job appends on volume: after the last
-// complete tape file any job recorded on it (2, after the label and the
-// key-check block, on a volume with none). A tape file left incomplete by
-// a crash is not counted: it is overwritten.
+// complete tape file any job recorded on it (on a volume with none: 2,
+// after the label and the key-check file, or 1 on a clear volume, which
+// has no key-check file). A tape file left incomplete by a crash is not
+// counted: it is overwritten.
 func (s *Store) NextTapeFile(ctx context.Context, volume string) (int, error) {
-	var next *int
-	err := s.pool.QueryRow(ctx, `
-		SELECT (SELECT max(jm.tape_file) + 1 FROM job_media jm WHERE jm.media_id = m.id AND jm.complete)
-		FROM media m WHERE m.volume_name = $1`, volume).Scan(&next)
+	next, _, err := s.TapeFiles(ctx, volume)
+	return next, err
+}
+
+// TapeFiles returns NextTapeFile and known: how many tape files the
+// catalog knows on volume, complete or not (the label and key-check files
+// included). A tape holding more than known tape files holds data the
+// catalog does not know; storaged refuses to write over it.
+func (s *Store) TapeFiles(ctx context.Context, volume string) (next, known int, err error) {
+	var (
+		encrypted        bool
+		complete, anyJob *int
+	)
+	err = s.pool.QueryRow(ctx, `
+		SELECT m.encrypted,
+			(SELECT max(jm.tape_file) + 1 FROM job_media jm WHERE jm.media_id = m.id AND jm.complete),
+			(SELECT max(jm.tape_file) + 1 FROM job_media jm WHERE jm.media_id = m.id)
+		FROM media m WHERE m.volume_name = $1`, volume).Scan(&encrypted, &complete, &anyJob)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, notFound("volume", volume)
+		return 0, 0, notFound("volume", volume)
 	}
 	if err != nil {
-		return 0, dbErr("reading where volume "+quoteName(volume)+" ends", err)
+		return 0, 0, dbErr("reading where volume "+quoteName(volume)+" ends", err)
 	}
-	if next == nil {
-		return 2, nil
+	meta := 1
+	if encrypted {
+		meta = 2
 	}
-	return *next, nil
+	next, known = meta, meta
+	if complete != nil {
+		next = *complete
+	}
+	if anyJob != nil {
+		known = *anyJob
+	}
+	return next, max(next, known), nil
 }

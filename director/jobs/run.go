@@ -416,13 +416,13 @@ func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.Stora
 			skipped = append(skipped, m.Volume+" (not in the changer)")
 			continue
 		}
-		tf, err := r.o.Catalog.NextTapeFile(ctx, m.Volume)
+		tf, known, err := r.o.Catalog.TapeFiles(ctx, m.Volume)
 		if err != nil {
 			return nil, fail("catalog", "%v", err)
 		}
 		r.volumes[m.Volume] = true
 		s.volumes = append(s.volumes, m.Volume)
-		return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf)}, nil
+		return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf), KnownTapeFiles: uint32(known)}, nil
 	}
 	what := "encrypted"
 	if !encrypt {

@@ -2160,10 +2160,15 @@ type JobVolume struct {
 	// after the last complete tape file; an incomplete one left by a crash
 	// is written over). storaged refuses when the tape has fewer tape files
 	// than this (data the catalog does not know is never lost).
-	TapeFile      uint32 `protobuf:"varint,4,opt,name=tape_file,json=tapeFile,proto3" json:"tape_file,omitempty"`
-	VolumeSeq     uint32 `protobuf:"varint,5,opt,name=volume_seq,json=volumeSeq,proto3" json:"volume_seq,omitempty"` // 1, 2, … over the job's volumes
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TapeFile  uint32 `protobuf:"varint,4,opt,name=tape_file,json=tapeFile,proto3" json:"tape_file,omitempty"`
+	VolumeSeq uint32 `protobuf:"varint,5,opt,name=volume_seq,json=volumeSeq,proto3" json:"volume_seq,omitempty"` // 1, 2, … over the job's volumes
+	// How many tape files the catalog knows on the volume, complete or not
+	// (label and key-check files included; catalog.TapeFiles). storaged
+	// refuses to write at tape_file when the tape holds more than this:
+	// those are data the catalog does not know, never written over.
+	KnownTapeFiles uint32 `protobuf:"varint,6,opt,name=known_tape_files,json=knownTapeFiles,proto3" json:"known_tape_files,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JobVolume) Reset() {
@@ -2227,6 +2232,13 @@ func (x *JobVolume) GetTapeFile() uint32 {
 func (x *JobVolume) GetVolumeSeq() uint32 {
 	if x != nil {
 		return x.VolumeSeq
+	}
+	return 0
+}
+
+func (x *JobVolume) GetKnownTapeFiles() uint32 {
+	if x != nil {
+		return x.KnownTapeFiles
 	}
 	return 0
 }
@@ -3583,14 +3595,15 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x06client\x18\x03 \x01(\tR\x06client\x12\x18\n" +
 	"\afileset\x18\x04 \x01(\tR\afileset\x12\x14\n" +
 	"\x05level\x18\x05 \x01(\tR\x05level\x12\x12\n" +
-	"\x04pool\x18\x06 \x01(\tR\x04pool\"\x8d\x01\n" +
+	"\x04pool\x18\x06 \x01(\tR\x04pool\"\xb7\x01\n" +
 	"\tJobVolume\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\achanger\x18\x02 \x01(\tR\achanger\x12\x12\n" +
 	"\x04slot\x18\x03 \x01(\rR\x04slot\x12\x1b\n" +
 	"\ttape_file\x18\x04 \x01(\rR\btapeFile\x12\x1d\n" +
 	"\n" +
-	"volume_seq\x18\x05 \x01(\rR\tvolumeSeq\"\xe2\x01\n" +
+	"volume_seq\x18\x05 \x01(\rR\tvolumeSeq\x12(\n" +
+	"\x10known_tape_files\x18\x06 \x01(\rR\x0eknownTapeFiles\"\xe2\x01\n" +
 	"\aJobOpen\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.tapeward.v1.JobSpecR\x03job\x12\x14\n" +
 	"\x05drive\x18\x02 \x01(\tR\x05drive\x12.\n" +

@@ -511,12 +511,15 @@ func (j *JobWriter) report(off int64) error {
 		if !ok || rec.HeaderOffset < parts[e.Volume].StreamOffset {
 			return j.fail("addressing", fmt.Errorf("record %q: header at stream offset %d is in no part written", rec.Path, rec.HeaderOffset))
 		}
-		pl.Address = archive.Address{Volume: parts[e.Volume].Volume, TapeFile: int64(a.File), Block: int64(a.Block), Offset: int64(a.Offset)}
+		// Blocks count from the tape file's first block (archive.Address):
+		// the index and the catalog stay true if the tape file is copied
+		// to another position or volume.
+		pl.Address = archive.Address{Volume: parts[e.Volume].Volume, TapeFile: int64(a.File), Block: int64(a.Block - parts[e.Volume].FirstBlock), Offset: int64(a.Offset)}
 		for _, p := range parts {
 			if p.Cut != nil && p.StreamOffset > rec.DataOffset && p.StreamOffset < end(rec) {
 				x := p.contAt
 				pl.Parts = append(pl.Parts, archive.PartAddress{
-					Address:    archive.Address{Volume: p.Volume, TapeFile: int64(p.TapeFile), Block: int64(p.FirstBlock) + x/int64(p.BlockSize), Offset: x % int64(p.BlockSize)},
+					Address:    archive.Address{Volume: p.Volume, TapeFile: int64(p.TapeFile), Block: x / int64(p.BlockSize), Offset: x % int64(p.BlockSize)},
 					Part:       p.Part,
 					DataOffset: p.Cut.Offset})
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
 )
@@ -230,7 +231,15 @@ func readMember(t *testing.T, vols []*vol, a archive.Address, bs int, path strin
 	if v == nil {
 		t.Fatalf("address on unknown volume %q", a.Volume)
 	}
-	tr, err := tapeio.NewReader(v.d, tapeio.Addr{File: uint64(a.TapeFile), Block: uint64(a.Block), Offset: int(a.Offset)}, tapeio.ReaderOptions{BlockSize: bs})
+	// Addresses count blocks from the tape file's first block.
+	if err := v.d.Locate(scsi.LocateFile, uint64(a.TapeFile)); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := v.d.ReadPosition()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tapeio.NewReader(v.d, tapeio.Addr{File: uint64(a.TapeFile), Block: pos.Block + uint64(a.Block), Offset: int(a.Offset)}, tapeio.ReaderOptions{BlockSize: bs})
 	if err != nil {
 		t.Fatal(err)
 	}

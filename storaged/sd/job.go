@@ -103,10 +103,7 @@ type JobSession struct {
 	keyFP     string
 	volSeq    uint32
 	volumes   []string
-	// firstBlock of each tape file started, by volume and tape file:
-	// addresses go to the director relative to it.
-	firstBlock map[partKey]uint64
-	partSeq    map[int]uint32 // jobtape part → volume sequence number
+	partSeq   map[int]uint32 // jobtape part → volume sequence number
 
 	jw *jobtape.JobWriter
 
@@ -127,11 +124,6 @@ type JobSession struct {
 	done        chan struct{} // closed once the drive is released
 	result      error
 	summary     jobtape.Summary
-}
-
-type partKey struct {
-	volume string
-	file   uint64
 }
 
 // jobItem is what the receiving goroutine hands the tape goroutine: a
@@ -163,8 +155,8 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	}
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &JobSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
-		firstBlock: map[partKey]uint64{}, partSeq: map[int]uint32{},
-		events: make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
+		partSeq: map[int]uint32{},
+		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
 		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
 	s.token = []byte(randomHex(32))
@@ -269,7 +261,7 @@ func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 	if lbl.Volume != jv.Volume {
 		return &PositionError{Volume: jv.Volume, Msg: fmt.Sprintf("slot %d holds volume %s (barcode %s), not %s; nothing was written", jv.Slot, lbl.Volume, orNone(res.Barcode), jv.Volume)}
 	}
-	if err := s.position(lbl.Volume, lbl.Encryption.Encrypted, uint64(jv.TapeFile)); err != nil {
+	if err := s.position(lbl.Volume, lbl.Encryption.Encrypted, uint64(jv.TapeFile), uint64(max(jv.KnownTapeFiles, jv.TapeFile))); err != nil {
 		return err
 	}
 	if err := d.director.BeginWrite(ctx, &pb.BeginWriteRequest{Volume: lbl.Volume, Drive: dr.name, TapeFile: jv.TapeFile, KeyFingerprint: dr.keyFP}); err != nil {
@@ -296,7 +288,7 @@ func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 // tape holds fewer tape files (never skip, never write after data the
 // catalog does not know) or when n is the label or key-check file.
 // Called with dr.mu held.
-func (s *JobSession) position(volume string, encrypted bool, n uint64) error {
+func (s *JobSession) position(volume string, encrypted bool, n, known uint64) error {
 	dev := s.dr.dev
 	meta := uint64(1)
 	if encrypted {
@@ -319,7 +311,15 @@ func (s *JobSession) position(volume string, encrypted bool, n uint64) error {
 			eod.File, eod.File-1, n)}
 	}
 	if n < eod.File {
-		s.log.Warn("writing over tape files the catalog does not count as complete (the catalog's next tape file is before the tape's end of data)",
+		// Tape files from n on are ones the catalog recorded incomplete
+		// (a crash): they are written over. More than the catalog knows
+		// are data it does not know (a catalog restored from an older
+		// dump): never written over.
+		if eod.File > known {
+			return &PositionError{Volume: volume, Msg: fmt.Sprintf("the tape holds %d tape files but the catalog knows only %d (the next to write would be tape file %d): the tape holds data the catalog does not know; refusing to write over it (nothing was written) — import the volume's index or use another volume",
+				eod.File, known, n)}
+		}
+		s.log.Warn("writing over tape files the catalog recorded as incomplete",
 			"volume", volume, "tape_file", n, "tape_files_on_tape", eod.File)
 	}
 	if err := dev.Rewind(false); err != nil {
@@ -361,7 +361,6 @@ func (s *JobSession) emit(ev *pb.JobEvent) {
 }
 
 func (s *JobSession) onPart(p jobtape.Part) {
-	s.firstBlock[partKey{p.Volume, p.TapeFile}] = p.FirstBlock
 	s.partSeq[p.Part] = s.volSeq
 	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Part{Part: &pb.JobPart{Part: uint32(p.Part), Kind: "data", Volume: p.Volume, VolumeSeq: s.volSeq,
 		TapeFile: uint32(p.TapeFile), FirstBlock: p.FirstBlock, StreamOffset: p.StreamOffset, Drive: s.dr.name}}})
@@ -384,11 +383,10 @@ func (s *JobSession) onPartDone(p jobtape.Part) {
 	}
 }
 
-// address is a as the director takes it: blocks counted from the first
-// block of its tape file.
+// address is a on the wire (blocks counted from the first block of its
+// tape file, as jobtape gives them).
 func (s *JobSession) address(a archive.Address) *pb.BlockAddress {
-	first := s.firstBlock[partKey{a.Volume, uint64(a.TapeFile)}]
-	return &pb.BlockAddress{Volume: a.Volume, TapeFile: uint32(a.TapeFile), Block: uint64(a.Block) - first, Offset: uint32(a.Offset)}
+	return &pb.BlockAddress{Volume: a.Volume, TapeFile: uint32(a.TapeFile), Block: uint64(a.Block), Offset: uint32(a.Offset)}
 }
 
 func (s *JobSession) onFlushed(f jobtape.Flushed) {

@@ -527,6 +527,20 @@ func TestJobSession(t *testing.T) {
 		}
 	}
 	e.vtl.RequireNoKey(t)
+
+	// The tape now holds tape files 0-3 (label, key-check, the data and
+	// the index). A director whose catalog knows fewer (restored from an
+	// older dump) asking to write at tape file 2 is refused: those are
+	// data it does not know.
+	for _, known := range []uint32{0, 3} {
+		o := jobOpen("V1", 1, 2)
+		o.Volume.KnownTapeFiles = known
+		if _, err := e.openJob(t, o); status.Code(err) != codes.FailedPrecondition ||
+			!strings.Contains(err.Error(), "the tape holds 4 tape files but the catalog knows only") {
+			t.Fatalf("writing at tape file 2 of a 4-file tape the catalog knows %d of: %v", known, err)
+		}
+	}
+	e.vtl.RequireNoKey(t)
 }
 
 // TestJobSpansThreeVolumes: 8 MiB volumes, a member larger than a volume:
