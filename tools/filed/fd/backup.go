@@ -2,6 +2,7 @@ package fd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/proto/link"
@@ -114,6 +118,22 @@ func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (e
 	return nil
 }
 
+// dialStorage is link.Dial with a data path's buffers: the HTTP/2
+// writer flushes 1 MiB at a time (not 32 KiB) and the windows let
+// several data messages be in flight.
+func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+		grpc.WithWriteBufferSize(ChunkSize),
+		grpc.WithInitialWindowSize(8*ChunkSize),
+		grpc.WithInitialConnWindowSize(16*ChunkSize),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage)))
+}
+
 // checkBackupRequest: the fields filed needs to reach the storage.
 func checkBackupRequest(req *pb.BackupRequest) error {
 	for _, f := range []struct{ name, v string }{
@@ -135,7 +155,7 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 		s.o.Metrics.failed("storage")
 		return nil, status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
 	}
-	conn, err := link.Dial(req.StorageAddress, tc)
+	conn, err := dialStorage(req.StorageAddress, tc)
 	if err != nil {
 		s.o.Metrics.failed("storage")
 		return nil, status.Errorf(codes.Unavailable, "filed %s: storage %s at %s: %v", s.o.Name, req.StorageName, req.StorageAddress, err)

@@ -209,7 +209,10 @@ func (f *fakeStorage) JobData(stream pb.Storage_JobDataServer) (err error) {
 		f.mu.Lock()
 		f.callErr = err
 		f.mu.Unlock()
-		f.ended <- struct{}{}
+		select {
+		case f.ended <- struct{}{}:
+		default: // nobody waits for this call's end
+		}
 	}()
 	first, err := stream.Recv()
 	if err != nil {
