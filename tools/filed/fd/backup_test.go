@@ -578,3 +578,45 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("no token: %v", r.err)
 	}
 }
+
+// TestFileChangedWhileRead: a file that grows between the walk's lstat
+// and its read is stored with the size the walk saw, and reported as a
+// "changed" warning; the job goes on.
+func TestFileChangedWhileRead(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "ch")
+	must(t, os.MkdirAll(root, 0o755))
+	grows := filepath.Join(root, "grows")
+	must(t, os.WriteFile(grows, []byte("0123456789"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "z-after"), []byte("after"), 0o644))
+	e := newEnv(t, func(o *Options) {
+		o.beforeEntry = func(en fileEntry) {
+			if en.Path == grows {
+				f, err := os.OpenFile(grows, os.O_APPEND|os.O_WRONLY, 0)
+				must(t, err)
+				_, err = f.WriteString(" and more")
+				must(t, err)
+				must(t, f.Close())
+			}
+		}
+	})
+	r := e.backup(ctxT(t), e.request(root))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.warnings) != 1 || string(r.warnings[0].Path) != grows || r.warnings[0].Op != "changed" || !strings.Contains(r.warnings[0].Message, "size 19 after reading, 10 when listed") {
+		t.Fatalf("warnings %v", r.warnings)
+	}
+	_, _, recs, _, _ := e.sd.snapshot()
+	var got []string
+	for _, rec := range recs {
+		if rec.Type == "file" {
+			got = append(got, fmt.Sprintf("%s %d", strings.TrimPrefix(string(rec.Path), root), rec.Size))
+		}
+	}
+	if want := []string{"/grows 10", "/z-after 5"}; !slices.Equal(got, want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+	if r.done.Warnings != 1 {
+		t.Fatalf("done %v", r.done)
+	}
+}
