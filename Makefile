@@ -12,7 +12,7 @@ export GOTOOLCHAIN := auto
 endif
 BIN      ?= bin
 # Every binary the repository builds, as package directories.
-CMDS     := $(wildcard ./director ./storaged ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
+CMDS     := $(wildcard ./director ./storaged ./tools/filed ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
 TESTFLAGS ?= -count=1 -timeout 30m
 
 .PHONY: all build test bench lint proto demo clean quickstart-db quickstart-db-stop

@@ -1,0 +1,408 @@
+package fd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/proto/link"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/filed/fileset"
+	"github.com/tapeward/tapeward/tools/lib/archive"
+)
+
+// Seen batches: a SeenPaths event carries at most this many paths or
+// bytes.
+const (
+	seenBatchPaths = 4096
+	seenBatchBytes = 512 << 10
+)
+
+// job is one running backup.
+type job struct {
+	s      *Service
+	req    *pb.BackupRequest
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	events chan *pb.BackupEvent
+	data   *dataStream
+	w      *archive.Writer
+	ids    idNames
+
+	// stored holds the inodes with several links whose first path was
+	// stored: a later path is then a link to it.
+	stored map[[2]uint64]bool
+
+	seen      [][]byte
+	seenBytes int
+
+	// Counters (the progress goroutine reads them).
+	files, bytes, examined, warnings, seenN atomic.Int64
+	current                                 atomic.Pointer[string]
+}
+
+// Backup runs a backup: see the Filed service. It returns once the
+// storage daemon has answered end (BackupDone is the last event), or
+// with the error that stopped the job: a storage daemon's error is
+// returned with its code and message.
+func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (err error) {
+	log := s.o.Logger.With("job_id", req.JobId, "job", req.Job)
+	fs, err := FileSetOf(req.Fileset)
+	if err == nil {
+		err = checkBackupRequest(req)
+	}
+	if err != nil {
+		s.o.Metrics.failed("request")
+		s.o.Metrics.jobDone(ResultError)
+		log.Warn("backup refused", "error", err.Error())
+		return err
+	}
+	s.jobStarted(req.JobId)
+	defer s.jobEnded(req.JobId)
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	j := &job{s: s, req: req, ctx: ctx, cancel: cancel, events: make(chan *pb.BackupEvent, 64), stored: map[[2]uint64]bool{}}
+	start := time.Now()
+	log.Info("backup started", "level", req.Level, "fileset", fs.Name, "since_unix_ns", req.SinceUnixNs,
+		"storage", req.StorageName, "storage_address", req.StorageAddress)
+
+	var evWG sync.WaitGroup
+	evWG.Add(1)
+	go func() { defer evWG.Done(); j.sendEvents(stream) }()
+
+	done, err := j.run(fs)
+	close(j.events)
+	evWG.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err == nil {
+		err = stream.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Done{Done: done}})
+		if err != nil {
+			s.o.Metrics.failed("director")
+		}
+	}
+	result := ResultOK
+	switch {
+	case stream.Context().Err() != nil:
+		result, err = ResultCanceled, status.FromContextError(stream.Context().Err()).Err()
+	case err != nil:
+		result = ResultError
+	case done.Warnings > 0:
+		result = ResultWarnings
+	}
+	s.o.Metrics.jobDone(result)
+	if err != nil {
+		log.Warn("backup ended", "result", result, "error", err.Error(), "files", j.files.Load(), "bytes", j.bytes.Load(),
+			"warnings", j.warnings.Load(), "duration", time.Since(start).Round(time.Millisecond).String())
+		if _, ok := status.FromError(err); !ok {
+			err = status.Error(codes.Internal, err.Error())
+		}
+		return err
+	}
+	log.Info("backup done", "result", result, "files", done.Files, "bytes", done.Bytes, "stream_bytes", done.StreamBytes,
+		"warnings", done.Warnings, "unchanged", done.Unchanged, "excluded", done.Excluded,
+		"duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// dialStorage is link.Dial with a data path's buffers: the HTTP/2
+// writer flushes 1 MiB at a time (not 32 KiB) and the windows let
+// several data messages be in flight.
+func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+		grpc.WithWriteBufferSize(ChunkSize),
+		grpc.WithInitialWindowSize(8*ChunkSize),
+		grpc.WithInitialConnWindowSize(16*ChunkSize),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage)))
+}
+
+// checkBackupRequest: the fields filed needs to reach the storage.
+func checkBackupRequest(req *pb.BackupRequest) error {
+	for _, f := range []struct{ name, v string }{
+		{"storage_address", req.StorageAddress}, {"storage_name", req.StorageName},
+		{"session", req.Session}, {"token", req.Token},
+	} {
+		if f.v == "" {
+			return status.Errorf(codes.InvalidArgument, "BackupRequest.%s is empty: the director must give the storage daemon and the session to send the data to", f.name)
+		}
+	}
+	return nil
+}
+
+// run dials the storage, walks and streams; it returns the totals.
+func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
+	s, req := j.s, j.req
+	tc, err := tlsconf.Client(s.o.Files, tlsconf.Peer{Name: req.StorageName, Role: tlsconf.RoleStorage}, req.TlsServerName)
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return nil, status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
+	}
+	conn, err := dialStorage(req.StorageAddress, tc)
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return nil, status.Errorf(codes.Unavailable, "filed %s: storage %s at %s: %v", s.o.Name, req.StorageName, req.StorageAddress, err)
+	}
+	defer conn.Close()
+	link.Ready(j.ctx, conn, 10*time.Second)
+	js, err := pb.NewStorageClient(conn).JobData(j.ctx)
+	if err == nil {
+		j.data, err = newDataStream(j.ctx, js, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics)
+	}
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return nil, j.storageError(err)
+	}
+	j.w = archive.NewWriter(j.data)
+
+	for _, p := range parents(fs.Include) {
+		m, ok, err := j.ids.parentMember(p)
+		if err != nil {
+			j.warn(p, "lstat", err.Error())
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if req.SendSeen {
+			j.addSeen(memberPath(p, fileset.TypeDir))
+		}
+		if err := j.write(m, nil); err != nil {
+			return nil, err
+		}
+	}
+	opts := fileset.WalkOptions{Since: sinceOf(req.SinceUnixNs), SkipUnchanged: !req.SendSeen,
+		Warn: func(w fileset.Warning) { j.warn(w.Path, w.Op, w.Err.Error()) },
+		Note: func(n fileset.Note) { s.o.Logger.Debug("note", "job_id", req.JobId, "note", n.String()) },
+	}
+	st, err := fileset.Walk(j.ctx, fs, opts, j.entry)
+	if err != nil {
+		return nil, j.stopped(err)
+	}
+	if err := j.w.Close(); err != nil {
+		return nil, j.stopped(err)
+	}
+	if err := j.flushSeen(); err != nil {
+		return nil, err
+	}
+	reply, err := j.data.finish(uint64(j.files.Load()))
+	if err != nil {
+		return nil, j.stopped(err)
+	}
+	s.o.Logger.Debug("storage answered end", "job_id", req.JobId, "stream_bytes", reply.GetStreamBytes(), "parts", reply.GetParts(), "volumes", reply.GetVolumes())
+	return &pb.BackupDone{Files: j.files.Load(), Bytes: j.bytes.Load(), StreamBytes: j.w.Offset(),
+		Warnings: j.warnings.Load(), Unchanged: st.Unchanged, Excluded: st.Excluded, Seen: j.seenN.Load()}, nil
+}
+
+// stopped explains why the walk or the stream stopped: the storage's
+// error if the data stream failed, else the cancellation or err.
+func (j *job) stopped(err error) error {
+	select {
+	case <-j.data.done:
+		if j.data.err != nil {
+			j.s.o.Metrics.failed("storage")
+			return j.storageError(j.data.err)
+		}
+	default:
+	}
+	if j.ctx.Err() != nil {
+		if c := context.Cause(j.ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return c
+		}
+		return status.FromContextError(j.ctx.Err()).Err()
+	}
+	j.s.o.Metrics.failed("walk")
+	return walkError(j.ctx, err)
+}
+
+// storageError is a storage daemon's error, with its code and message.
+func (j *job) storageError(err error) error {
+	if st, ok := status.FromError(err); ok {
+		if st.Code() == codes.Canceled && j.ctx.Err() != nil {
+			return status.FromContextError(j.ctx.Err()).Err()
+		}
+		return status.Errorf(st.Code(), "storage %s: %s", j.req.StorageName, st.Message())
+	}
+	return status.Errorf(codes.Unavailable, "storage %s: %v", j.req.StorageName, err)
+}
+
+// entry is the walk's callback: store the entry (or only note its path).
+func (j *job) entry(e fileset.Entry) error {
+	if h := j.s.o.beforeEntry; h != nil {
+		h(e)
+	}
+	j.examined.Add(1)
+	p := e.Path
+	j.current.Store(&p)
+	if e.Unchanged {
+		if j.req.SendSeen {
+			j.addSeen(memberPath(e.Path, e.Type))
+		}
+		return nil
+	}
+	if j.req.SendSeen {
+		j.addSeen(memberPath(e.Path, e.Type))
+	}
+	m := member(&e)
+	switch e.Type {
+	case fileset.TypeRegular:
+		r, err := fileset.OpenForBackup(e)
+		if err != nil {
+			j.warn(e.Path, opOf(err, "open"), errText(err))
+			return nil
+		}
+		d := &dataReader{r: r, sparse: e.Sparse, ext: e.Data}
+		err = j.write(m, d)
+		changed := r.Changed()
+		r.Close()
+		if err != nil {
+			return err
+		}
+		if d.err != nil {
+			j.warn(e.Path, opOf(d.err, "read"), errText(d.err)+"; the rest of the file is stored as zeros")
+		} else if changed != nil {
+			j.warn(e.Path, "changed", changed.Error())
+		}
+		if e.Nlink > 1 {
+			j.stored[[2]uint64{e.Dev, e.Ino}] = true
+		}
+		return nil
+	case fileset.TypeHardlink:
+		if !j.stored[[2]uint64{e.Dev, e.Ino}] {
+			j.warn(e.Path, "link", "not stored: it is a hard link to "+strconv.Quote(e.Linkname)+", which could not be stored")
+			return nil
+		}
+	}
+	return j.write(m, nil)
+}
+
+// write writes one member and queues its record.
+func (j *job) write(m archive.Member, data *dataReader) error {
+	var rec archive.Record
+	var err error
+	if data != nil {
+		rec, err = j.w.WriteMember(m, data)
+	} else {
+		rec, err = j.w.WriteMember(m, nil)
+	}
+	if err != nil {
+		return err
+	}
+	j.data.record(j.w.Offset(), record(&rec))
+	j.files.Add(1)
+	j.bytes.Add(rec.Size)
+	j.s.o.Metrics.sent(0, rec.Size, 1)
+	return nil
+}
+
+func opOf(err error, def string) string {
+	var w *fileset.Warning
+	if errors.As(err, &w) && w.Op != "" {
+		return w.Op
+	}
+	return def
+}
+
+func errText(err error) string {
+	var w *fileset.Warning
+	if errors.As(err, &w) && w.Err != nil {
+		return w.Err.Error()
+	}
+	return err.Error()
+}
+
+// warn reports a per-file warning: the job goes on (and ends W).
+func (j *job) warn(path, op, msg string) {
+	j.warnings.Add(1)
+	j.s.o.Metrics.warning(op)
+	j.s.o.Logger.Debug("file warning", "job_id", j.req.JobId, "op", op, "path", strconv.Quote(path), "message", msg)
+	j.event(&pb.BackupEvent{Msg: &pb.BackupEvent_Warning{Warning: &pb.FileWarning{Path: []byte(path), Op: op, Message: msg}}})
+}
+
+func (j *job) addSeen(p string) {
+	j.seen = append(j.seen, []byte(p))
+	j.seenBytes += len(p)
+	j.seenN.Add(1)
+	if len(j.seen) >= seenBatchPaths || j.seenBytes >= seenBatchBytes {
+		j.flushSeen()
+	}
+}
+
+func (j *job) flushSeen() error {
+	if len(j.seen) == 0 {
+		return nil
+	}
+	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: &pb.SeenPaths{Paths: j.seen}}}
+	j.seen, j.seenBytes = nil, 0
+	return j.event(ev)
+}
+
+// event queues an event for the director (blocking while the queue is
+// full: a slow director slows the walk, memory stays bounded).
+func (j *job) event(ev *pb.BackupEvent) error {
+	select {
+	case j.events <- ev:
+		return nil
+	case <-j.ctx.Done():
+		return context.Cause(j.ctx)
+	}
+}
+
+func (j *job) progress() *pb.BackupEvent {
+	p := &pb.BackupProgress{Files: j.files.Load(), Bytes: j.bytes.Load(), Examined: j.examined.Load()}
+	if j.data != nil {
+		p.StreamBytes = j.data.sent.Load()
+	}
+	if c := j.current.Load(); c != nil {
+		p.Current = []byte(*c)
+	}
+	return &pb.BackupEvent{Msg: &pb.BackupEvent_Progress{Progress: p}}
+}
+
+// sendEvents is the only goroutine that sends on the Backup stream
+// (until run returns): queued events and a progress event every
+// Options.Progress. A director that cannot be sent to stops the job.
+func (j *job) sendEvents(stream pb.Filed_BackupServer) {
+	t := time.NewTicker(j.s.o.Progress)
+	defer t.Stop()
+	failed := false
+	send := func(ev *pb.BackupEvent) {
+		if failed {
+			return
+		}
+		if err := stream.Send(ev); err != nil {
+			failed = true
+			j.s.o.Metrics.failed("director")
+			j.cancel(fmt.Errorf("sending to the director: %w", err))
+		}
+	}
+	for {
+		select {
+		case ev, ok := <-j.events:
+			if !ok {
+				send(j.progress())
+				return
+			}
+			send(ev)
+		case <-t.C:
+			send(j.progress())
+		}
+	}
+}
