@@ -78,7 +78,7 @@ type filedProc struct {
 func (w *world) newFiled(name string) *filedProc {
 	w.t.Helper()
 	f := &filedProc{name: name, path: filepath.Join(w.dir, "filed-"+name+".toml"), log: filepath.Join(w.dir, "filed-"+name+".log")}
-	f.conf = testenv.Filed{Name: name, Listen: testenv.FreeAddr(w.t), WorkDir: filepath.Join(w.dir, "fd-"+name),
+	f.conf = testenv.Filed{Name: name, WorkDir: filepath.Join(w.dir, "fd-"+name), // listen: a port the kernel picks
 		TLS: w.pki.Issue(w.t, name, tlsconf.RoleClient), DirectorName: "director"}
 	if err := os.MkdirAll(f.conf.WorkDir, 0o700); err != nil {
 		w.t.Fatal(err)
@@ -88,9 +88,17 @@ func (w *world) newFiled(name string) *filedProc {
 	return f
 }
 
+// startFiled starts (or restarts) a filed; the first start's port is
+// written into its filed.toml, so a restart listens where the director's
+// [[client]] address says.
 func (w *world) startFiled(f *filedProc) {
 	w.t.Helper()
-	f.proc = testenv.Start(w.t, "filed "+f.name, f.log, "filed ready", filedBinary(w.t), "-c", f.path)
+	var addr string
+	f.proc, addr = testenv.StartServing(w.t, "filed-"+f.name, f.log, "filed ready", filedBinary(w.t), "-c", f.path)
+	if f.conf.Listen == "" {
+		f.conf.Listen = addr
+		f.conf.Write(w.t, f.path)
+	}
 }
 
 // backupWorld is a world with clients: for each, a filed, a fileset of

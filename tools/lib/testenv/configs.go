@@ -220,31 +220,6 @@ func tomlStrings(s []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// Filed describes a filed.toml (configs/filed.go).
-type Filed struct {
-	Name, Listen, WorkDir string
-	TLS                   tlsconf.Files
-	DirectorName          string // default "director"
-	MetricsListen         string // "": none
-}
-
-// Write writes the configuration to path (mode 0600).
-func (f Filed) Write(t testing.TB, path string) {
-	t.Helper()
-	if f.DirectorName == "" {
-		f.DirectorName = "director"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "name = %q\nlisten = %q\nworking_directory = %q\n", f.Name, f.Listen, f.WorkDir)
-	if f.MetricsListen != "" {
-		fmt.Fprintf(&b, "metrics_listen = %q\n", f.MetricsListen)
-	}
-	b.WriteString("\n")
-	writeTLS(&b, f.TLS)
-	fmt.Fprintf(&b, "[director]\nname = %q\n", f.DirectorName)
-	write(t, path, b.String())
-}
-
 // Console writes a tapectl.toml for a console named name.
 func Console(t testing.TB, path, name, directorName, directorAddr string, f tlsconf.Files) {
 	t.Helper()

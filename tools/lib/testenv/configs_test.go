@@ -47,7 +47,7 @@ func TestJobResourcesAndFiledLoad(t *testing.T) {
 		t.Errorf("web2-home = %+v", j)
 	}
 
-	f := Filed{Name: "web1", Listen: "127.0.0.1:9102", WorkDir: filepath.Join(dir, "fd"), TLS: p.Issue(t, "web1", tlsconf.RoleClient)}
+	f := Filed{Name: "web1", Listen: "127.0.0.1:9102", WorkDir: filepath.Join(dir, "fd"), TLS: p.Issue(t, "web1", tlsconf.RoleClient), DirectorName: "director"}
 	fpath := filepath.Join(dir, "filed.toml")
 	f.Write(t, fpath)
 	fc, err := configs.LoadFiled(fpath)
