@@ -251,19 +251,19 @@ func Compare(got []File, want Snapshot) []string {
 	byPath := map[string]File{}
 	for _, f := range got {
 		if _, dup := byPath[f.Path]; dup {
-			bad("%q is listed twice", f.Path)
+			bad("%s is listed twice", show(f.Path))
 		}
 		byPath[f.Path] = f
 	}
 	for p, e := range want {
 		if _, ok := byPath[p]; !ok {
-			bad("%q (%s) is not listed", p, e.Type)
+			bad("%s (%s) is not listed", show(p), e.Type)
 		}
 	}
 	for p, f := range byPath {
 		e, ok := want[p]
 		if !ok {
-			bad("%q (%s) is listed but not expected", p, f.Type)
+			bad("%s (%s) is listed but not expected", show(p), f.Type)
 			continue
 		}
 		group := groups[[2]uint64{e.Dev, e.Ino}]
@@ -276,35 +276,35 @@ func Compare(got []File, want Snapshot) []string {
 				}
 			}
 			if first == "" {
-				bad("%q is a hard link to %q, want one of %q", p, f.Link, group)
+				bad("%s is a hard link to %q, want one of %q", show(p), f.Link, group)
 			} else if g, ok := byPath[first]; ok && g.Type != "file" {
-				bad("%q is a hard link to %q, which is listed as %s, not as the file", p, first, g.Type)
+				bad("%s is a hard link to %s, which is listed as %s, not as the file", show(p), show(first), g.Type)
 			}
 			if f.SHA256 != nil && !bytes.Equal(f.SHA256, e.SHA256[:]) {
-				bad("%q: SHA-256 %x, want %x", p, f.SHA256, e.SHA256)
+				bad("%s: SHA-256 %x, want %x", show(p), f.SHA256, e.SHA256)
 			}
 		case e.Type == "file":
 			if f.Type != "file" {
-				bad("%q is listed as %q, want a regular file", p, f.Type)
+				bad("%s is listed as %q, want a regular file", show(p), f.Type)
 				break
 			}
 			if !f.HasSize || f.Size != e.Size {
-				bad("%q: size %d (printed: %v), want %d", p, f.Size, f.HasSize, e.Size)
+				bad("%s: size %d (printed: %v), want %d", show(p), f.Size, f.HasSize, e.Size)
 			}
 			if !bytes.Equal(f.SHA256, e.SHA256[:]) {
-				bad("%q: SHA-256 %x, want %x", p, f.SHA256, e.SHA256)
+				bad("%s: SHA-256 %x, want %x", show(p), f.SHA256, e.SHA256)
 			}
 		case e.Type == "symlink":
 			if f.Type != "symlink" || !slices.Contains(f.Link, e.Link) {
-				bad("%q is listed as %s to %q, want a symlink to %q", p, f.Type, f.Link, e.Link)
+				bad("%s is listed as %s to %q, want a symlink to %q", show(p), f.Type, f.Link, e.Link)
 			}
 		default:
 			if f.Type != e.Type {
-				bad("%q is listed as %q, want %q", p, f.Type, e.Type)
+				bad("%s is listed as %q, want %q", show(p), f.Type, e.Type)
 			}
 		}
 		if f.HasMode && e.Type != "symlink" && f.Mode != e.Mode {
-			bad("%q: mode %04o, want %04o", p, f.Mode, e.Mode)
+			bad("%s: mode %04o, want %04o", show(p), f.Mode, e.Mode)
 		}
 	}
 	for _, g := range groups {
@@ -323,6 +323,14 @@ func Compare(got []File, want Snapshot) []string {
 	}
 	slices.Sort(problems)
 	return problems
+}
+
+// show quotes a path for a message, eliding the middle of a long one.
+func show(p string) string {
+	if len(p) > 160 {
+		return strconv.Quote(p[:60]) + fmt.Sprintf("…(%d bytes)…", len(p)) + strconv.Quote(p[len(p)-60:])
+	}
+	return strconv.Quote(p)
 }
 
 // Paths returns the files' paths, sorted.
