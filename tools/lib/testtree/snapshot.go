@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -165,4 +167,28 @@ func (s Snapshot) Files() (n int, bytes int64) {
 		bytes += e.Size
 	}
 	return n, bytes
+}
+
+// Parents returns the directories above root, root's parent first (not
+// "/"). A backup may store them so that a restore recreates them with
+// their owner and mode (filed does, in every job).
+func Parents(root string) []string {
+	var out []string
+	for d := filepath.Dir(root); d != "/" && d != "."; d = filepath.Dir(d) {
+		out = append(out, d)
+	}
+	return out
+}
+
+// DropParents returns files without the rows of root's Parents that are
+// directories.
+func DropParents(files []File, root string) []File {
+	var out []File
+	for _, f := range files {
+		if f.Type == "dir" && slices.Contains(Parents(root), f.Path) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
