@@ -35,7 +35,8 @@ type File struct {
 // to case, '_' and '-' (path, type, size, mode, sha256, link / linkname /
 // link_target). A path may be printed as text, as Go-quoted text (catalog.
 // RenderPath), as base64 (a Go []byte) or as hex: the reading that lies
-// under root is taken, so root must be the tree's absolute root.
+// under root (else above it) is taken, so root must be the tree's
+// absolute root.
 func ParseListFiles(doc []byte, root string) ([]File, error) {
 	rows, err := rowsOf(doc)
 	if err != nil {
@@ -50,10 +51,15 @@ func ParseListFiles(doc []byte, root string) ([]File, error) {
 				readings = append(readings, readingsOf(v)...)
 			}
 		}
-		for _, p := range readings {
+		for _, p := range readings { // under root, else above it
 			if n := normPath(p); n == root || strings.HasPrefix(n, root+"/") {
 				f.Path = n
 				break
+			}
+		}
+		for _, p := range readings {
+			if n := normPath(p); f.Path == "" && strings.HasPrefix(root, n+"/") {
+				f.Path = n
 			}
 		}
 		if f.Path == "" {
