@@ -213,6 +213,17 @@ func terminal(s string) bool { return strings.Contains("TWEfA", s) && len(s) == 
 // say the job has ended, within limit.
 func (w *world) waitJob(id int64, limit time.Duration) (jobRow, string) {
 	w.t.Helper()
+	j, out, ok := w.tryWaitJob(id, limit)
+	if !ok {
+		w.t.Fatalf("job %d still %q after %v; wait said:\n%s\ndirector log:\n%s", id, j.Status, limit, out, w.dird.Output())
+	}
+	return j, out
+}
+
+// tryWaitJob is waitJob reporting a job that has not ended in time
+// instead of failing.
+func (w *world) tryWaitJob(id int64, limit time.Duration) (jobRow, string, bool) {
+	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bins["tapectl"], "-c", w.conPath, fmt.Sprintf("wait jobid=%d", id))
@@ -221,10 +232,10 @@ func (w *world) waitJob(id int64, limit time.Duration) (jobRow, string) {
 	for {
 		j := w.job(id)
 		if terminal(j.Status) {
-			return j, string(out)
+			return j, string(out), true
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("job %d still %q after %v; wait said:\n%s\ndirector log:\n%s", id, j.Status, limit, out, w.dird.Output())
+			return j, string(out), false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -807,7 +818,17 @@ func TestBackupCatalogCutMidJob(t *testing.T) {
 		_, _, code := w.tapectl("list volumes")
 		return code == 0
 	})
-	j, report := w.waitJob(id, 60*time.Second)
+	j, report, ended := w.tryWaitJob(id, 20*time.Second)
+	if !ended {
+		// The catalog is back but the job is still R there: the director
+		// could not record its end and did not retry. A restart ends it
+		// (leftover jobs are ended E), so the rest can still be checked.
+		t.Errorf("job %d is still %q in the catalog 20s after the catalog came back (the director must record its end once it can); report:\n%s",
+			id, j.Status, report)
+		w.dird.Stop(t, syscall.SIGTERM)
+		w.startDirector()
+		j, report = w.waitJob(id, 30*time.Second)
+	}
 	switch j.Status {
 	case "E":
 		if !strings.Contains(strings.ToLower(j.ErrorReason), "catalog") {
