@@ -956,3 +956,73 @@ func openSession(t *testing.T, w *world, volume string, slot uint32, client stri
 		}
 	}
 }
+
+// cancel jobid=N in the middle of a job (its filed held, so it is surely
+// mid-stream): the job ends A, no key stays in a drive, the catalog is
+// consistent, and the next job appends.
+func TestBackupCancel(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}})
+	snap := w.makeTree("web1", bigTree)
+	fd := w.filed["web1"]
+	id := w.runJob("web1-home", "Full")
+	w.waitWriting(id)
+	fd.proc.Cmd.Process.Signal(syscall.SIGSTOP)
+	out, errs, code := w.tapectl(fmt.Sprintf("cancel jobid=%d", id))
+	fd.proc.Cmd.Process.Signal(syscall.SIGCONT)
+	if code != 0 {
+		t.Errorf("cancel jobid=%d: exit %d\n%s%s", id, code, out, errs)
+	}
+	j, report := w.waitJob(id, 60*time.Second)
+	if j.Status != "A" {
+		t.Fatalf("cancelled job %d: status %s (%q), want A\nreport:\n%s", id, j.Status, j.ErrorReason, report)
+	}
+	w.waitNoKey()
+	w.checkCatalog()
+	next, _ := w.backup("web1-home", "Full", "Full")
+	w.requireFiles("the job after the cancel", w.root["web1"], w.listFiles(next.ID, w.root["web1"]), snap)
+	w.checkAppends(next.ID)
+	w.checkCatalog()
+}
+
+// With one drive, a second job waits while the first holds it, and
+// `status director` says why; once the drive is free it runs.
+func TestBackupWaitsForADrive(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1, capacity: "256MiB"}, clients: []string{"web1", "web2"}})
+	snap1 := w.makeTree("web1", bigTree)
+	snap2 := w.makeTree("web2", testtree.Options{Seed: 5, SmallFiles: 30, SmallSize: 1000, Links: true})
+	fd1 := w.filed["web1"]
+	id1 := w.runJob("web1-home", "Full")
+	w.waitWriting(id1)
+	fd1.proc.Cmd.Process.Signal(syscall.SIGSTOP)
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			fd1.proc.Cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	id2 := w.runJob("web2-home", "Full")
+	var st string
+	testenv.WaitFor(t, "status director to say job "+strconv.FormatInt(id2, 10)+" waits for a drive", func() bool {
+		st = w.ok("status director")
+		return strings.Contains(st, "waiting for a drive on sd1")
+	})
+	if j := w.job(id2); terminal(j.Status) {
+		t.Fatalf("job %d ended (%s %q) while the only drive was busy", id2, j.Status, j.ErrorReason)
+	}
+	fd1.proc.Cmd.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	for _, c := range []struct {
+		id   int64
+		root string
+		snap testtree.Snapshot
+	}{{id1, w.root["web1"], snap1}, {id2, w.root["web2"], snap2}} {
+		j, report := w.waitJob(c.id, 90*time.Second)
+		if j.Status != "T" {
+			t.Fatalf("job %d: %s (%q)\n%s", c.id, j.Status, j.ErrorReason, report)
+		}
+		w.requireFiles(fmt.Sprintf("job %d", c.id), c.root, w.listFiles(c.id, c.root), c.snap)
+	}
+	w.checkAppends(id2)
+	w.checkCatalog()
+	w.vtl.RequireNoKey(t)
+}
