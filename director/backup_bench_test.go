@@ -9,6 +9,11 @@ package main
 //	TAPEWARD_BENCH_LARGE_BYTES   2GiB    random data in 16 files
 //	TAPEWARD_BENCH_SMALL_FILES   100000  files of 4 KiB
 //
+// Metrics: MB/s and tar-MB/s, files/s and tar-files/s, ratio-vs-tar (our
+// rate over tar's: goal ≥ 0.5), incr-s and find-newer-s, incr-vs-find
+// (the unchanged Incremental's time over find's: goal ≤ 2),
+// filed-peak-MiB and storaged-peak-MiB (VmHWM at the end: goal ≤ 100).
+//
 // Full size (a few minutes, ~8 GiB of disk under $TMPDIR):
 //
 //	go test ./director -run '^$' -bench 'BenchmarkBackup' -benchtime 1x -timeout 60m
