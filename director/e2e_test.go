@@ -116,7 +116,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	return w
 }
 
-// checkNoKeyMaterialInLogs greps the director's, storaged's and vtl's logs
+// checkNoKeyMaterialInLogs greps the director's, storaged's, vtl's and filed's logs
 // for every KEK (hex and base64) and every stored key string in the
 // catalog, current and history (invariant 4: fingerprints and KEK ids
 // only).
@@ -143,7 +143,12 @@ func (w *world) checkNoKeyMaterialInLogs() {
 		}
 		conn.Close(context.Background())
 	}
-	for _, name := range []string{"director.log", "storaged.log", "vtl.log"} {
+	logs := []string{"director.log", "storaged.log", "vtl.log"}
+	fds, _ := filepath.Glob(filepath.Join(w.dir, "filed*.log")) // backup_e2e_test.go's filed processes
+	for _, f := range fds {
+		logs = append(logs, filepath.Base(f))
+	}
+	for _, name := range logs {
 		b, _ := os.ReadFile(filepath.Join(w.dir, name))
 		for _, s := range secrets {
 			if s != "" && strings.Contains(string(b), s) {

@@ -3,13 +3,16 @@
 # programs and nothing running, build everything, start a private PostgreSQL,
 # the virtual tape library (vtl), a storage daemon (sd1) and the director in
 # a temporary directory, label five encrypted volumes with tapectl, mount one,
-# look at the drive, unmount it, list the key events, and stop everything.
+# look at the drive, unmount it, list the key events, then start a file
+# daemon (filed), back up a generated sample tree (Full), change, add and
+# delete a few files, run an Incremental that takes exactly those and records
+# the deletion, and stop everything.
 #
 #   tools/demo/demo.sh            # everything is stopped and removed at the end
 #   KEEP=1 tools/demo/demo.sh     # leave it running; prints how to connect and stop
 #
 # Environment: BIN (default ./bin), DEMO_DIRECTOR_PORT (19101),
-# DEMO_STORAGED_PORT (19103), KEEP (0), SKIP_BUILD (0).
+# DEMO_STORAGED_PORT (19103), DEMO_FILED_PORT (19102), KEEP (0), SKIP_BUILD (0).
 #
 # Every step says what it does and fails loudly: the failing command, its
 # exit status and the tail of the logs of whatever it talked to. An EXIT trap
@@ -23,6 +26,7 @@ case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 KEEP=${KEEP:-0}
 DPORT=${DEMO_DIRECTOR_PORT:-19101}
 SPORT=${DEMO_STORAGED_PORT:-19103}
+FPORT=${DEMO_FILED_PORT:-19102}
 
 T=""             # the demo's temporary directory
 PIDS=()          # daemons we started, in start order: "name:pid"
@@ -130,6 +134,7 @@ print_connect() {
 		"             $BIN/tapectl -c $T/tapectl.toml \"list volumes\"" \
 		"catalog:     psql -h $T/pg -U tapeward tapeward" \
 		"library:     $BIN/vtl status --socket $T/lib/vtl.sock" \
+		"client:      filed web1 on 127.0.0.1:$FPORT backs up $T/sample (job web1-sample)" \
 		"drive:       $BIN/tapekey drive status vtl:$T/lib/vtl.sock#drive0   (once storaged is stopped: it holds its drives)" \
 		"logs:        $T/logs/" \
 		"stop:        $T/stop.sh   (stops everything and removes $T)"
@@ -190,13 +195,49 @@ run_indented() {
 	[ "$rc" = 0 ] || die "$what failed (exit $rc)"
 }
 
+# ctl_out EXPLANATION COMMAND: as ctl, and keep the output in $OUT.
+ctl_out() {
+	local rc=0
+	step "$1"
+	printf '    $ tapectl "%s"\n' "$2"
+	OUT=$("$BIN/tapectl" -c "$T/tapectl.toml" "$2" 2>&1) || rc=$?
+	printf '%s\n' "$OUT" | sed 's/^/    /'
+	[ "$rc" = 0 ] || die "tapectl \"$2\" failed (exit $rc)"
+}
+
+# jobid_of TEXT: the JobId a run command printed.
+jobid_of() {
+	printf '%s\n' "$1" | grep -oiE 'job ?id[^0-9]{0,3}[0-9]+' | head -n 1 | grep -oE '[0-9]+$' || true
+}
+
+# make_sample DIR: a small tree of large and small files, a symlink, a hard
+# link and a long name.
+make_sample() {
+	local d=$1 i
+	mkdir -p "$d/docs" "$d/src" "$d/photos"
+	head -c $((24 << 20)) /dev/urandom >"$d/photos/holiday.raw"
+	head -c $((3 << 20)) /dev/urandom >"$d/photos/cat.jpg"
+	for i in $(seq -w 1 40); do
+		head -c $((RANDOM % 4000 + 100)) /dev/urandom | base64 >"$d/src/file-$i.c"
+	done
+	printf 'Tapeward demo notes\n' >"$d/docs/notes.txt"
+	printf 'remember the milk\n' >"$d/docs/todo.txt"
+	ln -s ../docs/notes.txt "$d/src/NOTES"
+	ln "$d/photos/cat.jpg" "$d/photos/cat-hardlink.jpg"
+	printf 'a file whose name is longer than the 100 bytes of a tar header\n' \
+		>"$d/docs/a-file-whose-name-is-longer-than-the-one-hundred-bytes-a-classic-tar-header-has-room-for-in-its-name-field.txt"
+}
+
 # ---------------------------------------------------------------------------
 
 step "Build every binary (make build)"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
 	make -C "$ROOT" --no-print-directory build BIN="$BIN" >/dev/null || die "make build failed (run it yourself to see why)"
+	if [ ! -x "$BIN/filed" ]; then # a Makefile whose CMDS lacks tools/filed
+		(cd "$ROOT" && GOTOOLCHAIN=${GOTOOLCHAIN:-auto} go build -o "$BIN/" ./tools/filed) || die "go build ./tools/filed failed"
+	fi
 fi
-for b in director storaged tapectl tapekey vtl; do
+for b in director storaged tapectl tapekey vtl filed; do
 	[ -x "$BIN/$b" ] || die "$BIN/$b was not built"
 done
 say "binaries in $BIN (build: $(elapsed)s)"
@@ -219,17 +260,18 @@ if [ "$(id -u)" = 0 ]; then
 fi
 say "$PGBIN$([ "${#RUN_AS[@]}" -gt 0 ] && echo " (as OS user postgres, since we are root)")"
 
-step "Check that ports $DPORT (director) and $SPORT (storaged) are free"
-[ "$DPORT" != "$SPORT" ] || die "DEMO_DIRECTOR_PORT and DEMO_STORAGED_PORT are both $DPORT"
-for p in "$DPORT" "$SPORT"; do
-	tcp_open "$p" && die "something already listens on 127.0.0.1:$p; set DEMO_DIRECTOR_PORT / DEMO_STORAGED_PORT to free ports"
+step "Check that ports $DPORT (director), $SPORT (storaged) and $FPORT (filed) are free"
+[ "$DPORT" != "$SPORT" ] && [ "$FPORT" != "$DPORT" ] && [ "$FPORT" != "$SPORT" ] ||
+	die "DEMO_DIRECTOR_PORT, DEMO_STORAGED_PORT and DEMO_FILED_PORT must differ ($DPORT, $SPORT, $FPORT)"
+for p in "$DPORT" "$SPORT" "$FPORT"; do
+	tcp_open "$p" && die "something already listens on 127.0.0.1:$p; set DEMO_DIRECTOR_PORT / DEMO_STORAGED_PORT / DEMO_FILED_PORT to free ports"
 done
 
 step "Make a temporary directory"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tapeward-demo.XXXXXX") || die "mktemp failed"
 chmod 0711 "$T" # PostgreSQL (user postgres) must reach $T/pg; everything else in $T is private
-mkdir -p "$T/logs" "$T/lib" "$T/storaged" "$T/pg"
-chmod 0700 "$T/logs" "$T/lib" "$T/storaged"
+mkdir -p "$T/logs" "$T/lib" "$T/storaged" "$T/pg" "$T/filed"
+chmod 0700 "$T/logs" "$T/lib" "$T/storaged" "$T/filed"
 [ "${#RUN_AS[@]}" -gt 0 ] && chown postgres: "$T/pg"
 [ "${#T}" -lt 80 ] || die "$T is too long for a unix socket path; set TMPDIR=/tmp"
 say "$T"
@@ -251,7 +293,7 @@ step "Make a key encryption key (tapekey kek new)"
 run_indented "tapekey kek new" "$BIN/tapekey" kek new --out "$T/kek.key"
 
 step "Make the certificates for mutual TLS (tapekey pki init)"
-run_indented "tapekey pki init" "$BIN/tapekey" pki init --dir "$T/pki" --director director --storage sd1 --console admin
+run_indented "tapekey pki init" "$BIN/tapekey" pki init --dir "$T/pki" --director director --storage sd1 --client web1 --console admin
 
 step "Write the configs (absolute paths into $T)"
 cat >"$T/director.toml" <<EOF
@@ -285,6 +327,40 @@ tls_server_name = "sd1"
 [[console]]
 name = "admin"
 role = "keyadmin"
+
+# The demo's client, what it backs up, where to, and the job.
+[[client]]
+name            = "web1"
+address         = "127.0.0.1:$FPORT"
+tls_server_name = "web1"
+
+[[fileset]]
+name    = "sample"
+include = ["$T/sample"]
+
+[[pool]]
+name    = "Offsite"
+storage = "sd1"
+
+[[job]]
+name    = "web1-sample"
+client  = "web1"
+fileset = "sample"
+pool    = "Offsite"
+EOF
+cat >"$T/filed.toml" <<EOF
+# Generated by tools/demo/demo.sh; see configs/filed.toml for every key.
+name              = "web1"
+listen            = "127.0.0.1:$FPORT"
+working_directory = "$T/filed"
+
+[tls]
+ca   = "$T/pki/ca.crt"
+cert = "$T/pki/web1.crt"
+key  = "$T/pki/web1.key"
+
+[director]
+name = "director"
 EOF
 cat >"$T/storaged.toml" <<EOF
 # Generated by tools/demo/demo.sh; see configs/storaged.toml for every key.
@@ -337,7 +413,7 @@ ca   = "$T/pki/ca.crt"
 cert = "$T/pki/admin.crt"
 key  = "$T/pki/admin.key"
 EOF
-say "$T/director.toml" "$T/storaged.toml" "$T/tapectl.toml"
+say "$T/director.toml" "$T/storaged.toml" "$T/tapectl.toml" "$T/filed.toml"
 
 step "Start the virtual tape library: 8 slots with barcoded cartridges, 2 LTO drives"
 start vtl "$BIN/vtl" serve --dir "$T/lib" --socket "$T/lib/vtl.sock" --slots 8 --drives 2 --capacity 256MiB --load-delay 50ms
@@ -397,6 +473,55 @@ ctl "Key events: every key created, fetched, loaded, cleared and superseded, wit
 KEKID=$("$BIN/tapekey" kek id "$T/kek.key" 2>/dev/null | awk '{print $NF}' | head -n 1)
 ctl "What depends on the KEK (before a KEK may be retired, this must say nothing does)." \
 	"status kek=$KEKID"
+
+step "Make a sample tree to back up: large and small files, a symlink, a hard link, a long name"
+make_sample "$T/sample"
+say "$(find "$T/sample" | wc -l) entries, $(du -sh "$T/sample" | cut -f1) in $T/sample"
+
+step "Start the file daemon filed for client web1 (mutual TLS; accepts only the director)"
+start filed "$BIN/filed" -c "$T/filed.toml"
+wait_for "filed" 20 "$LAST_PID" tcp_open "$FPORT"
+alive filed "$LAST_PID"
+say "filed pid $LAST_PID, listening on 127.0.0.1:$FPORT"
+
+ctl "What a Full of job web1-sample would take (filed walks the fileset, reads no data)." \
+	"estimate job=web1-sample"
+
+ctl_out "Back up: a Full of the sample tree. filed streams pax to storaged with a one-time
+    session token; storaged writes it to an encrypted volume; the director records every
+    file's exact tape address as storaged flushes. The job report follows." \
+	"run job=web1-sample level=Full yes wait"
+FULL=$(jobid_of "$OUT")
+[ -n "$FULL" ] || die "the run command printed no JobId"
+
+ctl "Every file of job $FULL with its volume, tape file, block and offset." \
+	"list files jobid=$FULL"
+
+step "Change the tree: modify docs/notes.txt, add docs/new.txt, delete src/file-03.c"
+printf 'a line added after the Full\n' >>"$T/sample/docs/notes.txt"
+printf 'a file made after the Full\n' >"$T/sample/docs/new.txt"
+rm "$T/sample/src/file-03.c"
+say "modified docs/notes.txt, added docs/new.txt, deleted src/file-03.c"
+
+ctl_out "An Incremental (the default level): only what changed since the Full started, and
+    the deletion is recorded so a restore of the latest state will not bring it back." \
+	"run job=web1-sample yes wait"
+INC=$(jobid_of "$OUT")
+[ -n "$INC" ] || die "the run command printed no JobId"
+REPORT=$OUT
+
+ctl_out "The Incremental's files: exactly the changed and added ones (and their directories)." \
+	"list files jobid=$INC"
+for f in docs/notes.txt docs/new.txt; do
+	printf '%s\n' "$OUT" | grep -qF "$f" || die "the Incremental does not list $f"
+done
+for f in src/file-01.c photos/holiday.raw docs/todo.txt; do
+	if printf '%s\n' "$OUT" | grep -qF "$f"; then die "the Incremental lists $f, which did not change"; fi
+done
+printf '%s\n%s\n' "$REPORT" "$OUT" | grep -qiE 'file-03\.c|delet' ||
+	die "neither the Incremental's report nor its file list mentions the deletion of src/file-03.c"
+
+ctl "The jobs so far." "list jobs job=web1-sample"
 
 if [ "$KEEP" != 1 ]; then
 	step "Stop everything (storaged clears every drive's key on the way out)"

@@ -73,6 +73,49 @@ type Director struct {
 	Consoles map[string]string
 	// DefaultPool is director.toml's default_pool ("": none).
 	DefaultPool string
+	// ClientIdleTimeout is director.toml's client_idle_timeout ("": the
+	// default, 2m).
+	ClientIdleTimeout string
+	// The job resources: [[client]], [[fileset]], [[pool]] and [[job]]
+	// tables (configs/jobs.go has every key), written in this order.
+	Clients  []Client
+	Filesets []Fileset
+	Pools    []Pool
+	Jobs     []Job
+	// ExtraTOML is appended as is after everything else (tables only,
+	// e.g. a [[jobdefs]] or [[schedule]]).
+	ExtraTOML string
+}
+
+// Client is a [[client]] of director.toml: a filed.
+type Client struct {
+	Name, Address string
+	// TLSServerName is the name its certificate carries ("": Name; the
+	// director's own default would be the host part of Address).
+	TLSServerName     string
+	MaxConcurrentJobs int // 0: not written (default 1)
+}
+
+// Fileset is a [[fileset]] of director.toml.
+type Fileset struct {
+	Name             string
+	Include, Exclude []string
+	// OneFileSystem, ExcludeCaches and XAttrs: nil is not written (the
+	// defaults: true, false, true).
+	OneFileSystem, ExcludeCaches, XAttrs *bool
+}
+
+// Pool is a [[pool]] of director.toml.
+type Pool struct {
+	Name, Storage string
+	Encrypted     *bool // nil: not written (default true)
+}
+
+// Job is a [[job]] of director.toml; empty fields are not written.
+type Job struct {
+	Name, Client, Fileset, Pool, Storage, Level string
+	ClientIdleTimeout                           string
+	MaxConcurrentJobs, Priority                 int
 }
 
 // Write writes the configuration to path (mode 0600).
@@ -82,6 +125,9 @@ func (d Director) Write(t testing.TB, path string) {
 	fmt.Fprintf(&b, "name = %q\nlisten = %q\n", d.Name, d.Listen)
 	if d.DefaultPool != "" {
 		fmt.Fprintf(&b, "default_pool = %q\n", d.DefaultPool)
+	}
+	if d.ClientIdleTimeout != "" {
+		fmt.Fprintf(&b, "client_idle_timeout = %q\n", d.ClientIdleTimeout)
 	}
 	b.WriteString("\n")
 	writeTLS(&b, d.TLS)
@@ -104,7 +150,74 @@ func (d Director) Write(t testing.TB, path string) {
 	for _, name := range slices.Sorted(maps.Keys(consoles)) {
 		fmt.Fprintf(&b, "\n[[console]]\nname = %q\nrole = %q\n", name, consoles[name])
 	}
+	d.writeJobResources(&b)
 	write(t, path, b.String())
+}
+
+// writeJobResources writes the [[client]], [[fileset]], [[pool]] and
+// [[job]] tables and ExtraTOML.
+func (d Director) writeJobResources(b *strings.Builder) {
+	optBool := func(key string, v *bool) {
+		if v != nil {
+			fmt.Fprintf(b, "%s = %v\n", key, *v)
+		}
+	}
+	optStr := func(key, v string) {
+		if v != "" {
+			fmt.Fprintf(b, "%s = %q\n", key, v)
+		}
+	}
+	optInt := func(key string, v int) {
+		if v != 0 {
+			fmt.Fprintf(b, "%s = %d\n", key, v)
+		}
+	}
+	for _, c := range d.Clients {
+		server := c.TLSServerName
+		if server == "" {
+			server = c.Name
+		}
+		fmt.Fprintf(b, "\n[[client]]\nname = %q\naddress = %q\ntls_server_name = %q\n", c.Name, c.Address, server)
+		optInt("max_concurrent_jobs", c.MaxConcurrentJobs)
+	}
+	for _, f := range d.Filesets {
+		fmt.Fprintf(b, "\n[[fileset]]\nname = %q\ninclude = %s\n", f.Name, tomlStrings(f.Include))
+		if len(f.Exclude) > 0 {
+			fmt.Fprintf(b, "exclude = %s\n", tomlStrings(f.Exclude))
+		}
+		optBool("one_file_system", f.OneFileSystem)
+		optBool("exclude_caches", f.ExcludeCaches)
+		optBool("xattrs", f.XAttrs)
+	}
+	for _, p := range d.Pools {
+		fmt.Fprintf(b, "\n[[pool]]\nname = %q\n", p.Name)
+		optStr("storage", p.Storage)
+		optBool("encrypted", p.Encrypted)
+	}
+	for _, j := range d.Jobs {
+		fmt.Fprintf(b, "\n[[job]]\nname = %q\n", j.Name)
+		optStr("client", j.Client)
+		optStr("fileset", j.Fileset)
+		optStr("pool", j.Pool)
+		optStr("storage", j.Storage)
+		optStr("level", j.Level)
+		optStr("client_idle_timeout", j.ClientIdleTimeout)
+		optInt("max_concurrent_jobs", j.MaxConcurrentJobs)
+		optInt("priority", j.Priority)
+	}
+	if d.ExtraTOML != "" {
+		b.WriteString("\n" + d.ExtraTOML + "\n")
+	}
+}
+
+// tomlStrings is a TOML array of basic strings. %q is Go syntax, which
+// TOML reads the same for printable text; paths here are test paths.
+func tomlStrings(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // Console writes a tapectl.toml for a console named name.

@@ -1,0 +1,189 @@
+package main
+
+// Benchmarks of backup jobs end to end through real processes (issue 10,
+// "Measure"): filed → storaged → vtl, encrypted, over mutual TLS, with
+// the catalog commit; each against tar (or find) on the same tree in the
+// same run. Sizes come from the environment so that a quick run is
+// possible; the defaults are the issue's:
+//
+//	TAPEWARD_BENCH_LARGE_BYTES   2GiB    random data in 16 files
+//	TAPEWARD_BENCH_SMALL_FILES   100000  files of 4 KiB
+//
+// Metrics: MB/s and tar-MB/s, files/s and tar-files/s, ratio-vs-tar (our
+// rate over tar's: goal ≥ 0.5), incr-s and find-newer-s, incr-vs-find
+// (the unchanged Incremental's time over find's: goal ≤ 2),
+// filed-peak-MiB and storaged-peak-MiB (VmHWM at the end: goal ≤ 100).
+//
+// Full size (a few minutes, ~8 GiB of disk under $TMPDIR):
+//
+//	go test ./director -run '^$' -bench 'BenchmarkBackup' -benchtime 1x -timeout 60m
+//
+// Quick:
+//
+//	TAPEWARD_BENCH_LARGE_BYTES=64MiB TAPEWARD_BENCH_SMALL_FILES=2000 go test ./director -run '^$' -bench 'BenchmarkBackup' -benchtime 1x
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/tools/lib/testtree"
+)
+
+func envSize(b *testing.B, name string, def int64) int64 {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var s configs.Size
+	if err := s.UnmarshalText([]byte(v)); err != nil {
+		if n, err2 := strconv.ParseInt(v, 10, 64); err2 == nil {
+			return n
+		}
+		b.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return int64(s)
+}
+
+// peakRSS is a process's peak resident set size (VmHWM) in MiB.
+func peakRSS(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatalf("reading the peak RSS of pid %d: %v", pid, err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	b.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// timeTar runs `tar cf - DIR > FILE` (GNU tar) and returns how long it took.
+func timeTar(b *testing.B, dir, out string) time.Duration {
+	f, err := os.Create(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(out)
+	defer f.Close()
+	cmd := exec.Command("tar", "cf", "-", dir)
+	cmd.Stdout = f
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("tar cf - %s: %v\n%s", dir, err, stderr.String())
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0)
+}
+
+// reportRSS reports the peak RSS of filed and storaged (goal ≤ 100 MiB).
+func reportRSS(b *testing.B, w *backupWorld) {
+	b.ReportMetric(peakRSS(b, w.filed["web1"].proc.Cmd.Process.Pid), "filed-peak-MiB")
+	b.ReportMetric(peakRSS(b, w.sd.Cmd.Process.Pid), "storaged-peak-MiB")
+}
+
+// BenchmarkBackupLargeFiles: a Full of 16 files of random data (2 GiB in
+// all by default), filed → storaged → vtl, encrypted, against `tar cf -
+// DIR > FILE` of the same tree in the same iteration. Goal: ≥ 0.5× tar.
+func BenchmarkBackupLargeFiles(b *testing.B) {
+	total := envSize(b, "TAPEWARD_BENCH_LARGE_BYTES", 2<<30)
+	per := total / 16
+	capacity := fmt.Sprintf("%dMiB", (total>>20)+256)
+	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, capacity: capacity}, volumes: 8})
+	if err := testtree.Make(w.root["web1"], testtree.Options{Seed: 16, LargeFiles: 16, LargeSize: per}); err != nil {
+		b.Fatal(err)
+	}
+	tarOut := filepath.Join(w.dir, "bench.tar")
+	var ours, tar time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		id := w.runJob("web1-home", "Full")
+		j, report := w.waitJob(id, 30*time.Minute)
+		ours += time.Since(t0)
+		b.StopTimer()
+		if j.Status != "T" || j.Bytes < 16*per {
+			b.Fatalf("job %d: %s, %d bytes (want T, %d): %q\n%s", id, j.Status, j.Bytes, 16*per, j.ErrorReason, report)
+		}
+		tar += timeTar(b, w.root["web1"], tarOut)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	mb := float64(16*per) * float64(b.N) / 1e6
+	b.ReportMetric(mb/ours.Seconds(), "MB/s")
+	b.ReportMetric(mb/tar.Seconds(), "tar-MB/s")
+	b.ReportMetric(tar.Seconds()/ours.Seconds(), "ratio-vs-tar")
+	reportRSS(b, w)
+}
+
+// BenchmarkBackupSmallFiles: a Full of 100,000 files of 4 KiB (by
+// default) end to end including the catalog commit (the job is T only
+// once its rows are committed) against tar's files/s (goal ≥ 0.5×); then
+// an Incremental with nothing changed against `find DIR -newer REF` (goal
+// ≤ 2× its time).
+func BenchmarkBackupSmallFiles(b *testing.B) {
+	n := int(envSize(b, "TAPEWARD_BENCH_SMALL_FILES", 100000))
+	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, capacity: fmt.Sprintf("%dMiB", n*5/1024+256)}, volumes: 8})
+	root := w.root["web1"]
+	if err := testtree.Make(root, testtree.Options{Seed: 100, SmallFiles: n, SmallSize: 4096}); err != nil {
+		b.Fatal(err)
+	}
+	entries := n + (n+99)/100 + 2 // files, small/dNN, small/, the root
+	ref := filepath.Join(w.dir, "newer-ref")
+	if err := os.WriteFile(ref, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	tarOut := filepath.Join(w.dir, "bench.tar")
+	var full, tar, incr, find time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		id := w.runJob("web1-home", "Full")
+		j, report := w.waitJob(id, 30*time.Minute)
+		full += time.Since(t0)
+		b.StopTimer()
+		if j.Status != "T" || j.Files < int64(n) {
+			b.Fatalf("Full %d: %s, %d files (want T, %d): %q\n%s", id, j.Status, j.Files, n, j.ErrorReason, report)
+		}
+		tar += timeTar(b, root, tarOut)
+
+		t0 = time.Now()
+		id = w.runJob("web1-home", "Incremental")
+		j, report = w.waitJob(id, 30*time.Minute)
+		incr += time.Since(t0)
+		// Nothing changed: at most the directories (filed stores every
+		// directory in every job, and the ones above the root).
+		if dirs := int64((n+99)/100 + 2 + len(testtree.Parents(root))); j.Status != "T" || j.Level != "Incremental" || j.Files > dirs {
+			b.Fatalf("Incremental %d over an unchanged tree: %s %s, %d files: %q\n%s", id, j.Status, j.Level, j.Files, j.ErrorReason, report)
+		}
+		t0 = time.Now()
+		out, err := exec.Command("find", root, "-newer", ref).Output()
+		find += time.Since(t0)
+		if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+			b.Fatalf("find %s -newer %s: %v (%d bytes of output: the tree changed)", root, ref, err, len(out))
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	files := float64(entries) * float64(b.N)
+	b.ReportMetric(files/full.Seconds(), "files/s")
+	b.ReportMetric(files/tar.Seconds(), "tar-files/s")
+	b.ReportMetric(tar.Seconds()/full.Seconds(), "ratio-vs-tar")
+	b.ReportMetric(incr.Seconds()/float64(b.N), "incr-s")
+	b.ReportMetric(find.Seconds()/float64(b.N), "find-newer-s")
+	b.ReportMetric(incr.Seconds()/find.Seconds(), "incr-vs-find")
+	reportRSS(b, w)
+}
