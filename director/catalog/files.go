@@ -201,7 +201,17 @@ func (s *Store) BeginFiles(ctx context.Context, jobID int64) (*FileBatch, error)
 		return nil, &JobStateError{JobID: jobID, Job: j.Name, Op: "write file records of", Status: j.Status, Want: []JobStatus{JobRunning}}
 	}
 	b := &FileBatch{s: s, jobID: jobID, job: j.Name, MaxBuffered: DefaultMaxBuffered, flushed: j.FlushedOffset,
-		lastOff: j.FlushedOffset, parts: map[partKey]int64{}}
+		parts: map[partKey]int64{}}
+	// Rows go on after the last committed one. (Not after the flushed
+	// offset: a member whose header is before it and whose data goes on
+	// past it is committed by a later flush.)
+	var last *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(stream_offset) FROM files WHERE job_id = $1`, jobID).Scan(&last); err != nil {
+		return nil, dbErr(fmt.Sprintf("reading the last file record of job %d", jobID), err)
+	}
+	if last != nil {
+		b.lastOff, b.haveLast = *last, true
+	}
 	return b, b.loadParts(ctx)
 }
 
@@ -248,7 +258,7 @@ func (b *FileBatch) Add(ctx context.Context, r FileRow) error {
 		return b.refuse(&r, "unknown type %q", r.Type)
 	case r.SHA256 != nil && len(r.SHA256) != 32:
 		return b.refuse(&r, "a SHA-256 digest has 32 bytes, not %d", len(r.SHA256))
-	case r.StreamOffset < b.flushed || (b.haveLast && r.StreamOffset <= b.lastOff):
+	case b.haveLast && r.StreamOffset <= b.lastOff:
 		return b.refuse(&r, "stream offset %d is not after the previous record's (%d)", r.StreamOffset, b.lastOff)
 	case r.EndOffset <= r.StreamOffset:
 		return b.refuse(&r, "end offset %d is not after its stream offset %d", r.EndOffset, r.StreamOffset)

@@ -550,3 +550,52 @@ func TestOverwriteIncompleteTapeFile(t *testing.T) {
 		t.Fatalf("%d file_parts rows of A left, %v", n, err)
 	}
 }
+
+// A member whose header is before the flushed offset and whose data goes
+// on past it (a large file storaged flushed in the middle of) is added
+// after that flush and committed by a later one — also by a FileBatch
+// opened again on the job.
+func TestMemberStraddlingAFlush(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
+	f.part(t, job, "V00001")
+	b, err := f.s.BeginFiles(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, row("/d/a", "V00001", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Flush(ctx, 50000); err != nil || n != 1 {
+		t.Fatalf("Flush(50000) = %d, %v", n, err)
+	}
+	big := row("/d/big", "V00001", 1024)
+	big.EndOffset = 100000
+	if err := b.Add(ctx, big); err != nil {
+		t.Fatalf("adding the member straddling the flushed offset: %v", err)
+	}
+	if err := b.Add(ctx, row("/d/a", "V00001", 0)); err == nil {
+		t.Fatal("a row before the last one was taken")
+	}
+	if n, err := b.Flush(ctx, 100000); err != nil || n != 1 {
+		t.Fatalf("Flush(100000) = %d, %v", n, err)
+	}
+	b2, err := f.s.BeginFiles(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Add(ctx, row("/d/big", "V00001", 1024)); err == nil {
+		t.Fatal("a reopened batch took a row already committed")
+	}
+	if err := b2.Add(ctx, row("/d/c", "V00001", 100000)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b2.Flush(ctx, 101024); err != nil || n != 1 {
+		t.Fatalf("Flush(101024) = %d, %v", n, err)
+	}
+	got, _ := f.s.ListFiles(ctx, job)
+	if strings.Join(paths(got), ",") != "/d/a,/d/big,/d/c" {
+		t.Fatalf("files: %v", paths(got))
+	}
+}

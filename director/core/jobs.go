@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -317,6 +318,12 @@ type FileRow struct {
 	Size         int64  `json:"size"`
 	Mode         uint32 `json:"mode"`
 	MtimeNS      int64  `json:"mtime_ns"`
+	UID          int64  `json:"uid"`
+	GID          int64  `json:"gid"`
+	Uname        string `json:"uname,omitempty"`
+	Gname        string `json:"gname,omitempty"`
+	Link         string `json:"link,omitempty"`   // symlink target or hard link's first path (catalog.RenderPath)
+	SHA256       string `json:"sha256,omitempty"` // hex, regular files and hard links
 	Volume       string `json:"volume"`
 	TapeFile     int    `json:"tape_file"`
 	Block        int64  `json:"block"`
@@ -338,8 +345,15 @@ func (d *Director) listFiles(ctx context.Context, cmd console.Command) (*Output,
 	fmt.Fprintln(tw, "PATH\tTYPE\tSIZE\tVOLUME\tFILE\tBLOCK\tOFFSET")
 	for _, f := range fs {
 		p := catalog.RenderPath(f.Path)
-		rows = append(rows, FileRow{Path: p, Type: f.Type, Size: f.Size, Mode: f.Mode, MtimeNS: f.MtimeNS, Volume: f.At.Volume, TapeFile: f.At.TapeFile,
-			Block: f.At.Block, Offset: f.At.Offset, StreamOffset: f.StreamOffset, Parts: len(f.Parts)})
+		row := FileRow{Path: p, Type: f.Type, Size: f.Size, Mode: f.Mode, MtimeNS: f.MtimeNS, UID: f.UID, GID: f.GID, Uname: f.Uname, Gname: f.Gname,
+			Volume: f.At.Volume, TapeFile: f.At.TapeFile, Block: f.At.Block, Offset: f.At.Offset, StreamOffset: f.StreamOffset, Parts: len(f.Parts)}
+		if len(f.Link) > 0 {
+			row.Link = catalog.RenderPath(f.Link)
+		}
+		if len(f.SHA256) > 0 {
+			row.SHA256 = hex.EncodeToString(f.SHA256)
+		}
+		rows = append(rows, row)
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\n", p, f.Type, f.Size, f.At.Volume, f.At.TapeFile, f.At.Block, f.At.Offset)
 	}
 	tw.Flush()

@@ -52,12 +52,30 @@ func (r *Runner) logf(j *job, level, format string, a ...any) {
 	}
 }
 
+// end records a job's end. While the catalog is unreachable it retries
+// (1 s, doubling to 1 min) until it answers or the director shuts down —
+// then the next start-up ends the job ("interrupted"): a job never stays
+// running in the catalog because its end could not be written once.
 func (r *Runner) end(ctx context.Context, id int64, st catalog.JobStatus, sum catalog.JobSummary) error {
-	err := r.o.Catalog.EndJob(ctx, id, st, sum)
-	if err != nil {
-		r.log.Error("ending a job failed", "jobid", id, "status", string(st), "error", err.Error())
+	wait := time.Second
+	for {
+		err := r.o.Catalog.EndJob(ctx, id, st, sum)
+		if err == nil {
+			return nil
+		}
+		if !catalog.Unavailable(err) {
+			r.log.Error("ending a job failed", "jobid", id, "status", string(st), "error", err.Error())
+			return err
+		}
+		r.log.Warn("the catalog is unreachable: retrying to record the job's end", "jobid", id, "status", string(st), "retry_in", wait.String(), "error", err.Error())
+		select {
+		case <-r.o.After(wait):
+		case <-r.stopping:
+			r.log.Error("the director is stopping with a job's end not recorded: the next start-up ends it", "jobid", id, "status", string(st))
+			return err
+		}
+		wait = min(2*wait, time.Minute)
 	}
-	return err
 }
 
 // session is what one run of a job has done so far.

@@ -71,6 +71,9 @@ type Runner struct {
 	volumes map[string]bool // volumes a job of this runner is using
 	changed chan struct{}   // closed and replaced when a resource is released
 	closed  bool
+	// stopping is closed by Shutdown (a job waiting for the catalog to
+	// record its end stops waiting: the next start-up ends it).
+	stopping chan struct{}
 	wg      sync.WaitGroup
 }
 
@@ -102,7 +105,7 @@ func New(ctx context.Context, o Options) (*Runner, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Runner{o: o, log: o.Log, m: o.Metrics, active: map[int64]*job{}, drives: map[string]int{}, busy: map[string]int{},
-		volumes: map[string]bool{}, changed: make(chan struct{})}
+		volumes: map[string]bool{}, changed: make(chan struct{}), stopping: make(chan struct{})}
 	ids, err := o.Catalog.InterruptRunning(ctx, "the director stopped while the job was active (found at start-up)")
 	if err != nil {
 		return nil, fmt.Errorf("ending jobs a previous director left running: %w", err)
@@ -329,6 +332,9 @@ func (r *Runner) StatusOf(id int64) (Status, bool) {
 // left for the next start-up (New marks them E).
 func (r *Runner) Shutdown(ctx context.Context) {
 	r.mu.Lock()
+	if !r.closed {
+		close(r.stopping)
+	}
 	r.closed = true
 	for _, j := range r.active {
 		j.cancel(errShutdown)

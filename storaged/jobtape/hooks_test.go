@@ -29,7 +29,9 @@ func TestPartHooksAndMaxBatch(t *testing.T) {
 	if j.err != nil {
 		t.Fatal(j.err)
 	}
-	if len(parts) != 1 || len(done) != 1 || parts[0].TapeFile != done[0].TapeFile || done[0].Blocks == 0 {
+	// The data part, then the index tape file (numbered after it).
+	if len(parts) != 2 || len(done) != 2 || parts[0].TapeFile != done[0].TapeFile || done[0].Blocks == 0 || parts[0].Index ||
+		!parts[1].Index || !done[1].Index || parts[1].Part != 2 || parts[1].TapeFile != parts[0].TapeFile+1 || done[1].Blocks == 0 {
 		t.Fatalf("OnPart %+v, OnPartDone %+v", parts, done)
 	}
 	if events[0] != "part" || events[len(events)-1] != "done" {

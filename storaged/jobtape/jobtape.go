@@ -94,9 +94,12 @@ type Options struct {
 	// at the next block boundary without waiting for FlushEvery, so the
 	// records' receiver never gets a huge batch.
 	MaxBatch int
-	// OnPart runs when a data tape file starts (its part header is
-	// encoded, before any record on it is reported); OnPartDone when it
-	// ended (its filemark written). Both run on the writer's goroutine:
+	// OnPart runs when a tape file starts — a data part (its part header
+	// is encoded, before any record on it is reported) or the index
+	// (Part.Index, before its first block) —; OnPartDone when it ended
+	// (its filemark written). An index tape file that did not fit gets
+	// no OnPartDone (it stays incomplete; the index is written whole on
+	// the next volume as a new part). Both run on the writer's goroutine:
 	// hand the part on and return. p.Drive is the device's address.
 	OnPart     func(p Part)
 	OnPartDone func(p Part)
@@ -133,6 +136,9 @@ type Part struct {
 	Cut          *archive.Cut `json:"cut,omitempty"`
 	// EarlyWarning: the part ended because the volume was full.
 	EarlyWarning bool `json:"early_warning,omitempty"`
+	// Index: the job's index tape file (numbered after the last data
+	// part; StreamOffset is the stream's end).
+	Index bool `json:"index,omitempty"`
 
 	contAt int64 // byte of the continuation member's header in the tape file
 }
@@ -188,6 +194,9 @@ type JobWriter struct {
 
 	err    error
 	closed bool
+	// indexParts counts index tape files started (one more when the
+	// first did not fit on its volume).
+	indexParts int
 }
 
 // New starts the job's first part at dev's current position (the caller
@@ -626,6 +635,12 @@ func (j *JobWriter) writeIndex() (Part, error) {
 	}
 	start := w.Start()
 	last := j.parts[len(j.parts)-1]
+	j.indexParts++
+	p := Part{Part: last.Part + j.indexParts, Index: true, Volume: j.volume, VolumeSeq: j.volSeq, Drive: j.dev.Addr(), TapeFile: start.File,
+		FirstBlock: start.Block, StreamOffset: j.off, BlockSize: w.BlockSize()}
+	if j.opts.OnPart != nil {
+		j.opts.OnPart(p)
+	}
 	ph := archive.PartHeader{Kind: archive.KindIndex, JobID: j.info.JobID, Job: j.info.Job, Client: j.info.Client,
 		FileSet: j.info.FileSet, Level: j.info.Level, Part: last.Part, VolumeSeq: j.volSeq, StreamOffset: j.off,
 		BlockSize: w.BlockSize(), Volume: j.volume, TapeFile: int(start.File), Created: j.info.Created}
@@ -648,7 +663,9 @@ func (j *JobWriter) writeIndex() (Part, error) {
 	if err := w.Close(); err != nil {
 		return Part{}, idxFail("ending the index tape file", err)
 	}
-	return Part{Part: last.Part, Volume: j.volume, VolumeSeq: j.volSeq, Drive: j.dev.Addr(), TapeFile: start.File,
-		FirstBlock: start.Block, LastBlock: start.Block + w.Blocks() - 1, Blocks: w.Blocks(), Bytes: w.OnTape(),
-		BlockSize: w.BlockSize(), EarlyWarning: w.EarlyWarning()}, nil
+	p.LastBlock, p.Blocks, p.Bytes, p.EarlyWarning = start.Block+w.Blocks()-1, w.Blocks(), w.OnTape(), w.EarlyWarning()
+	if j.opts.OnPartDone != nil {
+		j.opts.OnPartDone(p)
+	}
+	return p, nil
 }

@@ -232,7 +232,10 @@ func readMember(t *testing.T, vols []*vol, a archive.Address, bs int, path strin
 		t.Fatalf("address on unknown volume %q", a.Volume)
 	}
 	// Addresses count blocks from the tape file's first block.
-	if err := v.d.Locate(scsi.LocateFile, uint64(a.TapeFile)); err != nil {
+	if err := v.d.Rewind(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.d.Space(scsi.SpaceFilemarks, a.TapeFile); err != nil {
 		t.Fatal(err)
 	}
 	pos, err := v.d.ReadPosition()

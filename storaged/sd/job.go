@@ -362,7 +362,11 @@ func (s *JobSession) emit(ev *pb.JobEvent) {
 
 func (s *JobSession) onPart(p jobtape.Part) {
 	s.partSeq[p.Part] = s.volSeq
-	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Part{Part: &pb.JobPart{Part: uint32(p.Part), Kind: "data", Volume: p.Volume, VolumeSeq: s.volSeq,
+	kind := "data"
+	if p.Index {
+		kind = "index"
+	}
+	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Part{Part: &pb.JobPart{Part: uint32(p.Part), Kind: kind, Volume: p.Volume, VolumeSeq: s.volSeq,
 		TapeFile: uint32(p.TapeFile), FirstBlock: p.FirstBlock, StreamOffset: p.StreamOffset, Drive: s.dr.name}}})
 }
 
@@ -533,13 +537,9 @@ func (s *JobSession) write() error {
 			if it.end.Members != 0 && it.end.Members != uint64(sum.Members) {
 				s.log.Warn("the client's end names another member count than the records it sent", "client_members", it.end.Members, "records", sum.Members)
 			}
-			last := 0
-			if n := len(sum.Parts); n > 0 {
-				last = sum.Parts[n-1].Part
-			}
 			idx := sum.Index
 			s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Done{Done: &pb.JobDone{Parts: uint32(len(sum.Parts)), Members: uint64(sum.Members), StreamBytes: sum.StreamBytes,
-				Index: &pb.JobPart{Part: uint32(last + 1), Kind: "index", Volume: idx.Volume, VolumeSeq: s.volSeq, TapeFile: uint32(idx.TapeFile),
+				Index: &pb.JobPart{Part: uint32(idx.Part), Kind: "index", Volume: idx.Volume, VolumeSeq: s.volSeq, TapeFile: uint32(idx.TapeFile),
 					FirstBlock: idx.FirstBlock, StreamOffset: sum.StreamBytes, Drive: s.dr.name}}}})
 			return nil
 		}

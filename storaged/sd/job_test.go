@@ -465,14 +465,16 @@ func TestJobSession(t *testing.T) {
 	if reply.StreamBytes != s.bytes || reply.Parts != 1 || len(reply.Volumes) != 1 {
 		t.Fatalf("JobData reply %v, sent %d bytes", reply, s.bytes)
 	}
-	if k := strings.Join(r.kinds(), ","); k != "part,part_done,done" {
-		t.Fatalf("events %s, want part,part_done,done", k)
+	if k := strings.Join(r.kinds(), ","); k != "part,part_done,part,part_done,done" {
+		t.Fatalf("events %s, want part,part_done,part,part_done,done (data, then index)", k)
 	}
-	var part *pb.JobPart
+	var part, index *pb.JobPart
 	var done *pb.JobDone
 	for _, ev := range r.events {
-		if p := ev.GetPart(); p != nil {
+		if p := ev.GetPart(); p != nil && part == nil {
 			part = p
+		} else if p != nil {
+			index = p
 		}
 		if d := ev.GetDone(); d != nil {
 			done = d
@@ -480,6 +482,9 @@ func TestJobSession(t *testing.T) {
 	}
 	if part.TapeFile != 2 || part.Volume != "V1" || part.Drive != "drive0" || part.Kind != "data" {
 		t.Fatalf("part %v", part)
+	}
+	if index.TapeFile != 3 || index.Part != 2 || index.Kind != "index" || index.StreamOffset != s.bytes {
+		t.Fatalf("index part %v", index)
 	}
 	if done.Members != uint64(len(files)) || done.StreamBytes != s.bytes || done.Index.TapeFile != 3 || done.Index.Kind != "index" {
 		t.Fatalf("done %v", done)
@@ -578,7 +583,7 @@ func TestJobSpansThreeVolumes(t *testing.T) {
 	if strings.Join(reply.Volumes, ",") != "V1,V2,V3" || reply.Parts != 3 {
 		t.Fatalf("reply %v, want 3 parts on V1,V2,V3", reply)
 	}
-	if k := strings.Join(r.kinds(), ","); k != "part,part_done,need_volume,part,part_done,need_volume,part,part_done,done" {
+	if k := strings.Join(r.kinds(), ","); k != "part,part_done,need_volume,part,part_done,need_volume,part,part_done,part,part_done,done" {
 		t.Fatalf("events %s", k)
 	}
 	recs := r.records()
@@ -591,7 +596,7 @@ func TestJobSpansThreeVolumes(t *testing.T) {
 			seqs = append(seqs, p.VolumeSeq)
 		}
 	}
-	if fmt.Sprint(seqs) != "[1 2 3]" {
+	if fmt.Sprint(seqs) != "[1 2 3 3]" { // three data parts, the index on the third volume
 		t.Fatalf("parts' volume_seq %v", seqs)
 	}
 	for _, rec := range recs {
