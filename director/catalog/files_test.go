@@ -599,3 +599,23 @@ func TestMemberStraddlingAFlush(t *testing.T) {
 		t.Fatalf("files: %v", paths(got))
 	}
 }
+
+// RecordPart of a part already recorded: the same tape file is a no-op
+// (storaged records each tape file before writing it, and the job's
+// event stream names it again); another is refused.
+func TestRecordPartTwice(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
+	tf := f.part(t, job, "V00001")
+	if err := f.s.RecordPart(ctx, job, Part{Part: 1, Volume: "V00001", VolumeIndex: 1, TapeFile: tf}); err != nil {
+		t.Fatalf("the same part again: %v", err)
+	}
+	if err := f.s.RecordPart(ctx, job, Part{Part: 1, Volume: "V00001", VolumeIndex: 1, TapeFile: tf + 1}); err == nil ||
+		!strings.Contains(err.Error(), "is recorded as data tape file") {
+		t.Fatalf("part 1 on another tape file: %v", err)
+	}
+	if jm, err := f.s.ListJobMedia(ctx, job); err != nil || len(jm) != 1 {
+		t.Fatalf("job media %+v, %v", jm, err)
+	}
+}

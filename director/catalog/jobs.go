@@ -528,6 +528,21 @@ func (s *Store) RecordPart(ctx context.Context, jobID int64, p Part) error {
 		if err != nil {
 			return dbErr(op, err)
 		}
+		// Recorded already (storaged records each tape file synchronously
+		// before writing it, and the job's event stream reports it too):
+		// the same part again is a no-op, another one a refusal.
+		var have Part
+		err = tx.QueryRow(ctx, `SELECT m.volume_name, jm.tape_file, jm.kind FROM job_media jm JOIN media m ON m.id = jm.media_id
+			WHERE jm.job_id = $1 AND jm.part = $2`, jobID, p.Part).Scan(&have.Volume, &have.TapeFile, &have.Kind)
+		switch {
+		case err == nil && have.Volume == p.Volume && have.TapeFile == p.TapeFile && have.Kind == p.Kind:
+			return nil
+		case err == nil:
+			return invalid("job part", "job %d part %d is recorded as %s tape file %d of volume %s, not %s tape file %d of %s",
+				jobID, p.Part, have.Kind, have.TapeFile, quoteName(have.Volume), p.Kind, p.TapeFile, quoteName(p.Volume))
+		case !errors.Is(err, pgx.ErrNoRows):
+			return dbErr(op, err)
+		}
 		if err := overwriteTx(ctx, tx, jobID, mediaID, p, s.nowUTC()); err != nil {
 			return err
 		}

@@ -428,6 +428,20 @@ func (s *StorageService) BeginWrite(ctx context.Context, r *pb.BeginWriteRequest
 		s.D.log.Warn("refused a write session", "volume", r.Volume, "storage", p.Name, "drive", r.Drive, "error", err.Error())
 		return nil, catalogStatus(err)
 	}
+	if pt := r.Part; r.JobId != 0 && pt != nil {
+		if pt.Volume != r.Volume || pt.TapeFile != r.TapeFile {
+			return nil, status.Errorf(codes.InvalidArgument, "job %d part %d: the part names tape file %d of volume %s, the request tape file %d of %s",
+				r.JobId, pt.Part, pt.TapeFile, pt.Volume, r.TapeFile, r.Volume)
+		}
+		err := s.D.store.RecordPart(ctx, r.JobId, catalog.Part{Part: int(pt.Part), Kind: pt.Kind, Volume: pt.Volume, VolumeIndex: int(pt.VolumeSeq),
+			TapeFile: int(pt.TapeFile), FirstBlock: int64(pt.FirstBlock), FirstStreamOffset: pt.StreamOffset})
+		if err != nil {
+			s.D.log.Warn("refused a job's tape file", "jobid", r.JobId, "part", pt.Part, "volume", r.Volume, "tape_file", r.TapeFile, "error", err.Error())
+			return nil, catalogStatus(err)
+		}
+		s.D.log.Debug("job tape file recorded", "jobid", r.JobId, "part", pt.Part, "kind", pt.Kind, "volume", r.Volume, "tape_file", r.TapeFile)
+		return &pb.BeginWriteReply{}, nil
+	}
 	s.D.log.Info("write session begins: the volume holds data", "volume", r.Volume, "storage", p.Name, "drive", r.Drive,
 		"tape_file", r.TapeFile, "fingerprint", r.KeyFingerprint, "data_since", since.Format(time.RFC3339))
 	return &pb.BeginWriteReply{}, nil

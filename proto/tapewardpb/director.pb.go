@@ -428,8 +428,14 @@ type BeginWriteRequest struct {
 	Drive          string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"`
 	TapeFile       uint32                 `protobuf:"varint,3,opt,name=tape_file,json=tapeFile,proto3" json:"tape_file,omitempty"`                  // the tape file the session will write
 	KeyFingerprint string                 `protobuf:"bytes,4,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"` // the key the drive holds ("" for clear)
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// In a job session, before each tape file of the job (data parts and
+	// the index): the director records the part (job_media) and only then
+	// answers, so the tape never holds a tape file the catalog does not
+	// know (a crash leaves it recorded as incomplete, to be written over).
+	JobId         int64    `protobuf:"varint,5,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Part          *JobPart `protobuf:"bytes,6,opt,name=part,proto3" json:"part,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BeginWriteRequest) Reset() {
@@ -488,6 +494,20 @@ func (x *BeginWriteRequest) GetKeyFingerprint() string {
 		return x.KeyFingerprint
 	}
 	return ""
+}
+
+func (x *BeginWriteRequest) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *BeginWriteRequest) GetPart() *JobPart {
+	if x != nil {
+		return x.Part
+	}
+	return nil
 }
 
 type BeginWriteReply struct {
@@ -634,7 +654,7 @@ var File_tapeward_v1_director_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_director_proto_rawDesc = "" +
 	"\n" +
-	"\x1atapeward/v1/director.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\"\xc9\x01\n" +
+	"\x1atapeward/v1/director.proto\x12\vtapeward.v1\x1a\x18tapeward/v1/common.proto\x1a\x19tapeward/v1/storage.proto\"\xc9\x01\n" +
 	"\tLabelView\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x1c\n" +
@@ -667,12 +687,14 @@ const file_tapeward_v1_director_proto_rawDesc = "" +
 	"\x06detail\x18\t \x01(\tR\x06detail\x12\x1b\n" +
 	"\ttime_unix\x18\n" +
 	" \x01(\x03R\btimeUnix\"\x13\n" +
-	"\x11ReportVolumeReply\"\x87\x01\n" +
+	"\x11ReportVolumeReply\"\xc8\x01\n" +
 	"\x11BeginWriteRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x14\n" +
 	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x1b\n" +
 	"\ttape_file\x18\x03 \x01(\rR\btapeFile\x12'\n" +
-	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\"\x11\n" +
+	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\x12\x15\n" +
+	"\x06job_id\x18\x05 \x01(\x03R\x05jobId\x12(\n" +
+	"\x04part\x18\x06 \x01(\v2\x14.tapeward.v1.JobPartR\x04part\"\x11\n" +
 	"\x0fBeginWriteReply\"\x97\x01\n" +
 	"\x13StorageHelloRequest\x12\x17\n" +
 	"\akek_ids\x18\x01 \x03(\tR\x06kekIds\x124\n" +
@@ -712,25 +734,27 @@ var file_tapeward_v1_director_proto_goTypes = []any{
 	(*StorageHelloRequest)(nil), // 7: tapeward.v1.StorageHelloRequest
 	(*StorageHelloReply)(nil),   // 8: tapeward.v1.StorageHelloReply
 	(*WrappedKey)(nil),          // 9: tapeward.v1.WrappedKey
-	(*KekCount)(nil),            // 10: tapeward.v1.KekCount
+	(*JobPart)(nil),             // 10: tapeward.v1.JobPart
+	(*KekCount)(nil),            // 11: tapeward.v1.KekCount
 }
 var file_tapeward_v1_director_proto_depIdxs = []int32{
 	0,  // 0: tapeward.v1.GetVolumeKeyRequest.label:type_name -> tapeward.v1.LabelView
 	9,  // 1: tapeward.v1.GetVolumeKeyReply.key:type_name -> tapeward.v1.WrappedKey
-	10, // 2: tapeward.v1.StorageHelloRequest.cache_keks:type_name -> tapeward.v1.KekCount
-	1,  // 3: tapeward.v1.Director.GetVolumeKey:input_type -> tapeward.v1.GetVolumeKeyRequest
-	3,  // 4: tapeward.v1.Director.ReportVolume:input_type -> tapeward.v1.ReportVolumeRequest
-	5,  // 5: tapeward.v1.Director.BeginWrite:input_type -> tapeward.v1.BeginWriteRequest
-	7,  // 6: tapeward.v1.Director.StorageHello:input_type -> tapeward.v1.StorageHelloRequest
-	2,  // 7: tapeward.v1.Director.GetVolumeKey:output_type -> tapeward.v1.GetVolumeKeyReply
-	4,  // 8: tapeward.v1.Director.ReportVolume:output_type -> tapeward.v1.ReportVolumeReply
-	6,  // 9: tapeward.v1.Director.BeginWrite:output_type -> tapeward.v1.BeginWriteReply
-	8,  // 10: tapeward.v1.Director.StorageHello:output_type -> tapeward.v1.StorageHelloReply
-	7,  // [7:11] is the sub-list for method output_type
-	3,  // [3:7] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	10, // 2: tapeward.v1.BeginWriteRequest.part:type_name -> tapeward.v1.JobPart
+	11, // 3: tapeward.v1.StorageHelloRequest.cache_keks:type_name -> tapeward.v1.KekCount
+	1,  // 4: tapeward.v1.Director.GetVolumeKey:input_type -> tapeward.v1.GetVolumeKeyRequest
+	3,  // 5: tapeward.v1.Director.ReportVolume:input_type -> tapeward.v1.ReportVolumeRequest
+	5,  // 6: tapeward.v1.Director.BeginWrite:input_type -> tapeward.v1.BeginWriteRequest
+	7,  // 7: tapeward.v1.Director.StorageHello:input_type -> tapeward.v1.StorageHelloRequest
+	2,  // 8: tapeward.v1.Director.GetVolumeKey:output_type -> tapeward.v1.GetVolumeKeyReply
+	4,  // 9: tapeward.v1.Director.ReportVolume:output_type -> tapeward.v1.ReportVolumeReply
+	6,  // 10: tapeward.v1.Director.BeginWrite:output_type -> tapeward.v1.BeginWriteReply
+	8,  // 11: tapeward.v1.Director.StorageHello:output_type -> tapeward.v1.StorageHelloReply
+	8,  // [8:12] is the sub-list for method output_type
+	4,  // [4:8] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_director_proto_init() }
@@ -739,6 +763,7 @@ func file_tapeward_v1_director_proto_init() {
 		return
 	}
 	file_tapeward_v1_common_proto_init()
+	file_tapeward_v1_storage_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

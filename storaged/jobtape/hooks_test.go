@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
@@ -21,7 +22,7 @@ func TestPartHooksAndMaxBatch(t *testing.T) {
 	var events []string
 	var parts, done []Part
 	opts := Options{MaxBatch: 7, FlushEvery: 1 << 40,
-		OnPart:     func(p Part) { parts = append(parts, p); events = append(events, "part") },
+		OnPart:     func(p Part) error { parts = append(parts, p); events = append(events, "part"); return nil },
 		OnPartDone: func(p Part) { done = append(done, p); events = append(events, "done") }}
 	opts.OnFlushed = func(Flushed) { events = append(events, "flushed") }
 	files := makeFiles(3, 100)
@@ -104,4 +105,30 @@ func TestAbort(t *testing.T) {
 
 func noVolume(context.Context, error) (*scsi.Device, string, error) {
 	return nil, "", errors.New("no next volume in this test")
+}
+
+// TestOnPartRefusalWritesNothing: a tape file that cannot be recorded
+// (the director refused or is unreachable) is not written: the job fails
+// with the tape where it was.
+func TestOnPartRefusalWritesNothing(t *testing.T) {
+	lib := newLib(t, 4, 1, 8<<20)
+	vols := []*vol{mount(t, lib, 1, 0, "V1", true, 64<<10)}
+	before, err := vols[0].d.ReadPosition()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusal := errors.New("the director did not record it")
+	_, err = New(vols[0].d, JobInfo{JobID: 42, Job: "nightly", Client: "c1", FileSet: "home", Level: "Full", Volume: vols[0].name, Created: testTime},
+		Options{OnPart: func(Part) error { return refusal },
+			NextVolume: func(context.Context, error) (*scsi.Device, string, error) { return nil, "", errors.New("one volume") }})
+	if !errors.Is(err, refusal) || !strings.Contains(err.Error(), "recording the tape file before writing it") {
+		t.Fatalf("New: %v", err)
+	}
+	after, err := vols[0].d.ReadPosition()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Block != before.Block || after.File != before.File {
+		t.Fatalf("the tape moved from %+v to %+v: something was written", before, after)
+	}
 }

@@ -99,9 +99,11 @@ type Options struct {
 	// (Part.Index, before its first block) —; OnPartDone when it ended
 	// (its filemark written). An index tape file that did not fit gets
 	// no OnPartDone (it stays incomplete; the index is written whole on
-	// the next volume as a new part). Both run on the writer's goroutine:
+	// the next volume as a new part). An error from OnPart (the part
+	// could not be recorded) fails the job before a byte of that tape
+	// file is written. Both run on the writer's goroutine:
 	// hand the part on and return. p.Drive is the device's address.
-	OnPart     func(p Part)
+	OnPart     func(p Part) error
 	OnPartDone func(p Part)
 	// AfterFirstBlock runs after the first block of each tape file
 	// (e.g. tapeio.VerifyFirstBlock(ukad) for an encrypted volume);
@@ -264,7 +266,9 @@ func (j *JobWriter) startPart(dev *scsi.Device, volume string, cut *archive.Cut)
 		j.cur.contAt = int64(len(hdr) - r.Len())
 	}
 	if j.opts.OnPart != nil {
-		j.opts.OnPart(j.cur)
+		if err := j.opts.OnPart(j.cur); err != nil {
+			return j.fail("recording the tape file before writing it", err)
+		}
 	}
 	if _, err := j.w.Write(hdr); err != nil {
 		return j.fail("writing the part header", err)
@@ -639,7 +643,10 @@ func (j *JobWriter) writeIndex() (Part, error) {
 	p := Part{Part: last.Part + j.indexParts, Index: true, Volume: j.volume, VolumeSeq: j.volSeq, Drive: j.dev.Addr(), TapeFile: start.File,
 		FirstBlock: start.Block, StreamOffset: j.off, BlockSize: w.BlockSize()}
 	if j.opts.OnPart != nil {
-		j.opts.OnPart(p)
+		if err := j.opts.OnPart(p); err != nil {
+			j.err = &Error{Volume: j.volume, TapeFile: start.File, Part: p.Part, Op: "recording the index tape file before writing it", Err: err}
+			return Part{}, j.err
+		}
 	}
 	ph := archive.PartHeader{Kind: archive.KindIndex, JobID: j.info.JobID, Job: j.info.Job, Client: j.info.Client,
 		FileSet: j.info.FileSet, Level: j.info.Level, Part: last.Part, VolumeSeq: j.volSeq, StreamOffset: j.off,

@@ -360,14 +360,30 @@ func (s *JobSession) emit(ev *pb.JobEvent) {
 	}
 }
 
-func (s *JobSession) onPart(p jobtape.Part) {
+// onPart is jobtape's OnPart: before a byte of the tape file is written,
+// the director records it (BeginWrite with the part, synchronous), so the
+// tape never holds a tape file the catalog does not know; then the event.
+func (s *JobSession) onPart(p jobtape.Part) error {
 	s.partSeq[p.Part] = s.volSeq
 	kind := "data"
 	if p.Index {
 		kind = "index"
 	}
-	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Part{Part: &pb.JobPart{Part: uint32(p.Part), Kind: kind, Volume: p.Volume, VolumeSeq: s.volSeq,
-		TapeFile: uint32(p.TapeFile), FirstBlock: p.FirstBlock, StreamOffset: p.StreamOffset, Drive: s.dr.name}}})
+	part := &pb.JobPart{Part: uint32(p.Part), Kind: kind, Volume: p.Volume, VolumeSeq: s.volSeq,
+		TapeFile: uint32(p.TapeFile), FirstBlock: p.FirstBlock, StreamOffset: p.StreamOffset, Drive: s.dr.name}
+	err := s.d.director.BeginWrite(s.ctx, &pb.BeginWriteRequest{Volume: p.Volume, Drive: s.dr.name, TapeFile: uint32(p.TapeFile),
+		KeyFingerprint: s.keyFP, JobId: s.open.Job.JobId, Part: part})
+	if err != nil {
+		st := status.Convert(err)
+		code := st.Code()
+		if directorUnreachable(err) {
+			code = codes.Unavailable
+		}
+		return &DirectorRefusedError{Volume: p.Volume, Drive: s.dr.name, What: fmt.Sprintf("%s tape file %d of the job", kind, p.TapeFile), Code: code,
+			Msg: st.Message() + "; the tape file was not written (a job's tape file is written only once the director has recorded it)"}
+	}
+	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Part{Part: part}})
+	return nil
 }
 
 func (s *JobSession) onPartDone(p jobtape.Part) {
