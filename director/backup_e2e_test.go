@@ -496,6 +496,20 @@ func (w *world) waitWriting(id int64) {
 	}
 }
 
+// waitStreaming waits until job id has a tape file and fd has started
+// sending its data (its "backup started" line), and fails if the job
+// ended first.
+func (w *world) waitStreaming(id int64, fd *filedProc) {
+	w.t.Helper()
+	w.waitWriting(id)
+	testenv.WaitFor(w.t, "filed to start the backup", func() bool {
+		return strings.Contains(fd.proc.Output(), "backup started") || terminal(w.job(id).Status)
+	})
+	if j := w.job(id); terminal(j.Status) {
+		w.t.Fatalf("job %d ended (%s, %q) before the test could interrupt it: give it a larger tree", id, j.Status, j.ErrorReason)
+	}
+}
+
 // waitNoKey waits until no drive holds a key (storaged clears it when a
 // session ends).
 func (w *world) waitNoKey() {
@@ -514,7 +528,7 @@ func noKey(st string) bool {
 
 // bigTree is a tree a job takes long enough over (about a second through
 // encryption) for a test to interrupt it.
-var bigTree = testtree.Options{LargeFiles: 6, LargeSize: 10 << 20, SmallFiles: 50, SmallSize: 3000, Links: true}
+var bigTree = testtree.Options{LargeFiles: 16, LargeSize: 10 << 20, SmallFiles: 50, SmallSize: 3000, Links: true}
 
 // ---- the tests ----
 
@@ -743,7 +757,7 @@ func TestBackupStalledClient(t *testing.T) {
 	snap := w.makeTree("web1", bigTree)
 	fd := w.filed["web1"]
 	id := w.runJob("web1-home", "Full")
-	w.waitWriting(id)
+	w.waitStreaming(id, fd)
 	fd.proc.Cmd.Process.Signal(syscall.SIGSTOP)
 	t0 := time.Now()
 	j, report := w.waitJob(id, 60*time.Second)
@@ -773,7 +787,7 @@ func TestBackupKillMidJob(t *testing.T) {
 			snap := w.makeTree("web1", bigTree)
 			fd := w.filed["web1"]
 			id := w.runJob("web1-home", "Full")
-			w.waitWriting(id)
+			w.waitStreaming(id, fd)
 			switch victim {
 			case "storaged":
 				w.sd.Kill9(t)
@@ -921,6 +935,13 @@ func openSession(t *testing.T, w *world, volume string, slot uint32, client stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A running job of the catalog: storaged has the director record each
+	// tape file before it writes it.
+	var jobID int64
+	if err := w.sql(`INSERT INTO jobs (name, job_type, level, status, client, fileset, started_at)
+		VALUES ('token-test', 'Backup', 'Full', 'R', $1, 'fs', now()) RETURNING id`, client).Scan(&jobID); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := func() { cancel(); conn.Close() }
 	st, err := pb.NewStorageClient(conn).Job(ctx)
@@ -929,7 +950,7 @@ func openSession(t *testing.T, w *world, volume string, slot uint32, client stri
 		t.Fatalf("Storage.Job: %v", err)
 	}
 	err = st.Send(&pb.JobControl{Msg: &pb.JobControl_Open{Open: &pb.JobOpen{
-		Job:    &pb.JobSpec{JobId: int64(900 + slot), Job: "token-test", Client: client, Fileset: "fs", Level: "Full", Pool: "Backup"},
+		Job:    &pb.JobSpec{JobId: jobID, Job: "token-test", Client: client, Fileset: "fs", Level: "Full", Pool: "Backup"},
 		Volume: &pb.JobVolume{Volume: volume, Slot: slot, TapeFile: 2, VolumeSeq: 1}, Client: client}}})
 	if err != nil {
 		stop()

@@ -1,8 +1,10 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -27,13 +29,24 @@ func NewFiledDialer(files tlsconf.Files) *FiledDialer {
 	return &FiledDialer{files: files, conns: map[string]*grpc.ClientConn{}}
 }
 
-// Dial returns the Filed client of c (connected lazily).
+// Dial returns the Filed client of c. A client that was down (restarted,
+// rebooted) is reconnected: Dial waits up to clientConnectWait for its
+// connection instead of letting the call fail on the last error.
 func (d *FiledDialer) Dial(c *configs.Client) (pb.FiledClient, error) {
+	conn, err := d.conn(c)
+	if err != nil {
+		return nil, err
+	}
+	link.Ready(context.Background(), conn, clientConnectWait)
+	return pb.NewFiledClient(conn), nil
+}
+
+func (d *FiledDialer) conn(c *configs.Client) (*grpc.ClientConn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	key := c.Name + "\x00" + c.Address + "\x00" + c.TLSServerName
 	if conn, ok := d.conns[key]; ok {
-		return pb.NewFiledClient(conn), nil
+		return conn, nil
 	}
 	tc, err := tlsconf.Client(d.files, tlsconf.Peer{Role: tlsconf.RoleClient, Name: c.Name}, c.TLSServerName)
 	if err != nil {
@@ -44,8 +57,12 @@ func (d *FiledDialer) Dial(c *configs.Client) (pb.FiledClient, error) {
 		return nil, fmt.Errorf("[[client]] %s address %q: %w", c.Name, c.Address, err)
 	}
 	d.conns[key] = conn
-	return pb.NewFiledClient(conn), nil
+	return conn, nil
 }
+
+// clientConnectWait is how long a job waits for its client's filed to
+// accept a connection before its call fails with the reason.
+const clientConnectWait = 10 * time.Second
 
 // Close closes every connection.
 func (d *FiledDialer) Close() {

@@ -74,7 +74,7 @@ type Runner struct {
 	// stopping is closed by Shutdown (a job waiting for the catalog to
 	// record its end stops waiting: the next start-up ends it).
 	stopping chan struct{}
-	wg      sync.WaitGroup
+	wg       sync.WaitGroup
 }
 
 // errShutdown is the cause of a job cancelled by Shutdown.
