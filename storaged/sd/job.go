@@ -34,14 +34,18 @@ const (
 	// DefaultIdleTimeout drops a client that sent nothing (not even a
 	// keepalive) for this long, when JobOpen.idle_timeout_seconds is 0.
 	DefaultIdleTimeout = 120 * time.Second
-	// JobMaxBatch bounds the records of one JobFlushed event.
-	JobMaxBatch = 50_000
+	// JobMaxBatch bounds the records of one JobFlushed event (jobtape
+	// flushes early when that many wait), and with jobEvents the records
+	// a slow director can leave waiting here: memory stays bounded
+	// whatever the job's size (8 events of 8,192 records ≈ 40 MB at most).
+	JobMaxBatch = 8192
 	// jobBufSize and jobBufs: the ring of buffers between the goroutine
 	// receiving a client's data and the one writing it to tape.
 	jobBufSize = 1 << 20
 	jobBufs    = 4
-	// jobEvents bounds the events waiting for the Job stream's sender.
-	jobEvents = 64
+	// jobEvents bounds the events waiting for the Job stream's sender
+	// (the tape waits for the director beyond that).
+	jobEvents = 8
 )
 
 // Timer is a stoppable, resettable timer (*time.Timer is one); tests
