@@ -553,69 +553,186 @@ func (s *Store) CurrentView(ctx context.Context, c Chain, before time.Time) ([]F
 }
 
 // RecordDeletions compares the paths the client saw in job jobID (every
-// path, unchanged ones too: tools/filed/fileset) with the catalog's view of
-// the backups the job's restore chain holds before it — for an Incremental
-// the Full, the last Differential and the Incrementals since; for a
-// Differential its Full alone — and records as deleted in jobID every path
-// of that view the client did not see (nor stored in jobID). It returns how
-// many it recorded.
-// A Full records none. Run it once the walk is over (before EndJob).
+// path of its walk, unchanged ones included) with the view of the backups
+// the job is relative to — an Incremental all the earlier jobs of its
+// chain, a Differential its Full alone — and records as deleted in jobID
+// every path of that view the client did not see and the job did not
+// store. A Full records none. Run it once the walk is over (before
+// EndJob). It is BeginDeletions, Add of every path, Finish.
 func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[[]byte]) (int64, error) {
-	j, err := s.GetJob(ctx, jobID)
+	d, err := s.BeginDeletions(ctx, jobID)
 	if err != nil {
 		return 0, err
 	}
-	if j.Status != JobRunning && !j.Status.Waiting() {
-		return 0, &JobStateError{JobID: jobID, Job: j.Name, Op: "record deletions of", Status: j.Status, Want: []JobStatus{JobRunning}}
+	batch := make([][]byte, 0, 1024)
+	for p := range seen {
+		batch = append(batch, p)
+		if len(batch) == cap(batch) {
+			if err := d.Add(batch); err != nil {
+				d.Abort()
+				return 0, err
+			}
+			batch = make([][]byte, 0, 1024)
+		}
 	}
+	if err := d.Add(batch); err != nil {
+		d.Abort()
+		return 0, err
+	}
+	return d.Finish(ctx)
+}
+
+// Deletions records the deletions of a running Incremental or
+// Differential while its client walks: the paths it saw are copied into
+// a temporary table as they arrive (COPY, on one connection held for the
+// walk), so only the comparison is left when the walk ends. Add from one
+// goroutine, then Finish (or Abort). A Full's Deletions takes every path
+// and records nothing.
+type Deletions struct {
+	s     *Store
+	jobID int64
+	op    string
+	none  bool // a Full, or no earlier backup: nothing to compare with
+	chain []int64
+	tx    pgx.Tx
+	ch    chan [][]byte
+	done  chan struct{}
+	err   error // the COPY's, once done is closed
+	seen  int64
+}
+
+// BeginDeletions starts recording the deletions of job jobID (running).
+func (s *Store) BeginDeletions(ctx context.Context, jobID int64) (*Deletions, error) {
+	j, err := s.GetJob(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if j.Status != JobRunning && !j.Status.Waiting() {
+		return nil, &JobStateError{JobID: jobID, Job: j.Name, Op: "record deletions of", Status: j.Status, Want: []JobStatus{JobRunning}}
+	}
+	d := &Deletions{s: s, jobID: jobID, op: fmt.Sprintf("recording the deletions of job %d", jobID)}
 	if j.Level == LevelFull || j.Level == "" || j.StartedAt == nil {
+		d.none = true
+		return d, nil
+	}
+	d.chain, err = restoreChain(ctx, s.pool, Chain{Job: j.Name, Client: j.Client, Fileset: j.Fileset}, *j.StartedAt, jobID)
+	if errors.Is(err, ErrNotFound) {
+		d.none = true
+		return d, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if j.Level == LevelDifferential {
+		d.chain = d.chain[:1]
+	}
+	if d.tx, err = s.pool.Begin(ctx); err != nil {
+		return nil, dbErr(d.op, err)
+	}
+	if _, err := d.tx.Exec(ctx, `CREATE TEMP TABLE seen_paths (path bytea NOT NULL) ON COMMIT DROP`); err != nil {
+		d.tx.Rollback(context.WithoutCancel(ctx))
+		return nil, dbErr(d.op, err)
+	}
+	d.ch, d.done = make(chan [][]byte, 4), make(chan struct{})
+	go func() {
+		defer close(d.done)
+		var (
+			cur [][]byte
+			i   int
+		)
+		src := pgx.CopyFromFunc(func() ([]any, error) {
+			for i >= len(cur) {
+				b, ok := <-d.ch
+				if !ok {
+					return nil, nil
+				}
+				cur, i = b, 0
+			}
+			i++
+			return []any{cur[i-1]}, nil
+		})
+		_, err := d.tx.CopyFrom(ctx, pgx.Identifier{"seen_paths"}, []string{"path"}, src)
+		if err != nil {
+			d.err = dbErr(d.op, err)
+			for range d.ch { // let Add return
+			}
+		}
+	}()
+	return d, nil
+}
+
+// Add takes a batch of seen paths (kept until the COPY has read them).
+func (d *Deletions) Add(paths [][]byte) error {
+	d.seen += int64(len(paths))
+	if d.none || len(paths) == 0 {
+		return nil
+	}
+	select {
+	case d.ch <- paths:
+		return nil
+	case <-d.done:
+		return d.err
+	}
+}
+
+// Seen is how many paths Add took.
+func (d *Deletions) Seen() int64 { return d.seen }
+
+// Finish ends the COPY, records the deletions and commits; it returns
+// how many it recorded.
+func (d *Deletions) Finish(ctx context.Context) (int64, error) {
+	if d.none {
 		return 0, nil
 	}
-	op := fmt.Sprintf("recording the deletions of job %d", jobID)
-	var n int64
-	err = s.inTx(ctx, op, func(tx pgx.Tx) error {
-		chain, err := restoreChain(ctx, tx, Chain{Job: j.Name, Client: j.Client, Fileset: j.Fileset}, *j.StartedAt, jobID)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if j.Level == LevelDifferential {
-			chain = chain[:1]
-		}
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE seen_paths (path bytea NOT NULL) ON COMMIT DROP`); err != nil {
-			return dbErr(op, err)
-		}
-		next, stop := iter.Pull(seen)
-		defer stop()
-		var src pgx.CopyFromSource = pgx.CopyFromFunc(func() ([]any, error) {
-			p, ok := next()
-			if !ok {
-				return nil, nil
-			}
-			return []any{p}, nil
-		})
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"seen_paths"}, []string{"path"}, src); err != nil {
-			return dbErr(op, err)
-		}
-		if _, err := tx.Exec(ctx, `ANALYZE seen_paths`); err != nil {
-			return dbErr(op, err)
-		}
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO file_deletions (job_id, path)
-			SELECT $2, v.path FROM (`+viewSQL(false)+`) v
-			WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = v.path)
-				AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = v.path)
-			ON CONFLICT DO NOTHING`, chain, jobID)
-		if err != nil {
-			return dbErr(op, err)
-		}
-		n = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `UPDATE jobs SET deletions_count = deletions_count + $2 WHERE id = $1`, jobID, n)
-		return dbErr(op, err)
-	})
-	return n, err
+	close(d.ch)
+	<-d.done
+	defer d.tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	if d.err != nil {
+		return 0, d.err
+	}
+	name, st, err := lockJob(ctx, d.tx, d.jobID)
+	if err != nil {
+		return 0, err
+	}
+	if st != JobRunning && !st.Waiting() {
+		return 0, &JobStateError{JobID: d.jobID, Job: name, Op: "record deletions of", Status: st, Want: []JobStatus{JobRunning}}
+	}
+	if _, err := d.tx.Exec(ctx, `ANALYZE seen_paths`); err != nil {
+		return 0, dbErr(d.op, err)
+	}
+	// Under READ COMMITTED each statement sees the file rows committed
+	// before it: those of this job are all in by now.
+	tag, err := d.tx.Exec(ctx, `
+		INSERT INTO file_deletions (job_id, path)
+		SELECT $2, v.path FROM (`+viewSQL(false)+`) v
+		WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = v.path)
+			AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = v.path)
+		ON CONFLICT DO NOTHING`, d.chain, d.jobID)
+	if err != nil {
+		return 0, dbErr(d.op, err)
+	}
+	n := tag.RowsAffected()
+	if _, err := d.tx.Exec(ctx, `UPDATE jobs SET deletions_count = deletions_count + $2 WHERE id = $1`, d.jobID, n); err != nil {
+		return 0, dbErr(d.op, err)
+	}
+	if err := d.tx.Commit(ctx); err != nil {
+		return 0, dbErr(d.op+" (commit)", err)
+	}
+	return n, nil
+}
+
+// Abort drops what was copied (the job failed): nothing is recorded.
+func (d *Deletions) Abort() {
+	if d.none || d.tx == nil {
+		return
+	}
+	select {
+	case <-d.done:
+	default:
+		close(d.ch)
+		<-d.done
+	}
+	d.tx.Rollback(context.Background())
 }
 
 // Deletions returns the paths recorded as deleted in a job, in byte order.

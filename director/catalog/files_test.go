@@ -270,11 +270,25 @@ func TestOddPathsAndAddressesRoundTrip(t *testing.T) {
 // backupWith runs a whole backup of nightly/web1/home at level: stores
 // stored (stream order), reports seen for deletions, ends T. It returns
 // the job id.
+// backupWith runs a job of level storing stored and having seen seen, as
+// the runner does: the deletions are begun first and the seen paths
+// copied while the job's file rows are committed on other connections.
 func (f *fixture) backupWith(t *testing.T, level string, stored, seen []string) int64 {
 	t.Helper()
 	job, d := f.backup(t, "nightly", "web1", idHome, level, 0)
 	if d.Level != level {
 		t.Fatalf("level %s ran as %s (%s)", level, d.Level, d.Reason)
+	}
+	dels, err := f.s.BeginDeletions(f.ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := make([][]byte, len(seen))
+	for i, p := range seen {
+		paths[i] = []byte(p)
+	}
+	if err := dels.Add(paths); err != nil {
+		t.Fatal(err)
 	}
 	tf := f.part(t, job, "V00001")
 	b, err := f.s.BeginFiles(f.ctx, job)
@@ -294,17 +308,47 @@ func (f *fixture) backupWith(t *testing.T, level string, stored, seen []string) 
 	if err := f.s.CompletePart(f.ctx, job, 1, 1, int64(len(stored))*1024); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.RecordDeletions(f.ctx, job, func(yield func([]byte) bool) {
-		for _, p := range seen {
-			if !yield([]byte(p)) {
-				return
-			}
-		}
-	}); err != nil {
+	if _, err := dels.Finish(f.ctx); err != nil {
 		t.Fatal(err)
+	}
+	if dels.Seen() != int64(len(seen)) {
+		t.Fatalf("Seen() = %d, want %d", dels.Seen(), len(seen))
 	}
 	f.end(t, job, JobOK)
 	return job
+}
+
+// RecordDeletions (the whole walk at once) records what Deletions does,
+// and a job interrupted while its client walks records none.
+func TestRecordDeletionsAndInterrupted(t *testing.T) {
+	f := newFixture(t)
+	f.backupWith(t, LevelFull, []string{"/d/a", "/d/b"}, []string{"/d/a", "/d/b"})
+	job, _ := f.backup(t, "nightly", "web1", idHome, LevelIncremental, 0)
+	n, err := f.s.RecordDeletions(f.ctx, job, func(yield func([]byte) bool) { yield([]byte("/d/a")) })
+	if err != nil || n != 1 || f.deletions(t, job) != "/d/b" {
+		t.Fatalf("RecordDeletions = %d, %v; deletions %q", n, err, f.deletions(t, job))
+	}
+	f.end(t, job, JobOK)
+
+	job, _ = f.backup(t, "nightly", "web1", idHome, LevelIncremental, 0)
+	dels, err := f.s.BeginDeletions(f.ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dels.Add([][]byte{[]byte("/d/a")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.InterruptRunning(f.ctx, "director stopped"); err != nil {
+		t.Fatal(err)
+	}
+	var se *JobStateError
+	if _, err := dels.Finish(f.ctx); !errors.As(err, &se) {
+		t.Fatalf("Finish of an interrupted job: %v", err)
+	}
+	if got := f.deletions(t, job); got != "" {
+		t.Fatalf("an interrupted job recorded deletions %q", got)
+	}
+	dels.Abort() // after Finish: a no-op
 }
 
 func (f *fixture) view(t *testing.T, before time.Time) string {

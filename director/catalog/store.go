@@ -65,6 +65,10 @@ func Open(ctx context.Context, c configs.Catalog, configPath string, opts ...Opt
 		return nil, fmt.Errorf("[catalog] in %s: preparing the connection pool: %v", configPath, err)
 	}
 	pc.ConnConfig = cc
+	// Each running Incremental or Differential holds one connection while
+	// its client walks (Deletions); the rest are short. (pgxpool's default
+	// is max(4, CPUs).)
+	pc.MaxConns = 32
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, &UnreachableError{Catalog: c, ConfigPath: configPath, Err: err, password: cc.Password}

@@ -1,14 +1,10 @@
 package jobs
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -90,7 +86,7 @@ type session struct {
 	rows     int64
 	filesOut *pb.BackupDone
 	warnings int
-	seen     *spool
+	seen     *catalog.Deletions
 	started  time.Time
 	done     *pb.JobDone
 	noVolume error // the answer to need_volume when none could be given
@@ -110,7 +106,7 @@ func (r *Runner) run(j *job, requested string) {
 	defer r.release(j, s)
 	err := r.execute(j, requested, s)
 	if s.seen != nil {
-		s.seen.close()
+		s.seen.Abort() // no-op once Finish committed
 	}
 	ctx := context.WithoutCancel(j.ctx)
 	st, sum := catalog.JobOK, catalog.JobSummary{EndedAt: r.o.Clock(), Warnings: s.warnings}
@@ -508,8 +504,9 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	}
 	incr := j.decision.Level != catalog.LevelFull
 	if incr {
-		if s.seen, err = newSpool(r.o.SpoolDir, j.id); err != nil {
-			return fail("director", "spooling the client's seen paths: %v", err)
+		// The paths the client saw go into the catalog while it walks.
+		if s.seen, err = r.o.Catalog.BeginDeletions(ctx, j.id); err != nil {
+			return fail("catalog", "recording the paths the client saw: %v", err)
 		}
 	}
 	req := &pb.BackupRequest{JobId: j.id, Job: j.cfg.Name, Level: j.decision.Level, Fileset: filesetSpec(j.fs),
@@ -553,14 +550,11 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	}
 	// Deletions: every path of the chain's view the client did not see.
 	if incr {
-		n, err := r.o.Catalog.RecordDeletions(context.WithoutCancel(ctx), j.id, s.seen.paths())
+		n, err := s.seen.Finish(context.WithoutCancel(ctx))
 		if err != nil {
 			return fail("catalog", "recording deletions: %v", err)
 		}
-		if err := s.seen.err; err != nil {
-			return fail("director", "reading the spooled seen paths: %v", err)
-		}
-		r.logf(j, catalog.LogInfo, "%d deleted files recorded (%d paths seen)", n, s.seen.n)
+		r.logf(j, catalog.LogInfo, "%d deleted files recorded (%d paths seen)", n, s.seen.Seen())
 	}
 	return nil
 }
@@ -784,8 +778,8 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			if s.seen == nil {
 				continue
 			}
-			if err := s.seen.add(m.Seen.Paths); err != nil {
-				return fail("director", "spooling seen paths: %v", err)
+			if err := s.seen.Add(m.Seen.Paths); err != nil {
+				return fail("catalog", "recording the paths the client saw: %v", err)
 			}
 		case *pb.BackupEvent_Done:
 			d := m.Done
@@ -814,70 +808,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
-// spool keeps the paths a client saw in a temporary file (length-prefixed),
-// so memory stays bounded whatever the tree size.
-type spool struct {
-	f   *os.File
-	w   *bufio.Writer
-	n   int64
-	err error
-}
-
-func newSpool(dir string, id int64) (*spool, error) {
-	f, err := os.CreateTemp(dir, fmt.Sprintf("tapeward-job%d-seen-*", id))
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(f.Name()) // gone with the descriptor
-	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
-}
-
-func (s *spool) add(paths [][]byte) error {
-	var hdr [binary.MaxVarintLen64]byte
-	for _, p := range paths {
-		n := binary.PutUvarint(hdr[:], uint64(len(p)))
-		if _, err := s.w.Write(hdr[:n]); err != nil {
-			return err
-		}
-		if _, err := s.w.Write(p); err != nil {
-			return err
-		}
-		s.n++
-	}
-	return nil
-}
-
-// paths reads the spooled paths back (errors end the sequence and are
-// kept in s.err).
-func (s *spool) paths() iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		if s.err = s.w.Flush(); s.err != nil {
-			return
-		}
-		if _, s.err = s.f.Seek(0, io.SeekStart); s.err != nil {
-			return
-		}
-		br := bufio.NewReaderSize(s.f, 1<<20)
-		for {
-			n, err := binary.ReadUvarint(br)
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				s.err = err
-				return
-			}
-			p := make([]byte, n)
-			if _, err := io.ReadFull(br, p); err != nil {
-				s.err = err
-				return
-			}
-			if !yield(p) {
-				return
-			}
-		}
-	}
-}
-
-func (s *spool) close() { s.f.Close() }

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -43,12 +42,9 @@ type Options struct {
 	// Clock is the time source (default time.Now); After returns a
 	// channel that fires after d (default time.After): the retry of a
 	// session storaged refused because its drives were busy.
-	Clock func() time.Time
-	After func(d time.Duration) <-chan time.Time
-	// SpoolDir holds the paths a client saw during a job until the
-	// deletions are recorded (default os.TempDir()).
-	SpoolDir string
-	Metrics  *Metrics // nil: a private registry
+	Clock   func() time.Time
+	After   func(d time.Duration) <-chan time.Time
+	Metrics *Metrics // nil: a private registry
 }
 
 // Request asks for a run of a [[job]].
@@ -97,9 +93,6 @@ func New(ctx context.Context, o Options) (*Runner, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
-	}
-	if o.SpoolDir == "" {
-		o.SpoolDir = os.TempDir()
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)

@@ -128,7 +128,7 @@ func newWorld(t *testing.T, drives int, volumes ...string) *world {
 	w.m = NewMetrics(prometheus.NewRegistry())
 	w.r, err = New(ctx, Options{Config: w.cfg, Catalog: w.store, Log: slog.New(slog.NewTextHandler(w.log, nil)), Metrics: w.m,
 		Storage: func(name string) (pb.StorageClient, error) { return pb.NewStorageClient(sconn), nil },
-		Filed:   dialer.Dial, Clock: w.clock.Now, SpoolDir: dir,
+		Filed:   dialer.Dial, Clock: w.clock.Now,
 		After: func(time.Duration) <-chan time.Time { return w.after }})
 	if err != nil {
 		t.Fatal(err)
