@@ -919,3 +919,46 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("a metric names the key fingerprint:\n%s", out.String())
 	}
 }
+
+// TestJobSessionClearVolume: a clear (encrypted = false) volume takes a
+// job the same way — no key is fetched or loaded, its first data tape file
+// is 1 (no key-check file) — and its data tape file reads back through the
+// drive as a tar archive GNU tar and bsdtar list.
+func TestJobSessionClearVolume(t *testing.T) {
+	needTars(t)
+	e := newJobEnv(t, 1, 4, "64MiB")
+	e.label(t, 1, "C1", false)
+	r, err := e.openJob(t, jobOpen("C1", 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.opened.Encrypted || r.opened.KeyFingerprint != "" {
+		t.Fatalf("opened = %v, want a clear session", r.opened)
+	}
+	s, err := e.attach(t, e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := makeTree(20, 1<<20)
+	for _, f := range files {
+		if err := s.member(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.finish(); err != nil {
+		t.Fatalf("JobData: %v", err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Job stream: %v", err)
+	}
+	e.vtl.RequireNoKey(t)
+	data := e.readTapeFile(t, 1, 1)
+	for _, prog := range []string{"tar", "bsdtar"} {
+		out := tarList(t, prog, data)
+		for _, f := range files {
+			if !strings.Contains(out, strings.TrimSuffix(f.m.Path, "/")) {
+				t.Fatalf("%s -tvf - does not list %q:\n%s", prog, f.m.Path, out)
+			}
+		}
+	}
+}
