@@ -16,6 +16,7 @@ import (
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/lib/daemon"
 	"github.com/tapeward/tapeward/tools/lib/metrics"
 )
 
@@ -66,8 +67,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	limits := link.Limits{HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration, MaxConnections: cfg.Limits.MaxConnections,
-		MaxStreams: uint32(cfg.Limits.MaxStreams), KeepaliveTime: cfg.Limits.KeepaliveTime.Duration, KeepaliveTimeout: cfg.Limits.KeepaliveTimeout.Duration}
+	limits := daemon.Limits(cfg.Limits)
 	lis, err := link.Listen(cfg.Listen, limits)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (set listen in %s)", cfg.Listen, err, cfg.Path)
@@ -79,7 +79,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("director ready", "name", cfg.Name, "listen", lis.Addr().String())
-	if err := writeAddrFile(*addrFile, lis.Addr().String()); err != nil {
+	if err := daemon.WriteAddrFile(*addrFile, lis.Addr().String()); err != nil {
 		return err
 	}
 	served := make(chan error, 1)

@@ -28,6 +28,7 @@ import (
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/sd"
+	"github.com/tapeward/tapeward/tools/lib/daemon"
 	"github.com/tapeward/tapeward/tools/lib/harden"
 	"github.com/tapeward/tapeward/tools/lib/metrics"
 )
@@ -86,8 +87,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 1
 	}
-	limits := link.Limits{HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration, MaxConnections: cfg.Limits.MaxConnections,
-		MaxStreams: uint32(cfg.Limits.MaxStreams), KeepaliveTime: cfg.Limits.KeepaliveTime.Duration, KeepaliveTimeout: cfg.Limits.KeepaliveTimeout.Duration}
+	limits := daemon.Limits(cfg.Limits)
 	lis, err := link.Listen(cfg.Listen, limits)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "storaged: listen %s: %v (set listen in %s)\n", cfg.Listen, err, cfg.Path)
@@ -110,16 +110,9 @@ func run() int {
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
-	if *addrFile != "" {
-		// Written whole (rename), so a reader never sees a partial address.
-		err := os.WriteFile(*addrFile+".tmp", []byte(lis.Addr().String()+"\n"), 0o644)
-		if err == nil {
-			err = os.Rename(*addrFile+".tmp", *addrFile)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "storaged: --addr-file %s: cannot write it: %v\n", *addrFile, err)
-			return 1
-		}
+	if err := daemon.WriteAddrFile(*addrFile, lis.Addr().String()); err != nil {
+		fmt.Fprintf(os.Stderr, "storaged: %v\n", err)
+		return 1
 	}
 
 	served := make(chan error, 1)

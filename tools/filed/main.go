@@ -28,6 +28,7 @@ import (
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/filed/fd"
+	"github.com/tapeward/tapeward/tools/lib/daemon"
 	"github.com/tapeward/tapeward/tools/lib/harden"
 	"github.com/tapeward/tapeward/tools/lib/metrics"
 )
@@ -90,8 +91,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "filed:", err)
 		return 1
 	}
-	limits := link.Limits{HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration, MaxConnections: cfg.Limits.MaxConnections,
-		MaxStreams: uint32(cfg.Limits.MaxStreams), KeepaliveTime: cfg.Limits.KeepaliveTime.Duration, KeepaliveTimeout: cfg.Limits.KeepaliveTimeout.Duration}
+	limits := daemon.Limits(cfg.Limits)
 	lis, err := link.Listen(cfg.Listen, limits)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "filed: listen %s: %v (set listen in %s)\n", cfg.Listen, err, cfg.Path)
@@ -102,16 +102,9 @@ func run() int {
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("filed ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "version", fd.Version)
-	if *addrFile != "" {
-		// Written whole (rename), so a reader never sees a partial address.
-		err := os.WriteFile(*addrFile+".tmp", []byte(lis.Addr().String()+"\n"), 0o644)
-		if err == nil {
-			err = os.Rename(*addrFile+".tmp", *addrFile)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "filed: --addr-file %s: cannot write it: %v\n", *addrFile, err)
-			return 1
-		}
+	if err := daemon.WriteAddrFile(*addrFile, lis.Addr().String()); err != nil {
+		fmt.Fprintf(os.Stderr, "filed: %v\n", err)
+		return 1
 	}
 
 	served := make(chan error, 1)
