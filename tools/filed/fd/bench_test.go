@@ -27,7 +27,10 @@ var (
 	benchTreesMu sync.Mutex
 )
 
-// benchTree makes (once per run) the tree of a benchmark.
+// benchTree makes (once per run) the tree of a benchmark. With
+// TAPEWARD_BENCH_DIR set, the tree is made there once and kept across
+// runs (a file "complete" marks it done), so that a CPU profile
+// (-cpuprofile) shows the backup, not the making of the tree.
 func benchTree(b *testing.B, kind string) (root string, files int, bytes int64) {
 	b.Helper()
 	largeEach, smallCount := benchSizes()
@@ -43,7 +46,18 @@ func benchTree(b *testing.B, kind string) (root string, files int, bytes int64) 
 	if root != "" {
 		return root, files, bytes
 	}
-	root = filepath.Join(b.TempDir(), kind)
+	var marker string
+	if keep := os.Getenv("TAPEWARD_BENCH_DIR"); keep != "" {
+		root = filepath.Join(keep, fmt.Sprintf("%s-%d", kind, files))
+		marker = root + ".complete"
+		if _, err := os.Stat(marker); err == nil {
+			benchTrees[kind] = root
+			return root, files, bytes
+		}
+		must(b, os.RemoveAll(root))
+	} else {
+		root = filepath.Join(b.TempDir(), kind)
+	}
 	must(b, os.MkdirAll(root, 0o755))
 	switch kind {
 	case "large":
@@ -62,6 +76,10 @@ func benchTree(b *testing.B, kind string) (root string, files int, bytes int64) 
 		}
 	}
 	benchTrees[kind] = root
+	if marker != "" {
+		must(b, os.WriteFile(marker, nil, 0o644))
+		return root, files, bytes
+	}
 	b.Cleanup(func() {
 		benchTreesMu.Lock()
 		delete(benchTrees, kind)
@@ -145,6 +163,60 @@ func BenchmarkBackupVsTar(b *testing.B) {
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		})
 	}
+}
+
+// findNewerTime runs `find DIR -newer REF` (its output read and
+// discarded): the cost of listing what changed since REF's mtime, which
+// is what an Incremental's walk must at least do.
+func findNewerTime(b *testing.B, dir, ref string) time.Duration {
+	b.Helper()
+	cmd := exec.Command("find", dir, "-newer", ref)
+	out, err := cmd.StdoutPipe()
+	must(b, err)
+	start := time.Now()
+	must(b, cmd.Start())
+	if _, err := io.Copy(io.Discard, out); err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("find %s -newer %s: %v", dir, ref, err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkIncrementalVsFind: an Incremental over the small tree with
+// nothing changed (since = after the tree was made, send_seen on, as
+// the director asks when it records deletions), against
+// `find DIR -newer REF` in the same iterations; ratio = filed's time /
+// find's time (≤ 2 is the issue's goal).
+func BenchmarkIncrementalVsFind(b *testing.B) {
+	root, files, _ := benchTree(b, "small")
+	ref := filepath.Join(filepath.Dir(root), "incremental-ref")
+	must(b, os.WriteFile(ref, nil, 0o644))
+	st, err := os.Stat(ref)
+	must(b, err)
+	e := newEnv(b, nil)
+	e.sd.discard = true
+	req := e.request(root)
+	req.Fileset.Xattrs = false
+	req.Level, req.SinceUnixNs, req.SendSeen = "Incremental", st.ModTime().UnixNano(), true
+	findNewerTime(b, root, ref) // warm the caches
+	var filedT, findT time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		r := e.backup(ctxT(b), req)
+		filedT += time.Since(start)
+		if r.err != nil || r.done == nil || r.done.Unchanged != int64(files) || r.done.Seen < int64(files) {
+			b.Fatalf("incremental: %v, done %v (want %d unchanged and seen)", r.err, r.done, files)
+		}
+		findT += findNewerTime(b, root, ref)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(files)/(filedT.Seconds()/n), "filed-files/s")
+	b.ReportMetric(float64(files)/(findT.Seconds()/n), "find-files/s")
+	b.ReportMetric(filedT.Seconds()/findT.Seconds(), "ratio")
 }
 
 // Max is the larger of a and b.
