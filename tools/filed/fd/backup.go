@@ -188,7 +188,7 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 			return nil, err
 		}
 	}
-	opts := fileset.WalkOptions{Since: sinceOf(req.SinceUnixNs), SkipUnchanged: !req.SendSeen,
+	opts := fileset.WalkOptions{Since: sinceOf(req.SinceUnixNs), SkipUnchanged: !req.SendSeen, FileXattrsAtOpen: true,
 		Warn: func(w fileset.Warning) { j.warn(w.Path, w.Op, w.Err.Error()) },
 		Note: func(n fileset.Note) { s.o.Logger.Debug("note", "job_id", req.JobId, "note", n.String()) },
 	}
@@ -267,6 +267,11 @@ func (j *job) entry(e fileset.Entry) error {
 		if err != nil {
 			j.warn(e.Path, opOf(err, "open"), errText(err))
 			return nil
+		}
+		x, xwarn := r.Xattrs()
+		m.Xattrs = x
+		for _, w := range xwarn {
+			j.warn(w.Path, w.Op, w.Err.Error())
 		}
 		d := &dataReader{r: r, sparse: e.Sparse, ext: e.Data}
 		err = j.write(m, d)

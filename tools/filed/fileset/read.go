@@ -30,6 +30,8 @@ type Reader struct {
 	changed *ChangedError
 	checked bool
 	blocked bool // O_NONBLOCK cleared after a read said EAGAIN
+	xattrs  map[string]string
+	xwarn   []Warning
 }
 
 // OpenForBackup opens a regular file of the walk for reading, with
@@ -62,6 +64,11 @@ func OpenForBackup(e Entry) (*Reader, error) {
 	}
 	if st.Dev != e.Dev || st.Ino != e.Ino {
 		r.changed = &ChangedError{Path: e.Path, Reason: fmt.Sprintf("replaced by another file (inode %d, was %d) after it was listed", st.Ino, e.Ino)}
+	}
+	if e.xattrsAtOpen {
+		r.xattrs = fdXattrs(fd, func(op string, err error) {
+			r.xwarn = append(r.xwarn, Warning{Path: e.Path, Op: op, Err: err})
+		})
 	}
 	if e.Size > ChunkSize {
 		// Larger read-ahead; a small file is read in one call anyway
@@ -274,6 +281,17 @@ func (r *Reader) Changed() error {
 		return nil
 	}
 	return c
+}
+
+// Xattrs returns the file's xattrs read at open, and the problems met
+// reading them (ops "xattr" or "xattr NAME"), when the walk ran with
+// WalkOptions.FileXattrsAtOpen; else the entry's Xattrs and no
+// warnings.
+func (r *Reader) Xattrs() (map[string]string, []Warning) {
+	if !r.e.xattrsAtOpen {
+		return r.e.Xattrs, nil
+	}
+	return r.xattrs, r.xwarn
 }
 
 // Close closes the file.

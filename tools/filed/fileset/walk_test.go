@@ -682,6 +682,50 @@ func TestXattrs(t *testing.T) {
 	}
 }
 
+// TestXattrsAtOpen: with FileXattrsAtOpen a regular file's xattrs come
+// from OpenForBackup (read from the descriptor), the same values the
+// walk would read; a directory's still come from the walk.
+func TestXattrsAtOpen(t *testing.T) {
+	root := t.TempDir()
+	mk(t, root, "f", "d/", "plain")
+	val := "v\x00\xff2"
+	if err := unix.Lsetxattr(filepath.Join(root, "f"), "user.tapeward", []byte(val), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(root, "d"), "user.dir", []byte("x"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	r := walk(t, FileSet{Include: []string{root}, Xattrs: true}, WalkOptions{FileXattrsAtOpen: true})
+	if d := r.find(t, filepath.Join(root, "d")); d.Xattrs["user.dir"] != "x" {
+		t.Errorf("d xattrs %q", d.Xattrs)
+	}
+	for name, want := range map[string]map[string]string{"f": {"user.tapeward": val}, "plain": nil} {
+		e := r.find(t, filepath.Join(root, name))
+		if e.Xattrs != nil {
+			t.Errorf("%s: the walk read xattrs %q", name, e.Xattrs)
+		}
+		rd, err := OpenForBackup(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, warns := rd.Xattrs()
+		rd.Close()
+		if len(warns) != 0 || len(x) != len(want) || x["user.tapeward"] != want["user.tapeward"] {
+			t.Errorf("%s: xattrs at open %q, warnings %v; want %q", name, x, warns, want)
+		}
+	}
+	// Without the option the Reader gives the walk's.
+	r = walk(t, FileSet{Include: []string{root}, Xattrs: true}, WalkOptions{})
+	rd, err := OpenForBackup(r.find(t, filepath.Join(root, "f")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if x, _ := rd.Xattrs(); x["user.tapeward"] != val {
+		t.Errorf("reader's xattrs without the option: %q", x)
+	}
+}
+
 // TestSparse10GiB: a 10 GiB file with one 4 KiB data block, and one
 // that is all hole: Size 10 GiB, almost nothing allocated, the data map
 // shows the holes.
