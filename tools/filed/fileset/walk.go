@@ -550,7 +550,6 @@ func fdXattrs(fd int, warn func(op string, err error)) map[string]string {
 		warn)
 }
 
-
 // readXattrs lists the names (list) and reads each value (get), both
 // called with a nil buffer for the size first; nil when there are none.
 // An attribute that vanished meanwhile, or a file system without
