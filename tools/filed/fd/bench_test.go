@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -121,7 +122,7 @@ func BenchmarkBackupVsTar(b *testing.B) {
 			req := e.request(root)
 			req.Fileset.Xattrs = false
 			tarTime(b, root) // warm the page cache
-			var filedT, tarT time.Duration
+			var filedT, tarT, filedCPU time.Duration
 			var peak uint64
 			b.ResetTimer()
 			for range b.N {
@@ -143,9 +144,10 @@ func BenchmarkBackupVsTar(b *testing.B) {
 						}
 					}
 				}()
-				start := time.Now()
+				start, cpu0 := time.Now(), processCPU(b)
 				r := e.backup(ctxT(b), req)
 				filedT += time.Since(start)
+				filedCPU += processCPU(b) - cpu0
 				close(stop)
 				peak = Max(peak, <-sampled)
 				if r.err != nil || r.done == nil || r.done.Bytes != size {
@@ -161,6 +163,7 @@ func BenchmarkBackupVsTar(b *testing.B) {
 			b.ReportMetric(float64(files)/(tarT.Seconds()/n), "tar-files/s")
 			b.ReportMetric(tarT.Seconds()/filedT.Seconds(), "ratio")
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(filedCPU.Microseconds())/n/float64(files), "cpu-µs/file")
 		})
 	}
 }
@@ -201,12 +204,13 @@ func BenchmarkIncrementalVsFind(b *testing.B) {
 	req.Fileset.Xattrs = false
 	req.Level, req.SinceUnixNs, req.SendSeen = "Incremental", st.ModTime().UnixNano(), true
 	findNewerTime(b, root, ref) // warm the caches
-	var filedT, findT time.Duration
+	var filedT, findT, filedCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU(b)
 		r := e.backup(ctxT(b), req)
 		filedT += time.Since(start)
+		filedCPU += processCPU(b) - cpu0
 		if r.err != nil || r.done == nil || r.done.Unchanged != int64(files) || r.done.Seen < int64(files) {
 			b.Fatalf("incremental: %v, done %v (want %d unchanged and seen)", r.err, r.done, files)
 		}
@@ -217,6 +221,17 @@ func BenchmarkIncrementalVsFind(b *testing.B) {
 	b.ReportMetric(float64(files)/(filedT.Seconds()/n), "filed-files/s")
 	b.ReportMetric(float64(files)/(findT.Seconds()/n), "find-files/s")
 	b.ReportMetric(filedT.Seconds()/findT.Seconds(), "ratio")
+	b.ReportMetric(float64(filedCPU.Microseconds())/n/float64(files), "cpu-µs/file")
+}
+
+// processCPU is the CPU time (user + system) the test process used so
+// far: filed, the fake storage and the director's client, not tar or
+// find (children). cpu-µs/file is its growth during the backups, per
+// file.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	must(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Max is the larger of a and b.
