@@ -29,6 +29,7 @@ import (
 const (
 	seenBatchPaths = 4096
 	seenBatchBytes = 512 << 10
+	seenArena      = 64 << 10 // the paths' bytes are allocated in blocks of this size
 )
 
 // job is one running backup.
@@ -46,11 +47,11 @@ type job struct {
 	// stored: a later path is then a link to it.
 	stored map[[2]uint64]bool
 
-	// seen is the batch of seen paths being filled; their bytes are in
-	// seenArena (a fresh one per batch: a batch handed to the event
-	// queue is not touched again).
+	// seen is the batch of seen paths being filled (seenBytes bytes);
+	// their bytes are in arenas, the current one seenArena (see addSeen).
 	seen      [][]byte
 	seenArena []byte
+	seenBytes int
 
 	recs recordAlloc
 	dr   dataReader // the data of the file being stored
@@ -355,11 +356,16 @@ func (j *job) warn(path, op, msg string) {
 
 // addSeen adds a path the job saw (a directory's ending in '/', as
 // memberPath gives it) to the batch, and queues the batch when it is
-// full. The paths of a batch share one arena.
+// full. The paths' bytes are in 64 KiB arenas, a fresh one when the
+// current is full or a batch starts (a queued batch is not touched).
 func (j *job) addSeen(p string, dir bool) error {
-	if len(j.seen) == 0 {
-		j.seen = make([][]byte, 0, 256)
-		j.seenArena = make([]byte, 0, 16<<10)
+	if j.seen == nil {
+		j.seen = make([][]byte, 0, seenBatchPaths)
+		j.seenArena, j.seenBytes = nil, 0
+	}
+	n := len(p) + 1
+	if cap(j.seenArena)-len(j.seenArena) < n {
+		j.seenArena = make([]byte, 0, max(seenArena, n))
 	}
 	start := len(j.seenArena)
 	j.seenArena = append(j.seenArena, p...)
@@ -368,8 +374,9 @@ func (j *job) addSeen(p string, dir bool) error {
 	}
 	end := len(j.seenArena)
 	j.seen = append(j.seen, j.seenArena[start:end:end])
+	j.seenBytes += end - start
 	j.seenN.Add(1)
-	if len(j.seen) >= seenBatchPaths || end >= seenBatchBytes {
+	if len(j.seen) >= seenBatchPaths || j.seenBytes >= seenBatchBytes {
 		return j.flushSeen()
 	}
 	return nil
@@ -380,7 +387,7 @@ func (j *job) flushSeen() error {
 		return nil
 	}
 	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: &pb.SeenPaths{Paths: j.seen}}}
-	j.seen, j.seenArena = nil, nil
+	j.seen, j.seenArena, j.seenBytes = nil, nil, 0
 	return j.event(ev)
 }
 

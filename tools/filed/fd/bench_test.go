@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -114,13 +115,14 @@ func tarTime(b *testing.B, dir string) time.Duration {
 // sampled while filed ran (the whole test process: filed, the fake
 // storage, the director's client).
 func BenchmarkBackupVsTar(b *testing.B) {
-	for _, kind := range []string{"large", "small"} {
+	for _, kind := range []string{"large", "small", "small-xattrs"} {
 		b.Run(kind, func(b *testing.B) {
-			root, files, size := benchTree(b, kind)
+			root, files, size := benchTree(b, strings.TrimSuffix(kind, "-xattrs"))
 			e := newEnv(b, nil)
 			e.sd.discard = true
 			req := e.request(root)
-			req.Fileset.Xattrs = false
+			// small-xattrs: as a fileset's default (tar reads none).
+			req.Fileset.Xattrs = strings.HasSuffix(kind, "-xattrs")
 			tarTime(b, root) // warm the page cache
 			var filedT, tarT, filedCPU time.Duration
 			var peak uint64
