@@ -784,3 +784,39 @@ func TestSparse10GiB(t *testing.T) {
 		t.Errorf("estimate %+v, %v", est, err)
 	}
 }
+
+// TestUnchangedReadsNoXattrsOrSparseMap: an Unchanged file's xattrs and
+// sparse map are not read (only its path is recorded): the entry has
+// neither, though the file has both.
+func TestUnchangedReadsNoXattrsOrSparseMap(t *testing.T) {
+	root := t.TempDir()
+	mk(t, root, "x")
+	if err := unix.Lsetxattr(filepath.Join(root, "x"), "user.tapeward", []byte("v"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	f, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(64 << 20)
+	f.Close()
+	since := time.Now().Add(time.Hour) // everything is before it
+	fs := FileSet{Include: []string{root}, Xattrs: true}
+	full := walk(t, fs, WalkOptions{})
+	if x := full.find(t, filepath.Join(root, "x")); x.Xattrs["user.tapeward"] != "v" {
+		t.Fatalf("Full: xattrs %q", x.Xattrs)
+	}
+	if s := full.find(t, filepath.Join(root, "sparse")); !s.Sparse {
+		t.Fatalf("Full: the 64 MiB hole is not sparse")
+	}
+	inc := walk(t, fs, WalkOptions{Since: since})
+	for _, name := range []string{"x", "sparse"} {
+		e := inc.find(t, filepath.Join(root, name))
+		if !e.Unchanged || e.Xattrs != nil || e.Sparse || e.Data != nil {
+			t.Errorf("%s: Unchanged %t, xattrs %q, sparse %t %v", name, e.Unchanged, e.Xattrs, e.Sparse, e.Data)
+		}
+	}
+	if inc.stats.Sparse != 0 {
+		t.Errorf("Stats.Sparse %d for unchanged files", inc.stats.Sparse)
+	}
+}
