@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ import (
 const (
 	seenBatchPaths = 4096
 	seenBatchBytes = 512 << 10
+	seenArena      = 64 << 10 // the paths' bytes are allocated in blocks of this size
 )
 
 // job is one running backup.
@@ -45,12 +47,19 @@ type job struct {
 	// stored: a later path is then a link to it.
 	stored map[[2]uint64]bool
 
+	// seen is the batch of seen paths being filled (seenBytes bytes);
+	// their bytes are in arenas, the current one seenArena (see addSeen).
 	seen      [][]byte
+	seenArena []byte
 	seenBytes int
+
+	recs recordAlloc
+	dr   dataReader // the data of the file being stored
 
 	// Counters (the progress goroutine reads them).
 	files, bytes, examined, warnings, seenN atomic.Int64
-	current                                 atomic.Pointer[string]
+	curMu                                   sync.Mutex
+	current                                 string // the path being examined
 }
 
 // Backup runs a backup: see the Filed service. It returns once the
@@ -182,13 +191,15 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 			continue
 		}
 		if req.SendSeen {
-			j.addSeen(memberPath(p, fileset.TypeDir))
+			if err := j.addSeen(p, true); err != nil {
+				return nil, err
+			}
 		}
 		if err := j.write(m, nil); err != nil {
 			return nil, err
 		}
 	}
-	opts := fileset.WalkOptions{Since: sinceOf(req.SinceUnixNs), SkipUnchanged: !req.SendSeen,
+	opts := fileset.WalkOptions{Since: sinceOf(req.SinceUnixNs), SkipUnchanged: !req.SendSeen, FileXattrsAtOpen: true,
 		Warn: func(w fileset.Warning) { j.warn(w.Path, w.Op, w.Err.Error()) },
 		Note: func(n fileset.Note) { s.o.Logger.Debug("note", "job_id", req.JobId, "note", n.String()) },
 	}
@@ -249,16 +260,16 @@ func (j *job) entry(e fileset.Entry) error {
 		h(e)
 	}
 	j.examined.Add(1)
-	p := e.Path
-	j.current.Store(&p)
-	if e.Unchanged {
-		if j.req.SendSeen {
-			j.addSeen(memberPath(e.Path, e.Type))
-		}
-		return nil
-	}
+	j.curMu.Lock()
+	j.current = e.Path
+	j.curMu.Unlock()
 	if j.req.SendSeen {
-		j.addSeen(memberPath(e.Path, e.Type))
+		if err := j.addSeen(e.Path, e.Type == fileset.TypeDir); err != nil {
+			return err
+		}
+	}
+	if e.Unchanged {
+		return nil
 	}
 	m := member(&e)
 	switch e.Type {
@@ -268,10 +279,17 @@ func (j *job) entry(e fileset.Entry) error {
 			j.warn(e.Path, opOf(err, "open"), errText(err))
 			return nil
 		}
-		d := &dataReader{r: r, sparse: e.Sparse, ext: e.Data}
+		x, xwarn := r.Xattrs()
+		m.Xattrs = x
+		for _, w := range xwarn {
+			j.warn(w.Path, w.Op, w.Err.Error())
+		}
+		d := &j.dr
+		*d = dataReader{r: r, sparse: e.Sparse, ext: e.Data}
 		err = j.write(m, d)
 		changed := r.Changed()
 		r.Close()
+		d.r, d.ext = nil, nil
 		if err != nil {
 			return err
 		}
@@ -305,7 +323,7 @@ func (j *job) write(m archive.Member, data *dataReader) error {
 	if err != nil {
 		return err
 	}
-	j.data.record(j.w.Offset(), record(&rec))
+	j.data.record(j.w.Offset(), j.recs.wire(&rec))
 	j.files.Add(1)
 	j.bytes.Add(rec.Size)
 	j.s.o.Metrics.sent(0, rec.Size, 1)
@@ -336,13 +354,32 @@ func (j *job) warn(path, op, msg string) {
 	j.event(&pb.BackupEvent{Msg: &pb.BackupEvent_Warning{Warning: &pb.FileWarning{Path: []byte(path), Op: op, Message: msg}}})
 }
 
-func (j *job) addSeen(p string) {
-	j.seen = append(j.seen, []byte(p))
-	j.seenBytes += len(p)
+// addSeen adds a path the job saw (a directory's ending in '/', as
+// memberPath gives it) to the batch, and queues the batch when it is
+// full. The paths' bytes are in 64 KiB arenas, a fresh one when the
+// current is full or a batch starts (a queued batch is not touched).
+func (j *job) addSeen(p string, dir bool) error {
+	if j.seen == nil {
+		j.seen = make([][]byte, 0, seenBatchPaths)
+		j.seenArena, j.seenBytes = nil, 0
+	}
+	n := len(p) + 1
+	if cap(j.seenArena)-len(j.seenArena) < n {
+		j.seenArena = make([]byte, 0, max(seenArena, n))
+	}
+	start := len(j.seenArena)
+	j.seenArena = append(j.seenArena, p...)
+	if dir && !strings.HasSuffix(p, "/") {
+		j.seenArena = append(j.seenArena, '/')
+	}
+	end := len(j.seenArena)
+	j.seen = append(j.seen, j.seenArena[start:end:end])
+	j.seenBytes += end - start
 	j.seenN.Add(1)
 	if len(j.seen) >= seenBatchPaths || j.seenBytes >= seenBatchBytes {
-		j.flushSeen()
+		return j.flushSeen()
 	}
+	return nil
 }
 
 func (j *job) flushSeen() error {
@@ -350,7 +387,7 @@ func (j *job) flushSeen() error {
 		return nil
 	}
 	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: &pb.SeenPaths{Paths: j.seen}}}
-	j.seen, j.seenBytes = nil, 0
+	j.seen, j.seenArena, j.seenBytes = nil, nil, 0
 	return j.event(ev)
 }
 
@@ -370,9 +407,11 @@ func (j *job) progress() *pb.BackupEvent {
 	if j.data != nil {
 		p.StreamBytes = j.data.sent.Load()
 	}
-	if c := j.current.Load(); c != nil {
-		p.Current = []byte(*c)
+	j.curMu.Lock()
+	if j.current != "" {
+		p.Current = []byte(j.current)
 	}
+	j.curMu.Unlock()
 	return &pb.BackupEvent{Msg: &pb.BackupEvent_Progress{Progress: p}}
 }
 

@@ -620,3 +620,144 @@ func TestFileChangedWhileRead(t *testing.T) {
 		t.Fatalf("done %v", r.done)
 	}
 }
+
+// TestManySeenPathsAndRecords: more paths than a seen batch and more
+// members than a record slab: every seen path and every record (path,
+// digest, link target) is the member's own, none overwritten by a later
+// one sharing its arena.
+func TestManySeenPathsAndRecords(t *testing.T) {
+	e := newEnv(t, nil)
+	root := filepath.Join(t.TempDir(), "many")
+	want := map[string][32]byte{}
+	var wantSeen []string
+	for _, p := range parents([]string{root}) {
+		wantSeen = append(wantSeen, p+"/")
+	}
+	wantSeen = append(wantSeen, root+"/")
+	n := seenBatchPaths + recordSlab + 17
+	for d := range 3 {
+		dir := filepath.Join(root, fmt.Sprintf("dir%d", d))
+		must(t, os.MkdirAll(dir, 0o755))
+		wantSeen = append(wantSeen, dir+"/")
+		var names []string
+		for i := d; i < n; i += 3 {
+			names = append(names, fmt.Sprintf("f%0*d", 1+i%40, i)) // lengths vary
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			p := filepath.Join(dir, name)
+			data := []byte("content of " + p)
+			must(t, os.WriteFile(p, data, 0o644))
+			want[p] = sha256.Sum256(data)
+			wantSeen = append(wantSeen, p)
+		}
+	}
+	must(t, os.Symlink("dir0", filepath.Join(root, "zlink")))
+	wantSeen = append(wantSeen, filepath.Join(root, "zlink"))
+	req := e.request(root)
+	req.SendSeen = true
+	req.Fileset.Xattrs = false
+	r := e.backup(ctxT(t), req)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var seen []string
+	for _, p := range r.seen {
+		seen = append(seen, string(p))
+	}
+	if !slices.Equal(seen, wantSeen) {
+		t.Fatalf("%d seen paths, want %d; first difference at %d", len(seen), len(wantSeen), firstDiff(seen, wantSeen))
+	}
+	_, _, recs, _, problems := e.sd.snapshot()
+	if len(problems) > 0 {
+		t.Fatalf("the storage saw: %v", problems)
+	}
+	files, links := 0, 0
+	for _, rec := range recs {
+		switch rec.Type {
+		case "file":
+			files++
+			if sum, ok := want[string(rec.Path)]; !ok || !bytes.Equal(rec.Sha256, sum[:]) {
+				t.Fatalf("record %q: digest %x, want %x (known path: %t)", rec.Path, rec.Sha256, sum, ok)
+			}
+		case "symlink":
+			links++
+			if string(rec.Path) != filepath.Join(root, "zlink") || string(rec.Linkname) != "dir0" {
+				t.Fatalf("symlink record %q → %q", rec.Path, rec.Linkname)
+			}
+		}
+	}
+	if files != n || links != 1 {
+		t.Fatalf("%d file records, %d symlink records; want %d and 1", files, links, n)
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestSeenBatchesKeepTheirPaths: batches queued (not yet sent) keep
+// their own paths while later batches are filled.
+func TestSeenBatchesKeepTheirPaths(t *testing.T) {
+	n := 3*seenBatchPaths + 5
+	j := &job{ctx: context.Background(), events: make(chan *pb.BackupEvent, n/seenBatchPaths+2)}
+	var want []string
+	for i := range n {
+		p := fmt.Sprintf("/r/%0*d", 1+i%30, i)
+		if err := j.addSeen(p, i%7 == 0); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			p += "/"
+		}
+		want = append(want, p)
+	}
+	if err := j.flushSeen(); err != nil {
+		t.Fatal(err)
+	}
+	close(j.events)
+	var got []string
+	batches := 0
+	for ev := range j.events {
+		batches++
+		for _, p := range ev.GetSeen().GetPaths() {
+			got = append(got, string(p))
+		}
+	}
+	if batches != 4 || !slices.Equal(got, want) || j.seenN.Load() != int64(n) {
+		t.Fatalf("%d batches, %d paths (counted %d), first difference at %d; want 4 batches, %d paths", batches, len(got), j.seenN.Load(), firstDiff(got, want), n)
+	}
+}
+
+// TestRecordSlabs: records taken from one slab are independent (each
+// keeps its own path, link target and digest).
+func TestRecordSlabs(t *testing.T) {
+	var a recordAlloc
+	var recs []*pb.MemberRecord
+	n := 3*recordSlab + 1
+	for i := range n {
+		r := archive.Record{Path: fmt.Sprintf("/f%0*d", 1+i%50, i), Type: archive.TypeReg, Size: int64(i)}
+		if i%5 == 0 {
+			r.Type, r.Linkname = archive.TypeSymlink, fmt.Sprintf("target-%d", i)
+		}
+		r.SHA256[0], r.SHA256[31] = byte(i), byte(i>>8)
+		recs = append(recs, a.wire(&r))
+	}
+	for i, m := range recs {
+		path := fmt.Sprintf("/f%0*d", 1+i%50, i)
+		ok := string(m.Path) == path && m.Size == int64(i) && cap(m.Path) == len(m.Path)
+		if i%5 == 0 {
+			ok = ok && m.Type == "symlink" && string(m.Linkname) == fmt.Sprintf("target-%d", i) && m.Sha256 == nil
+		} else {
+			ok = ok && m.Type == "file" && len(m.Sha256) == 32 && m.Sha256[0] == byte(i) && m.Sha256[31] == byte(i>>8) && m.Linkname == nil
+		}
+		if !ok {
+			t.Fatalf("record %d: %v", i, m)
+		}
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,7 +29,10 @@ var (
 	benchTreesMu sync.Mutex
 )
 
-// benchTree makes (once per run) the tree of a benchmark.
+// benchTree makes (once per run) the tree of a benchmark. With
+// TAPEWARD_BENCH_DIR set, the tree is made there once and kept across
+// runs (a file "complete" marks it done), so that a CPU profile
+// (-cpuprofile) shows the backup, not the making of the tree.
 func benchTree(b *testing.B, kind string) (root string, files int, bytes int64) {
 	b.Helper()
 	largeEach, smallCount := benchSizes()
@@ -43,7 +48,18 @@ func benchTree(b *testing.B, kind string) (root string, files int, bytes int64) 
 	if root != "" {
 		return root, files, bytes
 	}
-	root = filepath.Join(b.TempDir(), kind)
+	var marker string
+	if keep := os.Getenv("TAPEWARD_BENCH_DIR"); keep != "" {
+		root = filepath.Join(keep, fmt.Sprintf("%s-%d", kind, files))
+		marker = root + ".complete"
+		if _, err := os.Stat(marker); err == nil {
+			benchTrees[kind] = root
+			return root, files, bytes
+		}
+		must(b, os.RemoveAll(root))
+	} else {
+		root = filepath.Join(b.TempDir(), kind)
+	}
 	must(b, os.MkdirAll(root, 0o755))
 	switch kind {
 	case "large":
@@ -62,6 +78,10 @@ func benchTree(b *testing.B, kind string) (root string, files int, bytes int64) 
 		}
 	}
 	benchTrees[kind] = root
+	if marker != "" {
+		must(b, os.WriteFile(marker, nil, 0o644))
+		return root, files, bytes
+	}
 	b.Cleanup(func() {
 		benchTreesMu.Lock()
 		delete(benchTrees, kind)
@@ -95,16 +115,17 @@ func tarTime(b *testing.B, dir string) time.Duration {
 // sampled while filed ran (the whole test process: filed, the fake
 // storage, the director's client).
 func BenchmarkBackupVsTar(b *testing.B) {
-	for _, kind := range []string{"large", "small"} {
+	for _, kind := range []string{"large", "small", "small-xattrs"} {
 		b.Run(kind, func(b *testing.B) {
-			root, files, size := benchTree(b, kind)
+			root, files, size := benchTree(b, strings.TrimSuffix(kind, "-xattrs"))
 			e := newEnv(b, nil)
 			e.sd.discard = true
 			req := e.request(root)
-			req.Fileset.Xattrs = false
+			// small-xattrs: as a fileset's default (tar reads none).
+			req.Fileset.Xattrs = strings.HasSuffix(kind, "-xattrs")
 			tarTime(b, root) // warm the page cache
-			var filedT, tarT time.Duration
-			var peak uint64
+			var filedT, tarT, filedCPU time.Duration
+			var peak, allocs uint64
 			b.ResetTimer()
 			for range b.N {
 				stop := make(chan struct{})
@@ -125,9 +146,11 @@ func BenchmarkBackupVsTar(b *testing.B) {
 						}
 					}
 				}()
-				start := time.Now()
+				start, cpu0, m0 := time.Now(), processCPU(b), mallocs()
 				r := e.backup(ctxT(b), req)
 				filedT += time.Since(start)
+				filedCPU += processCPU(b) - cpu0
+				allocs += mallocs() - m0
 				close(stop)
 				peak = Max(peak, <-sampled)
 				if r.err != nil || r.done == nil || r.done.Bytes != size {
@@ -143,8 +166,91 @@ func BenchmarkBackupVsTar(b *testing.B) {
 			b.ReportMetric(float64(files)/(tarT.Seconds()/n), "tar-files/s")
 			b.ReportMetric(tarT.Seconds()/filedT.Seconds(), "ratio")
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(filedCPU.Microseconds())/n/float64(files), "cpu-µs/file")
+			b.ReportMetric(float64(allocs)/n/float64(files), "allocs/file")
 		})
 	}
+}
+
+// findNewerTime runs `find DIR -newer REF` (its output read and
+// discarded): the cost of listing what changed since REF's mtime, which
+// is what an Incremental's walk must at least do.
+func findNewerTime(b *testing.B, dir, ref string) time.Duration {
+	b.Helper()
+	cmd := exec.Command("find", dir, "-newer", ref)
+	out, err := cmd.StdoutPipe()
+	must(b, err)
+	start := time.Now()
+	must(b, cmd.Start())
+	if _, err := io.Copy(io.Discard, out); err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("find %s -newer %s: %v", dir, ref, err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkIncrementalVsFind: an Incremental over the small tree with
+// nothing changed (since = after the tree was made, send_seen on, as
+// the director asks when it records deletions), against
+// `find DIR -newer REF` in the same iterations; ratio = filed's time /
+// find's time (≤ 2 is the issue's goal).
+func BenchmarkIncrementalVsFind(b *testing.B) {
+	root, files, _ := benchTree(b, "small")
+	ref := filepath.Join(filepath.Dir(root), "incremental-ref")
+	must(b, os.WriteFile(ref, nil, 0o644))
+	st, err := os.Stat(ref)
+	must(b, err)
+	e := newEnv(b, nil)
+	e.sd.discard = true
+	req := e.request(root)
+	req.Fileset.Xattrs = false
+	// since is just after REF's mtime: find -newer lists what is
+	// strictly newer, and a file made in the same clock tick as REF
+	// (same timestamp) is unchanged for both.
+	req.Level, req.SinceUnixNs, req.SendSeen = "Incremental", st.ModTime().UnixNano()+1, true
+	findNewerTime(b, root, ref) // warm the caches
+	var filedT, findT, filedCPU time.Duration
+	var allocs uint64
+	b.ResetTimer()
+	for range b.N {
+		start, cpu0, m0 := time.Now(), processCPU(b), mallocs()
+		r := e.backup(ctxT(b), req)
+		filedT += time.Since(start)
+		filedCPU += processCPU(b) - cpu0
+		allocs += mallocs() - m0
+		if r.err != nil || r.done == nil || r.done.Unchanged != int64(files) || r.done.Seen < int64(files) {
+			b.Fatalf("incremental: %v, done %v (want %d unchanged and seen)", r.err, r.done, files)
+		}
+		findT += findNewerTime(b, root, ref)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(files)/(filedT.Seconds()/n), "filed-files/s")
+	b.ReportMetric(float64(files)/(findT.Seconds()/n), "find-files/s")
+	b.ReportMetric(filedT.Seconds()/findT.Seconds(), "ratio")
+	b.ReportMetric(float64(filedCPU.Microseconds())/n/float64(files), "cpu-µs/file")
+	b.ReportMetric(float64(allocs)/n/float64(files), "allocs/file")
+}
+
+// mallocs is the number of heap allocations of the process so far
+// (allocs/file: its growth during the backups, per file; the fake
+// storage's and the director client's included).
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+// processCPU is the CPU time (user + system) the test process used so
+// far: filed, the fake storage and the director's client, not tar or
+// find (children). cpu-µs/file is its growth during the backups, per
+// file.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	must(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Max is the larger of a and b.

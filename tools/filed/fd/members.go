@@ -78,20 +78,56 @@ func member(e *fileset.Entry) archive.Member {
 	return m
 }
 
-// record converts a writer record to the wire form.
-func record(r *archive.Record) *pb.MemberRecord {
-	m := &pb.MemberRecord{
-		Path: []byte(r.Path), Type: r.Type.String(), Size: r.Size, Mode: uint32(r.Mode),
-		Uid: r.UID, Gid: r.GID, Uname: r.Uname, Gname: r.Gname, MtimeNs: r.Mtime,
-		Sparse: r.Sparse, Devmajor: r.Devmajor, Devminor: r.Devminor,
-		HeaderOffset: r.HeaderOffset, DataOffset: r.DataOffset, StoredSize: r.StoredSize,
-		Warnings: uint32(r.Warnings),
+// recordAlloc hands out wire records and their byte fields from slabs
+// (a few allocations per 256 members instead of three per member). A
+// slab lives until the last record taken from it has been sent.
+type recordAlloc struct {
+	recs []pb.MemberRecord
+	buf  []byte
+}
+
+const (
+	recordSlab = 256
+	bytesSlab  = 64 << 10
+)
+
+func (a *recordAlloc) record() *pb.MemberRecord {
+	if len(a.recs) == 0 {
+		a.recs = make([]pb.MemberRecord, recordSlab)
 	}
+	r := &a.recs[0]
+	a.recs = a.recs[1:]
+	return r
+}
+
+// bytes returns n bytes of the slab, capped (an append to them cannot
+// reach the next field).
+func (a *recordAlloc) bytes(n int) []byte {
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(bytesSlab, n))
+	}
+	l := len(a.buf)
+	a.buf = a.buf[:l+n]
+	return a.buf[l : l+n : l+n]
+}
+
+// record converts a writer record to the wire form.
+func (a *recordAlloc) wire(r *archive.Record) *pb.MemberRecord {
+	m := a.record()
+	m.Path = a.bytes(len(r.Path))
+	copy(m.Path, r.Path)
+	m.Type, m.Size, m.Mode = r.Type.String(), r.Size, uint32(r.Mode)
+	m.Uid, m.Gid, m.Uname, m.Gname, m.MtimeNs = r.UID, r.GID, r.Uname, r.Gname, r.Mtime
+	m.Sparse, m.Devmajor, m.Devminor = r.Sparse, r.Devmajor, r.Devminor
+	m.HeaderOffset, m.DataOffset, m.StoredSize = r.HeaderOffset, r.DataOffset, r.StoredSize
+	m.Warnings = uint32(r.Warnings)
 	if r.Linkname != "" {
-		m.Linkname = []byte(r.Linkname)
+		m.Linkname = a.bytes(len(r.Linkname))
+		copy(m.Linkname, r.Linkname)
 	}
 	if r.Type == archive.TypeReg || r.Type == archive.TypeLink {
-		m.Sha256 = append([]byte(nil), r.SHA256[:]...)
+		m.Sha256 = a.bytes(len(r.SHA256))
+		copy(m.Sha256, r.SHA256[:])
 	}
 	return m
 }

@@ -236,8 +236,12 @@ func (d *dataStream) run(ctx context.Context) {
 			}
 			for recs := it.recs; len(recs) > 0; {
 				n, size := 0, 0
-				for n < len(recs) && (n == 0 || size+proto.Size(recs[n]) < maxRecordsMessage) {
-					size += proto.Size(recs[n]) + 8
+				for n < len(recs) {
+					rs := proto.Size(recs[n])
+					if n > 0 && size+rs >= maxRecordsMessage {
+						break
+					}
+					size += rs + 8
 					n++
 				}
 				if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Records{Records: &pb.MemberRecords{Records: recs[:n]}}}) {

@@ -94,6 +94,9 @@ type Entry struct {
 
 	dir  *dirHandle // the open parent directory, while the walk is in it
 	name string     // the name within dir (the whole Path for a root)
+	// xattrsAtOpen: WalkOptions.FileXattrsAtOpen left the xattrs to
+	// OpenForBackup.
+	xattrsAtOpen bool
 }
 
 // Changed reports whether the entry's data or metadata changed at or

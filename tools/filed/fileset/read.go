@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -20,23 +19,31 @@ const ChunkSize = 1 << 20
 var chunks = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
 
 // Reader reads a regular file's data for the archive: exactly the
-// entry's Size bytes, whatever the file does meanwhile.
+// entry's Size bytes, whatever the file does meanwhile. It holds the raw
+// descriptor (no os.File: no fcntl, finalizer or allocation of its own
+// per file): a small file costs open, fstat, one read, fstat, close.
 type Reader struct {
-	f       *os.File
+	fd      int
 	e       Entry
 	off     int64 // bytes delivered
 	padFrom int64 // -1, or the offset where the file ended early
 	changed *ChangedError
 	checked bool
+	blocked bool // O_NONBLOCK cleared after a read said EAGAIN
+	xattrs  map[string]string
+	xwarn   []Warning
 }
 
 // OpenForBackup opens a regular file of the walk for reading, with
-// O_NOFOLLOW (a path swapped for a symlink is not followed) and
-// O_NOATIME (retried without it where the kernel refuses it: EPERM for
-// a file the process does not own without CAP_FOWNER). Called from the
-// walk's callback, it opens relative to the open parent directory, so a
-// path longer than PATH_MAX works and a parent renamed meanwhile is not
-// a problem; later, it opens by path.
+// O_NOFOLLOW (a path swapped for a symlink is not followed),
+// O_NONBLOCK (a FIFO swapped in does not block the open; it is then
+// refused) and O_NOATIME (retried without it where the kernel refuses
+// it: EPERM for a file the process does not own without CAP_FOWNER).
+// Called from the walk's callback, it opens relative to the open parent
+// directory, so a path longer than PATH_MAX works and a parent renamed
+// meanwhile is not a problem; later, it opens by path. A path that is
+// no longer a regular file is a *Warning (op "open"); another regular
+// file there is read, and Changed reports it.
 func OpenForBackup(e Entry) (*Reader, error) {
 	if e.Type != TypeRegular {
 		return nil, fmt.Errorf("open for backup %s: a %s, not a regular file", showPath(e.Path), e.Type)
@@ -45,21 +52,36 @@ func OpenForBackup(e Entry) (*Reader, error) {
 	if err != nil {
 		return nil, &Warning{Path: e.Path, Op: "open", Err: err}
 	}
-	r := &Reader{f: os.NewFile(uintptr(fd), e.Path), e: e, padFrom: -1}
+	r := &Reader{fd: fd, e: e, padFrom: -1}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &Warning{Path: e.Path, Op: "open", Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &Warning{Path: e.Path, Op: "open", Err: fmt.Errorf("no longer a regular file (replaced by another type after it was listed)")}
+	}
+	if st.Dev != e.Dev || st.Ino != e.Ino {
+		r.changed = &ChangedError{Path: e.Path, Reason: fmt.Sprintf("replaced by another file (inode %d, was %d) after it was listed", st.Ino, e.Ino)}
+	}
+	if e.xattrsAtOpen {
+		r.xattrs = fdXattrs(fd, func(op string, err error) {
+			r.xwarn = append(r.xwarn, Warning{Path: e.Path, Op: op, Err: err})
+		})
+	}
 	if e.Size > ChunkSize {
 		// Larger read-ahead; a small file is read in one call anyway
 		// (one system call less per file).
 		_ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err == nil && (st.Dev != e.Dev || st.Ino != e.Ino) {
-		r.changed = &ChangedError{Path: e.Path, Reason: fmt.Sprintf("replaced by another file (inode %d, was %d) after it was listed", st.Ino, e.Ino)}
-	}
 	return r, nil
 }
 
-// openFile opens name in dir for reading: O_NOFOLLOW, O_NOATIME when
-// allowed.
+// openFile opens name in dir for reading: O_NOFOLLOW, O_NONBLOCK,
+// O_NOATIME when allowed. O_NONBLOCK stays set: Linux ignores it for
+// regular files, and a read that says EAGAIN all the same clears it
+// and retries (Reader.read).
 func openFile(dir *dirHandle, name string) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
 	fd, err := unix.Openat(dir.fd, name, flags|unix.O_NOATIME, 0)
@@ -67,12 +89,6 @@ func openFile(dir *dirHandle, name string) (int, error) {
 		fd, err = unix.Openat(dir.fd, name, flags, 0)
 	}
 	if err != nil {
-		return -1, err
-	}
-	// O_NONBLOCK only guards against a FIFO swapped in; reads of a
-	// regular file ignore it, but clear it anyway.
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
@@ -127,9 +143,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.off += int64(len(p))
 		return len(p), nil
 	}
-	n, err := r.f.Read(p)
+	n, err := r.read(p, -1)
 	r.off += int64(n)
-	if err == io.EOF || (n == 0 && err == nil) {
+	if n == 0 && err == nil {
 		r.padFrom = r.off
 		if n == 0 {
 			return r.Read(p)
@@ -137,17 +153,37 @@ func (r *Reader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if err != nil {
-		return n, &Warning{Path: r.e.Path, Op: "read", Err: unwrapPathError(err)}
+		return n, &Warning{Path: r.e.Path, Op: "read", Err: err}
 	}
 	return n, nil
 }
 
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// read is one read(2) (off < 0) or pread(2) into p, retried on EINTR;
+// EAGAIN (a file system that honours O_NONBLOCK) clears O_NONBLOCK and
+// retries. n == 0 with a nil error is the end of the file.
+func (r *Reader) read(p []byte, off int64) (int, error) {
+	for {
+		var n int
+		var err error
+		if off < 0 {
+			n, err = unix.Read(r.fd, p)
+		} else {
+			n, err = unix.Pread(r.fd, p, off)
+		}
+		switch {
+		case err == nil:
+			return n, nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && !r.blocked:
+			r.blocked = true
+			if serr := unix.SetNonblock(r.fd, false); serr != nil {
+				return 0, serr
+			}
+			continue
+		}
+		return 0, err
 	}
-	return err
 }
 
 // WriteTo copies the file's Size bytes to w in ChunkSize reads.
@@ -179,11 +215,18 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 // only Data extents); it does not pad. Call Changed after the last
 // read.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := r.f.ReadAt(p, off)
-	if err != nil && err != io.EOF {
-		err = &Warning{Path: r.e.Path, Op: "read", Err: unwrapPathError(err)}
+	got := 0
+	for got < len(p) {
+		n, err := r.read(p[got:], off+int64(got))
+		if err != nil {
+			return got, &Warning{Path: r.e.Path, Op: "read", Err: err}
+		}
+		if n == 0 {
+			return got, io.EOF
+		}
+		got += n
 	}
-	return n, err
+	return got, nil
 }
 
 // check records, once the data is read, whether the file changed.
@@ -207,7 +250,7 @@ func (r *Reader) compare() *ChangedError {
 		return &ChangedError{Path: r.e.Path, Reason: fmt.Sprintf("shrank while read: only %d of %d bytes, the rest stored as zeros", r.padFrom, r.e.Size)}
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(r.f.Fd()), &st); err != nil {
+	if err := unix.Fstat(r.fd, &st); err != nil {
 		return &ChangedError{Path: r.e.Path, Reason: "fstat after reading: " + err.Error()}
 	}
 	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
@@ -240,5 +283,23 @@ func (r *Reader) Changed() error {
 	return c
 }
 
+// Xattrs returns the file's xattrs read at open, and the problems met
+// reading them (ops "xattr" or "xattr NAME"), when the walk ran with
+// WalkOptions.FileXattrsAtOpen; else the entry's Xattrs and no
+// warnings.
+func (r *Reader) Xattrs() (map[string]string, []Warning) {
+	if !r.e.xattrsAtOpen {
+		return r.e.Xattrs, nil
+	}
+	return r.xattrs, r.xwarn
+}
+
 // Close closes the file.
-func (r *Reader) Close() error { return r.f.Close() }
+func (r *Reader) Close() error {
+	if r.fd < 0 {
+		return errors.New("fileset: Reader closed twice")
+	}
+	err := unix.Close(r.fd)
+	r.fd = -1
+	return err
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // entryOf walks a one-file fileset and returns its entry.
@@ -238,5 +240,44 @@ func TestOpenFromAnotherGoroutine(t *testing.T) {
 	bad := <-done
 	if err != nil || len(bad) != 0 {
 		t.Fatalf("walk %v; reads: %v", err, bad)
+	}
+}
+
+// TestOpenReplacedByFIFO: a regular file replaced by a FIFO after it
+// was listed is refused at open (O_NONBLOCK: the open does not wait for
+// a writer), as an "open" warning, not read.
+func TestOpenReplacedByFIFO(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte("one"), 0o644)
+	e := entryOf(t, p)
+	os.Remove(p)
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	r, err := OpenForBackup(e)
+	var w *Warning
+	if !errors.As(err, &w) || w.Op != "open" || w.Path != p || !strings.Contains(err.Error(), "no longer a regular file") {
+		if r != nil {
+			r.Close()
+		}
+		t.Fatalf("open of a FIFO swapped in: %v", err)
+	}
+}
+
+// TestReaderCloseTwice: the descriptor is closed once; a second Close
+// is an error, not the close of a descriptor reused meanwhile.
+func TestReaderCloseTwice(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, []byte("data"), 0o644)
+	r, err := OpenForBackup(entryOf(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := r.Close(); err == nil {
+		t.Fatalf("second close: no error")
 	}
 }

@@ -682,6 +682,50 @@ func TestXattrs(t *testing.T) {
 	}
 }
 
+// TestXattrsAtOpen: with FileXattrsAtOpen a regular file's xattrs come
+// from OpenForBackup (read from the descriptor), the same values the
+// walk would read; a directory's still come from the walk.
+func TestXattrsAtOpen(t *testing.T) {
+	root := t.TempDir()
+	mk(t, root, "f", "d/", "plain")
+	val := "v\x00\xff2"
+	if err := unix.Lsetxattr(filepath.Join(root, "f"), "user.tapeward", []byte(val), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(root, "d"), "user.dir", []byte("x"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	r := walk(t, FileSet{Include: []string{root}, Xattrs: true}, WalkOptions{FileXattrsAtOpen: true})
+	if d := r.find(t, filepath.Join(root, "d")); d.Xattrs["user.dir"] != "x" {
+		t.Errorf("d xattrs %q", d.Xattrs)
+	}
+	for name, want := range map[string]map[string]string{"f": {"user.tapeward": val}, "plain": nil} {
+		e := r.find(t, filepath.Join(root, name))
+		if e.Xattrs != nil {
+			t.Errorf("%s: the walk read xattrs %q", name, e.Xattrs)
+		}
+		rd, err := OpenForBackup(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, warns := rd.Xattrs()
+		rd.Close()
+		if len(warns) != 0 || len(x) != len(want) || x["user.tapeward"] != want["user.tapeward"] {
+			t.Errorf("%s: xattrs at open %q, warnings %v; want %q", name, x, warns, want)
+		}
+	}
+	// Without the option the Reader gives the walk's.
+	r = walk(t, FileSet{Include: []string{root}, Xattrs: true}, WalkOptions{})
+	rd, err := OpenForBackup(r.find(t, filepath.Join(root, "f")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if x, _ := rd.Xattrs(); x["user.tapeward"] != val {
+		t.Errorf("reader's xattrs without the option: %q", x)
+	}
+}
+
 // TestSparse10GiB: a 10 GiB file with one 4 KiB data block, and one
 // that is all hole: Size 10 GiB, almost nothing allocated, the data map
 // shows the holes.
@@ -738,5 +782,41 @@ func TestSparse10GiB(t *testing.T) {
 	est, err := Estimate(context.Background(), FileSet{Name: "t", Include: []string{root}}, time.Time{}, nil)
 	if err != nil || est.Bytes != 2*size+int64(len("data of dense")) || est.Allocated > 2<<20 || est.Files != 3 {
 		t.Errorf("estimate %+v, %v", est, err)
+	}
+}
+
+// TestUnchangedReadsNoXattrsOrSparseMap: an Unchanged file's xattrs and
+// sparse map are not read (only its path is recorded): the entry has
+// neither, though the file has both.
+func TestUnchangedReadsNoXattrsOrSparseMap(t *testing.T) {
+	root := t.TempDir()
+	mk(t, root, "x")
+	if err := unix.Lsetxattr(filepath.Join(root, "x"), "user.tapeward", []byte("v"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	f, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(64 << 20)
+	f.Close()
+	since := time.Now().Add(time.Hour) // everything is before it
+	fs := FileSet{Include: []string{root}, Xattrs: true}
+	full := walk(t, fs, WalkOptions{})
+	if x := full.find(t, filepath.Join(root, "x")); x.Xattrs["user.tapeward"] != "v" {
+		t.Fatalf("Full: xattrs %q", x.Xattrs)
+	}
+	if s := full.find(t, filepath.Join(root, "sparse")); !s.Sparse {
+		t.Fatalf("Full: the 64 MiB hole is not sparse")
+	}
+	inc := walk(t, fs, WalkOptions{Since: since})
+	for _, name := range []string{"x", "sparse"} {
+		e := inc.find(t, filepath.Join(root, name))
+		if !e.Unchanged || e.Xattrs != nil || e.Sparse || e.Data != nil {
+			t.Errorf("%s: Unchanged %t, xattrs %q, sparse %t %v", name, e.Unchanged, e.Xattrs, e.Sparse, e.Data)
+		}
+	}
+	if inc.stats.Sparse != 0 {
+		t.Errorf("Stats.Sparse %d for unchanged files", inc.stats.Sparse)
 	}
 }

@@ -150,8 +150,8 @@ func putOctal(b []byte, v int64) {
 // itself.
 func appendPAXRecord[V string | []byte](b []byte, k string, v V) []byte {
 	n := len(k) + len(v) + 3 // ' ', '=', '\n'
-	size := n + len(strconv.Itoa(n))
-	if len(strconv.Itoa(size)) > len(strconv.Itoa(n)) {
+	size := n + decimalDigits(n)
+	if decimalDigits(size) > decimalDigits(n) {
 		size++
 	}
 	b = strconv.AppendInt(b, int64(size), 10)
@@ -160,6 +160,16 @@ func appendPAXRecord[V string | []byte](b []byte, k string, v V) []byte {
 	b = append(b, '=')
 	b = append(b, v...)
 	return append(b, '\n')
+}
+
+// decimalDigits is len(strconv.Itoa(n)) for n ≥ 0, without formatting.
+func decimalDigits(n int) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
 }
 
 // appendPAXTime appends sec.nanoseconds as pax writes a time (9 digits,

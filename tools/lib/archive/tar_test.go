@@ -3,6 +3,7 @@ package archive
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,6 +94,16 @@ func TestGNUTarExtracts(t *testing.T) {
 		b, _ := os.Stat(filepath.Join(dir, "top/hard-2"))
 		if a == nil || b == nil || !os.SameFile(a, b) {
 			t.Errorf("%s: top/hard-1 and top/hard-2 are not one file", tool)
+		}
+	}
+}
+
+// TestDecimalDigits: the pax record length's digit count, at every
+// power-of-ten boundary.
+func TestDecimalDigits(t *testing.T) {
+	for _, n := range []int{0, 1, 9, 10, 11, 99, 100, 999, 1000, 99999, 100000, 1 << 40} {
+		if got, want := decimalDigits(n), len(strconv.Itoa(n)); got != want {
+			t.Errorf("decimalDigits(%d) = %d, want %d", n, got, want)
 		}
 	}
 }
