@@ -206,7 +206,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 		return nil, err
 	}
 	lbl := dr.label
-	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx,
+	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx, SpoolDir: d.cfg.WorkingDirectory,
 		NextVolume: s.nextVolume, OnFlushed: s.onFlushed, OnPart: s.onPart, OnPartDone: s.onPartDone,
 		VerifyPart: func(string) func(*scsi.Device, tapeio.Addr) error {
 			if s.encrypted {
@@ -495,6 +495,9 @@ func (s *JobSession) run() {
 	err := s.write()
 	s.timer.Stop()
 	if err != nil {
+		// Ends the tape file if nothing did yet (after a tape error it
+		// writes nothing) and closes the job's index spool.
+		s.jw.Abort()
 		// Stop the receiving side too (a tape error).
 		s.Abort(err)
 	}
