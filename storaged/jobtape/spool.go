@@ -67,9 +67,9 @@ func (s *spool) each(fn func(archive.IndexEntry) error) error {
 		s.err = fmt.Errorf("jobtape: writing the index spool file: %w", err)
 		return s.err
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, 1<<62), spoolBuf)
+	d := &spoolReader{r: bufio.NewReaderSize(io.NewSectionReader(s.f, 0, 1<<62), spoolBuf)}
 	for i := range s.n {
-		e, err := decodeEntry(r)
+		e, err := d.entry()
 		if err != nil {
 			return fmt.Errorf("jobtape: reading entry %d of the index spool file: %w", i+1, err)
 		}
@@ -144,6 +144,10 @@ const maxSpoolString = 1 << 20
 type spoolReader struct {
 	r   *bufio.Reader
 	err error
+	b   []byte
+	// The last owner names and volume read: they repeat, and are
+	// given again without a new string.
+	uname, gname, volume string
 }
 
 func (d *spoolReader) varint() int64 {
@@ -173,9 +177,40 @@ func (d *spoolReader) str() string {
 		d.err = errors.Join(err, fmt.Errorf("a string of %d bytes", n))
 		return ""
 	}
-	b := make([]byte, n)
-	_, d.err = io.ReadFull(d.r, b)
-	return string(b)
+	if n == 0 {
+		return ""
+	}
+	if uint64(cap(d.b)) < n {
+		d.b = make([]byte, n)
+	}
+	d.b = d.b[:n]
+	if _, d.err = io.ReadFull(d.r, d.b); d.err != nil {
+		return ""
+	}
+	return string(d.b)
+}
+
+// same reads a string, giving *last again when it is the same.
+func (d *spoolReader) same(last *string) string {
+	if d.err != nil {
+		return ""
+	}
+	n, err := binary.ReadUvarint(d.r)
+	if err != nil || n > maxSpoolString {
+		d.err = errors.Join(err, fmt.Errorf("a string of %d bytes", n))
+		return ""
+	}
+	if uint64(cap(d.b)) < n {
+		d.b = make([]byte, n)
+	}
+	d.b = d.b[:n]
+	if _, d.err = io.ReadFull(d.r, d.b); d.err != nil {
+		return ""
+	}
+	if string(d.b) != *last {
+		*last = string(d.b)
+	}
+	return *last
 }
 
 func (d *spoolReader) byte() byte {
@@ -188,17 +223,17 @@ func (d *spoolReader) byte() byte {
 }
 
 func (d *spoolReader) address() archive.Address {
-	return archive.Address{Volume: d.str(), TapeFile: d.varint(), Block: d.varint(), Offset: d.varint()}
+	return archive.Address{Volume: d.same(&d.volume), TapeFile: d.varint(), Block: d.varint(), Offset: d.varint()}
 }
 
 // decodeEntry reads one entry encoded by encodeEntry.
-func decodeEntry(r *bufio.Reader) (archive.IndexEntry, error) {
-	d := &spoolReader{r: r}
+func (d *spoolReader) entry() (archive.IndexEntry, error) {
+	r := d.r
 	var e archive.IndexEntry
 	e.Path = d.str()
 	e.Type = archive.Type(d.byte())
 	e.Size, e.Mtime, e.Mode, e.UID, e.GID = d.varint(), d.varint(), d.varint(), d.varint(), d.varint()
-	e.Uname, e.Gname, e.Linkname = d.str(), d.str(), d.str()
+	e.Uname, e.Gname, e.Linkname = d.same(&d.uname), d.same(&d.gname), d.str()
 	fl := d.byte()
 	e.Sparse = fl&spoolSparse != 0
 	if fl&spoolDigest != 0 && d.err == nil {
@@ -219,5 +254,7 @@ func decodeEntry(r *bufio.Reader) (archive.IndexEntry, error) {
 	if d.err == io.EOF {
 		d.err = io.ErrUnexpectedEOF
 	}
-	return e, d.err
+	err := d.err
+	d.err = nil // the next entry starts afresh
+	return e, err
 }
