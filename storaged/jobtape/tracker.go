@@ -249,14 +249,15 @@ func checksumOK(b *[512]byte) bool {
 	if !ok {
 		return false
 	}
+	// The sum of the block with its checksum field read as spaces.
 	var sum int64
-	for i, c := range b {
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
+	for _, c := range b[:148] {
 		sum += int64(c)
 	}
-	return sum == want
+	for _, c := range b[156:] {
+		sum += int64(c)
+	}
+	return sum+8*' ' == want
 }
 
 // octal reads an octal (NUL/space terminated) or GNU base-256 field.
@@ -274,12 +275,22 @@ func octal(b []byte) (int64, bool) {
 		}
 		return v, true
 	}
-	s := strings.Trim(string(b), " \x00")
-	if s == "" {
-		return 0, true
+	// Leading and trailing spaces and NULs around octal digits.
+	i, j := 0, len(b)
+	for i < j && (b[i] == ' ' || b[i] == 0) {
+		i++
 	}
-	v, err := strconv.ParseInt(s, 8, 64)
-	return v, err == nil
+	for j > i && (b[j-1] == ' ' || b[j-1] == 0) {
+		j--
+	}
+	var v int64
+	for _, c := range b[i:j] {
+		if c < '0' || c > '7' || v > (1<<62)>>3 {
+			return 0, false
+		}
+		v = v<<3 | int64(c-'0')
+	}
+	return v, true
 }
 
 func cstr(b []byte) string {

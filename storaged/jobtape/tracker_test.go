@@ -1,6 +1,7 @@
 package jobtape
 
 import (
+	"archive/tar"
 	"bytes"
 	"fmt"
 	"strings"
@@ -79,5 +80,45 @@ func TestTrackerCutPoints(t *testing.T) {
 	var bad tracker
 	if err := bad.feed(bytes.Repeat([]byte("z"), 512)); err == nil || !strings.Contains(err.Error(), "byte 0") {
 		t.Fatalf("garbage: %v", err)
+	}
+}
+
+// TestHeaderFields: octal fields as tar writers leave them (NUL or space
+// terminated, space padded, GNU base-256) and the header checksum, on a
+// header Go's archive/tar wrote; a changed byte fails the checksum.
+func TestHeaderFields(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0000644\x00", 0o644, true}, {"  1750 \x00", 0o1750, true}, {"\x00\x00\x00", 0, true}, {"", 0, true},
+		{"00000000017\x00", 0o17, true}, {"12 34", 0, false}, {"0009", 0, false}, {"-1", 0, false},
+		{"\x80\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00", 1 << 32, true},
+	} {
+		got, ok := octal([]byte(c.in))
+		if got != c.want || ok != c.ok {
+			t.Errorf("octal(%q) = %d, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "a/b.txt", Mode: 0o640, Size: 12345, ModTime: testTime, Typeflag: tar.TypeReg, Uname: "alice", Format: tar.FormatUSTAR}); err != nil {
+		t.Fatal(err)
+	}
+	var blk [512]byte
+	copy(blk[:], buf.Bytes())
+	if !checksumOK(&blk) {
+		t.Fatal("archive/tar's header fails the checksum")
+	}
+	if size, ok := octal(blk[124:136]); !ok || size != 12345 {
+		t.Errorf("size field %q read as %d, %v", blk[124:136], size, ok)
+	}
+	for _, i := range []int{0, 147, 156, 511} {
+		b := blk
+		b[i]++
+		if checksumOK(&b) {
+			t.Errorf("byte %d changed, the checksum still holds", i)
+		}
 	}
 }
