@@ -122,3 +122,40 @@ func TestHeaderFields(t *testing.T) {
 		}
 	}
 }
+
+// TestPaxValues: the pax records the tracker uses, parsed without a map:
+// times with and without fractions, negative ones, a later record for a
+// key winning, a bad size leaving the ustar size.
+func TestPaxValues(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1700000000", 1700000000e9, true}, {"1700000000.5", 1700000000e9 + 5e8, true}, {"1.123456789123", 1e9 + 123456789, true},
+		{"-1.25", -1e9 - 25e7, true}, {"-0.5", -5e8, true}, {"", 0, false}, {"x.1", 0, false}, {"1.x", 0, false},
+	} {
+		got, ok := paxTime([]byte(c.in))
+		if got != c.want || ok != c.ok {
+			t.Errorf("paxTime(%q) = %d, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	var p paxVals
+	for _, kv := range [][2]string{{"size", "100"}, {"path", "a/b"}, {"mtime", "12.5"}, {"size", "7"}, {"uname", "x"}, {"GNU.sparse.name", "s"}} {
+		p.set([]byte(kv[0]), []byte(kv[1]))
+	}
+	if p.size != 7 || p.path != "a/b" || p.mtime != 12e9+5e8 || p.sparseName != "s" || p.has != paxSize|paxPath|paxMtime|paxSparseName {
+		t.Errorf("pax values %+v", p)
+	}
+	p.set([]byte("size"), []byte("-3"))
+	if p.has&paxSize != 0 {
+		t.Errorf("a size of -3 was taken: %+v", p)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		var q paxVals
+		q.set([]byte("size"), []byte("4096"))
+		q.set([]byte("mtime"), []byte("1700000000.123456789"))
+	}); allocs != 0 {
+		t.Errorf("size and mtime records allocate %.0f times", allocs)
+	}
+}
