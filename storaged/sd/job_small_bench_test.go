@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"syscall"
 	"testing"
 	"time"
@@ -27,10 +26,10 @@ import (
 // records of the members it completes, as filed sends them; records
 // flushed to the director's Job stream, the index tape file at the end)
 // and with a raw tapeio.Writer on the drive. Mounts are not timed. It
-// reports both rates in members/s, their ratio, the CPU time per member of
-// each (the process's: the client's and the in-process vtl's too) and the
-// live heap's peak growth during a job session (client and director
-// included):
+// reports both rates in members/s, their ratio, and the CPU time per member of
+// each (the process's: the client's and the in-process vtl's too;
+// storaged's own figures, RSS included, are BenchmarkStoragedJobSmallFiles'
+// in package storaged):
 //
 //	go test -run '^$' -bench JobDataSmallFiles -benchtime 3x ./storaged/sd/
 func BenchmarkJobDataSmallFiles(b *testing.B) {
@@ -96,7 +95,6 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 
 	var jobT, rawT time.Duration
 	var jobCPU, rawCPU time.Duration
-	var peak uint64
 	b.SetBytes(int64(len(all)))
 	b.ResetTimer()
 	for i := range b.N {
@@ -106,7 +104,6 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 		runtime.GC()
-		stopPeak := heapPeak()
 		b.StartTimer()
 		t0, c0 := time.Now(), processCPU()
 		s, err := e.attach(b, client, r.opened.Session, r.opened.Token)
@@ -129,7 +126,6 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 		jobT += time.Since(t0)
 		jobCPU += processCPU() - c0
 		b.StopTimer()
-		peak = max(peak, stopPeak())
 		if got := len(r.records()); got != members {
 			b.Fatalf("%d records flushed, want %d", got, members)
 		}
@@ -169,35 +165,6 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 	b.ReportMetric(rawT.Seconds()/jobT.Seconds(), "jobdata/tapeio")
 	b.ReportMetric(float64(jobCPU.Microseconds())/n, "jobdata-cpu-µs/member")
 	b.ReportMetric(float64(rawCPU.Microseconds())/n, "tapeio-cpu-µs/member")
-	b.ReportMetric(float64(peak)/(1<<20), "job-live-heap-peak-MiB")
-}
-
-// heapPeak samples the live heap (as marked by the last GC) every 2 ms until
-// the returned func is called, which returns the largest growth over
-// the first sample.
-func heapPeak() func() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	base := s[0].Value.Uint64()
-	stop, done := make(chan struct{}), make(chan uint64)
-	go func() {
-		var peak uint64
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > base {
-				peak = max(peak, v-base)
-			}
-			select {
-			case <-stop:
-				done <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() uint64 { close(stop); return <-done }
 }
 
 // processCPU is the CPU time (user and system) this process used so far.
