@@ -31,10 +31,11 @@ import (
 //
 //	go test -run '^$' -bench StoragedJobSmallFiles -benchtime 2x ./storaged/
 //
-// -job-members sets the number of members (e.g. 100000 for the issue's
-// 100k-file job).
+// -job-members and -job-member-size set the members' number and size
+// (e.g. 100000 for the 100k-file job; 512 of 4 MiB for a 2 GiB
+// job).
 func BenchmarkStoragedJobSmallFiles(b *testing.B) {
-	members, size := *jobMembers, 4<<10
+	members, size := *jobMembers, *jobMemberSize
 	e := newEnv(b, envOpts{capacity: "8GiB", drives: 1, personalities: "drive1=no-ame"})
 	if _, err := e.label(1, "TW0001L6", "drive0", true); err != nil {
 		b.Fatal(err)
@@ -117,7 +118,10 @@ func BenchmarkStoragedJobSmallFiles(b *testing.B) {
 	b.ReportMetric(float64(rssKiB(b, pid, "VmHWM"))/1024, "storaged-peak-RSS-MiB")
 }
 
-var jobMembers = flag.Int("job-members", 40000, "members of BenchmarkStoragedJobSmallFiles's job")
+var (
+	jobMembers    = flag.Int("job-members", 40000, "members of BenchmarkStoragedJobSmallFiles's job")
+	jobMemberSize = flag.Int("job-member-size", 4<<10, "bytes of each member of BenchmarkStoragedJobSmallFiles's job")
+)
 
 // smallFileStream is a pax stream of n members of size bytes as JobData
 // messages: 256 KiB of data, then the records of the members it ends.
