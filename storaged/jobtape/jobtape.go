@@ -371,11 +371,23 @@ func (j *JobWriter) put(b []byte, track bool) error {
 		}
 		return nil
 	}
-	if j.w.Offset()%int64(j.bs) == 0 && (j.onTape()-j.lastFlush >= j.opts.FlushEvery || j.batchReady()) {
-		return j.flush()
+	if j.w.Offset()%int64(j.bs) == 0 {
+		if j.onTape()-j.lastFlush >= j.opts.FlushEvery || j.batchReady() {
+			return j.flush()
+		}
+		if len(j.tr.recent) >= maxRecent {
+			// Members whose bytes are all on tape can no longer be cut
+			// (every cut is at or past onTape): forgotten without
+			// waiting for a flush, whose records may come late.
+			j.tr.prune(j.onTape())
+		}
 	}
 	return nil
 }
+
+// maxRecent: past this many members followed by the tracker, those
+// already on tape are forgotten at the next block boundary.
+const maxRecent = 1024
 
 // batchReady says MaxBatch records are pending and all of their bytes are
 // on tape (a flush now reports at least that many).

@@ -159,3 +159,41 @@ func TestPaxValues(t *testing.T) {
 		t.Errorf("size and mtime records allocate %.0f times", allocs)
 	}
 }
+
+// TestTrackerBounded: members whose records have not come (a client that
+// sends its records late) are not followed by the tracker without bound:
+// those on tape are forgotten at block boundaries.
+func TestTrackerBounded(t *testing.T) {
+	lib := newLib(t, 1, 1, 256<<20)
+	v := mount(t, lib, 1, 0, "TW0001L8", false, 64<<10)
+	jw, err := New(v.d, JobInfo{JobID: 44, Job: "nightly", Volume: v.name, Created: testTime}, Options{BlockSize: 64 << 10, NextVolume: noVolume, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw := archive.NewWriter(jw)
+	most := 0
+	var recs []archive.Record
+	for i := range 20000 {
+		rec, err := aw.WriteMember(archive.Member{Path: fmt.Sprintf("f%05d", i), Type: archive.TypeReg, Size: 100, Mode: 0o644, Mtime: testTime}, bytes.NewReader(make([]byte, 100)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+		most = max(most, len(jw.tr.recent))
+	}
+	if most > 1300 {
+		t.Errorf("the tracker followed %d members at once, want at most about 1,024", most)
+	}
+	for _, r := range recs {
+		if err := jw.AddRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := aw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := jw.Close()
+	if err != nil || sum.Members != len(recs) {
+		t.Fatalf("close: %d members, %v", sum.Members, err)
+	}
+}
