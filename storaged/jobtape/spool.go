@@ -34,7 +34,7 @@ func newSpool(dir string) (*spool, error) {
 	}
 	f, err := os.CreateTemp(dir, "jobtape-index-*.spool")
 	if err != nil {
-		return nil, fmt.Errorf("jobtape: creating the index spool file in %s (Options.SpoolDir; it must be a writable directory): %w", dir, err)
+		return nil, fmt.Errorf("jobtape: creating the job's index spool file in %s (the spool directory, storaged's working_directory, must be a writable directory): %w", dir, err)
 	}
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()

@@ -213,3 +213,19 @@ func TestJobSpoolRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolDirMissing: a spool directory that cannot be written refuses
+// the job before anything is written, naming the directory.
+func TestSpoolDirMissing(t *testing.T) {
+	lib := newLib(t, 1, 1, 64<<20)
+	v := mount(t, lib, 1, 0, "TW0001L8", false, 64<<10)
+	dir := filepath.Join(t.TempDir(), "missing")
+	_, err := New(v.d, JobInfo{JobID: 45, Job: "nightly", Volume: v.name}, Options{BlockSize: 64 << 10, NextVolume: noVolume, SpoolDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "index spool file in "+dir) || !strings.Contains(err.Error(), "must be a writable directory") {
+		t.Fatalf("New with spool directory %s: %v", dir, err)
+	}
+	pos, perr := v.d.ReadPosition()
+	if perr != nil || pos.File != 1 || pos.Block != 2 {
+		t.Errorf("after the refusal the tape is at %+v (%v), want right after the label", pos, perr)
+	}
+}
