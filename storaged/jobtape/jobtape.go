@@ -112,6 +112,12 @@ type Options struct {
 	VerifyPart      func(volume string) func(d *scsi.Device, first tapeio.Addr) error
 	// Context for NextVolume (nil: context.Background()).
 	Context context.Context
+	// SpoolDir is where the members' index entries wait, in a file, for
+	// the index tape file (""; os.TempDir()): a job's memory does not
+	// grow with its members. The file is unlinked as soon as it is
+	// created and closed by Close and Abort; it takes about 100 bytes a
+	// member plus its path and names.
+	SpoolDir string
 }
 
 // Part is one data tape file of the job (or, in Summary.Index, the
@@ -192,7 +198,7 @@ type JobWriter struct {
 	lastFlush int64 // stream offset on tape at the last flush
 	pending   []archive.Record
 	lastHdr   int64
-	index     []archive.IndexEntry
+	index     *spool // the index entries of the members reported
 
 	err    error
 	closed bool
@@ -217,8 +223,13 @@ func New(dev *scsi.Device, info JobInfo, opts Options) (*JobWriter, error) {
 	if info.Created.IsZero() {
 		info.Created = time.Now()
 	}
-	j := &JobWriter{ctx: opts.Context, info: info, opts: opts, lastHdr: -1}
+	sp, err := newSpool(opts.SpoolDir)
+	if err != nil {
+		return nil, err
+	}
+	j := &JobWriter{ctx: opts.Context, info: info, opts: opts, lastHdr: -1, index: sp}
 	if err := j.startPart(dev, info.Volume, nil); err != nil {
+		sp.close()
 		return nil, err
 	}
 	return j, nil
@@ -360,11 +371,23 @@ func (j *JobWriter) put(b []byte, track bool) error {
 		}
 		return nil
 	}
-	if j.w.Offset()%int64(j.bs) == 0 && (j.onTape()-j.lastFlush >= j.opts.FlushEvery || j.batchReady()) {
-		return j.flush()
+	if j.w.Offset()%int64(j.bs) == 0 {
+		if j.onTape()-j.lastFlush >= j.opts.FlushEvery || j.batchReady() {
+			return j.flush()
+		}
+		if len(j.tr.recent) >= maxRecent {
+			// Members whose bytes are all on tape can no longer be cut
+			// (every cut is at or past onTape): forgotten without
+			// waiting for a flush, whose records may come late.
+			j.tr.prune(j.onTape())
+		}
 	}
 	return nil
 }
+
+// maxRecent: past this many members followed by the tracker, those
+// already on tape are forgotten at the next block boundary.
+const maxRecent = 1024
 
 // batchReady says MaxBatch records are pending and all of their bytes are
 // on tape (a flush now reports at least that many).
@@ -538,7 +561,10 @@ func (j *JobWriter) report(off int64) error {
 			}
 		}
 		batch = append(batch, pl)
-		j.index = append(j.index, pl.Entry())
+		ie := pl.Entry()
+		if err := j.index.add(&ie); err != nil {
+			return j.fail("keeping the index", err)
+		}
 	}
 	j.pending = append(j.pending[:0], j.pending[n:]...)
 	if j.opts.OnFlushed != nil {
@@ -563,12 +589,14 @@ func end(rec archive.Record) int64 { return rec.DataOffset + (rec.StoredSize+511
 // every record must be within it.
 func (j *JobWriter) Close() (Summary, error) {
 	if j.err != nil {
+		j.index.close()
 		return Summary{}, j.err
 	}
 	if j.closed {
 		return Summary{}, errors.New("jobtape: Close called twice")
 	}
 	j.closed = true
+	defer j.index.close()
 	if !j.tr.complete() {
 		return Summary{}, j.fail("closing", fmt.Errorf("the stream ends inside a member (at stream offset %d)", j.off))
 	}
@@ -606,7 +634,7 @@ func (j *JobWriter) Close() (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	return Summary{Parts: j.parts, Members: len(j.index), StreamBytes: j.off, Index: idx}, nil
+	return Summary{Parts: j.parts, Members: j.index.n, StreamBytes: j.off, Index: idx}, nil
 }
 
 // Abort ends the job early (its client was dropped, the job cancelled):
@@ -617,6 +645,7 @@ func (j *JobWriter) Close() (Summary, error) {
 // reported. It returns the parts written. After a failure (a tape error)
 // nothing more is written and the error is returned.
 func (j *JobWriter) Abort() ([]Part, error) {
+	defer j.index.close()
 	if j.closed {
 		return j.parts, errors.New("jobtape: Abort after Close")
 	}
@@ -659,10 +688,8 @@ func (j *JobWriter) writeIndex() (Part, error) {
 	if err != nil {
 		return Part{}, idxFail("writing the index", err)
 	}
-	for _, e := range j.index {
-		if err := iw.Add(e); err != nil {
-			return Part{}, idxFail("writing the index", err)
-		}
+	if err := j.index.each(iw.Add); err != nil {
+		return Part{}, idxFail("writing the index", err)
 	}
 	if err := iw.Close(); err != nil {
 		return Part{}, idxFail("writing the index", err)

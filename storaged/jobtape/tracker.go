@@ -3,8 +3,6 @@ package jobtape
 import (
 	"bytes"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/tapeward/tapeward/tools/lib/archive"
 )
@@ -36,10 +34,10 @@ type tracker struct {
 	// The member whose headers are being read.
 	inHdr  bool
 	hStart int64
-	pax    map[string]string
-	ext    []byte // 'x'/'g' records being read
-	extN   int64  // bytes of the records still to read (padded)
-	extLen int64  // the records' length (unpadded)
+	pax    paxVals // what the member's 'x' headers say
+	ext    []byte  // 'x'/'g' records being read
+	extN   int64   // bytes of the records still to read (padded)
+	extLen int64   // the records' length (unpadded)
 	extTyp byte
 
 	data int64 // padded data bytes still to skip
@@ -111,7 +109,7 @@ func (t *tracker) header(at int64) {
 		return
 	}
 	if !t.inHdr {
-		t.inHdr, t.hStart, t.pax = true, at, nil
+		t.inHdr, t.hStart, t.pax = true, at, paxVals{}
 	}
 	typ := t.blk[156]
 	size, ok := octal(t.blk[124:136])
@@ -141,52 +139,100 @@ func (t *tracker) header(at int64) {
 	m.mode, _ = octal(t.blk[100:108])
 	sec, _ := octal(t.blk[136:148])
 	m.mtime = sec * 1e9
-	if v, ok := t.pax["size"]; ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			m.stored = n
-		}
+	px := &t.pax
+	if px.has&paxSize != 0 {
+		m.stored = px.size
 	}
-	if v, ok := t.pax["GNU.sparse.name"]; ok {
-		m.path = v
+	if px.has&paxSparseName != 0 {
+		m.path = px.sparseName
 	}
-	if v, ok := t.pax["path"]; ok {
-		m.path = v
+	if px.has&paxPath != 0 {
+		m.path = px.path
 	}
-	if v, ok := t.pax["mtime"]; ok {
-		if ns, ok := paxTime(v); ok {
-			m.mtime = ns
-		}
+	if px.has&paxMtime != 0 {
+		m.mtime = px.mtime
 	}
 	switch typ {
 	case '1', '2', '3', '4', '5', '6':
 		m.stored = 0 // no data follows these
 	}
-	t.inHdr, t.pax = false, nil
+	t.inHdr, t.pax = false, paxVals{}
 	t.recent = append(t.recent, m)
 	t.data = m.end() - m.d
 }
 
 func (t *tracker) endExt() {
 	if t.extTyp == 'x' {
-		if t.pax == nil {
-			t.pax = map[string]string{}
-		}
 		for b := t.ext; len(b) > 0; {
 			sp := bytes.IndexByte(b, ' ')
 			if sp <= 0 {
 				break
 			}
-			n, err := strconv.Atoi(string(b[:sp]))
-			if err != nil || n <= sp+1 || n > len(b) {
+			n64, ok := decimal(b[:sp])
+			n := int(n64)
+			if !ok || n <= sp+1 || n > len(b) {
 				break
 			}
 			kv := b[sp+1 : n-1]
 			if eq := bytes.IndexByte(kv, '='); eq > 0 {
-				t.pax[string(kv[:eq])] = string(kv[eq+1:])
+				t.pax.set(kv[:eq], kv[eq+1:])
 			}
 			b = b[n:]
 		}
 	}
+}
+
+// paxVals are the pax records the tracker uses (a later record for the
+// same key wins, as in a map): no allocation but for a path's string.
+type paxVals struct {
+	has              uint8
+	size, mtime      int64
+	path, sparseName string
+}
+
+const (
+	paxSize = 1 << iota
+	paxMtime
+	paxPath
+	paxSparseName
+)
+
+func (p *paxVals) set(k, v []byte) {
+	switch string(k) {
+	case "size":
+		// A size that is not a non-negative decimal is left out (as
+		// before: the ustar field's size stands).
+		if n, ok := decimal(v); ok {
+			p.size, p.has = n, p.has|paxSize
+		} else {
+			p.has &^= paxSize
+		}
+	case "mtime":
+		if ns, ok := paxTime(v); ok {
+			p.mtime, p.has = ns, p.has|paxMtime
+		} else {
+			p.has &^= paxMtime
+		}
+	case "path":
+		p.path, p.has = string(v), p.has|paxPath
+	case "GNU.sparse.name":
+		p.sparseName, p.has = string(v), p.has|paxSparseName
+	}
+}
+
+// decimal parses a non-negative decimal that fits an int64.
+func decimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
 
 // prune forgets members that end at or before off (their bytes are on
@@ -249,14 +295,15 @@ func checksumOK(b *[512]byte) bool {
 	if !ok {
 		return false
 	}
+	// The sum of the block with its checksum field read as spaces.
 	var sum int64
-	for i, c := range b {
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
+	for _, c := range b[:148] {
 		sum += int64(c)
 	}
-	return sum == want
+	for _, c := range b[156:] {
+		sum += int64(c)
+	}
+	return sum+8*' ' == want
 }
 
 // octal reads an octal (NUL/space terminated) or GNU base-256 field.
@@ -274,12 +321,22 @@ func octal(b []byte) (int64, bool) {
 		}
 		return v, true
 	}
-	s := strings.Trim(string(b), " \x00")
-	if s == "" {
-		return 0, true
+	// Leading and trailing spaces and NULs around octal digits.
+	i, j := 0, len(b)
+	for i < j && (b[i] == ' ' || b[i] == 0) {
+		i++
 	}
-	v, err := strconv.ParseInt(s, 8, 64)
-	return v, err == nil
+	for j > i && (b[j-1] == ' ' || b[j-1] == 0) {
+		j--
+	}
+	var v int64
+	for _, c := range b[i:j] {
+		if c < '0' || c > '7' || v > (1<<62)>>3 {
+			return 0, false
+		}
+		v = v<<3 | int64(c-'0')
+	}
+	return v, true
 }
 
 func cstr(b []byte) string {
@@ -289,20 +346,31 @@ func cstr(b []byte) string {
 	return string(b)
 }
 
-// paxTime parses "sec[.frac]" into Unix nanoseconds.
-func paxTime(v string) (int64, bool) {
-	sec, frac, _ := strings.Cut(v, ".")
-	s, err := strconv.ParseInt(sec, 10, 64)
-	if err != nil {
+// paxTime parses "[-]sec[.frac]" into Unix nanoseconds (digits of frac
+// past the ninth are dropped).
+func paxTime(v []byte) (int64, bool) {
+	sec, frac, _ := bytes.Cut(v, []byte("."))
+	neg := len(sec) > 0 && sec[0] == '-'
+	if neg || len(sec) > 0 && sec[0] == '+' {
+		sec = sec[1:]
+	}
+	s, ok := decimal(sec)
+	if !ok {
 		return 0, false
 	}
-	frac = (frac + "000000000")[:9]
-	ns, err := strconv.ParseInt(frac, 10, 64)
-	if err != nil {
-		return 0, false
+	var ns int64
+	for i := range 9 {
+		ns *= 10
+		if i < len(frac) {
+			c := frac[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			ns += int64(c - '0')
+		}
 	}
-	if strings.HasPrefix(sec, "-") {
-		ns = -ns
+	if neg {
+		s, ns = -s, -ns
 	}
 	return s*1e9 + ns, true
 }

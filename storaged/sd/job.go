@@ -124,6 +124,13 @@ type JobSession struct {
 	abortCh   chan struct{}
 	abortErr  error
 
+	// inflight are the client's records added to the JobWriter and not
+	// yet reported, in stream order (the tape goroutine's): a flushed
+	// record goes to the director as the client's message with its
+	// address set, not converted back from jobtape's.
+	inflight     []*pb.MemberRecord
+	inflightHead int
+
 	streamBytes atomic.Int64
 	done        chan struct{} // closed once the drive is released
 	result      error
@@ -136,6 +143,7 @@ type JobSession struct {
 type jobItem struct {
 	buf  []byte
 	recs []archive.Record
+	pbs  []*pb.MemberRecord // recs as the client sent them
 	end  *pb.JobDataEnd
 }
 
@@ -206,7 +214,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 		return nil, err
 	}
 	lbl := dr.label
-	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx,
+	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx, SpoolDir: d.cfg.WorkingDirectory,
 		NextVolume: s.nextVolume, OnFlushed: s.onFlushed, OnPart: s.onPart, OnPartDone: s.onPartDone,
 		VerifyPart: func(string) func(*scsi.Device, tapeio.Addr) error {
 			if s.encrypted {
@@ -413,15 +421,37 @@ func (s *JobSession) address(a archive.Address) *pb.BlockAddress {
 	return &pb.BlockAddress{Volume: a.Volume, TapeFile: uint32(a.TapeFile), Block: uint64(a.Block), Offset: uint32(a.Offset)}
 }
 
+// onFlushed is jobtape's OnFlushed: the batch goes to the director as
+// the client's records (in flight since AddRecord, in the same order)
+// with their addresses.
 func (s *JobSession) onFlushed(f jobtape.Flushed) {
 	recs := make([]*pb.MemberRecord, len(f.Records))
+	addrs := make([]pb.BlockAddress, len(f.Records)) // one allocation a batch
 	for i, p := range f.Records {
-		m := memberRecord(p.Record)
-		m.Address = s.address(p.Address)
+		var m *pb.MemberRecord
+		if s.inflightHead < len(s.inflight) {
+			m = s.inflight[s.inflightHead]
+			s.inflight[s.inflightHead] = nil
+			s.inflightHead++
+		}
+		if m == nil || m.HeaderOffset != p.Record.HeaderOffset {
+			// Not the client's record (never expected): from jobtape's.
+			m = memberRecord(p.Record)
+		}
+		a := &addrs[i]
+		a.Volume, a.TapeFile, a.Block, a.Offset = p.Address.Volume, uint32(p.Address.TapeFile), uint64(p.Address.Block), uint32(p.Address.Offset)
+		m.Address, m.Parts = a, nil
 		for _, pa := range p.Parts {
 			m.Parts = append(m.Parts, &pb.MemberPart{Part: uint32(pa.Part), Address: s.address(pa.Address), DataOffset: pa.DataOffset})
 		}
 		recs[i] = m
+	}
+	if s.inflightHead == len(s.inflight) {
+		s.inflight, s.inflightHead = s.inflight[:0], 0
+	} else if s.inflightHead > len(s.inflight)/2 {
+		n := copy(s.inflight, s.inflight[s.inflightHead:])
+		clear(s.inflight[n:])
+		s.inflight, s.inflightHead = s.inflight[:n], 0
 	}
 	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Flushed{Flushed: &pb.JobFlushed{StreamOffset: f.StreamOffset, Records: recs}}})
 }
@@ -495,6 +525,9 @@ func (s *JobSession) run() {
 	err := s.write()
 	s.timer.Stop()
 	if err != nil {
+		// Ends the tape file if nothing did yet (after a tape error it
+		// writes nothing) and closes the job's index spool.
+		s.jw.Abort()
 		// Stop the receiving side too (a tape error).
 		s.Abort(err)
 	}
@@ -536,10 +569,11 @@ func (s *JobSession) write() error {
 			if it.buf != nil {
 				s.free <- it.buf[:0]
 			}
-			for _, r := range it.recs {
+			for i, r := range it.recs {
 				if err := s.jw.AddRecord(r); err != nil {
 					return err
 				}
+				s.inflight = append(s.inflight, it.pbs[i])
 			}
 			if it.end == nil {
 				continue
@@ -720,6 +754,7 @@ func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 					return
 				}
 				cur.recs = append(cur.recs, rec)
+				cur.pbs = append(cur.pbs, r)
 			}
 			if len(cur.recs) >= JobMaxBatch && !ship() {
 				return
@@ -759,6 +794,9 @@ func archiveRecord(m *pb.MemberRecord) (archive.Record, error) {
 	t, ok := memberTypes[m.Type]
 	if !ok {
 		return archive.Record{}, fmt.Errorf("member %q: unknown type %q", m.Path, m.Type)
+	}
+	if n := len(m.Sha256); n != 0 && n != 32 {
+		return archive.Record{}, fmt.Errorf("member %q: a sha256 of %d bytes (a SHA-256 digest is 32 bytes, or none)", m.Path, n)
 	}
 	r := archive.Record{Path: string(m.Path), Type: t, Size: m.Size, Mode: int64(m.Mode), UID: m.Uid, GID: m.Gid, Uname: m.Uname, Gname: m.Gname,
 		Mtime: m.MtimeNs, Linkname: string(m.Linkname), Devmajor: m.Devmajor, Devminor: m.Devminor, Sparse: m.Sparse,

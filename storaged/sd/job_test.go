@@ -962,3 +962,71 @@ func TestJobSessionClearVolume(t *testing.T) {
 		}
 	}
 }
+
+// TestJobBadRecord: a record whose digest is not 32 bytes ends the
+// session, naming the member and the digest's length; the records before
+// it that are on tape still go to the director, as the client sent them
+// with their addresses.
+func TestJobBadRecord(t *testing.T) {
+	e := newJobEnv(t, 1, 4, "64MiB")
+	e.label(t, 1, "V1", true)
+	r, err := e.openJob(t, jobOpen("V1", 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := e.connect(t, "web1", tlsconf.RoleClient)
+	s, err := e.attach(t, client, r.opened.Session, r.opened.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := makeTree(400)
+	for _, f := range files[:50] {
+		if err := s.member(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.sendRecords(); err != nil {
+		t.Fatal(err)
+	}
+	// The other members' bytes (megabytes: flushes come), their records
+	// held back until the first 50 are reported.
+	var held []*pb.MemberRecord
+	for _, f := range files[50:] {
+		rec, err := s.aw.WriteMember(f.m, bytes.NewReader(f.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, memberRecord(rec))
+	}
+	if err := s.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 50
+	r.waitFor(t, "the first 50 records flushed", func(r *jobRun) bool {
+		n := 0
+		for _, ev := range r.events {
+			n += len(ev.GetFlushed().GetRecords())
+		}
+		return n >= sent
+	})
+	held[3].Sha256 = held[3].Sha256[:16]
+	bad := string(held[3].Path)
+	s.st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Records{Records: &pb.MemberRecords{Records: held}}})
+	_, err = s.st.CloseAndRecv()
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("client web1 sent a bad record: member %q: a sha256 of 16 bytes", bad)) {
+		t.Fatalf("JobData after a 16-byte digest: %v", err)
+	}
+	if err := r.wait(t); err == nil || !strings.Contains(err.Error(), "a sha256 of 16 bytes") {
+		t.Fatalf("Job stream: %v", err)
+	}
+	recs := r.records()
+	if len(recs) != sent {
+		t.Fatalf("%d records flushed, want the %d sent before the bad one", len(recs), sent)
+	}
+	for i, m := range recs {
+		if string(m.Path) != files[i].m.Path || m.Address == nil || m.Address.Volume != "V1" || m.Address.TapeFile != 2 {
+			t.Errorf("record %d: %q at %v, want %q on V1 tape file 2", i, m.Path, m.Address, files[i].m.Path)
+		}
+	}
+	e.vtl.RequireNoKey(t)
+}
