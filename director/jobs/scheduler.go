@@ -30,6 +30,8 @@ type Planned struct {
 	// Moved: the line's local time did not exist that day (clocks sprang
 	// forward) and the run fires at the first minute after it.
 	Moved bool `json:"moved,omitempty"`
+	// Upgraded is why the level will be Full (Resolve only).
+	Upgraded string `json:"upgraded,omitempty"`
 
 	req Request
 }
@@ -304,3 +306,35 @@ func LocalTime(cfg *configs.Director, schedule string, t time.Time) string {
 }
 
 func errorsAs[T error](err error, target *T) bool { return err != nil && errors.As(err, target) }
+
+// Resolve returns p as the runner would run it now: the catalog's level
+// decision (an Incremental or Differential with no prior Full runs as a
+// Full; Upgraded says why) and the pool and storage of that level. It
+// reads the catalog only.
+func (r *Runner) Resolve(ctx context.Context, p Planned) (Planned, error) {
+	cfg := r.o.Config
+	jc0, ok := cfg.JobNamed(p.Job)
+	if !ok {
+		return p, fmt.Errorf("no [[job]] %q", p.Job)
+	}
+	jc := p.req.apply(*jc0)
+	client, ok := cfg.ClientNamed(jc.Client)
+	if !ok {
+		return p, fmt.Errorf("job %s: its client %q is not a [[client]] of %s", jc.Name, jc.Client, cfg.Path)
+	}
+	fs, ok := cfg.FilesetNamed(jc.Fileset)
+	if !ok {
+		return p, fmt.Errorf("job %s: its fileset %q is not a [[fileset]] of %s", jc.Name, jc.Fileset, cfg.Path)
+	}
+	d, err := r.o.Catalog.SinceTime(ctx, jc.Name, client.Name, fs.Identity(), p.Level, p.At, jc.MaxFullInterval)
+	if err != nil {
+		return p, err
+	}
+	if d.Level != p.Level {
+		p.Upgraded = d.Reason
+	}
+	p.Level = d.Level
+	p.Pool = jc.PoolFor(d.Level)
+	p.Storage = storageFor(cfg, &jc, p.req.Storage, p.Pool)
+	return p, nil
+}
