@@ -590,3 +590,26 @@ func TestClientSilentAfterTheSession(t *testing.T) {
 		t.Errorf("files: %v", got)
 	}
 }
+
+// The director's max_concurrent_jobs holds a second job (status d) with
+// a free drive and a free client.
+func TestDirectorMaxConcurrentJobsWaits(t *testing.T) {
+	w := newWorld(t, 2, "V1", "V2")
+	w.cfg.MaxConcurrentJobs = 1
+	w.sd.Hold = true
+	a := w.start("web1-home", "Full")
+	w.open()
+	b := w.start("web2-home", "Full")
+	want := "waiting: the director already runs 1 of max_concurrent_jobs 1"
+	testenv.WaitFor(t, "the second job waiting", func() bool {
+		s, ok := w.r.StatusOf(b)
+		return ok && s.Why == want
+	})
+	if jb, _ := w.store.GetJob(w.ctx, b); jb.Status != catalog.JobWaitMaxJobs {
+		t.Errorf("catalog status of the second job: %s", jb.Status)
+	}
+	close(w.sd.Released)
+	if ja, jb := w.wait(a), w.wait(b); ja.Status != catalog.JobOK || jb.Status != catalog.JobOK {
+		t.Fatalf("a: %s %s, b: %s %s", ja.Status, ja.Error, jb.Status, jb.Error)
+	}
+}
