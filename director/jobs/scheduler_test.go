@@ -243,6 +243,9 @@ func TestSchedulerCatchesUpTheLatestMissedRun(t *testing.T) {
 		if j.Status != catalog.JobOK || j.ScheduledAt == nil || !j.ScheduledAt.Equal(friday) || j.Pool != "Nightly" || j.Level != catalog.LevelFull {
 			t.Errorf("%s: %s %s scheduled %v pool %s level %s (upgraded from %s)", name, j.Status, j.Error, j.ScheduledAt, j.Pool, j.Level, j.UpgradedFrom)
 		}
+		if rep := Report(j); !strings.Contains(rep, "Scheduled time:        2026-08-07 19:00:00Z (started 11h0m0s late)") {
+			t.Errorf("%s's report:\n%s", name, rep)
+		}
 		if log := w.joblog(j.ID); !strings.Contains(log, "warning: scheduled 2026-08-07 21:00 CEST, started 2026-08-08 08:00 CEST: 11h0m0s late, the director was down (catch_up 12h0m0s)") {
 			t.Errorf("%s's log:\n%s", name, log)
 		}
