@@ -402,10 +402,17 @@ func TestSchedulerSixJobsTwoDrives(t *testing.T) {
 		if slices.Contains(opened, name) {
 			continue
 		}
-		j, err := w.store.GetJob(w.ctx, st[name].JobID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The catalog gets the waiting status just after the job's
+		// status in memory says why.
+		var j catalog.Job
+		testenv.WaitFor(t, name+"'s waiting status in the catalog", func() bool {
+			var err error
+			j, err = w.store.GetJob(w.ctx, st[name].JobID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return j.Status.Waiting()
+		})
 		reasons[j.Status]++
 		switch j.Status {
 		case catalog.JobWaitPriority:
