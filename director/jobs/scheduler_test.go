@@ -450,3 +450,36 @@ func TestSchedulerSixJobsTwoDrives(t *testing.T) {
 		}
 	}
 }
+
+// Across both DST transitions of Europe/Berlin the loop fires a 02:30 run
+// once a day: at 03:00 CEST when 02:30 does not exist, at the first 02:30
+// when it happens twice.
+func TestSchedulerAcrossDST(t *testing.T) {
+	loc := berlin(t)
+	cfg := &configs.Director{Name: "director", Schedules: []configs.Schedule{testSchedule(t, "Night", loc, "Incremental at 02:30")},
+		Jobs: []configs.Job{{Name: "j", Client: "c", Level: configs.LevelIncremental, Pool: "Local", Storage: "sd1", Schedule: "Night", Enabled: true, Priority: 10}}}
+	for _, tc := range []struct {
+		from time.Time
+		want []string
+	}{
+		{time.Date(2026, 3, 28, 0, 0, 0, 0, loc), []string{"2026-03-28 02:30 +0100", "2026-03-29 03:00 +0200", "2026-03-30 02:30 +0200"}},
+		{time.Date(2026, 10, 24, 0, 0, 0, 0, loc), []string{"2026-10-24 02:30 +0200", "2026-10-25 02:30 +0200", "2026-10-26 02:30 +0100"}},
+	} {
+		c := &clock{t: tc.from}
+		ft := newFakeTimer()
+		rec := &recorder{}
+		s := &Scheduler{cfg: cfg, director: "director", clock: c.Now, after: ft.After, log: slog.New(slog.NewTextHandler(&testenv.LogBuffer{}, nil)), start: rec.start}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ft.runUntil(t, c, tc.from.Add(3*24*time.Hour))
+		s.Stop()
+		var got []string
+		for _, r := range rec.reqs {
+			got = append(got, r.ScheduledAt.In(loc).Format("2006-01-02 15:04 -0700"))
+		}
+		if strings.Join(got, ", ") != strings.Join(tc.want, ", ") {
+			t.Errorf("from %v fired %v, want %v", tc.from, got, tc.want)
+		}
+	}
+}
