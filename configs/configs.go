@@ -159,8 +159,11 @@ type Director struct {
 	// The job resources (jobs.go). ClientIdleTimeout (default 2m) and
 	// CatchUp (default 12h; "0": skip missed runs) are the defaults of
 	// every job's.
-	ClientIdleTimeout Period     `toml:"client_idle_timeout"`
-	CatchUp           Period     `toml:"catch_up"`
+	ClientIdleTimeout Period `toml:"client_idle_timeout"`
+	CatchUp           Period `toml:"catch_up"`
+	// MaxConcurrentJobs is how many jobs the director runs at once (0,
+	// the default: no limit but the clients', the jobs' and the drives').
+	MaxConcurrentJobs int        `toml:"max_concurrent_jobs"`
 	Clients           []Client   `toml:"client"`
 	Filesets          []Fileset  `toml:"fileset"`
 	Schedules         []Schedule `toml:"schedule"`

@@ -297,6 +297,9 @@ func (f *file) jobResources(c *Director) {
 	if !f.defined("catch_up") {
 		c.CatchUp.Duration = DefaultCatchUp
 	}
+	if c.MaxConcurrentJobs < 0 {
+		f.problem(at(-1, "max_concurrent_jobs"), c.MaxConcurrentJobs, "must be 0 (no limit, the default) or more")
+	}
 
 	storages := map[string]bool{}
 	for _, s := range c.Storages {

@@ -162,7 +162,7 @@ storage = "sd1"
 	}
 
 	// The director-level defaults change every job's; "0" catch_up skips.
-	d = mustLoadDir(t, dirText("client_idle_timeout = \"5m\"\ncatch_up = \"0\"", resources+`
+	d = mustLoadDir(t, dirText("client_idle_timeout = \"5m\"\ncatch_up = \"0\"\nmax_concurrent_jobs = 3", resources+`
 [[job]]
 name = "j"
 client = "web1"
@@ -171,6 +171,9 @@ pool = "Offsite"
 `))
 	if j := d.Jobs[0]; j.ClientIdleTimeout != 5*time.Minute || j.CatchUp != 0 || j.Storage != "sd2" {
 		t.Errorf("job %+v: want client_idle_timeout 5m, catch_up 0 (director's), storage sd2 (its pool's)", j)
+	}
+	if d.MaxConcurrentJobs != 3 {
+		t.Errorf("director max_concurrent_jobs %d, want 3", d.MaxConcurrentJobs)
 	}
 }
 
@@ -258,6 +261,7 @@ func TestJobResourceErrors(t *testing.T) {
 		line        string // a substring of the line the error names ("" : no line)
 		msg         string
 	}{
+		{"director max_concurrent_jobs -1", "max_concurrent_jobs = -1", "", "max_concurrent_jobs", `max_concurrent_jobs = -1: must be 0 (no limit, the default) or more`},
 		// [[client]]
 		{"client without address", "", "[[client]]\nname = \"c\"\n", "[[client]]", `[[client]] #1 address is missing; add e.g. address = "web1.example.com:9102"`},
 		{"client address without port", "", "[[client]]\nname = \"c\"\naddress = \"c.example.com\"\n", `"c.example.com"`, `[[client]] #1 address = "c.example.com": must be host:port`},

@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "storages"}
+var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "storages"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
@@ -313,7 +313,18 @@ func TestDownFrom3(t *testing.T) {
 	if _, err := conn.Exec(ctx, "INSERT INTO jobs (name, job_type, level, status) VALUES ('n', 'Backup', 'Full', 'W')"); err != nil {
 		t.Fatal(err)
 	}
-	// Schema 4 first (the job log), then 3.
+	// Schema 5 first (the scheduler), then 4 (the job log), then 3.
+	b5, err := fs.ReadFile(migrations.FS(), "005_scheduler.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, down5, ok := strings.Cut(string(b5), "---- create above / drop below ----")
+	if !ok {
+		t.Fatal("005 has no down part")
+	}
+	if _, err := conn.Exec(ctx, down5); err != nil {
+		t.Fatalf("down part of 005: %v", err)
+	}
 	b4, err := fs.ReadFile(migrations.FS(), "004_job_log.sql")
 	if err != nil {
 		t.Fatal(err)

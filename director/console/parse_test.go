@@ -166,8 +166,8 @@ var invalidCases = []invalidCase{
 	{"list pools", &UnknownCommandError{Word: "list pools", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, []string{"one of list volumes, list keyevents, list jobs"}},
 	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
 		[]string{`incomplete command "list": say list volumes, list keyevents, list jobs, list files, list jobmedia or list joblog`}},
-	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek", "status client"}}, nil},
-	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek", "status client"}}, nil},
+	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
+	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
 	{"update pool=x", &UnknownCommandError{Word: "update pool", Choices: []string{"update volume"}}, nil},
 	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume"}}, nil},
 	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export keys"}}, nil},
@@ -401,7 +401,7 @@ func TestLookup(t *testing.T) {
 	}
 	want := []string{"label", "list volumes", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
 		"release", "update volume", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
-		"list joblog", "status client", "help", "quit"}
+		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
 	}
@@ -469,15 +469,16 @@ func TestParseJobCommands(t *testing.T) {
 		}
 	}
 	for line, why := range map[string]string{
-		"run":                    "job",
-		"run job=x level=weekly": "level",
-		"cancel jobid=0":         "jobid",
-		"cancel jobid=x":         "jobid",
-		"wait":                   "jobid",
-		"list files":             "jobid",
-		"list jobs days=0":       "days",
-		"estimate level=Full":    "job",
-		"status client":          "client",
+		"run":                     "job",
+		"run job=x level=weekly":  "level",
+		"cancel jobid=0":          "jobid",
+		"cancel jobid=x":          "jobid",
+		"wait":                    "jobid",
+		"list files":              "jobid",
+		"list jobs days=0":        "days",
+		"estimate level=Full":     "job",
+		"status client":           "client",
+		"status scheduler days=0": "days",
 	} {
 		if _, err := Parse(line); err == nil || !strings.Contains(err.Error(), why) {
 			t.Errorf("%q: %v; want an error naming %s", line, err, why)

@@ -70,7 +70,7 @@ var needs = map[string]need{
 	"quit":           {Role: RoleRead},
 	"list volumes":   {Role: RoleRead},
 	"list keyevents": {Role: RoleRead},
-	"status":         {Role: RoleRead}, // status director, status storage=, status kek=, status client=
+	"status":         {Role: RoleRead}, // status director, status storage=, status kek=, status client=, status scheduler
 	"list jobs":      {Role: RoleRead},
 	"list files":     {Role: RoleRead},
 	"list jobmedia":  {Role: RoleRead},

@@ -94,6 +94,7 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"list keyevents volume=V1 limit=5", read},
 		{"status director", read},
 		{"status storage=sd1", read},
+		{"status scheduler days=14 job=web1-home client=web1 schedule=WeeklyCycle", read},
 		{"label storage=sd1 pool=Offsite slots=1-5 barcodes encrypt", operator},
 		{"label storage=sd1 pool=Scratch slot=7 volume=V7", operator},
 		{"mount storage=sd1 slot=3 drive=0", operator},

@@ -154,7 +154,7 @@ var commands = []Spec{
 	},
 	{
 		Name:     "status director",
-		Summary:  "show the director's state: version, catalog, active KEK id, running jobs",
+		Summary:  "show the director's state: version, catalog, active KEK id, running jobs, the next 24 h of scheduled jobs and the volume each would write to",
 		Examples: []string{"status director"},
 	},
 	{
@@ -320,6 +320,22 @@ var commands = []Spec{
 			{Name: "client", Type: TName, Required: true, Help: "the [[client]]"},
 		},
 		Examples: []string{"status client=web1"},
+	},
+	{
+		Name:    "status scheduler",
+		Summary: "list every scheduled run in the next days (time, job, level, pool) and the runs missed while the director was down",
+		Keywords: []Keyword{
+			{Name: "days", Type: TInt(1, 366), Help: "how many days ahead, from now (default 7)"},
+			{Name: "job", Type: TName, Help: "only this [[job]]"},
+			{Name: "client", Type: TName, Help: "only jobs of this [[client]]"},
+			{Name: "schedule", Type: TName, Help: "only jobs following this [[schedule]]"},
+		},
+		Notes: "Times are in each schedule's time zone. The level and pool are the Run line's overrides applied to the job " +
+			"(an Incremental or Differential with no prior Full runs as a Full into the Full pool). " +
+			"Missed runs (the director was down longer than the job's catch_up, or an earlier run of the same job) are listed for the last days as well; " +
+			"the latest missed run of each job younger than catch_up was started late at start-up (list jobs shows it, its log says how late). " +
+			"status director shows the next 24 hours with the volume each run would write to.",
+		Examples: []string{"status scheduler", "status scheduler days=1", "status scheduler days=14 client=web1", "status scheduler job=web1-home", "status scheduler schedule=WeeklyCycle"},
 	},
 	{
 		Name:     "help",

@@ -486,6 +486,9 @@ type DirectorStatus struct {
 	Configured  []string `json:"configured_storages"`
 	// Jobs are the jobs running or waiting in this director.
 	Jobs []jobs.Status `json:"jobs"`
+	// Scheduled are the runs of the next 24 hours, each with the volume
+	// it would write to.
+	Scheduled []ScheduledRun `json:"scheduled"`
 }
 
 // KEKStatus is what depends on one KEK id, in "status director".
@@ -590,6 +593,13 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 		s.Jobs = d.jobs.Active()
 	}
 	d.jobsStatusText(&b, s.Jobs)
+	if s.Catalog == "up" {
+		s.Scheduled = d.nextRuns(ctx)
+		d.nextRunsText(&b, s.Scheduled)
+	} else {
+		s.Scheduled = []ScheduledRun{}
+		b.WriteString("\nscheduled jobs in the next 24 h: unknown until the catalog is back (status scheduler lists them without volumes)")
+	}
 	b.WriteString("\nwhat depends on each KEK (status kek=ID for one):\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEK ID\tKEYRING\tCATALOG CURRENT\tCATALOG HISTORY\tCRYPTO CACHES (keys / only under it / pushes pending)")

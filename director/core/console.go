@@ -133,6 +133,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.listJobLog(ctx, cmd)
 	case "status client":
 		return d.statusClient(ctx, cmd.Str("client"))
+	case "status scheduler":
+		return d.statusScheduler(ctx, cmd)
 	case "quit":
 		return &Output{Text: "bye"}, nil
 	}

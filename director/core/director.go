@@ -61,6 +61,8 @@ type Director struct {
 	// jobs runs the backup jobs; filed dials the clients' file daemons.
 	jobs  *jobs.Runner
 	filed *jobs.FiledDialer
+	// sched fires the scheduled jobs through jobs.
+	sched *jobs.Scheduler
 	// labelling: volumes a label or relabel of this process is working on
 	// (a row in Labeling that is not here is left over, see labelSlot).
 	labelling map[string]bool
@@ -192,6 +194,14 @@ func New(ctx context.Context, o Options) (*Director, error) {
 		d.Close()
 		return nil, err
 	}
+	// The scheduler: runs missed while the director was down are judged
+	// (the latest of each job younger than its catch_up starts late), then
+	// every Run line fires at its minute.
+	d.sched = jobs.NewScheduler(d.jobs)
+	if err := d.sched.Start(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
 	d.log.Info("keyring loaded", "kek_ids", ring.IDs(), "active", ring.Active().ID())
 	return d, nil
 }
@@ -220,6 +230,9 @@ func LoadKeyring(cfg *configs.Director) (*keys.Keyring, error) {
 // Close closes the catalog and the storage links and forgets the keyring.
 func (d *Director) Close() {
 	d.stopBG()
+	if d.sched != nil {
+		d.sched.Stop() // no new run starts while the jobs end
+	}
 	if d.jobs != nil {
 		// Running jobs end E ("interrupted at …: the director is shutting
 		// down") while the catalog and the storages are still there.

@@ -45,6 +45,7 @@ type JobRow struct {
 	Warnings      int        `json:"warnings"`
 	Deletions     int64      `json:"deletions"`
 	Volumes       []string   `json:"volumes"`
+	ScheduledAt   *time.Time `json:"scheduled_at,omitempty"`
 	StartedAt     *time.Time `json:"started_at,omitempty"`
 	EndedAt       *time.Time `json:"ended_at,omitempty"`
 	Error         string     `json:"error,omitempty"`
@@ -53,7 +54,7 @@ type JobRow struct {
 func jobRow(j catalog.Job) JobRow {
 	return JobRow{JobID: j.ID, Job: j.Name, Client: j.Client, Fileset: j.Fileset, Level: j.Level, UpgradedFrom: j.UpgradedFrom,
 		UpgradeReason: j.UpgradeReason, Status: string(j.Status), StatusText: j.Status.String(), Pool: j.Pool, Files: j.Files, Bytes: j.Bytes,
-		Warnings: j.Warnings, Deletions: j.Deletions, Volumes: j.Volumes, StartedAt: j.StartedAt, EndedAt: j.EndedAt, Error: j.Error}
+		Warnings: j.Warnings, Deletions: j.Deletions, Volumes: j.Volumes, ScheduledAt: j.ScheduledAt, StartedAt: j.StartedAt, EndedAt: j.EndedAt, Error: j.Error}
 }
 
 func jobErr(err error) error {

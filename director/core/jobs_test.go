@@ -31,6 +31,13 @@ import (
 // sd1 and client web1 are the jobstest fakes.
 func jobDirector(t *testing.T) (*Director, *jobstest.Storage, *jobstest.Filed, string) {
 	t.Helper()
+	return jobDirectorWith(t, "", nil)
+}
+
+// jobDirectorWith is jobDirector with more director.toml (appended) and
+// a clock (nil: time.Now).
+func jobDirectorWith(t *testing.T, extra string, clock func() time.Time) (*Director, *jobstest.Storage, *jobstest.Filed, string) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t)
@@ -77,12 +84,13 @@ client = "web1"
 fileset = "home"
 pool = "Local"
 `, fdAddr)
+	fmt.Fprint(f, extra)
 	f.Close()
 	cfg, err := configs.LoadDirector(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&testenv.LogBuffer{}, nil))})
+	d, err := New(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&testenv.LogBuffer{}, nil)), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,13 @@ func Report(j catalog.Job) string {
 	row("Storage", "%s", orDash(j.Storage))
 	vols := strings.Join(dedupe(j.Volumes), ", ")
 	row("Volume(s)", "%s", orDash(vols))
+	if j.ScheduledAt != nil {
+		sched := when(j.ScheduledAt)
+		if j.StartedAt != nil && j.StartedAt.Sub(*j.ScheduledAt) > lateAfter {
+			sched += fmt.Sprintf(" (started %s late)", j.StartedAt.Sub(*j.ScheduledAt).Round(time.Minute))
+		}
+		row("Scheduled time", "%s", sched)
+	}
 	row("Start time", "%s", when(j.StartedAt))
 	row("End time", "%s", when(j.EndedAt))
 	if j.StartedAt != nil && j.EndedAt != nil {

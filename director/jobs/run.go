@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -208,8 +207,22 @@ func (r *Runner) execute(j *job, requested string, s *session) error {
 	cat := r.o.Catalog
 	r.logf(j, catalog.LogInfo, "Start Backup JobId %d, Job=%s, Client=%s, FileSet=%s, Level=%s (requested by %s)",
 		j.id, j.cfg.Name, j.client.Name, j.fs.Name, requested, orDash(j.actor))
-	// Max concurrent jobs of the job, then of the client.
+	if j.late != "" {
+		r.logf(j, catalog.LogWarning, "%s", j.late)
+	}
+	// Priority (a job of a better priority queued or running makes worse
+	// ones wait, jobs.md §2), then the director's, the job's and the
+	// client's max concurrent jobs.
 	err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
+		if o := r.betterQueued(j); o != nil {
+			return false, catalog.JobWaitPriority, fmt.Sprintf("waiting: job %s (JobId %d, priority %d) is queued or running; priority %d waits for it",
+				o.cfg.Name, o.id, o.cfg.Priority, j.cfg.Priority)
+		}
+		if max := r.o.Config.MaxConcurrentJobs; max > 0 {
+			if n := r.countRunning(func(*job) bool { return true }); n >= max {
+				return false, catalog.JobWaitMaxJobs, fmt.Sprintf("waiting: the director already runs %d of max_concurrent_jobs %d", n, max)
+			}
+		}
 		if n, max := r.countRunning(func(o *job) bool { return o.cfg.Name == j.cfg.Name }), max(1, j.cfg.MaxConcurrentJobs); n >= max {
 			return false, catalog.JobWaitJobResource, fmt.Sprintf("waiting: job %s already runs %d of max_concurrent_jobs %d", j.cfg.Name, n, max)
 		}
@@ -234,7 +247,7 @@ func (r *Runner) execute(j *job, requested string, s *session) error {
 	}
 	j.decision = d
 	s.pool = j.cfg.PoolFor(d.Level)
-	s.storage = r.o.Config.StorageFor(&j.cfg, s.pool)
+	s.storage = storageFor(r.o.Config, &j.cfg, j.storage, s.pool)
 	j.update(func(st *Status) { st.Level, st.Pool, st.Storage = d.Level, s.pool, s.storage })
 	if d.UpgradedFrom != "" {
 		r.logf(j, catalog.LogInfo, "Level upgraded to %s: %s", d.Level, d.Reason)
@@ -363,95 +376,26 @@ const (
 )
 
 // pickVolume chooses an appendable volume of the job's pool for its
-// storage (not in use by another job; in the changer; encrypted as the
-// pool says; most recently written first) and reserves it.
+// storage (selectVolume: the same choice the preview makes) and reserves
+// it.
 func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.StorageClient, full string) (*pb.JobVolume, error) {
-	encrypt := true
-	if p, ok := r.o.Config.PoolNamed(s.pool); ok {
-		encrypt = p.EncryptsVolumes()
+	c, err := r.volumeCandidates(ctx, s.pool, s.storage, sc)
+	if err != nil {
+		return nil, err
 	}
-	ms, err := r.o.Catalog.ListMedia(ctx, catalog.MediaFilter{Pool: s.pool, Storage: s.storage, Status: catalog.StatusAppend})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, w, nv := selectVolume(c, func(v string) bool { return v == full || slices.Contains(s.volumes, v) }, r.volumes)
+	if nv != nil {
+		return nil, &jobError{origin: "volume", err: nv}
+	}
+	tf, known, err := r.o.Catalog.TapeFiles(ctx, m.Volume)
 	if err != nil {
 		return nil, fail("catalog", "%v", err)
 	}
-	inv, err := sc.Inventory(ctx, &pb.InventoryRequest{})
-	if err != nil {
-		return nil, fail("storage", "storage %s inventory: %s", s.storage, status.Convert(err).Message())
-	}
-	type where struct {
-		changer string
-		slot    uint32
-	}
-	byBarcode := map[string]where{}
-	bySlot := map[uint32]where{}
-	for _, ch := range inv.Changers {
-		for _, sl := range ch.Slots {
-			if !sl.Full {
-				continue
-			}
-			if sl.Barcode != "" {
-				byBarcode[sl.Barcode] = where{ch.Name, sl.Slot}
-			}
-			if len(inv.Changers) == 1 {
-				bySlot[sl.Slot] = where{ch.Name, sl.Slot}
-			}
-		}
-	}
-	sort.SliceStable(ms, func(a, b int) bool {
-		la, lb := ms[a].LastWritten, ms[b].LastWritten
-		switch {
-		case la != nil && lb != nil && !la.Equal(*lb):
-			return la.After(*lb)
-		case (la == nil) != (lb == nil):
-			return la != nil
-		}
-		return ms[a].Volume < ms[b].Volume
-	})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var skipped []string
-	for _, m := range ms {
-		if m.Volume == full || slices.Contains(s.volumes, m.Volume) {
-			continue
-		}
-		if m.Encrypted != encrypt {
-			skipped = append(skipped, fmt.Sprintf("%s (encrypted=%t, pool wants %t)", m.Volume, m.Encrypted, encrypt))
-			continue
-		}
-		if r.volumes[m.Volume] {
-			skipped = append(skipped, m.Volume+" (in use by another job)")
-			continue
-		}
-		w, ok := byBarcode[m.Barcode]
-		if !ok && m.Barcode == "" && m.Slot != catalog.NoSlot {
-			w, ok = bySlot[uint32(m.Slot)]
-		}
-		if !ok {
-			skipped = append(skipped, m.Volume+" (not in the changer)")
-			continue
-		}
-		tf, known, err := r.o.Catalog.TapeFiles(ctx, m.Volume)
-		if err != nil {
-			return nil, fail("catalog", "%v", err)
-		}
-		r.volumes[m.Volume] = true
-		s.volumes = append(s.volumes, m.Volume)
-		return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf), KnownTapeFiles: uint32(known)}, nil
-	}
-	what := "encrypted"
-	if !encrypt {
-		what = "clear"
-	}
-	msg := fmt.Sprintf("no appendable %s volume of pool %s in storage %s", what, s.pool, s.storage)
-	if len(skipped) > 0 {
-		msg += " (skipped: " + strings.Join(skipped, ", ") + ")"
-	}
-	enc := ""
-	if encrypt {
-		enc = " encrypt"
-	}
-	msg += fmt.Sprintf("; label one with: label storage=%s pool=%s slots=N barcodes%s", s.storage, s.pool, enc)
-	return nil, fail("volume", "%s", msg)
+	r.volumes[m.Volume] = true
+	s.volumes = append(s.volumes, m.Volume)
+	return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf), KnownTapeFiles: uint32(known)}, nil
 }
 
 // stream opens the storage session on vol, starts the client's backup
@@ -807,4 +751,20 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// betterQueued returns the active job of best priority (lowest number,
+// then lowest JobId) whose priority is better than j's, or nil. Call
+// with r.mu held.
+func (r *Runner) betterQueued(j *job) *job {
+	var best *job
+	for _, o := range r.active {
+		if o == j || o.cfg.Priority >= j.cfg.Priority {
+			continue
+		}
+		if best == nil || o.cfg.Priority < best.cfg.Priority || o.cfg.Priority == best.cfg.Priority && o.id < best.id {
+			best = o
+		}
+	}
+	return best
 }

@@ -52,6 +52,68 @@ type Request struct {
 	Job   string
 	Level string // "" : the job's level
 	Actor string // who asked (console name), for the log
+
+	// The overrides of a schedule's Run line ("" and 0: the job's own).
+	// Pool replaces the job's pool and its per-level pools; FullPool,
+	// IncrementalPool and DifferentialPool then replace the pool of their
+	// level; Storage replaces the storage the job would write to (even a
+	// pool's); Priority the job's priority.
+	Pool, FullPool, IncrementalPool, DifferentialPool string
+	Storage                                           string
+	Priority                                          int
+	// ScheduledAt is when the schedule meant the run to start (recorded
+	// in the job's row); Late says why it starts later ("" : on time).
+	ScheduledAt *time.Time
+	Late        string
+	// NoDuplicates refuses the run with a *DuplicateError while a job of
+	// the same name is queued or running (the scheduler's runs).
+	NoDuplicates bool
+}
+
+// DuplicateError refuses a run of a job that is already queued or
+// running under the same name.
+type DuplicateError struct {
+	Job   string
+	JobID int64 // the active one (0: being created)
+}
+
+func (e *DuplicateError) Error() string {
+	if e.JobID == 0 {
+		return fmt.Sprintf("job %s already running: run skipped", e.Job)
+	}
+	return fmt.Sprintf("job %s already running (JobId %d): run skipped", e.Job, e.JobID)
+}
+
+// apply returns jc with the request's overrides.
+func (req Request) apply(jc configs.Job) configs.Job {
+	if req.Pool != "" {
+		jc.Pool, jc.FullPool, jc.IncrementalPool, jc.DifferentialPool = req.Pool, "", "", ""
+	}
+	if req.FullPool != "" {
+		jc.FullPool = req.FullPool
+	}
+	if req.IncrementalPool != "" {
+		jc.IncrementalPool = req.IncrementalPool
+	}
+	if req.DifferentialPool != "" {
+		jc.DifferentialPool = req.DifferentialPool
+	}
+	if req.Storage != "" {
+		jc.Storage = req.Storage
+	}
+	if req.Priority > 0 {
+		jc.Priority = req.Priority
+	}
+	return jc
+}
+
+// storageFor is the storage a run of jc writing to pool writes to: a Run
+// line's Storage= first, else the pool's, else the job's.
+func storageFor(cfg *configs.Director, jc *configs.Job, override, pool string) string {
+	if override != "" {
+		return override
+	}
+	return cfg.StorageFor(jc, pool)
 }
 
 // Runner runs jobs.
@@ -65,8 +127,10 @@ type Runner struct {
 	drives  map[string]int  // storage → drives it has (Hello), once known
 	busy    map[string]int  // storage → sessions of this director open or opening
 	volumes map[string]bool // volumes a job of this runner is using
-	changed chan struct{}   // closed and replaced when a resource is released
-	closed  bool
+	// starting: job names a NoDuplicates run is creating right now.
+	starting map[string]bool
+	changed  chan struct{} // closed and replaced when a resource is released
+	closed   bool
 	// stopping is closed by Shutdown (a job waiting for the catalog to
 	// record its end stops waiting: the next start-up ends it).
 	stopping chan struct{}
@@ -98,7 +162,7 @@ func New(ctx context.Context, o Options) (*Runner, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Runner{o: o, log: o.Log, m: o.Metrics, active: map[int64]*job{}, drives: map[string]int{}, busy: map[string]int{},
-		volumes: map[string]bool{}, changed: make(chan struct{}), stopping: make(chan struct{})}
+		volumes: map[string]bool{}, starting: map[string]bool{}, changed: make(chan struct{}), stopping: make(chan struct{})}
 	ids, err := o.Catalog.InterruptRunning(ctx, "the director stopped while the job was active (found at start-up)")
 	if err != nil {
 		return nil, fmt.Errorf("ending jobs a previous director left running: %w", err)
@@ -124,6 +188,10 @@ type job struct {
 	// waitingDrive is the storage whose drive the job waits for ("":
 	// none); guarded by Runner.mu.
 	waitingDrive string
+	// storage is a Run line's Storage= ("" : none); late why a scheduled
+	// run starts late.
+	storage string
+	late    string
 
 	mu       sync.Mutex
 	st       Status
@@ -204,13 +272,29 @@ func (e *UnknownJobError) Error() string {
 // client or fileset is unknown, is an error and creates nothing.
 func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 	cfg := r.o.Config
-	jc, ok := cfg.JobNamed(req.Job)
+	jc0, ok := cfg.JobNamed(req.Job)
 	if !ok {
 		var names []string
 		for _, j := range cfg.Jobs {
 			names = append(names, j.Name)
 		}
 		return 0, &UnknownJobError{Job: req.Job, Path: cfg.Path, Known: names}
+	}
+	jcv := req.apply(*jc0)
+	jc := &jcv
+	if req.NoDuplicates {
+		r.mu.Lock()
+		if id, ok := r.activeNamed(jc.Name); ok || r.starting[jc.Name] {
+			r.mu.Unlock()
+			return 0, &DuplicateError{Job: jc.Name, JobID: id}
+		}
+		r.starting[jc.Name] = true
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			delete(r.starting, jc.Name)
+			r.mu.Unlock()
+		}()
 	}
 	client, ok := cfg.ClientNamed(jc.Client)
 	if !ok {
@@ -231,7 +315,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 		return 0, err
 	}
 	pool := jc.PoolFor(d.Level)
-	storage := cfg.StorageFor(jc, pool)
+	storage := storageFor(cfg, jc, req.Storage, pool)
 	catPool, catStorage := pool, storage
 	if _, err := r.o.Catalog.GetPool(ctx, pool); err != nil {
 		catPool = "" // no volume was ever labelled into it: the job says so when it looks for one
@@ -240,7 +324,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 		catStorage = ""
 	}
 	id, err := r.o.Catalog.CreateJob(ctx, catalog.JobNew{Name: jc.Name, Type: catalog.TypeBackup, Level: level, Client: client.Name,
-		Fileset: fs.Name, FilesetIdentity: fs.Identity(), Pool: catPool, Storage: catStorage, Priority: jc.Priority})
+		Fileset: fs.Name, FilesetIdentity: fs.Identity(), Pool: catPool, Storage: catStorage, Priority: jc.Priority, ScheduledAt: req.ScheduledAt})
 	if err != nil {
 		return 0, err
 	}
@@ -252,6 +336,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 	}
 	jctx, cancel := context.WithCancelCause(context.Background())
 	j := &job{id: id, cfg: *jc, client: client, fs: fs, actor: req.Actor, ctx: jctx, cancel: cancel, done: make(chan struct{}), decision: d,
+		storage: req.Storage, late: req.Late,
 		st: Status{JobID: id, Job: jc.Name, Client: client.Name, Level: d.Level, Pool: pool, Storage: storage, State: "waiting", Why: "created"}}
 	r.active[id] = j
 	r.wg.Add(1)
@@ -369,4 +454,24 @@ func (r *Runner) countRunning(pred func(*job) bool) int {
 		}
 	}
 	return n
+}
+
+// activeNamed returns the lowest JobId of an active job named name. Call
+// with r.mu held.
+func (r *Runner) activeNamed(name string) (int64, bool) {
+	var best int64
+	for id, o := range r.active {
+		if o.cfg.Name == name && (best == 0 || id < best) {
+			best = id
+		}
+	}
+	return best, best != 0
+}
+
+// Queued reports whether a job named name is queued or running here (its
+// JobId when it is).
+func (r *Runner) Queued(name string) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.activeNamed(name)
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -526,10 +527,13 @@ func TestFreeDriveGoesByPriority(t *testing.T) {
 	w.open()
 	b := w.start("web2-home", "Full")
 	c := w.start("web2-urgent", "")
+	// c waits for the drive; b for the drive too, or (when c came before
+	// b took its place in the queue) for c, of a better priority.
 	for _, id := range []int64{b, c} {
-		testenv.WaitFor(t, "jobs b and c waiting for a drive", func() bool {
+		testenv.WaitFor(t, "jobs b and c waiting", func() bool {
 			s, ok := w.r.StatusOf(id)
-			return ok && s.Why == "waiting for a drive on sd1"
+			return ok && (s.Why == "waiting for a drive on sd1" ||
+				id == b && s.Why == fmt.Sprintf("waiting: job web2-urgent (JobId %d, priority 5) is queued or running; priority 10 waits for it", c))
 		})
 	}
 	close(w.sd.Released)
@@ -584,5 +588,28 @@ func TestClientSilentAfterTheSession(t *testing.T) {
 	// What storaged flushed is committed.
 	if got := w.files(j.ID); len(got) != 3 {
 		t.Errorf("files: %v", got)
+	}
+}
+
+// The director's max_concurrent_jobs holds a second job (status d) with
+// a free drive and a free client.
+func TestDirectorMaxConcurrentJobsWaits(t *testing.T) {
+	w := newWorld(t, 2, "V1", "V2")
+	w.cfg.MaxConcurrentJobs = 1
+	w.sd.Hold = true
+	a := w.start("web1-home", "Full")
+	w.open()
+	b := w.start("web2-home", "Full")
+	want := "waiting: the director already runs 1 of max_concurrent_jobs 1"
+	testenv.WaitFor(t, "the second job waiting", func() bool {
+		s, ok := w.r.StatusOf(b)
+		return ok && s.Why == want
+	})
+	if jb, _ := w.store.GetJob(w.ctx, b); jb.Status != catalog.JobWaitMaxJobs {
+		t.Errorf("catalog status of the second job: %s", jb.Status)
+	}
+	close(w.sd.Released)
+	if ja, jb := w.wait(a), w.wait(b); ja.Status != catalog.JobOK || jb.Status != catalog.JobOK {
+		t.Fatalf("a: %s %s, b: %s %s", ja.Status, ja.Error, jb.Status, jb.Error)
 	}
 }
