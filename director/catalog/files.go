@@ -702,11 +702,21 @@ func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 	}
 	// Under READ COMMITTED each statement sees the file rows committed
 	// before it: those of this job are all in by now.
+	// The view's paths the client did not see: the paths of the chain's
+	// file rows not seen (a hash anti-join: usually few are left), each
+	// with the rank of its latest file row, kept when no later job of
+	// the chain recorded it deleted (the view's rule, as viewSQL, applied
+	// to those few only) and this job did not store it.
 	tag, err := d.tx.Exec(ctx, `
+		WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank)),
+		unseen AS (
+			SELECT f.path, max(c.rank) AS rank FROM files f JOIN chain c ON c.id = f.job_id
+			WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = f.path)
+			GROUP BY f.path)
 		INSERT INTO file_deletions (job_id, path)
-		SELECT $2, v.path FROM (`+viewSQL(false)+`) v
-		WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = v.path)
-			AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = v.path)
+		SELECT $2, u.path FROM unseen u
+		WHERE NOT EXISTS (SELECT 1 FROM file_deletions x JOIN chain c ON c.id = x.job_id WHERE x.path = u.path AND c.rank > u.rank)
+			AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = u.path)
 		ON CONFLICT DO NOTHING`, d.chain, d.jobID)
 	if err != nil {
 		return 0, dbErr(d.op, err)
