@@ -730,11 +730,11 @@ func orNone(s []string) []string {
 
 // Identity is the fileset's identity as the catalog stores it with each
 // job (jobs.fileset_identity): what decides "same fileset" for a
-// since-time (a changed identity upgrades the next job to Full). It is
-// computed exactly as tools/filed/fileset.FileSet.Identity computes it
-// for a FileSet with this include, exclude and the effective options
-// (the director may not import filed's packages; a test in each package
-// pins the same value).
+// since-time (a changed identity upgrades the next job to Full): a
+// sha256 (64 hex) of the cleaned, sorted, deduplicated includes, the
+// sorted, deduplicated excludes and the effective options. Order,
+// duplicates, trailing slashes and Name do not change it; its value is
+// pinned by a test (catalogs keep it across versions).
 func (f Fileset) Identity() string {
 	h := sha256.New()
 	h.Write([]byte("tapeward fileset v1\x00"))

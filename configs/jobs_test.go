@@ -479,22 +479,45 @@ job_retention = "6 months"
 	}
 }
 
-// TestFilesetIdentity: the same value tools/filed/fileset.FileSet.Identity
-// pins for the same fileset (the catalog compares them across versions),
-// with the effective defaults of one_file_system and xattrs.
+// TestFilesetIdentity: order, duplicates, trailing slashes and Name do
+// not change it; every include, exclude and effective option does; the
+// value itself is pinned (a catalog stores it, and compares it across
+// versions).
 func TestFilesetIdentity(t *testing.T) {
-	no := false
+	no, yes := false, true
 	base := Fileset{Name: "a", Include: []string{"/home", "/etc"}, Exclude: []string{"*.o", "/home/*/.cache"}, OneFileSystem: &no, XAttrs: &no}
-	const pinned = "feb8d12d00319beabc161ebb98180fdfe1ec0f4d9c29097ac025293d9e00cce1" // fileset.TestIdentity
+	const pinned = "feb8d12d00319beabc161ebb98180fdfe1ec0f4d9c29097ac025293d9e00cce1"
 	if id := base.Identity(); id != pinned {
-		t.Fatalf("Identity = %s, want %s (as tools/filed/fileset computes it)", id, pinned)
+		t.Fatalf("Identity changed: %s, was %s — a changed identity makes every job a Full", id, pinned)
 	}
-	same := Fileset{Name: "b", Include: []string{"/etc/", "/home", "/home"}, Exclude: []string{"/home/*/.cache", "*.o"}, OneFileSystem: &no, XAttrs: &no}
-	if same.Identity() != pinned {
-		t.Errorf("order, duplicates and Name changed the identity")
+	for _, s := range []Fileset{
+		{Name: "b", Include: []string{"/etc/", "/home", "/home"}, Exclude: []string{"/home/*/.cache", "*.o"}, OneFileSystem: &no, XAttrs: &no},
+		{Name: "a", Include: []string{"/etc/", "/home", "/home//"}, Exclude: []string{"*.o", "*.o", "/home/*/.cache"}, OneFileSystem: &no, XAttrs: &no},
+	} {
+		if s.Identity() != pinned {
+			t.Errorf("%+v: order, duplicates or Name changed the identity", s)
+		}
 	}
-	defaults := Fileset{Name: "a", Include: base.Include, Exclude: base.Exclude} // one_file_system and xattrs default true
-	if defaults.Identity() == pinned {
-		t.Errorf("the defaults of one_file_system and xattrs did not change the identity")
+	seen := map[string]int{}
+	for i, d := range []Fileset{
+		{Name: "a", Include: base.Include, Exclude: base.Exclude}, // one_file_system and xattrs default true
+		{Name: "a", Include: []string{"/home"}, Exclude: base.Exclude, OneFileSystem: &no, XAttrs: &no},
+		{Name: "a", Include: []string{"/home", "/etc", "/var"}, Exclude: base.Exclude, OneFileSystem: &no, XAttrs: &no},
+		{Name: "a", Include: base.Include, Exclude: []string{"*.o"}, OneFileSystem: &no, XAttrs: &no},
+		{Name: "a", Include: base.Include, Exclude: []string{"*.o", "/home/*/.cache", "x"}, OneFileSystem: &no, XAttrs: &no},
+		{Name: "a", Include: base.Include, Exclude: base.Exclude, OneFileSystem: &yes, XAttrs: &no},
+		{Name: "a", Include: base.Include, Exclude: base.Exclude, OneFileSystem: &no, XAttrs: &no, ExcludeCaches: true},
+		{Name: "a", Include: base.Include, Exclude: base.Exclude, OneFileSystem: &no, XAttrs: &yes},
+		// An include cannot pass for an exclude.
+		{Name: "a", Include: []string{"/home", "/etc", "*.o"}, Exclude: []string{"/home/*/.cache"}, OneFileSystem: &no, XAttrs: &no},
+	} {
+		got := d.Identity()
+		if got == pinned {
+			t.Errorf("differ[%d] %+v: same identity", i, d)
+		}
+		if j, ok := seen[got]; ok {
+			t.Errorf("differ[%d] and [%d] share an identity", i, j)
+		}
+		seen[got] = i
 	}
 }

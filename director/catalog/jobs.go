@@ -111,7 +111,7 @@ type JobNew struct {
 	Level           string // requested level (Backup); the effective one is set by StartJob
 	Client          string
 	Fileset         string // fileset name
-	FilesetIdentity string // fileset.FileSet.Identity(), 64 hex
+	FilesetIdentity string // configs.Fileset.Identity(), 64 hex
 	Pool            string // an existing pool, or ""
 	Storage         string // an existing storage, or ""
 	Priority        int    // 0: 10

@@ -9,8 +9,6 @@
 package fileset
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -21,8 +19,8 @@ import (
 
 // FileSet is what a job backs up on a client.
 type FileSet struct {
-	// Name names the fileset (the job triple uses it); it is not part
-	// of Identity.
+	// Name names the fileset (the job triple uses it; its identity —
+	// configs.Fileset.Identity, the director's — leaves it out).
 	Name string
 	// Include lists absolute paths: each is walked as a root. An
 	// include root is never excluded by Exclude and is walked even if it
@@ -93,28 +91,6 @@ func (fs FileSet) roots() []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// Identity is a stable hash (64 hex characters) of what gives the
-// fileset its meaning: the include paths (cleaned), the exclude
-// patterns and the options. Order and duplicates of Include and Exclude
-// do not change it, nor does Name. A job whose fileset's Identity
-// differs from its last Full's is upgraded to Full.
-func (fs FileSet) Identity() string {
-	h := sha256.New()
-	// NUL never occurs in a valid path or pattern, so the encoding is
-	// unambiguous.
-	h.Write([]byte("tapeward fileset v1\x00"))
-	for _, p := range fs.roots() {
-		h.Write([]byte("include\x00" + p + "\x00"))
-	}
-	ex := slices.Clone(fs.Exclude)
-	slices.Sort(ex)
-	for _, p := range slices.Compact(ex) {
-		h.Write([]byte("exclude\x00" + p + "\x00"))
-	}
-	fmt.Fprintf(h, "onefs=%t\x00caches=%t\x00xattrs=%t\x00", fs.OneFileSystem, fs.ExcludeCaches, fs.Xattrs)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // pattern is one compiled exclude.

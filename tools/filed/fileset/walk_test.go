@@ -525,52 +525,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestIdentity: order, duplicates, trailing slashes and Name do not
-// change it; every include, exclude and option does; the value itself
-// is pinned (a catalog stores it).
-func TestIdentity(t *testing.T) {
-	base := FileSet{Name: "a", Include: []string{"/home", "/etc"}, Exclude: []string{"*.o", "/home/*/.cache"}}
-	id := base.Identity()
-	if len(id) != 64 {
-		t.Fatalf("identity %q", id)
-	}
-	const pinned = "feb8d12d00319beabc161ebb98180fdfe1ec0f4d9c29097ac025293d9e00cce1"
-	if id != pinned {
-		t.Fatalf("Identity changed: %s, was %s — a changed identity makes every job a Full", id, pinned)
-	}
-	same := []FileSet{
-		{Name: "b", Include: []string{"/etc", "/home"}, Exclude: []string{"/home/*/.cache", "*.o"}},
-		{Name: "a", Include: []string{"/etc/", "/home", "/home//"}, Exclude: []string{"*.o", "*.o", "/home/*/.cache"}},
-	}
-	for _, s := range same {
-		if s.Identity() != id {
-			t.Errorf("%+v: identity differs", s)
-		}
-	}
-	differ := []FileSet{
-		{Name: "a", Include: []string{"/home"}, Exclude: base.Exclude},
-		{Name: "a", Include: []string{"/home", "/etc", "/var"}, Exclude: base.Exclude},
-		{Name: "a", Include: base.Include, Exclude: []string{"*.o"}},
-		{Name: "a", Include: base.Include, Exclude: []string{"*.o", "/home/*/.cache", "x"}},
-		{Name: "a", Include: base.Include, Exclude: base.Exclude, OneFileSystem: true},
-		{Name: "a", Include: base.Include, Exclude: base.Exclude, ExcludeCaches: true},
-		{Name: "a", Include: base.Include, Exclude: base.Exclude, Xattrs: true},
-		// An include cannot pass for an exclude.
-		{Name: "a", Include: []string{"/home", "/etc", "*.o"}, Exclude: []string{"/home/*/.cache"}},
-	}
-	seen := map[string]int{}
-	for i, d := range differ {
-		got := d.Identity()
-		if got == id {
-			t.Errorf("differ[%d] %+v: same identity", i, d)
-		}
-		if j, ok := seen[got]; ok {
-			t.Errorf("differ[%d] and [%d] share an identity", i, j)
-		}
-		seen[got] = i
-	}
-}
-
 // TestChangedSince: an entry is changed when mtime or ctime ≥ since;
 // chmod changes ctime only; directories are always emitted and never
 // Unchanged; SkipUnchanged hides the others.
