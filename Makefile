@@ -24,9 +24,10 @@ build:
 	$(GO) build -o $(BIN)/ $(CMDS)
 
 # Packages whose code runs goroutines over shared state (drive locks and
-# status, the crypto cache, the gRPC links, the director's loops, the vtl
-# emulator): `make test` runs their tests again under the race detector.
-RACEPKGS := ./storaged/sd/... ./storaged/cryptocache/... ./proto/link/... ./director/core/... ./tools/vtl/emu/...
+# status, the crypto cache, the gRPC links, the director's loops, the job
+# runner and scheduler, filed's backup pipeline, the job tape writer, the
+# vtl emulator): `make test` runs their tests again under the race detector.
+RACEPKGS := ./storaged/sd/... ./storaged/cryptocache/... ./storaged/jobtape/... ./proto/link/... ./director/core/... ./director/jobs/... ./tools/filed/fd/... ./tools/vtl/emu/...
 
 # Every test, against a real PostgreSQL (a private cluster started from the
 # system binaries, or $$TAPEWARD_TEST_DSN), then RACEPKGS with -race.
