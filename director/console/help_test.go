@@ -65,7 +65,7 @@ func TestHelpCommand(t *testing.T) {
 		}
 	}
 	h, _ = Help("update volume")
-	if !strings.Contains(h, "(required)") || !strings.Contains(h, "update volume=NAME encrypt=yes|no|rotate") {
+	if !strings.Contains(h, "(required)") || !strings.Contains(h, "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)") {
 		t.Errorf("help update volume:\n%s", h)
 	}
 }

@@ -65,6 +65,10 @@ var validCases = []validCase{
 	{"update encrypt=no volume=OFF007", "", nil, ""}, // filled below: not valid, see invalidCases
 	{"update volume volume=OFF007 encrypt=no", "update volume",
 		map[string]string{"volume": "OFF007", "encrypt": "no"}, "update volume=OFF007 encrypt=no"},
+	{"update volume=OFF007 status=read-only", "update volume",
+		map[string]string{"volume": "OFF007", "status": "Read-Only"}, "update volume=OFF007 status=Read-Only"},
+	{"update pool=Offsite", "update pool", map[string]string{"pool": "Offsite"}, "update pool=Offsite"},
+	{"list pools", "list pools", map[string]string{}, "list pools"},
 	// rekey
 	{"rekey", "rekey", map[string]string{}, "rekey"},
 	{"rekey YES", "rekey", map[string]string{"yes": ""}, "rekey yes"},
@@ -159,20 +163,20 @@ var invalidCases = []invalidCase{
 	{"LSIT volumes", &UnknownCommandError{Word: "LSIT", Suggestion: "list"}, []string{`did you mean "list"?`}},
 	{"backup job=x", &UnknownCommandError{Word: "backup"}, []string{`unknown command "backup" (type "help"`}},
 	{"xit", &UnknownCommandError{Word: "xit", Suggestion: "exit"}, nil},
-	{"list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
+	{"list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
 		[]string{`did you mean "list volumes"?`}},
-	{"list keyevent", &UnknownCommandError{Word: "list keyevent", Suggestion: "list keyevents", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
-	{"list job", &UnknownCommandError{Word: "list job", Suggestion: "list jobs", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
-	{"list pools", &UnknownCommandError{Word: "list pools", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, []string{"one of list volumes, list keyevents, list jobs"}},
-	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
-		[]string{`incomplete command "list": say list volumes, list keyevents, list jobs, list files, list jobmedia or list joblog`}},
+	{"list keyevent", &UnknownCommandError{Word: "list keyevent", Suggestion: "list keyevents", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"list job", &UnknownCommandError{Word: "list job", Suggestion: "list jobs", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"list storages", &UnknownCommandError{Word: "list storages", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, []string{"one of list volumes, list pools, list keyevents"}},
+	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
+		[]string{`incomplete command "list": say list volumes, list pools, list keyevents, list jobs, list files, list jobmedia or list joblog`}},
 	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
 	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
-	{"update pool=x", &UnknownCommandError{Word: "update pool", Choices: []string{"update volume"}}, nil},
-	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume"}}, nil},
+	{"update client=x", &UnknownCommandError{Word: "update client", Choices: []string{"update volume", "update pool"}}, nil},
+	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume", "update pool"}}, nil},
 	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export keys"}}, nil},
 	{"help lable", &UnknownCommandError{Word: "lable", Suggestion: "label"}, nil},
-	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
 	{"help label storage", &UnknownCommandError{Word: "label storage", Suggestion: "label"}, nil},
 	// unknown keywords
 	{"label storage=sd1 slto=3", &UnknownKeywordError{Command: "label", Keyword: "slto", Suggestion: "slot", Allowed: labelKeywords},
@@ -186,13 +190,13 @@ var invalidCases = []invalidCase{
 	{"rekey now", &UnknownKeywordError{Command: "rekey", Keyword: "now", Allowed: []string{"yes"}}, nil},
 	{"quit now", &UnknownKeywordError{Command: "quit", Keyword: "now"}, nil},
 	{"list volumes pol=x", &UnknownKeywordError{Command: "list volumes", Keyword: "pol", Suggestion: "pool", Allowed: []string{"pool", "storage"}}, nil},
-	{"update volume=A encrypt=yes pool=P", &UnknownKeywordError{Command: "update volume", Keyword: "pool", Allowed: []string{"volume", "encrypt"}}, nil},
+	{"update volume=A encrypt=yes pool=P", &UnknownKeywordError{Command: "update volume", Keyword: "pool", Allowed: []string{"volume", "encrypt", "status"}}, nil},
 	// missing keywords and conflicts
 	{"label", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage},
 		[]string{"label: missing slots=LIST barcodes or slot=N volume=NAME (usage: label (slots="}},
 	// Every missing keyword at once.
-	{"update volume", &MissingKeywordError{Command: "update volume", Keywords: []string{"volume=NAME"}, More: []string{"encrypt=yes|no|rotate"}, Usage: "update volume=NAME encrypt=yes|no|rotate"},
-		[]string{"update volume: missing volume=NAME; missing encrypt=yes|no|rotate (usage: "}},
+	{"update volume", &MissingKeywordError{Command: "update volume", Keywords: []string{"volume=NAME"}, More: []string{"encrypt=yes|no|rotate or status=Append|Full|Used|Read-Only|Disabled|Archive|Error"}, Usage: "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)"},
+		[]string{"update volume: missing volume=NAME; missing encrypt=yes|no|rotate or status=Append|Full|Used|Read-Only|Disabled|Archive|Error (usage: "}},
 	{"label storage=sd1 pool=P", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage},
 		[]string{"missing slots=LIST barcodes or slot=N volume=NAME"}},
 	{"label storage=sd1 pool=P encrypt", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage}, nil},
@@ -209,8 +213,10 @@ var invalidCases = []invalidCase{
 	{"mount slot=1", &MissingKeywordError{Command: "mount", Keywords: []string{"storage=NAME"}, Usage: "mount storage=NAME slot=N [drive=N]"}, nil},
 	{"unmount storage=sd1", &MissingKeywordError{Command: "unmount", Keywords: []string{"drive=N"}, Usage: "unmount storage=NAME drive=N"}, nil},
 	{"release drive=0", &MissingKeywordError{Command: "release", Keywords: []string{"storage=NAME"}, Usage: "release storage=NAME drive=N"}, nil},
-	{"update volume encrypt=yes", &MissingKeywordError{Command: "update volume", Keywords: []string{"volume=NAME"}, Usage: "update volume=NAME encrypt=yes|no|rotate"}, nil},
-	{"update volume=A", &MissingKeywordError{Command: "update volume", Keywords: []string{"encrypt=yes|no|rotate"}, Usage: "update volume=NAME encrypt=yes|no|rotate"}, nil},
+	{"update volume encrypt=yes", &MissingKeywordError{Command: "update volume", Keywords: []string{"volume=NAME"}, Usage: "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)"}, nil},
+	{"update volume=A encrypt=yes status=Full", &ConflictError{Command: "update volume", Keywords: []string{"encrypt=", "status="}, Usage: "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)"}, []string{"cannot be used together"}},
+	{"update volume=A status=Lost", &BadValueError{Command: "update volume", Keyword: "status", Value: "Lost", Want: TVolStatus.Want()}, []string{"want Append, Full, Used, Read-Only, Disabled, Archive or Error"}},
+	{"update volume=A", &MissingKeywordError{Command: "update volume", Keywords: []string{"encrypt=yes|no|rotate", "status=Append|Full|Used|Read-Only|Disabled|Archive|Error"}, Usage: "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)"}, nil},
 	{"export keys pool=P", &MissingKeywordError{Command: "export keys", Keywords: []string{"out=FILE"}, Usage: "export keys out=FILE [pool=NAME]"}, nil},
 	// bad values
 	{"label storage=sd1 pool=P slots=5-1 barcodes", &BadValueError{Command: "label", Keyword: "slots", Value: "5-1", Want: TSlots.Want(), Problem: "descending range 5-1 (write 1-5)"},
@@ -399,8 +405,8 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", in, got, want)
 		}
 	}
-	want := []string{"label", "list volumes", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
-		"release", "update volume", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
+	want := []string{"label", "list volumes", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
+		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
@@ -417,7 +423,9 @@ func TestUsage(t *testing.T) {
 		"mount":           "mount storage=NAME slot=N [drive=N]",
 		"unmount":         "unmount storage=NAME drive=N",
 		"release":         "release storage=NAME drive=N",
-		"update volume":   "update volume=NAME encrypt=yes|no|rotate",
+		"update volume":   "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)",
+		"update pool":     "update pool=NAME",
+		"list pools":      "list pools",
 		"rekey":           "rekey [yes]",
 		"export keys":     "export keys out=FILE [pool=NAME]",
 		"help":            "help [COMMAND]",

@@ -70,6 +70,7 @@ var needs = map[string]need{
 	"quit":           {Role: RoleRead},
 	"list volumes":   {Role: RoleRead},
 	"list keyevents": {Role: RoleRead},
+	"list pools":     {Role: RoleRead},
 	"status":         {Role: RoleRead}, // status director, status storage=, status kek=, status client=, status scheduler
 	"list jobs":      {Role: RoleRead},
 	"list files":     {Role: RoleRead},
@@ -86,6 +87,7 @@ var needs = map[string]need{
 	// Changing a volume's encryption (yes, no, rotate) is key custody;
 	// other updates of a volume are an operator's.
 	"update volume": {Role: RoleOperator, Keywords: map[string]Role{"encrypt": RoleKeyAdmin}},
+	"update pool":   {Role: RoleOperator},
 	"rekey":         {Role: RoleKeyAdmin},
 	"export keys":   {Role: RoleKeyAdmin},
 }

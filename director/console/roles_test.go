@@ -103,6 +103,10 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"update volume=V1 encrypt=rotate", keyadmin},
 		{"update volume=V1 encrypt=yes", keyadmin},
 		{"update volume=V1 encrypt=no", keyadmin},
+		{"update volume=V1 status=Read-Only", operator},
+		{"update volume=V1 status=append", operator},
+		{"update pool=Offsite", operator},
+		{"list pools", read},
 		{"rekey", keyadmin},
 		{"rekey yes", keyadmin},
 		{"export keys out=k.csv", keyadmin},
@@ -210,7 +214,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 9 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 10 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {
@@ -224,8 +228,12 @@ func TestHelpByRole(t *testing.T) {
 		t.Errorf("help rekey as read = %q, %v\nwant %q", h, err, want)
 	}
 	h = mustHelp(t, "update volume", RoleOperator)
-	if !strings.Contains(h, "update volume needs role keyadmin; this console has role operator") || strings.Contains(h, "Usage:") {
+	if !strings.Contains(h, "Usage:\n  update volume=NAME (") || !strings.Contains(h, "(needs role keyadmin)") {
 		t.Errorf("help update volume as operator:\n%s", h)
+	}
+	h = mustHelp(t, "update volume", RoleRead)
+	if !strings.Contains(h, "update volume needs role operator; this console has role read") || strings.Contains(h, "Usage:") {
+		t.Errorf("help update volume as read:\n%s", h)
 	}
 	// An allowed topic says its role.
 	if h := mustHelp(t, "mount", RoleOperator); !strings.Contains(h, "Usage:\n  mount storage=NAME slot=N [drive=N]\n") || !strings.Contains(h, "\nNeeds role operator.\n") {

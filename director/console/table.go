@@ -144,6 +144,11 @@ var commands = []Spec{
 		Examples: []string{"list volumes", "list volumes pool=Offsite"},
 	},
 	{
+		Name:     "list pools",
+		Summary:  "list pools with their storage, encryption, volume limits and volumes by status",
+		Examples: []string{"list pools"},
+	},
+	{
 		Name:    "list keyevents",
 		Summary: "list key events (key created, loaded, cleared, rewrapped), newest first",
 		Keywords: []Keyword{
@@ -208,12 +213,25 @@ var commands = []Spec{
 	},
 	{
 		Name:    "update volume",
-		Summary: "change the encryption of a volume that holds no data and is not mounted: yes, no, or rotate its key (the old key is kept in the volume's key history)",
+		Summary: "change a volume's status, or the encryption of a volume that holds no data and is not mounted: yes, no, or rotate its key (the old key is kept in the volume's key history)",
 		Keywords: []Keyword{
 			{Name: "volume", Type: TVolume, Required: true, Help: "the volume"},
-			{Name: "encrypt", Type: TEncrypt, Required: true, Help: "yes or no: encrypted or not (the label is rewritten); rotate: a new key for the volume; refused while it is mounted or holds data"},
+			{Name: "encrypt", Type: TEncrypt, Help: "yes or no: encrypted or not (the label is rewritten); rotate: a new key for the volume; refused while it is mounted or holds data"},
+			{Name: "status", Type: TVolStatus, Help: "the volume's new status (only the changes jobs.md §4 allows; the refusal names them)"},
 		},
-		Examples: []string{"update volume=OFF007 encrypt=rotate"},
+		Choice: [][]string{{"encrypt"}, {"status"}},
+		Notes: "Either encrypt= or status=. Jobs write only to Append volumes; Full, Used, Read-Only, Disabled, Archive and Error volumes are never selected. " +
+			"Purged and Recycle are reached by prune and purge, not by update. Every status change is recorded (who, when, from, to).",
+		Examples: []string{"update volume=OFF007 encrypt=rotate", "update volume=OFF007 status=Read-Only"},
+	},
+	{
+		Name:    "update pool",
+		Summary: "re-apply a pool's director.toml limits (retention, max volume bytes/jobs, use duration, recycle) to every volume of the pool",
+		Keywords: []Keyword{
+			{Name: "pool", Type: TName, Required: true, Help: "the pool, as named in director.toml"},
+		},
+		Notes:    "A volume takes its pool's limits when it is labelled; changing director.toml changes the pool, and its existing volumes only when asked with update pool.",
+		Examples: []string{"update pool=Offsite"},
 	},
 	{
 		Name:    "rekey",

@@ -66,6 +66,8 @@ var (
 	TDrive   = TInt(0, 255)
 	TLimit   = TInt(1, 1000000)
 	TEncrypt = TEnum("yes", "no", "rotate")
+	// TVolStatus is a status an operator may give a volume.
+	TVolStatus = TEnum("Append", "Full", "Used", "Read-Only", "Disabled", "Archive", "Error")
 	// TLevel is a backup level (any case; canonical: Full, …).
 	TLevel = TEnum("Full", "Incremental", "Differential")
 	// TJobID is a JobId.

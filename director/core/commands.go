@@ -83,13 +83,21 @@ func (d *Director) label(ctx context.Context, actor string, cmd console.Command,
 	if err := checkSlots(storage, ch, slots); err != nil {
 		return nil, err
 	}
-	if _, err := d.store.GetPool(ctx, poolName); isNotFound(err) {
-		if _, err := d.store.EnsurePool(ctx, catalog.PoolSpec{Name: poolName, Encrypt: encrypt, Storage: storage}); err != nil {
+	// A configured pool is recorded as director.toml says now, so that the
+	// new volumes take its current limits.
+	configured, err := d.syncPool(ctx, poolName)
+	if err != nil {
+		return nil, err
+	}
+	if !configured {
+		if _, err := d.store.GetPool(ctx, poolName); isNotFound(err) {
+			if _, err := d.store.EnsurePool(ctx, catalog.PoolSpec{Name: poolName, Encrypt: encrypt, Storage: storage}); err != nil {
+				return nil, err
+			}
+			progress("pool %s created", poolName)
+		} else if err != nil {
 			return nil, err
 		}
-		progress("pool %s created", poolName)
-	} else if err != nil {
-		return nil, err
 	}
 	var results []SlotResult
 	failed, kept := 0, 0

@@ -110,7 +110,14 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 	case "unmount", "release":
 		return d.unmount(ctx, cmd)
 	case "update volume":
+		if cmd.Str("status") != "" {
+			return d.updateVolumeStatus(ctx, actor, cmd)
+		}
 		return d.updateVolume(ctx, actor, cmd)
+	case "update pool":
+		return d.updatePool(ctx, cmd)
+	case "list pools":
+		return d.listPools(ctx)
 	case "rekey":
 		return d.rekey(ctx, actor, cmd.Bool("yes"), progress)
 	case "export keys":
@@ -167,6 +174,7 @@ func catalogStatus(err error) error {
 		no *catalog.NotOwnedError
 		lm *catalog.LabelMismatchError
 		wr *catalog.WriteRefusedError
+		te *catalog.TransitionError
 	)
 	code := codes.Internal
 	switch {
@@ -176,7 +184,7 @@ func catalogStatus(err error) error {
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument
