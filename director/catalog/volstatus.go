@@ -316,11 +316,89 @@ func FormatCounts(c map[Status]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// CheckVolumeLimits applies volume's own limits at now: Append and at
-// least max_volume_bytes written → Full; at least max_volume_jobs jobs
-// on it, or first written longer than volume_use_duration ago → Used.
-// The change is recorded as a VolumeEvent by actor. It returns the
-// status after the check and why it changed ("" : unchanged).
+// VolumeUsage is what a volume holds against its own limits.
+type VolumeUsage struct {
+	Volume       string
+	Limits       VolumeLimits
+	Bytes        int64 // the larger of bytes_written and its jobs' parts
+	Jobs         int64 // distinct jobs with a part on it
+	FirstWritten *time.Time
+}
+
+// OverLimit says whether an Append volume with usage u must stop taking
+// data at now: Full when max_volume_bytes is reached, Used when
+// max_volume_jobs is or volume_use_duration has passed since its first
+// write; "" when it may go on. why says which limit.
+func (u VolumeUsage) OverLimit(now time.Time) (to Status, why string) {
+	l := u.Limits
+	switch {
+	case l.MaxVolumeBytes > 0 && u.Bytes >= l.MaxVolumeBytes:
+		return StatusFull, fmt.Sprintf("max_volume_bytes reached (%d of %d bytes written)", u.Bytes, l.MaxVolumeBytes)
+	case l.MaxVolumeJobs > 0 && u.Jobs >= int64(l.MaxVolumeJobs):
+		return StatusUsed, fmt.Sprintf("max_volume_jobs reached (%d of %d jobs)", u.Jobs, l.MaxVolumeJobs)
+	case l.VolumeUseDuration > 0 && u.FirstWritten != nil && now.Sub(*u.FirstWritten) > l.VolumeUseDuration:
+		return StatusUsed, fmt.Sprintf("volume_use_duration %s passed since its first write at %s",
+			l.VolumeUseDuration, u.FirstWritten.UTC().Format(time.RFC3339))
+	}
+	return "", ""
+}
+
+const usageSelect = `
+	SELECT m.id, m.volume_name, m.status, m.volume_retention, m.max_volume_bytes, m.max_volume_jobs,
+		m.volume_use_duration, m.recycle, m.first_written,
+		GREATEST(m.bytes_written, COALESCE((SELECT sum(jm.bytes) FROM job_media jm WHERE jm.media_id = m.id), 0))::bigint,
+		(SELECT count(DISTINCT jm.job_id) FROM job_media jm WHERE jm.media_id = m.id)
+	FROM media m`
+
+func scanUsage(row pgx.Row) (id int64, st Status, u VolumeUsage, err error) {
+	var (
+		ret, use *time.Duration
+		maxBytes *int64
+		maxJobs  *int
+		status   string
+	)
+	err = row.Scan(&id, &u.Volume, &status, &ret, &maxBytes, &maxJobs, &use, &u.Limits.Recycle, &u.FirstWritten, &u.Bytes, &u.Jobs)
+	if ret != nil {
+		u.Limits.VolumeRetention = *ret
+	}
+	if use != nil {
+		u.Limits.VolumeUseDuration = *use
+	}
+	if maxBytes != nil {
+		u.Limits.MaxVolumeBytes = *maxBytes
+	}
+	if maxJobs != nil {
+		u.Limits.MaxVolumeJobs = *maxJobs
+	}
+	return id, Status(status), u, err
+}
+
+// VolumeUsages returns the usage of each named volume that exists (read
+// only: the preview and volume selection use it).
+func (s *Store) VolumeUsages(ctx context.Context, volumes []string) (map[string]VolumeUsage, error) {
+	rows, err := s.pool.Query(ctx, usageSelect+` WHERE m.volume_name = ANY($1)`, volumes)
+	if err != nil {
+		return nil, dbErr("reading volume usage", err)
+	}
+	defer rows.Close()
+	out := map[string]VolumeUsage{}
+	for rows.Next() {
+		_, _, u, err := scanUsage(rows)
+		if err != nil {
+			return nil, dbErr("reading volume usage", err)
+		}
+		out[u.Volume] = u
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr("reading volume usage", err)
+	}
+	return out, nil
+}
+
+// CheckVolumeLimits applies volume's own limits at now (OverLimit): an
+// Append volume over one becomes Full or Used, recorded as a VolumeEvent
+// by actor. It returns the status after the check and why it changed
+// ("" : unchanged).
 func (s *Store) CheckVolumeLimits(ctx context.Context, volume, actor string, now time.Time) (Status, string, error) {
 	if actor == "" {
 		actor = DefaultActor
@@ -339,34 +417,15 @@ func (s *Store) CheckVolumeLimits(ctx context.Context, volume, actor string, now
 		if st != StatusAppend {
 			return nil
 		}
-		var (
-			bytes, jobs int64
-			first       *time.Time
-			maxBytes    *int64
-			maxJobs     *int
-			use         *time.Duration
-		)
-		err = tx.QueryRow(ctx, `
-			SELECT m.bytes_written, m.first_written, m.max_volume_bytes, m.max_volume_jobs, m.volume_use_duration,
-				(SELECT count(DISTINCT job_id) FROM job_media jm WHERE jm.media_id = m.id)
-			FROM media m WHERE m.id = $1`, id).Scan(&bytes, &first, &maxBytes, &maxJobs, &use, &jobs)
+		_, _, u, err := scanUsage(tx.QueryRow(ctx, usageSelect+` WHERE m.id = $1`, id))
 		if err != nil {
 			return dbErr(op, err)
 		}
-		to := Status("")
-		switch {
-		case maxBytes != nil && bytes >= *maxBytes:
-			to, reason = StatusFull, fmt.Sprintf("max_volume_bytes reached (%d of %d bytes written)", bytes, *maxBytes)
-		case maxJobs != nil && jobs >= int64(*maxJobs):
-			to, reason = StatusUsed, fmt.Sprintf("max_volume_jobs reached (%d of %d jobs)", jobs, *maxJobs)
-		case use != nil && first != nil && now.Sub(*first) > *use:
-			to, reason = StatusUsed, fmt.Sprintf("volume_use_duration %s passed since its first write at %s",
-				*use, first.UTC().Format(time.RFC3339))
-		}
+		to, why := u.OverLimit(now)
 		if to == "" {
 			return nil
 		}
-		out = to
+		out, reason = to, why
 		return s.moveTx(ctx, tx, id, volume, st, to, actor, reason)
 	})
 	return out, reason, err

@@ -176,7 +176,15 @@ func TestCheckVolumeLimits(t *testing.T) {
 		SELECT j.id, m.id, 1, 1, 1, 0 FROM jobs j, media m WHERE m.volume_name = 'J1'`); err != nil {
 		t.Fatal(err)
 	}
-	check("J1", t0, StatusUsed, "max_volume_jobs")
+	check("J1", t0, StatusUsed, "max_volume_jobs reached (1 of 1 jobs)")
+	if _, err := f.s.pool.Exec(f.ctx, `UPDATE job_media SET bytes = 5000`); err != nil {
+		t.Fatal(err)
+	}
+	us, err := f.s.VolumeUsages(f.ctx, []string{"J1", "B1", "NOPE"})
+	if err != nil || len(us) != 2 || us["J1"].Jobs != 1 || us["J1"].Bytes != 5000 || us["B1"].Bytes != 1000 || us["J1"].Limits.MaxVolumeJobs != 1 {
+		t.Fatalf("VolumeUsages = %+v, %v (bytes: the larger of bytes_written and the parts)", us, err)
+	}
+	check("J1", t0, StatusUsed, "") // not Append any more: unchanged
 
 	if err := f.s.RecordWritten(f.ctx, "D1", 10, 1); err != nil { // first written at t0
 		t.Fatal(err)

@@ -138,6 +138,9 @@ func (r *Runner) run(j *job, requested string) {
 			r.logf(j, catalog.LogWarning, "Job %d %s", j.id, sum.Error)
 		}
 	}
+	// Before the volumes go back: the next job must find a volume that
+	// reached its limits Full or Used.
+	r.checkLimits(ctx, j, s.volumes)
 	state := j.status().State
 	r.m.Active.WithLabelValues(state).Dec()
 	if err := r.end(ctx, j.id, st, sum); err != nil {
@@ -386,6 +389,7 @@ func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.Stora
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m, w, nv := selectVolume(c, func(v string) bool { return v == full || slices.Contains(s.volumes, v) }, r.volumes)
+	r.markOverLimit(ctx, j, c)
 	if nv != nil {
 		return nil, &jobError{origin: "volume", err: nv}
 	}

@@ -33,7 +33,24 @@ type candidates struct {
 	// library was not asked (the preview of an unreachable storage): every
 	// volume is taken as present.
 	locate func(m *catalog.Media) (where, bool)
+	// usage of each Append volume against its own limits, at now.
+	usage map[string]catalog.VolumeUsage
+	now   time.Time
+	// others are the pool's volumes in another status than Append.
+	others []catalog.Media
 }
+
+// overLimit says whether m has reached one of its limits (OverLimit).
+func (c *candidates) overLimit(m *catalog.Media) (catalog.Status, string) {
+	u, ok := c.usage[m.Volume]
+	if !ok {
+		return "", ""
+	}
+	return u.OverLimit(c.now)
+}
+
+// maxOthers bounds the volumes of other statuses a *NoVolumeError names.
+const maxOthers = 10
 
 // volumeCandidates reads the pool's appendable volumes from the catalog
 // and, when sc is not nil, where the storage's changers hold them.
@@ -42,10 +59,27 @@ func (r *Runner) volumeCandidates(ctx context.Context, pool, storage string, sc 
 	if p, ok := r.o.Config.PoolNamed(pool); ok {
 		c.encrypt = p.EncryptsVolumes()
 	}
-	ms, err := r.o.Catalog.ListMedia(ctx, catalog.MediaFilter{Pool: pool, Storage: storage, Status: catalog.StatusAppend})
+	all, err := r.o.Catalog.ListMedia(ctx, catalog.MediaFilter{Pool: pool, Storage: storage})
 	if err != nil {
 		return nil, fail("catalog", "%v", err)
 	}
+	// Only Append volumes are candidates: Full, Used, Error, Read-Only,
+	// Disabled, Archive, Purged, Recycle and Labeling never are (the
+	// others are named when none fits).
+	var ms []catalog.Media
+	var names []string
+	for _, m := range all {
+		if m.Status == catalog.StatusAppend {
+			ms = append(ms, m)
+			names = append(names, m.Volume)
+		} else {
+			c.others = append(c.others, m)
+		}
+	}
+	if c.usage, err = r.o.Catalog.VolumeUsages(ctx, names); err != nil {
+		return nil, fail("catalog", "%v", err)
+	}
+	c.now = r.o.Clock()
 	sort.SliceStable(ms, func(a, b int) bool {
 		la, lb := ms[a].LastWritten, ms[b].LastWritten
 		switch {
@@ -101,6 +135,10 @@ func selectVolume(c *candidates, exclude func(string) bool, inUse map[string]boo
 		if exclude != nil && exclude(m.Volume) {
 			continue
 		}
+		if to, why := c.overLimit(m); to != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (%s: it is %s now)", m.Volume, why, to))
+			continue
+		}
 		if m.Encrypted != c.encrypt {
 			skipped = append(skipped, fmt.Sprintf("%s (encrypted=%t, pool wants %t)", m.Volume, m.Encrypted, c.encrypt))
 			continue
@@ -119,6 +157,17 @@ func selectVolume(c *candidates, exclude func(string) bool, inUse map[string]boo
 		}
 		return m, w, nil
 	}
+	for i, o := range c.others {
+		if i == maxOthers {
+			skipped = append(skipped, fmt.Sprintf("%d more not Append", len(c.others)-maxOthers))
+			break
+		}
+		what := string(o.Status)
+		if o.ErrorReason != "" {
+			what += ": " + o.ErrorReason
+		}
+		skipped = append(skipped, fmt.Sprintf("%s (%s)", o.Volume, what))
+	}
 	return nil, where{}, &NoVolumeError{Pool: c.pool, Storage: c.storage, Encrypted: c.encrypt, Skipped: skipped}
 }
 
@@ -127,7 +176,7 @@ func selectVolume(c *candidates, exclude func(string) bool, inUse map[string]boo
 type NoVolumeError struct {
 	Pool, Storage string
 	Encrypted     bool     // the pool's volumes are encrypted
-	Skipped       []string // Append volumes that did not fit, and why
+	Skipped       []string // volumes that did not fit, and why
 }
 
 func (e *NoVolumeError) Error() string {
