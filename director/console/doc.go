@@ -32,13 +32,15 @@
 //
 //	label (slots=LIST barcodes | slot=N volume=NAME) [storage=NAME] [pool=NAME] [encrypt] [drive=N]
 //	list volumes [pool=NAME] [storage=NAME]
+//	list pools
 //	list keyevents [volume=NAME] [limit=N]
 //	status director
 //	status storage=NAME
 //	mount storage=NAME slot=N [drive=N]
 //	unmount storage=NAME drive=N
 //	release storage=NAME drive=N
-//	update volume=NAME encrypt=yes|no|rotate
+//	update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)
+//	update pool=NAME
 //	rekey [yes]
 //	export keys out=FILE [pool=NAME]
 //	help [COMMAND]
@@ -53,7 +55,8 @@
 // # Roles
 //
 // Each console the director admits has a role (Role): read (list, status,
-// help), operator (read + label, mount, unmount, release) or keyadmin
+// help), operator (read + label, mount, unmount, release, update pool,
+// update volume … status=) or keyadmin
 // (operator + export keys, rekey, update volume … encrypt=). The table in
 // roles.go says which role each command needs, and which keywords need a
 // higher one; Permit applies it and HelpFor shows a console only what it
