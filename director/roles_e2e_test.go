@@ -83,6 +83,18 @@ func TestConsoleRoles(t *testing.T) {
 	}
 	ok(ops, "unmount storage=sd1 drive=0")
 	w.vtl.RequireNoKey(t)
+	// Volume status is an operator's: set, refused with the allowed
+	// ones, set back; a reader may only look.
+	refused(reader, "update volume=TW0003L6 status=Disabled", `console "reader" (role read) may not run "update volume": it needs role operator`)
+	if out := ok(ops, "update volume=TW0003L6 status=Archive"); !strings.Contains(out, "volume TW0003L6: status Append → Archive") {
+		t.Errorf("status=Archive as ops: %s", out)
+	}
+	refused(ops, "update volume=TW0003L6 status=Append", `volume "TW0003L6" cannot go from Archive to Append; from Archive it may go to Full, Used, Read-Only, Disabled, Error`)
+	ok(ops, "update volume=TW0003L6 status=Disabled")
+	ok(ops, "update volume=TW0003L6 status=Append")
+	if out := ok(reader, "list pools"); !strings.Contains(out, "Append 3") {
+		t.Errorf("list pools as reader: %s", out)
+	}
 
 	// Nothing the refused commands asked for happened.
 	for _, f := range []string{"reader.csv", "ops.csv"} {
