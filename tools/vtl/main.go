@@ -24,7 +24,7 @@ import (
 )
 
 const usage = `usage:
-  vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--capacity 2GiB]
+  vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
              [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
              [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
              [--fault UNIT:KEY=VALUE[,KEY=VALUE…]]…
@@ -117,6 +117,7 @@ func serve(args []string) error {
 	socket := fs.String("socket", "", "unix socket path")
 	slots := fs.Int("slots", 8, "storage slots")
 	drives := fs.Int("drives", 2, "drives")
+	ieSlots := fs.Int("ie-slots", 1, "import/export elements (the I/E station), at 0x0010 upwards")
 	capacity := fs.String("capacity", "2GiB", "capacity of newly created cartridges")
 	var pers multiFlag
 	fs.Var(&pers, "personality", "per-drive personality, driveN=ibm|hp|no-ame|lying (repeatable, comma-separated)")
@@ -151,7 +152,7 @@ func serve(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	lib, err := emu.NewLibrary(emu.Config{
-		Dir: *dir, Slots: *slots, Drives: *drives, Capacity: capBytes,
+		Dir: *dir, Slots: *slots, Drives: *drives, IESlots: *ieSlots, Capacity: capBytes,
 		Personalities: pm, DefaultPersonality: *defPers, LoadDelay: *loadDelay,
 		RequireUnload: *requireUnload, SkipOnCryptoError: *skip, Logger: log, Trace: *trace,
 		Faults: faults,
@@ -217,7 +218,9 @@ func status(args []string, w io.Writer) error {
 	for _, s := range st.Slots {
 		fmt.Fprintf(tw, "slot %d\t0x%04X\t%s\n", s.Slot, s.Address, orDash(s.Barcode))
 	}
-	fmt.Fprintf(tw, "import/export\t0x%04X\t%s\n", st.IE.Address, orDash(st.IE.Barcode))
+	for _, s := range st.IESlots {
+		fmt.Fprintf(tw, "import/export %d\t0x%04X\t%s\n", s.Slot, s.Address, orDash(s.Barcode))
+	}
 	for _, d := range st.Drives {
 		key := "no key"
 		if d.KeyLoaded {
