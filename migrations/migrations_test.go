@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "storages"}
+var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "storages", "volume_events"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
@@ -313,7 +313,18 @@ func TestDownFrom3(t *testing.T) {
 	if _, err := conn.Exec(ctx, "INSERT INTO jobs (name, job_type, level, status) VALUES ('n', 'Backup', 'Full', 'W')"); err != nil {
 		t.Fatal(err)
 	}
-	// Schema 5 first (the scheduler), then 4 (the job log), then 3.
+	// Schema 6 first (pool limits), then 5 (the scheduler), then 4 (the job log), then 3.
+	b6, err := fs.ReadFile(migrations.FS(), "006_pool_limits.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, down6, ok := strings.Cut(string(b6), "---- create above / drop below ----")
+	if !ok {
+		t.Fatal("006 has no down part")
+	}
+	if _, err := conn.Exec(ctx, down6); err != nil {
+		t.Fatalf("down part of 006: %v", err)
+	}
 	b5, err := fs.ReadFile(migrations.FS(), "005_scheduler.sql")
 	if err != nil {
 		t.Fatal(err)
@@ -393,5 +404,46 @@ func TestUpgrade2To3WithRows(t *testing.T) {
 	var complete bool
 	if err := conn.QueryRow(ctx, "SELECT part, tape_file, complete FROM job_media").Scan(&part, &tf, &complete); err != nil || part != 1 || tf != 2 || !complete {
 		t.Fatalf("job_media after 003: part %d tape file %d complete %v, %v", part, tf, complete, err)
+	}
+}
+
+// TestPoolLimitsCopiedAtLabel checks schema 6: a new volume takes its
+// pool's limits, a later pool change leaves it alone, and the new
+// statuses pass the CHECK while an unknown one does not.
+func TestPoolLimitsCopiedAtLabel(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.NewConn(t)
+	if err := migrations.Apply(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO pools (name, encrypt, max_volume_bytes, max_volume_jobs, volume_use_duration, recycle)
+		VALUES ('P', false, 1000, 3, '2 days', false)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO media (volume_name, pool_id) SELECT 'V1', id FROM pools WHERE name = 'P'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE pools SET max_volume_bytes = 5000`); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		maxBytes int64
+		maxJobs  int
+		recycle  bool
+	)
+	if err := conn.QueryRow(ctx, `SELECT max_volume_bytes, max_volume_jobs, recycle FROM media WHERE volume_name = 'V1'`).
+		Scan(&maxBytes, &maxJobs, &recycle); err != nil {
+		t.Fatal(err)
+	}
+	if maxBytes != 1000 || maxJobs != 3 || recycle {
+		t.Fatalf("volume limits = %d bytes, %d jobs, recycle %t; want the pool's at label time: 1000, 3, false", maxBytes, maxJobs, recycle)
+	}
+	for _, st := range []string{"Read-Only", "Disabled", "Archive", "Recycle"} {
+		if _, err := conn.Exec(ctx, `UPDATE media SET status = $1`, st); err != nil {
+			t.Fatalf("status %s: %v", st, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `UPDATE media SET status = 'Lost'`); constraintOf(err) != "media_status_check" {
+		t.Fatalf("status Lost: %v, want media_status_check", err)
 	}
 }
