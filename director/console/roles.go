@@ -88,6 +88,8 @@ var needs = map[string]need{
 	"update volume": {Role: RoleOperator, Keywords: map[string]Role{"encrypt": RoleKeyAdmin}},
 	"rekey":         {Role: RoleKeyAdmin},
 	"export keys":   {Role: RoleKeyAdmin},
+	"export volume": {Role: RoleOperator},
+	"import":        {Role: RoleOperator},
 }
 
 // needOf returns the entry that covers the command named name: its own,
