@@ -70,6 +70,11 @@ func TestVaultExportImport(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "already offsite") {
 		t.Fatalf("second export: exit %d %s", code, errs)
 	}
+	// An Append volume stays: jobs may still pick it.
+	_, errs, code = w.tapectl("export volume=TW0002L6 yes")
+	if code == 0 || !strings.Contains(errs, "TW0002L6 is Append: jobs may still write to it") {
+		t.Fatalf("export of an Append volume: exit %d %s", code, errs)
+	}
 	// A mounted volume is refused by storaged.
 	w.exec(`UPDATE media SET status = 'Full' WHERE volume_name = 'TW0002L6'`)
 	w.ok("mount storage=sd1 slot=2 drive=0")

@@ -163,6 +163,11 @@ func (d *Director) exportVolume(ctx context.Context, actor, volume string, yes b
 	if len(v.ActiveJobs) > 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is needed by active job %d; export it after the job ends", volume, v.ActiveJobs[0])
 	}
+	if v.Status == catalog.StatusAppend || v.Status == catalog.Status("Labeling") {
+		// Volume selection takes Append volumes: one offsite would be chosen
+		// for a job that then cannot mount it.
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is %s: jobs may still write to it; export it once it is Full or Used", volume, v.Status)
+	}
 	if m.Storage == "" {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %s has no storage in the catalog, so no library to export it from", volume)
 	}
