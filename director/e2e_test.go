@@ -65,6 +65,8 @@ type worldOpts struct {
 	// revocationList gives the director an (empty) [tls] revocation_list,
 	// w.dir/revoked.txt.
 	revocationList bool
+	// vtlArgs are more `vtl serve` arguments (e.g. --ie-slots 2).
+	vtlArgs []string
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -82,8 +84,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	w.pki = testenv.NewPKI(t, w.dir)
 	w.kekPaths = []string{filepath.Join(w.dir, "kek1.key")}
 	testenv.WriteKEK(t, w.kekPaths[0])
-	w.vtl = testenv.StartVTL(t, bins["vtl"], w.dir, "--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives),
-		"--capacity", o.capacity, "--load-delay", "0s")
+	vtlArgs := append([]string{"--slots", fmt.Sprint(o.slots), "--drives", fmt.Sprint(o.drives),
+		"--capacity", o.capacity, "--load-delay", "0s"}, o.vtlArgs...)
+	w.vtl = testenv.StartVTL(t, bins["vtl"], w.dir, vtlArgs...)
 
 	pc, err := pgx.ParseConfig(w.dsn)
 	if err != nil {

@@ -174,7 +174,7 @@ var invalidCases = []invalidCase{
 	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
 	{"update client=x", &UnknownCommandError{Word: "update client", Choices: []string{"update volume", "update pool"}}, nil},
 	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume", "update pool"}}, nil},
-	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export keys"}}, nil},
+	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export volume", "export keys"}}, nil},
 	{"help lable", &UnknownCommandError{Word: "lable", Suggestion: "label"}, nil},
 	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
 	{"help label storage", &UnknownCommandError{Word: "label storage", Suggestion: "label"}, nil},
@@ -189,7 +189,7 @@ var invalidCases = []invalidCase{
 	{"status director storage=sd1", &UnknownKeywordError{Command: "status director", Keyword: "storage"}, []string{"status director takes no keywords"}},
 	{"rekey now", &UnknownKeywordError{Command: "rekey", Keyword: "now", Allowed: []string{"yes"}}, nil},
 	{"quit now", &UnknownKeywordError{Command: "quit", Keyword: "now"}, nil},
-	{"list volumes pol=x", &UnknownKeywordError{Command: "list volumes", Keyword: "pol", Suggestion: "pool", Allowed: []string{"pool", "storage"}}, nil},
+	{"list volumes pol=x", &UnknownKeywordError{Command: "list volumes", Keyword: "pol", Suggestion: "pool", Allowed: []string{"pool", "storage", "vault"}}, nil},
 	{"update volume=A encrypt=yes pool=P", &UnknownKeywordError{Command: "update volume", Keyword: "pool", Allowed: []string{"volume", "encrypt", "status"}}, nil},
 	// missing keywords and conflicts
 	{"label", &MissingKeywordError{Command: "label", Keywords: []string{"slots=LIST barcodes", "slot=N volume=NAME"}, Usage: labelUsage},
@@ -405,7 +405,7 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", in, got, want)
 		}
 	}
-	want := []string{"label", "list volumes", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
+	want := []string{"label", "list volumes", "export volume", "import", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
 		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
@@ -416,7 +416,9 @@ func TestLookup(t *testing.T) {
 func TestUsage(t *testing.T) {
 	for name, want := range map[string]string{
 		"label":           labelUsage,
-		"list volumes":    "list volumes [pool=NAME] [storage=NAME]",
+		"list volumes":    "list volumes [pool=NAME] [storage=NAME] [vault]",
+		"export volume":   "export volume=NAME [yes]",
+		"import":          "import [storage=NAME]",
 		"list keyevents":  "list keyevents [volume=NAME] [limit=N]",
 		"status director": "status director",
 		"status storage":  "status storage=NAME",

@@ -90,6 +90,8 @@ var needs = map[string]need{
 	"update pool":   {Role: RoleOperator},
 	"rekey":         {Role: RoleKeyAdmin},
 	"export keys":   {Role: RoleKeyAdmin},
+	"export volume": {Role: RoleOperator},
+	"import":        {Role: RoleOperator},
 }
 
 // needOf returns the entry that covers the command named name: its own,

@@ -109,6 +109,11 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"list pools", read},
 		{"rekey", keyadmin},
 		{"rekey yes", keyadmin},
+		{"export volume=V1", operator},
+		{"export volume=V1 yes", operator},
+		{"import", operator},
+		{"import storage=sd1", operator},
+		{"list volumes vault pool=Offsite", read},
 		{"export keys out=k.csv", keyadmin},
 		{"export keys pool=Offsite out=k.csv", keyadmin},
 		{"run job=web1-home", operator},
@@ -214,7 +219,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 10 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 12 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -140,8 +140,26 @@ var commands = []Spec{
 		Keywords: []Keyword{
 			{Name: "pool", Type: TName, Help: "only volumes of this pool"},
 			{Name: "storage", Type: TName, Help: "only volumes in this storage's changer"},
+			{Name: "vault", Type: TFlag, Help: "the vault view: volumes that may go offsite now (Full or Used, encryption verified, no active job) and offsite volumes whose retention has ended (bring back), each with why"},
 		},
-		Examples: []string{"list volumes", "list volumes pool=Offsite"},
+		Examples: []string{"list volumes", "list volumes pool=Offsite", "list volumes pool=Weekly vault"},
+	},
+	{
+		Name:    "export volume",
+		Summary: "move a volume's cartridge from its slot to a free import/export slot of its storage's library, to take it offsite; the catalog then records it as not in the library",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume to export (its cartridge must be in a slot, not in a drive or a job)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what it would move"},
+		},
+		Examples: []string{"export volume=TW0004L6", "export volume=TW0004L6 yes"},
+	},
+	{
+		Name:    "import",
+		Summary: "move the cartridges found in the import/export slots back to free slots: known barcodes are recorded as in the library again, unknown ones are reported and left in place",
+		Keywords: []Keyword{
+			{Name: "storage", Type: TName, Help: "only this storage's library (default: every storage)"},
+		},
+		Examples: []string{"import", "import storage=sd1"},
 	},
 	{
 		Name:     "list pools",

@@ -96,7 +96,14 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 	case "label":
 		return d.label(ctx, actor, cmd, progress)
 	case "list volumes":
+		if cmd.Bool("vault") {
+			return d.listVault(ctx, cmd.Str("pool"))
+		}
 		return d.listVolumes(ctx, cmd)
+	case "export volume":
+		return d.exportVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
+	case "import":
+		return d.importVolumes(ctx, actor, cmd.Str("storage"))
 	case "list keyevents":
 		return d.listKeyEvents(ctx, cmd)
 	case "status storage":

@@ -353,10 +353,13 @@ func (x *DriveSlot) GetSourceSlot() uint32 {
 }
 
 type ChangerInventory struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Slots         []*Slot                `protobuf:"bytes,2,rep,name=slots,proto3" json:"slots,omitempty"`
-	Drives        []*DriveSlot           `protobuf:"bytes,3,rep,name=drives,proto3" json:"drives,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Slots  []*Slot                `protobuf:"bytes,2,rep,name=slots,proto3" json:"slots,omitempty"`
+	Drives []*DriveSlot           `protobuf:"bytes,3,rep,name=drives,proto3" json:"drives,omitempty"`
+	// The import/export elements (the I/E station); slot is 1-based among
+	// them.
+	ImportExport  []*Slot `protobuf:"bytes,4,rep,name=import_export,json=importExport,proto3" json:"import_export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +411,13 @@ func (x *ChangerInventory) GetSlots() []*Slot {
 func (x *ChangerInventory) GetDrives() []*DriveSlot {
 	if x != nil {
 		return x.Drives
+	}
+	return nil
+}
+
+func (x *ChangerInventory) GetImportExport() []*Slot {
+	if x != nil {
+		return x.ImportExport
 	}
 	return nil
 }
@@ -3421,6 +3431,254 @@ func (x *JobDataReply) GetVolumes() []string {
 	return nil
 }
 
+type ExportVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changer       string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`              // empty: the only changer
+	Barcode       string                 `protobuf:"bytes,2,opt,name=barcode,proto3" json:"barcode,omitempty"`              // the cartridge to export
+	IeSlot        uint32                 `protobuf:"varint,3,opt,name=ie_slot,json=ieSlot,proto3" json:"ie_slot,omitempty"` // 0: the first free import/export slot
+	Volume        string                 `protobuf:"bytes,4,opt,name=volume,proto3" json:"volume,omitempty"`                // its volume name, when known: refused while in use
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportVolumeRequest) Reset() {
+	*x = ExportVolumeRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportVolumeRequest) ProtoMessage() {}
+
+func (x *ExportVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportVolumeRequest.ProtoReflect.Descriptor instead.
+func (*ExportVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExportVolumeRequest) GetChanger() string {
+	if x != nil {
+		return x.Changer
+	}
+	return ""
+}
+
+func (x *ExportVolumeRequest) GetBarcode() string {
+	if x != nil {
+		return x.Barcode
+	}
+	return ""
+}
+
+func (x *ExportVolumeRequest) GetIeSlot() uint32 {
+	if x != nil {
+		return x.IeSlot
+	}
+	return 0
+}
+
+func (x *ExportVolumeRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type ExportVolumeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changer       string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`
+	FromSlot      uint32                 `protobuf:"varint,2,opt,name=from_slot,json=fromSlot,proto3" json:"from_slot,omitempty"` // the storage slot it left
+	IeSlot        uint32                 `protobuf:"varint,3,opt,name=ie_slot,json=ieSlot,proto3" json:"ie_slot,omitempty"`       // the import/export slot it is in now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportVolumeReply) Reset() {
+	*x = ExportVolumeReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportVolumeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportVolumeReply) ProtoMessage() {}
+
+func (x *ExportVolumeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportVolumeReply.ProtoReflect.Descriptor instead.
+func (*ExportVolumeReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ExportVolumeReply) GetChanger() string {
+	if x != nil {
+		return x.Changer
+	}
+	return ""
+}
+
+func (x *ExportVolumeReply) GetFromSlot() uint32 {
+	if x != nil {
+		return x.FromSlot
+	}
+	return 0
+}
+
+func (x *ExportVolumeReply) GetIeSlot() uint32 {
+	if x != nil {
+		return x.IeSlot
+	}
+	return 0
+}
+
+type ImportVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changer       string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`              // empty: the only changer
+	IeSlot        uint32                 `protobuf:"varint,2,opt,name=ie_slot,json=ieSlot,proto3" json:"ie_slot,omitempty"` // the import/export slot to take it from (1-based)
+	Barcode       string                 `protobuf:"bytes,3,opt,name=barcode,proto3" json:"barcode,omitempty"`              // when set, the cartridge there must have it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportVolumeRequest) Reset() {
+	*x = ImportVolumeRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportVolumeRequest) ProtoMessage() {}
+
+func (x *ImportVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportVolumeRequest.ProtoReflect.Descriptor instead.
+func (*ImportVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ImportVolumeRequest) GetChanger() string {
+	if x != nil {
+		return x.Changer
+	}
+	return ""
+}
+
+func (x *ImportVolumeRequest) GetIeSlot() uint32 {
+	if x != nil {
+		return x.IeSlot
+	}
+	return 0
+}
+
+func (x *ImportVolumeRequest) GetBarcode() string {
+	if x != nil {
+		return x.Barcode
+	}
+	return ""
+}
+
+type ImportVolumeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changer       string                 `protobuf:"bytes,1,opt,name=changer,proto3" json:"changer,omitempty"`
+	Barcode       string                 `protobuf:"bytes,2,opt,name=barcode,proto3" json:"barcode,omitempty"`
+	Slot          uint32                 `protobuf:"varint,3,opt,name=slot,proto3" json:"slot,omitempty"` // the storage slot it is in now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportVolumeReply) Reset() {
+	*x = ImportVolumeReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportVolumeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportVolumeReply) ProtoMessage() {}
+
+func (x *ImportVolumeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportVolumeReply.ProtoReflect.Descriptor instead.
+func (*ImportVolumeReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ImportVolumeReply) GetChanger() string {
+	if x != nil {
+		return x.Changer
+	}
+	return ""
+}
+
+func (x *ImportVolumeReply) GetBarcode() string {
+	if x != nil {
+		return x.Barcode
+	}
+	return ""
+}
+
+func (x *ImportVolumeReply) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
 var File_tapeward_v1_storage_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_storage_proto_rawDesc = "" +
@@ -3451,11 +3709,12 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x04full\x18\x04 \x01(\bR\x04full\x12\x18\n" +
 	"\abarcode\x18\x05 \x01(\tR\abarcode\x12\x1f\n" +
 	"\vsource_slot\x18\x06 \x01(\rR\n" +
-	"sourceSlot\"\x7f\n" +
+	"sourceSlot\"\xb7\x01\n" +
 	"\x10ChangerInventory\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x05slots\x18\x02 \x03(\v2\x11.tapeward.v1.SlotR\x05slots\x12.\n" +
-	"\x06drives\x18\x03 \x03(\v2\x16.tapeward.v1.DriveSlotR\x06drives\"K\n" +
+	"\x06drives\x18\x03 \x03(\v2\x16.tapeward.v1.DriveSlotR\x06drives\x126\n" +
+	"\rimport_export\x18\x04 \x03(\v2\x11.tapeward.v1.SlotR\fimportExport\"K\n" +
 	"\x0eInventoryReply\x129\n" +
 	"\bchangers\x18\x01 \x03(\v2\x1d.tapeward.v1.ChangerInventoryR\bchangers\"\x0f\n" +
 	"\rStatusRequest\"\x9a\x03\n" +
@@ -3692,7 +3951,24 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\fJobDataReply\x12!\n" +
 	"\fstream_bytes\x18\x01 \x01(\x03R\vstreamBytes\x12\x14\n" +
 	"\x05parts\x18\x02 \x01(\rR\x05parts\x12\x18\n" +
-	"\avolumes\x18\x03 \x03(\tR\avolumes2\x89\a\n" +
+	"\avolumes\x18\x03 \x03(\tR\avolumes\"z\n" +
+	"\x13ExportVolumeRequest\x12\x18\n" +
+	"\achanger\x18\x01 \x01(\tR\achanger\x12\x18\n" +
+	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x17\n" +
+	"\aie_slot\x18\x03 \x01(\rR\x06ieSlot\x12\x16\n" +
+	"\x06volume\x18\x04 \x01(\tR\x06volume\"c\n" +
+	"\x11ExportVolumeReply\x12\x18\n" +
+	"\achanger\x18\x01 \x01(\tR\achanger\x12\x1b\n" +
+	"\tfrom_slot\x18\x02 \x01(\rR\bfromSlot\x12\x17\n" +
+	"\aie_slot\x18\x03 \x01(\rR\x06ieSlot\"b\n" +
+	"\x13ImportVolumeRequest\x12\x18\n" +
+	"\achanger\x18\x01 \x01(\tR\achanger\x12\x17\n" +
+	"\aie_slot\x18\x02 \x01(\rR\x06ieSlot\x12\x18\n" +
+	"\abarcode\x18\x03 \x01(\tR\abarcode\"[\n" +
+	"\x11ImportVolumeReply\x12\x18\n" +
+	"\achanger\x18\x01 \x01(\tR\achanger\x12\x18\n" +
+	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x12\n" +
+	"\x04slot\x18\x03 \x01(\rR\x04slot2\xad\b\n" +
 	"\aStorage\x12;\n" +
 	"\x05Hello\x12\x19.tapeward.v1.HelloRequest\x1a\x17.tapeward.v1.HelloReply\x12G\n" +
 	"\tInventory\x12\x1d.tapeward.v1.InventoryRequest\x1a\x1b.tapeward.v1.InventoryReply\x12>\n" +
@@ -3706,7 +3982,9 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\bPushKeys\x12\x1c.tapeward.v1.PushKeysRequest\x1a\x1a.tapeward.v1.PushKeysReply\x12M\n" +
 	"\vVolumeState\x12\x1f.tapeward.v1.VolumeStateRequest\x1a\x1d.tapeward.v1.VolumeStateReply\x129\n" +
 	"\x03Job\x12\x17.tapeward.v1.JobControl\x1a\x15.tapeward.v1.JobEvent(\x010\x01\x12C\n" +
-	"\aJobData\x12\x1b.tapeward.v1.JobDataRequest\x1a\x19.tapeward.v1.JobDataReply(\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\aJobData\x12\x1b.tapeward.v1.JobDataRequest\x1a\x19.tapeward.v1.JobDataReply(\x01\x12P\n" +
+	"\fExportVolume\x12 .tapeward.v1.ExportVolumeRequest\x1a\x1e.tapeward.v1.ExportVolumeReply\x12P\n" +
+	"\fImportVolume\x12 .tapeward.v1.ImportVolumeRequest\x1a\x1e.tapeward.v1.ImportVolumeReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_storage_proto_rawDescOnce sync.Once
@@ -3720,124 +3998,133 @@ func file_tapeward_v1_storage_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_storage_proto_rawDescData
 }
 
-var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_tapeward_v1_storage_proto_goTypes = []any{
-	(*HelloRequest)(nil),       // 0: tapeward.v1.HelloRequest
-	(*HelloReply)(nil),         // 1: tapeward.v1.HelloReply
-	(*InventoryRequest)(nil),   // 2: tapeward.v1.InventoryRequest
-	(*Slot)(nil),               // 3: tapeward.v1.Slot
-	(*DriveSlot)(nil),          // 4: tapeward.v1.DriveSlot
-	(*ChangerInventory)(nil),   // 5: tapeward.v1.ChangerInventory
-	(*InventoryReply)(nil),     // 6: tapeward.v1.InventoryReply
-	(*StatusRequest)(nil),      // 7: tapeward.v1.StatusRequest
-	(*DriveStatus)(nil),        // 8: tapeward.v1.DriveStatus
-	(*StatusReply)(nil),        // 9: tapeward.v1.StatusReply
-	(*CacheRecovery)(nil),      // 10: tapeward.v1.CacheRecovery
-	(*LabelVolumeRequest)(nil), // 11: tapeward.v1.LabelVolumeRequest
-	(*LabelVolumeReply)(nil),   // 12: tapeward.v1.LabelVolumeReply
-	(*MountRequest)(nil),       // 13: tapeward.v1.MountRequest
-	(*MountReply)(nil),         // 14: tapeward.v1.MountReply
-	(*UnmountRequest)(nil),     // 15: tapeward.v1.UnmountRequest
-	(*UnmountReply)(nil),       // 16: tapeward.v1.UnmountReply
-	(*ReleaseRequest)(nil),     // 17: tapeward.v1.ReleaseRequest
-	(*ReleaseReply)(nil),       // 18: tapeward.v1.ReleaseReply
-	(*WriteOpen)(nil),          // 19: tapeward.v1.WriteOpen
-	(*WriteDataRequest)(nil),   // 20: tapeward.v1.WriteDataRequest
-	(*WriteDataReply)(nil),     // 21: tapeward.v1.WriteDataReply
-	(*ReadDataRequest)(nil),    // 22: tapeward.v1.ReadDataRequest
-	(*ReadDataReply)(nil),      // 23: tapeward.v1.ReadDataReply
-	(*CacheKey)(nil),           // 24: tapeward.v1.CacheKey
-	(*PushKeysRequest)(nil),    // 25: tapeward.v1.PushKeysRequest
-	(*PushKeysReply)(nil),      // 26: tapeward.v1.PushKeysReply
-	(*VolumeStateRequest)(nil), // 27: tapeward.v1.VolumeStateRequest
-	(*VolumeStateReply)(nil),   // 28: tapeward.v1.VolumeStateReply
-	(*JobSpec)(nil),            // 29: tapeward.v1.JobSpec
-	(*JobVolume)(nil),          // 30: tapeward.v1.JobVolume
-	(*JobOpen)(nil),            // 31: tapeward.v1.JobOpen
-	(*JobControl)(nil),         // 32: tapeward.v1.JobControl
-	(*JobEvent)(nil),           // 33: tapeward.v1.JobEvent
-	(*JobOpened)(nil),          // 34: tapeward.v1.JobOpened
-	(*JobPart)(nil),            // 35: tapeward.v1.JobPart
-	(*JobFlushed)(nil),         // 36: tapeward.v1.JobFlushed
-	(*JobPartDone)(nil),        // 37: tapeward.v1.JobPartDone
-	(*NeedVolume)(nil),         // 38: tapeward.v1.NeedVolume
-	(*JobProgress)(nil),        // 39: tapeward.v1.JobProgress
-	(*JobDone)(nil),            // 40: tapeward.v1.JobDone
-	(*JobDataOpen)(nil),        // 41: tapeward.v1.JobDataOpen
-	(*MemberRecords)(nil),      // 42: tapeward.v1.MemberRecords
-	(*JobDataEnd)(nil),         // 43: tapeward.v1.JobDataEnd
-	(*JobDataRequest)(nil),     // 44: tapeward.v1.JobDataRequest
-	(*JobDataReply)(nil),       // 45: tapeward.v1.JobDataReply
-	(*KekCount)(nil),           // 46: tapeward.v1.KekCount
-	(*DriveKeyState)(nil),      // 47: tapeward.v1.DriveKeyState
-	(*WrappedKey)(nil),         // 48: tapeward.v1.WrappedKey
-	(*BlockAddress)(nil),       // 49: tapeward.v1.BlockAddress
-	(*MemberRecord)(nil),       // 50: tapeward.v1.MemberRecord
+	(*HelloRequest)(nil),        // 0: tapeward.v1.HelloRequest
+	(*HelloReply)(nil),          // 1: tapeward.v1.HelloReply
+	(*InventoryRequest)(nil),    // 2: tapeward.v1.InventoryRequest
+	(*Slot)(nil),                // 3: tapeward.v1.Slot
+	(*DriveSlot)(nil),           // 4: tapeward.v1.DriveSlot
+	(*ChangerInventory)(nil),    // 5: tapeward.v1.ChangerInventory
+	(*InventoryReply)(nil),      // 6: tapeward.v1.InventoryReply
+	(*StatusRequest)(nil),       // 7: tapeward.v1.StatusRequest
+	(*DriveStatus)(nil),         // 8: tapeward.v1.DriveStatus
+	(*StatusReply)(nil),         // 9: tapeward.v1.StatusReply
+	(*CacheRecovery)(nil),       // 10: tapeward.v1.CacheRecovery
+	(*LabelVolumeRequest)(nil),  // 11: tapeward.v1.LabelVolumeRequest
+	(*LabelVolumeReply)(nil),    // 12: tapeward.v1.LabelVolumeReply
+	(*MountRequest)(nil),        // 13: tapeward.v1.MountRequest
+	(*MountReply)(nil),          // 14: tapeward.v1.MountReply
+	(*UnmountRequest)(nil),      // 15: tapeward.v1.UnmountRequest
+	(*UnmountReply)(nil),        // 16: tapeward.v1.UnmountReply
+	(*ReleaseRequest)(nil),      // 17: tapeward.v1.ReleaseRequest
+	(*ReleaseReply)(nil),        // 18: tapeward.v1.ReleaseReply
+	(*WriteOpen)(nil),           // 19: tapeward.v1.WriteOpen
+	(*WriteDataRequest)(nil),    // 20: tapeward.v1.WriteDataRequest
+	(*WriteDataReply)(nil),      // 21: tapeward.v1.WriteDataReply
+	(*ReadDataRequest)(nil),     // 22: tapeward.v1.ReadDataRequest
+	(*ReadDataReply)(nil),       // 23: tapeward.v1.ReadDataReply
+	(*CacheKey)(nil),            // 24: tapeward.v1.CacheKey
+	(*PushKeysRequest)(nil),     // 25: tapeward.v1.PushKeysRequest
+	(*PushKeysReply)(nil),       // 26: tapeward.v1.PushKeysReply
+	(*VolumeStateRequest)(nil),  // 27: tapeward.v1.VolumeStateRequest
+	(*VolumeStateReply)(nil),    // 28: tapeward.v1.VolumeStateReply
+	(*JobSpec)(nil),             // 29: tapeward.v1.JobSpec
+	(*JobVolume)(nil),           // 30: tapeward.v1.JobVolume
+	(*JobOpen)(nil),             // 31: tapeward.v1.JobOpen
+	(*JobControl)(nil),          // 32: tapeward.v1.JobControl
+	(*JobEvent)(nil),            // 33: tapeward.v1.JobEvent
+	(*JobOpened)(nil),           // 34: tapeward.v1.JobOpened
+	(*JobPart)(nil),             // 35: tapeward.v1.JobPart
+	(*JobFlushed)(nil),          // 36: tapeward.v1.JobFlushed
+	(*JobPartDone)(nil),         // 37: tapeward.v1.JobPartDone
+	(*NeedVolume)(nil),          // 38: tapeward.v1.NeedVolume
+	(*JobProgress)(nil),         // 39: tapeward.v1.JobProgress
+	(*JobDone)(nil),             // 40: tapeward.v1.JobDone
+	(*JobDataOpen)(nil),         // 41: tapeward.v1.JobDataOpen
+	(*MemberRecords)(nil),       // 42: tapeward.v1.MemberRecords
+	(*JobDataEnd)(nil),          // 43: tapeward.v1.JobDataEnd
+	(*JobDataRequest)(nil),      // 44: tapeward.v1.JobDataRequest
+	(*JobDataReply)(nil),        // 45: tapeward.v1.JobDataReply
+	(*ExportVolumeRequest)(nil), // 46: tapeward.v1.ExportVolumeRequest
+	(*ExportVolumeReply)(nil),   // 47: tapeward.v1.ExportVolumeReply
+	(*ImportVolumeRequest)(nil), // 48: tapeward.v1.ImportVolumeRequest
+	(*ImportVolumeReply)(nil),   // 49: tapeward.v1.ImportVolumeReply
+	(*KekCount)(nil),            // 50: tapeward.v1.KekCount
+	(*DriveKeyState)(nil),       // 51: tapeward.v1.DriveKeyState
+	(*WrappedKey)(nil),          // 52: tapeward.v1.WrappedKey
+	(*BlockAddress)(nil),        // 53: tapeward.v1.BlockAddress
+	(*MemberRecord)(nil),        // 54: tapeward.v1.MemberRecord
 }
 var file_tapeward_v1_storage_proto_depIdxs = []int32{
-	46, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
+	50, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
 	3,  // 1: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
 	4,  // 2: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
-	5,  // 3: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
-	47, // 4: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
-	8,  // 5: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
-	46, // 6: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
-	10, // 7: tapeward.v1.StatusReply.cache_recovery:type_name -> tapeward.v1.CacheRecovery
-	48, // 8: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
-	19, // 9: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
-	49, // 10: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
-	49, // 11: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
-	48, // 12: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
-	24, // 13: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
-	46, // 14: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
-	29, // 15: tapeward.v1.JobOpen.job:type_name -> tapeward.v1.JobSpec
-	30, // 16: tapeward.v1.JobOpen.volume:type_name -> tapeward.v1.JobVolume
-	31, // 17: tapeward.v1.JobControl.open:type_name -> tapeward.v1.JobOpen
-	30, // 18: tapeward.v1.JobControl.next_volume:type_name -> tapeward.v1.JobVolume
-	34, // 19: tapeward.v1.JobEvent.opened:type_name -> tapeward.v1.JobOpened
-	35, // 20: tapeward.v1.JobEvent.part:type_name -> tapeward.v1.JobPart
-	36, // 21: tapeward.v1.JobEvent.flushed:type_name -> tapeward.v1.JobFlushed
-	37, // 22: tapeward.v1.JobEvent.part_done:type_name -> tapeward.v1.JobPartDone
-	38, // 23: tapeward.v1.JobEvent.need_volume:type_name -> tapeward.v1.NeedVolume
-	39, // 24: tapeward.v1.JobEvent.progress:type_name -> tapeward.v1.JobProgress
-	40, // 25: tapeward.v1.JobEvent.done:type_name -> tapeward.v1.JobDone
-	50, // 26: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
-	35, // 27: tapeward.v1.JobDone.index:type_name -> tapeward.v1.JobPart
-	50, // 28: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
-	41, // 29: tapeward.v1.JobDataRequest.open:type_name -> tapeward.v1.JobDataOpen
-	42, // 30: tapeward.v1.JobDataRequest.records:type_name -> tapeward.v1.MemberRecords
-	43, // 31: tapeward.v1.JobDataRequest.end:type_name -> tapeward.v1.JobDataEnd
-	0,  // 32: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
-	2,  // 33: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
-	7,  // 34: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
-	11, // 35: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
-	13, // 36: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
-	15, // 37: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
-	17, // 38: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
-	20, // 39: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
-	22, // 40: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
-	25, // 41: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
-	27, // 42: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
-	32, // 43: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
-	44, // 44: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
-	1,  // 45: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
-	6,  // 46: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
-	9,  // 47: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
-	12, // 48: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
-	14, // 49: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
-	16, // 50: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
-	18, // 51: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
-	21, // 52: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
-	23, // 53: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
-	26, // 54: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
-	28, // 55: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
-	33, // 56: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
-	45, // 57: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
-	45, // [45:58] is the sub-list for method output_type
-	32, // [32:45] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	3,  // 3: tapeward.v1.ChangerInventory.import_export:type_name -> tapeward.v1.Slot
+	5,  // 4: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
+	51, // 5: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
+	8,  // 6: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
+	50, // 7: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
+	10, // 8: tapeward.v1.StatusReply.cache_recovery:type_name -> tapeward.v1.CacheRecovery
+	52, // 9: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
+	19, // 10: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
+	53, // 11: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
+	53, // 12: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
+	52, // 13: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
+	24, // 14: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
+	50, // 15: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
+	29, // 16: tapeward.v1.JobOpen.job:type_name -> tapeward.v1.JobSpec
+	30, // 17: tapeward.v1.JobOpen.volume:type_name -> tapeward.v1.JobVolume
+	31, // 18: tapeward.v1.JobControl.open:type_name -> tapeward.v1.JobOpen
+	30, // 19: tapeward.v1.JobControl.next_volume:type_name -> tapeward.v1.JobVolume
+	34, // 20: tapeward.v1.JobEvent.opened:type_name -> tapeward.v1.JobOpened
+	35, // 21: tapeward.v1.JobEvent.part:type_name -> tapeward.v1.JobPart
+	36, // 22: tapeward.v1.JobEvent.flushed:type_name -> tapeward.v1.JobFlushed
+	37, // 23: tapeward.v1.JobEvent.part_done:type_name -> tapeward.v1.JobPartDone
+	38, // 24: tapeward.v1.JobEvent.need_volume:type_name -> tapeward.v1.NeedVolume
+	39, // 25: tapeward.v1.JobEvent.progress:type_name -> tapeward.v1.JobProgress
+	40, // 26: tapeward.v1.JobEvent.done:type_name -> tapeward.v1.JobDone
+	54, // 27: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
+	35, // 28: tapeward.v1.JobDone.index:type_name -> tapeward.v1.JobPart
+	54, // 29: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
+	41, // 30: tapeward.v1.JobDataRequest.open:type_name -> tapeward.v1.JobDataOpen
+	42, // 31: tapeward.v1.JobDataRequest.records:type_name -> tapeward.v1.MemberRecords
+	43, // 32: tapeward.v1.JobDataRequest.end:type_name -> tapeward.v1.JobDataEnd
+	0,  // 33: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
+	2,  // 34: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
+	7,  // 35: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
+	11, // 36: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
+	13, // 37: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
+	15, // 38: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
+	17, // 39: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
+	20, // 40: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
+	22, // 41: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
+	25, // 42: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
+	27, // 43: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
+	32, // 44: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
+	44, // 45: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
+	46, // 46: tapeward.v1.Storage.ExportVolume:input_type -> tapeward.v1.ExportVolumeRequest
+	48, // 47: tapeward.v1.Storage.ImportVolume:input_type -> tapeward.v1.ImportVolumeRequest
+	1,  // 48: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
+	6,  // 49: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
+	9,  // 50: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
+	12, // 51: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
+	14, // 52: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
+	16, // 53: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
+	18, // 54: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
+	21, // 55: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
+	23, // 56: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
+	26, // 57: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
+	28, // 58: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
+	33, // 59: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
+	45, // 60: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
+	47, // 61: tapeward.v1.Storage.ExportVolume:output_type -> tapeward.v1.ExportVolumeReply
+	49, // 62: tapeward.v1.Storage.ImportVolume:output_type -> tapeward.v1.ImportVolumeReply
+	48, // [48:63] is the sub-list for method output_type
+	33, // [33:48] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_storage_proto_init() }
@@ -3877,7 +4164,7 @@ func file_tapeward_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

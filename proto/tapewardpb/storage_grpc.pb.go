@@ -23,19 +23,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Storage_Hello_FullMethodName       = "/tapeward.v1.Storage/Hello"
-	Storage_Inventory_FullMethodName   = "/tapeward.v1.Storage/Inventory"
-	Storage_Status_FullMethodName      = "/tapeward.v1.Storage/Status"
-	Storage_LabelVolume_FullMethodName = "/tapeward.v1.Storage/LabelVolume"
-	Storage_Mount_FullMethodName       = "/tapeward.v1.Storage/Mount"
-	Storage_Unmount_FullMethodName     = "/tapeward.v1.Storage/Unmount"
-	Storage_Release_FullMethodName     = "/tapeward.v1.Storage/Release"
-	Storage_WriteData_FullMethodName   = "/tapeward.v1.Storage/WriteData"
-	Storage_ReadData_FullMethodName    = "/tapeward.v1.Storage/ReadData"
-	Storage_PushKeys_FullMethodName    = "/tapeward.v1.Storage/PushKeys"
-	Storage_VolumeState_FullMethodName = "/tapeward.v1.Storage/VolumeState"
-	Storage_Job_FullMethodName         = "/tapeward.v1.Storage/Job"
-	Storage_JobData_FullMethodName     = "/tapeward.v1.Storage/JobData"
+	Storage_Hello_FullMethodName        = "/tapeward.v1.Storage/Hello"
+	Storage_Inventory_FullMethodName    = "/tapeward.v1.Storage/Inventory"
+	Storage_Status_FullMethodName       = "/tapeward.v1.Storage/Status"
+	Storage_LabelVolume_FullMethodName  = "/tapeward.v1.Storage/LabelVolume"
+	Storage_Mount_FullMethodName        = "/tapeward.v1.Storage/Mount"
+	Storage_Unmount_FullMethodName      = "/tapeward.v1.Storage/Unmount"
+	Storage_Release_FullMethodName      = "/tapeward.v1.Storage/Release"
+	Storage_WriteData_FullMethodName    = "/tapeward.v1.Storage/WriteData"
+	Storage_ReadData_FullMethodName     = "/tapeward.v1.Storage/ReadData"
+	Storage_PushKeys_FullMethodName     = "/tapeward.v1.Storage/PushKeys"
+	Storage_VolumeState_FullMethodName  = "/tapeward.v1.Storage/VolumeState"
+	Storage_Job_FullMethodName          = "/tapeward.v1.Storage/Job"
+	Storage_JobData_FullMethodName      = "/tapeward.v1.Storage/JobData"
+	Storage_ExportVolume_FullMethodName = "/tapeward.v1.Storage/ExportVolume"
+	Storage_ImportVolume_FullMethodName = "/tapeward.v1.Storage/ImportVolume"
 )
 
 // StorageClient is the client API for Storage service.
@@ -93,6 +95,12 @@ type StorageClient interface {
 	// while the client has nothing to send, and end. A client silent for
 	// the session's idle timeout is dropped (the job fails).
 	JobData(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[JobDataRequest, JobDataReply], error)
+	// Move the cartridge with a barcode from its storage slot to a free
+	// import/export slot (the vault: it leaves the library). Refused while
+	// the cartridge is in a drive or its volume is in a job session.
+	ExportVolume(ctx context.Context, in *ExportVolumeRequest, opts ...grpc.CallOption) (*ExportVolumeReply, error)
+	// Move the cartridge in an import/export slot to a free storage slot.
+	ImportVolume(ctx context.Context, in *ImportVolumeRequest, opts ...grpc.CallOption) (*ImportVolumeReply, error)
 }
 
 type storageClient struct {
@@ -251,6 +259,26 @@ func (c *storageClient) JobData(ctx context.Context, opts ...grpc.CallOption) (g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Storage_JobDataClient = grpc.ClientStreamingClient[JobDataRequest, JobDataReply]
 
+func (c *storageClient) ExportVolume(ctx context.Context, in *ExportVolumeRequest, opts ...grpc.CallOption) (*ExportVolumeReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportVolumeReply)
+	err := c.cc.Invoke(ctx, Storage_ExportVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) ImportVolume(ctx context.Context, in *ImportVolumeRequest, opts ...grpc.CallOption) (*ImportVolumeReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportVolumeReply)
+	err := c.cc.Invoke(ctx, Storage_ImportVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -306,6 +334,12 @@ type StorageServer interface {
 	// while the client has nothing to send, and end. A client silent for
 	// the session's idle timeout is dropped (the job fails).
 	JobData(grpc.ClientStreamingServer[JobDataRequest, JobDataReply]) error
+	// Move the cartridge with a barcode from its storage slot to a free
+	// import/export slot (the vault: it leaves the library). Refused while
+	// the cartridge is in a drive or its volume is in a job session.
+	ExportVolume(context.Context, *ExportVolumeRequest) (*ExportVolumeReply, error)
+	// Move the cartridge in an import/export slot to a free storage slot.
+	ImportVolume(context.Context, *ImportVolumeRequest) (*ImportVolumeReply, error)
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -354,6 +388,12 @@ func (UnimplementedStorageServer) Job(grpc.BidiStreamingServer[JobControl, JobEv
 }
 func (UnimplementedStorageServer) JobData(grpc.ClientStreamingServer[JobDataRequest, JobDataReply]) error {
 	return status.Error(codes.Unimplemented, "method JobData not implemented")
+}
+func (UnimplementedStorageServer) ExportVolume(context.Context, *ExportVolumeRequest) (*ExportVolumeReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportVolume not implemented")
+}
+func (UnimplementedStorageServer) ImportVolume(context.Context, *ImportVolumeRequest) (*ImportVolumeReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportVolume not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -570,6 +610,42 @@ func _Storage_JobData_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Storage_JobDataServer = grpc.ClientStreamingServer[JobDataRequest, JobDataReply]
 
+func _Storage_ExportVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).ExportVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_ExportVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).ExportVolume(ctx, req.(*ExportVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_ImportVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).ImportVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_ImportVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).ImportVolume(ctx, req.(*ImportVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -612,6 +688,14 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VolumeState",
 			Handler:    _Storage_VolumeState_Handler,
+		},
+		{
+			MethodName: "ExportVolume",
+			Handler:    _Storage_ExportVolume_Handler,
+		},
+		{
+			MethodName: "ImportVolume",
+			Handler:    _Storage_ImportVolume_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

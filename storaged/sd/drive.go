@@ -412,6 +412,8 @@ type Changer struct {
 type Layout struct {
 	Slots  []scsi.Element
 	Drives []scsi.Element
+	// IE are the import/export elements by address (I/E slot N is IE[N-1]).
+	IE []scsi.Element
 }
 
 // layout reads the inventory. Called with c.mu held.
@@ -427,10 +429,13 @@ func (c *Changer) layout() (*Layout, error) {
 			l.Slots = append(l.Slots, e)
 		case scsi.ElementDataTransfer:
 			l.Drives = append(l.Drives, e)
+		case scsi.ElementImportExport:
+			l.IE = append(l.IE, e)
 		}
 	}
 	sortByAddress(l.Slots)
 	sortByAddress(l.Drives)
+	sortByAddress(l.IE)
 	return l, nil
 }
 

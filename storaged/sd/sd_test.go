@@ -109,8 +109,15 @@ func newLibWith(t *testing.T, drives int, tune func(*configs.Storaged, *Options)
 // newLibArgs is newLibWith with slots cartridges of capacity each.
 func newLibArgs(t testing.TB, drives, slots int, capacity string, tune func(*configs.Storaged, *Options)) *lib {
 	t.Helper()
+	return newLibVTL(t, drives, slots, capacity, nil, tune)
+}
+
+// newLibVTL is newLibArgs with more vtl serve arguments.
+func newLibVTL(t testing.TB, drives, slots int, capacity string, vtlArgs []string, tune func(*configs.Storaged, *Options)) *lib {
+	t.Helper()
 	dir := t.TempDir()
-	v := testenv.StartVTL(t, vtlBin, dir, "--slots", fmt.Sprint(slots), "--drives", fmt.Sprint(drives), "--capacity", capacity, "--load-delay", "0s")
+	args := append([]string{"--slots", fmt.Sprint(slots), "--drives", fmt.Sprint(drives), "--capacity", capacity, "--load-delay", "0s"}, vtlArgs...)
+	v := testenv.StartVTL(t, vtlBin, dir, args...)
 	p := testenv.NewPKI(t, dir)
 	kekPath := filepath.Join(dir, "kek.key")
 	kek := testenv.WriteKEK(t, kekPath)

@@ -140,6 +140,16 @@ func (s *Service) Inventory(ctx context.Context, req *pb.InventoryRequest) (*pb.
 	return inv, rpcError(err)
 }
 
+func (s *Service) ExportVolume(ctx context.Context, req *pb.ExportVolumeRequest) (*pb.ExportVolumeReply, error) {
+	r, err := s.D.ExportVolume(req.Changer, req.Barcode, req.Volume, req.IeSlot)
+	return r, rpcError(err)
+}
+
+func (s *Service) ImportVolume(ctx context.Context, req *pb.ImportVolumeRequest) (*pb.ImportVolumeReply, error) {
+	r, err := s.D.ImportVolume(req.Changer, req.IeSlot, req.Barcode)
+	return r, rpcError(err)
+}
+
 func (s *Service) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusReply, error) {
 	return s.D.Status(), nil
 }

@@ -50,6 +50,9 @@ func (d *Daemon) Inventory(changer string) (*pb.InventoryReply, error) {
 			}
 			ci.Drives = append(ci.Drives, ds)
 		}
+		for i, e := range l.IE {
+			ci.ImportExport = append(ci.ImportExport, &pb.Slot{Slot: uint32(i + 1), Address: uint32(e.Address), Full: e.Full, Barcode: e.VolumeTag})
+		}
 		out.Changers = append(out.Changers, ci)
 	}
 	return out, nil

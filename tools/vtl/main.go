@@ -24,7 +24,7 @@ import (
 )
 
 const usage = `usage:
-  vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--capacity 2GiB]
+  vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
              [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
              [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
              [--fault UNIT:KEY=VALUE[,KEY=VALUE…]]…
@@ -32,6 +32,7 @@ const usage = `usage:
   vtl status --socket PATH [--json]
   vtl load   --socket PATH --slot N --drive N
   vtl unload --socket PATH --drive N
+  vtl move   --socket PATH --from ADDR --to ADDR   (element addresses, e.g. 0x1003 → 0x0010: the operator at the I/E station)
 `
 
 func main() {
@@ -47,6 +48,8 @@ func main() {
 		err = status(os.Args[2:], os.Stdout)
 	case "load", "unload":
 		err = move(os.Args[1], os.Args[2:])
+	case "move":
+		err = panelMove(os.Args[2:])
 	case "fault":
 		err = fault(os.Args[2:])
 	case "-h", "--help", "help":
@@ -117,6 +120,7 @@ func serve(args []string) error {
 	socket := fs.String("socket", "", "unix socket path")
 	slots := fs.Int("slots", 8, "storage slots")
 	drives := fs.Int("drives", 2, "drives")
+	ieSlots := fs.Int("ie-slots", 1, "import/export elements (the I/E station), at 0x0010 upwards")
 	capacity := fs.String("capacity", "2GiB", "capacity of newly created cartridges")
 	var pers multiFlag
 	fs.Var(&pers, "personality", "per-drive personality, driveN=ibm|hp|no-ame|lying (repeatable, comma-separated)")
@@ -151,7 +155,7 @@ func serve(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	lib, err := emu.NewLibrary(emu.Config{
-		Dir: *dir, Slots: *slots, Drives: *drives, Capacity: capBytes,
+		Dir: *dir, Slots: *slots, Drives: *drives, IESlots: *ieSlots, Capacity: capBytes,
 		Personalities: pm, DefaultPersonality: *defPers, LoadDelay: *loadDelay,
 		RequireUnload: *requireUnload, SkipOnCryptoError: *skip, Logger: log, Trace: *trace,
 		Faults: faults,
@@ -217,7 +221,9 @@ func status(args []string, w io.Writer) error {
 	for _, s := range st.Slots {
 		fmt.Fprintf(tw, "slot %d\t0x%04X\t%s\n", s.Slot, s.Address, orDash(s.Barcode))
 	}
-	fmt.Fprintf(tw, "import/export\t0x%04X\t%s\n", st.IE.Address, orDash(st.IE.Barcode))
+	for _, s := range st.IESlots {
+		fmt.Fprintf(tw, "import/export %d\t0x%04X\t%s\n", s.Slot, s.Address, orDash(s.Barcode))
+	}
 	for _, d := range st.Drives {
 		key := "no key"
 		if d.KeyLoaded {
@@ -261,6 +267,32 @@ func move(op string, args []string) error {
 	} else {
 		fmt.Printf("slot %d loaded into drive %d\n", *slot, *drive)
 	}
+	return nil
+}
+
+// panelMove moves a cartridge between two element addresses, as an
+// operator would (e.g. into or out of the import/export station).
+func panelMove(args []string) error {
+	fs, socket, _ := panelFlags("move", args)
+	from := fs.String("from", "", "source element address (0x1000 = slot 1, 0x0010 = I/E 1)")
+	to := fs.String("to", "", "destination element address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, err1 := strconv.ParseUint(*from, 0, 16)
+	d, err2 := strconv.ParseUint(*to, 0, 16)
+	if *socket == "" || err1 != nil || err2 != nil {
+		return fmt.Errorf("move needs --socket, --from ADDR and --to ADDR (element addresses such as 0x1003 and 0x0010)")
+	}
+	p, err := emu.DialPanel(*socket)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if _, err := p.Do(emu.PanelRequest{Op: "move", From: int(f), To: int(d)}); err != nil {
+		return err
+	}
+	fmt.Printf("moved 0x%04X to 0x%04X\n", f, d)
 	return nil
 }
 

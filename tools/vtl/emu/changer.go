@@ -113,7 +113,7 @@ func (lib *Library) eaaPage(pc int) []byte {
 	put16(p[6:], int(slotBase))
 	put16(p[8:], len(lib.slots))
 	put16(p[10:], int(ieAddr))
-	put16(p[12:], 1)
+	put16(p[12:], len(lib.ie))
 	put16(p[14:], int(driveBase))
 	put16(p[16:], len(lib.drives))
 	return p
@@ -156,7 +156,10 @@ type element struct {
 
 // elements lists all elements in address order.
 func (lib *Library) elements() []element {
-	e := []element{{1, transportAddr}, {3, ieAddr}}
+	e := []element{{1, transportAddr}}
+	for i := range lib.ie {
+		e = append(e, element{3, ieAddr + uint16(i)})
+	}
 	for i := range lib.drives {
 		e = append(e, element{4, driveBase + uint16(i)})
 	}
@@ -238,8 +241,12 @@ func (lib *Library) elementPage(b []byte, typ byte, els []element, voltag, dvcid
 		case 2:
 			d[2] = 0x08
 		case 3:
+			i := e.addr - ieAddr
 			d[2] = 0x08 | 0x30
-			src = lib.ieSrc
+			if lib.ieOp[i] && bc != "" {
+				d[2] |= 0x02 // IMPEXP: placed by the operator
+			}
+			src = lib.ieSrc[i]
 		case 4:
 			d[2] = 0x08
 			src = lib.driveSrc[e.addr-driveBase]

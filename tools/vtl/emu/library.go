@@ -35,9 +35,12 @@ const DensityLTO6 = 0x5A
 
 // Config configures a library.
 type Config struct {
-	Dir      string
-	Slots    int
-	Drives   int
+	Dir    string
+	Slots  int
+	Drives int
+	// IESlots is the number of import/export elements (the I/E station),
+	// at addresses 0x0010 upwards; 0 means 1, the historical default.
+	IESlots  int
 	Capacity int64 // bytes, for newly created cartridges
 	// Personalities maps a drive index to a personality name; missing
 	// drives use DefaultPersonality ("ibm" if empty).
@@ -66,8 +69,9 @@ type Library struct {
 
 	mu       sync.Mutex // the changer; taken before any drive's mu
 	slots    []string   // barcode per slot ("" = empty)
-	ie       string
-	ieSrc    uint16
+	ie       []string   // barcode per import/export element
+	ieSrc    []uint16   // where each I/E cartridge came from
+	ieOp     []bool     // placed by the operator (IMPEXP, §6.3)
 	driveBC  []string
 	driveSrc []uint16
 	cnex     map[*Nexus]struct{}
@@ -84,8 +88,11 @@ type Library struct {
 
 type inventory struct {
 	Slots       []string `json:"slots"`
-	IE          string   `json:"ie"`
-	IESource    uint16   `json:"ie_source"`
+	IE          string   `json:"ie,omitempty"`        // the single I/E element of older inventories
+	IESource    uint16   `json:"ie_source,omitempty"` // its source
+	IESlots     []string `json:"ie_slots"`
+	IESources   []uint16 `json:"ie_sources"`
+	IEOperator  []bool   `json:"ie_operator"`
 	Drives      []string `json:"drives"`
 	DriveSource []uint16 `json:"drive_source"`
 }
@@ -97,6 +104,12 @@ func Barcode(n int) string { return fmt.Sprintf("TW%04dL6", n) }
 func NewLibrary(cfg Config) (*Library, error) {
 	if cfg.Slots < 1 || cfg.Slots > 4000 || cfg.Drives < 1 || cfg.Drives > 200 {
 		return nil, fmt.Errorf("need 1..4000 slots and 1..200 drives")
+	}
+	if cfg.IESlots == 0 {
+		cfg.IESlots = 1
+	}
+	if cfg.IESlots < 0 || cfg.IESlots > int(driveBase-ieAddr) {
+		return nil, fmt.Errorf("import/export slots %d: need 1..%d", cfg.IESlots, driveBase-ieAddr)
 	}
 	if cfg.Capacity < 1<<20 {
 		return nil, fmt.Errorf("capacity %d: at least 1 MiB", cfg.Capacity)
@@ -187,8 +200,29 @@ func (lib *Library) loadInventory() error {
 		}
 		inv.Slots = inv.Slots[:len(inv.Slots)-1]
 	}
+	if inv.IE != "" && len(inv.IESlots) == 0 {
+		inv.IESlots, inv.IESources = []string{inv.IE}, []uint16{inv.IESource}
+	}
+	inv.IE, inv.IESource = "", 0
+	for len(inv.IESlots) > lib.cfg.IESlots {
+		last := len(inv.IESlots) - 1
+		if inv.IESlots[last] != "" {
+			return fmt.Errorf("library has a cartridge in import/export slot %d but --ie-slots is %d", last+1, lib.cfg.IESlots)
+		}
+		inv.IESlots = inv.IESlots[:last]
+	}
+	for len(inv.IESlots) < lib.cfg.IESlots {
+		inv.IESlots = append(inv.IESlots, "")
+	}
+	for len(inv.IESources) < lib.cfg.IESlots {
+		inv.IESources = append(inv.IESources, 0)
+	}
+	for len(inv.IEOperator) < lib.cfg.IESlots {
+		inv.IEOperator = append(inv.IEOperator, false)
+	}
+	inv.IESources, inv.IEOperator = inv.IESources[:lib.cfg.IESlots], inv.IEOperator[:lib.cfg.IESlots]
 	known := map[string]bool{}
-	for _, bc := range append(append(append([]string{}, inv.Slots...), inv.Drives...), inv.IE) {
+	for _, bc := range append(append(append([]string{}, inv.Slots...), inv.Drives...), inv.IESlots...) {
 		if bc != "" {
 			known[bc] = true
 		}
@@ -220,7 +254,7 @@ func (lib *Library) loadInventory() error {
 	for len(inv.DriveSource) < lib.cfg.Drives {
 		inv.DriveSource = append(inv.DriveSource, 0)
 	}
-	lib.slots, lib.ie, lib.ieSrc = inv.Slots, inv.IE, inv.IESource
+	lib.slots, lib.ie, lib.ieSrc, lib.ieOp = inv.Slots, inv.IESlots, inv.IESources, inv.IEOperator
 	lib.driveBC, lib.driveSrc = inv.Drives, inv.DriveSource[:lib.cfg.Drives]
 	return lib.saveInventory()
 }
@@ -228,7 +262,8 @@ func (lib *Library) loadInventory() error {
 // saveInventory persists the element contents atomically (caller holds mu
 // or is the constructor).
 func (lib *Library) saveInventory() error {
-	inv := inventory{Slots: lib.slots, IE: lib.ie, IESource: lib.ieSrc, Drives: lib.driveBC, DriveSource: lib.driveSrc}
+	inv := inventory{Slots: lib.slots, IESlots: lib.ie, IESources: lib.ieSrc, IEOperator: lib.ieOp,
+		Drives: lib.driveBC, DriveSource: lib.driveSrc}
 	b, err := json.MarshalIndent(inv, "", "  ")
 	if err != nil {
 		return err
@@ -273,8 +308,8 @@ func (lib *Library) classify(a uint16) (kind, idx int) {
 	switch {
 	case a == transportAddr:
 		return elTransport, 0
-	case a == ieAddr:
-		return elIE, 0
+	case a >= ieAddr && int(a-ieAddr) < len(lib.ie):
+		return elIE, int(a - ieAddr)
 	case a >= driveBase && int(a-driveBase) < len(lib.drives):
 		return elDrive, int(a - driveBase)
 	case a >= slotBase && int(a-slotBase) < len(lib.slots):
@@ -289,7 +324,7 @@ func (lib *Library) content(a uint16) string {
 	case elSlot:
 		return lib.slots[i]
 	case elIE:
-		return lib.ie
+		return lib.ie[i]
 	case elDrive:
 		return lib.driveBC[i]
 	}
@@ -341,8 +376,8 @@ func (lib *Library) move(src, dst uint16) *sense {
 	case elSlot:
 		lib.slots[si] = ""
 	case elIE:
-		lib.ie = ""
-		origin = lib.ieSrc
+		lib.ie[si], lib.ieOp[si] = "", false
+		origin = lib.ieSrc[si]
 		if origin == 0 {
 			origin = src
 		}
@@ -354,7 +389,7 @@ func (lib *Library) move(src, dst uint16) *sense {
 	case elSlot:
 		lib.slots[di] = bc
 	case elIE:
-		lib.ie, lib.ieSrc = bc, origin
+		lib.ie[di], lib.ieSrc[di], lib.ieOp[di] = bc, origin, false
 	case elDrive:
 		lib.driveBC[di], lib.driveSrc[di] = bc, origin
 		d := lib.drives[di]
@@ -417,7 +452,15 @@ func (lib *Library) PanelMove(from, to int) error {
 	if s := lib.move(uint16(from), uint16(to)); s != nil {
 		return senseError(s)
 	}
-	if uint16(from) == ieAddr || uint16(to) == ieAddr {
+	fk, _ := lib.classify(uint16(from))
+	tk, ti := lib.classify(uint16(to))
+	if tk == elIE {
+		lib.ieOp[ti] = true // placed by the operator: IMPEXP
+		if err := lib.saveInventory(); err != nil {
+			lib.log.Error("saving library inventory", "err", err)
+		}
+	}
+	if fk == elIE || tk == elIE {
 		for nx := range lib.cnex {
 			nx.addUA(scsi.ASCImportExportAccessed)
 		}
@@ -478,9 +521,11 @@ type Status struct {
 		Product string `json:"product"`
 		Serial  string `json:"serial"`
 	} `json:"changer"`
-	Slots  []SlotStatus  `json:"slots"`
-	IE     SlotStatus    `json:"import_export"`
-	Drives []DriveStatus `json:"drives"`
+	Slots []SlotStatus `json:"slots"`
+	IE    SlotStatus   `json:"import_export"` // the first I/E element
+	// IESlots lists every import/export element (IE is its first).
+	IESlots []SlotStatus  `json:"import_export_slots"`
+	Drives  []DriveStatus `json:"drives"`
 }
 
 // SlotStatus is one storage or import/export element.
@@ -498,7 +543,11 @@ func (lib *Library) Status() Status {
 	for i, bc := range lib.slots {
 		st.Slots = append(st.Slots, SlotStatus{Slot: i + 1, Address: int(slotBase) + i, Barcode: bc})
 	}
-	st.IE = SlotStatus{Address: int(ieAddr), Barcode: lib.ie}
+	for i, bc := range lib.ie {
+		st.IESlots = append(st.IESlots, SlotStatus{Slot: i + 1, Address: int(ieAddr) + i, Barcode: bc})
+	}
+	st.IE = st.IESlots[0]
+	st.IE.Slot = 0
 	lib.mu.Unlock()
 	for _, d := range lib.drives {
 		st.Drives = append(st.Drives, d.status())
