@@ -29,10 +29,6 @@ CREATE TABLE media_keys (
     -- The volume held data when the key was superseded (data on tape may be
     -- encrypted under it).
     had_data         boolean NOT NULL DEFAULT false,
-    -- When storaged last verified a drive encrypting with this key while it
-    -- was current (media.encryption_verified_at), so that a key made
-    -- current again keeps its verification.
-    encryption_verified_at timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (media_id, key_fingerprint)
 );

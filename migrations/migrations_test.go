@@ -447,3 +447,45 @@ func TestPoolLimitsCopiedAtLabel(t *testing.T) {
 		t.Fatalf("status Lost: %v, want media_status_check", err)
 	}
 }
+
+// TestKeyHistoryVerificationAt8: schema 8 adds media_keys'
+// encryption_verified_at, both to a catalog whose 002 lacks it (as 002 was
+// first released) and to one where an earlier build had put it in 002.
+func TestKeyHistoryVerificationAt8(t *testing.T) {
+	ctx := context.Background()
+	for _, hadIt := range []bool{false, true} {
+		conn := pgtest.Connect(t, pgtest.NewEmptyDB(t))
+		m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.LoadMigrations(migrations.FS()); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.MigrateTo(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+		has := func() bool {
+			var n int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+				WHERE table_name = 'media_keys' AND column_name = 'encryption_verified_at'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+		if has() {
+			t.Fatal("schema 7 already has media_keys.encryption_verified_at: 002 must stay as first released")
+		}
+		if hadIt {
+			if _, err := conn.Exec(ctx, `ALTER TABLE media_keys ADD COLUMN encryption_verified_at timestamptz`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := migrations.Apply(ctx, conn); err != nil {
+			t.Fatalf("applying 8 (column there before: %v): %v", hadIt, err)
+		}
+		if !has() {
+			t.Fatalf("schema 8 lacks media_keys.encryption_verified_at (column there before: %v)", hadIt)
+		}
+	}
+}
