@@ -12,10 +12,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,27 +40,13 @@ func main() {
 }
 
 func run() int {
-	fs := flag.NewFlagSet("storaged", flag.ContinueOnError)
-	cfgPath := fs.String("c", "/etc/tapeward/storaged.toml", "configuration file")
-	debug := fs.Bool("debug", false, "log at debug level")
-	addrFile := fs.String("addr-file", "", "once listening, write the bound address to this file (for listen = \"127.0.0.1:0\")")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	flags, code, ok := daemon.ParseFlags("storaged", "/etc/tapeward/storaged.toml", "log at debug level", os.Args[1:], os.Stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "storaged: unexpected argument %q; usage: storaged -c FILE\n", fs.Arg(0))
-		return 2
-	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := daemon.Logger(os.Stderr, flags.Debug)
 
-	cfg, err := configs.LoadStoraged(*cfgPath)
+	cfg, err := configs.LoadStoraged(flags.Config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 1
@@ -110,7 +93,7 @@ func run() int {
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
-	if err := daemon.WriteAddrFile(*addrFile, lis.Addr().String()); err != nil {
+	if err := daemon.WriteAddrFile(flags.AddrFile, lis.Addr().String()); err != nil {
 		fmt.Fprintf(os.Stderr, "storaged: %v\n", err)
 		return 1
 	}

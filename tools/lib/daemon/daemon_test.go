@@ -36,3 +36,34 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("%+v", l)
 	}
 }
+
+func TestParseFlags(t *testing.T) {
+	var errb strings.Builder
+	f, code, ok := ParseFlags("filed", "/etc/x.toml", "debug", []string{"-c", "f.toml", "--debug", "--addr-file", "a"}, &errb)
+	if !ok || code != 0 || f != (Flags{Config: "f.toml", Debug: true, AddrFile: "a"}) {
+		t.Fatalf("%+v %d %v", f, code, ok)
+	}
+	if f, _, ok := ParseFlags("filed", "/etc/x.toml", "debug", nil, &errb); !ok || f.Config != "/etc/x.toml" || f.Debug {
+		t.Fatalf("defaults: %+v", f)
+	}
+	if _, code, ok := ParseFlags("filed", "/etc/x.toml", "debug", []string{"-h"}, &errb); ok || code != 0 {
+		t.Fatalf("-h: %d %v", code, ok)
+	}
+	errb.Reset()
+	if _, code, ok := ParseFlags("filed", "/etc/x.toml", "debug", []string{"extra"}, &errb); ok || code != 2 ||
+		errb.String() != "filed: unexpected argument \"extra\"; usage: filed -c FILE\n" {
+		t.Fatalf("extra argument: %d %v %q", code, ok, errb.String())
+	}
+	if _, code, ok := ParseFlags("filed", "/etc/x.toml", "debug", []string{"--nope"}, &errb); ok || code != 2 {
+		t.Fatalf("unknown flag: %d %v", code, ok)
+	}
+}
+
+func TestLogger(t *testing.T) {
+	var b strings.Builder
+	Logger(&b, false).Debug("hidden")
+	Logger(&b, true).Debug("shown")
+	if strings.Contains(b.String(), "hidden") || !strings.Contains(b.String(), "shown") {
+		t.Fatalf("%q", b.String())
+	}
+}
