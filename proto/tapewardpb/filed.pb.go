@@ -1004,6 +1004,488 @@ func (*BackupEvent_Seen) isBackupEvent_Msg() {}
 
 func (*BackupEvent_Done) isBackupEvent_Msg() {}
 
+// How restored paths are mapped to where they are written
+// (tools/lib/relocate): applied to the member's stored path.
+type Relocation struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Where       string                 `protobuf:"bytes,1,opt,name=where,proto3" json:"where,omitempty"` // a prefix (the target directory); "" : "/"
+	StripPrefix string                 `protobuf:"bytes,2,opt,name=strip_prefix,json=stripPrefix,proto3" json:"strip_prefix,omitempty"`
+	AddPrefix   string                 `protobuf:"bytes,3,opt,name=add_prefix,json=addPrefix,proto3" json:"add_prefix,omitempty"`
+	AddSuffix   string                 `protobuf:"bytes,4,opt,name=add_suffix,json=addSuffix,proto3" json:"add_suffix,omitempty"` // appended to file names
+	// sed-like rules "!from!to!" (several separated by ","); when set,
+	// where/strip/add are not used (Bareos regexwhere).
+	Regexwhere    string `protobuf:"bytes,5,opt,name=regexwhere,proto3" json:"regexwhere,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Relocation) Reset() {
+	*x = Relocation{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Relocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Relocation) ProtoMessage() {}
+
+func (x *Relocation) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Relocation.ProtoReflect.Descriptor instead.
+func (*Relocation) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Relocation) GetWhere() string {
+	if x != nil {
+		return x.Where
+	}
+	return ""
+}
+
+func (x *Relocation) GetStripPrefix() string {
+	if x != nil {
+		return x.StripPrefix
+	}
+	return ""
+}
+
+func (x *Relocation) GetAddPrefix() string {
+	if x != nil {
+		return x.AddPrefix
+	}
+	return ""
+}
+
+func (x *Relocation) GetAddSuffix() string {
+	if x != nil {
+		return x.AddSuffix
+	}
+	return ""
+}
+
+func (x *Relocation) GetRegexwhere() string {
+	if x != nil {
+		return x.Regexwhere
+	}
+	return ""
+}
+
+type RestoreRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          int64                  `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	StorageAddress string                 `protobuf:"bytes,2,opt,name=storage_address,json=storageAddress,proto3" json:"storage_address,omitempty"`
+	StorageName    string                 `protobuf:"bytes,3,opt,name=storage_name,json=storageName,proto3" json:"storage_name,omitempty"`
+	TlsServerName  string                 `protobuf:"bytes,4,opt,name=tls_server_name,json=tlsServerName,proto3" json:"tls_server_name,omitempty"`
+	Session        string                 `protobuf:"bytes,5,opt,name=session,proto3" json:"session,omitempty"`
+	Token          string                 `protobuf:"bytes,6,opt,name=token,proto3" json:"token,omitempty"`
+	Relocation     *Relocation            `protobuf:"bytes,7,opt,name=relocation,proto3" json:"relocation,omitempty"`
+	Replace        string                 `protobuf:"bytes,8,opt,name=replace,proto3" json:"replace,omitempty"` // "always", "ifnewer", "ifolder", "never"
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RestoreRequest) Reset() {
+	*x = RestoreRequest{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRequest) ProtoMessage() {}
+
+func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
+func (*RestoreRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RestoreRequest) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreRequest) GetStorageAddress() string {
+	if x != nil {
+		return x.StorageAddress
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetStorageName() string {
+	if x != nil {
+		return x.StorageName
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetTlsServerName() string {
+	if x != nil {
+		return x.TlsServerName
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetRelocation() *Relocation {
+	if x != nil {
+		return x.Relocation
+	}
+	return nil
+}
+
+func (x *RestoreRequest) GetReplace() string {
+	if x != nil {
+		return x.Replace
+	}
+	return ""
+}
+
+type RestoreFileError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          []byte                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`     // the member's stored path
+	Target        []byte                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"` // where it was to be written
+	Op            string                 `protobuf:"bytes,3,opt,name=op,proto3" json:"op,omitempty"`         // "digest", "refused", "open", "write", "attrs", …
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreFileError) Reset() {
+	*x = RestoreFileError{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreFileError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreFileError) ProtoMessage() {}
+
+func (x *RestoreFileError) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreFileError.ProtoReflect.Descriptor instead.
+func (*RestoreFileError) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RestoreFileError) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *RestoreFileError) GetTarget() []byte {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *RestoreFileError) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *RestoreFileError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type RestoreFiledProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         int64                  `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"`     // members written
+	Bytes         int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`     // file bytes written
+	Skipped       int64                  `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"` // kept by replace=
+	Current       []byte                 `protobuf:"bytes,4,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreFiledProgress) Reset() {
+	*x = RestoreFiledProgress{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreFiledProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreFiledProgress) ProtoMessage() {}
+
+func (x *RestoreFiledProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreFiledProgress.ProtoReflect.Descriptor instead.
+func (*RestoreFiledProgress) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RestoreFiledProgress) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *RestoreFiledProgress) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RestoreFiledProgress) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *RestoreFiledProgress) GetCurrent() []byte {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+type RestoreFiledDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         int64                  `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"`
+	Bytes         int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Skipped       int64                  `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Errors        int64                  `protobuf:"varint,4,opt,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreFiledDone) Reset() {
+	*x = RestoreFiledDone{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreFiledDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreFiledDone) ProtoMessage() {}
+
+func (x *RestoreFiledDone) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreFiledDone.ProtoReflect.Descriptor instead.
+func (*RestoreFiledDone) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RestoreFiledDone) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *RestoreFiledDone) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RestoreFiledDone) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *RestoreFiledDone) GetErrors() int64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+type RestoreFiledEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*RestoreFiledEvent_Progress
+	//	*RestoreFiledEvent_Error
+	//	*RestoreFiledEvent_Done
+	Msg           isRestoreFiledEvent_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreFiledEvent) Reset() {
+	*x = RestoreFiledEvent{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreFiledEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreFiledEvent) ProtoMessage() {}
+
+func (x *RestoreFiledEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreFiledEvent.ProtoReflect.Descriptor instead.
+func (*RestoreFiledEvent) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RestoreFiledEvent) GetMsg() isRestoreFiledEvent_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *RestoreFiledEvent) GetProgress() *RestoreFiledProgress {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreFiledEvent_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *RestoreFiledEvent) GetError() *RestoreFileError {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreFiledEvent_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+func (x *RestoreFiledEvent) GetDone() *RestoreFiledDone {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreFiledEvent_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isRestoreFiledEvent_Msg interface {
+	isRestoreFiledEvent_Msg()
+}
+
+type RestoreFiledEvent_Progress struct {
+	Progress *RestoreFiledProgress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type RestoreFiledEvent_Error struct {
+	Error *RestoreFileError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+type RestoreFiledEvent_Done struct {
+	Done *RestoreFiledDone `protobuf:"bytes,3,opt,name=done,proto3,oneof"` // last message
+}
+
+func (*RestoreFiledEvent_Progress) isRestoreFiledEvent_Msg() {}
+
+func (*RestoreFiledEvent_Error) isRestoreFiledEvent_Msg() {}
+
+func (*RestoreFiledEvent_Done) isRestoreFiledEvent_Msg() {}
+
 var File_tapeward_v1_filed_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_filed_proto_rawDesc = "" +
@@ -1081,11 +1563,54 @@ const file_tapeward_v1_filed_proto_rawDesc = "" +
 	"\awarning\x18\x02 \x01(\v2\x18.tapeward.v1.FileWarningH\x00R\awarning\x12,\n" +
 	"\x04seen\x18\x03 \x01(\v2\x16.tapeward.v1.SeenPathsH\x00R\x04seen\x12-\n" +
 	"\x04done\x18\x04 \x01(\v2\x17.tapeward.v1.BackupDoneH\x00R\x04doneB\x05\n" +
-	"\x03msg2\xd8\x01\n" +
+	"\x03msg\"\xa3\x01\n" +
+	"\n" +
+	"Relocation\x12\x14\n" +
+	"\x05where\x18\x01 \x01(\tR\x05where\x12!\n" +
+	"\fstrip_prefix\x18\x02 \x01(\tR\vstripPrefix\x12\x1d\n" +
+	"\n" +
+	"add_prefix\x18\x03 \x01(\tR\taddPrefix\x12\x1d\n" +
+	"\n" +
+	"add_suffix\x18\x04 \x01(\tR\taddSuffix\x12\x1e\n" +
+	"\n" +
+	"regexwhere\x18\x05 \x01(\tR\n" +
+	"regexwhere\"\x9e\x02\n" +
+	"\x0eRestoreRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x03R\x05jobId\x12'\n" +
+	"\x0fstorage_address\x18\x02 \x01(\tR\x0estorageAddress\x12!\n" +
+	"\fstorage_name\x18\x03 \x01(\tR\vstorageName\x12&\n" +
+	"\x0ftls_server_name\x18\x04 \x01(\tR\rtlsServerName\x12\x18\n" +
+	"\asession\x18\x05 \x01(\tR\asession\x12\x14\n" +
+	"\x05token\x18\x06 \x01(\tR\x05token\x127\n" +
+	"\n" +
+	"relocation\x18\a \x01(\v2\x17.tapeward.v1.RelocationR\n" +
+	"relocation\x12\x18\n" +
+	"\areplace\x18\b \x01(\tR\areplace\"h\n" +
+	"\x10RestoreFileError\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\fR\x04path\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\fR\x06target\x12\x0e\n" +
+	"\x02op\x18\x03 \x01(\tR\x02op\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"v\n" +
+	"\x14RestoreFiledProgress\x12\x14\n" +
+	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x18\n" +
+	"\askipped\x18\x03 \x01(\x03R\askipped\x12\x18\n" +
+	"\acurrent\x18\x04 \x01(\fR\acurrent\"p\n" +
+	"\x10RestoreFiledDone\x12\x14\n" +
+	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x18\n" +
+	"\askipped\x18\x03 \x01(\x03R\askipped\x12\x16\n" +
+	"\x06errors\x18\x04 \x01(\x03R\x06errors\"\xc7\x01\n" +
+	"\x11RestoreFiledEvent\x12?\n" +
+	"\bprogress\x18\x01 \x01(\v2!.tapeward.v1.RestoreFiledProgressH\x00R\bprogress\x125\n" +
+	"\x05error\x18\x02 \x01(\v2\x1d.tapeward.v1.RestoreFileErrorH\x00R\x05error\x123\n" +
+	"\x04done\x18\x03 \x01(\v2\x1d.tapeward.v1.RestoreFiledDoneH\x00R\x04doneB\x05\n" +
+	"\x03msg2\xa2\x02\n" +
 	"\x05Filed\x12E\n" +
 	"\x05Hello\x12\x1e.tapeward.v1.FiledHelloRequest\x1a\x1c.tapeward.v1.FiledHelloReply\x12F\n" +
 	"\bEstimate\x12\x1c.tapeward.v1.EstimateRequest\x1a\x1a.tapeward.v1.EstimateReply0\x01\x12@\n" +
-	"\x06Backup\x12\x1a.tapeward.v1.BackupRequest\x1a\x18.tapeward.v1.BackupEvent0\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\x06Backup\x12\x1a.tapeward.v1.BackupRequest\x1a\x18.tapeward.v1.BackupEvent0\x01\x12H\n" +
+	"\aRestore\x12\x1b.tapeward.v1.RestoreRequest\x1a\x1e.tapeward.v1.RestoreFiledEvent0\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_filed_proto_rawDescOnce sync.Once
@@ -1099,21 +1624,27 @@ func file_tapeward_v1_filed_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_filed_proto_rawDescData
 }
 
-var file_tapeward_v1_filed_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_tapeward_v1_filed_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_tapeward_v1_filed_proto_goTypes = []any{
-	(*FiledHelloRequest)(nil), // 0: tapeward.v1.FiledHelloRequest
-	(*FiledHelloReply)(nil),   // 1: tapeward.v1.FiledHelloReply
-	(*FileSetSpec)(nil),       // 2: tapeward.v1.FileSetSpec
-	(*EstimateRequest)(nil),   // 3: tapeward.v1.EstimateRequest
-	(*EstimateEntry)(nil),     // 4: tapeward.v1.EstimateEntry
-	(*EstimateTotals)(nil),    // 5: tapeward.v1.EstimateTotals
-	(*EstimateReply)(nil),     // 6: tapeward.v1.EstimateReply
-	(*BackupRequest)(nil),     // 7: tapeward.v1.BackupRequest
-	(*BackupProgress)(nil),    // 8: tapeward.v1.BackupProgress
-	(*FileWarning)(nil),       // 9: tapeward.v1.FileWarning
-	(*SeenPaths)(nil),         // 10: tapeward.v1.SeenPaths
-	(*BackupDone)(nil),        // 11: tapeward.v1.BackupDone
-	(*BackupEvent)(nil),       // 12: tapeward.v1.BackupEvent
+	(*FiledHelloRequest)(nil),    // 0: tapeward.v1.FiledHelloRequest
+	(*FiledHelloReply)(nil),      // 1: tapeward.v1.FiledHelloReply
+	(*FileSetSpec)(nil),          // 2: tapeward.v1.FileSetSpec
+	(*EstimateRequest)(nil),      // 3: tapeward.v1.EstimateRequest
+	(*EstimateEntry)(nil),        // 4: tapeward.v1.EstimateEntry
+	(*EstimateTotals)(nil),       // 5: tapeward.v1.EstimateTotals
+	(*EstimateReply)(nil),        // 6: tapeward.v1.EstimateReply
+	(*BackupRequest)(nil),        // 7: tapeward.v1.BackupRequest
+	(*BackupProgress)(nil),       // 8: tapeward.v1.BackupProgress
+	(*FileWarning)(nil),          // 9: tapeward.v1.FileWarning
+	(*SeenPaths)(nil),            // 10: tapeward.v1.SeenPaths
+	(*BackupDone)(nil),           // 11: tapeward.v1.BackupDone
+	(*BackupEvent)(nil),          // 12: tapeward.v1.BackupEvent
+	(*Relocation)(nil),           // 13: tapeward.v1.Relocation
+	(*RestoreRequest)(nil),       // 14: tapeward.v1.RestoreRequest
+	(*RestoreFileError)(nil),     // 15: tapeward.v1.RestoreFileError
+	(*RestoreFiledProgress)(nil), // 16: tapeward.v1.RestoreFiledProgress
+	(*RestoreFiledDone)(nil),     // 17: tapeward.v1.RestoreFiledDone
+	(*RestoreFiledEvent)(nil),    // 18: tapeward.v1.RestoreFiledEvent
 }
 var file_tapeward_v1_filed_proto_depIdxs = []int32{
 	2,  // 0: tapeward.v1.EstimateRequest.fileset:type_name -> tapeward.v1.FileSetSpec
@@ -1124,17 +1655,23 @@ var file_tapeward_v1_filed_proto_depIdxs = []int32{
 	9,  // 5: tapeward.v1.BackupEvent.warning:type_name -> tapeward.v1.FileWarning
 	10, // 6: tapeward.v1.BackupEvent.seen:type_name -> tapeward.v1.SeenPaths
 	11, // 7: tapeward.v1.BackupEvent.done:type_name -> tapeward.v1.BackupDone
-	0,  // 8: tapeward.v1.Filed.Hello:input_type -> tapeward.v1.FiledHelloRequest
-	3,  // 9: tapeward.v1.Filed.Estimate:input_type -> tapeward.v1.EstimateRequest
-	7,  // 10: tapeward.v1.Filed.Backup:input_type -> tapeward.v1.BackupRequest
-	1,  // 11: tapeward.v1.Filed.Hello:output_type -> tapeward.v1.FiledHelloReply
-	6,  // 12: tapeward.v1.Filed.Estimate:output_type -> tapeward.v1.EstimateReply
-	12, // 13: tapeward.v1.Filed.Backup:output_type -> tapeward.v1.BackupEvent
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	13, // 8: tapeward.v1.RestoreRequest.relocation:type_name -> tapeward.v1.Relocation
+	16, // 9: tapeward.v1.RestoreFiledEvent.progress:type_name -> tapeward.v1.RestoreFiledProgress
+	15, // 10: tapeward.v1.RestoreFiledEvent.error:type_name -> tapeward.v1.RestoreFileError
+	17, // 11: tapeward.v1.RestoreFiledEvent.done:type_name -> tapeward.v1.RestoreFiledDone
+	0,  // 12: tapeward.v1.Filed.Hello:input_type -> tapeward.v1.FiledHelloRequest
+	3,  // 13: tapeward.v1.Filed.Estimate:input_type -> tapeward.v1.EstimateRequest
+	7,  // 14: tapeward.v1.Filed.Backup:input_type -> tapeward.v1.BackupRequest
+	14, // 15: tapeward.v1.Filed.Restore:input_type -> tapeward.v1.RestoreRequest
+	1,  // 16: tapeward.v1.Filed.Hello:output_type -> tapeward.v1.FiledHelloReply
+	6,  // 17: tapeward.v1.Filed.Estimate:output_type -> tapeward.v1.EstimateReply
+	12, // 18: tapeward.v1.Filed.Backup:output_type -> tapeward.v1.BackupEvent
+	18, // 19: tapeward.v1.Filed.Restore:output_type -> tapeward.v1.RestoreFiledEvent
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_filed_proto_init() }
@@ -1148,13 +1685,18 @@ func file_tapeward_v1_filed_proto_init() {
 		(*BackupEvent_Seen)(nil),
 		(*BackupEvent_Done)(nil),
 	}
+	file_tapeward_v1_filed_proto_msgTypes[18].OneofWrappers = []any{
+		(*RestoreFiledEvent_Progress)(nil),
+		(*RestoreFiledEvent_Error)(nil),
+		(*RestoreFiledEvent_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_filed_proto_rawDesc), len(file_tapeward_v1_filed_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

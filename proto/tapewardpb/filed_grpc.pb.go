@@ -28,6 +28,7 @@ const (
 	Filed_Hello_FullMethodName    = "/tapeward.v1.Filed/Hello"
 	Filed_Estimate_FullMethodName = "/tapeward.v1.Filed/Estimate"
 	Filed_Backup_FullMethodName   = "/tapeward.v1.Filed/Backup"
+	Filed_Restore_FullMethodName  = "/tapeward.v1.Filed/Restore"
 )
 
 // FiledClient is the client API for Filed service.
@@ -41,6 +42,12 @@ type FiledClient interface {
 	// the token, report progress, warnings and (for Incremental and
 	// Differential) every path seen. Cancelling the call stops the job.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupEvent], error)
+	// Run a restore: dial the storage daemon's RestoreData with the token,
+	// write each member under the target safely (never outside it; a
+	// temporary name, the digest verified, then renamed into place), apply
+	// the recorded attributes, report progress and per-file errors.
+	// Cancelling the call stops the restore.
+	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestoreFiledEvent], error)
 }
 
 type filedClient struct {
@@ -99,6 +106,25 @@ func (c *filedClient) Backup(ctx context.Context, in *BackupRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Filed_BackupClient = grpc.ServerStreamingClient[BackupEvent]
 
+func (c *filedClient) Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestoreFiledEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Filed_ServiceDesc.Streams[2], Filed_Restore_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RestoreRequest, RestoreFiledEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filed_RestoreClient = grpc.ServerStreamingClient[RestoreFiledEvent]
+
 // FiledServer is the server API for Filed service.
 // All implementations must embed UnimplementedFiledServer
 // for forward compatibility.
@@ -110,6 +136,12 @@ type FiledServer interface {
 	// the token, report progress, warnings and (for Incremental and
 	// Differential) every path seen. Cancelling the call stops the job.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupEvent]) error
+	// Run a restore: dial the storage daemon's RestoreData with the token,
+	// write each member under the target safely (never outside it; a
+	// temporary name, the digest verified, then renamed into place), apply
+	// the recorded attributes, report progress and per-file errors.
+	// Cancelling the call stops the restore.
+	Restore(*RestoreRequest, grpc.ServerStreamingServer[RestoreFiledEvent]) error
 	mustEmbedUnimplementedFiledServer()
 }
 
@@ -128,6 +160,9 @@ func (UnimplementedFiledServer) Estimate(*EstimateRequest, grpc.ServerStreamingS
 }
 func (UnimplementedFiledServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupEvent]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedFiledServer) Restore(*RestoreRequest, grpc.ServerStreamingServer[RestoreFiledEvent]) error {
+	return status.Error(codes.Unimplemented, "method Restore not implemented")
 }
 func (UnimplementedFiledServer) mustEmbedUnimplementedFiledServer() {}
 func (UnimplementedFiledServer) testEmbeddedByValue()               {}
@@ -190,6 +225,17 @@ func _Filed_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Filed_BackupServer = grpc.ServerStreamingServer[BackupEvent]
 
+func _Filed_Restore_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RestoreRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FiledServer).Restore(m, &grpc.GenericServerStream[RestoreRequest, RestoreFiledEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filed_RestoreServer = grpc.ServerStreamingServer[RestoreFiledEvent]
+
 // Filed_ServiceDesc is the grpc.ServiceDesc for Filed service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -211,6 +257,11 @@ var Filed_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Backup",
 			Handler:       _Filed_Backup_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Restore",
+			Handler:       _Filed_Restore_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -876,7 +876,13 @@ type LabelVolumeRequest struct {
 	// Rewrite the label of a volume that already carries a Tapeward label
 	// with this same volume name and holds no data (after its encryption
 	// changed in the catalog). Any other existing label is never overwritten.
-	Relabel       bool `protobuf:"varint,9,opt,name=relabel,proto3" json:"relabel,omitempty"`
+	Relabel bool `protobuf:"varint,9,opt,name=relabel,proto3" json:"relabel,omitempty"`
+	// Recycle: rewrite the label of a volume the catalog has purged (its
+	// data given up), with the new key in `key`. The tape's label must carry
+	// this same volume name; storaged refuses when the new key's
+	// fingerprint equals the old label's (a tape is never written again
+	// under a key it was written under before its recycling).
+	Recycle       bool `protobuf:"varint,10,opt,name=recycle,proto3" json:"recycle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -970,6 +976,13 @@ func (x *LabelVolumeRequest) GetKey() *WrappedKey {
 func (x *LabelVolumeRequest) GetRelabel() bool {
 	if x != nil {
 		return x.Relabel
+	}
+	return false
+}
+
+func (x *LabelVolumeRequest) GetRecycle() bool {
+	if x != nil {
+		return x.Recycle
 	}
 	return false
 }
@@ -3679,6 +3692,1017 @@ func (x *ImportVolumeReply) GetSlot() uint32 {
 	return 0
 }
 
+type RestoreOpen struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId int64                  `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Job   string                 `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// The client certificate name (role client) that may read the data.
+	Client             string `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
+	Drive              string `protobuf:"bytes,4,opt,name=drive,proto3" json:"drive,omitempty"`                                                        // "" : any free drive
+	IdleTimeoutSeconds uint32 `protobuf:"varint,5,opt,name=idle_timeout_seconds,json=idleTimeoutSeconds,proto3" json:"idle_timeout_seconds,omitempty"` // 0 : 120
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RestoreOpen) Reset() {
+	*x = RestoreOpen{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreOpen) ProtoMessage() {}
+
+func (x *RestoreOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreOpen.ProtoReflect.Descriptor instead.
+func (*RestoreOpen) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RestoreOpen) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreOpen) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *RestoreOpen) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *RestoreOpen) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *RestoreOpen) GetIdleTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.IdleTimeoutSeconds
+	}
+	return 0
+}
+
+// One member to read, as the catalog holds it.
+type RestoreMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The director's number for it (1, 2, … in plan order), echoed in
+	// RestoreDataReply.member so both ends agree which member follows.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The catalog's record: path, attributes, sha256; address.block counts
+	// from the first block of its tape file.
+	Record *MemberRecord `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	// The absolute logical block of the first block of address.tape_file
+	// (job_media.first_block): LOCATE goes to first_block + address.block.
+	TapeFileFirstBlock uint64 `protobuf:"varint,3,opt,name=tape_file_first_block,json=tapeFileFirstBlock,proto3" json:"tape_file_first_block,omitempty"`
+	// Set on the entry for a continuation: which of record.parts this
+	// entry reads (the member's bytes before it came from the previous
+	// volume). 0 : the member's first part (its headers and data start).
+	ContinuationPart uint32 `protobuf:"varint,4,opt,name=continuation_part,json=continuationPart,proto3" json:"continuation_part,omitempty"`
+	// For that continuation part: the absolute first block of its tape file.
+	PartTapeFileFirstBlock uint64 `protobuf:"varint,5,opt,name=part_tape_file_first_block,json=partTapeFileFirstBlock,proto3" json:"part_tape_file_first_block,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *RestoreMember) Reset() {
+	*x = RestoreMember{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreMember) ProtoMessage() {}
+
+func (x *RestoreMember) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreMember.ProtoReflect.Descriptor instead.
+func (*RestoreMember) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RestoreMember) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RestoreMember) GetRecord() *MemberRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *RestoreMember) GetTapeFileFirstBlock() uint64 {
+	if x != nil {
+		return x.TapeFileFirstBlock
+	}
+	return 0
+}
+
+func (x *RestoreMember) GetContinuationPart() uint32 {
+	if x != nil {
+		return x.ContinuationPart
+	}
+	return 0
+}
+
+func (x *RestoreMember) GetPartTapeFileFirstBlock() uint64 {
+	if x != nil {
+		return x.PartTapeFileFirstBlock
+	}
+	return 0
+}
+
+type RestoreVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Changer       string                 `protobuf:"bytes,2,opt,name=changer,proto3" json:"changer,omitempty"` // "" : the storage's only changer
+	Slot          uint32                 `protobuf:"varint,3,opt,name=slot,proto3" json:"slot,omitempty"`      // 1-based; 0 : not in the library (storaged fails naming it)
+	Members       []*RestoreMember       `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"` // tape order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreVolume) Reset() {
+	*x = RestoreVolume{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreVolume) ProtoMessage() {}
+
+func (x *RestoreVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreVolume.ProtoReflect.Descriptor instead.
+func (*RestoreVolume) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RestoreVolume) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *RestoreVolume) GetChanger() string {
+	if x != nil {
+		return x.Changer
+	}
+	return ""
+}
+
+func (x *RestoreVolume) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *RestoreVolume) GetMembers() []*RestoreMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type RestoreControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*RestoreControl_Open
+	//	*RestoreControl_Volume
+	//	*RestoreControl_PlanEnd
+	Msg           isRestoreControl_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreControl) Reset() {
+	*x = RestoreControl{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreControl) ProtoMessage() {}
+
+func (x *RestoreControl) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreControl.ProtoReflect.Descriptor instead.
+func (*RestoreControl) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *RestoreControl) GetMsg() isRestoreControl_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *RestoreControl) GetOpen() *RestoreOpen {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreControl_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *RestoreControl) GetVolume() *RestoreVolume {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreControl_Volume); ok {
+			return x.Volume
+		}
+	}
+	return nil
+}
+
+func (x *RestoreControl) GetPlanEnd() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreControl_PlanEnd); ok {
+			return x.PlanEnd
+		}
+	}
+	return false
+}
+
+type isRestoreControl_Msg interface {
+	isRestoreControl_Msg()
+}
+
+type RestoreControl_Open struct {
+	Open *RestoreOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"` // first message
+}
+
+type RestoreControl_Volume struct {
+	Volume *RestoreVolume `protobuf:"bytes,2,opt,name=volume,proto3,oneof"` // the plan, a volume at a time (may repeat a volume name
+}
+
+type RestoreControl_PlanEnd struct {
+	// for a long list: consecutive messages for one volume)
+	PlanEnd bool `protobuf:"varint,3,opt,name=plan_end,json=planEnd,proto3,oneof"` // no more volumes
+}
+
+func (*RestoreControl_Open) isRestoreControl_Msg() {}
+
+func (*RestoreControl_Volume) isRestoreControl_Msg() {}
+
+func (*RestoreControl_PlanEnd) isRestoreControl_Msg() {}
+
+type RestoreOpened struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"` // one-time; give it to the client only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreOpened) Reset() {
+	*x = RestoreOpened{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreOpened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreOpened) ProtoMessage() {}
+
+func (x *RestoreOpened) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreOpened.ProtoReflect.Descriptor instead.
+func (*RestoreOpened) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RestoreOpened) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *RestoreOpened) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type RestoreMounted struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Volume         string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Drive          string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"`
+	Encrypted      bool                   `protobuf:"varint,3,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	KeyFingerprint string                 `protobuf:"bytes,4,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RestoreMounted) Reset() {
+	*x = RestoreMounted{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreMounted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreMounted) ProtoMessage() {}
+
+func (x *RestoreMounted) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreMounted.ProtoReflect.Descriptor instead.
+func (*RestoreMounted) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *RestoreMounted) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *RestoreMounted) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *RestoreMounted) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *RestoreMounted) GetKeyFingerprint() string {
+	if x != nil {
+		return x.KeyFingerprint
+	}
+	return ""
+}
+
+type RestoreProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       uint64                 `protobuf:"varint,1,opt,name=members,proto3" json:"members,omitempty"`                         // members sent to the client
+	Bytes         int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`                             // stream bytes sent
+	BlocksRead    uint64                 `protobuf:"varint,3,opt,name=blocks_read,json=blocksRead,proto3" json:"blocks_read,omitempty"` // tape blocks read so far (all volumes)
+	Volume        string                 `protobuf:"bytes,4,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreProgress) Reset() {
+	*x = RestoreProgress{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreProgress) ProtoMessage() {}
+
+func (x *RestoreProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreProgress.ProtoReflect.Descriptor instead.
+func (*RestoreProgress) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RestoreProgress) GetMembers() uint64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *RestoreProgress) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RestoreProgress) GetBlocksRead() uint64 {
+	if x != nil {
+		return x.BlocksRead
+	}
+	return 0
+}
+
+func (x *RestoreProgress) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type RestoreDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       uint64                 `protobuf:"varint,1,opt,name=members,proto3" json:"members,omitempty"`
+	Bytes         int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	BlocksRead    uint64                 `protobuf:"varint,3,opt,name=blocks_read,json=blocksRead,proto3" json:"blocks_read,omitempty"`
+	Volumes       []string               `protobuf:"bytes,4,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreDone) Reset() {
+	*x = RestoreDone{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreDone) ProtoMessage() {}
+
+func (x *RestoreDone) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreDone.ProtoReflect.Descriptor instead.
+func (*RestoreDone) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *RestoreDone) GetMembers() uint64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *RestoreDone) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RestoreDone) GetBlocksRead() uint64 {
+	if x != nil {
+		return x.BlocksRead
+	}
+	return 0
+}
+
+func (x *RestoreDone) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type RestoreEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*RestoreEvent_Opened
+	//	*RestoreEvent_Mounted
+	//	*RestoreEvent_Progress
+	//	*RestoreEvent_Done
+	Msg           isRestoreEvent_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreEvent) Reset() {
+	*x = RestoreEvent{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreEvent) ProtoMessage() {}
+
+func (x *RestoreEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreEvent.ProtoReflect.Descriptor instead.
+func (*RestoreEvent) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *RestoreEvent) GetMsg() isRestoreEvent_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *RestoreEvent) GetOpened() *RestoreOpened {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreEvent_Opened); ok {
+			return x.Opened
+		}
+	}
+	return nil
+}
+
+func (x *RestoreEvent) GetMounted() *RestoreMounted {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreEvent_Mounted); ok {
+			return x.Mounted
+		}
+	}
+	return nil
+}
+
+func (x *RestoreEvent) GetProgress() *RestoreProgress {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreEvent_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *RestoreEvent) GetDone() *RestoreDone {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreEvent_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isRestoreEvent_Msg interface {
+	isRestoreEvent_Msg()
+}
+
+type RestoreEvent_Opened struct {
+	Opened *RestoreOpened `protobuf:"bytes,1,opt,name=opened,proto3,oneof"`
+}
+
+type RestoreEvent_Mounted struct {
+	Mounted *RestoreMounted `protobuf:"bytes,2,opt,name=mounted,proto3,oneof"`
+}
+
+type RestoreEvent_Progress struct {
+	Progress *RestoreProgress `protobuf:"bytes,3,opt,name=progress,proto3,oneof"`
+}
+
+type RestoreEvent_Done struct {
+	Done *RestoreDone `protobuf:"bytes,4,opt,name=done,proto3,oneof"` // last message of a clean session
+}
+
+func (*RestoreEvent_Opened) isRestoreEvent_Msg() {}
+
+func (*RestoreEvent_Mounted) isRestoreEvent_Msg() {}
+
+func (*RestoreEvent_Progress) isRestoreEvent_Msg() {}
+
+func (*RestoreEvent_Done) isRestoreEvent_Msg() {}
+
+type RestoreDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreDataRequest) Reset() {
+	*x = RestoreDataRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreDataRequest) ProtoMessage() {}
+
+func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreDataRequest.ProtoReflect.Descriptor instead.
+func (*RestoreDataRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RestoreDataRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *RestoreDataRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type RestoreDataReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*RestoreDataReply_Member
+	//	*RestoreDataReply_Data
+	//	*RestoreDataReply_End
+	Msg           isRestoreDataReply_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreDataReply) Reset() {
+	*x = RestoreDataReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreDataReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreDataReply) ProtoMessage() {}
+
+func (x *RestoreDataReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreDataReply.ProtoReflect.Descriptor instead.
+func (*RestoreDataReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RestoreDataReply) GetMsg() isRestoreDataReply_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *RestoreDataReply) GetMember() *RestoreMember {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreDataReply_Member); ok {
+			return x.Member
+		}
+	}
+	return nil
+}
+
+func (x *RestoreDataReply) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreDataReply_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *RestoreDataReply) GetEnd() *RestoreDataEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*RestoreDataReply_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isRestoreDataReply_Msg interface {
+	isRestoreDataReply_Msg()
+}
+
+type RestoreDataReply_Member struct {
+	// The next member: its bytes follow in data messages until the next
+	// member or end.
+	Member *RestoreMember `protobuf:"bytes,1,opt,name=member,proto3,oneof"`
+}
+
+type RestoreDataReply_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+type RestoreDataReply_End struct {
+	End *RestoreDataEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
+}
+
+func (*RestoreDataReply_Member) isRestoreDataReply_Msg() {}
+
+func (*RestoreDataReply_Data) isRestoreDataReply_Msg() {}
+
+func (*RestoreDataReply_End) isRestoreDataReply_Msg() {}
+
+type RestoreDataEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       uint64                 `protobuf:"varint,1,opt,name=members,proto3" json:"members,omitempty"`
+	Bytes         int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreDataEnd) Reset() {
+	*x = RestoreDataEnd{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreDataEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreDataEnd) ProtoMessage() {}
+
+func (x *RestoreDataEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreDataEnd.ProtoReflect.Descriptor instead.
+func (*RestoreDataEnd) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RestoreDataEnd) GetMembers() uint64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *RestoreDataEnd) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type ShredKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []string               `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"` // for the log, e.g. "shred volume=TW0004L6 by admin"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShredKeysRequest) Reset() {
+	*x = ShredKeysRequest{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShredKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShredKeysRequest) ProtoMessage() {}
+
+func (x *ShredKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShredKeysRequest.ProtoReflect.Descriptor instead.
+func (*ShredKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ShredKeysRequest) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *ShredKeysRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ShredKeysReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stored strings destroyed (current and history, backups included).
+	Destroyed uint32 `protobuf:"varint,1,opt,name=destroyed,proto3" json:"destroyed,omitempty"`
+	// Volumes the cache held no key for.
+	Absent        []string `protobuf:"bytes,2,rep,name=absent,proto3" json:"absent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShredKeysReply) Reset() {
+	*x = ShredKeysReply{}
+	mi := &file_tapeward_v1_storage_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShredKeysReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShredKeysReply) ProtoMessage() {}
+
+func (x *ShredKeysReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_storage_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShredKeysReply.ProtoReflect.Descriptor instead.
+func (*ShredKeysReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_storage_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ShredKeysReply) GetDestroyed() uint32 {
+	if x != nil {
+		return x.Destroyed
+	}
+	return 0
+}
+
+func (x *ShredKeysReply) GetAbsent() []string {
+	if x != nil {
+		return x.Absent
+	}
+	return nil
+}
+
 var File_tapeward_v1_storage_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_storage_proto_rawDesc = "" +
@@ -3755,7 +4779,7 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\bchecksum\x18\x06 \x01(\tR\bchecksum\x12\x1c\n" +
 	"\tconflicts\x18\a \x01(\rR\tconflicts\x12\x14\n" +
 	"\x05error\x18\b \x01(\tR\x05error\x12\x1b\n" +
-	"\ttime_unix\x18\t \x01(\x03R\btimeUnix\"\x82\x02\n" +
+	"\ttime_unix\x18\t \x01(\x03R\btimeUnix\"\x9c\x02\n" +
 	"\x12LabelVolumeRequest\x12\x18\n" +
 	"\achanger\x18\x01 \x01(\tR\achanger\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
@@ -3766,7 +4790,9 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"media_type\x18\x06 \x01(\tR\tmediaType\x12\x18\n" +
 	"\aencrypt\x18\a \x01(\bR\aencrypt\x12)\n" +
 	"\x03key\x18\b \x01(\v2\x17.tapeward.v1.WrappedKeyR\x03key\x12\x18\n" +
-	"\arelabel\x18\t \x01(\bR\arelabel\"\xee\x02\n" +
+	"\arelabel\x18\t \x01(\bR\arelabel\x12\x18\n" +
+	"\arecycle\x18\n" +
+	" \x01(\bR\arecycle\"\xee\x02\n" +
 	"\x10LabelVolumeReply\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x12\n" +
@@ -3968,7 +4994,73 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x11ImportVolumeReply\x12\x18\n" +
 	"\achanger\x18\x01 \x01(\tR\achanger\x12\x18\n" +
 	"\abarcode\x18\x02 \x01(\tR\abarcode\x12\x12\n" +
-	"\x04slot\x18\x03 \x01(\rR\x04slot2\xad\b\n" +
+	"\x04slot\x18\x03 \x01(\rR\x04slot\"\x96\x01\n" +
+	"\vRestoreOpen\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x03R\x05jobId\x12\x10\n" +
+	"\x03job\x18\x02 \x01(\tR\x03job\x12\x16\n" +
+	"\x06client\x18\x03 \x01(\tR\x06client\x12\x14\n" +
+	"\x05drive\x18\x04 \x01(\tR\x05drive\x120\n" +
+	"\x14idle_timeout_seconds\x18\x05 \x01(\rR\x12idleTimeoutSeconds\"\xf0\x01\n" +
+	"\rRestoreMember\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
+	"\x06record\x18\x02 \x01(\v2\x19.tapeward.v1.MemberRecordR\x06record\x121\n" +
+	"\x15tape_file_first_block\x18\x03 \x01(\x04R\x12tapeFileFirstBlock\x12+\n" +
+	"\x11continuation_part\x18\x04 \x01(\rR\x10continuationPart\x12:\n" +
+	"\x1apart_tape_file_first_block\x18\x05 \x01(\x04R\x16partTapeFileFirstBlock\"\x8b\x01\n" +
+	"\rRestoreVolume\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
+	"\achanger\x18\x02 \x01(\tR\achanger\x12\x12\n" +
+	"\x04slot\x18\x03 \x01(\rR\x04slot\x124\n" +
+	"\amembers\x18\x04 \x03(\v2\x1a.tapeward.v1.RestoreMemberR\amembers\"\x9a\x01\n" +
+	"\x0eRestoreControl\x12.\n" +
+	"\x04open\x18\x01 \x01(\v2\x18.tapeward.v1.RestoreOpenH\x00R\x04open\x124\n" +
+	"\x06volume\x18\x02 \x01(\v2\x1a.tapeward.v1.RestoreVolumeH\x00R\x06volume\x12\x1b\n" +
+	"\bplan_end\x18\x03 \x01(\bH\x00R\aplanEndB\x05\n" +
+	"\x03msg\"?\n" +
+	"\rRestoreOpened\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\x85\x01\n" +
+	"\x0eRestoreMounted\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x14\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x1c\n" +
+	"\tencrypted\x18\x03 \x01(\bR\tencrypted\x12'\n" +
+	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\"z\n" +
+	"\x0fRestoreProgress\x12\x18\n" +
+	"\amembers\x18\x01 \x01(\x04R\amembers\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x1f\n" +
+	"\vblocks_read\x18\x03 \x01(\x04R\n" +
+	"blocksRead\x12\x16\n" +
+	"\x06volume\x18\x04 \x01(\tR\x06volume\"x\n" +
+	"\vRestoreDone\x12\x18\n" +
+	"\amembers\x18\x01 \x01(\x04R\amembers\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x1f\n" +
+	"\vblocks_read\x18\x03 \x01(\x04R\n" +
+	"blocksRead\x12\x18\n" +
+	"\avolumes\x18\x04 \x03(\tR\avolumes\"\xf0\x01\n" +
+	"\fRestoreEvent\x124\n" +
+	"\x06opened\x18\x01 \x01(\v2\x1a.tapeward.v1.RestoreOpenedH\x00R\x06opened\x127\n" +
+	"\amounted\x18\x02 \x01(\v2\x1b.tapeward.v1.RestoreMountedH\x00R\amounted\x12:\n" +
+	"\bprogress\x18\x03 \x01(\v2\x1c.tapeward.v1.RestoreProgressH\x00R\bprogress\x12.\n" +
+	"\x04done\x18\x04 \x01(\v2\x18.tapeward.v1.RestoreDoneH\x00R\x04doneB\x05\n" +
+	"\x03msg\"D\n" +
+	"\x12RestoreDataRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\x96\x01\n" +
+	"\x10RestoreDataReply\x124\n" +
+	"\x06member\x18\x01 \x01(\v2\x1a.tapeward.v1.RestoreMemberH\x00R\x06member\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12/\n" +
+	"\x03end\x18\x03 \x01(\v2\x1b.tapeward.v1.RestoreDataEndH\x00R\x03endB\x05\n" +
+	"\x03msg\"@\n" +
+	"\x0eRestoreDataEnd\x12\x18\n" +
+	"\amembers\x18\x01 \x01(\x04R\amembers\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\"D\n" +
+	"\x10ShredKeysRequest\x12\x18\n" +
+	"\avolumes\x18\x01 \x03(\tR\avolumes\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
+	"\x0eShredKeysReply\x12\x1c\n" +
+	"\tdestroyed\x18\x01 \x01(\rR\tdestroyed\x12\x16\n" +
+	"\x06absent\x18\x02 \x03(\tR\x06absent2\x8e\n" +
+	"\n" +
 	"\aStorage\x12;\n" +
 	"\x05Hello\x12\x19.tapeward.v1.HelloRequest\x1a\x17.tapeward.v1.HelloReply\x12G\n" +
 	"\tInventory\x12\x1d.tapeward.v1.InventoryRequest\x1a\x1b.tapeward.v1.InventoryReply\x12>\n" +
@@ -3982,7 +5074,10 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\bPushKeys\x12\x1c.tapeward.v1.PushKeysRequest\x1a\x1a.tapeward.v1.PushKeysReply\x12M\n" +
 	"\vVolumeState\x12\x1f.tapeward.v1.VolumeStateRequest\x1a\x1d.tapeward.v1.VolumeStateReply\x129\n" +
 	"\x03Job\x12\x17.tapeward.v1.JobControl\x1a\x15.tapeward.v1.JobEvent(\x010\x01\x12C\n" +
-	"\aJobData\x12\x1b.tapeward.v1.JobDataRequest\x1a\x19.tapeward.v1.JobDataReply(\x01\x12P\n" +
+	"\aJobData\x12\x1b.tapeward.v1.JobDataRequest\x1a\x19.tapeward.v1.JobDataReply(\x01\x12E\n" +
+	"\aRestore\x12\x1b.tapeward.v1.RestoreControl\x1a\x19.tapeward.v1.RestoreEvent(\x010\x01\x12O\n" +
+	"\vRestoreData\x12\x1f.tapeward.v1.RestoreDataRequest\x1a\x1d.tapeward.v1.RestoreDataReply0\x01\x12G\n" +
+	"\tShredKeys\x12\x1d.tapeward.v1.ShredKeysRequest\x1a\x1b.tapeward.v1.ShredKeysReply\x12P\n" +
 	"\fExportVolume\x12 .tapeward.v1.ExportVolumeRequest\x1a\x1e.tapeward.v1.ExportVolumeReply\x12P\n" +
 	"\fImportVolume\x12 .tapeward.v1.ImportVolumeRequest\x1a\x1e.tapeward.v1.ImportVolumeReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
@@ -3998,7 +5093,7 @@ func file_tapeward_v1_storage_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_storage_proto_rawDescData
 }
 
-var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_tapeward_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*HelloRequest)(nil),        // 0: tapeward.v1.HelloRequest
 	(*HelloReply)(nil),          // 1: tapeward.v1.HelloReply
@@ -4050,29 +5145,43 @@ var file_tapeward_v1_storage_proto_goTypes = []any{
 	(*ExportVolumeReply)(nil),   // 47: tapeward.v1.ExportVolumeReply
 	(*ImportVolumeRequest)(nil), // 48: tapeward.v1.ImportVolumeRequest
 	(*ImportVolumeReply)(nil),   // 49: tapeward.v1.ImportVolumeReply
-	(*KekCount)(nil),            // 50: tapeward.v1.KekCount
-	(*DriveKeyState)(nil),       // 51: tapeward.v1.DriveKeyState
-	(*WrappedKey)(nil),          // 52: tapeward.v1.WrappedKey
-	(*BlockAddress)(nil),        // 53: tapeward.v1.BlockAddress
-	(*MemberRecord)(nil),        // 54: tapeward.v1.MemberRecord
+	(*RestoreOpen)(nil),         // 50: tapeward.v1.RestoreOpen
+	(*RestoreMember)(nil),       // 51: tapeward.v1.RestoreMember
+	(*RestoreVolume)(nil),       // 52: tapeward.v1.RestoreVolume
+	(*RestoreControl)(nil),      // 53: tapeward.v1.RestoreControl
+	(*RestoreOpened)(nil),       // 54: tapeward.v1.RestoreOpened
+	(*RestoreMounted)(nil),      // 55: tapeward.v1.RestoreMounted
+	(*RestoreProgress)(nil),     // 56: tapeward.v1.RestoreProgress
+	(*RestoreDone)(nil),         // 57: tapeward.v1.RestoreDone
+	(*RestoreEvent)(nil),        // 58: tapeward.v1.RestoreEvent
+	(*RestoreDataRequest)(nil),  // 59: tapeward.v1.RestoreDataRequest
+	(*RestoreDataReply)(nil),    // 60: tapeward.v1.RestoreDataReply
+	(*RestoreDataEnd)(nil),      // 61: tapeward.v1.RestoreDataEnd
+	(*ShredKeysRequest)(nil),    // 62: tapeward.v1.ShredKeysRequest
+	(*ShredKeysReply)(nil),      // 63: tapeward.v1.ShredKeysReply
+	(*KekCount)(nil),            // 64: tapeward.v1.KekCount
+	(*DriveKeyState)(nil),       // 65: tapeward.v1.DriveKeyState
+	(*WrappedKey)(nil),          // 66: tapeward.v1.WrappedKey
+	(*BlockAddress)(nil),        // 67: tapeward.v1.BlockAddress
+	(*MemberRecord)(nil),        // 68: tapeward.v1.MemberRecord
 }
 var file_tapeward_v1_storage_proto_depIdxs = []int32{
-	50, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
+	64, // 0: tapeward.v1.HelloReply.cache_keks:type_name -> tapeward.v1.KekCount
 	3,  // 1: tapeward.v1.ChangerInventory.slots:type_name -> tapeward.v1.Slot
 	4,  // 2: tapeward.v1.ChangerInventory.drives:type_name -> tapeward.v1.DriveSlot
 	3,  // 3: tapeward.v1.ChangerInventory.import_export:type_name -> tapeward.v1.Slot
 	5,  // 4: tapeward.v1.InventoryReply.changers:type_name -> tapeward.v1.ChangerInventory
-	51, // 5: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
+	65, // 5: tapeward.v1.DriveStatus.key:type_name -> tapeward.v1.DriveKeyState
 	8,  // 6: tapeward.v1.StatusReply.drives:type_name -> tapeward.v1.DriveStatus
-	50, // 7: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
+	64, // 7: tapeward.v1.StatusReply.cache_keks:type_name -> tapeward.v1.KekCount
 	10, // 8: tapeward.v1.StatusReply.cache_recovery:type_name -> tapeward.v1.CacheRecovery
-	52, // 9: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
+	66, // 9: tapeward.v1.LabelVolumeRequest.key:type_name -> tapeward.v1.WrappedKey
 	19, // 10: tapeward.v1.WriteDataRequest.open:type_name -> tapeward.v1.WriteOpen
-	53, // 11: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
-	53, // 12: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
-	52, // 13: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
+	67, // 11: tapeward.v1.WriteDataReply.marks:type_name -> tapeward.v1.BlockAddress
+	67, // 12: tapeward.v1.ReadDataRequest.from:type_name -> tapeward.v1.BlockAddress
+	66, // 13: tapeward.v1.CacheKey.key:type_name -> tapeward.v1.WrappedKey
 	24, // 14: tapeward.v1.PushKeysRequest.keys:type_name -> tapeward.v1.CacheKey
-	50, // 15: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
+	64, // 15: tapeward.v1.PushKeysReply.cache_keks:type_name -> tapeward.v1.KekCount
 	29, // 16: tapeward.v1.JobOpen.job:type_name -> tapeward.v1.JobSpec
 	30, // 17: tapeward.v1.JobOpen.volume:type_name -> tapeward.v1.JobVolume
 	31, // 18: tapeward.v1.JobControl.open:type_name -> tapeward.v1.JobOpen
@@ -4084,47 +5193,63 @@ var file_tapeward_v1_storage_proto_depIdxs = []int32{
 	38, // 24: tapeward.v1.JobEvent.need_volume:type_name -> tapeward.v1.NeedVolume
 	39, // 25: tapeward.v1.JobEvent.progress:type_name -> tapeward.v1.JobProgress
 	40, // 26: tapeward.v1.JobEvent.done:type_name -> tapeward.v1.JobDone
-	54, // 27: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
+	68, // 27: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
 	35, // 28: tapeward.v1.JobDone.index:type_name -> tapeward.v1.JobPart
-	54, // 29: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
+	68, // 29: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
 	41, // 30: tapeward.v1.JobDataRequest.open:type_name -> tapeward.v1.JobDataOpen
 	42, // 31: tapeward.v1.JobDataRequest.records:type_name -> tapeward.v1.MemberRecords
 	43, // 32: tapeward.v1.JobDataRequest.end:type_name -> tapeward.v1.JobDataEnd
-	0,  // 33: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
-	2,  // 34: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
-	7,  // 35: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
-	11, // 36: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
-	13, // 37: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
-	15, // 38: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
-	17, // 39: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
-	20, // 40: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
-	22, // 41: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
-	25, // 42: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
-	27, // 43: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
-	32, // 44: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
-	44, // 45: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
-	46, // 46: tapeward.v1.Storage.ExportVolume:input_type -> tapeward.v1.ExportVolumeRequest
-	48, // 47: tapeward.v1.Storage.ImportVolume:input_type -> tapeward.v1.ImportVolumeRequest
-	1,  // 48: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
-	6,  // 49: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
-	9,  // 50: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
-	12, // 51: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
-	14, // 52: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
-	16, // 53: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
-	18, // 54: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
-	21, // 55: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
-	23, // 56: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
-	26, // 57: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
-	28, // 58: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
-	33, // 59: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
-	45, // 60: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
-	47, // 61: tapeward.v1.Storage.ExportVolume:output_type -> tapeward.v1.ExportVolumeReply
-	49, // 62: tapeward.v1.Storage.ImportVolume:output_type -> tapeward.v1.ImportVolumeReply
-	48, // [48:63] is the sub-list for method output_type
-	33, // [33:48] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	68, // 33: tapeward.v1.RestoreMember.record:type_name -> tapeward.v1.MemberRecord
+	51, // 34: tapeward.v1.RestoreVolume.members:type_name -> tapeward.v1.RestoreMember
+	50, // 35: tapeward.v1.RestoreControl.open:type_name -> tapeward.v1.RestoreOpen
+	52, // 36: tapeward.v1.RestoreControl.volume:type_name -> tapeward.v1.RestoreVolume
+	54, // 37: tapeward.v1.RestoreEvent.opened:type_name -> tapeward.v1.RestoreOpened
+	55, // 38: tapeward.v1.RestoreEvent.mounted:type_name -> tapeward.v1.RestoreMounted
+	56, // 39: tapeward.v1.RestoreEvent.progress:type_name -> tapeward.v1.RestoreProgress
+	57, // 40: tapeward.v1.RestoreEvent.done:type_name -> tapeward.v1.RestoreDone
+	51, // 41: tapeward.v1.RestoreDataReply.member:type_name -> tapeward.v1.RestoreMember
+	61, // 42: tapeward.v1.RestoreDataReply.end:type_name -> tapeward.v1.RestoreDataEnd
+	0,  // 43: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
+	2,  // 44: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
+	7,  // 45: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
+	11, // 46: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
+	13, // 47: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
+	15, // 48: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
+	17, // 49: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
+	20, // 50: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
+	22, // 51: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
+	25, // 52: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
+	27, // 53: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
+	32, // 54: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
+	44, // 55: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
+	53, // 56: tapeward.v1.Storage.Restore:input_type -> tapeward.v1.RestoreControl
+	59, // 57: tapeward.v1.Storage.RestoreData:input_type -> tapeward.v1.RestoreDataRequest
+	62, // 58: tapeward.v1.Storage.ShredKeys:input_type -> tapeward.v1.ShredKeysRequest
+	46, // 59: tapeward.v1.Storage.ExportVolume:input_type -> tapeward.v1.ExportVolumeRequest
+	48, // 60: tapeward.v1.Storage.ImportVolume:input_type -> tapeward.v1.ImportVolumeRequest
+	1,  // 61: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
+	6,  // 62: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
+	9,  // 63: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
+	12, // 64: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
+	14, // 65: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
+	16, // 66: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
+	18, // 67: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
+	21, // 68: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
+	23, // 69: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
+	26, // 70: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
+	28, // 71: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
+	33, // 72: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
+	45, // 73: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
+	58, // 74: tapeward.v1.Storage.Restore:output_type -> tapeward.v1.RestoreEvent
+	60, // 75: tapeward.v1.Storage.RestoreData:output_type -> tapeward.v1.RestoreDataReply
+	63, // 76: tapeward.v1.Storage.ShredKeys:output_type -> tapeward.v1.ShredKeysReply
+	47, // 77: tapeward.v1.Storage.ExportVolume:output_type -> tapeward.v1.ExportVolumeReply
+	49, // 78: tapeward.v1.Storage.ImportVolume:output_type -> tapeward.v1.ImportVolumeReply
+	61, // [61:79] is the sub-list for method output_type
+	43, // [43:61] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_storage_proto_init() }
@@ -4158,13 +5283,29 @@ func file_tapeward_v1_storage_proto_init() {
 		(*JobDataRequest_Keepalive)(nil),
 		(*JobDataRequest_End)(nil),
 	}
+	file_tapeward_v1_storage_proto_msgTypes[53].OneofWrappers = []any{
+		(*RestoreControl_Open)(nil),
+		(*RestoreControl_Volume)(nil),
+		(*RestoreControl_PlanEnd)(nil),
+	}
+	file_tapeward_v1_storage_proto_msgTypes[58].OneofWrappers = []any{
+		(*RestoreEvent_Opened)(nil),
+		(*RestoreEvent_Mounted)(nil),
+		(*RestoreEvent_Progress)(nil),
+		(*RestoreEvent_Done)(nil),
+	}
+	file_tapeward_v1_storage_proto_msgTypes[60].OneofWrappers = []any{
+		(*RestoreDataReply_Member)(nil),
+		(*RestoreDataReply_Data)(nil),
+		(*RestoreDataReply_End)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_storage_proto_rawDesc), len(file_tapeward_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,9 @@ const (
 	Storage_VolumeState_FullMethodName  = "/tapeward.v1.Storage/VolumeState"
 	Storage_Job_FullMethodName          = "/tapeward.v1.Storage/Job"
 	Storage_JobData_FullMethodName      = "/tapeward.v1.Storage/JobData"
+	Storage_Restore_FullMethodName      = "/tapeward.v1.Storage/Restore"
+	Storage_RestoreData_FullMethodName  = "/tapeward.v1.Storage/RestoreData"
+	Storage_ShredKeys_FullMethodName    = "/tapeward.v1.Storage/ShredKeys"
 	Storage_ExportVolume_FullMethodName = "/tapeward.v1.Storage/ExportVolume"
 	Storage_ImportVolume_FullMethodName = "/tapeward.v1.Storage/ImportVolume"
 )
@@ -95,6 +98,31 @@ type StorageClient interface {
 	// while the client has nothing to send, and end. A client silent for
 	// the session's idle timeout is dropped (the job fails).
 	JobData(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[JobDataRequest, JobDataReply], error)
+	// A restore session (director only). The director's first message
+	// (RestoreControl.open) names the job and the client allowed to read;
+	// storaged answers RestoreEvent.opened with a one-time token for that
+	// client. The director then sends the plan: one RestoreVolume per
+	// volume in the order to read them (members in tape order; a member
+	// cut by the end of a volume appears on both volumes, its continuation
+	// first on the next), then plan_end. storaged mounts each volume in
+	// turn (key fetched, loaded and verified as for a backup; label
+	// checked), LOCATEs to each member's first header block, reads exactly
+	// that member (stitching continuations) and sends it to the client's
+	// RestoreData stream. Closing or cancelling the stream cancels the
+	// session (key cleared, volume unmounted).
+	Restore(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RestoreControl, RestoreEvent], error)
+	// The data of a restore session (a client: filed). The request carries
+	// the session id and token (valid once, only for the client certificate
+	// the director named); storaged answers with, for each planned member
+	// in plan order, a RestoreDataReply.member (the catalog's record) and
+	// then that member's bytes as a pax member (headers, data, padding;
+	// continuations stitched into one whole member), then end.
+	RestoreData(ctx context.Context, in *RestoreDataRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestoreDataReply], error)
+	// Destroy keys in the crypto cache (crypto-shredding, director only):
+	// every stored string of each named volume, current and history, also
+	// from the cache's backups. Idempotent: a volume with no key there is
+	// reported as already absent.
+	ShredKeys(ctx context.Context, in *ShredKeysRequest, opts ...grpc.CallOption) (*ShredKeysReply, error)
 	// Move the cartridge with a barcode from its storage slot to a free
 	// import/export slot (the vault: it leaves the library). Refused while
 	// the cartridge is in a drive or its volume is in a job session.
@@ -259,6 +287,48 @@ func (c *storageClient) JobData(ctx context.Context, opts ...grpc.CallOption) (g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Storage_JobDataClient = grpc.ClientStreamingClient[JobDataRequest, JobDataReply]
 
+func (c *storageClient) Restore(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RestoreControl, RestoreEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[4], Storage_Restore_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RestoreControl, RestoreEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_RestoreClient = grpc.BidiStreamingClient[RestoreControl, RestoreEvent]
+
+func (c *storageClient) RestoreData(ctx context.Context, in *RestoreDataRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestoreDataReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[5], Storage_RestoreData_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RestoreDataRequest, RestoreDataReply]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_RestoreDataClient = grpc.ServerStreamingClient[RestoreDataReply]
+
+func (c *storageClient) ShredKeys(ctx context.Context, in *ShredKeysRequest, opts ...grpc.CallOption) (*ShredKeysReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShredKeysReply)
+	err := c.cc.Invoke(ctx, Storage_ShredKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storageClient) ExportVolume(ctx context.Context, in *ExportVolumeRequest, opts ...grpc.CallOption) (*ExportVolumeReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ExportVolumeReply)
@@ -334,6 +404,31 @@ type StorageServer interface {
 	// while the client has nothing to send, and end. A client silent for
 	// the session's idle timeout is dropped (the job fails).
 	JobData(grpc.ClientStreamingServer[JobDataRequest, JobDataReply]) error
+	// A restore session (director only). The director's first message
+	// (RestoreControl.open) names the job and the client allowed to read;
+	// storaged answers RestoreEvent.opened with a one-time token for that
+	// client. The director then sends the plan: one RestoreVolume per
+	// volume in the order to read them (members in tape order; a member
+	// cut by the end of a volume appears on both volumes, its continuation
+	// first on the next), then plan_end. storaged mounts each volume in
+	// turn (key fetched, loaded and verified as for a backup; label
+	// checked), LOCATEs to each member's first header block, reads exactly
+	// that member (stitching continuations) and sends it to the client's
+	// RestoreData stream. Closing or cancelling the stream cancels the
+	// session (key cleared, volume unmounted).
+	Restore(grpc.BidiStreamingServer[RestoreControl, RestoreEvent]) error
+	// The data of a restore session (a client: filed). The request carries
+	// the session id and token (valid once, only for the client certificate
+	// the director named); storaged answers with, for each planned member
+	// in plan order, a RestoreDataReply.member (the catalog's record) and
+	// then that member's bytes as a pax member (headers, data, padding;
+	// continuations stitched into one whole member), then end.
+	RestoreData(*RestoreDataRequest, grpc.ServerStreamingServer[RestoreDataReply]) error
+	// Destroy keys in the crypto cache (crypto-shredding, director only):
+	// every stored string of each named volume, current and history, also
+	// from the cache's backups. Idempotent: a volume with no key there is
+	// reported as already absent.
+	ShredKeys(context.Context, *ShredKeysRequest) (*ShredKeysReply, error)
 	// Move the cartridge with a barcode from its storage slot to a free
 	// import/export slot (the vault: it leaves the library). Refused while
 	// the cartridge is in a drive or its volume is in a job session.
@@ -388,6 +483,15 @@ func (UnimplementedStorageServer) Job(grpc.BidiStreamingServer[JobControl, JobEv
 }
 func (UnimplementedStorageServer) JobData(grpc.ClientStreamingServer[JobDataRequest, JobDataReply]) error {
 	return status.Error(codes.Unimplemented, "method JobData not implemented")
+}
+func (UnimplementedStorageServer) Restore(grpc.BidiStreamingServer[RestoreControl, RestoreEvent]) error {
+	return status.Error(codes.Unimplemented, "method Restore not implemented")
+}
+func (UnimplementedStorageServer) RestoreData(*RestoreDataRequest, grpc.ServerStreamingServer[RestoreDataReply]) error {
+	return status.Error(codes.Unimplemented, "method RestoreData not implemented")
+}
+func (UnimplementedStorageServer) ShredKeys(context.Context, *ShredKeysRequest) (*ShredKeysReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ShredKeys not implemented")
 }
 func (UnimplementedStorageServer) ExportVolume(context.Context, *ExportVolumeRequest) (*ExportVolumeReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportVolume not implemented")
@@ -610,6 +714,42 @@ func _Storage_JobData_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Storage_JobDataServer = grpc.ClientStreamingServer[JobDataRequest, JobDataReply]
 
+func _Storage_Restore_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StorageServer).Restore(&grpc.GenericServerStream[RestoreControl, RestoreEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_RestoreServer = grpc.BidiStreamingServer[RestoreControl, RestoreEvent]
+
+func _Storage_RestoreData_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RestoreDataRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StorageServer).RestoreData(m, &grpc.GenericServerStream[RestoreDataRequest, RestoreDataReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_RestoreDataServer = grpc.ServerStreamingServer[RestoreDataReply]
+
+func _Storage_ShredKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShredKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).ShredKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_ShredKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).ShredKeys(ctx, req.(*ShredKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Storage_ExportVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ExportVolumeRequest)
 	if err := dec(in); err != nil {
@@ -690,6 +830,10 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Storage_VolumeState_Handler,
 		},
 		{
+			MethodName: "ShredKeys",
+			Handler:    _Storage_ShredKeys_Handler,
+		},
+		{
 			MethodName: "ExportVolume",
 			Handler:    _Storage_ExportVolume_Handler,
 		},
@@ -719,6 +863,17 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "JobData",
 			Handler:       _Storage_JobData_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Restore",
+			Handler:       _Storage_Restore_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "RestoreData",
+			Handler:       _Storage_RestoreData_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "tapeward/v1/storage.proto",
