@@ -650,6 +650,42 @@ func (x *StorageHelloReply) GetPendingKeys() uint32 {
 	return 0
 }
 
+type LabelWrittenReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelWrittenReply) Reset() {
+	*x = LabelWrittenReply{}
+	mi := &file_tapeward_v1_director_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelWrittenReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelWrittenReply) ProtoMessage() {}
+
+func (x *LabelWrittenReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_director_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelWrittenReply.ProtoReflect.Descriptor instead.
+func (*LabelWrittenReply) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_director_proto_rawDescGZIP(), []int{9}
+}
+
 var File_tapeward_v1_director_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_director_proto_rawDesc = "" +
@@ -702,13 +738,15 @@ const file_tapeward_v1_director_proto_rawDesc = "" +
 	"cache_keks\x18\x02 \x03(\v2\x15.tapeward.v1.KekCountR\tcacheKeks\x121\n" +
 	"\x15cache_unknown_kek_ids\x18\x03 \x03(\tR\x12cacheUnknownKekIds\"6\n" +
 	"\x11StorageHelloReply\x12!\n" +
-	"\fpending_keys\x18\x01 \x01(\rR\vpendingKeys2\xcc\x02\n" +
+	"\fpending_keys\x18\x01 \x01(\rR\vpendingKeys\"\x13\n" +
+	"\x11LabelWrittenReply2\x9b\x03\n" +
 	"\bDirector\x12P\n" +
 	"\fGetVolumeKey\x12 .tapeward.v1.GetVolumeKeyRequest\x1a\x1e.tapeward.v1.GetVolumeKeyReply\x12P\n" +
 	"\fReportVolume\x12 .tapeward.v1.ReportVolumeRequest\x1a\x1e.tapeward.v1.ReportVolumeReply\x12J\n" +
 	"\n" +
 	"BeginWrite\x12\x1e.tapeward.v1.BeginWriteRequest\x1a\x1c.tapeward.v1.BeginWriteReply\x12P\n" +
-	"\fStorageHello\x12 .tapeward.v1.StorageHelloRequest\x1a\x1e.tapeward.v1.StorageHelloReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
+	"\fStorageHello\x12 .tapeward.v1.StorageHelloRequest\x1a\x1e.tapeward.v1.StorageHelloReply\x12M\n" +
+	"\fLabelWritten\x12\x1d.tapeward.v1.LabelVolumeReply\x1a\x1e.tapeward.v1.LabelWrittenReplyB/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
 	file_tapeward_v1_director_proto_rawDescOnce sync.Once
@@ -722,7 +760,7 @@ func file_tapeward_v1_director_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_director_proto_rawDescData
 }
 
-var file_tapeward_v1_director_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tapeward_v1_director_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_tapeward_v1_director_proto_goTypes = []any{
 	(*LabelView)(nil),           // 0: tapeward.v1.LabelView
 	(*GetVolumeKeyRequest)(nil), // 1: tapeward.v1.GetVolumeKeyRequest
@@ -733,25 +771,29 @@ var file_tapeward_v1_director_proto_goTypes = []any{
 	(*BeginWriteReply)(nil),     // 6: tapeward.v1.BeginWriteReply
 	(*StorageHelloRequest)(nil), // 7: tapeward.v1.StorageHelloRequest
 	(*StorageHelloReply)(nil),   // 8: tapeward.v1.StorageHelloReply
-	(*WrappedKey)(nil),          // 9: tapeward.v1.WrappedKey
-	(*JobPart)(nil),             // 10: tapeward.v1.JobPart
-	(*KekCount)(nil),            // 11: tapeward.v1.KekCount
+	(*LabelWrittenReply)(nil),   // 9: tapeward.v1.LabelWrittenReply
+	(*WrappedKey)(nil),          // 10: tapeward.v1.WrappedKey
+	(*JobPart)(nil),             // 11: tapeward.v1.JobPart
+	(*KekCount)(nil),            // 12: tapeward.v1.KekCount
+	(*LabelVolumeReply)(nil),    // 13: tapeward.v1.LabelVolumeReply
 }
 var file_tapeward_v1_director_proto_depIdxs = []int32{
 	0,  // 0: tapeward.v1.GetVolumeKeyRequest.label:type_name -> tapeward.v1.LabelView
-	9,  // 1: tapeward.v1.GetVolumeKeyReply.key:type_name -> tapeward.v1.WrappedKey
-	10, // 2: tapeward.v1.BeginWriteRequest.part:type_name -> tapeward.v1.JobPart
-	11, // 3: tapeward.v1.StorageHelloRequest.cache_keks:type_name -> tapeward.v1.KekCount
+	10, // 1: tapeward.v1.GetVolumeKeyReply.key:type_name -> tapeward.v1.WrappedKey
+	11, // 2: tapeward.v1.BeginWriteRequest.part:type_name -> tapeward.v1.JobPart
+	12, // 3: tapeward.v1.StorageHelloRequest.cache_keks:type_name -> tapeward.v1.KekCount
 	1,  // 4: tapeward.v1.Director.GetVolumeKey:input_type -> tapeward.v1.GetVolumeKeyRequest
 	3,  // 5: tapeward.v1.Director.ReportVolume:input_type -> tapeward.v1.ReportVolumeRequest
 	5,  // 6: tapeward.v1.Director.BeginWrite:input_type -> tapeward.v1.BeginWriteRequest
 	7,  // 7: tapeward.v1.Director.StorageHello:input_type -> tapeward.v1.StorageHelloRequest
-	2,  // 8: tapeward.v1.Director.GetVolumeKey:output_type -> tapeward.v1.GetVolumeKeyReply
-	4,  // 9: tapeward.v1.Director.ReportVolume:output_type -> tapeward.v1.ReportVolumeReply
-	6,  // 10: tapeward.v1.Director.BeginWrite:output_type -> tapeward.v1.BeginWriteReply
-	8,  // 11: tapeward.v1.Director.StorageHello:output_type -> tapeward.v1.StorageHelloReply
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
+	13, // 8: tapeward.v1.Director.LabelWritten:input_type -> tapeward.v1.LabelVolumeReply
+	2,  // 9: tapeward.v1.Director.GetVolumeKey:output_type -> tapeward.v1.GetVolumeKeyReply
+	4,  // 10: tapeward.v1.Director.ReportVolume:output_type -> tapeward.v1.ReportVolumeReply
+	6,  // 11: tapeward.v1.Director.BeginWrite:output_type -> tapeward.v1.BeginWriteReply
+	8,  // 12: tapeward.v1.Director.StorageHello:output_type -> tapeward.v1.StorageHelloReply
+	9,  // 13: tapeward.v1.Director.LabelWritten:output_type -> tapeward.v1.LabelWrittenReply
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -770,7 +812,7 @@ func file_tapeward_v1_director_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_director_proto_rawDesc), len(file_tapeward_v1_director_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	Director_ReportVolume_FullMethodName = "/tapeward.v1.Director/ReportVolume"
 	Director_BeginWrite_FullMethodName   = "/tapeward.v1.Director/BeginWrite"
 	Director_StorageHello_FullMethodName = "/tapeward.v1.Director/StorageHello"
+	Director_LabelWritten_FullMethodName = "/tapeward.v1.Director/LabelWritten"
 )
 
 // DirectorClient is the client API for Director service.
@@ -47,6 +48,12 @@ type DirectorClient interface {
 	// director answers with how many cache updates are pending for it and
 	// pushes them (PushKeys).
 	StorageHello(ctx context.Context, in *StorageHelloRequest, opts ...grpc.CallOption) (*StorageHelloReply, error)
+	// Synchronous: storaged rewrote a volume's label inside a job session
+	// (JobVolume.recycle). The director marks the volume labelled (Append)
+	// and, when the key was verified, records that the previous key is
+	// superseded by a verified label; storaged writes no data before this
+	// answer. The request is what LabelVolume would have answered.
+	LabelWritten(ctx context.Context, in *LabelVolumeReply, opts ...grpc.CallOption) (*LabelWrittenReply, error)
 }
 
 type directorClient struct {
@@ -97,6 +104,16 @@ func (c *directorClient) StorageHello(ctx context.Context, in *StorageHelloReque
 	return out, nil
 }
 
+func (c *directorClient) LabelWritten(ctx context.Context, in *LabelVolumeReply, opts ...grpc.CallOption) (*LabelWrittenReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LabelWrittenReply)
+	err := c.cc.Invoke(ctx, Director_LabelWritten_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DirectorServer is the server API for Director service.
 // All implementations must embed UnimplementedDirectorServer
 // for forward compatibility.
@@ -115,6 +132,12 @@ type DirectorServer interface {
 	// director answers with how many cache updates are pending for it and
 	// pushes them (PushKeys).
 	StorageHello(context.Context, *StorageHelloRequest) (*StorageHelloReply, error)
+	// Synchronous: storaged rewrote a volume's label inside a job session
+	// (JobVolume.recycle). The director marks the volume labelled (Append)
+	// and, when the key was verified, records that the previous key is
+	// superseded by a verified label; storaged writes no data before this
+	// answer. The request is what LabelVolume would have answered.
+	LabelWritten(context.Context, *LabelVolumeReply) (*LabelWrittenReply, error)
 	mustEmbedUnimplementedDirectorServer()
 }
 
@@ -136,6 +159,9 @@ func (UnimplementedDirectorServer) BeginWrite(context.Context, *BeginWriteReques
 }
 func (UnimplementedDirectorServer) StorageHello(context.Context, *StorageHelloRequest) (*StorageHelloReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method StorageHello not implemented")
+}
+func (UnimplementedDirectorServer) LabelWritten(context.Context, *LabelVolumeReply) (*LabelWrittenReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method LabelWritten not implemented")
 }
 func (UnimplementedDirectorServer) mustEmbedUnimplementedDirectorServer() {}
 func (UnimplementedDirectorServer) testEmbeddedByValue()                  {}
@@ -230,6 +256,24 @@ func _Director_StorageHello_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Director_LabelWritten_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LabelVolumeReply)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectorServer).LabelWritten(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Director_LabelWritten_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectorServer).LabelWritten(ctx, req.(*LabelVolumeReply))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Director_ServiceDesc is the grpc.ServiceDesc for Director service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -252,6 +296,10 @@ var Director_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StorageHello",
 			Handler:    _Director_StorageHello_Handler,
+		},
+		{
+			MethodName: "LabelWritten",
+			Handler:    _Director_LabelWritten_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -2190,8 +2190,19 @@ type JobVolume struct {
 	// refuses to write at tape_file when the tape holds more than this:
 	// those are data the catalog does not know, never written over.
 	KnownTapeFiles uint32 `protobuf:"varint,6,opt,name=known_tape_files,json=knownTapeFiles,proto3" json:"known_tape_files,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Recycle: the catalog purged this volume and committed a new key for
+	// it (status Labeling). storaged first rewrites its label with that key
+	// (fetched as usual; refused when it equals the old label's key), writes
+	// and verifies the key-check file, reports it with Director.LabelWritten
+	// and only after that answer writes data (at tape_file 2).
+	Recycle bool `protobuf:"varint,7,opt,name=recycle,proto3" json:"recycle,omitempty"`
+	// Stop writing on this volume after this many more bytes (the volume's
+	// max_volume_bytes less what it holds): the tape file is ended at a
+	// member boundary or block as at early warning, and need_volume says
+	// "max_volume_bytes reached". 0: until early warning.
+	MaxBytes      uint64 `protobuf:"varint,8,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobVolume) Reset() {
@@ -2262,6 +2273,20 @@ func (x *JobVolume) GetVolumeSeq() uint32 {
 func (x *JobVolume) GetKnownTapeFiles() uint32 {
 	if x != nil {
 		return x.KnownTapeFiles
+	}
+	return 0
+}
+
+func (x *JobVolume) GetRecycle() bool {
+	if x != nil {
+		return x.Recycle
+	}
+	return false
+}
+
+func (x *JobVolume) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
 	}
 	return 0
 }
@@ -4880,7 +4905,7 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x06client\x18\x03 \x01(\tR\x06client\x12\x18\n" +
 	"\afileset\x18\x04 \x01(\tR\afileset\x12\x14\n" +
 	"\x05level\x18\x05 \x01(\tR\x05level\x12\x12\n" +
-	"\x04pool\x18\x06 \x01(\tR\x04pool\"\xb7\x01\n" +
+	"\x04pool\x18\x06 \x01(\tR\x04pool\"\xee\x01\n" +
 	"\tJobVolume\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\achanger\x18\x02 \x01(\tR\achanger\x12\x12\n" +
@@ -4888,7 +4913,9 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\ttape_file\x18\x04 \x01(\rR\btapeFile\x12\x1d\n" +
 	"\n" +
 	"volume_seq\x18\x05 \x01(\rR\tvolumeSeq\x12(\n" +
-	"\x10known_tape_files\x18\x06 \x01(\rR\x0eknownTapeFiles\"\xe2\x01\n" +
+	"\x10known_tape_files\x18\x06 \x01(\rR\x0eknownTapeFiles\x12\x18\n" +
+	"\arecycle\x18\a \x01(\bR\arecycle\x12\x1b\n" +
+	"\tmax_bytes\x18\b \x01(\x04R\bmaxBytes\"\xe2\x01\n" +
 	"\aJobOpen\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.tapeward.v1.JobSpecR\x03job\x12\x14\n" +
 	"\x05drive\x18\x02 \x01(\tR\x05drive\x12.\n" +
