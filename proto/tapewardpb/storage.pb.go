@@ -3812,8 +3812,13 @@ type RestoreMember struct {
 	ContinuationPart uint32 `protobuf:"varint,4,opt,name=continuation_part,json=continuationPart,proto3" json:"continuation_part,omitempty"`
 	// For that continuation part: the absolute first block of its tape file.
 	PartTapeFileFirstBlock uint64 `protobuf:"varint,5,opt,name=part_tape_file_first_block,json=partTapeFileFirstBlock,proto3" json:"part_tape_file_first_block,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// When set, the client writes this member's data under this stored
+	// path instead of record.path: a hard link selected without its first
+	// path gets the data (the director plans the first path's member with
+	// write_as = the link's path). Attributes are the member's.
+	WriteAs       []byte `protobuf:"bytes,6,opt,name=write_as,json=writeAs,proto3" json:"write_as,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreMember) Reset() {
@@ -3879,6 +3884,13 @@ func (x *RestoreMember) GetPartTapeFileFirstBlock() uint64 {
 		return x.PartTapeFileFirstBlock
 	}
 	return 0
+}
+
+func (x *RestoreMember) GetWriteAs() []byte {
+	if x != nil {
+		return x.WriteAs
+	}
+	return nil
 }
 
 type RestoreVolume struct {
@@ -5027,13 +5039,14 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x16\n" +
 	"\x06client\x18\x03 \x01(\tR\x06client\x12\x14\n" +
 	"\x05drive\x18\x04 \x01(\tR\x05drive\x120\n" +
-	"\x14idle_timeout_seconds\x18\x05 \x01(\rR\x12idleTimeoutSeconds\"\xf0\x01\n" +
+	"\x14idle_timeout_seconds\x18\x05 \x01(\rR\x12idleTimeoutSeconds\"\x8b\x02\n" +
 	"\rRestoreMember\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
 	"\x06record\x18\x02 \x01(\v2\x19.tapeward.v1.MemberRecordR\x06record\x121\n" +
 	"\x15tape_file_first_block\x18\x03 \x01(\x04R\x12tapeFileFirstBlock\x12+\n" +
 	"\x11continuation_part\x18\x04 \x01(\rR\x10continuationPart\x12:\n" +
-	"\x1apart_tape_file_first_block\x18\x05 \x01(\x04R\x16partTapeFileFirstBlock\"\x8b\x01\n" +
+	"\x1apart_tape_file_first_block\x18\x05 \x01(\x04R\x16partTapeFileFirstBlock\x12\x19\n" +
+	"\bwrite_as\x18\x06 \x01(\fR\awriteAs\"\x8b\x01\n" +
 	"\rRestoreVolume\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\achanger\x18\x02 \x01(\tR\achanger\x12\x12\n" +
