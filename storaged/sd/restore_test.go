@@ -323,7 +323,7 @@ func TestRestoreSeveralTapeFiles(t *testing.T) {
 	w2 := e.writeJob(t, 42, "V1", 1, 4, append(makeTree(80), sparseFile())) // tape file 3 is job 41's index
 	slots := map[string]uint32{"V1": 1}
 	idx1 := []int{0, 1, 5, 6, 60, 61, 119, 120, 121, 122, 123} // the directory, neighbours, a symlink, the long name, the 3 MiB file
-	idx2 := []int{3, 40, 82, 83} // …, the long name, the sparse file
+	idx2 := []int{3, 40, 82, 83}                               // …, the long name, the sparse file
 	// Two messages for V1 (one per tape file): one mount.
 	vols := append(plan(w1, slots, idx1...), plan(w2, slots, idx2...)...)
 	for _, m := range vols[1].Members {
