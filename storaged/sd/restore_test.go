@@ -607,6 +607,39 @@ func TestRestoreIdleTimeout(t *testing.T) {
 		t.Fatalf("the client after the drop: %v", err)
 	}
 	e.vtl.RequireNoKey(t)
+
+	// A client that connects and stops reading: its timer fires (it runs
+	// while a send waits for the client); the drive is released, the key
+	// cleared, and the client's stream ends with the reason.
+	w = e.writeJob(t, 42, "V1", 1, 4, makeTree(4, 16<<20, 16<<20))
+	r, err = e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, 5, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := e.connect(t, "web1", tlsconf.RoleClient).RestoreData(ctx, &pb.RestoreDataRequest{Session: r.opened.Session, Token: r.opened.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := st.Recv(); err != nil || msg.GetMember() == nil {
+		t.Fatalf("first message %v, %v", msg, err)
+	}
+	r.waitFor(t, "the volume mounted", func(evs []*pb.RestoreEvent) bool { return len(evs) > 0 && evs[0].GetMounted() != nil })
+	e.timers.fire()
+	err = r.wait(t)
+	if status.Code(err) != codes.Aborted || !strings.Contains(err.Error(), "client web1 (not reading its data) silent for 2m0s: dropped; drive drive0 released, key cleared") {
+		t.Fatalf("Restore stream: %v", err)
+	}
+	e.vtl.RequireNoKey(t)
+	for {
+		if _, err := st.Recv(); err != nil {
+			if status.Code(err) != codes.Aborted || !strings.Contains(err.Error(), "not reading its data") {
+				t.Fatalf("the slow client's stream: %v", err)
+			}
+			break
+		}
+	}
 }
 
 // TestRestoreCancelClearsKey: the director cancels while the client
