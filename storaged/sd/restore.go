@@ -393,6 +393,10 @@ func (s *RestoreSession) takeDrive(changer string) error {
 	waited := false
 	for {
 		dr, err := s.d.pickDrive(c, s.open.Drive, false)
+		if err == nil && dr.changer != c {
+			dr.mu.Unlock()
+			return stateErr("%s is a drive of changer %s, the volume is in changer %s", dr.name, changerName(dr.changer), c.name)
+		}
 		if err == nil {
 			s.dr = dr
 			if waited {
@@ -418,6 +422,13 @@ func (s *RestoreSession) takeDrive(changer string) error {
 	}
 }
 
+func changerName(c *Changer) string {
+	if c == nil {
+		return "none"
+	}
+	return c.name
+}
+
 // mount unmounts the volume mounted now and mounts v: label checked
 // against the catalog, key fetched and loaded for reading only.
 func (s *RestoreSession) mount(v *pb.RestoreVolume) error {
@@ -432,9 +443,11 @@ func (s *RestoreSession) mount(v *pb.RestoreVolume) error {
 	dr := s.dr
 	res, err := s.d.mountIn(s.ctx, dr, MountRequest{Changer: v.Changer, Slot: v.Slot, Drive: dr.name, ForRead: true})
 	if err != nil {
+		// An empty slot whose cartridge no drive holds: the volume left
+		// the library (a cartridge in a drive is named by the error).
 		var ls *LibraryStateError
-		if errors.As(err, &ls) {
-			return &NotInLibraryError{Volume: v.Volume, Detail: fmt.Sprintf("slot %d: %s", v.Slot, ls.Msg)}
+		if errors.As(err, &ls) && strings.Contains(ls.Msg, fmt.Sprintf("slot %d is empty", v.Slot)) && !strings.Contains(ls.Msg, "cartridge") {
+			return &NotInLibraryError{Volume: v.Volume, Detail: fmt.Sprintf("its slot %d is empty", v.Slot)}
 		}
 		return fmt.Errorf("mounting volume %s (slot %d) in %s: %w", v.Volume, v.Slot, dr.name, err)
 	}

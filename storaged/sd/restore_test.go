@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -777,4 +778,18 @@ func TestRestoreVolumeNotInLibrary(t *testing.T) {
 	if d0 := e.d.Status().Drives[0]; d0.State != StateIdle {
 		t.Fatalf("drive after the refusal: %v", d0)
 	}
+	// The cartridge of slot 4 taken out through the I/E station: its
+	// slot is empty.
+	if out, err := exec.Command(e.vtl.Bin, "move", "--socket", e.vtl.Socket, "--from", "0x1003", "--to", "0x0010").CombinedOutput(); err != nil {
+		t.Fatalf("vtl move: %v\n%s", err, out)
+	}
+	r, err = e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 4}, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
+	if err := r.wait(t); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "volume V1 is not in the library (its slot 4 is empty)") {
+		t.Fatalf("an empty slot: %v", err)
+	}
+	e.vtl.RequireNoKey(t)
 }
