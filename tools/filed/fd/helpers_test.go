@@ -181,6 +181,8 @@ type fakeStorage struct {
 	problems   []string
 	callErr    error // how the last call ended (the context's error when cancelled)
 
+	feed *restoreFeed // what RestoreData sends
+
 	keepalive chan struct{} // a signal per keepalive (non-blocking)
 	gotData   chan struct{} // closed at the first data message
 	ended     chan struct{} // a signal per call that returned
@@ -318,4 +320,106 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name, label, value stri
 		}
 	}
 	return -1
+}
+
+// restoreFeed is what the fake storage's RestoreData sends: planned
+// members with their pax bytes, cut into data messages of chunk bytes
+// (default 1 MiB).
+type restoreFeed struct {
+	members []*pb.RestoreMember
+	bytes   [][]byte
+	chunk   int
+	// holdAfter > 0: once that many stream bytes are sent, stop sending
+	// until the call is cancelled.
+	holdAfter int64
+	// failAfter > 0: after that many data messages, fail with failErr.
+	failAfter int
+	failErr   error
+	noEnd     bool // close the stream without end
+}
+
+// RestoreData serves f.feed to a client presenting the session's token.
+func (f *fakeStorage) RestoreData(req *pb.RestoreDataRequest, stream pb.Storage_RestoreDataServer) error {
+	f.mu.Lock()
+	feed := f.feed
+	f.mu.Unlock()
+	if req.Session != testSession || req.Token != testToken {
+		return status.Error(codes.PermissionDenied, "RestoreData: unknown session or wrong token")
+	}
+	if feed == nil {
+		return status.Error(codes.FailedPrecondition, "RestoreData: no restore planned")
+	}
+	chunk := feed.chunk
+	if chunk <= 0 {
+		chunk = 1 << 20
+	}
+	sent, n := 0, int64(0)
+	for i, m := range feed.members {
+		if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Member{Member: m}}); err != nil {
+			return err
+		}
+		for b := feed.bytes[i]; len(b) > 0; {
+			c := min(chunk, len(b))
+			if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: b[:c]}}); err != nil {
+				return err
+			}
+			n += int64(c)
+			b = b[c:]
+			sent++
+			f.dataOnce.Do(func() { close(f.gotData) })
+			if feed.holdAfter > 0 && n >= feed.holdAfter {
+				<-stream.Context().Done()
+				return stream.Context().Err()
+			}
+			if feed.failAfter > 0 && sent == feed.failAfter {
+				return feed.failErr
+			}
+		}
+	}
+	if feed.noEnd {
+		return nil
+	}
+	return stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_End{End: &pb.RestoreDataEnd{Members: uint64(len(feed.members)), Bytes: n}}})
+}
+
+// restoreResult is what the director saw of a restore.
+type restoreResult struct {
+	errors   []*pb.RestoreFileError
+	progress int
+	done     *pb.RestoreFiledDone
+	err      error
+}
+
+func (e *env) restore(ctx context.Context, req *pb.RestoreRequest) restoreResult {
+	e.t.Helper()
+	var r restoreResult
+	st, err := e.client.Restore(ctx, req)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	for {
+		ev, err := st.Recv()
+		if err == io.EOF {
+			return r
+		}
+		if err != nil {
+			r.err = err
+			return r
+		}
+		switch m := ev.Msg.(type) {
+		case *pb.RestoreFiledEvent_Error:
+			r.errors = append(r.errors, m.Error)
+		case *pb.RestoreFiledEvent_Progress:
+			r.progress++
+		case *pb.RestoreFiledEvent_Done:
+			r.done = m.Done
+		}
+	}
+}
+
+// restoreRequest is a Restore request for the fake storage.
+func (e *env) restoreRequest(rel *pb.Relocation, replace string) *pb.RestoreRequest {
+	return &pb.RestoreRequest{JobId: 43, StorageAddress: e.sdAt, StorageName: "sd1", TlsServerName: "sd1",
+		Session: testSession, Token: testToken, Relocation: rel, Replace: replace}
 }
