@@ -163,6 +163,9 @@ func ctxT(t testing.TB) context.Context {
 type fakeStorage struct {
 	pb.UnimplementedStorageServer
 	discard bool
+	// sink, when set, receives the stream's data (instead of the
+	// in-memory buffer).
+	sink io.Writer
 	// failAfterData, when set, fails the call with this status once the
 	// first data message arrived.
 	failAfterData error
@@ -238,7 +241,12 @@ func (f *fakeStorage) JobData(stream pb.Storage_JobDataServer) (err error) {
 		case *pb.JobDataRequest_Data:
 			f.kind("data")
 			f.received += int64(len(x.Data))
-			if !f.discard {
+			if f.sink != nil {
+				if _, err := f.sink.Write(x.Data); err != nil {
+					f.mu.Unlock()
+					return status.Errorf(codes.Internal, "sink: %v", err)
+				}
+			} else if !f.discard {
 				f.data.Write(x.Data)
 			}
 		case *pb.JobDataRequest_Records:
@@ -336,6 +344,10 @@ type restoreFeed struct {
 	failAfter int
 	failErr   error
 	noEnd     bool // close the stream without end
+	// src, when set, holds the members' bytes: member i's are at[i]
+	// (offset, length) in it, and bytes is not used.
+	src io.ReaderAt
+	at  [][2]int64
 }
 
 // RestoreData serves f.feed to a client presenting the session's token.
@@ -354,17 +366,33 @@ func (f *fakeStorage) RestoreData(req *pb.RestoreDataRequest, stream pb.Storage_
 		chunk = 1 << 20
 	}
 	sent, n := 0, int64(0)
+	buf := make([]byte, chunk)
 	for i, m := range feed.members {
 		if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Member{Member: m}}); err != nil {
 			return err
 		}
-		for b := feed.bytes[i]; len(b) > 0; {
-			c := min(chunk, len(b))
-			if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: b[:c]}}); err != nil {
+		size := int64(0)
+		if feed.src != nil {
+			size = feed.at[i][1]
+		} else {
+			size = int64(len(feed.bytes[i]))
+		}
+		for off := int64(0); off < size; {
+			c := int(min(int64(chunk), size-off))
+			var b []byte
+			if feed.src != nil {
+				b = buf[:c]
+				if _, err := feed.src.ReadAt(b, feed.at[i][0]+off); err != nil {
+					return status.Errorf(codes.Internal, "reading member %d: %v", i, err)
+				}
+			} else {
+				b = feed.bytes[i][off : off+int64(c)]
+			}
+			off += int64(c)
+			if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: b}}); err != nil {
 				return err
 			}
 			n += int64(c)
-			b = b[c:]
 			sent++
 			f.dataOnce.Do(func() { close(f.gotData) })
 			if feed.holdAfter > 0 && n >= feed.holdAfter {

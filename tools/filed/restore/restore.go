@@ -167,6 +167,7 @@ type Writer struct {
 	writeAs  map[string]string   // first path → the stored path its data was written as
 
 	buf  []byte
+	buf2 []byte // copyData's second buffer, for large files
 	hash hash.Hash
 	sum  [32]byte
 	tmpN int
@@ -341,6 +342,14 @@ func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileErro
 		if typ != archive.TypeDir {
 			return bad(target, "refused", "a %s cannot be written as the target directory %s itself", m.Type, w.root)
 		}
+		var st unix.Stat_t
+		if err := unix.Fstat(w.rootfd, &st); err != nil {
+			return bad(target, "open", "fstat: %v", err)
+		}
+		if !w.replaces(m.MtimeNs, &st) {
+			w.skipped.Add(1)
+			return nil
+		}
 		w.dirAttrs(rel, m, xattrs)
 		w.files.Add(1)
 		return nil
@@ -371,6 +380,13 @@ func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileErro
 		}
 		if !w.replaces(m.MtimeNs, &st) {
 			w.skipped.Add(1)
+			if typ == archive.TypeReg && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				// Kept as it is: a later hard link to it links to it.
+				w.restored[w.key(path)] = struct{}{}
+				if m.WriteAs != "" {
+					w.writeAs[m.Path] = m.WriteAs
+				}
+			}
 			return nil
 		}
 		if typ == archive.TypeDir && isDir {
@@ -567,29 +583,8 @@ func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, 
 		}
 	}()
 	w.hash.Reset()
-	pos := int64(0)
-	for pos < m.Size {
-		if ctx.Err() != nil {
-			return bad("write", "cancelled")
-		}
-		chunk := w.buf
-		if int64(len(chunk)) > m.Size-pos {
-			chunk = chunk[:m.Size-pos]
-		}
-		n, err := io.ReadFull(data, chunk)
-		if err != nil {
-			return bad("read", "after %d of %d bytes: %v", pos+int64(n), m.Size, err)
-		}
-		w.hash.Write(chunk)
-		if m.Sparse {
-			err = writeSparse(fd, chunk, pos)
-		} else {
-			err = writeAll(fd, chunk, pos)
-		}
-		if err != nil {
-			return bad("write", "at offset %d: %v", pos, err)
-		}
-		pos += int64(n)
+	if fe := w.copyData(ctx, fd, m, data); fe != nil {
+		return fe
 	}
 	if m.Sparse {
 		if err := unix.Ftruncate(fd, m.Size); err != nil {
@@ -619,6 +614,81 @@ func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, 
 	renamed = true
 	return nil
 }
+
+// copyData writes the member's m.Size bytes from data at the start of
+// fd, hashing them. From parallelHash bytes on, a chunk is hashed by
+// another goroutine while it is written and the next one read (two
+// buffers): SHA-256 and the copy into the page cache use both cores.
+func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader) *FileError {
+	read := func(buf []byte, pos int64) ([]byte, *FileError) {
+		if ctx.Err() != nil {
+			return nil, &FileError{Op: "write", Message: "cancelled"}
+		}
+		chunk := buf
+		if int64(len(chunk)) > m.Size-pos {
+			chunk = chunk[:m.Size-pos]
+		}
+		if n, err := io.ReadFull(data, chunk); err != nil {
+			return nil, &FileError{Op: "read", Message: fmt.Sprintf("after %d of %d bytes: %v", pos+int64(n), m.Size, err)}
+		}
+		return chunk, nil
+	}
+	write := func(chunk []byte, pos int64) *FileError {
+		var err error
+		if m.Sparse {
+			err = writeSparse(fd, chunk, pos)
+		} else {
+			err = writeAll(fd, chunk, pos)
+		}
+		if err != nil {
+			return &FileError{Op: "write", Message: fmt.Sprintf("at offset %d: %v", pos, err)}
+		}
+		return nil
+	}
+	if m.Size < parallelHash {
+		for pos := int64(0); pos < m.Size; {
+			chunk, fe := read(w.buf, pos)
+			if fe != nil {
+				return fe
+			}
+			w.hash.Write(chunk)
+			if fe := write(chunk, pos); fe != nil {
+				return fe
+			}
+			pos += int64(len(chunk))
+		}
+		return nil
+	}
+	if w.buf2 == nil {
+		w.buf2 = make([]byte, len(w.buf))
+	}
+	spare := w.buf2
+	chunk, fe := read(w.buf, 0)
+	if fe != nil {
+		return fe
+	}
+	for pos := int64(0); ; {
+		done := make(chan struct{})
+		go func(c []byte) {
+			w.hash.Write(c)
+			close(done)
+		}(chunk)
+		fe := write(chunk, pos)
+		pos += int64(len(chunk))
+		var next []byte
+		if fe == nil && pos < m.Size {
+			next, fe = read(spare, pos)
+		}
+		<-done
+		if fe != nil || pos >= m.Size {
+			return fe
+		}
+		chunk, spare = next, chunk[:cap(chunk)]
+	}
+}
+
+// parallelHash is the size from which copyData hashes in parallel.
+const parallelHash = 256 << 10
 
 func writeAll(fd int, b []byte, off int64) error {
 	for len(b) > 0 {
