@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "warnings_total",
 			Help: "Per-file warnings, by operation (open, read, changed, lstat, readdir, …; a restore's file errors as restore-digest, restore-refused, …)."}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
-			Help: "Errors that failed a call, by stage (request, storage, walk, director)."}, []string{"stage"}),
+			Help: "Errors that failed a call, by stage (request, storage, walk, target (a restore's target directory), director)."}, []string{"stage"}),
 	}
 	reg.MustRegister(m.jobs, m.running, m.streamBytes, m.fileBytes, m.files, m.warnings, m.errors)
 	return m

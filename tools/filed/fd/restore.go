@@ -59,23 +59,22 @@ func (s *Service) Restore(req *pb.RestoreRequest, stream pb.Filed_RestoreServer)
 	log.Info("restore started", "relocation", rules.String(), "replace", replace.String(),
 		"storage", req.StorageName, "storage_address", req.StorageAddress)
 
+	j.w, err = restore.New(restore.Options{Relocator: rl, Replace: replace, Report: j.fileError})
+	if err != nil {
+		s.o.Metrics.failed("target")
+		s.o.Metrics.jobDone(ResultError)
+		log.Warn("restore ended", "result", ResultError, "error", err.Error())
+		return status.Errorf(codes.FailedPrecondition, "filed %s: %v", s.o.Name, err)
+	}
 	var evWG sync.WaitGroup
 	evWG.Add(1)
 	go func() { defer evWG.Done(); j.sendEvents(stream) }()
 
-	j.w, err = restore.New(restore.Options{Relocator: rl, Replace: replace, Report: j.fileError})
-	if err != nil {
-		err = status.Errorf(codes.FailedPrecondition, "filed %s: %v", s.o.Name, err)
-	} else {
-		err = j.run()
-		j.w.Close() // directory attributes, also after an error
-	}
+	err = j.run()
+	j.w.Close() // directory attributes, also after an error
 	close(j.events)
 	evWG.Wait()
-	var st restore.Stats
-	if j.w != nil {
-		st = j.w.Stats()
-	}
+	st := j.w.Stats()
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
@@ -299,11 +298,8 @@ func (j *restoreJob) fileError(e *restore.FileError) {
 }
 
 func (j *restoreJob) progress() *pb.RestoreFiledEvent {
-	p := &pb.RestoreFiledProgress{}
-	if j.w != nil {
-		st := j.w.Stats()
-		p.Files, p.Bytes, p.Skipped = st.Files, st.Bytes, st.Skipped
-	}
+	st := j.w.Stats()
+	p := &pb.RestoreFiledProgress{Files: st.Files, Bytes: st.Bytes, Skipped: st.Skipped}
 	j.curMu.Lock()
 	p.Current = j.current
 	j.curMu.Unlock()
