@@ -618,3 +618,49 @@ func (r randReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestRestoreNotRoot: without root, owners are left as they are,
+// devices are a FileError and only user.* xattrs are set.
+func TestRestoreNotRoot(t *testing.T) {
+	mt := time.Unix(1.5e9, 0)
+	items := archiveOf(t, []archive.Member{
+		{Path: "/f", Type: archive.TypeReg, Size: 1, Mode: 0o640, UID: 4242, GID: 4343, Mtime: mt,
+			Xattrs: map[string]string{"user.a": "1", "trusted.b": "2"}},
+		{Path: "/dev-null", Type: archive.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3, Mtime: mt},
+		{Path: "/fifo", Type: archive.TypeFifo, Mode: 0o600, Mtime: mt},
+	}, [][]byte{[]byte("x")})
+	where := t.TempDir()
+	rl, err := relocate.New(relocate.Rules{Where: where})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []*FileError
+	asRoot := false
+	w, err := New(Options{Relocator: rl, AsRoot: &asRoot, Report: func(e *FileError) { errs = append(errs, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if err := w.Restore(context.Background(), it.m, bytes.NewReader(it.pax)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if len(errs) != 1 || errs[0].Path != "/dev-null" || errs[0].Op != "mknod" || !strings.Contains(errs[0].Message, "only be made by root") {
+		t.Fatalf("errors %v, want only the device refused (mknod, not root)", errs)
+	}
+	st := lstat(t, filepath.Join(where, "f"))
+	if st.Uid == 4242 || st.Mode&0o777 != 0o640 {
+		t.Errorf("f: owner %d mode %04o: want the restoring user's and 0640", st.Uid, st.Mode&0o777)
+	}
+	buf := make([]byte, 8)
+	if n, err := unix.Lgetxattr(filepath.Join(where, "f"), "user.a", buf); err != nil || string(buf[:n]) != "1" {
+		t.Errorf("user.a: %q %v", buf[:max(n, 0)], err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(where, "f"), "trusted.b", buf); err == nil {
+		t.Error("trusted.b was set though not restoring as root")
+	}
+	if st := lstat(t, filepath.Join(where, "fifo")); st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		t.Error("the fifo was not made")
+	}
+}
