@@ -181,6 +181,7 @@ type dirAttr struct {
 	rel, path string // target relative to the root; the stored path
 	m         Member
 	xattrs    map[string]string
+	gone      bool // removed since (a file replaced it)
 }
 
 // bufSize is the data buffer.
@@ -399,7 +400,7 @@ func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileErro
 			if err := unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR); err != nil {
 				return bad(target, "replace", "a directory is there and could not be removed (%v)", err)
 			}
-			w.dropCache()
+			w.dirGone(rel)
 		}
 	}
 
@@ -546,6 +547,21 @@ func (w *Writer) replaces(mtimeNs int64, st *unix.Stat_t) bool {
 func (w *Writer) tmpName() string {
 	w.tmpN++
 	return w.tmpP + strconv.Itoa(w.tmpN)
+}
+
+// dirGone forgets the directory rel (removed to make way for a file):
+// no cached descriptor of it, no attributes to apply to it at Close.
+// (The cached directory is never pfd's parent here: rel is not an
+// ancestor of its own parent.)
+func (w *Writer) dirGone(rel string) {
+	if w.lastRel == rel || strings.HasPrefix(w.lastRel, rel+"/") {
+		w.dropCache()
+	}
+	delete(w.created, rel)
+	if i, ok := w.dirIdx[rel]; ok {
+		w.dirs[i].gone = true
+		delete(w.dirIdx, rel)
+	}
 }
 
 // dirAttrs records a directory's attributes for Close.
@@ -978,7 +994,9 @@ func (w *Writer) Close() {
 	}
 	var items []item
 	for i := range w.dirs {
-		items = append(items, item{w.dirs[i].rel, strings.Count(w.dirs[i].rel, "/"), &w.dirs[i]})
+		if !w.dirs[i].gone {
+			items = append(items, item{w.dirs[i].rel, strings.Count(w.dirs[i].rel, "/"), &w.dirs[i]})
+		}
 	}
 	for rel := range w.created {
 		if _, ok := w.dirIdx[rel]; !ok {

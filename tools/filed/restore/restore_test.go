@@ -664,3 +664,48 @@ func TestRestoreNotRoot(t *testing.T) {
 		t.Error("the fifo was not made")
 	}
 }
+
+// TestRestoreTypeChanges: with replace=always a file takes the place of
+// an empty directory (not of a non-empty one: an error), a directory
+// that of a file, and a directory the restore made for a child that
+// then failed can be replaced by a file.
+func TestRestoreTypeChanges(t *testing.T) {
+	mt := time.Unix(1.6e9, 0)
+	where := t.TempDir()
+	for _, d := range []string{"empty", "full/inside"} {
+		if err := os.MkdirAll(filepath.Join(where, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(where, "was-file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	items := archiveOf(t, []archive.Member{
+		{Path: "/empty", Type: archive.TypeReg, Size: 1, Mode: 0o644, Mtime: mt},
+		{Path: "/full", Type: archive.TypeReg, Size: 1, Mode: 0o644, Mtime: mt},
+		{Path: "/was-file", Type: archive.TypeDir, Mode: 0o755, Mtime: mt},
+		{Path: "/made/child", Type: archive.TypeReg, Size: 1, Mode: 0o644, Mtime: mt},
+		{Path: "/made", Type: archive.TypeReg, Size: 1, Mode: 0o644, Mtime: mt},
+	}, [][]byte{[]byte("a"), []byte("b"), nil, []byte("c"), []byte("d")})
+	items[3].m.SHA256[0] ^= 1 // the child fails: /made stays empty
+	h := newHarness(t, relocate.Rules{Where: where}, ReplaceAlways, false)
+	h.restore(items...)
+	h.w.Close()
+	if e := h.errorFor("/full"); e == nil || e.Op != "replace" {
+		t.Errorf("/full over a non-empty directory: %v, want a replace error", e)
+	}
+	if e := h.errorFor("/made/child"); e == nil || e.Op != "digest" {
+		t.Errorf("/made/child: %v, want a digest error", e)
+	}
+	if len(h.errs) != 2 {
+		t.Errorf("errors %v, want 2", h.errs)
+	}
+	for p, want := range map[string]string{"empty": "a", "made": "d"} {
+		if b, err := os.ReadFile(filepath.Join(where, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", p, b, err, want)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(where, "was-file")); err != nil || !fi.IsDir() || !fi.ModTime().Equal(mt) {
+		t.Errorf("was-file: %v %v, want a directory with the record's mtime", fi, err)
+	}
+}
