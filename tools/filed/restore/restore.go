@@ -801,10 +801,7 @@ func (w *Writer) attrsAt(pfd int, name string, m Member, chmod bool) *FileError 
 		}
 	}
 	if chmod {
-		// A fifo or device: open it without following (O_PATH does not
-		// take fchmod), so chmod the name: it was just made, in a
-		// directory reached without symlinks, and is not one.
-		if err := unix.Fchmodat(pfd, name, m.Mode&0o7777, 0); err != nil {
+		if err := chmodNoFollow(pfd, name, m.Mode&0o7777); err != nil {
 			return &FileError{Op: "attrs", Message: fmt.Sprintf("mode %04o: %v", m.Mode&0o7777, err)}
 		}
 	}
@@ -812,6 +809,35 @@ func (w *Writer) attrsAt(pfd int, name string, m Member, chmod bool) *FileError 
 		return &FileError{Op: "attrs", Message: fmt.Sprintf("mtime: %v", err)}
 	}
 	return nil
+}
+
+// chmodNoFollow sets the mode of a fifo or device in pfd without ever
+// following a symlink (had one been put there since it was made):
+// fchmodat2(AT_SYMLINK_NOFOLLOW) (Linux 6.6), else through an O_PATH
+// descriptor of the entry itself.
+func chmodNoFollow(pfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(pfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
+		return err
+	}
+	return chmodOPath(pfd, name, mode)
+}
+
+// chmodOPath is chmodNoFollow on kernels without fchmodat2.
+func chmodOPath(pfd int, name string, mode uint32) error {
+	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%q is a symlink now: not followed", name)
+	}
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
 }
 
 // link makes a hard link to the member's first path, restored earlier

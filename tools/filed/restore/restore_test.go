@@ -709,3 +709,35 @@ func TestRestoreTypeChanges(t *testing.T) {
 		t.Errorf("was-file: %v %v, want a directory with the record's mtime", fi, err)
 	}
 }
+
+// TestChmodOPath: the chmod of kernels without fchmodat2 changes a fifo
+// and refuses a symlink (its target keeps its mode).
+func TestChmodOPath(t *testing.T) {
+	dir := t.TempDir()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "victim"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("victim", filepath.Join(dir, "sym")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chmodOPath(fd, "fifo", 0o4751); err != nil {
+		t.Fatal(err)
+	}
+	if st := lstat(t, filepath.Join(dir, "fifo")); st.Mode&0o7777 != 0o4751 {
+		t.Errorf("fifo mode %04o", st.Mode&0o7777)
+	}
+	if err := chmodOPath(fd, "sym", 0o777); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("chmod of a symlink: %v, want refused", err)
+	}
+	if st := lstat(t, filepath.Join(dir, "victim")); st.Mode&0o777 != 0o600 {
+		t.Errorf("the symlink's target became %04o", st.Mode&0o777)
+	}
+}
