@@ -96,6 +96,15 @@ func openLibrary(lf *libFlags, ks *keySource, out io.Writer) (*library, error) {
 	if l.driveIdx < 0 {
 		l.driveIdx = l.findDriveIndex()
 	}
+	// A key left in the drive (a run killed with SIGKILL, another tool)
+	// is not ours to trust: clear it before anything is read.
+	if st, err := dr.Status(); err == nil && !st.Cleared() {
+		if _, err := dr.Clear(); err != nil {
+			l.close()
+			return nil, fmt.Errorf("%s holds a key (%s) that could not be cleared: %w", driveAddr, st, err)
+		}
+		fmt.Fprintf(out, "tapextract: %s: a key left in the drive was cleared\n", driveAddr)
+	}
 	return l, nil
 }
 
@@ -179,12 +188,24 @@ func (l *library) load(ctx context.Context, c cartridge) error {
 		return err
 	}
 	dst := drives[l.driveIdx]
-	if dst.Full {
-		if !dst.SValid || dst.Source != c.Addr {
-			return fmt.Errorf("the drive (changer element %d) holds cartridge %s already; return it to its slot first", l.driveIdx, dash(strings.TrimSpace(dst.VolumeTag)))
+	if dst.Full && (!dst.SValid || dst.Source != c.Addr) {
+		// Left there by an earlier run or by hand: put it back first.
+		if !dst.SValid {
+			return fmt.Errorf("the drive (changer element %d) holds cartridge %s and the changer does not say which slot it came from; move it to an empty slot with the library's panel", l.driveIdx, dash(strings.TrimSpace(dst.VolumeTag)))
 		}
-	} else if err := l.changer.MoveMedium(0, c.Addr, dst.Address); err != nil {
-		return fmt.Errorf("changer: moving slot %d (%s) to the drive: %w", c.Slot, c.Barcode, err)
+		if err := l.drive.Unload(); err != nil && !scsi.IsNoMedium(err) {
+			return fmt.Errorf("%s: unloading cartridge %s left in the drive: %w", l.driveAddr, dash(strings.TrimSpace(dst.VolumeTag)), err)
+		}
+		if err := l.changer.MoveMedium(0, dst.Address, dst.Source); err != nil {
+			return fmt.Errorf("changer: returning cartridge %s left in the drive to its slot: %w", dash(strings.TrimSpace(dst.VolumeTag)), err)
+		}
+		fmt.Fprintf(l.out, "tapextract: cartridge %s left in the drive was returned to its slot\n", dash(strings.TrimSpace(dst.VolumeTag)))
+		dst.Full = false
+	}
+	if !dst.Full {
+		if err := l.changer.MoveMedium(0, c.Addr, dst.Address); err != nil {
+			return fmt.Errorf("changer: moving slot %d (%s) to the drive: %w", c.Slot, c.Barcode, err)
+		}
 	}
 	cc := c
 	l.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -452,7 +453,14 @@ func TestSpanningJob(t *testing.T) {
 	}
 	w.putCache(w.cache, ks)
 
-	out := w.ok(args([]string{"volumes"}, w.lib(), w.keysV1())...)
+	// A cartridge left in the drive by hand goes back to its slot first.
+	if out, err := exec.Command(w.vtl.Bin, "load", "--socket", w.vtl.Socket, "--slot", "2", "--drive", "0").CombinedOutput(); err != nil {
+		t.Fatalf("vtl load: %v\n%s", err, out)
+	}
+	out, errs, code := w.run(args([]string{"volumes"}, w.lib(), w.keysV1())...)
+	if code != 0 || !strings.Contains(errs, "cartridge "+barcode(2)+" left in the drive was returned to its slot") {
+		t.Fatalf("volumes with a cartridge left in the drive: exit %d\n%s\n%s", code, out, errs)
+	}
 	for slot := 1; slot <= 3; slot++ {
 		if !strings.Contains(out, barcode(slot)) || !strings.Contains(out, keys.Fingerprint(ks[slot].drive)) {
 			t.Fatalf("volumes lacks %s and its fingerprint:\n%s", barcode(slot), out)
@@ -489,7 +497,7 @@ func TestSpanningJob(t *testing.T) {
 
 	// extract: the changer loads the three volumes in order.
 	to := filepath.Join(w.dir, "restore")
-	_, errs, code := w.run(args([]string{"extract", "--job", "42", "--to", to}, w.lib(), w.keysV1())...)
+	_, errs, code = w.run(args([]string{"extract", "--job", "42", "--to", to}, w.lib(), w.keysV1())...)
 	if code != 0 {
 		t.Fatalf("extract: exit %d\n%s", code, errs)
 	}
@@ -592,6 +600,21 @@ func TestExportKeysAndRecipe(t *testing.T) {
 		t.Fatalf("the index from the recipe: %.300s", idx)
 	}
 	w.vtl.RequireNoKey(t)
+
+	// The cartridge is still in the drive, and a key is loaded again (as
+	// after a run killed with SIGKILL): tapextract clears the key and
+	// returns the cartridge before it reads anything.
+	if out, err := exec.Command(bins["tapekey"], "drive", "set-key", w.drive, "--stored", ks[1].stored.Value, "--kek", w.kekPath).CombinedOutput(); err != nil {
+		t.Fatalf("tapekey drive set-key: %v\n%s", err, out)
+	}
+	out2, errs, code := w.run(args([]string{"ls", "--volume", barcode(1)}, w.lib(), w.keysV1())...)
+	if code != 0 || !strings.Contains(errs, "a key left in the drive was cleared") || !strings.Contains(out2, "job 7 nightly") {
+		t.Fatalf("ls after a key and a cartridge were left in the drive: exit %d\n%s\n%s", code, out2, errs)
+	}
+	w.vtl.RequireNoKey(t)
+	if st := w.vtl.Status(t); !regexp.MustCompile(`(?m)^slot 1\s+0x1000\s+` + barcode(1)).MatchString(st) {
+		t.Fatalf("the cartridge is not back in slot 1:\n%s", st)
+	}
 }
 
 // TestBareosCache: the key comes from a Bareos crypto cache (its KEK
