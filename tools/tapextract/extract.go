@@ -240,20 +240,39 @@ func (x *extractor) findIndex(job int64) (*jobIndex, error) {
 func (x *extractor) extractJob(ix *jobIndex, match func(string) bool) error {
 	x.job = ix.Header.JobID
 	x.first = ""
-	var sel []archive.IndexEntry
-	var total int64
-	for _, e := range ix.Entries {
-		if x.first == "" {
-			x.first = e.Address.Volume
+	if len(ix.Entries) > 0 {
+		x.first = ix.Entries[0].Address.Volume
+	}
+	// A hard link selected without its first path: the first path's
+	// member (which carries the data) is written under the link's path
+	// instead (extract.Member.WriteAs), as a restore does.
+	picked := make([]bool, len(ix.Entries))
+	writeAs := map[int]string{}
+	at := map[string]int{}
+	for i, e := range ix.Entries {
+		at[e.Path] = i
+		picked[i] = match == nil || match(e.Path)
+	}
+	for i, e := range ix.Entries {
+		if !picked[i] || e.Type != archive.TypeLink {
+			continue
 		}
-		if match == nil || match(e.Path) {
-			sel = append(sel, e)
+		if ti, ok := at[e.Linkname]; ok && ti < i && !picked[ti] {
+			picked[ti], writeAs[ti], picked[i] = true, e.Path, false
+		}
+	}
+	var sel []selected
+	var total int64
+	for i, e := range ix.Entries {
+		if picked[i] {
+			sel = append(sel, selected{e, writeAs[i]})
 			total += e.Size
 		}
 	}
 	fmt.Fprintf(x.s.c.stderr, "tapextract: job %d %s (client %s, %s): %d of %d members selected, %d bytes\n", x.job, dash(ix.Header.Job), dash(ix.Header.Client), dash(ix.Header.Level), len(sel), len(ix.Entries), total)
 	// Every volume needed must be in the library: say so before reading.
-	for _, e := range sel {
+	for _, se := range sel {
+		e := se.IndexEntry
 		for i, name := range append([]string{e.Address.Volume}, partVolumes(e)...) {
 			if _, ok, err := x.s.findVolume(name); err != nil {
 				return err
@@ -267,11 +286,12 @@ func (x *extractor) extractJob(ix *jobIndex, match func(string) bool) error {
 		}
 	}
 	var done int64
-	for i, e := range sel {
+	for i, se := range sel {
+		e := se.IndexEntry
 		if err := x.ctx.Err(); err != nil {
 			return context.Cause(x.ctx)
 		}
-		if err := x.member(e); err != nil {
+		if err := x.member(e, se.writeAs); err != nil {
 			return fmt.Errorf("job %d: %q: %w", x.job, e.Path, err)
 		}
 		done += e.Size
@@ -281,6 +301,13 @@ func (x *extractor) extractJob(ix *jobIndex, match func(string) bool) error {
 		}
 	}
 	return nil
+}
+
+// selected is a member to extract, and the path to write it as (a hard
+// link's first path selected for its link).
+type selected struct {
+	archive.IndexEntry
+	writeAs string
 }
 
 func partVolumes(e archive.IndexEntry) []string {
@@ -293,8 +320,8 @@ func partVolumes(e archive.IndexEntry) []string {
 
 // member restores one member: its bytes (headers, data across its
 // parts, padding) are streamed to the writer through a pipe.
-func (x *extractor) member(e archive.IndexEntry) error {
-	m := extract.Member{Path: e.Path, Type: e.Type.String(), Size: e.Size, Mode: uint32(e.Mode & 0o7777), UID: e.UID, GID: e.GID,
+func (x *extractor) member(e archive.IndexEntry, writeAs string) error {
+	m := extract.Member{Path: e.Path, WriteAs: writeAs, Type: e.Type.String(), Size: e.Size, Mode: uint32(e.Mode & 0o7777), UID: e.UID, GID: e.GID,
 		MtimeNs: e.Mtime, Linkname: e.Linkname, Sparse: e.Sparse}
 	if e.SHA256 != ([32]byte{}) {
 		m.SHA256 = append([]byte(nil), e.SHA256[:]...)

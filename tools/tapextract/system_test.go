@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,4 +130,18 @@ func TestDRAfterRealBackup(t *testing.T) {
 	w.ok(args([]string{"extract", "--job", id, "--to", to}, w.lib(), w.keysV1())...)
 	sameTree(t, root, filepath.Join(to, root))
 	vtl.RequireNoKey(t)
+
+	// A hard link selected without its first path gets the data.
+	hardB := strings.TrimPrefix(filepath.Join(root, testtree.HardB), "/")
+	long := w.ok(args([]string{"ls", "-l", "--job", id, "--volume", "TW0002L6"}, w.lib(), w.keysV1())...)
+	if !regexp.MustCompile(`(?m)^\s+link\s.*` + regexp.QuoteMeta(hardB) + ` -> `).MatchString(long) {
+		t.Fatalf("ls -l does not list %s as a hard link:\n%s", hardB, long)
+	}
+	to2 := filepath.Join(dir, "restore-link")
+	w.ok(args([]string{"extract", "--job", id, "--include", "/" + hardB, "--to", to2}, w.lib(), w.keysV1())...)
+	want, _ := os.ReadFile(filepath.Join(root, testtree.HardB))
+	got, err := os.ReadFile(filepath.Join(to2, hardB))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the hard link extracted alone: %v (%d bytes, want %d)", err, len(got), len(want))
+	}
 }
