@@ -32,7 +32,7 @@ type keyFlags struct {
 func addKeyFlags(f *flags) *keyFlags {
 	k := &keyFlags{
 		cache:    f.String("cache", "", "crypto cache: storaged's (storaged.cryptocache) or a Bareos one (.cryptoc), told apart by its first line"),
-		keysFile: f.String("keys", "", "an `export keys` file (VOLUME<TAB>STORED<TAB>SCHEME<TAB>KEK_ID lines)"),
+		keysFile: f.String("keys", "", "the director's \"export keys\" file (VOLUME<TAB>STORED<TAB>SCHEME<TAB>KEK_ID lines)"),
 		master:   f.String("master", "", "master keyset file, for a Tink-sealed KEK file"),
 	}
 	f.Var(&k.keks, "kek", "KEK file (plain hex or Tink-sealed with --master; for a Bareos cache, the Bareos KEK string file); repeatable")

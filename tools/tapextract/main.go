@@ -116,7 +116,11 @@ func run(c *cli, args []string) int {
 		}
 		return 130
 	}
-	fmt.Fprintf(c.stderr, "tapextract %s: %v\n", cmd.name, err)
+	if msg := err.Error(); strings.HasPrefix(msg, f.path) {
+		fmt.Fprintln(c.stderr, msg)
+	} else {
+		fmt.Fprintf(c.stderr, "%s: %s\n", f.path, msg)
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2
