@@ -105,6 +105,12 @@ func writeRecipe(w io.Writer, v *volume, o recipeOpts) {
 		p("mt -f \"$TAPE\" rewind; mt -f \"$TAPE\" fsf %d", v.Meta)
 		p("dd if=\"$TAPE\" bs=%d | tar -tvf -", bs)
 	}
+	indexed := map[int64]bool{} // jobs that end on this volume
+	for _, tf := range v.Files {
+		if tf.Foreign == "" && tf.Header.Kind == archive.KindIndex {
+			indexed[tf.Header.JobID] = true
+		}
+	}
 	for _, tf := range v.Files {
 		if tf.Foreign != "" {
 			p("# tape file %d is not a Tapeward part (%s)", tf.File, tf.Foreign)
@@ -122,10 +128,24 @@ func writeRecipe(w io.Writer, v *volume, o recipeOpts) {
 		p("# tape file %d: job %d %s (client %s, %s) part %d%s", tf.File, h.JobID, dash(h.Job), dash(h.Client), dash(h.Level), h.Part, cutNote(h))
 		p("mt -f \"$TAPE\" rewind; mt -f \"$TAPE\" fsf %d", tf.File)
 		p("dd if=\"$TAPE\" bs=%d of=%s", bs, name)
+		chain := func(upTo int) string {
+			c := "tar -M -xv"
+			for i := 1; i <= upTo; i++ {
+				c += fmt.Sprintf(" -f job%d-part%d.tar", h.JobID, i)
+			}
+			return c
+		}
 		if h.Cut != nil {
-			p("# this part starts with the rest of %q: stitch it to the previous part: tar -M -xvf job%d-part%d.tar -f %s", h.Cut.Path, h.JobID, h.Part-1, name)
-		} else {
-			p("mkdir -p restore && tar -xvf %s -C restore   # tar -tvf lists it; a member cut at the end goes on in part %d (tar -M)", name, h.Part+1)
+			p("# this part starts with the rest of %q: stitch the job's parts read so far (GNU tar):", h.Cut.Path)
+			p("#   %s", chain(h.Part))
+		}
+		switch {
+		case !indexed[h.JobID]:
+			p("# job %d continues on its next volume and this part may end inside a member (tar -xvf %s alone", h.JobID, name)
+			p("# stops there with \"Unexpected EOF\"): read part %d from the next volume, then: %s", h.Part+1, chain(h.Part+1))
+		case h.Cut != nil:
+		default:
+			p("mkdir -p restore && tar -xvf %s -C restore   # tar -tvf lists it", name)
 		}
 	}
 	if l.Encryption.Encrypted {

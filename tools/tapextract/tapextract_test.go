@@ -521,6 +521,24 @@ func TestSpanningJob(t *testing.T) {
 		t.Fatalf("--include big/large-01*: got %v", ents)
 	}
 
+	// By hand: each volume's recipe reads its parts with mt and dd; GNU
+	// tar -M stitches the members cut at the volumes' ends.
+	byhand := filepath.Join(w.dir, "byhand")
+	for slot := 1; slot <= 3; slot++ {
+		recipe := w.ok(args([]string{"recipe", "--volume", barcode(slot), "--tape", w.drive}, w.lib(), w.keysV1())...)
+		if slot < 3 && !strings.Contains(recipe, fmt.Sprintf("-f job42-part%d.tar -f job42-part%d.tar", slot, slot+1)) || slot == 3 && !strings.Contains(recipe, "tar -M -xv -f job42-part1.tar -f job42-part2.tar -f job42-part3.tar") {
+			t.Fatalf("the recipe of %s does not say how to stitch the next part:\n%s", barcode(slot), recipe)
+		}
+		w.runRecipe(recipe, slot, byhand)
+	}
+	os.Mkdir(filepath.Join(byhand, "restore"), 0o755)
+	tar := exec.Command("tar", "-M", "-xv", "-f", "job42-part1.tar", "-f", "job42-part2.tar", "-f", "job42-part3.tar", "-C", "restore")
+	tar.Dir = byhand
+	if out, err := tar.CombinedOutput(); err != nil {
+		t.Fatalf("tar -M over the three parts: %v\n%s", err, out)
+	}
+	sameTree(t, src, filepath.Join(byhand, "restore"))
+
 	// A wrong KEK: the error names the KEK the key needs and the label's.
 	other := filepath.Join(w.dir, "other.key")
 	otherKEK := testenv.WriteKEK(t, other)
@@ -572,28 +590,8 @@ func TestExportKeysAndRecipe(t *testing.T) {
 		}
 	}
 	// Run it: the cartridge loaded by hand, mt and dd speak to the vtl.
-	if out, err := exec.Command(w.vtl.Bin, "load", "--socket", w.vtl.Socket, "--slot", "1", "--drive", "0").CombinedOutput(); err != nil {
-		t.Fatalf("vtl load: %v\n%s", err, out)
-	}
-	shims := filepath.Join(w.dir, "shims")
-	os.Mkdir(shims, 0o755)
-	self, _ := os.Executable()
-	for _, n := range []string{"mt", "dd"} {
-		if err := os.Symlink(self, filepath.Join(shims, n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Symlink(bins["tapekey"], filepath.Join(shims, "tapekey"))
 	work := filepath.Join(w.dir, "byhand")
-	os.Mkdir(work, 0o755)
-	cmd := exec.Command("bash", "-c", recipe)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "PATH="+shims+":"+os.Getenv("PATH"))
-	out, err := cmd.CombinedOutput()
-	w.outs = append(w.outs, string(out))
-	if err != nil {
-		t.Fatalf("the recipe failed: %v\n%s\nrecipe:\n%s", err, out, recipe)
-	}
+	w.runRecipe(recipe, 1, work)
 	sameTree(t, src, filepath.Join(work, "restore"))
 	idx, _ := os.ReadFile(filepath.Join(work, "job7-index.jsonl"))
 	if !bytes.Contains(idx, []byte(`"path":"big/large-00`)) {
@@ -709,6 +707,41 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// runRecipe loads slot's cartridge into drive 0 as an operator would
+// (the vtl's panel), runs a recipe in work with mt and dd speaking to the
+// vtl and the real tapekey and GNU tar, and unloads the cartridge.
+func (w *world) runRecipe(recipe string, slot int, work string) {
+	t := w.t
+	t.Helper()
+	if out, err := exec.Command(w.vtl.Bin, "load", "--socket", w.vtl.Socket, "--slot", strconv.Itoa(slot), "--drive", "0").CombinedOutput(); err != nil {
+		t.Fatalf("vtl load: %v\n%s", err, out)
+	}
+	shims := filepath.Join(w.dir, "shims")
+	if _, err := os.Stat(shims); err != nil {
+		os.Mkdir(shims, 0o755)
+		self, _ := os.Executable()
+		for _, n := range []string{"mt", "dd"} {
+			if err := os.Symlink(self, filepath.Join(shims, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Symlink(bins["tapekey"], filepath.Join(shims, "tapekey"))
+	}
+	os.MkdirAll(work, 0o755)
+	cmd := exec.Command("bash", "-c", recipe)
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "PATH="+shims+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	w.outs = append(w.outs, string(out))
+	if err != nil {
+		t.Fatalf("the recipe failed: %v\n%s\nrecipe:\n%s", err, out, recipe)
+	}
+	w.vtl.RequireNoKey(t)
+	if out, err := exec.Command(w.vtl.Bin, "unload", "--socket", w.vtl.Socket, "--drive", "0").CombinedOutput(); err != nil {
+		t.Fatalf("vtl unload: %v\n%s", err, out)
+	}
 }
 
 // shimMT is `mt -f DEVICE rewind|fsf N|setblk N` for a vtl drive.
