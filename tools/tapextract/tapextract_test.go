@@ -660,6 +660,35 @@ func TestBareosCache(t *testing.T) {
 	w.vtl.RequireNoKey(t)
 }
 
+// TestSealedKEK: the KEK file is sealed with a Tink master keyset
+// (tapekey kek new --seal-with); --master opens it.
+func TestSealedKEK(t *testing.T) {
+	w := newWorld(t, "1GiB")
+	master, sealed := filepath.Join(w.dir, "master.json"), filepath.Join(w.dir, "sealed.kek")
+	for _, a := range [][]string{{"master-keyset", "new", "--out", master}, {"kek", "new", "--out", sealed, "--seal-with", master}} {
+		if out, err := exec.Command(bins["tapekey"], a...).CombinedOutput(); err != nil {
+			t.Fatalf("tapekey %v: %v\n%s", a, err, out)
+		}
+	}
+	kek, err := keys.LoadKEKFile(sealed, keys.LoadOptions{MasterKeysetPath: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.kek = kek
+	src := filepath.Join(w.dir, "src")
+	makeTree(t, src, 1, 256<<10)
+	ks := map[int]tapeKey{1: w.v1Key()}
+	tp := w.openTapes(func(int) tapeKey { return ks[1] })
+	tp.backup(11, src, 1)
+	tp.close()
+	w.putCache(w.cache, ks)
+	w.fails("is sealed with Tink; give the master keyset file", args([]string{"ls", "--volume", barcode(1)}, w.lib(), []string{"--cache", w.cache, "--kek", sealed})...)
+	to := filepath.Join(w.dir, "restore")
+	w.ok(args([]string{"extract", "--job", "11", "--to", to}, w.lib(), []string{"--cache", w.cache, "--kek", sealed, "--master", master})...)
+	sameTree(t, src, to)
+	w.vtl.RequireNoKey(t)
+}
+
 // TestInterruptClearsKey: SIGINT during an extract stops it and leaves no
 // key in the drive.
 func TestInterruptClearsKey(t *testing.T) {
