@@ -99,6 +99,7 @@ func cmdExtract(ctx context.Context, c *cli, f *flags, args []string) (err error
 			return err
 		}
 	}
+	x.w.Close() // directory attributes, deepest first: their errors count too
 	st := x.w.Stats()
 	fmt.Fprintf(c.stderr, "tapextract: done: %d files, %d bytes in %s (%d blocks read) to %s; %d errors, %d kept (replace=%s)\n",
 		st.Files, st.Bytes, time.Since(start).Round(time.Millisecond), x.blocks.Load(), *to, st.Errors, st.Skipped, rep)
@@ -271,14 +272,24 @@ func (x *extractor) extractJob(ix *jobIndex, match func(string) bool) error {
 	}
 	fmt.Fprintf(x.s.c.stderr, "tapextract: job %d %s (client %s, %s): %d of %d members selected, %d bytes\n", x.job, dash(ix.Header.Job), dash(ix.Header.Client), dash(ix.Header.Level), len(sel), len(ix.Entries), total)
 	// Every volume needed must be in the library: say so before reading.
+	carts, err := x.s.lib.cartridges()
+	if err != nil {
+		return err
+	}
+	inLib := map[string]bool{}
+	for _, c := range carts {
+		inLib[c.Barcode] = true
+	}
+	checked := map[string]bool{}
 	for _, se := range sel {
-		e := se.IndexEntry
-		for i, name := range append([]string{e.Address.Volume}, partVolumes(e)...) {
-			if _, ok, err := x.s.findVolume(name); err != nil {
-				return err
-			} else if !ok {
+		for _, name := range append([]string{se.Address.Volume}, partVolumes(se.IndexEntry)...) {
+			if checked[name] {
+				continue
+			}
+			checked[name] = true
+			if !inLib[name] {
 				what := "continues"
-				if i == 0 && name == x.first {
+				if name == x.first {
 					what = "holds the start of"
 				}
 				return fmt.Errorf("volume %s %s job %d but is not in the library (barcode %s); put it in a slot and run again (nothing was extracted)", name, what, x.job, name)
