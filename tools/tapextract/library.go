@@ -19,6 +19,9 @@ import (
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
+// headerRead is how much of a tape file's first block scan reads.
+const headerRead = 64 << 10
+
 // readyTimeout bounds the wait for a loading cartridge (LTO loads take
 // 15-20 s; a changer move before it adds more).
 const readyTimeout = 3 * time.Minute
@@ -359,7 +362,11 @@ func (l *library) scan(ctx context.Context, v *volume, readIndexes bool, wantInd
 	if _, err := l.drive.Space(scsi.SpaceFilemarks, int64(v.Meta)); err != nil {
 		return fmt.Errorf("%s: spacing over the label: %w", v.Label.Volume, err)
 	}
-	bs := v.Label.BlockSize
+	// A part header is a few KiB (its pax records, a continuation's
+	// headers): the first headerRead bytes of a tape file's first block
+	// hold it. A longer block is read overlength (the rest of it is not
+	// transferred), so listing reads little more than that per tape file.
+	bs := min(v.Label.BlockSize, headerRead)
 	if mt := l.drive.MaxTransfer(); mt > 0 && bs > mt {
 		bs = mt
 	}
