@@ -472,6 +472,12 @@ func TestSpanningJob(t *testing.T) {
 	t.Logf("tapextract volumes:\n%s", out)
 	w.vtl.RequireNoKey(t)
 
+	// Without a key source the labels are still listed, with why no key.
+	bare := w.ok(args([]string{"volumes"}, w.lib())...)
+	if !strings.Contains(bare, "NO: no key for "+barcode(1)+": no key source was given") || !strings.Contains(bare, keys.Fingerprint(ks[3].drive)) {
+		t.Fatalf("volumes without keys:\n%s", bare)
+	}
+
 	// ls: every volume, from labels, part headers and the index only.
 	w.vtl.Reads(t, true)
 	for slot := 1; slot <= 3; slot++ {
