@@ -437,7 +437,7 @@ func (s *Store) SinceTime(ctx context.Context, job, client, filesetIdentity, lev
 	err := s.pool.QueryRow(ctx, `
 		SELECT id, started_at FROM jobs
 		WHERE name = $1 AND client = $2 AND fileset_identity = $3 AND job_type = 'Backup' AND level = 'Full'
-			AND status IN ('T', 'W') AND started_at IS NOT NULL
+			AND status IN ('T', 'W') AND started_at IS NOT NULL AND purged_at IS NULL
 		ORDER BY started_at DESC, id DESC LIMIT 1`, job, client, filesetIdentity).Scan(&fullID, &fullStart)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var (
@@ -446,7 +446,7 @@ func (s *Store) SinceTime(ctx context.Context, job, client, filesetIdentity, lev
 		err := s.pool.QueryRow(ctx, `
 			SELECT fileset_identity, COALESCE(fileset, '') FROM jobs
 			WHERE name = $1 AND client = $2 AND job_type = 'Backup' AND level = 'Full' AND status IN ('T', 'W')
-				AND started_at IS NOT NULL AND fileset_identity IS NOT NULL
+				AND started_at IS NOT NULL AND purged_at IS NULL AND fileset_identity IS NOT NULL
 			ORDER BY started_at DESC, id DESC LIMIT 1`, job, client).Scan(&otherIdentity, &fileset)
 		if err == nil {
 			return upgrade(fmt.Sprintf("fileset %q of job %q changed since the last Full for client %q (identity %s → %s)",
@@ -475,7 +475,7 @@ func (s *Store) SinceTime(ctx context.Context, job, client, filesetIdentity, lev
 	err = s.pool.QueryRow(ctx, `
 		SELECT id, started_at FROM jobs
 		WHERE name = $1 AND client = $2 AND fileset_identity = $3 AND job_type = 'Backup'
-			AND status IN ('T', 'W') AND started_at IS NOT NULL AND started_at >= $4
+			AND status IN ('T', 'W') AND started_at IS NOT NULL AND purged_at IS NULL AND started_at >= $4
 		ORDER BY started_at DESC, id DESC LIMIT 1`, job, client, filesetIdentity, fullStart).Scan(&id, &start)
 	if err != nil {
 		return LevelDecision{}, dbErr(op, err)
