@@ -104,6 +104,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.exportVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
 	case "import":
 		return d.importVolumes(ctx, actor, cmd.Str("storage"))
+	case "prune volume", "purge volume":
+		return d.pruneVolume(ctx, actor, cmd.Str("volume"), cmd.Name == "prune volume", cmd.Bool("yes"))
 	case "list keyevents":
 		return d.listKeyEvents(ctx, cmd)
 	case "status storage":
@@ -182,6 +184,8 @@ func catalogStatus(err error) error {
 		lm *catalog.LabelMismatchError
 		wr *catalog.WriteRefusedError
 		te *catalog.TransitionError
+		rt *catalog.RetentionError
+		iu *catalog.VolumeInUseError
 	)
 	code := codes.Internal
 	switch {
@@ -191,7 +195,7 @@ func catalogStatus(err error) error {
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), asErr(err, &rt), asErr(err, &iu), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument

@@ -181,7 +181,7 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	// Jobs: a job still active in the catalog was cut by a director that
 	// stopped; the runner ends those E first.
 	d.filed = jobs.NewFiledDialer(files)
-	d.jobs, err = jobs.New(ctx, jobs.Options{Config: o.Config, Catalog: store, Log: d.log, Clock: d.clock, Metrics: o.Metrics,
+	d.jobs, err = jobs.New(ctx, jobs.Options{Config: o.Config, Catalog: store, Log: d.log, Clock: d.clock, Metrics: o.Metrics, Keyring: d.ring,
 		Storage: func(name string) (pb.StorageClient, error) {
 			l, err := d.storage(name)
 			if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // Options are what a Runner needs.
@@ -45,6 +46,9 @@ type Options struct {
 	Clock   func() time.Time
 	After   func(d time.Duration) <-chan time.Time
 	Metrics *Metrics // nil: a private registry
+	// Keyring makes the new key of a volume a job recycles (its active
+	// KEK wraps it); nil: encrypted volumes are not recycled.
+	Keyring *keys.Keyring
 }
 
 // Request asks for a run of a [[job]].
