@@ -87,6 +87,13 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	switch cmd.Name {
+	case "label", "import", "update volume", "update pool", "prune volume", "purge volume":
+		// A job waiting for a volume (max_volume_wait) tries again.
+		if d.jobs != nil {
+			defer d.jobs.VolumesChanged()
+		}
+	}
+	switch cmd.Name {
 	case "help":
 		text, err := console.HelpFor(cmd.Str("topic"), role)
 		if err != nil {

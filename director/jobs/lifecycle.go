@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tapeward/tapeward/director/catalog"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
@@ -138,4 +140,54 @@ func (r *Runner) endRecycling(ctx context.Context, j *job, s *session) {
 	for _, v := range got {
 		r.logf(j, catalog.LogWarning, "Volume %s: its recycled label was not written; status Error, its new key kept (label it again to retry)", v)
 	}
+}
+
+// VolumesChanged tells waiting jobs that volumes may have become
+// available (a label, import, status update, prune or purge): a job
+// waiting for a volume tries again now.
+func (r *Runner) VolumesChanged() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(r.volChanged)
+	r.volChanged = make(chan struct{})
+}
+
+// volumeRetry is how often a job waiting for a volume tries again without
+// being told that volumes changed.
+const volumeRetry = time.Minute
+
+// waitVolume decides what a job does when pickVolume failed with err: with
+// no volume to be had (a *NoVolumeError) and the job's max_volume_wait not
+// yet over (since *since, set at the first wait), it gives its drive
+// back, waits (status m, saying why and until when) for volumes to change
+// or a minute, and returns true (try again). Otherwise false: the job
+// fails with err (after a wait, saying how long it waited).
+func (r *Runner) waitVolume(j *job, s *session, err error, since *time.Time) bool {
+	var nv *NoVolumeError
+	if j.cfg.MaxVolumeWait <= 0 || !errors.As(err, &nv) {
+		return false
+	}
+	now := r.o.Clock()
+	if since.IsZero() {
+		*since = now
+	}
+	until := since.Add(j.cfg.MaxVolumeWait)
+	left := until.Sub(now)
+	if left <= 0 {
+		r.logf(j, catalog.LogError, "No volume within max_volume_wait %s (waited since %s)", j.cfg.MaxVolumeWait, since.UTC().Format("2006-01-02 15:04:05Z"))
+		return false
+	}
+	r.mu.Lock()
+	ch := r.volChanged
+	r.mu.Unlock()
+	r.release(j, s)
+	r.setWaiting(j, catalog.JobWaitMedia, fmt.Sprintf("waiting for a volume until %s (max_volume_wait %s): %s",
+		until.UTC().Format("2006-01-02 15:04:05Z"), j.cfg.MaxVolumeWait, nv.Error()))
+	select {
+	case <-ch:
+	case <-r.o.After(min(volumeRetry, left)):
+	case <-j.ctx.Done():
+		return false
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tapeward/tapeward/director/catalog"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 func (w *world) sql(q string, args ...any) {
@@ -161,5 +162,59 @@ func TestNoVolumeSaysWhy(t *testing.T) {
 	pl, err := w.r.Planner().WouldTake(w.ctx, "Local", "sd1")
 	if err != nil || pl.Volume != "V2" || !strings.HasPrefix(pl.How, "recycled: purged") {
 		t.Fatalf("preview with recycling: %+v, %v", pl, err)
+	}
+}
+
+// With max_volume_wait a job that finds no volume waits (status m, saying
+// why and until when) instead of failing; a volume made available (and
+// VolumesChanged) lets it run; once the wait is over it fails with the
+// fix.
+func TestJobWaitsForAVolume(t *testing.T) {
+	w := newWorld(t, 1, "V1")
+	w.cfg.Jobs[0].MaxVolumeWait = time.Hour
+	if _, _, err := w.store.SetVolumeStatus(w.ctx, "V1", catalog.StatusUsed, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(id int64) {
+		t.Helper()
+		testenv.WaitFor(t, "the job to wait for a volume", func() bool {
+			s, ok := w.r.StatusOf(id)
+			return ok && strings.Contains(s.Why, "waiting for a volume until 2026-12-01 22:00:00Z (max_volume_wait 1h0m0s): no appendable clear volume of pool Local")
+		})
+		testenv.WaitFor(t, "status m in the catalog", func() bool {
+			j, _ := w.store.GetJob(w.ctx, id)
+			return j.Status == catalog.JobWaitMedia
+		})
+	}
+	id := w.start("web1-home", "Full")
+	waiting(id)
+	if _, _, err := w.store.SetVolumeStatus(w.ctx, "V1", catalog.StatusAppend, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	w.r.VolumesChanged()
+	if j := w.wait(id); j.Status != catalog.JobOK || !slicesEqual(dedupe(j.Volumes), []string{"V1"}) {
+		t.Fatalf("job after the volume came: %+v\n%s", j, w.joblog(id))
+	}
+	if !strings.Contains(w.joblog(id), "waiting for a volume until") {
+		t.Errorf("job log:\n%s", w.joblog(id))
+	}
+
+	// No volume comes: after max_volume_wait the job fails with the fix.
+	if _, _, err := w.store.SetVolumeStatus(w.ctx, "V1", catalog.StatusUsed, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	id = w.start("web1-home", "Full")
+	testenv.WaitFor(t, "the second job to wait", func() bool {
+		j, _ := w.store.GetJob(w.ctx, id)
+		return j.Status == catalog.JobWaitMedia
+	})
+	w.clock.Advance(2 * time.Hour)
+	w.after <- w.clock.Now()
+	j := w.wait(id)
+	if j.Status != catalog.JobError || !strings.Contains(j.Error, "no appendable clear volume of pool Local") || !strings.Contains(j.Error, "label one with") {
+		t.Fatalf("job after max_volume_wait: %s %q", j.Status, j.Error)
+	}
+	if !strings.Contains(w.joblog(id), "No volume within max_volume_wait 1h0m0s") {
+		t.Errorf("job log:\n%s", w.joblog(id))
 	}
 }

@@ -322,6 +322,7 @@ func (r *Runner) knowDrives(ctx context.Context, storage string, sc pb.StorageCl
 // drive is busy.
 func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 	backoff := minBackoff / 2
+	var volumeWait time.Time // when the job began waiting for a volume
 	for {
 		waitWhy := "waiting for a drive on " + s.storage
 		err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
@@ -353,7 +354,10 @@ func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 		}
 		vol, err := r.pickVolume(j.ctx, j, s, sc, "")
 		if err != nil {
-			return err
+			if !r.waitVolume(j, s, err, &volumeWait) {
+				return err
+			}
+			continue
 		}
 		err = r.stream(j, s, sc, vol)
 		if status.Code(err) != codes.ResourceExhausted || s.opened != nil {
