@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapeward/tapeward/director/catalog"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/tools/lib/keys"
 	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
@@ -205,4 +207,60 @@ func TestScratchPoolE2E(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, `volume "NOPE" is not in the catalog`) {
 		t.Errorf("purge of an unknown volume: exit %d %s", code, errs)
 	}
+}
+
+// A recycling whose label did not finish (the volume in Error, its new
+// key committed, the tape still holding the old label and data) is
+// retried by labelling the slot again: storaged writes over the old data
+// (LabelVolumeRequest.recycle) with the new key, the history key is then
+// superseded-verified, and the next job writes there.
+func TestRelabelAnUnfinishedRecycling(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{volumes: 1})
+	w.makeTree("web1", testtree.Options{Seed: 4, SmallFiles: 10, SmallSize: 1000})
+	w.backup("web1-home", "Full", "Full")
+	const vol = "TW0001L6"
+	var oldFP string
+	if err := w.sql(`SELECT key_fingerprint FROM media WHERE volume_name = $1`, vol).Scan(&oldFP); err != nil {
+		t.Fatal(err)
+	}
+	w.ok("purge volume=" + vol + " yes")
+	// What a job's recycling leaves when its session fails before the new
+	// label: a new key committed, then the volume in Error.
+	kek, err := keys.LoadKEKFile(w.kekPaths[0], keys.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keys.NewKeyring(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := w.store()
+	ctx := context.Background()
+	m, err := st.BeginRecycle(ctx, catalog.RecycleRequest{Volume: vol, Encrypt: true, Ring: ring, Actor: "director", Reason: "recycled for a job that failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.InterruptLabeling(ctx, "director", vol); err != nil {
+		t.Fatal(err)
+	}
+	ring.Destroy()
+
+	out := w.ok(fmt.Sprintf("label storage=sd1 pool=Backup slot=1 volume=%s encrypt", vol))
+	if !strings.Contains(out, m.KeyFingerprint) {
+		t.Errorf("label did not use the committed new key %s:\n%s", m.KeyFingerprint, out)
+	}
+	var status string
+	var superseded bool
+	if err := w.sql(`SELECT m.status, k.superseded_verified_at IS NOT NULL FROM media m JOIN media_keys k ON k.media_id = m.id
+		WHERE m.volume_name = $1 AND k.key_fingerprint = $2`, vol, oldFP).Scan(&status, &superseded); err != nil {
+		t.Fatal(err)
+	}
+	if status != "Append" || !superseded {
+		t.Fatalf("after the relabel: status %s, old key superseded-verified %v\n%s", status, superseded, w.sd.Output())
+	}
+	j, _ := w.backup("web1-home", "Full", "Full")
+	if v := w.jobVolumes(j.ID); len(v) != 1 || v[0] != vol {
+		t.Errorf("the job wrote %v", v)
+	}
+	w.waitNoKey()
 }

@@ -255,6 +255,17 @@ func (s *Store) MarkLabeled(ctx context.Context, volume string, labelTime time.T
 			UPDATE media SET status = 'Append', label_time = $2, encryption_verified_at = $3,
 				error_reason = NULL, updated_at = $4
 			WHERE volume_name = $1`, volume, labelTime, verifiedAt, s.nowUTC())
+		if err != nil {
+			return dbErr(op, err)
+		}
+		// A verified label with the current key supersedes the keys a
+		// recycling replaced (a recycled label retried by hand).
+		mark := labelTime.UTC()
+		if verifiedAt != nil {
+			mark = verifiedAt.UTC()
+		}
+		_, err = tx.Exec(ctx, `UPDATE media_keys SET superseded_verified_at = $2
+			WHERE media_id = (SELECT id FROM media WHERE volume_name = $1) AND reason = 'recycled' AND superseded_verified_at IS NULL`, volume, mark)
 		return dbErr(op, err)
 	})
 }

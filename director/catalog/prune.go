@@ -500,3 +500,18 @@ func (s *Store) MarkRecycleLabeled(ctx context.Context, volume, storage, fingerp
 		return s.moveTx(ctx, tx, id, volume, StatusLabeling, StatusAppend, actor, detail)
 	})
 }
+
+// RecyclingUnverified says whether volume was recycled and its new label
+// not verified yet (a media_keys row of reason "recycled" without
+// superseded_verified_at): a label of it may then write over the data of
+// its old key, which the catalog gave up.
+func (s *Store) RecyclingUnverified(ctx context.Context, volume string) (bool, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FROM media_keys k JOIN media m ON m.id = k.media_id
+		WHERE m.volume_name = $1 AND k.reason = 'recycled' AND k.superseded_verified_at IS NULL`, volume).Scan(&n)
+	if err != nil {
+		return false, dbErr("reading the key history of volume "+quoteName(volume), err)
+	}
+	return n > 0, nil
+}

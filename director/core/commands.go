@@ -260,6 +260,14 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		}
 	}
 	req := &pb.LabelVolumeRequest{Changer: ch.Name, Slot: uint32(n), Drive: drive, Volume: volume, Pool: pool, Encrypt: encrypt, Relabel: relabel}
+	if relabel {
+		// A recycling whose label did not finish: the tape may still hold
+		// the data of the old key, given up in the catalog.
+		if req.Recycle, err = d.store.RecyclingUnverified(ctx, volume); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
 	if sk != nil {
 		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
 		req.Key = wrappedKey(*sk)

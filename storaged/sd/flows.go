@@ -37,6 +37,11 @@ type LabelRequest struct {
 	// Relabel allows rewriting the label of this same volume when it
 	// holds no data (its encryption changed in the catalog).
 	Relabel bool
+	// Recycle allows rewriting the label of this same volume over its
+	// data (the catalog purged it and gave it a new key), unless the old
+	// label names the same key: a tape is never written again under a
+	// key it was written under before its recycling.
+	Recycle bool
 }
 
 // LabelResult is what a label did.
@@ -140,7 +145,10 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 		return nil, err
 	}
 	switch old, err := label.Read(dr.dev); {
-	case err == nil && r.Relabel && old.Volume == r.Volume:
+	case err == nil && r.Recycle && old.Volume == r.Volume &&
+		!(r.Encrypt && old.Encryption.Encrypted && old.Encryption.Fingerprint == r.Key.Fingerprint):
+		log.Info("relabelling a recycled volume: its old data is given up", "old_fingerprint", old.Encryption.Fingerprint, "fingerprint", r.Key.Fingerprint)
+	case err == nil && (r.Relabel || r.Recycle) && old.Volume == r.Volume:
 		if err := d.requireNoData(dr, old); err != nil {
 			return nil, err
 		}
