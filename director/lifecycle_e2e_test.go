@@ -125,6 +125,9 @@ func TestRecycleWithANewKey(t *testing.T) {
 		t.Errorf("purged jobs %d, their file rows %d; the new job starts at tape file %d (want 2, 0, 2)", purged, oldFiles, tf)
 	}
 	w.requireFiles("the job on the recycled volume", root, w.listFiles(j.ID, root), snap)
+	if lj := w.ok("list jobs"); strings.Count(lj, "purged ") != 2 {
+		t.Errorf("list jobs does not mark the two pruned jobs purged:\n%s", lj)
+	}
 
 	// The crypto cache holds both keys (the old one in its history).
 	cache, err := exec.Command(bins["tapekey"], "cache", "dump", filepath.Join(w.sdConf.WorkDir, "storaged.cryptocache"), "--json").CombinedOutput()

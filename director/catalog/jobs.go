@@ -145,6 +145,10 @@ type Job struct {
 	FlushedOffset   int64    // stream offset up to which file rows are committed
 	Volumes         []string // volumes of its tape files, in part order
 	CreatedAt       time.Time
+	// PurgedAt: a volume it wrote was pruned or purged and its records
+	// removed (PurgedReason says which and why); nil: not purged.
+	PurgedAt     *time.Time
+	PurgedReason string
 }
 
 // Rate is bytes per second between start and end (0 if not ended).
@@ -365,7 +369,7 @@ const jobSelect = `
 		COALESCE(p.name, ''), COALESCE(s.name, ''), j.priority, j.scheduled_at, j.started_at, j.ended_at,
 		j.files_count, j.bytes_count, j.warnings_count, j.deletions_count, COALESCE(j.error_reason, ''), j.flushed_offset,
 		ARRAY(SELECT m.volume_name FROM job_media jm JOIN media m ON m.id = jm.media_id WHERE jm.job_id = j.id ORDER BY jm.part),
-		j.created_at
+		j.created_at, j.purged_at, COALESCE(j.purged_reason, '')
 	FROM jobs j LEFT JOIN pools p ON p.id = j.pool_id LEFT JOIN storages s ON s.id = j.storage_id`
 
 // GetJob returns a job's row (an unknown id is a *NotFoundError).
@@ -388,7 +392,7 @@ func scanJob(r pgx.CollectableRow) (Job, error) {
 	)
 	err := r.Scan(&j.ID, &j.Name, &j.Type, &j.Level, &j.UpgradedFrom, &j.UpgradeReason, &j.SinceTime, &st,
 		&j.Client, &j.Fileset, &j.FilesetIdentity, &j.Pool, &j.Storage, &j.Priority, &j.ScheduledAt, &j.StartedAt, &j.EndedAt,
-		&j.Files, &j.Bytes, &j.Warnings, &j.Deletions, &j.Error, &j.FlushedOffset, &j.Volumes, &j.CreatedAt)
+		&j.Files, &j.Bytes, &j.Warnings, &j.Deletions, &j.Error, &j.FlushedOffset, &j.Volumes, &j.CreatedAt, &j.PurgedAt, &j.PurgedReason)
 	j.Status = JobStatus(st)
 	return j, err
 }
