@@ -231,7 +231,7 @@ func (s *Store) PurgeVolume(ctx context.Context, req PurgeRequest) (PurgeResult,
 				return dbErr(op, err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE media SET purged_at = $2, error_reason = NULL WHERE id = $1`, id, now); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE media SET purged_at = $2 WHERE id = $1`, id, now); err != nil {
 			return dbErr(op, err)
 		}
 		detail := fmt.Sprintf("%s; %d jobs and %d file records removed", reason, len(res.Jobs), res.Files)

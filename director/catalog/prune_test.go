@@ -367,3 +367,61 @@ func TestMoveVolumeToPool(t *testing.T) {
 		t.Errorf("move to an unknown pool: %v", err)
 	}
 }
+
+// TestLifecycleTransitions walks every status change this file adds:
+// Append, Full, Used, Error, Read-Only, Disabled → Purged (purge; prune
+// only the first three), Purged and Recycle → Labeling (BeginRecycle),
+// Labeling → Append (MarkRecycleLabeled); each is audited once.
+func TestLifecycleTransitions(t *testing.T) {
+	f := newFixture(t)
+	r := f.testRing(t)
+	f.labelled(t, "T1", "", r)
+	f.retention(t, "T1", time.Hour)
+	f.clock.Advance(2 * time.Hour)
+	for _, c := range []struct {
+		from  Status
+		prune bool
+	}{
+		{StatusAppend, true}, {StatusFull, true}, {StatusUsed, true},
+		{StatusError, false}, {StatusReadOnly, false}, {StatusDisabled, false},
+	} {
+		f.force(t, "T1", c.from)
+		before := len(mustEvents(t, f, "T1"))
+		res, err := f.s.PurgeVolume(f.ctx, PurgeRequest{Volume: "T1", Prune: c.prune, Actor: "console:op"})
+		if err != nil || !res.Changed || res.From != c.from {
+			t.Fatalf("%s → Purged (prune=%t): %+v, %v", c.from, c.prune, res, err)
+		}
+		evs := mustEvents(t, f, "T1")
+		if len(evs) != before+1 || evs[len(evs)-1].Old != c.from || evs[len(evs)-1].New != StatusPurged {
+			t.Errorf("%s → Purged: events %+v", c.from, evs[before:])
+		}
+	}
+	for _, from := range []Status{StatusPurged, StatusRecycle} {
+		f.force(t, "T1", from)
+		m, err := f.s.BeginRecycle(f.ctx, RecycleRequest{Volume: "T1", Encrypt: true, Ring: r})
+		if err != nil || m.Status != StatusLabeling {
+			t.Fatalf("%s → Labeling: %+v, %v", from, m, err)
+		}
+		at := f.clock.Now()
+		if err := f.s.MarkRecycleLabeled(f.ctx, "T1", "sd1", m.KeyFingerprint, at, &at, ""); err != nil {
+			t.Fatalf("Labeling → Append: %v", err)
+		}
+		evs := mustEvents(t, f, "T1")
+		if a, b := evs[len(evs)-2], evs[len(evs)-1]; a.Old != from || a.New != StatusLabeling || b.Old != StatusLabeling || b.New != StatusAppend || b.Actor != "sd1" {
+			t.Errorf("recycling from %s: events %+v %+v", from, a, b)
+		}
+	}
+	h, _ := f.s.KeyHistory(f.ctx, "T1")
+	if len(h) != 2 {
+		t.Errorf("two recyclings left %d history keys, want 2", len(h))
+	}
+}
+
+func mustEvents(t *testing.T, f *fixture, volume string) []VolumeEvent {
+	t.Helper()
+	evs, err := f.s.ListVolumeEvents(f.ctx, volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
