@@ -374,6 +374,13 @@ func (s *JobSession) relabelRecycled(ctx context.Context, jv *pb.JobVolume) (_ l
 		if r.Key.Fingerprint == old.Encryption.Fingerprint {
 			return label.Label{}, &RecycleKeyError{Volume: jv.Volume, Fingerprint: r.Key.Fingerprint}
 		}
+		// Before the label is touched: this drive must be able to encrypt.
+		switch {
+		case !dr.crypto:
+			return label.Label{}, &CryptoRefusedError{Drive: dr.name, Volume: jv.Volume, Reason: "the drive is configured crypto = false"}
+		case !dr.ame():
+			return label.Label{}, &CryptoRefusedError{Drive: dr.name, Volume: jv.Volume, Reason: dr.noAMEReason()}
+		}
 	}
 	dr.state = StateLabeling
 	dr.setView(jv.Volume, StateLabeling)
