@@ -177,6 +177,19 @@ func TestRecycleWithANewKey(t *testing.T) {
 func TestScratchPoolE2E(t *testing.T) {
 	w := newBackupWorld(t, backupOpts{volumes: 1})
 	w.dirConf.Pools = []testenv.Pool{{Name: "Backup", Storage: "sd1", ScratchPool: "Scratch", RecyclePool: "Scratch"}, {Name: "Scratch", Storage: "sd1"}}
+	// A scheduled job, for the preview of status director.
+	w.dirConf.ExtraTOML = `
+[[schedule]]
+name = "Nightly"
+run  = ["Full at 23:59"]
+
+[[job]]
+name     = "web1-nightly"
+client   = "web1"
+fileset  = "fs-web1"
+pool     = "Backup"
+schedule = "Nightly"
+`
 	w.dird.Stop(t, syscall.SIGTERM)
 	w.startDirector()
 	w.ok("label storage=sd1 pool=Scratch slots=2 barcodes encrypt")
@@ -205,6 +218,23 @@ func TestScratchPoolE2E(t *testing.T) {
 	if err := w.sql(`SELECT p.name FROM media m JOIN pools p ON p.id = m.pool_id WHERE m.volume_name = 'TW0001L6'`).Scan(&pool); err != nil || pool != "Scratch" {
 		t.Errorf("TW0001L6 after purge: pool %s (%v)", pool, err)
 	}
+	// The preview: TW0002L6 is Full, the purged TW0001L6 in the scratch
+	// (and recycle) pool would be recycled; once it is Disabled nothing
+	// fits and the preview says why and what to do.
+	w.exec(`UPDATE media SET status = 'Full' WHERE volume_name = 'TW0002L6'`)
+	st := w.ok("status director")
+	if !strings.Contains(st, "web1-nightly") || !strings.Contains(st, "TW0001L6 (recycled: purged") || !strings.Contains(st, "from pool Scratch; relabelled with a new key)") {
+		t.Errorf("status director with a purged scratch volume:\n%s", st)
+	}
+	w.ok("update volume=TW0001L6 status=Disabled")
+	st = w.ok("status director")
+	for _, want := range []string{"*no volume*: pool Backup has no appendable volume", "TW0002L6 (Full)",
+		"label one (label storage=sd1 pool=Backup slots=N barcodes encrypt), or add scratch volumes (label … pool=Scratch)"} {
+		if !strings.Contains(st, want) {
+			t.Errorf("status director lacks %q:\n%s", want, st)
+		}
+	}
+
 	// An unknown volume: the catalog says so.
 	_, errs, code := w.tapectl("purge volume=NOPE yes")
 	if code == 0 || !strings.Contains(errs, `volume "NOPE" is not in the catalog`) {
