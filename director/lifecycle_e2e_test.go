@@ -295,5 +295,19 @@ func TestRelabelAnUnfinishedRecycling(t *testing.T) {
 	if v := w.jobVolumes(j.ID); len(v) != 1 || v[0] != vol {
 		t.Errorf("the job wrote %v", v)
 	}
+
+	// A purged volume labelled by hand is recycled on the spot: another
+	// new key, the one just used kept in the history.
+	w.ok("purge volume=" + vol + " yes")
+	out = w.ok(fmt.Sprintf("label storage=sd1 pool=Backup slot=1 volume=%s encrypt", vol))
+	var fp3 string
+	var hist int
+	if err := w.sql(`SELECT m.status, m.key_fingerprint, (SELECT count(*) FROM media_keys k WHERE k.media_id = m.id AND k.reason = 'recycled' AND k.superseded_verified_at IS NOT NULL)
+		FROM media m WHERE m.volume_name = $1`, vol).Scan(&status, &fp3, &hist); err != nil {
+		t.Fatal(err)
+	}
+	if status != "Append" || fp3 == m.KeyFingerprint || fp3 == oldFP || hist != 2 || !strings.Contains(out, fp3) {
+		t.Errorf("label of a purged volume: status %s, key %s (before %s, %s), %d verified recycled history keys\n%s", status, fp3, m.KeyFingerprint, oldFP, hist, out)
+	}
 	w.waitNoKey()
 }
