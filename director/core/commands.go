@@ -220,8 +220,9 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		}
 	}
 	recycle := false
-	if err == nil && (m.Status == catalog.StatusPurged || m.Status == catalog.StatusRecycle) && m.Storage == storage {
-		// A purged volume labelled by hand: recycled now, with a new key
+	if err == nil && !barcodes && (m.Status == catalog.StatusPurged || m.Status == catalog.StatusRecycle) && m.Storage == storage {
+		// A purged volume labelled by hand, by name (slot= volume=; a
+		// range of barcodes never recycles): recycled now, with a new key
 		// (the old one to its key history), like a job would.
 		if pool != "" && pool != m.Pool {
 			if merr := d.store.MoveVolumeToPool(ctx, volume, pool, actor, "labelled into pool "+pool+" by console "+actor); merr != nil {
