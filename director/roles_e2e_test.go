@@ -170,7 +170,7 @@ func TestConsoleRoles(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(helps["read"], "This console has role read: 12 more commands need role operator or keyadmin") {
+	if !strings.Contains(helps["read"], "This console has role read: 14 more commands need role operator or keyadmin") {
 		t.Errorf("help as read does not say what it hides:\n%s", helps["read"])
 	}
 	if h := ok(reader, "help rekey"); !strings.Contains(h, "rekey needs role keyadmin; this console has role read") {

@@ -32,6 +32,10 @@ type HistoryKey struct {
 	// VerifiedAt is the volume's encryption_verified_at while this key was
 	// current.
 	VerifiedAt *time.Time
+	// SupersededVerifiedAt: for a key recycling superseded, when storaged
+	// verified the new label and key-check block on the tape (nil: not
+	// yet — the tape may still carry the old label).
+	SupersededVerifiedAt *time.Time
 	// Current: the key was made current again (RestoreKey); the row stays
 	// as the record of its earlier supersession.
 	Current bool
@@ -57,7 +61,7 @@ func (s *Store) KeyHistory(ctx context.Context, volume string) ([]HistoryKey, er
 		}
 		rows, err := tx.Query(ctx, `
 			SELECT id, volume_name, key_scheme, kek_id, key_string, key_fingerprint, valid_from, valid_to,
-				reason, had_data, encryption_verified_at
+				reason, had_data, encryption_verified_at, superseded_verified_at
 			FROM media_keys WHERE media_id = $1 ORDER BY valid_to, id`, id)
 		if err != nil {
 			return dbErr(op, err)
@@ -68,7 +72,7 @@ func (s *Store) KeyHistory(ctx context.Context, volume string) ([]HistoryKey, er
 				scheme string
 			)
 			err := r.Scan(&h.ID, &h.Volume, &scheme, &h.Key.KEKID, &h.Key.Value, &h.Key.Fingerprint, &h.ValidFrom, &h.ValidTo,
-				&h.Reason, &h.HadData, &h.VerifiedAt)
+				&h.Reason, &h.HadData, &h.VerifiedAt, &h.SupersededVerifiedAt)
 			h.Key.Scheme = keys.Scheme(scheme)
 			h.ValidTo = h.ValidTo.UTC()
 			h.Current = cur != nil && *cur == h.Key.Fingerprint

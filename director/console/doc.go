@@ -41,6 +41,8 @@
 //	release storage=NAME drive=N
 //	update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)
 //	update pool=NAME
+//	prune volume=NAME [yes]
+//	purge volume=NAME [yes]
 //	rekey [yes]
 //	export keys out=FILE [pool=NAME]
 //	help [COMMAND]
@@ -56,7 +58,7 @@
 //
 // Each console the director admits has a role (Role): read (list, status,
 // help), operator (read + label, mount, unmount, release, update pool,
-// update volume … status=) or keyadmin
+// update volume … status=, prune volume, purge volume) or keyadmin
 // (operator + export keys, rekey, update volume … encrypt=). The table in
 // roles.go says which role each command needs, and which keywords need a
 // higher one; Permit applies it and HelpFor shows a console only what it

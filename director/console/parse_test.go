@@ -405,7 +405,7 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", in, got, want)
 		}
 	}
-	want := []string{"label", "list volumes", "export volume", "import", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
+	want := []string{"label", "list volumes", "export volume", "import", "prune volume", "purge volume", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
 		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
@@ -419,6 +419,8 @@ func TestUsage(t *testing.T) {
 		"list volumes":    "list volumes [pool=NAME] [storage=NAME] [vault]",
 		"export volume":   "export volume=NAME [yes]",
 		"import":          "import [storage=NAME]",
+		"prune volume":    "prune volume=NAME [yes]",
+		"purge volume":    "purge volume=NAME [yes]",
 		"list keyevents":  "list keyevents [volume=NAME] [limit=N]",
 		"status director": "status director",
 		"status storage":  "status storage=NAME",

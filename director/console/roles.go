@@ -92,6 +92,8 @@ var needs = map[string]need{
 	"export keys":   {Role: RoleKeyAdmin},
 	"export volume": {Role: RoleOperator},
 	"import":        {Role: RoleOperator},
+	"prune volume":  {Role: RoleOperator},
+	"purge volume":  {Role: RoleOperator},
 }
 
 // needOf returns the entry that covers the command named name: its own,

@@ -113,6 +113,9 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"export volume=V1 yes", operator},
 		{"import", operator},
 		{"import storage=sd1", operator},
+		{"prune volume=V1", operator},
+		{"prune volume=V1 yes", operator},
+		{"purge volume=V1 yes", operator},
 		{"list volumes vault pool=Offsite", read},
 		{"export keys out=k.csv", keyadmin},
 		{"export keys pool=Offsite out=k.csv", keyadmin},
@@ -219,7 +222,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 12 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 14 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -162,6 +162,30 @@ var commands = []Spec{
 		Examples: []string{"import", "import storage=sd1"},
 	},
 	{
+		Name:    "prune volume",
+		Summary: "prune a volume whose retention has ended: the jobs on it lose their file records and it becomes Purged, ready for recycling (the tape is not touched, no key is deleted)",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume to prune (Append, Full or Used, no job using it)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what it would remove"},
+		},
+		Notes: "The retention counts from the volume's last write; before it ends prune is refused and says when it ends. " +
+			"A job with tape files on the volume is removed whole, also from the other volumes it wrote (as Bareos does): its file records go, its job record stays as history marked purged. " +
+			"With recycle_pool set on the volume's pool, the purged volume moves to that pool. " +
+			"A job that needs a volume prunes the expired volumes of its pool itself when the pool has auto_prune = true.",
+		Examples: []string{"prune volume=TW0004L6", "prune volume=TW0004L6 yes"},
+	},
+	{
+		Name:    "purge volume",
+		Summary: "purge a volume regardless of its retention: the jobs on it lose their file records and it becomes Purged, ready for recycling (the tape is not touched, no key is deleted)",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume to purge (not Archive, no job using it)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what it would remove"},
+		},
+		Notes: "Like prune, without waiting for the retention: the data on the volume can then no longer be restored through the catalog. " +
+			"Before a purged volume is written again it is relabelled with a new key (recycling); its old key stays in the key history.",
+		Examples: []string{"purge volume=TW0004L6", "purge volume=TW0004L6 yes"},
+	},
+	{
 		Name:     "list pools",
 		Summary:  "list pools with their storage, encryption, volume limits and volumes by status",
 		Examples: []string{"list pools"},

@@ -219,7 +219,36 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 			m.Status = catalog.StatusError
 		}
 	}
+	recycle := false
+	if err == nil && !barcodes && (m.Status == catalog.StatusPurged || m.Status == catalog.StatusRecycle) && m.Storage == storage {
+		// A purged volume labelled by hand, by name (slot= volume=; a
+		// range of barcodes never recycles): recycled now, with a new key
+		// (the old one to its key history), like a job would.
+		if pool != "" && pool != m.Pool {
+			if merr := d.store.MoveVolumeToPool(ctx, volume, pool, actor, "labelled into pool "+pool+" by console "+actor); merr != nil {
+				r.Error = merr.Error()
+				return r
+			}
+		}
+		nm, rerr := d.store.BeginRecycle(ctx, catalog.RecycleRequest{Volume: volume, Encrypt: encrypt, Ring: d.ring, Actor: actor,
+			Reason: "recycled by console " + actor + " (label)"})
+		if rerr != nil {
+			r.Error = rerr.Error()
+			return r
+		}
+		m, recycle = nm, true
+	}
 	switch {
+	case recycle:
+		relabel = true
+		if encrypt {
+			k, err := d.store.VolumeKey(ctx, volume, storage)
+			if err != nil {
+				r.Error = err.Error()
+				return r
+			}
+			sk = &k
+		}
 	case err == nil && m.Status == catalog.StatusError && m.Storage == storage && m.Encrypted == encrypt:
 		// A label that failed before: try again with the key already
 		// committed (the tape may hold blocks written with it, or the
@@ -260,6 +289,14 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		}
 	}
 	req := &pb.LabelVolumeRequest{Changer: ch.Name, Slot: uint32(n), Drive: drive, Volume: volume, Pool: pool, Encrypt: encrypt, Relabel: relabel}
+	if relabel {
+		// A recycling (now, or one whose label did not finish): the tape
+		// may still hold the data of the old key, given up in the catalog.
+		if req.Recycle, err = d.store.RecyclingUnverified(ctx, volume); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
 	if sk != nil {
 		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
 		req.Key = wrappedKey(*sk)

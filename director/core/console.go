@@ -87,6 +87,13 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	switch cmd.Name {
+	case "label", "import", "update volume", "update pool", "prune volume", "purge volume":
+		// A job waiting for a volume (max_volume_wait) tries again.
+		if d.jobs != nil {
+			defer d.jobs.VolumesChanged()
+		}
+	}
+	switch cmd.Name {
 	case "help":
 		text, err := console.HelpFor(cmd.Str("topic"), role)
 		if err != nil {
@@ -104,6 +111,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.exportVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
 	case "import":
 		return d.importVolumes(ctx, actor, cmd.Str("storage"))
+	case "prune volume", "purge volume":
+		return d.pruneVolume(ctx, actor, cmd.Str("volume"), cmd.Name == "prune volume", cmd.Bool("yes"))
 	case "list keyevents":
 		return d.listKeyEvents(ctx, cmd)
 	case "status storage":
@@ -182,6 +191,8 @@ func catalogStatus(err error) error {
 		lm *catalog.LabelMismatchError
 		wr *catalog.WriteRefusedError
 		te *catalog.TransitionError
+		rt *catalog.RetentionError
+		iu *catalog.VolumeInUseError
 	)
 	code := codes.Internal
 	switch {
@@ -191,7 +202,7 @@ func catalogStatus(err error) error {
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), asErr(err, &rt), asErr(err, &iu), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument

@@ -156,7 +156,7 @@ func (s *Service) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRe
 
 func (s *Service) LabelVolume(ctx context.Context, req *pb.LabelVolumeRequest) (*pb.LabelVolumeReply, error) {
 	r := LabelRequest{Changer: req.Changer, Slot: req.Slot, Drive: req.Drive, Volume: req.Volume, Pool: req.Pool,
-		MediaType: req.MediaType, Encrypt: req.Encrypt, Relabel: req.Relabel}
+		MediaType: req.MediaType, Encrypt: req.Encrypt, Relabel: req.Relabel, Recycle: req.Recycle}
 	if req.Key != nil {
 		scheme, err := keys.ParseScheme(req.Key.Scheme)
 		if err != nil && req.Encrypt {
