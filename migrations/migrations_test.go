@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "storages", "volume_events"}
+var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "shred_pushes", "storages", "volume_events"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
