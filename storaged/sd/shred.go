@@ -1,0 +1,53 @@
+package sd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tapeward/tapeward/storaged/cryptocache"
+)
+
+// Crypto-shredding (architecture.md §4 invariant 7): after `shred
+// volume=V yes` the director asks every storage daemon to destroy V's keys
+// (Storage.ShredKeys). storaged removes every stored string of V from its
+// crypto cache (cryptocache.Shred: one atomic update under the lock) and
+// clears the key of any drive that holds V's key (the volume is released
+// there: a mount would fetch its key again, which the director refuses).
+
+// ShredKeys destroys the keys of volumes in this daemon: the crypto cache
+// first (the copy that outlives a power cut), then the drives. A drive
+// holding one of the volumes that is busy with another operation cannot
+// be released now: the error says so and the director asks again (the
+// cache part is idempotent).
+func (d *Daemon) ShredKeys(ctx context.Context, volumes []string, reason string) (cryptocache.ShredResult, error) {
+	res, err := d.cache.Shred(volumes...)
+	if err != nil {
+		d.log.Error("crypto cache: shred failed, nothing removed", "volumes", volumes, "reason", reason, "error", err.Error())
+		return res, fmt.Errorf("crypto cache: shred refused, nothing removed: %w", err)
+	}
+	d.log.Warn("KEYS SHREDDED in the crypto cache at the director's request", "volumes", volumes, "reason", reason,
+		"stored_strings_destroyed", res.Destroyed, "absent", res.Absent)
+	if len(res.NotEdited) > 0 {
+		d.log.Error("crypto cache: corrupt copies kept next to the cache still name a shredded volume; they are kept as found and never edited: destroy them by hand (e.g. shred -u) if the keys must be gone from this host",
+			"volumes", volumes, "files", res.NotEdited, "dir", d.cfg.WorkingDirectory)
+	}
+	var errs []error
+	for _, dr := range d.drives {
+		v := dr.view.Load()
+		if v == nil || !slices.Contains(volumes, v.volume) {
+			continue
+		}
+		if err := d.Release(ctx, dr.name); err != nil {
+			var bz *BusyError
+			if errors.As(err, &bz) {
+				err = fmt.Errorf("drive %s holds shredded volume %s and is busy (%s): its key could not be cleared now; the director asks again", dr.name, v.volume, v.state)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		d.log.Warn("drive released: it held a shredded volume (key cleared)", "drive", dr.name, "volume", v.volume)
+	}
+	return res, errors.Join(errs...)
+}
