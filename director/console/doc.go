@@ -43,6 +43,7 @@
 //	update pool=NAME
 //	rekey [yes]
 //	export keys out=FILE [pool=NAME]
+//	shred volume=NAME [yes]
 //	help [COMMAND]
 //	quit              (also: exit)
 //
@@ -57,7 +58,7 @@
 // Each console the director admits has a role (Role): read (list, status,
 // help), operator (read + label, mount, unmount, release, update pool,
 // update volume … status=) or keyadmin
-// (operator + export keys, rekey, update volume … encrypt=). The table in
+// (operator + export keys, rekey, shred volume, update volume … encrypt=). The table in
 // roles.go says which role each command needs, and which keywords need a
 // higher one; Permit applies it and HelpFor shows a console only what it
 // may run.

@@ -406,7 +406,7 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	want := []string{"label", "list volumes", "export volume", "import", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
-		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
+		"release", "update volume", "update pool", "rekey", "export keys", "shred volume", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
@@ -430,6 +430,7 @@ func TestUsage(t *testing.T) {
 		"list pools":      "list pools",
 		"rekey":           "rekey [yes]",
 		"export keys":     "export keys out=FILE [pool=NAME]",
+		"shred volume":    "shred volume=NAME [yes]",
 		"help":            "help [COMMAND]",
 		"quit":            "quit",
 	} {

@@ -13,7 +13,7 @@ import (
 //
 //	read      look: list, status, help, estimate, wait
 //	operator  read + work the library and run jobs: label, mount, unmount, release, run, cancel
-//	keyadmin  operator + key custody: export keys, rekey, update volume … encrypt=
+//	keyadmin  operator + key custody: export keys, rekey, shred volume, update volume … encrypt=
 type Role int
 
 // The roles, least powerful first. The zero Role runs nothing.
@@ -90,6 +90,7 @@ var needs = map[string]need{
 	"update pool":   {Role: RoleOperator},
 	"rekey":         {Role: RoleKeyAdmin},
 	"export keys":   {Role: RoleKeyAdmin},
+	"shred volume":  {Role: RoleKeyAdmin}, // destroys keys: key custody
 	"export volume": {Role: RoleOperator},
 	"import":        {Role: RoleOperator},
 }

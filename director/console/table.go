@@ -273,6 +273,19 @@ var commands = []Spec{
 		Examples: []string{`export keys pool=Offsite out=offsite-keys.csv`, `export keys out="/media/usb stick/keys.csv"`},
 	},
 	{
+		Name:    "shred volume",
+		Summary: "crypto-shred a volume: destroy every copy of its keys the system holds (catalog, key history, every storage's crypto cache, drives); its data can never be read again",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume whose keys to destroy (not mounted for a job)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what would be destroyed"},
+		},
+		Notes: "This cannot be undone. Without yes, shred says what it would destroy and changes nothing. " +
+			"With yes, in one catalog transaction the volume's current key and its whole key history are destroyed, the volume goes to Purged (\"shredded\") and the act is recorded in the key and volume events; " +
+			"then every storage daemon removes the volume's keys from its crypto cache and drives — one that is down does it when it reconnects, and shred says it is pending. " +
+			"Copies out of the system's reach are listed: keys exports written earlier (with their dates and who made them), catalog and cache backups.",
+		Examples: []string{"shred volume=TW0004L6", "shred volume=TW0004L6 yes"},
+	},
+	{
 		Name:    "run",
 		Summary: "run a backup job now, in the background; prints its JobId",
 		Keywords: []Keyword{

@@ -129,6 +129,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.rekey(ctx, actor, cmd.Bool("yes"), progress)
 	case "export keys":
 		return d.exportKeys(ctx, actor, cmd)
+	case "shred volume":
+		return d.shredVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
 	case "run":
 		return d.runJob(ctx, actor, cmd, progress)
 	case "wait":
@@ -182,6 +184,8 @@ func catalogStatus(err error) error {
 		lm *catalog.LabelMismatchError
 		wr *catalog.WriteRefusedError
 		te *catalog.TransitionError
+		sh *catalog.ShreddedError
+		ns *catalog.NothingToShredError
 	)
 	code := codes.Internal
 	switch {
@@ -191,7 +195,7 @@ func catalogStatus(err error) error {
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), asErr(err, &sh), asErr(err, &ns), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument
