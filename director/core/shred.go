@@ -162,7 +162,7 @@ func (d *Director) shredVolume(ctx context.Context, actor, volume string, yes bo
 	if !yes {
 		return d.shredPreview(ctx, m)
 	}
-	res, err := d.store.ShredVolume(ctx, volume, actor)
+	res, err := d.store.ShredVolume(ctx, volume, "console:"+actor)
 	if err != nil {
 		return nil, err
 	}
@@ -225,8 +225,8 @@ func (d *Director) shredPreview(ctx context.Context, m catalog.Media) (*Output, 
 		return nil, err
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "shred volume=%s would DESTROY every key of the volume the system holds; its data (%d bytes, %d tape files) could then never be read again, by anyone:\n",
-		m.Volume, m.BytesWritten, m.FilesWritten)
+	fmt.Fprintf(&b, "shred volume=%s would DESTROY every key of the volume the system holds; its data (%d bytes written) could then never be read again, by anyone:\n",
+		m.Volume, m.BytesWritten)
 	fmt.Fprintf(&b, "  catalog: %d keys — %s\n", len(fps), strings.Join(fps, "; "))
 	var storages []string
 	for n := range d.storages {
