@@ -34,6 +34,7 @@
 //	list volumes [pool=NAME] [storage=NAME]
 //	list pools
 //	list keyevents [volume=NAME] [limit=N]
+//	list volumeevents [volume=NAME] [limit=N]
 //	status director
 //	status storage=NAME
 //	mount storage=NAME slot=N [drive=N]

@@ -107,6 +107,7 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"update volume=V1 status=append", operator},
 		{"update pool=Offsite", operator},
 		{"list pools", read},
+		{"list volumeevents volume=V1 limit=5", read},
 		{"rekey", keyadmin},
 		{"rekey yes", keyadmin},
 		{"export volume=V1", operator},

@@ -176,6 +176,15 @@ var commands = []Spec{
 		Examples: []string{"list keyevents volume=OFF007 limit=20"},
 	},
 	{
+		Name:    "list volumeevents",
+		Summary: "list volume events (status changes, exports to and imports from the import/export slots, shreds), newest first, with who and why",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Help: "only events of this volume"},
+			{Name: "limit", Type: TLimit, Help: "show at most N events"},
+		},
+		Examples: []string{"list volumeevents volume=OFF007", "list volumeevents limit=50"},
+	},
+	{
 		Name:     "status director",
 		Summary:  "show the director's state: version, catalog, active KEK id, running jobs, the next 24 h of scheduled jobs and the volume each would write to",
 		Examples: []string{"status director"},

@@ -106,6 +106,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.importVolumes(ctx, actor, cmd.Str("storage"))
 	case "list keyevents":
 		return d.listKeyEvents(ctx, cmd)
+	case "list volumeevents":
+		return d.listVolumeEvents(ctx, cmd)
 	case "status storage":
 		return d.statusStorage(ctx, cmd.Str("storage"))
 	case "status director":
