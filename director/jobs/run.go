@@ -399,7 +399,8 @@ func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.Stora
 	}
 	r.volumes[m.Volume] = true
 	s.volumes = append(s.volumes, m.Volume)
-	return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf), KnownTapeFiles: uint32(known)}, nil
+	return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf), KnownTapeFiles: uint32(known),
+		MaxBytes: r.maxBytes(ctx, m.Volume)}, nil
 }
 
 // stream opens the storage session on vol, starts the client's backup

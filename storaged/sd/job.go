@@ -107,6 +107,9 @@ type JobSession struct {
 	keyFP     string
 	volSeq    uint32
 	volumes   []string
+	// maxBytes: per volume, the bytes this job may write on it
+	// (JobVolume.max_bytes; absent or 0: until early warning).
+	maxBytes map[string]uint64
 	partSeq   map[int]uint32 // jobtape part → volume sequence number
 
 	jw *jobtape.JobWriter
@@ -167,7 +170,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	}
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &JobSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
-		partSeq: map[int]uint32{},
+		partSeq: map[int]uint32{}, maxBytes: map[string]uint64{},
 		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
 		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
@@ -216,6 +219,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	lbl := dr.label
 	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx, SpoolDir: d.cfg.WorkingDirectory,
 		NextVolume: s.nextVolume, OnFlushed: s.onFlushed, OnPart: s.onPart, OnPartDone: s.onPartDone,
+		VolumeLimit: func(v string) int64 { return int64(min(s.maxBytes[v], 1<<62)) },
 		VerifyPart: func(string) func(*scsi.Device, tapeio.Addr) error {
 			if s.encrypted {
 				return tapeio.VerifyFirstBlock([]byte(s.keyFP))
@@ -291,6 +295,7 @@ func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 	s.encrypted, s.keyFP = lbl.Encryption.Encrypted, dr.keyFP
 	s.volSeq++
 	s.volumes = append(s.volumes, lbl.Volume)
+	s.maxBytes[lbl.Volume] = jv.MaxBytes
 	dr.state = StateWriting
 	dr.setView(lbl.Volume, StateWriting)
 	return nil
@@ -411,7 +416,12 @@ func (s *JobSession) onPartDone(p jobtape.Part) {
 		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "written", Bytes: uint64(p.Bytes), Blocks: p.Blocks})
 	}
 	if p.EarlyWarning {
-		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"})
+		full := &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"}
+		if p.MaxBytes {
+			full.Detail = fmt.Sprintf("max_volume_bytes reached: job %d wrote %d bytes in tape file %d (%d allowed on it)",
+				s.open.Job.JobId, p.Bytes, p.TapeFile, s.maxBytes[p.Volume])
+		}
+		s.d.report(s.ctx, full)
 	}
 }
 
