@@ -110,7 +110,7 @@ type JobSession struct {
 	// maxBytes: per volume, the bytes this job may write on it
 	// (JobVolume.max_bytes; absent or 0: until early warning).
 	maxBytes map[string]uint64
-	partSeq   map[int]uint32 // jobtape part → volume sequence number
+	partSeq  map[int]uint32 // jobtape part → volume sequence number
 
 	jw *jobtape.JobWriter
 
@@ -171,7 +171,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &JobSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
 		partSeq: map[int]uint32{}, maxBytes: map[string]uint64{},
-		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
+		events: make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
 		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
 	s.token = []byte(randomHex(32))
