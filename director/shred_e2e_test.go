@@ -121,7 +121,17 @@ func TestShredVolumeNoPathLeft(t *testing.T) {
 	opCon := filepath.Join(w.dir, "op.toml")
 	testenv.Console(t, opCon, "op", "director", w.dirConf.Listen, w.pki.Issue(t, "op", tlsconf.RoleConsole))
 
+	// The volume is mounted (not for a job) when it is shredded: its
+	// drive is cleared and the cartridge goes back to its slot.
+	w.ok("mount storage=sd1 slot=1 drive=0")
+	if st := w.ok("status storage=sd1"); !strings.Contains(st, vol) {
+		t.Fatalf("status storage after the mount does not show %s:\n%s", vol, st)
+	}
 	out := w.ok("shred volume=" + vol + " yes")
+	if st := w.ok("status storage=sd1"); strings.Contains(st, vol) {
+		t.Errorf("after the shred a drive still holds %s:\n%s", vol, st)
+	}
+	w.vtl.RequireNoKey(t)
 	t.Logf("shred without yes:\n%s\nshred yes:\n%s", dry, out)
 	for _, want := range []string{
 		"volume " + vol + " shredded: 2 keys destroyed in the catalog",

@@ -13,8 +13,9 @@ import (
 // volume=V yes` the director asks every storage daemon to destroy V's keys
 // (Storage.ShredKeys). storaged removes every stored string of V from its
 // crypto cache (cryptocache.Shred: one atomic update under the lock) and
-// clears the key of any drive that holds V's key (the volume is released
-// there: a mount would fetch its key again, which the director refuses).
+// clears the key of any drive that holds V (the cartridge is unmounted
+// and returned to its slot: a mount would fetch its key again, which the
+// director refuses).
 
 // ShredKeys destroys the keys of volumes in this daemon: the crypto cache
 // first (the copy that outlives a power cut), then the drives. A drive
@@ -39,7 +40,7 @@ func (d *Daemon) ShredKeys(ctx context.Context, volumes []string, reason string)
 		if v == nil || !slices.Contains(volumes, v.volume) {
 			continue
 		}
-		if err := d.Release(ctx, dr.name); err != nil {
+		if _, _, err := d.Unmount(ctx, dr.name); err != nil {
 			var bz *BusyError
 			if errors.As(err, &bz) {
 				err = fmt.Errorf("drive %s holds shredded volume %s and is busy (%s): its key could not be cleared now; the director asks again", dr.name, v.volume, v.state)
@@ -47,7 +48,7 @@ func (d *Daemon) ShredKeys(ctx context.Context, volumes []string, reason string)
 			errs = append(errs, err)
 			continue
 		}
-		d.log.Warn("drive released: it held a shredded volume (key cleared)", "drive", dr.name, "volume", v.volume)
+		d.log.Warn("drive unmounted: it held a shredded volume (key cleared, cartridge back in its slot)", "drive", dr.name, "volume", v.volume)
 	}
 	return res, errors.Join(errs...)
 }
