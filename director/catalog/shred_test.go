@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // ShredVolume destroys the current key and every history key of the
@@ -152,5 +154,49 @@ func TestShredRefusesLabeling(t *testing.T) {
 	}
 	if _, err := f.s.ShredVolume(f.ctx, "NOSUCH", "console:keyadmin"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("shred of an unknown volume: %v, want not found", err)
+	}
+}
+
+// A Bareos-scheme volume (imported from Bareos) is shredded like any
+// other; the result says its scheme and lists the import, whose source
+// may still hold the passphrase.
+func TestShredBareosVolume(t *testing.T) {
+	f := newFixture(t)
+	bk, err := keys.ParseBareosKEK("bareos-kek-string-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := keys.GenerateBareosPassphrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := keys.WrapBareos(bk, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := keys.BareosDriveKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := keys.StoredKey{Scheme: keys.SchemeBareos, KEKID: bk.ID(), Value: wrapped, Fingerprint: keys.Fingerprint(dk)}
+	if _, err := f.s.CreateLabeling(f.ctx, MediaNew{Volume: "BAR001", Pool: "Offsite", Storage: "sd1", Slot: 1, Encrypted: true, Key: &sk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.MarkLabeled(f.ctx, "BAR001", t0, &t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.AddKeyEvent(f.ctx, KeyEvent{Volume: "BAR001", Event: EventImported, Actor: "tapekey", KEKID: bk.ID(), Detail: "imported from the Bareos catalog"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.s.ShredVolume(f.ctx, "BAR001", "console:keyadmin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Scheme != "bareos" || res.Strings != 1 || len(res.Imported) != 1 || res.Imported[0].Actor != "tapekey" {
+		t.Fatalf("ShredVolume of a Bareos volume = %+v, want scheme bareos, 1 string, the import listed", res)
+	}
+	var n int
+	if err := f.s.Pool().QueryRow(f.ctx, `SELECT count(*) FROM media WHERE key_string = $1`, wrapped).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the Bareos string is still in the catalog (%d, %v)", n, err)
 	}
 }
