@@ -199,6 +199,9 @@ func TestShredVolumeNoPathLeft(t *testing.T) {
 	if err := w.q(`SELECT count(*) FROM shred_pushes p JOIN storages s ON s.id = p.storage_id WHERE s.name = 'sd2' AND p.volume_name = $1`, vol).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("shred pending for sd2 = %d (%v), want 1", n, err)
 	}
+	if st := w.tapectlOut("status director"); !strings.Contains(st, "1 volume shreds pending (made when it next connects)") {
+		t.Errorf("status director does not show the shred pending for sd2:\n%s", st)
+	}
 	sd2Path := filepath.Join(w.dir, "storaged2.toml")
 	sd2.Write(t, sd2Path)
 	testenv.Start(t, "storaged2", filepath.Join(w.dir, "storaged2.log"), "storaged ready", bins["storaged"], "-c", sd2Path)

@@ -570,6 +570,10 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, m := range ms {
 		s.Volumes[string(m.Status)]++
 	}
+	var shreds map[string]int
+	if err == nil {
+		shreds, _ = d.store.PendingShredCounts(ctx)
+	}
 	for _, c := range caches {
 		switch {
 		case !c.Reachable:
@@ -582,6 +586,9 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 		}
 		if c.Pending > 0 {
 			s.Storages[c.Storage] += fmt.Sprintf("; %d crypto cache pushes pending", c.Pending)
+		}
+		if n := shreds[c.Storage]; n > 0 {
+			s.Storages[c.Storage] += fmt.Sprintf("; %d volume shreds pending (made when it next connects)", n)
 		}
 	}
 	ids := map[string]bool{}
