@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tapeward/tapeward/storaged/cryptocache"
 )
@@ -23,7 +24,21 @@ import (
 // be released now: the error says so and the director asks again (the
 // cache part is idempotent).
 func (d *Daemon) ShredKeys(ctx context.Context, volumes []string, reason string) (cryptocache.ShredResult, error) {
+	d.shredMu.Lock()
+	if d.shredded == nil {
+		d.shredded = map[string]time.Time{}
+	}
+	now := d.clock()
+	for v, t := range d.shredded {
+		if now.Sub(t) > d.shredGuard() {
+			delete(d.shredded, v)
+		}
+	}
+	for _, v := range volumes {
+		d.shredded[v] = now
+	}
 	res, err := d.cache.Shred(volumes...)
+	d.shredMu.Unlock()
 	if err != nil {
 		d.log.Error("crypto cache: shred failed, nothing removed", "volumes", volumes, "reason", reason, "error", err.Error())
 		return res, fmt.Errorf("crypto cache: shred refused, nothing removed: %w", err)
@@ -51,4 +66,23 @@ func (d *Daemon) ShredKeys(ctx context.Context, volumes []string, reason string)
 		d.log.Warn("drive unmounted: it held a shredded volume (key cleared, cartridge back in its slot)", "drive", dr.name, "volume", v.volume)
 	}
 	return res, errors.Join(errs...)
+}
+
+// shredGuard is how long after a shred a key of the volume is refused:
+// longer than a mount that fetched the key before the shred can take.
+// (Later, the director refuses a shredded volume's key itself; a volume
+// relabelled with a new key, by recycling, mounts again.)
+func (d *Daemon) shredGuard() time.Duration { return d.mountTimeout() + time.Minute }
+
+// cacheKeyUnlessShredded puts a key into the crypto cache unless its
+// volume was shredded within shredGuard (then a *CryptoRefusedError): a
+// key fetched just before a shred never comes back into the cache.
+func (d *Daemon) cacheKeyUnlessShredded(dr *Drive, e cryptocache.Entry) error {
+	d.shredMu.Lock()
+	defer d.shredMu.Unlock()
+	if t, ok := d.shredded[e.Volume]; ok && d.clock().Sub(t) <= d.shredGuard() {
+		return &CryptoRefusedError{Drive: dr.name, Volume: e.Volume, Reason: "its keys were shredded at the director's request; its data cannot be read"}
+	}
+	_, err := d.cache.Put(e)
+	return err
 }
