@@ -51,7 +51,7 @@ func (o ShredOutcome) String() string {
 	case o.Unreachable && o.Pending > 0:
 		s = fmt.Sprintf("pending on %s (unreachable): will be destroyed when it reconnects", o.Storage)
 	case o.Error != "" && o.Pending > 0:
-		s = fmt.Sprintf("pending on %s (%s): tried again when it reconnects", o.Storage, o.Error)
+		s = fmt.Sprintf("pending on %s (%s): tried again every minute and when it reconnects", o.Storage, o.Error)
 	case o.Destroyed > 0:
 		s = fmt.Sprintf("%s: %d stored strings destroyed in its crypto cache", o.Storage, o.Destroyed)
 	default:
