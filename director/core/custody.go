@@ -158,8 +158,7 @@ func (d *Director) RetryPushes(ctx context.Context) []PushOutcome { return d.pus
 // RunPushRetry runs RetryPushes (and delivers pending shreds) at every
 // tick until ctx ends: a storage that missed a push (down during the
 // rekey, and its hello lost) or a shred is brought up to date without an
-// operator. The ticker is injected (tests
-// send ticks by hand).
+// operator. The ticker is injected (tests send ticks by hand).
 func (d *Director) RunPushRetry(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
