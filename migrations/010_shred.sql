@@ -4,7 +4,9 @@
 --
 --   * `shred volume=V yes` destroys every copy of V's keys the catalog
 --     holds — media.key_string and every media_keys row — in one
---     transaction. The volume is then clear in the catalog's sense (no key
+--     transaction (002_key_custody.sql says nothing deletes a row of
+--     media_keys: this is that one exception). The volume is then clear in
+--     the catalog's sense (no key
 --     columns) but its data on tape is encrypted under a key nobody holds:
 --     shredded_at and shredded_by say so, and a mount is refused with them.
 --     A volume relabelled afterwards (recycling) gets a new key; the
