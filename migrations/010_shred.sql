@@ -6,9 +6,9 @@
 --     holds — media.key_string and every media_keys row — in one
 --     transaction (002_key_custody.sql says nothing deletes a row of
 --     media_keys: this is that one exception). The volume is then clear in
---     the catalog's sense (no key
---     columns) but its data on tape is encrypted under a key nobody holds:
---     shredded_at and shredded_by say so, and a mount is refused with them.
+--     the catalog's sense (no key columns) but its data on tape is
+--     encrypted under a key nobody holds: shredded_at and shredded_by say
+--     so, and a mount is refused with them.
 --     A volume relabelled afterwards (recycling) gets a new key; the
 --     shredded_* columns stay as its record.
 --   * shred_pushes lists, per storage daemon, the volumes whose keys must
