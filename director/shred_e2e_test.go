@@ -169,6 +169,12 @@ func TestShredVolumeNoPathLeft(t *testing.T) {
 	if dump, code := w.tapekey("", "cache", "dump", cache); code != 0 || strings.Contains(dump, vol) {
 		t.Fatalf("tapekey cache dump (exit %d) still lists %s:\n%s", code, vol, dump)
 	}
+	if v, code := w.tapekey("", "cache", "verify", cache, "--kek", w.kekPaths[0]); code != 0 || strings.Contains(v, vol) {
+		t.Fatalf("tapekey cache verify (exit %d) after the shred:\n%s", code, v)
+	}
+	if ke := w.ok("list keyevents volume=" + vol); !strings.Contains(ke, "shredded") || !strings.Contains(ke, "destroyed in the crypto cache of storage sd1") {
+		t.Errorf("list keyevents does not show the shred:\n%s", ke)
+	}
 	if b, _ := os.ReadFile(corrupt); !bytes.Equal(b, append(before, "damaged"...)) {
 		t.Fatal("the corrupt copy was edited; it must be kept as found")
 	}
