@@ -107,10 +107,11 @@ type JobSession struct {
 	keyFP     string
 	volSeq    uint32
 	volumes   []string
+	partSeq   map[int]uint32 // jobtape part → volume sequence number
+
 	// maxBytes: per volume, the bytes this job may write on it
 	// (JobVolume.max_bytes; absent or 0: until early warning).
 	maxBytes map[string]uint64
-	partSeq  map[int]uint32 // jobtape part → volume sequence number
 
 	jw *jobtape.JobWriter
 
@@ -170,8 +171,8 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	}
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &JobSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
-		partSeq: map[int]uint32{}, maxBytes: map[string]uint64{},
-		events: make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
+		partSeq: map[int]uint32{},
+		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
 		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
 	s.token = []byte(randomHex(32))
@@ -295,6 +296,9 @@ func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 	s.encrypted, s.keyFP = lbl.Encryption.Encrypted, dr.keyFP
 	s.volSeq++
 	s.volumes = append(s.volumes, lbl.Volume)
+	if s.maxBytes == nil {
+		s.maxBytes = map[string]uint64{}
+	}
 	s.maxBytes[lbl.Volume] = jv.MaxBytes
 	dr.state = StateWriting
 	dr.setView(lbl.Volume, StateWriting)
