@@ -56,6 +56,12 @@ func (e *NothingToShredError) Error() string {
 	return fmt.Sprintf("nothing to shred: volume %s is clear (not encrypted) and the catalog holds no key of it, current or past; its data on tape is readable by anyone holding the cartridge — purge it or destroy the cartridge", e.Volume)
 }
 
+// ErrNothingToShred is matched (errors.Is) by every *NothingToShredError.
+var ErrNothingToShred = errors.New("nothing to shred")
+
+// Is makes errors.Is(err, ErrNothingToShred) true.
+func (e *NothingToShredError) Is(target error) bool { return target == ErrNothingToShred }
+
 // KeyExport is a keys export that included a volume's key: written
 // before a shred, out of the system's reach.
 type KeyExport struct {

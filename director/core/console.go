@@ -186,18 +186,18 @@ func catalogStatus(err error) error {
 		lm *catalog.LabelMismatchError
 		wr *catalog.WriteRefusedError
 		te *catalog.TransitionError
-		sh *catalog.ShreddedError
-		ns *catalog.NothingToShredError
 	)
 	code := codes.Internal
 	switch {
+	case errors.Is(err, catalog.ErrShredded), errors.Is(err, catalog.ErrNothingToShred):
+		code = codes.FailedPrecondition
 	case asErr(err, &ue), catalog.Unavailable(err):
 		code = codes.Unavailable
 	case asErr(err, &ce):
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), asErr(err, &sh), asErr(err, &ns), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument
