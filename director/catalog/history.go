@@ -317,12 +317,14 @@ const SourceCurrent = "current"
 // first); an unknown volume is a *NotFoundError. A label that differs from
 // the catalog in its barcode, storage, encryption flag or key fingerprint
 // (neither current nor in the history) is a *LabelMismatchError naming both
-// sides. CheckLabel only reads: the caller records the key events.
+// sides. A label naming a key that a shred destroyed is a *ShreddedError.
+// CheckLabel only reads: the caller records the key events.
 func (s *Store) CheckLabel(ctx context.Context, storage string, lv LabelView) (LabelKey, error) {
 	var (
 		owner, barcode, scheme, kekID, value, fp *string
 		hScheme, hKEK, hValue, hReason           *string
-		hValidTo                                 *time.Time
+		hValidTo, shredAt                        *time.Time
+		shredBy                                  *string
 		pool                                     string
 		encrypted                                bool
 	)
@@ -332,12 +334,12 @@ func (s *Store) CheckLabel(ctx context.Context, storage string, lv LabelView) (L
 			CASE WHEN s.name = $2 THEN m.kek_id END,
 			CASE WHEN s.name = $2 THEN m.key_string END,
 			CASE WHEN s.name = $2 THEN m.key_fingerprint END,
-			h.key_scheme, h.kek_id, h.key_string, h.valid_to, h.reason
+			h.key_scheme, h.kek_id, h.key_string, h.valid_to, h.reason, m.shredded_at, m.shredded_by
 		FROM media m JOIN pools p ON p.id = m.pool_id LEFT JOIN storages s ON s.id = m.storage_id
 		LEFT JOIN media_keys h ON $3 <> '' AND s.name = $2 AND h.media_id = m.id AND h.key_fingerprint = $3
 			AND m.key_fingerprint IS DISTINCT FROM $3
 		WHERE m.volume_name = $1`, lv.Volume, storage, lv.Fingerprint).
-		Scan(&owner, &barcode, &pool, &encrypted, &scheme, &kekID, &value, &fp, &hScheme, &hKEK, &hValue, &hValidTo, &hReason)
+		Scan(&owner, &barcode, &pool, &encrypted, &scheme, &kekID, &value, &fp, &hScheme, &hKEK, &hValue, &hValidTo, &hReason, &shredAt, &shredBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return LabelKey{}, notFound("volume", lv.Volume)
 	}
@@ -346,6 +348,11 @@ func (s *Store) CheckLabel(ctx context.Context, storage string, lv LabelView) (L
 	}
 	if storage == "" || owner == nil || *owner != storage {
 		return LabelKey{}, &NotOwnedError{Volume: lv.Volume, Storage: storage, Owner: deref(owner)}
+	}
+	if shredAt != nil && lv.Encrypted && hValue == nil && (!encrypted || lv.Fingerprint != deref(fp)) {
+		// The label names a key the shred destroyed (no key the catalog
+		// holds now): nothing can read this tape's data.
+		return LabelKey{}, &ShreddedError{Volume: lv.Volume, At: shredAt.UTC(), By: deref(shredBy)}
 	}
 	out := LabelKey{Barcode: deref(barcode), Pool: pool}
 	var bad []string

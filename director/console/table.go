@@ -200,6 +200,15 @@ var commands = []Spec{
 		Examples: []string{"list keyevents volume=OFF007 limit=20"},
 	},
 	{
+		Name:    "list volumeevents",
+		Summary: "list volume events (status changes, exports to and imports from the import/export slots, shreds), newest first, with who and why",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Help: "only events of this volume"},
+			{Name: "limit", Type: TLimit, Help: "show at most N events"},
+		},
+		Examples: []string{"list volumeevents volume=OFF007", "list volumeevents limit=50"},
+	},
+	{
 		Name:     "status director",
 		Summary:  "show the director's state: version, catalog, active KEK id, running jobs, the next 24 h of scheduled jobs and the volume each would write to",
 		Examples: []string{"status director"},
@@ -295,6 +304,19 @@ var commands = []Spec{
 		},
 		Notes:    "The director returns the rows; tapectl writes them to out=. Keys stay wrapped under their KEK.",
 		Examples: []string{`export keys pool=Offsite out=offsite-keys.csv`, `export keys out="/media/usb stick/keys.csv"`},
+	},
+	{
+		Name:    "shred volume",
+		Summary: "crypto-shred a volume: destroy every copy of its keys the system holds (catalog, key history, every storage's crypto cache, drives); its data can never be read again",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume whose keys to destroy (not mounted for a job)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what would be destroyed"},
+		},
+		Notes: "This cannot be undone. Without yes, shred says what it would destroy and changes nothing. " +
+			"With yes, in one catalog transaction the volume's current key and its whole key history are destroyed, the volume goes to Purged (\"shredded\") and the act is recorded in the key and volume events; " +
+			"then every storage daemon removes the volume's keys from its crypto cache and drives — one that is down does it when it reconnects, and shred says it is pending. " +
+			"Copies out of the system's reach are listed: keys exports written earlier (with their dates and who made them), catalog and cache backups.",
+		Examples: []string{"shred volume=TW0004L6", "shred volume=TW0004L6 yes"},
 	},
 	{
 		Name:    "run",

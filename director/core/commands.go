@@ -463,6 +463,37 @@ func (d *Director) listKeyEvents(ctx context.Context, cmd console.Command) (*Out
 	return &Output{Text: b.String(), JSON: evs}, nil
 }
 
+// listVolumeEvents is "list volumeevents": status changes and cartridge
+// moves (export, import) and shreds, newest first.
+func (d *Director) listVolumeEvents(ctx context.Context, cmd console.Command) (*Output, error) {
+	limit, _ := cmd.Int("limit")
+	evs, err := d.store.ListVolumeEvents(ctx, cmd.Str("volume"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(evs)
+	if limit > 0 && len(evs) > limit {
+		evs = evs[:limit]
+	}
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tVOLUME\tSTATUS\tACTOR\tWHY")
+	for _, e := range evs {
+		st := string(e.New)
+		if e.Old != e.New {
+			st = string(e.Old) + " -> " + string(e.New)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05Z"), cleanText(e.Volume, 128), st,
+			cleanText(e.Actor, 128), dash(cleanText(e.Reason, 4096)))
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "%d volume events", len(evs))
+	if evs == nil {
+		evs = []catalog.VolumeEvent{}
+	}
+	return &Output{Text: b.String(), JSON: evs}, nil
+}
+
 func (d *Director) statusStorage(ctx context.Context, name string) (*Output, error) {
 	link, err := d.storage(name)
 	if err != nil {
@@ -576,6 +607,10 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, m := range ms {
 		s.Volumes[string(m.Status)]++
 	}
+	var shreds map[string]int
+	if err == nil {
+		shreds, _ = d.store.PendingShredCounts(ctx)
+	}
 	for _, c := range caches {
 		switch {
 		case !c.Reachable:
@@ -588,6 +623,9 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 		}
 		if c.Pending > 0 {
 			s.Storages[c.Storage] += fmt.Sprintf("; %d crypto cache pushes pending", c.Pending)
+		}
+		if n := shreds[c.Storage]; n > 0 {
+			s.Storages[c.Storage] += fmt.Sprintf("; %d volume shreds pending (made when it next connects)", n)
 		}
 	}
 	ids := map[string]bool{}

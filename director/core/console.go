@@ -115,6 +115,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.pruneVolume(ctx, actor, cmd.Str("volume"), cmd.Name == "prune volume", cmd.Bool("yes"))
 	case "list keyevents":
 		return d.listKeyEvents(ctx, cmd)
+	case "list volumeevents":
+		return d.listVolumeEvents(ctx, cmd)
 	case "status storage":
 		return d.statusStorage(ctx, cmd.Str("storage"))
 	case "status director":
@@ -138,6 +140,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.rekey(ctx, actor, cmd.Bool("yes"), progress)
 	case "export keys":
 		return d.exportKeys(ctx, actor, cmd)
+	case "shred volume":
+		return d.shredVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
 	case "run":
 		return d.runJob(ctx, actor, cmd, progress)
 	case "wait":
@@ -196,6 +200,8 @@ func catalogStatus(err error) error {
 	)
 	code := codes.Internal
 	switch {
+	case errors.Is(err, catalog.ErrShredded), errors.Is(err, catalog.ErrNothingToShred):
+		code = codes.FailedPrecondition
 	case asErr(err, &ue), catalog.Unavailable(err):
 		code = codes.Unavailable
 	case asErr(err, &ce):

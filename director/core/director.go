@@ -371,8 +371,13 @@ func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReq
 		var (
 			no *catalog.NotOwnedError
 			lm *catalog.LabelMismatchError
+			sh *catalog.ShreddedError
 		)
 		switch {
+		case asErr(err, &sh):
+			s.D.log.Warn("refused the key of a shredded volume", "volume", lv.Volume, "storage", p.Name, "drive", r.Drive, "error", err.Error())
+			s.D.event(ctx, lv.Volume, catalog.EventRefused, p.Name, "", fmt.Sprintf("mount in drive %s of storage %s refused: %s", r.Drive, p.Name, err.Error()))
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		case asErr(err, &no):
 			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", lv.Volume, "storage", p.Name, "owner", no.Owner)
 			return nil, status.Error(codes.PermissionDenied, err.Error())
@@ -409,8 +414,15 @@ func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReq
 func (s *StorageService) currentKey(ctx context.Context, storage string, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
 	sk, err := s.D.store.VolumeKey(ctx, r.Volume, storage)
 	if err != nil {
-		var no *catalog.NotOwnedError
+		var (
+			no *catalog.NotOwnedError
+			sh *catalog.ShreddedError
+		)
 		switch {
+		case asErr(err, &sh):
+			s.D.log.Warn("refused the key of a shredded volume", "volume", r.Volume, "storage", storage, "drive", r.Drive)
+			s.D.event(ctx, r.Volume, catalog.EventRefused, storage, "", fmt.Sprintf("key request of storage %s refused: %s", storage, err.Error()))
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		case asErr(err, &no):
 			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", r.Volume, "storage", storage, "owner", no.Owner)
 			return nil, status.Error(codes.PermissionDenied, err.Error())
@@ -533,7 +545,7 @@ func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeReq
 	case "written":
 		err = s.D.store.RecordWritten(ctx, r.Volume, int64(r.Bytes), int64(r.Blocks))
 	case "full":
-		err = s.D.store.MarkFull(ctx, r.Volume)
+		err = s.D.volumeFull(ctx, p.Name, r.Volume, r.Detail)
 	case "error":
 		s.D.log.Warn("storage reports a volume error", "volume", r.Volume, "storage", p.Name, "detail", r.Detail)
 	default:

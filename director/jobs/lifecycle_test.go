@@ -139,7 +139,7 @@ func TestScratchPool(t *testing.T) {
 // fixes.
 func TestNoVolumeSaysWhy(t *testing.T) {
 	w := newWorld(t, 1, "V1", "V2")
-	if err := w.store.MarkOffsite(w.ctx, "V1", t0); err != nil {
+	if err := w.store.MarkOffsite(w.ctx, "V1", t0, "console:admin", "exported to I/E slot 1"); err != nil {
 		t.Fatal(err)
 	}
 	w.sql(`UPDATE media SET status = 'Purged' WHERE volume_name = 'V2'`)

@@ -448,6 +448,7 @@ func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.Stora
 		if err := r.recycle(ctx, j, s, c, m, jv); err != nil {
 			return nil, err
 		}
+		jv.MaxBytes = r.maxBytes(ctx, m.Volume)
 		return jv, nil
 	}
 	tf, known, err := r.o.Catalog.TapeFiles(ctx, m.Volume)
@@ -455,6 +456,7 @@ func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.Stora
 		return nil, fail("catalog", "%v", err)
 	}
 	jv.TapeFile, jv.KnownTapeFiles = uint32(tf), uint32(known)
+	jv.MaxBytes = r.maxBytes(ctx, m.Volume)
 	return jv, nil
 }
 

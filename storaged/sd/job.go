@@ -108,6 +108,10 @@ type JobSession struct {
 	volumes   []string
 	partSeq   map[int]uint32 // jobtape part → volume sequence number
 
+	// maxBytes: per volume, the bytes this job may write on it
+	// (JobVolume.max_bytes; absent or 0: until early warning).
+	maxBytes map[string]uint64
+
 	jw *jobtape.JobWriter
 
 	events     chan *pb.JobEvent
@@ -214,6 +218,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	lbl := dr.label
 	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx, SpoolDir: d.cfg.WorkingDirectory,
 		NextVolume: s.nextVolume, OnFlushed: s.onFlushed, OnPart: s.onPart, OnPartDone: s.onPartDone,
+		VolumeLimit: func(v string) int64 { return int64(min(s.maxBytes[v], 1<<62)) },
 		VerifyPart: func(string) func(*scsi.Device, tapeio.Addr) error {
 			if s.encrypted {
 				return tapeio.VerifyFirstBlock([]byte(s.keyFP))
@@ -297,6 +302,10 @@ func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 	s.encrypted, s.keyFP = lbl.Encryption.Encrypted, dr.keyFP
 	s.volSeq++
 	s.volumes = append(s.volumes, lbl.Volume)
+	if s.maxBytes == nil {
+		s.maxBytes = map[string]uint64{}
+	}
+	s.maxBytes[lbl.Volume] = jv.MaxBytes
 	dr.state = StateWriting
 	dr.setView(lbl.Volume, StateWriting)
 	return nil
@@ -524,7 +533,12 @@ func (s *JobSession) onPartDone(p jobtape.Part) {
 		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "written", Bytes: uint64(p.Bytes), Blocks: p.Blocks})
 	}
 	if p.EarlyWarning {
-		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"})
+		full := &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"}
+		if p.MaxBytes {
+			full.Detail = fmt.Sprintf("max_volume_bytes reached: job %d wrote %d bytes in tape file %d (%d allowed on it)",
+				s.open.Job.JobId, p.Bytes, p.TapeFile, s.maxBytes[p.Volume])
+		}
+		s.d.report(s.ctx, full)
 	}
 }
 
