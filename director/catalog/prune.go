@@ -210,26 +210,8 @@ func (s *Store) PurgeVolume(ctx context.Context, req PurgeRequest) (PurgeResult,
 				reason += fmt.Sprintf(" (retention %s ended %s)", *ret, res.RetentionEnd.Format("2006-01-02 15:04:05Z"))
 			}
 		}
-		if len(res.Jobs) > 0 {
-			tag, err := tx.Exec(ctx, `DELETE FROM files WHERE job_id = ANY($1)`, res.Jobs)
-			if err != nil {
-				return dbErr(op, err)
-			}
-			res.Files = tag.RowsAffected()
-			for _, q := range []string{
-				`DELETE FROM file_parts WHERE job_id = ANY($1)`,
-				`DELETE FROM file_deletions WHERE job_id = ANY($1)`,
-				`DELETE FROM job_media WHERE job_id = ANY($1)`,
-			} {
-				if _, err := tx.Exec(ctx, q, res.Jobs); err != nil {
-					return dbErr(op, err)
-				}
-			}
-			jobReason := fmt.Sprintf("volume %s %sd: %s", req.Volume, verb, reason)
-			if _, err := tx.Exec(ctx, `UPDATE jobs SET purged_at = COALESCE(purged_at, $2), purged_reason = COALESCE(purged_reason, $3)
-				WHERE id = ANY($1)`, res.Jobs, now, jobReason); err != nil {
-				return dbErr(op, err)
-			}
+		if res.Files, err = dropJobRowsTx(ctx, tx, op, res.Jobs, now, fmt.Sprintf("volume %s %sd: %s", req.Volume, verb, reason)); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE media SET purged_at = $2 WHERE id = $1`, id, now); err != nil {
 			return dbErr(op, err)
@@ -514,4 +496,32 @@ func (s *Store) RecyclingUnverified(ctx context.Context, volume string) (bool, e
 		return false, dbErr("reading the key history of volume "+quoteName(volume), err)
 	}
 	return n > 0, nil
+}
+
+// dropJobRowsTx removes the records of jobs (files, file parts,
+// deletions, job media) on every volume they wrote, and marks the job
+// rows purged with why (the rows stay as history that no since-time or
+// restore chain counts). It returns how many file records went.
+func dropJobRowsTx(ctx context.Context, tx pgx.Tx, op string, jobs []int64, now time.Time, why string) (int64, error) {
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM files WHERE job_id = ANY($1)`, jobs)
+	if err != nil {
+		return 0, dbErr(op, err)
+	}
+	for _, q := range []string{
+		`DELETE FROM file_parts WHERE job_id = ANY($1)`,
+		`DELETE FROM file_deletions WHERE job_id = ANY($1)`,
+		`DELETE FROM job_media WHERE job_id = ANY($1)`,
+	} {
+		if _, err := tx.Exec(ctx, q, jobs); err != nil {
+			return 0, dbErr(op, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE jobs SET purged_at = COALESCE(purged_at, $2), purged_reason = COALESCE(purged_reason, $3)
+		WHERE id = ANY($1)`, jobs, now, why); err != nil {
+		return 0, dbErr(op, err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -92,6 +92,10 @@ type ShredResult struct {
 	// Imported: the key came from elsewhere (key_events 'imported', e.g.
 	// Bareos): the source may still hold it.
 	Imported []KeyExport `json:"imports"`
+	// Jobs whose records went with the keys (their data is unreadable),
+	// and how many file records that was.
+	Jobs  []int64 `json:"jobs_purged"`
+	Files int64   `json:"file_records_removed"`
 }
 
 // ShredVolume destroys every copy of volume's keys the catalog holds, in
@@ -177,6 +181,19 @@ func (s *Store) ShredVolume(ctx context.Context, volume, actor string) (ShredRes
 		}
 		now := s.nowUTC()
 		res.At = now
+		// The data is unreadable from now on: the records of the jobs on
+		// the volume go as a purge's do (on every volume those jobs
+		// wrote), so no restore selects a file nobody can read.
+		jrows, err := tx.Query(ctx, `SELECT DISTINCT job_id FROM job_media WHERE media_id = $1 ORDER BY 1`, id)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if res.Jobs, err = pgx.CollectRows(jrows, pgx.RowTo[int64]); err != nil {
+			return dbErr(op, err)
+		}
+		if res.Files, err = dropJobRowsTx(ctx, tx, op, res.Jobs, now, "volume "+volume+" shredded by "+actor+": its data cannot be read"); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM media_keys WHERE media_id = $1`, id); err != nil {
 			return dbErr(op+": destroying the key history", err)
 		}
@@ -208,8 +225,8 @@ func (s *Store) ShredVolume(ctx context.Context, volume, actor string) (ShredRes
 			return dbErr(op+": queueing the shreds of the crypto caches", err)
 		}
 		slices.Sort(res.Storages)
-		detail := fmt.Sprintf("every key of the volume destroyed in the catalog (%d stored strings; keys %s); was %s; shred queued for storages %s",
-			res.Strings, strings.Join(res.Fingerprints, ", "), status, orDash(strings.Join(res.Storages, ", ")))
+		detail := fmt.Sprintf("every key of the volume destroyed in the catalog (%d stored strings; keys %s); was %s; shred queued for storages %s; %d jobs and %d file records purged",
+			res.Strings, strings.Join(res.Fingerprints, ", "), status, orDash(strings.Join(res.Storages, ", ")), len(res.Jobs), res.Files)
 		if _, _, err := insertEvent(ctx, tx, KeyEvent{At: now, Volume: volume, Event: EventShredded, Actor: actor, KEKID: deref(kek), Detail: detail}, id); err != nil {
 			return err
 		}

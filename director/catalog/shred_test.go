@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,49 @@ func TestShredBareosVolume(t *testing.T) {
 	var n int
 	if err := f.s.Pool().QueryRow(f.ctx, `SELECT count(*) FROM media WHERE key_string = $1`, wrapped).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the Bareos string is still in the catalog (%d, %v)", n, err)
+	}
+}
+
+// A shred purges the records of the jobs on the volume with its keys (on
+// every volume those jobs wrote, as a purge does): no restore may select
+// a file whose data nobody can read any more. Other jobs keep theirs.
+func TestShredPurgesTheJobsRecords(t *testing.T) {
+	f := newFixture(t)
+	r := f.testRing(t)
+	f.labelled(t, "S1", "", r)
+	f.labelled(t, "S2", "", r)
+	f.labelled(t, "S3", "", r)
+	span := f.writeJob(t, LevelFull, JobOK, 3, "S1", "S2") // spans S1 and S2
+	other := f.writeJob(t, LevelFull, JobOK, 2, "S3")
+	res, err := f.s.ShredVolume(f.ctx, "S1", "console:keyadmin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Jobs, []int64{span}) || res.Files != 6 {
+		t.Fatalf("shred: jobs %v, %d file records; want [%d], 6", res.Jobs, res.Files, span)
+	}
+	if n := f.count(t, `SELECT count(*) FROM files WHERE job_id = $1`, span); n != 0 {
+		t.Fatalf("job %d keeps %d file records after its volume was shredded", span, n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM job_media WHERE job_id = $1`, span); n != 0 {
+		t.Fatalf("job %d keeps %d job_media rows after its volume was shredded", span, n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM jobs WHERE id = $1 AND purged_reason LIKE '%shredded%'`, span); n != 1 {
+		t.Fatalf("job %d is not marked purged by the shred", span)
+	}
+	if n := f.count(t, `SELECT count(*) FROM files WHERE job_id = $1`, other); n != 2 {
+		t.Fatalf("job %d on another volume has %d file records, want 2", other, n)
+	}
+	// The shredded volume is Purged: recycling gives it a new key the
+	// storage can fetch, and it was never one of the shredded ones.
+	m, err := f.s.BeginRecycle(f.ctx, RecycleRequest{Volume: "S1", Encrypt: true, Ring: r, Actor: "director"})
+	if err != nil {
+		t.Fatalf("recycling a shredded volume: %v", err)
+	}
+	if slices.Contains(res.Fingerprints, m.KeyFingerprint) || m.KeyFingerprint == "" {
+		t.Fatalf("recycled key %q is empty or one of the shredded %v", m.KeyFingerprint, res.Fingerprints)
+	}
+	if k, err := f.s.VolumeKey(f.ctx, "S1", "sd1"); err != nil || k.Fingerprint != m.KeyFingerprint {
+		t.Fatalf("the recycled volume's key: %v, %v", k.Fingerprint, err)
 	}
 }

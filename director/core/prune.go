@@ -57,13 +57,9 @@ func (d *Director) pruneVolume(ctx context.Context, actor, volume string, prune,
 	if out.Jobs == nil {
 		out.Jobs = []int64{}
 	}
-	ids := make([]string, len(res.Jobs))
-	for i, id := range res.Jobs {
-		ids[i] = fmt.Sprint(id)
-	}
 	jobsText := fmt.Sprintf("%d jobs", len(res.Jobs))
-	if len(ids) > 0 {
-		jobsText += " (" + strings.Join(ids, ", ") + ")"
+	if len(res.Jobs) > 0 {
+		jobsText += " (" + joinIDs(res.Jobs) + ")"
 	}
 	other := ""
 	if len(res.OtherVolumes) > 0 {
@@ -83,4 +79,13 @@ func (d *Director) pruneVolume(ctx context.Context, actor, volume string, prune,
 	d.log.Info("volume "+verb+"d", "volume", volume, "console", actor, "jobs", len(res.Jobs), "files", res.Files, "moved_to", res.MovedTo)
 	return &Output{Text: fmt.Sprintf("volume %s %sd: %s and %d file records removed from the catalog, status %s → Purged%s%s; the tape and the keys are untouched — a job recycles it with a new key",
 		volume, verb, jobsText, res.Files, res.From, other, moved), JSON: out}, nil
+}
+
+// joinIDs is "41, 42, 57".
+func joinIDs(ids []int64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ", ")
 }

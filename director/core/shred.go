@@ -172,6 +172,10 @@ func (d *Director) shredVolume(ctx context.Context, actor, volume string, yes bo
 	fmt.Fprintf(&b, "volume %s shredded: %d keys destroyed in the catalog (%s); this cannot be undone\n",
 		volume, len(res.Fingerprints), describeFingerprints(res.Fingerprints))
 	fmt.Fprintf(&b, "status: %s -> Purged (%s)\n", res.OldStatus, catalog.ShreddedReason)
+	if len(res.Jobs) > 0 {
+		fmt.Fprintf(&b, "catalog: %d jobs and %d file records purged with it (their data cannot be read): jobs %s\n",
+			len(res.Jobs), res.Files, joinIDs(res.Jobs))
+	}
 	type shredReport struct {
 		catalog.ShredResult
 		Outcomes []ShredOutcome `json:"storages"`
