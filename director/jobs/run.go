@@ -185,10 +185,12 @@ func (r *Runner) setWaiting(j *job, code catalog.JobStatus, why string) {
 	if prev.Why == why {
 		return
 	}
-	j.update(func(s *Status) { s.Why = why })
+	// The catalog first: whoever sees the reason in memory (status
+	// director) finds the same status in the catalog (list jobs).
 	if err := r.o.Catalog.SetJobStatus(context.WithoutCancel(j.ctx), j.id, code); err != nil {
 		r.log.Warn("recording a job's waiting status failed", "jobid", j.id, "error", err.Error())
 	}
+	j.update(func(s *Status) { s.Why = why })
 	r.logf(j, catalog.LogInfo, "Job %d is %s", j.id, why)
 }
 
