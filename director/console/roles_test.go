@@ -126,6 +126,10 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"list jobmedia jobid=42", read},
 		{"list joblog jobid=42", read},
 		{"status client=web1", read},
+		{"list jobs type=Restore", read},
+		{"restore client=web1 all where=/tmp/r yes", operator},
+		{"restore client=web1 file=/etc/hosts dryrun", operator},
+		{"restore client=web1 select", operator},
 	}
 	// Commands other branches are adding: checked when they exist.
 	pending := []struct {
@@ -219,7 +223,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 12 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 13 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -103,12 +103,26 @@ func (r *Runner) run(j *job, requested string) {
 	// catalog: a job taking the volume next must not find this one still
 	// active on an incomplete tape file it writes over.
 	defer r.release(j, s)
-	err := r.execute(j, requested, s)
+	var err error
+	if j.restore != nil {
+		err = r.executeRestore(j, s)
+	} else {
+		err = r.execute(j, requested, s)
+	}
 	if s.seen != nil {
 		s.seen.Abort() // no-op once Finish committed
 	}
 	ctx := context.WithoutCancel(j.ctx)
 	st, sum := catalog.JobOK, catalog.JobSummary{EndedAt: r.o.Clock(), Warnings: s.warnings}
+	if rs := j.restore; rs != nil {
+		sum.Warnings = int(rs.errors) // a restore's count of files not restored
+		if d := rs.filedDone; d != nil {
+			sum.Files, sum.Bytes = d.Files, d.Bytes
+		} else {
+			cur := j.status()
+			sum.Files, sum.Bytes = cur.Files, cur.Bytes
+		}
+	}
 	cause := context.Cause(j.ctx)
 	var ce *CancelledError
 	switch {
@@ -122,6 +136,9 @@ func (r *Runner) run(j *job, requested string) {
 		st = catalog.JobError
 		sum.Error = fmt.Sprintf("interrupted at %s: %s; file records committed up to stream offset %d",
 			r.o.Clock().UTC().Format("2006-01-02 15:04:05Z"), errShutdown, s.flushed)
+		if j.restore != nil {
+			sum.Error = fmt.Sprintf("interrupted at %s: %s", r.o.Clock().UTC().Format("2006-01-02 15:04:05Z"), errShutdown)
+		}
 	default:
 		st, sum.Error = catalog.JobError, err.Error()
 	}
@@ -140,7 +157,9 @@ func (r *Runner) run(j *job, requested string) {
 	}
 	// Before the volumes go back: the next job must find a volume that
 	// reached its limits Full or Used.
-	r.checkLimits(ctx, j, s.volumes)
+	if j.restore == nil {
+		r.checkLimits(ctx, j, s.volumes)
+	}
 	state := j.status().State
 	r.m.Active.WithLabelValues(state).Dec()
 	if err := r.end(ctx, j.id, st, sum); err != nil {
