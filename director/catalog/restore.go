@@ -44,6 +44,8 @@ type RestoreView struct {
 	Client  string
 	Fileset string
 	Before  time.Time // zero for a jobid= view
+	// ByJobIDs: the view is of the jobs named (jobid=), not a chain.
+	ByJobIDs bool
 	Jobs    []Job     // the backups read, oldest first
 	Members []RestoreMember
 	// index of Members by path.
@@ -79,7 +81,7 @@ func (s *Store) LoadRestoreView(ctx context.Context, spec ViewSpec) (*RestoreVie
 		if err != nil {
 			return nil, err
 		}
-		v.Jobs = jobs
+		v.Jobs, v.ByJobIDs = jobs, true
 		v.Client, v.Fileset = jobs[0].Client, jobs[0].Fileset
 		if spec.Client != "" && spec.Client != v.Client {
 			return nil, invalid("jobid", "job %d is a backup of client %s, not %s", jobs[0].ID, v.Client, spec.Client)

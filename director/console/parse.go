@@ -295,6 +295,36 @@ func (c Command) Strs(k string) []string {
 	return append([]string{v}, c.more[lower(k)]...)
 }
 
+// With returns a copy of c whose keyword k has the values vs (several
+// only for a Repeat keyword; none removes k). The values are not checked:
+// the line it prints is parsed again by whoever reads it.
+func (c Command) With(k string, vs []string) Command {
+	k = lower(k)
+	out := Command{Name: c.Name, Args: make(map[string]string, len(c.Args)), spec: c.spec}
+	for x, v := range c.Args {
+		out.Args[x] = v
+	}
+	for x, v := range c.more {
+		if x != k {
+			if out.more == nil {
+				out.more = map[string][]string{}
+			}
+			out.more[x] = v
+		}
+	}
+	delete(out.Args, k)
+	if len(vs) > 0 {
+		out.Args[k] = vs[0]
+		if len(vs) > 1 {
+			if out.more == nil {
+				out.more = map[string][]string{}
+			}
+			out.more[k] = append([]string(nil), vs[1:]...)
+		}
+	}
+	return out
+}
+
 // Int returns keyword k's value as a number; ok is false when k was not
 // given or is not a number.
 func (c Command) Int(k string) (n int, ok bool) {

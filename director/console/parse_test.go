@@ -495,3 +495,35 @@ func TestParseJobCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestRepeatedKeywords(t *testing.T) {
+	c, err := Parse(`restore client=web1 file=/etc/hosts file="/etc/a b" directory=/srv all`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Strs("file"); !reflect.DeepEqual(got, []string{"/etc/hosts", "/etc/a b"}) {
+		t.Fatalf("Strs(file) = %q", got)
+	}
+	if got := c.Strs("fileregex"); got != nil {
+		t.Fatalf("Strs of a keyword not given = %q", got)
+	}
+	s := c.String()
+	if s != `restore client=web1 file=/etc/hosts file="/etc/a b" directory=/srv all` {
+		t.Fatalf("String() = %s", s)
+	}
+	c2, err := Parse(s)
+	if err != nil || !reflect.DeepEqual(c, c2) {
+		t.Fatalf("round trip: %+v, %v", c2, err)
+	}
+	w := c.With("file", []string{"/x", "/y", "/z"})
+	if got := w.String(); got != `restore client=web1 file=/x file=/y file=/z directory=/srv all` {
+		t.Fatalf("With = %s", got)
+	}
+	if got := c.Strs("file"); len(got) != 2 {
+		t.Fatalf("With changed the original: %q", got)
+	}
+	// A keyword that is not Repeat is still refused twice.
+	if _, err := Parse("restore client=web1 client=web2 all"); err == nil || !strings.Contains(err.Error(), "client given twice") {
+		t.Fatalf("client twice: %v", err)
+	}
+}

@@ -260,7 +260,7 @@ func clientErr(name string, err error) error {
 
 // listJobs runs "list jobs [job=] [client=] [jobstatus=] [days=] [last] [limit=]".
 func (d *Director) listJobs(ctx context.Context, cmd console.Command) (*Output, error) {
-	f := catalog.JobFilter{Name: cmd.Str("job"), Client: cmd.Str("client"), Last: cmd.Bool("last")}
+	f := catalog.JobFilter{Name: cmd.Str("job"), Client: cmd.Str("client"), Last: cmd.Bool("last"), Type: cmd.Str("type")}
 	if st := cmd.Str("jobstatus"); st != "" {
 		if js := catalog.JobStatus(st); !js.Active() && !js.Terminal() {
 			return nil, status.Errorf(codes.InvalidArgument, "jobstatus=%s: not a job status letter; use T (OK), W (warnings), E (error), f (fatal), A (cancelled), R (running), C (created) or a waiting letter", st)

@@ -45,6 +45,10 @@ var errPartial = errors.New("the command partly failed (see its output above)")
 // stdout, a returned file written on this side. The error is what to
 // print after "tapectl: ".
 func (c *console) exec(ctx context.Context, line string) error {
+	line, err := expandFileLists(line)
+	if err != nil {
+		return err
+	}
 	files := typedFiles(line)
 	if err := checkConsoleFiles(files); err != nil {
 		return err

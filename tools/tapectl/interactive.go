@@ -112,6 +112,9 @@ func (c *console) session(in lineReader, sigs <-chan os.Signal, h *history) {
 		if err == nil {
 			err = c.exec(ctx, line)
 		}
+		if a, ok := in.(asker); ok && err == nil && asksToRun(line) {
+			err = c.confirmRestore(ctx, a, line)
+		}
 		stop() // a Ctrl-C just after the command finished has nothing left to cancel
 		if serr := h.save(); serr != nil && !warned {
 			fmt.Fprintf(c.stderr, "tapectl: saving the history in %s: %v\n", h.path, serr)
