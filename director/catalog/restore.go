@@ -46,8 +46,8 @@ type RestoreView struct {
 	Before  time.Time // zero for a jobid= view
 	// ByJobIDs: the view is of the jobs named (jobid=), not a chain.
 	ByJobIDs bool
-	Jobs    []Job     // the backups read, oldest first
-	Members []RestoreMember
+	Jobs     []Job // the backups read, oldest first
+	Members  []RestoreMember
 	// index of Members by path.
 	byPath map[string]int
 }
