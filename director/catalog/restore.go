@@ -138,6 +138,15 @@ func (s *Store) LoadRestoreView(ctx context.Context, spec ViewSpec) (*RestoreVie
 	return v, nil
 }
 
+// NewRestoreView makes a view of members (sorted here by path), for
+// tools and tests that hold members already.
+func NewRestoreView(client, fileset string, jobs []Job, members []RestoreMember) *RestoreView {
+	v := &RestoreView{Client: client, Fileset: fileset, Jobs: jobs, Members: members}
+	slices.SortStableFunc(v.Members, func(a, b RestoreMember) int { return bytes.Compare(a.Path, b.Path) })
+	v.index()
+	return v
+}
+
 func (v *RestoreView) index() {
 	v.byPath = make(map[string]int, len(v.Members))
 	for i := range v.Members {

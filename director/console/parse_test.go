@@ -406,7 +406,7 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	want := []string{"label", "list volumes", "export volume", "import", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
-		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "restore", "list files", "list jobmedia",
+		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "restore", "browse", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)

@@ -130,6 +130,7 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"restore client=web1 all where=/tmp/r yes", operator},
 		{"restore client=web1 file=/etc/hosts dryrun", operator},
 		{"restore client=web1 select", operator},
+		{"browse session=ab12 line=ls", operator},
 	}
 	// Commands other branches are adding: checked when they exist.
 	pending := []struct {
@@ -223,7 +224,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 13 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 14 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -367,6 +367,17 @@ var commands = []Spec{
 		},
 	},
 	{
+		Name:    "browse",
+		Summary: "one line of the restore tree browser that restore … select opened (tapectl's prompt sends these for you)",
+		Keywords: []Keyword{
+			{Name: "session", Type: Type{Kind: Name, Arg: "ID"}, Required: true, Help: "the browse session restore … select printed"},
+			{Name: "line", Type: TText, Required: true, Help: "cd DIR, ls, dir, pwd, find PATTERN, mark PATTERN, unmark PATTERN, markdir PATTERN, lsmark, count, estimate, done [yes], quit"},
+		},
+		Notes: "After restore client=NAME select, tapectl's prompt turns into the tree browser ($): each line is sent as browse session=ID line=…. " +
+			"done shows the plan of the marked files and asks whether to run it; quit leaves without restoring. A session idle for 30 minutes ends.",
+		Examples: []string{`browse session=3f2a9c01be77 line="mark *.conf"`, "browse session=3f2a9c01be77 line=done"},
+	},
+	{
 		Name:    "list files",
 		Summary: "list the files a job wrote, with their exact tape address",
 		Keywords: []Keyword{

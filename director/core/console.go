@@ -139,6 +139,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.estimate(ctx, cmd)
 	case "restore":
 		return d.restore(ctx, actor, cmd, progress)
+	case "browse":
+		return d.browseLine(ctx, actor, cmd, progress)
 	case "list jobs":
 		return d.listJobs(ctx, cmd)
 	case "list files":

@@ -110,10 +110,7 @@ func (d *Director) parseRestoreArgs(cmd console.Command) (restoreArgs, error) {
 		a.criteria.Regex = x
 	}
 	a.criteria.All = cmd.Bool("all")
-	if cmd.Bool("select") {
-		return bad("select is the tree browser of tapectl's interactive prompt: run tapectl and type the command there")
-	}
-	if a.criteria.Empty() {
+	if a.criteria.Empty() && !cmd.Bool("select") {
 		return bad("say what to restore: all, file=PATH, directory=DIR, fileregex=RE (or select in tapectl)")
 	}
 	return a, nil
@@ -125,6 +122,9 @@ func (d *Director) restore(ctx context.Context, actor string, cmd console.Comman
 	a, err := d.parseRestoreArgs(cmd)
 	if err != nil {
 		return nil, err
+	}
+	if cmd.Bool("select") {
+		return d.browseStart(ctx, actor, cmd, a)
 	}
 	view, err := d.store.LoadRestoreView(ctx, a.view)
 	if err != nil {
