@@ -1,0 +1,306 @@
+package main
+
+// End-to-end tests of restores (issue 12): real PostgreSQL, vtl,
+// storaged, director and filed processes; backups made with run, then
+// restored with tapectl "restore …" as an operator would, each restored
+// tree compared with the snapshot the test took of the original when it
+// was backed up (tools/lib/testtree).
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/tools/lib/testtree"
+)
+
+var restoreIDRe = regexp.MustCompile(`JobId=(\d+)`)
+
+// restore runs a restore line (yes added) and waits for its job; it
+// returns the job row and its report.
+func (w *world) restore(line string) (jobRow, string) {
+	w.t.Helper()
+	out := w.ok(line + " yes")
+	m := restoreIDRe.FindStringSubmatch(out)
+	if m == nil {
+		w.t.Fatalf("%q printed no JobId:\n%s", line+" yes", out)
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	return w.waitJob(id, 2*time.Minute)
+}
+
+// restoreOK is restore requiring status T.
+func (w *world) restoreOK(line string) jobRow {
+	w.t.Helper()
+	j, report := w.restore(line)
+	if j.Status != "T" {
+		w.t.Fatalf("restore %q: job %d status %s, want T; error %q\nreport:\n%s\njob log:\n%s\ndirector log:\n%s",
+			line, j.ID, j.Status, j.ErrorReason, report, w.tapectlOut(fmt.Sprintf("list joblog jobid=%d", j.ID)), w.dird.Output())
+	}
+	return j
+}
+
+// treeDiff compares the tree restored under got (the original root
+// relocated) with the snapshot want of the original root: the same paths,
+// types, sizes, modes, data digests, symlink targets and regular files'
+// mtimes. It returns one line per difference.
+func treeDiff(t testing.TB, got string, want testtree.Snapshot, root string) []string {
+	t.Helper()
+	snap, err := testtree.Take(got)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for p, e := range want {
+		g, ok := snap[got+strings.TrimPrefix(p, root)]
+		if !ok {
+			out = append(out, fmt.Sprintf("%q (%s) not restored", p, e.Type))
+			continue
+		}
+		switch {
+		case g.Type != e.Type:
+			out = append(out, fmt.Sprintf("%q restored as %s, want %s", p, g.Type, e.Type))
+		case e.Type == "file" && (g.Size != e.Size || g.SHA256 != e.SHA256):
+			out = append(out, fmt.Sprintf("%q: %d bytes %x, want %d bytes %x", p, g.Size, g.SHA256[:4], e.Size, e.SHA256[:4]))
+		case e.Type == "symlink" && g.Link != e.Link:
+			out = append(out, fmt.Sprintf("%q: symlink to %q, want %q", p, g.Link, e.Link))
+		case e.Type != "symlink" && g.Mode != e.Mode:
+			out = append(out, fmt.Sprintf("%q: mode %04o, want %04o", p, g.Mode, e.Mode))
+		case e.Type == "file" && !g.Mtime.Equal(e.Mtime):
+			out = append(out, fmt.Sprintf("%q: mtime %s, want %s", p, g.Mtime, e.Mtime))
+		}
+	}
+	for p, g := range snap {
+		if _, ok := want[root+strings.TrimPrefix(p, got)]; !ok {
+			out = append(out, fmt.Sprintf("%q (%s) restored but not in the tree backed up", p, g.Type))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func requireTree(t testing.TB, what, got string, want testtree.Snapshot, root string) {
+	t.Helper()
+	if d := treeDiff(t, got, want, root); len(d) > 0 {
+		if len(d) > 20 {
+			d = append(d[:20], fmt.Sprintf("… and %d more", len(d)-20))
+		}
+		t.Fatalf("%s: the restored tree differs from the one backed up:\n  %s", what, strings.Join(d, "\n  "))
+	}
+}
+
+// noSuchPath requires that nothing exists at p.
+func noSuchPath(t testing.TB, p string) {
+	t.Helper()
+	if _, err := os.Lstat(p); err == nil {
+		t.Fatalf("%s exists", p)
+	}
+}
+
+// A Full, an Incremental and a Differential, each restored as it was
+// (before= the next job) and as now (current), compared with the
+// snapshot taken when it ran: changed files in their version, deleted
+// files not resurrected, renamed ones under their new name only.
+func TestRestoreChainPointInTime(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{})
+	root := w.root["web1"]
+	snap0 := w.makeTree("web1", testtree.Options{Seed: 11, LargeFiles: 1, LargeSize: 2 << 20, SmallFiles: 120, SmallSize: 1500,
+		Links: true, OddNames: true, LongName: true, SparseSize: 4 << 20})
+	p := func(rel string) string { return root + "/" + rel }
+	rng := testtree.Rand(5)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, _ := w.backup("web1-home", "Full", "Full")
+	t0 := time.Now().UTC()
+
+	must(testtree.WriteRandom(p("small/d00/s0003.bin"), 2600, rng))
+	must(os.Remove(p("small/d00/s0005.bin")))
+	must(os.Rename(p("small/d00/s0007.bin"), p("names/renamed.bin")))
+	must(os.Chmod(p("big/large-00.bin"), 0o600))
+	snap1 := w.snapshot("web1")
+	incr, _ := w.backup("web1-home", "Incremental", "Incremental")
+	t1 := time.Now().UTC()
+
+	must(testtree.WriteRandom(p("small/d01/s0110.bin"), 300, rng))
+	must(testtree.WriteRandom(p("small/d00/s0005.bin"), 700, rng)) // re-created
+	must(os.Remove(p("names/renamed.bin")))
+	snap2 := w.snapshot("web1")
+	diff, _ := w.backup("web1-home", "Differential", "Differential")
+
+	for _, c := range []struct {
+		name, sel string
+		snap      testtree.Snapshot
+		jobs      []int64
+	}{
+		{"before the Incremental", `before="` + t0.Format(time.RFC3339Nano) + `"`, snap0, []int64{full.ID}},
+		{"before the Differential", `before="` + t1.Format(time.RFC3339Nano) + `"`, snap1, []int64{full.ID, incr.ID}},
+		{"current", "current", snap2, []int64{full.ID, diff.ID}},
+	} {
+		where := filepath.Join(w.dir, "r-"+strings.ReplaceAll(c.name, " ", "-"))
+		plan := w.ok("restore client=web1 " + c.sel + " all where=" + where)
+		for _, id := range c.jobs {
+			if !strings.Contains(plan, strconv.FormatInt(id, 10)+" (") {
+				t.Errorf("%s: the plan does not name job %d:\n%s", c.name, id, plan)
+			}
+		}
+		if !strings.Contains(plan, "Nothing was run") {
+			t.Errorf("%s: a restore without yes does not say it ran nothing:\n%s", c.name, plan)
+		}
+		noSuchPath(t, where)
+		j := w.restoreOK("restore client=web1 " + c.sel + " all where=" + where)
+		requireTree(t, c.name, where+root, c.snap, root)
+		if n, _ := c.snap.Files(); j.Files < int64(n) {
+			t.Errorf("%s: the job counts %d files restored, the tree has %d regular files", c.name, j.Files, n)
+		}
+	}
+	// Deleted and renamed files: not resurrected.
+	cur := filepath.Join(w.dir, "r-current")
+	noSuchPath(t, cur+p("small/d00/s0007.bin"))
+	noSuchPath(t, cur+p("names/renamed.bin"))
+
+	// One file of the Incremental by jobid=, with its parents' attributes.
+	where := filepath.Join(w.dir, "r-one")
+	w.restoreOK(fmt.Sprintf("restore jobid=%d file=%s where=%s", incr.ID, p("small/d00/s0003.bin"), where))
+	requireTree(t, "one file of the Incremental", where+root, snap1.Only(append(testtree.Parents(p("small/d00/s0003.bin"))[:3], p("small/d00/s0003.bin"))...), root)
+
+	if out := w.ok("list jobs type=Restore"); strings.Count(out, "RestoreFiles") != 4 {
+		t.Errorf("list jobs type=Restore does not list the 4 restores:\n%s", out)
+	}
+	w.checkNoKeyMaterialInLogs()
+}
+
+// dryrun lists the targets and writes nothing; file=<LIST reads the
+// paths on tapectl's side; a restore client other than the backup's gets
+// the files; every replace= mode decides per file with what is on disk.
+func TestRestoreDryRunOtherClientReplace(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{clients: []string{"web1", "web2"}})
+	root := w.root["web1"]
+	snap := w.makeTree("web1", testtree.Options{Seed: 12, SmallFiles: 20, SmallSize: 1000})
+	w.backup("web1-home", "Full", "Full")
+	a, b := root+"/small/d00/s0001.bin", root+"/small/d00/s0002.bin"
+
+	list := filepath.Join(w.dir, "paths.txt")
+	if err := os.WriteFile(list, []byte(a+"\n\n"+b+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	where := filepath.Join(w.dir, "dry")
+	out := w.ok("restore client=web1 file=<" + list + " where=" + where + " dryrun")
+	for _, f := range []string{a, b} {
+		if !strings.Contains(out, f+" -> "+where+f) {
+			t.Errorf("dryrun does not say %s goes to %s:\n%s", f, where+f, out)
+		}
+	}
+	noSuchPath(t, where)
+
+	// To web2 (its own filed writes), with strip_prefix and add_prefix.
+	other := filepath.Join(w.dir, "on-web2")
+	w.restoreOK(fmt.Sprintf("restore client=web1 file=%s restoreclient=web2 strip_prefix=%s add_prefix=%s where=/", a, root, other))
+	got, err := testtree.Take(other + "/small/d00")
+	if e := got[other+"/small/d00/s0001.bin"]; err != nil || e.SHA256 != snap[a].SHA256 || e.Mode != snap[a].Mode {
+		t.Fatalf("the file restored on web2 under %s: %+v, %v; want %+v", other, e, err, snap[a])
+	}
+
+	// replace= against a file on disk that is newer, then older.
+	dst := filepath.Join(w.dir, "rep")
+	target := dst + a
+	put := func(content string, mtime time.Time) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(target, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backedUp := snap[a]
+	newer, older := backedUp.Mtime.Add(time.Hour), backedUp.Mtime.Add(-time.Hour)
+	for _, c := range []struct {
+		replace string
+		disk    time.Time
+		kept    bool
+	}{
+		{"never", older, true}, {"ifnewer", newer, true}, {"ifnewer", older, false},
+		{"ifolder", older, true}, {"ifolder", newer, false}, {"always", newer, false},
+	} {
+		put("on disk", c.disk)
+		w.restoreOK(fmt.Sprintf("restore client=web1 file=%s where=%s replace=%s", a, dst, c.replace))
+		got, err := os.ReadFile(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := string(got) == "on disk"; kept != c.kept {
+			t.Errorf("replace=%s with the file on disk %s the backup's: kept = %v, want %v", c.replace, map[bool]string{true: "newer than", false: "older than"}[c.disk.After(backedUp.Mtime)], kept, c.kept)
+		}
+	}
+}
+
+// A hostile catalog row (a path with ../..): the client refuses it, the
+// job fails naming it, and nothing is written outside the target.
+func TestRestoreHostileCatalogRow(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{})
+	root := w.root["web1"]
+	w.makeTree("web1", testtree.Options{Seed: 13, SmallFiles: 3, SmallSize: 100})
+	full, _ := w.backup("web1-home", "Full", "Full")
+	f := root + "/small/d00/s0001.bin"
+	evil := "/../../x-escaped"
+	if _, err := w.db().Exec(t.Context(), `UPDATE files SET path = $2 WHERE job_id = $1 AND path = $3`, full.ID, []byte(evil), []byte(f)); err != nil {
+		t.Fatal(err)
+	}
+	where := filepath.Join(w.dir, "deep", "er", "target")
+	j, report := w.restore("restore client=web1 all where=" + where)
+	if j.Status != "E" || !strings.Contains(j.ErrorReason, "x-escaped") {
+		t.Fatalf("a restore of a catalog row %q: status %s, error %q, want E naming it\n%s", evil, j.Status, j.ErrorReason, report)
+	}
+	noSuchPath(t, filepath.Join(w.dir, "x-escaped"))
+	noSuchPath(t, filepath.Join(w.dir, "deep", "x-escaped"))
+	if _, err := os.Stat(where + root + "/small/d00/s0002.bin"); err != nil {
+		t.Errorf("the other files were not restored: %v", err)
+	}
+}
+
+// A volume outside the library: the plan names it, and the job fails
+// naming it.
+func TestRestoreVolumeNotInLibrary(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 5, drives: 1, vtlArgs: []string{"--ie-slots", "2"}}, volumes: 2})
+	w.makeTree("web1", testtree.Options{Seed: 14, SmallFiles: 3, SmallSize: 100})
+	full, _ := w.backup("web1-home", "Full", "Full")
+	vol := w.jobVolumes(full.ID)[0]
+	w.ok("update volume=" + vol + " status=Used")
+	w.ok("export volume=" + vol + " yes")
+	plan := w.ok("restore client=web1 all where=" + filepath.Join(w.dir, "r"))
+	if !strings.Contains(plan, vol+" (not in the library)") || !strings.Contains(plan, "NOT IN THE LIBRARY: "+vol) {
+		t.Fatalf("the plan does not name %s as not in the library:\n%s", vol, plan)
+	}
+	j, _ := w.restore("restore client=web1 all where=" + filepath.Join(w.dir, "r"))
+	if j.Status != "E" || !strings.Contains(j.ErrorReason, "not in the library") || !strings.Contains(j.ErrorReason, vol) {
+		t.Fatalf("restore with %s outside the library: status %s, error %q", vol, j.Status, j.ErrorReason)
+	}
+	noSuchPath(t, filepath.Join(w.dir, "r"))
+}
+
+// A file larger than a volume, restored from both.
+func TestRestoreSpanningTwoVolumes(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 4, capacity: "8MiB"}, volumes: 3})
+	root := w.root["web1"]
+	snap := w.makeTree("web1", testtree.Options{Seed: 15, LargeFiles: 1, LargeSize: 10 << 20, SmallFiles: 2, SmallSize: 1 << 20})
+	full, _ := w.backup("web1-home", "Full", "Full")
+	if vols := w.jobVolumes(full.ID); len(vols) < 2 {
+		t.Fatalf("the Full wrote volumes %q, want 2", vols)
+	}
+	where := filepath.Join(w.dir, "r")
+	w.restoreOK("restore client=web1 current all where=" + where)
+	requireTree(t, "a file over two volumes", where+root, snap, root)
+}
