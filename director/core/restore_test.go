@@ -33,13 +33,13 @@ func TestParseRestoreArgs(t *testing.T) {
 		t.Fatalf("select needs no criteria: %v", err)
 	}
 	for line, want := range map[string]string{
-		"restore client=web1":                          "say what to restore",
-		"restore all":                                  "say which client",
-		"restore client=web1 current jobid=4 all":      "exclude each other",
-		"restore client=web1 before=yesterday all":     "is not a time",
-		"restore jobid=4,x all":                        "not a JobId",
-		"restore client=web1 fileregex=a(b":            "not a regular expression",
-		"restore client=web1 file=<list.txt":           "read by tapectl",
+		"restore client=web1":                         "say what to restore",
+		"restore all":                                 "say which client",
+		"restore client=web1 current jobid=4 all":     "exclude each other",
+		"restore client=web1 before=yesterday all":    "is not a time",
+		"restore jobid=4,x all":                       "not a JobId",
+		"restore client=web1 fileregex=a(b":           "not a regular expression",
+		"restore client=web1 file=<list.txt":          "read by tapectl",
 		`restore client=web1 before="2026-13-01" all`: "is not a time",
 	} {
 		if _, err := parse(line); err == nil || !strings.Contains(err.Error(), want) {
