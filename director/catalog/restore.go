@@ -531,17 +531,24 @@ func PlanRestore(sel Selection, jobOrder []int64) []PlanVolume {
 	for i, id := range jobOrder {
 		rank[id] = i
 	}
-	ms := make([]*SelectedMember, len(sel.Members))
-	for i := range sel.Members {
-		ms[i] = &sel.Members[i]
+	type ranked struct {
+		rank int
+		m    *SelectedMember
 	}
-	sort.SliceStable(ms, func(a, b int) bool {
-		x, y := ms[a], ms[b]
-		if rank[x.JobID] != rank[y.JobID] {
-			return rank[x.JobID] < rank[y.JobID]
+	rs := make([]ranked, len(sel.Members))
+	for i := range sel.Members {
+		rs[i] = ranked{rank[sel.Members[i].JobID], &sel.Members[i]}
+	}
+	slices.SortStableFunc(rs, func(x, y ranked) int {
+		if x.rank != y.rank {
+			return x.rank - y.rank
 		}
-		return x.StreamOffset < y.StreamOffset
+		return cmpInt64(x.m.StreamOffset, y.m.StreamOffset)
 	})
+	ms := make([]*SelectedMember, len(rs))
+	for i := range rs {
+		ms[i] = rs[i].m
+	}
 	var vols []*PlanVolume
 	byVol := map[string]*PlanVolume{}
 	get := func(name string) *PlanVolume {
@@ -584,6 +591,16 @@ func PlanRestore(sel Selection, jobOrder []int64) []PlanVolume {
 		out[i] = *pv
 	}
 	return out
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // ParseRestoreTime reads a before= time in the director's time zone loc:
