@@ -505,27 +505,28 @@ func jobList(js []Job) string {
 type PlanEntry struct {
 	Seq    uint64 // 1, 2, … in plan order; a continuation has its member's
 	Member *SelectedMember
-	// ContinuationPart: 0 for the member's first part; else the job
-	// part number (FilePart.Part) of the continuation read here, whose
-	// tape file starts at PartFirstBlock.
+	// ContinuationPart: 0 for the member's first part; else which of
+	// Member.Parts this entry reads (1: Parts[0]), whose tape file starts
+	// at PartFirstBlock.
 	ContinuationPart int
 	PartFirstBlock   int64
 	TapeFile         int
 	Block            int64
 }
 
-// PlanVolume is the entries to read on one volume, in reading order.
+// PlanVolume is a visit of one volume: the entries to read on it, in
+// reading order. A volume may be visited again later in a plan.
 type PlanVolume struct {
 	Volume  string
 	Entries []PlanEntry
 }
 
-// PlanRestore orders a selection for reading: volumes in the order the
-// chain's jobs first use them (job order), on each volume the
-// continuations of members cut at the end of the previous volume first,
-// then the rest in tape order (tape file, block, offset). A member cut by
-// the end of a volume appears on every volume holding a part of it, with
-// the same Seq.
+// PlanRestore orders a selection for reading: job order (the chain's),
+// then tape order within a job (its stream order: tape file, block,
+// offset), a new visit whenever the volume changes. A member cut by the
+// end of a volume is followed at once by its continuations, each first
+// on the next volume (storaged stitches them), with the member's Seq.
+// Consecutive members of later jobs on the same volume share the visit.
 func PlanRestore(sel Selection, jobOrder []int64) []PlanVolume {
 	rank := map[int64]int{}
 	for i, id := range jobOrder {
@@ -545,50 +546,20 @@ func PlanRestore(sel Selection, jobOrder []int64) []PlanVolume {
 		}
 		return cmpInt64(x.m.StreamOffset, y.m.StreamOffset)
 	})
-	ms := make([]*SelectedMember, len(rs))
-	for i := range rs {
-		ms[i] = rs[i].m
-	}
-	var vols []*PlanVolume
-	byVol := map[string]*PlanVolume{}
-	get := func(name string) *PlanVolume {
-		pv := byVol[name]
-		if pv == nil {
-			pv = &PlanVolume{Volume: name}
-			byVol[name] = pv
-			vols = append(vols, pv)
+	var out []PlanVolume
+	add := func(vol string, e PlanEntry) {
+		if n := len(out); n == 0 || out[n-1].Volume != vol {
+			out = append(out, PlanVolume{Volume: vol})
 		}
-		return pv
+		out[len(out)-1].Entries = append(out[len(out)-1].Entries, e)
 	}
-	for i, m := range ms {
-		seq := uint64(i + 1)
-		pv := get(m.At.Volume)
-		pv.Entries = append(pv.Entries, PlanEntry{Seq: seq, Member: m, TapeFile: m.At.TapeFile, Block: m.At.Block})
+	for i, r := range rs {
+		m, seq := r.m, uint64(i+1)
+		add(m.At.Volume, PlanEntry{Seq: seq, Member: m, TapeFile: m.At.TapeFile, Block: m.At.Block})
 		for k, p := range m.Parts {
-			pv := get(p.At.Volume)
-			pv.Entries = append(pv.Entries, PlanEntry{Seq: seq, Member: m, ContinuationPart: p.Part, PartFirstBlock: m.PartFirstBlocks[k],
+			add(p.At.Volume, PlanEntry{Seq: seq, Member: m, ContinuationPart: k + 1, PartFirstBlock: m.PartFirstBlocks[k],
 				TapeFile: p.At.TapeFile, Block: p.At.Block})
 		}
-	}
-	out := make([]PlanVolume, len(vols))
-	for i, pv := range vols {
-		sort.SliceStable(pv.Entries, func(a, b int) bool {
-			x, y := pv.Entries[a], pv.Entries[b]
-			if (x.ContinuationPart != 0) != (y.ContinuationPart != 0) {
-				return x.ContinuationPart != 0
-			}
-			if x.ContinuationPart != 0 {
-				return x.Seq < y.Seq
-			}
-			if x.TapeFile != y.TapeFile {
-				return x.TapeFile < y.TapeFile
-			}
-			if x.Block != y.Block {
-				return x.Block < y.Block
-			}
-			return x.Member.At.Offset < y.Member.At.Offset
-		})
-		out[i] = *pv
 	}
 	return out
 }

@@ -116,10 +116,11 @@ func TestRestoreSelectAndPlan(t *testing.T) {
 	big := mrow("/d/sub/big", FileRegular, "", 5*1024)
 	big.Size = 5000
 	big.Parts = []FilePart{{Part: 2, At: Address{Volume: "V00002", Block: 0, Offset: 0}, DataOffset: 3000}}
+	big.StreamOffset, big.EndOffset = 7*1024, 8*1024
 	full := f.storeJob(t, LevelFull, []FileRow{
 		mrow("/d/", FileDir, "", 0), mrow("/d/a", FileRegular, "", 1024), mrow("/d/h", FileRegular, "", 2*1024),
-		mrow("/d/sub/", FileDir, "", 3*1024), mrow("/d/sub/b.pdf", FileRegular, "", 4*1024), big,
-		mrow("/d/sub/l", FileLink, "/d/h", 6*1024), mrow("/d/x", FileRegular, "", 7*1024),
+		mrow("/d/sub/", FileDir, "", 3*1024), mrow("/d/sub/b.pdf", FileRegular, "", 4*1024),
+		mrow("/d/sub/l", FileLink, "/d/h", 5*1024), mrow("/d/x", FileRegular, "", 6*1024), big,
 	}, nil)
 	afterFull := f.clock.Now()
 	// Incremental: /d/a changed, /d/x deleted, /d/c new.
@@ -178,31 +179,36 @@ func TestRestoreSelectAndPlan(t *testing.T) {
 		t.Fatalf("a deleted file alone: %v", err)
 	}
 
-	// The plan: the Full's volume first (job order), in tape order; the
-	// continuation of /d/sub/big on V00002 with the same seq.
+	// The plan: job order, then tape order; the continuation of
+	// /d/sub/big right after it, first on V00002 with the same seq; the
+	// Incremental's members on V00001 again.
 	sel, _ = f.s.SelectCriteria(ctx, v, Criteria{All: true})
 	plan := PlanRestore(sel, []int64{full, inc})
-	if len(plan) != 2 || plan[0].Volume != "V00001" || plan[1].Volume != "V00002" {
-		t.Fatalf("plan volumes: %+v", plan)
-	}
-	var order []string
-	seqOf := map[string]uint64{}
-	for _, e := range plan[0].Entries {
-		order = append(order, fmt.Sprintf("%s@%d", e.Member.Path, e.TapeFile))
-		seqOf[string(e.Member.Path)] = e.Seq
+	var visits []string
+	var last uint64
+	for _, pv := range plan {
+		var es []string
+		for _, e := range pv.Entries {
+			s := fmt.Sprintf("%s@%d", e.Member.Path, e.TapeFile)
+			if e.ContinuationPart != 0 {
+				s += fmt.Sprintf("+part%d@%d", e.ContinuationPart, e.PartFirstBlock)
+				if e.Seq != last {
+					t.Errorf("continuation seq %d, its member's %d", e.Seq, last)
+				}
+			} else if e.Seq <= last {
+				t.Errorf("seq %d after %d", e.Seq, last)
+			}
+			last = e.Seq
+			es = append(es, s)
+		}
+		visits = append(visits, pv.Volume+": "+strings.Join(es, " "))
 	}
 	tfFull, tfInc := v.Lookup([]byte("/d/h")).At.TapeFile, v.Lookup([]byte("/d/c")).At.TapeFile
-	want = fmt.Sprintf("/d/h@%[1]d /d/sub/@%[1]d /d/sub/b.pdf@%[1]d /d/sub/big@%[1]d /d/sub/l@%[1]d /d/@%[2]d /d/a@%[2]d /d/c@%[2]d", tfFull, tfInc)
-	if strings.Join(order, " ") != want {
-		t.Fatalf("V00001 order:\n got %s\nwant %s", strings.Join(order, " "), want)
-	}
-	if c := plan[1].Entries; len(c) != 1 || c[0].ContinuationPart != 2 || c[0].PartFirstBlock != 7 || c[0].Seq != seqOf["/d/sub/big"] {
-		t.Fatalf("V00002 entries: %+v", c)
-	}
-	for i, e := range plan[0].Entries {
-		if i > 0 && e.Seq <= plan[0].Entries[i-1].Seq {
-			t.Fatalf("seq not increasing in plan order: %+v", plan[0].Entries)
-		}
+	tfCont := big2.Parts[0].At.TapeFile
+	want = fmt.Sprintf("V00001: /d/h@%[1]d /d/sub/@%[1]d /d/sub/b.pdf@%[1]d /d/sub/l@%[1]d /d/sub/big@%[1]d | V00002: /d/sub/big@%[3]d+part1@7 | V00001: /d/@%[2]d /d/a@%[2]d /d/c@%[2]d",
+		tfFull, tfInc, tfCont)
+	if got := strings.Join(visits, " | "); got != want {
+		t.Fatalf("plan:\n got %s\nwant %s", got, want)
 	}
 
 	// before= the Incremental: the Full's view (/d/x back, no /d/c).
