@@ -209,7 +209,7 @@ func (s *Store) clientFilesets(ctx context.Context, client string, before time.T
 // data offset, first block of its tape file] with the part volumes.
 const restoreSelect = `
 	SELECT f.job_id, f.path, f.type, f.size, f.mode, f.uid, f.gid, f.uname, f.gname, f.mtime_ns, f.link, f.sha256,
-		m.volume_name, f.tape_file, f.block, f.block_offset, f.stream_offset, jm.first_block,
+		m.volume_name, f.tape_file, f.block, f.block_offset, f.stream_offset, jm.first_block, COALESCE(f.stored_size, f.size),
 		CASE WHEN f.parts = 0 THEN NULL ELSE (
 			SELECT array_agg(ARRAY[p.part, p.tape_file, p.block, p.block_offset, p.data_offset, pj.first_block] ORDER BY p.part)
 			FROM file_parts p JOIN job_media pj ON pj.job_id = p.job_id AND pj.media_id = p.media_id AND pj.tape_file = p.tape_file AND pj.kind = 'data'
@@ -227,7 +227,7 @@ func scanRestoreMember(r pgx.CollectableRow) (RestoreMember, error) {
 		vols  []string
 	)
 	err := r.Scan(&m.JobID, &m.Path, &m.Type, &m.Size, &mode, &m.UID, &m.GID, &m.Uname, &m.Gname, &m.MtimeNS, &m.Link, &m.SHA256,
-		&m.At.Volume, &m.At.TapeFile, &m.At.Block, &m.At.Offset, &m.StreamOffset, &m.TapeFileFirstBlock, &parts, &vols)
+		&m.At.Volume, &m.At.TapeFile, &m.At.Block, &m.At.Offset, &m.StreamOffset, &m.TapeFileFirstBlock, &m.StoredSize, &parts, &vols)
 	m.Mode = uint32(mode)
 	if err == nil && len(parts) != len(vols) {
 		err = fmt.Errorf("file %s of job %d: %d parts but %d part volumes", RenderPath(m.Path), m.JobID, len(parts), len(vols))

@@ -114,7 +114,7 @@ func TestRestoreSelectAndPlan(t *testing.T) {
 		t.Fatalf("a client without backups: %v", err)
 	}
 	big := mrow("/d/sub/big", FileRegular, "", 5*1024)
-	big.Size = 5000
+	big.Size, big.StoredSize = 5000, 4000 // sparse: its stored data is smaller
 	big.Parts = []FilePart{{Part: 2, At: Address{Volume: "V00002", Block: 0, Offset: 0}, DataOffset: 3000}}
 	big.StreamOffset, big.EndOffset = 7*1024, 8*1024
 	full := f.storeJob(t, LevelFull, []FileRow{
@@ -143,7 +143,10 @@ func TestRestoreSelectAndPlan(t *testing.T) {
 		t.Fatalf("current view:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 	big2 := v.Lookup([]byte("/d/sub/big"))
-	if big2 == nil || len(big2.Parts) != 1 || big2.PartFirstBlocks[0] != 7 || big2.Parts[0].At.Volume != "V00002" {
+	if a := v.Lookup([]byte("/d/a")); a == nil || a.StoredSize != a.Size {
+		t.Fatalf("stored size of /d/a: %+v", a)
+	}
+	if big2 == nil || big2.StoredSize != 4000 || len(big2.Parts) != 1 || big2.PartFirstBlocks[0] != 7 || big2.Parts[0].At.Volume != "V00002" {
 		t.Fatalf("continuation part of /d/sub/big: %+v", big2)
 	}
 

@@ -401,7 +401,7 @@ func (r *Runner) restoreSession(j *job, s *session, sc pb.StorageClient, at map[
 func restoreMember(e catalog.PlanEntry) *pb.RestoreMember {
 	m := e.Member
 	rec := &pb.MemberRecord{Path: m.Path, Type: m.Type, Size: m.Size, Mode: m.Mode, Uid: m.UID, Gid: m.GID, Uname: m.Uname, Gname: m.Gname,
-		MtimeNs: m.MtimeNS, Linkname: m.Link, Sha256: m.SHA256, HeaderOffset: m.StreamOffset,
+		MtimeNs: m.MtimeNS, Linkname: m.Link, Sha256: m.SHA256, HeaderOffset: m.StreamOffset, StoredSize: m.StoredSize,
 		Address: &pb.BlockAddress{Volume: m.At.Volume, TapeFile: uint32(m.At.TapeFile), Block: uint64(m.At.Block), Offset: uint32(m.At.Offset)}}
 	for _, p := range m.Parts {
 		rec.Parts = append(rec.Parts, &pb.MemberPart{Part: uint32(p.Part), DataOffset: p.DataOffset,

@@ -690,7 +690,7 @@ func fileRow(m *pb.MemberRecord) catalog.FileRow {
 		end = m.HeaderOffset + 512
 	}
 	row := catalog.FileRow{Path: m.Path, Type: m.Type, Size: m.Size, Mode: m.Mode, UID: m.Uid, GID: m.Gid, Uname: m.Uname, Gname: m.Gname,
-		MtimeNS: m.MtimeNs, Link: m.Linkname, SHA256: m.Sha256, StreamOffset: m.HeaderOffset, EndOffset: end}
+		MtimeNS: m.MtimeNs, Link: m.Linkname, SHA256: m.Sha256, StreamOffset: m.HeaderOffset, EndOffset: end, StoredSize: m.StoredSize}
 	if len(row.Link) == 0 {
 		row.Link = nil
 	}
