@@ -157,9 +157,7 @@ func (r *Runner) run(j *job, requested string) {
 	}
 	// Before the volumes go back: the next job must find a volume that
 	// reached its limits Full or Used.
-	if j.restore == nil {
-		r.checkLimits(ctx, j, s.volumes)
-	}
+	r.checkLimits(ctx, j, s.volumes) // a restore's: read, unchanged
 	state := j.status().State
 	r.m.Active.WithLabelValues(state).Dec()
 	if err := r.end(ctx, j.id, st, sum); err != nil {
