@@ -157,7 +157,7 @@ func (r *Runner) run(j *job, requested string) {
 	}
 	// Before the volumes go back: the next job must find a volume that
 	// reached its limits Full or Used.
-	r.checkLimits(ctx, j, s.volumes) // a restore's: read, unchanged
+	r.checkLimits(ctx, j, s.volumes)
 	state := j.status().State
 	r.m.Active.WithLabelValues(state).Dec()
 	if err := r.end(ctx, j.id, st, sum); err != nil {
