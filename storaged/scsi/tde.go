@@ -285,6 +285,10 @@ type SetKeyOpts struct {
 	KADFormat byte
 	// CKOD asks the drive to clear the key when the volume is demounted.
 	CKOD bool
+	// ReadOnly loads the key for reading only: encryption disabled and
+	// decryption DECRYPT (every block read must be encrypted with this
+	// key; a clear block is an error, 07/74/02), as a restore wants it.
+	ReadOnly bool
 }
 
 // KeyNotTakenError says the drive did not end up in the state asked for:
@@ -310,9 +314,10 @@ func IsKeyNotTaken(err error) bool {
 }
 
 // SetKey loads key into the drive: encrypt + mixed decryption (so a clear
-// label and encrypted data both read back), the AES-256-GCM algorithm index
+// label and encrypted data both read back), or with opts.ReadOnly
+// encryption disabled + decrypt; the AES-256-GCM algorithm index
 // from the DEC page, scope ALL I_T NEXUS. It then reads the status page
-// back and returns it only if the drive reports encrypt + mixed, the same
+// back and returns it only if the drive reports those modes, the same
 // algorithm index, a key instance counter different from before, and (if
 // the drive echoes one) the same U-KAD; otherwise a *KeyNotTakenError.
 // The key is never logged or put in an error; the parameter buffer is
@@ -341,11 +346,15 @@ func (d *Device) SetKey(key []byte, opts SetKeyOpts) (*DataEncryptionStatus, err
 	if err != nil {
 		return nil, err
 	}
+	enc, dec := EncryptOn, DecryptMixed
+	if opts.ReadOnly {
+		enc, dec = EncryptDisable, DecryptOn
+	}
 	page := &SetDataEncryption{
 		Scope:          ScopeAll,
 		CKOD:           opts.CKOD,
-		EncryptionMode: EncryptOn,
-		DecryptionMode: DecryptMixed,
+		EncryptionMode: enc,
+		DecryptionMode: dec,
 		AlgorithmIndex: p.AlgorithmIndex,
 		Key:            key,
 	}
@@ -365,8 +374,8 @@ func (d *Device) SetKey(key []byte, opts SetKeyOpts) (*DataEncryptionStatus, err
 	fail := func(format string, a ...any) (*DataEncryptionStatus, error) {
 		return after, &KeyNotTakenError{Addr: d.Addr(), Problem: fmt.Sprintf(format, a...), Status: after}
 	}
-	if after.EncryptionMode != EncryptOn || after.DecryptionMode != DecryptMixed {
-		return fail("expected encryption encrypt and decryption mixed, drive reports %s/%s", after.EncryptionMode, after.DecryptionMode)
+	if after.EncryptionMode != enc || after.DecryptionMode != dec {
+		return fail("expected encryption %s and decryption %s, drive reports %s/%s", enc, dec, after.EncryptionMode, after.DecryptionMode)
 	}
 	if after.AlgorithmIndex != p.AlgorithmIndex {
 		return fail("expected algorithm index %d, drive reports %d", p.AlgorithmIndex, after.AlgorithmIndex)

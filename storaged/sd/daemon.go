@@ -86,6 +86,7 @@ type Daemon struct {
 	// Job sessions by id (job.go).
 	jobsMu    sync.Mutex
 	jobs      map[string]*JobSession
+	restores  map[string]*RestoreSession // restore.go, under jobsMu
 	afterFunc func(time.Duration, func()) Timer
 	metrics   *sdMetrics
 }
@@ -104,6 +105,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		changers:  map[string]*Changer{},
 		byName:    map[string]*Drive{},
 		jobs:      map[string]*JobSession{},
+		restores:  map[string]*RestoreSession{},
 		afterFunc: o.AfterFunc,
 		metrics:   newMetrics(),
 	}

@@ -321,9 +321,10 @@ func (dr *Drive) clearKey(why string) error {
 // fingerprint as U-KAD, verified by reading the status page back. The
 // unwrapped bytes never leave this function. A history key (not the
 // volume's current key) already in the cache, current or in its history,
-// is not put again (it would replace the current one there). Called with
-// dr.mu held.
-func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label.Encryption, history bool) error {
+// is not put again (it would replace the current one there). readOnly
+// loads it for reading only (encryption disabled, decryption DECRYPT: a
+// restore). Called with dr.mu held.
+func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label.Encryption, history, readOnly bool) error {
 	if !dr.crypto {
 		return &CryptoRefusedError{Drive: dr.name, Volume: volume, Reason: "the drive is configured crypto = false"}
 	}
@@ -359,7 +360,7 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 	if dr.probe.MaxUKAD >= len(fp) && (!dr.probe.UKADFixed || dr.probe.MaxUKAD == len(fp)) {
 		ukad = []byte(fp)
 	}
-	st, err := dr.dev.SetKey(key, scsi.SetKeyOpts{UKAD: ukad, KADFormat: 2, CKOD: dr.probe.CKOD})
+	st, err := dr.dev.SetKey(key, scsi.SetKeyOpts{UKAD: ukad, KADFormat: 2, CKOD: dr.probe.CKOD, ReadOnly: readOnly})
 	if err != nil {
 		// SetKey may have half-succeeded: leave nothing behind.
 		dr.metrics.keyFailures.WithLabelValues("load").Inc()

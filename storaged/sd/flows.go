@@ -185,7 +185,7 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	if !r.Encrypt {
 		return res, nil
 	}
-	if err := dr.loadKey(d, r.Volume, r.Key, lbl.Encryption, false); err != nil {
+	if err := dr.loadKey(d, r.Volume, r.Key, lbl.Encryption, false, false); err != nil {
 		return nil, err
 	}
 	res.KIC = dr.kic
@@ -355,6 +355,9 @@ type MountRequest struct {
 	Slot     uint32
 	Drive    string
 	ForWrite bool
+	// ForRead loads the key for reading only (a restore session): the
+	// drive cannot encrypt a block with it.
+	ForRead bool
 }
 
 // MountResult says what a mount did.
@@ -432,7 +435,7 @@ func (d *Daemon) mountIn(ctx context.Context, dr *Drive, r MountRequest) (res *M
 	}
 	if lbl.Encryption.Encrypted {
 		sk := ans.Key
-		if err := dr.loadKey(d, lbl.Volume, sk, lbl.Encryption, history); err != nil {
+		if err := dr.loadKey(d, lbl.Volume, sk, lbl.Encryption, history, r.ForRead); err != nil {
 			return nil, err
 		}
 		if err := d.cache.Touch(lbl.Volume); err != nil {

@@ -140,11 +140,11 @@ func AcceptPeer(director string) func(tlsconf.Peer) error {
 }
 
 // Authorize returns the interceptors that let only the configured
-// director call any method but JobData (which a client calls, and which
-// checks the caller itself).
+// director call any method but JobData and RestoreData (which a client
+// calls, and which check the caller themselves).
 func Authorize(director string) []grpc.ServerOption {
 	check := func(ctx context.Context, method string) error {
-		if method == pb.Storage_JobData_FullMethodName {
+		if method == pb.Storage_JobData_FullMethodName || method == pb.Storage_RestoreData_FullMethodName {
 			return nil
 		}
 		p, err := tlsconf.PeerOf(ctx)
@@ -180,8 +180,12 @@ func jobCode(err error) (codes.Code, bool) {
 		de *DroppedError
 		te *TokenError
 		ce *CancelledError
+		ni *NotInLibraryError
+		pl *PlanError
 	)
 	switch {
+	case errors.As(err, &ni), errors.As(err, &pl):
+		return codes.FailedPrecondition, true
 	case errors.As(err, &te):
 		return codes.PermissionDenied, true
 	case errors.As(err, &bs):
@@ -194,4 +198,114 @@ func jobCode(err error) (codes.Code, bool) {
 		return codes.Aborted, true
 	}
 	return 0, false
+}
+
+// Restore runs a restore session for the director: open → opened with
+// the token; then the plan (volumes, plan_end) while mounted and
+// progress events come back, and done with the totals, or an error
+// status (restore.go).
+func (s *Service) Restore(stream pb.Storage_RestoreServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return status.Error(codes.InvalidArgument, "Restore: the first message must be open")
+	}
+	rs, err := s.D.OpenRestore(stream.Context(), open)
+	if err != nil {
+		return rpcError(err)
+	}
+	go func() {
+		for {
+			c, err := stream.Recv()
+			if err == io.EOF && rs.PlanEnded() {
+				// The director closed its side after the plan: the
+				// session goes on until it ends or the stream does.
+				select {
+				case <-stream.Context().Done():
+					rs.Abort(&CancelledError{Msg: fmt.Sprintf("restore session %s: the director cancelled the restore", rs.id)})
+				case <-rs.Done():
+				}
+				return
+			}
+			if err != nil {
+				why := "the director closed the Restore stream before plan_end"
+				if err != io.EOF {
+					why = "the director cancelled the restore (" + status.Convert(err).Message() + ")"
+				}
+				rs.Abort(&CancelledError{Msg: fmt.Sprintf("restore session %s: %s", rs.id, why)})
+				return
+			}
+			if err := rs.Control(c); err != nil {
+				rs.Abort(err)
+				return
+			}
+		}
+	}()
+	var sendErr error
+	send := func(ev *pb.RestoreEvent) {
+		if sendErr == nil {
+			if sendErr = stream.Send(ev); sendErr != nil {
+				rs.Abort(&CancelledError{Msg: fmt.Sprintf("restore session %s: the Restore stream broke: %s", rs.id, status.Convert(sendErr).Message())})
+			}
+		}
+	}
+	send(&pb.RestoreEvent{Msg: &pb.RestoreEvent_Opened{Opened: rs.Opened()}})
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	var last *pb.RestoreProgress
+	for {
+		select {
+		case ev := <-rs.Events():
+			send(ev)
+		case <-tick.C:
+			if p := rs.Progress(); last == nil || p.Members != last.Members || p.Bytes != last.Bytes || p.BlocksRead != last.BlocksRead || p.Volume != last.Volume {
+				last = p
+				send(&pb.RestoreEvent{Msg: &pb.RestoreEvent_Progress{Progress: p}})
+			}
+		case <-rs.Done():
+			for {
+				select {
+				case ev := <-rs.Events():
+					send(ev)
+					continue
+				default:
+				}
+				break
+			}
+			rs.SenderGone()
+			if err := rs.Result(); err != nil {
+				return rpcError(err)
+			}
+			send(&pb.RestoreEvent{Msg: &pb.RestoreEvent_Progress{Progress: rs.Progress()}})
+			send(&pb.RestoreEvent{Msg: &pb.RestoreEvent_Done{Done: rs.Summary()}})
+			return sendErr
+		}
+	}
+}
+
+// RestoreData sends a restore session's members to its client: the
+// request carries the session and its token.
+func (s *Service) RestoreData(req *pb.RestoreDataRequest, stream pb.Storage_RestoreDataServer) error {
+	p, err := tlsconf.PeerOf(stream.Context())
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "RestoreData: %v", err)
+	}
+	if p.Role != tlsconf.RoleClient {
+		return status.Errorf(codes.PermissionDenied, "RestoreData sends data to clients (certificate role client) only; the caller is %s", p)
+	}
+	rs, err := s.D.AttachRestore(req.Session, req.Token, p.Name)
+	if err != nil {
+		return rpcError(err)
+	}
+	go func() {
+		select {
+		case <-stream.Context().Done():
+			rs.Abort(&DroppedError{Msg: fmt.Sprintf("client %s closed its restore data stream before the end", p.Name)})
+		case <-rs.Done():
+		}
+	}()
+	return rpcError(rs.SendData(stream.Send))
 }

@@ -172,5 +172,10 @@ func (d *Daemon) volumeFree(barcode string) error {
 			return stateErr("volume %s is in job session %s (job %d); export it after the job ends", barcode, s.id, s.open.GetJob().GetJobId())
 		}
 	}
+	for _, s := range d.restores {
+		if s.uses(barcode) {
+			return stateErr("volume %s is in the plan of restore session %s (job %d); export it after the restore ends", barcode, s.id, s.open.GetJobId())
+		}
+	}
 	return nil
 }

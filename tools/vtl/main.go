@@ -30,6 +30,7 @@ const usage = `usage:
              [--fault UNIT:KEY=VALUE[,KEY=VALUE…]]…
   vtl fault  --socket PATH UNIT:KEY=VALUE[,KEY=VALUE…] | UNIT:none
   vtl status --socket PATH [--json]
+  vtl stats  --socket PATH [--reset] [--json]   (blocks and bytes READ per drive and per cartridge)
   vtl load   --socket PATH --slot N --drive N
   vtl unload --socket PATH --drive N
   vtl move   --socket PATH --from ADDR --to ADDR   (element addresses, e.g. 0x1003 → 0x0010: the operator at the I/E station)
@@ -52,6 +53,8 @@ func main() {
 		err = panelMove(os.Args[2:])
 	case "fault":
 		err = fault(os.Args[2:])
+	case "stats":
+		err = stats(os.Args[2:], os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -130,7 +133,7 @@ func serve(args []string) error {
 	skip := fs.Bool("skip-on-crypto-error", false, "advance past a block that fails with 74/xx (default: position unchanged, like mhVTL)")
 	trace := fs.Bool("trace", false, "log each CDB (opcode name and key fields; never data or keys)")
 	var faultSpecs multiFlag
-	fs.Var(&faultSpecs, "fault", "misbehave like real devices, UNIT:KEY=VALUE,… with keys max_transfer, max_block, position (zero|stale), position_past_ew, short_element_status (repeatable; see README)")
+	fs.Var(&faultSpecs, "fault", "misbehave like real devices, UNIT:KEY=VALUE,… with keys max_transfer, max_block, position (zero|stale), position_past_ew, short_element_status, flip_read, flip_block, flip_offset (repeatable; see README)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -317,6 +320,45 @@ func fault(args []string) error {
 	if _, err := p.Do(emu.PanelRequest{Op: "fault", Unit: unit, Faults: &f}); err != nil {
 		return err
 	}
-	fmt.Printf("%s: faults %+v\n", unit, f)
+	fmt.Printf("%s: faults %s\n", unit, f)
 	return nil
+}
+
+// stats prints the read counters (and resets them with --reset).
+func stats(args []string, w io.Writer) error {
+	fs, socket, _ := panelFlags("stats", args)
+	reset := fs.Bool("reset", false, "start the counters again from zero (after printing them)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *socket == "" || fs.NArg() != 0 {
+		return errors.New("stats needs --socket (and takes only --reset and --json)")
+	}
+	p, err := emu.DialPanel(*socket)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	resp, err := p.Do(emu.PanelRequest{Op: "stats", Reset: *reset})
+	if err != nil {
+		return err
+	}
+	st := resp.Stats
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, d := range st.Drives {
+		fmt.Fprintf(tw, "drive %d\t%s\t%d blocks\t%d bytes read\t%d flipped\n", d.Drive, orDash(d.Barcode), d.Blocks, d.Bytes, d.Flipped)
+	}
+	for _, c := range st.Cartridges {
+		fmt.Fprintf(tw, "cartridge %s\t\t%d blocks\t%d bytes read\n", c.Barcode, c.Blocks, c.Bytes)
+	}
+	if *reset {
+		fmt.Fprintln(tw, "counters reset")
+	}
+	return tw.Flush()
 }

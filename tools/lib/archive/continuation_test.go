@@ -289,3 +289,25 @@ func TestPartEndsAtMemberBoundary(t *testing.T) {
 		t.Fatalf("read %d members, cut %+v; want %d and no cut", n, r.Cut(), len(set))
 	}
 }
+
+// TestStoredData: after Next, Offset and StoredData say where each
+// member's stored data lies in the tape file (sparse members too: map and
+// regions), matching the writer's records, so a restore can copy exactly
+// one member's bytes from the tape.
+func TestStoredData(t *testing.T) {
+	set := memberSet()
+	part, recs := writeSet(t, testPartHeader(), set)
+	for i, rec := range recs {
+		r := NewMemberReader(bytes.NewReader(part[rec.HeaderOffset:]), rec.HeaderOffset)
+		if _, _, ok := r.StoredData(); ok {
+			t.Fatal("StoredData before Next says ok")
+		}
+		if _, err := r.Next(); err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		start, end, ok := r.StoredData()
+		if !ok || start != rec.DataOffset || end != rec.DataOffset+rec.StoredSize || r.Offset() < start || r.Offset() > end {
+			t.Fatalf("member %q: StoredData %d..%d (ok %v), Offset %d; the writer says data %d..%d", rec.Path, start, end, ok, r.Offset(), rec.DataOffset, rec.DataOffset+rec.StoredSize)
+		}
+	}
+}

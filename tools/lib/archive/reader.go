@@ -41,6 +41,9 @@ type Reader struct {
 	// For a sparse member whose headers were parsed: where its stored
 	// data (map, then regions) starts and ends in the tape file.
 	sparseStart, sparseEnd int64
+	// dataStart is where the current member's data starts in the tape
+	// file (right after its headers).
+	dataStart int64
 }
 
 type countReader struct {
@@ -153,6 +156,7 @@ func (r *Reader) Next() (*Entry, error) {
 		}
 		return nil, fmt.Errorf("archive: member header at offset %d: %w", off, err)
 	}
+	r.dataStart = r.cr.n
 	e := &Entry{Header: hdr, Offset: off}
 	if r.first && r.part.Cut != nil {
 		c := *r.part.Cut
@@ -190,6 +194,28 @@ func (r *Reader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Offset is how far into the tape file the Reader has read: after Next,
+// the end of the member's headers (of a sparse member's map, too).
+func (r *Reader) Offset() int64 { return r.cr.n }
+
+// StoredData says where, in the tape file, the current member's stored
+// data starts and ends (before its padding to BlockSize): a sparse
+// member's map and regions, another member's data. A restore that reads
+// one member copies the bytes from Offset to end (and the padding) from
+// the tape itself and stops reading there. ok is false before Next, or
+// for a sparse member whose headers could not be parsed for it.
+func (r *Reader) StoredData() (start, end int64, ok bool) {
+	switch {
+	case r.cur == nil:
+		return 0, 0, false
+	case r.sparseEnd > 0:
+		return r.sparseStart, r.sparseEnd, true
+	case r.cur.Header.PAXRecords["GNU.sparse.major"] == "1":
+		return 0, 0, false
+	}
+	return r.dataStart, r.dataStart + r.cur.Header.Size, true
 }
 
 // Cut is the member the part ended inside of (nil if it ended at a

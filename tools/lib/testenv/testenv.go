@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -335,5 +336,61 @@ func (v *VTL) RequireNoKey(t testing.TB) {
 		if strings.HasPrefix(line, "drive") && !strings.Contains(line, "no key") {
 			t.Fatalf("a drive holds a key:\n%s", st)
 		}
+	}
+}
+
+// VTLReads are the counters `vtl stats --json` prints: data blocks and
+// bytes READ returned per drive and per cartridge since the start or the
+// last reset, and the blocks the flip faults changed.
+type VTLReads struct {
+	Drives []struct {
+		Drive   int    `json:"drive"`
+		Barcode string `json:"barcode"`
+		Blocks  int64  `json:"blocks"`
+		Bytes   int64  `json:"bytes"`
+		Flipped int64  `json:"flipped"`
+	} `json:"drives"`
+	Cartridges []struct {
+		Barcode string `json:"barcode"`
+		Blocks  int64  `json:"blocks"`
+		Bytes   int64  `json:"bytes"`
+	} `json:"cartridges"`
+}
+
+// Cartridge returns barcode's counters (zero when it was not read).
+func (r VTLReads) Cartridge(barcode string) (blocks, bytes int64) {
+	for _, c := range r.Cartridges {
+		if c.Barcode == barcode {
+			return c.Blocks, c.Bytes
+		}
+	}
+	return 0, 0
+}
+
+// Reads is `vtl stats --json` (with reset, the counters then start again
+// from zero).
+func (v *VTL) Reads(t testing.TB, reset bool) VTLReads {
+	t.Helper()
+	args := []string{"stats", "--socket", v.Socket, "--json"}
+	if reset {
+		args = append(args, "--reset")
+	}
+	out, err := exec.Command(v.Bin, args...).Output()
+	if err != nil {
+		t.Fatalf("vtl stats: %v\n%s", err, out)
+	}
+	var r VTLReads
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("vtl stats --json: %v\n%s", err, out)
+	}
+	return r
+}
+
+// Fault is `vtl fault UNIT:KEY=VALUE,…` on the running vtl, e.g.
+// "drive0:flip_read=2,flip_offset=700" or "drive0:none".
+func (v *VTL) Fault(t testing.TB, spec string) {
+	t.Helper()
+	if out, err := exec.Command(v.Bin, "fault", "--socket", v.Socket, spec).CombinedOutput(); err != nil {
+		t.Fatalf("vtl fault %s: %v\n%s", spec, err, out)
 	}
 }

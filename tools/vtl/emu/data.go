@@ -240,7 +240,26 @@ func (d *Drive) readBlockData(nx *Nexus) ([]byte, *sense) {
 	if s != nil && d.lib.cfg.SkipOnCryptoError {
 		d.pos++
 	}
+	if s == nil {
+		d.counted(data)
+	}
 	return data, s
+}
+
+// counted counts a data block READ returns and applies the flip faults
+// to it (data is the host's copy, never the cartridge's). Caller holds
+// d.mu.
+func (d *Drive) counted(data []byte) {
+	d.reads.Blocks++
+	d.reads.Bytes += int64(len(data))
+	d.lib.countRead(d.barcode, len(data))
+	d.flipSeen++
+	if len(data) > 0 && d.faults.flips(d.pos, d.flipSeen) {
+		i := min(d.faults.FlipOffset, len(data)-1)
+		data[i] ^= 0xFF
+		d.flipped++
+		d.lib.log.Info("fault: flipped a byte of a block read", "drive", d.Index, "block", d.pos, "offset", i)
+	}
 }
 
 func (d *Drive) space(code int, count int64, _ int) reply {

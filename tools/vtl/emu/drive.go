@@ -63,6 +63,12 @@ type Drive struct {
 
 	faults  Faults // misbehaviour switches (Library.SetFaults)
 	prevPos int64  // position before the last WRITE / WRITE FILEMARKS
+
+	// reads counts the data blocks READ returned (Library.ReadStats);
+	// flipSeen the blocks read since the faults were set (FlipRead).
+	reads    ReadCount
+	flipped  int64
+	flipSeen int
 }
 
 func newDrive(lib *Library, idx int, p Personality) *Drive {

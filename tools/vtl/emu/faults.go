@@ -29,6 +29,59 @@ type Faults struct {
 	// ShortElementStatus (changer): READ ELEMENT STATUS sends this many
 	// bytes less than its own byte counts say (tgt sends 8 less).
 	ShortElementStatus int `json:"short_element_status,omitempty"`
+	// FlipRead (drives): flip one byte (XOR 0xFF) of the Nth data block
+	// READ returns after the faults are set (1: the next block read),
+	// once: bytes that went bad on their way to the host, which only the
+	// host's digests can catch.
+	FlipRead int `json:"flip_read,omitempty"`
+	// FlipBlock (drives): flip one byte of every READ of the block at
+	// this logical object address (as READ POSITION counts it). nil:
+	// none.
+	FlipBlock *int64 `json:"flip_block,omitempty"`
+	// FlipOffset (drives): which byte of the block FlipRead and FlipBlock
+	// flip (0: the first; past the block's end: its last).
+	FlipOffset int `json:"flip_offset,omitempty"`
+}
+
+// String is the faults as `vtl fault` takes them ("none" for a faithful
+// unit).
+func (f Faults) String() string {
+	var kv []string
+	add := func(k string, v any) { kv = append(kv, fmt.Sprintf("%s=%v", k, v)) }
+	if f.MaxTransfer != 0 {
+		add("max_transfer", f.MaxTransfer)
+	}
+	if f.MaxBlock != 0 {
+		add("max_block", f.MaxBlock)
+	}
+	if f.Position != "" {
+		add("position", f.Position)
+	}
+	if f.PositionPastEW {
+		add("position_past_ew", true)
+	}
+	if f.ShortElementStatus != 0 {
+		add("short_element_status", f.ShortElementStatus)
+	}
+	if f.FlipRead != 0 {
+		add("flip_read", f.FlipRead)
+	}
+	if f.FlipBlock != nil {
+		add("flip_block", *f.FlipBlock)
+	}
+	if f.FlipOffset != 0 {
+		add("flip_offset", f.FlipOffset)
+	}
+	if len(kv) == 0 {
+		return "none"
+	}
+	return strings.Join(kv, ",")
+}
+
+// flips reports whether the block at pos, the n-th data block read since
+// the faults were set, gets a byte flipped.
+func (f Faults) flips(pos int64, n int) bool {
+	return (f.FlipRead > 0 && n == f.FlipRead) || (f.FlipBlock != nil && *f.FlipBlock == pos)
 }
 
 func (f Faults) check(unit string) error {
@@ -37,12 +90,12 @@ func (f Faults) check(unit string) error {
 	default:
 		return fmt.Errorf("%s: position fault %q (have zero, stale)", unit, f.Position)
 	}
-	if f.MaxTransfer < 0 || f.MaxBlock < 0 || f.MaxBlock > MaxBlock || f.ShortElementStatus < 0 {
+	if f.MaxTransfer < 0 || f.MaxBlock < 0 || f.MaxBlock > MaxBlock || f.ShortElementStatus < 0 || f.FlipRead < 0 || f.FlipOffset < 0 || (f.FlipBlock != nil && *f.FlipBlock < 0) {
 		return fmt.Errorf("%s: fault values out of range (max_block at most %d)", unit, MaxBlock)
 	}
 	isChanger := unit == "changer"
-	if isChanger && (f.MaxBlock != 0 || f.Position != "" || f.PositionPastEW) {
-		return fmt.Errorf("changer: max_block and position faults apply to drives")
+	if isChanger && (f.MaxBlock != 0 || f.Position != "" || f.PositionPastEW || f.FlipRead != 0 || f.FlipBlock != nil || f.FlipOffset != 0) {
+		return fmt.Errorf("changer: max_block, position and flip faults apply to drives")
 	}
 	if !isChanger && f.ShortElementStatus != 0 {
 		return fmt.Errorf("%s: short_element_status applies to the changer", unit)
@@ -66,7 +119,7 @@ func (lib *Library) SetFaults(unit string, f Faults) error {
 		return err
 	}
 	d.mu.Lock()
-	d.faults = f
+	d.faults, d.flipSeen = f, 0
 	d.mu.Unlock()
 	return nil
 }
@@ -114,7 +167,8 @@ func (d *Drive) maxBlock() int {
 }
 
 // ParseFaults parses the --fault flag: "UNIT:KEY=VALUE[,KEY=VALUE…]", e.g.
-// "drive0:max_transfer=1048576,position=zero", "changer:short_element_status=8".
+// "drive0:max_transfer=1048576,position=zero", "changer:short_element_status=8",
+// "drive0:flip_read=2,flip_offset=700".
 // "UNIT:none" is a faithful unit. Sizes accept the suffixes of --capacity.
 func ParseFaults(s string, size func(string) (int64, error)) (string, Faults, error) {
 	unit, rest, ok := strings.Cut(s, ":")
@@ -149,8 +203,17 @@ func ParseFaults(s string, size func(string) (int64, error)) (string, Faults, er
 			f.Position = v
 		case "position_past_ew":
 			f.PositionPastEW, err = strconv.ParseBool(v)
+		case "flip_read":
+			f.FlipRead, err = strconv.Atoi(v)
+		case "flip_block":
+			var b int64
+			if b, err = strconv.ParseInt(v, 10, 64); err == nil {
+				f.FlipBlock = &b
+			}
+		case "flip_offset":
+			f.FlipOffset, err = strconv.Atoi(v)
 		default:
-			err = fmt.Errorf("--fault %q: unknown key %q (max_transfer, max_block, position, position_past_ew, short_element_status)", s, k)
+			err = fmt.Errorf("--fault %q: unknown key %q (max_transfer, max_block, position, position_past_ew, short_element_status, flip_read, flip_block, flip_offset)", s, k)
 		}
 		if err != nil {
 			return "", f, err

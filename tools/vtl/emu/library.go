@@ -84,6 +84,11 @@ type Library struct {
 
 	hmu     sync.Mutex          // holders
 	holders map[string]*holders // connections per unit (exclusive opens)
+
+	// smu guards cartReads, the data blocks read per cartridge (taken
+	// under a drive's mu, never before it).
+	smu       sync.Mutex
+	cartReads map[string]*ReadCount
 }
 
 type inventory struct {

@@ -24,7 +24,7 @@ const PanelUnit = "panel"
 
 // PanelRequest is one newline-delimited JSON request on the panel unit.
 type PanelRequest struct {
-	Op    string `json:"op"` // "status", "load", "unload", "move", "protect", "fault"
+	Op    string `json:"op"` // "status", "load", "unload", "move", "protect", "fault", "stats"
 	Slot  int    `json:"slot,omitempty"`
 	Drive int    `json:"drive"`
 	// From and To are element addresses for "move".
@@ -35,6 +35,8 @@ type PanelRequest struct {
 	// Unit and Faults for "fault": replace the unit's faults.
 	Unit   string  `json:"unit,omitempty"`
 	Faults *Faults `json:"faults,omitempty"`
+	// Reset for "stats": the counters start again from zero.
+	Reset bool `json:"reset,omitempty"`
 }
 
 // PanelResponse answers one PanelRequest.
@@ -43,6 +45,7 @@ type PanelResponse struct {
 	Error  string  `json:"error,omitempty"`
 	Slot   int     `json:"slot,omitempty"` // unload: where the cartridge went
 	Status *Status `json:"status,omitempty"`
+	Stats  *Stats  `json:"stats,omitempty"`
 }
 
 // Server serves a Library on a listener.
@@ -227,8 +230,11 @@ func (s *Server) panelOp(req PanelRequest) PanelResponse {
 		if err := lib.SetFaults(req.Unit, f); err != nil {
 			return PanelResponse{Error: err.Error()}
 		}
-		lib.log.Info("panel fault", "unit", req.Unit, "faults", fmt.Sprintf("%+v", f))
+		lib.log.Info("panel fault", "unit", req.Unit, "faults", f.String())
 		return PanelResponse{OK: true}
+	case "stats":
+		st := lib.ReadStats(req.Reset)
+		return PanelResponse{OK: true, Stats: &st}
 	case "protect":
 		if err := lib.PanelProtect(req.Slot, req.On); err != nil {
 			return PanelResponse{Error: err.Error()}
@@ -236,7 +242,7 @@ func (s *Server) panelOp(req PanelRequest) PanelResponse {
 		lib.log.Info("panel write-protect", "slot", req.Slot, "on", req.On)
 		return PanelResponse{OK: true}
 	}
-	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move, protect, fault)", req.Op)}
+	return PanelResponse{Error: fmt.Sprintf("unknown op %q (status, load, unload, move, protect, fault, stats)", req.Op)}
 }
 
 // PanelClient talks to the panel unit of a running vtl.
