@@ -7,6 +7,7 @@ package main
 // was backed up (tools/lib/testtree).
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -310,4 +311,88 @@ func TestRestoreSpanningTwoVolumes(t *testing.T) {
 	where := filepath.Join(w.dir, "r")
 	w.restoreOK("restore client=web1 current all where=" + where)
 	requireTree(t, "a file over two volumes", where+root, snap, root)
+}
+
+// One small file from the middle of a large tape file: storaged LOCATEs
+// to its block and reads at most 2 data blocks (the vtl's read counters,
+// beyond what mounting the volume reads).
+func TestRestoreOneFileReadsFewBlocks(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1, capacity: "256MiB"}})
+	root := w.root["web1"]
+	snap := w.makeTree("web1", testtree.Options{Seed: 16, LargeFiles: 3, LargeSize: 12 << 20, SmallFiles: 150, SmallSize: 3000})
+	full, _ := w.backup("web1-home", "Full", "Full")
+	vol := w.jobVolumes(full.ID)[0]
+	f := root + "/small/d00/s0077.bin"
+	var block int64
+	if err := w.q(`SELECT block FROM files WHERE job_id = $1 AND path = $2`, full.ID, []byte(f)).Scan(&block); err != nil || block < 30 {
+		t.Fatalf("%s at block %d (%v): not in the middle of a large tape file", f, block, err)
+	}
+	var slot int
+	if err := w.q(`SELECT slot FROM media WHERE volume_name = $1`, vol).Scan(&slot); err != nil {
+		t.Fatal(err)
+	}
+	// What mounting the volume reads (its label): measured, not assumed.
+	w.vtl.Reads(t, true)
+	w.ok(fmt.Sprintf("mount storage=sd1 slot=%d drive=0", slot))
+	w.ok("unmount storage=sd1 drive=0")
+	mountBlocks, _ := w.vtl.Reads(t, true).Cartridge(vol)
+
+	// The directories above the file are restored too (their recorded
+	// attributes): their headers are read where they are, one block per
+	// distinct block they lie in (those above the fileset's top start the
+	// tape file; small/ and small/d00/ precede the small files).
+	var anc [][]byte
+	for _, d := range append(testtree.Parents(root), root, root+"/small", root+"/small/d00") {
+		anc = append(anc, []byte(d+"/"))
+	}
+	var ancBlocks int64
+	if err := w.q(`SELECT count(DISTINCT block) FROM files WHERE job_id = $1 AND path = ANY($2) AND block <> $3`, full.ID, anc, block).Scan(&ancBlocks); err != nil {
+		t.Fatal(err)
+	}
+	where := filepath.Join(w.dir, "r")
+	j := w.restoreOK("restore client=web1 file=" + f + " where=" + where)
+	blocks, bytesRead := w.vtl.Reads(t, true).Cartridge(vol)
+	t.Logf("one %d-byte file at block %d: %d blocks (%d bytes) read; the mount alone %d, its parent directories' headers %d",
+		snap[f].Size, block, blocks, bytesRead, mountBlocks, ancBlocks)
+	if data := blocks - mountBlocks - ancBlocks; data > 2 || data < 1 {
+		t.Fatalf("the restore of one file read %d blocks: the mount %d, the parents' headers %d, and %d for the file: want 1 or 2\njob log:\n%s",
+			blocks, mountBlocks, ancBlocks, data, w.tapectlOut(fmt.Sprintf("list joblog jobid=%d", j.ID)))
+	}
+	got, err := os.ReadFile(where + f)
+	if err != nil || sha256.Sum256(got) != snap[f].SHA256 {
+		t.Fatalf("the restored %s: %d bytes, %v; its digest differs from the original's", where+f, len(got), err)
+	}
+}
+
+// A byte flipped in a block read (the vtl's fault): the digest does not
+// match, the job fails naming the file, and the bad bytes are not left
+// under the file's name.
+func TestRestoreDigestMismatch(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1}})
+	root := w.root["web1"]
+	w.makeTree("web1", testtree.Options{Seed: 17, LargeFiles: 2, LargeSize: 3 << 20, SmallFiles: 5, SmallSize: 1000})
+	full, _ := w.backup("web1-home", "Full", "Full")
+	f := root + "/big/large-01.bin"
+	var abs int64
+	if err := w.q(`SELECT jm.first_block + f.block + 1 FROM files f JOIN job_media jm ON jm.job_id = f.job_id AND jm.media_id = f.media_id AND jm.tape_file = f.tape_file
+		WHERE f.job_id = $1 AND f.path = $2`, full.ID, []byte(f)).Scan(&abs); err != nil {
+		t.Fatal(err)
+	}
+	// The block after the member's first: inside its 3 MiB of data.
+	w.vtl.Fault(t, fmt.Sprintf("drive0:flip_block=%d,flip_offset=1000", abs))
+	where := filepath.Join(w.dir, "r")
+	j, report := w.restore("restore client=web1 file=" + f + " where=" + where)
+	if j.Status != "E" || !strings.Contains(j.ErrorReason, "large-01.bin") || !strings.Contains(strings.ToLower(j.ErrorReason), "digest") {
+		t.Fatalf("a restore reading a flipped byte: status %s, error %q, want E naming the file and its digest\n%s", j.Status, j.ErrorReason, report)
+	}
+	noSuchPath(t, where+f)
+	if rs := w.vtl.Reads(t, false); rs.Drives[0].Flipped < 1 {
+		t.Fatalf("the vtl flipped no byte: %+v", rs)
+	}
+	// Without the fault the same restore is right.
+	w.vtl.Fault(t, "drive0:none")
+	w.restoreOK("restore client=web1 file=" + f + " where=" + where)
+	if _, err := os.Stat(where + f); err != nil {
+		t.Fatal(err)
+	}
 }
