@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -394,5 +395,65 @@ func TestRestoreDigestMismatch(t *testing.T) {
 	w.restoreOK("restore client=web1 file=" + f + " where=" + where)
 	if _, err := os.Stat(where + f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The tree browser driven by a tapectl script (stdin): after restore …
+// select the lines are the browser's until done and yes; what was marked
+// is restored, with the parents, and nothing else.
+func TestRestoreTreeBrowser(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{})
+	root := w.root["web1"]
+	snap := w.makeTree("web1", testtree.Options{Seed: 18, SmallFiles: 120, SmallSize: 500, Links: true})
+	w.backup("web1-home", "Full", "Full")
+	where := filepath.Join(w.dir, "r")
+	script := strings.Join([]string{
+		"restore client=web1 select where=" + where,
+		"pwd",
+		"cd small/d01",
+		"mark s011*",
+		"cd ..",
+		"ls",
+		"cd /" + strings.TrimPrefix(root, "/") + "/links",
+		"mark target.txt",
+		"unmark target.txt",
+		"markdir .",
+		"lsmark",
+		"count",
+		"estimate",
+		"find s0115.bin",
+		"done",
+		"yes",
+	}, "\n") + "\n"
+	cmd := exec.Command(bins["tapectl"], "-c", w.conPath)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the browser script: %v\n%s", err, out)
+	}
+	o := string(out)
+	for _, want := range []string{"Tree browser session", "cwd is: " + root + "/", "10 files marked.", "1 files unmarked.",
+		"*d01/", " d00/", root + "/small/d01/s0115.bin", "marked to be restored", "Restore plan", "Restore job queued"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("the browser's output lacks %q:\n%s", want, o)
+		}
+	}
+	var id int64
+	if err := w.q(`SELECT max(id) FROM jobs WHERE job_type = 'Restore'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := w.waitJob(id, time.Minute); j.Status != "T" {
+		t.Fatalf("the browser's restore: %s %s", j.Status, j.ErrorReason)
+	}
+	var want []string
+	for i := 110; i < 120; i++ {
+		want = append(want, fmt.Sprintf("%s/small/d01/s%04d.bin", root, i))
+	}
+	marked := snap.Only(append(want, root+"/small/d01")...)
+	requireTree(t, "the files marked in the browser", where+root+"/small/d01", marked, root+"/small/d01")
+	noSuchPath(t, where+root+"/small/d00")
+	noSuchPath(t, where+root+"/links/target.txt")
+	if st, err := os.Stat(where + root + "/links"); err != nil || st.Mode().Perm() != os.FileMode(snap[root+"/links"].Mode&0o777) {
+		t.Errorf("markdir links: %v, %v", st, err)
 	}
 }
