@@ -16,9 +16,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
 
@@ -456,4 +458,41 @@ func TestRestoreTreeBrowser(t *testing.T) {
 	if st, err := os.Stat(where + root + "/links"); err != nil || st.Mode().Perm() != os.FileMode(snap[root+"/links"].Mode&0o777) {
 		t.Errorf("markdir links: %v, %v", st, err)
 	}
+}
+
+// A running restore shows in status director and ends A when
+// cancelled; the drive's key is cleared.
+func TestRestoreCancel(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}})
+	w.makeTree("web1", bigTree)
+	w.backup("web1-home", "Full", "Full")
+	fd := w.filed["web1"]
+	out := w.ok("restore client=web1 all where=" + filepath.Join(w.dir, "r") + " yes")
+	m := restoreIDRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no JobId:\n%s", out)
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	testenv.WaitFor(t, "the restore to run", func() bool {
+		st := w.job(id).Status
+		return st == "R" || terminal(st)
+	})
+	fd.proc.Cmd.Process.Signal(syscall.SIGSTOP)
+	st := w.ok("status director")
+	out, errs, code := w.tapectl(fmt.Sprintf("cancel jobid=%d", id))
+	fd.proc.Cmd.Process.Signal(syscall.SIGCONT)
+	if j := w.job(id); terminal(j.Status) && j.Status != "A" {
+		t.Fatalf("the restore ended %s (%q) before it could be cancelled: give it a larger tree", j.Status, j.ErrorReason)
+	}
+	if !strings.Contains(st, fmt.Sprintf("JobId %d RestoreFiles", id)) {
+		t.Errorf("status director does not show the running restore %d:\n%s", id, st)
+	}
+	if code != 0 {
+		t.Errorf("cancel jobid=%d: exit %d\n%s%s", id, code, out, errs)
+	}
+	j, report := w.waitJob(id, time.Minute)
+	if j.Status != "A" {
+		t.Fatalf("cancelled restore %d: status %s (%q), want A\n%s", id, j.Status, j.ErrorReason, report)
+	}
+	w.waitNoKey()
 }
