@@ -47,6 +47,8 @@ var rules = []rule{
 		why: "key material is crypto only"},
 	{pkgs: "tools/lib/archive", only: []string{},
 		why: "the archive format is archive/tar, io and the standard library: never SCSI, catalog or network"},
+	{pkgs: "tools/lib/relocate", only: []string{},
+		why: "restore relocation (where=, strip_prefix=, regexwhere=…) is pure: filed writes with it and the director lists a dryrun with it"},
 	{pkgs: "migrations", only: []string{},
 		why: "migrations are SQL files"},
 	{pkgs: "configs", only: []string{"configs/schedule"},

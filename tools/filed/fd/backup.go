@@ -40,8 +40,10 @@ type job struct {
 	cancel context.CancelCauseFunc
 	events chan *pb.BackupEvent
 	data   *dataStream
-	w      *archive.Writer
-	ids    idNames
+	// dataP is data for the progress goroutine (set once dialled).
+	dataP atomic.Pointer[dataStream]
+	w     *archive.Writer
+	ids   idNames
 
 	// stored holds the inodes with several links whose first path was
 	// stored: a later path is then a link to it.
@@ -179,6 +181,7 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 		s.o.Metrics.failed("storage")
 		return nil, j.storageError(err)
 	}
+	j.dataP.Store(j.data)
 	j.w = archive.NewWriter(j.data)
 
 	for _, p := range parents(fs.Include) {
@@ -404,8 +407,8 @@ func (j *job) event(ev *pb.BackupEvent) error {
 
 func (j *job) progress() *pb.BackupEvent {
 	p := &pb.BackupProgress{Files: j.files.Load(), Bytes: j.bytes.Load(), Examined: j.examined.Load()}
-	if j.data != nil {
-		p.StreamBytes = j.data.sent.Load()
+	if d := j.dataP.Load(); d != nil {
+		p.StreamBytes = d.sent.Load()
 	}
 	j.curMu.Lock()
 	if j.current != "" {

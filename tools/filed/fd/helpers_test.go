@@ -163,6 +163,9 @@ func ctxT(t testing.TB) context.Context {
 type fakeStorage struct {
 	pb.UnimplementedStorageServer
 	discard bool
+	// sink, when set, receives the stream's data (instead of the
+	// in-memory buffer).
+	sink io.Writer
 	// failAfterData, when set, fails the call with this status once the
 	// first data message arrived.
 	failAfterData error
@@ -180,6 +183,8 @@ type fakeStorage struct {
 	keepalives int
 	problems   []string
 	callErr    error // how the last call ended (the context's error when cancelled)
+
+	feed *restoreFeed // what RestoreData sends
 
 	keepalive chan struct{} // a signal per keepalive (non-blocking)
 	gotData   chan struct{} // closed at the first data message
@@ -236,7 +241,12 @@ func (f *fakeStorage) JobData(stream pb.Storage_JobDataServer) (err error) {
 		case *pb.JobDataRequest_Data:
 			f.kind("data")
 			f.received += int64(len(x.Data))
-			if !f.discard {
+			if f.sink != nil {
+				if _, err := f.sink.Write(x.Data); err != nil {
+					f.mu.Unlock()
+					return status.Errorf(codes.Internal, "sink: %v", err)
+				}
+			} else if !f.discard {
 				f.data.Write(x.Data)
 			}
 		case *pb.JobDataRequest_Records:
@@ -318,4 +328,126 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name, label, value stri
 		}
 	}
 	return -1
+}
+
+// restoreFeed is what the fake storage's RestoreData sends: planned
+// members with their pax bytes, cut into data messages of chunk bytes
+// (default 1 MiB).
+type restoreFeed struct {
+	members []*pb.RestoreMember
+	bytes   [][]byte
+	chunk   int
+	// holdAfter > 0: once that many stream bytes are sent, stop sending
+	// until the call is cancelled.
+	holdAfter int64
+	// failAfter > 0: after that many data messages, fail with failErr.
+	failAfter int
+	failErr   error
+	noEnd     bool // close the stream without end
+	// src, when set, holds the members' bytes: member i's are at[i]
+	// (offset, length) in it, and bytes is not used.
+	src io.ReaderAt
+	at  [][2]int64
+}
+
+// RestoreData serves f.feed to a client presenting the session's token.
+func (f *fakeStorage) RestoreData(req *pb.RestoreDataRequest, stream pb.Storage_RestoreDataServer) error {
+	f.mu.Lock()
+	feed := f.feed
+	f.mu.Unlock()
+	if req.Session != testSession || req.Token != testToken {
+		return status.Error(codes.PermissionDenied, "RestoreData: unknown session or wrong token")
+	}
+	if feed == nil {
+		return status.Error(codes.FailedPrecondition, "RestoreData: no restore planned")
+	}
+	chunk := feed.chunk
+	if chunk <= 0 {
+		chunk = 1 << 20
+	}
+	sent, n := 0, int64(0)
+	buf := make([]byte, chunk)
+	for i, m := range feed.members {
+		if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Member{Member: m}}); err != nil {
+			return err
+		}
+		size := int64(0)
+		if feed.src != nil {
+			size = feed.at[i][1]
+		} else {
+			size = int64(len(feed.bytes[i]))
+		}
+		for off := int64(0); off < size; {
+			c := int(min(int64(chunk), size-off))
+			var b []byte
+			if feed.src != nil {
+				b = buf[:c]
+				if _, err := feed.src.ReadAt(b, feed.at[i][0]+off); err != nil {
+					return status.Errorf(codes.Internal, "reading member %d: %v", i, err)
+				}
+			} else {
+				b = feed.bytes[i][off : off+int64(c)]
+			}
+			off += int64(c)
+			if err := stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: b}}); err != nil {
+				return err
+			}
+			n += int64(c)
+			sent++
+			f.dataOnce.Do(func() { close(f.gotData) })
+			if feed.holdAfter > 0 && n >= feed.holdAfter {
+				<-stream.Context().Done()
+				return stream.Context().Err()
+			}
+			if feed.failAfter > 0 && sent == feed.failAfter {
+				return feed.failErr
+			}
+		}
+	}
+	if feed.noEnd {
+		return nil
+	}
+	return stream.Send(&pb.RestoreDataReply{Msg: &pb.RestoreDataReply_End{End: &pb.RestoreDataEnd{Members: uint64(len(feed.members)), Bytes: n}}})
+}
+
+// restoreResult is what the director saw of a restore.
+type restoreResult struct {
+	errors   []*pb.RestoreFileError
+	progress int
+	done     *pb.RestoreFiledDone
+	err      error
+}
+
+func (e *env) restore(ctx context.Context, req *pb.RestoreRequest) restoreResult {
+	e.t.Helper()
+	var r restoreResult
+	st, err := e.client.Restore(ctx, req)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	for {
+		ev, err := st.Recv()
+		if err == io.EOF {
+			return r
+		}
+		if err != nil {
+			r.err = err
+			return r
+		}
+		switch m := ev.Msg.(type) {
+		case *pb.RestoreFiledEvent_Error:
+			r.errors = append(r.errors, m.Error)
+		case *pb.RestoreFiledEvent_Progress:
+			r.progress++
+		case *pb.RestoreFiledEvent_Done:
+			r.done = m.Done
+		}
+	}
+}
+
+// restoreRequest is a Restore request for the fake storage.
+func (e *env) restoreRequest(rel *pb.Relocation, replace string) *pb.RestoreRequest {
+	return &pb.RestoreRequest{JobId: 43, StorageAddress: e.sdAt, StorageName: "sd1", TlsServerName: "sd1",
+		Session: testSession, Token: testToken, Relocation: rel, Replace: replace}
 }

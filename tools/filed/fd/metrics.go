@@ -31,9 +31,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	ns, sub := metrics.Namespace, "filed"
 	m := &Metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "jobs_total",
-			Help: "Backup jobs run, by result (ok, warnings, error, canceled)."}, []string{"result"}),
+			Help: "Backup and restore jobs run, by result (ok, warnings (a restore: file errors), error, canceled)."}, []string{"result"}),
 		running: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "jobs_running",
-			Help: "Backup jobs running now."}),
+			Help: "Backup and restore jobs running now."}),
 		streamBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "stream_bytes_sent_total",
 			Help: "Bytes of pax stream sent to storage daemons (headers, data, padding)."}),
 		fileBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "file_bytes_sent_total",
@@ -41,9 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		files: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "files_sent_total",
 			Help: "Members (files, directories, links, specials) sent."}),
 		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "warnings_total",
-			Help: "Per-file warnings, by operation (open, read, changed, lstat, readdir, …)."}, []string{"op"}),
+			Help: "Per-file warnings, by operation (open, read, changed, lstat, readdir, …; a restore's file errors as restore-digest, restore-refused, …)."}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
-			Help: "Errors that failed a call, by stage (request, storage, walk, director)."}, []string{"stage"}),
+			Help: "Errors that failed a call, by stage (request, storage, walk, target (a restore's target directory), director)."}, []string{"stage"}),
 	}
 	reg.MustRegister(m.jobs, m.running, m.streamBytes, m.fileBytes, m.files, m.warnings, m.errors)
 	return m

@@ -1,10 +1,12 @@
-// Package fd is the file daemon's service (proto Filed): Hello, Estimate
-// and Backup. A backup walks a fileset (package tools/filed/fileset),
-// writes it as a pax stream (package tools/lib/archive) and sends the
-// stream, each member's record and keepalives to the storage daemon the
-// director names, over mutual TLS with filed's own client certificate
-// and the session's one-time token. README.md (tools/filed) describes
-// what it sends.
+// Package fd is the file daemon's service (proto Filed): Hello, Estimate,
+// Backup and Restore. A backup walks a fileset (package
+// tools/filed/fileset), writes it as a pax stream (package
+// tools/lib/archive) and sends the stream, each member's record and
+// keepalives to the storage daemon the director names, over mutual TLS
+// with filed's own client certificate and the session's one-time token.
+// A restore reads the members the storage daemon sends on RestoreData
+// with such a token and writes them safely under the target (package
+// tools/filed/restore). README.md (tools/filed) describes both.
 package fd
 
 import (

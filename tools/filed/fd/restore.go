@@ -1,0 +1,338 @@
+package fd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tapeward/tapeward/proto/link"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/filed/restore"
+	"github.com/tapeward/tapeward/tools/lib/relocate"
+)
+
+// restoreJob is one running restore.
+type restoreJob struct {
+	s      *Service
+	req    *pb.RestoreRequest
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	events chan *pb.RestoreFiledEvent
+	w      *restore.Writer
+
+	curMu   sync.Mutex
+	current []byte // the member being written
+}
+
+// Restore runs a restore: see the Filed service. It dials the storage
+// daemon's RestoreData with the session's token and writes each member
+// it receives with a restore.Writer under the request's relocation.
+// Per-file problems are RestoreFileError events (the restore goes on);
+// RestoreFiledDone is the last event of a restore that read the whole
+// stream. A storage daemon's error is returned with its code and
+// message; cancelling the call stops the restore (the file being
+// written is removed, no temporary file is left).
+func (s *Service) Restore(req *pb.RestoreRequest, stream pb.Filed_RestoreServer) error {
+	log := s.o.Logger.With("job_id", req.JobId)
+	rules := rulesOf(req.Relocation)
+	rl, replace, err := checkRestoreRequest(req, rules)
+	if err != nil {
+		s.o.Metrics.failed("request")
+		s.o.Metrics.jobDone(ResultError)
+		log.Warn("restore refused", "error", err.Error())
+		return err
+	}
+	s.jobStarted(req.JobId)
+	defer s.jobEnded(req.JobId)
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	j := &restoreJob{s: s, req: req, ctx: ctx, cancel: cancel, events: make(chan *pb.RestoreFiledEvent, 64)}
+	start := time.Now()
+	log.Info("restore started", "relocation", rules.String(), "replace", replace.String(),
+		"storage", req.StorageName, "storage_address", req.StorageAddress)
+
+	j.w, err = restore.New(restore.Options{Relocator: rl, Replace: replace, Report: j.fileError})
+	if err != nil {
+		s.o.Metrics.failed("target")
+		s.o.Metrics.jobDone(ResultError)
+		log.Warn("restore ended", "result", ResultError, "error", err.Error())
+		return status.Errorf(codes.FailedPrecondition, "filed %s: %v", s.o.Name, err)
+	}
+	var evWG sync.WaitGroup
+	evWG.Add(1)
+	go func() { defer evWG.Done(); j.sendEvents(stream) }()
+
+	err = j.run()
+	j.w.Close() // directory attributes, also after an error
+	close(j.events)
+	evWG.Wait()
+	st := j.w.Stats()
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err == nil {
+		err = stream.Send(&pb.RestoreFiledEvent{Msg: &pb.RestoreFiledEvent_Done{Done: &pb.RestoreFiledDone{
+			Files: st.Files, Bytes: st.Bytes, Skipped: st.Skipped, Errors: st.Errors}}})
+		if err != nil {
+			s.o.Metrics.failed("director")
+		}
+	}
+	result := ResultOK
+	switch {
+	case stream.Context().Err() != nil:
+		result, err = ResultCanceled, status.FromContextError(stream.Context().Err()).Err()
+	case err != nil:
+		result = ResultError
+	case st.Errors > 0:
+		result = ResultWarnings
+	}
+	s.o.Metrics.jobDone(result)
+	dur := time.Since(start).Round(time.Millisecond).String()
+	if err != nil {
+		log.Warn("restore ended", "result", result, "error", err.Error(), "files", st.Files, "bytes", st.Bytes,
+			"skipped", st.Skipped, "errors", st.Errors, "duration", dur)
+		if _, ok := status.FromError(err); !ok {
+			err = status.Error(codes.Internal, err.Error())
+		}
+		return err
+	}
+	log.Info("restore done", "result", result, "files", st.Files, "bytes", st.Bytes, "skipped", st.Skipped,
+		"errors", st.Errors, "root", j.w.Root(), "duration", dur)
+	return nil
+}
+
+// rulesOf converts the wire relocation.
+func rulesOf(r *pb.Relocation) relocate.Rules {
+	if r == nil {
+		return relocate.Rules{}
+	}
+	return relocate.Rules{Where: r.Where, StripPrefix: r.StripPrefix, AddPrefix: r.AddPrefix, AddSuffix: r.AddSuffix, RegexWhere: r.Regexwhere}
+}
+
+// checkRestoreRequest: the storage and session, the relocation rules
+// and replace=; errors are InvalidArgument statuses naming the field.
+func checkRestoreRequest(req *pb.RestoreRequest, rules relocate.Rules) (*relocate.Relocator, restore.Replace, error) {
+	for _, f := range []struct{ name, v string }{
+		{"storage_address", req.StorageAddress}, {"storage_name", req.StorageName},
+		{"session", req.Session}, {"token", req.Token},
+	} {
+		if f.v == "" {
+			return nil, 0, status.Errorf(codes.InvalidArgument, "RestoreRequest.%s is empty: the director must give the storage daemon and the session to read the data from", f.name)
+		}
+	}
+	rl, err := relocate.New(rules)
+	if err != nil {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "RestoreRequest.relocation: %v", err)
+	}
+	replace, err := restore.ParseReplace(req.Replace)
+	if err != nil {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "RestoreRequest.replace: %v", err)
+	}
+	return rl, replace, nil
+}
+
+// run dials the storage and writes the members it sends.
+func (j *restoreJob) run() error {
+	s, req := j.s, j.req
+	tc, err := tlsconf.Client(s.o.Files, tlsconf.Peer{Name: req.StorageName, Role: tlsconf.RoleStorage}, req.TlsServerName)
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
+	}
+	conn, err := dialStorage(req.StorageAddress, tc)
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return status.Errorf(codes.Unavailable, "filed %s: storage %s at %s: %v", s.o.Name, req.StorageName, req.StorageAddress, err)
+	}
+	defer conn.Close()
+	link.Ready(j.ctx, conn, 10*time.Second)
+	rs, err := pb.NewStorageClient(conn).RestoreData(j.ctx, &pb.RestoreDataRequest{Session: req.Session, Token: req.Token})
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return j.storageError(err)
+	}
+	d := &memberData{rs: rs}
+	msg, err := d.recv()
+	var lastSeq uint64
+	for err == nil {
+		switch x := msg.Msg.(type) {
+		case *pb.RestoreDataReply_End:
+			st := j.w.Stats()
+			s.o.Logger.Debug("storage answered end", "job_id", req.JobId, "members", x.End.GetMembers(), "bytes", x.End.GetBytes(),
+				"written", st.Files, "skipped", st.Skipped, "errors", st.Errors)
+			return nil
+		case *pb.RestoreDataReply_Member:
+			rm := x.Member
+			if rm.GetRecord() == nil {
+				return status.Errorf(codes.DataLoss, "storage %s: member %d without its record", req.StorageName, rm.GetSeq())
+			}
+			if rm.Seq <= lastSeq && lastSeq > 0 {
+				return status.Errorf(codes.DataLoss, "storage %s: member %d after member %d: out of plan order", req.StorageName, rm.Seq, lastSeq)
+			}
+			lastSeq = rm.Seq
+			m := memberOf(rm)
+			j.curMu.Lock()
+			j.current = rm.Record.Path
+			j.curMu.Unlock()
+			d.start()
+			if err := j.w.Restore(j.ctx, m, d); err != nil {
+				return j.stopped(d, err)
+			}
+			// What the writer did not read of the member (padding, or
+			// all of it after a refusal).
+			if _, err := io.Copy(io.Discard, d); err != nil {
+				return j.stopped(d, err)
+			}
+			msg, err = d.next, nil
+		default:
+			return status.Errorf(codes.DataLoss, "storage %s: data before the first member", req.StorageName)
+		}
+	}
+	return j.stopped(d, err)
+}
+
+// stopped explains why the restore stopped: the cancellation, or the
+// storage's error.
+func (j *restoreJob) stopped(d *memberData, err error) error {
+	if j.ctx.Err() != nil {
+		if c := context.Cause(j.ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return c
+		}
+		return status.FromContextError(j.ctx.Err()).Err()
+	}
+	if d.err != nil {
+		err = d.err
+	}
+	j.s.o.Metrics.failed("storage")
+	return j.storageError(err)
+}
+
+func (j *restoreJob) storageError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return status.Errorf(codes.DataLoss, "storage %s: the data stream ended before its end message", j.req.StorageName)
+	}
+	if st, ok := status.FromError(err); ok {
+		if st.Code() == codes.Canceled && j.ctx.Err() != nil {
+			return status.FromContextError(j.ctx.Err()).Err()
+		}
+		return status.Errorf(st.Code(), "storage %s: %s", j.req.StorageName, st.Message())
+	}
+	return status.Errorf(codes.Unavailable, "storage %s: %v", j.req.StorageName, err)
+}
+
+// memberOf converts a planned member.
+func memberOf(rm *pb.RestoreMember) restore.Member {
+	r := rm.Record
+	return restore.Member{Path: string(r.Path), WriteAs: string(rm.WriteAs), Type: r.Type, Size: r.Size, Mode: r.Mode,
+		UID: r.Uid, GID: r.Gid, MtimeNs: r.MtimeNs, Linkname: string(r.Linkname), SHA256: r.Sha256, Sparse: r.Sparse,
+		Devmajor: r.Devmajor, Devminor: r.Devminor}
+}
+
+// memberData reads one member's bytes from the RestoreData stream: the
+// data messages up to the next member or end (kept in next).
+type memberData struct {
+	rs   pb.Storage_RestoreDataClient
+	cur  []byte
+	next *pb.RestoreDataReply // the message that ended the member
+	err  error                // the stream's error
+}
+
+func (d *memberData) recv() (*pb.RestoreDataReply, error) {
+	m, err := d.rs.Recv()
+	if err != nil {
+		d.err = err
+		return nil, err
+	}
+	return m, nil
+}
+
+// start begins the member whose record was just received.
+func (d *memberData) start() { d.cur, d.next = nil, nil }
+
+func (d *memberData) Read(p []byte) (int, error) {
+	for len(d.cur) == 0 {
+		if d.next != nil {
+			return 0, io.EOF
+		}
+		if d.err != nil {
+			return 0, d.err
+		}
+		m, err := d.recv()
+		if err != nil {
+			if err == io.EOF {
+				d.err = io.ErrUnexpectedEOF
+				return 0, d.err
+			}
+			return 0, err
+		}
+		if x, ok := m.Msg.(*pb.RestoreDataReply_Data); ok {
+			d.cur = x.Data
+			continue
+		}
+		d.next = m
+	}
+	n := copy(p, d.cur)
+	d.cur = d.cur[n:]
+	return n, nil
+}
+
+// fileError queues a RestoreFileError event.
+func (j *restoreJob) fileError(e *restore.FileError) {
+	j.s.o.Metrics.warning("restore-" + e.Op)
+	j.s.o.Logger.Debug("restore file error", "job_id", j.req.JobId, "op", e.Op, "path", strconv.Quote(e.Path),
+		"target", strconv.Quote(e.Target), "message", e.Message)
+	ev := &pb.RestoreFiledEvent{Msg: &pb.RestoreFiledEvent_Error{Error: &pb.RestoreFileError{
+		Path: []byte(e.Path), Target: []byte(e.Target), Op: e.Op, Message: e.Message}}}
+	select {
+	case j.events <- ev:
+	case <-j.ctx.Done():
+	}
+}
+
+func (j *restoreJob) progress() *pb.RestoreFiledEvent {
+	st := j.w.Stats()
+	p := &pb.RestoreFiledProgress{Files: st.Files, Bytes: st.Bytes, Skipped: st.Skipped}
+	j.curMu.Lock()
+	p.Current = j.current
+	j.curMu.Unlock()
+	return &pb.RestoreFiledEvent{Msg: &pb.RestoreFiledEvent_Progress{Progress: p}}
+}
+
+// sendEvents is the only goroutine that sends on the Restore stream
+// until the writer is done: queued errors and a progress event every
+// Options.Progress. A director that cannot be sent to stops the restore.
+func (j *restoreJob) sendEvents(stream pb.Filed_RestoreServer) {
+	t := time.NewTicker(j.s.o.Progress)
+	defer t.Stop()
+	failed := false
+	send := func(ev *pb.RestoreFiledEvent) {
+		if failed {
+			return
+		}
+		if err := stream.Send(ev); err != nil {
+			failed = true
+			j.s.o.Metrics.failed("director")
+			j.cancel(fmt.Errorf("sending to the director: %w", err))
+		}
+	}
+	for {
+		select {
+		case ev, ok := <-j.events:
+			if !ok {
+				send(j.progress())
+				return
+			}
+			send(ev)
+		case <-t.C:
+			send(j.progress())
+		}
+	}
+}

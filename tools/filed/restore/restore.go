@@ -1,0 +1,1086 @@
+//go:build linux
+
+// Package restore writes the members of a restore under a target
+// directory, safely (architecture §4, invariant 10):
+//
+//   - every path is mapped by a relocate.Relocator and must lie under its
+//     Root; a stored path with a ".." element, a NUL, or a pax header
+//     whose path differs from the catalog's record is refused;
+//   - the root is opened once, and every directory beneath it is reached
+//     with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) where the kernel
+//     has it, else by an O_NOFOLLOW walk one element at a time: a symlink
+//     in the target (planted there, or restored a moment ago) is never
+//     followed;
+//   - a regular file is written to a temporary name in its directory
+//     (O_EXCL, 0600), its SHA-256 computed while writing and compared
+//     with the record's, and only then renamed into place: wrong bytes
+//     never appear under the real name, and no temporary file is left;
+//   - directories are made 0700 while the restore runs; their recorded
+//     mode, owner and mtime are applied at the end, deepest first;
+//   - mode, owner (when running as root), mtime, xattrs, symlinks, hard
+//     links, fifos, devices (root) and sparse holes are restored;
+//   - replace= is decided per file against what is on disk.
+//
+// Memory does not grow with a file's size: data is streamed through one
+// buffer.
+package restore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/maphash"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/relocate"
+)
+
+// Replace says what a restore does with a file that is already on disk.
+type Replace int
+
+// The replace= modes (Bareos).
+const (
+	ReplaceAlways  Replace = iota // write over it
+	ReplaceIfNewer                // only when the backup's mtime is newer than the file's
+	ReplaceIfOlder                // only when the backup's mtime is older
+	ReplaceNever                  // keep it
+)
+
+var replaceNames = []string{"always", "ifnewer", "ifolder", "never"}
+
+func (r Replace) String() string {
+	if int(r) < len(replaceNames) {
+		return replaceNames[r]
+	}
+	return "replace(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ParseReplace reads a replace= value ("" is always, as in Bareos).
+func ParseReplace(s string) (Replace, error) {
+	if s == "" {
+		return ReplaceAlways, nil
+	}
+	for i, n := range replaceNames {
+		if s == n {
+			return Replace(i), nil
+		}
+	}
+	return 0, fmt.Errorf("replace=%q: must be always, ifnewer, ifolder or never", s)
+}
+
+// Member is one member to restore as the catalog records it (proto
+// RestoreMember and its MemberRecord).
+type Member struct {
+	Path string // the stored path (a directory's ends in '/')
+	// WriteAs, when set, is the stored path to write the data under
+	// instead of Path: a hard link selected without its first path.
+	WriteAs  string
+	Type     string // archive.Type.String(): "file", "dir", "symlink", "link", "char", "block", "fifo"
+	Size     int64
+	Mode     uint32 // 07777
+	UID, GID int64
+	MtimeNs  int64
+	Linkname string // a symlink's target, or a hard link's first path
+	SHA256   []byte // 32 bytes for files and hard links
+	Sparse   bool
+	Devmajor int64
+	Devminor int64
+}
+
+// FileError is a file the restore could not write as recorded; the
+// restore goes on with the next member.
+type FileError struct {
+	Path    string // the member's stored path
+	Target  string // where it was to be written ("" when not known)
+	Op      string // "refused", "digest", "open", "write", "mkdir", "attrs", "xattr", "link", "mknod", "read", "replace"
+	Message string
+}
+
+func (e *FileError) Error() string {
+	if e.Target != "" && e.Target != e.Path {
+		return fmt.Sprintf("%s %q (to %q): %s", e.Op, e.Path, e.Target, e.Message)
+	}
+	return fmt.Sprintf("%s %q: %s", e.Op, e.Path, e.Message)
+}
+
+// Options configure a Writer.
+type Options struct {
+	// Relocator maps stored paths to targets; its Root is the directory
+	// nothing is written outside of (created 0700 if missing).
+	Relocator *relocate.Relocator
+	Replace   Replace
+	// Fsync: each regular file is fsynced before its rename.
+	Fsync bool
+	// Report receives every FileError (nil: they are only counted).
+	Report func(*FileError)
+	// AsRoot: restore owners, devices and every xattr namespace. The
+	// zero value means: when running as root (euid 0).
+	AsRoot *bool
+
+	// noOpenat2, in tests, takes the O_NOFOLLOW walk as on a kernel
+	// without openat2.
+	noOpenat2 bool
+}
+
+// Stats are a restore's counters.
+type Stats struct {
+	Files   int64 // members written (every type)
+	Bytes   int64 // file bytes written
+	Skipped int64 // kept by replace=
+	Errors  int64 // FileErrors
+}
+
+// Writer restores members one at a time (not safe for concurrent use,
+// but Stats may be read from another goroutine).
+type Writer struct {
+	o      Options
+	rel    *relocate.Relocator
+	root   string
+	rootfd int
+	asRoot bool
+	umask  uint32
+
+	openat2 bool
+	// The last parent directory resolved (most members share it).
+	lastRel string
+	lastFd  int
+
+	dirs    []dirAttr
+	dirIdx  map[string]int  // rel → index in dirs
+	created map[string]bool // rel of directories this restore made
+
+	seed     maphash.Seed
+	restored map[uint64]struct{} // hashes of stored paths of regular files written
+	writeAs  map[string]string   // first path → the stored path its data was written as
+
+	buf  []byte
+	buf2 []byte // copyData's second buffer, for large files
+	hash hash.Hash
+	sum  [32]byte
+	tmpN int
+	tmpP string
+
+	files, bytes, skipped, errors atomic.Int64
+	closed                        bool
+}
+
+type dirAttr struct {
+	rel, path string // target relative to the root; the stored path
+	m         Member
+	xattrs    map[string]string
+	gone      bool // removed since (a file replaced it)
+}
+
+// bufSize is the data buffer.
+const bufSize = 1 << 20
+
+// New opens (or creates, 0700) the relocator's root.
+func New(o Options) (*Writer, error) {
+	if o.Relocator == nil {
+		return nil, errors.New("restore: no relocator")
+	}
+	root := o.Relocator.Root()
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("restore: creating the target directory %s: %w", root, err)
+	}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("restore: opening the target directory %s: %w", root, err)
+	}
+	w := &Writer{o: o, rel: o.Relocator, root: root, rootfd: fd, openat2: !o.noOpenat2, lastFd: -1,
+		dirIdx: map[string]int{}, created: map[string]bool{}, seed: maphash.MakeSeed(),
+		restored: map[uint64]struct{}{}, writeAs: map[string]string{},
+		buf: make([]byte, bufSize), hash: sha256.New(), umask: readUmask()}
+	if o.AsRoot != nil {
+		w.asRoot = *o.AsRoot
+	} else {
+		w.asRoot = os.Geteuid() == 0
+	}
+	var rb [6]byte
+	rand.Read(rb[:])
+	w.tmpP = ".tapeward-restore-" + hex.EncodeToString(rb[:]) + "-"
+	return w, nil
+}
+
+// readUmask reads the process umask from /proc (Umask(2) would change it
+// for every thread while read); 022 if it cannot be read.
+func readUmask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(n)
+				}
+			}
+		}
+	}
+	return 0o022
+}
+
+// Root is the target directory.
+func (w *Writer) Root() string { return w.root }
+
+// Stats returns the counters so far.
+func (w *Writer) Stats() Stats {
+	return Stats{Files: w.files.Load(), Bytes: w.bytes.Load(), Skipped: w.skipped.Load(), Errors: w.errors.Load()}
+}
+
+func (w *Writer) fail(e *FileError) {
+	w.errors.Add(1)
+	if w.o.Report != nil {
+		w.o.Report(e)
+	}
+}
+
+// sourceError marks an error of the member's byte source (the data
+// stream): the restore cannot go on.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+type srcReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *srcReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+		return n, &sourceError{err}
+	}
+	return n, err
+}
+
+// Restore writes one member from its pax bytes (headers, data, padding:
+// pax need not be read to its end; the caller discards the rest). A
+// file that cannot be written as recorded is a FileError given to
+// Options.Report, and Restore returns nil; it returns an error only
+// when the restore must stop: ctx ended, or reading pax failed.
+func (w *Writer) Restore(ctx context.Context, m Member, pax io.Reader) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	src := &srcReader{r: pax}
+	fe := w.restore(ctx, m, src)
+	if src.err != nil {
+		return fmt.Errorf("reading %q: %w", m.Path, src.err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if fe != nil {
+		w.fail(fe)
+	}
+	return nil
+}
+
+// stored is the path the member is written under.
+func (m *Member) stored() string {
+	if m.WriteAs != "" {
+		return m.WriteAs
+	}
+	return m.Path
+}
+
+func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileError {
+	path := m.stored()
+	bad := func(target, op, format string, a ...any) *FileError {
+		return &FileError{Path: m.Path, Target: target, Op: op, Message: fmt.Sprintf(format, a...)}
+	}
+	target, err := w.rel.Target(path)
+	if err != nil {
+		return bad("", "refused", "%v", err)
+	}
+	rel, ok := w.relOf(target)
+	if !ok {
+		return bad(target, "refused", "the target is outside %s", w.root)
+	}
+	typ, ok := typeOf(m.Type)
+	if !ok {
+		return bad(target, "refused", "unknown member type %q", m.Type)
+	}
+	// The member's headers must say what the record says.
+	ar := archive.NewMemberReader(src, 0)
+	e, err := ar.Next()
+	if err != nil {
+		if err == io.EOF {
+			return bad(target, "read", "the member's bytes hold no pax member")
+		}
+		return bad(target, "read", "%v", err)
+	}
+	h := e.Header
+	if h.Name != m.Path {
+		return bad(target, "refused", "the member's header names %q, not the record's path %q", h.Name, m.Path)
+	}
+	if archive.Type(h.Typeflag) != typ && !(typ == archive.TypeReg && h.Typeflag == 0) {
+		return bad(target, "refused", "the member's header says type %s, the record %s", archive.Type(h.Typeflag), m.Type)
+	}
+	if (typ == archive.TypeSymlink || typ == archive.TypeLink) && h.Linkname != m.Linkname {
+		return bad(target, "refused", "the member's header links to %q, the record to %q", h.Linkname, m.Linkname)
+	}
+	if typ == archive.TypeReg && h.Size != m.Size {
+		return bad(target, "refused", "the member's header says %d bytes, the record %d", h.Size, m.Size)
+	}
+	xattrs := xattrsOf(h.PAXRecords)
+
+	if rel == "" {
+		if typ != archive.TypeDir {
+			return bad(target, "refused", "a %s cannot be written as the target directory %s itself", m.Type, w.root)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(w.rootfd, &st); err != nil {
+			return bad(target, "open", "fstat: %v", err)
+		}
+		if !w.replaces(m.MtimeNs, &st) {
+			w.skipped.Add(1)
+			return nil
+		}
+		w.dirAttrs(rel, m, xattrs)
+		w.files.Add(1)
+		return nil
+	}
+	dirRel, base := splitRel(rel)
+	pfd, ferr := w.parent(dirRel)
+	if ferr != nil {
+		ferr.Path, ferr.Target = m.Path, target
+		return ferr
+	}
+
+	// replace=: what is on disk?
+	var st unix.Stat_t
+	exists := true
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if !errors.Is(err, unix.ENOENT) {
+			return bad(target, "open", "lstat: %v", err)
+		}
+		exists = false
+	}
+	if exists {
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if typ == archive.TypeDir && isDir && w.created[rel] {
+			// Made by this restore as a parent: the member's attributes apply.
+			w.dirAttrs(rel, m, xattrs)
+			w.files.Add(1)
+			return nil
+		}
+		if !w.replaces(m.MtimeNs, &st) {
+			w.skipped.Add(1)
+			if typ == archive.TypeReg && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				// Kept as it is: a later hard link to it links to it.
+				w.restored[w.key(path)] = struct{}{}
+				if m.WriteAs != "" {
+					w.writeAs[m.Path] = m.WriteAs
+				}
+			}
+			return nil
+		}
+		if typ == archive.TypeDir && isDir {
+			w.dirAttrs(rel, m, xattrs)
+			w.files.Add(1)
+			return nil
+		}
+		if isDir {
+			// A file where a directory is: only an empty one goes.
+			if err := unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR); err != nil {
+				return bad(target, "replace", "a directory is there and could not be removed (%v)", err)
+			}
+			w.dirGone(rel)
+		}
+	}
+
+	switch typ {
+	case archive.TypeDir:
+		if exists && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err := unix.Unlinkat(pfd, base, 0); err != nil {
+				return bad(target, "replace", "removing the %s there: %v", typeName(st.Mode), err)
+			}
+		}
+		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return bad(target, "mkdir", "%v", err)
+		}
+		w.created[rel] = true
+		w.dirAttrs(rel, m, xattrs)
+		w.files.Add(1)
+		return nil
+	case archive.TypeReg:
+		if fe := w.writeFile(ctx, pfd, base, m, ar, xattrs); fe != nil {
+			fe.Path, fe.Target = m.Path, target
+			return fe
+		}
+		w.restored[w.key(path)] = struct{}{}
+		if m.WriteAs != "" {
+			w.writeAs[m.Path] = m.WriteAs
+		}
+		w.files.Add(1)
+		w.bytes.Add(m.Size)
+		return nil
+	case archive.TypeLink:
+		return w.link(pfd, base, m, target)
+	}
+	// Symlinks, fifos and devices: made under a temporary name, their
+	// attributes set, then renamed into place.
+	tmp := w.tmpName()
+	var err2 error
+	op := "symlink"
+	switch typ {
+	case archive.TypeSymlink:
+		err2 = unix.Symlinkat(m.Linkname, pfd, tmp)
+	case archive.TypeFifo:
+		op = "mknod"
+		err2 = unix.Mkfifoat(pfd, tmp, 0o600)
+	case archive.TypeChar, archive.TypeBlock:
+		op = "mknod"
+		mode := uint32(unix.S_IFCHR)
+		if typ == archive.TypeBlock {
+			mode = unix.S_IFBLK
+		}
+		if !w.asRoot {
+			return bad(target, "mknod", "a %s device (%d,%d) can only be made by root: filed does not run as root", m.Type, m.Devmajor, m.Devminor)
+		}
+		err2 = unix.Mknodat(pfd, tmp, mode|0o600, int(unix.Mkdev(uint32(m.Devmajor), uint32(m.Devminor))))
+	default:
+		return bad(target, "refused", "unsupported member type %s", m.Type)
+	}
+	if err2 != nil {
+		return bad(target, op, "%v", err2)
+	}
+	if fe := w.attrsAt(pfd, tmp, m, typ != archive.TypeSymlink); fe != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		fe.Path, fe.Target = m.Path, target
+		return fe
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return bad(target, "rename", "%v", err)
+	}
+	w.files.Add(1)
+	return nil
+}
+
+// relOf is target relative to the root ("" : the root itself).
+func (w *Writer) relOf(target string) (string, bool) {
+	if w.root == "/" {
+		return strings.TrimPrefix(target, "/"), true
+	}
+	if target == w.root {
+		return "", true
+	}
+	rel, ok := strings.CutPrefix(target, w.root+"/")
+	return rel, ok && rel != ""
+}
+
+func splitRel(rel string) (dir, base string) {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i], rel[i+1:]
+	}
+	return "", rel
+}
+
+func typeOf(s string) (archive.Type, bool) {
+	for _, t := range []archive.Type{archive.TypeReg, archive.TypeLink, archive.TypeSymlink, archive.TypeChar, archive.TypeBlock, archive.TypeDir, archive.TypeFifo} {
+		if t.String() == s {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+func typeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFREG:
+		return "file"
+	}
+	return "special file"
+}
+
+const xattrPrefix = "SCHILY.xattr."
+
+func xattrsOf(recs map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range recs {
+		if name, ok := strings.CutPrefix(k, xattrPrefix); ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = v
+		}
+	}
+	return out
+}
+
+func (w *Writer) key(stored string) uint64 { return maphash.String(w.seed, stored) }
+
+// replaces decides replace= for an entry on disk.
+func (w *Writer) replaces(mtimeNs int64, st *unix.Stat_t) bool {
+	disk := st.Mtim.Nano()
+	switch w.o.Replace {
+	case ReplaceNever:
+		return false
+	case ReplaceIfNewer:
+		return mtimeNs > disk
+	case ReplaceIfOlder:
+		return mtimeNs < disk
+	}
+	return true
+}
+
+func (w *Writer) tmpName() string {
+	w.tmpN++
+	return w.tmpP + strconv.Itoa(w.tmpN)
+}
+
+// dirGone forgets the directory rel (removed to make way for a file):
+// no cached descriptor of it, no attributes to apply to it at Close.
+// (The cached directory is never pfd's parent here: rel is not an
+// ancestor of its own parent.)
+func (w *Writer) dirGone(rel string) {
+	if w.lastRel == rel || strings.HasPrefix(w.lastRel, rel+"/") {
+		w.dropCache()
+	}
+	delete(w.created, rel)
+	if i, ok := w.dirIdx[rel]; ok {
+		w.dirs[i].gone = true
+		delete(w.dirIdx, rel)
+	}
+}
+
+// dirAttrs records a directory's attributes for Close.
+func (w *Writer) dirAttrs(rel string, m Member, x map[string]string) {
+	a := dirAttr{rel: rel, path: m.Path, m: m, xattrs: x}
+	if i, ok := w.dirIdx[rel]; ok {
+		w.dirs[i] = a
+		return
+	}
+	w.dirIdx[rel] = len(w.dirs)
+	w.dirs = append(w.dirs, a)
+}
+
+// writeFile writes a regular file's data to a temporary name, checks
+// its digest, sets its attributes and renames it into place.
+func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, data io.Reader, xattrs map[string]string) (fe *FileError) {
+	bad := func(op, format string, a ...any) *FileError {
+		return &FileError{Op: op, Message: fmt.Sprintf(format, a...)}
+	}
+	if len(m.SHA256) != sha256.Size {
+		return bad("digest", "the record holds no SHA-256 digest (%d bytes): the data cannot be verified, so it is not written", len(m.SHA256))
+	}
+	tmp := w.tmpName()
+	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return bad("open", "creating a temporary file in its directory: %v", err)
+	}
+	renamed := false
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if !renamed {
+			unix.Unlinkat(pfd, tmp, 0)
+		}
+	}()
+	w.hash.Reset()
+	if fe := w.copyData(ctx, fd, m, data); fe != nil {
+		return fe
+	}
+	if m.Sparse {
+		if err := unix.Ftruncate(fd, m.Size); err != nil {
+			return bad("write", "setting the size %d: %v", m.Size, err)
+		}
+	}
+	w.hash.Sum(w.sum[:0])
+	if !bytes.Equal(w.sum[:], m.SHA256) {
+		return bad("digest", "the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", w.sum[:], m.SHA256)
+	}
+	if w.o.Fsync {
+		if err := unix.Fsync(fd); err != nil {
+			return bad("write", "fsync: %v", err)
+		}
+	}
+	if fe := w.fdAttrs(fd, m, xattrs); fe != nil {
+		return fe
+	}
+	if err := unix.UtimesNanoAt(pfd, tmp, times(m.MtimeNs), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return bad("attrs", "mtime: %v", err)
+	}
+	unix.Close(fd)
+	fd = -1
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		return bad("rename", "%v", err)
+	}
+	renamed = true
+	return nil
+}
+
+// copyData writes the member's m.Size bytes from data at the start of
+// fd, hashing them. From parallelHash bytes on, a chunk is hashed by
+// another goroutine while it is written and the next one read (two
+// buffers): SHA-256 and the copy into the page cache use both cores.
+func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader) *FileError {
+	read := func(buf []byte, pos int64) ([]byte, *FileError) {
+		if ctx.Err() != nil {
+			return nil, &FileError{Op: "write", Message: "cancelled"}
+		}
+		chunk := buf
+		if int64(len(chunk)) > m.Size-pos {
+			chunk = chunk[:m.Size-pos]
+		}
+		if n, err := io.ReadFull(data, chunk); err != nil {
+			return nil, &FileError{Op: "read", Message: fmt.Sprintf("after %d of %d bytes: %v", pos+int64(n), m.Size, err)}
+		}
+		return chunk, nil
+	}
+	write := func(chunk []byte, pos int64) *FileError {
+		var err error
+		if m.Sparse {
+			err = writeSparse(fd, chunk, pos)
+		} else {
+			err = writeAll(fd, chunk, pos)
+		}
+		if err != nil {
+			return &FileError{Op: "write", Message: fmt.Sprintf("at offset %d: %v", pos, err)}
+		}
+		return nil
+	}
+	if m.Size < parallelHash {
+		for pos := int64(0); pos < m.Size; {
+			chunk, fe := read(w.buf, pos)
+			if fe != nil {
+				return fe
+			}
+			w.hash.Write(chunk)
+			if fe := write(chunk, pos); fe != nil {
+				return fe
+			}
+			pos += int64(len(chunk))
+		}
+		return nil
+	}
+	if w.buf2 == nil {
+		w.buf2 = make([]byte, len(w.buf))
+	}
+	spare := w.buf2
+	chunk, fe := read(w.buf, 0)
+	if fe != nil {
+		return fe
+	}
+	for pos := int64(0); ; {
+		done := make(chan struct{})
+		go func(c []byte) {
+			w.hash.Write(c)
+			close(done)
+		}(chunk)
+		fe := write(chunk, pos)
+		pos += int64(len(chunk))
+		var next []byte
+		if fe == nil && pos < m.Size {
+			next, fe = read(spare, pos)
+		}
+		<-done
+		if fe != nil || pos >= m.Size {
+			return fe
+		}
+		chunk, spare = next, chunk[:cap(chunk)]
+	}
+}
+
+// parallelHash is the size from which copyData hashes in parallel.
+const parallelHash = 256 << 10
+
+func writeAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err != nil {
+			return err
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// holeBlock is the granularity at which a sparse file's zeros are left
+// as holes.
+const holeBlock = 4096
+
+var zeros [holeBlock]byte
+
+// writeSparse writes b at off, leaving blocks of zeros as holes.
+func writeSparse(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		// Up to the next block boundary of the file, then block by block.
+		n := holeBlock - int(off%holeBlock)
+		if n > len(b) {
+			n = len(b)
+		}
+		if bytes.Equal(b[:n], zeros[:n]) {
+			b, off = b[n:], off+int64(n)
+			continue
+		}
+		// A run of blocks that are not all zeros.
+		end := n
+		for end < len(b) {
+			k := min(holeBlock, len(b)-end)
+			if bytes.Equal(b[end:end+k], zeros[:k]) {
+				break
+			}
+			end += k
+		}
+		if err := writeAll(fd, b[:end], off); err != nil {
+			return err
+		}
+		b, off = b[end:], off+int64(end)
+	}
+	return nil
+}
+
+func times(ns int64) []unix.Timespec {
+	t := unix.NsecToTimespec(ns)
+	return []unix.Timespec{t, t}
+}
+
+// fdAttrs sets owner (root), mode and xattrs on an open file.
+func (w *Writer) fdAttrs(fd int, m Member, xattrs map[string]string) *FileError {
+	if w.asRoot {
+		if err := unix.Fchown(fd, int(m.UID), int(m.GID)); err != nil {
+			return &FileError{Op: "attrs", Message: fmt.Sprintf("owner %d:%d: %v", m.UID, m.GID, err)}
+		}
+	}
+	if err := unix.Fchmod(fd, m.Mode&0o7777); err != nil {
+		return &FileError{Op: "attrs", Message: fmt.Sprintf("mode %04o: %v", m.Mode&0o7777, err)}
+	}
+	return w.setXattrs(fd, xattrs)
+}
+
+// setXattrs sets the member's xattrs: every namespace as root, user.*
+// otherwise.
+func (w *Writer) setXattrs(fd int, xattrs map[string]string) *FileError {
+	if len(xattrs) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(xattrs))
+	for k := range xattrs {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !w.asRoot && !strings.HasPrefix(k, "user.") {
+			continue
+		}
+		if err := unix.Fsetxattr(fd, k, []byte(xattrs[k]), 0); err != nil {
+			return &FileError{Op: "xattr", Message: fmt.Sprintf("%s: %v", k, err)}
+		}
+	}
+	return nil
+}
+
+// attrsAt sets owner (root), mode (when chmod: not for symlinks) and
+// mtime of the entry name in pfd, never following a symlink.
+func (w *Writer) attrsAt(pfd int, name string, m Member, chmod bool) *FileError {
+	if w.asRoot {
+		if err := unix.Fchownat(pfd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &FileError{Op: "attrs", Message: fmt.Sprintf("owner %d:%d: %v", m.UID, m.GID, err)}
+		}
+	}
+	if chmod {
+		if err := chmodNoFollow(pfd, name, m.Mode&0o7777); err != nil {
+			return &FileError{Op: "attrs", Message: fmt.Sprintf("mode %04o: %v", m.Mode&0o7777, err)}
+		}
+	}
+	if err := unix.UtimesNanoAt(pfd, name, times(m.MtimeNs), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &FileError{Op: "attrs", Message: fmt.Sprintf("mtime: %v", err)}
+	}
+	return nil
+}
+
+// chmodNoFollow sets the mode of a fifo or device in pfd without ever
+// following a symlink (had one been put there since it was made):
+// fchmodat2(AT_SYMLINK_NOFOLLOW) (Linux 6.6), else through an O_PATH
+// descriptor of the entry itself.
+func chmodNoFollow(pfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(pfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
+		return err
+	}
+	return chmodOPath(pfd, name, mode)
+}
+
+// chmodOPath is chmodNoFollow on kernels without fchmodat2.
+func chmodOPath(pfd int, name string, mode uint32) error {
+	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%q is a symlink now: not followed", name)
+	}
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+}
+
+// link makes a hard link to the member's first path, restored earlier
+// in this restore (or written as another path with write_as).
+func (w *Writer) link(pfd int, base string, m Member, target string) *FileError {
+	bad := func(op, format string, a ...any) *FileError {
+		return &FileError{Path: m.Path, Target: target, Op: op, Message: fmt.Sprintf(format, a...)}
+	}
+	first := m.Linkname
+	if as, ok := w.writeAs[first]; ok {
+		first = as
+	}
+	if first == m.stored() {
+		// Its data was written under this very path (write_as).
+		w.files.Add(1)
+		return nil
+	}
+	if _, ok := w.restored[w.key(first)]; !ok {
+		return bad("link", "a hard link to %q, which this restore did not write: select that file too (or let the director plan the data with write_as)", m.Linkname)
+	}
+	oldTarget, err := w.rel.Target(first)
+	if err != nil {
+		return bad("link", "%v", err)
+	}
+	oldRel, ok := w.relOf(oldTarget)
+	if !ok || oldRel == "" {
+		return bad("link", "its first path %q maps outside %s", first, w.root)
+	}
+	oldDir, oldBase := splitRel(oldRel)
+	ofd, fe := w.openDir(oldDir, false)
+	if fe != nil {
+		fe.Path, fe.Target = m.Path, target
+		return fe
+	}
+	defer unix.Close(ofd)
+	tmp := w.tmpName()
+	if err := unix.Linkat(ofd, oldBase, pfd, tmp, 0); err != nil {
+		return bad("link", "to %q: %v", oldTarget, err)
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return bad("rename", "%v", err)
+	}
+	// Renaming a link over another name of the same file does nothing.
+	unix.Unlinkat(pfd, tmp, 0)
+	w.files.Add(1)
+	return nil
+}
+
+// parent returns a directory fd for rel (made as needed), cached: the
+// caller does not close it.
+func (w *Writer) parent(rel string) (int, *FileError) {
+	if rel == "" {
+		return w.rootfd, nil
+	}
+	if w.lastFd >= 0 && w.lastRel == rel {
+		return w.lastFd, nil
+	}
+	fd, fe := w.openDir(rel, true)
+	if fe != nil {
+		return -1, fe
+	}
+	w.dropCache()
+	w.lastRel, w.lastFd = rel, fd
+	return fd, nil
+}
+
+func (w *Writer) dropCache() {
+	if w.lastFd >= 0 {
+		unix.Close(w.lastFd)
+	}
+	w.lastFd, w.lastRel = -1, ""
+}
+
+const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+// openDir opens the directory rel beneath the root without following
+// any symlink (making missing directories 0700 when create is set). The
+// caller closes the fd.
+func (w *Writer) openDir(rel string, create bool) (int, *FileError) {
+	if rel == "" {
+		fd, err := unix.Dup(w.rootfd)
+		if err != nil {
+			return -1, &FileError{Op: "open", Message: err.Error()}
+		}
+		return fd, nil
+	}
+	if w.openat2 {
+		fd, err := unix.Openat2(w.rootfd, rel, &unix.OpenHow{Flags: dirFlags,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		if err == nil {
+			return fd, nil
+		}
+		if errors.Is(err, unix.ENOSYS) {
+			w.openat2 = false
+		}
+		// Missing directories, a symlink, a path too long for one call:
+		// the walk makes them, or says which element is wrong.
+	}
+	return w.walk(rel, create)
+}
+
+// walk opens rel one element at a time with O_NOFOLLOW.
+func (w *Writer) walk(rel string, create bool) (int, *FileError) {
+	fd, err := unix.Dup(w.rootfd)
+	if err != nil {
+		return -1, &FileError{Op: "open", Message: err.Error()}
+	}
+	done := ""
+	for rest := rel; rest != ""; {
+		el := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			el, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if el == "" || el == "." || el == ".." {
+			unix.Close(fd)
+			return -1, &FileError{Op: "refused", Message: fmt.Sprintf("path element %q", el)}
+		}
+		if done == "" {
+			done = el
+		} else {
+			done += "/" + el
+		}
+		nfd, err := unix.Openat(fd, el, dirFlags, 0)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err = unix.Mkdirat(fd, el, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
+				if err == nil {
+					w.created[done] = true
+				}
+				nfd, err = unix.Openat(fd, el, dirFlags, 0)
+			}
+		}
+		if err != nil {
+			var st unix.Stat_t
+			msg := err.Error()
+			op := "open"
+			if unix.Fstatat(fd, el, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+				switch st.Mode & unix.S_IFMT {
+				case unix.S_IFLNK:
+					op, msg = "refused", fmt.Sprintf("%s is a symlink: never followed (it could lead outside %s)", w.show(done), w.root)
+				case unix.S_IFDIR:
+				default:
+					op, msg = "refused", fmt.Sprintf("%s is a %s, not a directory", w.show(done), typeName(st.Mode))
+				}
+			}
+			unix.Close(fd)
+			return -1, &FileError{Op: op, Message: msg}
+		}
+		unix.Close(fd)
+		fd = nfd
+	}
+	return fd, nil
+}
+
+func (w *Writer) show(rel string) string {
+	if w.root == "/" {
+		return strconv.Quote("/" + rel)
+	}
+	return strconv.Quote(w.root + "/" + rel)
+}
+
+// Close applies the recorded attributes of the directories restored
+// (deepest first, so a directory's mtime is set after its content) and
+// gives the directories it made with no record the default mode (0777
+// less the umask); it reports failures as FileErrors. Call it once the
+// members are written, also after a cancellation.
+func (w *Writer) Close() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.dropCache()
+	defer unix.Close(w.rootfd)
+	type item struct {
+		rel   string
+		depth int
+		a     *dirAttr
+	}
+	var items []item
+	for i := range w.dirs {
+		if !w.dirs[i].gone {
+			items = append(items, item{w.dirs[i].rel, strings.Count(w.dirs[i].rel, "/"), &w.dirs[i]})
+		}
+	}
+	for rel := range w.created {
+		if _, ok := w.dirIdx[rel]; !ok {
+			items = append(items, item{rel, strings.Count(rel, "/"), nil})
+		}
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if a.depth != b.depth {
+			return b.depth - a.depth
+		}
+		return strings.Compare(a.rel, b.rel)
+	})
+	for _, it := range items {
+		if fe := w.applyDir(it.rel, it.a); fe != nil {
+			if it.a != nil {
+				fe.Path = it.a.path
+			} else {
+				fe.Path = w.show(it.rel)
+			}
+			fe.Target = w.root
+			if it.rel != "" {
+				fe.Target = strings.TrimSuffix(w.root, "/") + "/" + it.rel
+			}
+			w.fail(fe)
+		}
+	}
+}
+
+func (w *Writer) applyDir(rel string, a *dirAttr) *FileError {
+	fd, fe := w.openDir(rel, false)
+	if fe != nil {
+		return fe
+	}
+	defer unix.Close(fd)
+	if a == nil {
+		if err := unix.Fchmod(fd, 0o777&^w.umask); err != nil {
+			return &FileError{Op: "attrs", Message: fmt.Sprintf("mode: %v", err)}
+		}
+		return nil
+	}
+	if fe := w.fdAttrs(fd, a.m, a.xattrs); fe != nil {
+		return fe
+	}
+	ts := times(a.m.MtimeNs)
+	if rel == "" {
+		if err := unix.UtimesNanoAt(w.rootfd, ".", ts, 0); err != nil {
+			return &FileError{Op: "attrs", Message: fmt.Sprintf("mtime: %v", err)}
+		}
+		return nil
+	}
+	dir, base := splitRel(rel)
+	pfd, fe := w.openDir(dir, false)
+	if fe != nil {
+		return fe
+	}
+	defer unix.Close(pfd)
+	if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &FileError{Op: "attrs", Message: fmt.Sprintf("mtime: %v", err)}
+	}
+	return nil
+}
