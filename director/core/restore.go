@@ -189,6 +189,9 @@ func (d *Director) planAndRun(ctx context.Context, actor string, cmd console.Com
 	if rel.Where == "" && rel.Regexwhere == "" {
 		rel.Where = DefaultRestoreWhere
 	}
+	if _, err := relocator(rel); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "restore: %v", err)
+	}
 	p.Relocation = map[string]string{"where": rel.Where, "strip_prefix": rel.StripPrefix, "add_prefix": rel.AddPrefix, "add_suffix": rel.AddSuffix, "regexwhere": rel.Regexwhere}
 	locs, lerr := d.jobs.LocateVolumes(ctx, storage, vols)
 	if lerr != nil {
@@ -205,6 +208,22 @@ func (d *Director) planAndRun(ctx context.Context, actor string, cmd console.Com
 	}
 	var b strings.Builder
 	d.planText(&b, &p, view, rel, lerr)
+	if cmd.Bool("dryrun") {
+		files, err := dryRun(sel, rel)
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		p.DryRun = files
+		fmt.Fprintf(&b, "\ndryrun: nothing is written; %s would write:\n", rclient.Name)
+		for _, f := range files {
+			if f.Error != "" {
+				fmt.Fprintf(&b, "  %s  REFUSED: %s\n", f.Path, f.Error)
+				continue
+			}
+			fmt.Fprintf(&b, "  %s -> %s\n", f.Path, f.Target)
+		}
+		return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: p}, nil
+	}
 	if !cmd.Bool("yes") {
 		b.WriteString("\nNothing was run: add yes to run this restore (tapectl asks).")
 		return &Output{Text: b.String(), JSON: p}, nil

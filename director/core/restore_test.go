@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapeward/tapeward/director/catalog"
 	"github.com/tapeward/tapeward/director/console"
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 )
 
 func TestParseRestoreArgs(t *testing.T) {
@@ -45,5 +47,31 @@ func TestParseRestoreArgs(t *testing.T) {
 		if _, err := parse(line); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", line, err, want)
 		}
+	}
+}
+
+func TestDryRunTargets(t *testing.T) {
+	v := testView()
+	marks, _ := v.Mark(catalog.Criteria{Files: [][]byte{[]byte("/home/ann/a.txt")}})
+	sel := v.Select(marks, nil)
+	sel.Members = append(sel.Members, catalog.SelectedMember{RestoreMember: &catalog.RestoreMember{File: catalog.File{FileRow: catalog.FileRow{Path: []byte("/../../x"), Type: catalog.FileRegular}}}})
+	files, err := dryRun(sel, &pb.Relocation{Where: "/tmp/r", StripPrefix: "/home", AddSuffix: ".old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		if f.Error != "" {
+			got = append(got, f.Path+" REFUSED")
+			continue
+		}
+		got = append(got, f.Path+" -> "+f.Target)
+	}
+	want := "/home/ -> /tmp/r | /home/ann/ -> /tmp/r/ann | /home/ann/a.txt -> /tmp/r/ann/a.txt.old | /../../x REFUSED"
+	if strings.Join(got, " | ") != want {
+		t.Fatalf("dryrun:\n got %s\nwant %s", strings.Join(got, " | "), want)
+	}
+	if _, err := dryRun(sel, &pb.Relocation{Regexwhere: "!unterminated"}); err == nil {
+		t.Fatal("a bad regexwhere was accepted")
 	}
 }
