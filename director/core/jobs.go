@@ -32,6 +32,7 @@ const progressEvery = 2 * time.Second
 type JobRow struct {
 	JobID         int64      `json:"jobid"`
 	Job           string     `json:"job"`
+	Type          string     `json:"type"`
 	Client        string     `json:"client"`
 	Fileset       string     `json:"fileset"`
 	Level         string     `json:"level"`
@@ -52,7 +53,7 @@ type JobRow struct {
 }
 
 func jobRow(j catalog.Job) JobRow {
-	return JobRow{JobID: j.ID, Job: j.Name, Client: j.Client, Fileset: j.Fileset, Level: j.Level, UpgradedFrom: j.UpgradedFrom,
+	return JobRow{JobID: j.ID, Job: j.Name, Type: j.Type, Client: j.Client, Fileset: j.Fileset, Level: j.Level, UpgradedFrom: j.UpgradedFrom,
 		UpgradeReason: j.UpgradeReason, Status: string(j.Status), StatusText: j.Status.String(), Pool: j.Pool, Files: j.Files, Bytes: j.Bytes,
 		Warnings: j.Warnings, Deletions: j.Deletions, Volumes: j.Volumes, ScheduledAt: j.ScheduledAt, StartedAt: j.StartedAt, EndedAt: j.EndedAt, Error: j.Error}
 }
@@ -284,6 +285,9 @@ func (d *Director) listJobs(ctx context.Context, cmd console.Command) (*Output, 
 	for _, j := range js {
 		rows = append(rows, jobRow(j))
 		lv := j.Level
+		if j.Type != catalog.TypeBackup {
+			lv = j.Type // Restore: no level
+		}
 		if j.UpgradedFrom != "" {
 			lv += " (from " + j.UpgradedFrom + ")"
 		}
