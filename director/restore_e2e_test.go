@@ -458,6 +458,21 @@ func TestRestoreTreeBrowser(t *testing.T) {
 	if st, err := os.Stat(where + root + "/links"); err != nil || st.Mode().Perm() != os.FileMode(snap[root+"/links"].Mode&0o777) {
 		t.Errorf("markdir links: %v, %v", st, err)
 	}
+
+	// A hard link restored without its first path gets the data (the
+	// first path's member is read and written under the link's name).
+	a, b := root+"/"+testtree.HardA, root+"/"+testtree.HardB
+	var typ string
+	if err := w.q(`SELECT type FROM files WHERE path = $1`, []byte(b)).Scan(&typ); err != nil || typ != "link" {
+		t.Fatalf("%s is stored as %q (%v), want a hard link to %s", b, typ, err, a)
+	}
+	where2 := filepath.Join(w.dir, "r2")
+	w.restoreOK("restore client=web1 file=" + b + " where=" + where2)
+	got, err := os.ReadFile(where2 + b)
+	if err != nil || sha256.Sum256(got) != snap[b].SHA256 {
+		t.Fatalf("the hard link restored alone: %d bytes, %v; want the data of %s", len(got), err, a)
+	}
+	noSuchPath(t, where2+a)
 }
 
 // A running restore shows in status director and ends A when
