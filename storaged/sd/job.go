@@ -10,7 +10,6 @@ package sd
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -91,10 +90,9 @@ func (e *DroppedError) Error() string { return e.Msg }
 // the volume mounted in it, its JobWriter, and the client allowed to send
 // the data (once, with the token).
 type JobSession struct {
-	d      *Daemon
-	id     string
-	token  []byte
-	client string
+	d  *Daemon
+	id string
+	ticket
 	open   *pb.JobOpen
 	idle   time.Duration
 	log    *slog.Logger
@@ -117,8 +115,7 @@ type JobSession struct {
 	items      chan jobItem
 	free       chan []byte
 
-	timer    Timer
-	attached atomic.Bool // a client presented the token
+	timer Timer
 
 	abortOnce sync.Once
 	abortCh   chan struct{}
@@ -166,12 +163,12 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 		idle = DefaultIdleTimeout
 	}
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	s := &JobSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
+	s := &JobSession{d: d, open: open, idle: idle, ctx: sctx, cancel: cancel,
 		partSeq: map[int]uint32{},
 		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
 		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
-	s.token = []byte(randomHex(32))
+	s.issue(open.Client)
 	s.log = d.log.With("session", s.id, "job_id", open.Job.JobId, "job", open.Job.Job, "client", open.Client)
 	s.volSeq = max(open.Volume.VolumeSeq, 1) - 1
 
@@ -661,22 +658,11 @@ func (d *Daemon) AttachClient(session, token, peer string) (*JobSession, error) 
 	d.jobsMu.Lock()
 	s := d.jobs[session]
 	d.jobsMu.Unlock()
-	deny := func(why string) (*JobSession, error) {
-		d.log.Warn("job data refused", "session", session, "peer", peer, "why", why)
-		d.metrics.errors.WithLabelValues("token").Inc()
-		return nil, &TokenError{Msg: fmt.Sprintf("job data for session %q refused: %s; nothing was written", session, why)}
-	}
 	if s == nil {
-		return deny("no such session here (ended, or never opened)")
+		return nil, d.refuseData("job data", session, peer, noSession, "nothing was written")
 	}
-	if subtle.ConstantTimeCompare([]byte(token), s.token) != 1 {
-		return deny("the token is not this session's")
-	}
-	if peer != s.client {
-		return deny(fmt.Sprintf("the certificate names client %q, the session is for client %q", peer, s.client))
-	}
-	if !s.attached.CompareAndSwap(false, true) {
-		return deny("the token was already used")
+	if why := s.admit(token, peer); why != "" {
+		return nil, d.refuseData("job data", session, peer, why, "nothing was written")
 	}
 	s.timer.Reset(s.idle)
 	s.log.Info("client connected with the session's token")

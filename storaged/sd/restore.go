@@ -15,7 +15,6 @@ package sd
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -73,10 +72,9 @@ func (e *PlanError) Error() string { return e.Msg }
 // sends, the client allowed to read (once, with the token), and a drive
 // taken for each volume in turn.
 type RestoreSession struct {
-	d      *Daemon
-	id     string
-	token  []byte
-	client string
+	d  *Daemon
+	id string
+	ticket
 	open   *pb.RestoreOpen
 	idle   time.Duration
 	log    *slog.Logger
@@ -96,8 +94,7 @@ type RestoreSession struct {
 	endSent    chan struct{}
 	attachCh   chan struct{}
 
-	timer    Timer
-	attached atomic.Bool
+	timer Timer
 
 	abortOnce sync.Once
 	abortCh   chan struct{}
@@ -155,13 +152,13 @@ func (d *Daemon) OpenRestore(ctx context.Context, open *pb.RestoreOpen) (*Restor
 		idle = DefaultIdleTimeout
 	}
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	s := &RestoreSession{d: d, client: open.Client, open: open, idle: idle, ctx: sctx, cancel: cancel,
+	s := &RestoreSession{d: d, open: open, idle: idle, ctx: sctx, cancel: cancel,
 		planned: map[string]bool{}, planNote: make(chan struct{}, 1),
 		events: make(chan *pb.RestoreEvent, restoreEvents), senderGone: make(chan struct{}),
 		out: make(chan restoreItem, restoreBufs+2), free: make(chan []byte, restoreBufs),
 		endSent: make(chan struct{}), attachCh: make(chan struct{}), abortCh: make(chan struct{}), done: make(chan struct{})}
 	s.id = fmt.Sprintf("restore%d-%s", open.JobId, randomHex(8))
-	s.token = []byte(randomHex(32))
+	s.issue(open.Client)
 	s.log = d.log.With("session", s.id, "job_id", open.JobId, "job", open.Job, "client", open.Client)
 	for range restoreBufs {
 		s.free <- make([]byte, 0, restoreBufSize)
@@ -725,22 +722,11 @@ func (d *Daemon) AttachRestore(session, token, peer string) (*RestoreSession, er
 	d.jobsMu.Lock()
 	s := d.restores[session]
 	d.jobsMu.Unlock()
-	deny := func(why string) (*RestoreSession, error) {
-		d.log.Warn("restore data refused", "session", session, "peer", peer, "why", why)
-		d.metrics.errors.WithLabelValues("token").Inc()
-		return nil, &TokenError{Msg: fmt.Sprintf("restore data for session %q refused: %s; nothing was read", session, why)}
-	}
 	if s == nil {
-		return deny("no such session here (ended, or never opened)")
+		return nil, d.refuseData("restore data", session, peer, noSession, "nothing was read")
 	}
-	if subtle.ConstantTimeCompare([]byte(token), s.token) != 1 {
-		return deny("the token is not this session's")
-	}
-	if peer != s.client {
-		return deny(fmt.Sprintf("the certificate names client %q, the session is for client %q", peer, s.client))
-	}
-	if !s.attached.CompareAndSwap(false, true) {
-		return deny("the token was already used")
+	if why := s.admit(token, peer); why != "" {
+		return nil, d.refuseData("restore data", session, peer, why, "nothing was read")
 	}
 	s.timer.Stop()
 	close(s.attachCh)

@@ -91,7 +91,10 @@ func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (e
 
 	var evWG sync.WaitGroup
 	evWG.Add(1)
-	go func() { defer evWG.Done(); j.sendEvents(stream) }()
+	go func() {
+		defer evWG.Done()
+		sendEvents(j.events, j.s.o.Progress, j.progress, stream.Send, j.s.o.Metrics, j.cancel)
+	}()
 
 	done, err := j.run(fs)
 	close(j.events)
@@ -418,33 +421,34 @@ func (j *job) progress() *pb.BackupEvent {
 	return &pb.BackupEvent{Msg: &pb.BackupEvent_Progress{Progress: p}}
 }
 
-// sendEvents is the only goroutine that sends on the Backup stream
-// (until run returns): queued events and a progress event every
-// Options.Progress. A director that cannot be sent to stops the job.
-func (j *job) sendEvents(stream pb.Filed_BackupServer) {
-	t := time.NewTicker(j.s.o.Progress)
+// sendEvents is the only goroutine that sends on a Backup or Restore
+// stream until the job is done: queued events, and progress() every
+// period (and once more when events closes). A director that cannot be
+// sent to stops the job (cancel).
+func sendEvents[E any](events <-chan E, period time.Duration, progress func() E, send func(E) error, m *Metrics, cancel func(error)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	failed := false
-	send := func(ev *pb.BackupEvent) {
+	try := func(ev E) {
 		if failed {
 			return
 		}
-		if err := stream.Send(ev); err != nil {
+		if err := send(ev); err != nil {
 			failed = true
-			j.s.o.Metrics.failed("director")
-			j.cancel(fmt.Errorf("sending to the director: %w", err))
+			m.failed("director")
+			cancel(fmt.Errorf("sending to the director: %w", err))
 		}
 	}
 	for {
 		select {
-		case ev, ok := <-j.events:
+		case ev, ok := <-events:
 			if !ok {
-				send(j.progress())
+				try(progress())
 				return
 			}
-			send(ev)
+			try(ev)
 		case <-t.C:
-			send(j.progress())
+			try(progress())
 		}
 	}
 }

@@ -3,7 +3,6 @@ package fd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -68,7 +67,10 @@ func (s *Service) Restore(req *pb.RestoreRequest, stream pb.Filed_RestoreServer)
 	}
 	var evWG sync.WaitGroup
 	evWG.Add(1)
-	go func() { defer evWG.Done(); j.sendEvents(stream) }()
+	go func() {
+		defer evWG.Done()
+		sendEvents(j.events, j.s.o.Progress, j.progress, stream.Send, j.s.o.Metrics, j.cancel)
+	}()
 
 	err = j.run()
 	j.w.Close() // directory attributes, also after an error
@@ -304,35 +306,4 @@ func (j *restoreJob) progress() *pb.RestoreFiledEvent {
 	p.Current = j.current
 	j.curMu.Unlock()
 	return &pb.RestoreFiledEvent{Msg: &pb.RestoreFiledEvent_Progress{Progress: p}}
-}
-
-// sendEvents is the only goroutine that sends on the Restore stream
-// until the writer is done: queued errors and a progress event every
-// Options.Progress. A director that cannot be sent to stops the restore.
-func (j *restoreJob) sendEvents(stream pb.Filed_RestoreServer) {
-	t := time.NewTicker(j.s.o.Progress)
-	defer t.Stop()
-	failed := false
-	send := func(ev *pb.RestoreFiledEvent) {
-		if failed {
-			return
-		}
-		if err := stream.Send(ev); err != nil {
-			failed = true
-			j.s.o.Metrics.failed("director")
-			j.cancel(fmt.Errorf("sending to the director: %w", err))
-		}
-	}
-	for {
-		select {
-		case ev, ok := <-j.events:
-			if !ok {
-				send(j.progress())
-				return
-			}
-			send(ev)
-		case <-t.C:
-			send(j.progress())
-		}
-	}
 }
