@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -42,15 +43,16 @@ type browseNode struct {
 }
 
 type browseSession struct {
-	id      string
-	actor   string
-	cmd     console.Command // the restore … select line (its where=, restoreclient=, …)
-	view    *catalog.RestoreView
-	root    *browseNode
-	cwd     *browseNode
-	marks   catalog.Marks
-	used    time.Time
-	planned bool // done showed the plan
+	// mu serializes the session's lines (one console may send two at once).
+	mu    sync.Mutex
+	id    string
+	actor string
+	cmd   console.Command // the restore … select line (its where=, restoreclient=, …)
+	view  *catalog.RestoreView
+	root  *browseNode
+	cwd   *browseNode
+	marks catalog.Marks
+	used  time.Time
 }
 
 // buildTree makes the browser's tree of a view; directories that hold
@@ -291,6 +293,8 @@ func (d *Director) browseLine(ctx context.Context, actor string, cmd console.Com
 	if s == nil {
 		return nil, status.Errorf(codes.NotFound, "no tree browser session %s of console %s (it ended, or was idle more than %s): start one with restore client=NAME select", id, actor, browseIdle)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	line := strings.TrimSpace(cmd.Str("line"))
 	verb, arg, _ := strings.Cut(line, " ")
 	arg = strings.TrimSpace(arg)
