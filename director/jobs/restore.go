@@ -43,9 +43,9 @@ type RestoreRequest struct {
 	BackupClient string
 	Fileset      string
 	Storage      string
+	// Plan is what to read (catalog.PlanRestore); where each volume is
+	// the job asks the library again when it starts (LocateVolumes).
 	Plan         []catalog.PlanVolume
-	// Locations says where each volume is (LocateVolumes), as the plan
-	// showed it; the job checks again when it starts.
 	Files, Bytes int64 // what the selection picked (the report's expected)
 	Relocation   *pb.Relocation
 	Replace      string
@@ -70,7 +70,6 @@ type VolumeWhere struct {
 	Changer string `json:"changer,omitempty"`
 	Slot    uint32 `json:"slot"` // 0: not in the library
 	InDrive string `json:"in_drive,omitempty"`
-	Known   bool   `json:"-"`
 }
 
 // InLibrary reports whether the volume's cartridge is in the library.
@@ -128,7 +127,7 @@ func (r *Runner) LocateVolumes(ctx context.Context, storage string, volumes []st
 		if err != nil {
 			return nil, fail("catalog", "%v", err)
 		}
-		w.Barcode, w.Known = m.Barcode, true
+		w.Barcode = m.Barcode
 		a, ok := byBarcode[m.Barcode]
 		if !ok && m.Barcode == "" && m.Slot != catalog.NoSlot {
 			a, ok = bySlot[uint32(m.Slot)]
