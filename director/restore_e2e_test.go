@@ -282,24 +282,44 @@ func TestRestoreHostileCatalogRow(t *testing.T) {
 	})
 }
 
-// A volume outside the library: the plan names it, and the job fails
-// naming it.
+// A volume outside the library: the plan names it; with nowait the job
+// fails naming it; without, the job waits (status M, saying which) until
+// import brings it back, then restores.
 func TestRestoreVolumeNotInLibrary(t *testing.T) {
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 5, drives: 1, vtlArgs: []string{"--ie-slots", "2"}}, volumes: 2})
-	w.makeTree("web1", testtree.Options{Seed: 14, SmallFiles: 3, SmallSize: 100})
+	root := w.root["web1"]
+	snap := w.makeTree("web1", testtree.Options{Seed: 14, SmallFiles: 3, SmallSize: 100})
 	full, _ := w.backup("web1-home", "Full", "Full")
 	vol := w.jobVolumes(full.ID)[0]
 	w.ok("update volume=" + vol + " status=Used")
 	w.ok("export volume=" + vol + " yes")
-	plan := w.ok("restore client=web1 all where=" + filepath.Join(w.dir, "r"))
+	where := filepath.Join(w.dir, "r")
+	plan := w.ok("restore client=web1 all where=" + where)
 	if !strings.Contains(plan, vol+" (not in the library)") || !strings.Contains(plan, "NOT IN THE LIBRARY: "+vol) {
 		t.Fatalf("the plan does not name %s as not in the library:\n%s", vol, plan)
 	}
-	j, _ := w.restore("restore client=web1 all where=" + filepath.Join(w.dir, "r"))
+	j, _ := w.restore("restore client=web1 all where=" + where + " nowait")
 	if j.Status != "E" || !strings.Contains(j.ErrorReason, "not in the library") || !strings.Contains(j.ErrorReason, vol) {
-		t.Fatalf("restore with %s outside the library: status %s, error %q", vol, j.Status, j.ErrorReason)
+		t.Fatalf("restore nowait with %s outside the library: status %s, error %q", vol, j.Status, j.ErrorReason)
 	}
-	noSuchPath(t, filepath.Join(w.dir, "r"))
+	noSuchPath(t, where)
+
+	out := w.ok("restore client=web1 all where=" + where + " yes")
+	m := restoreIDRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no JobId:\n%s", out)
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	testenv.WaitFor(t, "the restore to wait for "+vol, func() bool { return w.job(id).Status == "M" })
+	if st := w.ok("status director"); !strings.Contains(st, "waiting for volumes not in the library of storage sd1: "+vol) {
+		t.Errorf("status director does not say the restore waits for %s:\n%s", vol, st)
+	}
+	noSuchPath(t, where)
+	w.ok("import")
+	if j, report := w.waitJob(id, time.Minute); j.Status != "T" {
+		t.Fatalf("the restore after import: %s %q\n%s", j.Status, j.ErrorReason, report)
+	}
+	requireTree(t, "after the volume came back", where+root, snap, root)
 }
 
 // A file larger than a volume, restored from both.

@@ -353,10 +353,11 @@ var commands = []Spec{
 			{Name: "dryrun", Type: TFlag, Help: "list what would be written where; write nothing"},
 			{Name: "yes", Type: TFlag, Help: "run the restore; without yes the director shows the plan and runs nothing"},
 			{Name: "wait", Type: TFlag, Help: "follow the job with a live progress line and end with its report"},
+			{Name: "nowait", Type: TFlag, Help: "fail at once, naming them, when volumes are not in the library (default: the job waits for them, status M)"},
 		},
 		Notes: "Without yes the director shows the plan (files, bytes, jobs used, volumes with their slot or \"not in the library\", restore client, where, replace) and runs nothing; " +
 			"tapectl asks whether to run it. Only successful backups (T, W) are read; a path recorded deleted by a later job of the chain is not restored. " +
-			"The directories above each file are restored with their recorded attributes. A volume that is not in the library makes the job fail naming it (import it first).",
+			"The directories above each file are restored with their recorded attributes. While a volume is not in the library the job waits (status M, naming it) until import brings it back; with nowait it fails at once naming it.",
 		Examples: []string{
 			"restore client=web1 current all where=/tmp/r yes",
 			`restore client=web1 before="2026-11-30 12:00" directory=/home/ann where=/tmp/r`,

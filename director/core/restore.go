@@ -229,7 +229,8 @@ func (d *Director) planAndRun(ctx context.Context, actor string, cmd console.Com
 		return &Output{Text: b.String(), JSON: p}, nil
 	}
 	id, err := d.jobs.Restore(ctx, jobs.RestoreRequest{Actor: "console " + actor, Client: rclient, BackupClient: view.Client, Fileset: view.Fileset,
-		Storage: storage, Plan: plan, Files: sel.Files, Bytes: sel.Bytes, Relocation: rel, Replace: p.Replace, Jobs: jobIDs})
+		Storage: storage, Plan: plan, Files: sel.Files, Bytes: sel.Bytes, Relocation: rel, Replace: p.Replace, Jobs: jobIDs,
+		NoWait: cmd.Bool("nowait")})
 	if err != nil {
 		return nil, jobErr(err)
 	}
@@ -306,7 +307,7 @@ func (d *Director) planText(b *strings.Builder, p *RestorePlan, view *catalog.Re
 		fmt.Fprintf(b, "  Storage %s did not say where its cartridges are: %s\n", p.Storage, status.Convert(lerr).Message())
 	}
 	if len(p.NotInLibrary) > 0 {
-		fmt.Fprintf(b, "  NOT IN THE LIBRARY: %s — bring them back (import) before running; the job fails naming them otherwise\n", strings.Join(p.NotInLibrary, ", "))
+		fmt.Fprintf(b, "  NOT IN THE LIBRARY: %s — the job waits for them (put them in and run import), or fails at once with nowait\n", strings.Join(p.NotInLibrary, ", "))
 	}
 	fmt.Fprintf(b, "  Storage:        %s\n", p.Storage)
 	fmt.Fprintf(b, "  Restore client: %s\n", p.RestoreClient)

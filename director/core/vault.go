@@ -301,6 +301,9 @@ func (d *Director) importVolumes(ctx context.Context, actor, storage string) (*O
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "%d cartridges imported, %d left in the import/export slots", n, len(rows)-n)
+	if n > 0 {
+		d.jobs.VolumesBack() // a restore waiting for one of them goes on
+	}
 	out := &Output{Text: b.String(), JSON: rows, Partial: len(errs) > 0}
 	if len(rows) == 0 && len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -50,6 +50,22 @@ type RestoreRequest struct {
 	Relocation   *pb.Relocation
 	Replace      string
 	Jobs         []int64 // the backups read
+	// NoWait fails the job at once when a volume is not in the library;
+	// otherwise it waits (status M, saying which) until an import (or an
+	// operator) puts them back, re-checking every volumePoll.
+	NoWait bool
+}
+
+// volumePoll is how often a restore waiting for volumes asks the library
+// again (an import through this director wakes it at once).
+const volumePoll = time.Minute
+
+// VolumesBack wakes the restores waiting for volumes to be put back in a
+// library (the import command calls it).
+func (r *Runner) VolumesBack() {
+	r.mu.Lock()
+	r.broadcast()
+	r.mu.Unlock()
 }
 
 // restoreState is what a running restore has seen.
@@ -243,22 +259,38 @@ func (r *Runner) executeRestore(j *job, s *session) error {
 	if err := r.knowDrives(j.ctx, s.storage, sc); err != nil {
 		return err
 	}
-	// Every volume must be in the library: the job names those that are not.
-	locs, err := r.LocateVolumes(j.ctx, s.storage, vols)
-	if err != nil {
-		return err
-	}
+	// Every volume must be in the library: the job names those that are
+	// not, and waits for them (or fails at once with nowait).
 	at := map[string]VolumeWhere{}
-	var missing []string
-	for _, w := range locs {
-		at[w.Volume] = w
-		if !w.InLibrary() {
-			missing = append(missing, w.Volume)
+	for {
+		r.mu.Lock()
+		changed := r.changed
+		r.mu.Unlock()
+		locs, err := r.LocateVolumes(j.ctx, s.storage, vols)
+		if err != nil {
+			return err
 		}
-	}
-	if len(missing) > 0 {
-		return fail("volume", "volumes not in the library of storage %s: %s; bring them back (import) and run the restore again",
-			s.storage, strings.Join(missing, ", "))
+		var missing []string
+		for _, w := range locs {
+			at[w.Volume] = w
+			if !w.InLibrary() {
+				missing = append(missing, w.Volume)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		what := fmt.Sprintf("volumes not in the library of storage %s: %s", s.storage, strings.Join(missing, ", "))
+		if req.NoWait {
+			return fail("volume", "%s; bring them back (import) and run the restore again", what)
+		}
+		r.setWaiting(j, catalog.JobWaitMount, fmt.Sprintf("waiting for %s (put them in and run import, or cancel jobid=%d)", what, j.id))
+		select {
+		case <-changed:
+		case <-r.o.After(volumePoll):
+		case <-j.ctx.Done():
+			return context.Cause(j.ctx)
+		}
 	}
 	// The volumes (no other job of this director on them) and a drive.
 	err = r.acquire(j, func() (bool, catalog.JobStatus, string) {
