@@ -176,6 +176,7 @@ type JobSpec struct {
 	MaxFullInterval   *Period `toml:"max_full_interval"`
 	ClientIdleTimeout *Period `toml:"client_idle_timeout"`
 	CatchUp           *Period `toml:"catch_up"`
+	MaxVolumeWait     *Period `toml:"max_volume_wait"`
 }
 
 // Job is a [[job]] resolved: its own values, else its jobdefs', else the
@@ -214,6 +215,11 @@ type Job struct {
 	// when it is at most this late (director default 12h; 0: missed runs
 	// are skipped, as in Bareos).
 	CatchUp time.Duration
+	// MaxVolumeWait: a job that finds no volume waits this long for one
+	// (status m, re-tried when a volume is labelled, imported, updated,
+	// pruned or purged, and every minute) before it fails (default 0:
+	// it fails at once).
+	MaxVolumeWait time.Duration
 }
 
 // PoolFor returns the pool a job of level writes to.
@@ -624,6 +630,9 @@ func (f *file) jobSpec(table string, i int, s *JobSpec, refs map[string]map[stri
 	if s.ClientIdleTimeout != nil && s.ClientIdleTimeout.Duration <= 0 {
 		f.problem(l("client_idle_timeout"), s.ClientIdleTimeout.written(), "must be longer than zero, e.g. \"2m\"")
 	}
+	if s.MaxVolumeWait != nil && s.MaxVolumeWait.Duration < 0 {
+		f.problem(l("max_volume_wait"), s.MaxVolumeWait.written(), "must not be negative (\"0s\", the default, fails a job with no volume at once; e.g. \"4h\")")
+	}
 }
 
 // inherit is a [[job]] field: the job's value if it set one, else its
@@ -663,6 +672,7 @@ func (f *file) resolveJob(c *Director, i int, js, d *JobSpec, di int) Job {
 		MaxFullInterval:   per(js.MaxFullInterval, d.MaxFullInterval, 0),
 		ClientIdleTimeout: per(js.ClientIdleTimeout, d.ClientIdleTimeout, c.ClientIdleTimeout.Duration),
 		CatchUp:           per(js.CatchUp, d.CatchUp, c.CatchUp.Duration),
+		MaxVolumeWait:     per(js.MaxVolumeWait, d.MaxVolumeWait, 0),
 	}
 	from := ""
 	if di >= 0 {

@@ -128,6 +128,44 @@ func TestShippedJobResources(t *testing.T) {
 	}
 }
 
+// max_volume_wait: a job's own, else its jobdefs', else 0 (fail at once).
+func TestMaxVolumeWait(t *testing.T) {
+	d := mustLoadDir(t, dirText("", resources+`
+[[jobdefs]]
+name = "patient"
+max_volume_wait = "4h"
+
+[[job]]
+name = "a"
+jobdefs = "patient"
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+
+[[job]]
+name = "b"
+jobdefs = "patient"
+max_volume_wait = "0s"
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+
+[[job]]
+name = "c"
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+`))
+	for name, want := range map[string]time.Duration{"a": 4 * time.Hour, "b": 0, "c": 0} {
+		if j, ok := d.JobNamed(name); !ok || j.MaxVolumeWait != want {
+			t.Errorf("job %s: max_volume_wait %v, want %v", name, j.MaxVolumeWait, want)
+		}
+	}
+}
+
 func TestJobDefaults(t *testing.T) {
 	d := mustLoadDir(t, dirText("", resources+`
 [[job]]
@@ -329,7 +367,7 @@ func TestJobResourceErrors(t *testing.T) {
 		{"job max_full_interval in m", "", resources + job + "max_full_interval = \"1m\"\n", "max_full_interval", `[[job]] #1 max_full_interval = "1m": reads as 1m0s ("m" is minutes`},
 		{"job client_idle_timeout 0", "", resources + job + "client_idle_timeout = \"0\"\n", "client_idle_timeout", `[[job]] #1 client_idle_timeout = "0": must be longer than zero, e.g. "2m"`},
 		{"job catch_up negative", "", resources + job + "catch_up = \"-1h\"\n", "catch_up", `[job] catch_up: "-1h" is negative`},
-		{"job unknown key", "", resources + job + "fd = \"web1\"\n", "fd =", `unknown key "fd" in [job]; the keys allowed there are: catch_up, client, client_idle_timeout, differential_pool, enabled, fileset, full_pool, incremental_pool, jobdefs, level, max_concurrent_jobs, max_full_interval, name, pool, priority, schedule, storage, type`},
+		{"job unknown key", "", resources + job + "fd = \"web1\"\n", "fd =", `unknown key "fd" in [job]; the keys allowed there are: catch_up, client, client_idle_timeout, differential_pool, enabled, fileset, full_pool, incremental_pool, jobdefs, level, max_concurrent_jobs, max_full_interval, max_volume_wait, name, pool, priority, schedule, storage, type`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			text := dirText(c.top, c.tables)

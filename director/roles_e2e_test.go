@@ -77,6 +77,7 @@ func TestConsoleRoles(t *testing.T) {
 	// operator: works the library, no key custody.
 	refused(ops, "export keys out=ops.csv", `console "ops" (role operator) may not run "export keys": it needs role keyadmin`)
 	refused(ops, "rekey", `console "ops" (role operator) may not run "rekey": it needs role keyadmin`)
+	refused(ops, "shred volume=TW0001L6 yes", `console "ops" (role operator) may not run "shred volume": it needs role keyadmin`)
 	refused(ops, "update volume=TW0001L6 encrypt=rotate", `console "ops" (role operator) may not run "update volume" with encrypt=: it needs role keyadmin`)
 	if out := ok(ops, "mount storage=sd1 slot=1 drive=0"); !strings.Contains(out, "TW0001L6 (slot 1) mounted in drive0") {
 		t.Errorf("mount as ops: %s", out)
@@ -170,7 +171,7 @@ func TestConsoleRoles(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(helps["read"], "This console has role read: 14 more commands need role operator or keyadmin") {
+	if !strings.Contains(helps["read"], "This console has role read: 17 more commands need role operator or keyadmin") {
 		t.Errorf("help as read does not say what it hides:\n%s", helps["read"])
 	}
 	if h := ok(reader, "help rekey"); !strings.Contains(h, "rekey needs role keyadmin; this console has role read") {

@@ -109,6 +109,13 @@ func TestVaultExportImport(t *testing.T) {
 	if err := w.sql(`SELECT in_changer, slot FROM media WHERE volume_name = 'TW0001L6'`).Scan(&inChanger, &slot); err != nil || !inChanger || slot == nil || *slot != 1 {
 		t.Fatalf("catalog after import: in_changer %v slot %v (%v)", inChanger, slot, err)
 	}
+	// Both moves are audited where volume events are listed.
+	ev := w.ok("list volumeevents volume=TW0001L6")
+	if !strings.Contains(ev, "console:admin") || !strings.Contains(ev, "exported to I/E slot 1 of storage sd1") ||
+		!strings.Contains(ev, "imported into slot 1 of storage sd1 (from I/E slot 1)") ||
+		strings.Index(ev, "imported into") > strings.Index(ev, "exported to") {
+		t.Fatalf("list volumeevents (newest first) lacks the export and the import:\n%s", ev)
+	}
 	w.ok("mount storage=sd1 slot=1 drive=0")
 	w.ok("unmount storage=sd1 drive=0")
 }

@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "storages", "volume_events"}
+var wantTables = []string{"cache_pushes", "file_deletions", "file_parts", "files", "job_log", "job_media", "jobs", "key_events", "media", "media_keys", "pools", "scheduler_missed", "scheduler_state", "shred_pushes", "storages", "volume_events"}
 
 func tables(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
@@ -313,7 +313,19 @@ func TestDownFrom3(t *testing.T) {
 	if _, err := conn.Exec(ctx, "INSERT INTO jobs (name, job_type, level, status) VALUES ('n', 'Backup', 'Full', 'W')"); err != nil {
 		t.Fatal(err)
 	}
-	// Schema 6 first (pool limits), then 5 (the scheduler), then 4 (the job log), then 3.
+	// Schema 10 first (crypto-shredding), then 6 (pool limits), 5 (the
+	// scheduler), 4 (the job log), then 3.
+	b10, err := fs.ReadFile(migrations.FS(), "010_shred.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, down10, ok := strings.Cut(string(b10), "---- create above / drop below ----")
+	if !ok {
+		t.Fatal("010 has no down part")
+	}
+	if _, err := conn.Exec(ctx, down10); err != nil {
+		t.Fatalf("down part of 010: %v", err)
+	}
 	b6, err := fs.ReadFile(migrations.FS(), "006_pool_limits.sql")
 	if err != nil {
 		t.Fatal(err)

@@ -28,8 +28,12 @@ func (clearDirector) GetVolumeKey(_ context.Context, lbl *pb.LabelView, _ string
 	}
 	return sd.KeyAnswer{}, nil
 }
-func (clearDirector) BeginWrite(context.Context, *pb.BeginWriteRequest) error { return nil }
-func (clearDirector) Report(context.Context, *pb.ReportVolumeRequest) error   { return nil }
+func (clearDirector) CurrentKey(context.Context, string, string) (sd.KeyAnswer, error) {
+	return sd.KeyAnswer{}, nil
+}
+func (clearDirector) LabelWritten(context.Context, *pb.LabelVolumeReply) error { return nil }
+func (clearDirector) BeginWrite(context.Context, *pb.BeginWriteRequest) error  { return nil }
+func (clearDirector) Report(context.Context, *pb.ReportVolumeRequest) error    { return nil }
 func (clearDirector) Hello(context.Context, *pb.StorageHelloRequest) (*pb.StorageHelloReply, error) {
 	return &pb.StorageHelloReply{}, nil
 }

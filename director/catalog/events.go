@@ -29,12 +29,16 @@ const (
 	EventPushed      KeyEventType = "pushed"      // a key pushed into a storage's crypto cache
 	EventInterrupted KeyEventType = "interrupted" // a label (or data session) did not finish
 	EventRefused     KeyEventType = "refused"     // a label that does not match the catalog was refused
+	// Schema 10: a volume's keys destroyed (crypto-shredding: in the
+	// catalog, or in a storage daemon's crypto cache).
+	EventShredded KeyEventType = "shredded"
 )
 
 var eventTypes = map[KeyEventType]bool{
 	EventGenerated: true, EventFetched: true, EventLoaded: true, EventVerified: true, EventCleared: true,
 	EventRotated: true, EventRekeyed: true, EventExported: true, EventImported: true,
 	EventSuperseded: true, EventRestored: true, EventPushed: true, EventInterrupted: true, EventRefused: true,
+	EventShredded: true,
 }
 
 // KeyEvent is one line of the key audit log. It never holds key material:
@@ -84,7 +88,7 @@ func insertEvent(ctx context.Context, tx pgx.Tx, e KeyEvent, mediaID int64) (int
 	case e.Volume == "":
 		return 0, time.Time{}, invalid("key event", "names no volume")
 	case !eventTypes[e.Event]:
-		return 0, time.Time{}, invalid("key event", "%q is not one of generated, fetched, loaded, verified, cleared, rotated, rekeyed, exported, imported, superseded, restored, pushed, interrupted, refused", string(e.Event))
+		return 0, time.Time{}, invalid("key event", "%q is not one of generated, fetched, loaded, verified, cleared, rotated, rekeyed, exported, imported, superseded, restored, pushed, interrupted, refused, shredded", string(e.Event))
 	case e.Actor == "":
 		return 0, time.Time{}, invalid("key event", "names no actor")
 	case looksLikeKeyMaterial(e.Detail) || looksLikeKeyMaterial(e.KEKID):

@@ -481,7 +481,7 @@ func restoreChain(ctx context.Context, q querier, c Chain, before time.Time, exc
 	rows, err := q.Query(ctx, `
 		SELECT id, level FROM jobs
 		WHERE ($1 = '' OR name = $1) AND client = $2 AND fileset = $3 AND job_type = 'Backup'
-			AND status IN ('T', 'W') AND started_at IS NOT NULL AND started_at < $4 AND id <> $5
+			AND status IN ('T', 'W') AND started_at IS NOT NULL AND purged_at IS NULL AND started_at < $4 AND id <> $5
 		ORDER BY started_at, id`, c.Job, c.Client, c.Fileset, before.UTC(), exclude)
 	if err != nil {
 		return nil, dbErr(op, err)

@@ -32,6 +32,10 @@ type HistoryKey struct {
 	// VerifiedAt is the volume's encryption_verified_at while this key was
 	// current.
 	VerifiedAt *time.Time
+	// SupersededVerifiedAt: for a key recycling superseded, when storaged
+	// verified the new label and key-check block on the tape (nil: not
+	// yet — the tape may still carry the old label).
+	SupersededVerifiedAt *time.Time
 	// Current: the key was made current again (RestoreKey); the row stays
 	// as the record of its earlier supersession.
 	Current bool
@@ -57,7 +61,7 @@ func (s *Store) KeyHistory(ctx context.Context, volume string) ([]HistoryKey, er
 		}
 		rows, err := tx.Query(ctx, `
 			SELECT id, volume_name, key_scheme, kek_id, key_string, key_fingerprint, valid_from, valid_to,
-				reason, had_data, encryption_verified_at
+				reason, had_data, encryption_verified_at, superseded_verified_at
 			FROM media_keys WHERE media_id = $1 ORDER BY valid_to, id`, id)
 		if err != nil {
 			return dbErr(op, err)
@@ -68,7 +72,7 @@ func (s *Store) KeyHistory(ctx context.Context, volume string) ([]HistoryKey, er
 				scheme string
 			)
 			err := r.Scan(&h.ID, &h.Volume, &scheme, &h.Key.KEKID, &h.Key.Value, &h.Key.Fingerprint, &h.ValidFrom, &h.ValidTo,
-				&h.Reason, &h.HadData, &h.VerifiedAt)
+				&h.Reason, &h.HadData, &h.VerifiedAt, &h.SupersededVerifiedAt)
 			h.Key.Scheme = keys.Scheme(scheme)
 			h.ValidTo = h.ValidTo.UTC()
 			h.Current = cur != nil && *cur == h.Key.Fingerprint
@@ -313,12 +317,14 @@ const SourceCurrent = "current"
 // first); an unknown volume is a *NotFoundError. A label that differs from
 // the catalog in its barcode, storage, encryption flag or key fingerprint
 // (neither current nor in the history) is a *LabelMismatchError naming both
-// sides. CheckLabel only reads: the caller records the key events.
+// sides. A label naming a key that a shred destroyed is a *ShreddedError.
+// CheckLabel only reads: the caller records the key events.
 func (s *Store) CheckLabel(ctx context.Context, storage string, lv LabelView) (LabelKey, error) {
 	var (
 		owner, barcode, scheme, kekID, value, fp *string
 		hScheme, hKEK, hValue, hReason           *string
-		hValidTo                                 *time.Time
+		hValidTo, shredAt                        *time.Time
+		shredBy                                  *string
 		pool                                     string
 		encrypted                                bool
 	)
@@ -328,12 +334,12 @@ func (s *Store) CheckLabel(ctx context.Context, storage string, lv LabelView) (L
 			CASE WHEN s.name = $2 THEN m.kek_id END,
 			CASE WHEN s.name = $2 THEN m.key_string END,
 			CASE WHEN s.name = $2 THEN m.key_fingerprint END,
-			h.key_scheme, h.kek_id, h.key_string, h.valid_to, h.reason
+			h.key_scheme, h.kek_id, h.key_string, h.valid_to, h.reason, m.shredded_at, m.shredded_by
 		FROM media m JOIN pools p ON p.id = m.pool_id LEFT JOIN storages s ON s.id = m.storage_id
 		LEFT JOIN media_keys h ON $3 <> '' AND s.name = $2 AND h.media_id = m.id AND h.key_fingerprint = $3
 			AND m.key_fingerprint IS DISTINCT FROM $3
 		WHERE m.volume_name = $1`, lv.Volume, storage, lv.Fingerprint).
-		Scan(&owner, &barcode, &pool, &encrypted, &scheme, &kekID, &value, &fp, &hScheme, &hKEK, &hValue, &hValidTo, &hReason)
+		Scan(&owner, &barcode, &pool, &encrypted, &scheme, &kekID, &value, &fp, &hScheme, &hKEK, &hValue, &hValidTo, &hReason, &shredAt, &shredBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return LabelKey{}, notFound("volume", lv.Volume)
 	}
@@ -342,6 +348,11 @@ func (s *Store) CheckLabel(ctx context.Context, storage string, lv LabelView) (L
 	}
 	if storage == "" || owner == nil || *owner != storage {
 		return LabelKey{}, &NotOwnedError{Volume: lv.Volume, Storage: storage, Owner: deref(owner)}
+	}
+	if shredAt != nil && lv.Encrypted && hValue == nil && (!encrypted || lv.Fingerprint != deref(fp)) {
+		// The label names a key the shred destroyed (no key the catalog
+		// holds now): nothing can read this tape's data.
+		return LabelKey{}, &ShreddedError{Volume: lv.Volume, At: shredAt.UTC(), By: deref(shredBy)}
 	}
 	out := LabelKey{Barcode: deref(barcode), Pool: pool}
 	var bad []string

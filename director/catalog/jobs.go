@@ -145,6 +145,10 @@ type Job struct {
 	FlushedOffset   int64    // stream offset up to which file rows are committed
 	Volumes         []string // volumes of its tape files, in part order
 	CreatedAt       time.Time
+	// PurgedAt: a volume it wrote was pruned or purged and its records
+	// removed (PurgedReason says which and why); nil: not purged.
+	PurgedAt     *time.Time
+	PurgedReason string
 }
 
 // Rate is bytes per second between start and end (0 if not ended).
@@ -365,7 +369,7 @@ const jobSelect = `
 		COALESCE(p.name, ''), COALESCE(s.name, ''), j.priority, j.scheduled_at, j.started_at, j.ended_at,
 		j.files_count, j.bytes_count, j.warnings_count, j.deletions_count, COALESCE(j.error_reason, ''), j.flushed_offset,
 		ARRAY(SELECT m.volume_name FROM job_media jm JOIN media m ON m.id = jm.media_id WHERE jm.job_id = j.id ORDER BY jm.part),
-		j.created_at
+		j.created_at, j.purged_at, COALESCE(j.purged_reason, '')
 	FROM jobs j LEFT JOIN pools p ON p.id = j.pool_id LEFT JOIN storages s ON s.id = j.storage_id`
 
 // GetJob returns a job's row (an unknown id is a *NotFoundError).
@@ -388,7 +392,7 @@ func scanJob(r pgx.CollectableRow) (Job, error) {
 	)
 	err := r.Scan(&j.ID, &j.Name, &j.Type, &j.Level, &j.UpgradedFrom, &j.UpgradeReason, &j.SinceTime, &st,
 		&j.Client, &j.Fileset, &j.FilesetIdentity, &j.Pool, &j.Storage, &j.Priority, &j.ScheduledAt, &j.StartedAt, &j.EndedAt,
-		&j.Files, &j.Bytes, &j.Warnings, &j.Deletions, &j.Error, &j.FlushedOffset, &j.Volumes, &j.CreatedAt)
+		&j.Files, &j.Bytes, &j.Warnings, &j.Deletions, &j.Error, &j.FlushedOffset, &j.Volumes, &j.CreatedAt, &j.PurgedAt, &j.PurgedReason)
 	j.Status = JobStatus(st)
 	return j, err
 }
@@ -437,7 +441,7 @@ func (s *Store) SinceTime(ctx context.Context, job, client, filesetIdentity, lev
 	err := s.pool.QueryRow(ctx, `
 		SELECT id, started_at FROM jobs
 		WHERE name = $1 AND client = $2 AND fileset_identity = $3 AND job_type = 'Backup' AND level = 'Full'
-			AND status IN ('T', 'W') AND started_at IS NOT NULL
+			AND status IN ('T', 'W') AND started_at IS NOT NULL AND purged_at IS NULL
 		ORDER BY started_at DESC, id DESC LIMIT 1`, job, client, filesetIdentity).Scan(&fullID, &fullStart)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var (
@@ -446,7 +450,7 @@ func (s *Store) SinceTime(ctx context.Context, job, client, filesetIdentity, lev
 		err := s.pool.QueryRow(ctx, `
 			SELECT fileset_identity, COALESCE(fileset, '') FROM jobs
 			WHERE name = $1 AND client = $2 AND job_type = 'Backup' AND level = 'Full' AND status IN ('T', 'W')
-				AND started_at IS NOT NULL AND fileset_identity IS NOT NULL
+				AND started_at IS NOT NULL AND purged_at IS NULL AND fileset_identity IS NOT NULL
 			ORDER BY started_at DESC, id DESC LIMIT 1`, job, client).Scan(&otherIdentity, &fileset)
 		if err == nil {
 			return upgrade(fmt.Sprintf("fileset %q of job %q changed since the last Full for client %q (identity %s → %s)",
@@ -475,7 +479,7 @@ func (s *Store) SinceTime(ctx context.Context, job, client, filesetIdentity, lev
 	err = s.pool.QueryRow(ctx, `
 		SELECT id, started_at FROM jobs
 		WHERE name = $1 AND client = $2 AND fileset_identity = $3 AND job_type = 'Backup'
-			AND status IN ('T', 'W') AND started_at IS NOT NULL AND started_at >= $4
+			AND status IN ('T', 'W') AND started_at IS NOT NULL AND purged_at IS NULL AND started_at >= $4
 		ORDER BY started_at DESC, id DESC LIMIT 1`, job, client, filesetIdentity, fullStart).Scan(&id, &start)
 	if err != nil {
 		return LevelDecision{}, dbErr(op, err)

@@ -16,11 +16,14 @@ import (
 // storage (or a volume with no storage) is a *NotOwnedError, checked before
 // anything else is revealed (the key string does not even leave the
 // database then). An unknown volume is a *NotFoundError, a clear one a
-// *NotEncryptedError. VolumeKey only reads: the caller records the
+// *NotEncryptedError, a shredded one (no key since) a *ShreddedError.
+// VolumeKey only reads: the caller records the
 // "fetched" key event (AddKeyEvent) if it wants one.
 func (s *Store) VolumeKey(ctx context.Context, volume, storage string) (keys.StoredKey, error) {
 	var (
 		owner, scheme, kekID, value, fp *string
+		shredBy                         *string
+		shredAt                         *time.Time
 		encrypted                       bool
 	)
 	err := s.pool.QueryRow(ctx, `
@@ -28,9 +31,10 @@ func (s *Store) VolumeKey(ctx context.Context, volume, storage string) (keys.Sto
 			CASE WHEN s.name = $2 THEN m.key_scheme END,
 			CASE WHEN s.name = $2 THEN m.kek_id END,
 			CASE WHEN s.name = $2 THEN m.key_string END,
-			CASE WHEN s.name = $2 THEN m.key_fingerprint END
+			CASE WHEN s.name = $2 THEN m.key_fingerprint END,
+			m.shredded_at, m.shredded_by
 		FROM media m LEFT JOIN storages s ON s.id = m.storage_id
-		WHERE m.volume_name = $1`, volume, storage).Scan(&owner, &encrypted, &scheme, &kekID, &value, &fp)
+		WHERE m.volume_name = $1`, volume, storage).Scan(&owner, &encrypted, &scheme, &kekID, &value, &fp, &shredAt, &shredBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return keys.StoredKey{}, notFound("volume", volume)
 	}
@@ -39,6 +43,9 @@ func (s *Store) VolumeKey(ctx context.Context, volume, storage string) (keys.Sto
 	}
 	if storage == "" || owner == nil || *owner != storage {
 		return keys.StoredKey{}, &NotOwnedError{Volume: volume, Storage: storage, Owner: deref(owner)}
+	}
+	if !encrypted && shredAt != nil {
+		return keys.StoredKey{}, &ShreddedError{Volume: volume, At: shredAt.UTC(), By: deref(shredBy)}
 	}
 	if !encrypted {
 		return keys.StoredKey{}, &NotEncryptedError{Volume: volume}
@@ -136,8 +143,9 @@ func (k lockedKey) hasDataError(volume, op string) *HasDataError {
 //     detail "old fingerprint -> new fingerprint"); a clear one is a
 //     *NotEncryptedError.
 //
-// No wrapped key is ever deleted or overwritten: RestoreKey makes a history
-// key current again. A volume in status Labeling is refused (*StateError):
+// No wrapped key is deleted or overwritten here: RestoreKey makes a
+// history key current again (only ShredVolume, an explicit and audited act,
+// destroys keys). A volume in status Labeling is refused (*StateError):
 // storaged may be labeling it with the current key. A changed key is not
 // verified yet, so encryption_verified_at is cleared. The caller must have
 // made sure the volume is not mounted (the storage daemon's VolumeState).

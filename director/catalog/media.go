@@ -73,6 +73,16 @@ type Media struct {
 	KeyFingerprint       string
 	EncryptionVerifiedAt *time.Time
 
+	// InChanger is false while the cartridge is offsite (exported) since
+	// OffsiteSince. Recycle is the volume's own copy of its pool's
+	// recycle flag; PurgedAt when it was last pruned or purged (nil: not
+	// since its last recycling); RecycleCount how often it was recycled.
+	InChanger    bool
+	OffsiteSince *time.Time
+	Recycle      bool
+	PurgedAt     *time.Time
+	RecycleCount int
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -245,6 +255,17 @@ func (s *Store) MarkLabeled(ctx context.Context, volume string, labelTime time.T
 			UPDATE media SET status = 'Append', label_time = $2, encryption_verified_at = $3,
 				error_reason = NULL, updated_at = $4
 			WHERE volume_name = $1`, volume, labelTime, verifiedAt, s.nowUTC())
+		if err != nil {
+			return dbErr(op, err)
+		}
+		// A verified label with the current key supersedes the keys a
+		// recycling replaced (a recycled label retried by hand).
+		mark := labelTime.UTC()
+		if verifiedAt != nil {
+			mark = verifiedAt.UTC()
+		}
+		_, err = tx.Exec(ctx, `UPDATE media_keys SET superseded_verified_at = $2
+			WHERE media_id = (SELECT id FROM media WHERE volume_name = $1) AND reason = 'recycled' AND superseded_verified_at IS NULL`, volume, mark)
 		return dbErr(op, err)
 	})
 }
@@ -322,6 +343,7 @@ const mediaSelect = `
 	SELECT m.id, m.volume_name, m.barcode, p.name, s.name, m.slot, m.media_type, m.status,
 		m.bytes_written, m.blocks_written, m.files_written, m.label_time, m.first_written, m.last_written,
 		m.error_reason, m.encrypted, m.key_scheme, m.kek_id, m.key_fingerprint, m.encryption_verified_at,
+		m.in_changer, m.offsite_since, m.recycle, m.purged_at, m.recycle_count,
 		m.created_at, m.updated_at
 	FROM media m JOIN pools p ON p.id = m.pool_id LEFT JOIN storages s ON s.id = m.storage_id`
 
@@ -334,7 +356,8 @@ func scanMedia(row pgx.CollectableRow) (Media, error) {
 	)
 	err := row.Scan(&m.ID, &m.Volume, &barcode, &m.Pool, &storage, &slot, &m.MediaType, &status,
 		&m.BytesWritten, &m.BlocksWritten, &m.FilesWritten, &m.LabelTime, &m.FirstWritten, &m.LastWritten,
-		&reason, &m.Encrypted, &scheme, &kek, &fpr, &m.EncryptionVerifiedAt, &m.CreatedAt, &m.UpdatedAt)
+		&reason, &m.Encrypted, &scheme, &kek, &fpr, &m.EncryptionVerifiedAt,
+		&m.InChanger, &m.OffsiteSince, &m.Recycle, &m.PurgedAt, &m.RecycleCount, &m.CreatedAt, &m.UpdatedAt)
 	if err != nil {
 		return Media{}, err
 	}
@@ -345,7 +368,7 @@ func scanMedia(row pgx.CollectableRow) (Media, error) {
 	m.KeyScheme = keys.Scheme(deref(scheme))
 	m.KEKID = deref(kek)
 	m.KeyFingerprint = deref(fpr)
-	for _, tp := range []*time.Time{&m.CreatedAt, &m.UpdatedAt, m.LabelTime, m.FirstWritten, m.LastWritten, m.EncryptionVerifiedAt} {
+	for _, tp := range []*time.Time{&m.CreatedAt, &m.UpdatedAt, m.LabelTime, m.FirstWritten, m.LastWritten, m.EncryptionVerifiedAt, m.OffsiteSince, m.PurgedAt} {
 		if tp != nil {
 			*tp = tp.UTC()
 		}

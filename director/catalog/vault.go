@@ -85,25 +85,45 @@ ORDER BY m.volume_name`, pool, active)
 
 // MarkOffsite records that volume's cartridge left the library at at
 // (exported through an import/export slot): not in the changer, no slot.
-func (s *Store) MarkOffsite(ctx context.Context, volume string, at time.Time) error {
+// A volume event by actor (its status unchanged) says why, e.g.
+// "exported to I/E slot 1" ("" : DefaultActor, "exported").
+func (s *Store) MarkOffsite(ctx context.Context, volume string, at time.Time, actor, why string) error {
 	return s.inTx(ctx, "marking volume "+quoteName(volume)+" offsite", func(tx pgx.Tx) error {
-		id, _, _, err := lockMedia(ctx, tx, volume)
+		id, st, _, err := lockMedia(ctx, tx, volume)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE media SET in_changer = false, offsite_since = $2, slot = NULL, updated_at = now() WHERE id = $1`, id, at)
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE media SET in_changer = false, offsite_since = $2, slot = NULL, updated_at = now() WHERE id = $1`, id, at); err != nil {
+			return err
+		}
+		return movedEvent(ctx, tx, id, volume, st, at, actor, why, "exported")
 	})
 }
 
+// movedEvent records a cartridge's move (export, import) as a volume
+// event that keeps its status.
+func movedEvent(ctx context.Context, tx pgx.Tx, id int64, volume string, st Status, at time.Time, actor, why, def string) error {
+	if actor == "" {
+		actor = DefaultActor
+	}
+	if why == "" {
+		why = def
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO volume_events (at, volume_name, media_id, actor, old_status, new_status, reason)
+		VALUES ($1, $2, $3, $4, $5, $5, $6)`, at.UTC(), volume, id, actor, string(st), why)
+	return dbErr("recording the move of volume "+quoteName(volume), err)
+}
+
 // MarkInChanger records that volume's cartridge is in the library again,
-// in slot of storage.
-func (s *Store) MarkInChanger(ctx context.Context, volume, storage string, slot int) error {
+// in slot of storage, with a volume event by actor (its status unchanged)
+// saying why, e.g. "imported into slot 3" ("" : "imported into slot N").
+func (s *Store) MarkInChanger(ctx context.Context, volume, storage string, slot int, actor, why string) error {
 	if slot < 1 {
 		return invalid("slot", "slot %d: slots count from 1", slot)
 	}
 	return s.inTx(ctx, "marking volume "+quoteName(volume)+" in the library", func(tx pgx.Tx) error {
-		id, _, _, err := lockMedia(ctx, tx, volume)
+		id, st, _, err := lockMedia(ctx, tx, volume)
 		if err != nil {
 			return err
 		}
@@ -112,6 +132,9 @@ func (s *Store) MarkInChanger(ctx context.Context, volume, storage string, slot 
 		if err == nil && tag.RowsAffected() != 1 {
 			err = fmt.Errorf("volume %s: no row updated", quoteName(volume))
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return movedEvent(ctx, tx, id, volume, st, s.nowUTC(), actor, why, fmt.Sprintf("imported into slot %d", slot))
 	})
 }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -37,14 +38,15 @@ func TestVaultFlags(t *testing.T) {
 	}
 
 	out := t0.Add(time.Hour)
-	if err := f.s.MarkOffsite(ctx, "OFF001", out); err != nil {
+	if err := f.s.MarkOffsite(ctx, "OFF001", out, "console:admin", "exported to I/E slot 1"); err != nil {
 		t.Fatal(err)
 	}
 	vs, _ = f.s.VaultVolumes(ctx, "Offsite")
 	if v := vs[0]; v.InChanger || v.Slot != NoSlot || v.OffsiteSince == nil || !v.OffsiteSince.Equal(out) {
 		t.Fatalf("OFF001 offsite: %+v", v)
 	}
-	if err := f.s.MarkInChanger(ctx, "OFF001", "sd1", 3); err != nil {
+	f.clock.Advance(2 * time.Hour)
+	if err := f.s.MarkInChanger(ctx, "OFF001", "sd1", 3, "console:admin", ""); err != nil {
 		t.Fatal(err)
 	}
 	vs, _ = f.s.VaultVolumes(ctx, "")
@@ -54,10 +56,23 @@ func TestVaultFlags(t *testing.T) {
 	if v := vs[1]; !v.InChanger || v.Slot != 3 || v.OffsiteSince != nil {
 		t.Fatalf("OFF001 back: %+v", v)
 	}
-	if err := f.s.MarkInChanger(ctx, "OFF001", "sd1", 0); err == nil {
+	evs, err := f.s.ListVolumeEvents(ctx, "OFF001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moves []string
+	for _, e := range evs {
+		if e.Old == e.New {
+			moves = append(moves, e.Actor+": "+e.Reason+" ("+string(e.New)+")")
+		}
+	}
+	if want := []string{"console:admin: exported to I/E slot 1 (Full)", "console:admin: imported into slot 3 (Full)"}; !slices.Equal(moves, want) {
+		t.Fatalf("export/import volume events = %q, want %q", moves, want)
+	}
+	if err := f.s.MarkInChanger(ctx, "OFF001", "sd1", 0, "", ""); err == nil {
 		t.Fatal("slot 0 accepted")
 	}
-	if err := f.s.MarkOffsite(ctx, "NOPE", out); !errors.Is(err, ErrNotFound) {
+	if err := f.s.MarkOffsite(ctx, "NOPE", out, "", ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown volume: %v", err)
 	}
 	if _, err := f.s.VaultVolumes(ctx, "Nope"); !errors.Is(err, ErrNotFound) {

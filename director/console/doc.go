@@ -34,6 +34,7 @@
 //	list volumes [pool=NAME] [storage=NAME]
 //	list pools
 //	list keyevents [volume=NAME] [limit=N]
+//	list volumeevents [volume=NAME] [limit=N]
 //	status director
 //	status storage=NAME
 //	mount storage=NAME slot=N [drive=N]
@@ -41,8 +42,11 @@
 //	release storage=NAME drive=N
 //	update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)
 //	update pool=NAME
+//	prune volume=NAME [yes]
+//	purge volume=NAME [yes]
 //	rekey [yes]
 //	export keys out=FILE [pool=NAME]
+//	shred volume=NAME [yes]
 //	help [COMMAND]
 //	quit              (also: exit)
 //
@@ -56,8 +60,8 @@
 //
 // Each console the director admits has a role (Role): read (list, status,
 // help), operator (read + label, mount, unmount, release, update pool,
-// update volume … status=) or keyadmin
-// (operator + export keys, rekey, update volume … encrypt=). The table in
+// update volume … status=, prune volume, purge volume) or keyadmin
+// (operator + export keys, rekey, shred volume, update volume … encrypt=). The table in
 // roles.go says which role each command needs, and which keywords need a
 // higher one; Permit applies it and HelpFor shows a console only what it
 // may run.

@@ -163,20 +163,20 @@ var invalidCases = []invalidCase{
 	{"LSIT volumes", &UnknownCommandError{Word: "LSIT", Suggestion: "list"}, []string{`did you mean "list"?`}},
 	{"backup job=x", &UnknownCommandError{Word: "backup"}, []string{`unknown command "backup" (type "help"`}},
 	{"xit", &UnknownCommandError{Word: "xit", Suggestion: "exit"}, nil},
-	{"list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
+	{"list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list volumeevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
 		[]string{`did you mean "list volumes"?`}},
-	{"list keyevent", &UnknownCommandError{Word: "list keyevent", Suggestion: "list keyevents", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
-	{"list job", &UnknownCommandError{Word: "list job", Suggestion: "list jobs", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
-	{"list storages", &UnknownCommandError{Word: "list storages", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, []string{"one of list volumes, list pools, list keyevents"}},
-	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
-		[]string{`incomplete command "list": say list volumes, list pools, list keyevents, list jobs, list files, list jobmedia or list joblog`}},
+	{"list keyevent", &UnknownCommandError{Word: "list keyevent", Suggestion: "list keyevents", Choices: []string{"list volumes", "list pools", "list keyevents", "list volumeevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"list job", &UnknownCommandError{Word: "list job", Suggestion: "list jobs", Choices: []string{"list volumes", "list pools", "list keyevents", "list volumeevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"list storages", &UnknownCommandError{Word: "list storages", Choices: []string{"list volumes", "list pools", "list keyevents", "list volumeevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, []string{"one of list volumes, list pools, list keyevents"}},
+	{"list", &UnknownCommandError{Word: "list", Choices: []string{"list volumes", "list pools", "list keyevents", "list volumeevents", "list jobs", "list files", "list jobmedia", "list joblog"}},
+		[]string{`incomplete command "list": say list volumes, list pools, list keyevents, list volumeevents, list jobs, list files, list jobmedia or list joblog`}},
 	{"status", &UnknownCommandError{Word: "status", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
 	{"status dirctor", &UnknownCommandError{Word: "status dirctor", Suggestion: "status director", Choices: []string{"status director", "status storage", "status kek", "status client", "status scheduler"}}, nil},
 	{"update client=x", &UnknownCommandError{Word: "update client", Choices: []string{"update volume", "update pool"}}, nil},
 	{"update encrypt=no volume=OFF007", &UnknownCommandError{Word: "update encrypt", Choices: []string{"update volume", "update pool"}}, nil},
 	{"export key out=x", &UnknownCommandError{Word: "export key", Suggestion: "export keys", Choices: []string{"export volume", "export keys"}}, nil},
 	{"help lable", &UnknownCommandError{Word: "lable", Suggestion: "label"}, nil},
-	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
+	{"help list volume", &UnknownCommandError{Word: "list volume", Suggestion: "list volumes", Choices: []string{"list volumes", "list pools", "list keyevents", "list volumeevents", "list jobs", "list files", "list jobmedia", "list joblog"}}, nil},
 	{"help label storage", &UnknownCommandError{Word: "label storage", Suggestion: "label"}, nil},
 	// unknown keywords
 	{"label storage=sd1 slto=3", &UnknownKeywordError{Command: "label", Keyword: "slto", Suggestion: "slot", Allowed: labelKeywords},
@@ -405,8 +405,8 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", in, got, want)
 		}
 	}
-	want := []string{"label", "list volumes", "export volume", "import", "list pools", "list keyevents", "status director", "status storage", "status kek", "mount", "unmount",
-		"release", "update volume", "update pool", "rekey", "export keys", "run", "wait", "cancel", "estimate", "list jobs", "restore", "browse", "list files", "list jobmedia",
+	want := []string{"label", "list volumes", "export volume", "import", "prune volume", "purge volume", "list pools", "list keyevents", "list volumeevents", "status director", "status storage", "status kek", "mount", "unmount",
+		"release", "update volume", "update pool", "rekey", "export keys", "shred volume", "run", "wait", "cancel", "estimate", "list jobs", "restore", "browse", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
@@ -415,23 +415,27 @@ func TestLookup(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	for name, want := range map[string]string{
-		"label":           labelUsage,
-		"list volumes":    "list volumes [pool=NAME] [storage=NAME] [vault]",
-		"export volume":   "export volume=NAME [yes]",
-		"import":          "import [storage=NAME]",
-		"list keyevents":  "list keyevents [volume=NAME] [limit=N]",
-		"status director": "status director",
-		"status storage":  "status storage=NAME",
-		"mount":           "mount storage=NAME slot=N [drive=N]",
-		"unmount":         "unmount storage=NAME drive=N",
-		"release":         "release storage=NAME drive=N",
-		"update volume":   "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)",
-		"update pool":     "update pool=NAME",
-		"list pools":      "list pools",
-		"rekey":           "rekey [yes]",
-		"export keys":     "export keys out=FILE [pool=NAME]",
-		"help":            "help [COMMAND]",
-		"quit":            "quit",
+		"label":             labelUsage,
+		"list volumes":      "list volumes [pool=NAME] [storage=NAME] [vault]",
+		"export volume":     "export volume=NAME [yes]",
+		"import":            "import [storage=NAME]",
+		"prune volume":      "prune volume=NAME [yes]",
+		"purge volume":      "purge volume=NAME [yes]",
+		"list keyevents":    "list keyevents [volume=NAME] [limit=N]",
+		"status director":   "status director",
+		"status storage":    "status storage=NAME",
+		"mount":             "mount storage=NAME slot=N [drive=N]",
+		"unmount":           "unmount storage=NAME drive=N",
+		"release":           "release storage=NAME drive=N",
+		"update volume":     "update volume=NAME (encrypt=yes|no|rotate | status=Append|Full|Used|Read-Only|Disabled|Archive|Error)",
+		"update pool":       "update pool=NAME",
+		"list pools":        "list pools",
+		"rekey":             "rekey [yes]",
+		"export keys":       "export keys out=FILE [pool=NAME]",
+		"list volumeevents": "list volumeevents [volume=NAME] [limit=N]",
+		"shred volume":      "shred volume=NAME [yes]",
+		"help":              "help [COMMAND]",
+		"quit":              "quit",
 	} {
 		if got := Lookup(name).Usage(); got != want {
 			t.Errorf("%s usage = %q, want %q", name, got, want)

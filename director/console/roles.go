@@ -13,7 +13,7 @@ import (
 //
 //	read      look: list, status, help, estimate, wait
 //	operator  read + work the library and run jobs: label, mount, unmount, release, run, cancel
-//	keyadmin  operator + key custody: export keys, rekey, update volume … encrypt=
+//	keyadmin  operator + key custody: export keys, rekey, shred volume, update volume … encrypt=
 type Role int
 
 // The roles, least powerful first. The zero Role runs nothing.
@@ -66,34 +66,38 @@ type need struct {
 // every entry matches a command (TestEveryCommandHasOneRole): a command
 // cannot be added without saying who may run it.
 var needs = map[string]need{
-	"help":           {Role: RoleRead},
-	"quit":           {Role: RoleRead},
-	"list volumes":   {Role: RoleRead},
-	"list keyevents": {Role: RoleRead},
-	"list pools":     {Role: RoleRead},
-	"status":         {Role: RoleRead}, // status director, status storage=, status kek=, status client=, status scheduler
-	"list jobs":      {Role: RoleRead},
-	"list files":     {Role: RoleRead},
-	"list jobmedia":  {Role: RoleRead},
-	"list joblog":    {Role: RoleRead},
-	"estimate":       {Role: RoleRead}, // asks the client, writes nothing
-	"wait":           {Role: RoleRead}, // follows a job, changes nothing
-	"run":            {Role: RoleOperator},
-	"cancel":         {Role: RoleOperator},
-	"restore":        {Role: RoleOperator},
-	"browse":         {Role: RoleOperator}, // the restore tree browser's lines (done yes runs a restore) // writes files on a client (dryrun and the plan included: it reads every path of a backup)
-	"label":          {Role: RoleOperator},
-	"mount":          {Role: RoleOperator},
-	"unmount":        {Role: RoleOperator},
-	"release":        {Role: RoleOperator},
+	"help":              {Role: RoleRead},
+	"quit":              {Role: RoleRead},
+	"list volumes":      {Role: RoleRead},
+	"list keyevents":    {Role: RoleRead},
+	"list volumeevents": {Role: RoleRead},
+	"list pools":        {Role: RoleRead},
+	"status":            {Role: RoleRead}, // status director, status storage=, status kek=, status client=, status scheduler
+	"list jobs":         {Role: RoleRead},
+	"list files":        {Role: RoleRead},
+	"list jobmedia":     {Role: RoleRead},
+	"list joblog":       {Role: RoleRead},
+	"estimate":          {Role: RoleRead}, // asks the client, writes nothing
+	"wait":              {Role: RoleRead}, // follows a job, changes nothing
+	"run":               {Role: RoleOperator},
+	"cancel":            {Role: RoleOperator},
+	"restore":           {Role: RoleOperator}, // writes files on a client (dryrun and the plan included: it reads every path of a backup)
+	"browse":            {Role: RoleOperator}, // the restore tree browser's lines (done yes runs a restore)
+	"label":             {Role: RoleOperator},
+	"mount":             {Role: RoleOperator},
+	"unmount":           {Role: RoleOperator},
+	"release":           {Role: RoleOperator},
 	// Changing a volume's encryption (yes, no, rotate) is key custody;
 	// other updates of a volume are an operator's.
 	"update volume": {Role: RoleOperator, Keywords: map[string]Role{"encrypt": RoleKeyAdmin}},
 	"update pool":   {Role: RoleOperator},
 	"rekey":         {Role: RoleKeyAdmin},
 	"export keys":   {Role: RoleKeyAdmin},
+	"shred volume":  {Role: RoleKeyAdmin}, // destroys keys: key custody
 	"export volume": {Role: RoleOperator},
 	"import":        {Role: RoleOperator},
+	"prune volume":  {Role: RoleOperator},
+	"purge volume":  {Role: RoleOperator},
 }
 
 // needOf returns the entry that covers the command named name: its own,

@@ -107,15 +107,21 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"update volume=V1 status=append", operator},
 		{"update pool=Offsite", operator},
 		{"list pools", read},
+		{"list volumeevents volume=V1 limit=5", read},
 		{"rekey", keyadmin},
 		{"rekey yes", keyadmin},
 		{"export volume=V1", operator},
 		{"export volume=V1 yes", operator},
 		{"import", operator},
 		{"import storage=sd1", operator},
+		{"prune volume=V1", operator},
+		{"prune volume=V1 yes", operator},
+		{"purge volume=V1 yes", operator},
 		{"list volumes vault pool=Offsite", read},
 		{"export keys out=k.csv", keyadmin},
 		{"export keys pool=Offsite out=k.csv", keyadmin},
+		{"shred volume=V1", keyadmin},
+		{"shred volume=V1 yes", keyadmin},
 		{"run job=web1-home", operator},
 		{"run job=web1-home level=Full yes wait", operator},
 		{"cancel jobid=42", operator},
@@ -196,7 +202,7 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 	}
 	// A command the role table does not know is refused to every role.
 	var pe *PermissionError
-	if err := Permit(Command{Name: "shred", Args: map[string]string{}}, "root", keyadmin); !errors.As(err, &pe) || !pe.NoEntry || !strings.Contains(err.Error(), "no role may") {
+	if err := Permit(Command{Name: "destroy", Args: map[string]string{}}, "root", keyadmin); !errors.As(err, &pe) || !pe.NoEntry || !strings.Contains(err.Error(), "no role may") {
 		t.Errorf("unknown command as keyadmin: %v", err)
 	}
 }
@@ -224,7 +230,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 14 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 17 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -165,6 +165,30 @@ var commands = []Spec{
 		Examples: []string{"import", "import storage=sd1"},
 	},
 	{
+		Name:    "prune volume",
+		Summary: "prune a volume whose retention has ended: the jobs on it lose their file records and it becomes Purged, ready for recycling (the tape is not touched, no key is deleted)",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume to prune (Append, Full or Used, no job using it)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what it would remove"},
+		},
+		Notes: "The retention counts from the volume's last write; before it ends prune is refused and says when it ends. " +
+			"A job with tape files on the volume is removed whole, also from the other volumes it wrote (as Bareos does): its file records go, its job record stays as history marked purged. " +
+			"With recycle_pool set on the volume's pool, the purged volume moves to that pool. " +
+			"A job that needs a volume prunes the expired volumes of its pool itself when the pool has auto_prune = true.",
+		Examples: []string{"prune volume=TW0004L6", "prune volume=TW0004L6 yes"},
+	},
+	{
+		Name:    "purge volume",
+		Summary: "purge a volume regardless of its retention: the jobs on it lose their file records and it becomes Purged, ready for recycling (the tape is not touched, no key is deleted)",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume to purge (not Archive, no job using it)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what it would remove"},
+		},
+		Notes: "Like prune, without waiting for the retention: the data on the volume can then no longer be restored through the catalog. " +
+			"Before a purged volume is written again it is relabelled with a new key (recycling); its old key stays in the key history.",
+		Examples: []string{"purge volume=TW0004L6", "purge volume=TW0004L6 yes"},
+	},
+	{
 		Name:     "list pools",
 		Summary:  "list pools with their storage, encryption, volume limits and volumes by status",
 		Examples: []string{"list pools"},
@@ -177,6 +201,15 @@ var commands = []Spec{
 			{Name: "limit", Type: TLimit, Help: "show at most N events"},
 		},
 		Examples: []string{"list keyevents volume=OFF007 limit=20"},
+	},
+	{
+		Name:    "list volumeevents",
+		Summary: "list volume events (status changes, exports to and imports from the import/export slots, shreds), newest first, with who and why",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Help: "only events of this volume"},
+			{Name: "limit", Type: TLimit, Help: "show at most N events"},
+		},
+		Examples: []string{"list volumeevents volume=OFF007", "list volumeevents limit=50"},
 	},
 	{
 		Name:     "status director",
@@ -274,6 +307,19 @@ var commands = []Spec{
 		},
 		Notes:    "The director returns the rows; tapectl writes them to out=. Keys stay wrapped under their KEK.",
 		Examples: []string{`export keys pool=Offsite out=offsite-keys.csv`, `export keys out="/media/usb stick/keys.csv"`},
+	},
+	{
+		Name:    "shred volume",
+		Summary: "crypto-shred a volume: destroy every copy of its keys the system holds (catalog, key history, every storage's crypto cache, drives); its data can never be read again",
+		Keywords: []Keyword{
+			{Name: "volume", Type: TVolume, Required: true, Help: "the volume whose keys to destroy (not mounted for a job)"},
+			{Name: "yes", Type: TFlag, Help: "do it; without yes the director only says what would be destroyed"},
+		},
+		Notes: "This cannot be undone. Without yes, shred says what it would destroy and changes nothing. " +
+			"With yes, in one catalog transaction the volume's current key and its whole key history are destroyed, the volume goes to Purged (\"shredded\") and the act is recorded in the key and volume events; " +
+			"then every storage daemon removes the volume's keys from its crypto cache and drives — one that is down does it when it reconnects, and shred says it is pending. " +
+			"Copies out of the system's reach are listed: keys exports written earlier (with their dates and who made them), catalog and cache backups.",
+		Examples: []string{"shred volume=TW0004L6", "shred volume=TW0004L6 yes"},
 	},
 	{
 		Name:    "run",

@@ -219,7 +219,36 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 			m.Status = catalog.StatusError
 		}
 	}
+	recycle := false
+	if err == nil && !barcodes && (m.Status == catalog.StatusPurged || m.Status == catalog.StatusRecycle) && m.Storage == storage {
+		// A purged volume labelled by hand, by name (slot= volume=; a
+		// range of barcodes never recycles): recycled now, with a new key
+		// (the old one to its key history), like a job would.
+		if pool != "" && pool != m.Pool {
+			if merr := d.store.MoveVolumeToPool(ctx, volume, pool, actor, "labelled into pool "+pool+" by console "+actor); merr != nil {
+				r.Error = merr.Error()
+				return r
+			}
+		}
+		nm, rerr := d.store.BeginRecycle(ctx, catalog.RecycleRequest{Volume: volume, Encrypt: encrypt, Ring: d.ring, Actor: actor,
+			Reason: "recycled by console " + actor + " (label)"})
+		if rerr != nil {
+			r.Error = rerr.Error()
+			return r
+		}
+		m, recycle = nm, true
+	}
 	switch {
+	case recycle:
+		relabel = true
+		if encrypt {
+			k, err := d.store.VolumeKey(ctx, volume, storage)
+			if err != nil {
+				r.Error = err.Error()
+				return r
+			}
+			sk = &k
+		}
 	case err == nil && m.Status == catalog.StatusError && m.Storage == storage && m.Encrypted == encrypt:
 		// A label that failed before: try again with the key already
 		// committed (the tape may hold blocks written with it, or the
@@ -260,6 +289,14 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		}
 	}
 	req := &pb.LabelVolumeRequest{Changer: ch.Name, Slot: uint32(n), Drive: drive, Volume: volume, Pool: pool, Encrypt: encrypt, Relabel: relabel}
+	if relabel {
+		// A recycling (now, or one whose label did not finish): the tape
+		// may still hold the data of the old key, given up in the catalog.
+		if req.Recycle, err = d.store.RecyclingUnverified(ctx, volume); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
 	if sk != nil {
 		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
 		req.Key = wrappedKey(*sk)
@@ -426,6 +463,37 @@ func (d *Director) listKeyEvents(ctx context.Context, cmd console.Command) (*Out
 	return &Output{Text: b.String(), JSON: evs}, nil
 }
 
+// listVolumeEvents is "list volumeevents": status changes and cartridge
+// moves (export, import) and shreds, newest first.
+func (d *Director) listVolumeEvents(ctx context.Context, cmd console.Command) (*Output, error) {
+	limit, _ := cmd.Int("limit")
+	evs, err := d.store.ListVolumeEvents(ctx, cmd.Str("volume"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(evs)
+	if limit > 0 && len(evs) > limit {
+		evs = evs[:limit]
+	}
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tVOLUME\tSTATUS\tACTOR\tWHY")
+	for _, e := range evs {
+		st := string(e.New)
+		if e.Old != e.New {
+			st = string(e.Old) + " -> " + string(e.New)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05Z"), cleanText(e.Volume, 128), st,
+			cleanText(e.Actor, 128), dash(cleanText(e.Reason, 4096)))
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "%d volume events", len(evs))
+	if evs == nil {
+		evs = []catalog.VolumeEvent{}
+	}
+	return &Output{Text: b.String(), JSON: evs}, nil
+}
+
 func (d *Director) statusStorage(ctx context.Context, name string) (*Output, error) {
 	link, err := d.storage(name)
 	if err != nil {
@@ -539,6 +607,10 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, m := range ms {
 		s.Volumes[string(m.Status)]++
 	}
+	var shreds map[string]int
+	if err == nil {
+		shreds, _ = d.store.PendingShredCounts(ctx)
+	}
 	for _, c := range caches {
 		switch {
 		case !c.Reachable:
@@ -551,6 +623,9 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 		}
 		if c.Pending > 0 {
 			s.Storages[c.Storage] += fmt.Sprintf("; %d crypto cache pushes pending", c.Pending)
+		}
+		if n := shreds[c.Storage]; n > 0 {
+			s.Storages[c.Storage] += fmt.Sprintf("; %d volume shreds pending (made when it next connects)", n)
 		}
 	}
 	ids := map[string]bool{}

@@ -87,6 +87,13 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	switch cmd.Name {
+	case "label", "import", "update volume", "update pool", "prune volume", "purge volume":
+		// A job waiting for a volume (max_volume_wait) tries again.
+		if d.jobs != nil {
+			defer d.jobs.VolumesChanged()
+		}
+	}
+	switch cmd.Name {
 	case "help":
 		text, err := console.HelpFor(cmd.Str("topic"), role)
 		if err != nil {
@@ -104,8 +111,12 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.exportVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
 	case "import":
 		return d.importVolumes(ctx, actor, cmd.Str("storage"))
+	case "prune volume", "purge volume":
+		return d.pruneVolume(ctx, actor, cmd.Str("volume"), cmd.Name == "prune volume", cmd.Bool("yes"))
 	case "list keyevents":
 		return d.listKeyEvents(ctx, cmd)
+	case "list volumeevents":
+		return d.listVolumeEvents(ctx, cmd)
 	case "status storage":
 		return d.statusStorage(ctx, cmd.Str("storage"))
 	case "status director":
@@ -129,6 +140,8 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.rekey(ctx, actor, cmd.Bool("yes"), progress)
 	case "export keys":
 		return d.exportKeys(ctx, actor, cmd)
+	case "shred volume":
+		return d.shredVolume(ctx, actor, cmd.Str("volume"), cmd.Bool("yes"))
 	case "run":
 		return d.runJob(ctx, actor, cmd, progress)
 	case "wait":
@@ -186,16 +199,20 @@ func catalogStatus(err error) error {
 		lm *catalog.LabelMismatchError
 		wr *catalog.WriteRefusedError
 		te *catalog.TransitionError
+		rt *catalog.RetentionError
+		iu *catalog.VolumeInUseError
 	)
 	code := codes.Internal
 	switch {
+	case errors.Is(err, catalog.ErrShredded), errors.Is(err, catalog.ErrNothingToShred):
+		code = codes.FailedPrecondition
 	case asErr(err, &ue), catalog.Unavailable(err):
 		code = codes.Unavailable
 	case asErr(err, &ce):
 		code = codes.AlreadyExists
 	case isNotFound(err):
 		code = codes.NotFound
-	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), errors.Is(err, catalog.ErrNotEncrypted):
+	case asErr(err, &he), asErr(err, &se), asErr(err, &re), asErr(err, &lm), asErr(err, &wr), asErr(err, &te), asErr(err, &rt), asErr(err, &iu), errors.Is(err, catalog.ErrNotEncrypted):
 		code = codes.FailedPrecondition
 	case asErr(err, &ie):
 		code = codes.InvalidArgument

@@ -155,10 +155,10 @@ func (d *Director) pushAll(ctx context.Context, skip map[string]bool) []PushOutc
 // some (the background loop's work).
 func (d *Director) RetryPushes(ctx context.Context) []PushOutcome { return d.pushAll(ctx, nil) }
 
-// RunPushRetry runs RetryPushes at every tick until ctx ends: a storage
-// that missed a push (down during the rekey, and its hello lost) is
-// brought up to date without an operator. The ticker is injected (tests
-// send ticks by hand).
+// RunPushRetry runs RetryPushes (and delivers pending shreds) at every
+// tick until ctx ends: a storage that missed a push (down during the
+// rekey, and its hello lost) or a shred is brought up to date without an
+// operator. The ticker is injected (tests send ticks by hand).
 func (d *Director) RunPushRetry(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
@@ -168,6 +168,11 @@ func (d *Director) RunPushRetry(ctx context.Context, tick <-chan time.Time) {
 			for _, o := range d.RetryPushes(ctx) {
 				if o.Pushed > 0 {
 					d.log.Info("pending crypto cache pushes made", "storage", o.Storage, "result", o.String())
+				}
+			}
+			for _, o := range d.retryShreds(ctx) {
+				if o.Volumes > 0 {
+					d.log.Warn("pending shreds made", "storage", o.Storage, "result", o.String())
 				}
 			}
 		}
@@ -206,6 +211,7 @@ func (s *StorageService) StorageHello(ctx context.Context, r *pb.StorageHelloReq
 			d.log.Info("pending crypto cache pushes after a hello", "storage", p.Name, "result", o.String())
 		}()
 	}
+	d.helloShreds(p.Name)
 	return &pb.StorageHelloReply{PendingKeys: uint32(pending)}, nil
 }
 

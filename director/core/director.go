@@ -183,7 +183,7 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	// Jobs: a job still active in the catalog was cut by a director that
 	// stopped; the runner ends those E first.
 	d.filed = jobs.NewFiledDialer(files)
-	d.jobs, err = jobs.New(ctx, jobs.Options{Config: o.Config, Catalog: store, Log: d.log, Clock: d.clock, Metrics: o.Metrics,
+	d.jobs, err = jobs.New(ctx, jobs.Options{Config: o.Config, Catalog: store, Log: d.log, Clock: d.clock, Metrics: o.Metrics, Keyring: d.ring,
 		Storage: func(name string) (pb.StorageClient, error) {
 			l, err := d.storage(name)
 			if err != nil {
@@ -373,8 +373,13 @@ func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReq
 		var (
 			no *catalog.NotOwnedError
 			lm *catalog.LabelMismatchError
+			sh *catalog.ShreddedError
 		)
 		switch {
+		case asErr(err, &sh):
+			s.D.log.Warn("refused the key of a shredded volume", "volume", lv.Volume, "storage", p.Name, "drive", r.Drive, "error", err.Error())
+			s.D.event(ctx, lv.Volume, catalog.EventRefused, p.Name, "", fmt.Sprintf("mount in drive %s of storage %s refused: %s", r.Drive, p.Name, err.Error()))
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		case asErr(err, &no):
 			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", lv.Volume, "storage", p.Name, "owner", no.Owner)
 			return nil, status.Error(codes.PermissionDenied, err.Error())
@@ -411,8 +416,15 @@ func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReq
 func (s *StorageService) currentKey(ctx context.Context, storage string, r *pb.GetVolumeKeyRequest) (*pb.GetVolumeKeyReply, error) {
 	sk, err := s.D.store.VolumeKey(ctx, r.Volume, storage)
 	if err != nil {
-		var no *catalog.NotOwnedError
+		var (
+			no *catalog.NotOwnedError
+			sh *catalog.ShreddedError
+		)
 		switch {
+		case asErr(err, &sh):
+			s.D.log.Warn("refused the key of a shredded volume", "volume", r.Volume, "storage", storage, "drive", r.Drive)
+			s.D.event(ctx, r.Volume, catalog.EventRefused, storage, "", fmt.Sprintf("key request of storage %s refused: %s", storage, err.Error()))
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		case asErr(err, &no):
 			s.D.log.Warn("refused a key to a storage that does not own the volume", "volume", r.Volume, "storage", storage, "owner", no.Owner)
 			return nil, status.Error(codes.PermissionDenied, err.Error())
@@ -462,6 +474,42 @@ func (s *StorageService) BeginWrite(ctx context.Context, r *pb.BeginWriteRequest
 	return &pb.BeginWriteReply{}, nil
 }
 
+// LabelWritten records that a storage rewrote, inside a job session, the
+// label of a volume the director recycled (JobVolume.recycle): for an
+// encrypted volume the key-check block must have read back encrypted with
+// the volume's new current key. The volume goes Labeling → Append and the
+// key the recycling superseded is marked superseded by a verified label.
+// storaged writes no data before this answer.
+func (s *StorageService) LabelWritten(ctx context.Context, r *pb.LabelVolumeReply) (*pb.LabelWrittenReply, error) {
+	p, err := tlsconf.PeerOf(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	var verifiedAt *time.Time
+	if r.Encrypted {
+		if !r.EncryptionVerified {
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %s: storage %s rewrote its label but did not verify its encryption; it takes no data", r.Volume, p.Name)
+		}
+		t := time.Unix(r.VerifiedTimeUnix, 0)
+		verifiedAt = &t
+	}
+	m, err := s.D.store.GetMedia(ctx, r.Volume)
+	if err != nil {
+		return nil, catalogStatus(err)
+	}
+	if err := s.D.store.MarkRecycleLabeled(ctx, r.Volume, p.Name, r.KeyFingerprint, time.Unix(r.LabelTimeUnix, 0), verifiedAt, p.Name); err != nil {
+		s.D.log.Warn("refused a recycled label", "volume", r.Volume, "storage", p.Name, "drive", r.Drive, "error", err.Error())
+		return nil, catalogStatus(err)
+	}
+	if r.Encrypted {
+		detail := fmt.Sprintf("drive %s; fingerprint %s, key instance counter %d", r.Drive, r.KeyFingerprint, r.KeyInstanceCounter)
+		s.D.event(ctx, r.Volume, catalog.EventLoaded, p.Name, m.KEKID, detail+"; recycled volume relabelled in a job session")
+		s.D.event(ctx, r.Volume, catalog.EventVerified, p.Name, m.KEKID, detail+"; key-check block read back encrypted; the previous key is superseded by this verified label")
+	}
+	s.D.log.Info("recycled volume relabelled", "volume", r.Volume, "storage", p.Name, "drive", r.Drive, "fingerprint", r.KeyFingerprint)
+	return &pb.LabelWrittenReply{}, nil
+}
+
 // ReportVolume records what a storage daemon says happened to a volume.
 func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeRequest) (*pb.ReportVolumeReply, error) {
 	p, err := tlsconf.PeerOf(ctx)
@@ -499,7 +547,7 @@ func (s *StorageService) ReportVolume(ctx context.Context, r *pb.ReportVolumeReq
 	case "written":
 		err = s.D.store.RecordWritten(ctx, r.Volume, int64(r.Bytes), int64(r.Blocks))
 	case "full":
-		err = s.D.store.MarkFull(ctx, r.Volume)
+		err = s.D.volumeFull(ctx, p.Name, r.Volume, r.Detail)
 	case "error":
 		s.D.log.Warn("storage reports a volume error", "volume", r.Volume, "storage", p.Name, "detail", r.Detail)
 	default:

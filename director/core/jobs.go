@@ -50,12 +50,15 @@ type JobRow struct {
 	StartedAt     *time.Time `json:"started_at,omitempty"`
 	EndedAt       *time.Time `json:"ended_at,omitempty"`
 	Error         string     `json:"error,omitempty"`
+	PurgedAt      *time.Time `json:"purged_at,omitempty"`
+	PurgedReason  string     `json:"purged_reason,omitempty"`
 }
 
 func jobRow(j catalog.Job) JobRow {
 	return JobRow{JobID: j.ID, Job: j.Name, Type: j.Type, Client: j.Client, Fileset: j.Fileset, Level: j.Level, UpgradedFrom: j.UpgradedFrom,
 		UpgradeReason: j.UpgradeReason, Status: string(j.Status), StatusText: j.Status.String(), Pool: j.Pool, Files: j.Files, Bytes: j.Bytes,
-		Warnings: j.Warnings, Deletions: j.Deletions, Volumes: j.Volumes, ScheduledAt: j.ScheduledAt, StartedAt: j.StartedAt, EndedAt: j.EndedAt, Error: j.Error}
+		Warnings: j.Warnings, Deletions: j.Deletions, Volumes: j.Volumes, ScheduledAt: j.ScheduledAt, StartedAt: j.StartedAt, EndedAt: j.EndedAt, Error: j.Error,
+		PurgedAt: j.PurgedAt, PurgedReason: j.PurgedReason}
 }
 
 func jobErr(err error) error {
@@ -291,8 +294,12 @@ func (d *Director) listJobs(ctx context.Context, cmd console.Command) (*Output, 
 		if j.UpgradedFrom != "" {
 			lv += " (from " + j.UpgradedFrom + ")"
 		}
+		vols := dash(strings.Join(dedupe(j.Volumes), ","))
+		if j.PurgedAt != nil {
+			vols = "purged " + j.PurgedAt.UTC().Format(time.DateOnly) // its records are gone (prune/purge)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", j.ID, j.Name, dash(j.Client), dash(lv), j.Status.String(), j.Files, j.Bytes,
-			when(j.StartedAt), when(j.EndedAt), dash(strings.Join(dedupe(j.Volumes), ",")))
+			when(j.StartedAt), when(j.EndedAt), vols)
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "%d jobs", len(js))

@@ -140,9 +140,12 @@ func (d *Director) statusScheduler(ctx context.Context, cmd console.Command) (*O
 // get one).
 type ScheduledRun struct {
 	jobs.Planned
-	Volume   string `json:"volume,omitempty"`
-	NoVolume string `json:"no_volume,omitempty"`
-	Note     string `json:"note,omitempty"`
+	Volume string `json:"volume,omitempty"`
+	// VolumeFrom says how the volume would come to the job: "" (an
+	// Append volume of the pool), "from scratch pool X", "recycled: …".
+	VolumeFrom string `json:"volume_from,omitempty"`
+	NoVolume   string `json:"no_volume,omitempty"`
+	Note       string `json:"note,omitempty"`
 }
 
 // nextRuns is the next 24 hours of scheduled runs, each resolved as the
@@ -164,7 +167,7 @@ func (d *Director) nextRuns(ctx context.Context) []ScheduledRun {
 			continue
 		}
 		r.Planned = rp
-		vol, note, err := planner.WouldWrite(ctx, rp.Pool, rp.Storage)
+		pl, err := planner.WouldTake(ctx, rp.Pool, rp.Storage)
 		var nv *jobs.NoVolumeError
 		switch {
 		case errors.As(err, &nv):
@@ -172,9 +175,9 @@ func (d *Director) nextRuns(ctx context.Context) []ScheduledRun {
 		case err != nil:
 			r.NoVolume = "unknown: " + err.Error()
 		default:
-			r.Volume = vol
+			r.Volume, r.VolumeFrom = pl.Volume, pl.How
 		}
-		r.Note = note
+		r.Note = pl.Note
 		out = append(out, r)
 	}
 	return out
@@ -194,6 +197,8 @@ func (d *Director) nextRunsText(b *bytes.Buffer, runs []ScheduledRun) {
 		vol := r.Volume
 		if vol == "" {
 			vol = "*no volume*: " + r.NoVolume
+		} else if r.VolumeFrom != "" {
+			vol += " (" + r.VolumeFrom + ")"
 		}
 		level := r.Level
 		if r.Upgraded != "" {

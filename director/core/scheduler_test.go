@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestStatusSchedulerAndPreview(t *testing.T) {
 	text = flat(mustExec(t, d, "reader", "status director"))
 	for _, want := range []string{
 		"scheduled jobs in the next 24 h: 2",
-		"2026-08-01 21:00 CEST web1-nightly Full Offsite sd1 *no volume*: pool Offsite has no appendable volume: label one (label storage=sd1 pool=Offsite slots=N barcodes encrypt), or add scratch volumes",
+		"2026-08-01 21:00 CEST web1-nightly Full Offsite sd1 *no volume*: pool Offsite has no appendable volume: label one (label storage=sd1 pool=Offsite slots=N barcodes encrypt), or add scratch volumes (a scratch_pool for pool Offsite in director.toml)",
 		"2026-08-01 23:00 CEST web1-daily Full Local sd1 V1",
 	} {
 		if !strings.Contains(text, want) {
@@ -134,6 +135,30 @@ func TestStatusSchedulerAndPreview(t *testing.T) {
 	}
 	if j, err := d.store.GetJob(ctx, id); err != nil || j.Status != catalog.JobOK || len(j.Volumes) == 0 || j.Volumes[0] != "V1" {
 		t.Fatalf("job after the preview: %+v %v", j, err)
+	}
+
+	// prune waits for a retention V1 does not have; purge (an operator's)
+	// says what it would do, then does it: the preview then recycles V1.
+	_, _, err = exec(t, d, "ops", "prune volume=V1 yes")
+	if err == nil || !strings.Contains(err.Error(), "no volume_retention") {
+		t.Errorf("prune without retention: %v", err)
+	}
+	if _, _, err := exec(t, d, "reader", "purge volume=V1 yes"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("purge as reader: %v", err)
+	}
+	mustExec(t, d, "ops", "purge volume=V1", "would purge volume V1 (Append): 1 jobs ("+fmt.Sprint(id)+")", "add yes to do it")
+	if m, _ := d.store.GetMedia(ctx, "V1"); m.Status != catalog.StatusAppend {
+		t.Fatalf("purge without yes changed V1 to %s", m.Status)
+	}
+	mustExec(t, d, "ops", "purge volume=V1 yes", "volume V1 purged: 1 jobs", "status Append → Purged", "the tape and the keys are untouched")
+	mustExec(t, d, "ops", "purge volume=V1 yes", "volume V1 is already Purged")
+	evs, _ := d.store.ListVolumeEvents(ctx, "V1")
+	if last := evs[len(evs)-1]; last.New != catalog.StatusPurged || last.Actor != "console:ops" {
+		t.Errorf("purge audit: %+v", last)
+	}
+	text = flat(mustExec(t, d, "reader", "status director"))
+	if !strings.Contains(text, "web1-daily Full Local sd1 V1 (recycled: purged 2026-08-01") || !strings.Contains(text, "relabelled with a new key)") {
+		t.Errorf("status director after the purge:\n%s", text)
 	}
 }
 

@@ -195,7 +195,7 @@ func (d *Director) exportVolume(ctx context.Context, actor, volume string, yes b
 	if err != nil {
 		return nil, storageErr(link.ref.Name, "export", err)
 	}
-	if err := d.store.MarkOffsite(context.WithoutCancel(ctx), volume, d.clock()); err != nil {
+	if err := d.store.MarkOffsite(context.WithoutCancel(ctx), volume, d.clock(), "console:"+actor, fmt.Sprintf("exported to I/E slot %d of storage %s", r.IeSlot, m.Storage)); err != nil {
 		return nil, fmt.Errorf("cartridge %s is in import/export slot %d of storage %s, but the catalog was not updated (%w); run import storage=%s to put it back, then export again",
 			barcode, r.IeSlot, m.Storage, err, m.Storage)
 	}
@@ -273,7 +273,7 @@ func (d *Director) importVolumes(ctx context.Context, actor, storage string) (*O
 					continue
 				}
 				row.Slot = r.Slot
-				if err := d.store.MarkInChanger(context.WithoutCancel(ctx), m.Volume, name, int(r.Slot)); err != nil {
+				if err := d.store.MarkInChanger(context.WithoutCancel(ctx), m.Volume, name, int(r.Slot), "console:"+actor, fmt.Sprintf("imported into slot %d of storage %s (from I/E slot %d)", r.Slot, name, ie.Slot)); err != nil {
 					row.Error = fmt.Sprintf("moved to slot %d, but the catalog was not updated: %v", r.Slot, err)
 					errs = append(errs, errors.New(row.Error))
 				}
@@ -301,9 +301,6 @@ func (d *Director) importVolumes(ctx context.Context, actor, storage string) (*O
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "%d cartridges imported, %d left in the import/export slots", n, len(rows)-n)
-	if n > 0 {
-		d.jobs.VolumesBack() // a restore waiting for one of them goes on
-	}
 	out := &Output{Text: b.String(), JSON: rows, Partial: len(errs) > 0}
 	if len(rows) == 0 && len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -66,6 +66,9 @@ func Report(j catalog.Job) string {
 	row("Storage", "%s", orDash(j.Storage))
 	vols := strings.Join(dedupe(j.Volumes), ", ")
 	row("Volume(s)", "%s", orDash(vols))
+	if j.PurgedAt != nil {
+		row("Purged", "%s: %s", j.PurgedAt.UTC().Format("2006-01-02 15:04:05Z"), j.PurgedReason)
+	}
 	if j.ScheduledAt != nil {
 		sched := when(j.ScheduledAt)
 		if j.StartedAt != nil && j.StartedAt.Sub(*j.ScheduledAt) > lateAfter {

@@ -57,16 +57,10 @@ type RestoreRequest struct {
 }
 
 // volumePoll is how often a restore waiting for volumes asks the library
-// again (an import through this director wakes it at once).
+// again (an import through this director wakes it at once:
+// VolumesChanged).
 const volumePoll = time.Minute
 
-// VolumesBack wakes the restores waiting for volumes to be put back in a
-// library (the import command calls it).
-func (r *Runner) VolumesBack() {
-	r.mu.Lock()
-	r.broadcast()
-	r.mu.Unlock()
-}
 
 // restoreState is what a running restore has seen.
 type restoreState struct {
@@ -264,7 +258,7 @@ func (r *Runner) executeRestore(j *job, s *session) error {
 	at := map[string]VolumeWhere{}
 	for {
 		r.mu.Lock()
-		changed := r.changed
+		changed := r.volChanged
 		r.mu.Unlock()
 		locs, err := r.LocateVolumes(j.ctx, s.storage, vols)
 		if err != nil {

@@ -89,6 +89,11 @@ type session struct {
 	started  time.Time
 	done     *pb.JobDone
 	noVolume error // the answer to need_volume when none could be given
+	// recycled: volumes this job recycled (new key committed, label to
+	// rewrite); retryRecycle: one to offer again after storaged refused
+	// the session before opening it.
+	recycled     []string
+	retryRecycle *pb.JobVolume
 	// The data tape file being written (from the last data part): a
 	// record whose address names no volume is on it.
 	curVolume   string
@@ -156,8 +161,10 @@ func (r *Runner) run(j *job, requested string) {
 		}
 	}
 	// Before the volumes go back: the next job must find a volume that
-	// reached its limits Full or Used.
+	// reached its limits Full or Used, and a recycled volume whose new
+	// label was not written in Error (its new key kept).
 	r.checkLimits(ctx, j, s.volumes)
+	r.endRecycling(ctx, j, s)
 	state := j.status().State
 	r.m.Active.WithLabelValues(state).Dec()
 	if err := r.end(ctx, j.id, st, sum); err != nil {
@@ -332,6 +339,7 @@ func (r *Runner) knowDrives(ctx context.Context, storage string, sc pb.StorageCl
 // drive is busy.
 func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 	backoff := minBackoff / 2
+	var volumeWait time.Time // when the job began waiting for a volume
 	for {
 		waitWhy := "waiting for a drive on " + s.storage
 		err := r.acquire(j, func() (bool, catalog.JobStatus, string) {
@@ -363,7 +371,10 @@ func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 		}
 		vol, err := r.pickVolume(j.ctx, j, s, sc, "")
 		if err != nil {
-			return err
+			if !r.waitVolume(j, s, err, &volumeWait) {
+				return err
+			}
+			continue
 		}
 		err = r.stream(j, s, sc, vol)
 		if status.Code(err) != codes.ResourceExhausted || s.opened != nil {
@@ -372,6 +383,9 @@ func (r *Runner) session(j *job, s *session, sc pb.StorageClient) error {
 		// storaged's drives are busy with sessions this director does
 		// not count (another director, a manual mount): wait for one of
 		// ours to end or a capped backoff, then try again.
+		if vol.Recycle {
+			s.retryRecycle = vol
+		}
 		r.release(j, s)
 		r.mu.Lock()
 		ch := r.changed
@@ -395,28 +409,72 @@ const (
 	maxBackoff = time.Minute
 )
 
-// pickVolume chooses an appendable volume of the job's pool for its
-// storage (selectVolume: the same choice the preview makes) and reserves
-// it.
+// pickVolume chooses a volume of the job's pool for its storage
+// (selectVolume: the same choice the preview makes) and reserves it. When
+// none fits and the pool has auto_prune, the pool's expired volumes are
+// pruned first and the choice made again. A scratch volume moves into the
+// pool; a purged one is recycled (BeginRecycle: a new key committed,
+// status Labeling) and goes to storaged with JobVolume.recycle.
 func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.StorageClient, full string) (*pb.JobVolume, error) {
+	if jv := s.retryRecycle; jv != nil {
+		// Recycled for an earlier attempt that storaged refused before
+		// opening (every drive busy): the new key is committed, offer it
+		// again rather than recycling another volume.
+		s.retryRecycle = nil
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.volumes[jv.Volume] = true
+		s.volumes = append(s.volumes, jv.Volume)
+		return jv, nil
+	}
+	exclude := func(v string) bool { return v == full || slices.Contains(s.volumes, v) }
 	c, err := r.volumeCandidates(ctx, s.pool, s.storage, sc)
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	m, w, nv := selectVolume(c, func(v string) bool { return v == full || slices.Contains(s.volumes, v) }, r.volumes)
+	ch, nv := selectVolume(c, exclude, r.volumes, false)
 	r.markOverLimit(ctx, j, c)
+	if nv != nil && len(c.expired) > 0 {
+		pruned := r.autoPrune(ctx, j, c)
+		r.mu.Unlock()
+		if pruned > 0 {
+			if c, err = r.volumeCandidates(ctx, s.pool, s.storage, sc); err != nil {
+				return nil, err
+			}
+		}
+		r.mu.Lock()
+		ch, nv = selectVolume(c, exclude, r.volumes, false)
+	}
+	defer r.mu.Unlock()
 	if nv != nil {
 		return nil, &jobError{origin: "volume", err: nv}
+	}
+	m := ch.m
+	r.volumes[m.Volume] = true
+	s.volumes = append(s.volumes, m.Volume)
+	jv := &pb.JobVolume{Volume: m.Volume, Changer: ch.w.changer, Slot: ch.w.slot}
+	switch ch.from {
+	case fromScratch:
+		why := fmt.Sprintf("scratch pool of pool %s, taken by job %d", s.pool, j.id)
+		if err := r.o.Catalog.MoveVolumeToPool(ctx, m.Volume, s.pool, "director", why); err != nil {
+			return nil, fail("catalog", "%v", err)
+		}
+		r.logf(j, catalog.LogInfo, "Volume %s moved from scratch pool %s into pool %s (the pool's limits copied)", m.Volume, c.scratchPool, s.pool)
+	case fromRecycle:
+		if err := r.recycle(ctx, j, s, c, m, jv); err != nil {
+			return nil, err
+		}
+		jv.MaxBytes = r.maxBytes(ctx, m.Volume)
+		return jv, nil
 	}
 	tf, known, err := r.o.Catalog.TapeFiles(ctx, m.Volume)
 	if err != nil {
 		return nil, fail("catalog", "%v", err)
 	}
-	r.volumes[m.Volume] = true
-	s.volumes = append(s.volumes, m.Volume)
-	return &pb.JobVolume{Volume: m.Volume, Changer: w.changer, Slot: w.slot, TapeFile: uint32(tf), KnownTapeFiles: uint32(known)}, nil
+	jv.TapeFile, jv.KnownTapeFiles = uint32(tf), uint32(known)
+	jv.MaxBytes = r.maxBytes(ctx, m.Volume)
+	return jv, nil
 }
 
 // stream opens the storage session on vol, starts the client's backup

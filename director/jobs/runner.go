@@ -27,6 +27,7 @@ import (
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/director/catalog"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // Options are what a Runner needs.
@@ -45,6 +46,9 @@ type Options struct {
 	Clock   func() time.Time
 	After   func(d time.Duration) <-chan time.Time
 	Metrics *Metrics // nil: a private registry
+	// Keyring makes the new key of a volume a job recycles (its active
+	// KEK wraps it); nil: encrypted volumes are not recycled.
+	Keyring *keys.Keyring
 }
 
 // Request asks for a run of a [[job]].
@@ -130,7 +134,10 @@ type Runner struct {
 	// starting: job names a NoDuplicates run is creating right now.
 	starting map[string]bool
 	changed  chan struct{} // closed and replaced when a resource is released
-	closed   bool
+	// volChanged is closed and replaced when volumes may have become
+	// available (VolumesChanged, a job's end): jobs waiting for a volume.
+	volChanged chan struct{}
+	closed     bool
 	// stopping is closed by Shutdown (a job waiting for the catalog to
 	// record its end stops waiting: the next start-up ends it).
 	stopping chan struct{}
@@ -162,7 +169,8 @@ func New(ctx context.Context, o Options) (*Runner, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Runner{o: o, log: o.Log, m: o.Metrics, active: map[int64]*job{}, drives: map[string]int{}, busy: map[string]int{},
-		volumes: map[string]bool{}, starting: map[string]bool{}, changed: make(chan struct{}), stopping: make(chan struct{})}
+		volumes: map[string]bool{}, starting: map[string]bool{}, changed: make(chan struct{}), volChanged: make(chan struct{}),
+		stopping: make(chan struct{})}
 	ids, err := o.Catalog.InterruptRunning(ctx, "the director stopped while the job was active (found at start-up)")
 	if err != nil {
 		return nil, fmt.Errorf("ending jobs a previous director left running: %w", err)
@@ -439,6 +447,8 @@ func (r *Runner) finish(j *job) {
 	r.mu.Lock()
 	delete(r.active, j.id)
 	r.broadcast()
+	close(r.volChanged)
+	r.volChanged = make(chan struct{})
 	r.mu.Unlock()
 	close(j.done)
 	r.wg.Done()

@@ -16,3 +16,10 @@ const (
 	// crypto cache as for an unreachable director, and says which it was.
 	ReasonCatalogUnavailable = "CATALOG_UNAVAILABLE"
 )
+
+// TrailerShredNotEdited is the gRPC trailer key with which storaged's
+// ShredKeys names the copies of its crypto cache it keeps but did not
+// edit (corrupt files kept aside, as found): they may still hold the
+// shredded volumes' keys, and an operator destroys them by hand. One
+// value per file.
+const TrailerShredNotEdited = "tapeward-shred-not-edited"

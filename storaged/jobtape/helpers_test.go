@@ -154,6 +154,7 @@ func makeFiles(seed uint64, n int, big ...int) []file {
 
 // job is a test job's result.
 type job struct {
+	reasons []error // what NextVolume was asked with
 	sum     Summary
 	batches []Flushed
 	recs    []archive.Record
@@ -168,6 +169,7 @@ func runJob(t testing.TB, vols []*vol, files []file, opts Options) *job {
 	j := &job{files: files}
 	next := 1
 	opts.NextVolume = func(ctx context.Context, reason error) (*scsi.Device, string, error) {
+		j.reasons = append(j.reasons, reason)
 		if next >= len(vols) {
 			return nil, "", fmt.Errorf("no more volumes (%v)", reason)
 		}

@@ -28,6 +28,10 @@ import (
 // stream bytes are passed over for a cut inside a member's data.
 const preferDataCut = 16 << 10
 
+// ErrMaxVolumeBytes is the reason (errors.Is) a part ended because the
+// volume reached the bytes Options.VolumeLimit allows.
+var ErrMaxVolumeBytes = errors.New("max_volume_bytes reached")
+
 // DefaultFlushEvery is the flush cadence when Options.FlushEvery is 0.
 const DefaultFlushEvery = 256 << 20
 
@@ -83,6 +87,15 @@ type Options struct {
 	// encrypted volume its key loaded and verified (storaged/sd's mount
 	// does that; jobtape never touches keys), and the volume's name.
 	NextVolume func(ctx context.Context, reason error) (dev *scsi.Device, volume string, err error)
+	// VolumeLimit, if set, returns how many bytes this job may write on
+	// volume (its max_volume_bytes less what it held; 0: no limit). It is
+	// asked when a part starts on a volume. Reaching it is treated like
+	// early warning: the part ends at the next point where the stream may
+	// be cut and NextVolume is asked with a reason wrapping
+	// ErrMaxVolumeBytes (a volume holds at most the limit plus about a
+	// block). The index tape file may still follow on that volume when
+	// the stream ends there.
+	VolumeLimit func(volume string) int64
 	// OnFlushed receives the batches of placed records (see Flushed). It
 	// runs on the writer's goroutine, between tape writes: hand the
 	// batch on (a channel to the catalog forwarder) and return; never
@@ -144,6 +157,9 @@ type Part struct {
 	Cut          *archive.Cut `json:"cut,omitempty"`
 	// EarlyWarning: the part ended because the volume was full.
 	EarlyWarning bool `json:"early_warning,omitempty"`
+	// MaxBytes: it was full because it reached its byte limit
+	// (Options.VolumeLimit), not the tape's early warning.
+	MaxBytes bool `json:"max_bytes,omitempty"`
 	// Index: the job's index tape file (numbered after the last data
 	// part; StreamOffset is the stream's end).
 	Index bool `json:"index,omitempty"`
@@ -193,6 +209,11 @@ type JobWriter struct {
 	off      int64 // stream bytes accepted (all in the current tape file or before)
 	draining bool  // past early warning: end the part at the next cut point
 	ewAt     int64 // stream offset where early warning was seen
+	// The volume's byte limit (Options.VolumeLimit; 0: none), the bytes
+	// this job wrote on it in earlier tape files, and whether the limit
+	// (not early warning) started the draining.
+	limit, volBytes int64
+	limitHit        bool
 
 	flushed   int64 // stream offset flushed
 	lastFlush int64 // stream offset on tape at the last flush
@@ -253,6 +274,15 @@ func (j *JobWriter) hook() func(*scsi.Device, tapeio.Addr) error {
 func (j *JobWriter) startPart(dev *scsi.Device, volume string, cut *archive.Cut) error {
 	j.dev, j.volume = dev, volume
 	j.volSeq++
+	j.limit, j.volBytes, j.limitHit = 0, 0, false
+	if j.opts.VolumeLimit != nil {
+		j.limit = j.opts.VolumeLimit(volume)
+	}
+	for _, p := range j.parts {
+		if p.Volume == volume {
+			j.volBytes += p.Bytes
+		}
+	}
 	w, err := tapeio.NewWriter(dev, tapeio.WriterOptions{BlockSize: j.opts.BlockSize, AfterFirstBlock: j.hook(), HoldEarlyWarning: true})
 	if err != nil {
 		return j.fail("starting the tape file", err)
@@ -354,6 +384,9 @@ func (j *JobWriter) put(b []byte, track bool) error {
 	if !j.draining && j.w.EarlyWarning() {
 		j.draining, j.ewAt = true, j.off
 	}
+	if !j.draining && j.overLimit() {
+		j.draining, j.ewAt, j.limitHit = true, j.off, true
+	}
 	if j.draining {
 		ok, cut, err := j.tr.cutAt(j.off)
 		if err != nil {
@@ -367,6 +400,9 @@ func (j *JobWriter) put(b []byte, track bool) error {
 			ok = false
 		}
 		if ok {
+			if j.limitHit {
+				return j.nextPart(cut, nil, fmt.Errorf("%w (%d bytes allowed on it)", ErrMaxVolumeBytes, j.limit))
+			}
 			return j.nextPart(cut, nil, tapeio.ErrVolumeFull)
 		}
 		return nil
@@ -383,6 +419,13 @@ func (j *JobWriter) put(b []byte, track bool) error {
 		}
 	}
 	return nil
+}
+
+// overLimit says whether the current part, with what the job wrote on
+// the volume before it, reached the volume's byte limit (once it carries
+// some stream data: a part is never ended empty).
+func (j *JobWriter) overLimit() bool {
+	return j.limit > 0 && j.w.Offset() > int64(j.cur.HeaderLen) && j.volBytes+j.w.Offset() >= j.limit
 }
 
 // maxRecent: past this many members followed by the tracker, those
@@ -453,7 +496,12 @@ func (j *JobWriter) nextPart(cut *archive.Cut, vf *tapeio.VolumeFullError, reaso
 		j.partDone()
 	}
 	j.draining = false
-	dev, vol, err := j.opts.NextVolume(j.ctx, fmt.Errorf("volume %s full after part %d (tape file %d): %w", j.volume, j.cur.Part, j.cur.TapeFile, reason))
+	last := j.parts[len(j.parts)-1]
+	what := "full"
+	if errors.Is(reason, ErrMaxVolumeBytes) {
+		what = "at its byte limit"
+	}
+	dev, vol, err := j.opts.NextVolume(j.ctx, fmt.Errorf("volume %s %s after part %d (tape file %d): %w", j.volume, what, last.Part, last.TapeFile, reason))
 	if err != nil {
 		return j.fail("asking for the next volume", err)
 	}
@@ -487,6 +535,7 @@ func (j *JobWriter) record(full bool) {
 	p.Bytes = j.w.OnTape()
 	p.StreamBytes = p.Bytes - int64(p.HeaderLen)
 	p.EarlyWarning = full
+	p.MaxBytes = j.limitHit
 	j.parts = append(j.parts, p)
 	j.cur = Part{}
 }

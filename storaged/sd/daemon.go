@@ -67,6 +67,12 @@ type Daemon struct {
 	ring     *keys.Keyring
 	cache    *cryptocache.Cache
 	director Director
+	// shredMu orders a shred (ShredKeys) and a key's way into the crypto
+	// cache (loadKey); shredded are the volumes shredded lately, by time,
+	// whose keys are not loaded or cached for a mount timeout after (a
+	// mount that fetched a key just before the shred).
+	shredMu  sync.Mutex
+	shredded map[string]time.Time
 
 	changers map[string]*Changer
 	drives   []*Drive

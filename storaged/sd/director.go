@@ -33,6 +33,13 @@ type Director interface {
 	// before the first data block of a session; nothing is written without
 	// its answer.
 	BeginWrite(ctx context.Context, r *pb.BeginWriteRequest) error
+	// CurrentKey asks for a volume's current key without a label (a
+	// recycled volume's new key, before its new label is written).
+	CurrentKey(ctx context.Context, volume, drive string) (KeyAnswer, error)
+	// LabelWritten reports, synchronously, that a job session rewrote a
+	// recycled volume's label (and verified its key-check block); the
+	// director marks it Append. No data is written before its answer.
+	LabelWritten(ctx context.Context, r *pb.LabelVolumeReply) error
 	// Report tells the director what happened to a volume (best effort).
 	Report(ctx context.Context, r *pb.ReportVolumeRequest) error
 	// Hello tells the director this daemon is (back) up, with its KEK ids
@@ -102,6 +109,39 @@ func (g *grpcDirector) GetVolumeKey(ctx context.Context, lbl *pb.LabelView, driv
 	}
 	ans.Key = keys.StoredKey{Scheme: scheme, KEKID: r.Key.KekId, Value: r.Key.Stored, Fingerprint: r.Key.Fingerprint}
 	return ans, nil
+}
+
+func (g *grpcDirector) CurrentKey(ctx context.Context, volume, drive string) (KeyAnswer, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	link.Ready(ctx, g.conn, min(g.timeout/2, 5*time.Second))
+	r, err := g.client.GetVolumeKey(ctx, &pb.GetVolumeKeyRequest{Volume: volume, Drive: drive})
+	if err != nil {
+		if status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "is not encrypted") {
+			return KeyAnswer{Source: "current"}, nil // a clear volume has no key
+		}
+		return KeyAnswer{}, err
+	}
+	if !r.Encrypted {
+		return KeyAnswer{Source: r.KeySource}, nil
+	}
+	if r.Key == nil {
+		return KeyAnswer{}, fmt.Errorf("the director says volume %s is encrypted but returned no key", volume)
+	}
+	scheme, err := keys.ParseScheme(r.Key.Scheme)
+	if err != nil {
+		return KeyAnswer{}, fmt.Errorf("the director's key for volume %s: %w", volume, err)
+	}
+	return KeyAnswer{Encrypted: true, Source: r.KeySource,
+		Key: keys.StoredKey{Scheme: scheme, KEKID: r.Key.KekId, Value: r.Key.Stored, Fingerprint: r.Key.Fingerprint}}, nil
+}
+
+func (g *grpcDirector) LabelWritten(ctx context.Context, r *pb.LabelVolumeReply) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	link.Ready(ctx, g.conn, min(g.timeout, 5*time.Second))
+	_, err := g.client.LabelWritten(ctx, r)
+	return err
 }
 
 func (g *grpcDirector) BeginWrite(ctx context.Context, r *pb.BeginWriteRequest) error {

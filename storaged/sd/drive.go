@@ -352,7 +352,11 @@ func (dr *Drive) loadKey(d *Daemon, volume string, sk keys.StoredKey, want label
 	// Invariant 1: the wrapped key is in the crypto cache before any
 	// encrypted block can be written with it.
 	if !history || !d.cacheHolds(volume, sk) {
-		if _, err := d.cache.Put(cacheEntry(volume, sk, fp)); err != nil {
+		if err := d.cacheKeyUnlessShredded(dr, cacheEntry(volume, sk, fp)); err != nil {
+			var cr *CryptoRefusedError
+			if errors.As(err, &cr) {
+				return err
+			}
 			return fmt.Errorf("%s: volume %s: recording its key in the crypto cache failed, so the key is not loaded: %w", dr.name, volume, err)
 		}
 	}

@@ -37,6 +37,11 @@ type LabelRequest struct {
 	// Relabel allows rewriting the label of this same volume when it
 	// holds no data (its encryption changed in the catalog).
 	Relabel bool
+	// Recycle allows rewriting the label of this same volume over its
+	// data (the catalog purged it and gave it a new key), unless the old
+	// label names the same key: a tape is never written again under a
+	// key it was written under before its recycling.
+	Recycle bool
 }
 
 // LabelResult is what a label did.
@@ -89,16 +94,9 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	if r.Encrypt {
 		// Fail before touching any cartridge if this daemon cannot unwrap
 		// the key (names the KEK id it lacks).
-		key, err := d.ring.Unwrap(r.Key)
-		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", r.Volume, err)
+		if err := d.checkKey(&r); err != nil {
+			return nil, err
 		}
-		fp := keys.Fingerprint(key)
-		clear(key)
-		if r.Key.Fingerprint != "" && fp != r.Key.Fingerprint {
-			return nil, fmt.Errorf("volume %s: the key unwraps to fingerprint %s, the request says %s", r.Volume, fp, r.Key.Fingerprint)
-		}
-		r.Key.Fingerprint = fp
 	}
 	c, err := d.changer(r.Changer)
 	if err != nil {
@@ -147,7 +145,10 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 		return nil, err
 	}
 	switch old, err := label.Read(dr.dev); {
-	case err == nil && r.Relabel && old.Volume == r.Volume:
+	case err == nil && r.Recycle && old.Volume == r.Volume &&
+		!(r.Encrypt && old.Encryption.Encrypted && old.Encryption.Fingerprint == r.Key.Fingerprint):
+		log.Info("relabelling a recycled volume: its old data is given up", "old_fingerprint", old.Encryption.Fingerprint, "fingerprint", r.Key.Fingerprint)
+	case err == nil && (r.Relabel || r.Recycle) && old.Volume == r.Volume:
 		if err := d.requireNoData(dr, old); err != nil {
 			return nil, err
 		}
@@ -159,6 +160,33 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 		return nil, &ForeignDataError{Slot: r.Slot, Barcode: src.VolumeTag, Err: err}
 	}
 
+	return d.writeLabel(dr, r, src.VolumeTag)
+}
+
+// checkKey unwraps r.Key (to check this daemon can) and sets its
+// fingerprint; a fingerprint that differs from the request's is refused.
+func (d *Daemon) checkKey(r *LabelRequest) error {
+	key, err := d.ring.Unwrap(r.Key)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", r.Volume, err)
+	}
+	fp := keys.Fingerprint(key)
+	clear(key)
+	if r.Key.Fingerprint != "" && fp != r.Key.Fingerprint {
+		return fmt.Errorf("volume %s: the key unwraps to fingerprint %s, the request says %s", r.Volume, fp, r.Key.Fingerprint)
+	}
+	r.Key.Fingerprint = fp
+	return nil
+}
+
+// writeLabel writes r's label at the start of the tape in dr (loaded,
+// no key) and, for an encrypted volume, puts its wrapped key in the
+// crypto cache, loads it, writes the key-check block, verifies it reads
+// back encrypted and writes its filemark: the tape then ends after tape
+// file 1 (2 for a clear volume: after the label). The key stays loaded.
+// Called with dr.mu held.
+func (d *Daemon) writeLabel(dr *Drive, r LabelRequest, barcode string) (*LabelResult, error) {
+	log := dr.log.With("volume", r.Volume, "slot", r.Slot)
 	blockSize := int(dr.cfg.BlockSize)
 	if blockSize == 0 {
 		blockSize = tapeio.DefaultBlockSize
@@ -177,11 +205,12 @@ func (d *Daemon) Label(ctx context.Context, r LabelRequest) (res *LabelResult, e
 	if r.Encrypt {
 		lbl.Encryption = label.Encryption{Encrypted: true, Scheme: string(r.Key.Scheme), KEKID: r.Key.KEKID, Fingerprint: r.Key.Fingerprint}
 	}
-	if lbl, err = label.WriteEffective(dr.dev, lbl); err != nil {
+	lbl, err := label.WriteEffective(dr.dev, lbl)
+	if err != nil {
 		return nil, err
 	}
 	log.Info("label written", "encrypted", r.Encrypt)
-	res = &LabelResult{Volume: r.Volume, Barcode: src.VolumeTag, Drive: dr.name, Slot: r.Slot, Label: lbl}
+	res := &LabelResult{Volume: r.Volume, Barcode: barcode, Drive: dr.name, Slot: r.Slot, Label: lbl}
 	if !r.Encrypt {
 		return res, nil
 	}

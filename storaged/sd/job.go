@@ -24,6 +24,7 @@ import (
 
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/jobtape"
+	"github.com/tapeward/tapeward/storaged/label"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
@@ -106,6 +107,10 @@ type JobSession struct {
 	volSeq    uint32
 	volumes   []string
 	partSeq   map[int]uint32 // jobtape part → volume sequence number
+
+	// maxBytes: per volume, the bytes this job may write on it
+	// (JobVolume.max_bytes; absent or 0: until early warning).
+	maxBytes map[string]uint64
 
 	jw *jobtape.JobWriter
 
@@ -213,6 +218,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	lbl := dr.label
 	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx, SpoolDir: d.cfg.WorkingDirectory,
 		NextVolume: s.nextVolume, OnFlushed: s.onFlushed, OnPart: s.onPart, OnPartDone: s.onPartDone,
+		VolumeLimit: func(v string) int64 { return int64(min(s.maxBytes[v], 1<<62)) },
 		VerifyPart: func(string) func(*scsi.Device, tapeio.Addr) error {
 			if s.encrypted {
 				return tapeio.VerifyFirstBlock([]byte(s.keyFP))
@@ -257,19 +263,27 @@ func (s *JobSession) Opened() *pb.JobOpened {
 // On failure nothing is left mounted and no key loaded.
 func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 	d, dr := s.d, s.dr
-	res, err := d.mountIn(ctx, dr, MountRequest{Changer: jv.Changer, Slot: jv.Slot, Drive: dr.name})
-	if err != nil {
-		return err
+	var lbl label.Label
+	if jv.Recycle {
+		if lbl, err = s.relabelRecycled(ctx, jv); err != nil {
+			return err
+		}
+	} else {
+		res, err := d.mountIn(ctx, dr, MountRequest{Changer: jv.Changer, Slot: jv.Slot, Drive: dr.name})
+		if err != nil {
+			return err
+		}
+		lbl = res.Label
+		if lbl.Volume != jv.Volume {
+			s.release("the job's volume was refused")
+			return &PositionError{Volume: jv.Volume, Msg: fmt.Sprintf("slot %d holds volume %s (barcode %s), not %s; nothing was written", jv.Slot, lbl.Volume, orNone(res.Barcode), jv.Volume)}
+		}
 	}
 	defer func() {
 		if err != nil {
 			s.release("the job's volume was refused")
 		}
 	}()
-	lbl := res.Label
-	if lbl.Volume != jv.Volume {
-		return &PositionError{Volume: jv.Volume, Msg: fmt.Sprintf("slot %d holds volume %s (barcode %s), not %s; nothing was written", jv.Slot, lbl.Volume, orNone(res.Barcode), jv.Volume)}
-	}
 	if err := s.position(lbl.Volume, lbl.Encryption.Encrypted, uint64(jv.TapeFile), uint64(max(jv.KnownTapeFiles, jv.TapeFile))); err != nil {
 		return err
 	}
@@ -288,9 +302,120 @@ func (s *JobSession) mount(ctx context.Context, jv *pb.JobVolume) (err error) {
 	s.encrypted, s.keyFP = lbl.Encryption.Encrypted, dr.keyFP
 	s.volSeq++
 	s.volumes = append(s.volumes, lbl.Volume)
+	if s.maxBytes == nil {
+		s.maxBytes = map[string]uint64{}
+	}
+	s.maxBytes[lbl.Volume] = jv.MaxBytes
 	dr.state = StateWriting
 	dr.setView(lbl.Volume, StateWriting)
 	return nil
+}
+
+// RecycleKeyError refuses to relabel a recycled volume with the key its
+// old label names: a tape is never written again under a key it was
+// written under before its recycling.
+type RecycleKeyError struct {
+	Volume, Fingerprint string
+}
+
+func (e *RecycleKeyError) Error() string {
+	return fmt.Sprintf("refusing to recycle volume %s: the catalog's key %s is the key its old label names; a recycled volume takes a new key (nothing was written)",
+		e.Volume, e.Fingerprint)
+}
+
+// relabelRecycled rewrites, in the session's drive, the label of a volume
+// the director recycled (JobVolume.recycle: purged, a new key committed
+// in the catalog, status Labeling): the tape must carry this volume's own
+// label; the new key comes from the director (CurrentKey) and must not
+// be the old label's; the label and key-check block are written and
+// verified with the key put in the crypto cache first (invariant 1), and
+// the director is told (LabelWritten) before anything else is written.
+// The key stays loaded and the volume mounted; on failure nothing is left
+// loaded. Called with dr.mu held.
+func (s *JobSession) relabelRecycled(ctx context.Context, jv *pb.JobVolume) (_ label.Label, err error) {
+	d, dr := s.d, s.dr
+	src, err := d.loadCartridge(ctx, dr, jv.Slot)
+	if err != nil {
+		if src.Address != 0 {
+			if uerr := d.unloadCartridge(dr, "recycling failed"); uerr != nil {
+				dr.log.Error("after a failed load", "error", uerr.Error())
+			}
+		}
+		return label.Label{}, err
+	}
+	defer func() {
+		if err != nil {
+			s.release("the recycled volume's label was not rewritten")
+		}
+	}()
+	if err := dr.clearKey("before reading the label"); err != nil {
+		return label.Label{}, err
+	}
+	old, err := label.Read(dr.dev)
+	if err != nil {
+		return label.Label{}, &PositionError{Volume: jv.Volume, Msg: fmt.Sprintf("slot %d (%s): recycling rewrites the volume's own label, but reading it failed: %v; nothing was written", jv.Slot, orNone(src.VolumeTag), err)}
+	}
+	if old.Volume != jv.Volume {
+		return label.Label{}, &PositionError{Volume: jv.Volume, Msg: fmt.Sprintf("slot %d holds volume %s (barcode %s), not %s; nothing was written", jv.Slot, old.Volume, orNone(src.VolumeTag), jv.Volume)}
+	}
+	dr.found = &old
+	ans, err := d.director.CurrentKey(ctx, jv.Volume, dr.name)
+	if err != nil {
+		st := status.Convert(err)
+		code := st.Code()
+		if directorUnreachable(err) {
+			code = codes.Unavailable
+		}
+		return label.Label{}, &DirectorRefusedError{Volume: jv.Volume, Drive: dr.name, What: "the recycling", Code: code, Msg: st.Message() + "; nothing was written"}
+	}
+	if ans.Encrypted && old.Encryption.Encrypted && ans.Key.Fingerprint == old.Encryption.Fingerprint {
+		return label.Label{}, &RecycleKeyError{Volume: jv.Volume, Fingerprint: ans.Key.Fingerprint}
+	}
+	r := LabelRequest{Changer: jv.Changer, Slot: jv.Slot, Volume: jv.Volume, Pool: s.open.GetJob().GetPool(), MediaType: old.MediaType,
+		Encrypt: ans.Encrypted, Key: ans.Key}
+	if r.Encrypt {
+		if err := d.checkKey(&r); err != nil {
+			return label.Label{}, err
+		}
+		if r.Key.Fingerprint == old.Encryption.Fingerprint {
+			return label.Label{}, &RecycleKeyError{Volume: jv.Volume, Fingerprint: r.Key.Fingerprint}
+		}
+		// Before the label is touched: this drive must be able to encrypt.
+		switch {
+		case !dr.crypto:
+			return label.Label{}, &CryptoRefusedError{Drive: dr.name, Volume: jv.Volume, Reason: "the drive is configured crypto = false"}
+		case !dr.ame():
+			return label.Label{}, &CryptoRefusedError{Drive: dr.name, Volume: jv.Volume, Reason: dr.noAMEReason()}
+		}
+	}
+	dr.state = StateLabeling
+	dr.setView(jv.Volume, StateLabeling)
+	res, err := d.writeLabel(dr, r, src.VolumeTag)
+	if err != nil {
+		return label.Label{}, err
+	}
+	rep := &pb.LabelVolumeReply{Volume: res.Volume, Barcode: res.Barcode, Slot: res.Slot, Drive: res.Drive,
+		LabelTimeUnix: res.Label.LabelTime.Unix(), Encrypted: res.Label.Encryption.Encrypted, EncryptionVerified: res.Verified,
+		KeyInstanceCounter: res.KIC, KeyFingerprint: res.Label.Encryption.Fingerprint}
+	if res.Verified {
+		rep.VerifiedTimeUnix = d.clock().Unix()
+	}
+	if err := d.director.LabelWritten(ctx, rep); err != nil {
+		st := status.Convert(err)
+		code := st.Code()
+		if directorUnreachable(err) {
+			code = codes.Unavailable
+		}
+		return label.Label{}, &DirectorRefusedError{Volume: jv.Volume, Drive: dr.name, What: "the recycled label", Code: code,
+			Msg: st.Message() + "; no data was written (the new label is on tape; the volume stays out of use until it is labelled again)"}
+	}
+	s.log.Info("recycled volume relabelled with its new key; the director recorded it", "volume", jv.Volume,
+		"old_fingerprint", orNone(old.Encryption.Fingerprint), "fingerprint", orNone(res.Label.Encryption.Fingerprint), "verified", res.Verified)
+	lbl := res.Label
+	dr.label, dr.found = &lbl, nil
+	dr.state = StateMounted
+	dr.setView(lbl.Volume, StateMounted)
+	return lbl, nil
 }
 
 // position puts the tape at the start of tape file n, refusing when the
@@ -408,7 +533,12 @@ func (s *JobSession) onPartDone(p jobtape.Part) {
 		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "written", Bytes: uint64(p.Bytes), Blocks: p.Blocks})
 	}
 	if p.EarlyWarning {
-		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"})
+		full := &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"}
+		if p.MaxBytes {
+			full.Detail = fmt.Sprintf("max_volume_bytes reached: job %d wrote %d bytes in tape file %d (%d allowed on it)",
+				s.open.Job.JobId, p.Bytes, p.TapeFile, s.maxBytes[p.Volume])
+		}
+		s.d.report(s.ctx, full)
 	}
 }
 

@@ -55,6 +55,8 @@ type director struct {
 	onReport func(*pb.ReportVolumeRequest)
 	// refuse, when set, is GetVolumeKey's answer.
 	refuse error
+	// labelled are the LabelWritten reports.
+	labelled []*pb.LabelVolumeReply
 }
 
 func (f *director) GetVolumeKey(ctx context.Context, lbl *pb.LabelView, drive string) (KeyAnswer, error) {
@@ -68,6 +70,15 @@ func (f *director) GetVolumeKey(ctx context.Context, lbl *pb.LabelView, drive st
 		return KeyAnswer{Source: "current"}, nil
 	}
 	return KeyAnswer{Encrypted: true, Key: sk, Source: "current"}, nil
+}
+func (f *director) CurrentKey(ctx context.Context, volume, drive string) (KeyAnswer, error) {
+	return f.GetVolumeKey(ctx, &pb.LabelView{Volume: volume}, drive)
+}
+func (f *director) LabelWritten(_ context.Context, r *pb.LabelVolumeReply) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.labelled = append(f.labelled, r)
+	return nil
 }
 func (f *director) BeginWrite(context.Context, *pb.BeginWriteRequest) error { return nil }
 func (f *director) Report(_ context.Context, r *pb.ReportVolumeRequest) error {

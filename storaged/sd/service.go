@@ -7,7 +7,9 @@ import (
 	"strconv"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/proto/link"
@@ -135,6 +137,39 @@ func (s *Service) PushKeys(ctx context.Context, req *pb.PushKeysRequest) (*pb.Pu
 	return &pb.PushKeysReply{Added: uint32(res.Added), Unchanged: uint32(res.Unchanged), CacheKeks: res.KEKs}, nil
 }
 
+// ShredKeys destroys the keys of the named volumes here (crypto-shredding,
+// after the director's `shred volume=V yes`): every stored string in the
+// crypto cache, and the key of a drive holding one of them. Corrupt cache
+// copies that still name a volume are kept as found and named in the
+// trailer link.TrailerShredNotEdited.
+func (s *Service) ShredKeys(ctx context.Context, req *pb.ShredKeysRequest) (*pb.ShredKeysReply, error) {
+	if len(req.Volumes) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "ShredKeys: name at least one volume")
+	}
+	for _, v := range req.Volumes {
+		if v == "" {
+			return nil, status.Error(codes.InvalidArgument, "ShredKeys: a volume name is empty")
+		}
+	}
+	res, err := s.D.ShredKeys(ctx, req.Volumes, req.Reason)
+	if len(res.NotEdited) > 0 {
+		grpc.SetTrailer(ctx, metadata.Pairs(pairs(link.TrailerShredNotEdited, res.NotEdited)...)) //nolint:errcheck // best effort: also logged
+	}
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &pb.ShredKeysReply{Destroyed: uint32(res.Destroyed), Absent: res.Absent}, nil
+}
+
+// pairs makes key, v1, key, v2, … for metadata.Pairs.
+func pairs(key string, values []string) []string {
+	out := make([]string, 0, 2*len(values))
+	for _, v := range values {
+		out = append(out, key, v)
+	}
+	return out
+}
+
 func (s *Service) Inventory(ctx context.Context, req *pb.InventoryRequest) (*pb.InventoryReply, error) {
 	inv, err := s.D.Inventory(req.Changer)
 	return inv, rpcError(err)
@@ -156,7 +191,7 @@ func (s *Service) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRe
 
 func (s *Service) LabelVolume(ctx context.Context, req *pb.LabelVolumeRequest) (*pb.LabelVolumeReply, error) {
 	r := LabelRequest{Changer: req.Changer, Slot: req.Slot, Drive: req.Drive, Volume: req.Volume, Pool: req.Pool,
-		MediaType: req.MediaType, Encrypt: req.Encrypt, Relabel: req.Relabel}
+		MediaType: req.MediaType, Encrypt: req.Encrypt, Relabel: req.Relabel, Recycle: req.Recycle}
 	if req.Key != nil {
 		scheme, err := keys.ParseScheme(req.Key.Scheme)
 		if err != nil && req.Encrypt {

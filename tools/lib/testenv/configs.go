@@ -109,6 +109,8 @@ type Fileset struct {
 type Pool struct {
 	Name, Storage string
 	Encrypted     *bool // nil: not written (default true)
+	// VolumeRetention, ScratchPool, RecyclePool: "" not written.
+	VolumeRetention, ScratchPool, RecyclePool string
 }
 
 // Job is a [[job]] of director.toml; empty fields are not written.
@@ -193,6 +195,9 @@ func (d Director) writeJobResources(b *strings.Builder) {
 		fmt.Fprintf(b, "\n[[pool]]\nname = %q\n", p.Name)
 		optStr("storage", p.Storage)
 		optBool("encrypted", p.Encrypted)
+		optStr("volume_retention", p.VolumeRetention)
+		optStr("scratch_pool", p.ScratchPool)
+		optStr("recycle_pool", p.RecyclePool)
 	}
 	for _, j := range d.Jobs {
 		fmt.Fprintf(b, "\n[[job]]\nname = %q\n", j.Name)
