@@ -61,7 +61,6 @@ type RestoreRequest struct {
 // VolumesChanged).
 const volumePoll = time.Minute
 
-
 // restoreState is what a running restore has seen.
 type restoreState struct {
 	req        *RestoreRequest
