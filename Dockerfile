@@ -8,7 +8,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
-RUN mkdir -p /out && go build -trimpath -ldflags="-s -w" -o /out/ ./director ./storaged ./tools/tapectl ./tools/tapekey ./tools/vtl
+RUN mkdir -p /out && go build -trimpath -ldflags="-s -w" -o /out/ ./director ./storaged ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl
 
 # Runtime stage: Debian slim (a shell for the compose "keys" init service
 # and for debugging), a non-root user, the binaries in /usr/local/bin.

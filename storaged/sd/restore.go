@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
-	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
 )
 
@@ -105,7 +105,7 @@ type RestoreSession struct {
 	bs        int
 	meta      uint32 // tape files before the data: label (and key check)
 	encrypted bool
-	cursor    blockCursor
+	cursor    tapeio.Cursor
 	cur       []byte // output buffer being filled
 	cut       *cutState
 	volumes   []string
@@ -463,7 +463,7 @@ func (s *RestoreSession) mount(v *pb.RestoreVolume) error {
 	if s.bs <= 0 || s.bs%archive.BlockSize != 0 {
 		return fmt.Errorf("volume %s: its label gives block size %d (want a multiple of %d)", v.Volume, s.bs, archive.BlockSize)
 	}
-	s.cursor.reset(dr.dev, s.bs, &s.blocks)
+	s.cursor.Reset(dr.dev, s.bs, &s.blocks)
 	name := lbl.Volume
 	s.volume.Store(&name)
 	s.volumes = append(s.volumes, name)
@@ -479,7 +479,7 @@ func (s *RestoreSession) mount(v *pb.RestoreVolume) error {
 func (s *RestoreSession) unmount(why string) error {
 	d, dr := s.d, s.dr
 	s.volume.Store(nil)
-	s.cursor.reset(nil, 0, nil)
+	s.cursor.Reset(nil, 0, nil)
 	if !dr.holds() {
 		return dr.clearKey(why)
 	}
@@ -540,7 +540,7 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 			return s.abortErr
 		}
 	}
-	if err := s.cursor.seek(first+addr.Block, int(addr.Offset), uint64(addr.TapeFile)); err != nil {
+	if err := s.cursor.Seek(first+addr.Block, int(addr.Offset), uint64(addr.TapeFile)); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	var src io.Reader = &s.cursor
@@ -770,113 +770,4 @@ func (s *RestoreSession) SendData(send func(*pb.RestoreDataReply) error) error {
 			return s.result
 		}
 	}
-}
-
-// blockCursor reads a volume's blocks for a restore: LOCATE only when the
-// block wanted is neither the one in its buffer nor the next one.
-type blockCursor struct {
-	dev    *scsi.Device
-	buf    []byte
-	n, r   int    // the buffered block's length, and the read position in it
-	have   bool   // buf holds block cur
-	at     bool   // the drive is at cur+1
-	eof    bool   // the tape file ended (filemark)
-	cur    uint64 // logical object number of the buffered block
-	file   uint64 // its tape file
-	blocks *atomic.Uint64
-}
-
-func (c *blockCursor) reset(dev *scsi.Device, bs int, blocks *atomic.Uint64) {
-	buf := c.buf
-	if dev != nil {
-		if mt := dev.MaxTransfer(); mt > 0 && bs > mt {
-			bs = mt
-		}
-		if cap(buf) < bs {
-			buf = make([]byte, bs)
-		}
-		buf = buf[:bs]
-	}
-	*c = blockCursor{dev: dev, buf: buf, blocks: blocks}
-}
-
-// seek makes the byte at offset off of logical block abs (in tape file
-// file) the next one Read returns.
-func (c *blockCursor) seek(abs uint64, off int, file uint64) error {
-	c.eof = false
-	switch {
-	case c.have && abs == c.cur:
-	case c.have && c.at && abs == c.cur+1:
-		if err := c.read(); err != nil {
-			return err
-		}
-	default:
-		c.have, c.at = false, false
-		if err := c.dev.Locate(scsi.LocateBlock, abs); err != nil {
-			return fmt.Errorf("locating block %d: %w", abs, err)
-		}
-		pos, err := c.dev.ReadPosition()
-		if err != nil {
-			return fmt.Errorf("reading the position after locating block %d: %w", abs, err)
-		}
-		if pos.Block != abs || pos.File != file {
-			return fmt.Errorf("locating block %d left the drive at tape file %d block %d: the address does not match the tape", abs, pos.File, pos.Block)
-		}
-		c.cur, c.file = abs-1, file
-		if err := c.read(); err != nil {
-			return err
-		}
-	}
-	if off >= c.n {
-		return fmt.Errorf("offset %d is beyond block %d (%d bytes)", off, abs, c.n)
-	}
-	c.r = off
-	return nil
-}
-
-// read reads the block after cur; io.EOF at the filemark ending the tape
-// file.
-func (c *blockCursor) read() error {
-	next := c.cur + 1
-	res, err := c.dev.Read(c.buf, false)
-	if err != nil {
-		c.have, c.at = false, false
-		return fmt.Errorf("reading block %d: %w", next, err)
-	}
-	switch {
-	case res.Filemark:
-		c.have, c.at, c.eof = false, false, true
-		return io.EOF
-	case res.EOD:
-		c.have, c.at = false, false
-		return fmt.Errorf("block %d: end of data", next)
-	case res.Overlength:
-		c.have, c.at = false, false
-		return fmt.Errorf("block %d is %d bytes, longer than the volume's block size %d", next, res.BlockLen, len(c.buf))
-	case res.N == 0:
-		c.have, c.at = false, false
-		return fmt.Errorf("block %d: empty read", next)
-	}
-	c.have, c.at, c.cur, c.n, c.r = true, true, next, res.N, 0
-	c.blocks.Add(1)
-	return nil
-}
-
-// Read returns the bytes after the current position, reading on block by
-// block; io.EOF at the end of the tape file.
-func (c *blockCursor) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for !c.have || c.r == c.n {
-		if c.eof || !c.have {
-			return 0, io.EOF
-		}
-		if err := c.read(); err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, c.buf[c.r:c.n])
-	c.r += n
-	return n, nil
 }

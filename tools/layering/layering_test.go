@@ -49,6 +49,8 @@ var rules = []rule{
 		why: "the archive format is archive/tar, io and the standard library: never SCSI, catalog or network"},
 	{pkgs: "tools/lib/relocate", only: []string{},
 		why: "restore relocation (where=, strip_prefix=, regexwhere=…) is pure: filed writes with it and the director lists a dryrun with it"},
+	{pkgs: "tools/lib/extract", only: []string{"tools/lib/archive", "tools/lib/relocate"},
+		why: "the safe extractor is the archive format's wing (architecture §2): archive, relocation, the standard library and x/sys; filed's restore and tapextract both write with it"},
 	{pkgs: "migrations", only: []string{},
 		why: "migrations are SQL files"},
 	{pkgs: "configs", only: []string{"configs/schedule"},

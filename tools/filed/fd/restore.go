@@ -14,7 +14,7 @@ import (
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
-	"github.com/tapeward/tapeward/tools/filed/restore"
+	"github.com/tapeward/tapeward/tools/lib/extract"
 	"github.com/tapeward/tapeward/tools/lib/relocate"
 )
 
@@ -25,7 +25,7 @@ type restoreJob struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	events chan *pb.RestoreFiledEvent
-	w      *restore.Writer
+	w      *extract.Writer
 
 	curMu   sync.Mutex
 	current []byte // the member being written
@@ -33,7 +33,7 @@ type restoreJob struct {
 
 // Restore runs a restore: see the Filed service. It dials the storage
 // daemon's RestoreData with the session's token and writes each member
-// it receives with a restore.Writer under the request's relocation.
+// it receives with a extract.Writer under the request's relocation.
 // Per-file problems are RestoreFileError events (the restore goes on);
 // RestoreFiledDone is the last event of a restore that read the whole
 // stream. A storage daemon's error is returned with its code and
@@ -58,7 +58,7 @@ func (s *Service) Restore(req *pb.RestoreRequest, stream pb.Filed_RestoreServer)
 	log.Info("restore started", "relocation", rules.String(), "replace", replace.String(),
 		"storage", req.StorageName, "storage_address", req.StorageAddress)
 
-	j.w, err = restore.New(restore.Options{Relocator: rl, Replace: replace, Report: j.fileError})
+	j.w, err = extract.New(extract.Options{Relocator: rl, Replace: replace, Report: j.fileError})
 	if err != nil {
 		s.o.Metrics.failed("target")
 		s.o.Metrics.jobDone(ResultError)
@@ -121,7 +121,7 @@ func rulesOf(r *pb.Relocation) relocate.Rules {
 
 // checkRestoreRequest: the storage and session, the relocation rules
 // and replace=; errors are InvalidArgument statuses naming the field.
-func checkRestoreRequest(req *pb.RestoreRequest, rules relocate.Rules) (*relocate.Relocator, restore.Replace, error) {
+func checkRestoreRequest(req *pb.RestoreRequest, rules relocate.Rules) (*relocate.Relocator, extract.Replace, error) {
 	for _, f := range []struct{ name, v string }{
 		{"storage_address", req.StorageAddress}, {"storage_name", req.StorageName},
 		{"session", req.Session}, {"token", req.Token},
@@ -134,7 +134,7 @@ func checkRestoreRequest(req *pb.RestoreRequest, rules relocate.Rules) (*relocat
 	if err != nil {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "RestoreRequest.relocation: %v", err)
 	}
-	replace, err := restore.ParseReplace(req.Replace)
+	replace, err := extract.ParseReplace(req.Replace)
 	if err != nil {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "RestoreRequest.replace: %v", err)
 	}
@@ -231,9 +231,9 @@ func (j *restoreJob) storageError(err error) error {
 }
 
 // memberOf converts a planned member.
-func memberOf(rm *pb.RestoreMember) restore.Member {
+func memberOf(rm *pb.RestoreMember) extract.Member {
 	r := rm.Record
-	return restore.Member{Path: string(r.Path), WriteAs: string(rm.WriteAs), Type: r.Type, Size: r.Size, Mode: r.Mode,
+	return extract.Member{Path: string(r.Path), WriteAs: string(rm.WriteAs), Type: r.Type, Size: r.Size, Mode: r.Mode,
 		UID: r.Uid, GID: r.Gid, MtimeNs: r.MtimeNs, Linkname: string(r.Linkname), SHA256: r.Sha256, Sparse: r.Sparse,
 		Devmajor: r.Devmajor, Devminor: r.Devminor}
 }
@@ -287,7 +287,7 @@ func (d *memberData) Read(p []byte) (int, error) {
 }
 
 // fileError queues a RestoreFileError event.
-func (j *restoreJob) fileError(e *restore.FileError) {
+func (j *restoreJob) fileError(e *extract.FileError) {
 	j.s.o.Metrics.warning("restore-" + e.Op)
 	j.s.o.Logger.Debug("restore file error", "job_id", j.req.JobId, "op", e.Op, "path", strconv.Quote(e.Path),
 		"target", strconv.Quote(e.Target), "message", e.Message)

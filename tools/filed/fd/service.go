@@ -6,7 +6,7 @@
 // with filed's own client certificate and the session's one-time token.
 // A restore reads the members the storage daemon sends on RestoreData
 // with such a token and writes them safely under the target (package
-// tools/filed/restore). README.md (tools/filed) describes both.
+// tools/lib/extract). README.md (tools/filed) describes both.
 package fd
 
 import (

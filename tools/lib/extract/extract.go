@@ -1,6 +1,6 @@
 //go:build linux
 
-// Package restore writes the members of a restore under a target
+// Package extract writes the members of a restore under a target
 // directory, safely (architecture §4, invariant 10):
 //
 //   - every path is mapped by a relocate.Relocator and must lie under its
@@ -23,7 +23,7 @@
 //
 // Memory does not grow with a file's size: data is streamed through one
 // buffer.
-package restore
+package extract
 
 import (
 	"bytes"

@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tapeward/tapeward/storaged/label"
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/dial"
+	"github.com/tapeward/tapeward/storaged/tapeio"
+	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/keys"
+)
+
+// headerRead is how much of a tape file's first block scan reads.
+const headerRead = 64 << 10
+
+// readyTimeout bounds the wait for a loading cartridge (LTO loads take
+// 15-20 s; a changer move before it adds more).
+const readyTimeout = 3 * time.Minute
+
+// library is the changer and the one drive tapextract uses. Every key it
+// loads is cleared on the way out (close), and by the signal handler.
+type library struct {
+	out       io.Writer // progress and notes (stderr)
+	changer   *scsi.Device
+	drive     *scsi.Device
+	driveAddr string
+	driveIdx  int // the changer's data transfer element of the drive
+	ks        *keySource
+
+	mu      sync.Mutex // the drive's key state, shared with the signal handler
+	keyFP   string
+	loaded  *cartridge // in the drive, moved there by us
+	closing bool
+}
+
+// cartridge is one storage slot's cartridge as the changer reports it.
+type cartridge struct {
+	Slot    int // 1-based, as operators count
+	Addr    uint16
+	Barcode string
+}
+
+// libFlags are the device flags.
+type libFlags struct {
+	changer, drive *string
+	driveIndex     *int
+}
+
+func addLibFlags(f *flags) *libFlags {
+	return &libFlags{
+		changer:    f.String("changer", "", "the changer's address ("+dial.Forms+")"),
+		drive:      f.String("drive", "", "the drive's address (default: the changer's first drive, for a vtl changer)"),
+		driveIndex: f.Int("drive-index", -1, "the changer's drive element (0-based) of --drive (default: found by serial number, else 0)"),
+	}
+}
+
+// openLibrary opens the changer and the drive, and clears any key the
+// drive holds (a key left by a crashed run is not trusted).
+func openLibrary(lf *libFlags, ks *keySource, out io.Writer) (*library, error) {
+	if *lf.changer == "" {
+		return nil, usagef("--changer ADDRESS is required (%s)", dial.Forms)
+	}
+	driveAddr := *lf.drive
+	if driveAddr == "" {
+		a, err := dial.Parse(*lf.changer)
+		if err != nil {
+			return nil, err
+		}
+		if !a.VTL {
+			return nil, usagef("--drive ADDRESS is required with a changer at %s", *lf.changer)
+		}
+		driveAddr = "vtl:" + a.Path + "#drive0"
+	}
+	ch, err := dial.OpenDevice(*lf.changer, scsi.TypeMediumChanger)
+	if err != nil {
+		return nil, fmt.Errorf("changer: %w", err)
+	}
+	dr, err := dial.OpenDevice(driveAddr, scsi.TypeTape)
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("drive: %w", err)
+	}
+	l := &library{out: out, changer: ch, drive: dr, driveAddr: driveAddr, driveIdx: *lf.driveIndex, ks: ks}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := dr.WaitReady(ctx, 0); err != nil && !scsi.IsNoMedium(err) {
+		l.close()
+		return nil, err
+	}
+	if l.driveIdx < 0 {
+		l.driveIdx = l.findDriveIndex()
+	}
+	// A key left in the drive (a run killed with SIGKILL, another tool)
+	// is not ours to trust: clear it before anything is read.
+	if st, err := dr.Status(); err == nil && !st.Cleared() {
+		if _, err := dr.Clear(); err != nil {
+			l.close()
+			return nil, fmt.Errorf("%s holds a key (%s) that could not be cleared: %w", driveAddr, st, err)
+		}
+		fmt.Fprintf(out, "tapextract: %s: a key left in the drive was cleared\n", driveAddr)
+	}
+	return l, nil
+}
+
+// findDriveIndex matches the drive's serial number to the changer's
+// drive elements (DVCID); 0 when the changer does not say.
+func (l *library) findDriveIndex() int {
+	serial, err := l.drive.SerialNumber()
+	if err != nil {
+		return 0
+	}
+	_, drives, err := l.layout()
+	if err != nil {
+		return 0
+	}
+	for i, e := range drives {
+		if e.DeviceID != nil && strings.TrimSpace(e.DeviceID.Serial) == strings.TrimSpace(serial) {
+			return i
+		}
+	}
+	return 0
+}
+
+func (l *library) layout() (slots, drives []scsi.Element, err error) {
+	els, err := l.changer.Inventory()
+	if err != nil {
+		return nil, nil, fmt.Errorf("changer %s: inventory: %w", l.changer.Addr(), err)
+	}
+	for _, e := range els {
+		switch e.Type {
+		case scsi.ElementStorage:
+			slots = append(slots, e)
+		case scsi.ElementDataTransfer:
+			drives = append(drives, e)
+		}
+	}
+	sort.Slice(slots, func(i, j int) bool { return slots[i].Address < slots[j].Address })
+	sort.Slice(drives, func(i, j int) bool { return drives[i].Address < drives[j].Address })
+	if l.driveIdx >= len(drives) {
+		return nil, nil, fmt.Errorf("changer %s has %d drives; there is no drive element %d (--drive-index)", l.changer.Addr(), len(drives), l.driveIdx)
+	}
+	return slots, drives, nil
+}
+
+// cartridges lists the library's cartridges by slot; one in our drive
+// (left by an earlier run) is listed at its source slot.
+func (l *library) cartridges() ([]cartridge, error) {
+	slots, drives, err := l.layout()
+	if err != nil {
+		return nil, err
+	}
+	var out []cartridge
+	for i, s := range slots {
+		if s.Full {
+			out = append(out, cartridge{Slot: i + 1, Addr: s.Address, Barcode: strings.TrimSpace(s.VolumeTag)})
+		}
+	}
+	for _, d := range drives {
+		if d.Full && d.SValid {
+			for i, s := range slots {
+				if s.Address == d.Source {
+					out = append(out, cartridge{Slot: i + 1, Addr: s.Address, Barcode: strings.TrimSpace(d.VolumeTag)})
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
+	return out, nil
+}
+
+// load moves c into the drive (returning whatever it holds first) and
+// waits until it is ready.
+func (l *library) load(ctx context.Context, c cartridge) error {
+	if l.loaded != nil && l.loaded.Addr == c.Addr {
+		return nil
+	}
+	if err := l.unload(); err != nil {
+		return err
+	}
+	_, drives, err := l.layout()
+	if err != nil {
+		return err
+	}
+	dst := drives[l.driveIdx]
+	if dst.Full && (!dst.SValid || dst.Source != c.Addr) {
+		// Left there by an earlier run or by hand: put it back first.
+		if !dst.SValid {
+			return fmt.Errorf("the drive (changer element %d) holds cartridge %s and the changer does not say which slot it came from; move it to an empty slot with the library's panel", l.driveIdx, dash(strings.TrimSpace(dst.VolumeTag)))
+		}
+		if err := l.drive.Unload(); err != nil && !scsi.IsNoMedium(err) {
+			return fmt.Errorf("%s: unloading cartridge %s left in the drive: %w", l.driveAddr, dash(strings.TrimSpace(dst.VolumeTag)), err)
+		}
+		if err := l.changer.MoveMedium(0, dst.Address, dst.Source); err != nil {
+			return fmt.Errorf("changer: returning cartridge %s left in the drive to its slot: %w", dash(strings.TrimSpace(dst.VolumeTag)), err)
+		}
+		fmt.Fprintf(l.out, "tapextract: cartridge %s left in the drive was returned to its slot\n", dash(strings.TrimSpace(dst.VolumeTag)))
+		dst.Full = false
+	}
+	if !dst.Full {
+		if err := l.changer.MoveMedium(0, c.Addr, dst.Address); err != nil {
+			return fmt.Errorf("changer: moving slot %d (%s) to the drive: %w", c.Slot, c.Barcode, err)
+		}
+	}
+	cc := c
+	l.mu.Lock()
+	l.loaded = &cc
+	l.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := l.drive.WaitReady(wctx, 0); err != nil {
+		return fmt.Errorf("%s: waiting for cartridge %s (slot %d) to become ready: %w", l.driveAddr, c.Barcode, c.Slot, err)
+	}
+	l.drive.DrainUnitAttentions()
+	return nil
+}
+
+// unload clears the key, unloads the cartridge and returns it to its slot.
+func (l *library) unload() error {
+	errs := []error{l.clearKey()}
+	l.mu.Lock()
+	c := l.loaded
+	l.mu.Unlock()
+	if c == nil {
+		return errors.Join(errs...)
+	}
+	if err := l.drive.Unload(); err != nil && !scsi.IsNoMedium(err) {
+		errs = append(errs, fmt.Errorf("%s: unload: %w", l.driveAddr, err))
+	}
+	if _, drives, err := l.layout(); err != nil {
+		errs = append(errs, err)
+	} else if e := drives[l.driveIdx]; e.Full {
+		if err := l.changer.MoveMedium(0, e.Address, c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("changer: returning %s to slot %d: %w", c.Barcode, c.Slot, err))
+		}
+	}
+	l.mu.Lock()
+	l.loaded = nil
+	l.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// loadKey loads the volume's key for reading only (encryption off,
+// decryption on) and checks the drive's status page says so.
+func (l *library) loadKey(lbl label.Label) error {
+	key, err := l.ks.key(lbl)
+	if err != nil {
+		return err
+	}
+	defer clear(key)
+	p, err := l.drive.Probe()
+	if err != nil {
+		return fmt.Errorf("%s: probing encryption: %w", l.driveAddr, err)
+	}
+	if !p.AME {
+		return fmt.Errorf("%s cannot read encrypted volume %s: %w", l.driveAddr, lbl.Volume, p.Err())
+	}
+	fp := keys.Fingerprint(key)
+	var ukad []byte
+	if p.MaxUKAD >= len(fp) && (!p.UKADFixed || p.MaxUKAD == len(fp)) {
+		ukad = []byte(fp)
+	}
+	l.mu.Lock()
+	l.keyFP = fp // from here on, every exit clears
+	l.mu.Unlock()
+	st, err := l.drive.SetKey(key, scsi.SetKeyOpts{UKAD: ukad, KADFormat: 2, CKOD: p.CKOD, ReadOnly: true})
+	if err != nil {
+		l.clearKey()
+		return fmt.Errorf("%s: loading the key of %s: %w", l.driveAddr, lbl.Volume, err)
+	}
+	if st.Encrypting() || st.Cleared() {
+		l.clearKey()
+		return fmt.Errorf("%s: after loading the key of %s the drive reports %s; want encryption off and decryption on", l.driveAddr, lbl.Volume, st)
+	}
+	fmt.Fprintf(l.out, "tapextract: %s: key %s of %s loaded for reading (KEK %s): %s\n", l.driveAddr, fp, lbl.Volume, dash(lbl.Encryption.KEKID), st)
+	return nil
+}
+
+// clearKey clears the drive's key when one was loaded (and checks it).
+func (l *library) clearKey() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.keyFP == "" {
+		return nil
+	}
+	if _, err := l.drive.Clear(); err != nil {
+		return fmt.Errorf("%s: clearing key %s: %w", l.driveAddr, l.keyFP, err)
+	}
+	fmt.Fprintf(l.out, "tapextract: %s: key %s cleared\n", l.driveAddr, l.keyFP)
+	l.keyFP = ""
+	return nil
+}
+
+// close clears the key, returns the cartridge and closes the devices.
+func (l *library) close() error {
+	err := l.unload()
+	l.drive.Close()
+	l.changer.Close()
+	return err
+}
+
+// tapeFile is one tape file after the label (and key check).
+type tapeFile struct {
+	File       uint64 // tape file number
+	FirstBlock uint64 // logical object number of its first block
+	Header     archive.PartHeader
+	Foreign    string // not a Tapeward part: why
+}
+
+// volume is a mounted volume: its label and what its tape files are.
+type volume struct {
+	Cart    cartridge
+	Label   label.Label
+	Meta    uint64 // tape files before the data (label, key check)
+	Files   []tapeFile
+	Indexes map[int64]*jobIndex // job id → its index, when read
+}
+
+// jobIndex is one job's index tape file, decoded.
+type jobIndex struct {
+	Header  archive.PartHeader
+	Volume  string
+	Entries []archive.IndexEntry
+}
+
+// mount loads c, reads its label and, for an encrypted volume, loads its
+// key. The returned volume has no tape files yet (scan).
+func (l *library) mount(ctx context.Context, c cartridge) (*volume, error) {
+	if err := l.load(ctx, c); err != nil {
+		return nil, err
+	}
+	l.clearKey()
+	lbl, err := label.Read(l.drive)
+	if err != nil {
+		return nil, fmt.Errorf("slot %d (barcode %s): %w", c.Slot, dash(c.Barcode), err)
+	}
+	v := &volume{Cart: c, Label: lbl, Meta: 1, Indexes: map[int64]*jobIndex{}}
+	if lbl.Encryption.Encrypted {
+		v.Meta = 2
+		if err := l.loadKey(lbl); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// scan reads the first block of every tape file after the label (and
+// key check): its part header. With readIndexes, index tape files are
+// read whole (they are small); data is skipped with SPACE.
+func (l *library) scan(ctx context.Context, v *volume, readIndexes bool, wantIndex func(jobID int64) bool) error {
+	if err := l.drive.Rewind(false); err != nil {
+		return err
+	}
+	if _, err := l.drive.Space(scsi.SpaceFilemarks, int64(v.Meta)); err != nil {
+		return fmt.Errorf("%s: spacing over the label: %w", v.Label.Volume, err)
+	}
+	// A part header is a few KiB (its pax records, a continuation's
+	// headers): the first headerRead bytes of a tape file's first block
+	// hold it. A longer block is read overlength (the rest of it is not
+	// transferred), so listing reads little more than that per tape file.
+	bs := min(v.Label.BlockSize, headerRead)
+	if mt := l.drive.MaxTransfer(); mt > 0 && bs > mt {
+		bs = mt
+	}
+	buf := make([]byte, bs)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		pos, err := l.drive.ReadPosition()
+		if err != nil {
+			return err
+		}
+		res, err := l.drive.Read(buf, true)
+		if err != nil {
+			if scsi.IsBlankCheck(err) {
+				return nil // end of data
+			}
+			return fmt.Errorf("%s: reading tape file %d: %w", v.Label.Volume, pos.File, err)
+		}
+		if res.EOD {
+			return nil
+		}
+		tf := tapeFile{File: pos.File, FirstBlock: pos.Block}
+		if res.Filemark {
+			tf.Foreign = "an empty tape file"
+			v.Files = append(v.Files, tf)
+			continue
+		}
+		h, err := archive.ParsePartHeader(bytes.NewReader(buf[:res.N]))
+		if err != nil {
+			tf.Foreign = err.Error()
+		} else {
+			tf.Header = h
+		}
+		v.Files = append(v.Files, tf)
+		if tf.Foreign == "" && h.Kind == archive.KindIndex && readIndexes && (wantIndex == nil || wantIndex(h.JobID)) {
+			ix, err := l.readIndex(v, tf)
+			if err != nil {
+				return err
+			}
+			v.Indexes[h.JobID] = ix
+			// readIndex read to the filemark.
+			continue
+		}
+		if _, err := l.drive.Space(scsi.SpaceFilemarks, 1); err != nil {
+			if scsi.IsBlankCheck(err) {
+				return nil
+			}
+			return fmt.Errorf("%s: spacing over tape file %d: %w", v.Label.Volume, tf.File, err)
+		}
+	}
+}
+
+// readIndex reads an index tape file from its first block.
+func (l *library) readIndex(v *volume, tf tapeFile) (*jobIndex, error) {
+	r, err := tapeio.NewReader(l.drive, tapeio.Addr{File: tf.File, Block: tf.FirstBlock}, tapeio.ReaderOptions{BlockSize: v.Label.BlockSize})
+	if err != nil {
+		return nil, err
+	}
+	ix := &jobIndex{Volume: v.Label.Volume}
+	h, err := archive.DecodeIndex(r, func(e archive.IndexEntry) error {
+		ix.Entries = append(ix.Entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: the index of job %d (tape file %d): %w", v.Label.Volume, tf.Header.JobID, tf.File, err)
+	}
+	ix.Header = h
+	// Read on to the filemark, so that the next read starts the next
+	// tape file.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil, fmt.Errorf("%s: after the index of job %d: %w", v.Label.Volume, tf.Header.JobID, err)
+	}
+	return ix, nil
+}
+
+// fileFirstBlock is the logical object number of tape file n's first
+// block, from the scan.
+func (v *volume) fileFirstBlock(n int64) (uint64, bool) {
+	for _, f := range v.Files {
+		if int64(f.File) == n {
+			return f.FirstBlock, true
+		}
+	}
+	return 0, false
+}
