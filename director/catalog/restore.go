@@ -371,19 +371,26 @@ func Ancestors(p []byte) [][]byte {
 // Store.LinkTargets.
 func (v *RestoreView) Select(marks Marks, targets map[linkKey]*RestoreMember) Selection {
 	var sel Selection
-	take := map[string]*SelectedMember{}
-	order := []string{}
-	add := func(rm *RestoreMember, ancestor bool, key string) *SelectedMember {
-		if sm, ok := take[key]; ok {
+	// Members are taken once each, by identity (a view member, or a
+	// hard link's first path from another job).
+	at := map[*RestoreMember]int{}
+	add := func(rm *RestoreMember, ancestor bool) *SelectedMember {
+		if i, ok := at[rm]; ok {
 			if !ancestor {
-				sm.Ancestor = false
+				sel.Members[i].Ancestor = false
 			}
-			return sm
+			return &sel.Members[i]
 		}
-		sm := &SelectedMember{RestoreMember: rm, Ancestor: ancestor}
-		take[key] = sm
-		order = append(order, key)
-		return sm
+		at[rm] = len(sel.Members)
+		sel.Members = append(sel.Members, SelectedMember{RestoreMember: rm, Ancestor: ancestor})
+		return &sel.Members[len(sel.Members)-1]
+	}
+	ancestors := func(p []byte) {
+		for _, a := range Ancestors(p) {
+			if d := v.Lookup(a); d != nil {
+				add(d, true)
+			}
+		}
 	}
 	for i := range v.Members {
 		rm := &v.Members[i]
@@ -400,29 +407,17 @@ func (v *RestoreView) Select(marks Marks, targets map[linkKey]*RestoreMember) Se
 				t = targets[linkKey{rm.JobID, string(rm.Link)}]
 			}
 			if t != nil {
-				key := fmt.Sprintf("%d\x00%s", t.JobID, t.Path)
-				if sm, ok := take[key]; !ok || sm.WriteAs == nil {
-					sm := add(t, false, key)
+				if j, ok := at[t]; !ok || sel.Members[j].WriteAs == nil {
+					sm := add(t, false)
 					sm.WriteAs = rm.Path
 					sel.Bytes += t.Size
-					for _, a := range Ancestors(rm.Path) {
-						if d := v.Lookup(a); d != nil {
-							add(d, true, string(a))
-						}
-					}
+					ancestors(rm.Path)
 					continue
 				}
 			}
 		}
-		add(rm, false, string(rm.Path))
-		for _, a := range Ancestors(rm.Path) {
-			if d := v.Lookup(a); d != nil {
-				add(d, true, string(a))
-			}
-		}
-	}
-	for _, k := range order {
-		sel.Members = append(sel.Members, *take[k])
+		add(rm, false)
+		ancestors(rm.Path)
 	}
 	slices.SortStableFunc(sel.Members, func(a, b SelectedMember) int { return bytes.Compare(a.Path, b.Path) })
 	return sel
