@@ -201,6 +201,9 @@ type job struct {
 	storage string
 	late    string
 
+	// restore is set for a Restore job (Runner.Restore).
+	restore *restoreState
+
 	mu       sync.Mutex
 	st       Status
 	decision catalog.LevelDecision
