@@ -431,7 +431,10 @@ func restoreMember(e catalog.PlanEntry) *pb.RestoreMember {
 		rec.Parts = append(rec.Parts, &pb.MemberPart{Part: uint32(p.Part), DataOffset: p.DataOffset,
 			Address: &pb.BlockAddress{Volume: p.At.Volume, TapeFile: uint32(p.At.TapeFile), Block: uint64(p.At.Block), Offset: uint32(p.At.Offset)}})
 	}
-	out := &pb.RestoreMember{Seq: e.Seq, Record: rec, TapeFileFirstBlock: uint64(m.TapeFileFirstBlock), WriteAs: m.WriteAs}
+	out := &pb.RestoreMember{Seq: e.Seq, Record: rec, TapeFileFirstBlock: uint64(m.TapeFileFirstBlock), WriteAs: m.WriteAs,
+		// A parent directory added to the selection is restored from
+		// its record: nothing is read from tape for it.
+		FromRecord: m.Ancestor && m.Type == catalog.FileDir}
 	if e.ContinuationPart != 0 {
 		out.ContinuationPart = uint32(e.ContinuationPart)
 		out.PartTapeFileFirstBlock = uint64(e.PartFirstBlock)
