@@ -145,6 +145,9 @@ type tapes struct {
 	scheme   string
 	pool     string
 	labelled map[int]bool
+	// placed, when not nil, receives every member's record and address
+	// as storaged reports them to the director (OnFlushed).
+	placed *[]jobtape.Placed
 }
 
 func (w *world) openTapes(keyFor func(int) tapeKey) *tapes {
@@ -258,6 +261,9 @@ func (tp *tapes) backup(id int64, root string, slots ...int) jobtape.Summary {
 			next++
 			return d, name, nil
 		}}
+	if tp.placed != nil {
+		opts.OnFlushed = func(f jobtape.Flushed) { *tp.placed = append(*tp.placed, f.Records...) }
+	}
 	jw, err := jobtape.New(d, jobtape.JobInfo{JobID: id, Job: "nightly", Client: "ann-fd", FileSet: "home", Level: "Full", Volume: name}, opts)
 	if err != nil {
 		t.Fatal(err)
