@@ -242,7 +242,9 @@ func rebuildMedia(ctx context.Context, conn *pgx.Conn, cv *catVolume, now time.T
 		// The key just decrypted this volume's part headers.
 		verified = &now
 	}
-	lt := l.LabelTime.UTC()
+	// Whole seconds, as the director records the label time storaged
+	// reports.
+	lt := l.LabelTime.UTC().Truncate(time.Second)
 	err = tx.QueryRow(ctx, `
 		INSERT INTO media (volume_name, barcode, pool_id, slot, media_type, status, bytes_written, blocks_written,
 			label_time, first_written, last_written, data_since, key_valid_from,
