@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tapeward/tapeward/storaged/jobtape"
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/tools/lib/archive"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 	"github.com/tapeward/tapeward/tools/lib/pgtest"
 )
@@ -241,4 +247,73 @@ func compareLines(t *testing.T, what string, got, want []string) {
 	if t.Failed() {
 		t.FailNow()
 	}
+}
+
+// BenchmarkCatalogRebuild: tapextract catalog of one volume holding a job
+// of $TAPEWARD_BENCH_FILES members (default 100,000; TAPEWARD_BENCH_SMALL=1
+// for a tenth), into an empty catalog each iteration: the label, the part
+// header, the index (read whole) and the COPY of the file rows. Reports
+// file rows per second of the whole command.
+//
+//	TAPEWARD_BENCH_SMALL=1 go test -run '^$' -bench CatalogRebuild -benchtime 1x ./tools/tapextract/
+func BenchmarkCatalogRebuild(b *testing.B) {
+	files := 100000
+	if v := os.Getenv("TAPEWARD_BENCH_FILES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("TAPEWARD_BENCH_FILES=%q is not a positive number", v)
+		}
+		files = n
+	}
+	if os.Getenv("TAPEWARD_BENCH_SMALL") != "" {
+		files /= 10
+	}
+	w := newWorld(b, "1GiB")
+	ks := map[int]tapeKey{1: w.v1Key()}
+	tp := w.openTapes(func(slot int) tapeKey { return ks[slot] })
+	d, name := tp.mount(1)
+	jw, err := jobtape.New(d, jobtape.JobInfo{JobID: 7, Job: "many", Client: "ann-fd", FileSet: "home", Level: "Full", Volume: name, Created: time.Now()},
+		jobtape.Options{BlockSize: blockSize, SpoolDir: b.TempDir(), NextVolume: func(context.Context, error) (*scsi.Device, string, error) {
+			return nil, "", fmt.Errorf("the benchmark's job fits on one volume")
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	aw := archive.NewWriter(jw)
+	data := bytes.Repeat([]byte("tapeward"), 64)
+	mtime := time.Now()
+	for i := 0; i < files; i++ {
+		m := archive.Member{Path: fmt.Sprintf("home/ann/d%03d/file-%07d.txt", i/1000, i), Type: archive.TypeReg, Mode: 0o644, UID: 1000, GID: 1000,
+			Uname: "ann", Gname: "ann", Mtime: mtime, Size: int64(i % len(data))}
+		rec, err := aw.WriteMember(m, bytes.NewReader(data[:m.Size]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := jw.AddRecord(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := aw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := jw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	tp.close()
+	w.putCache(w.cache, ks)
+	cmd := append(w.lib(), w.keysV1()...)
+	b.ResetTimer()
+	var elapsed time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dsn := pgtest.NewDB(b)
+		b.StartTimer()
+		start := time.Now()
+		out := w.ok(args([]string{"catalog", "--dsn", dsn, "--volume", barcode(1)}, cmd)...)
+		elapsed += time.Since(start)
+		if !strings.Contains(out, fmt.Sprintf("%d file rows written", files)) {
+			b.Fatalf("catalog:\n%s", out)
+		}
+	}
+	b.ReportMetric(float64(files)*float64(b.N)/elapsed.Seconds(), "rows/s")
 }

@@ -67,7 +67,7 @@ func runTests(m *testing.M) int {
 const blockSize = 32 << 10
 
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	vtl     *testenv.VTL
 	changer string
@@ -79,7 +79,7 @@ type world struct {
 	outs    []string // every output of the tools
 }
 
-func newWorld(t *testing.T, capacity string) *world {
+func newWorld(t testing.TB, capacity string) *world {
 	t.Helper()
 	dir := t.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
