@@ -354,6 +354,7 @@ func rebuildJob(ctx context.Context, conn *pgx.Conn, id int64, ps []jobPart, ix 
 		mediaID   int64
 		streamOff int64
 		headerLen int64
+		bs        int64
 	}
 	byFile := map[string]partInfo{}
 	for _, p := range ps {
@@ -364,7 +365,7 @@ func rebuildJob(ctx context.Context, conn *pgx.Conn, id int64, ps []jobPart, ix 
 		if err != nil {
 			return 0, "", fmt.Errorf("%s: the part header of tape file %d of %s: %w", op, p.tf.File, p.cv.v.Label.Volume, err)
 		}
-		byFile[fmt.Sprintf("%s#%d", p.cv.v.Label.Volume, p.tf.File)] = partInfo{p.cv.mediaID, p.tf.Header.StreamOffset, int64(len(b))}
+		byFile[fmt.Sprintf("%s#%d", p.cv.v.Label.Volume, p.tf.File)] = partInfo{p.cv.mediaID, p.tf.Header.StreamOffset, int64(len(b)), int64(p.tf.Header.BlockSize)}
 	}
 	// The job's file rows need every volume its members are on.
 	var missing []string
@@ -478,10 +479,10 @@ func rebuildJob(ctx context.Context, conn *pgx.Conn, id int64, ps []jobPart, ix 
 		if _, err := tx.Exec(ctx, `DELETE FROM files WHERE job_id = $1`, id); err != nil {
 			return 0, "", fmt.Errorf("%s: %w", op, err)
 		}
-		src := &entryRows{jobID: id, entries: ix.Entries, byFile: func(vol string, file int64) (int64, int64, bool) {
+		src := &entryRows{jobID: id, entries: ix.Entries, byFile: func(vol string, file int64) (int64, int64, int64, bool) {
 			pi, ok := byFile[fmt.Sprintf("%s#%d", vol, file)]
-			return pi.mediaID, pi.streamOff - pi.headerLen, ok
-		}, bs: int64(ps[0].cv.v.Label.BlockSize)}
+			return pi.mediaID, pi.streamOff - pi.headerLen, pi.bs, ok
+		}}
 		cnt, err := tx.CopyFrom(ctx, pgx.Identifier{"files"}, fileColumns, src)
 		if err != nil {
 			return 0, "", fmt.Errorf("%s: loading its file rows: %w", op, err)
@@ -512,10 +513,10 @@ var fileColumns = []string{"job_id", "path", "type", "size", "mode", "uid", "gid
 type entryRows struct {
 	jobID   int64
 	entries []archive.IndexEntry
-	// byFile: the media id of a tape file and the stream offset of its
-	// first byte (the part's stream offset less its header's length).
-	byFile func(volume string, file int64) (mediaID, base int64, ok bool)
-	bs     int64
+	// byFile: the media id of a tape file, the stream offset of its
+	// first byte (the part's stream offset less its header's length) and
+	// its block size.
+	byFile func(volume string, file int64) (mediaID, base, bs int64, ok bool)
 	i      int
 	vals   []any
 	parts  [][]any
@@ -525,11 +526,11 @@ func (s *entryRows) Next() bool { s.i++; return s.i <= len(s.entries) }
 func (s *entryRows) Err() error { return nil }
 func (s *entryRows) Values() ([]any, error) {
 	e := &s.entries[s.i-1]
-	mediaID, base, ok := s.byFile(e.Address.Volume, e.Address.TapeFile)
+	mediaID, base, bs, ok := s.byFile(e.Address.Volume, e.Address.TapeFile)
 	if !ok {
 		return nil, fmt.Errorf("%q: tape file %d of %s is not a part of the job", e.Path, e.Address.TapeFile, e.Address.Volume)
 	}
-	streamOff := base + e.Address.Block*s.bs + e.Address.Offset
+	streamOff := base + e.Address.Block*bs + e.Address.Offset
 	if s.vals == nil {
 		s.vals = make([]any, len(fileColumns))
 	}
@@ -544,7 +545,7 @@ func (s *entryRows) Values() ([]any, error) {
 	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = s.jobID, []byte(e.Path), e.Type.String(), e.Size, int32(e.Mode), e.UID, e.GID, e.Uname, e.Gname, e.Mtime
 	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = link, sum, mediaID, int32(e.Address.TapeFile), e.Address.Block, int32(e.Address.Offset), streamOff, int16(len(e.Parts))
 	for _, p := range e.Parts {
-		pm, _, ok := s.byFile(p.Volume, p.TapeFile)
+		pm, _, _, ok := s.byFile(p.Volume, p.TapeFile)
 		if !ok {
 			return nil, fmt.Errorf("%q: tape file %d of %s is not a part of the job", e.Path, p.TapeFile, p.Volume)
 		}
