@@ -206,13 +206,25 @@ func rebuildMedia(ctx context.Context, conn *pgx.Conn, cv *catVolume, now time.T
 		return "", err
 	}
 	defer tx.Rollback(context.Background())
+	// The storage daemon that labelled the volume, as the label names it
+	// (its address is learnt when the director dials it).
+	var storageID *int64
+	if l.Storage != "" {
+		var sid int64
+		if err := tx.QueryRow(ctx, `
+			WITH ins AS (INSERT INTO storages (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id)
+			SELECT id FROM ins UNION ALL SELECT id FROM storages WHERE name = $1`, l.Storage).Scan(&sid); err != nil {
+			return "", fmt.Errorf("storage %s of volume %s: %w", l.Storage, l.Volume, err)
+		}
+		storageID = &sid
+	}
 	var poolID int64
 	// The pool as the label names it; created with the defaults when the
 	// catalog lacks it (the director's configuration sets its limits at
 	// the next start).
 	if err := tx.QueryRow(ctx, `
-		WITH ins AS (INSERT INTO pools (name, encrypt) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id)
-		SELECT id FROM ins UNION ALL SELECT id FROM pools WHERE name = $1`, poolName, enc.Encrypted).Scan(&poolID); err != nil {
+		WITH ins AS (INSERT INTO pools (name, encrypt, storage_id) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id)
+		SELECT id FROM ins UNION ALL SELECT id FROM pools WHERE name = $1`, poolName, enc.Encrypted, storageID).Scan(&poolID); err != nil {
 		return "", fmt.Errorf("pool %s of volume %s: %w", poolName, l.Volume, err)
 	}
 	var bc *string
@@ -224,10 +236,6 @@ func rebuildMedia(ctx context.Context, conn *pgx.Conn, cv *catVolume, now time.T
 		if err == nil {
 			return "", fmt.Errorf("volume %s (slot %d) has barcode %s, which the catalog gives to volume %s; nothing was written for it: check the cartridges' labels", l.Volume, v.Cart.Slot, b, holder)
 		}
-	}
-	mediaType := l.MediaType
-	if mediaType == "" {
-		mediaType = "LTO"
 	}
 	var keyString, scheme, kekID, keyFP *string
 	var verified *time.Time
@@ -246,13 +254,13 @@ func rebuildMedia(ctx context.Context, conn *pgx.Conn, cv *catVolume, now time.T
 	// reports.
 	lt := l.LabelTime.UTC().Truncate(time.Second)
 	err = tx.QueryRow(ctx, `
-		INSERT INTO media (volume_name, barcode, pool_id, slot, media_type, status, bytes_written, blocks_written,
+		INSERT INTO media (storage_id, volume_name, barcode, pool_id, slot, status, bytes_written, blocks_written,
 			label_time, first_written, last_written, data_since, key_valid_from,
 			encrypted, key_string, key_scheme, kek_id, key_fingerprint, encryption_verified_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $9, $12, $13, $14, $15, $16, $17, $11, $11)
+		VALUES ($17, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $8, $11, $12, $13, $14, $15, $16, $10, $10)
 		RETURNING id`,
-		l.Volume, bc, poolID, v.Cart.Slot, mediaType, status, bytes, blocks, lt, first, now,
-		enc.Encrypted, keyString, scheme, kekID, keyFP, verified).Scan(&cv.mediaID)
+		l.Volume, bc, poolID, v.Cart.Slot, status, bytes, blocks, lt, first, now,
+		enc.Encrypted, keyString, scheme, kekID, keyFP, verified, storageID).Scan(&cv.mediaID)
 	if err != nil {
 		return "", fmt.Errorf("writing volume %s: %w", l.Volume, err)
 	}
@@ -390,8 +398,8 @@ func rebuildJob(ctx context.Context, conn *pgx.Conn, id int64, ps []jobPart, ix 
 		missing = sortedKeys(miss)
 	}
 	status, reason := "T", ""
-	var poolID *int64
-	if err := conn.QueryRow(ctx, `SELECT pool_id FROM media WHERE id = $1`, ps[0].cv.mediaID).Scan(&poolID); err != nil {
+	var poolID, storageID *int64
+	if err := conn.QueryRow(ctx, `SELECT pool_id, storage_id FROM media WHERE id = $1`, ps[0].cv.mediaID).Scan(&poolID, &storageID); err != nil {
 		return 0, "", fmt.Errorf("%s: %w", op, err)
 	}
 	if ix == nil {
@@ -428,10 +436,10 @@ func rebuildJob(ctx context.Context, conn *pgx.Conn, id int64, ps []jobPart, ix 
 	case errors.Is(err, pgx.ErrNoRows):
 		_, err = tx.Exec(ctx, `
 			INSERT INTO jobs (id, name, job_type, level, status, client, fileset, pool_id, started_at, ended_at,
-				files_count, bytes_count, flushed_offset, error_reason, created_at)
+				files_count, bytes_count, flushed_offset, error_reason, created_at, storage_id)
 			OVERRIDING SYSTEM VALUE
-			VALUES ($1, $2, 'Backup', NULLIF($3, ''), $4, NULLIF($5, ''), NULLIF($6, ''), $7, $8, $8, $9, $10, $11, NULLIF($12, ''), $8)`,
-			id, h.Job, h.Level, status, h.Client, h.FileSet, poolID, created, files, bytes, flushed, reason)
+			VALUES ($1, $2, 'Backup', NULLIF($3, ''), $4, NULLIF($5, ''), NULLIF($6, ''), $7, $8, $8, $9, $10, $11, NULLIF($12, ''), $8, $13)`,
+			id, h.Job, h.Level, status, h.Client, h.FileSet, poolID, created, files, bytes, flushed, reason, storageID)
 	}
 	if err != nil {
 		return 0, "", fmt.Errorf("%s: writing the job: %w", op, err)

@@ -164,9 +164,10 @@ func TestDRAfterRealBackup(t *testing.T) {
 	t.Logf("tapextract catalog:\n%s", cout)
 	orig, re := pgtest.Connect(t, dsn), pgtest.Connect(t, rebuilt)
 	for _, q := range []string{
-		`SELECT m.volume_name, m.barcode, p.name, m.slot, m.status, m.bytes_written, m.blocks_written, m.label_time,
-			m.encrypted, m.key_string, m.key_scheme, m.kek_id, m.key_fingerprint FROM media m JOIN pools p ON p.id = m.pool_id ORDER BY volume_name`,
-		`SELECT id, name, job_type, level, status, client, fileset, pool_id IS NOT NULL, files_count, bytes_count, flushed_offset FROM jobs ORDER BY id`,
+		`SELECT m.volume_name, m.barcode, p.name, s.name, m.slot, m.media_type, m.status, m.bytes_written, m.blocks_written, m.label_time,
+			m.encrypted, m.key_string, m.key_scheme, m.kek_id, m.key_fingerprint FROM media m JOIN pools p ON p.id = m.pool_id LEFT JOIN storages s ON s.id = m.storage_id ORDER BY volume_name`,
+		`SELECT j.id, j.name, j.job_type, j.level, j.status, j.client, j.fileset, p.name, s.name, j.files_count, j.bytes_count, j.flushed_offset
+			FROM jobs j LEFT JOIN pools p ON p.id = j.pool_id LEFT JOIN storages s ON s.id = j.storage_id ORDER BY id`,
 		`SELECT jm.job_id, m.volume_name, jm.volume_index, jm.part, jm.kind, jm.tape_file, jm.first_block, jm.last_block, jm.bytes, jm.first_stream_offset, jm.complete
 			FROM job_media jm JOIN media m ON m.id = jm.media_id ORDER BY job_id, part`,
 		`SELECT f.job_id, f.path, f.type, f.size, f.mode, f.uid, f.gid, f.uname, f.gname, f.mtime_ns, f.link, f.sha256, m.volume_name,
