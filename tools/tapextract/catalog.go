@@ -126,8 +126,14 @@ func cmdCatalog(ctx context.Context, c *cli, f *flags, args []string) (err error
 	}
 	fmt.Fprintf(c.stdout, "catalog rebuilt from %d volumes: %d jobs, %d file rows written\n", len(vols), jobs, rows)
 	if len(skipped) > 0 || problems > 0 {
-		return fmt.Errorf("incomplete: %d volumes not rebuilt (%s), %d jobs without their file rows (see above); put what is missing in the library and run again (what is there is kept)",
-			len(skipped), strings.Join(skipped, ", "), problems)
+		var what []string
+		if len(skipped) > 0 {
+			what = append(what, fmt.Sprintf("%d volumes not rebuilt (%s)", len(skipped), strings.Join(skipped, ", ")))
+		}
+		if problems > 0 {
+			what = append(what, fmt.Sprintf("%d jobs without their file rows", problems))
+		}
+		return fmt.Errorf("incomplete: %s (see above); put what is missing in the library and run again (what is there is kept)", strings.Join(what, ", "))
 	}
 	return nil
 }

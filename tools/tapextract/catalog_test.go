@@ -227,6 +227,19 @@ func TestCatalogRebuild(t *testing.T) {
 		t.Fatalf("job 44's files: %d rows (%v), want %d", n, err, len(*placed[44]))
 	}
 	w.vtl.RequireNoKey(t)
+
+	// Only the second volume: job 42's index is there but half its
+	// members are on the first, so its file rows wait for it; job 43 is
+	// whole.
+	dsn2 := pgtest.NewDB(t)
+	out, errs, code = w.run(args([]string{"catalog", "--dsn", dsn2, "--volume", barcode(2)}, w.lib(), w.keysV1())...)
+	if code != 1 || !strings.Contains(out, "job 42 (nightly, client ann-fd): job and 2 tape files rebuilt, but not its file rows: its members are also on TW0001L6, not read in this run") ||
+		!strings.Contains(errs, "incomplete: 1 jobs without their file rows (see above)") {
+		t.Fatalf("catalog of the second volume alone: exit %d\n%s\n%s", code, out, errs)
+	}
+	conn2 := pgtest.Connect(t, dsn2)
+	got = dumpRows(t, conn2, `SELECT j.id, j.status, count(f.*) FROM jobs j LEFT JOIN files f ON f.job_id = j.id GROUP BY j.id ORDER BY j.id`)
+	compareLines(t, "jobs from the second volume alone", got, []string{"42|T|0", fmt.Sprintf("43|T|%d", len(*placed[43]))})
 }
 
 func compareLines(t *testing.T, what string, got, want []string) {
