@@ -38,7 +38,7 @@ func cmdCatalog(ctx context.Context, c *cli, f *flags, args []string) (err error
 		return err
 	}
 	if *dsn == "" {
-		return usagef("%s needs --dsn postgres://USER@HOST/DB (a catalog migrated with `director migrate`)", f.path)
+		return usagef("%s needs --dsn postgres://USER@HOST/DB (a catalog migrated with `director migrate -c director.toml`)", f.path)
 	}
 	conn, err := pgx.Connect(ctx, *dsn)
 	if err != nil {
@@ -50,7 +50,7 @@ func cmdCatalog(ctx context.Context, c *cli, f *flags, args []string) (err error
 		return fmt.Errorf("the catalog's schema version: %w", err)
 	}
 	if !st.UpToDate() {
-		return fmt.Errorf("the catalog has schema version %d, tapextract writes version %d: run `director migrate` (with the same release) on it first", st.Current, st.Latest)
+		return fmt.Errorf("the catalog has schema version %d, tapextract writes version %d: run `director migrate -c director.toml` (same release) on it first", st.Current, st.Latest)
 	}
 
 	s, err := openSession(c, kf, lf)

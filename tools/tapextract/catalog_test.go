@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tapeward/tapeward/migrations"
 	"github.com/tapeward/tapeward/storaged/jobtape"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/tools/lib/archive"
@@ -328,4 +329,17 @@ func BenchmarkCatalogRebuild(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(files)*float64(b.N)/elapsed.Seconds(), "rows/s")
+}
+
+// TestCatalogNeedsMigratedCatalog: a catalog without the schema is
+// refused before any cartridge moves, saying what to run.
+func TestCatalogNeedsMigratedCatalog(t *testing.T) {
+	w := &world{t: t}
+	dsn := pgtest.NewEmptyDB(t)
+	_, errs, code := w.run("catalog", "--dsn", dsn, "--changer", "vtl:/nonexistent.sock#changer")
+	want := "tapextract catalog: the catalog has schema version 0, tapextract writes version " + strconv.Itoa(int(migrations.Latest())) +
+		": run `director migrate -c director.toml` (same release) on it first"
+	if code != 1 || !strings.Contains(errs, want) {
+		t.Fatalf("catalog into an empty database: exit %d, want 1 and %q:\n%s", code, want, errs)
+	}
 }
