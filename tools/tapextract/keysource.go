@@ -198,14 +198,21 @@ func (e *NoKeyError) Error() string { return e.Msg }
 // key returns the 32-byte drive key of an encrypted volume (the caller
 // clears it), checked against the label's fingerprint.
 func (ks *keySource) key(l label.Label) ([]byte, error) {
+	k, _, err := ks.keyStored(l)
+	return k, err
+}
+
+// keyStored is key with the stored (wrapped) key it came from, its KEK id
+// filled in from the label when the source does not name it.
+func (ks *keySource) keyStored(l label.Label) ([]byte, keys.StoredKey, error) {
 	enc := l.Encryption
 	named := fmt.Sprintf("its label names KEK %s and fingerprint %s", dash(enc.KEKID), dash(enc.Fingerprint))
 	if ks == nil || ks.what == "" {
-		return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: no key source was given (--cache FILE --kek FILE, or --keys FILE --kek FILE); %s", l.Volume, named)}
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: no key source was given (--cache FILE --kek FILE, or --keys FILE --kek FILE); %s", l.Volume, named)}
 	}
 	cands := ks.stored[l.Volume]
 	if len(cands) == 0 {
-		return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s in the cache or keys file (%s); %s", l.Volume, ks.what, named)}
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s in the cache or keys file (%s); %s", l.Volume, ks.what, named)}
 	}
 	var errs []string
 	for _, sk := range cands {
@@ -226,13 +233,16 @@ func (ks *keySource) key(l label.Label) ([]byte, error) {
 			errs = append(errs, fmt.Sprintf("a stored key that unwraps to fingerprint %s (not the label's)", fp))
 			continue
 		}
-		return k, nil
+		if sk.Fingerprint == "" {
+			sk.Fingerprint = keys.Fingerprint(k)
+		}
+		return k, sk, nil
 	}
 	kekHint := ""
 	if len(ks.keks) == 0 {
 		kekHint = "; no --kek was given"
 	}
-	return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no usable key for %s in %s: %s%s; %s", l.Volume, ks.what, strings.Join(errs, "; "), kekHint, named)}
+	return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no usable key for %s in %s: %s%s; %s", l.Volume, ks.what, strings.Join(errs, "; "), kekHint, named)}
 }
 
 // has says whether the source lists a key for volume (not whether it
