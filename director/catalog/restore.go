@@ -168,6 +168,9 @@ func (s *Store) restoreJobs(ctx context.Context, ids []int64) ([]Job, error) {
 			return nil, invalid("jobid", "job %d is a %s job, not a backup", id, j.Type)
 		case !j.Status.Successful():
 			return nil, invalid("jobid", "job %d ended %s: only successful backups (T, W) are restored from", id, j.Status)
+		case j.PurgedAt != nil:
+			return nil, invalid("jobid", "job %d was purged %s (%s): its file records are gone, nothing of it can be restored by the director (tapextract reads the tapes themselves while their keys exist)",
+				id, j.PurgedAt.UTC().Format("2006-01-02 15:04:05Z"), j.PurgedReason)
 		case len(jobs) > 0 && (j.Client != jobs[0].Client || j.Fileset != jobs[0].Fileset):
 			return nil, invalid("jobid", "jobs %d and %d back up different clients or filesets (%s/%s, %s/%s): restore them separately",
 				jobs[0].ID, id, jobs[0].Client, jobs[0].Fileset, j.Client, j.Fileset)
