@@ -30,11 +30,7 @@ func cmdCatalog(ctx context.Context, c *cli, f *flags, args []string) (err error
 	f.Var(&only, "volume", "only this volume (its barcode); repeatable (default: every cartridge in the library)")
 	kf := addKeyFlags(f)
 	lf := addLibFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
 	}
 	if *dsn == "" {

@@ -147,27 +147,24 @@ type flags struct {
 	path string
 }
 
-// parse parses args (flags may follow positional arguments) and returns
-// the positional ones.
-func (f *flags) parse(args []string) ([]string, error) {
+// parse parses args (flags may follow positional arguments, which no
+// command takes: they are refused, named).
+func (f *flags) parse(args []string) error {
 	var pos []string
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return err
 			}
-			return nil, usagef("%s: %v; run: %s --help", f.path, err, f.path)
+			return usagef("%s: %v; run: %s --help", f.path, err, f.path)
 		}
 		args = f.Args()
 		if len(args) == 0 {
-			return pos, nil
+			break
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-func (f *flags) noArgs(pos []string) error {
 	if len(pos) > 0 {
 		return usagef("%s takes no arguments (got %s); run: %s --help", f.path, strings.Join(pos, " "), f.path)
 	}
