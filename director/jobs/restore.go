@@ -382,34 +382,10 @@ func (r *Runner) restoreSession(j *job, s *session, sc pb.StorageClient, at map[
 		Session: rs.opened.Session, Token: rs.opened.Token, Relocation: req.Relocation, Replace: req.Replace}
 	r.logf(j, catalog.LogInfo, "Connected to client %s at %s; it reads from storage %s", j.client.Name, j.client.Address, s.storage)
 
-	var filedErr error
-	filedDone := make(chan struct{})
-	go func() {
-		defer close(filedDone)
-		filedErr = r.restoreFiledLoop(ctx, j, fc, freq)
-		if filedErr != nil {
-			cancel(filedErr)
-		}
-	}()
-	storErr := r.restoreStorageLoop(ctx, j, s, st)
-	if storErr != nil {
-		cancel(storErr)
-	}
-	select {
-	case <-filedDone:
-	case <-r.o.After(idle):
-		cancel(fail("client", "client %s did not end its restore within %s after the storage session ended", j.client.Name, idle))
-		<-filedDone
-	}
-	switch {
-	case context.Cause(j.ctx) != nil:
-		return context.Cause(j.ctx)
-	case filedErr != nil && !errors.Is(filedErr, context.Canceled):
-		return filedErr
-	case storErr != nil:
-		return storErr
-	case filedErr != nil:
-		return filedErr
+	if err := r.bothStreams(j, cancel, idle, "restore", idle.String(),
+		func() error { return r.restoreFiledLoop(ctx, j, fc, freq) },
+		func() error { return r.restoreStorageLoop(ctx, j, s, st) }); err != nil {
+		return err
 	}
 	if rs.errors > 0 {
 		more := ""

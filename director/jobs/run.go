@@ -542,36 +542,10 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	}
 	r.logf(j, catalog.LogInfo, "Connected to client %s at %s; sending the fileset %s", j.client.Name, j.client.Address, j.fs.Name)
 
-	var filedErr error
-	filedDone := make(chan struct{})
-	go func() {
-		defer close(filedDone)
-		filedErr = r.filedLoop(ctx, j, s, fc, req)
-		if filedErr != nil {
-			cancel(filedErr)
-		}
-	}()
-	storErr := r.storageLoop(ctx, j, s, js, batch, sc)
-	if storErr != nil {
-		cancel(storErr)
-	}
-	// The session ended cleanly: the client has sent everything and must
-	// say done; one silent for the idle timeout fails the job.
-	select {
-	case <-filedDone:
-	case <-r.o.After(idle):
-		cancel(fail("client", "client %s did not end its backup within client_idle_timeout %s after the storage session ended", j.client.Name, idle))
-		<-filedDone
-	}
-	switch {
-	case context.Cause(j.ctx) != nil:
-		return context.Cause(j.ctx)
-	case filedErr != nil && !errors.Is(filedErr, context.Canceled):
-		return filedErr
-	case storErr != nil:
-		return storErr
-	case filedErr != nil:
-		return filedErr
+	if err := r.bothStreams(j, cancel, idle, "backup", "client_idle_timeout "+idle.String(),
+		func() error { return r.filedLoop(ctx, j, s, fc, req) },
+		func() error { return r.storageLoop(ctx, j, s, js, batch, sc) }); err != nil {
+		return err
 	}
 	// Deletions: every path of the chain's view the client did not see.
 	if incr {
@@ -848,4 +822,42 @@ func (r *Runner) betterQueued(j *job) *job {
 		}
 	}
 	return best
+}
+
+// bothStreams runs a job's client stream (in its own goroutine) and its
+// storage stream until both end: the first to fail cancels the other
+// (cancel), and a client that has not ended within idle after the
+// storage session ended fails the job ("client X did not end its
+// <what> within <limit> after the storage session ended"). The error is
+// the job's cause, else the client's (unless only cancelled), else the
+// storage's.
+func (r *Runner) bothStreams(j *job, cancel context.CancelCauseFunc, idle time.Duration, what, limit string, client, storage func() error) error {
+	var filedErr error
+	filedDone := make(chan struct{})
+	go func() {
+		defer close(filedDone)
+		if filedErr = client(); filedErr != nil {
+			cancel(filedErr)
+		}
+	}()
+	storErr := storage()
+	if storErr != nil {
+		cancel(storErr)
+	}
+	// The session ended: the client has everything and must say done.
+	select {
+	case <-filedDone:
+	case <-r.o.After(idle):
+		cancel(fail("client", "client %s did not end its %s within %s after the storage session ended", j.client.Name, what, limit))
+		<-filedDone
+	}
+	switch {
+	case context.Cause(j.ctx) != nil:
+		return context.Cause(j.ctx)
+	case filedErr != nil && !errors.Is(filedErr, context.Canceled):
+		return filedErr
+	case storErr != nil:
+		return storErr
+	}
+	return filedErr
 }
