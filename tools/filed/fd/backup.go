@@ -99,25 +99,9 @@ func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (e
 	done, err := j.run(fs)
 	close(j.events)
 	evWG.Wait()
-	if err == nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
-	}
-	if err == nil {
-		err = stream.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Done{Done: done}})
-		if err != nil {
-			s.o.Metrics.failed("director")
-		}
-	}
-	result := ResultOK
-	switch {
-	case stream.Context().Err() != nil:
-		result, err = ResultCanceled, status.FromContextError(stream.Context().Err()).Err()
-	case err != nil:
-		result = ResultError
-	case done.Warnings > 0:
-		result = ResultWarnings
-	}
-	s.o.Metrics.jobDone(result)
+	result, err := s.jobEnd(ctx, stream.Context(), err, done.Warnings > 0, func() error {
+		return stream.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Done{Done: done}})
+	})
 	if err != nil {
 		log.Warn("backup ended", "result", result, "error", err.Error(), "files", j.files.Load(), "bytes", j.bytes.Load(),
 			"warnings", j.warnings.Load(), "duration", time.Since(start).Round(time.Millisecond).String())
@@ -451,4 +435,30 @@ func sendEvents[E any](events <-chan E, period time.Duration, progress func() E,
 			try(progress())
 		}
 	}
+}
+
+// jobEnd ends a backup or restore: the job's cause when its context
+// ended, else sendDone (the stream's last message); then the result for
+// the metrics — canceled when the director's stream ended, error,
+// warnings (warned), or ok — and the error to return.
+func (s *Service) jobEnd(ctx, stream context.Context, err error, warned bool, sendDone func() error) (string, error) {
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err == nil {
+		if err = sendDone(); err != nil {
+			s.o.Metrics.failed("director")
+		}
+	}
+	result := ResultOK
+	switch {
+	case stream.Err() != nil:
+		result, err = ResultCanceled, status.FromContextError(stream.Err()).Err()
+	case err != nil:
+		result = ResultError
+	case warned:
+		result = ResultWarnings
+	}
+	s.o.Metrics.jobDone(result)
+	return result, err
 }

@@ -77,26 +77,10 @@ func (s *Service) Restore(req *pb.RestoreRequest, stream pb.Filed_RestoreServer)
 	close(j.events)
 	evWG.Wait()
 	st := j.w.Stats()
-	if err == nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
-	}
-	if err == nil {
-		err = stream.Send(&pb.RestoreFiledEvent{Msg: &pb.RestoreFiledEvent_Done{Done: &pb.RestoreFiledDone{
+	result, err := s.jobEnd(ctx, stream.Context(), err, st.Errors > 0, func() error {
+		return stream.Send(&pb.RestoreFiledEvent{Msg: &pb.RestoreFiledEvent_Done{Done: &pb.RestoreFiledDone{
 			Files: st.Files, Bytes: st.Bytes, Skipped: st.Skipped, Errors: st.Errors}}})
-		if err != nil {
-			s.o.Metrics.failed("director")
-		}
-	}
-	result := ResultOK
-	switch {
-	case stream.Context().Err() != nil:
-		result, err = ResultCanceled, status.FromContextError(stream.Context().Err()).Err()
-	case err != nil:
-		result = ResultError
-	case st.Errors > 0:
-		result = ResultWarnings
-	}
-	s.o.Metrics.jobDone(result)
+	})
 	dur := time.Since(start).Round(time.Millisecond).String()
 	if err != nil {
 		log.Warn("restore ended", "result", result, "error", err.Error(), "files", st.Files, "bytes", st.Bytes,
