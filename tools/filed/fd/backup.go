@@ -99,7 +99,7 @@ func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (e
 	done, err := j.run(fs)
 	close(j.events)
 	evWG.Wait()
-	result, err := s.jobEnd(ctx, stream.Context(), err, done.Warnings > 0, func() error {
+	result, err := s.jobEnd(ctx, stream.Context(), err, done.GetWarnings() > 0, func() error {
 		return stream.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Done{Done: done}})
 	})
 	if err != nil {
