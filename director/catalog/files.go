@@ -697,7 +697,15 @@ func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 	if st != JobRunning && !st.Waiting() {
 		return 0, &JobStateError{JobID: d.jobID, Job: name, Op: "record deletions of", Status: st, Want: []JobStatus{JobRunning}}
 	}
-	if _, err := d.tx.Exec(ctx, `ANALYZE seen_paths`); err != nil {
+	// The comparison hashes the seen paths (a hash anti-join against the
+	// chain's file rows). With the default work_mem (4 MB, ×2 for a hash)
+	// the hash of 100,000 paths spills to disk in two batches; 64 MB keeps
+	// about a million paths in memory for this transaction only (more
+	// spill, still correct). No ANALYZE of seen_paths: the planner sizes
+	// a table without statistics from its pages, enough to choose the
+	// hash, and ANALYZE of 100,000 paths cost more than the comparison
+	// (BenchmarkDeletions).
+	if _, err := d.tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
 		return 0, dbErr(d.op, err)
 	}
 	// Under READ COMMITTED each statement sees the file rows committed
