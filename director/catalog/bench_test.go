@@ -181,7 +181,25 @@ func BenchmarkFileRows(b *testing.B) {
 	for i := range media {
 		media[i] = mediaID
 	}
+	// raw: one COPY of every row, encoded as FileBatch encodes them
+	// (fileCopy), on one connection; rawPgx the same through pgx.CopyFrom
+	// (generic per-value encoding, FileBatch's until 2026-12-02).
 	raw := func() float64 {
+		exec(`TRUNCATE files_raw`)
+		exec(`CHECKPOINT`)
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Release()
+		start := time.Now()
+		tag, err := c.Conn().PgConn().CopyFrom(ctx, &fileCopy{jobID: 1, rows: rows, media: media}, copyFiles("files_raw"))
+		if err != nil || tag.RowsAffected() != int64(n) {
+			b.Fatalf("raw COPY: %d rows, %v", tag.RowsAffected(), err)
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	rawPgx := func() float64 {
 		exec(`TRUNCATE files_raw`)
 		exec(`CHECKPOINT`)
 		start := time.Now()
@@ -290,6 +308,8 @@ func BenchmarkFileRows(b *testing.B) {
 		exec(`CREATE INDEX files_job_brin ON files USING brin (job_id) WITH (pages_per_range = 32, autosummarize = on)`)
 		r3 := raw()
 		raws = append(raws, r3)
+		rp := rawPgx()
+		b.ReportMetric(rp, "raw_pgx_rows/s")
 		rawMean, bt, ratio := mean(raws), mean(batches), mean(ratios)
 		b.ReportMetric(float64(n), "rows")
 		b.ReportMetric(rawMean, "raw_rows/s")
@@ -310,6 +330,29 @@ func BenchmarkFileRows(b *testing.B) {
 			"ListFiles of a 100-row job loaded after the big one %.1f ms, of the big job %.2f s",
 			n, rawMean, raws, bt, batches, ratios, summarize, bp, bp/rawMean, bn, bn/rawMean, bk, bk/rawMean, idxAfter, listSmall*1000, listBig)
 	}
+}
+
+// rowSource feeds rows to pgx.CopyFrom with one reused value slice (the
+// generic encoding, for the raw_pgx comparison).
+type rowSource struct {
+	jobID int64
+	rows  []FileRow
+	media []int64 // media_id per row
+	i     int
+	vals  []any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i-1]
+	if s.vals == nil {
+		s.vals = make([]any, len(fileColumns))
+	}
+	v := s.vals
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = s.jobID, r.Path, r.Type, r.Size, int32(r.Mode), r.UID, r.GID, r.Uname, r.Gname, r.MtimeNS
+	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = r.Link, r.SHA256, s.media[s.i-1], int32(r.At.TapeFile), r.At.Block, int32(r.At.Offset), r.StreamOffset, int16(len(r.Parts))
+	return v, nil
 }
 
 func mean(xs []float64) float64 {
