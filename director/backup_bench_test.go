@@ -13,6 +13,11 @@ package main
 // rate over tar's: goal ≥ 0.5), incr-s and find-newer-s, incr-vs-find
 // (the unchanged Incremental's time over find's: goal ≤ 2),
 // filed-peak-MiB and storaged-peak-MiB (VmHWM at the end: goal ≤ 100).
+// The small-files benchmark also reports the CPU seconds of each daemon
+// and of the catalog's PostgreSQL backends during the Full and the
+// Incremental (full-cpu-*, incr-cpu-*: steadier than wall-clock times
+// on the shared machine), tar's (tar-cpu-s), and cpu-bound-ratio-vs-tar:
+// tar's time over half the Full's CPU time, the best ratio 2 cores allow.
 //
 // Full size (a few minutes, ~8 GiB of disk under $TMPDIR):
 //
@@ -23,6 +28,7 @@ package main
 //	TAPEWARD_BENCH_LARGE_BYTES=64MiB TAPEWARD_BENCH_SMALL_FILES=2000 go test ./director -run '^$' -bench 'BenchmarkBackup' -benchtime 1x
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,6 +73,70 @@ func peakRSS(b *testing.B, pid int) float64 {
 	return 0
 }
 
+// procCPU is the CPU time (user + system) process pid used so far, in
+// seconds (0 once it is gone).
+func procCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (in parentheses): utime and stime are the
+	// 12th and 13th, in clock ticks (100 Hz on Linux).
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// cpuSample is the CPU seconds used so far by each daemon of the world
+// and by each PostgreSQL backend of its database ("pg <pid>"), the
+// benchmark's own connection excepted. (Not counted: autovacuum, and a
+// backend that ended between two samples.)
+func cpuSample(b *testing.B, w *backupWorld) map[string]float64 {
+	m := map[string]float64{
+		"filed": procCPU(w.filed["web1"].proc.Cmd.Process.Pid), "storaged": procCPU(w.sd.Cmd.Process.Pid),
+		"director": procCPU(w.dird.Cmd.Process.Pid), "vtl": procCPU(w.vtl.Cmd.Process.Pid),
+	}
+	rows, err := w.db().Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		m[fmt.Sprintf("pg %d", pid)] = procCPU(pid)
+	}
+	return m
+}
+
+// reportCPU reports the CPU seconds each daemon (PostgreSQL's backends
+// summed) used between two samples, per iteration, as "<what>-cpu-<name>",
+// and their total as "<what>-cpu-s". On the shared 2-core machine CPU time
+// is steadier than wall-clock time.
+func reportCPU(b *testing.B, what string, before, after []map[string]float64) float64 {
+	sum := map[string]float64{}
+	for i := range after {
+		for k, v := range after[i] {
+			name := k
+			if strings.HasPrefix(k, "pg ") {
+				name = "postgres"
+			}
+			sum[name] += v - before[i][k]
+		}
+	}
+	total := 0.0
+	for name, v := range sum {
+		b.ReportMetric(v/float64(len(after)), what+"-cpu-"+name)
+		total += v
+	}
+	total /= float64(len(after))
+	b.ReportMetric(total, what+"-cpu-s")
+	return total
+}
+
 // timeTar runs `tar cf - DIR > FILE` (GNU tar) and returns how long it took.
 func timeTar(b *testing.B, dir, out string) time.Duration {
 	f, err := os.Create(out)
@@ -86,8 +156,12 @@ func timeTar(b *testing.B, dir, out string) time.Duration {
 	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}
+	lastTarCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return time.Since(t0)
 }
+
+// lastTarCPU is the CPU seconds of timeTar's last tar.
+var lastTarCPU float64
 
 // reportRSS reports the peak RSS of filed and storaged (goal ≤ 100 MiB).
 func reportRSS(b *testing.B, w *backupWorld) {
@@ -148,22 +222,31 @@ func BenchmarkBackupSmallFiles(b *testing.B) {
 	}
 	tarOut := filepath.Join(w.dir, "bench.tar")
 	var full, tar, incr, find time.Duration
+	var fullCPU0, fullCPU1, incrCPU0, incrCPU1 []map[string]float64
+	var tarCPU float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		fullCPU0 = append(fullCPU0, cpuSample(b, w))
+		b.StartTimer()
 		t0 := time.Now()
 		id := w.runJob("web1-home", "Full")
 		j, report := w.waitJob(id, 30*time.Minute)
 		full += time.Since(t0)
 		b.StopTimer()
+		fullCPU1 = append(fullCPU1, cpuSample(b, w))
 		if j.Status != "T" || j.Files < int64(n) {
 			b.Fatalf("Full %d: %s, %d files (want T, %d): %q\n%s", id, j.Status, j.Files, n, j.ErrorReason, report)
 		}
 		tar += timeTar(b, root, tarOut)
+		tarCPU += lastTarCPU
 
+		incrCPU0 = append(incrCPU0, cpuSample(b, w))
 		t0 = time.Now()
 		id = w.runJob("web1-home", "Incremental")
 		j, report = w.waitJob(id, 30*time.Minute)
 		incr += time.Since(t0)
+		incrCPU1 = append(incrCPU1, cpuSample(b, w))
 		// Nothing changed: at most the directories (filed stores every
 		// directory in every job, and the ones above the root).
 		if dirs := int64((n+99)/100 + 2 + len(testtree.Parents(root))); j.Status != "T" || j.Level != "Incremental" || j.Files > dirs {
@@ -185,5 +268,11 @@ func BenchmarkBackupSmallFiles(b *testing.B) {
 	b.ReportMetric(incr.Seconds()/float64(b.N), "incr-s")
 	b.ReportMetric(find.Seconds()/float64(b.N), "find-newer-s")
 	b.ReportMetric(incr.Seconds()/find.Seconds(), "incr-vs-find")
+	fullCPU := reportCPU(b, "full", fullCPU0, fullCPU1)
+	reportCPU(b, "incr", incrCPU0, incrCPU1)
+	b.ReportMetric(tarCPU/float64(b.N), "tar-cpu-s")
+	// On 2 cores a Full can at best take half its CPU time: tar's time
+	// over that is the ratio the CPU allows.
+	b.ReportMetric(tar.Seconds()/(fullCPU*float64(b.N)/2), "cpu-bound-ratio-vs-tar")
 	reportRSS(b, w)
 }

@@ -181,7 +181,25 @@ func BenchmarkFileRows(b *testing.B) {
 	for i := range media {
 		media[i] = mediaID
 	}
+	// raw: one COPY of every row, encoded as FileBatch encodes them
+	// (fileCopy), on one connection; rawPgx the same through pgx.CopyFrom
+	// (generic per-value encoding, FileBatch's until 2026-12-02).
 	raw := func() float64 {
+		exec(`TRUNCATE files_raw`)
+		exec(`CHECKPOINT`)
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Release()
+		start := time.Now()
+		tag, err := c.Conn().PgConn().CopyFrom(ctx, &fileCopy{jobID: 1, rows: rows, media: media}, copyFiles("files_raw"))
+		if err != nil || tag.RowsAffected() != int64(n) {
+			b.Fatalf("raw COPY: %d rows, %v", tag.RowsAffected(), err)
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	rawPgx := func() float64 {
 		exec(`TRUNCATE files_raw`)
 		exec(`CHECKPOINT`)
 		start := time.Now()
@@ -290,6 +308,8 @@ func BenchmarkFileRows(b *testing.B) {
 		exec(`CREATE INDEX files_job_brin ON files USING brin (job_id) WITH (pages_per_range = 32, autosummarize = on)`)
 		r3 := raw()
 		raws = append(raws, r3)
+		rp := rawPgx()
+		b.ReportMetric(rp, "raw_pgx_rows/s")
 		rawMean, bt, ratio := mean(raws), mean(batches), mean(ratios)
 		b.ReportMetric(float64(n), "rows")
 		b.ReportMetric(rawMean, "raw_rows/s")
@@ -312,6 +332,33 @@ func BenchmarkFileRows(b *testing.B) {
 	}
 }
 
+// rowSource feeds rows to pgx.CopyFrom with one reused value slice (the
+// generic encoding, for the raw_pgx comparison).
+type rowSource struct {
+	jobID int64
+	rows  []FileRow
+	media []int64 // media_id per row
+	i     int
+	vals  []any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i-1]
+	if s.vals == nil {
+		s.vals = make([]any, len(fileColumns))
+	}
+	v := s.vals
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = s.jobID, r.Path, r.Type, r.Size, int32(r.Mode), r.UID, r.GID, r.Uname, r.Gname, r.MtimeNS
+	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = r.Link, r.SHA256, s.media[s.i-1], int32(r.At.TapeFile), r.At.Block, int32(r.At.Offset), r.StreamOffset, int16(len(r.Parts))
+	v[18] = nil // NULL: the same as size
+	if r.StoredSize != 0 && r.StoredSize != r.Size {
+		v[18] = r.StoredSize
+	}
+	return v, nil
+}
+
 func mean(xs []float64) float64 {
 	t := 0.0
 	for _, x := range xs {
@@ -321,6 +368,123 @@ func mean(xs []float64) float64 {
 }
 
 const idBench = "3333333333333333333333333333333333333333333333333333333333333333"
+
+// BenchmarkDeletions is the catalog's share of an Incremental over an
+// unchanged tree (issue 10's "≤ 2× find -newer"): the client reports
+// every path it saw (benchFiles of them, all in the Full before it but
+// one, which must be recorded deleted); Add copies them while the walk
+// runs (add_ms), Finish compares them with the chain's view at the end
+// (finish_ms: what the job waits for after the walk).
+//
+//	TAPEWARD_BENCH_FILES=100000 go test -run '^$' -bench Deletions -benchtime 3x ./director/catalog/
+func BenchmarkDeletions(b *testing.B) {
+	f := newFixture(b)
+	ctx := f.ctx
+	n := benchFiles(b)
+	f.label(b, "BENCH1", "", "sd1", NoSlot, nil)
+	rows := benchRows(n, "BENCH1")
+	start := func(level string) int64 {
+		id, err := f.s.CreateJob(ctx, JobNew{Name: "bench", Type: TypeBackup, Level: level, Client: "c", Fileset: "fs", FilesetIdentity: idBench})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, err := f.s.SinceTime(ctx, "bench", "c", idBench, level, f.clock.Now(), 0)
+		if err != nil || d.Level != level {
+			b.Fatalf("SinceTime(%s) = %+v, %v", level, d, err)
+		}
+		if err := f.s.StartJob(ctx, id, d, f.clock.Now()); err != nil {
+			b.Fatal(err)
+		}
+		return id
+	}
+	end := func(id int64, st JobStatus) {
+		sum := JobSummary{EndedAt: f.clock.Now()}
+		if st == JobError {
+			sum.Error = "benchmark: not part of the next run's chain"
+		}
+		if err := f.s.EndJob(ctx, id, st, sum); err != nil {
+			b.Fatal(err)
+		}
+		f.clock.Advance(time.Hour)
+	}
+	full := start(LevelFull)
+	if err := f.s.RecordPart(ctx, full, Part{Part: 1, Volume: "BENCH1", VolumeIndex: 1, TapeFile: 2}); err != nil {
+		b.Fatal(err)
+	}
+	fb, err := f.s.BeginFiles(ctx, full)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range rows {
+		if err := fb.Add(ctx, rows[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := fb.Flush(ctx, rows[n-1].EndOffset); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.s.CompletePart(ctx, full, 1, 0, rows[n-1].EndOffset); err != nil {
+		b.Fatal(err)
+	}
+	end(full, JobOK)
+	// Every path but the last, in batches as filed sends them.
+	seen := make([][]byte, n-1)
+	for i := range seen {
+		seen[i] = rows[i].Path
+	}
+	var add, finish, finishCPU time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		id := start(LevelIncremental)
+		t0 := time.Now()
+		d, err := f.s.BeginDeletions(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for p := seen; len(p) > 0; {
+			k := min(len(p), 4096)
+			if err := d.Add(p[:k:k]); err != nil {
+				b.Fatal(err)
+			}
+			p = p[k:]
+		}
+		var pid int
+		// The backend of the COPY (its connection is busy with it).
+		if err := f.s.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE query ILIKE 'copy%seen_paths%' AND pid <> pg_backend_pid()`).Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		t1, cpu0 := time.Now(), backendCPU(b, pid)
+		got, err := d.Finish(ctx)
+		t2 := time.Now()
+		add, finish = add+t1.Sub(t0), finish+t2.Sub(t1)
+		finishCPU += backendCPU(b, pid) - cpu0
+		if err != nil || got != 1 {
+			b.Fatalf("Finish = %d deletions, %v (want 1: %s)", got, err, rows[n-1].Path)
+		}
+		// E: the next iteration compares with the Full alone again.
+		end(id, JobError)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(add.Milliseconds())/float64(b.N), "add_ms")
+	b.ReportMetric(float64(finish.Milliseconds())/float64(b.N), "finish_ms")
+	b.ReportMetric(float64(finishCPU.Milliseconds())/float64(b.N), "finish_pg_cpu_ms")
+}
+
+// backendCPU is the CPU time (user + system) a PostgreSQL backend used so
+// far, from /proc (the machine's load does not change it as it changes
+// wall-clock times).
+func backendCPU(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("reading the CPU time of backend %d: %v", pid, err)
+	}
+	// Fields after the command (which is in parentheses): utime and
+	// stime are the 12th and 13th, in clock ticks (100 Hz on Linux).
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
 
 // BenchmarkRestoreView is a restore of everything from a Full of
 // $TAPEWARD_BENCH_FILES files (default 200,000) and an Incremental of 1 %
