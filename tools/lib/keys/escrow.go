@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -321,4 +322,52 @@ func readPublicFile(kind, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s is larger than %d bytes; it is not a key file", kind, path, maxKeyFile)
 	}
 	return b, nil
+}
+
+// Escrow is a volume key's escrow envelope as it is stored beside the
+// wrapped key (catalog columns, WrappedKey, the label): the escrow key id
+// and the envelope in standard base64. The zero value: no escrow.
+type Escrow struct {
+	KeyID    string
+	Envelope string
+}
+
+// IsZero reports whether there is no envelope.
+func (e Escrow) IsZero() bool { return e.Envelope == "" }
+
+// String names the escrow key only.
+func (e Escrow) String() string {
+	if e.IsZero() {
+		return "no escrow envelope"
+	}
+	return "escrow envelope for escrow key " + e.KeyID
+}
+
+// WrapNewEscrow is Keyring.WrapNew that also seals the new key for volume
+// to escrow (when not nil) before the key bytes are cleared.
+func (r *Keyring) WrapNewEscrow(volume string, escrow *EscrowPublic) (StoredKey, Escrow, error) {
+	k, err := NewVolumeKey()
+	if err != nil {
+		return StoredKey{}, Escrow{}, err
+	}
+	defer clear(k)
+	sk, err := r.Wrap(k)
+	if err != nil || escrow == nil {
+		return sk, Escrow{}, err
+	}
+	env, err := escrow.Seal(k, volume)
+	if err != nil {
+		return StoredKey{}, Escrow{}, err
+	}
+	return sk, Escrow{KeyID: escrow.ID(), Envelope: base64.StdEncoding.EncodeToString(env)}, nil
+}
+
+// OpenEscrow opens a stored envelope (standard base64) for volume and the
+// fingerprint its label names.
+func (p *EscrowPrivate) OpenEscrow(e Escrow, volume, fingerprint string) ([]byte, error) {
+	env, err := base64.StdEncoding.DecodeString(e.Envelope)
+	if err != nil {
+		return nil, &FormatError{What: "escrow envelope of volume " + volume, Detail: "is not standard base64"}
+	}
+	return p.Open(env, volume, fingerprint)
 }

@@ -114,3 +114,30 @@ func TestEscrowOpenWrongKeyNamesTheNeededID(t *testing.T) {
 		t.Fatal("version 2 envelope accepted")
 	}
 }
+
+func TestWrapNewEscrow(t *testing.T) {
+	kek, _ := NewKEK(bytes.Repeat([]byte{7}, 32))
+	ring, err := NewKeyring(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := NewEscrowKey()
+	sk, e, err := ring.WrapNewEscrow("TW0009L6", priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.KeyID != priv.ID() || e.IsZero() {
+		t.Fatalf("escrow %v", e)
+	}
+	viaKEK, err := UnwrapV1(kek, sk.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaEscrow, err := priv.OpenEscrow(e, "TW0009L6", sk.Fingerprint)
+	if err != nil || !bytes.Equal(viaKEK, viaEscrow) {
+		t.Fatalf("escrow opens another key: %v", err)
+	}
+	if _, e, err := ring.WrapNewEscrow("TW0009L6", nil); err != nil || !e.IsZero() {
+		t.Fatalf("no escrow key: %v %v", e, err)
+	}
+}
