@@ -273,17 +273,19 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		r.Error = err.Error()
 		return r
 	default:
+		var esc keys.Escrow
 		if encrypt {
-			k, err := d.ring.WrapNew()
+			k, e, err := d.ring.WrapNewEscrow(volume, d.escrow[pool])
 			if err != nil {
 				r.Error = err.Error()
 				return r
 			}
-			sk = &k
+			sk, esc = &k, e
 		}
-		// Commit the row, with the wrapped key, before storaged is asked.
+		// Commit the row, with the wrapped key (and its escrow envelope),
+		// before storaged is asked.
 		if _, err := d.store.CreateLabeling(ctx, catalog.MediaNew{Volume: volume, Barcode: slot.Barcode, Pool: pool, Storage: storage,
-			Slot: n, Encrypted: encrypt, Key: sk, Actor: actor}); err != nil {
+			Slot: n, Encrypted: encrypt, Key: sk, Escrow: esc, Actor: actor}); err != nil {
 			r.Error = err.Error()
 			return r
 		}
@@ -299,7 +301,10 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 	}
 	if sk != nil {
 		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
-		req.Key = wrappedKey(*sk)
+		if req.Key, err = d.wrappedKeyOf(ctx, volume, *sk); err != nil {
+			r.Error = err.Error()
+			return r
+		}
 		d.event(ctx, volume, catalog.EventFetched, storage, sk.KEKID, "sent to storage "+storage+" with the label request")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)
@@ -328,6 +333,18 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 // wrappedKey is a stored key as the wire carries it.
 func wrappedKey(sk keys.StoredKey) *pb.WrappedKey {
 	return &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+}
+
+// wrappedKeyOf is wrappedKey with the escrow envelope the catalog stores
+// with that key of volume (for the label storaged writes).
+func (d *Director) wrappedKeyOf(ctx context.Context, volume string, sk keys.StoredKey) (*pb.WrappedKey, error) {
+	w := wrappedKey(sk)
+	e, err := d.store.VolumeEscrow(ctx, volume, sk.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	w.EscrowKeyId, w.EscrowEnvelope = e.KeyID, e.Envelope
+	return w, nil
 }
 
 // recordLabelled records a storage's successful (re)label of volume: for an
@@ -898,7 +915,9 @@ func (d *Director) relabel(ctx context.Context, m, before catalog.Media, actor s
 		if err != nil {
 			return fail(err)
 		}
-		req.Key = wrappedKey(sk)
+		if req.Key, err = d.wrappedKeyOf(ctx, m.Volume, sk); err != nil {
+			return fail(err)
+		}
 		d.event(ctx, m.Volume, catalog.EventFetched, m.Storage, sk.KEKID, "sent to storage "+m.Storage+" to relabel the volume")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)
