@@ -582,6 +582,74 @@ type DirectorStatus struct {
 	// Scheduled are the runs of the next 24 hours, each with the volume
 	// it would write to.
 	Scheduled []ScheduledRun `json:"scheduled"`
+	// Escrow: per pool, the escrow key its new keys are sealed to and
+	// which escrow key ids its encrypted volumes' envelopes use.
+	Escrow []EscrowStatus `json:"escrow"`
+}
+
+// EscrowStatus is one pool's line of escrow envelopes in "status director".
+type EscrowStatus struct {
+	Pool string `json:"pool"`
+	// EscrowKeyID is the pool's escrow_public_key id ("" : none set).
+	EscrowKeyID string `json:"escrow_key_id,omitempty"`
+	// Volumes counts its encrypted volumes by the escrow key id of their
+	// current key's envelope ("" : no envelope).
+	Volumes map[string]int `json:"volumes_by_escrow_key"`
+}
+
+// escrowStatus groups the encrypted volumes of ms by pool and escrow key.
+func (d *Director) escrowStatus(ms []catalog.Media) []EscrowStatus {
+	by := map[string]*EscrowStatus{}
+	get := func(pool string) *EscrowStatus {
+		if by[pool] == nil {
+			by[pool] = &EscrowStatus{Pool: pool, Volumes: map[string]int{}}
+			if pub := d.escrow[pool]; pub != nil {
+				by[pool].EscrowKeyID = pub.ID()
+			}
+		}
+		return by[pool]
+	}
+	for pool := range d.escrow {
+		get(pool)
+	}
+	for _, m := range ms {
+		if m.Encrypted {
+			get(m.Pool).Volumes[m.EscrowKeyID]++
+		}
+	}
+	out := []EscrowStatus{}
+	for _, p := range slices.Sorted(maps.Keys(by)) {
+		if by[p].EscrowKeyID != "" || len(by[p].Volumes) > 1 || by[p].Volumes[""] == 0 {
+			out = append(out, *by[p])
+		}
+	}
+	return out
+}
+
+func escrowStatusText(b *bytes.Buffer, es []EscrowStatus) {
+	if len(es) == 0 {
+		return
+	}
+	b.WriteString("\nescrow envelopes in the volume labels (tapextract --escrow-key opens them with the escrow private key alone):")
+	for _, e := range es {
+		fmt.Fprintf(b, "\n  pool %s: ", e.Pool)
+		if e.EscrowKeyID != "" {
+			fmt.Fprintf(b, "new keys sealed to escrow key %s", e.EscrowKeyID)
+		} else {
+			b.WriteString("no escrow_public_key")
+		}
+		var parts []string
+		for _, id := range slices.Sorted(maps.Keys(e.Volumes)) {
+			if id == "" {
+				parts = append(parts, fmt.Sprintf("%d without an envelope", e.Volumes[id]))
+			} else {
+				parts = append(parts, fmt.Sprintf("%d under escrow key %s", e.Volumes[id], id))
+			}
+		}
+		if len(parts) > 0 {
+			b.WriteString("; volumes: " + strings.Join(parts, ", "))
+		}
+	}
 }
 
 // KEKStatus is what depends on one KEK id, in "status director".
@@ -688,6 +756,8 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, n := range slices.Sorted(maps.Keys(s.Storages)) {
 		fmt.Fprintf(&b, "\nstorage %s: %s", n, s.Storages[n])
 	}
+	s.Escrow = d.escrowStatus(ms)
+	escrowStatusText(&b, s.Escrow)
 	s.Jobs = []jobs.Status{}
 	if d.jobs != nil {
 		s.Jobs = d.jobs.Active()
