@@ -109,6 +109,28 @@ func TestEscrowEnvelopes(t *testing.T) {
 		t.Fatalf("Local pool: %v %+v", err, m)
 	}
 
+	// Recycle: a purged volume's new key gets a new envelope; the old key
+	// (moved to the history) keeps its own.
+	rold := f.labelled(t, "OFF002", "", r)
+	if _, err := f.s.BeginWrite(ctx, "OFF002", "sd1", rold.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	f.writeJob(t, LevelFull, JobOK, 1, "OFF002")
+	if _, err := f.s.PurgeVolume(ctx, PurgeRequest{Volume: "OFF002", Actor: "console:op"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.BeginRecycle(ctx, RecycleRequest{Volume: "OFF002", Encrypt: true, Ring: r, Actor: "director"}); err != nil {
+		t.Fatal(err)
+	}
+	rnew, err := f.s.VolumeKey(ctx, "OFF002", "sd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rnew.Fingerprint == rold.Fingerprint {
+		t.Fatal("recycle kept the key")
+	}
+	opens("OFF002", rnew)
+
 	// Shred: the catalog's copies go; the result names the escrow key.
 	res, err := f.s.ShredVolume(ctx, "OFF001", "console:admin")
 	if err != nil {
