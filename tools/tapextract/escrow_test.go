@@ -104,6 +104,16 @@ func TestDRWithEscrowKeyOnly(t *testing.T) {
 		t.Fatalf("status director does not name the escrow key %s of the 2 volumes:\n%s", esc.ID(), st)
 	}
 
+	// Shredding the unused volume: the envelope in its label is listed
+	// among what the system cannot reach.
+	pre := tapectl("shred volume=TW0002L6")
+	sh := tapectl("shred volume=TW0002L6 yes")
+	for _, o := range []string{pre, sh} {
+		if !strings.Contains(o, "escrow envelope in the volume's label on the tape: sealed to escrow key "+esc.ID()) {
+			t.Fatalf("shred does not list the on-tape envelope:\n%s", o)
+		}
+	}
+
 	// The disaster: the daemons stop; the crypto cache and the KEK are
 	// lost too.
 	dird.Stop(t, syscall.SIGTERM)
