@@ -103,6 +103,9 @@ func ParsePaper(text string) (*EscrowPrivate, error) {
 			continue
 		}
 		f := strings.Fields(strings.NewReplacer("-", " ", ":", " ").Replace(line))
+		if len(f) == 0 {
+			continue
+		}
 		if strings.EqualFold(f[0], "id") {
 			if len(f) != 2 {
 				return nil, &PaperError{Detail: "the id line must be \"id\" and the 16-character escrow key id"}

@@ -40,6 +40,7 @@ func TestPaperRoundTrip(t *testing.T) {
 		}
 		typed = append(typed, "  "+l)
 	}
+	typed = append(typed, "----", " : ")
 	if back, err := ParsePaper(strings.Join(typed, "\n")); err != nil || back.ID() != p.ID() {
 		t.Fatalf("sloppy typing: %v", err)
 	}
@@ -88,4 +89,27 @@ func TestPaperTypoNamesTheGroup(t *testing.T) {
 	if _, err := ParsePaper(strings.Replace(text, "id "+p.ID(), "id 0000000000000000", 1)); err == nil || !strings.Contains(err.Error(), p.ID()) {
 		t.Fatalf("wrong id: %v", err)
 	}
+}
+
+// FuzzParsePaper: typed-back text never panics; an error never repeats a
+// group of what was typed.
+func FuzzParsePaper(f *testing.F) {
+	p, _ := NewEscrowKey()
+	f.Add(p.PaperText())
+	f.Add(PaperHeader + "\nid 0123456789abcdef\n01 AAAAA\n")
+	f.Add("--\n:\n01\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParsePaper(s)
+		if err == nil {
+			if k.ID() == "" {
+				t.Fatal("key without id")
+			}
+			return
+		}
+		for _, g := range PaperGroups(s) {
+			if len(g) >= 5 && strings.Contains(err.Error(), g) {
+				t.Fatalf("error repeats typed group %q: %v", g, err)
+			}
+		}
+	})
 }
