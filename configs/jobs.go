@@ -183,6 +183,9 @@ type JobSpec struct {
 	ClientIdleTimeout *Period `toml:"client_idle_timeout"`
 	CatchUp           *Period `toml:"catch_up"`
 	MaxVolumeWait     *Period `toml:"max_volume_wait"`
+	// AllowDuplicateJobs lets the scheduler queue a run of this job while
+	// another run of it is queued or running (default false).
+	AllowDuplicateJobs *bool `toml:"allow_duplicate_jobs"`
 }
 
 // Job is a [[job]] resolved: its own values, else its jobdefs', else the
@@ -226,6 +229,10 @@ type Job struct {
 	// pruned or purged, and every minute) before it fails (default 0:
 	// it fails at once).
 	MaxVolumeWait time.Duration
+	// AllowDuplicateJobs: a scheduled run is queued even while another
+	// run of the job is queued or running (default false: it is skipped
+	// and logged, as Bareos does with Allow Duplicate Jobs = no).
+	AllowDuplicateJobs bool
 }
 
 // PoolFor returns the pool a job of level writes to.
@@ -668,25 +675,26 @@ func (f *file) resolveJob(c *Director, i int, js, d *JobSpec, di int) Job {
 		return inherit(job, def, Period{Duration: fallback}).Duration
 	}
 	j := Job{
-		Name:              js.Name,
-		JobDefs:           inherit(js.JobDefs, nil, ""),
-		Type:              inherit(js.Type, d.Type, JobBackup),
-		Level:             inherit(js.Level, d.Level, LevelIncremental),
-		Enabled:           inherit(js.Enabled, d.Enabled, true),
-		Client:            inherit(js.Client, d.Client, ""),
-		Fileset:           inherit(js.Fileset, d.Fileset, ""),
-		Storage:           inherit(js.Storage, d.Storage, ""),
-		Pool:              inherit(js.Pool, d.Pool, ""),
-		FullPool:          inherit(js.FullPool, d.FullPool, ""),
-		IncrementalPool:   inherit(js.IncrementalPool, d.IncrementalPool, ""),
-		DifferentialPool:  inherit(js.DifferentialPool, d.DifferentialPool, ""),
-		Schedule:          inherit(js.Schedule, d.Schedule, ""),
-		Priority:          inherit(js.Priority, d.Priority, DefaultPriority),
-		MaxConcurrentJobs: inherit(js.MaxConcurrentJobs, d.MaxConcurrentJobs, 1),
-		MaxFullInterval:   per(js.MaxFullInterval, d.MaxFullInterval, 0),
-		ClientIdleTimeout: per(js.ClientIdleTimeout, d.ClientIdleTimeout, c.ClientIdleTimeout.Duration),
-		CatchUp:           per(js.CatchUp, d.CatchUp, c.CatchUp.Duration),
-		MaxVolumeWait:     per(js.MaxVolumeWait, d.MaxVolumeWait, 0),
+		Name:               js.Name,
+		JobDefs:            inherit(js.JobDefs, nil, ""),
+		Type:               inherit(js.Type, d.Type, JobBackup),
+		Level:              inherit(js.Level, d.Level, LevelIncremental),
+		Enabled:            inherit(js.Enabled, d.Enabled, true),
+		Client:             inherit(js.Client, d.Client, ""),
+		Fileset:            inherit(js.Fileset, d.Fileset, ""),
+		Storage:            inherit(js.Storage, d.Storage, ""),
+		Pool:               inherit(js.Pool, d.Pool, ""),
+		FullPool:           inherit(js.FullPool, d.FullPool, ""),
+		IncrementalPool:    inherit(js.IncrementalPool, d.IncrementalPool, ""),
+		DifferentialPool:   inherit(js.DifferentialPool, d.DifferentialPool, ""),
+		Schedule:           inherit(js.Schedule, d.Schedule, ""),
+		Priority:           inherit(js.Priority, d.Priority, DefaultPriority),
+		MaxConcurrentJobs:  inherit(js.MaxConcurrentJobs, d.MaxConcurrentJobs, 1),
+		MaxFullInterval:    per(js.MaxFullInterval, d.MaxFullInterval, 0),
+		ClientIdleTimeout:  per(js.ClientIdleTimeout, d.ClientIdleTimeout, c.ClientIdleTimeout.Duration),
+		CatchUp:            per(js.CatchUp, d.CatchUp, c.CatchUp.Duration),
+		MaxVolumeWait:      per(js.MaxVolumeWait, d.MaxVolumeWait, 0),
+		AllowDuplicateJobs: inherit(js.AllowDuplicateJobs, d.AllowDuplicateJobs, false),
 	}
 	from := ""
 	if di >= 0 {

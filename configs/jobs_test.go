@@ -166,6 +166,43 @@ storage = "sd1"
 	}
 }
 
+func TestAllowDuplicateJobs(t *testing.T) {
+	d := mustLoadDir(t, dirText("", resources+`
+[[jobdefs]]
+name = "dups"
+allow_duplicate_jobs = true
+
+[[job]]
+name = "a"
+jobdefs = "dups"
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+
+[[job]]
+name = "b"
+jobdefs = "dups"
+allow_duplicate_jobs = false
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+
+[[job]]
+name = "c"
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+`))
+	for name, want := range map[string]bool{"a": true, "b": false, "c": false} {
+		if j, ok := d.JobNamed(name); !ok || j.AllowDuplicateJobs != want {
+			t.Errorf("job %s: allow_duplicate_jobs %t, want %t", name, j.AllowDuplicateJobs, want)
+		}
+	}
+}
+
 func TestJobDefaults(t *testing.T) {
 	d := mustLoadDir(t, dirText("", resources+`
 [[job]]
@@ -370,7 +407,7 @@ func TestJobResourceErrors(t *testing.T) {
 		{"job max_full_interval in m", "", resources + job + "max_full_interval = \"1m\"\n", "max_full_interval", `[[job]] #1 max_full_interval = "1m": reads as 1m0s ("m" is minutes`},
 		{"job client_idle_timeout 0", "", resources + job + "client_idle_timeout = \"0\"\n", "client_idle_timeout", `[[job]] #1 client_idle_timeout = "0": must be longer than zero, e.g. "2m"`},
 		{"job catch_up negative", "", resources + job + "catch_up = \"-1h\"\n", "catch_up", `[job] catch_up: "-1h" is negative`},
-		{"job unknown key", "", resources + job + "fd = \"web1\"\n", "fd =", `unknown key "fd" in [job]; the keys allowed there are: catch_up, client, client_idle_timeout, differential_pool, enabled, fileset, full_pool, incremental_pool, jobdefs, level, max_concurrent_jobs, max_full_interval, max_volume_wait, name, pool, priority, schedule, storage, type`},
+		{"job unknown key", "", resources + job + "fd = \"web1\"\n", "fd =", `unknown key "fd" in [job]; the keys allowed there are: allow_duplicate_jobs, catch_up, client, client_idle_timeout, differential_pool, enabled, fileset, full_pool, incremental_pool, jobdefs, level, max_concurrent_jobs, max_full_interval, max_volume_wait, name, pool, priority, schedule, storage, type`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			text := dirText(c.top, c.tables)

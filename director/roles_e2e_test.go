@@ -154,9 +154,9 @@ func TestConsoleRoles(t *testing.T) {
 		role         string
 		shows, hides []string
 	}{
-		{"read", []string{"list volumes", "list pools", "status storage", "list jobs", "wait", "estimate"}, []string{"label", "mount", "rekey", "export keys", "update volume", "update pool", "run", "cancel"}},
+		{"read", []string{"list volumes", "list pools", "status storage", "list jobs", "wait", "estimate"}, []string{"label", "mount", "rekey", "export keys", "update volume", "update pool", "run", "cancel", "restore", "browse"}},
 		// update volume: status= is an operator's, encrypt= a keyadmin's.
-		{"operator", []string{"list volumes", "label", "mount", "release", "run", "cancel", "update volume", "update pool"}, []string{"rekey", "export keys"}},
+		{"operator", []string{"list volumes", "label", "mount", "release", "run", "cancel", "update volume", "update pool", "restore", "browse"}, []string{"rekey", "export keys"}},
 		{"keyadmin", []string{"list volumes", "label", "mount", "rekey", "export keys", "update volume", "update pool"}, nil},
 	} {
 		h := helps[c.role]
@@ -171,7 +171,7 @@ func TestConsoleRoles(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(helps["read"], "This console has role read: 15 more commands need role operator or keyadmin") {
+	if !strings.Contains(helps["read"], "This console has role read: 17 more commands need role operator or keyadmin") {
 		t.Errorf("help as read does not say what it hides:\n%s", helps["read"])
 	}
 	if h := ok(reader, "help rekey"); !strings.Contains(h, "rekey needs role keyadmin; this console has role read") {

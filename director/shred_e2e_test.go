@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,6 +183,18 @@ func TestShredVolumeNoPathLeft(t *testing.T) {
 	mo, me, code := w.tapectl("mount storage=sd1 slot=1")
 	if code == 0 || !strings.Contains(mo+me, "volume "+vol+" was shredded on ") || !strings.Contains(mo+me, "by console:admin; its data cannot be read") {
 		t.Fatalf("mount of the shredded volume: exit %d\n%s%s", code, mo, me)
+	}
+	// Restore: the job's records went with the keys; neither its job id
+	// nor the client's current state offers a file of it.
+	ro, re, code := w.tapectl(fmt.Sprintf("restore jobid=%d all where=%s yes", j.ID, filepath.Join(w.dir, "r")))
+	if code == 0 || !strings.Contains(ro+re, "was purged") || !strings.Contains(ro+re, "shredded") {
+		t.Fatalf("restore of the shredded volume's job: exit %d\n%s%s", code, ro, re)
+	}
+	if ro, re, code := w.tapectl("restore client=web1 current all where=" + filepath.Join(w.dir, "r") + " yes"); code == 0 {
+		t.Fatalf("restore of the client's current state after the shred: exit 0\n%s%s", ro, re)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(w.dir, "r")); len(entries) != 0 {
+		t.Fatalf("a restore wrote %d entries after the shred", len(entries))
 	}
 	// The director refuses the key to its own storage.
 	if err := getVolumeKey(t, w.sdConf.TLS, w.dirConf.Listen, vol); err == nil || !strings.Contains(err.Error(), "FailedPrecondition") || !strings.Contains(err.Error(), "was shredded") {

@@ -110,6 +110,10 @@ type FileRow struct {
 	StreamOffset int64
 	EndOffset    int64
 	Parts        []FilePart
+	// StoredSize is how many data bytes the member has in the stream
+	// when that differs from Size (a sparse file's data without its
+	// holes); 0: the same as Size.
+	StoredSize int64
 }
 
 // RenderPath renders a stored path for people: the text itself when it is
@@ -301,7 +305,7 @@ func (b *FileBatch) mediaOf(ctx context.Context, r *FileRow, a Address) (int64, 
 
 // fileColumns are the COPY columns of files.
 var fileColumns = []string{"job_id", "path", "type", "size", "mode", "uid", "gid", "uname", "gname", "mtime_ns",
-	"link", "sha256", "media_id", "tape_file", "block", "block_offset", "stream_offset", "parts"}
+	"link", "sha256", "media_id", "tape_file", "block", "block_offset", "stream_offset", "parts", "stored_size"}
 
 // rowSource feeds rows to CopyFrom with one reused value slice.
 type rowSource struct {
@@ -322,6 +326,10 @@ func (s *rowSource) Values() ([]any, error) {
 	v := s.vals
 	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = s.jobID, r.Path, r.Type, r.Size, int32(r.Mode), r.UID, r.GID, r.Uname, r.Gname, r.MtimeNS
 	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17] = r.Link, r.SHA256, s.media[s.i-1], int32(r.At.TapeFile), r.At.Block, int32(r.At.Offset), r.StreamOffset, int16(len(r.Parts))
+	v[18] = nil // NULL: the same as size
+	if r.StoredSize != 0 && r.StoredSize != r.Size {
+		v[18] = r.StoredSize
+	}
 	return v, nil
 }
 

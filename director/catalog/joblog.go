@@ -77,6 +77,7 @@ type JobFilter struct {
 	Name   string
 	Client string
 	Status JobStatus
+	Type   string    // "" : any; TypeBackup, TypeRestore, …
 	Since  time.Time // created at or after
 	// Last keeps only the most recent job of each (name, client).
 	Last  bool
@@ -87,7 +88,7 @@ type JobFilter struct {
 func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	q := jobSelect + `
 		WHERE ($1 = '' OR j.name = $1) AND ($2 = '' OR j.client = $2) AND ($3 = '' OR j.status = $3)
-			AND ($4::timestamptz IS NULL OR j.created_at >= $4)`
+			AND ($4::timestamptz IS NULL OR j.created_at >= $4) AND ($5 = '' OR j.job_type = $5)`
 	if f.Last {
 		q += ` AND j.id = (SELECT max(k.id) FROM jobs k WHERE k.name = j.name AND k.client IS NOT DISTINCT FROM j.client)`
 	}
@@ -100,7 +101,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		t := f.Since.UTC()
 		since = &t
 	}
-	rows, err := s.pool.Query(ctx, q, f.Name, f.Client, string(f.Status), since)
+	rows, err := s.pool.Query(ctx, q, f.Name, f.Client, string(f.Status), since, f.Type)
 	if err != nil {
 		return nil, dbErr("listing jobs", err)
 	}

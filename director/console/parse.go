@@ -18,6 +18,9 @@ type Command struct {
 	Name string
 	Args map[string]string
 	spec *Spec
+	// more holds the values after the first of a Repeat keyword given
+	// several times (nil when none was).
+	more map[string][]string
 }
 
 // Parse turns one console line into a validated Command. It never panics.
@@ -64,7 +67,8 @@ func (t *table) parse(line string) (Command, error) {
 			}
 			return Command{}, &UnknownKeywordError{Command: s.Name, Keyword: tok.key, Suggestion: suggest(name, names), Allowed: names}
 		}
-		if _, dup := c.Args[name]; dup {
+		_, dup := c.Args[name]
+		if dup && !k.Repeat {
 			return Command{}, &SyntaxError{Pos: tok.pos, Msg: fmt.Sprintf("%s: %s given twice", s.Name, name)}
 		}
 		if k.Type.Kind == Flag {
@@ -82,6 +86,13 @@ func (t *table) parse(line string) (Command, error) {
 		v, problem, ok := k.Type.canon(tok.val)
 		if !ok {
 			return Command{}, &BadValueError{Command: s.Name, Keyword: name, Value: tok.val, Want: k.Type.Want(), Problem: problem}
+		}
+		if dup {
+			if c.more == nil {
+				c.more = map[string][]string{}
+			}
+			c.more[name] = append(c.more[name], v)
+			continue
 		}
 		c.Args[name] = v
 	}
@@ -274,6 +285,46 @@ func (c Command) Has(k string) bool {
 // is a flag).
 func (c Command) Str(k string) string { return c.Args[lower(k)] }
 
+// Strs returns every value of keyword k in the order given (a Repeat
+// keyword may be given several times), or nil.
+func (c Command) Strs(k string) []string {
+	v, ok := c.Args[lower(k)]
+	if !ok {
+		return nil
+	}
+	return append([]string{v}, c.more[lower(k)]...)
+}
+
+// With returns a copy of c whose keyword k has the values vs (several
+// only for a Repeat keyword; none removes k). The values are not checked:
+// the line it prints is parsed again by whoever reads it.
+func (c Command) With(k string, vs []string) Command {
+	k = lower(k)
+	out := Command{Name: c.Name, Args: make(map[string]string, len(c.Args)), spec: c.spec}
+	for x, v := range c.Args {
+		out.Args[x] = v
+	}
+	for x, v := range c.more {
+		if x != k {
+			if out.more == nil {
+				out.more = map[string][]string{}
+			}
+			out.more[x] = v
+		}
+	}
+	delete(out.Args, k)
+	if len(vs) > 0 {
+		out.Args[k] = vs[0]
+		if len(vs) > 1 {
+			if out.more == nil {
+				out.more = map[string][]string{}
+			}
+			out.more[k] = append([]string(nil), vs[1:]...)
+		}
+	}
+	return out
+}
+
 // Int returns keyword k's value as a number; ok is false when k was not
 // given or is not a number.
 func (c Command) Int(k string) (n int, ok bool) {
@@ -353,6 +404,9 @@ func (c Command) String() string {
 					parts = append(parts, k.Name)
 				} else {
 					parts = append(parts, k.Name+"="+quote(v))
+					for _, m := range c.more[k.Name] {
+						parts = append(parts, k.Name+"="+quote(m))
+					}
 				}
 			}
 		}

@@ -406,7 +406,7 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	want := []string{"label", "list volumes", "export volume", "import", "prune volume", "purge volume", "list pools", "list keyevents", "list volumeevents", "status director", "status storage", "status kek", "mount", "unmount",
-		"release", "update volume", "update pool", "rekey", "export keys", "shred volume", "run", "wait", "cancel", "estimate", "list jobs", "list files", "list jobmedia",
+		"release", "update volume", "update pool", "rekey", "export keys", "shred volume", "run", "wait", "cancel", "estimate", "list jobs", "restore", "browse", "list files", "list jobmedia",
 		"list joblog", "status client", "status scheduler", "help", "quit"}
 	if got := names(Commands()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Commands() = %v", got)
@@ -497,5 +497,37 @@ func TestParseJobCommands(t *testing.T) {
 		if _, err := Parse(line); err == nil || !strings.Contains(err.Error(), why) {
 			t.Errorf("%q: %v; want an error naming %s", line, err, why)
 		}
+	}
+}
+
+func TestRepeatedKeywords(t *testing.T) {
+	c, err := Parse(`restore client=web1 file=/etc/hosts file="/etc/a b" directory=/srv all`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Strs("file"); !reflect.DeepEqual(got, []string{"/etc/hosts", "/etc/a b"}) {
+		t.Fatalf("Strs(file) = %q", got)
+	}
+	if got := c.Strs("fileregex"); got != nil {
+		t.Fatalf("Strs of a keyword not given = %q", got)
+	}
+	s := c.String()
+	if s != `restore client=web1 file=/etc/hosts file="/etc/a b" directory=/srv all` {
+		t.Fatalf("String() = %s", s)
+	}
+	c2, err := Parse(s)
+	if err != nil || !reflect.DeepEqual(c, c2) {
+		t.Fatalf("round trip: %+v, %v", c2, err)
+	}
+	w := c.With("file", []string{"/x", "/y", "/z"})
+	if got := w.String(); got != `restore client=web1 file=/x file=/y file=/z directory=/srv all` {
+		t.Fatalf("With = %s", got)
+	}
+	if got := c.Strs("file"); len(got) != 2 {
+		t.Fatalf("With changed the original: %q", got)
+	}
+	// A keyword that is not Repeat is still refused twice.
+	if _, err := Parse("restore client=web1 client=web2 all"); err == nil || !strings.Contains(err.Error(), "client given twice") {
+		t.Fatalf("client twice: %v", err)
 	}
 }

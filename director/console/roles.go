@@ -81,6 +81,8 @@ var needs = map[string]need{
 	"wait":              {Role: RoleRead}, // follows a job, changes nothing
 	"run":               {Role: RoleOperator},
 	"cancel":            {Role: RoleOperator},
+	"restore":           {Role: RoleOperator}, // writes files on a client (dryrun and the plan included: it reads every path of a backup)
+	"browse":            {Role: RoleOperator}, // the restore tree browser's lines (done yes runs a restore)
 	"label":             {Role: RoleOperator},
 	"mount":             {Role: RoleOperator},
 	"unmount":           {Role: RoleOperator},

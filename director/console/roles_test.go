@@ -132,6 +132,11 @@ func TestPermitEveryCommandEveryRole(t *testing.T) {
 		{"list jobmedia jobid=42", read},
 		{"list joblog jobid=42", read},
 		{"status client=web1", read},
+		{"list jobs type=Restore", read},
+		{"restore client=web1 all where=/tmp/r yes", operator},
+		{"restore client=web1 file=/etc/hosts dryrun", operator},
+		{"restore client=web1 select", operator},
+		{"browse session=ab12 line=ls", operator},
 	}
 	// Commands other branches are adding: checked when they exist.
 	pending := []struct {
@@ -225,7 +230,7 @@ func TestHelpByRole(t *testing.T) {
 		}
 	}
 	h, _ := HelpFor("", RoleRead)
-	if !strings.Contains(h, "This console has role read: 15 more commands need role operator or keyadmin (help COMMAND says which).") {
+	if !strings.Contains(h, "This console has role read: 17 more commands need role operator or keyadmin (help COMMAND says which).") {
 		t.Errorf("help as read:\n%s", h)
 	}
 	if full, _ := Help(""); full != mustHelp(t, "", RoleKeyAdmin) {

@@ -14,7 +14,10 @@ type Keyword struct {
 	// keys out=FILE: the director returns rows, tapectl writes the file).
 	// The director must not act on it.
 	Console bool
-	Help    string // one line for "help COMMAND"
+	// Repeat: the keyword may be given several times (restore file=A
+	// file=B); Command.Strs returns every value.
+	Repeat bool
+	Help   string // one line for "help COMMAND"
 }
 
 // Spec is one command of the console language. Adding a command is adding
@@ -364,11 +367,62 @@ var commands = []Spec{
 			{Name: "job", Type: TName, Help: "only runs of this [[job]]"},
 			{Name: "client", Type: TName, Help: "only jobs of this client"},
 			{Name: "jobstatus", Type: TJobStatus, Help: "only jobs with this status letter: T, W, E, f, A, R, C or a waiting letter"},
+			{Name: "type", Type: TJobType, Help: "only jobs of this type: Backup or Restore (Admin, Catalog)"},
 			{Name: "days", Type: TInt(1, 36500), Help: "only jobs created in the last N days"},
 			{Name: "last", Type: TFlag, Help: "only the most recent run of each job and client"},
 			{Name: "limit", Type: TLimit, Help: "show at most N jobs"},
 		},
-		Examples: []string{"list jobs", "list jobs job=web1-home jobstatus=E days=7", "list jobs last"},
+		Examples: []string{"list jobs", "list jobs job=web1-home jobstatus=E days=7", "list jobs last", "list jobs type=Restore"},
+	},
+	{
+		Name:    "restore",
+		Summary: "restore files from the backups of a client: the newest version of each path as it was now or before a time, or from given jobs; shows the plan, then runs a Restore job",
+		Keywords: []Keyword{
+			{Name: "client", Type: TName, Help: "the client whose backups to restore from (not needed with jobid=)"},
+			{Name: "fileset", Type: TName, Help: "the fileset, when the client has backups of several"},
+			{Name: "current", Type: TFlag, Help: "as of the latest backups (the default): the last Full, the last Differential after it, every Incremental after that"},
+			{Name: "before", Type: TTime, Help: `as it was before a time: "2026-11-30 12:00", 2026-11-30 or 2026-11 (the director's time zone)`},
+			{Name: "jobid", Type: TJobIDs, Help: "exactly these backups, e.g. 41,42 (the newest version of each path among them)"},
+			{Name: "file", Type: Type{Kind: Path, Arg: "PATH"}, Repeat: true, Help: "a path to restore (a directory: with everything under it); may be repeated; file=<LIST reads paths from a file on the console's machine, one a line"},
+			{Name: "directory", Type: TDir, Repeat: true, Help: "a directory and everything under it; may be repeated"},
+			{Name: "fileregex", Type: TText, Help: `the paths matching a regular expression (RE2 syntax), e.g. \.pdf$`},
+			{Name: "all", Type: TFlag, Help: "every file of the backups"},
+			{Name: "select", Type: TFlag, Help: "pick files in a tree browser (tapectl's interactive prompt: cd ls mark unmark … done)"},
+			{Name: "restoreclient", Type: TName, Help: "the client to write the files on (default: the backup's client)"},
+			{Name: "storage", Type: TName, Help: "the storage daemon to read with (default: the one holding the volumes)"},
+			{Name: "where", Type: TDir, Help: "the directory to restore under (default /tmp/tapeward-restores); where=/ puts files back in place"},
+			{Name: "strip_prefix", Type: TText, Help: "remove this prefix from each path before add_prefix and where"},
+			{Name: "add_prefix", Type: TText, Help: "put this prefix before each path"},
+			{Name: "add_suffix", Type: TText, Help: "append this to each file name"},
+			{Name: "regexwhere", Type: TText, Help: "sed-like rules !from!to! (several, separated by ','); replaces where, strip_prefix, add_prefix and add_suffix"},
+			{Name: "replace", Type: TReplace, Help: "what to do with a file that already exists (default always): replace it always, only if the backup's is newer or older, or never"},
+			{Name: "dryrun", Type: TFlag, Help: "list what would be written where; write nothing"},
+			{Name: "yes", Type: TFlag, Help: "run the restore; without yes the director shows the plan and runs nothing"},
+			{Name: "wait", Type: TFlag, Help: "follow the job with a live progress line and end with its report"},
+			{Name: "nowait", Type: TFlag, Help: "fail at once, naming them, when volumes are not in the library (default: the job waits for them, status M)"},
+		},
+		Notes: "Without yes the director shows the plan (files, bytes, jobs used, volumes with their slot or \"not in the library\", restore client, where, replace) and runs nothing; " +
+			"tapectl asks whether to run it. Only successful backups (T, W) are read; a path recorded deleted by a later job of the chain is not restored. " +
+			"The directories above each file are restored with their recorded attributes. While a volume is not in the library the job waits (status M, naming it) until import brings it back; with nowait it fails at once naming it.",
+		Examples: []string{
+			"restore client=web1 current all where=/tmp/r yes",
+			`restore client=web1 before="2026-11-30 12:00" directory=/home/ann where=/tmp/r`,
+			"restore client=web1 file=/etc/ssh/sshd_config file=/etc/hosts restoreclient=web2 replace=ifnewer yes",
+			`restore jobid=41,42 fileregex="\\.pdf$" strip_prefix=/srv add_prefix=/restore yes`,
+			"restore client=web1 file=<paths.txt where=/tmp/r dryrun",
+			"restore client=web1 select",
+		},
+	},
+	{
+		Name:    "browse",
+		Summary: "one line of the restore tree browser that restore … select opened (tapectl's prompt sends these for you)",
+		Keywords: []Keyword{
+			{Name: "session", Type: Type{Kind: Name, Arg: "ID"}, Required: true, Help: "the browse session restore … select printed"},
+			{Name: "line", Type: TText, Required: true, Help: "cd DIR, ls, dir, pwd, find PATTERN, mark PATTERN, unmark PATTERN, markdir PATTERN, lsmark, count, estimate, done [yes], quit"},
+		},
+		Notes: "After restore client=NAME select, tapectl's prompt turns into the tree browser ($): each line is sent as browse session=ID line=…. " +
+			"done shows the plan of the marked files and asks whether to run it; quit leaves without restoring. A session idle for 30 minutes ends.",
+		Examples: []string{`browse session=3f2a9c01be77 line="mark *.conf"`, "browse session=3f2a9c01be77 line=done"},
 	},
 	{
 		Name:    "list files",

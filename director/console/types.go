@@ -75,6 +75,19 @@ var (
 	// TJobStatus is a job status letter (case matters: t is not T); the
 	// director checks the letter.
 	TJobStatus = Type{Kind: Name, Arg: "LETTER"}
+	// TJobType is a job type.
+	TJobType = TEnum("Backup", "Restore", "Admin", "Catalog")
+	// TJobIDs is a JobId list ("41,42"); the director checks it.
+	TJobIDs = Type{Kind: Path, Arg: "LIST"}
+	// TTime is a point in time ("2026-11-30 12:00", "2026-11-30",
+	// "2026-11"); the director reads it in its time zone.
+	TTime = Type{Kind: Path, Arg: "TIME"}
+	// TText is free text (a regular expression, a prefix).
+	TText = Type{Kind: Path, Arg: "TEXT"}
+	// TDir is a directory path.
+	TDir = Type{Kind: Path, Arg: "DIR"}
+	// TReplace is restore's replace= (Bareos' four).
+	TReplace = TEnum("always", "ifnewer", "ifolder", "never")
 )
 
 // TInt is a whole number from min to max.

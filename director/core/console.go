@@ -150,6 +150,10 @@ func (d *Director) Exec(ctx context.Context, actor string, cmd console.Command, 
 		return d.cancelJob(ctx, actor, cmd)
 	case "estimate":
 		return d.estimate(ctx, cmd)
+	case "restore":
+		return d.restore(ctx, actor, cmd, progress)
+	case "browse":
+		return d.browseLine(ctx, actor, cmd, progress)
 	case "list jobs":
 		return d.listJobs(ctx, cmd)
 	case "list files":

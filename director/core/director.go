@@ -68,6 +68,8 @@ type Director struct {
 	// labelling: volumes a label or relabel of this process is working on
 	// (a row in Labeling that is not here is left over, see labelSlot).
 	labelling map[string]bool
+	// browse: the restore tree browser's sessions by id (browse.go).
+	browsers map[string]*browseSession
 }
 
 // beginLabel marks volume as being labelled by this process; false if it

@@ -32,6 +32,7 @@ const progressEvery = 2 * time.Second
 type JobRow struct {
 	JobID         int64      `json:"jobid"`
 	Job           string     `json:"job"`
+	Type          string     `json:"type"`
 	Client        string     `json:"client"`
 	Fileset       string     `json:"fileset"`
 	Level         string     `json:"level"`
@@ -54,7 +55,7 @@ type JobRow struct {
 }
 
 func jobRow(j catalog.Job) JobRow {
-	return JobRow{JobID: j.ID, Job: j.Name, Client: j.Client, Fileset: j.Fileset, Level: j.Level, UpgradedFrom: j.UpgradedFrom,
+	return JobRow{JobID: j.ID, Job: j.Name, Type: j.Type, Client: j.Client, Fileset: j.Fileset, Level: j.Level, UpgradedFrom: j.UpgradedFrom,
 		UpgradeReason: j.UpgradeReason, Status: string(j.Status), StatusText: j.Status.String(), Pool: j.Pool, Files: j.Files, Bytes: j.Bytes,
 		Warnings: j.Warnings, Deletions: j.Deletions, Volumes: j.Volumes, ScheduledAt: j.ScheduledAt, StartedAt: j.StartedAt, EndedAt: j.EndedAt, Error: j.Error,
 		PurgedAt: j.PurgedAt, PurgedReason: j.PurgedReason}
@@ -263,7 +264,7 @@ func clientErr(name string, err error) error {
 
 // listJobs runs "list jobs [job=] [client=] [jobstatus=] [days=] [last] [limit=]".
 func (d *Director) listJobs(ctx context.Context, cmd console.Command) (*Output, error) {
-	f := catalog.JobFilter{Name: cmd.Str("job"), Client: cmd.Str("client"), Last: cmd.Bool("last")}
+	f := catalog.JobFilter{Name: cmd.Str("job"), Client: cmd.Str("client"), Last: cmd.Bool("last"), Type: cmd.Str("type")}
 	if st := cmd.Str("jobstatus"); st != "" {
 		if js := catalog.JobStatus(st); !js.Active() && !js.Terminal() {
 			return nil, status.Errorf(codes.InvalidArgument, "jobstatus=%s: not a job status letter; use T (OK), W (warnings), E (error), f (fatal), A (cancelled), R (running), C (created) or a waiting letter", st)
@@ -287,6 +288,9 @@ func (d *Director) listJobs(ctx context.Context, cmd console.Command) (*Output, 
 	for _, j := range js {
 		rows = append(rows, jobRow(j))
 		lv := j.Level
+		if j.Type != catalog.TypeBackup {
+			lv = j.Type // Restore: no level
+		}
 		if j.UpgradedFrom != "" {
 			lv += " (from " + j.UpgradedFrom + ")"
 		}

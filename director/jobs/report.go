@@ -47,6 +47,9 @@ func HumanBytes(n int64) string {
 func Report(j catalog.Job) string {
 	var b strings.Builder
 	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "  %-22s %s\n", k+":", fmt.Sprintf(format, a...)) }
+	if j.Type == catalog.TypeRestore {
+		return restoreReport(j)
+	}
 	fmt.Fprintf(&b, "Job report of JobId %d\n", j.ID)
 	row("JobId", "%d", j.ID)
 	row("Job", "%s", j.Name)
@@ -88,6 +91,34 @@ func Report(j catalog.Job) string {
 		row("Error", "%s", j.Error)
 	}
 	row("Termination", "%s", terminationText(j.Status))
+	return b.String()
+}
+
+// restoreReport is a Restore job's report (Bareos' restore report):
+// files and bytes restored, the rate, the files not restored (errors).
+func restoreReport(j catalog.Job) string {
+	var b strings.Builder
+	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "  %-22s %s\n", k+":", fmt.Sprintf(format, a...)) }
+	fmt.Fprintf(&b, "Restore report of JobId %d\n", j.ID)
+	row("JobId", "%d", j.ID)
+	row("Job", "%s", j.Name)
+	row("Restore Client", "%s", orDash(j.Client))
+	row("FileSet", "%s", orDash(j.Fileset))
+	row("Storage", "%s", orDash(j.Storage))
+	row("Start time", "%s", when(j.StartedAt))
+	row("End time", "%s", when(j.EndedAt))
+	if j.StartedAt != nil && j.EndedAt != nil {
+		row("Elapsed time", "%s", j.EndedAt.Sub(*j.StartedAt).Round(time.Second))
+	}
+	row("Files Restored", "%d", j.Files)
+	row("Bytes Restored", "%s", HumanBytes(j.Bytes))
+	row("Rate", "%.1f kB/s", j.Rate()/1000)
+	row("FD Errors", "%d", j.Warnings)
+	if j.Error != "" {
+		row("Error", "%s", j.Error)
+	}
+	t := terminationText(j.Status)
+	row("Termination", "%s", strings.Replace(t, "Backup", "Restore", 1))
 	return b.String()
 }
 

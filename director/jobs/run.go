@@ -108,12 +108,26 @@ func (r *Runner) run(j *job, requested string) {
 	// catalog: a job taking the volume next must not find this one still
 	// active on an incomplete tape file it writes over.
 	defer r.release(j, s)
-	err := r.execute(j, requested, s)
+	var err error
+	if j.restore != nil {
+		err = r.executeRestore(j, s)
+	} else {
+		err = r.execute(j, requested, s)
+	}
 	if s.seen != nil {
 		s.seen.Abort() // no-op once Finish committed
 	}
 	ctx := context.WithoutCancel(j.ctx)
 	st, sum := catalog.JobOK, catalog.JobSummary{EndedAt: r.o.Clock(), Warnings: s.warnings}
+	if rs := j.restore; rs != nil {
+		sum.Warnings = int(rs.errors) // a restore's count of files not restored
+		if d := rs.filedDone; d != nil {
+			sum.Files, sum.Bytes = d.Files, d.Bytes
+		} else {
+			cur := j.status()
+			sum.Files, sum.Bytes = cur.Files, cur.Bytes
+		}
+	}
 	cause := context.Cause(j.ctx)
 	var ce *CancelledError
 	switch {
@@ -127,6 +141,9 @@ func (r *Runner) run(j *job, requested string) {
 		st = catalog.JobError
 		sum.Error = fmt.Sprintf("interrupted at %s: %s; file records committed up to stream offset %d",
 			r.o.Clock().UTC().Format("2006-01-02 15:04:05Z"), errShutdown, s.flushed)
+		if j.restore != nil {
+			sum.Error = fmt.Sprintf("interrupted at %s: %s", r.o.Clock().UTC().Format("2006-01-02 15:04:05Z"), errShutdown)
+		}
 	default:
 		st, sum.Error = catalog.JobError, err.Error()
 	}
@@ -185,10 +202,12 @@ func (r *Runner) setWaiting(j *job, code catalog.JobStatus, why string) {
 	if prev.Why == why {
 		return
 	}
-	j.update(func(s *Status) { s.Why = why })
+	// The catalog first: whoever sees the reason in memory (status
+	// director) finds the same status in the catalog (list jobs).
 	if err := r.o.Catalog.SetJobStatus(context.WithoutCancel(j.ctx), j.id, code); err != nil {
 		r.log.Warn("recording a job's waiting status failed", "jobid", j.id, "error", err.Error())
 	}
+	j.update(func(s *Status) { s.Why = why })
 	r.logf(j, catalog.LogInfo, "Job %d is %s", j.id, why)
 }
 
@@ -729,7 +748,7 @@ func fileRow(m *pb.MemberRecord) catalog.FileRow {
 		end = m.HeaderOffset + 512
 	}
 	row := catalog.FileRow{Path: m.Path, Type: m.Type, Size: m.Size, Mode: m.Mode, UID: m.Uid, GID: m.Gid, Uname: m.Uname, Gname: m.Gname,
-		MtimeNS: m.MtimeNs, Link: m.Linkname, SHA256: m.Sha256, StreamOffset: m.HeaderOffset, EndOffset: end}
+		MtimeNS: m.MtimeNs, Link: m.Linkname, SHA256: m.Sha256, StreamOffset: m.HeaderOffset, EndOffset: end, StoredSize: m.StoredSize}
 	if len(row.Link) == 0 {
 		row.Link = nil
 	}

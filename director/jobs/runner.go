@@ -70,7 +70,8 @@ type Request struct {
 	ScheduledAt *time.Time
 	Late        string
 	// NoDuplicates refuses the run with a *DuplicateError while a job of
-	// the same name is queued or running (the scheduler's runs).
+	// the same name is queued or running (the scheduler's runs), unless
+	// the job has allow_duplicate_jobs.
 	NoDuplicates bool
 }
 
@@ -201,6 +202,9 @@ type job struct {
 	storage string
 	late    string
 
+	// restore is set for a Restore job (Runner.Restore).
+	restore *restoreState
+
 	mu       sync.Mutex
 	st       Status
 	decision catalog.LevelDecision
@@ -290,7 +294,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 	}
 	jcv := req.apply(*jc0)
 	jc := &jcv
-	if req.NoDuplicates {
+	if req.NoDuplicates && !jc.AllowDuplicateJobs {
 		r.mu.Lock()
 		if id, ok := r.activeNamed(jc.Name); ok || r.starting[jc.Name] {
 			r.mu.Unlock()

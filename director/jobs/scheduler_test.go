@@ -353,6 +353,36 @@ func TestSchedulerSkipsAJobAlreadyRunning(t *testing.T) {
 	}
 }
 
+// A job with allow_duplicate_jobs is queued by its schedule even while
+// a run of it is running.
+func TestSchedulerAllowDuplicateJobs(t *testing.T) {
+	w, loc := scheduledWorld(t, 12*time.Hour)
+	for i := range w.cfg.Jobs {
+		if w.cfg.Jobs[i].Name == "web1-home" {
+			w.cfg.Jobs[i].AllowDuplicateJobs = true
+		}
+	}
+	w.sd.Hold = true
+	a := w.start("web1-home", "Full")
+	w.open()
+	s := NewScheduler(w.r)
+	s.tick = time.Date(2026, 8, 7, 20, 59, 0, 0, loc)
+	s.fireDue(w.ctx, time.Date(2026, 8, 7, 21, 0, 0, 0, loc), "test")
+	js := w.jobsNamed("web1-home")
+	if len(js) != 2 {
+		t.Fatalf("web1-home: %d jobs, want the running one and the scheduled one", len(js))
+	}
+	if strings.Contains(w.log.String(), "run skipped") {
+		t.Errorf("a run was skipped:\n%s", w.log.String())
+	}
+	close(w.sd.Released)
+	for _, j := range js {
+		if got := w.wait(j.ID); got.Status != catalog.JobOK {
+			t.Errorf("job %d (first %d): %s %s", j.ID, a, got.Status, got.Error)
+		}
+	}
+}
+
 // Six jobs fired at one minute on a two-drive storage: two of priority 5
 // run; the other priority-5 jobs wait for their client's limit and a
 // drive; the two of priority 10 wait while any priority-5 job is queued

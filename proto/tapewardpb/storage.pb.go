@@ -3816,7 +3816,14 @@ type RestoreMember struct {
 	// path instead of record.path: a hard link selected without its first
 	// path gets the data (the director plans the first path's member with
 	// write_as = the link's path). Attributes are the member's.
-	WriteAs       []byte `protobuf:"bytes,6,opt,name=write_as,json=writeAs,proto3" json:"write_as,omitempty"`
+	WriteAs []byte `protobuf:"bytes,6,opt,name=write_as,json=writeAs,proto3" json:"write_as,omitempty"`
+	// A directory the client restores from record alone (the catalog's
+	// attributes): storaged reads nothing for it, sends the member message
+	// and no data, and mounts no volume for a visit of such entries only.
+	// The director sets it for the parent directories it adds to a
+	// selection, so a single-file restore reads only the file's blocks.
+	// (Their xattrs, which only the tape holds, are not restored.)
+	FromRecord    bool `protobuf:"varint,7,opt,name=from_record,json=fromRecord,proto3" json:"from_record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3891,6 +3898,13 @@ func (x *RestoreMember) GetWriteAs() []byte {
 		return x.WriteAs
 	}
 	return nil
+}
+
+func (x *RestoreMember) GetFromRecord() bool {
+	if x != nil {
+		return x.FromRecord
+	}
+	return false
 }
 
 type RestoreVolume struct {
@@ -5039,14 +5053,16 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x16\n" +
 	"\x06client\x18\x03 \x01(\tR\x06client\x12\x14\n" +
 	"\x05drive\x18\x04 \x01(\tR\x05drive\x120\n" +
-	"\x14idle_timeout_seconds\x18\x05 \x01(\rR\x12idleTimeoutSeconds\"\x8b\x02\n" +
+	"\x14idle_timeout_seconds\x18\x05 \x01(\rR\x12idleTimeoutSeconds\"\xac\x02\n" +
 	"\rRestoreMember\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
 	"\x06record\x18\x02 \x01(\v2\x19.tapeward.v1.MemberRecordR\x06record\x121\n" +
 	"\x15tape_file_first_block\x18\x03 \x01(\x04R\x12tapeFileFirstBlock\x12+\n" +
 	"\x11continuation_part\x18\x04 \x01(\rR\x10continuationPart\x12:\n" +
 	"\x1apart_tape_file_first_block\x18\x05 \x01(\x04R\x16partTapeFileFirstBlock\x12\x19\n" +
-	"\bwrite_as\x18\x06 \x01(\fR\awriteAs\"\x8b\x01\n" +
+	"\bwrite_as\x18\x06 \x01(\fR\awriteAs\x12\x1f\n" +
+	"\vfrom_record\x18\a \x01(\bR\n" +
+	"fromRecord\"\x8b\x01\n" +
 	"\rRestoreVolume\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x18\n" +
 	"\achanger\x18\x02 \x01(\tR\achanger\x12\x12\n" +

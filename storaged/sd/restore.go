@@ -356,20 +356,55 @@ func (s *RestoreSession) restore() error {
 
 // readVolume mounts v (unless it is mounted: consecutive messages for one
 // volume) and reads its members.
+//
+// Entries restored from their record (from_record) read nothing: the
+// volume is mounted only for the first entry that reads tape, so a visit
+// of such entries alone mounts nothing.
 func (s *RestoreSession) readVolume(v *pb.RestoreVolume) error {
-	if cur := s.volume.Load(); cur == nil || *cur != v.Volume {
-		if err := s.mount(v); err != nil {
-			return err
-		}
-	}
 	for _, m := range v.Members {
 		if err := s.ctx.Err(); err != nil {
 			return context.Cause(s.ctx)
+		}
+		if m.FromRecord {
+			if err := s.sendRecordOnly(v.Volume, m); err != nil {
+				return err
+			}
+			continue
+		}
+		if cur := s.volume.Load(); cur == nil || *cur != v.Volume {
+			if err := s.mount(v); err != nil {
+				return err
+			}
 		}
 		if err := s.readMember(v.Volume, m); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// sendRecordOnly passes on a directory the client restores from its
+// record: the member message, no data.
+func (s *RestoreSession) sendRecordOnly(volume string, m *pb.RestoreMember) error {
+	rec := m.GetRecord()
+	switch {
+	case rec == nil:
+		return &PlanError{Msg: fmt.Sprintf("plan entry %d on volume %s has no record", m.GetSeq(), volume)}
+	case rec.Type != "dir" || m.ContinuationPart != 0:
+		return &PlanError{Msg: fmt.Sprintf("plan entry %d (%q) on volume %s: only a directory's first part is restored from its record, not a %s", m.Seq, rec.Path, volume, rec.Type)}
+	case s.cut != nil:
+		return &PlanError{Msg: fmt.Sprintf("member %q (plan entry %d) was cut at the end of volume %s, but the plan's next entry is %q (entry %d): its continuation must come first on the next volume",
+			s.cut.path, s.cut.seq, s.cut.volume, rec.Path, m.Seq)}
+	}
+	if err := s.ship(); err != nil {
+		return err
+	}
+	select {
+	case s.out <- restoreItem{member: m}:
+	case <-s.abortCh:
+		return s.abortErr
+	}
+	s.members.Add(1)
 	return nil
 }
 

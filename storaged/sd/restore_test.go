@@ -793,3 +793,72 @@ func TestRestoreVolumeNotInLibrary(t *testing.T) {
 	}
 	e.vtl.RequireNoKey(t)
 }
+
+// Directories restored from their records (from_record) read nothing:
+// a plan of such entries alone mounts no volume (the vtl counts no block
+// read), and the client gets each member message with no data.
+func TestRestoreFromRecordReadsNothing(t *testing.T) {
+	e := newJobEnv(t, 1, 4, "64MiB")
+	e.label(t, 1, "V1", true)
+	w := e.writeJob(t, 41, "V1", 1, 2, makeTree(20))
+	var dirs []int
+	for i, rec := range w.recs {
+		if rec.Type == "dir" {
+			dirs = append(dirs, i)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Fatal("the tree has no directory")
+	}
+	vols := plan(w, map[string]uint32{"V1": 1}, dirs...)
+	for _, v := range vols {
+		for _, m := range v.Members {
+			m.FromRecord = true
+		}
+	}
+	e.vtl.Reads(t, true)
+	r, err := e.openRestore(t, restoreOpen("web1"), vols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, end, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if len(g) != len(dirs) || end.GetMembers() != uint64(len(dirs)) {
+		t.Fatalf("%d members received, end says %d; want %d", len(g), end.GetMembers(), len(dirs))
+	}
+	for _, m := range g {
+		if len(m.data) != 0 || !m.m.FromRecord {
+			t.Errorf("member %q: %d bytes of data, from_record %t; want none, true", m.m.Record.Path, len(m.data), m.m.FromRecord)
+		}
+	}
+	if rs := e.vtl.Reads(t, true); rs.Drives[0].Blocks != 0 {
+		t.Fatalf("a plan of directories from their records read %d blocks; want none (no mount)", rs.Drives[0].Blocks)
+	}
+	// A file cannot be restored from its record: the plan is refused.
+	bad := plan(w, map[string]uint32{"V1": 1}, firstOfType(t, w, "file"))
+	bad[0].Members[0].FromRecord = true
+	r, err = e.openRestore(t, restoreOpen("web1"), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token); err == nil || !strings.Contains(err.Error(), "only a directory") {
+		t.Fatalf("a file from its record: %v, want refused (only a directory)", err)
+	}
+	r.wait(t)
+}
+
+func firstOfType(t *testing.T, w *written, typ string) int {
+	t.Helper()
+	for i, rec := range w.recs {
+		if rec.Type == typ {
+			return i
+		}
+	}
+	t.Fatalf("no %s in the job", typ)
+	return -1
+}

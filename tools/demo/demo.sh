@@ -6,7 +6,8 @@
 # look at the drive, unmount it, list the key events, then start a file
 # daemon (filed), back up a generated sample tree (Full), change, add and
 # delete a few files, run an Incremental that takes exactly those and records
-# the deletion, and stop everything.
+# the deletion, restore the Incremental's changes and then everything to a
+# temporary directory (compared with diff -r), and stop everything.
 #
 #   tools/demo/demo.sh            # everything is stopped and removed at the end
 #   KEEP=1 tools/demo/demo.sh     # leave it running; prints how to connect and stop
@@ -522,6 +523,33 @@ printf '%s\n%s\n' "$REPORT" "$OUT" | grep -qiE 'file-03\.c|delet' ||
 	die "neither the Incremental's report nor its file list mentions the deletion of src/file-03.c"
 
 ctl "The jobs so far." "list jobs job=web1-sample"
+
+ctl "The plan of a restore of the Incremental's changes (without yes nothing runs): files,
+    bytes, jobs used, volumes and their slots, restore client, where, replace." \
+	"restore jobid=$INC directory=$T/sample/docs where=$T/restore-inc"
+
+ctl "dryrun: what would be written where; nothing is written." \
+	"restore jobid=$INC directory=$T/sample/docs where=$T/restore-inc dryrun"
+[ ! -e "$T/restore-inc" ] || die "dryrun wrote $T/restore-inc"
+
+ctl_out "Restore the Incremental's changes: storaged LOCATEs to each file's block, filed writes
+    under where= (never outside it), to a temporary name, checks the SHA-256, then renames." \
+	"restore jobid=$INC directory=$T/sample/docs where=$T/restore-inc yes wait"
+for f in docs/notes.txt docs/new.txt; do
+	cmp -s "$T/sample/$f" "$T/restore-inc$T/sample/$f" || die "the restored $f differs from the original"
+done
+say "docs/notes.txt and docs/new.txt restored and identical"
+
+ctl_out "A full restore of the latest state (the Full and the Incremental, the deleted file left
+    out) to a temporary directory." \
+	"restore client=web1 current all where=$T/restore-all yes wait"
+step "Compare the restored tree with the original (diff -r): identical"
+diff -r "$T/sample" "$T/restore-all$T/sample" | sed 's/^/    /'
+[ "${PIPESTATUS[0]}" = 0 ] || die "diff -r found differences between $T/sample and the restored tree"
+[ ! -e "$T/restore-all$T/sample/src/file-03.c" ] || die "the deleted src/file-03.c was restored"
+say "diff -r: no differences; src/file-03.c (deleted before the Incremental) not restored"
+
+ctl "The restore jobs." "list jobs type=Restore"
 
 if [ "$KEEP" != 1 ]; then
 	step "Stop everything (storaged clears every drive's key on the way out)"

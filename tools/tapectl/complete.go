@@ -149,7 +149,7 @@ func (p *termPrompter) ask(text, question string) (string, error) {
 	p.t.SetPrompt(question)
 	p.t.History = noHistory{}
 	defer func() {
-		p.t.SetPrompt(prompt)
+		p.t.SetPrompt(p.prompt())
 		p.t.History = p.h
 	}()
 	return p.readLine()

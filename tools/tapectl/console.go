@@ -32,6 +32,10 @@ type console struct {
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
+	// The restore tree browser (browse.go): the director's session id
+	// while lines are browser lines; confirm after done showed the plan.
+	browseID      string
+	browseConfirm bool
 }
 
 // maxScriptLine bounds one line of a script (the director takes far
@@ -45,6 +49,16 @@ var errPartial = errors.New("the command partly failed (see its output above)")
 // stdout, a returned file written on this side. The error is what to
 // print after "tapectl: ".
 func (c *console) exec(ctx context.Context, line string) error {
+	if c.browsing() {
+		return c.browseExec(ctx, line)
+	}
+	if isSelect(line) {
+		return c.browseStart(ctx, line)
+	}
+	line, err := expandFileLists(line)
+	if err != nil {
+		return err
+	}
 	files := typedFiles(line)
 	if err := checkConsoleFiles(files); err != nil {
 		return err
@@ -420,12 +434,14 @@ func (c *console) batch(sigs <-chan os.Signal, lines iter.Seq2[string, error]) i
 			fmt.Fprintf(c.stderr, "tapectl: reading commands: %v\n", err)
 			return exitFailed
 		}
-		skip, quit := local(line)
-		if quit {
-			return exitOK
-		}
-		if skip {
-			continue
+		if !c.browsing() {
+			skip, quit := local(line)
+			if quit {
+				return exitOK
+			}
+			if skip {
+				continue
+			}
 		}
 		ctx, stop := withInterrupt(sigs)
 		err := c.exec(ctx, strings.TrimSpace(line))

@@ -47,12 +47,14 @@ func (c *console) loop(in lineReader, run func(line string) error) {
 			}
 			return
 		}
-		skip, quit := local(line)
-		if quit {
-			return
-		}
-		if skip {
-			continue
+		if !c.browsing() {
+			skip, quit := local(line)
+			if quit {
+				return
+			}
+			if skip {
+				continue
+			}
 		}
 		err = run(strings.TrimSpace(line))
 		switch {
@@ -112,6 +114,16 @@ func (c *console) session(in lineReader, sigs <-chan os.Signal, h *history) {
 		if err == nil {
 			err = c.exec(ctx, line)
 		}
+		if a, ok := in.(asker); ok && err == nil && !c.browsing() && asksToRun(line) {
+			err = c.confirmRestore(ctx, a, line)
+		}
+		if tp, ok := in.(*termPrompter); ok {
+			if c.browsing() {
+				tp.setPrompt("$ ")
+			} else {
+				tp.setPrompt("")
+			}
+		}
 		stop() // a Ctrl-C just after the command finished has nothing left to cancel
 		if serr := h.save(); serr != nil && !warned {
 			fmt.Fprintf(c.stderr, "tapectl: saving the history in %s: %v\n", h.path, serr)
@@ -136,6 +148,21 @@ type termPrompter struct {
 	out io.Writer
 	h   *history
 	fd  int // the terminal to put in raw mode; -1: none
+	// cur is the prompt shown ("" : prompt; the tree browser's "$ ").
+	cur string
+}
+
+// setPrompt changes the prompt ("" : the usual one).
+func (p *termPrompter) setPrompt(s string) {
+	p.cur = s
+	p.t.SetPrompt(p.prompt())
+}
+
+func (p *termPrompter) prompt() string {
+	if p.cur == "" {
+		return prompt
+	}
+	return p.cur
 }
 
 func newTermPrompter(in io.Reader, out io.Writer, h *history) *termPrompter {
@@ -150,7 +177,7 @@ func (p *termPrompter) reset() {
 	p.t = term.NewTerminal(struct {
 		io.Reader
 		io.Writer
-	}{p.in, p.out}, prompt)
+	}{p.in, p.out}, p.prompt())
 	p.t.History = p.h
 }
 

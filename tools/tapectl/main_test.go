@@ -152,6 +152,14 @@ func (d *director) Run(req *tapewardpb.RunRequest, s grpc.ServerStreamingServer[
 		return s.Context().Err()
 	case line == "noresult":
 		return progress("done, but no result")
+	case strings.HasPrefix(line, "restore ") && strings.Contains(line, " select"):
+		return result(&tapewardpb.Result{Text: "Tree browser session s1", Json: `{"session":"s1"}`})
+	case strings.HasPrefix(line, "browse session=s1 line="):
+		return result(&tapewardpb.Result{Text: "browser: " + strings.TrimPrefix(line, "browse session=s1 line="), Json: js(`{}`)})
+	case strings.HasPrefix(line, "restore ") && strings.HasSuffix(line, " yes"):
+		return result(&tapewardpb.Result{Text: "Restore job queued. JobId=9"})
+	case strings.HasPrefix(line, "restore "):
+		return result(&tapewardpb.Result{Text: "Restore plan: 2 files\nNothing was run: add yes to run this restore (tapectl asks)."})
 	}
 	return status.Errorf(codes.Unimplemented, "the double has no script for %q", line)
 }

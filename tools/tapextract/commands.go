@@ -47,6 +47,16 @@ func (s *session) close(err *error) {
 }
 
 // findVolume is the cartridge whose barcode is volume.
+// cartridge finds volume's cartridge in the library; one that is not
+// there is an error that says so.
+func (s *session) cartridge(volume string) (cartridge, error) {
+	c, ok, err := s.findVolume(volume)
+	if err == nil && !ok {
+		err = fmt.Errorf("volume %s is not in the library (barcode %s); put it in a slot", volume, volume)
+	}
+	return c, err
+}
+
 func (s *session) findVolume(volume string) (cartridge, bool, error) {
 	carts, err := s.lib.cartridges()
 	if err != nil {
@@ -63,11 +73,7 @@ func (s *session) findVolume(volume string) (cartridge, bool, error) {
 func cmdVolumes(ctx context.Context, c *cli, f *flags, args []string) (err error) {
 	kf := addKeyFlags(f)
 	lf := addLibFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
 	}
 	s, err := openSession(c, kf, lf)
@@ -184,11 +190,7 @@ func cmdLs(ctx context.Context, c *cli, f *flags, args []string) (err error) {
 	vol := f.String("volume", "", "the volume (its barcode)")
 	kf := addKeyFlags(f)
 	lf := addLibFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
 	}
 	if *vol == "" {
@@ -199,12 +201,9 @@ func cmdLs(ctx context.Context, c *cli, f *flags, args []string) (err error) {
 		return err
 	}
 	defer s.close(&err)
-	cart, ok, err := s.findVolume(*vol)
+	cart, err := s.cartridge(*vol)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fmt.Errorf("volume %s is not in the library (barcode %s); put it in a slot", *vol, *vol)
 	}
 	v, err := s.lib.mount(ctx, cart)
 	if err != nil {

@@ -138,7 +138,7 @@ func TestDRWithEscrowKeyOnly(t *testing.T) {
 	w.secrets = append(w.secrets, paperLines...)
 	t.Cleanup(w.checkNoKeyMaterial)
 	vols := w.ok(args([]string{"volumes", "--escrow-key", paperPath}, w.lib())...)
-	if !regexp.MustCompile(`TW0001L6\s.*\byes \(label has an escrow envelope for escrow key `+esc.ID()+`\)\s+`+id+` `).MatchString(vols) {
+	if !regexp.MustCompile(`TW0001L6\s.*\byes \(label has an escrow envelope for escrow key ` + esc.ID() + `\)\s+` + id + ` `).MatchString(vols) {
 		t.Fatalf("volumes with the escrow key:\n%s", vols)
 	}
 	to := filepath.Join(dir, "restore")

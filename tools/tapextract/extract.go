@@ -25,11 +25,7 @@ func cmdExtract(ctx context.Context, c *cli, f *flags, args []string) (err error
 	f.Var(&includes, "include", "extract only paths matching GLOB (* within a name, ** across names; a directory includes what is under it); repeatable")
 	kf := addKeyFlags(f)
 	lf := addLibFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
 	}
 	if (*job == 0) == (*vol == "") {
@@ -73,12 +69,9 @@ func cmdExtract(ctx context.Context, c *cli, f *flags, args []string) (err error
 		}
 		jobs = append(jobs, ix)
 	} else {
-		cart, ok, err := s.findVolume(*vol)
+		cart, err := s.cartridge(*vol)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("volume %s is not in the library (barcode %s); put it in a slot", *vol, *vol)
 		}
 		v, err := x.mount(cart, true)
 		if err != nil {

@@ -210,30 +210,63 @@ func (e *NoKeyError) Error() string { return e.Msg }
 // key returns the 32-byte drive key of an encrypted volume (the caller
 // clears it), checked against the label's fingerprint.
 func (ks *keySource) key(l label.Label) ([]byte, error) {
+	k, _, err := ks.keyStored(l)
+	return k, err
+}
+
+// escrowKey opens the envelope in the label with --escrow-key. why says
+// why it could not, for the error.
+func (ks *keySource) escrowKey(l label.Label) (k []byte, why string) {
+	enc := l.Encryption
+	if enc.EscrowEnvelope == "" {
+		return nil, fmt.Sprintf("the label of %s carries no escrow envelope (its pool had no escrow_public_key when its key was made)", l.Volume)
+	}
+	k, err := ks.escrow.OpenEscrow(keys.Escrow{KeyID: enc.EscrowKeyID, Envelope: enc.EscrowEnvelope}, l.Volume, enc.Fingerprint)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: %v", ks.escrowFile, err)
+	}
+	return k, ""
+}
+
+// keyStored is key with the stored (wrapped) key it came from, its KEK id
+// filled in from the label when the source does not name it.
+//
+// With --escrow-key, the envelope in the label is opened when the cache or
+// keys file has no usable key (or none was given): the key then comes with
+// a zero StoredKey (no wrapped key exists off the tape), and the error, when
+// both fail, says why the envelope did not serve.
+func (ks *keySource) keyStored(l label.Label) ([]byte, keys.StoredKey, error) {
+	k, sk, err := ks.keyStoredOnly(l)
+	if err == nil || ks == nil || ks.escrow == nil {
+		return k, sk, err
+	}
+	var nk *NoKeyError
+	if !errors.As(err, &nk) {
+		return nil, keys.StoredKey{}, err
+	}
+	ek, why := ks.escrowKey(l)
+	if ek != nil {
+		return ek, keys.StoredKey{}, nil
+	}
+	if ks.what == "" {
+		enc := l.Encryption
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: %s; its label names KEK %s and fingerprint %s",
+			l.Volume, why, dash(enc.KEKID), dash(enc.Fingerprint))}
+	}
+	nk.Msg += "; escrow: " + why
+	return nil, keys.StoredKey{}, nk
+}
+
+// keyStoredOnly is keyStored from the cache or keys file alone.
+func (ks *keySource) keyStoredOnly(l label.Label) ([]byte, keys.StoredKey, error) {
 	enc := l.Encryption
 	named := fmt.Sprintf("its label names KEK %s and fingerprint %s", dash(enc.KEKID), dash(enc.Fingerprint))
-	var escrowWhy string
-	if ks != nil && ks.escrow != nil {
-		if enc.EscrowEnvelope == "" {
-			escrowWhy = fmt.Sprintf("the label of %s carries no escrow envelope (its pool had no escrow_public_key when its key was made)", l.Volume)
-		} else {
-			k, err := ks.escrow.OpenEscrow(keys.Escrow{KeyID: enc.EscrowKeyID, Envelope: enc.EscrowEnvelope}, l.Volume, enc.Fingerprint)
-			if err == nil {
-				return k, nil
-			}
-			escrowWhy = fmt.Sprintf("%s: %v", ks.escrowFile, err)
-		}
-		if ks.what == "" {
-			return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: %s; %s", l.Volume, escrowWhy, named)}
-		}
-		named = escrowWhy + "; " + named
-	}
 	if ks == nil || ks.what == "" {
-		return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: no key source was given (--cache FILE --kek FILE, --keys FILE --kek FILE, or --escrow-key FILE); %s", l.Volume, named)}
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: no key source was given (--cache FILE --kek FILE, --keys FILE --kek FILE, or --escrow-key FILE); %s", l.Volume, named)}
 	}
 	cands := ks.stored[l.Volume]
 	if len(cands) == 0 {
-		return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s in the cache or keys file (%s); %s", l.Volume, ks.what, named)}
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s in the cache or keys file (%s); %s", l.Volume, ks.what, named)}
 	}
 	var errs []string
 	for _, sk := range cands {
@@ -254,13 +287,16 @@ func (ks *keySource) key(l label.Label) ([]byte, error) {
 			errs = append(errs, fmt.Sprintf("a stored key that unwraps to fingerprint %s (not the label's)", fp))
 			continue
 		}
-		return k, nil
+		if sk.Fingerprint == "" {
+			sk.Fingerprint = keys.Fingerprint(k)
+		}
+		return k, sk, nil
 	}
 	kekHint := ""
 	if len(ks.keks) == 0 {
 		kekHint = "; no --kek was given"
 	}
-	return nil, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no usable key for %s in %s: %s%s; %s", l.Volume, ks.what, strings.Join(errs, "; "), kekHint, named)}
+	return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no usable key for %s in %s: %s%s; %s", l.Volume, ks.what, strings.Join(errs, "; "), kekHint, named)}
 }
 
 // has says whether the source lists a key for volume (not whether it

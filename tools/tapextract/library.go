@@ -36,6 +36,11 @@ type library struct {
 	driveIdx  int // the changer's data transfer element of the drive
 	ks        *keySource
 
+	// measure: scan also finds each tape file's last block and byte
+	// count (one LOCATE and one short read of its last block), for
+	// tapextract catalog.
+	measure bool
+
 	mu      sync.Mutex // the drive's key state, shared with the signal handler
 	keyFP   string
 	loaded  *cartridge // in the drive, moved there by us
@@ -250,18 +255,18 @@ func (l *library) unload() error {
 
 // loadKey loads the volume's key for reading only (encryption off,
 // decryption on) and checks the drive's status page says so.
-func (l *library) loadKey(lbl label.Label) error {
-	key, err := l.ks.key(lbl)
+func (l *library) loadKey(lbl label.Label) (keys.StoredKey, error) {
+	key, sk, err := l.ks.keyStored(lbl)
 	if err != nil {
-		return err
+		return keys.StoredKey{}, err
 	}
 	defer clear(key)
 	p, err := l.drive.Probe()
 	if err != nil {
-		return fmt.Errorf("%s: probing encryption: %w", l.driveAddr, err)
+		return keys.StoredKey{}, fmt.Errorf("%s: probing encryption: %w", l.driveAddr, err)
 	}
 	if !p.AME {
-		return fmt.Errorf("%s cannot read encrypted volume %s: %w", l.driveAddr, lbl.Volume, p.Err())
+		return keys.StoredKey{}, fmt.Errorf("%s cannot read encrypted volume %s: %w", l.driveAddr, lbl.Volume, p.Err())
 	}
 	fp := keys.Fingerprint(key)
 	var ukad []byte
@@ -274,14 +279,14 @@ func (l *library) loadKey(lbl label.Label) error {
 	st, err := l.drive.SetKey(key, scsi.SetKeyOpts{UKAD: ukad, KADFormat: 2, CKOD: p.CKOD, ReadOnly: true})
 	if err != nil {
 		l.clearKey()
-		return fmt.Errorf("%s: loading the key of %s: %w", l.driveAddr, lbl.Volume, err)
+		return keys.StoredKey{}, fmt.Errorf("%s: loading the key of %s: %w", l.driveAddr, lbl.Volume, err)
 	}
 	if st.Encrypting() || st.Cleared() {
 		l.clearKey()
-		return fmt.Errorf("%s: after loading the key of %s the drive reports %s; want encryption off and decryption on", l.driveAddr, lbl.Volume, st)
+		return keys.StoredKey{}, fmt.Errorf("%s: after loading the key of %s the drive reports %s; want encryption off and decryption on", l.driveAddr, lbl.Volume, st)
 	}
 	fmt.Fprintf(l.out, "tapextract: %s: key %s of %s loaded for reading (KEK %s): %s\n", l.driveAddr, fp, lbl.Volume, dash(lbl.Encryption.KEKID), st)
-	return nil
+	return sk, nil
 }
 
 // clearKey clears the drive's key when one was loaded (and checks it).
@@ -313,6 +318,12 @@ type tapeFile struct {
 	FirstBlock uint64 // logical object number of its first block
 	Header     archive.PartHeader
 	Foreign    string // not a Tapeward part: why
+	// With library.measure: the logical object number of its last block
+	// and its bytes (part header included); Open: no filemark ends it
+	// (the writer stopped before closing it).
+	LastBlock uint64
+	Bytes     int64
+	Open      bool
 }
 
 // volume is a mounted volume: its label and what its tape files are.
@@ -322,6 +333,9 @@ type volume struct {
 	Meta    uint64 // tape files before the data (label, key check)
 	Files   []tapeFile
 	Indexes map[int64]*jobIndex // job id → its index, when read
+	// Stored is the wrapped key that unwrapped to the label's key (an
+	// encrypted volume, mounted with its key).
+	Stored keys.StoredKey
 }
 
 // jobIndex is one job's index tape file, decoded.
@@ -345,9 +359,11 @@ func (l *library) mount(ctx context.Context, c cartridge) (*volume, error) {
 	v := &volume{Cart: c, Label: lbl, Meta: 1, Indexes: map[int64]*jobIndex{}}
 	if lbl.Encryption.Encrypted {
 		v.Meta = 2
-		if err := l.loadKey(lbl); err != nil {
+		sk, err := l.loadKey(lbl)
+		if err != nil {
 			return v, err
 		}
+		v.Stored = sk
 	}
 	return v, nil
 }
@@ -409,15 +425,58 @@ func (l *library) scan(ctx context.Context, v *volume, readIndexes bool, wantInd
 			}
 			v.Indexes[h.JobID] = ix
 			// readIndex read to the filemark.
+			if err := l.measureFile(v, &v.Files[len(v.Files)-1]); err != nil {
+				return err
+			}
 			continue
 		}
 		if _, err := l.drive.Space(scsi.SpaceFilemarks, 1); err != nil {
 			if scsi.IsBlankCheck(err) {
+				v.Files[len(v.Files)-1].Open = true
 				return nil
 			}
 			return fmt.Errorf("%s: spacing over tape file %d: %w", v.Label.Volume, tf.File, err)
 		}
+		if err := l.measureFile(v, &v.Files[len(v.Files)-1]); err != nil {
+			return err
+		}
 	}
+}
+
+// measureFile, with the drive just after tf's filemark, records tf's
+// last block and its bytes: every block but the last is a full block
+// (storaged/tapeio writes fixed-size blocks and a short last one), and
+// the last one's length is read (a 512-byte overlength read: the drive
+// reports the block's length). The drive is left after the filemark.
+func (l *library) measureFile(v *volume, tf *tapeFile) error {
+	if !l.measure {
+		return nil
+	}
+	pos, err := l.drive.ReadPosition()
+	if err != nil {
+		return err
+	}
+	if pos.Block < tf.FirstBlock+2 {
+		return nil // no block before the filemark
+	}
+	tf.LastBlock = pos.Block - 2
+	if err := l.drive.Locate(scsi.LocateBlock, tf.LastBlock); err != nil {
+		return fmt.Errorf("%s: locating the last block of tape file %d: %w", v.Label.Volume, tf.File, err)
+	}
+	var small [archive.BlockSize]byte
+	res, err := l.drive.Read(small[:], true)
+	if err != nil {
+		return fmt.Errorf("%s: reading the last block of tape file %d: %w", v.Label.Volume, tf.File, err)
+	}
+	last := int64(res.N)
+	if res.BlockLen > 0 {
+		last = int64(res.BlockLen)
+	}
+	tf.Bytes = int64(tf.LastBlock-tf.FirstBlock)*int64(v.Label.BlockSize) + last
+	if err := l.drive.Locate(scsi.LocateBlock, pos.Block); err != nil {
+		return fmt.Errorf("%s: locating tape file %d: %w", v.Label.Volume, tf.File+1, err)
+	}
+	return nil
 }
 
 // readIndex reads an index tape file from its first block.

@@ -42,6 +42,7 @@ var commands = []*command{
 	{"volumes", "--changer ADDR [--drive ADDR] [KEYS]", "every cartridge: slot, barcode, label (volume, pool, encryption, KEK id, fingerprint), jobs on it, key available or not and why", cmdVolumes},
 	{"ls", "[-l] [--job N] --changer ADDR [--drive ADDR] --volume V KEYS", "the jobs on a volume from its index tape files, without reading data; -l lists the files (path, size, mtime, digest)", cmdLs},
 	{"extract", "(--job N | --volume V) [--include GLOB ...] --to DIR --changer ADDR [--drive ADDR] KEYS", "extract a job (across its volumes, loaded in order) or a volume's jobs: digests checked, written safely under DIR", cmdExtract},
+	{"catalog", "--dsn postgres://… --changer ADDR [--drive ADDR] KEYS [--volume V ...]", "rebuild the catalog's rows (pools, media with their wrapped keys, jobs, job media, files with exact addresses) from labels, part headers and index files", cmdCatalog},
 	{"recipe", "--volume V [--changer ADDR [--drive ADDR] KEYS] [--tape /dev/nstN] [--sg /dev/sgN]", "the mt/dd/tar (and tapekey drive set-key) commands to restore the volume by hand", cmdRecipe},
 }
 
@@ -146,27 +147,24 @@ type flags struct {
 	path string
 }
 
-// parse parses args (flags may follow positional arguments) and returns
-// the positional ones.
-func (f *flags) parse(args []string) ([]string, error) {
+// parse parses args (flags may follow positional arguments, which no
+// command takes: they are refused, named).
+func (f *flags) parse(args []string) error {
 	var pos []string
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return err
 			}
-			return nil, usagef("%s: %v; run: %s --help", f.path, err, f.path)
+			return usagef("%s: %v; run: %s --help", f.path, err, f.path)
 		}
 		args = f.Args()
 		if len(args) == 0 {
-			return pos, nil
+			break
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-func (f *flags) noArgs(pos []string) error {
 	if len(pos) > 0 {
 		return usagef("%s takes no arguments (got %s); run: %s --help", f.path, strings.Join(pos, " "), f.path)
 	}

@@ -23,11 +23,7 @@ func cmdRecipe(ctx context.Context, c *cli, f *flags, args []string) (err error)
 	changerDev := f.String("mtx", "", "the changer's device for mtx (default: --changer)")
 	kf := addKeyFlags(f)
 	lf := addLibFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := f.noArgs(pos); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
 	}
 	if *vol == "" {
@@ -38,12 +34,9 @@ func cmdRecipe(ctx context.Context, c *cli, f *flags, args []string) (err error)
 		return err
 	}
 	defer s.close(&err)
-	cart, ok, err := s.findVolume(*vol)
+	cart, err := s.cartridge(*vol)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fmt.Errorf("volume %s is not in the library (barcode %s); put it in a slot", *vol, *vol)
 	}
 	v, merr := s.lib.mount(ctx, cart)
 	if v == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,6 +157,35 @@ func TestDRAfterRealBackup(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^\s+link\s.*` + regexp.QuoteMeta(hardB) + ` -> `).MatchString(long) {
 		t.Fatalf("ls -l does not list %s as a hard link:\n%s", hardB, long)
 	}
+	// The catalog rebuilt from the tapes into an empty database has the
+	// rows the director wrote.
+	rebuilt := pgtest.NewDB(t)
+	cout := w.ok(args([]string{"catalog", "--dsn", rebuilt}, w.lib(), w.keysV1())...)
+	t.Logf("tapextract catalog:\n%s", cout)
+	orig, re := pgtest.Connect(t, dsn), pgtest.Connect(t, rebuilt)
+	for _, q := range []string{
+		`SELECT m.volume_name, m.barcode, p.name, s.name, m.slot, m.media_type, m.status, m.bytes_written, m.blocks_written, m.label_time,
+			m.encrypted, m.key_string, m.key_scheme, m.kek_id, m.key_fingerprint FROM media m JOIN pools p ON p.id = m.pool_id LEFT JOIN storages s ON s.id = m.storage_id ORDER BY volume_name`,
+		`SELECT j.id, j.name, j.job_type, j.level, j.status, j.client, j.fileset, p.name, s.name, j.files_count, j.bytes_count, j.flushed_offset
+			FROM jobs j LEFT JOIN pools p ON p.id = j.pool_id LEFT JOIN storages s ON s.id = j.storage_id ORDER BY id`,
+		`SELECT jm.job_id, m.volume_name, jm.volume_index, jm.part, jm.kind, jm.tape_file, jm.first_block, jm.last_block, jm.bytes, jm.first_stream_offset, jm.complete
+			FROM job_media jm JOIN media m ON m.id = jm.media_id ORDER BY job_id, part`,
+		`SELECT f.job_id, f.path, f.type, f.size, f.mode, f.uid, f.gid, f.uname, f.gname, f.mtime_ns, f.link, f.sha256, m.volume_name,
+			f.tape_file, f.block, f.block_offset, f.stream_offset, f.parts FROM files f JOIN media m ON m.id = f.media_id ORDER BY job_id, stream_offset`,
+		`SELECT fp.job_id, fp.stream_offset, fp.part, m.volume_name, fp.tape_file, fp.block, fp.block_offset, fp.data_offset
+			FROM file_parts fp JOIN media m ON m.id = fp.media_id ORDER BY job_id, stream_offset, part`,
+	} {
+		want := dumpRows(t, orig, q)
+		if len(want) == 0 {
+			t.Fatalf("the director's catalog has no rows for %s", q)
+		}
+		compareLines(t, q, dumpRows(t, re, q), want)
+	}
+	var parts int
+	if err := re.QueryRow(context.Background(), `SELECT count(*) FROM file_parts`).Scan(&parts); err != nil || parts == 0 {
+		t.Fatalf("the rebuilt catalog has %d continuation rows (%v): the job should have a member cut by the end of TW0001L6", parts, err)
+	}
+
 	to2 := filepath.Join(dir, "restore-link")
 	w.ok(args([]string{"extract", "--job", id, "--include", "/" + hardB, "--to", to2}, w.lib(), w.keysV1())...)
 	want, _ := os.ReadFile(filepath.Join(root, testtree.HardB))

@@ -67,7 +67,7 @@ func runTests(m *testing.M) int {
 const blockSize = 32 << 10
 
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	vtl     *testenv.VTL
 	changer string
@@ -79,7 +79,7 @@ type world struct {
 	outs    []string // every output of the tools
 }
 
-func newWorld(t *testing.T, capacity string) *world {
+func newWorld(t testing.TB, capacity string) *world {
 	t.Helper()
 	dir := t.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -145,6 +145,9 @@ type tapes struct {
 	scheme   string
 	pool     string
 	labelled map[int]bool
+	// placed, when not nil, receives every member's record and address
+	// as storaged reports them to the director (OnFlushed).
+	placed *[]jobtape.Placed
 }
 
 func (w *world) openTapes(keyFor func(int) tapeKey) *tapes {
@@ -258,6 +261,9 @@ func (tp *tapes) backup(id int64, root string, slots ...int) jobtape.Summary {
 			next++
 			return d, name, nil
 		}}
+	if tp.placed != nil {
+		opts.OnFlushed = func(f jobtape.Flushed) { *tp.placed = append(*tp.placed, f.Records...) }
+	}
 	jw, err := jobtape.New(d, jobtape.JobInfo{JobID: id, Job: "nightly", Client: "ann-fd", FileSet: "home", Level: "Full", Volume: name}, opts)
 	if err != nil {
 		t.Fatal(err)

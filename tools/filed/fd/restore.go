@@ -235,7 +235,7 @@ func memberOf(rm *pb.RestoreMember) extract.Member {
 	r := rm.Record
 	return extract.Member{Path: string(r.Path), WriteAs: string(rm.WriteAs), Type: r.Type, Size: r.Size, Mode: r.Mode,
 		UID: r.Uid, GID: r.Gid, MtimeNs: r.MtimeNs, Linkname: string(r.Linkname), SHA256: r.Sha256, Sparse: r.Sparse,
-		Devmajor: r.Devmajor, Devminor: r.Devminor}
+		Devmajor: r.Devmajor, Devminor: r.Devminor, FromRecord: rm.FromRecord}
 }
 
 // memberData reads one member's bytes from the RestoreData stream: the

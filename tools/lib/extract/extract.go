@@ -98,6 +98,10 @@ type Member struct {
 	Sparse   bool
 	Devmajor int64
 	Devminor int64
+	// FromRecord: a directory restored from these attributes alone; the
+	// pax bytes are empty (a parent directory the plan added; its xattrs,
+	// which only the tape holds, are not restored).
+	FromRecord bool
 }
 
 // FileError is a file the restore could not write as recorded; the
@@ -315,29 +319,40 @@ func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileErro
 	if !ok {
 		return bad(target, "refused", "unknown member type %q", m.Type)
 	}
-	// The member's headers must say what the record says.
-	ar := archive.NewMemberReader(src, 0)
-	e, err := ar.Next()
-	if err != nil {
-		if err == io.EOF {
-			return bad(target, "read", "the member's bytes hold no pax member")
+	var (
+		xattrs map[string]string
+		ar     *archive.Reader // the member's pax bytes (nil: from its record)
+	)
+	if m.FromRecord {
+		// No pax bytes: a directory restored from its record alone.
+		if typ != archive.TypeDir {
+			return bad(target, "refused", "only a directory is restored from its record alone, not a %s", m.Type)
 		}
-		return bad(target, "read", "%v", err)
+	} else {
+		// The member's headers must say what the record says.
+		ar = archive.NewMemberReader(src, 0)
+		e, err := ar.Next()
+		if err != nil {
+			if err == io.EOF {
+				return bad(target, "read", "the member's bytes hold no pax member")
+			}
+			return bad(target, "read", "%v", err)
+		}
+		h := e.Header
+		if h.Name != m.Path {
+			return bad(target, "refused", "the member's header names %q, not the record's path %q", h.Name, m.Path)
+		}
+		if archive.Type(h.Typeflag) != typ && !(typ == archive.TypeReg && h.Typeflag == 0) {
+			return bad(target, "refused", "the member's header says type %s, the record %s", archive.Type(h.Typeflag), m.Type)
+		}
+		if (typ == archive.TypeSymlink || typ == archive.TypeLink) && h.Linkname != m.Linkname {
+			return bad(target, "refused", "the member's header links to %q, the record to %q", h.Linkname, m.Linkname)
+		}
+		if typ == archive.TypeReg && h.Size != m.Size {
+			return bad(target, "refused", "the member's header says %d bytes, the record %d", h.Size, m.Size)
+		}
+		xattrs = xattrsOf(h.PAXRecords)
 	}
-	h := e.Header
-	if h.Name != m.Path {
-		return bad(target, "refused", "the member's header names %q, not the record's path %q", h.Name, m.Path)
-	}
-	if archive.Type(h.Typeflag) != typ && !(typ == archive.TypeReg && h.Typeflag == 0) {
-		return bad(target, "refused", "the member's header says type %s, the record %s", archive.Type(h.Typeflag), m.Type)
-	}
-	if (typ == archive.TypeSymlink || typ == archive.TypeLink) && h.Linkname != m.Linkname {
-		return bad(target, "refused", "the member's header links to %q, the record to %q", h.Linkname, m.Linkname)
-	}
-	if typ == archive.TypeReg && h.Size != m.Size {
-		return bad(target, "refused", "the member's header says %d bytes, the record %d", h.Size, m.Size)
-	}
-	xattrs := xattrsOf(h.PAXRecords)
 
 	if rel == "" {
 		if typ != archive.TypeDir {

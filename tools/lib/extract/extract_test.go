@@ -282,6 +282,35 @@ func TestRestoreParentsCreated(t *testing.T) {
 	}
 }
 
+// A parent directory the plan added is restored from its record alone
+// (FromRecord, no pax bytes): created with the record's attributes. Only
+// a directory may come without bytes.
+func TestRestoreFromRecord(t *testing.T) {
+	items := archiveOf(t, []archive.Member{
+		{Path: "/srv/www/index.html", Type: archive.TypeReg, Size: 2, Mode: 0o644, Mtime: time.Unix(1e9, 0)},
+	}, [][]byte{[]byte("hi")})
+	where := filepath.Join(t.TempDir(), "r")
+	h := newHarness(t, relocate.Rules{Where: where}, ReplaceAlways, false)
+	dir := item{m: Member{Path: "/srv/www/", Type: "dir", Mode: 0o751, MtimeNs: 1e9 * 1e9, FromRecord: true}}
+	h.restore(dir, items[0])
+	noBytes := items[0]
+	noBytes.m.Path, noBytes.m.FromRecord, noBytes.pax = "/srv/other.html", true, nil
+	h.restore(noBytes)
+	h.w.Close()
+	if st := lstat(t, where+"/srv/www"); st.Mode&0o777 != 0o751 || st.Mtim.Sec != 1e9 {
+		t.Errorf("/srv/www from its record: mode %04o mtime %d, want 0751 and %d", st.Mode&0o777, st.Mtim.Sec, int64(1e9))
+	}
+	if b, err := os.ReadFile(where + "/srv/www/index.html"); err != nil || string(b) != "hi" {
+		t.Errorf("the file below it: %q, %v", b, err)
+	}
+	if e := h.errorFor("/srv/other.html"); e == nil || e.Op != "refused" || !strings.Contains(e.Message, "only a directory") {
+		t.Errorf("a file without bytes: %v, want refused (only a directory is restored from its record)", e)
+	}
+	if _, err := os.Lstat(where + "/srv/other.html"); !os.IsNotExist(err) {
+		t.Errorf("a file without bytes was written: %v", err)
+	}
+}
+
 func TestRestoreReplace(t *testing.T) {
 	disk := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
