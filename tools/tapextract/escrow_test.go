@@ -114,18 +114,10 @@ func TestDRWithEscrowKeyOnly(t *testing.T) {
 		}
 	}
 
-	// The disaster: the daemons stop; the crypto cache and the KEK are
-	// lost too.
+	// The disaster: the daemons stop.
 	dird.Stop(t, syscall.SIGTERM)
 	sd.Stop(t, syscall.SIGTERM)
 	vtl.RequireNoKey(t)
-	if err := os.Remove(filepath.Join(sdConf.WorkDir, "storaged.cryptocache")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(kekPath); err != nil {
-		t.Fatal(err)
-	}
-
 	w := &world{t: t, dir: dir, vtl: vtl, changer: "vtl:" + vtl.Socket + "#changer", drive: "vtl:" + vtl.Socket + "#drive0"}
 	// The paper's lines of groups (whole lines: a lone group of 5
 	// characters could match ordinary text by chance).
@@ -137,6 +129,38 @@ func TestDRWithEscrowKeyOnly(t *testing.T) {
 	}
 	w.secrets = append(w.secrets, paperLines...)
 	t.Cleanup(w.checkNoKeyMaterial)
+
+	// The catalog rebuilt from the tapes (cache + KEK, and the escrow
+	// key): TW0001L6 gets its wrapped key and the label's envelope back;
+	// the shredded TW0002L6 has no key in the cache, opens only through
+	// its envelope, and is not rebuilt (no wrapped key), saying why.
+	cache := filepath.Join(sdConf.WorkDir, "storaged.cryptocache")
+	rebuilt := pgtest.NewDB(t)
+	// (It exits 1: the catalog is incomplete without TW0002L6.)
+	cout, cerr, code := w.run(args([]string{"catalog", "--dsn", rebuilt, "--cache", cache, "--kek", kekPath, "--escrow-key", paperPath}, w.lib())...)
+	if code != 1 || !strings.Contains(cout, "volume TW0002L6 (slot 2): NOT REBUILT: its key came from the label's escrow envelope") ||
+		!strings.Contains(cout, "volume TW0001L6 (slot 1): added to pool Backup") {
+		t.Logf("stderr:\n%s", cerr)
+		t.Fatalf("tapextract catalog:\n%s", cout)
+	}
+	var origEnv, reEnv, reID string
+	if err := pgtest.Connect(t, dsn).QueryRow(t.Context(), `SELECT escrow_envelope FROM media WHERE volume_name = 'TW0001L6'`).Scan(&origEnv); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Connect(t, rebuilt).QueryRow(t.Context(), `SELECT escrow_key_id, escrow_envelope FROM media WHERE volume_name = 'TW0001L6'`).Scan(&reID, &reEnv); err != nil {
+		t.Fatalf("rebuilt TW0001L6: %v\n%s", err, cout)
+	}
+	if reID != esc.ID() || reEnv != origEnv {
+		t.Fatalf("rebuilt envelope: id %s (want %s), same envelope %t", reID, esc.ID(), reEnv == origEnv)
+	}
+
+	// Now the crypto cache and the KEK are lost too.
+	if err := os.Remove(cache); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(kekPath); err != nil {
+		t.Fatal(err)
+	}
 	vols := w.ok(args([]string{"volumes", "--escrow-key", paperPath}, w.lib())...)
 	if !regexp.MustCompile(`TW0001L6\s.*\byes \(label has an escrow envelope for escrow key ` + esc.ID() + `\)\s+` + id + ` `).MatchString(vols) {
 		t.Fatalf("volumes with the escrow key:\n%s", vols)
