@@ -112,6 +112,12 @@ type Pool struct {
 	// default: they stay).
 	ScratchPool string `toml:"scratch_pool"`
 	RecyclePool string `toml:"recycle_pool"`
+	// EscrowPublicKey (optional): an escrow public key file (tapekey escrow
+	// new --public). Every new key of this pool's volumes is also sealed
+	// to it, and the envelope is written into the volume's clear label:
+	// the escrow private key alone then opens every such volume in a DR.
+	// Only for an encrypted pool.
+	EscrowPublicKey string `toml:"escrow_public_key"`
 }
 
 // SizeLimit is a Size where 0 means "no limit".
@@ -360,6 +366,14 @@ func (f *file) jobResources(c *Director) {
 			f.problem(at(i, "pool", "max_volume_jobs"), p.MaxVolumeJobs, "must be 0 (no limit) or more")
 		}
 		f.retention(at(i, "pool", "volume_use_duration"), p.VolumeUseDuration, "7 days", true)
+		if f.has(i, "pool", "escrow_public_key") {
+			switch {
+			case strings.TrimSpace(p.EscrowPublicKey) == "":
+				f.problem(at(i, "pool", "escrow_public_key"), p.EscrowPublicKey, "must name an escrow public key file (make one with: tapekey escrow new --out escrow.key --public escrow.pub), or be left out")
+			case !p.EncryptsVolumes():
+				f.problem(at(i, "pool", "escrow_public_key"), p.EscrowPublicKey, "is set on a pool with encrypted = false: there is no key to escrow; remove it or encrypt the pool")
+			}
+		}
 		for _, k := range []struct {
 			key, v string
 		}{{"scratch_pool", p.ScratchPool}, {"recycle_pool", p.RecyclePool}} {

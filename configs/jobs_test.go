@@ -375,6 +375,9 @@ func TestJobResourceErrors(t *testing.T) {
 		{"pool name twice", "", "[[pool]]\nname = \"P\"\n[[pool]]\nname = \"P\"\nmedia_type = \"LTO-9\"\n", `name = "P"`, `[[pool]] #2 name = "P": another [[pool]] has this name`},
 		{"default_pool not a pool", `default_pool = "Default"`, "[[pool]]\nname = \"P\"\n", "default_pool", `default_pool = "Default": no [[pool]] has this name (defined: P)`},
 		{"encrypted quoted", "", "[[pool]]\nname = \"P\"\nencrypted = \"yes\"\n", "encrypted", `[pool] encrypted: must be true or false, without quotes`},
+		{"escrow key blank", "", "[[pool]]\nname = \"P\"\nescrow_public_key = \" \"\n", "escrow_public_key", `[[pool]] #1 escrow_public_key = " ": must name an escrow public key file (make one with: tapekey escrow new --out escrow.key --public escrow.pub), or be left out`},
+		{"escrow key on a clear pool", "", "[[pool]]\nname = \"P\"\nencrypted = false\nescrow_public_key = \"e.pub\"\n", "escrow_public_key", `[[pool]] #1 escrow_public_key = "e.pub": is set on a pool with encrypted = false`},
+		{"escrow key not a string", "", "[[pool]]\nname = \"P\"\nescrow_public_key = 1\n", "escrow_public_key", `[pool] escrow_public_key: must be a string in double quotes (got a number)`},
 		// director level
 		{"director client_idle_timeout zero", `client_idle_timeout = "0"`, "", "client_idle_timeout", `client_idle_timeout = "0": must be longer than zero, e.g. "2m" (the default)`},
 		{"director catch_up bad", `catch_up = "soon"`, "", "catch_up", `catch_up: "soon" is not a period`},

@@ -95,15 +95,17 @@ func supersedeTx(ctx context.Context, tx pgx.Tx, k lockedKey, volume, reason, th
 	op := "moving the key of volume " + quoteName(volume) + " to its key history"
 	_, err := tx.Exec(ctx, `
 		INSERT INTO media_keys (media_id, volume_name, key_string, key_scheme, kek_id, key_fingerprint,
-			valid_from, valid_to, reason, had_data, encryption_verified_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			valid_from, valid_to, reason, had_data, encryption_verified_at, escrow_key_id, escrow_envelope)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (media_id, key_fingerprint) DO UPDATE SET
 			key_string = EXCLUDED.key_string, key_scheme = EXCLUDED.key_scheme, kek_id = EXCLUDED.kek_id,
+			escrow_key_id = COALESCE(EXCLUDED.escrow_key_id, media_keys.escrow_key_id),
+			escrow_envelope = COALESCE(EXCLUDED.escrow_envelope, media_keys.escrow_envelope),
 			valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to, reason = EXCLUDED.reason,
 			had_data = media_keys.had_data OR EXCLUDED.had_data,
 			encryption_verified_at = COALESCE(EXCLUDED.encryption_verified_at, media_keys.encryption_verified_at)`,
 		k.id, volume, k.key.Value, string(k.key.Scheme), k.key.KEKID, k.key.Fingerprint,
-		k.validFrom, now, reason, k.hasData(), k.verifiedAt)
+		k.validFrom, now, reason, k.hasData(), k.verifiedAt, nullIfEmpty(k.escrow.KeyID), nullIfEmpty(k.escrow.Envelope))
 	if err != nil {
 		return dbErr(op, err)
 	}
@@ -236,7 +238,7 @@ func (s *Store) RestoreKey(ctx context.Context, volume, fingerprint, why string,
 			detail = "the current key stays"
 		case fingerprint == "":
 			_, err = tx.Exec(ctx, `
-				UPDATE media SET encrypted = false, key_string = NULL, key_scheme = NULL, kek_id = NULL,
+				UPDATE media SET encrypted = false, key_string = NULL, escrow_key_id = NULL, escrow_envelope = NULL, key_scheme = NULL, kek_id = NULL,
 					key_fingerprint = NULL, encryption_verified_at = NULL, key_valid_from = NULL
 				WHERE id = $1`, k.id)
 			eventKK = k.key.KEKID
@@ -244,7 +246,9 @@ func (s *Store) RestoreKey(ctx context.Context, volume, fingerprint, why string,
 		default:
 			_, err = tx.Exec(ctx, `
 				UPDATE media SET encrypted = true, key_string = $2, key_scheme = $3, kek_id = $4, key_fingerprint = $5,
-					encryption_verified_at = $6, key_valid_from = $7
+					encryption_verified_at = $6, key_valid_from = $7,
+					escrow_key_id = (SELECT h.escrow_key_id FROM media_keys h WHERE h.media_id = $1 AND h.key_fingerprint = $5),
+					escrow_envelope = (SELECT h.escrow_envelope FROM media_keys h WHERE h.media_id = $1 AND h.key_fingerprint = $5)
 				WHERE id = $1`, k.id, old.Key.Value, string(old.Key.Scheme), old.Key.KEKID, old.Key.Fingerprint, old.VerifiedAt, old.ValidFrom)
 			eventKK = old.Key.KEKID
 			detail = fmt.Sprintf("key %s (KEK %s) is the current key again", old.Key.Fingerprint, old.Key.KEKID)

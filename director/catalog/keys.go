@@ -78,6 +78,8 @@ type lockedKey struct {
 	status                     Status
 	encrypted                  bool
 	key                        keys.StoredKey // zero for a clear volume
+	escrow                     keys.Escrow    // the key's escrow envelope, if any
+	pool                       string
 	verifiedAt, validFrom      *time.Time
 	dataSince                  *time.Time
 	bytes, blocks, jobs, files int64
@@ -88,12 +90,15 @@ func lockKeyRow(ctx context.Context, tx pgx.Tx, volume string) (lockedKey, error
 		k                      lockedKey
 		status                 string
 		scheme, kek, fp, value *string
+		escrowID, escrowEnv    *string
 	)
 	err := tx.QueryRow(ctx, `
-		SELECT id, status, encrypted, key_scheme, kek_id, key_fingerprint, key_string,
-			encryption_verified_at, key_valid_from, data_since, bytes_written, blocks_written
-		FROM media WHERE volume_name = $1 FOR UPDATE`, volume).
-		Scan(&k.id, &status, &k.encrypted, &scheme, &kek, &fp, &value, &k.verifiedAt, &k.validFrom, &k.dataSince, &k.bytes, &k.blocks)
+		SELECT m.id, m.status, m.encrypted, m.key_scheme, m.kek_id, m.key_fingerprint, m.key_string,
+			m.encryption_verified_at, m.key_valid_from, m.data_since, m.bytes_written, m.blocks_written,
+			m.escrow_key_id, m.escrow_envelope, (SELECT p.name FROM pools p WHERE p.id = m.pool_id)
+		FROM media m WHERE m.volume_name = $1 FOR UPDATE OF m`, volume).
+		Scan(&k.id, &status, &k.encrypted, &scheme, &kek, &fp, &value, &k.verifiedAt, &k.validFrom, &k.dataSince, &k.bytes, &k.blocks,
+			&escrowID, &escrowEnv, &k.pool)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, notFound("volume", volume)
 	}
@@ -102,6 +107,7 @@ func lockKeyRow(ctx context.Context, tx pgx.Tx, volume string) (lockedKey, error
 	}
 	k.status = Status(status)
 	k.key = keys.StoredKey{Scheme: keys.Scheme(deref(scheme)), KEKID: deref(kek), Fingerprint: deref(fp), Value: deref(value)}
+	k.escrow = keys.Escrow{KeyID: deref(escrowID), Envelope: deref(escrowEnv)}
 	// Inserting a job_media row takes a KEY SHARE lock on the media row,
 	// which our FOR UPDATE excludes: these counts cannot change before we
 	// commit (file rows have no foreign key, but FileBatch only writes rows
@@ -186,9 +192,10 @@ func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode Encryp
 		var (
 			event, eventKEK, detail string
 			nk                      keys.StoredKey
+			ne                      keys.Escrow
 		)
 		if mode != EncryptNo {
-			if nk, err = ring.WrapNew(); err != nil {
+			if nk, ne, err = ring.WrapNewEscrow(volume, s.escrowFor(k.pool)); err != nil {
 				return fmt.Errorf("%s: making a new key: %w", op, err)
 			}
 		}
@@ -203,7 +210,7 @@ func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode Encryp
 		}
 		if mode == EncryptNo {
 			_, err = tx.Exec(ctx, `
-				UPDATE media SET encrypted = false, key_string = NULL, key_scheme = NULL, kek_id = NULL,
+				UPDATE media SET encrypted = false, key_string = NULL, escrow_key_id = NULL, escrow_envelope = NULL, key_scheme = NULL, kek_id = NULL,
 					key_fingerprint = NULL, encryption_verified_at = NULL, key_valid_from = NULL, updated_at = $2
 				WHERE id = $1`, k.id, now)
 			event, eventKEK = string(EventRotated), k.key.KEKID
@@ -211,8 +218,9 @@ func (s *Store) UpdateEncryption(ctx context.Context, volume string, mode Encryp
 		} else {
 			_, err = tx.Exec(ctx, `
 				UPDATE media SET encrypted = true, key_string = $2, key_scheme = $3, kek_id = $4,
-					key_fingerprint = $5, encryption_verified_at = NULL, key_valid_from = $6, updated_at = $6
-				WHERE id = $1`, k.id, nk.Value, string(nk.Scheme), nk.KEKID, nk.Fingerprint, now)
+					key_fingerprint = $5, encryption_verified_at = NULL, key_valid_from = $6, updated_at = $6,
+					escrow_key_id = $7, escrow_envelope = $8
+				WHERE id = $1`, k.id, nk.Value, string(nk.Scheme), nk.KEKID, nk.Fingerprint, now, nullIfEmpty(ne.KeyID), nullIfEmpty(ne.Envelope))
 			eventKEK = nk.KEKID
 			if mode == EncryptYes {
 				event, detail = string(EventGenerated), nk.Fingerprint
@@ -455,4 +463,23 @@ func (s *Store) ExportKeys(ctx context.Context, f ExportFilter, actor string) ([
 		return nil, err
 	}
 	return out, nil
+}
+
+// VolumeEscrow returns the escrow envelope stored with the key of volume
+// whose fingerprint is given (its current key, or one in its history);
+// the zero Escrow when that key has none (or is not known).
+func (s *Store) VolumeEscrow(ctx context.Context, volume, fingerprint string) (keys.Escrow, error) {
+	var id, env *string
+	err := s.pool.QueryRow(ctx, `
+		SELECT escrow_key_id, escrow_envelope FROM media WHERE volume_name = $1 AND key_fingerprint = $2
+		UNION ALL
+		SELECT escrow_key_id, escrow_envelope FROM media_keys WHERE volume_name = $1 AND key_fingerprint = $2
+		LIMIT 1`, volume, fingerprint).Scan(&id, &env)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keys.Escrow{}, nil
+	}
+	if err != nil {
+		return keys.Escrow{}, dbErr("reading the escrow envelope of volume "+quoteName(volume), err)
+	}
+	return keys.Escrow{KeyID: deref(id), Envelope: deref(env)}, nil
 }

@@ -45,7 +45,10 @@ type MediaNew struct {
 	// active KEK (keys.Keyring.WrapNew). Clear volumes have Key == nil.
 	Encrypted bool
 	Key       *keys.StoredKey
-	Actor     string // who asked (console or director name) for the key event; "" : DefaultActor
+	// Escrow: the key sealed to the pool's escrow public key (optional;
+	// keys.Keyring.WrapNewEscrow), stored beside it.
+	Escrow keys.Escrow
+	Actor  string // who asked (console or director name) for the key event; "" : DefaultActor
 }
 
 // Media is a volume's row. It never holds the stored key string: only
@@ -72,6 +75,9 @@ type Media struct {
 	KEKID                string
 	KeyFingerprint       string
 	EncryptionVerifiedAt *time.Time
+	// EscrowKeyID: the escrow key the current key's envelope is sealed to
+	// ("" : no envelope).
+	EscrowKeyID string
 
 	// InChanger is false while the cartridge is offsite (exported) since
 	// OffsiteSince. Recycle is the volume's own copy of its pool's
@@ -136,6 +142,7 @@ func (s *Store) CreateLabeling(ctx context.Context, m MediaNew) (Media, error) {
 	}
 	var (
 		barcode, keyString, scheme, kekID, fp *string
+		escrowID, escrowEnv                   *string
 		slot                                  *int
 	)
 	if m.Barcode != "" {
@@ -147,6 +154,11 @@ func (s *Store) CreateLabeling(ctx context.Context, m MediaNew) (Media, error) {
 	if m.Encrypted {
 		sc := string(m.Key.Scheme)
 		keyString, scheme, kekID, fp = &m.Key.Value, &sc, &m.Key.KEKID, &m.Key.Fingerprint
+		if !m.Escrow.IsZero() {
+			escrowID, escrowEnv = &m.Escrow.KeyID, &m.Escrow.Envelope
+		}
+	} else if !m.Escrow.IsZero() {
+		return Media{}, invalid("escrow envelope", "clear volume %q must not carry one", m.Volume)
 	}
 	op := "creating volume " + quoteName(m.Volume)
 	now := s.nowUTC()
@@ -171,11 +183,12 @@ func (s *Store) CreateLabeling(ctx context.Context, m MediaNew) (Media, error) {
 		var mediaID int64
 		err = tx.QueryRow(ctx, `
 			INSERT INTO media (volume_name, barcode, pool_id, storage_id, slot, media_type, status,
-				encrypted, key_string, key_scheme, kek_id, key_fingerprint, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'Labeling', $7, $8, $9, $10, $11, $12, $12)
+				encrypted, key_string, key_scheme, kek_id, key_fingerprint, created_at, updated_at,
+				escrow_key_id, escrow_envelope)
+			VALUES ($1, $2, $3, $4, $5, $6, 'Labeling', $7, $8, $9, $10, $11, $12, $12, $13, $14)
 			RETURNING id`,
 			m.Volume, barcode, poolID, storageID, slot, m.MediaType,
-			m.Encrypted, keyString, scheme, kekID, fp, now).Scan(&mediaID)
+			m.Encrypted, keyString, scheme, kekID, fp, now, escrowID, escrowEnv).Scan(&mediaID)
 		if err != nil {
 			return createErr(op, m, err)
 		}
@@ -344,23 +357,25 @@ const mediaSelect = `
 		m.bytes_written, m.blocks_written, m.files_written, m.label_time, m.first_written, m.last_written,
 		m.error_reason, m.encrypted, m.key_scheme, m.kek_id, m.key_fingerprint, m.encryption_verified_at,
 		m.in_changer, m.offsite_since, m.recycle, m.purged_at, m.recycle_count,
-		m.created_at, m.updated_at
+		m.created_at, m.updated_at, m.escrow_key_id
 	FROM media m JOIN pools p ON p.id = m.pool_id LEFT JOIN storages s ON s.id = m.storage_id`
 
 func scanMedia(row pgx.CollectableRow) (Media, error) {
 	var (
 		m                                          Media
 		barcode, storage, reason, scheme, kek, fpr *string
+		escrowID                                   *string
 		slot                                       *int
 		status                                     string
 	)
 	err := row.Scan(&m.ID, &m.Volume, &barcode, &m.Pool, &storage, &slot, &m.MediaType, &status,
 		&m.BytesWritten, &m.BlocksWritten, &m.FilesWritten, &m.LabelTime, &m.FirstWritten, &m.LastWritten,
 		&reason, &m.Encrypted, &scheme, &kek, &fpr, &m.EncryptionVerifiedAt,
-		&m.InChanger, &m.OffsiteSince, &m.Recycle, &m.PurgedAt, &m.RecycleCount, &m.CreatedAt, &m.UpdatedAt)
+		&m.InChanger, &m.OffsiteSince, &m.Recycle, &m.PurgedAt, &m.RecycleCount, &m.CreatedAt, &m.UpdatedAt, &escrowID)
 	if err != nil {
 		return Media{}, err
 	}
+	m.EscrowKeyID = deref(escrowID)
 	m.Status = Status(status)
 	m.Barcode = deref(barcode)
 	m.Storage = deref(storage)

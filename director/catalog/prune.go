@@ -345,9 +345,12 @@ func (s *Store) BeginRecycle(ctx context.Context, req RecycleRequest) (Media, er
 			return &HasDataError{Volume: req.Volume, Op: "recycle", JobSessions: k.jobs, Files: k.files, Bytes: k.bytes, Blocks: k.blocks, DataSince: k.dataSince}
 		}
 		now := s.nowUTC()
-		var nk keys.StoredKey
+		var (
+			nk keys.StoredKey
+			ne keys.Escrow
+		)
 		if req.Encrypt {
-			if nk, err = req.Ring.WrapNew(); err != nil {
+			if nk, ne, err = req.Ring.WrapNewEscrow(req.Volume, s.escrowFor(k.pool)); err != nil {
 				return fmt.Errorf("%s: making a new key: %w", op, err)
 			}
 			if k.encrypted && nk.Fingerprint == k.key.Fingerprint {
@@ -370,10 +373,11 @@ func (s *Store) BeginRecycle(ctx context.Context, req RecycleRequest) (Media, er
 		if req.Encrypt {
 			_, err = tx.Exec(ctx, `
 				UPDATE media SET encrypted = true, key_string = $2, key_scheme = $3, kek_id = $4, key_fingerprint = $5,
-					key_valid_from = $6, encryption_verified_at = NULL WHERE id = $1`, k.id, nk.Value, string(nk.Scheme), nk.KEKID, nk.Fingerprint, now)
+					key_valid_from = $6, encryption_verified_at = NULL, escrow_key_id = $7, escrow_envelope = $8
+				WHERE id = $1`, k.id, nk.Value, string(nk.Scheme), nk.KEKID, nk.Fingerprint, now, nullIfEmpty(ne.KeyID), nullIfEmpty(ne.Envelope))
 		} else {
 			_, err = tx.Exec(ctx, `
-				UPDATE media SET encrypted = false, key_string = NULL, key_scheme = NULL, kek_id = NULL,
+				UPDATE media SET encrypted = false, key_string = NULL, escrow_key_id = NULL, escrow_envelope = NULL, key_scheme = NULL, kek_id = NULL,
 					key_fingerprint = NULL, key_valid_from = NULL, encryption_verified_at = NULL WHERE id = $1`, k.id)
 		}
 		if err != nil {

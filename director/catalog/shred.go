@@ -86,6 +86,12 @@ type ShredResult struct {
 	Scheme       string   `json:"key_scheme,omitempty"` // "bareos" when any key was Bareos-scheme
 	// Storages are the storage daemons a shred is queued for.
 	Storages []string `json:"storages_queued"`
+	// EscrowKeys: the escrow key ids of the envelopes the volume's labels
+	// carry (one per key that had one; the catalog's copies are destroyed
+	// with the keys). The tape still holds the current one in its label:
+	// whoever keeps that escrow private key can still read the data —
+	// out of the system's reach, like an export.
+	EscrowKeys []string `json:"escrow_envelopes_on_tape"`
 	// Exports are the keys exports that included the volume's key
 	// (key_events 'exported'), oldest first: copies out of reach.
 	Exports []KeyExport `json:"exports_out_of_reach"`
@@ -131,6 +137,18 @@ func (s *Store) ShredVolume(ctx context.Context, volume, actor string) (ShredRes
 			SELECT id, status, encrypted, key_scheme, key_fingerprint, kek_id, shredded_at, shredded_by
 			FROM media WHERE volume_name = $1 FOR UPDATE`, volume).
 			Scan(&id, &status, &encrypted, &scheme, &fp, &kek, &shredAt, &shredBy)
+		if err == nil {
+			// Before the key rows go: which escrow envelopes stay on tape.
+			var erows pgx.Rows
+			erows, err = tx.Query(ctx, `
+				SELECT DISTINCT escrow_key_id FROM (
+					SELECT escrow_key_id FROM media WHERE id = $1
+					UNION ALL SELECT escrow_key_id FROM media_keys WHERE media_id = $1) e
+				WHERE escrow_key_id IS NOT NULL ORDER BY 1`, id)
+			if err == nil {
+				res.EscrowKeys, err = pgx.CollectRows(erows, pgx.RowTo[string])
+			}
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("volume", volume)
 		}
@@ -198,7 +216,7 @@ func (s *Store) ShredVolume(ctx context.Context, volume, actor string) (ShredRes
 			return dbErr(op+": destroying the key history", err)
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE media SET encrypted = false, key_string = NULL, key_scheme = NULL, kek_id = NULL,
+			UPDATE media SET encrypted = false, key_string = NULL, escrow_key_id = NULL, escrow_envelope = NULL, key_scheme = NULL, kek_id = NULL,
 				key_fingerprint = NULL, encryption_verified_at = NULL, key_valid_from = NULL,
 				status = 'Purged', error_reason = NULL, shredded_at = $2, shredded_by = $3, updated_at = $2
 			WHERE id = $1`, id, now, actor); err != nil {

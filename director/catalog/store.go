@@ -10,6 +10,7 @@ import (
 
 	"github.com/tapeward/tapeward/configs"
 	"github.com/tapeward/tapeward/migrations"
+	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // Store is the director's typed access to the catalog: storages, pools,
@@ -25,6 +26,28 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// escrow returns the escrow public key of a pool (nil: none); keys
+	// made for its volumes are sealed to it (SetEscrowKeys).
+	escrow func(pool string) *keys.EscrowPublic
+}
+
+// SetEscrowKeys tells the store which escrow public key each pool's new
+// volume keys are sealed to (director.toml escrow_public_key; nil or a nil
+// answer: none). Call it before the store is used.
+func (s *Store) SetEscrowKeys(f func(pool string) *keys.EscrowPublic) { s.escrow = f }
+
+func (s *Store) escrowFor(pool string) *keys.EscrowPublic {
+	if s.escrow == nil {
+		return nil
+	}
+	return s.escrow(pool)
+}
+
+func nullIfEmpty(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
 }
 
 // Option adjusts a Store.

@@ -273,17 +273,19 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 		r.Error = err.Error()
 		return r
 	default:
+		var esc keys.Escrow
 		if encrypt {
-			k, err := d.ring.WrapNew()
+			k, e, err := d.ring.WrapNewEscrow(volume, d.escrow[pool])
 			if err != nil {
 				r.Error = err.Error()
 				return r
 			}
-			sk = &k
+			sk, esc = &k, e
 		}
-		// Commit the row, with the wrapped key, before storaged is asked.
+		// Commit the row, with the wrapped key (and its escrow envelope),
+		// before storaged is asked.
 		if _, err := d.store.CreateLabeling(ctx, catalog.MediaNew{Volume: volume, Barcode: slot.Barcode, Pool: pool, Storage: storage,
-			Slot: n, Encrypted: encrypt, Key: sk, Actor: actor}); err != nil {
+			Slot: n, Encrypted: encrypt, Key: sk, Escrow: esc, Actor: actor}); err != nil {
 			r.Error = err.Error()
 			return r
 		}
@@ -299,7 +301,10 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 	}
 	if sk != nil {
 		r.Fingerprint, r.KEKID = sk.Fingerprint, sk.KEKID
-		req.Key = wrappedKey(*sk)
+		if req.Key, err = d.wrappedKeyOf(ctx, volume, *sk); err != nil {
+			r.Error = err.Error()
+			return r
+		}
 		d.event(ctx, volume, catalog.EventFetched, storage, sk.KEKID, "sent to storage "+storage+" with the label request")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)
@@ -328,6 +333,18 @@ func (d *Director) labelSlot(ctx context.Context, actor string, link *storageLin
 // wrappedKey is a stored key as the wire carries it.
 func wrappedKey(sk keys.StoredKey) *pb.WrappedKey {
 	return &pb.WrappedKey{Stored: sk.Value, Scheme: string(sk.Scheme), KekId: sk.KEKID, Fingerprint: sk.Fingerprint}
+}
+
+// wrappedKeyOf is wrappedKey with the escrow envelope the catalog stores
+// with that key of volume (for the label storaged writes).
+func (d *Director) wrappedKeyOf(ctx context.Context, volume string, sk keys.StoredKey) (*pb.WrappedKey, error) {
+	w := wrappedKey(sk)
+	e, err := d.store.VolumeEscrow(ctx, volume, sk.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	w.EscrowKeyId, w.EscrowEnvelope = e.KeyID, e.Envelope
+	return w, nil
 }
 
 // recordLabelled records a storage's successful (re)label of volume: for an
@@ -565,6 +582,74 @@ type DirectorStatus struct {
 	// Scheduled are the runs of the next 24 hours, each with the volume
 	// it would write to.
 	Scheduled []ScheduledRun `json:"scheduled"`
+	// Escrow: per pool, the escrow key its new keys are sealed to and
+	// which escrow key ids its encrypted volumes' envelopes use.
+	Escrow []EscrowStatus `json:"escrow"`
+}
+
+// EscrowStatus is one pool's line of escrow envelopes in "status director".
+type EscrowStatus struct {
+	Pool string `json:"pool"`
+	// EscrowKeyID is the pool's escrow_public_key id ("" : none set).
+	EscrowKeyID string `json:"escrow_key_id,omitempty"`
+	// Volumes counts its encrypted volumes by the escrow key id of their
+	// current key's envelope ("" : no envelope).
+	Volumes map[string]int `json:"volumes_by_escrow_key"`
+}
+
+// escrowStatus groups the encrypted volumes of ms by pool and escrow key.
+func (d *Director) escrowStatus(ms []catalog.Media) []EscrowStatus {
+	by := map[string]*EscrowStatus{}
+	get := func(pool string) *EscrowStatus {
+		if by[pool] == nil {
+			by[pool] = &EscrowStatus{Pool: pool, Volumes: map[string]int{}}
+			if pub := d.escrow[pool]; pub != nil {
+				by[pool].EscrowKeyID = pub.ID()
+			}
+		}
+		return by[pool]
+	}
+	for pool := range d.escrow {
+		get(pool)
+	}
+	for _, m := range ms {
+		if m.Encrypted {
+			get(m.Pool).Volumes[m.EscrowKeyID]++
+		}
+	}
+	out := []EscrowStatus{}
+	for _, p := range slices.Sorted(maps.Keys(by)) {
+		if by[p].EscrowKeyID != "" || len(by[p].Volumes) > 1 || by[p].Volumes[""] == 0 {
+			out = append(out, *by[p])
+		}
+	}
+	return out
+}
+
+func escrowStatusText(b *bytes.Buffer, es []EscrowStatus) {
+	if len(es) == 0 {
+		return
+	}
+	b.WriteString("\nescrow envelopes in the volume labels (tapextract --escrow-key opens them with the escrow private key alone):")
+	for _, e := range es {
+		fmt.Fprintf(b, "\n  pool %s: ", e.Pool)
+		if e.EscrowKeyID != "" {
+			fmt.Fprintf(b, "new keys sealed to escrow key %s", e.EscrowKeyID)
+		} else {
+			b.WriteString("no escrow_public_key")
+		}
+		var parts []string
+		for _, id := range slices.Sorted(maps.Keys(e.Volumes)) {
+			if id == "" {
+				parts = append(parts, fmt.Sprintf("%d without an envelope", e.Volumes[id]))
+			} else {
+				parts = append(parts, fmt.Sprintf("%d under escrow key %s", e.Volumes[id], id))
+			}
+		}
+		if len(parts) > 0 {
+			b.WriteString("; volumes: " + strings.Join(parts, ", "))
+		}
+	}
 }
 
 // KEKStatus is what depends on one KEK id, in "status director".
@@ -671,6 +756,8 @@ func (d *Director) statusDirector(ctx context.Context) (*Output, error) {
 	for _, n := range slices.Sorted(maps.Keys(s.Storages)) {
 		fmt.Fprintf(&b, "\nstorage %s: %s", n, s.Storages[n])
 	}
+	s.Escrow = d.escrowStatus(ms)
+	escrowStatusText(&b, s.Escrow)
 	s.Jobs = []jobs.Status{}
 	if d.jobs != nil {
 		s.Jobs = d.jobs.Active()
@@ -898,7 +985,9 @@ func (d *Director) relabel(ctx context.Context, m, before catalog.Media, actor s
 		if err != nil {
 			return fail(err)
 		}
-		req.Key = wrappedKey(sk)
+		if req.Key, err = d.wrappedKeyOf(ctx, m.Volume, sk); err != nil {
+			return fail(err)
+		}
 		d.event(ctx, m.Volume, catalog.EventFetched, m.Storage, sk.KEKID, "sent to storage "+m.Storage+" to relabel the volume")
 	}
 	rep, err := link.client.LabelVolume(ctx, req)

@@ -49,6 +49,8 @@ type Director struct {
 	clock func() time.Time
 	store *catalog.Store
 	ring  *keys.Keyring
+	// escrow: each pool's escrow public key (director.toml escrow_public_key).
+	escrow map[string]*keys.EscrowPublic
 
 	mu       sync.Mutex
 	storages map[string]*storageLink
@@ -141,6 +143,14 @@ func New(ctx context.Context, o Options) (*Director, error) {
 		return nil, err
 	}
 	d.store = store
+	escrow, err := loadEscrowKeys(o.Config)
+	if err != nil {
+		store.Close()
+		ring.Destroy()
+		return nil, err
+	}
+	store.SetEscrowKeys(func(pool string) *keys.EscrowPublic { return escrow[pool] })
+	d.escrow = escrow
 	if err := migrate(ctx, store); err != nil {
 		d.Close()
 		return nil, err
@@ -206,6 +216,24 @@ func New(ctx context.Context, o Options) (*Director, error) {
 	}
 	d.log.Info("keyring loaded", "kek_ids", ring.IDs(), "active", ring.Active().ID())
 	return d, nil
+}
+
+// loadEscrowKeys loads each pool's escrow public key file (director.toml
+// escrow_public_key), by pool name.
+func loadEscrowKeys(cfg *configs.Director) (map[string]*keys.EscrowPublic, error) {
+	out := map[string]*keys.EscrowPublic{}
+	for i := range cfg.Pools {
+		p := &cfg.Pools[i]
+		if p.EscrowPublicKey == "" {
+			continue
+		}
+		pub, err := keys.LoadEscrowPublic(p.EscrowPublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [[pool]] %s: escrow_public_key: %w", cfg.Path, p.Name, err)
+		}
+		out[p.Name] = pub
+	}
+	return out, nil
 }
 
 // LoadKeyring loads the director's KEK files (permissions checked) and
@@ -395,7 +423,9 @@ func (s *StorageService) GetVolumeKey(ctx context.Context, r *pb.GetVolumeKeyReq
 	}
 	rep := &pb.GetVolumeKeyReply{Volume: lv.Volume, Encrypted: lk.Encrypted, KeySource: lk.Source, Barcode: lk.Barcode, Pool: lk.Pool}
 	if lk.Encrypted {
-		rep.Key = wrappedKey(lk.Key)
+		if rep.Key, err = s.D.wrappedKeyOf(ctx, lv.Volume, lk.Key); err != nil {
+			return nil, catalogStatus(err)
+		}
 		detail := "fetched by storage " + p.Name
 		if r.Drive != "" {
 			detail += " for drive " + r.Drive
@@ -438,7 +468,11 @@ func (s *StorageService) currentKey(ctx context.Context, storage string, r *pb.G
 		detail += " for drive " + r.Drive
 	}
 	s.D.event(ctx, r.Volume, catalog.EventFetched, storage, sk.KEKID, detail+", fingerprint "+sk.Fingerprint)
-	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: wrappedKey(sk), Encrypted: true, KeySource: catalog.SourceCurrent}, nil
+	wk, err := s.D.wrappedKeyOf(ctx, r.Volume, sk)
+	if err != nil {
+		return nil, catalogStatus(err)
+	}
+	return &pb.GetVolumeKeyReply{Volume: r.Volume, Key: wk, Encrypted: true, KeySource: catalog.SourceCurrent}, nil
 }
 
 // BeginWrite commits, before storaged writes the first data block of a

@@ -189,7 +189,7 @@ func (d *Director) shredVolume(ctx context.Context, actor, volume string, yes bo
 		rep.Outcomes = append(rep.Outcomes, o)
 		fmt.Fprintf(&b, "  %s\n", o.String())
 	}
-	writeOutOfReach(&b, res.Exports, res.Imported, res.Scheme)
+	writeOutOfReach(&b, res.Exports, res.Imported, res.Scheme, res.EscrowKeys)
 	return &Output{Text: strings.TrimRight(b.String(), "\n"), JSON: rep}, nil
 }
 
@@ -239,7 +239,17 @@ func (d *Director) shredPreview(ctx context.Context, m catalog.Media) (*Output, 
 	slices.Sort(storages)
 	fmt.Fprintf(&b, "  crypto caches and drives of storages %s (one that is down: when it reconnects)\n", strings.Join(storages, ", "))
 	fmt.Fprintf(&b, "  status %s -> Purged (shredded), recorded in the key and volume events\n", m.Status)
-	writeOutOfReach(&b, toExports(exports), toExports(imports), scheme)
+	var escrowIDs []string
+	if m.EscrowKeyID != "" {
+		escrowIDs = append(escrowIDs, m.EscrowKeyID)
+	}
+	for _, h := range hist {
+		if e, err := d.store.VolumeEscrow(ctx, m.Volume, h.Key.Fingerprint); err == nil && !e.IsZero() && !slices.Contains(escrowIDs, e.KeyID) {
+			escrowIDs = append(escrowIDs, e.KeyID)
+		}
+	}
+	slices.Sort(escrowIDs)
+	writeOutOfReach(&b, toExports(exports), toExports(imports), scheme, escrowIDs)
 	fmt.Fprintf(&b, "This cannot be undone. To do it: shred volume=%s yes", m.Volume)
 	return &Output{Text: b.String(), JSON: map[string]any{"volume": m.Volume, "would_destroy": fps, "storages": storages, "exports_out_of_reach": toExports(exports)}}, nil
 }
@@ -255,7 +265,7 @@ func toExports(evs []catalog.KeyEvent) []catalog.KeyExport {
 
 // writeOutOfReach lists the copies of the keys no program here can
 // destroy.
-func writeOutOfReach(b *bytes.Buffer, exports, imports []catalog.KeyExport, scheme string) {
+func writeOutOfReach(b *bytes.Buffer, exports, imports []catalog.KeyExport, scheme string, escrowKeys []string) {
 	b.WriteString("out of the system's reach (destroy them yourself, or the data stays readable with them):\n")
 	if len(exports) == 0 {
 		b.WriteString("  keys exports: none recorded for this volume\n")
@@ -268,6 +278,9 @@ func writeOutOfReach(b *bytes.Buffer, exports, imports []catalog.KeyExport, sche
 	}
 	if scheme == "bareos" {
 		b.WriteString("  a Bareos-scheme key: the Bareos catalog and the Bareos crypto cache it came from may still hold the passphrase\n")
+	}
+	for _, id := range escrowKeys {
+		fmt.Fprintf(b, "  the escrow envelope in the volume's label on the tape: sealed to escrow key %s, whoever holds that escrow private key can still read the data (overwrite or destroy the cartridge)\n", id)
 	}
 	b.WriteString("  backups of the catalog database and copies of crypto cache files made before now\n")
 }

@@ -32,12 +32,18 @@ type WrappedKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The stored string (scheme v1: base64 of the RFC 3394 wrap, 54 chars).
 	// Never log it: a bareos-scheme 43-character string is a plain passphrase.
-	Stored        string `protobuf:"bytes,1,opt,name=stored,proto3" json:"stored,omitempty"`
-	Scheme        string `protobuf:"bytes,2,opt,name=scheme,proto3" json:"scheme,omitempty"`            // "v1" or "bareos"
-	KekId         string `protobuf:"bytes,3,opt,name=kek_id,json=kekId,proto3" json:"kek_id,omitempty"` // which KEK wrapped it
-	Fingerprint   string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`  // one-way fingerprint of the drive key
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Stored      string `protobuf:"bytes,1,opt,name=stored,proto3" json:"stored,omitempty"`
+	Scheme      string `protobuf:"bytes,2,opt,name=scheme,proto3" json:"scheme,omitempty"`            // "v1" or "bareos"
+	KekId       string `protobuf:"bytes,3,opt,name=kek_id,json=kekId,proto3" json:"kek_id,omitempty"` // which KEK wrapped it
+	Fingerprint string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`  // one-way fingerprint of the drive key
+	// Optional: the key sealed to the pool's escrow public key (standard
+	// base64 of the envelope, Tink HPKE X25519; only the escrow private key
+	// opens it) and that escrow key's id. storaged writes both into the
+	// volume's clear label. Empty when the pool has no escrow key.
+	EscrowKeyId    string `protobuf:"bytes,5,opt,name=escrow_key_id,json=escrowKeyId,proto3" json:"escrow_key_id,omitempty"`
+	EscrowEnvelope string `protobuf:"bytes,6,opt,name=escrow_envelope,json=escrowEnvelope,proto3" json:"escrow_envelope,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WrappedKey) Reset() {
@@ -94,6 +100,20 @@ func (x *WrappedKey) GetKekId() string {
 func (x *WrappedKey) GetFingerprint() string {
 	if x != nil {
 		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *WrappedKey) GetEscrowKeyId() string {
+	if x != nil {
+		return x.EscrowKeyId
+	}
+	return ""
+}
+
+func (x *WrappedKey) GetEscrowEnvelope() string {
+	if x != nil {
+		return x.EscrowEnvelope
 	}
 	return ""
 }
@@ -583,13 +603,15 @@ var File_tapeward_v1_common_proto protoreflect.FileDescriptor
 
 const file_tapeward_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x18tapeward/v1/common.proto\x12\vtapeward.v1\"u\n" +
+	"\x18tapeward/v1/common.proto\x12\vtapeward.v1\"\xc2\x01\n" +
 	"\n" +
 	"WrappedKey\x12\x16\n" +
 	"\x06stored\x18\x01 \x01(\tR\x06stored\x12\x16\n" +
 	"\x06scheme\x18\x02 \x01(\tR\x06scheme\x12\x15\n" +
 	"\x06kek_id\x18\x03 \x01(\tR\x05kekId\x12 \n" +
-	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\"q\n" +
+	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\x12\"\n" +
+	"\rescrow_key_id\x18\x05 \x01(\tR\vescrowKeyId\x12'\n" +
+	"\x0fescrow_envelope\x18\x06 \x01(\tR\x0eescrowEnvelope\"q\n" +
 	"\fBlockAddress\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x1b\n" +
 	"\ttape_file\x18\x02 \x01(\rR\btapeFile\x12\x14\n" +

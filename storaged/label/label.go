@@ -6,6 +6,7 @@ package label
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,9 @@ const (
 	MaxSchemeLen    = 16
 	MaxIDLen        = 64 // kek id, key fingerprint
 	MaxBlockSize    = 1<<24 - 1
+	// MaxEnvelopeLen bounds the base64 escrow envelope (keys.MaxEnvelopeLen
+	// bytes are 120 characters).
+	MaxEnvelopeLen = 160
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -101,6 +105,13 @@ type Encryption struct {
 	// Fingerprint is the key's fingerprint (keys.Fingerprint), also the
 	// drive's U-KAD.
 	Fingerprint string
+	// EscrowKeyID and EscrowEnvelope (optional, both or neither): the
+	// volume key sealed to the pool's escrow public key (keys.EscrowPublic
+	// .Seal), standard base64. Only the escrow private key opens it; a
+	// label without them is the original version-1 body, and readers that
+	// predate them ignore them (unknown JSON keys).
+	EscrowKeyID    string
+	EscrowEnvelope string
 }
 
 // body is the JSON body; field order is the order written.
@@ -115,6 +126,8 @@ type body struct {
 	Scheme      string `json:"key_scheme,omitempty"`
 	KEKID       string `json:"kek_id,omitempty"`
 	Fingerprint string `json:"key_fingerprint,omitempty"`
+	EscrowKeyID string `json:"escrow_key_id,omitempty"`
+	Envelope    string `json:"escrow_envelope,omitempty"`
 }
 
 // printable accepts non-empty-or-empty strings of printable UTF-8 without
@@ -182,8 +195,8 @@ func (l Label) validate() error {
 	}
 	e := l.Encryption
 	if !e.Encrypted {
-		if e.Scheme != "" || e.KEKID != "" || e.Fingerprint != "" {
-			return fmt.Errorf("%w: key scheme, kek id or fingerprint set on an unencrypted volume", ErrInvalid)
+		if e.Scheme != "" || e.KEKID != "" || e.Fingerprint != "" || e.EscrowKeyID != "" || e.EscrowEnvelope != "" {
+			return fmt.Errorf("%w: key scheme, kek id, fingerprint or escrow envelope set on an unencrypted volume", ErrInvalid)
 		}
 		return nil
 	}
@@ -196,7 +209,25 @@ func (l Label) validate() error {
 	if err := checkID("kek id", e.KEKID); err != nil {
 		return err
 	}
-	return checkID("key fingerprint", e.Fingerprint)
+	if err := checkID("key fingerprint", e.Fingerprint); err != nil {
+		return err
+	}
+	if e.EscrowKeyID == "" && e.EscrowEnvelope == "" {
+		return nil
+	}
+	if err := checkID("escrow key id", e.EscrowKeyID); err != nil {
+		return err
+	}
+	if e.EscrowEnvelope == "" {
+		return fmt.Errorf("%w: escrow key id without an escrow envelope", ErrInvalid)
+	}
+	if len(e.EscrowEnvelope) > MaxEnvelopeLen {
+		return fmt.Errorf("%w: escrow envelope is %d characters (at most %d)", ErrInvalid, len(e.EscrowEnvelope), MaxEnvelopeLen)
+	}
+	if _, err := base64.StdEncoding.DecodeString(e.EscrowEnvelope); err != nil {
+		return fmt.Errorf("%w: escrow envelope is not standard base64", ErrInvalid)
+	}
+	return nil
 }
 
 // Encode returns the Size-byte label block for l. It refuses (ErrInvalid)
@@ -217,6 +248,8 @@ func Encode(l Label) ([]byte, error) {
 		Scheme:      l.Encryption.Scheme,
 		KEKID:       l.Encryption.KEKID,
 		Fingerprint: l.Encryption.Fingerprint,
+		EscrowKeyID: l.Encryption.EscrowKeyID,
+		Envelope:    l.Encryption.EscrowEnvelope,
 	}
 	var js bytes.Buffer
 	enc := json.NewEncoder(&js)
@@ -297,10 +330,12 @@ func Decode(blk []byte) (Label, error) {
 		BlockSize: b.BlockSize,
 		Storage:   b.Storage,
 		Encryption: Encryption{
-			Encrypted:   b.Encrypted,
-			Scheme:      b.Scheme,
-			KEKID:       b.KEKID,
-			Fingerprint: b.Fingerprint,
+			Encrypted:      b.Encrypted,
+			Scheme:         b.Scheme,
+			KEKID:          b.KEKID,
+			Fingerprint:    b.Fingerprint,
+			EscrowKeyID:    b.EscrowKeyID,
+			EscrowEnvelope: b.Envelope,
 		},
 	}
 	if err := l.validate(); err != nil {
@@ -314,7 +349,11 @@ func (l Label) String() string {
 	s := fmt.Sprintf("volume %q pool %q media %q block size %d labelled %s by %q",
 		l.Volume, l.Pool, l.MediaType, l.BlockSize, l.LabelTime.UTC().Format(time.RFC3339), l.Storage)
 	if l.Encryption.Encrypted {
-		s += fmt.Sprintf(", encrypted (scheme %s, kek %s, key %s)", l.Encryption.Scheme, l.Encryption.KEKID, l.Encryption.Fingerprint)
+		s += fmt.Sprintf(", encrypted (scheme %s, kek %s, key %s", l.Encryption.Scheme, l.Encryption.KEKID, l.Encryption.Fingerprint)
+		if l.Encryption.EscrowKeyID != "" {
+			s += ", escrow envelope for escrow key " + l.Encryption.EscrowKeyID
+		}
+		s += ")"
 	} else {
 		s += ", not encrypted"
 	}

@@ -3,6 +3,7 @@ package label
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -230,4 +231,68 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEscrowEnvelopeField: the optional escrow fields round-trip; the
+// original version-1 label (testdata/label-v1.bin, written before they
+// existed) still decodes, with none; a body without them is byte-identical
+// to the old encoding; an old reader (the old body struct) reads a new
+// label, ignoring them.
+func TestEscrowEnvelopeField(t *testing.T) {
+	l := goldenLabel()
+	l.Encryption.EscrowKeyID = "0123456789abcdef"
+	l.Encryption.EscrowEnvelope = strings.Repeat("QUJD", 30)
+	blk, err := Encode(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Version = 0
+	if got != l {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, l)
+	}
+	if !strings.Contains(l.String(), "escrow key 0123456789abcdef") || strings.Contains(l.String(), "QUJD") {
+		t.Fatalf("String: %s", l)
+	}
+
+	old, err := os.ReadFile(filepath.Join("testdata", "label-v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ol, err := Decode(old)
+	if err != nil {
+		t.Fatalf("old-format label: %v", err)
+	}
+	if ol.Encryption.EscrowKeyID != "" || ol.Encryption.EscrowEnvelope != "" || ol.Volume != "TW0001L6" {
+		t.Fatalf("old-format label decodes to %+v", ol)
+	}
+
+	// An old reader: the body as it was before the escrow fields.
+	type oldBody struct {
+		Volume      string `json:"volume"`
+		Fingerprint string `json:"key_fingerprint,omitempty"`
+	}
+	n := int(binary.BigEndian.Uint16(blk[12:]))
+	var ob oldBody
+	dec := json.NewDecoder(bytes.NewReader(blk[32 : 32+n]))
+	if err := dec.Decode(&ob); err != nil || ob.Volume != "TW0001L6" || ob.Fingerprint != "a1b2c3d4e5f60718" {
+		t.Fatalf("old reader: %+v %v", ob, err)
+	}
+
+	for name, e := range map[string]Encryption{
+		"id without envelope": {Encrypted: true, Scheme: "v1", KEKID: "k", Fingerprint: "f", EscrowKeyID: "abc"},
+		"envelope without id": {Encrypted: true, Scheme: "v1", KEKID: "k", Fingerprint: "f", EscrowEnvelope: "QUJD"},
+		"not base64":          {Encrypted: true, Scheme: "v1", KEKID: "k", Fingerprint: "f", EscrowKeyID: "abc", EscrowEnvelope: "!!!!"},
+		"too long":            {Encrypted: true, Scheme: "v1", KEKID: "k", Fingerprint: "f", EscrowKeyID: "abc", EscrowEnvelope: strings.Repeat("QUJD", 41)},
+		"on a clear volume":   {EscrowKeyID: "abc", EscrowEnvelope: "QUJD"},
+	} {
+		bad := goldenLabel()
+		bad.Encryption = e
+		if _, err := Encode(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Encode error %v, want ErrInvalid", name, err)
+		}
+	}
 }

@@ -52,6 +52,7 @@ type Director interface {
 type KeyAnswer struct {
 	Encrypted bool
 	Key       keys.StoredKey // for an encrypted volume
+	Escrow    keys.Escrow    // the key's escrow envelope, if the catalog has one
 	// Source is the director's key_source: "current", or "history: …" for
 	// a key the volume had before.
 	Source string
@@ -133,7 +134,8 @@ func (g *grpcDirector) CurrentKey(ctx context.Context, volume, drive string) (Ke
 		return KeyAnswer{}, fmt.Errorf("the director's key for volume %s: %w", volume, err)
 	}
 	return KeyAnswer{Encrypted: true, Source: r.KeySource,
-		Key: keys.StoredKey{Scheme: scheme, KEKID: r.Key.KekId, Value: r.Key.Stored, Fingerprint: r.Key.Fingerprint}}, nil
+		Key:    keys.StoredKey{Scheme: scheme, KEKID: r.Key.KekId, Value: r.Key.Stored, Fingerprint: r.Key.Fingerprint},
+		Escrow: keys.Escrow{KeyID: r.Key.EscrowKeyId, Envelope: r.Key.EscrowEnvelope}}, nil
 }
 
 func (g *grpcDirector) LabelWritten(ctx context.Context, r *pb.LabelVolumeReply) error {

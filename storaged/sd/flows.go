@@ -34,6 +34,9 @@ type LabelRequest struct {
 	MediaType string
 	Encrypt   bool
 	Key       keys.StoredKey
+	// Escrow: the key's escrow envelope (optional), written into the
+	// clear label so the escrow private key alone opens the volume.
+	Escrow keys.Escrow
 	// Relabel allows rewriting the label of this same volume when it
 	// holds no data (its encryption changed in the catalog).
 	Relabel bool
@@ -203,13 +206,14 @@ func (d *Daemon) writeLabel(dr *Drive, r LabelRequest, barcode string) (*LabelRe
 		Storage:   d.cfg.Name,
 	}
 	if r.Encrypt {
-		lbl.Encryption = label.Encryption{Encrypted: true, Scheme: string(r.Key.Scheme), KEKID: r.Key.KEKID, Fingerprint: r.Key.Fingerprint}
+		lbl.Encryption = label.Encryption{Encrypted: true, Scheme: string(r.Key.Scheme), KEKID: r.Key.KEKID, Fingerprint: r.Key.Fingerprint,
+			EscrowKeyID: r.Escrow.KeyID, EscrowEnvelope: r.Escrow.Envelope}
 	}
 	lbl, err := label.WriteEffective(dr.dev, lbl)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("label written", "encrypted", r.Encrypt)
+	log.Info("label written", "encrypted", r.Encrypt, "escrow_key", r.Escrow.KeyID)
 	res := &LabelResult{Volume: r.Volume, Barcode: barcode, Drive: dr.name, Slot: r.Slot, Label: lbl}
 	if !r.Encrypt {
 		return res, nil

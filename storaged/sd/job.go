@@ -372,7 +372,7 @@ func (s *JobSession) relabelRecycled(ctx context.Context, jv *pb.JobVolume) (_ l
 		return label.Label{}, &RecycleKeyError{Volume: jv.Volume, Fingerprint: ans.Key.Fingerprint}
 	}
 	r := LabelRequest{Changer: jv.Changer, Slot: jv.Slot, Volume: jv.Volume, Pool: s.open.GetJob().GetPool(), MediaType: old.MediaType,
-		Encrypt: ans.Encrypted, Key: ans.Key}
+		Encrypt: ans.Encrypted, Key: ans.Key, Escrow: ans.Escrow}
 	if r.Encrypt {
 		if err := d.checkKey(&r); err != nil {
 			return label.Label{}, err

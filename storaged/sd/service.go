@@ -198,6 +198,7 @@ func (s *Service) LabelVolume(ctx context.Context, req *pb.LabelVolumeRequest) (
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 		r.Key = keys.StoredKey{Scheme: scheme, KEKID: req.Key.KekId, Value: req.Key.Stored, Fingerprint: req.Key.Fingerprint}
+		r.Escrow = keys.Escrow{KeyID: req.Key.EscrowKeyId, Envelope: req.Key.EscrowEnvelope}
 	}
 	res, err := s.D.Label(ctx, r)
 	if err != nil {

@@ -29,6 +29,7 @@ var groups = []*group{
 	wrapGroup,
 	unwrapGroup,
 	masterKeysetGroup,
+	escrowGroup,
 	driveGroup,
 	cacheGroup,
 	pkiGroup,

@@ -97,6 +97,12 @@ func cmdCatalog(ctx context.Context, c *cli, f *flags, args []string) (err error
 				"wrapped key; no media row, its jobs are skipped", v.Label.Volume, ct.Slot, merr)
 			fmt.Fprintln(c.stdout, msg)
 			skipped = append(skipped, v.Label.Volume)
+		case v.Label.Encryption.Encrypted && v.Stored.Value == "":
+			// Read through its label's escrow envelope: no wrapped key
+			// exists to put in the catalog.
+			fmt.Fprintf(c.stdout, "volume %s (slot %d): NOT REBUILT: its key came from the label's escrow envelope (--escrow-key); the catalog "+
+				"holds no encrypted volume without its wrapped key: give its crypto cache or keys file with --kek too\n", v.Label.Volume, ct.Slot)
+			skipped = append(skipped, v.Label.Volume)
 		default:
 			if err := s.lib.scan(ctx, v, true, nil); err != nil {
 				return err
@@ -252,17 +258,24 @@ func rebuildMedia(ctx context.Context, conn *pgx.Conn, cv *catVolume, now time.T
 		// The key just decrypted this volume's part headers.
 		verified = &now
 	}
+	// The label's escrow envelope (if any) goes back beside its key.
+	var escrowID, escrowEnv *string
+	if enc.Encrypted && enc.EscrowEnvelope != "" {
+		id, e := enc.EscrowKeyID, enc.EscrowEnvelope
+		escrowID, escrowEnv = &id, &e
+	}
 	// Whole seconds, as the director records the label time storaged
 	// reports.
 	lt := l.LabelTime.UTC().Truncate(time.Second)
 	err = tx.QueryRow(ctx, `
 		INSERT INTO media (storage_id, volume_name, barcode, pool_id, slot, status, bytes_written, blocks_written,
 			label_time, first_written, last_written, data_since, key_valid_from,
-			encrypted, key_string, key_scheme, kek_id, key_fingerprint, encryption_verified_at, created_at, updated_at)
-		VALUES ($17, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $8, $11, $12, $13, $14, $15, $16, $10, $10)
+			encrypted, key_string, key_scheme, kek_id, key_fingerprint, encryption_verified_at, created_at, updated_at,
+			escrow_key_id, escrow_envelope)
+		VALUES ($17, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $8, $11, $12, $13, $14, $15, $16, $10, $10, $18, $19)
 		RETURNING id`,
 		l.Volume, bc, poolID, v.Cart.Slot, status, bytes, blocks, lt, first, now,
-		enc.Encrypted, keyString, scheme, kekID, keyFP, verified, storageID).Scan(&cv.mediaID)
+		enc.Encrypted, keyString, scheme, kekID, keyFP, verified, storageID, escrowID, escrowEnv).Scan(&cv.mediaID)
 	if err != nil {
 		return "", fmt.Errorf("writing volume %s: %w", l.Volume, err)
 	}

@@ -107,6 +107,9 @@ func cmdVolumes(ctx context.Context, c *cli, f *flags, args []string) (err error
 				if merr != nil {
 					row[7] = "NO: " + merr.Error()
 				}
+				if id := l.Encryption.EscrowKeyID; id != "" {
+					row[7] += " (label has an escrow envelope for escrow key " + id + ")"
+				}
 			}
 			if merr == nil {
 				if err := s.lib.scan(ctx, v, true, nil); err != nil {

@@ -21,12 +21,16 @@ type keySource struct {
 	stored map[string][]keys.StoredKey
 	ring   *keys.Keyring
 	keks   []string // the KEK files given, for messages
+	// escrow opens the envelopes in the labels (--escrow-key): no cache
+	// and no KEK needed.
+	escrow     *keys.EscrowPrivate
+	escrowFile string
 }
 
 // keyFlags are the key-source flags every command takes.
 type keyFlags struct {
-	cache, keysFile, master *string
-	keks, bareosKEKs        multiFlag
+	cache, keysFile, master, escrow *string
+	keks, bareosKEKs                multiFlag
 }
 
 func addKeyFlags(f *flags) *keyFlags {
@@ -34,6 +38,8 @@ func addKeyFlags(f *flags) *keyFlags {
 		cache:    f.String("cache", "", "crypto cache: storaged's (storaged.cryptocache) or a Bareos one (.cryptoc), told apart by its first line"),
 		keysFile: f.String("keys", "", "the director's \"export keys\" file (VOLUME<TAB>STORED<TAB>SCHEME<TAB>KEK_ID lines)"),
 		master:   f.String("master", "", "master keyset file, for a Tink-sealed KEK file"),
+		escrow: f.String("escrow-key", "", "escrow private key (tapekey escrow new/unpaper, or the paper's groups typed into a file, mode 0600): "+
+			"opens the key envelope in each label; no cache, keys file or KEK needed"),
 	}
 	f.Var(&k.keks, "kek", "KEK file (plain hex or Tink-sealed with --master; for a Bareos cache, the Bareos KEK string file); repeatable")
 	f.Var(&k.bareosKEKs, "bareos-kek", "Bareos KEK file, for keys of scheme bareos in a Tapeward cache or keys file; repeatable")
@@ -53,6 +59,12 @@ func (k *keyFlags) open() (*keySource, error) {
 		return nil, err
 	}
 	ks := &keySource{stored: map[string][]keys.StoredKey{}, ring: ring, keks: append(append([]string(nil), k.keks...), k.bareosKEKs...)}
+	if *k.escrow != "" {
+		if ks.escrow, err = keys.LoadEscrowKey(*k.escrow); err != nil {
+			return nil, err
+		}
+		ks.escrowFile = *k.escrow
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -202,13 +214,55 @@ func (ks *keySource) key(l label.Label) ([]byte, error) {
 	return k, err
 }
 
+// escrowKey opens the envelope in the label with --escrow-key. why says
+// why it could not, for the error.
+func (ks *keySource) escrowKey(l label.Label) (k []byte, why string) {
+	enc := l.Encryption
+	if enc.EscrowEnvelope == "" {
+		return nil, fmt.Sprintf("the label of %s carries no escrow envelope (its pool had no escrow_public_key when its key was made)", l.Volume)
+	}
+	k, err := ks.escrow.OpenEscrow(keys.Escrow{KeyID: enc.EscrowKeyID, Envelope: enc.EscrowEnvelope}, l.Volume, enc.Fingerprint)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: %v", ks.escrowFile, err)
+	}
+	return k, ""
+}
+
 // keyStored is key with the stored (wrapped) key it came from, its KEK id
 // filled in from the label when the source does not name it.
+//
+// With --escrow-key, the envelope in the label is opened when the cache or
+// keys file has no usable key (or none was given): the key then comes with
+// a zero StoredKey (no wrapped key exists off the tape), and the error, when
+// both fail, says why the envelope did not serve.
 func (ks *keySource) keyStored(l label.Label) ([]byte, keys.StoredKey, error) {
+	k, sk, err := ks.keyStoredOnly(l)
+	if err == nil || ks == nil || ks.escrow == nil {
+		return k, sk, err
+	}
+	var nk *NoKeyError
+	if !errors.As(err, &nk) {
+		return nil, keys.StoredKey{}, err
+	}
+	ek, why := ks.escrowKey(l)
+	if ek != nil {
+		return ek, keys.StoredKey{}, nil
+	}
+	if ks.what == "" {
+		enc := l.Encryption
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: %s; its label names KEK %s and fingerprint %s",
+			l.Volume, why, dash(enc.KEKID), dash(enc.Fingerprint))}
+	}
+	nk.Msg += "; escrow: " + why
+	return nil, keys.StoredKey{}, nk
+}
+
+// keyStoredOnly is keyStored from the cache or keys file alone.
+func (ks *keySource) keyStoredOnly(l label.Label) ([]byte, keys.StoredKey, error) {
 	enc := l.Encryption
 	named := fmt.Sprintf("its label names KEK %s and fingerprint %s", dash(enc.KEKID), dash(enc.Fingerprint))
 	if ks == nil || ks.what == "" {
-		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: no key source was given (--cache FILE --kek FILE, or --keys FILE --kek FILE); %s", l.Volume, named)}
+		return nil, keys.StoredKey{}, &NoKeyError{Volume: l.Volume, Msg: fmt.Sprintf("no key for %s: no key source was given (--cache FILE --kek FILE, --keys FILE --kek FILE, or --escrow-key FILE); %s", l.Volume, named)}
 	}
 	cands := ks.stored[l.Volume]
 	if len(cands) == 0 {

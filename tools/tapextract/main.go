@@ -46,7 +46,7 @@ var commands = []*command{
 	{"recipe", "--volume V [--changer ADDR [--drive ADDR] KEYS] [--tape /dev/nstN] [--sg /dev/sgN]", "the mt/dd/tar (and tapekey drive set-key) commands to restore the volume by hand", cmdRecipe},
 }
 
-const keysSynopsis = "KEYS: --cache FILE --kek FILE [--master FILE] [--bareos-kek FILE] | --keys FILE --kek FILE"
+const keysSynopsis = "KEYS: --cache FILE --kek FILE [--master FILE] [--bareos-kek FILE] | --keys FILE --kek FILE | --escrow-key FILE"
 
 func main() {
 	c := &cli{stdout: os.Stdout, stderr: os.Stderr}

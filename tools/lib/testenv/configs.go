@@ -111,6 +111,8 @@ type Pool struct {
 	Encrypted     *bool // nil: not written (default true)
 	// VolumeRetention, ScratchPool, RecyclePool: "" not written.
 	VolumeRetention, ScratchPool, RecyclePool string
+	// EscrowPublicKey: "" not written.
+	EscrowPublicKey string
 }
 
 // Job is a [[job]] of director.toml; empty fields are not written.
@@ -198,6 +200,7 @@ func (d Director) writeJobResources(b *strings.Builder) {
 		optStr("volume_retention", p.VolumeRetention)
 		optStr("scratch_pool", p.ScratchPool)
 		optStr("recycle_pool", p.RecyclePool)
+		optStr("escrow_public_key", p.EscrowPublicKey)
 	}
 	for _, j := range d.Jobs {
 		fmt.Fprintf(b, "\n[[job]]\nname = %q\n", j.Name)
