@@ -20,25 +20,26 @@ type BootstrapDump struct {
 	SHA256   string // hex
 }
 
-// Bootstrap builds the bootstrap file of catalog job jobID (ended T or W)
+// Bootstrap builds the bootstrap file of catalog job jobID, which ends (or
+// ended) st, T or W,
 // from its rows: its tape files grouped by volume in the job's order,
 // each volume's barcode and current wrapped key, and the dump's file row
 // (its exact address), which must agree with dump's size and SHA-256 (a
 // dump changed between pg_dump and the backup is an error, not a
 // bootstrap). It only reads.
-func (s *Store) Bootstrap(ctx context.Context, jobID int64, dump BootstrapDump) (*bootstrap.File, error) {
+func (s *Store) Bootstrap(ctx context.Context, jobID int64, st JobStatus, dump BootstrapDump) (*bootstrap.File, error) {
 	j, err := s.GetJob(ctx, jobID)
 	if err != nil {
 		return nil, err
 	}
-	if j.Status != JobOK && j.Status != JobWarnings {
-		return nil, invalid(fmt.Sprintf("bootstrap of job %d", jobID), "the job ended %s; a bootstrap is written only for a job that ended T or W", j.Status)
+	if st != JobOK && st != JobWarnings || j.Status != JobRunning && j.Status != st {
+		return nil, invalid(fmt.Sprintf("bootstrap of job %d", jobID), "the job ended %s; a bootstrap is written only for a job that ends T or W", j.Status)
 	}
 	jm, err := s.ListJobMedia(ctx, jobID)
 	if err != nil {
 		return nil, err
 	}
-	f := &bootstrap.File{Format: bootstrap.Format, Job: jobID, JobName: j.Name, Status: string(j.Status), Written: s.nowUTC(),
+	f := &bootstrap.File{Format: bootstrap.Format, Job: jobID, JobName: j.Name, Status: string(st), Written: s.nowUTC(),
 		Dump: bootstrap.Dump{Path: dump.Path, Database: dump.Database, Size: dump.Size, SHA256: dump.SHA256}}
 	for _, p := range jm {
 		if p.LastBlock == nil || !p.Complete {

@@ -23,7 +23,7 @@ func TestBootstrapFromRows(t *testing.T) {
 	job := f.storeJob(t, LevelFull, []FileRow{mrow("/var/lib/tapeward/catalog-dump/", FileDir, "", 0), dump}, nil)
 	info := BootstrapDump{Path: dumpPath, Database: "tapeward", Size: dump.Size, SHA256: hex.EncodeToString(dump.SHA256)}
 
-	bf, err := f.s.Bootstrap(ctx, job, info)
+	bf, err := f.s.Bootstrap(ctx, job, JobOK, info)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,16 +65,19 @@ func TestBootstrapFromRows(t *testing.T) {
 		{"size", BootstrapDump{Path: dumpPath, Size: 1, SHA256: info.SHA256}, "the dump made was 1 bytes"},
 		{"missing", BootstrapDump{Path: "/elsewhere.dump", Size: 1, SHA256: info.SHA256}, "backed up no file /elsewhere.dump"},
 	} {
-		if _, err := f.s.Bootstrap(ctx, job, c.d); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := f.s.Bootstrap(ctx, job, JobOK, c.d); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
 		}
 	}
 	failed, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
 	f.end(t, failed, JobError)
-	if _, err := f.s.Bootstrap(ctx, failed, info); err == nil || !strings.Contains(err.Error(), "ended E") {
+	if _, err := f.s.Bootstrap(ctx, failed, JobOK, info); err == nil || !strings.Contains(err.Error(), "ended E") {
 		t.Errorf("failed job: err = %v", err)
 	}
+	if _, err := f.s.Bootstrap(ctx, job, JobError, info); err == nil || !strings.Contains(err.Error(), "ends T or W") {
+		t.Errorf("status E asked: err = %v", err)
+	}
 	// No key material in the errors.
-	_, err = f.s.Bootstrap(ctx, job, BootstrapDump{Path: dumpPath, Size: 1, SHA256: info.SHA256})
+	_, err = f.s.Bootstrap(ctx, job, JobOK, BootstrapDump{Path: dumpPath, Size: 1, SHA256: info.SHA256})
 	checkNoSecrets(t, "Bootstrap error", err, f.allStoredStrings(t)...)
 }
