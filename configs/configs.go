@@ -156,6 +156,17 @@ type Director struct {
 	// (Bareos' Default pool); "" : label needs pool=.
 	DefaultPool string `toml:"default_pool"`
 
+	// A Catalog job ([[job]] type = "Catalog") runs PgDump (default
+	// "pg_dump" on $PATH) with the [catalog] settings into
+	// CatalogDumpDir (0700; the dump 0600), backs the dump up, then writes
+	// a bootstrap file (tools/lib/bootstrap) into BootstrapDir
+	// (catalog-<jobid>.bsr and catalog-latest.bsr, 0600) and/or pipes it
+	// to BootstrapCommand (run by /bin/sh -c; its failure is a warning).
+	CatalogDumpDir   string `toml:"catalog_dump_dir"`
+	PgDump           string `toml:"pg_dump"`
+	BootstrapDir     string `toml:"bootstrap_dir"`
+	BootstrapCommand string `toml:"bootstrap_command"`
+
 	// The job resources (jobs.go). ClientIdleTimeout (default 2m) and
 	// CatchUp (default 12h; "0": skip missed runs) are the defaults of
 	// every job's.
@@ -302,6 +313,13 @@ func LoadDirector(path string) (*Director, error) {
 	f.requireString(at(-1, "catalog", "database"), cat.Database, `"tapeward"`)
 	f.requireString(at(-1, "catalog", "user"), cat.User, `"tapeward"`)
 	cat.PasswordFile = f.resolve(cat.PasswordFile)
+	c.CatalogDumpDir = f.resolve(c.CatalogDumpDir)
+	c.BootstrapDir = f.resolve(c.BootstrapDir)
+	if c.PgDump == "" {
+		c.PgDump = "pg_dump"
+	} else if strings.Contains(c.PgDump, "/") {
+		c.PgDump = f.resolve(c.PgDump)
+	}
 	cat.SSLRootCert = f.resolve(cat.SSLRootCert)
 	switch cat.SSLMode {
 	case "":

@@ -256,7 +256,11 @@ func (d *Director) StorageFor(j *Job, pool string) string {
 
 // Job types and levels.
 const (
-	JobBackup         = "Backup"
+	JobBackup = "Backup"
+	// JobCatalog is a backup of the catalog: the director runs pg_dump
+	// into catalog_dump_dir, backs that one file up through the job's
+	// client (a filed on the director's host), and writes a bootstrap.
+	JobCatalog        = "Catalog"
 	LevelFull         = "Full"
 	LevelIncremental  = "Incremental"
 	LevelDifferential = "Differential"
@@ -267,8 +271,11 @@ const (
 	DefaultClientIdleTimeout = 2 * time.Minute
 	DefaultCatchUp           = 12 * time.Hour
 	DefaultPriority          = 10
-	DefaultVolumeRetention   = 365 * Day
-	DefaultMediaType         = "LTO"
+	// DefaultCatalogPriority is a Catalog job's default priority: after
+	// the nightly jobs (default 10) it dumps the catalog they wrote.
+	DefaultCatalogPriority = 100
+	DefaultVolumeRetention = 365 * Day
+	DefaultMediaType       = "LTO"
 )
 
 // ClientNamed, FilesetNamed, ScheduleNamed, PoolNamed and JobNamed find a
@@ -279,6 +286,26 @@ func (d *Director) ClientNamed(name string) (*Client, bool) {
 
 func (d *Director) FilesetNamed(name string) (*Fileset, bool) {
 	return named(d.Filesets, name, Fileset.name)
+}
+
+// CatalogFileset is the built-in fileset of a Catalog job: the one dump
+// file, CatalogDumpPath.
+const CatalogFileset = "*catalog*"
+
+// CatalogDumpPath is where pg_dump writes the catalog for a Catalog job:
+// catalog_dump_dir/DATABASE.dump.
+func (d *Director) CatalogDumpPath() string {
+	return filepath.Join(d.CatalogDumpDir, d.Catalog.Database+".dump")
+}
+
+// JobFileset is the fileset job j backs up: its [[fileset]], or for a
+// Catalog job the built-in one holding the catalog dump.
+func (d *Director) JobFileset(j *Job) (*Fileset, bool) {
+	if j.Type == JobCatalog {
+		no := false
+		return &Fileset{Name: CatalogFileset, Include: []string{d.CatalogDumpPath()}, OneFileSystem: &no}, true
+	}
+	return d.FilesetNamed(j.Fileset)
 }
 
 func (d *Director) ScheduleNamed(name string) (*Schedule, bool) {
@@ -611,10 +638,12 @@ func (f *file) jobSpec(table string, i int, s *JobSpec, refs map[string]map[stri
 		switch strings.ToLower(*s.Type) {
 		case "backup":
 			*s.Type = JobBackup
+		case "catalog":
+			*s.Type = JobCatalog
 		case "restore":
-			f.problem(l("type"), *s.Type, "Restore jobs are not supported yet: only \"Backup\" (the default); restore with the console's restore command")
+			f.problem(l("type"), *s.Type, "Restore jobs are not supported yet: only \"Backup\" (the default) or \"Catalog\"; restore with the console's restore command")
 		default:
-			f.problem(l("type"), *s.Type, "must be \"Backup\" (the default)")
+			f.problem(l("type"), *s.Type, "must be \"Backup\" (the default) or \"Catalog\" (a backup of the catalog's pg_dump)")
 		}
 	}
 	if s.Level != nil {
@@ -725,7 +754,23 @@ func (f *file) resolveJob(c *Director, i int, js, d *JobSpec, di int) Job {
 	if js.Client == nil && d.Client == nil {
 		need("client", "client", clientNames, "")
 	}
-	if js.Fileset == nil && d.Fileset == nil {
+	if j.Type == JobCatalog {
+		if js.Priority == nil && d.Priority == nil {
+			j.Priority = DefaultCatalogPriority
+		}
+		if js.Level == nil && d.Level == nil {
+			j.Level = LevelFull
+		}
+		if j.Fileset != "" {
+			f.add(header, fmt.Sprintf("[[job]] %s is type = \"Catalog\": it backs up the catalog dump (catalog_dump_dir) itself; remove fileset = %q", jobWhat(js.Name, i), j.Fileset))
+		}
+		if c.CatalogDumpDir == "" {
+			f.add(header, fmt.Sprintf("[[job]] %s is type = \"Catalog\" but director.toml has no catalog_dump_dir; add e.g. catalog_dump_dir = \"/var/lib/tapeward/catalog-dump\" at the top (pg_dump writes the dump there, mode 0600)", jobWhat(js.Name, i)))
+		}
+		if c.BootstrapDir == "" && c.BootstrapCommand == "" {
+			f.add(header, fmt.Sprintf("[[job]] %s is type = \"Catalog\" but director.toml has neither bootstrap_dir nor bootstrap_command; add e.g. bootstrap_dir = \"/var/lib/tapeward/bootstrap\" and/or bootstrap_command = \"mail -s 'tapeward bootstrap' admin\" at the top (a catalog on tape is found with its bootstrap)", jobWhat(js.Name, i)))
+		}
+	} else if js.Fileset == nil && d.Fileset == nil {
 		need("fileset", "fileset", filesetNames, "")
 	}
 	if js.Pool == nil && d.Pool == nil {

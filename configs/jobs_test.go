@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -597,5 +598,84 @@ func TestFilesetIdentity(t *testing.T) {
 			t.Errorf("differ[%d] and [%d] share an identity", i, j)
 		}
 		seen[got] = i
+	}
+}
+
+// TestCatalogJob: type = "Catalog" parses (case-insensitive), takes the
+// built-in fileset (the dump), priority 100 and level Full by default;
+// what is missing names the fix.
+func TestCatalogJob(t *testing.T) {
+	top := "catalog_dump_dir = \"state/catalog-dump\"\nbootstrap_dir = \"/var/lib/tapeward/bootstrap\"\nbootstrap_command = \"mail -s bsr admin\"\npg_dump = \"/usr/lib/postgresql/15/bin/pg_dump\""
+	d, p, err := loadDir(t, dirText(top, resources+`
+[[job]]
+name = "BackupCatalog"
+type = "catalog"
+client = "web1"
+pool = "Local"
+storage = "sd1"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := d.Jobs[0]
+	if j.Type != JobCatalog || j.Priority != DefaultCatalogPriority || j.Level != LevelFull || j.Fileset != "" {
+		t.Fatalf("catalog job %+v", j)
+	}
+	wantDir := filepath.Join(filepath.Dir(p), "state/catalog-dump")
+	if d.CatalogDumpDir != wantDir || d.CatalogDumpPath() != filepath.Join(wantDir, "tapeward.dump") || d.BootstrapCommand != "mail -s bsr admin" || d.PgDump != "/usr/lib/postgresql/15/bin/pg_dump" {
+		t.Fatalf("catalog_dump_dir %q (want %q), dump %q, command %q, pg_dump %q", d.CatalogDumpDir, wantDir, d.CatalogDumpPath(), d.BootstrapCommand, d.PgDump)
+	}
+	fs, ok := d.JobFileset(&j)
+	if !ok || fs.Name != CatalogFileset || len(fs.Include) != 1 || fs.Include[0] != d.CatalogDumpPath() {
+		t.Fatalf("JobFileset = %+v, %v", fs, ok)
+	}
+	// A priority written is kept.
+	d = mustLoadDir(t, dirText(top, resources+`
+[[job]]
+name = "BackupCatalog"
+type = "Catalog"
+client = "web1"
+pool = "Local"
+storage = "sd1"
+priority = 20
+`))
+	if d.Jobs[0].Priority != 20 || d.PgDump == "pg_dump" {
+		t.Fatalf("priority %d", d.Jobs[0].Priority)
+	}
+	for _, c := range []struct{ top, extra, want string }{
+		{"", "", "has no catalog_dump_dir; add e.g. catalog_dump_dir ="},
+		{"catalog_dump_dir = \"/d\"", "", "neither bootstrap_dir nor bootstrap_command; add e.g. bootstrap_dir ="},
+		{top, "fileset = \"web\"\n", "remove fileset = \"web\""},
+		{top, "", ""},
+	} {
+		_, _, err := loadDir(t, dirText(c.top, resources+`
+[[job]]
+name = "BackupCatalog"
+type = "Catalog"
+client = "web1"
+pool = "Local"
+storage = "sd1"
+`+c.extra))
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", c.top, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("top %q extra %q: err = %v, want %q", c.top, c.extra, err, c.want)
+		}
+	}
+	_, _, err = loadDir(t, dirText("", resources+`
+[[job]]
+name = "x"
+type = "Verify"
+client = "web1"
+fileset = "web"
+pool = "Local"
+storage = "sd1"
+`))
+	if err == nil || !strings.Contains(err.Error(), `or "Catalog"`) {
+		t.Errorf("type Verify: %v", err)
 	}
 }

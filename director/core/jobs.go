@@ -180,7 +180,7 @@ func (d *Director) estimate(ctx context.Context, cmd console.Command) (*Output, 
 		return nil, jobErr(err)
 	}
 	client, _ := d.cfg.ClientNamed(jc.Client)
-	fs, _ := d.cfg.FilesetNamed(jc.Fileset)
+	fs, _ := d.cfg.JobFileset(jc)
 	if client == nil || fs == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "job %s: its client or fileset is not configured", jc.Name)
 	}

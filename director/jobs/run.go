@@ -98,6 +98,8 @@ type session struct {
 	// record whose address names no volume is on it.
 	curVolume   string
 	curTapeFile uint32
+	// dump: a Catalog job's catalog dump (dumpCatalog), for its bootstrap.
+	dump *catalog.BootstrapDump
 }
 
 // run is a job's life, in its own goroutine.
@@ -132,6 +134,15 @@ func (r *Runner) run(j *job, requested string) {
 	var ce *CancelledError
 	switch {
 	case err == nil:
+		if s.dump != nil {
+			st0 := catalog.JobOK
+			if s.warnings > 0 {
+				st0 = catalog.JobWarnings
+			}
+			w := r.writeBootstrap(ctx, j, s.dump, st0)
+			s.warnings += w
+			sum.Warnings += w
+		}
 		if s.warnings > 0 {
 			st = catalog.JobWarnings
 		}
@@ -297,6 +308,13 @@ func (r *Runner) execute(j *job, requested string, s *session) error {
 	}
 	expected := r.expectedBytes(ctx, j, d.Level)
 	j.update(func(st *Status) { t := s.started; st.StartedAt = &t; st.Expected = expected })
+	if j.cfg.Type == configs.JobCatalog {
+		// Now that better jobs have run (priority): the dump holds what
+		// they wrote, and this job as running.
+		if s.dump, err = r.dumpCatalog(j); err != nil {
+			return err
+		}
+	}
 	return r.session(j, s, sc)
 }
 

@@ -312,7 +312,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("job %s: its client %q is not a [[client]] of %s", jc.Name, jc.Client, cfg.Path)
 	}
-	fs, ok := cfg.FilesetNamed(jc.Fileset)
+	fs, ok := cfg.JobFileset(jc)
 	if !ok {
 		return 0, fmt.Errorf("job %s: its fileset %q is not a [[fileset]] of %s", jc.Name, jc.Fileset, cfg.Path)
 	}
@@ -335,7 +335,11 @@ func (r *Runner) Run(ctx context.Context, req Request) (int64, error) {
 	if _, err := r.o.Catalog.GetStorage(ctx, storage); err != nil {
 		catStorage = ""
 	}
-	id, err := r.o.Catalog.CreateJob(ctx, catalog.JobNew{Name: jc.Name, Type: catalog.TypeBackup, Level: level, Client: client.Name,
+	jobType := catalog.TypeBackup
+	if jc.Type == configs.JobCatalog {
+		jobType = catalog.TypeCatalog
+	}
+	id, err := r.o.Catalog.CreateJob(ctx, catalog.JobNew{Name: jc.Name, Type: jobType, Level: level, Client: client.Name,
 		Fileset: fs.Name, FilesetIdentity: fs.Identity(), Pool: catPool, Storage: catStorage, Priority: jc.Priority, ScheduledAt: req.ScheduledAt})
 	if err != nil {
 		return 0, err

@@ -322,7 +322,7 @@ func (r *Runner) Resolve(ctx context.Context, p Planned) (Planned, error) {
 	if !ok {
 		return p, fmt.Errorf("job %s: its client %q is not a [[client]] of %s", jc.Name, jc.Client, cfg.Path)
 	}
-	fs, ok := cfg.FilesetNamed(jc.Fileset)
+	fs, ok := cfg.JobFileset(&jc)
 	if !ok {
 		return p, fmt.Errorf("job %s: its fileset %q is not a [[fileset]] of %s", jc.Name, jc.Fileset, cfg.Path)
 	}

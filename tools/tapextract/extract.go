@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/bootstrap"
 	"github.com/tapeward/tapeward/tools/lib/extract"
 	"github.com/tapeward/tapeward/tools/lib/relocate"
 )
@@ -23,10 +27,22 @@ func cmdExtract(ctx context.Context, c *cli, f *flags, args []string) (err error
 	replace := f.String("replace", "always", "a file already there: always, ifnewer, ifolder, never")
 	var includes multiFlag
 	f.Var(&includes, "include", "extract only paths matching GLOB (* within a name, ** across names; a directory includes what is under it); repeatable")
+	boot := f.String("bootstrap", "", "the catalog bootstrap file (catalog-latest.bsr): extract the catalog dump it names, with the wrapped keys it carries (give --kek; no cache or keys file)")
 	kf := addKeyFlags(f)
 	lf := addLibFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
+	}
+	var bf *bootstrap.File
+	if *boot != "" {
+		if *job != 0 || *vol != "" || len(includes) > 0 {
+			return usagef("%s: --bootstrap names the job and the dump: give it without --job, --volume or --include", f.path)
+		}
+		if bf, err = bootstrap.ReadFile(*boot); err != nil {
+			return err
+		}
+		kf.boot, kf.bootPath = bf, *boot
+		*job = bf.Job
 	}
 	if (*job == 0) == (*vol == "") {
 		return usagef("%s needs --job N or --volume V (one of them)", f.path)
@@ -41,6 +57,10 @@ func cmdExtract(ctx context.Context, c *cli, f *flags, args []string) (err error
 	match, err := compileGlobs(includes)
 	if err != nil {
 		return usagef("%s: %v", f.path, err)
+	}
+	if bf != nil {
+		want := strings.TrimPrefix(bf.Dump.Path, "/")
+		match = func(p string) bool { return strings.TrimPrefix(p, "/") == want }
 	}
 	rel, err := relocate.New(relocate.Rules{Where: *to})
 	if err != nil {
@@ -99,6 +119,38 @@ func cmdExtract(ctx context.Context, c *cli, f *flags, args []string) (err error
 	if len(fileErrs) > 0 {
 		return fmt.Errorf("%d files were not restored as recorded (listed above)", len(fileErrs))
 	}
+	if bf != nil {
+		return checkDump(c, bf, *boot, rel, st.Files+st.Skipped)
+	}
+	return nil
+}
+
+// checkDump compares the extracted catalog dump with what the bootstrap
+// says: its size and SHA-256.
+func checkDump(c *cli, bf *bootstrap.File, boot string, rel *relocate.Relocator, files int64) error {
+	d := bf.Dump
+	if files == 0 {
+		return fmt.Errorf("job %d has no member %s (the bootstrap %s names it): is this the catalog job's bootstrap?", bf.Job, d.Path, boot)
+	}
+	path, err := rel.Target(d.Path)
+	if err != nil {
+		return err
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("the extracted dump: %w", err)
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, fh)
+	if err != nil {
+		return fmt.Errorf("the extracted dump %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if n != d.Size || sum != d.SHA256 {
+		return fmt.Errorf("the extracted dump %s is %d bytes, SHA-256 %s; the bootstrap %s says %d bytes, SHA-256 %s: do not restore it", path, n, sum, boot, d.Size, d.SHA256)
+	}
+	fmt.Fprintf(c.stdout, "catalog dump of job %d (database %s, %d bytes, SHA-256 %s, as the bootstrap says): %s\nrestore it: pg_restore --clean --if-exists -d DATABASE %s\n", bf.Job, dash(d.Database), n, sum, path, path)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tapeward/tapeward/storaged/cryptocache"
 	"github.com/tapeward/tapeward/storaged/label"
+	"github.com/tapeward/tapeward/tools/lib/bootstrap"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
@@ -31,6 +32,10 @@ type keySource struct {
 type keyFlags struct {
 	cache, keysFile, master, escrow *string
 	keks, bareosKEKs                multiFlag
+	// boot, when set (extract --bootstrap), is the key source: the
+	// wrapped keys the catalog bootstrap file carries.
+	boot     *bootstrap.File
+	bootPath string
 }
 
 func addKeyFlags(f *flags) *keyFlags {
@@ -53,6 +58,9 @@ func (k *keyFlags) given() bool { return *k.cache != "" || *k.keysFile != "" }
 func (k *keyFlags) open() (*keySource, error) {
 	if *k.cache != "" && *k.keysFile != "" {
 		return nil, usagef("give --cache or --keys, not both")
+	}
+	if k.boot != nil && k.given() {
+		return nil, usagef("--bootstrap carries the keys: give it without --cache or --keys")
 	}
 	ring, err := keys.NewKeyring()
 	if err != nil {
@@ -106,6 +114,13 @@ func (k *keyFlags) open() (*keySource, error) {
 		ks.what = "the keys file " + *k.keysFile
 		if err := ks.readExport(*k.keysFile); err != nil {
 			return nil, err
+		}
+	case k.boot != nil:
+		ks.what = "the bootstrap " + k.bootPath
+		for _, v := range k.boot.Volumes {
+			if v.Key != nil {
+				ks.stored[v.Name] = append(ks.stored[v.Name], v.Key.StoredKey())
+			}
 		}
 	}
 	for _, p := range k.keks {

@@ -41,7 +41,7 @@ type command struct {
 var commands = []*command{
 	{"volumes", "--changer ADDR [--drive ADDR] [KEYS]", "every cartridge: slot, barcode, label (volume, pool, encryption, KEK id, fingerprint), jobs on it, key available or not and why", cmdVolumes},
 	{"ls", "[-l] [--job N] --changer ADDR [--drive ADDR] --volume V KEYS", "the jobs on a volume from its index tape files, without reading data; -l lists the files (path, size, mtime, digest)", cmdLs},
-	{"extract", "(--job N | --volume V) [--include GLOB ...] --to DIR --changer ADDR [--drive ADDR] KEYS", "extract a job (across its volumes, loaded in order) or a volume's jobs: digests checked, written safely under DIR", cmdExtract},
+	{"extract", "(--job N | --volume V) [--include GLOB ...] --to DIR --changer ADDR [--drive ADDR] KEYS  |  --bootstrap FILE --kek FILE --to DIR --changer ADDR [--drive ADDR]", "extract a job (across its volumes, loaded in order) or a volume's jobs: digests checked, written safely under DIR; with --bootstrap, the catalog dump it names (keys from the bootstrap, size and SHA-256 checked)", cmdExtract},
 	{"catalog", "--dsn postgres://… --changer ADDR [--drive ADDR] KEYS [--volume V ...]", "rebuild the catalog's rows (pools, media with their wrapped keys, jobs, job media, files with exact addresses) from labels, part headers and index files", cmdCatalog},
 	{"recipe", "--volume V [--changer ADDR [--drive ADDR] KEYS] [--tape /dev/nstN] [--sg /dev/sgN]", "the mt/dd/tar (and tapekey drive set-key) commands to restore the volume by hand", cmdRecipe},
 }

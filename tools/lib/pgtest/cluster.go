@@ -71,6 +71,23 @@ func findBinaries() (binaries, error) {
 	return b, nil
 }
 
+// Program returns the path of the PostgreSQL program name (pg_dump,
+// pg_restore, psql) of the installation the tests run the server of, else
+// the one on $PATH.
+func Program(name string) (string, error) {
+	b, err := findBinaries()
+	if err == nil {
+		if p := filepath.Join(filepath.Dir(b.initdb), name); isExec(p) {
+			return p, nil
+		}
+	}
+	p, lerr := exec.LookPath(name)
+	if lerr != nil {
+		return "", fmt.Errorf("pgtest: %s not found (looked in /usr/lib/postgresql/*/bin and $PATH): %s", name, installHint)
+	}
+	return p, nil
+}
+
 func versionOf(binDir string) float64 {
 	v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
 	if err != nil {

@@ -85,6 +85,9 @@ type Director struct {
 	// ExtraTOML is appended as is after everything else (tables only,
 	// e.g. a [[jobdefs]] or [[schedule]]).
 	ExtraTOML string
+	// TopTOML is written among the top-level keys (before any table),
+	// e.g. catalog_dump_dir = "…".
+	TopTOML string
 }
 
 // Client is a [[client]] of director.toml: a filed.
@@ -132,6 +135,9 @@ func (d Director) Write(t testing.TB, path string) {
 	}
 	if d.ClientIdleTimeout != "" {
 		fmt.Fprintf(&b, "client_idle_timeout = %q\n", d.ClientIdleTimeout)
+	}
+	if d.TopTOML != "" {
+		b.WriteString(strings.TrimRight(d.TopTOML, "\n") + "\n")
 	}
 	b.WriteString("\n")
 	writeTLS(&b, d.TLS)
