@@ -15,7 +15,7 @@ BIN      ?= bin
 CMDS     := $(wildcard ./director ./storaged ./tools/filed ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test bench lint proto demo clean quickstart-db quickstart-db-stop
+.PHONY: all build test bench lint proto demo dr-demo clean quickstart-db quickstart-db-stop
 
 all: build
 
@@ -68,6 +68,13 @@ proto:
 # key events, stop everything. KEEP=1 keeps it running (prints how to connect).
 demo:
 	@./tools/demo/demo.sh
+
+# The demo, then the disaster-recovery act (issue 13): an escrow key, the
+# catalog backup job, then with the catalog dropped and the daemons gone:
+# tapextract from tapes + crypto cache + KEK, again with only the escrow
+# paper key, and the catalog back from its bootstrap (pg_restore).
+dr-demo:
+	@DR=1 ./tools/demo/demo.sh
 
 # The README quickstart's catalog: a private PostgreSQL on 127.0.0.1:5433
 # (data in ./state/pg), database and role tapeward, as configs/director.toml
