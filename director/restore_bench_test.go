@@ -79,6 +79,51 @@ func resetPeakRSS(b *testing.B, w *backupWorld) {
 	}
 }
 
+// cpuSeconds is a process's user+system CPU time so far (/proc/PID/stat,
+// clock ticks of 1/100 s).
+func cpuSeconds(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("reading the CPU time of pid %d: %v", pid, err)
+	}
+	// The fields after the command name (which may hold spaces): state is
+	// field 3, utime 14 and stime 15.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// cpuMeter reports the CPU seconds vtl, storaged and filed spent between
+// start and report, per iteration: where a restore's time goes.
+type cpuMeter struct {
+	pids  [3]int
+	start [3]float64
+	spent [3]float64
+}
+
+func newCPUMeter(w *backupWorld) *cpuMeter {
+	return &cpuMeter{pids: [3]int{w.vtl.Cmd.Process.Pid, w.sd.Cmd.Process.Pid, w.filed["web1"].proc.Cmd.Process.Pid}}
+}
+
+func (c *cpuMeter) begin(b *testing.B) {
+	for i, pid := range c.pids {
+		c.start[i] = cpuSeconds(b, pid)
+	}
+}
+
+func (c *cpuMeter) end(b *testing.B) {
+	for i, pid := range c.pids {
+		c.spent[i] += cpuSeconds(b, pid) - c.start[i]
+	}
+}
+
+func (c *cpuMeter) report(b *testing.B) {
+	for i, name := range []string{"vtl", "storaged", "filed"} {
+		b.ReportMetric(c.spent[i]/float64(b.N), name+"-cpu-s")
+	}
+}
+
 // tarOf writes `tar cf FILE DIR` once (outside the timers).
 func tarOf(b *testing.B, dir, out string) {
 	b.Helper()
@@ -110,13 +155,16 @@ func restoreVsTar(b *testing.B, w *backupWorld, snap testtree.Snapshot, check fu
 	tarFile := filepath.Join(w.dir, "bench.tar")
 	tarOf(b, root, tarFile)
 	resetPeakRSS(b, w)
+	cpu := newCPUMeter(w)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		where := filepath.Join(w.dir, fmt.Sprintf("r%d", i))
+		cpu.begin(b)
 		t0 := time.Now()
 		j := w.benchRestore(b, "restore client=web1 current all where="+where)
 		ours += time.Since(t0)
 		b.StopTimer()
+		cpu.end(b)
 		check(j)
 		if i == 0 {
 			// The tree restored is the tree backed up (once: comparing is slow).
@@ -135,6 +183,7 @@ func restoreVsTar(b *testing.B, w *backupWorld, snap testtree.Snapshot, check fu
 		b.StartTimer()
 	}
 	b.StopTimer()
+	cpu.report(b)
 	return ours, tar
 }
 
