@@ -311,8 +311,8 @@ func (s *Store) EndJob(ctx context.Context, id int64, status JobStatus, sum JobS
 		}
 		_, err = tx.Exec(ctx, `
 			UPDATE jobs SET status = $2, ended_at = $3,
-				files_count = CASE WHEN $4 > 0 THEN $4 ELSE files_count END,
-				bytes_count = CASE WHEN $5 > 0 THEN $5 ELSE bytes_count END,
+				files_count = CASE WHEN $4::bigint > 0 THEN $4::bigint ELSE files_count END,
+				bytes_count = CASE WHEN $5::bigint > 0 THEN $5::bigint ELSE bytes_count END,
 				warnings_count = $6, error_reason = NULLIF($7, '')
 			WHERE id = $1`, id, string(status), sum.EndedAt.UTC(), sum.Files, sum.Bytes, sum.Warnings, sum.Error)
 		return dbErr(op, err)

@@ -86,15 +86,17 @@ func TestJobStateMachine(t *testing.T) {
 		t.Fatalf("EndJob(E) without an error text = %v", err)
 	}
 	end := t0.Add(100 * time.Second)
-	if err := f.s.EndJob(ctx, id, JobOK, JobSummary{EndedAt: end, Files: 10, Bytes: 1e9, Warnings: 2}); err != nil {
+	// More than 2 GiB: the parameters are bigint (a restore of 2 GiB once
+	// failed here, typed int4 by "$5 > 0").
+	if err := f.s.EndJob(ctx, id, JobOK, JobSummary{EndedAt: end, Files: 10, Bytes: 3e9, Warnings: 2}); err != nil {
 		t.Fatal(err)
 	}
 	j, err = f.s.GetJob(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Status != JobWarnings || j.Files != 10 || j.Bytes != 1e9 || j.Warnings != 2 || j.Level != LevelFull ||
-		j.UpgradedFrom != LevelIncremental || j.UpgradeReason != d.Reason || j.Rate() != 1e7 || !j.StartedAt.Equal(t0) {
+	if j.Status != JobWarnings || j.Files != 10 || j.Bytes != 3e9 || j.Warnings != 2 || j.Level != LevelFull ||
+		j.UpgradedFrom != LevelIncremental || j.UpgradeReason != d.Reason || j.Rate() != 3e7 || !j.StartedAt.Equal(t0) {
 		t.Fatalf("ended job = %+v", j)
 	}
 	for _, try := range []func() error{

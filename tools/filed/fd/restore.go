@@ -145,7 +145,8 @@ func (j *restoreJob) run() error {
 		s.o.Metrics.failed("storage")
 		return j.storageError(err)
 	}
-	d := &memberData{rs: rs}
+	d := receiveAhead(j.ctx, rs)
+	defer d.stop()
 	msg, err := d.recv()
 	var lastSeq uint64
 	for err == nil {
@@ -222,22 +223,69 @@ func memberOf(rm *pb.RestoreMember) extract.Member {
 		Devmajor: r.Devmajor, Devminor: r.Devminor, FromRecord: rm.FromRecord}
 }
 
+// restoreAhead is how many RestoreData messages (256 KiB of data each
+// at most) a restore receives ahead of the writer: receiving (TLS,
+// unmarshalling) runs while a file is written and hashed.
+const restoreAhead = 16
+
 // memberData reads one member's bytes from the RestoreData stream: the
-// data messages up to the next member or end (kept in next).
+// data messages up to the next member or end (kept in next). A goroutine
+// receives the messages ahead (receiveAhead).
 type memberData struct {
-	rs   pb.Storage_RestoreDataClient
+	ctx  context.Context
+	in   chan received
+	quit chan struct{}
 	cur  []byte
 	next *pb.RestoreDataReply // the message that ended the member
 	err  error                // the stream's error
 }
 
+type received struct {
+	m   *pb.RestoreDataReply
+	err error
+}
+
+// receiveAhead starts receiving rs's messages into a queue of
+// restoreAhead; it stops after the end message, an error, ctx's end or
+// stop.
+func receiveAhead(ctx context.Context, rs pb.Storage_RestoreDataClient) *memberData {
+	d := &memberData{ctx: ctx, in: make(chan received, restoreAhead), quit: make(chan struct{})}
+	go func() {
+		for {
+			m, err := rs.Recv()
+			select {
+			case d.in <- received{m, err}:
+			case <-d.quit:
+				return
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			if _, end := m.Msg.(*pb.RestoreDataReply_End); end {
+				return
+			}
+		}
+	}()
+	return d
+}
+
+// stop lets the receiving goroutine go (its Recv ends with the stream).
+func (d *memberData) stop() { close(d.quit) }
+
 func (d *memberData) recv() (*pb.RestoreDataReply, error) {
-	m, err := d.rs.Recv()
-	if err != nil {
-		d.err = err
-		return nil, err
+	select {
+	case r := <-d.in:
+		if r.err != nil {
+			d.err = r.err
+			return nil, r.err
+		}
+		return r.m, nil
+	case <-d.ctx.Done():
+		d.err = context.Cause(d.ctx)
+		return nil, d.err
 	}
-	return m, nil
 }
 
 // start begins the member whose record was just received.
