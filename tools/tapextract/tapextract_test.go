@@ -345,7 +345,7 @@ func makeTree(t *testing.T, root string, large int, size int64) {
 
 // sameTree compares two trees: paths, types, sizes, modes, digests, links
 // and file mtimes.
-func sameTree(t *testing.T, want, got string) {
+func sameTree(t testing.TB, want, got string) {
 	t.Helper()
 	a, err := testtree.Take(want)
 	if err != nil {
