@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
 
 // The ls and extract benchmarks: one volume holding one job of
 // $TAPEWARD_BENCH_LARGE_BYTES (default 2 GiB) of random data in 16
-// files, written once as storaged writes it (storaged/jobtape on a real
-// vtl process) before the timer starts.
+// files, written once as storaged writes it (storaged/jobtape, its
+// default 1 MiB blocks, on a real vtl process) before the timer starts.
 //
 //	go test ./tools/tapextract -run '^$' -bench 'Ls|Extract' -benchtime 1x -timeout 30m
 //	TAPEWARD_BENCH_LARGE_BYTES=$((512<<20)) go test ./tools/tapextract -run '^$' -bench 'Ls|Extract' -benchtime 1x
@@ -50,6 +51,7 @@ func benchVolume(b *testing.B) (*world, string, int64) {
 	}
 	ks := map[int]tapeKey{1: w.v1Key()}
 	tp := w.openTapes(func(slot int) tapeKey { return ks[slot] })
+	tp.blockSize = tapeio.DefaultBlockSize // storaged's default block size
 	sum := tp.backup(42, src, 1)
 	tp.close()
 	w.putCache(w.cache, ks)
@@ -57,7 +59,8 @@ func benchVolume(b *testing.B) (*world, string, int64) {
 }
 
 // runMeasured runs a command and returns its wall time and peak RSS
-// (the kernel's ru_maxrss, the process's VmHWM, in bytes).
+// (the kernel's ru_maxrss, the process's VmHWM, in bytes); it logs the
+// command's user and system CPU time.
 func runMeasured(b *testing.B, name string, argv ...string) (time.Duration, int64) {
 	b.Helper()
 	cmd := exec.Command(name, argv...)
@@ -72,6 +75,7 @@ func runMeasured(b *testing.B, name string, argv ...string) (time.Duration, int6
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss << 10
+		b.Logf("%s: wall %v user %v sys %v", filepath.Base(name), elapsed, time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()))
 	}
 	return elapsed, rss
 }
