@@ -382,17 +382,17 @@ func (x *extractor) member(e archive.IndexEntry, writeAs string) error {
 	if e.SHA256 != ([32]byte{}) {
 		m.SHA256 = append([]byte(nil), e.SHA256[:]...)
 	}
-	pr, pw := io.Pipe()
+	q := newQueuePipe()
 	done := make(chan error, 1)
 	go func() {
-		err := x.stream(e, pw)
-		pw.CloseWithError(err)
+		err := x.stream(e, q)
+		q.CloseWrite(err)
 		done <- err
 	}()
-	werr := x.w.Restore(x.ctx, m, pr)
-	pr.CloseWithError(errStop)
+	werr := x.w.Restore(x.ctx, m, q)
+	q.CloseRead(errStop)
 	serr := <-done
-	if errors.Is(serr, errStop) || errors.Is(serr, io.ErrClosedPipe) {
+	if errors.Is(serr, errStop) {
 		serr = nil
 	}
 	return errors.Join(werr, serr)

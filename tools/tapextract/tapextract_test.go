@@ -145,6 +145,8 @@ type tapes struct {
 	scheme   string
 	pool     string
 	labelled map[int]bool
+	// blockSize of the volumes labelled (0: the tests' 32 KiB).
+	blockSize int
 	// placed, when not nil, receives every member's record and address
 	// as storaged reports them to the director (OnFlushed).
 	placed *[]jobtape.Placed
@@ -223,7 +225,7 @@ func (tp *tapes) mount(slot int) (*scsi.Device, string) {
 		if _, err := tp.d.Clear(); err != nil {
 			t.Fatal(err)
 		}
-		l := label.Label{Volume: name, Pool: tp.pool, MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: blockSize, Storage: "sd1",
+		l := label.Label{Volume: name, Pool: tp.pool, MediaType: "LTO-6", LabelTime: time.Now().UTC(), BlockSize: tp.bs(), Storage: "sd1",
 			Encryption: label.Encryption{Encrypted: true, Scheme: string(k.stored.Scheme), KEKID: k.stored.KEKID, Fingerprint: fp}}
 		if err := label.Write(tp.d, l); err != nil {
 			t.Fatal(err)
@@ -246,13 +248,20 @@ func (tp *tapes) mount(slot int) (*scsi.Device, string) {
 	return tp.d, name
 }
 
+func (tp *tapes) bs() int {
+	if tp.blockSize > 0 {
+		return tp.blockSize
+	}
+	return blockSize
+}
+
 // backup writes root as job id on the volumes of slots (in order),
 // returning the summary.
 func (tp *tapes) backup(id int64, root string, slots ...int) jobtape.Summary {
 	t := tp.w.t
 	d, name := tp.mount(slots[0])
 	next := 1
-	opts := jobtape.Options{BlockSize: blockSize, SpoolDir: t.TempDir(),
+	opts := jobtape.Options{BlockSize: tp.bs(), SpoolDir: t.TempDir(),
 		NextVolume: func(ctx context.Context, reason error) (*scsi.Device, string, error) {
 			if next >= len(slots) {
 				return nil, "", fmt.Errorf("no more volumes (%v)", reason)
@@ -345,7 +354,7 @@ func makeTree(t *testing.T, root string, large int, size int64) {
 
 // sameTree compares two trees: paths, types, sizes, modes, digests, links
 // and file mtimes.
-func sameTree(t *testing.T, want, got string) {
+func sameTree(t testing.TB, want, got string) {
 	t.Helper()
 	a, err := testtree.Take(want)
 	if err != nil {
