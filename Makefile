@@ -30,11 +30,20 @@ build:
 RACEPKGS := ./storaged/sd/... ./storaged/cryptocache/... ./storaged/jobtape/... ./proto/link/... ./director/core/... ./director/jobs/... ./tools/filed/fd/... ./tools/vtl/emu/...
 
 # Every test, against a real PostgreSQL (a private cluster started from the
-# system binaries, or $$TAPEWARD_TEST_DSN), then RACEPKGS with -race.
+# system binaries, or $$TAPEWARD_TEST_DSN), and RACEPKGS again with -race.
+# The end-to-end tests mostly wait on processes, so the race run goes on
+# beside the others (its output follows theirs) and up to 4 packages run
+# at once: both keep the two cores busy.
 test:
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
-	$(GO) test -race $(TESTFLAGS) $(RACEPKGS)
+	@mkdir -p $(BIN)
+	@$(GO) test -race $(TESTFLAGS) $(RACEPKGS) >$(BIN)/race-test.log 2>&1 & race=$$!; \
+	echo "$(GO) test -race $(TESTFLAGS) $(RACEPKGS) (beside the next; output below it)"; \
+	echo "$(GO) test -p 4 $(TESTFLAGS) ./..."; \
+	$(GO) test -p 4 $(TESTFLAGS) ./...; rc=$$?; \
+	wait $$race; rrc=$$?; \
+	echo "--- go test -race:"; cat $(BIN)/race-test.log; \
+	if [ $$rc -ne 0 ] || [ $$rrc -ne 0 ]; then echo "make test: FAILED (tests exit $$rc, race tests exit $$rrc)"; exit 1; fi
 
 # Speed and memory goals are checked here, never by timed tests. The
 # backup benchmarks (director/backup_bench_test.go) move 2 GiB and 100,000
