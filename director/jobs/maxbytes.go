@@ -1,6 +1,10 @@
 package jobs
 
-import "context"
+import (
+	"context"
+
+	"github.com/tapeward/tapeward/director/catalog"
+)
 
 // maxBytes is JobVolume.max_bytes for volume: its max_volume_bytes less
 // what it holds already (0: no limit). A volume at or past its limit gets
@@ -15,7 +19,16 @@ func (r *Runner) maxBytes(ctx context.Context, volume string) uint64 {
 		return 0
 	}
 	u, ok := us[volume]
-	if !ok || u.Limits.MaxVolumeBytes <= 0 {
+	if !ok {
+		return 0
+	}
+	return bytesLeft(u)
+}
+
+// bytesLeft is what u's max_volume_bytes leaves to write (0: no limit;
+// at least 1 once reached).
+func bytesLeft(u catalog.VolumeUsage) uint64 {
+	if u.Limits.MaxVolumeBytes <= 0 {
 		return 0
 	}
 	if left := u.Limits.MaxVolumeBytes - u.Bytes; left > 0 {

@@ -493,7 +493,13 @@ func (r *Runner) pickVolume(ctx context.Context, j *job, s *session, sc pb.Stora
 		return nil, fail("catalog", "%v", err)
 	}
 	jv.TapeFile, jv.KnownTapeFiles = uint32(tf), uint32(known)
-	jv.MaxBytes = r.maxBytes(ctx, m.Volume)
+	if u, ok := c.usage[m.Volume]; ok && ch.from != fromScratch {
+		// An Append volume: its usage was read with the candidates.
+		jv.MaxBytes = bytesLeft(u)
+	} else {
+		// Moved in from the scratch pool: the new pool's limits apply.
+		jv.MaxBytes = r.maxBytes(ctx, m.Volume)
+	}
 	return jv, nil
 }
 
