@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,9 +121,7 @@ type JobSession struct {
 
 	timer Timer
 
-	abortOnce sync.Once
-	abortCh   chan struct{}
-	abortErr  error
+	ending // the first reason the session ends (Abort)
 
 	// inflight are the client's records added to the JobWriter and not
 	// yet reported, in stream order (the tape goroutine's): a flushed
@@ -171,7 +168,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	s := &JobSession{d: d, open: open, idle: idle, ctx: sctx, cancel: cancel,
 		partSeq: map[int]uint32{},
 		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
-		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), abortCh: make(chan struct{}), done: make(chan struct{})}
+		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
 	s.issue(open.Client)
 	s.log = d.log.With("session", s.id, "job_id", open.Job.JobId, "job", open.Job.Job, "client", open.Client)
@@ -630,13 +627,7 @@ func (s *JobSession) Control(c *pb.JobControl) error {
 
 // Abort ends the session with err (the first reason wins): the tape
 // goroutine ends the tape file cleanly and releases the drive.
-func (s *JobSession) Abort(err error) {
-	s.abortOnce.Do(func() {
-		s.abortErr = err
-		close(s.abortCh)
-		s.cancel(err)
-	})
-}
+func (s *JobSession) Abort(err error) { s.end(err, s.cancel) }
 
 func (s *JobSession) idleFired() {
 	who := "client " + s.client

@@ -96,9 +96,7 @@ type RestoreSession struct {
 
 	timer Timer
 
-	abortOnce sync.Once
-	abortCh   chan struct{}
-	abortErr  error
+	ending // the first reason the session ends (Abort)
 
 	// The tape goroutine's.
 	dr        *Drive
@@ -156,7 +154,7 @@ func (d *Daemon) OpenRestore(ctx context.Context, open *pb.RestoreOpen) (*Restor
 		planned: map[string]bool{}, planNote: make(chan struct{}, 1),
 		events: make(chan *pb.RestoreEvent, restoreEvents), senderGone: make(chan struct{}),
 		out: make(chan restoreItem, restoreBufs+2), free: make(chan []byte, restoreBufs),
-		endSent: make(chan struct{}), attachCh: make(chan struct{}), abortCh: make(chan struct{}), done: make(chan struct{})}
+		endSent: make(chan struct{}), attachCh: make(chan struct{}), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
 	s.id = fmt.Sprintf("restore%d-%s", open.JobId, randomHex(8))
 	s.issue(open.Client)
 	s.log = d.log.With("session", s.id, "job_id", open.JobId, "job", open.Job, "client", open.Client)
@@ -250,13 +248,7 @@ func (s *RestoreSession) nextVolume() (*pb.RestoreVolume, bool, error) {
 
 // Abort ends the session with err (the first reason wins): the tape
 // goroutine stops, clears the key and returns the cartridge.
-func (s *RestoreSession) Abort(err error) {
-	s.abortOnce.Do(func() {
-		s.abortErr = err
-		close(s.abortCh)
-		s.cancel(err)
-	})
-}
+func (s *RestoreSession) Abort(err error) { s.end(err, s.cancel) }
 
 func (s *RestoreSession) idleFired() {
 	who := "client " + s.client

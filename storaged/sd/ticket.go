@@ -1,8 +1,10 @@
 package sd
 
 import (
+	"context"
 	"crypto/subtle"
 	"fmt"
+	"sync"
 	"sync/atomic"
 )
 
@@ -47,4 +49,20 @@ func (d *Daemon) refuseData(what, session, peer, why, nothing string) error {
 	d.log.Warn(what+" refused", "session", session, "peer", peer, "why", why)
 	d.metrics.errors.WithLabelValues("token").Inc()
 	return &TokenError{Msg: fmt.Sprintf("%s for session %q refused: %s; %s", what, session, why, nothing)}
+}
+
+// ending is a data session's first reason to end: Abort (backup or
+// restore) records it once, closes abortCh and cancels the session.
+type ending struct {
+	abortOnce sync.Once
+	abortCh   chan struct{}
+	abortErr  error
+}
+
+func (e *ending) end(err error, cancel context.CancelCauseFunc) {
+	e.abortOnce.Do(func() {
+		e.abortErr = err
+		close(e.abortCh)
+		cancel(err)
+	})
 }
