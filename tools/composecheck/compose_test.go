@@ -786,7 +786,7 @@ func TestVTLSocketShared(t *testing.T) {
 // builds every binary the compose file runs, as packages that exist.
 func TestDockerfileBuildsEveryBinary(t *testing.T) {
 	c := loadCompose(t)
-	b, err := os.ReadFile(filepath.Join(c.root, "Dockerfile"))
+	b, err := os.ReadFile(filepath.Join(c.root, "configs", "compose", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
