@@ -81,11 +81,13 @@ type RestoreSession struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	planMu   sync.Mutex
-	plan     []*pb.RestoreVolume // received, not yet read
-	planned  map[string]bool     // every volume the plan names
-	planEnd  bool
-	planNote chan struct{}
+	planMu      sync.Mutex
+	plan        []*pb.RestoreVolume // received, not yet read
+	planPending int                 // members in plan
+	planned     map[string]bool     // every volume the plan names
+	planEnd     bool
+	planNote    chan struct{} // the plan grew or ended
+	planTaken   chan struct{} // the tape goroutine took a volume off the plan
 
 	events     chan *pb.RestoreEvent
 	senderGone chan struct{}
@@ -151,7 +153,7 @@ func (d *Daemon) OpenRestore(ctx context.Context, open *pb.RestoreOpen) (*Restor
 	}
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &RestoreSession{d: d, open: open, idle: idle, ctx: sctx, cancel: cancel,
-		planned: map[string]bool{}, planNote: make(chan struct{}, 1),
+		planned: map[string]bool{}, planNote: make(chan struct{}, 1), planTaken: make(chan struct{}, 1),
 		events: make(chan *pb.RestoreEvent, restoreEvents), senderGone: make(chan struct{}),
 		out: make(chan restoreItem, restoreBufs+2), free: make(chan []byte, restoreBufs),
 		endSent: make(chan struct{}), attachCh: make(chan struct{}), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
@@ -175,10 +177,21 @@ func (s *RestoreSession) Opened() *pb.RestoreOpened {
 	return &pb.RestoreOpened{Session: s.id, Token: string(s.token)}
 }
 
+// restorePlanBacklog bounds the planned members storaged holds before the
+// tape reaches them (about 1 KiB each): Control waits while that many are
+// queued, so the director's sends wait on the stream's flow control and a
+// restore of millions of files takes no more memory than one of thousands.
+const restorePlanBacklog = 8192
+
 // Control takes the director's plan: volumes (consecutive messages may
 // name one volume), then plan_end. A volume that is not in the library
-// fails the session at once, naming it.
+// fails the session at once, naming it. While restorePlanBacklog members
+// wait to be read it blocks (until the tape goroutine takes some, or the
+// session ends).
 func (s *RestoreSession) Control(c *pb.RestoreControl) error {
+	if err := s.waitPlanRoom(); err != nil {
+		return err
+	}
 	s.planMu.Lock()
 	defer s.planMu.Unlock()
 	if s.planEnd {
@@ -194,6 +207,7 @@ func (s *RestoreSession) Control(c *pb.RestoreControl) error {
 			return &NotInLibraryError{Volume: v.Volume, Detail: "the plan gives it no slot"}
 		}
 		s.plan = append(s.plan, v)
+		s.planPending += len(v.Members)
 		s.planned[v.Volume] = true
 	case *pb.RestoreControl_PlanEnd:
 		s.planEnd = true
@@ -205,6 +219,24 @@ func (s *RestoreSession) Control(c *pb.RestoreControl) error {
 	default:
 	}
 	return nil
+}
+
+// waitPlanRoom waits until fewer than restorePlanBacklog planned members
+// are queued; the session's end error if it ends first.
+func (s *RestoreSession) waitPlanRoom() error {
+	for {
+		s.planMu.Lock()
+		room := s.planPending < restorePlanBacklog
+		s.planMu.Unlock()
+		if room {
+			return nil
+		}
+		select {
+		case <-s.planTaken:
+		case <-s.abortCh:
+			return s.abortErr
+		}
+	}
 }
 
 // PlanEnded says whether plan_end came.
@@ -230,7 +262,12 @@ func (s *RestoreSession) nextVolume() (*pb.RestoreVolume, bool, error) {
 			v := s.plan[0]
 			s.plan[0] = nil
 			s.plan = s.plan[1:]
+			s.planPending -= len(v.Members)
 			s.planMu.Unlock()
+			select {
+			case s.planTaken <- struct{}{}:
+			default:
+			}
 			return v, true, nil
 		}
 		end := s.planEnd

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -861,4 +862,64 @@ func firstOfType(t *testing.T, w *written, typ string) int {
 	}
 	t.Fatalf("no %s in the job", typ)
 	return -1
+}
+
+// The plan storaged holds is bounded: with restorePlanBacklog members
+// queued, Control blocks (the director's sends then wait on the stream's
+// flow control) until the tape goroutine takes a volume off the plan, or
+// the session ends.
+func TestRestorePlanBacklogBlocksControl(t *testing.T) {
+	vol := func(n int) *pb.RestoreControl {
+		return &pb.RestoreControl{Msg: &pb.RestoreControl_Volume{Volume: &pb.RestoreVolume{Volume: "V1", Slot: 1, Members: make([]*pb.RestoreMember, n)}}}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		s := &RestoreSession{id: "r1", ctx: ctx, cancel: cancel, planned: map[string]bool{}, planNote: make(chan struct{}, 1),
+			planTaken: make(chan struct{}, 1), ending: ending{abortCh: make(chan struct{})}}
+		if err := s.Control(vol(restorePlanBacklog - 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Control(vol(5)); err != nil { // below the bound when sent: taken whole
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Control(vol(7)) }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Control with %d members queued returned %v; want it to wait", restorePlanBacklog+4, err)
+		default:
+		}
+		if v, ok, err := s.nextVolume(); err != nil || !ok || len(v.Members) != restorePlanBacklog-1 {
+			t.Fatalf("nextVolume = %d members, %v, %v", len(v.GetMembers()), ok, err)
+		}
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("Control still waits after the tape goroutine took a volume")
+		}
+		s.planMu.Lock()
+		pending := s.planPending
+		s.planMu.Unlock()
+		if pending != 12 {
+			t.Fatalf("%d members pending, want 12", pending)
+		}
+		// Full again: the session's end releases a waiting Control with
+		// the end's reason.
+		if err := s.Control(vol(restorePlanBacklog)); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- s.Control(vol(1)) }()
+		synctest.Wait()
+		why := &CancelledError{Msg: "restore session r1: the director cancelled the restore"}
+		s.Abort(why)
+		if err := <-done; err != why {
+			t.Fatalf("Control after the abort: %v", err)
+		}
+	})
 }
