@@ -14,6 +14,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
 	"github.com/tapeward/tapeward/storaged/scsi/iscsi/tgttest"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsiwire"
 )
 
 // These tests judge the initiator by tgt, a target written by others:
@@ -131,6 +132,129 @@ func TestTgt(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("CHAP", func(t *testing.T) {
+		tg := srv.AddTape(t, "chap", 8)
+		const secret = "s3cret-of-twelve+"
+		srv.CHAP(t, tg, "backup", secret, "", "")
+		good := writeSecret(t, secret)
+		tr := dial(t, strings.Replace(tg.Drive, "iscsi://", "iscsi://backup@", 1), iscsi.Options{CHAPSecretFile: good})
+		if _, err := scsi.NewDevice(tr).Inquiry(); err != nil {
+			t.Fatal(err)
+		}
+		tr.Close()
+
+		a, _ := iscsi.ParseAddress(strings.Replace(tg.Drive, "iscsi://", "iscsi://backup@", 1))
+		const wrongSecret = "not-the-secret-123"
+		_, err := iscsi.Dial(context.Background(), a, iscsi.Options{CHAPSecretFile: writeSecret(t, wrongSecret)})
+		if !errors.Is(err, iscsiwire.ErrLogin) || !strings.Contains(err.Error(), "authentication failed") || !strings.Contains(err.Error(), "CHAP user name and secret") {
+			t.Fatalf("CHAP with a wrong secret: %v, want the clear refusal", err)
+		}
+		t.Log(err)
+		if strings.Contains(err.Error(), wrongSecret) || strings.Contains(err.Error(), secret) {
+			t.Fatalf("the error shows a secret: %v", err)
+		}
+		a.User = ""
+		_, err = iscsi.Dial(context.Background(), a, iscsi.Options{})
+		if !errors.Is(err, iscsiwire.ErrLogin) || !strings.Contains(err.Error(), "CHAP secret file") {
+			t.Fatalf("no CHAP to a target requiring it: %v, want the refusal naming the CHAP secret file setting", err)
+		}
+		t.Log(err)
+	})
+
+	t.Run("MutualCHAP", func(t *testing.T) {
+		tg := srv.AddTape(t, "mutual", 8)
+		srv.CHAP(t, tg, "mutual-in", "initiator-secret-1", "mutual-out", "target-secret-22")
+		addr := strings.Replace(tg.Drive, "iscsi://", "iscsi://mutual-in@", 1)
+		o := iscsi.Options{CHAPSecretFile: writeSecret(t, "initiator-secret-1"), TargetCHAPSecretFile: writeSecret(t, "target-secret-22")}
+		tr := dial(t, addr, o)
+		if _, err := scsi.NewDevice(tr).Inquiry(); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := iscsi.ParseAddress(addr)
+		o.TargetCHAPSecretFile = writeSecret(t, "not-the-target-secret")
+		if _, err := iscsi.Dial(context.Background(), a, o); err == nil || !strings.Contains(err.Error(), "failed mutual CHAP") {
+			t.Fatalf("a target that does not know our target secret: %v, want the mutual CHAP refusal", err)
+		}
+	})
+
+	t.Run("Changer", func(t *testing.T) {
+		tg := srv.AddLibrary(t, "lib", tgttest.Library{Slots: 3})
+		ch, _ := device(t, tg.Changer, iscsi.Options{})
+		els, err := ch.Inventory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var drive, slot1 *scsi.Element
+		for i := range els {
+			switch {
+			case els[i].Type == scsi.ElementDataTransfer:
+				drive = &els[i]
+			case els[i].Type == scsi.ElementStorage && els[i].Address == 1024:
+				slot1 = &els[i]
+			}
+		}
+		if drive == nil || drive.Full || slot1 == nil || !slot1.Full || slot1.VolumeTag != "TWL001" {
+			t.Fatalf("inventory %+v: want an empty drive and TWL001 in slot 1024", els)
+		}
+		if err := ch.MoveMedium(16, 1024, drive.Address); err != nil {
+			t.Fatal(err)
+		}
+		els, err = ch.Inventory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range els {
+			if e.Type == scsi.ElementDataTransfer && (!e.Full || e.VolumeTag != "TWL001") {
+				t.Fatalf("after MOVE MEDIUM the drive is %+v, want TWL001 loaded", e)
+			}
+		}
+		d, _ := device(t, tg.Drive, iscsi.Options{})
+		writeReadBack(t, d)
+	})
+
+	t.Run("ReserveConflict", func(t *testing.T) {
+		// tgt implements SPC-2 RESERVE(6) for disks (not for its tape and
+		// changer emulation): a disk LUN judges our reservation handling.
+		tg := srv.AddDisk(t, "resv", 1)
+		first := dial(t, tg.Disk, iscsi.Options{})
+		if !first.Reserved() {
+			t.Fatalf("the first initiator does not hold the reservation")
+		}
+		a, _ := iscsi.ParseAddress(tg.Disk)
+		_, err := iscsi.Dial(context.Background(), a, iscsi.Options{})
+		var busy *scsi.BusyDeviceError
+		if !errors.As(err, &busy) || busy.Addr != tg.Disk || !scsi.IsBusy(err) {
+			t.Fatalf("a second initiator: %v, want a *scsi.BusyDeviceError naming %s", err, tg.Disk)
+		}
+		t.Log(err)
+		shared := dial(t, tg.Disk, iscsi.Options{Shared: true})
+		if shared.Reserved() {
+			t.Fatal("a shared transport holds a reservation")
+		}
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		second := dial(t, tg.Disk, iscsi.Options{})
+		if !second.Reserved() {
+			t.Fatal("after the first closed (RELEASE), the second initiator could not reserve")
+		}
+	})
+
+	t.Run("LUNReset", func(t *testing.T) {
+		tg := srv.AddTape(t, "reset", 8)
+		d, tr := device(t, tg.Drive, iscsi.Options{})
+		if err := d.TestUnitReady(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.LUNReset(); err != nil {
+			t.Fatal(err)
+		}
+		seen, err := d.DrainUnitAttentions()
+		if err != nil || len(seen) == 0 {
+			t.Fatalf("after LUN RESET: unit attentions %v, %v; want one", seen, err)
+		}
+	})
 }
 
 // writeReadBack writes blocks of several sizes and a filemark, rewinds,
@@ -194,4 +318,51 @@ func writeSecret(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestTgtRestart: tgtd killed under a session (a target host's crash).
+// The command sent into the dead connection fails with its outcome
+// unknown and is not resent; while tgtd is down the next command fails
+// unsent; once tgtd is back, the next command logs in again (same ISID,
+// session reinstatement) and sees the unit attention of the new nexus.
+func TestTgtRestart(t *testing.T) {
+	srv := tgttest.Start(t)
+	tg := srv.AddTape(t, "restart", 8)
+	d, tr := device(t, tg.Drive, iscsi.Options{})
+	block := bytes.Repeat([]byte("tapeward"), 1000)
+	if err := d.Rewind(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write(block); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill(t)
+
+	_, err := d.Write(block)
+	if !iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "outcome is unknown") || !strings.Contains(err.Error(), "not resent") {
+		t.Fatalf("WRITE into the dead connection: %v, want a clear outcome-unknown error", err)
+	}
+	t.Log(err)
+	err = d.TestUnitReady()
+	if err == nil || iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "was not sent") {
+		t.Fatalf("TEST UNIT READY while tgtd is down: %v, want a not-sent error", err)
+	}
+	t.Log(err)
+
+	srv.Start(t)
+	seen, err := d.DrainUnitAttentions()
+	if err != nil || len(seen) == 0 {
+		t.Fatalf("after tgtd came back: unit attentions %v, %v; want the new nexus reported", seen, err)
+	}
+	if n := tr.Stats().Logins; n != 2 {
+		t.Fatalf("%d logins, want 2 (the first and one reinstatement)", n)
+	}
+	if err := d.Rewind(false); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	r, err := d.Read(buf, true)
+	if err != nil || !bytes.Equal(buf[:r.N], block) {
+		t.Fatalf("reading back the block written before the crash: %d bytes, %v", r.N, err)
+	}
 }

@@ -293,7 +293,7 @@ func (t *Transport) Do(cmd *scsi.Command) (scsi.Result, error) {
 	}
 	if t.c == nil {
 		if err := t.connect(context.Background()); err != nil {
-			return scsi.Result{}, fmt.Errorf("%s: %s was not sent: logging in again: %w", t.Addr(), op, err)
+			return scsi.Result{}, fmt.Errorf("%s was not sent: logging in again: %w", op, err)
 		}
 	}
 	if ua := t.pendingUA; ua != nil {
@@ -310,7 +310,8 @@ func (t *Transport) Do(cmd *scsi.Command) (scsi.Result, error) {
 	res, err := t.c.command(t.lun, cmd, timeout, &t.stats)
 	if err != nil {
 		t.drop()
-		return res, fmt.Errorf("%s: %s: %w", t.Addr(), op, err)
+		// Device adds the address and the command's name.
+		return res, fmt.Errorf("iSCSI: %w", err)
 	}
 	t.between()
 	return res, nil

@@ -24,9 +24,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
-
-	"github.com/tapeward/tapeward/tools/lib/testenv"
+	"time"
 )
 
 // Install is what to run when tgt is missing.
@@ -38,7 +38,7 @@ type Server struct {
 	Portal string
 	dir    string
 	ctl    int // tgtd control port (-C): its socket /var/run/tgtd/socket.N
-	proc   *testenv.Proc
+	proc   *proc
 
 	mu      sync.Mutex
 	nextTID int
@@ -89,24 +89,75 @@ func Start(t testing.TB) *Server {
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	os.MkdirAll("/var/run/tgtd", 0o755)
-	s.proc = testenv.Start(t, "tgtd", filepath.Join(s.dir, "tgtd.log"), "", bin(t, "tgtd"),
+	s.proc = startProc(t, filepath.Join(s.dir, "tgtd.log"), bin(t, "tgtd"),
 		"-f", "-C", strconv.Itoa(s.ctl), "--iscsi", "portal="+s.Portal)
-	testenv.WaitFor(t, "tgtd to answer tgtadm", func() bool {
-		if s.proc.Exited() {
+	waitFor(t, "tgtd to answer tgtadm", func() bool {
+		if s.proc.exited() {
 			return true
 		}
 		return exec.Command(bin(t, "tgtadm"), "-C", strconv.Itoa(s.ctl), "--mode", "sys", "--op", "show").Run() == nil
 	})
-	if s.proc.Exited() {
-		t.Fatalf("tgtd exited at start; its log:\n%s", s.proc.Output())
+	if s.proc.exited() {
+		t.Fatalf("tgtd exited at start; its log:\n%s", s.Log())
 	}
-	testenv.WaitFor(t, "tgtd to listen on "+s.Portal, func() bool {
+	waitFor(t, "tgtd to listen on "+s.Portal, func() bool {
 		c, err := net.Dial("tcp", s.Portal)
 		if err == nil {
 			c.Close()
 		}
-		return err == nil || s.proc.Exited()
+		return err == nil || s.proc.exited()
 	})
+}
+
+// proc is a running tgtd (package testenv's Proc, which storaged/scsi
+// may not import).
+type proc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func startProc(t testing.TB, logPath, bin string, args ...string) *proc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: exec.Command(bin, args...), log: logPath, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting tgtd: %v", err)
+	}
+	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.exited() {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitFor polls ok until it is true; 30 s at most.
+func waitFor(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Admin runs tgtadm against this tgtd (the --lld iscsi is added) and
@@ -135,8 +186,19 @@ func (s *Server) Restart(t testing.TB) {
 	s.Start(t)
 }
 
-// Kill stops tgtd with SIGKILL.
-func (s *Server) Kill(t testing.TB) { s.proc.Kill9(t) }
+// Kill stops tgtd with SIGKILL and waits for it to end.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	if s.proc.exited() {
+		return
+	}
+	s.proc.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-s.proc.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("tgtd did not end within 30s of SIGKILL")
+	}
+}
 
 // Start starts tgtd again after Kill, with the recorded configuration.
 func (s *Server) Start(t testing.TB) {
@@ -151,7 +213,10 @@ func (s *Server) Start(t testing.TB) {
 }
 
 // Log is tgtd's output so far.
-func (s *Server) Log() string { return s.proc.Output() }
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "tgtd.log"))
+	return string(b)
+}
 
 // Target is one target of the server and the iscsi:// addresses of its
 // LUNs.
