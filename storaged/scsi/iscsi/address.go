@@ -75,8 +75,8 @@ func ParseAddress(s string) (Address, error) {
 		return bad("the path must be /TARGET-IQN/LUN")
 	}
 	a.Target = parts[0]
-	if !strings.HasPrefix(a.Target, "iqn.") && !strings.HasPrefix(a.Target, "eui.") && !strings.HasPrefix(a.Target, "naa.") {
-		return bad(fmt.Sprintf("target name %q is not an iqn., eui. or naa. name", a.Target))
+	if err := CheckName("target name", a.Target); err != nil {
+		return bad(err.Error())
 	}
 	lun, err := strconv.Atoi(parts[1])
 	if err != nil || lun < 0 || lun > 16383 || strconv.Itoa(lun) != parts[1] {
