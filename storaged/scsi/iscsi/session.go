@@ -15,9 +15,10 @@ const (
 	// pduTimeout bounds reading the rest of a PDU once its first byte has
 	// arrived, and each batch of writes.
 	pduTimeout = 60 * time.Second
-	// abortWait bounds the wait for the answer to ABORT TASK.
-	abortWait = 10 * time.Second
 )
+
+// abortWait bounds the wait for the answer to ABORT TASK.
+var abortWait = 10 * time.Second
 
 // task is what the PDU loop works for: a SCSI command, a task management
 // request, a logout — or nothing (waiting for the command window).

@@ -1,0 +1,159 @@
+package iscsi_test
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi/tgttest"
+)
+
+// stallProxy forwards TCP between the initiator and tgt and can hold the
+// target's bytes back (a stalled network or a target that stops
+// answering) while the initiator's still go through.
+type stallProxy struct {
+	l      net.Listener
+	mu     sync.Mutex
+	gate   chan struct{} // non-nil: target→initiator bytes wait for it
+	fromIn atomic.Int64  // bytes initiator→target
+	conns  []net.Conn
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{l: l}
+	t.Cleanup(func() {
+		l.Close()
+		p.release()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			tc, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, tc)
+			p.mu.Unlock()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						p.fromIn.Add(int64(n))
+						tc.Write(buf[:n])
+					}
+					if err != nil {
+						tc.Close()
+						return
+					}
+				}
+			}()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := tc.Read(buf)
+					p.mu.Lock()
+					g := p.gate
+					p.mu.Unlock()
+					if g != nil {
+						<-g
+					}
+					if n > 0 {
+						c.Write(buf[:n])
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *stallProxy) hold() {
+	p.mu.Lock()
+	p.gate = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *stallProxy) release() {
+	p.mu.Lock()
+	if p.gate != nil {
+		close(p.gate)
+		p.gate = nil
+	}
+	p.mu.Unlock()
+}
+
+func tur(timeout time.Duration) *scsi.Command {
+	return &scsi.Command{CDB: []byte{0, 0, 0, 0, 0, 0}, Dir: scsi.DirNone, Timeout: timeout}
+}
+
+// TestCommandTimeout: a command whose answer does not come within its
+// timeout gets ABORT TASK. When the answers then arrive (the command
+// completed while the abort was on its way) its real result is returned
+// on the same connection; when nothing answers the abort either, the
+// command fails with its outcome unknown and the next one logs in again.
+func TestCommandTimeout(t *testing.T) {
+	defer iscsi.SetAbortWait(300 * time.Millisecond)()
+	srv := tgttest.Start(t)
+	tg := srv.AddTape(t, "stall", 8)
+	px := newStallProxy(t, srv.Portal)
+	addr := strings.Replace(tg.Drive, srv.Portal, px.l.Addr().String(), 1)
+	tr := dial(t, addr, iscsi.Options{})
+	scsi.NewDevice(tr).DrainUnitAttentions()
+
+	// Late answers: released once the ABORT TASK (48 bytes after the
+	// command's 48) has reached tgt.
+	px.hold()
+	before := px.fromIn.Load()
+	go func() {
+		for px.fromIn.Load() < before+96 {
+			time.Sleep(time.Millisecond)
+		}
+		px.release()
+	}()
+	res, err := tr.Do(tur(100 * time.Millisecond))
+	if err != nil || res.Status != scsi.StatusGood || res.HostStatus != 0 {
+		t.Fatalf("TEST UNIT READY answered late: %+v %v, want its GOOD status", res, err)
+	}
+	if st := tr.Stats(); st.Aborts != 1 || st.Logins != 1 {
+		t.Fatalf("stats %+v: want one ABORT TASK and the connection kept", st)
+	}
+
+	// No answer at all.
+	px.hold()
+	_, err = tr.Do(tur(100 * time.Millisecond))
+	if !iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "ABORT TASK failed") {
+		t.Fatalf("TEST UNIT READY never answered: %v, want outcome unknown after a failed ABORT TASK", err)
+	}
+	t.Log(err)
+	px.release()
+	if res, err := tr.Do(tur(5 * time.Second)); err != nil || res.Status == scsi.StatusReservationConflict {
+		t.Fatalf("the next command: %+v %v, want a new login", res, err)
+	}
+	if st := tr.Stats(); st.Logins != 2 {
+		t.Fatalf("stats %+v: want a second login", st)
+	}
+}
