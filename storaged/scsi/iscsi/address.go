@@ -130,7 +130,9 @@ func DefaultInitiatorName() string {
 }
 
 // CheckName verifies an iSCSI name (initiator or target) has the iqn.,
-// eui. or naa. form and only allowed characters.
+// eui. or naa. form, fits 223 bytes and has no blank or control
+// character. (Targets compare names as they were configured; upper-case
+// letters are left to them.)
 func CheckName(what, n string) error {
 	if !strings.HasPrefix(n, "iqn.") && !strings.HasPrefix(n, "eui.") && !strings.HasPrefix(n, "naa.") {
 		return fmt.Errorf("iSCSI %s %q is not an iqn., eui. or naa. name (e.g. iqn.2026-12.com.example:host)", what, n)
@@ -139,8 +141,8 @@ func CheckName(what, n string) error {
 		return fmt.Errorf("iSCSI %s %q is longer than 223 bytes", what, n)
 	}
 	for _, r := range n {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == ':' || r >= 'A' && r <= 'Z' && !strings.HasPrefix(n, "iqn.")) {
-			return fmt.Errorf("iSCSI %s %q has the character %q (allowed: lower-case letters, digits, '.', '-', ':')", what, n, r)
+		if r <= ' ' || r == 0x7f || r == '/' {
+			return fmt.Errorf("iSCSI %s %q has the character %q (an iSCSI name has letters, digits, '.', '-', ':')", what, n, r)
 		}
 	}
 	return nil

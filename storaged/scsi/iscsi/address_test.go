@@ -33,7 +33,7 @@ func TestParseAddress(t *testing.T) {
 		"iscsi://h/iqn.x:y/16384":      "LUN",
 		"iscsi://h:0/iqn.x:y/1":        "port",
 		"iscsi://h/iqn.x:y/1?chap=x":   "query",
-		"iscsi://h/iqn.x:Y/1":          "character",
+		"iscsi://h/iqn.x:y%20z/1":      "character",
 		"http://h/iqn.x:y/1":           "iscsi://",
 	} {
 		_, err := ParseAddress(in)
