@@ -76,6 +76,8 @@ type Library struct {
 	driveSrc []uint16
 	cnex     map[*Nexus]struct{}
 	cprevent map[*Nexus]bool
+	// creserved is the changer's SPC-2 RESERVE(6) holder.
+	creserved *Nexus
 	nextID   atomic.Uint64
 	serial   string
 	pers     Personality
