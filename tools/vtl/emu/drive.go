@@ -52,10 +52,10 @@ type Drive struct {
 	dsense    bool // Control page D_SENSE
 	tapeAlert uint64
 
-	reserved *Nexus   // SPC-2 RESERVE(6) holder
+	reserved *Nexus     // SPC-2 RESERVE(6) holder
 	public   *encParams // parameters shared by nexuses not using LOCAL
-	kic    uint32
-	nonce  nonceGen
+	kic      uint32
+	nonce    nonceGen
 	// wrongKeyReads counts consecutive 07/74/03 reads (HP lockout).
 	wrongKeyReads int
 

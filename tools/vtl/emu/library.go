@@ -78,11 +78,11 @@ type Library struct {
 	cprevent map[*Nexus]bool
 	// creserved is the changer's SPC-2 RESERVE(6) holder.
 	creserved *Nexus
-	nextID   atomic.Uint64
-	serial   string
-	pers     Personality
-	lockFile *os.File // flock on DIR/library.lock: one vtl per directory
-	cfaults  Faults   // the changer's faults (under mu)
+	nextID    atomic.Uint64
+	serial    string
+	pers      Personality
+	lockFile  *os.File // flock on DIR/library.lock: one vtl per directory
+	cfaults   Faults   // the changer's faults (under mu)
 
 	hmu     sync.Mutex          // holders
 	holders map[string]*holders // connections per unit (exclusive opens)

@@ -59,7 +59,7 @@ type reply struct {
 	// CONFLICT); 0 otherwise.
 	status byte
 	sense  *sense
-	data  []byte // data-in (truncated to the allocation length by the caller)
+	data   []byte // data-in (truncated to the allocation length by the caller)
 	// residOut is the number of data-out bytes not consumed.
 	residOut int
 }
