@@ -561,3 +561,9 @@ func (lib *Library) Status() Status {
 	}
 	return st
 }
+
+// NumDrives is the number of drives (units drive0..drive(N-1)).
+func (lib *Library) NumDrives() int { return len(lib.drives) }
+
+// Logger is the library's logger.
+func (lib *Library) Logger() *slog.Logger { return lib.log }
