@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -267,6 +268,10 @@ type envOpts struct {
 	// revocationList gives storaged an (empty) [tls] revocation_list,
 	// e.dir/revoked.txt.
 	revocationList bool
+	// iscsi serves the vtl as an iSCSI target too, and storaged reaches
+	// the changer and drives through iscsi:// addresses (its userspace
+	// initiator) instead of the socket.
+	iscsi bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -306,16 +311,29 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.loadDelay != "" {
 		args = append(args, "--load-delay", o.loadDelay)
 	}
+	if o.iscsi {
+		args = append(args, "--iscsi", "127.0.0.1:0")
+	}
 	e.vtlArgs = args
 	e.vtl = testenv.StartVTL(t, bins.vtl, e.dir, args...)
 	e.vtlSock = e.vtl.Socket
+	var portal, target string
+	if o.iscsi {
+		re := regexp.MustCompile(`iscsi=(\S+) iscsi_target=(\S+)`)
+		var m []string
+		waitFor(t, "the vtl to log its iSCSI portal", func() bool {
+			m = re.FindStringSubmatch(e.vtl.Output())
+			return m != nil
+		})
+		portal, target = m[1], m[2]
+	}
 	kekFiles := o.sdKEKs
 	if kekFiles == nil {
 		kekFiles = append([]string{e.kekPath}, o.extraSDKEKs...)
 	}
 	e.sdConf = testenv.Storaged{Name: "sd1", Listen: "127.0.0.1:0", MountTimeout: o.mountTimeout, WorkDir: filepath.Join(e.dir, "work"),
 		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,
-		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives}
+		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives, ISCSIPortal: portal, ISCSITarget: target}
 	if o.revocationList {
 		e.sdConf.TLS.RevocationList = filepath.Join(e.dir, "revoked.txt")
 		if err := os.WriteFile(e.sdConf.TLS.RevocationList, nil, 0o644); err != nil {
