@@ -97,6 +97,17 @@ func (p *stallProxy) hold() {
 	p.mu.Unlock()
 }
 
+// cut closes every connection at once, forwarding nothing held: a
+// network or target that dies with answers in flight.
+func (p *stallProxy) cut() {
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+}
+
 func (p *stallProxy) release() {
 	p.mu.Lock()
 	if p.gate != nil {
@@ -130,7 +141,7 @@ func TestCommandTimeout(t *testing.T) {
 	before := px.fromIn.Load()
 	go func() {
 		for px.fromIn.Load() < before+96 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // polls the proxy's byte count
 		}
 		px.release()
 	}()

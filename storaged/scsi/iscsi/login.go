@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi/iscsiwire"
@@ -37,6 +39,13 @@ type conn struct {
 	logoutWanted bool   // Async: the target asks for a logout
 	dropWanted   bool   // Async: the target drops the connection
 	ua           []byte // Async SCSI event: a unit attention's sense data
+
+	// The idle reader (idle.go) answers the target's NOP-Ins between
+	// commands; mu is held while it handles a PDU.
+	mu       sync.Mutex
+	idleStop atomic.Bool
+	idleDone chan struct{}
+	idleErr  error
 }
 
 // loginSpec is what one login says.

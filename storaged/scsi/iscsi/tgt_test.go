@@ -320,15 +320,18 @@ func writeSecret(t *testing.T, s string) string {
 	return p
 }
 
-// TestTgtRestart: tgtd killed under a session (a target host's crash).
-// The command sent into the dead connection fails with its outcome
-// unknown and is not resent; while tgtd is down the next command fails
-// unsent; once tgtd is back, the next command logs in again (same ISID,
-// session reinstatement) and sees the unit attention of the new nexus.
+// TestTgtRestart: the connection lost with a command in flight (its
+// answer held back, then every connection cut) fails that command with
+// its outcome unknown, not resent; with tgtd down the next command fails
+// unsent; once tgtd is back, the next command logs in again (same ISID:
+// session reinstatement) and sees the unit attention of the new nexus;
+// tgtd killed while the transport is idle is noticed by the idle reader,
+// so the next command is not sent into the dead connection.
 func TestTgtRestart(t *testing.T) {
 	srv := tgttest.Start(t)
 	tg := srv.AddTape(t, "restart", 8)
-	d, tr := device(t, tg.Drive, iscsi.Options{})
+	px := newStallProxy(t, srv.Portal)
+	d, tr := device(t, strings.Replace(tg.Drive, srv.Portal, px.l.Addr().String(), 1), iscsi.Options{})
 	block := bytes.Repeat([]byte("tapeward"), 1000)
 	if err := d.Rewind(false); err != nil {
 		t.Fatal(err)
@@ -336,15 +339,23 @@ func TestTgtRestart(t *testing.T) {
 	if _, err := d.Write(block); err != nil {
 		t.Fatal(err)
 	}
-	srv.Kill(t)
 
-	_, err := d.Write(block)
+	px.hold()
+	before := px.fromIn.Load()
+	errc := make(chan error, 1)
+	go func() { _, err := d.Write(block[:4000]); errc <- err }()
+	waitUntil(t, "the WRITE to reach tgt", func() bool { return px.fromIn.Load() >= before+48+4000 })
+	px.cut()
+	err := <-errc
+	px.release()
 	if !iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "outcome is unknown") || !strings.Contains(err.Error(), "not resent") {
-		t.Fatalf("WRITE into the dead connection: %v, want a clear outcome-unknown error", err)
+		t.Fatalf("WRITE whose answer was lost: %v, want a clear outcome-unknown error", err)
 	}
 	t.Log(err)
+
+	srv.Kill(t)
 	err = d.TestUnitReady()
-	if err == nil || iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "was not sent") {
+	if err == nil || iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "not sent") {
 		t.Fatalf("TEST UNIT READY while tgtd is down: %v, want a not-sent error", err)
 	}
 	t.Log(err)
@@ -364,5 +375,43 @@ func TestTgtRestart(t *testing.T) {
 	r, err := d.Read(buf, true)
 	if err != nil || !bytes.Equal(buf[:r.N], block) {
 		t.Fatalf("reading back the block written before the crash: %d bytes, %v", r.N, err)
+	}
+
+	// Killed while idle: the idle reader saw the connection close, so the
+	// next command is refused unsent rather than lost in flight.
+	srv.Kill(t)
+	err = d.TestUnitReady()
+	if err == nil || iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "not sent") {
+		t.Fatalf("TEST UNIT READY after tgtd died under an idle session: %v, want a not-sent error", err)
+	}
+}
+
+// TestTgtIdlePings: tgt pings an idle connection every second with
+// NOP-In and drops it after two unanswered; the idle reader answers, so
+// the session outlives several pings and the next command goes out on it.
+func TestTgtIdlePings(t *testing.T) {
+	srv := tgttest.Start(t)
+	tg := srv.AddTape(t, "nop", 8)
+	srv.Param(t, tg, "nop_interval", "1")
+	srv.Param(t, tg, "nop_count", "2")
+	d, tr := device(t, tg.Drive, iscsi.Options{})
+	waitUntil(t, "three NOP-In pings answered (tgt drops the connection after two unanswered)", func() bool { return tr.Stats().NOPIns >= 3 })
+	if err := d.TestUnitReady(); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.Stats(); st.Logins != 1 {
+		t.Fatalf("stats %+v: want the first session kept", st)
+	}
+}
+
+// waitUntil polls ok (every millisecond, 30 s at most).
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -186,6 +186,7 @@ func Dial(ctx context.Context, addr Address, opts Options) (*Transport, error) {
 	if err := t.connect(ctx); err != nil {
 		return nil, err
 	}
+	t.idle()
 	return t, nil
 }
 
@@ -220,6 +221,9 @@ func (t *Transport) doReserve() error {
 		res, err := t.c.command(t.lun, cmd, cmd.Timeout, &t.stats)
 		if err != nil {
 			return fmt.Errorf("%s: RESERVE(6): %w", t.Addr(), err)
+		}
+		if res.HostStatus != 0 {
+			return fmt.Errorf("%s: RESERVE(6): %w", t.Addr(), &scsi.TransportError{HostStatus: res.HostStatus})
 		}
 		switch res.Status {
 		case scsi.StatusGood:
@@ -257,11 +261,43 @@ func (t *Transport) doReserve() error {
 func (t *Transport) Reserved() bool { return t.c != nil && t.reserved }
 
 // Stats returns the transport's counters.
-func (t *Transport) Stats() Stats { return t.stats }
+func (t *Transport) Stats() Stats {
+	if c := t.c; c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	return t.stats
+}
+
+// busy stops the idle reader before this side sends anything, and acts on
+// what arrived meanwhile: a connection the target closed while idle is
+// dropped (nothing was sent on it: the next login is safe), a logout
+// request is honoured, a unit attention kept.
+func (t *Transport) busy() {
+	if t.c == nil {
+		return
+	}
+	if err := t.c.stopIdle(); err != nil {
+		t.drop()
+		return
+	}
+	t.between()
+}
+
+// idle starts answering the target's pings between commands (a target
+// such as LIO drops a connection whose NOP-Ins go unanswered).
+func (t *Transport) idle() {
+	if t.c != nil {
+		t.c.startIdle(&t.stats)
+	}
+}
 
 // Negotiated returns the parameters of the last login; its
 // MaxRecvDataSegmentLength is the target's declaration.
 func (t *Transport) Negotiated() iscsiwire.Params { return t.lastParams }
+
+// String names the transport by its address (never a secret).
+func (t *Transport) String() string { return "iSCSI " + t.Addr() }
 
 // Addr implements scsi.Transport: the canonical iscsi:// address.
 func (t *Transport) Addr() string { return t.addr.String() }
@@ -291,9 +327,11 @@ func (t *Transport) Do(cmd *scsi.Command) (scsi.Result, error) {
 	if timeout <= 0 {
 		timeout = scsi.DefaultTimeout(cmd.CDB[0])
 	}
+	t.busy()
+	defer t.idle()
 	if t.c == nil {
 		if err := t.connect(context.Background()); err != nil {
-			return scsi.Result{}, fmt.Errorf("%s was not sent: logging in again: %w", op, err)
+			return scsi.Result{}, fmt.Errorf("not sent (logging in again failed): %w", err)
 		}
 	}
 	if ua := t.pendingUA; ua != nil {
@@ -342,6 +380,7 @@ func (t *Transport) between() {
 func (t *Transport) drop() {
 	if t.c != nil {
 		t.c.nc.Close()
+		t.c.stopIdle()
 		t.c = nil
 	}
 	t.reserved = false
@@ -353,6 +392,8 @@ func (t *Transport) LUNReset() error {
 	if t.closed {
 		return fmt.Errorf("%s: LUN RESET: the transport is closed", t.Addr())
 	}
+	t.busy()
+	defer t.idle()
 	if t.c == nil {
 		if err := t.connect(context.Background()); err != nil {
 			return err
@@ -383,6 +424,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.busy()
 	if t.c == nil {
 		return nil
 	}
@@ -392,6 +434,8 @@ func (t *Transport) Close() error {
 		res, err := t.c.command(t.lun, cmd, cmd.Timeout, &t.stats)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("RELEASE(6): %w", err))
+		} else if res.HostStatus != 0 {
+			errs = append(errs, fmt.Errorf("RELEASE(6): %w", &scsi.TransportError{HostStatus: res.HostStatus}))
 		} else if res.Status != scsi.StatusGood && res.Status != scsi.StatusCheckCondition {
 			errs = append(errs, fmt.Errorf("RELEASE(6): %w", &scsi.StatusError{Status: res.Status}))
 		}
