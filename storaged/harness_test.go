@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -311,22 +310,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.loadDelay != "" {
 		args = append(args, "--load-delay", o.loadDelay)
 	}
+	var portal, target string
 	if o.iscsi {
-		args = append(args, "--iscsi", "127.0.0.1:0")
+		// A fixed port, so that a restarted vtl (a power cycle) is at the
+		// address storaged has.
+		portal, target = testenv.FreeAddr(t), "iqn.2026-12.io.tapeward.test:storaged"
+		args = append(args, "--iscsi", portal, "--iscsi-target", target)
 	}
 	e.vtlArgs = args
 	e.vtl = testenv.StartVTL(t, bins.vtl, e.dir, args...)
 	e.vtlSock = e.vtl.Socket
-	var portal, target string
-	if o.iscsi {
-		re := regexp.MustCompile(`iscsi=(\S+) iscsi_target=(\S+)`)
-		var m []string
-		waitFor(t, "the vtl to log its iSCSI portal", func() bool {
-			m = re.FindStringSubmatch(e.vtl.Output())
-			return m != nil
-		})
-		portal, target = m[1], m[2]
-	}
 	kekFiles := o.sdKEKs
 	if kekFiles == nil {
 		kekFiles = append([]string{e.kekPath}, o.extraSDKEKs...)

@@ -60,3 +60,11 @@ func TestLabelMountWriteReadOverISCSI(t *testing.T) {
 	}
 	e.requireNoKeyLoaded()
 }
+
+// TestLibraryPowerCycleOverISCSI: the vtl (the iSCSI target) restarted
+// while a volume is mounted: storaged's initiator logs in again, the
+// drive's unit attention and lost key are noticed, the write is refused
+// rather than going to tape in clear, and a remount writes again.
+func TestLibraryPowerCycleOverISCSI(t *testing.T) {
+	powerCycleRefusesClearWrite(t, newEnv(t, envOpts{loadDelay: "0s", iscsi: true}))
+}
