@@ -2,6 +2,7 @@ package iscsi_test
 
 import (
 	"net"
+	"bytes"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
 	"github.com/tapeward/tapeward/storaged/scsi/iscsi/tgttest"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsiwire"
 )
 
 // stallProxy forwards TCP between the initiator and tgt and can hold the
@@ -22,6 +24,8 @@ type stallProxy struct {
 	gate   chan struct{} // non-nil: target→initiator bytes wait for it
 	fromIn atomic.Int64  // bytes initiator→target
 	conns  []net.Conn
+	// clients are the initiator-side connections, newest last.
+	clients []net.Conn
 }
 
 func newStallProxy(t *testing.T, target string) *stallProxy {
@@ -52,6 +56,7 @@ func newStallProxy(t *testing.T, target string) *stallProxy {
 			}
 			p.mu.Lock()
 			p.conns = append(p.conns, c, tc)
+			p.clients = append(p.clients, c)
 			p.mu.Unlock()
 			go func() {
 				buf := make([]byte, 64<<10)
@@ -106,6 +111,15 @@ func (p *stallProxy) cut() {
 	}
 	p.conns = nil
 	p.mu.Unlock()
+}
+
+// inject sends b to the newest initiator connection as if the target
+// had sent it (between PDUs: call it while the initiator is idle).
+func (p *stallProxy) inject(b []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.clients[len(p.clients)-1].Write(b)
+	return err
 }
 
 func (p *stallProxy) release() {
@@ -166,5 +180,52 @@ func TestCommandTimeout(t *testing.T) {
 	}
 	if st := tr.Stats(); st.Logins != 2 {
 		t.Fatalf("stats %+v: want a second login", st)
+	}
+}
+
+// asyncPDU is an Asynchronous Message as a target sends it. StatSN,
+// ExpCmdSN and MaxCmdSN are 0: below what the session has, so they
+// change nothing.
+func asyncPDU(t *testing.T, lun uint64, event byte, data []byte) []byte {
+	var b bytes.Buffer
+	if err := iscsiwire.NewWriter(&b).Write(iscsiwire.NewPDU(&iscsiwire.AsyncMessage{LUN: lun, Event: event}, data)); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestAsyncMessages: asynchronous messages arriving between commands (tgt
+// sends none, so the proxy in front of it adds them). A SCSI event
+// carrying a unit attention is reported to a following command; a
+// request to log out is honoured and the next command logs in again.
+func TestAsyncMessages(t *testing.T) {
+	srv := tgttest.Start(t)
+	tg := srv.AddTape(t, "async", 8)
+	px := newStallProxy(t, srv.Portal)
+	d, tr := device(t, strings.Replace(tg.Drive, srv.Portal, px.l.Addr().String(), 1), iscsi.Options{})
+	if err := d.TestUnitReady(); err != nil {
+		t.Fatal(err)
+	}
+	// Fixed-format sense: UNIT ATTENTION, 2A/01 mode parameters changed.
+	sense := []byte{0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x2a, 0x01, 0, 0, 0, 0}
+	if err := px.inject(asyncPDU(t, iscsiwire.LUN(1), iscsiwire.AsyncSCSIEvent, iscsiwire.SenseSegment(sense))); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the asynchronous message to arrive", func() bool { return tr.Stats().AsyncEvents == 1 })
+	seen, err := d.DrainUnitAttentions()
+	if err != nil || len(seen) != 1 || seen[0].ASC != 0x2a || seen[0].ASCQ != 0x01 {
+		t.Fatalf("after an asynchronous unit attention: seen %v, %v; want 2A/01 once", seen, err)
+	}
+
+	if err := px.inject(asyncPDU(t, iscsiwire.LUN(1), iscsiwire.AsyncLogoutRequest, nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the logout request to arrive", func() bool { return tr.Stats().AsyncEvents == 2 })
+	// The new login is a new nexus: its unit attention is the proof.
+	if seen, err := d.DrainUnitAttentions(); err != nil || len(seen) == 0 {
+		t.Fatalf("after the logout request: unit attentions %v, %v; want the new nexus's", seen, err)
+	}
+	if st := tr.Stats(); st.Logins != 2 {
+		t.Fatalf("stats %+v after the target asked for a logout: want a second login", st)
 	}
 }

@@ -30,6 +30,7 @@ type conn struct {
 	// ourMRDSL is what we declared (the largest we accept).
 	ourMRDSL int
 
+	lun                       uint64 // the LUN the session serves (asynchronous events about others are ignored)
 	tsih                      uint16
 	cmdSN, expCmdSN, maxCmdSN uint32
 	expStatSN                 uint32

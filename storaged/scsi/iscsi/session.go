@@ -407,10 +407,11 @@ func (c *conn) step(t *task, deadline time.Time, st *Stats) error {
 		}
 		c.updateCmdSN(m.ExpCmdSN, m.MaxCmdSN)
 		c.gotStatus(m.StatSN)
+		st.AsyncEvents++
 		switch m.Event {
 		case iscsiwire.AsyncSCSIEvent:
 			sense, _ := iscsiwire.ParseSenseSegment(data)
-			if s, err := scsi.ParseSense(sense); err == nil && s.Key == scsi.SenseUnitAttention && m.LUN == t.lun && c.ua == nil {
+			if s, err := scsi.ParseSense(sense); err == nil && s.Key == scsi.SenseUnitAttention && m.LUN == c.lun && c.ua == nil {
 				c.ua = append([]byte(nil), sense...)
 			}
 		case iscsiwire.AsyncLogoutRequest, iscsiwire.AsyncRequestNegotiate:

@@ -170,6 +170,7 @@ type Stats struct {
 	DataInPDUs  int // Data-In PDUs received for our commands
 	NOPIns      int // target pings answered
 	Aborts      int // ABORT TASKs sent after a command timed out
+	AsyncEvents int // asynchronous messages received
 }
 
 // Dial logs in to the target and LUN addr names. ctx bounds the connect
@@ -199,6 +200,7 @@ func (t *Transport) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.lun = t.lun
 	t.c = c
 	t.reserved = false
 	t.stats.Logins++
