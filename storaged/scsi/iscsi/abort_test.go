@@ -1,8 +1,8 @@
 package iscsi_test
 
 import (
-	"net"
 	"bytes"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
