@@ -26,6 +26,7 @@ type stallProxy struct {
 	conns  []net.Conn
 	// clients are the initiator-side connections, newest last.
 	clients []net.Conn
+	sent    []byte // every byte initiator→target
 }
 
 func newStallProxy(t *testing.T, target string) *stallProxy {
@@ -63,6 +64,9 @@ func newStallProxy(t *testing.T, target string) *stallProxy {
 				for {
 					n, err := c.Read(buf)
 					if n > 0 {
+						p.mu.Lock()
+						p.sent = append(p.sent, buf[:n]...)
+						p.mu.Unlock()
 						p.fromIn.Add(int64(n))
 						tc.Write(buf[:n])
 					}
@@ -227,5 +231,43 @@ func TestAsyncMessages(t *testing.T) {
 	}
 	if st := tr.Stats(); st.Logins != 2 {
 		t.Fatalf("stats %+v after the target asked for a logout: want a second login", st)
+	}
+}
+
+// TestRejectedCommand: a command the target answers with a Reject (here
+// added by the proxy in front of tgt, naming the command's own header)
+// fails with the reason, its outcome unknown, and the next command logs
+// in again.
+func TestRejectedCommand(t *testing.T) {
+	srv := tgttest.Start(t)
+	tg := srv.AddTape(t, "reject", 8)
+	px := newStallProxy(t, srv.Portal)
+	d, tr := device(t, strings.Replace(tg.Drive, srv.Portal, px.l.Addr().String(), 1), iscsi.Options{})
+	px.hold()
+	before := px.fromIn.Load()
+	errc := make(chan error, 1)
+	go func() { errc <- d.TestUnitReady() }()
+	waitUntil(t, "TEST UNIT READY to reach tgt", func() bool { return px.fromIn.Load() >= before+48 })
+	px.mu.Lock()
+	rejected := append([]byte(nil), px.sent[before:before+48]...)
+	px.mu.Unlock()
+	var b bytes.Buffer
+	iscsiwire.NewWriter(&b).Write(iscsiwire.NewPDU(&iscsiwire.Reject{Reason: iscsiwire.RejectInvalidField}, rejected))
+	if err := px.inject(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	err := <-errc
+	px.cut()
+	px.release()
+	if !iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "the target rejected our SCSI Command (invalid PDU field)") {
+		t.Fatalf("a rejected TEST UNIT READY: %v, want the Reject's reason", err)
+	}
+	t.Log(err)
+	d.DrainUnitAttentions()
+	if err := d.TestUnitReady(); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.Stats(); st.Logins != 2 {
+		t.Fatalf("stats %+v: want a new login after the Reject", st)
 	}
 }
