@@ -1,6 +1,8 @@
 package iscsi
 
 import (
+	"errors"
+	"os"
 	"time"
 )
 
@@ -20,6 +22,13 @@ func (c *conn) startIdle(st *Stats) {
 		for {
 			werr := c.r.Wait()
 			c.mu.Lock()
+			if werr != nil && !errors.Is(werr, os.ErrDeadlineExceeded) {
+				// The target closed the connection (or it broke): say so
+				// even when stopping, so that nothing is sent on it.
+				c.idleErr = werr
+				c.mu.Unlock()
+				return
+			}
 			if c.idleStop.Load() {
 				c.mu.Unlock()
 				return
@@ -54,4 +63,11 @@ func (c *conn) stopIdle() error {
 	<-c.idleDone
 	c.idleDone = nil
 	return c.idleErr
+}
+
+// alive reports whether the idle reader has seen nothing wrong.
+func (c *conn) alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idleErr == nil
 }

@@ -377,9 +377,13 @@ func TestTgtRestart(t *testing.T) {
 		t.Fatalf("reading back the block written before the crash: %d bytes, %v", r.N, err)
 	}
 
-	// Killed while idle: the idle reader saw the connection close, so the
+	// Killed while idle: the idle reader sees the connection close, so the
 	// next command is refused unsent rather than lost in flight.
+	if !tr.Connected() {
+		t.Fatal("not connected after a successful READ")
+	}
 	srv.Kill(t)
+	waitUntil(t, "the idle reader to notice the closed connection", func() bool { return !tr.Connected() })
 	err = d.TestUnitReady()
 	if err == nil || iscsi.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), "not sent") {
 		t.Fatalf("TEST UNIT READY after tgtd died under an idle session: %v, want a not-sent error", err)

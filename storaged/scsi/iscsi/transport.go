@@ -262,6 +262,11 @@ func (t *Transport) doReserve() error {
 // RESERVE(6)).
 func (t *Transport) Reserved() bool { return t.c != nil && t.reserved }
 
+// Connected reports whether the transport has a logged-in session that
+// it knows of no problem with (between commands, the idle reader notices
+// a connection the target closed). False: the next command logs in first.
+func (t *Transport) Connected() bool { return t.c != nil && t.c.alive() }
+
 // Stats returns the transport's counters.
 func (t *Transport) Stats() Stats {
 	if c := t.c; c != nil {

@@ -82,6 +82,12 @@ func Start(t testing.TB) *Server {
 		}
 		break
 	}
+	// Registered before tgtd starts, so it runs after tgtd is killed:
+	// the control socket and its lock stay behind a killed tgtd.
+	t.Cleanup(func() {
+		os.Remove(fmt.Sprintf("/var/run/tgtd/socket.%d", s.ctl))
+		os.Remove(fmt.Sprintf("/var/run/tgtd/socket.%d.lock", s.ctl))
+	})
 	s.start(t)
 	return s
 }
