@@ -158,8 +158,10 @@ func (c *conn) login() *session {
 					if want == "CHAP" {
 						chapState = 1
 					}
+				} else if want == "CHAP" {
+					fail = refuse(w.LoginAuthFailed, "the initiator offers AuthMethod=%s; this target requires CHAP (give the initiator the CHAP user and secret)", v)
 				} else {
-					answer = append(answer, w.KV{Key: k, Value: w.RejectValue})
+					fail = refuse(w.LoginAuthFailed, "the initiator offers AuthMethod=%s; this target has no CHAP configured (AuthMethod=None)", v)
 				}
 			case k == "CHAP_A":
 				if chapState != 1 {

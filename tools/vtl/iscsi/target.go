@@ -25,6 +25,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
@@ -63,6 +64,9 @@ type Target struct {
 	conns    map[*conn]struct{}
 	done     bool
 	wg       sync.WaitGroup
+	// panics counts connections dropped by a target bug (the tests
+	// require none).
+	panics atomic.Int64
 }
 
 // New makes a target serving lib.
