@@ -172,13 +172,16 @@ func (t *Target) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeConn serves one connection in a new goroutine; false (and nc
 // closed) once the target is closed.
-func (t *Target) ServeConn(nc net.Conn) bool {
+func (t *Target) ServeConn(nc net.Conn) bool { return t.serveConn(nc) != nil }
+
+// serveConn is ServeConn returning the connection (nil once closed).
+func (t *Target) serveConn(nc net.Conn) *conn {
 	c := newConn(t, nc)
 	t.mu.Lock()
 	if t.done {
 		t.mu.Unlock()
 		nc.Close()
-		return false
+		return nil
 	}
 	t.conns[c] = struct{}{}
 	t.wg.Add(1)
@@ -190,7 +193,7 @@ func (t *Target) ServeConn(nc net.Conn) bool {
 		delete(t.conns, c)
 		t.mu.Unlock()
 	}()
-	return true
+	return c
 }
 
 // Close ends every connection and session and waits for them.
