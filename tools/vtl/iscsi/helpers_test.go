@@ -40,11 +40,16 @@ func (l *lockedBuf) String() string {
 
 // world is a library served over iSCSI on loopback, in process.
 type world struct {
-	t    testing.TB
-	lib  *emu.Library
-	tgt  *Target
-	addr string
-	logs *lockedBuf
+	t      testing.TB
+	dir    string
+	cfg    Config
+	lib    *emu.Library
+	tgt    *Target
+	addr   string
+	logs   *lockedBuf
+	log    *slog.Logger
+	cancel func()
+	done   chan struct{}
 }
 
 func newWorld(t testing.TB, mod func(*Config)) *world {
@@ -57,36 +62,53 @@ func newWorld(t testing.TB, mod func(*Config)) *world {
 		}
 	}
 	logs := &lockedBuf{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	lib, err := emu.NewLibrary(emu.Config{Dir: dir, Slots: 4, Drives: 2, Capacity: 64 << 20, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Logger: log}
+	w := &world{t: t, dir: dir, logs: logs, log: slog.New(slog.NewTextHandler(logs, nil)), addr: "127.0.0.1:0"}
+	w.cfg = Config{Logger: w.log}
 	if mod != nil {
-		mod(&cfg)
+		mod(&w.cfg)
 	}
-	tgt, err := New(lib, cfg)
+	w.start()
+	t.Cleanup(func() {
+		w.stop()
+	})
+	return w
+}
+
+// start opens the library and serves it (on the same port after a stop).
+func (w *world) start() {
+	t := w.t
+	t.Helper()
+	lib, err := emu.NewLibrary(emu.Config{Dir: w.dir, Slots: 4, Drives: 2, Capacity: 1 << 30, Logger: w.log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tgt, err := New(lib, w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", w.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { tgt.Serve(ctx, ln); close(done) }()
-	w := &world{t: t, lib: lib, tgt: tgt, addr: ln.Addr().String(), logs: logs}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		lib.Close()
-		if n := tgt.panics.Load(); n != 0 {
-			t.Errorf("target recovered from %d panics:\n%s", n, logs)
-		}
-	})
-	return w
+	w.lib, w.tgt, w.addr, w.cancel, w.done = lib, tgt, ln.Addr().String(), cancel, done
+}
+
+// stop ends the target (dropping every connection) and the library, as
+// the vtl process does when it stops.
+func (w *world) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	w.lib.Close()
+	w.cancel = nil
+	if n := w.tgt.panics.Load(); n != 0 {
+		w.t.Errorf("target recovered from %d panics:\n%s", n, w.logs)
+	}
 }
 
 // url is the libiscsi URL of a LUN ("user%secret@" prefix optional).

@@ -394,7 +394,7 @@ func (c *conn) loginRefuse(req w.LoginRequest, itt uint32, f *loginFail, attrs .
 	m := w.LoginResponse{CSG: req.CSG, ISID: req.ISID, TSIH: req.TSIH, ITT: itt, StatSN: c.statSN,
 		ExpCmdSN: c.expCmdSN, MaxCmdSN: c.expCmdSN + cmdWindow - 1,
 		StatusClass: byte(f.status >> 8), StatusDetail: byte(f.status)}
-	c.w.Write(w.NewPDU(&m, nil))
 	attrs = append(attrs, "status", fmt.Sprintf("0x%04x", f.status), "why", f.msg, "remote", c.nc.RemoteAddr().String())
-	c.t.log.Warn("iSCSI login refused", attrs...)
+	c.t.log.Warn("iSCSI login refused", attrs...) // before the answer: whoever hears it can read the log
+	c.w.Write(w.NewPDU(&m, nil))
 }
