@@ -80,6 +80,7 @@ func (c *conn) serve() {
 	defer func() {
 		if r := recover(); r != nil {
 			// A target bug: drop this connection, keep serving the others.
+			c.t.panics.Add(1)
 			c.t.log.Error("iSCSI target internal error; dropping the connection", "panic", fmt.Sprint(r), "remote", c.nc.RemoteAddr().String())
 			c.finish()
 		}
@@ -185,7 +186,7 @@ func (c *conn) fullFeature() error {
 			}
 		}
 		if err != nil {
-			if err == errLogout {
+			if errors.Is(err, errLogout) {
 				return nil
 			}
 			return err
@@ -740,14 +741,16 @@ func (c *conn) logout(b *w.BHS) error {
 	if m.Reason == w.LogoutRecovery {
 		resp = 2 // connection recovery is not supported (ERL 0)
 	}
+	if resp == 0 {
+		// The session's nexuses end before the initiator hears of the
+		// logout, so its next login finds the units free.
+		c.t.log.Info("iSCSI logout", "initiator", c.sess.initiator, "tsih", c.sess.tsih)
+		c.finish()
+	}
 	r := w.LogoutResponse{Response: resp, ITT: m.ITT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN()}
 	c.statSN++
-	if err := c.w.Write(w.NewPDU(&r, nil)); err != nil {
-		return err
+	if err := c.w.Write(w.NewPDU(&r, nil)); err != nil || resp == 0 {
+		return errors.Join(err, errLogout)
 	}
-	if resp != 0 {
-		return nil
-	}
-	c.t.log.Info("iSCSI logout", "initiator", c.sess.initiator, "tsih", c.sess.tsih)
-	return errLogout
+	return nil
 }

@@ -158,8 +158,10 @@ func (c *conn) login() *session {
 					if want == "CHAP" {
 						chapState = 1
 					}
+				} else if want == "CHAP" {
+					fail = refuse(w.LoginAuthFailed, "the initiator offers AuthMethod=%s; this target requires CHAP (give the initiator the CHAP user and secret)", v)
 				} else {
-					answer = append(answer, w.KV{Key: k, Value: w.RejectValue})
+					fail = refuse(w.LoginAuthFailed, "the initiator offers AuthMethod=%s; this target has no CHAP configured (AuthMethod=None)", v)
 				}
 			case k == "CHAP_A":
 				if chapState != 1 {
@@ -392,7 +394,7 @@ func (c *conn) loginRefuse(req w.LoginRequest, itt uint32, f *loginFail, attrs .
 	m := w.LoginResponse{CSG: req.CSG, ISID: req.ISID, TSIH: req.TSIH, ITT: itt, StatSN: c.statSN,
 		ExpCmdSN: c.expCmdSN, MaxCmdSN: c.expCmdSN + cmdWindow - 1,
 		StatusClass: byte(f.status >> 8), StatusDetail: byte(f.status)}
-	c.w.Write(w.NewPDU(&m, nil))
 	attrs = append(attrs, "status", fmt.Sprintf("0x%04x", f.status), "why", f.msg, "remote", c.nc.RemoteAddr().String())
-	c.t.log.Warn("iSCSI login refused", attrs...)
+	c.t.log.Warn("iSCSI login refused", attrs...) // before the answer: whoever hears it can read the log
+	c.w.Write(w.NewPDU(&m, nil))
 }

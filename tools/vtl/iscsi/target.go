@@ -25,6 +25,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
@@ -63,6 +64,9 @@ type Target struct {
 	conns    map[*conn]struct{}
 	done     bool
 	wg       sync.WaitGroup
+	// panics counts connections dropped by a target bug (the tests
+	// require none).
+	panics atomic.Int64
 }
 
 // New makes a target serving lib.
@@ -168,13 +172,16 @@ func (t *Target) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeConn serves one connection in a new goroutine; false (and nc
 // closed) once the target is closed.
-func (t *Target) ServeConn(nc net.Conn) bool {
+func (t *Target) ServeConn(nc net.Conn) bool { return t.serveConn(nc) != nil }
+
+// serveConn is ServeConn returning the connection (nil once closed).
+func (t *Target) serveConn(nc net.Conn) *conn {
 	c := newConn(t, nc)
 	t.mu.Lock()
 	if t.done {
 		t.mu.Unlock()
 		nc.Close()
-		return false
+		return nil
 	}
 	t.conns[c] = struct{}{}
 	t.wg.Add(1)
@@ -186,7 +193,7 @@ func (t *Target) ServeConn(nc net.Conn) bool {
 		delete(t.conns, c)
 		t.mu.Unlock()
 	}()
-	return true
+	return c
 }
 
 // Close ends every connection and session and waits for them.
