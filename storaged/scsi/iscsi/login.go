@@ -80,8 +80,56 @@ func newISID() [6]byte {
 	return b
 }
 
-// dialLogin connects to portal and logs in as spec says.
+// maxRedirects bounds the login redirections followed.
+const maxRedirects = 4
+
+// redirectError is a login the target redirected to another portal.
+type redirectError struct {
+	label  string
+	status uint16
+	addr   string // TargetAddress: HOST[:PORT][,TPGT]
+}
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("%s: %s to %q", e.label, iscsiwire.LoginStatusText(e.status), e.addr)
+}
+
+// redirectPortal turns a TargetAddress value into HOST:PORT.
+func redirectPortal(addr string) (string, error) {
+	if i := strings.LastIndexByte(addr, ','); i >= 0 {
+		addr = addr[:i] // the portal group tag
+	}
+	if addr == "" {
+		return "", errors.New("no TargetAddress")
+	}
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr, nil
+	}
+	return net.JoinHostPort(strings.Trim(addr, "[]"), strconv.Itoa(DefaultPort)), nil
+}
+
+// dialLogin connects to portal and logs in as spec says, following the
+// target's redirections (each login of a Transport starts again at the
+// configured portal).
 func dialLogin(ctx context.Context, portal string, spec *loginSpec) (*conn, error) {
+	for hops := 0; ; hops++ {
+		c, err := dialLoginOnce(ctx, portal, spec)
+		var rd *redirectError
+		if !errors.As(err, &rd) {
+			return c, err
+		}
+		if hops == maxRedirects {
+			return nil, fmt.Errorf("%w; redirected %d times, giving up", err, hops+1)
+		}
+		next, perr := redirectPortal(rd.addr)
+		if perr != nil {
+			return nil, fmt.Errorf("%w: %v", err, perr)
+		}
+		portal = next
+	}
+}
+
+func dialLoginOnce(ctx context.Context, portal string, spec *loginSpec) (*conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", portal)
 	if err != nil {
@@ -99,7 +147,8 @@ func dialLogin(ctx context.Context, portal string, spec *loginSpec) (*conn, erro
 	stop()
 	if err != nil {
 		nc.Close()
-		if ctx.Err() != nil && !errors.Is(err, iscsiwire.ErrLogin) {
+		var rd *redirectError
+		if ctx.Err() != nil && !errors.Is(err, iscsiwire.ErrLogin) && !errors.As(err, &rd) {
 			return nil, fmt.Errorf("%s: iSCSI login did not finish in time: %w", spec.label, err)
 		}
 		return nil, err
@@ -129,6 +178,12 @@ func (c *conn) exchange(spec *loginSpec, req *iscsiwire.LoginRequest, kvs []iscs
 			return iscsiwire.LoginResponse{}, nil, fmt.Errorf("%s: the target answered a login with a %s", spec.label, pdu)
 		}
 		resp := iscsiwire.DecodeLoginResponse(&pdu.BHS)
+		if resp.StatusClass == 1 {
+			// Redirection (§11.13.5): the answer names where to log in.
+			kvs, _ := iscsiwire.ParseText(pdu.Data)
+			addr, _ := iscsiwire.Lookup(kvs, "TargetAddress")
+			return resp, nil, &redirectError{label: spec.label, status: uint16(resp.StatusClass)<<8 | uint16(resp.StatusDetail), addr: addr}
+		}
 		if resp.StatusClass != 0 {
 			return resp, nil, &iscsiwire.LoginError{Target: spec.label, Status: uint16(resp.StatusClass)<<8 | uint16(resp.StatusDetail)}
 		}

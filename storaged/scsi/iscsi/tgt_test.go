@@ -241,6 +241,34 @@ func TestTgt(t *testing.T) {
 		}
 	})
 
+	t.Run("Redirect", func(t *testing.T) {
+		// This tgtd sends logins for the target to a second one, where
+		// the target of the same name has its tape (on 127.0.0.2: tgt
+		// does not redirect an initiator to its own address).
+		other := tgttest.StartOn(t, "127.0.0.2")
+		here := srv.AddTape(t, "redir", 8)
+		there := other.AddTape(t, "redir", 8)
+		host, port, _ := strings.Cut(other.Portal, ":")
+		srv.Param(t, here, "RedirectAddress", host)
+		srv.Param(t, here, "RedirectPort", port)
+		srv.Param(t, here, "RedirectReason", "Temporary")
+		d, _ := device(t, here.Drive, iscsi.Options{})
+		block := bytes.Repeat([]byte("redirected"), 100)
+		if err := d.Rewind(false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Write(block); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		d, _ = device(t, there.Drive, iscsi.Options{})
+		d.Rewind(false)
+		buf := make([]byte, 4096)
+		if r, err := d.Read(buf, true); err != nil || !bytes.Equal(buf[:r.N], block) {
+			t.Fatalf("the block written through the redirected login is not on the second tgtd's tape: %d bytes, %v", r.N, err)
+		}
+	})
+
 	t.Run("LUNReset", func(t *testing.T) {
 		tg := srv.AddTape(t, "reset", 8)
 		d, tr := device(t, tg.Drive, iscsi.Options{})

@@ -63,13 +63,18 @@ func bin(t testing.TB, name string) string {
 	return ""
 }
 
-// Start runs a tgtd for the test (killed when the test ends).
-func Start(t testing.TB) *Server {
+// Start runs a tgtd for the test on 127.0.0.1 (killed when the test
+// ends).
+func Start(t testing.TB) *Server { t.Helper(); return StartOn(t, "127.0.0.1") }
+
+// StartOn runs a tgtd whose portal is on the loopback address host (e.g.
+// 127.0.0.2: tgt never redirects an initiator to its own address).
+func StartOn(t testing.TB, host string) *Server {
 	t.Helper()
 	bin(t, "tgtadm")
 	bin(t, "tgtimg")
 	s := &Server{dir: t.TempDir(), nextTID: 1}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
