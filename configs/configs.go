@@ -17,6 +17,7 @@ package configs
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -261,6 +262,26 @@ type Storaged struct {
 	Changers         []Changer    `toml:"changer"`
 	Drives           []Drive      `toml:"drive"`
 	Timeouts         Timeouts     `toml:"timeouts"`
+	ISCSI            ISCSI        `toml:"iscsi"`
+}
+
+// ISCSI is storaged.toml's [iscsi]: how the userspace initiator logs in
+// to the targets of iscsi:// device addresses. Empty settings fall back to
+// the environment (TAPEWARD_ISCSI_INITIATOR_NAME,
+// TAPEWARD_ISCSI_CHAP_SECRET_FILE), as tapekey's and tapextract's
+// --iscsi-… flags do.
+type ISCSI struct {
+	// InitiatorName is this host's iSCSI name (default
+	// iqn.2026-12.io.tapeward:<hostname>): what a target's ACL lists.
+	InitiatorName string `toml:"initiator_name"`
+	// CHAPSecretFile holds the CHAP secret (one line); the CHAP user is
+	// the address's USER@, else the initiator name.
+	CHAPSecretFile string `toml:"chap_secret_file"`
+	// TargetCHAPSecretFile makes CHAP mutual: the target must prove it
+	// knows this secret.
+	TargetCHAPSecretFile string `toml:"target_chap_secret_file"`
+	// Digests offers CRC32C header and data digests.
+	Digests bool `toml:"digests"`
 }
 
 // Console is tapectl.toml.
@@ -461,6 +482,7 @@ func LoadStoraged(path string) (*Storaged, error) {
 			f.problem(at(i, "drive", "block_size"), d.BlockSize.String(), "must be a multiple of 512 bytes from 512B to 16MiB, e.g. \"1MiB\"")
 		}
 	}
+	f.iscsi(&c.ISCSI)
 	for _, t := range []struct {
 		d   *Duration
 		key string
@@ -556,8 +578,41 @@ func (f *file) deviceAddress(l loc, v, example string) string {
 	if strings.HasPrefix(v, "/dev/") && len(v) > len("/dev/") {
 		return filepath.Clean(v)
 	}
-	f.problem(l, v, "must be a device path such as \"/dev/sg3\" or a virtual tape library address such as %s", example)
+	if strings.HasPrefix(v, "iscsi://") {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || u.Host == "":
+			f.problem(l, redactURL(v), "an iSCSI address is %s, e.g. \"iscsi://tapehost/iqn.2026-12.com.example:lib/1\"", iscsiForm)
+		case u.User != nil && func() bool { _, has := u.User.Password(); return has }():
+			f.problem(l, redactURL(v), "a CHAP secret never goes in the address: put it in a file named by [iscsi] chap_secret_file")
+		case len(strings.Split(strings.Trim(u.Path, "/"), "/")) != 2:
+			f.problem(l, v, "an iSCSI address is %s (the path is /TARGET-IQN/LUN)", iscsiForm)
+		}
+		return v
+	}
+	f.problem(l, v, "must be a device path such as \"/dev/sg3\", an iSCSI address (%s) or a virtual tape library address such as %s", iscsiForm, example)
 	return v
+}
+
+const iscsiForm = "iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN"
+
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil {
+		return u.Redacted()
+	}
+	return "iscsi://…"
+}
+
+// iscsi checks [iscsi] and resolves its files.
+func (f *file) iscsi(c *ISCSI) {
+	if n := c.InitiatorName; n != "" && !strings.HasPrefix(n, "iqn.") && !strings.HasPrefix(n, "eui.") && !strings.HasPrefix(n, "naa.") {
+		f.problem(at(-1, "iscsi", "initiator_name"), n, "must be an iSCSI name such as \"iqn.2026-12.com.example:backup1\"")
+	}
+	c.CHAPSecretFile = f.resolve(c.CHAPSecretFile)
+	c.TargetCHAPSecretFile = f.resolve(c.TargetCHAPSecretFile)
+	if c.TargetCHAPSecretFile != "" && c.CHAPSecretFile == "" {
+		f.problem(at(-1, "iscsi", "target_chap_secret_file"), c.TargetCHAPSecretFile, "mutual CHAP needs chap_secret_file too")
+	}
 }
 
 // defined reports whether the file sets key (any element).

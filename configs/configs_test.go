@@ -429,3 +429,27 @@ func TestSystemdUnits(t *testing.T) {
 		}
 	}
 }
+
+func TestStoragedISCSI(t *testing.T) {
+	text := shipped(t, "storaged.toml", `address     = "vtl:../lib/vtl.sock#drive1"`, `address     = "iscsi://backup@tapehost:3261/iqn.2026-12.com.example:lib/2"`)
+	text += "\n[iscsi]\ninitiator_name = \"iqn.2026-12.com.example:sd1\"\nchap_secret_file = \"iscsi-chap.secret\"\ndigests = true\n"
+	p := write(t, "storaged.toml", text)
+	s, err := LoadStoraged(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Drives[1].Address != "iscsi://backup@tapehost:3261/iqn.2026-12.com.example:lib/2" {
+		t.Fatalf("address %q", s.Drives[1].Address)
+	}
+	if s.ISCSI.CHAPSecretFile != filepath.Join(filepath.Dir(p), "iscsi-chap.secret") || !s.ISCSI.Digests || s.ISCSI.InitiatorName != "iqn.2026-12.com.example:sd1" {
+		t.Fatalf("[iscsi] %+v", s.ISCSI)
+	}
+
+	bad := strings.Replace(text, "iscsi://backup@", "iscsi://backup:hunter2secret@", 1)
+	bad = strings.Replace(bad, `initiator_name = "iqn.2026-12.com.example:sd1"`, `initiator_name = "sd1"`, 1)
+	_, err = LoadStoraged(write(t, "storaged.toml", bad))
+	wantErr(t, err, "a CHAP secret never goes in the address", `[iscsi] initiator_name = "sd1": must be an iSCSI name`)
+	if strings.Contains(err.Error(), "hunter2secret") {
+		t.Fatalf("the error shows the secret: %v", err)
+	}
+}

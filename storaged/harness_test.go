@@ -267,6 +267,10 @@ type envOpts struct {
 	// revocationList gives storaged an (empty) [tls] revocation_list,
 	// e.dir/revoked.txt.
 	revocationList bool
+	// iscsi serves the vtl as an iSCSI target too, and storaged reaches
+	// the changer and drives through iscsi:// addresses (its userspace
+	// initiator) instead of the socket.
+	iscsi bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -306,6 +310,13 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.loadDelay != "" {
 		args = append(args, "--load-delay", o.loadDelay)
 	}
+	var portal, target string
+	if o.iscsi {
+		// A fixed port, so that a restarted vtl (a power cycle) is at the
+		// address storaged has.
+		portal, target = testenv.FreeAddr(t), "iqn.2026-12.io.tapeward.test:storaged"
+		args = append(args, "--iscsi", portal, "--iscsi-target", target)
+	}
 	e.vtlArgs = args
 	e.vtl = testenv.StartVTL(t, bins.vtl, e.dir, args...)
 	e.vtlSock = e.vtl.Socket
@@ -315,7 +326,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	e.sdConf = testenv.Storaged{Name: "sd1", Listen: "127.0.0.1:0", MountTimeout: o.mountTimeout, WorkDir: filepath.Join(e.dir, "work"),
 		TLS: e.issue("sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: e.dirAddr,
-		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives}
+		KEKFiles: kekFiles, VTLSocket: e.vtlSock, Drives: o.drives, ISCSIPortal: portal, ISCSITarget: target}
 	if o.revocationList {
 		e.sdConf.TLS.RevocationList = filepath.Join(e.dir, "revoked.txt")
 		if err := os.WriteFile(e.sdConf.TLS.RevocationList, nil, 0o644); err != nil {

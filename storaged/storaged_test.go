@@ -358,7 +358,10 @@ func TestOnlyTheDirectorMayCall(t *testing.T) {
 // drive's key is gone, so the next write is refused instead of going to
 // tape in clear; a remount loads the key again and writing works.
 func TestLibraryPowerCycleRefusesClearWrite(t *testing.T) {
-	e := newEnv(t, envOpts{loadDelay: "0s"})
+	powerCycleRefusesClearWrite(t, newEnv(t, envOpts{loadDelay: "0s"}))
+}
+
+func powerCycleRefusesClearWrite(t *testing.T, e *env) {
 	if _, err := e.label(1, "TW0001L6", "drive0", true); err != nil {
 		t.Fatal(err)
 	}

@@ -168,6 +168,9 @@ func busyHint(addr string) string {
 		}
 		return "another client of that vtl holds it"
 	}
+	if strings.HasPrefix(addr, "iscsi://") {
+		return "the target lists the sessions holding it, e.g. `tgtadm --lld iscsi --mode target --op show` on tgt"
+	}
 	if strings.HasPrefix(addr, "/") {
 		return "find it with `fuser -v " + addr + "`"
 	}

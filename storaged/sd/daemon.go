@@ -37,6 +37,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/cryptocache"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
@@ -52,7 +53,8 @@ type Options struct {
 	Director Director
 	// Clock is the time source (tests inject one); nil is time.Now.
 	Clock func() time.Time
-	// OpenDevice opens a device address; nil is dial.OpenDevice.
+	// OpenDevice opens a device address; nil is dial.OpenDeviceWith with
+	// the [iscsi] settings.
 	OpenDevice func(address string, types ...byte) (*scsi.Device, error)
 	// AfterFunc starts a job session's idle timer (nil: time.AfterFunc);
 	// tests inject one they fire themselves.
@@ -126,7 +128,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	open := o.OpenDevice
 	if open == nil {
-		open = dial.OpenDevice
+		open = func(address string, types ...byte) (*scsi.Device, error) {
+			return dial.OpenDeviceWith(address, dial.Options{Types: types, ISCSI: ISCSIOptions(cfg.ISCSI)})
+		}
 	}
 
 	ring, err := loadKeyring(cfg)
@@ -441,4 +445,17 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("no %s %q here (configured: %v)", e.What, e.Name, e.Have)
+}
+
+// ISCSIOptions are the initiator settings of storaged.toml's [iscsi] for
+// iscsi:// device addresses (empty ones come from the environment, see
+// dial.ISCSIFromEnv).
+func ISCSIOptions(c configs.ISCSI) iscsi.Options {
+	return iscsi.Options{
+		InitiatorName:        c.InitiatorName,
+		CHAPSecretFile:       c.CHAPSecretFile,
+		TargetCHAPSecretFile: c.TargetCHAPSecretFile,
+		HeaderDigest:         c.Digests,
+		DataDigest:           c.Digests,
+	}
 }

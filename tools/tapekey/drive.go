@@ -9,11 +9,13 @@ import (
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
 	"github.com/tapeward/tapeward/tools/lib/keys"
 )
 
 // The drive group talks to a tape drive directly: on real hardware through
-// SG_IO on /dev/sgN, or to a vtl drive over its socket. It is the DR path's
+// SG_IO on /dev/sgN or over iSCSI (iscsi://…, no kernel initiator), or to
+// a vtl drive over its socket. It is the DR path's
 // manual half: with a key loaded by set-key, `dd | tar` reads the tape.
 var driveGroup = &group{
 	name:    "drive",
@@ -59,6 +61,8 @@ var driveGroup = &group{
 // openDrive parses the command's flags (defined by the caller), takes the
 // one ADDRESS argument and opens the tape drive there.
 func openDrive(c *cli, f *flags, args []string) (*scsi.Device, error) {
+	initiator := f.String("iscsi-initiator-name", "", "for an iscsi:// ADDRESS: this host's iSCSI name (default $"+dial.EnvInitiatorName+", else iqn.2026-12.io.tapeward:<hostname>)")
+	chap := f.String("iscsi-chap-secret-file", "", "for an iscsi:// ADDRESS: the file holding the CHAP secret, the user being the address's USER@ (default $"+dial.EnvCHAPSecretFile+"; none: no CHAP)")
 	pos, err := f.parse(c, args)
 	if err != nil {
 		return nil, err
@@ -66,7 +70,8 @@ func openDrive(c *cli, f *flags, args []string) (*scsi.Device, error) {
 	if len(pos) != 1 {
 		return nil, usagef("%s takes one device ADDRESS (%s); run: %s --help", f.path, dial.Forms, f.path)
 	}
-	d, err := dial.OpenDevice(pos[0], scsi.TypeTape)
+	d, err := dial.OpenDeviceWith(pos[0], dial.Options{Types: []byte{scsi.TypeTape},
+		ISCSI: iscsi.Options{InitiatorName: *initiator, CHAPSecretFile: *chap}})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/label"
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
 	"github.com/tapeward/tapeward/tools/lib/keys"
@@ -58,6 +59,12 @@ type cartridge struct {
 type libFlags struct {
 	changer, drive *string
 	driveIndex     *int
+	// iSCSI initiator settings for iscsi:// addresses.
+	initiator, chap *string
+}
+
+func (lf *libFlags) dialOptions(types ...byte) dial.Options {
+	return dial.Options{Types: types, ISCSI: iscsi.Options{InitiatorName: *lf.initiator, CHAPSecretFile: *lf.chap}}
 }
 
 func addLibFlags(f *flags) *libFlags {
@@ -65,6 +72,8 @@ func addLibFlags(f *flags) *libFlags {
 		changer:    f.String("changer", "", "the changer's address ("+dial.Forms+")"),
 		drive:      f.String("drive", "", "the drive's address (default: the changer's first drive, for a vtl changer)"),
 		driveIndex: f.Int("drive-index", -1, "the changer's drive element (0-based) of --drive (default: found by serial number, else 0)"),
+		initiator:  f.String("iscsi-initiator-name", "", "for iscsi:// addresses: this host's iSCSI name (default $"+dial.EnvInitiatorName+", else iqn.2026-12.io.tapeward:<hostname>)"),
+		chap:       f.String("iscsi-chap-secret-file", "", "for iscsi:// addresses: the file holding the CHAP secret, the user being the address's USER@ (default $"+dial.EnvCHAPSecretFile+"; none: no CHAP)"),
 	}
 }
 
@@ -85,11 +94,11 @@ func openLibrary(lf *libFlags, ks *keySource, out io.Writer) (*library, error) {
 		}
 		driveAddr = "vtl:" + a.Path + "#drive0"
 	}
-	ch, err := dial.OpenDevice(*lf.changer, scsi.TypeMediumChanger)
+	ch, err := dial.OpenDeviceWith(*lf.changer, lf.dialOptions(scsi.TypeMediumChanger))
 	if err != nil {
 		return nil, fmt.Errorf("changer: %w", err)
 	}
-	dr, err := dial.OpenDevice(driveAddr, scsi.TypeTape)
+	dr, err := dial.OpenDeviceWith(driveAddr, lf.dialOptions(scsi.TypeTape))
 	if err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("drive: %w", err)

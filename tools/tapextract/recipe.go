@@ -79,7 +79,9 @@ func writeRecipe(w io.Writer, v *volume, o recipeOpts) {
 	p("TAPE=%s", shq(o.tape))
 	p("")
 	p("# 1. Load the cartridge (or use the library's panel; the drive is the changer's drive %d).", o.driveIdx)
-	if a, err := dial.Parse(o.changer); err == nil && !a.VTL {
+	if a, err := dial.Parse(o.changer); err == nil && a.ISCSI != nil {
+		p("# mtx -f /dev/sgC load %d %d   (the changer is iSCSI, %s: log in with the kernel's initiator, or use the library's panel)", v.Cart.Slot, o.driveIdx, o.changer)
+	} else if err == nil && !a.VTL {
 		p("mtx -f %s load %d %d", shq(o.changer), v.Cart.Slot, o.driveIdx)
 	} else {
 		p("# mtx -f /dev/sgC load %d %d   (a vtl: vtl load --socket SOCKET --slot %d --drive %d)", v.Cart.Slot, o.driveIdx, v.Cart.Slot, o.driveIdx)

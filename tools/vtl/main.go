@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/tapeward/tapeward/tools/vtl/emu"
+	"github.com/tapeward/tapeward/tools/vtl/iscsi"
 )
 
 const usage = `usage:
-  vtl serve  --dir DIR --socket PATH [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
+  vtl serve  --dir DIR [--socket PATH] [--iscsi HOST:PORT [--iscsi-target IQN] [--iscsi-allow IQN]…
+             [--iscsi-chap-user NAME --iscsi-chap-secret-file FILE]] [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
              [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
              [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
              [--fault UNIT:KEY=VALUE[,KEY=VALUE…]]…
@@ -134,11 +136,34 @@ func serve(args []string) error {
 	trace := fs.Bool("trace", false, "log each CDB (opcode name and key fields; never data or keys)")
 	var faultSpecs multiFlag
 	fs.Var(&faultSpecs, "fault", "misbehave like real devices, UNIT:KEY=VALUE,… with keys max_transfer, max_block, position (zero|stale), position_past_ew, short_element_status, flip_read, flip_block, flip_offset (repeatable; see README)")
+	iscsiAddr := fs.String("iscsi", "", "also (or only) serve the library as an iSCSI target on HOST:PORT (LUN 0 the changer, LUN 1.. the drives)")
+	iscsiName := fs.String("iscsi-target", iscsi.DefaultName, "the iSCSI target name (IQN)")
+	var iscsiAllow multiFlag
+	fs.Var(&iscsiAllow, "iscsi-allow", "initiator IQN allowed to log in (repeatable; default: any)")
+	chapUser := fs.String("iscsi-chap-user", "", "require CHAP from initiators: the user name")
+	chapFile := fs.String("iscsi-chap-secret-file", "", "file holding the CHAP secret (first line; at least 12 bytes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dir == "" || *socket == "" {
-		return errors.New("serve needs --dir and --socket")
+	if *dir == "" || *socket == "" && *iscsiAddr == "" {
+		return errors.New("serve needs --dir and --socket and/or --iscsi")
+	}
+	var tcfg iscsi.Config
+	if *iscsiAddr != "" {
+		tcfg = iscsi.Config{Name: *iscsiName, Allow: iscsiAllow, CHAPUser: *chapUser}
+		if (*chapUser == "") != (*chapFile == "") {
+			return errors.New("--iscsi-chap-user and --iscsi-chap-secret-file go together")
+		}
+		if *chapFile != "" {
+			b, err := os.ReadFile(*chapFile)
+			if err != nil {
+				return fmt.Errorf("CHAP secret: %w", err)
+			}
+			line, _, _ := strings.Cut(string(b), "\n")
+			tcfg.CHAPSecret = []byte(strings.TrimRight(line, "\r"))
+		}
+	} else if len(iscsiAllow) > 0 || *chapUser != "" || *chapFile != "" || *iscsiName != iscsi.DefaultName {
+		return errors.New("the --iscsi-… options need --iscsi HOST:PORT")
 	}
 	capBytes, err := parseSize(*capacity)
 	if err != nil {
@@ -167,24 +192,64 @@ func serve(args []string) error {
 		return err
 	}
 	defer lib.Close()
-	if fi, err := os.Lstat(*socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		// A stale socket from a previous run; refuse if someone answers.
-		if c, err := net.Dial("unix", *socket); err == nil {
-			c.Close()
-			return fmt.Errorf("%s: another vtl is serving on it", *socket)
+	var tgt *iscsi.Target
+	var tln net.Listener
+	if *iscsiAddr != "" {
+		if tgt, err = iscsi.New(lib, tcfg); err != nil {
+			return err
 		}
-		os.Remove(*socket)
+		if tln, err = net.Listen("tcp", *iscsiAddr); err != nil {
+			return err
+		}
+		defer tln.Close()
 	}
-	ln, err := net.Listen("unix", *socket)
-	if err != nil {
-		return err
+	var ln net.Listener
+	if *socket != "" {
+		if fi, err := os.Lstat(*socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			// A stale socket from a previous run; refuse if someone answers.
+			if c, err := net.Dial("unix", *socket); err == nil {
+				c.Close()
+				return fmt.Errorf("%s: another vtl is serving on it", *socket)
+			}
+			os.Remove(*socket)
+		}
+		if ln, err = net.Listen("unix", *socket); err != nil {
+			return err
+		}
+		ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("vtl serving", "socket", *socket, "dir", *dir, "slots", *slots, "drives", *drives, "capacity", capBytes)
-	err = emu.NewServer(lib).Serve(ctx, ln)
-	os.Remove(*socket)
+	attrs := []any{"dir", *dir, "slots", *slots, "drives", *drives, "capacity", capBytes}
+	if ln != nil {
+		attrs = append(attrs, "socket", *socket)
+	}
+	if tln != nil {
+		// Tests read the port of --iscsi 127.0.0.1:0 from this line.
+		attrs = append(attrs, "iscsi", tln.Addr().String(), "iscsi_target", tgt.Name(), "chap", *chapUser != "", "allow", len(iscsiAllow))
+	}
+	log.Info("vtl serving", attrs...)
+	// Both servers run until a signal; either failing stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	n := 0
+	if ln != nil {
+		n++
+		go func() { errs <- emu.NewServer(lib).Serve(ctx, ln); cancel() }()
+	}
+	if tln != nil {
+		n++
+		go func() { errs <- tgt.Serve(ctx, tln); cancel() }()
+	}
+	for range n {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if *socket != "" {
+		os.Remove(*socket)
+	}
 	log.Info("vtl stopped")
 	return err
 }

@@ -8,12 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 // buildVTL builds the command into a temp dir.
@@ -229,4 +231,90 @@ func TestParseSize(t *testing.T) {
 	if _, err := parsePersonalities([]string{"drive1=sony"}); err == nil {
 		t.Error("unknown personality accepted")
 	}
+}
+
+// TestServeISCSIBinary execs `vtl serve` with both the unix socket and
+// the iSCSI target (CHAP from a secret file, an allow-list) and lists the
+// target with libiscsi's iscsi-ls while the panel answers on the socket.
+func TestServeISCSIBinary(t *testing.T) {
+	ls, err := exec.LookPath("iscsi-ls")
+	if err != nil {
+		t.Fatal("iscsi-ls not found: apt-get install -y libiscsi-bin")
+	}
+	bin := buildVTL(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vtl.sock")
+	secretFile := filepath.Join(dir, "chap.secret")
+	const secret = "a-long-chap-secret-42"
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{
+		{"--iscsi-allow", "iqn.2026-12.test:ok"},
+		{"--iscsi", "127.0.0.1:0", "--iscsi-chap-user", "backup"},
+	} {
+		args := append([]string{"serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock}, bad...)
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil {
+			t.Fatalf("vtl %v accepted:\n%s", args, out)
+		}
+	}
+	cmd := exec.Command(bin, "serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock, "--slots", "3", "--drives", "2",
+		"--capacity", "8MiB", "--iscsi", "127.0.0.1:0", "--iscsi-allow", "iqn.2026-12.test:ok",
+		"--iscsi-chap-user", "backup", "--iscsi-chap-secret-file", secretFile)
+	logs := &syncBuf{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	var portal string
+	testenv.WaitFor(t, "the iscsi= address in the vtl log", func() bool {
+		if _, rest, ok := strings.Cut(logs.String(), " iscsi="); ok {
+			portal, _, _ = strings.Cut(rest, " ")
+		}
+		return portal != ""
+	})
+	out, err := exec.Command(ls, "-i", "iqn.2026-12.test:ok", "-s", "iscsi://backup%"+secret+"@"+portal+"/").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Lun:0    Type:MEDIA_CHANGER") || !strings.Contains(string(out), "Lun:2    Type:SEQUENTIAL_ACCESS") {
+		t.Fatalf("iscsi-ls: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(ls, "-i", "iqn.2026-12.test:stranger", "-s", "iscsi://backup%"+secret+"@"+portal+"/").CombinedOutput(); err == nil {
+		t.Fatalf("iscsi-ls from an initiator not in --iscsi-allow succeeded:\n%s", out)
+	}
+	if out, err := exec.Command(bin, "status", "--socket", sock).CombinedOutput(); err != nil || !strings.Contains(string(out), "drive 1") {
+		t.Fatalf("status over the socket beside iSCSI: %v\n%s", err, out)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("vtl serve exit: %v\n%s", err, logs)
+	}
+	l := logs.String()
+	if !strings.Contains(l, `msg="iSCSI login" initiator=iqn.2026-12.test:ok`) || !strings.Contains(l, "status=0x0202") {
+		t.Errorf("logins and the refusal are not logged:\n%s", l)
+	}
+	if strings.Contains(l, secret) {
+		t.Errorf("the CHAP secret is in the log:\n%s", l)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -5,21 +5,32 @@
 //	                            e.g. /dev/tape/by-id/scsi-…-sg)
 //	vtl:<socket path>#drive<N>  drive N of a running vtl
 //	vtl:<socket path>#changer   the changer of a running vtl
+//	iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN
+//	                            a LUN of an iSCSI target, reached by the
+//	                            userspace initiator (storaged/scsi/iscsi);
+//	                            USER is the CHAP user name, the secret comes
+//	                            from a file (Options.ISCSI, or the environment:
+//	                            TAPEWARD_ISCSI_CHAP_SECRET_FILE,
+//	                            TAPEWARD_ISCSI_INITIATOR_NAME)
 package dial
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
 	"github.com/tapeward/tapeward/storaged/scsi/sgio"
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
 )
 
 // Forms lists the accepted address forms, for messages.
-const Forms = "/dev/sgN (a Linux SCSI generic node, or a udev link to one), vtl:<socket path>#drive<N>, vtl:<socket path>#changer"
+const Forms = "/dev/sgN (a Linux SCSI generic node, or a udev link to one), vtl:<socket path>#drive<N>, vtl:<socket path>#changer, " + iscsi.Form
 
 // ErrAddress is wrapped by every "this address names nothing" error.
 var ErrAddress = errors.New("unrecognized device address")
@@ -31,6 +42,8 @@ type Address struct {
 	Unit   string // "drive0", "changer" (vtl only)
 	Drive  int    // drive number when Unit is a drive
 	Change bool   // Unit is the changer
+	// ISCSI is the LUN of an iscsi:// address (nil otherwise).
+	ISCSI *iscsi.Address
 }
 
 // Parse checks an address without opening anything.
@@ -65,10 +78,16 @@ func Parse(address string) (Address, error) {
 			return bad(fmt.Sprintf("unit %q is neither drive<N> nor changer", unit))
 		}
 		return a, nil
+	case strings.HasPrefix(address, "iscsi://"):
+		a, err := iscsi.ParseAddress(address)
+		if err != nil {
+			return Address{}, fmt.Errorf("%w: %w", ErrAddress, err)
+		}
+		return Address{ISCSI: &a}, nil
 	case strings.HasPrefix(address, "/"):
 		return Address{Path: address}, nil
 	}
-	return bad("neither an absolute device path nor a vtl: address")
+	return bad("neither an absolute device path, a vtl: nor an iscsi:// address")
 }
 
 // Options controls OpenWith.
@@ -83,6 +102,31 @@ type Options struct {
 	// naming the device. Shared is for tests that open a unit twice on
 	// purpose (several I_T nexuses).
 	Shared bool
+	// ISCSI are the initiator's settings for iscsi:// addresses (its
+	// Shared is Options.Shared). An empty InitiatorName or CHAPSecretFile
+	// comes from the environment: TAPEWARD_ISCSI_INITIATOR_NAME,
+	// TAPEWARD_ISCSI_CHAP_SECRET_FILE (storaged's [iscsi] settings and the
+	// tools' --iscsi-… flags set them).
+	ISCSI iscsi.Options
+}
+
+// Environment variables that configure the iSCSI initiator when neither
+// a configuration file nor a flag does.
+const (
+	EnvInitiatorName  = "TAPEWARD_ISCSI_INITIATOR_NAME"
+	EnvCHAPSecretFile = "TAPEWARD_ISCSI_CHAP_SECRET_FILE"
+)
+
+// ISCSIFromEnv fills o's empty initiator name and CHAP secret file from
+// the environment.
+func ISCSIFromEnv(o iscsi.Options) iscsi.Options {
+	if o.InitiatorName == "" {
+		o.InitiatorName = os.Getenv(EnvInitiatorName)
+	}
+	if o.CHAPSecretFile == "" {
+		o.CHAPSecretFile = os.Getenv(EnvCHAPSecretFile)
+	}
+	return o
 }
 
 // Open opens the transport an address names, exclusively. An sg node must
@@ -106,16 +150,30 @@ func OpenWith(address string, o Options) (scsi.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !a.VTL {
+	if !a.VTL && a.ISCSI == nil {
 		t, err := sgio.Open(a.Path, sgio.Options{Types: types, Exclusive: !o.Shared})
 		if err != nil {
 			return nil, err
 		}
 		return t, nil
 	}
-	c, err := vtlwire.DialOpts(a.Path, vtlwire.Hello{Unit: a.Unit, Exclusive: !o.Shared})
-	if err != nil {
-		return nil, err
+	var c scsi.Transport
+	if a.ISCSI != nil {
+		io := ISCSIFromEnv(o.ISCSI)
+		io.Shared = o.Shared
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t, err := iscsi.Dial(ctx, *a.ISCSI, io)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		c = t
+	} else {
+		t, err := vtlwire.DialOpts(a.Path, vtlwire.Hello{Unit: a.Unit, Exclusive: !o.Shared})
+		if err != nil {
+			return nil, err
+		}
+		c = t
 	}
 	if len(types) > 0 {
 		q, err := scsi.NewDevice(c).Inquiry()

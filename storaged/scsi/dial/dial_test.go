@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsi/tgttest"
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
 
@@ -108,4 +109,48 @@ func TestOpenExclusiveVTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
+}
+
+func TestParseISCSI(t *testing.T) {
+	a, err := Parse("iscsi://backup@tapehost/iqn.2026-12.com.example:lib/2")
+	if err != nil || a.ISCSI == nil || a.VTL || a.Path != "" {
+		t.Fatalf("%+v %v", a, err)
+	}
+	if got := *a.ISCSI; got.User != "backup" || got.Host != "tapehost" || got.Port != 3260 || got.Target != "iqn.2026-12.com.example:lib" || got.LUN != 2 {
+		t.Fatalf("%+v", got)
+	}
+	for _, in := range []string{"iscsi://h/iqn.x:y", "iscsi://u:pw@h/iqn.x:y/1", "iscsi:///iqn.x:y/1", "iscsi://h/target/1"} {
+		_, err := Parse(in)
+		if !errors.Is(err, ErrAddress) || !strings.Contains(err.Error(), "iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
+// TestOpenISCSITypeCheck: an iscsi:// address opens through the initiator
+// against tgt, and the INQUIRY type check refuses a changer opened as a
+// drive, as for an sg node.
+func TestOpenISCSITypeCheck(t *testing.T) {
+	srv := tgttest.Start(t)
+	lib := srv.AddLibrary(t, "dial", tgttest.Library{Slots: 1})
+	d, err := OpenDevice(lib.Drive, scsi.TypeTape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Addr() != lib.Drive {
+		t.Fatalf("Addr %q, want %q", d.Addr(), lib.Drive)
+	}
+	if scsi.MaxTransfer(d.T) < 1<<20 {
+		t.Fatalf("MaxTransfer %d", scsi.MaxTransfer(d.T))
+	}
+	d.Close()
+	_, err = OpenDevice(lib.Changer, scsi.TypeTape)
+	if err == nil || !strings.Contains(err.Error(), "refusing "+lib.Changer) || !strings.Contains(err.Error(), "expected a sequential-access device") {
+		t.Fatalf("a changer opened as a drive: %v", err)
+	}
+	t.Setenv(EnvCHAPSecretFile, filepath.Join(t.TempDir(), "absent"))
+	_, err = OpenDevice(lib.Drive, scsi.TypeTape)
+	if err == nil || !strings.Contains(err.Error(), "reading the CHAP secret file") {
+		t.Fatalf("%s naming an absent file: %v", EnvCHAPSecretFile, err)
+	}
 }

@@ -132,6 +132,15 @@ func (r *Reader) maxData() int {
 	return r.MaxData
 }
 
+// Wait blocks until the next PDU's first byte has arrived, consuming
+// nothing: a side that bounds the wait for an answer with a read deadline
+// calls it first, so that a deadline that passes between PDUs leaves the
+// stream intact (one passing inside a PDU breaks the framing).
+func (r *Reader) Wait() error {
+	_, err := r.r.Peek(1)
+	return err
+}
+
 // Data reads the data segment of the PDU whose header was just read, into
 // a new slice.
 func (r *Reader) Data(b *BHS) ([]byte, error) {

@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // RFC 7143 Appendix B.4 gives CRC32C examples as the bytes on the wire.
@@ -326,4 +329,29 @@ func FuzzReader(f *testing.F) {
 			_, _ = ParseSenseSegment(p.Data)
 		}
 	})
+}
+
+// Wait consumes nothing: a deadline passing in Wait leaves the next PDU
+// whole for Header.
+func TestWaitConsumesNothing(t *testing.T) {
+	cl, sv := net.Pipe()
+	defer cl.Close()
+	defer sv.Close()
+	r := NewReader(cl)
+	cl.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if err := r.Wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Wait with nothing sent: %v, want a deadline error", err)
+	}
+	cl.SetReadDeadline(time.Time{})
+	go NewWriter(sv).Write(NewPDU(&NOPIn{ITT: 7, TTT: ReservedTag}, []byte("ping")))
+	if err := r.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Opcode() != OpNOPIn || p.BHS.ITT() != 7 || string(p.Data) != "ping" {
+		t.Fatalf("after Wait read %v %q", p, p.Data)
+	}
 }

@@ -23,6 +23,17 @@ type Storaged struct {
 	BlockSize             string // default "256KiB"
 	DirectorTimeout       string // default "2s"
 	MountTimeout          string // default "30s"
+	// ISCSIPortal and ISCSITarget, when set, address the library through
+	// the vtl's iSCSI target (vtl serve --iscsi) instead of its socket:
+	// the changer is LUN 0, drive N is LUN N+1.
+	ISCSIPortal, ISCSITarget string
+}
+
+func (s Storaged) address(unit string, lun int) string {
+	if s.ISCSIPortal != "" {
+		return fmt.Sprintf("iscsi://%s/%s/%d", s.ISCSIPortal, s.ISCSITarget, lun)
+	}
+	return "vtl:" + s.VTLSocket + "#" + unit
 }
 
 // Write writes the configuration to path (mode 0600). An empty Listen is
@@ -48,10 +59,10 @@ func (s Storaged) Write(t testing.TB, path string) {
 	for _, k := range s.KEKFiles {
 		fmt.Fprintf(&b, "[[keys.kek]]\nfile = %q\n", k)
 	}
-	fmt.Fprintf(&b, "\n[[changer]]\nname = \"changer0\"\naddress = \"vtl:%s#changer\"\n\n", s.VTLSocket)
+	fmt.Fprintf(&b, "\n[[changer]]\nname = \"changer0\"\naddress = %q\n\n", s.address("changer", 0))
 	for i := 0; i < s.Drives; i++ {
-		fmt.Fprintf(&b, "[[drive]]\nname = \"drive%d\"\naddress = \"vtl:%s#drive%d\"\nchanger = \"changer0\"\ndrive_index = %d\nmedia_type = \"LTO-6\"\ncrypto = true\nblock_size = %q\n\n",
-			i, s.VTLSocket, i, i, s.BlockSize)
+		fmt.Fprintf(&b, "[[drive]]\nname = \"drive%d\"\naddress = %q\nchanger = \"changer0\"\ndrive_index = %d\nmedia_type = \"LTO-6\"\ncrypto = true\nblock_size = %q\n\n",
+			i, s.address(fmt.Sprintf("drive%d", i), i+1), i, s.BlockSize)
 	}
 	fmt.Fprintf(&b, "[timeouts]\ndirector = %q\nmount = %q\n", s.DirectorTimeout, s.MountTimeout)
 	write(t, path, b.String())

@@ -21,6 +21,9 @@ func (lib *Library) execChanger(nx *Nexus, req *vtlwire.Request) reply {
 	if len(cdb) < cdbLen(op) {
 		return fail(invalidCDB(0))
 	}
+	if conflict(lib.creserved, nx, op) {
+		return reply{status: scsi.StatusReservationConflict}
+	}
 	switch op {
 	case scsi.OpInquiry:
 		return lib.changerInquiry(nx, cdb)
@@ -53,6 +56,8 @@ func (lib *Library) execChanger(nx *Nexus, req *vtlwire.Request) reply {
 	case scsi.OpPreventAllow:
 		lib.cprevent[nx] = cdb[4]&3 == 1
 		return good(nil)
+	case opReserve6, opRelease6:
+		return reserve(&lib.creserved, nx, cdb)
 	case scsi.OpModeSense6, scsi.OpModeSense10:
 		return lib.changerModeSense(nx, cdb)
 	case scsi.OpReadElementStatus:

@@ -83,6 +83,9 @@ func (lib *Library) connect(h vtlwire.Hello, alive func() bool) (*Conn, error) {
 			lib.mu.Lock()
 			delete(lib.cnex, c.nx)
 			delete(lib.cprevent, c.nx)
+			if lib.creserved == c.nx {
+				lib.creserved = nil
+			}
 			lib.mu.Unlock()
 		}
 	} else {
@@ -266,4 +269,38 @@ func (lib *Library) OpenDevice(address string, types ...byte) (*scsi.Device, err
 		}
 	}
 	return d, nil
+}
+
+// Reset is a LOGICAL UNIT RESET received on this nexus (iSCSI task
+// management, or a bus reset): the unit's reservation is released, every
+// nexus's PREVENT MEDIUM REMOVAL ends, and every other nexus sees 06/29/00
+// POWER ON, RESET, OR BUS DEVICE RESET OCCURRED. Cartridge, position and
+// key state stay, as on a drive whose bus was reset.
+func (c *Conn) Reset() {
+	lib := c.lib
+	if c.unit == "changer" {
+		lib.mu.Lock()
+		lib.creserved = nil
+		for nx := range lib.cnex {
+			delete(lib.cprevent, nx)
+			if nx != c.nx {
+				nx.addUA(scsi.ASCPowerOnReset)
+			}
+		}
+		lib.mu.Unlock()
+		return
+	}
+	d, err := lib.driveUnit(c.unit)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	d.reserved = nil
+	for nx := range d.nexuses {
+		nx.prevent = false
+		if nx != c.nx {
+			nx.addUA(scsi.ASCPowerOnReset)
+		}
+	}
+	d.mu.Unlock()
 }

@@ -52,9 +52,10 @@ type Drive struct {
 	dsense    bool // Control page D_SENSE
 	tapeAlert uint64
 
-	public *encParams // parameters shared by nexuses not using LOCAL
-	kic    uint32
-	nonce  nonceGen
+	reserved *Nexus     // SPC-2 RESERVE(6) holder
+	public   *encParams // parameters shared by nexuses not using LOCAL
+	kic      uint32
+	nonce    nonceGen
 	// wrongKeyReads counts consecutive 07/74/03 reads (HP lockout).
 	wrongKeyReads int
 
@@ -97,6 +98,9 @@ func (d *Drive) detach(nx *Nexus) {
 	d.mu.Lock()
 	delete(d.nexuses, nx)
 	nx.local = nil
+	if d.reserved == nx {
+		d.reserved = nil
+	}
 	d.mu.Unlock()
 }
 
@@ -209,6 +213,9 @@ func (d *Drive) exec(nx *Nexus, req *vtlwire.Request) reply {
 			return fail(invalidCDB(0))
 		}
 	}
+	if conflict(d.reserved, nx, op) {
+		return reply{status: scsi.StatusReservationConflict}
+	}
 	switch op {
 	case scsi.OpInquiry:
 		return d.inquiry(nx, cdb)
@@ -241,6 +248,8 @@ func (d *Drive) exec(nx *Nexus, req *vtlwire.Request) reply {
 	case scsi.OpPreventAllow:
 		nx.prevent = cdb[4]&3 == 1
 		return good(nil)
+	case opReserve6, opRelease6:
+		return reserve(&d.reserved, nx, cdb)
 	case scsi.OpSecurityProtocolIn:
 		if d.pers.NoAME {
 			return fail(illegal(scsi.ASCInvalidOpcode))

@@ -76,11 +76,13 @@ type Library struct {
 	driveSrc []uint16
 	cnex     map[*Nexus]struct{}
 	cprevent map[*Nexus]bool
-	nextID   atomic.Uint64
-	serial   string
-	pers     Personality
-	lockFile *os.File // flock on DIR/library.lock: one vtl per directory
-	cfaults  Faults   // the changer's faults (under mu)
+	// creserved is the changer's SPC-2 RESERVE(6) holder.
+	creserved *Nexus
+	nextID    atomic.Uint64
+	serial    string
+	pers      Personality
+	lockFile  *os.File // flock on DIR/library.lock: one vtl per directory
+	cfaults   Faults   // the changer's faults (under mu)
 
 	hmu     sync.Mutex          // holders
 	holders map[string]*holders // connections per unit (exclusive opens)
@@ -559,3 +561,9 @@ func (lib *Library) Status() Status {
 	}
 	return st
 }
+
+// NumDrives is the number of drives (units drive0..drive(N-1)).
+func (lib *Library) NumDrives() int { return len(lib.drives) }
+
+// Logger is the library's logger.
+func (lib *Library) Logger() *slog.Logger { return lib.log }

@@ -55,8 +55,11 @@ func (nx *Nexus) takeUA() *sense {
 
 // reply is a unit's answer to one command.
 type reply struct {
-	sense *sense
-	data  []byte // data-in (truncated to the allocation length by the caller)
+	// status is a SAM status other than GOOD/CHECK CONDITION (RESERVATION
+	// CONFLICT); 0 otherwise.
+	status byte
+	sense  *sense
+	data   []byte // data-in (truncated to the allocation length by the caller)
 	// residOut is the number of data-out bytes not consumed.
 	residOut int
 }
@@ -95,7 +98,7 @@ func cdbLen(op byte) int {
 
 // toResponse renders a reply for the wire.
 func toResponse(nx *Nexus, req *vtlwire.Request, r reply, senseLen int, desc bool) vtlwire.Response {
-	resp := vtlwire.Response{}
+	resp := vtlwire.Response{Status: r.status}
 	if r.sense != nil {
 		resp.Status = scsi.StatusCheckCondition
 		if desc {
@@ -131,6 +134,7 @@ var opNames = map[byte]string{
 	scsi.OpReportLUNs: "REPORT LUNS", scsi.OpSecurityProtocolIn: "SECURITY PROTOCOL IN",
 	scsi.OpMoveMedium: "MOVE MEDIUM", scsi.OpSecurityProtocolOut: "SECURITY PROTOCOL OUT",
 	scsi.OpReadElementStatus: "READ ELEMENT STATUS", 0x2B: "LOCATE(10)", 0x44: "REPORT DENSITY SUPPORT",
+	opReserve6: "RESERVE(6)", opRelease6: "RELEASE(6)",
 }
 
 // OpName returns the standard name of an opcode.
@@ -185,4 +189,49 @@ func traceAttrs(cdb []byte, dataLen int) []slog.Attr {
 func hex2(b byte) string {
 	const h = "0123456789ABCDEF"
 	return "0x" + string([]byte{h[b>>4], h[b&15]})
+}
+
+// SPC-2 reservations (RESERVE(6) / RELEASE(6)): a unit reserved by one
+// nexus answers RESERVATION CONFLICT to the others, except for the
+// commands SPC-2 lets through. The reservation ends with RELEASE from its
+// holder, the holder's nexus ending, or a LUN reset (Library.ResetUnit).
+const (
+	opReserve6 = 0x16
+	opRelease6 = 0x17
+)
+
+// conflict reports whether op from nx must get RESERVATION CONFLICT on a
+// unit reserved by holder (nil: not reserved).
+func conflict(holder, nx *Nexus, op byte) bool {
+	if holder == nil || holder == nx {
+		return false
+	}
+	switch op {
+	case scsi.OpInquiry, scsi.OpRequestSense, scsi.OpReportLUNs, opRelease6:
+		return false
+	}
+	return true
+}
+
+// reserve runs RESERVE(6) / RELEASE(6) (no third-party or extent
+// reservations) against *holder.
+func reserve(holder **Nexus, nx *Nexus, cdb []byte) reply {
+	if cdb[1]&0x1F != 0 {
+		// 3rdPty (bit 4), third-party device ID and extent (bit 0) are
+		// SPC-1 leftovers no tape tool uses.
+		return fail(invalidCDB(1))
+	}
+	switch {
+	case cdb[0] == opRelease6:
+		if *holder == nx {
+			*holder = nil
+		}
+		// A RELEASE from a nexus that holds nothing is GOOD and changes
+		// nothing (SPC-2 §7.17).
+	case *holder == nil || *holder == nx:
+		*holder = nx
+	default:
+		return reply{status: scsi.StatusReservationConflict}
+	}
+	return good(nil)
 }
