@@ -288,7 +288,7 @@ func (c *conn) command(b *w.BHS, ahs []byte) error {
 		if err := c.skipData(b); err != nil {
 			return err
 		}
-		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), 0, 0)
+		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), int(cmd.ExpectedLength))
 	}
 	if _, busy := c.tasks[cmd.ITT]; busy {
 		if err := c.skipData(b); err != nil {
@@ -314,7 +314,7 @@ func (c *conn) command(b *w.BHS, ahs []byte) error {
 		if err := c.skipData(b); err != nil {
 			return err
 		}
-		return c.respond(cmd, status, sense, 0, exp)
+		return c.respond(cmd, status, sense, exp)
 	}
 	switch {
 	case cmd.Read && cmd.Write:
@@ -431,7 +431,7 @@ func (c *conn) dataOut(b *w.BHS) error {
 		if tk != nil {
 			// The task cannot complete: end it with a data phase error.
 			c.dropTask(tk)
-			if err := c.respond(tk.cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseAbortedCommand, scsi.ASCQ(0x4B00)), 0, len(tk.buf)); err != nil {
+			if err := c.respond(tk.cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseAbortedCommand, scsi.ASCQ(0x4B00)), len(tk.buf)); err != nil {
 				return err
 			}
 		}
@@ -468,7 +468,7 @@ func (c *conn) runTask(tk *task) error {
 	nx, err := c.nexus(tk.lun, "")
 	if err != nil {
 		c.putBuf(tk.buf)
-		return c.respond(tk.cmd, scsi.StatusBusy, nil, 0, 0)
+		return c.respond(tk.cmd, scsi.StatusBusy, nil, len(tk.buf))
 	}
 	err = c.execute(tk.cmd, nx, tk.buf, tk.lun)
 	c.putBuf(tk.buf)
@@ -535,7 +535,7 @@ func (c *conn) dataInStatus(cmd w.SCSICommand, data []byte, exp int) error {
 		data = data[:exp]
 	}
 	if len(data) == 0 {
-		return c.respond(cmd, scsi.StatusGood, nil, exp, exp)
+		return c.respond(cmd, scsi.StatusGood, nil, exp)
 	}
 	_, err := c.sendDataIn(cmd, data, true, scsi.StatusGood, exp-len(data))
 	return err
@@ -571,8 +571,8 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 	return sn, nil
 }
 
-// respond sends a SCSI Response.
-func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid, _ int) error {
+// respond sends a SCSI Response with resid bytes not transferred.
+func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid int) error {
 	return c.respondSN(cmd, status, sense, resid, 0)
 }
 
@@ -594,7 +594,7 @@ func (c *conn) reportLUNs(cmd w.SCSICommand) error {
 	cdb := cmd.CDB[:12]
 	alloc := int(binary.BigEndian.Uint32(cdb[6:10]))
 	if alloc < 16 || cdb[2] > 2 {
-		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), int(cmd.ExpectedLength), 0)
+		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), int(cmd.ExpectedLength))
 	}
 	n := c.t.LUNs()
 	d := make([]byte, 8, 8+8*n)
