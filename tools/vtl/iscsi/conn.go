@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
@@ -41,6 +43,13 @@ type conn struct {
 	expCmdSN  uint32
 	takenOver bool          // another connection reinstated the session (under t.mu)
 	done      chan struct{} // closed when serve returns
+
+	// wmu is held while a PDU is handled and while the pinger writes: it
+	// guards the writer, statSN, expCmdSN, nextTTT and the ping state.
+	wmu      sync.Mutex
+	lastRecv atomic.Int64 // UnixNano of the last PDU header received
+	pingTTT  uint32       // the outstanding NOP-In's tag (0: none)
+	pingSent time.Time
 
 	tasks   map[uint32]*task // write commands waiting for Data-Out, by ITT
 	pending int              // their buffered bytes
@@ -94,6 +103,12 @@ func (c *conn) serve() {
 	c.r.Digests = w.Digests{Header: c.params.HeaderDigest, Data: c.params.DataDigest}
 	c.w.Digests = c.r.Digests
 	c.discard = make([]byte, c.t.cfg.MaxRecvDataSegmentLength)
+	c.lastRecv.Store(time.Now().UnixNano())
+	stop := make(chan struct{})
+	defer close(stop)
+	if iv := c.t.cfg.NOPInterval; iv > 0 {
+		go c.pinger(iv, stop)
+	}
 	err := c.fullFeature()
 	c.logEnd("session", err)
 	c.finish()
@@ -151,47 +166,96 @@ func (c *conn) fullFeature() error {
 		if err != nil {
 			return err
 		}
-		if len(ahs) > 0 && bhs.Opcode() != w.OpSCSICommand {
-			c.skipData(&bhs)
-			if err := c.reject(&bhs, w.RejectProtocolError); err != nil {
-				return err
-			}
-			continue
-		}
-		switch bhs.Opcode() {
-		case w.OpSCSICommand:
-			err = c.command(&bhs, ahs)
-		case w.OpDataOut:
-			err = c.dataOut(&bhs)
-		case w.OpNOPOut:
-			err = c.nop(&bhs)
-		case w.OpTaskMgmt:
-			err = c.taskMgmt(&bhs)
-		case w.OpText:
-			err = c.text(&bhs)
-		case w.OpLogout:
-			err = c.logout(&bhs)
-		case w.OpSNACK:
-			// ERL 0: no SNACK support (§11.16: reject it).
-			if err = c.skipData(&bhs); err == nil {
-				err = c.reject(&bhs, w.RejectSNACK)
-			}
-		case w.OpLogin:
-			if err = c.skipData(&bhs); err == nil {
-				err = c.reject(&bhs, w.RejectProtocolError)
-			}
-		default:
-			if err = c.skipData(&bhs); err == nil {
-				err = c.reject(&bhs, w.RejectNotSupported)
-			}
-		}
-		if err != nil {
+		c.lastRecv.Store(time.Now().UnixNano())
+		if err := c.handle(bhs, ahs); err != nil {
 			if errors.Is(err, errLogout) {
 				return nil
 			}
 			return err
 		}
 	}
+}
+
+// pinger sends a NOP-In when the initiator has been silent for iv, and
+// drops the connection when a ping stays unanswered for 2·iv (§11.19).
+func (c *conn) pinger(iv time.Duration, stop chan struct{}) {
+	tk := time.NewTicker(iv / 2)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		c.wmu.Lock()
+		now := time.Now()
+		if c.pingTTT != 0 && now.Sub(c.pingSent) >= 2*iv {
+			who := c.initiator()
+			c.wmu.Unlock()
+			c.t.log.Warn("iSCSI initiator does not answer NOP-In pings; dropping the connection", "initiator", who, "remote", c.nc.RemoteAddr().String())
+			c.nc.Close()
+			return
+		}
+		if c.pingTTT == 0 && now.Sub(time.Unix(0, c.lastRecv.Load())) >= iv {
+			c.pingTTT = c.newTTT()
+			c.pingSent = now
+			m := w.NOPIn{LUN: 0, ITT: w.ReservedTag, TTT: c.pingTTT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN()}
+			c.w.Write(w.NewPDU(&m, nil))
+		}
+		c.wmu.Unlock()
+	}
+}
+
+func (c *conn) initiator() string {
+	if s := c.sess; s != nil {
+		return s.initiator
+	}
+	return ""
+}
+
+// newTTT is a fresh Target Transfer Tag (never 0 or ReservedTag).
+func (c *conn) newTTT() uint32 {
+	c.nextTTT++
+	if c.nextTTT == w.ReservedTag || c.nextTTT == 0 {
+		c.nextTTT = 1
+	}
+	return c.nextTTT
+}
+
+// handle serves one PDU whose header was just read.
+func (c *conn) handle(bhs w.BHS, ahs []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	op := bhs.Opcode()
+	if len(ahs) > 0 && op != w.OpSCSICommand {
+		// Only a SCSI Command may carry AHS (§11.2.1.4).
+		op = 0xff
+	}
+	switch op {
+	case w.OpSCSICommand:
+		return c.command(&bhs, ahs)
+	case w.OpDataOut:
+		return c.dataOut(&bhs)
+	case w.OpNOPOut:
+		return c.nop(&bhs)
+	case w.OpTaskMgmt:
+		return c.taskMgmt(&bhs)
+	case w.OpText:
+		return c.text(&bhs)
+	case w.OpLogout:
+		return c.logout(&bhs)
+	}
+	if err := c.skipData(&bhs); err != nil {
+		return err
+	}
+	switch op {
+	case w.OpSNACK:
+		// ERL 0: no SNACK support (§11.16: reject it).
+		return c.reject(&bhs, w.RejectSNACK)
+	case w.OpLogin, 0xff:
+		return c.reject(&bhs, w.RejectProtocolError)
+	}
+	return c.reject(&bhs, w.RejectNotSupported)
 }
 
 // skipData reads and drops the data segment of the PDU just read.
@@ -231,6 +295,9 @@ func (c *conn) nop(b *w.BHS) error {
 	n := b.DataSegmentLength()
 	if m.ITT == w.ReservedTag {
 		// The answer to a NOP-In of ours, or a ping that wants no reply.
+		if m.TTT == c.pingTTT {
+			c.pingTTT = 0
+		}
 		return c.skipData(b)
 	}
 	data := c.discard[:n]
@@ -393,11 +460,7 @@ func (c *conn) putBuf(b []byte) {
 
 // r2t asks for the next burst of a write.
 func (c *conn) r2t(tk *task) error {
-	c.nextTTT++
-	if c.nextTTT == w.ReservedTag {
-		c.nextTTT = 1
-	}
-	tk.ttt = c.nextTTT
+	tk.ttt = c.newTTT()
 	want := min(len(tk.buf)-tk.got, c.params.MaxBurstLength)
 	tk.burstEnd = tk.got + want
 	m := w.R2T{LUN: tk.cmd.LUN, ITT: tk.cmd.ITT, TTT: tk.ttt, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN(),
