@@ -575,8 +575,18 @@ func (c *conn) execute(cmd w.SCSICommand, nx *emu.Conn, out []byte, lun int) err
 		c.statSN++
 		return c.w.Write(w.NewPDU(&m, nil))
 	}
+	resid := int(resp.Resid)
+	if req.Dir == scsi.DirNone {
+		resid = exp
+	}
+	if n, ok := cdbDataLen(req.CDB); ok && n > exp {
+		// The CDB asks for more than the Expected Data Transfer Length:
+		// residual overflow (§11.4.5.1), as Linux LIO reports it.
+		resid = exp - n
+	}
 	if req.Dir == scsi.DirFromDevice && resp.Status == scsi.StatusGood && len(resp.Sense) == 0 && len(resp.DataIn) > 0 {
-		return c.dataInStatus(cmd, resp.DataIn, exp)
+		_, err := c.sendDataIn(cmd, resp.DataIn, true, scsi.StatusGood, resid)
+		return err
 	}
 	dataSN := uint32(0)
 	if len(resp.DataIn) > 0 {
@@ -585,11 +595,38 @@ func (c *conn) execute(cmd w.SCSICommand, nx *emu.Conn, out []byte, lun int) err
 			return err
 		}
 	}
-	resid := int(resp.Resid)
-	if req.Dir == scsi.DirNone {
-		resid = exp
-	}
 	return c.respondSN(cmd, resp.Status, resp.Sense, resid, dataSN)
+}
+
+// cdbDataLen is the data length a CDB itself states (an allocation or
+// parameter list length, or a variable-block transfer length), for the
+// commands that have one.
+func cdbDataLen(cdb []byte) (int, bool) {
+	be := func(a, b int) int {
+		n := 0
+		for _, x := range cdb[a:b] {
+			n = n<<8 | int(x)
+		}
+		return n
+	}
+	switch cdb[0] {
+	case scsi.OpInquiry, scsi.OpModeSense6, scsi.OpRequestSense:
+		if cdb[0] == scsi.OpInquiry {
+			return be(3, 5), true
+		}
+		return int(cdb[4]), true
+	case scsi.OpRead6, scsi.OpWrite6:
+		if cdb[1]&1 == 0 { // variable blocks: the length is bytes
+			return be(2, 5), true
+		}
+	case scsi.OpModeSense10, scsi.OpLogSense:
+		return be(7, 9), true
+	case scsi.OpSecurityProtocolIn, scsi.OpSecurityProtocolOut, scsi.OpReportLUNs:
+		return be(6, 10), true
+	case scsi.OpReadElementStatus:
+		return be(7, 10), true
+	}
+	return 0, false
 }
 
 // dataInStatus sends data with the status in the last Data-In (GOOD).
@@ -620,8 +657,11 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 			DataSN: sn, BufferOffset: uint32(off), Final: last || (off+n)%burst == 0}
 		if last && status {
 			m.HasStatus, m.Final, m.Status, m.StatSN = true, true, st, c.statSN
-			if resid > 0 {
+			switch {
+			case resid > 0:
 				m.Underflow, m.Residual = true, uint32(resid)
+			case resid < 0:
+				m.Overflow, m.Residual = true, uint32(-resid)
 			}
 			c.statSN++
 		}
@@ -634,15 +674,19 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 	return sn, nil
 }
 
-// respond sends a SCSI Response with resid bytes not transferred.
+// respond sends a SCSI Response with resid bytes not transferred
+// (negative: an overflow of −resid bytes).
 func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid int) error {
 	return c.respondSN(cmd, status, sense, resid, 0)
 }
 
 func (c *conn) respondSN(cmd w.SCSICommand, status byte, sense []byte, resid int, expDataSN uint32) error {
 	m := w.SCSIResponse{Status: status, ITT: cmd.ITT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN(), ExpDataSN: expDataSN}
-	if resid > 0 {
+	switch {
+	case resid > 0:
 		m.Underflow, m.Residual = true, uint32(resid)
+	case resid < 0:
+		m.Overflow, m.Residual = true, uint32(-resid)
 	}
 	c.statSN++
 	var data []byte
