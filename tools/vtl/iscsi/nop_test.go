@@ -12,9 +12,17 @@ import (
 	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
-// rawSession logs in to LUN traffic by hand (no digests) and returns the
+// rawSession logs in to the target by hand (no digests) and returns the
 // connection's reader and writer.
 func rawSession(t *testing.T, addr, initiator string) (net.Conn, *w.Reader, *w.Writer) {
+	t.Helper()
+	nc, r, wr, _ := rawLogin(t, addr, initiator, [6]byte{0x80, 9, 9, 9, 0, 0}, 0)
+	return nc, r, wr
+}
+
+// rawLogin logs in with an ISID and TSIH and returns the final Login
+// Response too.
+func rawLogin(t *testing.T, addr, initiator string, isid [6]byte, tsih uint16) (net.Conn, *w.Reader, *w.Writer, w.LoginResponse) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -24,7 +32,7 @@ func rawSession(t *testing.T, addr, initiator string) (net.Conn, *w.Reader, *w.W
 	r, wr := w.NewReader(nc), w.NewWriter(nc)
 	keys := w.AppendText(nil, w.KV{Key: "InitiatorName", Value: initiator}, w.KV{Key: "SessionType", Value: "Normal"},
 		w.KV{Key: "TargetName", Value: DefaultName}, w.KV{Key: "AuthMethod", Value: "None"})
-	req := w.LoginRequest{Transit: true, CSG: w.StageSecurity, NSG: w.StageFullFeature, ISID: [6]byte{0x80, 9, 9, 9, 0, 0}, ITT: 1}
+	req := w.LoginRequest{Transit: true, CSG: w.StageSecurity, NSG: w.StageFullFeature, ISID: isid, TSIH: tsih, ITT: 1}
 	if err := wr.Write(w.NewPDU(&req, keys)); err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +40,31 @@ func rawSession(t *testing.T, addr, initiator string) (net.Conn, *w.Reader, *w.W
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lr := w.DecodeLoginResponse(&p.BHS); p.Opcode() != w.OpLoginResp || lr.StatusClass != 0 || lr.NSG != w.StageFullFeature {
+	lr := w.DecodeLoginResponse(&p.BHS)
+	if p.Opcode() != w.OpLoginResp || lr.StatusClass != 0 || lr.NSG != w.StageFullFeature || lr.TSIH == 0 {
 		t.Fatalf("login: %s %+v", p, lr)
 	}
-	return nc, r, wr
+	return nc, r, wr, lr
+}
+
+// rawCmd sends a no-data command and returns its status (and the next
+// CmdSN).
+func rawCmd(t *testing.T, r *w.Reader, wr *w.Writer, lun int, cdb []byte, cmdSN uint32) (byte, uint32) {
+	t.Helper()
+	cmd := w.SCSICommand{Final: true, Attr: w.AttrSimple, LUN: w.LUN(lun), ITT: cmdSN + 100, CmdSN: cmdSN}
+	copy(cmd.CDB[:], cdb)
+	if err := wr.Write(w.NewPDU(&cmd, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := r.Read()
+		if err != nil {
+			t.Fatalf("% X: %v", cdb, err)
+		}
+		if p.Opcode() == w.OpSCSIResponse {
+			return w.DecodeSCSIResponse(&p.BHS).Status, cmdSN + 1
+		}
+	}
 }
 
 // NOP-In keepalive: an initiator that answers the target's pings keeps
