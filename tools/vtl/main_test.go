@@ -260,7 +260,7 @@ func TestServeISCSIBinary(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock, "--slots", "3", "--drives", "2",
 		"--capacity", "8MiB", "--iscsi", "127.0.0.1:0", "--iscsi-allow", "iqn.2026-12.test:ok",
-		"--iscsi-chap-user", "backup", "--iscsi-chap-secret-file", secretFile)
+		"--iscsi-chap-user", "backup", "--iscsi-chap-secret-file", secretFile, "--trace")
 	logs := &syncBuf{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
@@ -299,6 +299,9 @@ func TestServeISCSIBinary(t *testing.T) {
 	}
 	if strings.Contains(l, secret) {
 		t.Errorf("the CHAP secret is in the log:\n%s", l)
+	}
+	if !strings.Contains(l, `msg=cdb op=INQUIRY`) || !strings.Contains(l, "unit=drive1") {
+		t.Errorf("--trace does not log the CDBs that came over iSCSI:\n%s", l)
 	}
 }
 

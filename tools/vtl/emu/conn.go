@@ -1,7 +1,9 @@
 package emu
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -113,11 +115,22 @@ func (c *Conn) Unit() string { return c.unit }
 // MaxTransfer fault is refused with host status DID_ERROR (0x07) and not
 // executed. The response's data-in and sense alias the nexus's buffers
 // until the next Exec.
+// With Config.Trace the command is logged (opcode and key fields, never
+// data).
 func (c *Conn) Exec(req *vtlwire.Request) vtlwire.Response {
 	if mt := c.lib.maxTransfer(c.unit); mt > 0 && max(req.AllocLen, len(req.DataOut)) > mt {
 		return vtlwire.Response{HostStatus: 0x07, Resid: int32(req.AllocLen)}
 	}
-	return c.exec(c.nx, req)
+	resp := c.exec(c.nx, req)
+	if c.lib.cfg.Trace && len(req.CDB) > 0 {
+		attrs := traceAttrs(req.CDB, len(req.DataOut)+req.AllocLen)
+		attrs = append(attrs, slog.String("unit", c.unit), slog.Uint64("nexus", c.nx.id), slog.Int("status", int(resp.Status)))
+		if len(resp.Sense) >= 14 && resp.Sense[0]&0x7F == 0x70 {
+			attrs = append(attrs, slog.String("sense", fmt.Sprintf("%X/%02X/%02X", resp.Sense[2]&0xF, resp.Sense[12], resp.Sense[13])))
+		}
+		c.lib.log.LogAttrs(context.Background(), slog.LevelInfo, "cdb", attrs...)
+	}
+	return resp
 }
 
 // releaseDead closes the connections to unit whose peers have gone.

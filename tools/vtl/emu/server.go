@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -129,6 +128,7 @@ func (s *Server) handle(c net.Conn) {
 	if err := vtlwire.WriteHelloAccept(c, s.lib.maxTransfer(h.Unit)); err != nil {
 		return
 	}
+	// conn.Exec traces the command (--trace), on this path as on iSCSI's.
 	s.loop(br, c, h.Unit, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
 }
 
@@ -146,14 +146,6 @@ func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec
 		resp, ok := s.safeExec(exec, nx, req, unit)
 		if !ok {
 			return // a bug in vtl: drop this nexus, keep serving the others
-		}
-		if s.lib.cfg.Trace {
-			attrs := traceAttrs(req.CDB, len(req.DataOut)+req.AllocLen)
-			attrs = append(attrs, slog.String("unit", unit), slog.Uint64("nexus", nx.id), slog.Int("status", int(resp.Status)))
-			if len(resp.Sense) >= 14 && resp.Sense[0]&0x7F == 0x70 {
-				attrs = append(attrs, slog.String("sense", fmt.Sprintf("%X/%02X/%02X", resp.Sense[2]&0xF, resp.Sense[12], resp.Sense[13])))
-			}
-			log.LogAttrs(context.Background(), slog.LevelInfo, "cdb", attrs...)
 		}
 		if err := vtlwire.WriteResponse(c, &resp); err != nil {
 			return

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi"
@@ -41,6 +43,13 @@ type conn struct {
 	expCmdSN  uint32
 	takenOver bool          // another connection reinstated the session (under t.mu)
 	done      chan struct{} // closed when serve returns
+
+	// wmu is held while a PDU is handled and while the pinger writes: it
+	// guards the writer, statSN, expCmdSN, nextTTT and the ping state.
+	wmu      sync.Mutex
+	lastRecv atomic.Int64 // UnixNano of the last PDU header received
+	pingTTT  uint32       // the outstanding NOP-In's tag (0: none)
+	pingSent time.Time
 
 	tasks   map[uint32]*task // write commands waiting for Data-Out, by ITT
 	pending int              // their buffered bytes
@@ -94,6 +103,12 @@ func (c *conn) serve() {
 	c.r.Digests = w.Digests{Header: c.params.HeaderDigest, Data: c.params.DataDigest}
 	c.w.Digests = c.r.Digests
 	c.discard = make([]byte, c.t.cfg.MaxRecvDataSegmentLength)
+	c.lastRecv.Store(time.Now().UnixNano())
+	stop := make(chan struct{})
+	defer close(stop)
+	if iv := c.t.cfg.NOPInterval; iv > 0 {
+		go c.pinger(iv, stop)
+	}
 	err := c.fullFeature()
 	c.logEnd("session", err)
 	c.finish()
@@ -151,47 +166,96 @@ func (c *conn) fullFeature() error {
 		if err != nil {
 			return err
 		}
-		if len(ahs) > 0 && bhs.Opcode() != w.OpSCSICommand {
-			c.skipData(&bhs)
-			if err := c.reject(&bhs, w.RejectProtocolError); err != nil {
-				return err
-			}
-			continue
-		}
-		switch bhs.Opcode() {
-		case w.OpSCSICommand:
-			err = c.command(&bhs, ahs)
-		case w.OpDataOut:
-			err = c.dataOut(&bhs)
-		case w.OpNOPOut:
-			err = c.nop(&bhs)
-		case w.OpTaskMgmt:
-			err = c.taskMgmt(&bhs)
-		case w.OpText:
-			err = c.text(&bhs)
-		case w.OpLogout:
-			err = c.logout(&bhs)
-		case w.OpSNACK:
-			// ERL 0: no SNACK support (§11.16: reject it).
-			if err = c.skipData(&bhs); err == nil {
-				err = c.reject(&bhs, w.RejectSNACK)
-			}
-		case w.OpLogin:
-			if err = c.skipData(&bhs); err == nil {
-				err = c.reject(&bhs, w.RejectProtocolError)
-			}
-		default:
-			if err = c.skipData(&bhs); err == nil {
-				err = c.reject(&bhs, w.RejectNotSupported)
-			}
-		}
-		if err != nil {
+		c.lastRecv.Store(time.Now().UnixNano())
+		if err := c.handle(bhs, ahs); err != nil {
 			if errors.Is(err, errLogout) {
 				return nil
 			}
 			return err
 		}
 	}
+}
+
+// pinger sends a NOP-In when the initiator has been silent for iv, and
+// drops the connection when a ping stays unanswered for 2·iv (§11.19).
+func (c *conn) pinger(iv time.Duration, stop chan struct{}) {
+	tk := time.NewTicker(iv / 2)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		c.wmu.Lock()
+		now := time.Now()
+		if c.pingTTT != 0 && now.Sub(c.pingSent) >= 2*iv {
+			who := c.initiator()
+			c.wmu.Unlock()
+			c.t.log.Warn("iSCSI initiator does not answer NOP-In pings; dropping the connection", "initiator", who, "remote", c.nc.RemoteAddr().String())
+			c.nc.Close()
+			return
+		}
+		if c.pingTTT == 0 && now.Sub(time.Unix(0, c.lastRecv.Load())) >= iv {
+			c.pingTTT = c.newTTT()
+			c.pingSent = now
+			m := w.NOPIn{LUN: 0, ITT: w.ReservedTag, TTT: c.pingTTT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN()}
+			c.w.Write(w.NewPDU(&m, nil))
+		}
+		c.wmu.Unlock()
+	}
+}
+
+func (c *conn) initiator() string {
+	if s := c.sess; s != nil {
+		return s.initiator
+	}
+	return ""
+}
+
+// newTTT is a fresh Target Transfer Tag (never 0 or ReservedTag).
+func (c *conn) newTTT() uint32 {
+	c.nextTTT++
+	if c.nextTTT == w.ReservedTag || c.nextTTT == 0 {
+		c.nextTTT = 1
+	}
+	return c.nextTTT
+}
+
+// handle serves one PDU whose header was just read.
+func (c *conn) handle(bhs w.BHS, ahs []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	op := bhs.Opcode()
+	if len(ahs) > 0 && op != w.OpSCSICommand {
+		// Only a SCSI Command may carry AHS (§11.2.1.4).
+		op = 0xff
+	}
+	switch op {
+	case w.OpSCSICommand:
+		return c.command(&bhs, ahs)
+	case w.OpDataOut:
+		return c.dataOut(&bhs)
+	case w.OpNOPOut:
+		return c.nop(&bhs)
+	case w.OpTaskMgmt:
+		return c.taskMgmt(&bhs)
+	case w.OpText:
+		return c.text(&bhs)
+	case w.OpLogout:
+		return c.logout(&bhs)
+	}
+	if err := c.skipData(&bhs); err != nil {
+		return err
+	}
+	switch op {
+	case w.OpSNACK:
+		// ERL 0: no SNACK support (§11.16: reject it).
+		return c.reject(&bhs, w.RejectSNACK)
+	case w.OpLogin, 0xff:
+		return c.reject(&bhs, w.RejectProtocolError)
+	}
+	return c.reject(&bhs, w.RejectNotSupported)
 }
 
 // skipData reads and drops the data segment of the PDU just read.
@@ -231,6 +295,9 @@ func (c *conn) nop(b *w.BHS) error {
 	n := b.DataSegmentLength()
 	if m.ITT == w.ReservedTag {
 		// The answer to a NOP-In of ours, or a ping that wants no reply.
+		if m.TTT == c.pingTTT {
+			c.pingTTT = 0
+		}
 		return c.skipData(b)
 	}
 	data := c.discard[:n]
@@ -288,7 +355,7 @@ func (c *conn) command(b *w.BHS, ahs []byte) error {
 		if err := c.skipData(b); err != nil {
 			return err
 		}
-		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), 0, 0)
+		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), int(cmd.ExpectedLength))
 	}
 	if _, busy := c.tasks[cmd.ITT]; busy {
 		if err := c.skipData(b); err != nil {
@@ -314,7 +381,7 @@ func (c *conn) command(b *w.BHS, ahs []byte) error {
 		if err := c.skipData(b); err != nil {
 			return err
 		}
-		return c.respond(cmd, status, sense, 0, exp)
+		return c.respond(cmd, status, sense, exp)
 	}
 	switch {
 	case cmd.Read && cmd.Write:
@@ -393,11 +460,7 @@ func (c *conn) putBuf(b []byte) {
 
 // r2t asks for the next burst of a write.
 func (c *conn) r2t(tk *task) error {
-	c.nextTTT++
-	if c.nextTTT == w.ReservedTag {
-		c.nextTTT = 1
-	}
-	tk.ttt = c.nextTTT
+	tk.ttt = c.newTTT()
 	want := min(len(tk.buf)-tk.got, c.params.MaxBurstLength)
 	tk.burstEnd = tk.got + want
 	m := w.R2T{LUN: tk.cmd.LUN, ITT: tk.cmd.ITT, TTT: tk.ttt, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN(),
@@ -431,7 +494,7 @@ func (c *conn) dataOut(b *w.BHS) error {
 		if tk != nil {
 			// The task cannot complete: end it with a data phase error.
 			c.dropTask(tk)
-			if err := c.respond(tk.cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseAbortedCommand, scsi.ASCQ(0x4B00)), 0, len(tk.buf)); err != nil {
+			if err := c.respond(tk.cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseAbortedCommand, scsi.ASCQ(0x4B00)), len(tk.buf)); err != nil {
 				return err
 			}
 		}
@@ -468,7 +531,7 @@ func (c *conn) runTask(tk *task) error {
 	nx, err := c.nexus(tk.lun, "")
 	if err != nil {
 		c.putBuf(tk.buf)
-		return c.respond(tk.cmd, scsi.StatusBusy, nil, 0, 0)
+		return c.respond(tk.cmd, scsi.StatusBusy, nil, len(tk.buf))
 	}
 	err = c.execute(tk.cmd, nx, tk.buf, tk.lun)
 	c.putBuf(tk.buf)
@@ -512,8 +575,18 @@ func (c *conn) execute(cmd w.SCSICommand, nx *emu.Conn, out []byte, lun int) err
 		c.statSN++
 		return c.w.Write(w.NewPDU(&m, nil))
 	}
+	resid := int(resp.Resid)
+	if req.Dir == scsi.DirNone {
+		resid = exp
+	}
+	if n, ok := cdbDataLen(req.CDB); ok && n > exp {
+		// The CDB asks for more than the Expected Data Transfer Length:
+		// residual overflow (§11.4.5.1), as Linux LIO reports it.
+		resid = exp - n
+	}
 	if req.Dir == scsi.DirFromDevice && resp.Status == scsi.StatusGood && len(resp.Sense) == 0 && len(resp.DataIn) > 0 {
-		return c.dataInStatus(cmd, resp.DataIn, exp)
+		_, err := c.sendDataIn(cmd, resp.DataIn, true, scsi.StatusGood, resid)
+		return err
 	}
 	dataSN := uint32(0)
 	if len(resp.DataIn) > 0 {
@@ -522,11 +595,38 @@ func (c *conn) execute(cmd w.SCSICommand, nx *emu.Conn, out []byte, lun int) err
 			return err
 		}
 	}
-	resid := int(resp.Resid)
-	if req.Dir == scsi.DirNone {
-		resid = exp
-	}
 	return c.respondSN(cmd, resp.Status, resp.Sense, resid, dataSN)
+}
+
+// cdbDataLen is the data length a CDB itself states (an allocation or
+// parameter list length, or a variable-block transfer length), for the
+// commands that have one.
+func cdbDataLen(cdb []byte) (int, bool) {
+	be := func(a, b int) int {
+		n := 0
+		for _, x := range cdb[a:b] {
+			n = n<<8 | int(x)
+		}
+		return n
+	}
+	switch cdb[0] {
+	case scsi.OpInquiry, scsi.OpModeSense6, scsi.OpRequestSense:
+		if cdb[0] == scsi.OpInquiry {
+			return be(3, 5), true
+		}
+		return int(cdb[4]), true
+	case scsi.OpRead6, scsi.OpWrite6:
+		if cdb[1]&1 == 0 { // variable blocks: the length is bytes
+			return be(2, 5), true
+		}
+	case scsi.OpModeSense10, scsi.OpLogSense:
+		return be(7, 9), true
+	case scsi.OpSecurityProtocolIn, scsi.OpSecurityProtocolOut, scsi.OpReportLUNs:
+		return be(6, 10), true
+	case scsi.OpReadElementStatus:
+		return be(7, 10), true
+	}
+	return 0, false
 }
 
 // dataInStatus sends data with the status in the last Data-In (GOOD).
@@ -535,7 +635,7 @@ func (c *conn) dataInStatus(cmd w.SCSICommand, data []byte, exp int) error {
 		data = data[:exp]
 	}
 	if len(data) == 0 {
-		return c.respond(cmd, scsi.StatusGood, nil, exp, exp)
+		return c.respond(cmd, scsi.StatusGood, nil, exp)
 	}
 	_, err := c.sendDataIn(cmd, data, true, scsi.StatusGood, exp-len(data))
 	return err
@@ -557,8 +657,11 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 			DataSN: sn, BufferOffset: uint32(off), Final: last || (off+n)%burst == 0}
 		if last && status {
 			m.HasStatus, m.Final, m.Status, m.StatSN = true, true, st, c.statSN
-			if resid > 0 {
+			switch {
+			case resid > 0:
 				m.Underflow, m.Residual = true, uint32(resid)
+			case resid < 0:
+				m.Overflow, m.Residual = true, uint32(-resid)
 			}
 			c.statSN++
 		}
@@ -571,15 +674,19 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 	return sn, nil
 }
 
-// respond sends a SCSI Response.
-func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid, _ int) error {
+// respond sends a SCSI Response with resid bytes not transferred
+// (negative: an overflow of −resid bytes).
+func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid int) error {
 	return c.respondSN(cmd, status, sense, resid, 0)
 }
 
 func (c *conn) respondSN(cmd w.SCSICommand, status byte, sense []byte, resid int, expDataSN uint32) error {
 	m := w.SCSIResponse{Status: status, ITT: cmd.ITT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN(), ExpDataSN: expDataSN}
-	if resid > 0 {
+	switch {
+	case resid > 0:
 		m.Underflow, m.Residual = true, uint32(resid)
+	case resid < 0:
+		m.Overflow, m.Residual = true, uint32(-resid)
 	}
 	c.statSN++
 	var data []byte
@@ -594,7 +701,7 @@ func (c *conn) reportLUNs(cmd w.SCSICommand) error {
 	cdb := cmd.CDB[:12]
 	alloc := int(binary.BigEndian.Uint32(cdb[6:10]))
 	if alloc < 16 || cdb[2] > 2 {
-		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), int(cmd.ExpectedLength), 0)
+		return c.respond(cmd, scsi.StatusCheckCondition, senseFixed(scsi.SenseIllegalRequest, scsi.ASCInvalidFieldInCDB), int(cmd.ExpectedLength))
 	}
 	n := c.t.LUNs()
 	d := make([]byte, 8, 8+8*n)

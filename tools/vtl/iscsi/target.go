@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
@@ -50,6 +51,11 @@ type Config struct {
 	MaxRecvDataSegmentLength int
 	// Logger receives logins, logouts and errors (default: the library's).
 	Logger *slog.Logger
+	// NOPInterval is how long a session may be silent before the target
+	// pings it with a NOP-In; a ping unanswered for two intervals drops
+	// the connection, so a vanished initiator does not hold its
+	// reservation for ever. 0: 30 s; negative: never.
+	NOPInterval time.Duration
 }
 
 // Target is a library served over iSCSI.
@@ -95,6 +101,9 @@ func New(lib *emu.Library, cfg Config) (*Target, error) {
 	}
 	if cfg.MaxRecvDataSegmentLength < 512 || cfg.MaxRecvDataSegmentLength >= 1<<24 {
 		return nil, fmt.Errorf("MaxRecvDataSegmentLength %d: must be 512..16777215", cfg.MaxRecvDataSegmentLength)
+	}
+	if cfg.NOPInterval == 0 {
+		cfg.NOPInterval = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = lib.Logger()

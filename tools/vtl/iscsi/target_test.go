@@ -71,6 +71,17 @@ func TestIscsiInq(t *testing.T) {
 	if r := j.cdb(tur(), "n", 0, ""); !strings.Contains(r, "sense=5/2500") {
 		t.Errorf("TEST UNIT READY on LUN 7: %s, want 5/25/00", r)
 	}
+	// Residuals: an allocation length above the expected transfer length
+	// is an overflow; less data than expected an underflow.
+	j.do("lun 1")
+	if r := j.cdb(inquiry(96), "r", 36, ""); !strings.HasPrefix(r, "status=0 ") || !strings.Contains(r, "resid=-60 n=36 ") {
+		t.Errorf("INQUIRY of 96 bytes with 36 expected: %s, want an overflow of 60", r)
+	}
+	r := j.cdb(inquiry(255), "r", 255, "")
+	var resid, n int
+	if _, err := fmt.Sscanf(r[strings.Index(r, "resid="):], "resid=%d n=%d", &resid, &n); err != nil || resid <= 0 || resid+n != 255 {
+		t.Errorf("INQUIRY of 255 bytes: %s, want an underflow of 255 minus the data", r)
+	}
 }
 
 // The data path through libiscsi: a key set with SECURITY PROTOCOL OUT,
