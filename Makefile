@@ -15,7 +15,7 @@ BIN      ?= bin
 CMDS     := $(wildcard ./director ./storaged ./tools/filed ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test bench lint proto demo dr-demo clean quickstart-db quickstart-db-stop
+.PHONY: all build test bench lint proto demo dr-demo iscsi-demo clean quickstart-db quickstart-db-stop
 
 all: build
 
@@ -84,6 +84,12 @@ demo:
 # paper key, and the catalog back from its bootstrap (pg_restore).
 dr-demo:
 	@DR=1 ./tools/demo/demo.sh
+
+# The demo with the tape library reached over iSCSI (issue 14): the vtl
+# also serves as an iSCSI target, and storaged's changer and drives are
+# iscsi:// addresses (its userspace initiator: no kernel iSCSI, no /dev/sg).
+iscsi-demo:
+	@ISCSI=1 ./tools/demo/demo.sh
 
 # The README quickstart's catalog: a private PostgreSQL on 127.0.0.1:5433
 # (data in ./state/pg), database and role tapeward, as configs/director.toml

@@ -15,9 +15,13 @@
 #                                 # the catalog backup job, the catalog and director gone, the
 #                                 # files back with tapextract from tapes + crypto cache + KEK, again
 #                                 # with only the escrow paper key, the catalog from its bootstrap
+#   ISCSI=1 tools/demo/demo.sh    # (make iscsi-demo) the same, with the vtl also serving as an iSCSI
+#                                 # target and storaged reaching changer and drives only through
+#                                 # iscsi:// addresses (its own userspace initiator)
 #
 # Environment: BIN (default ./bin), DEMO_DIRECTOR_PORT (19101),
-# DEMO_STORAGED_PORT (19103), DEMO_FILED_PORT (19102), KEEP (0), SKIP_BUILD (0), DR (0).
+# DEMO_STORAGED_PORT (19103), DEMO_FILED_PORT (19102), DEMO_ISCSI_PORT (19260), KEEP (0),
+# SKIP_BUILD (0), DR (0), ISCSI (0).
 #
 # Every step says what it does and fails loudly: the failing command, its
 # exit status and the tail of the logs of whatever it talked to. An EXIT trap
@@ -33,6 +37,8 @@ DR=${DR:-0}
 DPORT=${DEMO_DIRECTOR_PORT:-19101}
 SPORT=${DEMO_STORAGED_PORT:-19103}
 FPORT=${DEMO_FILED_PORT:-19102}
+ISCSI=${ISCSI:-0}
+IPORT=${DEMO_ISCSI_PORT:-19260}
 
 T=""             # the demo's temporary directory
 PIDS=()          # daemons we started, in start order: "name:pid"
@@ -151,7 +157,7 @@ print_connect() {
 		"catalog:     psql -h $T/pg -U tapeward tapeward" \
 		"library:     $BIN/vtl status --socket $T/lib/vtl.sock" \
 		"client:      filed web1 on 127.0.0.1:$FPORT backs up $T/sample (job web1-sample)" \
-		"drive:       $BIN/tapekey drive status vtl:$T/lib/vtl.sock#drive0   (once storaged is stopped: it holds its drives)" \
+		"drive:       $BIN/tapekey drive status $DRIVE0_ADDR   (once storaged is stopped: it holds its drives)" \
 		"logs:        $T/logs/" \
 		"stop:        $T/stop.sh   (stops everything and removes $T)"
 }
@@ -285,6 +291,20 @@ done
 
 step "Make a temporary directory"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tapeward-demo.XXXXXX") || die "mktemp failed"
+# Device addresses: the vtl's unix socket, or (ISCSI=1) its iSCSI target,
+# where LUN 0 is the changer and LUN 1.. the drives.
+if [ "$ISCSI" = 1 ]; then
+	IQN="iqn.2026-12.io.tapeward:vtl"
+	CHANGER_ADDR="iscsi://127.0.0.1:$IPORT/$IQN/0"
+	DRIVE0_ADDR="iscsi://127.0.0.1:$IPORT/$IQN/1"
+	DRIVE1_ADDR="iscsi://127.0.0.1:$IPORT/$IQN/2"
+	VTL_ISCSI=(--iscsi "127.0.0.1:$IPORT")
+else
+	CHANGER_ADDR="vtl:$T/lib/vtl.sock#changer"
+	DRIVE0_ADDR="vtl:$T/lib/vtl.sock#drive0"
+	DRIVE1_ADDR="vtl:$T/lib/vtl.sock#drive1"
+	VTL_ISCSI=()
+fi
 chmod 0711 "$T" # PostgreSQL (user postgres) must reach $T/pg; everything else in $T is private
 mkdir -p "$T/logs" "$T/lib" "$T/storaged" "$T/pg" "$T/filed"
 chmod 0700 "$T/logs" "$T/lib" "$T/storaged" "$T/filed"
@@ -422,18 +442,18 @@ file = "$T/kek.key"
 
 [[changer]]
 name    = "changer0"
-address = "vtl:$T/lib/vtl.sock#changer"
+address = "$CHANGER_ADDR"
 
 [[drive]]
 name        = "drive0"
-address     = "vtl:$T/lib/vtl.sock#drive0"
+address     = "$DRIVE0_ADDR"
 changer     = "changer0"
 drive_index = 0
 media_type  = "LTO-6"
 
 [[drive]]
 name        = "drive1"
-address     = "vtl:$T/lib/vtl.sock#drive1"
+address     = "$DRIVE1_ADDR"
 changer     = "changer0"
 drive_index = 1
 media_type  = "LTO-6"
@@ -453,10 +473,19 @@ key  = "$T/pki/admin.key"
 EOF
 say "$T/director.toml" "$T/storaged.toml" "$T/tapectl.toml" "$T/filed.toml"
 
-step "Start the virtual tape library: 8 slots with barcoded cartridges, 2 LTO drives"
-start vtl "$BIN/vtl" serve --dir "$T/lib" --socket "$T/lib/vtl.sock" --slots 8 --drives 2 --capacity 256MiB --load-delay 50ms
+if [ "$ISCSI" = 1 ]; then
+	step "Start the virtual tape library: 8 slots with barcoded cartridges, 2 LTO drives; also an iSCSI target on 127.0.0.1:$IPORT"
+else
+	step "Start the virtual tape library: 8 slots with barcoded cartridges, 2 LTO drives"
+fi
+start vtl "$BIN/vtl" serve --dir "$T/lib" --socket "$T/lib/vtl.sock" "${VTL_ISCSI[@]}" --slots 8 --drives 2 --capacity 256MiB --load-delay 50ms
 wait_for "vtl" 10 "$LAST_PID" "$BIN/vtl" status --socket "$T/lib/vtl.sock"
 say "vtl pid $LAST_PID, socket $T/lib/vtl.sock"
+if [ "$ISCSI" = 1 ]; then
+	wait_for "vtl iSCSI portal" 10 "$LAST_PID" tcp_open "$IPORT"
+	say "iSCSI target $IQN on 127.0.0.1:$IPORT: storaged uses only these addresses (no kernel initiator, no /dev/sg):" \
+		"changer $CHANGER_ADDR" "drive0  $DRIVE0_ADDR" "drive1  $DRIVE1_ADDR"
+fi
 
 step "Start the storage daemon sd1 (clears every drive's key at start)"
 start storaged "$BIN/storaged" -c "$T/storaged.toml"
@@ -483,7 +512,7 @@ ctl "Mount the volume in slot 3 in drive 0: storaged fetches its wrapped key ove
 	"mount storage=sd1 slot=3 drive=0"
 
 step "storaged holds its drives exclusively: tapekey may not send a command to drive 0 (nor clear its key)"
-if out=$("$BIN/tapekey" drive status "vtl:$T/lib/vtl.sock#drive0" 2>&1); then
+if out=$("$BIN/tapekey" drive status "$DRIVE0_ADDR" 2>&1); then
 	die "tapekey opened drive 0 while storaged holds it"
 fi
 printf '%s\n' "$out" | sed 's/^/    /'
@@ -604,7 +633,7 @@ if [ "$DR" = 1 ]; then
 	CACHE=$(ls "$T"/storaged/*cryptocache* 2>/dev/null | head -n 1)
 	[ -n "$CACHE" ] || die "no crypto cache in $T/storaged"
 	say "left: the tapes (vtl), storaged's crypto cache $CACHE, the KEK, the escrow paper, the bootstrap"
-	LIB=(--changer "vtl:$T/lib/vtl.sock#changer")
+	LIB=(--changer "$CHANGER_ADDR")
 
 	step "DR: what is on the tapes (tapextract volumes, from the labels and index files)"
 	run_indented "tapextract volumes" "$BIN/tapextract" volumes "${LIB[@]}" --cache "$CACHE" --kek "$T/kek.key"
