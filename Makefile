@@ -26,8 +26,9 @@ build:
 # Packages whose code runs goroutines over shared state (drive locks and
 # status, the crypto cache, the gRPC links, the director's loops, the job
 # runner and scheduler, filed's backup pipeline, the job tape writer, the
-# vtl emulator): `make test` runs their tests again under the race detector.
-RACEPKGS := ./storaged/sd/... ./storaged/cryptocache/... ./storaged/jobtape/... ./proto/link/... ./director/core/... ./director/jobs/... ./tools/filed/fd/... ./tools/vtl/emu/...
+# vtl emulator, the iSCSI initiator and target): `make test` runs their
+# tests again under the race detector.
+RACEPKGS := ./storaged/sd/... ./storaged/cryptocache/... ./storaged/jobtape/... ./proto/link/... ./director/core/... ./director/jobs/... ./tools/filed/fd/... ./tools/vtl/emu/... ./storaged/scsi/iscsi/... ./tools/vtl/iscsi/...
 
 # Every test, against a real PostgreSQL (a private cluster started from the
 # system binaries, or $$TAPEWARD_TEST_DSN), and RACEPKGS again with -race.
