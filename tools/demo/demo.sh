@@ -634,6 +634,9 @@ if [ "$DR" = 1 ]; then
 	[ -n "$CACHE" ] || die "no crypto cache in $T/storaged"
 	say "left: the tapes (vtl), storaged's crypto cache $CACHE, the KEK, the escrow paper, the bootstrap"
 	LIB=(--changer "$CHANGER_ADDR")
+	# A vtl socket's drive 0 is found from the changer's address; an iSCSI
+	# drive is named (its LUN on the target).
+	[ "$ISCSI" = 1 ] && LIB+=(--drive "$DRIVE0_ADDR")
 
 	step "DR: what is on the tapes (tapextract volumes, from the labels and index files)"
 	run_indented "tapextract volumes" "$BIN/tapextract" volumes "${LIB[@]}" --cache "$CACHE" --kek "$T/kek.key"
