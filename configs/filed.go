@@ -7,12 +7,21 @@ type Filed struct {
 	Listen string `toml:"listen"` // host:port the director dials (its [[client]] address)
 	// MetricsListen is host:port for the metrics endpoint (optional; ""
 	// : none).
-	MetricsListen    string        `toml:"metrics_listen"`
-	Limits           Limits        `toml:"limits"`
-	TLS              TLS           `toml:"tls"`
-	WorkingDirectory string        `toml:"working_directory"` // state
-	Director         FiledDirector `toml:"director"`
+	MetricsListen    string `toml:"metrics_listen"`
+	Limits           Limits `toml:"limits"`
+	TLS              TLS    `toml:"tls"`
+	WorkingDirectory string `toml:"working_directory"` // state
+	// MaxBandwidthPerJob limits each job's data (a backup's stream to
+	// the storage daemon, a restore's from it) to this many bytes per
+	// second on average (Bareos: Maximum Bandwidth Per Job); 0: no
+	// limit, else at least MinBandwidthPerJob.
+	MaxBandwidthPerJob Size          `toml:"max_bandwidth_per_job"`
+	Director           FiledDirector `toml:"director"`
 }
+
+// MinBandwidthPerJob is the smallest max_bandwidth_per_job: at it one
+// 1 MiB data message takes 4 s.
+const MinBandwidthPerJob = 256 << 10
 
 // FiledDirector is the only director a filed accepts: a peer must present
 // a director certificate for this name. (The director dials filed; the
@@ -35,6 +44,9 @@ func LoadFiled(path string) (*Filed, error) {
 	f.limits(&c.Limits)
 	f.tls(&c.TLS)
 	c.WorkingDirectory = f.filePath(at(-1, "working_directory"), c.WorkingDirectory, `"/var/lib/tapeward/filed"`)
+	if c.MaxBandwidthPerJob != 0 && c.MaxBandwidthPerJob < MinBandwidthPerJob {
+		f.problem(at(-1, "max_bandwidth_per_job"), c.MaxBandwidthPerJob.String(), "is below the smallest limit, %s (bytes per second); raise it or remove the line (no limit)", Size(MinBandwidthPerJob))
+	}
 	f.name(at(-1, "director", "name"), c.Director.Name, `"director"`)
 	if err := f.err(); err != nil {
 		return nil, err

@@ -21,8 +21,12 @@ func TestFiledConfig(t *testing.T) {
 
 	base := "name = \"web1\"\nlisten = \":9102\"\nworking_directory = \"state\"\nmetrics_listen = \"127.0.0.1:9112\"\n[tls]\nca = \"ca\"\ncert = \"c\"\nkey = \"k\"\n[director]\nname = \"director\"\n"
 	c, err = LoadFiled(write(t, "filed.toml", base))
-	if err != nil || c.MetricsListen != "127.0.0.1:9112" || !filepath.IsAbs(c.WorkingDirectory) {
+	if err != nil || c.MetricsListen != "127.0.0.1:9112" || !filepath.IsAbs(c.WorkingDirectory) || c.MaxBandwidthPerJob != 0 {
 		t.Fatalf("%+v, %v", c, err)
+	}
+	c, err = LoadFiled(write(t, "filed.toml", strings.Replace(base, "[tls]", "max_bandwidth_per_job = \"8MiB\"\n[tls]", 1)))
+	if err != nil || c.MaxBandwidthPerJob != 8<<20 {
+		t.Fatalf("max_bandwidth_per_job = \"8MiB\": %+v, %v", c, err)
 	}
 	for _, e := range []struct{ old, new, line, msg string }{
 		{"name = \"director\"\n", "", "[director]", `[director] name is missing; add e.g. name = "director"`},
@@ -34,6 +38,8 @@ func TestFiledConfig(t *testing.T) {
 		{"working_directory = \"state\"\n", "", "", `working_directory is missing; add e.g. working_directory = "/var/lib/tapeward/filed"`},
 		{"key = \"k\"\n", "", "[tls]", `[tls] key is missing`},
 		{"[tls]", "client_idle_timeout = \"2m\"\n[tls]", "client_idle_timeout", `unknown key "client_idle_timeout" at the top level`},
+		{"[tls]", "max_bandwidth_per_job = \"100KiB\"\n[tls]", "max_bandwidth_per_job", `max_bandwidth_per_job = "100KiB": is below the smallest limit, 256KiB (bytes per second)`},
+		{"[tls]", "max_bandwidth_per_job = \"fast\"\n[tls]", "max_bandwidth_per_job", `max_bandwidth_per_job: "fast" is not a size`},
 	} {
 		text := strings.Replace(base, e.old, e.new, 1)
 		if text == base {

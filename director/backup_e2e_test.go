@@ -75,11 +75,11 @@ type filedProc struct {
 	proc *testenv.Proc
 }
 
-func (w *world) newFiled(name string) *filedProc {
+func (w *world) newFiled(name, bandwidth string) *filedProc {
 	w.t.Helper()
 	f := &filedProc{name: name, path: filepath.Join(w.dir, "filed-"+name+".toml"), log: filepath.Join(w.dir, "filed-"+name+".log")}
 	f.conf = testenv.Filed{Name: name, WorkDir: filepath.Join(w.dir, "fd-"+name), // listen: a port the kernel picks
-		TLS: w.pki.Issue(w.t, name, tlsconf.RoleClient), DirectorName: "director"}
+		TLS: w.pki.Issue(w.t, name, tlsconf.RoleClient), DirectorName: "director", MaxBandwidthPerJob: bandwidth}
 	if err := os.MkdirAll(f.conf.WorkDir, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
@@ -115,6 +115,7 @@ type backupOpts struct {
 	clients     []string // default web1
 	idleTimeout string   // director.toml client_idle_timeout ("": default)
 	volumes     int      // labelled, default 2
+	bandwidth   string   // every filed's max_bandwidth_per_job ("": no limit)
 }
 
 func newBackupWorld(t testing.TB, o backupOpts) *backupWorld {
@@ -128,7 +129,7 @@ func newBackupWorld(t testing.TB, o backupOpts) *backupWorld {
 	filedBinary(t) // fail early, before any process starts
 	w := &backupWorld{world: newWorld(t, o.worldOpts), filed: map[string]*filedProc{}, root: map[string]string{}}
 	for _, c := range o.clients {
-		f := w.newFiled(c)
+		f := w.newFiled(c, o.bandwidth)
 		w.filed[c] = f
 		w.root[c] = filepath.Join(w.dir, "data-"+c)
 		w.dirConf.Clients = append(w.dirConf.Clients, testenv.Client{Name: c, Address: f.conf.Listen})
@@ -526,9 +527,15 @@ func noKey(st string) bool {
 	return true
 }
 
-// bigTree is a tree a job takes long enough over (about a second through
-// encryption) for a test to interrupt it.
-var bigTree = testtree.Options{LargeFiles: 16, LargeSize: 10 << 20, SmallFiles: 50, SmallSize: 3000, Links: true}
+// bigTree is a tree a job takes long enough over for a test to interrupt
+// it when its client sends at slowBandwidth (filed's max_bandwidth_per_job):
+// 16 MiB, so at least 2 s on any machine however fast, for little CPU (it
+// was 160 MiB at full speed, about a second on a fast machine).
+var bigTree = testtree.Options{LargeFiles: 8, LargeSize: 2 << 20, SmallFiles: 50, SmallSize: 3000, Links: true}
+
+// slowBandwidth is the max_bandwidth_per_job of the clients of the tests
+// that interrupt a job of bigTree.
+const slowBandwidth = "8MiB"
 
 // ---- the tests ----
 
@@ -707,7 +714,7 @@ func TestBackupSpansThreeVolumes(t *testing.T) {
 // (its filed stopped mid-stream, so it keeps its drive and volume), web2's
 // job runs to the end on the other drive and another volume.
 func TestBackupTwoJobsTwoDrives(t *testing.T) {
-	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, clients: []string{"web1", "web2"}, volumes: 4})
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, clients: []string{"web1", "web2"}, volumes: 4, bandwidth: slowBandwidth})
 	snap1 := w.makeTree("web1", bigTree)
 	o := bigTree
 	o.Seed = 9
@@ -753,7 +760,7 @@ func TestBackupTwoJobsTwoDrives(t *testing.T) {
 // client_idle_timeout: the job ends E saying so, no key stays in a drive,
 // and the next job appends after the last complete tape file.
 func TestBackupStalledClient(t *testing.T) {
-	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, idleTimeout: "3s"})
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, idleTimeout: "3s", bandwidth: slowBandwidth})
 	snap := w.makeTree("web1", bigTree)
 	fd := w.filed["web1"]
 	id := w.runJob("web1-home", "Full")
@@ -783,7 +790,7 @@ func TestBackupStalledClient(t *testing.T) {
 func TestBackupKillMidJob(t *testing.T) {
 	for _, victim := range []string{"storaged", "filed", "director"} {
 		t.Run(victim, func(t *testing.T) {
-			w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}})
+			w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, bandwidth: slowBandwidth})
 			snap := w.makeTree("web1", bigTree)
 			fd := w.filed["web1"]
 			id := w.runJob("web1-home", "Full")
@@ -818,7 +825,7 @@ func TestBackupKillMidJob(t *testing.T) {
 // catalog points at data that is not on tape, no key stays in a drive,
 // and the next job runs and appends.
 func TestBackupCatalogCutMidJob(t *testing.T) {
-	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB", viaProxy: true}})
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB", viaProxy: true}, bandwidth: slowBandwidth})
 	snap := w.makeTree("web1", bigTree)
 	id := w.runJob("web1-home", "Full")
 	w.waitWriting(id)
@@ -982,7 +989,7 @@ func openSession(t *testing.T, w *world, volume string, slot uint32, client stri
 // mid-stream): the job ends A, no key stays in a drive, the catalog is
 // consistent, and the next job appends.
 func TestBackupCancel(t *testing.T) {
-	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}})
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, bandwidth: slowBandwidth})
 	snap := w.makeTree("web1", bigTree)
 	fd := w.filed["web1"]
 	id := w.runJob("web1-home", "Full")
@@ -1008,7 +1015,7 @@ func TestBackupCancel(t *testing.T) {
 // With one drive, a second job waits while the first holds it, and
 // `status director` says why; once the drive is free it runs.
 func TestBackupWaitsForADrive(t *testing.T) {
-	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1, capacity: "256MiB"}, clients: []string{"web1", "web2"}})
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1, capacity: "256MiB"}, clients: []string{"web1", "web2"}, bandwidth: slowBandwidth})
 	snap1 := w.makeTree("web1", bigTree)
 	snap2 := w.makeTree("web2", testtree.Options{Seed: 5, SmallFiles: 30, SmallSize: 1000, Links: true})
 	fd1 := w.filed["web1"]

@@ -496,7 +496,7 @@ func TestRestoreTreeBrowser(t *testing.T) {
 // A running restore shows in status director and ends A when
 // cancelled; the drive's key is cleared.
 func TestRestoreCancel(t *testing.T) {
-	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}})
+	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, bandwidth: slowBandwidth})
 	w.makeTree("web1", bigTree)
 	w.backup("web1-home", "Full", "Full")
 	fd := w.filed["web1"]

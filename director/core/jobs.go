@@ -196,7 +196,7 @@ func (d *Director) estimate(ctx context.Context, cmd console.Command) (*Output, 
 	if dec.Since != nil {
 		req.SinceUnixNs = dec.Since.UnixNano()
 	}
-	fc, err := d.filed.Dial(client)
+	fc, err := d.filed.Dial(ctx, client)
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
@@ -451,7 +451,7 @@ func (d *Director) statusClient(ctx context.Context, name string) (*Output, erro
 	}
 	s := clientStatus{Client: c.Name, Address: c.Address, Jobs: []jobs.Status{}}
 	var b strings.Builder
-	fc, err := d.filed.Dial(c)
+	fc, err := d.filed.Dial(ctx, c)
 	if err == nil {
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var h *pb.FiledHelloReply

@@ -31,13 +31,14 @@ func NewFiledDialer(files tlsconf.Files) *FiledDialer {
 
 // Dial returns the Filed client of c. A client that was down (restarted,
 // rebooted) is reconnected: Dial waits up to clientConnectWait for its
-// connection instead of letting the call fail on the last error.
-func (d *FiledDialer) Dial(c *configs.Client) (pb.FiledClient, error) {
+// connection instead of letting the call fail on the last error, or until
+// ctx ends (a job cancelled while its client does not answer ends at once).
+func (d *FiledDialer) Dial(ctx context.Context, c *configs.Client) (pb.FiledClient, error) {
 	conn, err := d.conn(c)
 	if err != nil {
 		return nil, err
 	}
-	link.Ready(context.Background(), conn, clientConnectWait)
+	link.Ready(ctx, conn, clientConnectWait)
 	return pb.NewFiledClient(conn), nil
 }
 

@@ -368,7 +368,7 @@ func (r *Runner) restoreSession(j *job, s *session, sc pb.StorageClient, at map[
 	}
 	r.logf(j, catalog.LogInfo, "Restore session %s opened on storage %s: %d members on %d volumes", rs.opened.Session, s.storage, rs.members, len(at))
 
-	fc, err := r.o.Filed(j.client)
+	fc, err := r.o.Filed(ctx, j.client)
 	if err != nil {
 		return fail("client", "client %s: %v", j.client.Name, err)
 	}

@@ -541,7 +541,7 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	if err != nil {
 		return fail("catalog", "%v", err)
 	}
-	fc, err := r.o.Filed(j.client)
+	fc, err := r.o.Filed(ctx, j.client)
 	if err != nil {
 		return fail("client", "client %s: %v", j.client.Name, err)
 	}

@@ -39,7 +39,8 @@ type Options struct {
 	Storage func(name string) (pb.StorageClient, error)
 	// Filed returns the client of a configured [[client]]'s file daemon
 	// (mutual TLS, peer role client with the client's name).
-	Filed func(c *configs.Client) (pb.FiledClient, error)
+	// It waits for the connection at most until ctx ends.
+	Filed func(ctx context.Context, c *configs.Client) (pb.FiledClient, error)
 	// Clock is the time source (default time.Now); After returns a
 	// channel that fires after d (default time.After): the retry of a
 	// session storaged refused because its drives were busy.

@@ -81,7 +81,7 @@ func run() int {
 		return 1
 	}
 	srv := link.NewServer(tc, limits, log, grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
-	pb.RegisterFiledServer(srv, fd.New(fd.Options{Name: cfg.Name, Files: files, Logger: log, Metrics: m}))
+	pb.RegisterFiledServer(srv, fd.New(fd.Options{Name: cfg.Name, Files: files, Logger: log, Metrics: m, MaxBandwidth: int64(cfg.MaxBandwidthPerJob)}))
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("filed ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "version", fd.Version)

@@ -162,7 +162,7 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 	link.Ready(j.ctx, conn, 10*time.Second)
 	js, err := pb.NewStorageClient(conn).JobData(j.ctx)
 	if err == nil {
-		j.data, err = newDataStream(j.ctx, js, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics)
+		j.data, err = newDataStream(j.ctx, js, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics, newPacer(s.o.MaxBandwidth))
 	}
 	if err != nil {
 		s.o.Metrics.failed("storage")

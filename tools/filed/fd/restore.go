@@ -145,7 +145,7 @@ func (j *restoreJob) run() error {
 		s.o.Metrics.failed("storage")
 		return j.storageError(err)
 	}
-	d := receiveAhead(j.ctx, rs)
+	d := receiveAhead(j.ctx, rs, newPacer(j.s.o.MaxBandwidth))
 	defer d.stop()
 	msg, err := d.recv()
 	var lastSeq uint64
@@ -246,13 +246,18 @@ type received struct {
 }
 
 // receiveAhead starts receiving rs's messages into a queue of
-// restoreAhead; it stops after the end message, an error, ctx's end or
-// stop.
-func receiveAhead(ctx context.Context, rs pb.Storage_RestoreDataClient) *memberData {
+// restoreAhead, data at most as fast as pace lets; it stops after the end
+// message, an error, ctx's end or stop.
+func receiveAhead(ctx context.Context, rs pb.Storage_RestoreDataClient, pace *pacer) *memberData {
 	d := &memberData{ctx: ctx, in: make(chan received, restoreAhead), quit: make(chan struct{})}
 	go func() {
 		for {
 			m, err := rs.Recv()
+			if x, ok := m.GetMsg().(*pb.RestoreDataReply_Data); ok && err == nil {
+				if pace.wait(ctx, len(x.Data)) != nil {
+					return // ctx ended: recv says so
+				}
+			}
 			select {
 			case d.in <- received{m, err}:
 			case <-d.quit:

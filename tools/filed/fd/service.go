@@ -52,6 +52,11 @@ type Options struct {
 	Keepalive time.Duration
 	// Progress is the interval of progress events (default 1 s).
 	Progress time.Duration
+	// MaxBandwidth limits each job's data (a backup's stream to the
+	// storage daemon, a restore's from it) to this many bytes per
+	// second on average (filed.toml max_bandwidth_per_job; 0: no
+	// limit; at least MinBandwidth).
+	MaxBandwidth int64
 
 	// beforeEntry, in tests, is called with each walk entry before it
 	// is stored (to hold the walk while a test waits for something).

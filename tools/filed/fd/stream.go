@@ -42,6 +42,7 @@ type dataStream struct {
 	stream    pb.Storage_JobDataClient
 	keepalive time.Duration
 	metrics   *Metrics
+	pace      *pacer // max_bandwidth_per_job (nil: none)
 
 	// Producer side.
 	cur     []byte
@@ -67,11 +68,11 @@ type pendingRec struct {
 }
 
 // newDataStream sends open (first, synchronously) and starts the sender.
-func newDataStream(ctx context.Context, stream pb.Storage_JobDataClient, open *pb.JobDataOpen, keepalive time.Duration, m *Metrics) (*dataStream, error) {
+func newDataStream(ctx context.Context, stream pb.Storage_JobDataClient, open *pb.JobDataOpen, keepalive time.Duration, m *Metrics, pace *pacer) (*dataStream, error) {
 	if err := stream.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Open{Open: open}}); err != nil {
 		return nil, streamError(stream, err)
 	}
-	d := &dataStream{stream: stream, keepalive: keepalive, metrics: m,
+	d := &dataStream{stream: stream, keepalive: keepalive, metrics: m, pace: pace,
 		items: make(chan item, inFlight), free: make(chan []byte, inFlight+2), done: make(chan struct{})}
 	go d.run(ctx)
 	return d, nil
@@ -222,6 +223,10 @@ func (d *dataStream) run(ctx context.Context) {
 			d.keepalives.Add(1)
 		case it := <-d.items:
 			if it.data != nil {
+				if err := d.pace.wait(ctx, len(it.data)); err != nil {
+					stop(err)
+					return
+				}
 				if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Data{Data: it.data}}) {
 					return
 				}

@@ -3,8 +3,9 @@
 // With TAPEWARD_TEST_DSN set, databases are created on that server (its user
 // needs CREATEDB). Otherwise the first test that asks starts a private
 // cluster from the system's PostgreSQL binaries (/usr/lib/postgresql/*/bin,
-// newest first, or $PATH): a temp dir, unix socket only, trust auth, fsync
-// off; as the OS user postgres when the tests run as root. One cluster
+// newest first, or $PATH): a temp dir (in /dev/shm when that is a tmpfs
+// with 1 GiB free), unix socket only, trust auth, fsync off; as the OS
+// user postgres when the tests run as root. One cluster
 // serves the whole test binary; every NewDB is a fresh database cloned from
 // a template that has the catalog migrations applied once.
 //

@@ -344,3 +344,28 @@ func TestMissingPostgresFailsTheTestNeverSkips(t *testing.T) {
 		t.Fatalf("the failure does not say what to install:\n%s", s)
 	}
 }
+
+// The cluster goes to a tmpfs open to all only: a private directory, a
+// missing one and (when the temp dir is on disk) a disk one are refused;
+// a tmpfs that qualifies is where the running cluster is.
+func TestMemDirOnlyWhenATmpfsOpenToAll(t *testing.T) {
+	private := t.TempDir() // mode 0700
+	if usableMemDir(private) {
+		t.Errorf("the private directory %s was taken", private)
+	}
+	if usableMemDir(filepath.Join(private, "missing")) {
+		t.Errorf("a missing directory was taken")
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(os.TempDir(), &fs); err == nil && fs.Type != 0x01021994 && usableMemDir(os.TempDir()) {
+		t.Errorf("%s, not a tmpfs, was taken", os.TempDir())
+	}
+	NewDB(t) // the cluster runs
+	s, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cl != nil && usableMemDir(memDir) && filepath.Dir(s.cl.dir) != memDir {
+		t.Errorf("the cluster is in %s although %s qualifies", s.cl.dir, memDir)
+	}
+}

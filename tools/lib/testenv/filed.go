@@ -14,6 +14,7 @@ type Filed struct {
 	MetricsListen         string // "" : none
 	TLS                   tlsconf.Files
 	DirectorName          string
+	MaxBandwidthPerJob    string // max_bandwidth_per_job, e.g. "8MiB" ("": no limit)
 }
 
 // Write writes the configuration to path (mode 0600). An empty Listen is
@@ -28,6 +29,9 @@ func (f Filed) Write(t testing.TB, path string) {
 	fmt.Fprintf(&b, "name = %q\nlisten = %q\nworking_directory = %q\n", f.Name, f.Listen, f.WorkDir)
 	if f.MetricsListen != "" {
 		fmt.Fprintf(&b, "metrics_listen = %q\n", f.MetricsListen)
+	}
+	if f.MaxBandwidthPerJob != "" {
+		fmt.Fprintf(&b, "max_bandwidth_per_job = %q\n", f.MaxBandwidthPerJob)
 	}
 	b.WriteString("\n")
 	writeTLS(&b, f.TLS)

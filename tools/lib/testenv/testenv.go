@@ -6,8 +6,10 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -29,12 +31,42 @@ const Module = "github.com/tapeward/tapeward"
 // Build compiles the named commands (paths relative to the module root,
 // e.g. "storaged", "tools/vtl") into dir and returns their paths by base
 // name ("storaged", "vtl").
+//
+// The go command caches compiled packages but links a binary anew on every
+// build — seconds of CPU each, and `make test` has a dozen test packages
+// that build the same daemons. So the binaries are linked into one
+// directory per source tree and user (BinCache), under a lock, where `go
+// build` leaves a binary that is up to date alone, and hard-linked (else
+// copied) into dir: a later rebuild replaces the cache's file, never the
+// one a test runs.
 func Build(dir string, cmds ...string) (map[string]string, error) {
-	args := []string{"build", "-o", dir + "/"}
 	out := map[string]string{}
 	for _, c := range cmds {
-		args = append(args, Module+"/"+c)
 		out[filepath.Base(c)] = filepath.Join(dir, filepath.Base(c))
+	}
+	cache, unlock, err := lockBinCache()
+	if err != nil {
+		// No shared cache (no go.mod above the working directory, or
+		// the cache directory is not ours): build straight into dir.
+		return out, goBuild(dir, cmds)
+	}
+	defer unlock()
+	if err := goBuild(cache, cmds); err != nil {
+		return nil, err
+	}
+	for name, dst := range out {
+		if err := linkOrCopy(filepath.Join(cache, name), dst); err != nil {
+			return nil, fmt.Errorf("testenv: putting %s into %s: %w", name, dir, err)
+		}
+	}
+	return out, nil
+}
+
+// goBuild runs go build -o dir/ on the commands.
+func goBuild(dir string, cmds []string) error {
+	args := []string{"build", "-o", dir + "/"}
+	for _, c := range cmds {
+		args = append(args, Module+"/"+c)
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -44,9 +76,76 @@ func Build(dir string, cmds ...string) (map[string]string, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("go build %v: %v\n%s", cmds, err, stderr.String())
+		return fmt.Errorf("go build %v: %v\n%s", cmds, err, stderr.String())
 	}
-	return out, nil
+	return nil
+}
+
+// BinCache returns the directory Build links binaries into: one per
+// source tree (the directory holding go.mod above the working directory)
+// and user, under os.TempDir(). It returns "" without a go.mod.
+func BinCache() string {
+	d, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for ; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			break
+		}
+		if d == filepath.Dir(d) {
+			return ""
+		}
+	}
+	sum := sha256.Sum256([]byte(d))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("tapeward-testbin-%d-%x", os.Getuid(), sum[:6]))
+}
+
+// lockBinCache makes (mode 0700) and locks BinCache; unlock releases it.
+func lockBinCache() (dir string, unlock func(), err error) {
+	dir = BinCache()
+	if dir == "" {
+		return "", nil, fmt.Errorf("no go.mod above the working directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil || st.Uid != uint32(os.Getuid()) || st.Mode&0o077 != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return "", nil, fmt.Errorf("%s is not a private directory of ours", dir)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return "", nil, err
+	}
+	return dir, func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// linkOrCopy hard-links src at dst (replacing dst), or copies it where
+// the two are on different file systems.
+func linkOrCopy(src, dst string) error {
+	os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	o, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(o, in); err != nil {
+		o.Close()
+		return err
+	}
+	return o.Close()
 }
 
 // Proc is a started process whose output goes to a log file.

@@ -120,8 +120,12 @@ func rowsOf(doc []byte) ([]map[string]any, error) {
 	return nil, fmt.Errorf("testtree: list files output holds no array of rows:\n%.500s", doc)
 }
 
+// keyPunct is what normKey drops. One Replacer for all calls: building
+// one per key cost more than parsing the listing.
+var keyPunct = strings.NewReplacer("_", "", "-", "", " ", "")
+
 func normKey(k string) string {
-	return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(k))
+	return keyPunct.Replace(strings.ToLower(k))
 }
 
 func get(r map[string]any, names ...string) (any, bool) {

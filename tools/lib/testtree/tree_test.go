@@ -3,6 +3,7 @@
 package testtree
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -107,5 +108,40 @@ func TestMakeTakeCompare(t *testing.T) {
 	ch := s2.ChangedSince(old)
 	if _, ok := ch[root+"/small/d00/s0001.bin"]; !ok || len(ch) != 1 {
 		t.Errorf("changed since: %v", len(ch))
+	}
+}
+
+// Take hashes a sparse file from its data extents and zeros for the
+// holes: the digest is that of every byte read through the kernel, for a
+// file with data at the start, the middle and the end, and for one that
+// is a hole at both ends.
+func TestTakeHashesSparseFilesAsRead(t *testing.T) {
+	root := t.TempDir()
+	f, err := os.Create(root + "/holes-at-ends")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(9 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("data in the middle"), 4<<20+123); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := makeSparse(root+"/"+"sparse", 5<<20+77, Rand(3)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Take(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"holes-at-ends", "sparse"} {
+		b, err := os.ReadFile(root + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s[root+"/"+name].SHA256, sha256.Sum256(b); got != want {
+			t.Errorf("%s: Take's digest %x, the bytes' %x", name, got[:4], want[:4])
+		}
 	}
 }
