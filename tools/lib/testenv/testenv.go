@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -263,15 +264,46 @@ func StartServing(t testing.TB, name, logPath, ready, bin string, args ...string
 
 // FreeAddr returns a loopback host:port that was free a moment ago. Another
 // test may take it before it is used: prefer listening on port 0 and
-// StartServing.
+// StartServing. The port is a random one below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range), so the outgoing connections of
+// every test running meanwhile — which take ephemeral ports — cannot take
+// it between this call and the daemon's listen; only another FreeAddr can,
+// one chance in thousands.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := freePortRange()
+	for range 100 {
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use: another
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free loopback port in %d..%d after 100 tries", lo, hi-1)
+	return ""
+}
+
+// freePortRange is where FreeAddr picks: [10000, the ephemeral range's
+// low end), or above its high end when that leaves more room.
+func freePortRange() (lo, hi int) {
+	ephLo, ephHi := 32768, 60999 // Linux's default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, z int
+		if n, _ := fmt.Sscan(string(b), &a, &z); n == 2 && a > 0 && z >= a {
+			ephLo, ephHi = a, z
+		}
+	}
+	below, above := ephLo-10000, 65535-ephHi
+	if above > below {
+		return ephHi + 1, 65536
+	}
+	if below < 1000 {
+		return 1024, 65536 // an unusual range: any unprivileged port
+	}
+	return 10000, ephLo
 }
 
 // PKI is a test CA that writes certificates under a directory.
