@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -261,7 +260,7 @@ func TestServeISCSIBinary(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock, "--slots", "3", "--drives", "2",
 		"--capacity", "8MiB", "--iscsi", "127.0.0.1:0", "--iscsi-allow", "iqn.2026-12.test:ok",
 		"--iscsi-chap-user", "backup", "--iscsi-chap-secret-file", secretFile, "--trace")
-	logs := &syncBuf{}
+	logs := &testenv.LogBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -303,21 +302,4 @@ func TestServeISCSIBinary(t *testing.T) {
 	if !strings.Contains(l, `msg=cdb op=INQUIRY`) || !strings.Contains(l, "unit=drive1") {
 		t.Errorf("--trace does not log the CDBs that came over iSCSI:\n%s", l)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

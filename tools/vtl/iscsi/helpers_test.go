@@ -2,7 +2,6 @@ package iscsi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -17,26 +16,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
-
-// lockedBuf is a log sink the tests grep.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // world is a library served over iSCSI on loopback, in process.
 type world struct {
@@ -46,7 +28,7 @@ type world struct {
 	lib    *emu.Library
 	tgt    *Target
 	addr   string
-	logs   *lockedBuf
+	logs   *testenv.LogBuffer
 	log    *slog.Logger
 	cancel func()
 	done   chan struct{}
@@ -61,7 +43,7 @@ func newWorld(t testing.TB, mod func(*Config)) *world {
 			t.Cleanup(func() { os.RemoveAll(d) })
 		}
 	}
-	logs := &lockedBuf{}
+	logs := &testenv.LogBuffer{}
 	w := &world{t: t, dir: dir, logs: logs, log: slog.New(slog.NewTextHandler(logs, nil)), addr: "127.0.0.1:0"}
 	w.cfg = Config{Logger: w.log}
 	if mod != nil {
