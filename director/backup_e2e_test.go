@@ -546,7 +546,6 @@ const slowBandwidth = "8MiB"
 // its listing is checked against the tree, and the latest view (what a
 // restore brings back) equals the tree: no deleted file in it.
 func TestBackupFullIncrementalDifferential(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{})
 	root := w.root["web1"]
 	snap := w.makeTree("web1", testtree.Options{Seed: 1, LargeFiles: 2, LargeSize: 3 << 20, SmallFiles: 200, SmallSize: 2000,
@@ -640,7 +639,6 @@ func TestBackupFullIncrementalDifferential(t *testing.T) {
 // 4096-byte path, a symlink loop, many files in one directory and a
 // sparse file that is mostly holes.
 func TestBackupOddTree(t *testing.T) {
-	t.Parallel()
 	flat, sparse := envInt("TAPEWARD_E2E_FLAT_FILES", 2000), envInt("TAPEWARD_E2E_SPARSE", 1<<30)
 	w := newBackupWorld(t, backupOpts{})
 	snap := w.makeTree("web1", testtree.Options{Seed: 2, FlatFiles: int(flat), FlatSize: 100, Links: true, LongName: true,
@@ -685,7 +683,6 @@ func envInt(name string, def int64) int64 {
 // A job over three 8 MiB volumes with one file larger than a volume:
 // every file listed with its continuation, the filled volumes Full.
 func TestBackupSpansThreeVolumes(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 4, capacity: "8MiB"}, volumes: 4})
 	snap := w.makeTree("web1", testtree.Options{Seed: 3, LargeFiles: 1, LargeSize: 12 << 20, SmallFiles: 6, SmallSize: 1 << 20})
 	j, _ := w.backup("web1-home", "Full", "Full")
@@ -717,7 +714,6 @@ func TestBackupSpansThreeVolumes(t *testing.T) {
 // (its filed stopped mid-stream, so it keeps its drive and volume), web2's
 // job runs to the end on the other drive and another volume.
 func TestBackupTwoJobsTwoDrives(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, clients: []string{"web1", "web2"}, volumes: 4, bandwidth: slowBandwidth})
 	snap1 := w.makeTree("web1", bigTree)
 	o := bigTree
@@ -764,7 +760,6 @@ func TestBackupTwoJobsTwoDrives(t *testing.T) {
 // client_idle_timeout: the job ends E saying so, no key stays in a drive,
 // and the next job appends after the last complete tape file.
 func TestBackupStalledClient(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, idleTimeout: "3s", bandwidth: slowBandwidth})
 	snap := w.makeTree("web1", bigTree)
 	fd := w.filed["web1"]
@@ -793,7 +788,6 @@ func TestBackupStalledClient(t *testing.T) {
 // a recorded tape file, before the flushed offset), no key stays in a
 // drive, and the next job runs and appends.
 func TestBackupKillMidJob(t *testing.T) {
-	t.Parallel()
 	for _, victim := range []string{"storaged", "filed", "director"} {
 		t.Run(victim, func(t *testing.T) {
 			w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, bandwidth: slowBandwidth})
@@ -831,7 +825,6 @@ func TestBackupKillMidJob(t *testing.T) {
 // catalog points at data that is not on tape, no key stays in a drive,
 // and the next job runs and appends.
 func TestBackupCatalogCutMidJob(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB", viaProxy: true}, bandwidth: slowBandwidth})
 	snap := w.makeTree("web1", bigTree)
 	id := w.runJob("web1-home", "Full")
@@ -880,7 +873,6 @@ func TestBackupCatalogCutMidJob(t *testing.T) {
 // session, another session's token, another client's certificate and a
 // console certificate are all refused; the right one is accepted.
 func TestJobDataNeedsToken(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Backup slots=1-2 barcodes encrypt")
 	web1 := w.pki.Issue(t, "web1", tlsconf.RoleClient)
@@ -997,7 +989,6 @@ func openSession(t *testing.T, w *world, volume string, slot uint32, client stri
 // mid-stream): the job ends A, no key stays in a drive, the catalog is
 // consistent, and the next job appends.
 func TestBackupCancel(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, bandwidth: slowBandwidth})
 	snap := w.makeTree("web1", bigTree)
 	fd := w.filed["web1"]
@@ -1024,7 +1015,6 @@ func TestBackupCancel(t *testing.T) {
 // With one drive, a second job waits while the first holds it, and
 // `status director` says why; once the drive is free it runs.
 func TestBackupWaitsForADrive(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1, capacity: "256MiB"}, clients: []string{"web1", "web2"}, bandwidth: slowBandwidth})
 	snap1 := w.makeTree("web1", bigTree)
 	snap2 := w.makeTree("web2", testtree.Options{Seed: 5, SmallFiles: 30, SmallSize: 1000, Links: true})

@@ -12,7 +12,6 @@ import (
 // and "status director" say it was RECOVERED from the kept file and how
 // many lines were lost, instead of an innocent "N volumes".
 func TestStatusTellsCacheWasRecovered(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1-2 barcodes encrypt")
 	w.sd.Stop(t, syscall.SIGTERM)

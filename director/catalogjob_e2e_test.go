@@ -15,7 +15,6 @@ import (
 // bootstrap are left behind, and the arguments pg_dump got hold no
 // password.
 func TestCatalogJobPgDumpFails(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{volumes: 1})
 	dumpDir, bsrDir := filepath.Join(w.dir, "catalog-dump"), filepath.Join(w.dir, "bootstrap")
 	argv := filepath.Join(w.dir, "pg_dump.argv")

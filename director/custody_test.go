@@ -94,7 +94,6 @@ func (w *world) keyState(volume string) keyState {
 // The audit's race: "update volume=V encrypt=rotate" while a write session
 // on V is open, then with the session's reports lost.
 func TestRotateRacesAWriteSession(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
 	orig := w.keyState("TW0001L6")
@@ -200,7 +199,6 @@ func TestRotateRacesAWriteSession(t *testing.T) {
 
 // The owning storage cannot be asked: no key change.
 func TestRotateRefusedWhenStorageUnreachable(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=2 barcodes encrypt")
 	orig := w.keyState("TW0002L6")
@@ -228,7 +226,6 @@ func TestRotateRefusedWhenStorageUnreachable(t *testing.T) {
 // Error with the reason; labelling the slot again uses the committed key
 // and succeeds although the label and the key-check block are on the tape.
 func TestInterruptedLabelRetriesWithTheSameKey(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
 	orig := w.keyState("TW0001L6")
@@ -348,7 +345,6 @@ func (w *world) forgeLabel(slot, n int, lbl label.Label) {
 // is refused at mount, naming both sides; a "refused" key event records
 // it; nothing is written.
 func TestForgedClearLabelRefusedAtMount(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=2 barcodes encrypt")
 	orig := w.keyState("TW0002L6")

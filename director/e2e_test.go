@@ -232,7 +232,6 @@ func (w *world) sql(q string, args ...any) pgx.Row {
 }
 
 func TestLabelFiveEncryptedVolumes(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	out, progress, code := w.tapectl("label storage=sd1 pool=Offsite slots=1-5 barcodes encrypt")
 	if code != 0 {
@@ -326,7 +325,6 @@ func TestLabelFiveEncryptedVolumes(t *testing.T) {
 // A second storage's certificate cannot fetch sd1's keys, and an
 // unconfigured storage cannot connect at all.
 func TestOtherStorageCannotFetchKeys(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.dirConf.Storages["sd2"] = testenv.FreeAddr(t)
 	w.dird.Stop(t, syscall.SIGTERM)
@@ -348,7 +346,6 @@ func TestOtherStorageCannotFetchKeys(t *testing.T) {
 // rekey under a new KEK; mounting still works; then with the old KEK
 // removed from both sides it still works.
 func TestRekeyAndRetireOldKEK(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1-2 barcodes encrypt")
 	old := w.volumes()
@@ -402,7 +399,6 @@ func TestRekeyAndRetireOldKEK(t *testing.T) {
 // tape rewritten, and mounting uses the new key. A volume with data is
 // refused.
 func TestRotateUnwrittenVolume(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=3-4 barcodes encrypt")
 	before := w.volumes()[0]
@@ -436,7 +432,6 @@ func TestRotateUnwrittenVolume(t *testing.T) {
 // encrypted blocks has its key in the catalog and in the crypto cache, and
 // after a restart no drive holds a key.
 func TestKillStoragedWhileLabelling(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{slots: 12})
 	cmd := exec.Command(bins["tapectl"], "-c", w.conPath, "label storage=sd1 pool=Offsite slots=1-12 barcodes encrypt")
 	stderr, _ := cmd.StderrPipe()
@@ -518,7 +513,6 @@ func TestKillStoragedWhileLabelling(t *testing.T) {
 // PostgreSQL gone: commands fail with a clear message and nothing is
 // half-written; back: everything works.
 func TestCatalogUnreachable(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{viaProxy: true})
 	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
 	w.proxy.cut()
@@ -545,7 +539,6 @@ func TestCatalogUnreachable(t *testing.T) {
 
 // Malformed console lines never crash the director.
 func TestMalformedConsoleLines(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{consoles: map[string]string{"admin": "keyadmin", "fuzzer": "keyadmin"}})
 	lines := []string{"", "label", "label storage=", "label slots=5-1", "lable", "\"", "update volume=", "list volumes pool=\"unterminated",
 		strings.Repeat("x", 9000), "label storage=sd1 pool=P slots=1-99999 barcodes", "rekey now", "export keys", "\x00\x01\x02", "mount storage=sd1 slot=-1"}

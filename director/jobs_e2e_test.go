@@ -28,7 +28,6 @@ import (
 // storaged (Storage.Job) and filed (Filed.Backup) over mutual TLS; a
 // SIGTERM while a job runs ends it E, interrupted.
 func TestJobsThroughTapectl(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t)

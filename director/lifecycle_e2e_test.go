@@ -48,7 +48,6 @@ func readTapeFile(sc pb.StorageClient, drive string, volume string, n uint32, bl
 // under the old key any more), the old jobs lose their file records and
 // the new job's files list exactly the tree.
 func TestRecycleWithANewKey(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{volumes: 1})
 	root := w.root["web1"]
 	w.makeTree("web1", testtree.Options{Seed: 1, SmallFiles: 40, SmallSize: 3000})
@@ -176,7 +175,6 @@ func TestRecycleWithANewKey(t *testing.T) {
 // job takes a never-written scratch volume, which moves into the pool
 // (audited); purge moves a volume to its pool's recycle pool.
 func TestScratchPoolE2E(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{volumes: 1})
 	w.dirConf.Pools = []testenv.Pool{{Name: "Backup", Storage: "sd1", ScratchPool: "Scratch", RecyclePool: "Scratch"}, {Name: "Scratch", Storage: "sd1"}}
 	// A scheduled job, for the preview of status director.
@@ -250,7 +248,6 @@ schedule = "Nightly"
 // (LabelVolumeRequest.recycle) with the new key, the history key is then
 // superseded-verified, and the next job writes there.
 func TestRelabelAnUnfinishedRecycling(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{volumes: 1})
 	w.makeTree("web1", testtree.Options{Seed: 4, SmallFiles: 10, SmallSize: 1000})
 	w.backup("web1-home", "Full", "Full")

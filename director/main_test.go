@@ -107,7 +107,6 @@ active = true
 }
 
 func TestNoCommandPrintsUsage(t *testing.T) {
-	t.Parallel()
 	r := director(t)
 	if r.code != 2 || !strings.Contains(r.stderr, "usage: director") || !strings.Contains(r.stderr, "migrate status -c FILE") {
 		t.Fatalf("director with no command: exit %d, stderr:\n%s", r.code, r.stderr)
@@ -123,7 +122,6 @@ func TestNoCommandPrintsUsage(t *testing.T) {
 }
 
 func TestMigrateTwiceThenStatus(t *testing.T) {
-	t.Parallel()
 	dsn := pgtest.NewEmptyDB(t)
 	cfg := catalogFor(t, dsn)
 	latest := migrations.Latest()
@@ -165,7 +163,6 @@ func TestMigrateTwiceThenStatus(t *testing.T) {
 }
 
 func TestMigrateUnreachableSocket(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir() // no server socket in it
 	cfg := writeConfig(t, dir, fmt.Sprintf("host = %q\nport = 5999\ndatabase = \"tapeward\"\nuser = \"tapeward\"\nconnect_timeout = \"3s\"\n", dir))
 	for _, args := range [][]string{{"migrate", "-c", cfg}, {"migrate", "status", "-c", cfg}} {
@@ -188,7 +185,6 @@ func TestMigrateUnreachableSocket(t *testing.T) {
 }
 
 func TestMigrateConnectionRefusedHidesPassword(t *testing.T) {
-	t.Parallel()
 	// A TCP port nobody listens on: take a free one and close it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -219,7 +215,6 @@ func TestMigrateConnectionRefusedHidesPassword(t *testing.T) {
 }
 
 func TestMigrateMissingPasswordFileAndBadConfig(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "host = \"127.0.0.1\"\ndatabase = \"tapeward\"\nuser = \"tapeward\"\npassword_file = \"nope\"\n")
 	r := director(t, "migrate", "-c", cfg)
@@ -240,7 +235,6 @@ func TestMigrateMissingPasswordFileAndBadConfig(t *testing.T) {
 }
 
 func TestMigrateDatabaseMissing(t *testing.T) {
-	t.Parallel()
 	cfg, err := pgx.ParseConfig(pgtest.NewEmptyDB(t))
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 // one block; the full ones are marked Full with the reason, in the volume
 // events; every file is recorded.
 func TestMaxVolumeBytesRollsToNextVolume(t *testing.T) {
-	t.Parallel()
 	const limit, block = 3 << 20, 256 << 10
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 4, capacity: "8MiB"}, volumes: 3})
 	w.dirConf.Pools = nil

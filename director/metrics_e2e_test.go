@@ -18,7 +18,6 @@ import (
 // The director with metrics_listen serves the job runner's metrics in
 // Prometheus text format.
 func TestMetricsEndpoint(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	pc, err := pgx.ParseConfig(pgtest.NewDB(t))
 	if err != nil {

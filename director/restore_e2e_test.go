@@ -112,7 +112,6 @@ func noSuchPath(t testing.TB, p string) {
 // snapshot taken when it ran: changed files in their version, deleted
 // files not resurrected, renamed ones under their new name only.
 func TestRestoreChainPointInTime(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{})
 	root := w.root["web1"]
 	snap0 := w.makeTree("web1", testtree.Options{Seed: 11, LargeFiles: 1, LargeSize: 2 << 20, SmallFiles: 120, SmallSize: 1500,
@@ -188,7 +187,6 @@ func TestRestoreChainPointInTime(t *testing.T) {
 // paths on tapectl's side; a restore client other than the backup's gets
 // the files; every replace= mode decides per file with what is on disk.
 func TestRestoreDryRunOtherClientReplace(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{clients: []string{"web1", "web2"}})
 	root := w.root["web1"]
 	snap := w.makeTree("web1", testtree.Options{Seed: 12, SmallFiles: 20, SmallSize: 1000})
@@ -256,7 +254,6 @@ func TestRestoreDryRunOtherClientReplace(t *testing.T) {
 // A hostile catalog row (a path with ../..): the client refuses it, the
 // job fails naming it, and nothing is written outside the target.
 func TestRestoreHostileCatalogRow(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{})
 	root := w.root["web1"]
 	w.makeTree("web1", testtree.Options{Seed: 13, SmallFiles: 3, SmallSize: 100})
@@ -289,7 +286,6 @@ func TestRestoreHostileCatalogRow(t *testing.T) {
 // fails naming it; without, the job waits (status M, saying which) until
 // import brings it back, then restores.
 func TestRestoreVolumeNotInLibrary(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 5, drives: 1, vtlArgs: []string{"--ie-slots", "2"}}, volumes: 2})
 	root := w.root["web1"]
 	snap := w.makeTree("web1", testtree.Options{Seed: 14, SmallFiles: 3, SmallSize: 100})
@@ -328,7 +324,6 @@ func TestRestoreVolumeNotInLibrary(t *testing.T) {
 
 // A file larger than a volume, restored from both.
 func TestRestoreSpanningTwoVolumes(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{slots: 4, capacity: "8MiB"}, volumes: 3})
 	root := w.root["web1"]
 	snap := w.makeTree("web1", testtree.Options{Seed: 15, LargeFiles: 1, LargeSize: 10 << 20, SmallFiles: 2, SmallSize: 1 << 20})
@@ -345,7 +340,6 @@ func TestRestoreSpanningTwoVolumes(t *testing.T) {
 // to its block and reads at most 2 data blocks (the vtl's read counters,
 // beyond what mounting the volume reads).
 func TestRestoreOneFileReadsFewBlocks(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1, capacity: "256MiB"}})
 	root := w.root["web1"]
 	snap := w.makeTree("web1", testtree.Options{Seed: 16, LargeFiles: 3, LargeSize: 12 << 20, SmallFiles: 150, SmallSize: 3000})
@@ -395,7 +389,6 @@ func TestRestoreOneFileReadsFewBlocks(t *testing.T) {
 // match, the job fails naming the file, and the bad bytes are not left
 // under the file's name.
 func TestRestoreDigestMismatch(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{drives: 1}})
 	root := w.root["web1"]
 	w.makeTree("web1", testtree.Options{Seed: 17, LargeFiles: 2, LargeSize: 3 << 20, SmallFiles: 5, SmallSize: 1000})
@@ -429,7 +422,6 @@ func TestRestoreDigestMismatch(t *testing.T) {
 // select the lines are the browser's until done and yes; what was marked
 // is restored, with the parents, and nothing else.
 func TestRestoreTreeBrowser(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{})
 	root := w.root["web1"]
 	snap := w.makeTree("web1", testtree.Options{Seed: 18, SmallFiles: 120, SmallSize: 500, Links: true})
@@ -504,7 +496,6 @@ func TestRestoreTreeBrowser(t *testing.T) {
 // A running restore shows in status director and ends A when
 // cancelled; the drive's key is cleared.
 func TestRestoreCancel(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{worldOpts: worldOpts{capacity: "256MiB"}, bandwidth: slowBandwidth})
 	w.makeTree("web1", bigTree)
 	w.backup("web1-home", "Full", "Full")

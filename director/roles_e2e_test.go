@@ -24,7 +24,6 @@ func (w *world) consoleConfig(name string) string {
 // keyadmin) and one whose certificate the CA signed but the director does
 // not list.
 func TestConsoleRoles(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{consoles: map[string]string{"admin": "keyadmin", "reader": "read", "ops": "operator", "keys": "keyadmin"}})
 	reader, ops, keys, stranger := w.consoleConfig("reader"), w.consoleConfig("ops"), w.consoleConfig("keys"), w.consoleConfig("stranger")
 

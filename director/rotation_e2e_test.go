@@ -90,7 +90,6 @@ func (w *world) verdict(id string) string {
 // KEK passes, and a DR read of a volume with data works with only the
 // crypto cache and the new KEK.
 func TestKEKRotationProcedure(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{slots: 4})
 	w.ok("label storage=sd1 pool=Offsite slots=1-3 barcodes encrypt")
 	vols := w.volumes()

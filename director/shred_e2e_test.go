@@ -39,7 +39,6 @@ func (w *world) tapekey(stdin string, args ...string) (string, int) {
 // strings, and a second storage daemon that was down at the time destroys
 // its copy when it reconnects (pending, then done).
 func TestShredVolumeNoPathLeft(t *testing.T) {
-	t.Parallel()
 	w := newBackupWorld(t, backupOpts{volumes: 1})
 	vol := w.volumes()[0].Volume
 	var first string

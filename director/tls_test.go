@@ -21,7 +21,6 @@ import (
 // certificate is in its revocation list, logs why (serial, name, when),
 // and accepts it again once the list no longer names it — no restart.
 func TestRevokedConsoleRefused(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{slots: 2, revocationList: true})
 	w.ok("list volumes")
 	con, err := configs.LoadConsole(w.conPath)
@@ -62,7 +61,6 @@ func TestRevokedConsoleRefused(t *testing.T) {
 // handshake and says what it presented and what it expected; no label is
 // recorded as done.
 func TestImpostorStorageRefused(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{slots: 2})
 	w.sd.Stop(t, syscall.SIGTERM)
 	for _, imp := range []struct{ name, role string }{{"sd2", tlsconf.RoleStorage}, {"admin", tlsconf.RoleConsole}} {

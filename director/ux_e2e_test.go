@@ -38,7 +38,6 @@ func (w *world) count(q string, args ...any) int {
 // storage it is used; the pool comes from default_pool; a slot list the
 // changer does not have is refused before anything is written.
 func TestLabelAsABareosUserTypesIt(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 
 	// No default_pool: the one storage is used, the pool is named as
@@ -89,7 +88,6 @@ func TestLabelAsABareosUserTypesIt(t *testing.T) {
 // storaged dies mid-batch: no key is made for the slots after the one that
 // failed, and the reply names them.
 func TestLabelStopsWhenStoragedDies(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{slots: 12})
 	cmd := exec.Command(bins["tapectl"], "-c", w.conPath, "label storage=sd1 pool=Offsite slots=1-12 barcodes encrypt")
 	var stdout strings.Builder
@@ -150,7 +148,6 @@ func TestLabelStopsWhenStoragedDies(t *testing.T) {
 // export keys to a directory that does not exist: nothing is exported or
 // audited; an export that is written is audited as sent to the console.
 func TestExportKeysAuditIsHonest(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1-2 barcodes encrypt")
 	out, errs, code := w.tapectl("export keys out=/missing/dir/x")
@@ -169,7 +166,6 @@ func TestExportKeysAuditIsHonest(t *testing.T) {
 // label without drive=: the director names no drive, storaged picks a free
 // one — drive0 holding a mounted volume does not stop it.
 func TestLabelWithoutDriveUsesAFreeDrive(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
 	w.ok("mount storage=sd1 slot=1 drive=0")
@@ -184,7 +180,6 @@ func TestLabelWithoutDriveUsesAFreeDrive(t *testing.T) {
 // another tool): a label that names no drive asks the changer, takes
 // drive1, and the stray cartridge stays where it is.
 func TestLabelWithoutDriveSkipsAHandLoadedDrive(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	if out, err := exec.Command(bins["vtl"], "load", "--socket", w.vtl.Socket, "--slot", "3", "--drive", "0").CombinedOutput(); err != nil {
 		t.Fatalf("vtl load: %v\n%s", err, out)
@@ -203,7 +198,6 @@ func TestLabelWithoutDriveSkipsAHandLoadedDrive(t *testing.T) {
 // storaged's crypto cache, and storaged's log says the director answered
 // and its catalog did not (not "director unreachable").
 func TestMountWithTheCatalogDown(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{viaProxy: true})
 	w.ok("label storage=sd1 pool=Offsite slots=1 barcodes encrypt")
 	w.proxy.cut()
@@ -220,7 +214,6 @@ func TestMountWithTheCatalogDown(t *testing.T) {
 // PostgreSQL gone: status director still answers, with the storages and
 // KEKs, and says the catalog is down.
 func TestStatusDirectorCatalogDown(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{viaProxy: true})
 	w.proxy.cut()
 	out, errs, code := w.tapectl("status director")
@@ -264,7 +257,6 @@ func (w *world) run(line string) error {
 // slot that does not exist) as Internal; the director passes them on with
 // the code their meaning has.
 func TestStorageStatesGetTheirCodes(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.ok("label storage=sd1 pool=Offsite slots=1-2 barcodes")
 	w.ok("mount storage=sd1 slot=1 drive=0")

@@ -37,7 +37,6 @@ func (w *world) ieSlots() []string {
 // the library's inventory and the catalog's in-library flag follow, and an
 // unknown cartridge found in the I/E station is reported and left there.
 func TestVaultExportImport(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, worldOpts{slots: 5, drives: 1, vtlArgs: []string{"--ie-slots", "2"}})
 	w.ok("label storage=sd1 pool=Offsite slots=1-2 barcodes encrypt")
 	w.exec(`UPDATE media SET status = 'Full', last_written = now() WHERE volume_name = 'TW0001L6'`)
