@@ -529,3 +529,23 @@ func TestRestoreCancel(t *testing.T) {
 	}
 	w.waitNoKey()
 }
+
+// A restore whose plan is larger than what storaged queues (8192
+// members): storaged's Control waits with the rest until the tape
+// goroutine, reading for the client, takes volumes off the plan; every
+// file arrives. (At 100,000 files, BenchmarkRestoreSmallFiles, the
+// director's sends then wait on the stream's flow control: it sends the
+// plan while the client reads.)
+func TestRestoreLargerThanStoragedPlanBacklog(t *testing.T) {
+	w := newBackupWorld(t, backupOpts{})
+	root := w.root["web1"]
+	snap := w.makeTree("web1", testtree.Options{Seed: 23, SmallFiles: 9000, SmallSize: 16})
+	w.backup("web1-home", "Full", "Full")
+	where := filepath.Join(w.dir, "r-all")
+	j := w.restoreOK("restore client=web1 current all where=" + where)
+	requireTree(t, "9000 files", where+root, snap, root)
+	if n, _ := snap.Files(); j.Files < int64(n) || n < 9000 {
+		t.Errorf("the job counts %d files restored, the tree has %d regular files", j.Files, n)
+	}
+	w.checkNoKeyMaterialInLogs()
+}

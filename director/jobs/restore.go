@@ -351,22 +351,14 @@ func (r *Runner) restoreSession(j *job, s *session, sc pb.StorageClient, at map[
 	if rs.opened = ev.GetOpened(); rs.opened == nil {
 		return fail("storage", "storage %s answered the restore's open with %T, not opened", s.storage, ev.Msg)
 	}
-	for _, pv := range req.Plan {
-		w := at[pv.Volume]
-		for i := 0; i < len(pv.Entries); i += planChunk {
-			msg := &pb.RestoreVolume{Volume: pv.Volume, Changer: w.Changer, Slot: w.Slot}
-			for _, e := range pv.Entries[i:min(i+planChunk, len(pv.Entries))] {
-				msg.Members = append(msg.Members, restoreMember(e))
-			}
-			if err := st.Send(&pb.RestoreControl{Msg: &pb.RestoreControl_Volume{Volume: msg}}); err != nil {
-				return r.restoreStorageErr(j, s, st, err)
-			}
-		}
-	}
-	if err := st.Send(&pb.RestoreControl{Msg: &pb.RestoreControl_PlanEnd{PlanEnd: true}}); err != nil {
-		return r.restoreStorageErr(j, s, st, err)
-	}
 	r.logf(j, catalog.LogInfo, "Restore session %s opened on storage %s: %d members on %d volumes", rs.opened.Session, s.storage, rs.members, len(at))
+	// The plan goes out while the client reads: storaged holds only a
+	// bounded part of it (its Control waits while 8192 members are
+	// queued, so these sends wait on the stream's flow control until the
+	// tape reaches them). A send that fails means the session ended: the
+	// storage loop's Recv then has the reason.
+	planSent := make(chan error, 1)
+	go func() { planSent <- sendRestorePlan(st, req.Plan, at) }()
 
 	fc, err := r.o.Filed(ctx, j.client)
 	if err != nil {
@@ -382,9 +374,16 @@ func (r *Runner) restoreSession(j *job, s *session, sc pb.StorageClient, at map[
 		Session: rs.opened.Session, Token: rs.opened.Token, Relocation: req.Relocation, Replace: req.Replace}
 	r.logf(j, catalog.LogInfo, "Connected to client %s at %s; it reads from storage %s", j.client.Name, j.client.Address, s.storage)
 
-	if err := r.bothStreams(j, cancel, idle, "restore", idle.String(),
+	err = r.bothStreams(j, cancel, idle, "restore", idle.String(),
 		func() error { return r.restoreFiledLoop(ctx, j, fc, freq) },
-		func() error { return r.restoreStorageLoop(ctx, j, s, st) }); err != nil {
+		func() error { return r.restoreStorageLoop(ctx, j, s, st) })
+	if err != nil {
+		cancel(err) // a plan send waiting on flow control returns
+	}
+	if perr := <-planSent; err == nil && perr != nil {
+		return fail("storage", "storage %s: sending the restore plan: %s", s.storage, status.Convert(perr).Message())
+	}
+	if err != nil {
 		return err
 	}
 	if rs.errors > 0 {
@@ -395,6 +394,29 @@ func (r *Runner) restoreSession(j *job, s *session, sc pb.StorageClient, at map[
 		return fail("client", "%d files not restored: %s%s", rs.errors, strings.Join(rs.errorLines, "; "), more)
 	}
 	return nil
+}
+
+// sendRestorePlan sends the plan's volumes (planChunk members a
+// message), then plan_end, and closes the sending side.
+func sendRestorePlan(st pb.Storage_RestoreClient, plan []catalog.PlanVolume, at map[string]VolumeWhere) error {
+	for _, pv := range plan {
+		w := at[pv.Volume]
+		for i := 0; i < len(pv.Entries); i += planChunk {
+			msg := &pb.RestoreVolume{Volume: pv.Volume, Changer: w.Changer, Slot: w.Slot}
+			for _, e := range pv.Entries[i:min(i+planChunk, len(pv.Entries))] {
+				msg.Members = append(msg.Members, restoreMember(e))
+			}
+			if err := st.Send(&pb.RestoreControl{Msg: &pb.RestoreControl_Volume{Volume: msg}}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := st.Send(&pb.RestoreControl{Msg: &pb.RestoreControl_PlanEnd{PlanEnd: true}}); err != nil {
+		return err
+	}
+	// Nothing more to send: the half-close tells storaged so (it goes on
+	// until the session ends).
+	return st.CloseSend()
 }
 
 // restoreMember is a plan entry as storaged takes it.
@@ -471,7 +493,6 @@ func (r *Runner) restoreStorageLoop(ctx context.Context, j *job, s *session, st 
 			rs.storeDone = m.Done
 			r.logf(j, catalog.LogInfo, "Storage %s sent %d members, %d bytes, reading %d tape blocks from %s",
 				s.storage, m.Done.Members, m.Done.Bytes, m.Done.BlocksRead, strings.Join(m.Done.Volumes, ", "))
-			st.CloseSend()
 		}
 	}
 }

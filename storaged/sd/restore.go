@@ -186,11 +186,13 @@ const restorePlanBacklog = 8192
 // Control takes the director's plan: volumes (consecutive messages may
 // name one volume), then plan_end. A volume that is not in the library
 // fails the session at once, naming it. While restorePlanBacklog members
-// wait to be read it blocks (until the tape goroutine takes some, or the
-// session ends).
+// wait to be read, a volume blocks (until the tape goroutine takes some, or
+// the session ends); plan_end never waits.
 func (s *RestoreSession) Control(c *pb.RestoreControl) error {
-	if err := s.waitPlanRoom(); err != nil {
-		return err
+	if _, ok := c.Msg.(*pb.RestoreControl_Volume); ok {
+		if err := s.waitPlanRoom(); err != nil {
+			return err
+		}
 	}
 	s.planMu.Lock()
 	defer s.planMu.Unlock()
