@@ -507,17 +507,7 @@ func (r *Runner) restoreFiledLoop(ctx context.Context, j *job, fc pb.FiledClient
 	if err != nil {
 		return r.clientErr(ctx, j, err)
 	}
-	for {
-		ev, err := fs.Recv()
-		if errors.Is(err, io.EOF) {
-			if rs.filedDone == nil {
-				return fail("client", "client %s ended the restore without done", j.client.Name)
-			}
-			return nil
-		}
-		if err != nil {
-			return r.clientErr(ctx, j, err)
-		}
+	return followClient(r, ctx, j, "restore", fs.Recv, func() bool { return rs.filedDone != nil }, func(ev *pb.RestoreFiledEvent) error {
 		switch m := ev.Msg.(type) {
 		case *pb.RestoreFiledEvent_Progress:
 			p := m.Progress
@@ -544,5 +534,6 @@ func (r *Runner) restoreFiledLoop(ctx context.Context, j *job, fc pb.FiledClient
 			r.logf(j, catalog.LogInfo, "Client %s restored %d files, %d bytes (%d kept by replace=%s, %d errors)",
 				j.client.Name, d.Files, d.Bytes, d.Skipped, orDash(req.Replace), d.Errors)
 		}
-	}
+		return nil
+	})
 }

@@ -772,17 +772,7 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 	if err != nil {
 		return r.clientErr(ctx, j, err)
 	}
-	for {
-		ev, err := bs.Recv()
-		if errors.Is(err, io.EOF) {
-			if s.filesOut == nil {
-				return fail("client", "client %s ended the backup without done", j.client.Name)
-			}
-			return nil
-		}
-		if err != nil {
-			return r.clientErr(ctx, j, err)
-		}
+	return followClient(r, ctx, j, "backup", bs.Recv, func() bool { return s.filesOut != nil }, func(ev *pb.BackupEvent) error {
 		switch m := ev.Msg.(type) {
 		case *pb.BackupEvent_Progress:
 			p := m.Progress
@@ -799,7 +789,7 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			r.logf(j, catalog.LogWarning, "Warning: %s: %s: %s", catalog.RenderPath(w.Path), w.Op, w.Message)
 		case *pb.BackupEvent_Seen:
 			if s.seen == nil {
-				continue
+				return nil
 			}
 			if err := s.seen.Add(m.Seen.Paths); err != nil {
 				return fail("catalog", "recording the paths the client saw: %v", err)
@@ -813,6 +803,29 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			j.update(func(st *Status) { st.Files, st.Bytes, st.Current = d.Files, d.Bytes, "" })
 			r.logf(j, catalog.LogInfo, "Client %s sent %d files, %d bytes (%d unchanged, %d excluded, %d warnings)",
 				j.client.Name, d.Files, d.Bytes, d.Unchanged, d.Excluded, d.Warnings)
+		}
+		return nil
+	})
+}
+
+// followClient receives a client stream's events (recv) until it ends:
+// handle takes each (an error ends the job); at the end of the stream,
+// done says whether the client's done event came (else the job fails
+// naming what the client ended).
+func followClient[E any](r *Runner, ctx context.Context, j *job, what string, recv func() (E, error), done func() bool, handle func(E) error) error {
+	for {
+		ev, err := recv()
+		if errors.Is(err, io.EOF) {
+			if !done() {
+				return fail("client", "client %s ended the %s without done", j.client.Name, what)
+			}
+			return nil
+		}
+		if err != nil {
+			return r.clientErr(ctx, j, err)
+		}
+		if err := handle(ev); err != nil {
+			return err
 		}
 	}
 }
