@@ -53,17 +53,8 @@ func TestCatalogJobDR(t *testing.T) {
 	if err := testtree.Make(root, testtree.Options{Seed: 5, LargeFiles: 1, LargeSize: 2 << 20, SmallFiles: 30, SmallSize: 3000}); err != nil {
 		t.Fatal(err)
 	}
-	dirAddr, sdAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	fdConf := testenv.Filed{Name: "web1", WorkDir: filepath.Join(dir, "fd-web1"), TLS: pki.Issue(t, "web1", tlsconf.RoleClient), DirectorName: "director"}
-	os.MkdirAll(fdConf.WorkDir, 0o700)
-	fdPath := filepath.Join(dir, "filed.toml")
-	fdConf.Write(t, fdPath)
-	_, fdAddr := testenv.StartServing(t, "filed", filepath.Join(dir, "filed.log"), "filed ready", b["filed"], "-c", fdPath)
-	sdConf := testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(dir, "sd1"), TLS: pki.Issue(t, "sd1", tlsconf.RoleStorage),
-		DirectorName: "director", DirectorAddr: dirAddr, KEKFiles: []string{kekPath}, VTLSocket: vtl.Socket, Drives: 2}
-	sdPath := filepath.Join(dir, "storaged.toml")
-	sdConf.Write(t, sdPath)
-	sd := testenv.Start(t, "storaged", filepath.Join(dir, "storaged.log"), "storaged ready", b["storaged"], "-c", sdPath)
+	dirAddr := testenv.FreeAddr(t)
+	fdAddr, sdAddr, sdConf, sd := startFiledAndStoraged(t, b, dir, pki, dirAddr, kekPath, vtl.Socket, 2)
 	dumpDir, bsrDir, mailed := filepath.Join(dir, "state", "catalog-dump"), filepath.Join(dir, "bootstrap"), filepath.Join(dir, "mailed.bsr")
 	relayUp := filepath.Join(dir, "relay-up")
 	os.WriteFile(relayUp, nil, 0o600)

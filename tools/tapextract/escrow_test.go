@@ -59,17 +59,8 @@ func TestDRWithEscrowKeyOnly(t *testing.T) {
 	if err := testtree.Make(root, testtree.Options{Seed: 5, LargeFiles: 1, LargeSize: 3 << 20, SmallFiles: 40, SmallSize: 3000, Links: true}); err != nil {
 		t.Fatal(err)
 	}
-	dirAddr, sdAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	fdConf := testenv.Filed{Name: "web1", WorkDir: filepath.Join(dir, "fd-web1"), TLS: pki.Issue(t, "web1", tlsconf.RoleClient), DirectorName: "director"}
-	os.MkdirAll(fdConf.WorkDir, 0o700)
-	fdPath := filepath.Join(dir, "filed.toml")
-	fdConf.Write(t, fdPath)
-	_, fdAddr := testenv.StartServing(t, "filed", filepath.Join(dir, "filed.log"), "filed ready", b["filed"], "-c", fdPath)
-	sdConf := testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(dir, "sd1"), TLS: pki.Issue(t, "sd1", tlsconf.RoleStorage),
-		DirectorName: "director", DirectorAddr: dirAddr, KEKFiles: []string{kekPath}, VTLSocket: vtl.Socket, Drives: 1}
-	sdPath := filepath.Join(dir, "storaged.toml")
-	sdConf.Write(t, sdPath)
-	sd := testenv.Start(t, "storaged", filepath.Join(dir, "storaged.log"), "storaged ready", b["storaged"], "-c", sdPath)
+	dirAddr := testenv.FreeAddr(t)
+	fdAddr, sdAddr, sdConf, sd := startFiledAndStoraged(t, b, dir, pki, dirAddr, kekPath, vtl.Socket, 1)
 	dirConf := testenv.Director{Name: "director", Listen: dirAddr, TLS: pki.Issue(t, "director", tlsconf.RoleDirector),
 		DBHost: pc.Host, DBPort: pc.Port, DBName: pc.Database, DBUser: pc.User, KEKFiles: []string{kekPath}, Storages: map[string]string{"sd1": sdAddr},
 		Clients:  []testenv.Client{{Name: "web1", Address: fdAddr}},

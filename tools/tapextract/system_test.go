@@ -45,6 +45,25 @@ func daemonBins(t *testing.T) map[string]string {
 // director, the catalog's use and storaged are gone, and tapextract
 // restores the tree from the tapes with storaged's crypto cache and the
 // KEK alone.
+// startFiledAndStoraged starts client web1 and storage sd1 (drives drives
+// of the vtl at socket) for a director that will listen at dirAddr: the
+// daemons of the system tests' real backups.
+func startFiledAndStoraged(t *testing.T, b map[string]string, dir string, pki *testenv.PKI, dirAddr, kekPath, socket string, drives int) (fdAddr, sdAddr string, sdConf testenv.Storaged, sd *testenv.Proc) {
+	t.Helper()
+	sdAddr = testenv.FreeAddr(t)
+	fdConf := testenv.Filed{Name: "web1", WorkDir: filepath.Join(dir, "fd-web1"), TLS: pki.Issue(t, "web1", tlsconf.RoleClient), DirectorName: "director"}
+	os.MkdirAll(fdConf.WorkDir, 0o700)
+	fdPath := filepath.Join(dir, "filed.toml")
+	fdConf.Write(t, fdPath)
+	_, fdAddr = testenv.StartServing(t, "filed", filepath.Join(dir, "filed.log"), "filed ready", b["filed"], "-c", fdPath)
+	sdConf = testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(dir, "sd1"), TLS: pki.Issue(t, "sd1", tlsconf.RoleStorage),
+		DirectorName: "director", DirectorAddr: dirAddr, KEKFiles: []string{kekPath}, VTLSocket: socket, Drives: drives}
+	sdPath := filepath.Join(dir, "storaged.toml")
+	sdConf.Write(t, sdPath)
+	sd = testenv.Start(t, "storaged", filepath.Join(dir, "storaged.log"), "storaged ready", b["storaged"], "-c", sdPath)
+	return fdAddr, sdAddr, sdConf, sd
+}
+
 func TestDRAfterRealBackup(t *testing.T) {
 	b := daemonBins(t)
 	dir := t.TempDir()
@@ -61,17 +80,8 @@ func TestDRAfterRealBackup(t *testing.T) {
 	if err := testtree.Make(root, testtree.Options{Seed: 3, LargeFiles: 2, LargeSize: 60 << 20, SmallFiles: 120, SmallSize: 5000, Links: true, LongName: true}); err != nil {
 		t.Fatal(err)
 	}
-	dirAddr, sdAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	fdConf := testenv.Filed{Name: "web1", WorkDir: filepath.Join(dir, "fd-web1"), TLS: pki.Issue(t, "web1", tlsconf.RoleClient), DirectorName: "director"}
-	os.MkdirAll(fdConf.WorkDir, 0o700)
-	fdPath := filepath.Join(dir, "filed.toml")
-	fdConf.Write(t, fdPath)
-	_, fdAddr := testenv.StartServing(t, "filed", filepath.Join(dir, "filed.log"), "filed ready", b["filed"], "-c", fdPath)
-	sdConf := testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(dir, "sd1"), TLS: pki.Issue(t, "sd1", tlsconf.RoleStorage),
-		DirectorName: "director", DirectorAddr: dirAddr, KEKFiles: []string{kekPath}, VTLSocket: vtl.Socket, Drives: 2}
-	sdPath := filepath.Join(dir, "storaged.toml")
-	sdConf.Write(t, sdPath)
-	sd := testenv.Start(t, "storaged", filepath.Join(dir, "storaged.log"), "storaged ready", b["storaged"], "-c", sdPath)
+	dirAddr := testenv.FreeAddr(t)
+	fdAddr, sdAddr, sdConf, sd := startFiledAndStoraged(t, b, dir, pki, dirAddr, kekPath, vtl.Socket, 2)
 	dirConf := testenv.Director{Name: "director", Listen: dirAddr, TLS: pki.Issue(t, "director", tlsconf.RoleDirector),
 		DBHost: pc.Host, DBPort: pc.Port, DBName: pc.Database, DBUser: pc.User, KEKFiles: []string{kekPath}, Storages: map[string]string{"sd1": sdAddr},
 		Clients:  []testenv.Client{{Name: "web1", Address: fdAddr}},
