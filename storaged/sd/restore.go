@@ -427,13 +427,8 @@ func (s *RestoreSession) sendRecordOnly(volume string, m *pb.RestoreMember) erro
 		return &PlanError{Msg: fmt.Sprintf("member %q (plan entry %d) was cut at the end of volume %s, but the plan's next entry is %q (entry %d): its continuation must come first on the next volume",
 			s.cut.path, s.cut.seq, s.cut.volume, rec.Path, m.Seq)}
 	}
-	if err := s.ship(); err != nil {
+	if err := s.announce(m); err != nil {
 		return err
-	}
-	select {
-	case s.out <- restoreItem{member: m}:
-	case <-s.abortCh:
-		return s.abortErr
 	}
 	s.members.Add(1)
 	return nil
@@ -597,13 +592,8 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 		return &PlanError{Msg: fmt.Sprintf("%s: the offset is not a %d-byte boundary inside a %d-byte block", where, archive.BlockSize, s.bs)}
 	}
 	if part == 0 {
-		if err := s.ship(); err != nil {
+		if err := s.announce(m); err != nil {
 			return err
-		}
-		select {
-		case s.out <- restoreItem{member: m}:
-		case <-s.abortCh:
-			return s.abortErr
 		}
 	}
 	if err := s.cursor.Seek(first+addr.Block, int(addr.Offset), uint64(addr.TapeFile)); err != nil {
@@ -733,6 +723,20 @@ func (s *RestoreSession) copyOut(n int64) (int64, error) {
 func (s *RestoreSession) getBuf() error {
 	select {
 	case s.cur = <-s.free:
+		return nil
+	case <-s.abortCh:
+		return s.abortErr
+	}
+}
+
+// announce hands the client's sender member m's message, after the
+// data buffered so far (ship): the member's bytes follow it.
+func (s *RestoreSession) announce(m *pb.RestoreMember) error {
+	if err := s.ship(); err != nil {
+		return err
+	}
+	select {
+	case s.out <- restoreItem{member: m}:
 		return nil
 	case <-s.abortCh:
 		return s.abortErr
