@@ -657,12 +657,7 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 			DataSN: sn, BufferOffset: uint32(off), Final: last || (off+n)%burst == 0}
 		if last && status {
 			m.HasStatus, m.Final, m.Status, m.StatSN = true, true, st, c.statSN
-			switch {
-			case resid > 0:
-				m.Underflow, m.Residual = true, uint32(resid)
-			case resid < 0:
-				m.Overflow, m.Residual = true, uint32(-resid)
-			}
+			m.Underflow, m.Overflow, m.Residual = residual(resid)
 			c.statSN++
 		}
 		if err := c.w.Write(w.NewPDU(m, data[off:off+n])); err != nil {
@@ -674,6 +669,18 @@ func (c *conn) sendDataIn(cmd w.SCSICommand, data []byte, status bool, st byte, 
 	return sn, nil
 }
 
+// residual is the U/O flags and Residual Count of resid bytes not
+// transferred (negative: an overflow of −resid bytes).
+func residual(resid int) (under, over bool, count uint32) {
+	switch {
+	case resid > 0:
+		return true, false, uint32(resid)
+	case resid < 0:
+		return false, true, uint32(-resid)
+	}
+	return false, false, 0
+}
+
 // respond sends a SCSI Response with resid bytes not transferred
 // (negative: an overflow of −resid bytes).
 func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid int) error {
@@ -682,12 +689,7 @@ func (c *conn) respond(cmd w.SCSICommand, status byte, sense []byte, resid int) 
 
 func (c *conn) respondSN(cmd w.SCSICommand, status byte, sense []byte, resid int, expDataSN uint32) error {
 	m := w.SCSIResponse{Status: status, ITT: cmd.ITT, StatSN: c.statSN, ExpCmdSN: c.expCmdSN, MaxCmdSN: c.maxCmdSN(), ExpDataSN: expDataSN}
-	switch {
-	case resid > 0:
-		m.Underflow, m.Residual = true, uint32(resid)
-	case resid < 0:
-		m.Overflow, m.Residual = true, uint32(-resid)
-	}
+	m.Underflow, m.Overflow, m.Residual = residual(resid)
 	c.statSN++
 	var data []byte
 	if len(sense) > 0 {
