@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -288,6 +289,11 @@ func (e *jobEnv) attachCtx(t testing.TB, ctx context.Context, c pb.StorageClient
 		return nil, err
 	}
 	if err := st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Open{Open: &pb.JobDataOpen{Session: session, Token: token}}}); err != nil {
+		if errors.Is(err, io.EOF) { // storaged already ended the call: its status comes from the receive side
+			if _, rerr := st.CloseAndRecv(); rerr != nil {
+				err = rerr
+			}
+		}
 		return nil, err
 	}
 	s := &sender{st: st}
