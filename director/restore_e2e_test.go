@@ -131,11 +131,15 @@ func TestRestoreChainPointInTime(t *testing.T) {
 	must(os.Remove(p("small/d00/s0005.bin")))
 	must(os.Rename(p("small/d00/s0007.bin"), p("names/renamed.bin")))
 	must(os.Chmod(p("big/large-00.bin"), 0o600))
+	// A directory moved: its files keep their mtime and ctime (older than
+	// the since-time); the Incremental stores them because the catalog
+	// has no rows for their new paths.
+	must(os.Rename(p("small/d01"), p("names/moved")))
 	snap1 := w.snapshot("web1")
 	incr, _ := w.backup("web1-home", "Incremental", "Incremental")
 	t1 := time.Now().UTC()
 
-	must(testtree.WriteRandom(p("small/d01/s0110.bin"), 300, rng))
+	must(testtree.WriteRandom(p("names/moved/s0110.bin"), 300, rng))
 	must(testtree.WriteRandom(p("small/d00/s0005.bin"), 700, rng)) // re-created
 	must(os.Remove(p("names/renamed.bin")))
 	snap2 := w.snapshot("web1")
@@ -171,6 +175,10 @@ func TestRestoreChainPointInTime(t *testing.T) {
 	cur := filepath.Join(w.dir, "r-current")
 	noSuchPath(t, cur+p("small/d00/s0007.bin"))
 	noSuchPath(t, cur+p("names/renamed.bin"))
+	noSuchPath(t, cur+p("small/d01"))
+	if log := w.ok(fmt.Sprintf("list joblog jobid=%d", incr.ID)); !strings.Contains(log, "20 files with unchanged times fetched") {
+		t.Errorf("the Incremental's log does not say it fetched the moved directory's 20 files:\n%s", log)
+	}
 
 	// One file of the Incremental by jobid=, with its parents' attributes.
 	where := filepath.Join(w.dir, "r-one")

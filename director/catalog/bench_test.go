@@ -443,7 +443,7 @@ func BenchmarkDeletions(b *testing.B) {
 		}
 		for p := seen; len(p) > 0; {
 			k := min(len(p), 4096)
-			if err := d.Add(p[:k:k]); err != nil {
+			if err := d.Add(p[:k:k], nil); err != nil {
 				b.Fatal(err)
 			}
 			p = p[k:]

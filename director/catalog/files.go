@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -666,14 +667,14 @@ func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[
 	for p := range seen {
 		batch = append(batch, p)
 		if len(batch) == cap(batch) {
-			if err := d.Add(batch); err != nil {
+			if err := d.Add(batch, nil); err != nil {
 				d.Abort()
 				return 0, err
 			}
 			batch = make([][]byte, 0, 1024)
 		}
 	}
-	if err := d.Add(batch); err != nil {
+	if err := d.Add(batch, nil); err != nil {
 		d.Abort()
 		return 0, err
 	}
@@ -683,20 +684,33 @@ func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[
 // Deletions records the deletions of a running Incremental or
 // Differential while its client walks: the paths it saw are copied into
 // a temporary table as they arrive (COPY, on one connection held for the
-// walk), so only the comparison is left when the walk ends. Add from one
-// goroutine, then Finish (or Abort). A Full's Deletions takes every path
-// and records nothing.
+// walk), so only the comparisons are left when the walk ends. Add from
+// one goroutine, then optionally Unknown, then Finish (or Abort), one
+// after the other. A Full's Deletions takes every path and records
+// nothing.
 type Deletions struct {
-	s     *Store
-	jobID int64
-	op    string
-	none  bool // a Full, or no earlier backup: nothing to compare with
-	chain []int64
-	tx    pgx.Tx
-	ch    chan [][]byte
-	done  chan struct{}
-	err   error // the COPY's, once done is closed
-	seen  int64
+	s      *Store
+	jobID  int64
+	op     string
+	none   bool // a Full, or no earlier backup: nothing to compare with
+	chain  []int64
+	tx     pgx.Tx
+	ch     chan seenBatch
+	done   chan struct{}
+	err    error // the COPY's, once done is closed
+	closed bool  // ch closed (the COPY ended or ends)
+	// unlisted: paths whose contents the client could not see (no
+	// deletion at or below them); few, kept in memory.
+	unlisted [][]byte
+	// compared: the seen paths were joined with the chain's rows (once).
+	compared bool
+	seen     int64
+}
+
+// seenBatch is one Add: paths and the bitmap of the unchanged ones.
+type seenBatch struct {
+	paths     [][]byte
+	unchanged []byte
 }
 
 // BeginDeletions starts recording the deletions of job jobID (running).
@@ -727,14 +741,14 @@ func (s *Store) BeginDeletions(ctx context.Context, jobID int64) (*Deletions, er
 	if d.tx, err = s.pool.Begin(ctx); err != nil {
 		return nil, dbErr(d.op, err)
 	}
-	if _, err := d.tx.Exec(ctx, `CREATE TEMP TABLE seen_paths (path bytea NOT NULL) ON COMMIT DROP`); err != nil {
+	if _, err := d.tx.Exec(ctx, `CREATE TEMP TABLE seen_paths (path bytea NOT NULL, unchanged boolean NOT NULL) ON COMMIT DROP`); err != nil {
 		d.tx.Rollback(context.WithoutCancel(ctx))
 		return nil, dbErr(d.op, err)
 	}
-	d.ch, d.done = make(chan [][]byte, 4), make(chan struct{})
+	d.ch, d.done = make(chan seenBatch, 4), make(chan struct{})
 	go func() {
 		defer close(d.done)
-		_, err := d.tx.Conn().PgConn().CopyFrom(ctx, &pathCopy{ch: d.ch}, `COPY seen_paths (path) FROM STDIN (FORMAT binary)`)
+		_, err := d.tx.Conn().PgConn().CopyFrom(ctx, &pathCopy{ch: d.ch}, `COPY seen_paths (path, unchanged) FROM STDIN (FORMAT binary)`)
 		if err != nil {
 			d.err = dbErr(d.op, err)
 			for range d.ch { // let Add return
@@ -744,34 +758,163 @@ func (s *Store) BeginDeletions(ctx context.Context, jobID int64) (*Deletions, er
 	return d, nil
 }
 
-// Add takes a batch of seen paths (kept until the COPY has read them).
-func (d *Deletions) Add(paths [][]byte) error {
+// Add takes a batch of seen paths (kept until the COPY has read them)
+// and the bitmap of those the client did not store because their times
+// are older than the since-time (SeenPaths.unchanged: bit i, byte i/8
+// value 1<<(i%8), for paths[i]; nil: none).
+func (d *Deletions) Add(paths [][]byte, unchanged []byte) error {
+	return d.AddSeen(paths, unchanged, nil)
+}
+
+// AddSeen is Add with the paths whose contents the client could not see
+// (a directory it could not read, an entry it could not lstat): Finish
+// records no deletion at or below them.
+func (d *Deletions) AddSeen(paths [][]byte, unchanged []byte, unlisted [][]byte) error {
+	for _, p := range unlisted {
+		d.unlisted = append(d.unlisted, bytes.TrimSuffix(bytes.Clone(p), []byte("/")))
+	}
 	d.seen += int64(len(paths))
 	if d.none || len(paths) == 0 {
 		return nil
 	}
+	if d.closed {
+		return fmt.Errorf("%s: paths added after the comparison started", d.op)
+	}
 	select {
-	case d.ch <- paths:
+	case d.ch <- seenBatch{paths, unchanged}:
 		return nil
 	case <-d.done:
 		return d.err
 	}
 }
 
+// endCopy ends the COPY of the seen paths (once) and returns its error.
+func (d *Deletions) endCopy() error {
+	if !d.closed {
+		d.closed = true
+		close(d.ch)
+	}
+	<-d.done
+	return d.err
+}
+
+// Unknown ends the copy of the seen paths and calls fn with the paths,
+// in batches in byte order, that the client saw but did not store for
+// their times and that the view of the job's chain does not hold: no
+// file row of the chain has them, or a later job of the chain recorded
+// them deleted. Such a path is new with old times — a file of a
+// directory moved or renamed into the backup keeps its mtime and ctime,
+// only the directory's ctime changes — and the client must store it, or
+// a restore of the latest state would lose it. It returns how many it
+// gave fn; fn's error stops it and is returned. The same pass over the
+// chain's rows finds the paths the client did not see, which Finish
+// then records as deleted.
+func (d *Deletions) Unknown(ctx context.Context, fn func([][]byte) error) (int64, error) {
+	if d.none {
+		return 0, nil
+	}
+	return d.compare(ctx, fn)
+}
+
 // Seen is how many paths Add took.
 func (d *Deletions) Seen() int64 { return d.seen }
 
-// Finish ends the COPY, records the deletions and commits; it returns
-// how many it recorded.
+// Unlisted is how many paths the client could not list (AddSeen).
+func (d *Deletions) Unlisted() int { return len(d.unlisted) }
+
+// compare ends the COPY and joins the seen paths with the chain's file
+// rows once (a hash full join): the chain's paths not seen go into the
+// temporary table unseen_paths with the rank of their latest row (for
+// Finish), and the unchanged seen paths the view lacks go to fn (nil:
+// not wanted).
+func (d *Deletions) compare(ctx context.Context, fn func([][]byte) error) (int64, error) {
+	if d.compared {
+		return 0, fmt.Errorf("%s: compared twice", d.op)
+	}
+	d.compared = true
+	if err := d.endCopy(); err != nil {
+		return 0, err
+	}
+	op := d.op + ": comparing the paths seen with the catalog"
+	// The hash of the seen paths: with the default work_mem (4 MB, ×2 for
+	// a hash) the hash of 100,000 paths spills to disk in two batches;
+	// 64 MB keeps about a million paths in memory for this transaction
+	// only (more spill, still correct). No ANALYZE of seen_paths: the
+	// planner sizes a table without statistics from its pages, enough to
+	// choose the hash, and ANALYZE of 100,000 paths cost more than the
+	// comparison (BenchmarkDeletions).
+	if _, err := d.tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+		return 0, dbErr(op, err)
+	}
+	if _, err := d.tx.Exec(ctx, `CREATE TEMP TABLE unseen_paths (path bytea NOT NULL, rank bigint NOT NULL) ON COMMIT DROP`); err != nil {
+		return 0, dbErr(op, err)
+	}
+	// Under READ COMMITTED each statement sees the file rows committed
+	// before it. j keeps, of the full join, the chain's rows not seen,
+	// the unchanged seen paths without a row, and those with a row whose
+	// path some job of the chain recorded deleted (few): the latter are
+	// unknown when the deletion is later than their latest row.
+	rows, err := d.tx.Query(ctx, `
+		WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank)),
+		dels AS (SELECT x.path, max(c.rank) AS rank FROM file_deletions x JOIN chain c ON c.id = x.job_id GROUP BY x.path),
+		j AS (
+			SELECT s.path AS spath, f.path AS fpath, f.rank
+			FROM seen_paths s FULL JOIN (SELECT f.path, c.rank FROM files f JOIN chain c ON c.id = f.job_id) f ON f.path = s.path
+			WHERE s.path IS NULL OR s.unchanged AND (f.path IS NULL OR s.path IN (SELECT path FROM dels))),
+		gone AS (INSERT INTO unseen_paths (path, rank) SELECT fpath, max(rank) FROM j WHERE spath IS NULL GROUP BY fpath),
+		back AS (SELECT spath, max(rank) AS rank FROM j WHERE spath IS NOT NULL AND fpath IS NOT NULL GROUP BY spath)
+		SELECT spath FROM j WHERE fpath IS NULL
+		UNION ALL
+		SELECT b.spath FROM back b JOIN dels x ON x.path = b.spath WHERE x.rank > b.rank
+		ORDER BY 1`, d.chain)
+	if err != nil {
+		return 0, dbErr(op, err)
+	}
+	defer rows.Close()
+	var n int64
+	batch, size := make([][]byte, 0, 1024), 0
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			return n, dbErr(op, err)
+		}
+		if fn == nil {
+			continue
+		}
+		batch = append(batch, p)
+		size += len(p)
+		if len(batch) == cap(batch) || size >= 512<<10 { // a message well under gRPC's limit
+			n += int64(len(batch))
+			if err := fn(batch); err != nil {
+				return n, err
+			}
+			batch, size = make([][]byte, 0, 1024), 0
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, dbErr(op, err)
+	}
+	rows.Close()
+	if len(batch) > 0 {
+		n += int64(len(batch))
+		if err := fn(batch); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Finish compares (unless Unknown did), records the deletions and
+// commits; it returns how many it recorded.
 func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 	if d.none {
 		return 0, nil
 	}
-	close(d.ch)
-	<-d.done
 	defer d.tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
-	if d.err != nil {
-		return 0, d.err
+	if !d.compared {
+		if _, err := d.compare(ctx, nil); err != nil {
+			return 0, err
+		}
 	}
 	name, st, err := lockJob(ctx, d.tx, d.jobID)
 	if err != nil {
@@ -780,35 +923,20 @@ func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 	if st != JobRunning && !st.Waiting() {
 		return 0, &JobStateError{JobID: d.jobID, Job: name, Op: "record deletions of", Status: st, Want: []JobStatus{JobRunning}}
 	}
-	// The comparison hashes the seen paths (a hash anti-join against the
-	// chain's file rows). With the default work_mem (4 MB, ×2 for a hash)
-	// the hash of 100,000 paths spills to disk in two batches; 64 MB keeps
-	// about a million paths in memory for this transaction only (more
-	// spill, still correct). No ANALYZE of seen_paths: the planner sizes
-	// a table without statistics from its pages, enough to choose the
-	// hash, and ANALYZE of 100,000 paths cost more than the comparison
-	// (BenchmarkDeletions).
-	if _, err := d.tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-		return 0, dbErr(d.op, err)
-	}
-	// Under READ COMMITTED each statement sees the file rows committed
-	// before it: those of this job are all in by now.
-	// The view's paths the client did not see: the paths of the chain's
-	// file rows not seen (a hash anti-join: usually few are left), each
-	// with the rank of its latest file row, kept when no later job of
-	// the chain recorded it deleted (the view's rule, as viewSQL, applied
-	// to those few only) and this job did not store it.
+	// The view's paths the client did not see (unseen_paths, with the
+	// rank of their latest row), kept when no later job of the chain
+	// recorded them deleted (the view's rule, as viewSQL, applied to
+	// those few only), this job did not store them, and they are not at
+	// or below a path the client could not list ($3: a directory's
+	// rows end in '/').
 	tag, err := d.tx.Exec(ctx, `
-		WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank)),
-		unseen AS (
-			SELECT f.path, max(c.rank) AS rank FROM files f JOIN chain c ON c.id = f.job_id
-			WHERE NOT EXISTS (SELECT 1 FROM seen_paths s WHERE s.path = f.path)
-			GROUP BY f.path)
+		WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank))
 		INSERT INTO file_deletions (job_id, path)
-		SELECT $2, u.path FROM unseen u
+		SELECT $2, u.path FROM unseen_paths u
 		WHERE NOT EXISTS (SELECT 1 FROM file_deletions x JOIN chain c ON c.id = x.job_id WHERE x.path = u.path AND c.rank > u.rank)
 			AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = u.path)
-		ON CONFLICT DO NOTHING`, d.chain, d.jobID)
+			AND NOT EXISTS (SELECT 1 FROM unnest($3::bytea[]) l(p) WHERE u.path = l.p OR substring(u.path FROM 1 FOR length(l.p) + 1) = l.p || '\x2f'::bytea)
+		ON CONFLICT DO NOTHING`, d.chain, d.jobID, d.unlisted)
 	if err != nil {
 		return 0, dbErr(d.op, err)
 	}
@@ -823,9 +951,9 @@ func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 }
 
 // pathCopy encodes the batches of paths from ch, until it is closed, as
-// a binary COPY of one bytea column (fileCopy's format).
+// a binary COPY of a bytea and a boolean column (fileCopy's format).
 type pathCopy struct {
-	ch    <-chan [][]byte
+	ch    <-chan seenBatch
 	buf   []byte
 	off   int
 	state int // 0: header not written, 1: paths, 2: trailer written
@@ -843,9 +971,14 @@ func (c *pathCopy) Read(p []byte) (int, error) {
 			c.state = 1
 		}
 		if batch, ok := <-c.ch; ok {
-			for _, path := range batch {
-				b = binary.BigEndian.AppendUint16(b, 1)
+			for i, path := range batch.paths {
+				b = binary.BigEndian.AppendUint16(b, 2)
 				b = copyBytes(b, path)
+				u := byte(0)
+				if i/8 < len(batch.unchanged) && batch.unchanged[i/8]&(1<<(i%8)) != 0 {
+					u = 1
+				}
+				b = append(b, 0, 0, 0, 1, u) // a boolean: length 1, the byte
 			}
 		} else {
 			b = binary.BigEndian.AppendUint16(b, 0xffff)
@@ -863,12 +996,7 @@ func (d *Deletions) Abort() {
 	if d.none || d.tx == nil {
 		return
 	}
-	select {
-	case <-d.done:
-	default:
-		close(d.ch)
-		<-d.done
-	}
+	d.endCopy()
 	d.tx.Rollback(context.Background())
 }
 

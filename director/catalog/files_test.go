@@ -267,13 +267,22 @@ func TestOddPathsAndAddressesRoundTrip(t *testing.T) {
 	}
 }
 
-// backupWith runs a whole backup of nightly/web1/home at level: stores
-// stored (stream order), reports seen for deletions, ends T. It returns
-// the job id.
 // backupWith runs a job of level storing stored and having seen seen, as
 // the runner does: the deletions are begun first and the seen paths
 // copied while the job's file rows are committed on other connections.
+// It returns the job id.
 func (f *fixture) backupWith(t *testing.T, level string, stored, seen []string) int64 {
+	t.Helper()
+	job, _ := f.backupFetch(t, level, stored, seen)
+	return job
+}
+
+// backupFetch is backupWith that also asks, as the runner does once the
+// walk is over, which paths the client must still store (Unknown): a
+// seen path not in stored and not a directory counts as unchanged by its
+// times. The job then stores them too. It returns the job id and those
+// paths, space-separated.
+func (f *fixture) backupFetch(t *testing.T, level string, stored, seen []string) (int64, string) {
 	t.Helper()
 	job, d := f.backup(t, "nightly", "web1", idHome, level, 0)
 	if d.Level != level {
@@ -284,12 +293,26 @@ func (f *fixture) backupWith(t *testing.T, level string, stored, seen []string) 
 		t.Fatal(err)
 	}
 	paths := make([][]byte, len(seen))
+	unchanged := make([]byte, (len(seen)+7)/8)
 	for i, p := range seen {
 		paths[i] = []byte(p)
+		if !strings.HasSuffix(p, "/") && !slices.Contains(stored, p) {
+			unchanged[i/8] |= 1 << (i % 8)
+		}
 	}
-	if err := dels.Add(paths); err != nil {
+	if err := dels.Add(paths, unchanged); err != nil {
 		t.Fatal(err)
 	}
+	var fetched []string
+	if _, err := dels.Unknown(f.ctx, func(batch [][]byte) error {
+		for _, p := range batch {
+			fetched = append(fetched, string(p))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stored = append(slices.Clip(stored), fetched...)
 	tf := f.part(t, job, "V00001")
 	b, err := f.s.BeginFiles(f.ctx, job)
 	if err != nil {
@@ -315,7 +338,70 @@ func (f *fixture) backupWith(t *testing.T, level string, stored, seen []string) 
 		t.Fatalf("Seen() = %d, want %d", dels.Seen(), len(seen))
 	}
 	f.end(t, job, JobOK)
-	return job
+	return job, strings.Join(fetched, " ")
+}
+
+// TestUnknownPaths: after the walk, the paths the client saw unchanged
+// by their times but the chain's view lacks are the ones to fetch: the
+// files of a directory moved into the backup (never in a row of the
+// chain), and of one moved back to where an earlier job recorded them
+// deleted. Known paths, stored paths and directories are not fetched; a
+// Differential compares with its Full.
+func TestUnknownPaths(t *testing.T) {
+	f := newFixture(t)
+	f.backupWith(t, LevelFull, []string{"/d/", "/d/a", "/d/x/", "/d/x/1", "/d/x/2"}, []string{"/d/", "/d/a", "/d/x/", "/d/x/1", "/d/x/2"})
+	// /d/x moved to /d/y: the directory is stored (its ctime changed), its
+	// files keep their times.
+	if _, got := f.backupFetch(t, LevelIncremental, []string{"/d/", "/d/y/"}, []string{"/d/", "/d/a", "/d/y/", "/d/y/1", "/d/y/2"}); got != "/d/y/1 /d/y/2" {
+		t.Fatalf("after the move: fetch %q", got)
+	}
+	// Moved back: /d/x/1 has a row of the Full, but the first Incremental
+	// recorded it deleted.
+	if _, got := f.backupFetch(t, LevelIncremental, []string{"/d/", "/d/x/"}, []string{"/d/", "/d/a", "/d/x/", "/d/x/1", "/d/x/2"}); got != "/d/x/1 /d/x/2" {
+		t.Fatalf("after the move back: fetch %q", got)
+	}
+	// Nothing moved; a new file is stored by its times, not fetched.
+	inc, got := f.backupFetch(t, LevelIncremental, []string{"/d/", "/d/new"}, []string{"/d/", "/d/a", "/d/new", "/d/x/", "/d/x/1", "/d/x/2"})
+	if got != "" {
+		t.Fatalf("nothing moved: fetch %q", got)
+	}
+	if got := f.deletions(t, inc); got != "" {
+		t.Fatalf("nothing moved: deletions %q", got)
+	}
+	// A Differential's view is its Full's: /d/x/1 is known there, /d/new
+	// (stored by an Incremental only) is not.
+	if _, got := f.backupFetch(t, LevelDifferential, []string{"/d/"}, []string{"/d/", "/d/a", "/d/new", "/d/x/", "/d/x/1"}); got != "/d/new" {
+		t.Fatalf("Differential: fetch %q", got)
+	}
+}
+
+// TestUnlistedPathsRecordNoDeletions: paths at or below a directory the
+// client could not read (and an entry it could not lstat) are not
+// recorded deleted; the rest of the comparison is unchanged.
+func TestUnlistedPathsRecordNoDeletions(t *testing.T) {
+	f := newFixture(t)
+	all := []string{"/d/", "/d/a", "/d/locked/", "/d/locked/s/", "/d/locked/s/f", "/d/lockedness", "/d/odd"}
+	f.backupWith(t, LevelFull, all, all)
+	job, _ := f.backup(t, "nightly", "web1", idHome, LevelIncremental, 0)
+	dels, err := f.s.BeginDeletions(f.ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Seen: /d/ and /d/locked/ only (its contents unreadable, /d/odd
+	// not lstat-able); /d/a and /d/lockedness are gone.
+	if err := dels.AddSeen([][]byte{[]byte("/d/"), []byte("/d/locked/")}, nil, [][]byte{[]byte("/d/locked"), []byte("/d/odd")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dels.Finish(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dels.Unlisted() != 2 {
+		t.Errorf("Unlisted() = %d", dels.Unlisted())
+	}
+	f.end(t, job, JobOK)
+	if got := f.deletions(t, job); got != "/d/a /d/lockedness" {
+		t.Fatalf("deletions %q, want /d/a /d/lockedness", got)
+	}
 }
 
 // RecordDeletions (the whole walk at once) records what Deletions does,
@@ -335,7 +421,7 @@ func TestRecordDeletionsAndInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dels.Add([][]byte{[]byte("/d/a")}); err != nil {
+	if err := dels.Add([][]byte{[]byte("/d/a")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.s.InterruptRunning(f.ctx, "director stopped"); err != nil {

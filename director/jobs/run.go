@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -577,7 +578,11 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 		if err != nil {
 			return fail("catalog", "recording deletions: %v", err)
 		}
-		r.logf(j, catalog.LogInfo, "%d deleted files recorded (%d paths seen)", n, s.seen.Seen())
+		if u := s.seen.Unlisted(); u > 0 {
+			r.logf(j, catalog.LogInfo, "%d deleted files recorded (%d paths seen); none at or below the %d paths the client could not read (see the warnings)", n, s.seen.Seen(), u)
+		} else {
+			r.logf(j, catalog.LogInfo, "%d deleted files recorded (%d paths seen)", n, s.seen.Seen())
+		}
 	}
 	return nil
 }
@@ -766,13 +771,26 @@ func fileRow(m *pb.MemberRecord) catalog.FileRow {
 	return row
 }
 
-// filedLoop runs the client's backup and handles its events.
+// filedLoop runs the client's backup and handles its events. When the
+// client's walk is over (walk_done), a goroutine sends it, from the
+// catalog, the unchanged paths it must still store (fetchUnknown) while
+// the loop goes on receiving.
 func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledClient, req *pb.BackupRequest) error {
-	bs, err := fc.Backup(ctx, req)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	bs, err := fc.Backup(ctx)
+	if err == nil {
+		err = bs.Send(&pb.BackupControl{Msg: &pb.BackupControl_Request{Request: req}})
+		if errors.Is(err, io.EOF) { // the client ended the call: its status says why
+			_, err = bs.Recv()
+		}
+	}
 	if err != nil {
 		return r.clientErr(ctx, j, err)
 	}
-	return followClient(r, ctx, j, "backup", bs.Recv, func() bool { return s.filesOut != nil }, func(ev *pb.BackupEvent) error {
+	var fetching sync.WaitGroup
+	walked := false
+	err = followClient(r, ctx, j, "backup", bs.Recv, func() bool { return s.filesOut != nil }, func(ev *pb.BackupEvent) error {
 		switch m := ev.Msg.(type) {
 		case *pb.BackupEvent_Progress:
 			p := m.Progress
@@ -791,9 +809,21 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			if s.seen == nil {
 				return nil
 			}
-			if err := s.seen.Add(m.Seen.Paths); err != nil {
+			if err := s.seen.AddSeen(m.Seen.Paths, m.Seen.Unchanged, m.Seen.Unlisted); err != nil {
 				return fail("catalog", "recording the paths the client saw: %v", err)
 			}
+		case *pb.BackupEvent_WalkDone:
+			if walked || s.seen == nil {
+				return fail("client", "client %s said its walk was done when no walk was waiting for the catalog", j.client.Name)
+			}
+			walked = true
+			fetching.Add(1)
+			go func() {
+				defer fetching.Done()
+				if err := r.fetchUnknown(ctx, j, s, bs); err != nil {
+					cancel(err)
+				}
+			}()
 		case *pb.BackupEvent_Done:
 			d := m.Done
 			s.filesOut = d
@@ -806,6 +836,53 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 		}
 		return nil
 	})
+	cancel(nil) // a fetch still sending stops (its error, if it failed first, stays the cause)
+	fetching.Wait()
+	if c := context.Cause(ctx); err != nil && !errors.Is(c, context.Canceled) {
+		return c // fetchUnknown's error: the client's stream was only cancelled
+	}
+	return err
+}
+
+// fetchUnknown sends the client, once its walk is over, the paths it saw
+// unchanged by their times that the chain's view lacks (catalog
+// Deletions.Unknown: a directory moved into the backup keeps its files'
+// times), then FetchEnd, and half-closes. A client that ended the call
+// meanwhile is not an error here: the receiving loop reports it.
+func (r *Runner) fetchUnknown(ctx context.Context, j *job, s *session, bs pb.Filed_BackupClient) error {
+	var gone bool
+	send := func(c *pb.BackupControl) error {
+		if err := bs.Send(c); err != nil {
+			if errors.Is(err, io.EOF) {
+				gone = true
+			}
+			return err
+		}
+		return nil
+	}
+	n, err := s.seen.Unknown(ctx, func(batch [][]byte) error {
+		return send(&pb.BackupControl{Msg: &pb.BackupControl_Fetch{Fetch: &pb.FetchPaths{Paths: batch}}})
+	})
+	if err == nil {
+		err = send(&pb.BackupControl{Msg: &pb.BackupControl_FetchEnd{FetchEnd: &pb.FetchEnd{}}})
+	}
+	if err == nil {
+		err = bs.CloseSend()
+	}
+	switch {
+	case gone || ctx.Err() != nil:
+		return nil
+	case err != nil:
+		var ce *catalog.DBError
+		if errors.As(err, &ce) {
+			return fail("catalog", "finding the paths the client must still store: %v", err)
+		}
+		return fail("client", "client %s: sending the paths to store: %v", j.client.Name, err)
+	}
+	if n > 0 {
+		r.logf(j, catalog.LogInfo, "%d files with unchanged times fetched: the earlier backups do not hold them under these paths (moved or renamed into the backup)", n)
+	}
+	return nil
 }
 
 // followClient receives a client stream's events (recv) until it ends:

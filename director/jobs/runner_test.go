@@ -293,6 +293,49 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 	}
 }
 
+// TestIncrementalFetchesMovedFiles: a file that appears under a new path
+// with its old times (its directory was moved) is not changed by its
+// times, yet the catalog's view lacks it: after the walk the director
+// fetches it, the Incremental stores it, and the current view has it
+// under the new path only. A second Incremental fetches nothing.
+func TestIncrementalFetchesMovedFiles(t *testing.T) {
+	w := newWorld(t, 1, "V1")
+	full := w.run("web1-home", "")
+	w.clock.Advance(time.Hour)
+	old := full.StartedAt.Add(-time.Hour).UnixNano()
+	w.web1.Remove("/home/c")
+	w.web1.Set("/home/moved/c", old)
+	incr := w.run("web1-home", "Incremental")
+	if incr.Status != catalog.JobOK || incr.Level != catalog.LevelIncremental {
+		t.Fatalf("Incremental: %+v\n%s", incr, w.joblog(incr.ID))
+	}
+	if got := strings.Join(w.web1.Fetched(), " "); got != "/home/moved/c" {
+		t.Fatalf("fetched %q, want /home/moved/c", got)
+	}
+	if got := strings.Join(w.files(incr.ID), " "); got != "/home/moved/c@V1" {
+		t.Fatalf("files of the Incremental: %s", got)
+	}
+	if log := w.joblog(incr.ID); !strings.Contains(log, "1 files with unchanged times fetched") {
+		t.Errorf("the job log does not say what was fetched:\n%s", log)
+	}
+	view, err := w.store.CurrentView(w.ctx, catalog.Chain{Job: "web1-home", Client: "web1", Fileset: "home"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vp []string
+	for _, f := range view {
+		vp = append(vp, string(f.Path))
+	}
+	if strings.Join(vp, " ") != "/home/a /home/b /home/moved/c" {
+		t.Errorf("current view: %v", vp)
+	}
+	w.clock.Advance(time.Hour)
+	again := w.run("web1-home", "Incremental")
+	if again.Status != catalog.JobOK || len(w.web1.Fetched()) != 1 || len(w.files(again.ID)) != 0 {
+		t.Fatalf("an unchanged Incremental after it: %+v, fetched %q, files %q", again, w.web1.Fetched(), w.files(again.ID))
+	}
+}
+
 func TestSpanningVolumes(t *testing.T) {
 	w := newWorld(t, 1, "V1", "V2", "V3")
 	w.sd.PerVolume = 2

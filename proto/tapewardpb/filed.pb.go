@@ -616,6 +616,242 @@ func (x *BackupRequest) GetSendSeen() bool {
 	return false
 }
 
+// From the director during a backup: the request first; with send_seen,
+// after walk_done, FetchPaths batches and one FetchEnd.
+type BackupControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*BackupControl_Request
+	//	*BackupControl_Fetch
+	//	*BackupControl_FetchEnd
+	Msg           isBackupControl_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupControl) Reset() {
+	*x = BackupControl{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupControl) ProtoMessage() {}
+
+func (x *BackupControl) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupControl.ProtoReflect.Descriptor instead.
+func (*BackupControl) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BackupControl) GetMsg() isBackupControl_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *BackupControl) GetRequest() *BackupRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupControl_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
+func (x *BackupControl) GetFetch() *FetchPaths {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupControl_Fetch); ok {
+			return x.Fetch
+		}
+	}
+	return nil
+}
+
+func (x *BackupControl) GetFetchEnd() *FetchEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupControl_FetchEnd); ok {
+			return x.FetchEnd
+		}
+	}
+	return nil
+}
+
+type isBackupControl_Msg interface {
+	isBackupControl_Msg()
+}
+
+type BackupControl_Request struct {
+	Request *BackupRequest `protobuf:"bytes,1,opt,name=request,proto3,oneof"`
+}
+
+type BackupControl_Fetch struct {
+	Fetch *FetchPaths `protobuf:"bytes,2,opt,name=fetch,proto3,oneof"`
+}
+
+type BackupControl_FetchEnd struct {
+	FetchEnd *FetchEnd `protobuf:"bytes,3,opt,name=fetch_end,json=fetchEnd,proto3,oneof"`
+}
+
+func (*BackupControl_Request) isBackupControl_Msg() {}
+
+func (*BackupControl_Fetch) isBackupControl_Msg() {}
+
+func (*BackupControl_FetchEnd) isBackupControl_Msg() {}
+
+// Paths (as in SeenPaths) the client saw unchanged by their times but
+// the catalog's view of the earlier backups does not hold: store them.
+type FetchPaths struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paths         [][]byte               `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchPaths) Reset() {
+	*x = FetchPaths{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchPaths) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchPaths) ProtoMessage() {}
+
+func (x *FetchPaths) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchPaths.ProtoReflect.Descriptor instead.
+func (*FetchPaths) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FetchPaths) GetPaths() [][]byte {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+type FetchEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchEnd) Reset() {
+	*x = FetchEnd{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchEnd) ProtoMessage() {}
+
+func (x *FetchEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchEnd.ProtoReflect.Descriptor instead.
+func (*FetchEnd) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{10}
+}
+
+// The walk is over (every SeenPaths sent): filed waits for FetchPaths and
+// FetchEnd.
+type WalkDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seen          int64                  `protobuf:"varint,1,opt,name=seen,proto3" json:"seen,omitempty"`
+	Unchanged     int64                  `protobuf:"varint,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WalkDone) Reset() {
+	*x = WalkDone{}
+	mi := &file_tapeward_v1_filed_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WalkDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WalkDone) ProtoMessage() {}
+
+func (x *WalkDone) ProtoReflect() protoreflect.Message {
+	mi := &file_tapeward_v1_filed_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WalkDone.ProtoReflect.Descriptor instead.
+func (*WalkDone) Descriptor() ([]byte, []int) {
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WalkDone) GetSeen() int64 {
+	if x != nil {
+		return x.Seen
+	}
+	return 0
+}
+
+func (x *WalkDone) GetUnchanged() int64 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
 type BackupProgress struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Files         int64                  `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"` // members sent
@@ -629,7 +865,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[8]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +877,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[8]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +890,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{8}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BackupProgress) GetFiles() int64 {
@@ -703,7 +939,7 @@ type FileWarning struct {
 
 func (x *FileWarning) Reset() {
 	*x = FileWarning{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[9]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +951,7 @@ func (x *FileWarning) String() string {
 func (*FileWarning) ProtoMessage() {}
 
 func (x *FileWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[9]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +964,7 @@ func (x *FileWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileWarning.ProtoReflect.Descriptor instead.
 func (*FileWarning) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{9}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FileWarning) GetPath() []byte {
@@ -756,14 +992,21 @@ type SeenPaths struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Paths in the form the catalog stores them (the member path: a
 	// directory ends in '/').
-	Paths         [][]byte `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
+	Paths [][]byte `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
+	// Bit i (byte i/8, value 1<<(i%8)) set: paths[i] was not stored, its
+	// mtime and ctime being older than the since-time.
+	Unchanged []byte `protobuf:"bytes,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// Paths whose contents the walk could not see (a directory it could
+	// not open or read, an entry it could not lstat): the director records
+	// no deletion at or below them.
+	Unlisted      [][]byte `protobuf:"bytes,3,rep,name=unlisted,proto3" json:"unlisted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SeenPaths) Reset() {
 	*x = SeenPaths{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[10]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +1018,7 @@ func (x *SeenPaths) String() string {
 func (*SeenPaths) ProtoMessage() {}
 
 func (x *SeenPaths) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[10]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,12 +1031,26 @@ func (x *SeenPaths) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeenPaths.ProtoReflect.Descriptor instead.
 func (*SeenPaths) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{10}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SeenPaths) GetPaths() [][]byte {
 	if x != nil {
 		return x.Paths
+	}
+	return nil
+}
+
+func (x *SeenPaths) GetUnchanged() []byte {
+	if x != nil {
+		return x.Unchanged
+	}
+	return nil
+}
+
+func (x *SeenPaths) GetUnlisted() [][]byte {
+	if x != nil {
+		return x.Unlisted
 	}
 	return nil
 }
@@ -807,13 +1064,14 @@ type BackupDone struct {
 	Unchanged     int64                  `protobuf:"varint,5,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	Excluded      int64                  `protobuf:"varint,6,opt,name=excluded,proto3" json:"excluded,omitempty"`
 	Seen          int64                  `protobuf:"varint,7,opt,name=seen,proto3" json:"seen,omitempty"`
+	Fetched       int64                  `protobuf:"varint,8,opt,name=fetched,proto3" json:"fetched,omitempty"` // members stored after walk_done (the director's fetches)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BackupDone) Reset() {
 	*x = BackupDone{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[11]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +1083,7 @@ func (x *BackupDone) String() string {
 func (*BackupDone) ProtoMessage() {}
 
 func (x *BackupDone) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[11]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +1096,7 @@ func (x *BackupDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupDone.ProtoReflect.Descriptor instead.
 func (*BackupDone) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{11}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BackupDone) GetFiles() int64 {
@@ -890,6 +1148,13 @@ func (x *BackupDone) GetSeen() int64 {
 	return 0
 }
 
+func (x *BackupDone) GetFetched() int64 {
+	if x != nil {
+		return x.Fetched
+	}
+	return 0
+}
+
 type BackupEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -898,6 +1163,7 @@ type BackupEvent struct {
 	//	*BackupEvent_Warning
 	//	*BackupEvent_Seen
 	//	*BackupEvent_Done
+	//	*BackupEvent_WalkDone
 	Msg           isBackupEvent_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -905,7 +1171,7 @@ type BackupEvent struct {
 
 func (x *BackupEvent) Reset() {
 	*x = BackupEvent{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[12]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1183,7 @@ func (x *BackupEvent) String() string {
 func (*BackupEvent) ProtoMessage() {}
 
 func (x *BackupEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[12]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1196,7 @@ func (x *BackupEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupEvent.ProtoReflect.Descriptor instead.
 func (*BackupEvent) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{12}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BackupEvent) GetMsg() isBackupEvent_Msg {
@@ -976,6 +1242,15 @@ func (x *BackupEvent) GetDone() *BackupDone {
 	return nil
 }
 
+func (x *BackupEvent) GetWalkDone() *WalkDone {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupEvent_WalkDone); ok {
+			return x.WalkDone
+		}
+	}
+	return nil
+}
+
 type isBackupEvent_Msg interface {
 	isBackupEvent_Msg()
 }
@@ -996,6 +1271,10 @@ type BackupEvent_Done struct {
 	Done *BackupDone `protobuf:"bytes,4,opt,name=done,proto3,oneof"` // last message of a successful backup
 }
 
+type BackupEvent_WalkDone struct {
+	WalkDone *WalkDone `protobuf:"bytes,5,opt,name=walk_done,json=walkDone,proto3,oneof"`
+}
+
 func (*BackupEvent_Progress) isBackupEvent_Msg() {}
 
 func (*BackupEvent_Warning) isBackupEvent_Msg() {}
@@ -1003,6 +1282,8 @@ func (*BackupEvent_Warning) isBackupEvent_Msg() {}
 func (*BackupEvent_Seen) isBackupEvent_Msg() {}
 
 func (*BackupEvent_Done) isBackupEvent_Msg() {}
+
+func (*BackupEvent_WalkDone) isBackupEvent_Msg() {}
 
 // How restored paths are mapped to where they are written
 // (tools/lib/relocate): applied to the member's stored path.
@@ -1021,7 +1302,7 @@ type Relocation struct {
 
 func (x *Relocation) Reset() {
 	*x = Relocation{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[13]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1314,7 @@ func (x *Relocation) String() string {
 func (*Relocation) ProtoMessage() {}
 
 func (x *Relocation) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[13]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1327,7 @@ func (x *Relocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Relocation.ProtoReflect.Descriptor instead.
 func (*Relocation) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{13}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Relocation) GetWhere() string {
@@ -1100,7 +1381,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[14]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1393,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[14]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1406,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{14}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestoreRequest) GetJobId() int64 {
@@ -1196,7 +1477,7 @@ type RestoreFileError struct {
 
 func (x *RestoreFileError) Reset() {
 	*x = RestoreFileError{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[15]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1489,7 @@ func (x *RestoreFileError) String() string {
 func (*RestoreFileError) ProtoMessage() {}
 
 func (x *RestoreFileError) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[15]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1502,7 @@ func (x *RestoreFileError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFileError.ProtoReflect.Descriptor instead.
 func (*RestoreFileError) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{15}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestoreFileError) GetPath() []byte {
@@ -1264,7 +1545,7 @@ type RestoreFiledProgress struct {
 
 func (x *RestoreFiledProgress) Reset() {
 	*x = RestoreFiledProgress{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[16]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1557,7 @@ func (x *RestoreFiledProgress) String() string {
 func (*RestoreFiledProgress) ProtoMessage() {}
 
 func (x *RestoreFiledProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[16]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1570,7 @@ func (x *RestoreFiledProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFiledProgress.ProtoReflect.Descriptor instead.
 func (*RestoreFiledProgress) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{16}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RestoreFiledProgress) GetFiles() int64 {
@@ -1332,7 +1613,7 @@ type RestoreFiledDone struct {
 
 func (x *RestoreFiledDone) Reset() {
 	*x = RestoreFiledDone{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[17]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1625,7 @@ func (x *RestoreFiledDone) String() string {
 func (*RestoreFiledDone) ProtoMessage() {}
 
 func (x *RestoreFiledDone) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[17]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1638,7 @@ func (x *RestoreFiledDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFiledDone.ProtoReflect.Descriptor instead.
 func (*RestoreFiledDone) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{17}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RestoreFiledDone) GetFiles() int64 {
@@ -1402,7 +1683,7 @@ type RestoreFiledEvent struct {
 
 func (x *RestoreFiledEvent) Reset() {
 	*x = RestoreFiledEvent{}
-	mi := &file_tapeward_v1_filed_proto_msgTypes[18]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1695,7 @@ func (x *RestoreFiledEvent) String() string {
 func (*RestoreFiledEvent) ProtoMessage() {}
 
 func (x *RestoreFiledEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tapeward_v1_filed_proto_msgTypes[18]
+	mi := &file_tapeward_v1_filed_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1708,7 @@ func (x *RestoreFiledEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFiledEvent.ProtoReflect.Descriptor instead.
 func (*RestoreFiledEvent) Descriptor() ([]byte, []int) {
-	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{18}
+	return file_tapeward_v1_filed_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RestoreFiledEvent) GetMsg() isRestoreFiledEvent_Msg {
@@ -1536,7 +1817,20 @@ const file_tapeward_v1_filed_proto_rawDesc = "" +
 	"\asession\x18\t \x01(\tR\asession\x12\x14\n" +
 	"\x05token\x18\n" +
 	" \x01(\tR\x05token\x12\x1b\n" +
-	"\tsend_seen\x18\v \x01(\bR\bsendSeen\"\x95\x01\n" +
+	"\tsend_seen\x18\v \x01(\bR\bsendSeen\"\xb5\x01\n" +
+	"\rBackupControl\x126\n" +
+	"\arequest\x18\x01 \x01(\v2\x1a.tapeward.v1.BackupRequestH\x00R\arequest\x12/\n" +
+	"\x05fetch\x18\x02 \x01(\v2\x17.tapeward.v1.FetchPathsH\x00R\x05fetch\x124\n" +
+	"\tfetch_end\x18\x03 \x01(\v2\x15.tapeward.v1.FetchEndH\x00R\bfetchEndB\x05\n" +
+	"\x03msg\"\"\n" +
+	"\n" +
+	"FetchPaths\x12\x14\n" +
+	"\x05paths\x18\x01 \x03(\fR\x05paths\"\n" +
+	"\n" +
+	"\bFetchEnd\"<\n" +
+	"\bWalkDone\x12\x12\n" +
+	"\x04seen\x18\x01 \x01(\x03R\x04seen\x12\x1c\n" +
+	"\tunchanged\x18\x02 \x01(\x03R\tunchanged\"\x95\x01\n" +
 	"\x0eBackupProgress\x12\x14\n" +
 	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12!\n" +
@@ -1546,9 +1840,11 @@ const file_tapeward_v1_filed_proto_rawDesc = "" +
 	"\vFileWarning\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"!\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"[\n" +
 	"\tSeenPaths\x12\x14\n" +
-	"\x05paths\x18\x01 \x03(\fR\x05paths\"\xc5\x01\n" +
+	"\x05paths\x18\x01 \x03(\fR\x05paths\x12\x1c\n" +
+	"\tunchanged\x18\x02 \x01(\fR\tunchanged\x12\x1a\n" +
+	"\bunlisted\x18\x03 \x03(\fR\bunlisted\"\xdf\x01\n" +
 	"\n" +
 	"BackupDone\x12\x14\n" +
 	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
@@ -1557,12 +1853,14 @@ const file_tapeward_v1_filed_proto_rawDesc = "" +
 	"\bwarnings\x18\x04 \x01(\x03R\bwarnings\x12\x1c\n" +
 	"\tunchanged\x18\x05 \x01(\x03R\tunchanged\x12\x1a\n" +
 	"\bexcluded\x18\x06 \x01(\x03R\bexcluded\x12\x12\n" +
-	"\x04seen\x18\a \x01(\x03R\x04seen\"\xe2\x01\n" +
+	"\x04seen\x18\a \x01(\x03R\x04seen\x12\x18\n" +
+	"\afetched\x18\b \x01(\x03R\afetched\"\x98\x02\n" +
 	"\vBackupEvent\x129\n" +
 	"\bprogress\x18\x01 \x01(\v2\x1b.tapeward.v1.BackupProgressH\x00R\bprogress\x124\n" +
 	"\awarning\x18\x02 \x01(\v2\x18.tapeward.v1.FileWarningH\x00R\awarning\x12,\n" +
 	"\x04seen\x18\x03 \x01(\v2\x16.tapeward.v1.SeenPathsH\x00R\x04seen\x12-\n" +
-	"\x04done\x18\x04 \x01(\v2\x17.tapeward.v1.BackupDoneH\x00R\x04doneB\x05\n" +
+	"\x04done\x18\x04 \x01(\v2\x17.tapeward.v1.BackupDoneH\x00R\x04done\x124\n" +
+	"\twalk_done\x18\x05 \x01(\v2\x15.tapeward.v1.WalkDoneH\x00R\bwalkDoneB\x05\n" +
 	"\x03msg\"\xa3\x01\n" +
 	"\n" +
 	"Relocation\x12\x14\n" +
@@ -1605,11 +1903,11 @@ const file_tapeward_v1_filed_proto_rawDesc = "" +
 	"\bprogress\x18\x01 \x01(\v2!.tapeward.v1.RestoreFiledProgressH\x00R\bprogress\x125\n" +
 	"\x05error\x18\x02 \x01(\v2\x1d.tapeward.v1.RestoreFileErrorH\x00R\x05error\x123\n" +
 	"\x04done\x18\x03 \x01(\v2\x1d.tapeward.v1.RestoreFiledDoneH\x00R\x04doneB\x05\n" +
-	"\x03msg2\xa2\x02\n" +
+	"\x03msg2\xa4\x02\n" +
 	"\x05Filed\x12E\n" +
 	"\x05Hello\x12\x1e.tapeward.v1.FiledHelloRequest\x1a\x1c.tapeward.v1.FiledHelloReply\x12F\n" +
-	"\bEstimate\x12\x1c.tapeward.v1.EstimateRequest\x1a\x1a.tapeward.v1.EstimateReply0\x01\x12@\n" +
-	"\x06Backup\x12\x1a.tapeward.v1.BackupRequest\x1a\x18.tapeward.v1.BackupEvent0\x01\x12H\n" +
+	"\bEstimate\x12\x1c.tapeward.v1.EstimateRequest\x1a\x1a.tapeward.v1.EstimateReply0\x01\x12B\n" +
+	"\x06Backup\x12\x1a.tapeward.v1.BackupControl\x1a\x18.tapeward.v1.BackupEvent(\x010\x01\x12H\n" +
 	"\aRestore\x12\x1b.tapeward.v1.RestoreRequest\x1a\x1e.tapeward.v1.RestoreFiledEvent0\x01B/Z-github.com/tapeward/tapeward/proto/tapewardpbb\x06proto3"
 
 var (
@@ -1624,7 +1922,7 @@ func file_tapeward_v1_filed_proto_rawDescGZIP() []byte {
 	return file_tapeward_v1_filed_proto_rawDescData
 }
 
-var file_tapeward_v1_filed_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_tapeward_v1_filed_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tapeward_v1_filed_proto_goTypes = []any{
 	(*FiledHelloRequest)(nil),    // 0: tapeward.v1.FiledHelloRequest
 	(*FiledHelloReply)(nil),      // 1: tapeward.v1.FiledHelloReply
@@ -1634,44 +1932,52 @@ var file_tapeward_v1_filed_proto_goTypes = []any{
 	(*EstimateTotals)(nil),       // 5: tapeward.v1.EstimateTotals
 	(*EstimateReply)(nil),        // 6: tapeward.v1.EstimateReply
 	(*BackupRequest)(nil),        // 7: tapeward.v1.BackupRequest
-	(*BackupProgress)(nil),       // 8: tapeward.v1.BackupProgress
-	(*FileWarning)(nil),          // 9: tapeward.v1.FileWarning
-	(*SeenPaths)(nil),            // 10: tapeward.v1.SeenPaths
-	(*BackupDone)(nil),           // 11: tapeward.v1.BackupDone
-	(*BackupEvent)(nil),          // 12: tapeward.v1.BackupEvent
-	(*Relocation)(nil),           // 13: tapeward.v1.Relocation
-	(*RestoreRequest)(nil),       // 14: tapeward.v1.RestoreRequest
-	(*RestoreFileError)(nil),     // 15: tapeward.v1.RestoreFileError
-	(*RestoreFiledProgress)(nil), // 16: tapeward.v1.RestoreFiledProgress
-	(*RestoreFiledDone)(nil),     // 17: tapeward.v1.RestoreFiledDone
-	(*RestoreFiledEvent)(nil),    // 18: tapeward.v1.RestoreFiledEvent
+	(*BackupControl)(nil),        // 8: tapeward.v1.BackupControl
+	(*FetchPaths)(nil),           // 9: tapeward.v1.FetchPaths
+	(*FetchEnd)(nil),             // 10: tapeward.v1.FetchEnd
+	(*WalkDone)(nil),             // 11: tapeward.v1.WalkDone
+	(*BackupProgress)(nil),       // 12: tapeward.v1.BackupProgress
+	(*FileWarning)(nil),          // 13: tapeward.v1.FileWarning
+	(*SeenPaths)(nil),            // 14: tapeward.v1.SeenPaths
+	(*BackupDone)(nil),           // 15: tapeward.v1.BackupDone
+	(*BackupEvent)(nil),          // 16: tapeward.v1.BackupEvent
+	(*Relocation)(nil),           // 17: tapeward.v1.Relocation
+	(*RestoreRequest)(nil),       // 18: tapeward.v1.RestoreRequest
+	(*RestoreFileError)(nil),     // 19: tapeward.v1.RestoreFileError
+	(*RestoreFiledProgress)(nil), // 20: tapeward.v1.RestoreFiledProgress
+	(*RestoreFiledDone)(nil),     // 21: tapeward.v1.RestoreFiledDone
+	(*RestoreFiledEvent)(nil),    // 22: tapeward.v1.RestoreFiledEvent
 }
 var file_tapeward_v1_filed_proto_depIdxs = []int32{
 	2,  // 0: tapeward.v1.EstimateRequest.fileset:type_name -> tapeward.v1.FileSetSpec
 	4,  // 1: tapeward.v1.EstimateReply.entries:type_name -> tapeward.v1.EstimateEntry
 	5,  // 2: tapeward.v1.EstimateReply.totals:type_name -> tapeward.v1.EstimateTotals
 	2,  // 3: tapeward.v1.BackupRequest.fileset:type_name -> tapeward.v1.FileSetSpec
-	8,  // 4: tapeward.v1.BackupEvent.progress:type_name -> tapeward.v1.BackupProgress
-	9,  // 5: tapeward.v1.BackupEvent.warning:type_name -> tapeward.v1.FileWarning
-	10, // 6: tapeward.v1.BackupEvent.seen:type_name -> tapeward.v1.SeenPaths
-	11, // 7: tapeward.v1.BackupEvent.done:type_name -> tapeward.v1.BackupDone
-	13, // 8: tapeward.v1.RestoreRequest.relocation:type_name -> tapeward.v1.Relocation
-	16, // 9: tapeward.v1.RestoreFiledEvent.progress:type_name -> tapeward.v1.RestoreFiledProgress
-	15, // 10: tapeward.v1.RestoreFiledEvent.error:type_name -> tapeward.v1.RestoreFileError
-	17, // 11: tapeward.v1.RestoreFiledEvent.done:type_name -> tapeward.v1.RestoreFiledDone
-	0,  // 12: tapeward.v1.Filed.Hello:input_type -> tapeward.v1.FiledHelloRequest
-	3,  // 13: tapeward.v1.Filed.Estimate:input_type -> tapeward.v1.EstimateRequest
-	7,  // 14: tapeward.v1.Filed.Backup:input_type -> tapeward.v1.BackupRequest
-	14, // 15: tapeward.v1.Filed.Restore:input_type -> tapeward.v1.RestoreRequest
-	1,  // 16: tapeward.v1.Filed.Hello:output_type -> tapeward.v1.FiledHelloReply
-	6,  // 17: tapeward.v1.Filed.Estimate:output_type -> tapeward.v1.EstimateReply
-	12, // 18: tapeward.v1.Filed.Backup:output_type -> tapeward.v1.BackupEvent
-	18, // 19: tapeward.v1.Filed.Restore:output_type -> tapeward.v1.RestoreFiledEvent
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 4: tapeward.v1.BackupControl.request:type_name -> tapeward.v1.BackupRequest
+	9,  // 5: tapeward.v1.BackupControl.fetch:type_name -> tapeward.v1.FetchPaths
+	10, // 6: tapeward.v1.BackupControl.fetch_end:type_name -> tapeward.v1.FetchEnd
+	12, // 7: tapeward.v1.BackupEvent.progress:type_name -> tapeward.v1.BackupProgress
+	13, // 8: tapeward.v1.BackupEvent.warning:type_name -> tapeward.v1.FileWarning
+	14, // 9: tapeward.v1.BackupEvent.seen:type_name -> tapeward.v1.SeenPaths
+	15, // 10: tapeward.v1.BackupEvent.done:type_name -> tapeward.v1.BackupDone
+	11, // 11: tapeward.v1.BackupEvent.walk_done:type_name -> tapeward.v1.WalkDone
+	17, // 12: tapeward.v1.RestoreRequest.relocation:type_name -> tapeward.v1.Relocation
+	20, // 13: tapeward.v1.RestoreFiledEvent.progress:type_name -> tapeward.v1.RestoreFiledProgress
+	19, // 14: tapeward.v1.RestoreFiledEvent.error:type_name -> tapeward.v1.RestoreFileError
+	21, // 15: tapeward.v1.RestoreFiledEvent.done:type_name -> tapeward.v1.RestoreFiledDone
+	0,  // 16: tapeward.v1.Filed.Hello:input_type -> tapeward.v1.FiledHelloRequest
+	3,  // 17: tapeward.v1.Filed.Estimate:input_type -> tapeward.v1.EstimateRequest
+	8,  // 18: tapeward.v1.Filed.Backup:input_type -> tapeward.v1.BackupControl
+	18, // 19: tapeward.v1.Filed.Restore:input_type -> tapeward.v1.RestoreRequest
+	1,  // 20: tapeward.v1.Filed.Hello:output_type -> tapeward.v1.FiledHelloReply
+	6,  // 21: tapeward.v1.Filed.Estimate:output_type -> tapeward.v1.EstimateReply
+	16, // 22: tapeward.v1.Filed.Backup:output_type -> tapeward.v1.BackupEvent
+	22, // 23: tapeward.v1.Filed.Restore:output_type -> tapeward.v1.RestoreFiledEvent
+	20, // [20:24] is the sub-list for method output_type
+	16, // [16:20] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_filed_proto_init() }
@@ -1679,13 +1985,19 @@ func file_tapeward_v1_filed_proto_init() {
 	if File_tapeward_v1_filed_proto != nil {
 		return
 	}
-	file_tapeward_v1_filed_proto_msgTypes[12].OneofWrappers = []any{
+	file_tapeward_v1_filed_proto_msgTypes[8].OneofWrappers = []any{
+		(*BackupControl_Request)(nil),
+		(*BackupControl_Fetch)(nil),
+		(*BackupControl_FetchEnd)(nil),
+	}
+	file_tapeward_v1_filed_proto_msgTypes[16].OneofWrappers = []any{
 		(*BackupEvent_Progress)(nil),
 		(*BackupEvent_Warning)(nil),
 		(*BackupEvent_Seen)(nil),
 		(*BackupEvent_Done)(nil),
+		(*BackupEvent_WalkDone)(nil),
 	}
-	file_tapeward_v1_filed_proto_msgTypes[18].OneofWrappers = []any{
+	file_tapeward_v1_filed_proto_msgTypes[22].OneofWrappers = []any{
 		(*RestoreFiledEvent_Progress)(nil),
 		(*RestoreFiledEvent_Error)(nil),
 		(*RestoreFiledEvent_Done)(nil),
@@ -1696,7 +2008,7 @@ func file_tapeward_v1_filed_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapeward_v1_filed_proto_rawDesc), len(file_tapeward_v1_filed_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,10 +38,15 @@ type FiledClient interface {
 	Hello(ctx context.Context, in *FiledHelloRequest, opts ...grpc.CallOption) (*FiledHelloReply, error)
 	// Walk a fileset without reading data: files and bytes a job would take.
 	Estimate(ctx context.Context, in *EstimateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EstimateReply], error)
-	// Run a backup: walk, stream pax to the storage daemon's JobData with
-	// the token, report progress, warnings and (for Incremental and
-	// Differential) every path seen. Cancelling the call stops the job.
-	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupEvent], error)
+	// Run a backup: the first message is the request. Walk, stream pax to
+	// the storage daemon's JobData with the token, report progress,
+	// warnings and (for Incremental and Differential) every path seen.
+	// With send_seen, the walk ends with walk_done and filed then stores
+	// the paths the director fetches (FetchPaths, until FetchEnd) before
+	// it ends the stream: the unchanged-by-time paths the catalog's view
+	// does not hold (the contents of a directory moved into the backup,
+	// say). Cancelling the call stops the job.
+	Backup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BackupControl, BackupEvent], error)
 	// Run a restore: dial the storage daemon's RestoreData with the token,
 	// write each member under the target safely (never outside it; a
 	// temporary name, the digest verified, then renamed into place), apply
@@ -87,24 +92,18 @@ func (c *filedClient) Estimate(ctx context.Context, in *EstimateRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Filed_EstimateClient = grpc.ServerStreamingClient[EstimateReply]
 
-func (c *filedClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupEvent], error) {
+func (c *filedClient) Backup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BackupControl, BackupEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Filed_ServiceDesc.Streams[1], Filed_Backup_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[BackupRequest, BackupEvent]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
+	x := &grpc.GenericClientStream[BackupControl, BackupEvent]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Filed_BackupClient = grpc.ServerStreamingClient[BackupEvent]
+type Filed_BackupClient = grpc.BidiStreamingClient[BackupControl, BackupEvent]
 
 func (c *filedClient) Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestoreFiledEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -132,10 +131,15 @@ type FiledServer interface {
 	Hello(context.Context, *FiledHelloRequest) (*FiledHelloReply, error)
 	// Walk a fileset without reading data: files and bytes a job would take.
 	Estimate(*EstimateRequest, grpc.ServerStreamingServer[EstimateReply]) error
-	// Run a backup: walk, stream pax to the storage daemon's JobData with
-	// the token, report progress, warnings and (for Incremental and
-	// Differential) every path seen. Cancelling the call stops the job.
-	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupEvent]) error
+	// Run a backup: the first message is the request. Walk, stream pax to
+	// the storage daemon's JobData with the token, report progress,
+	// warnings and (for Incremental and Differential) every path seen.
+	// With send_seen, the walk ends with walk_done and filed then stores
+	// the paths the director fetches (FetchPaths, until FetchEnd) before
+	// it ends the stream: the unchanged-by-time paths the catalog's view
+	// does not hold (the contents of a directory moved into the backup,
+	// say). Cancelling the call stops the job.
+	Backup(grpc.BidiStreamingServer[BackupControl, BackupEvent]) error
 	// Run a restore: dial the storage daemon's RestoreData with the token,
 	// write each member under the target safely (never outside it; a
 	// temporary name, the digest verified, then renamed into place), apply
@@ -158,7 +162,7 @@ func (UnimplementedFiledServer) Hello(context.Context, *FiledHelloRequest) (*Fil
 func (UnimplementedFiledServer) Estimate(*EstimateRequest, grpc.ServerStreamingServer[EstimateReply]) error {
 	return status.Error(codes.Unimplemented, "method Estimate not implemented")
 }
-func (UnimplementedFiledServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupEvent]) error {
+func (UnimplementedFiledServer) Backup(grpc.BidiStreamingServer[BackupControl, BackupEvent]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedFiledServer) Restore(*RestoreRequest, grpc.ServerStreamingServer[RestoreFiledEvent]) error {
@@ -215,15 +219,11 @@ func _Filed_Estimate_Handler(srv interface{}, stream grpc.ServerStream) error {
 type Filed_EstimateServer = grpc.ServerStreamingServer[EstimateReply]
 
 func _Filed_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(BackupRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
-	}
-	return srv.(FiledServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupEvent]{ServerStream: stream})
+	return srv.(FiledServer).Backup(&grpc.GenericServerStream[BackupControl, BackupEvent]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Filed_BackupServer = grpc.ServerStreamingServer[BackupEvent]
+type Filed_BackupServer = grpc.BidiStreamingServer[BackupControl, BackupEvent]
 
 func _Filed_Restore_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(RestoreRequest)
@@ -258,6 +258,7 @@ var Filed_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Backup",
 			Handler:       _Filed_Backup_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "Restore",

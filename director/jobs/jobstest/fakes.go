@@ -236,6 +236,8 @@ type Filed struct {
 	tree map[string]int64
 	warn string // a path that "changes while read"
 	reqs []*pb.BackupRequest
+	// fetched: the paths the director fetched after a walk.
+	fetched []string
 }
 
 // NewFiled returns a fake file daemon named name over tree.
@@ -308,8 +310,17 @@ func mapKeys(m map[string]int64) func(func(string) bool) {
 
 // Backup sends the records of the files changed after since to the
 // storage with the request's token, then progress, seen paths (when
-// asked) and done.
-func (f *Filed) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.BackupEvent]) error {
+// asked: unchanged ones marked, then walk_done, and the files the
+// director fetches are stored too) and done.
+func (f *Filed) Backup(s grpc.BidiStreamingServer[pb.BackupControl, pb.BackupEvent]) error {
+	c, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	r := c.GetRequest()
+	if r == nil {
+		return status.Errorf(codes.InvalidArgument, "the first message is %T, not the request", c.Msg)
+	}
 	f.mu.Lock()
 	f.reqs = append(f.reqs, r)
 	paths := slices.Collect(mapKeys(f.tree))
@@ -326,18 +337,49 @@ func (f *Filed) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.Back
 	var recs []*pb.MemberRecord
 	var off, bytes int64
 	warnings := int64(0)
-	for _, p := range paths {
-		if tree[p] <= r.SinceUnixNs {
-			continue
-		}
+	store := func(p string) {
 		size := int64(len(p) * 100)
 		recs = append(recs, &pb.MemberRecord{Path: []byte(p), Type: "file", Size: size, Mode: 0o644, Uid: 1000, Gid: 100, Uname: "alice", Gname: "users",
 			MtimeNs: tree[p], Sha256: make([]byte, 32), HeaderOffset: off, DataOffset: off + 512, StoredSize: size})
 		off += 512 + (size+511)/512*512
 		bytes += size
+	}
+	for _, p := range paths {
+		if tree[p] <= r.SinceUnixNs {
+			continue
+		}
+		store(p)
 		if p == warn {
 			warnings++
 			s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Warning{Warning: &pb.FileWarning{Path: []byte(p), Op: "changed", Message: "file changed while it was read"}}})
+		}
+	}
+	var fetched int64
+	if r.SendSeen {
+		seen := &pb.SeenPaths{Unchanged: make([]byte, (len(paths)+7)/8)}
+		for i, p := range paths {
+			seen.Paths = append(seen.Paths, []byte(p))
+			if tree[p] <= r.SinceUnixNs {
+				seen.Unchanged[i/8] |= 1 << (i % 8)
+			}
+		}
+		s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: seen}})
+		s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_WalkDone{WalkDone: &pb.WalkDone{Seen: int64(len(paths))}}})
+		for {
+			c, err := s.Recv()
+			if err != nil {
+				return err
+			}
+			if c.GetFetchEnd() != nil {
+				break
+			}
+			for _, p := range c.GetFetch().GetPaths() {
+				store(string(p))
+				fetched++
+				f.mu.Lock()
+				f.fetched = append(f.fetched, string(p))
+				f.mu.Unlock()
+			}
 		}
 	}
 	if err := f.SD.deliver(r.Session, token, f.Name, recs); err != nil {
@@ -348,15 +390,15 @@ func (f *Filed) Backup(r *pb.BackupRequest, s grpc.ServerStreamingServer[pb.Back
 		return s.Context().Err()
 	}
 	s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Progress{Progress: &pb.BackupProgress{Files: int64(len(recs)), Bytes: bytes, StreamBytes: off}}})
-	if r.SendSeen {
-		var seen [][]byte
-		for _, p := range paths {
-			seen = append(seen, []byte(p))
-		}
-		s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: &pb.SeenPaths{Paths: seen}}})
-	}
 	return s.Send(&pb.BackupEvent{Msg: &pb.BackupEvent_Done{Done: &pb.BackupDone{Files: int64(len(recs)), Bytes: bytes, StreamBytes: off,
-		Warnings: warnings, Seen: int64(len(paths))}}})
+		Warnings: warnings, Seen: int64(len(paths)), Fetched: fetched}}})
+}
+
+// Fetched returns the paths the director fetched, in order.
+func (f *Filed) Fetched() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.fetched...)
 }
 
 // Serve serves register's services on 127.0.0.1 with the certificate

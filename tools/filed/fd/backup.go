@@ -34,12 +34,15 @@ const (
 
 // job is one running backup.
 type job struct {
-	s      *Service
-	req    *pb.BackupRequest
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	events chan *pb.BackupEvent
-	data   *dataStream
+	s   *Service
+	req *pb.BackupRequest
+	// control receives the director's messages after the request
+	// (FetchPaths, FetchEnd).
+	control func() (*pb.BackupControl, error)
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	events  chan *pb.BackupEvent
+	data    *dataStream
 	// dataP is data for the progress goroutine (set once dialled).
 	dataP atomic.Pointer[dataStream]
 	w     *archive.Writer
@@ -52,23 +55,37 @@ type job struct {
 	// seen is the batch of seen paths being filled (seenBytes bytes);
 	// their bytes are in arenas, the current one seenArena (see addSeen).
 	seen      [][]byte
+	seenUnch  []byte   // bitmap: seen[i] unchanged by its times (SeenPaths.unchanged)
+	unlisted  [][]byte // SeenPaths.unlisted of the batch
 	seenArena []byte
 	seenBytes int
+	// fetching: the walk is over; entries are the director's fetches
+	// (stored whatever their times, not reported seen again).
+	fetching bool
 
 	recs recordAlloc
 	dr   dataReader // the data of the file being stored
 
 	// Counters (the progress goroutine reads them).
-	files, bytes, examined, warnings, seenN atomic.Int64
-	curMu                                   sync.Mutex
-	current                                 string // the path being examined
+	files, bytes, examined, warnings, seenN, fetched atomic.Int64
+	curMu                                            sync.Mutex
+	current                                          string // the path being examined
 }
 
 // Backup runs a backup: see the Filed service. It returns once the
 // storage daemon has answered end (BackupDone is the last event), or
 // with the error that stopped the job: a storage daemon's error is
 // returned with its code and message.
-func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (err error) {
+func (s *Service) Backup(stream pb.Filed_BackupServer) (err error) {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	req := first.GetRequest()
+	if req == nil {
+		s.o.Metrics.failed("request")
+		return status.Errorf(codes.InvalidArgument, "the backup's first message is %T: it must be the request", first.Msg)
+	}
 	log := s.o.Logger.With("job_id", req.JobId, "job", req.Job)
 	fs, err := FileSetOf(req.Fileset)
 	if err == nil {
@@ -84,7 +101,7 @@ func (s *Service) Backup(req *pb.BackupRequest, stream pb.Filed_BackupServer) (e
 	defer s.jobEnded(req.JobId)
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	j := &job{s: s, req: req, ctx: ctx, cancel: cancel, events: make(chan *pb.BackupEvent, 64), stored: map[[2]uint64]bool{}}
+	j := &job{s: s, req: req, control: stream.Recv, ctx: ctx, cancel: cancel, events: make(chan *pb.BackupEvent, 64), stored: map[[2]uint64]bool{}}
 	start := time.Now()
 	log.Info("backup started", "level", req.Level, "fileset", fs.Name, "since_unix_ns", req.SinceUnixNs,
 		"storage", req.StorageName, "storage_address", req.StorageAddress)
@@ -181,7 +198,7 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 			continue
 		}
 		if req.SendSeen {
-			if err := j.addSeen(p, true); err != nil {
+			if err := j.addSeen(p, true, false); err != nil {
 				return nil, err
 			}
 		}
@@ -193,15 +210,23 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 		Warn: func(w fileset.Warning) { j.warn(w.Path, w.Op, w.Err.Error()) },
 		Note: func(n fileset.Note) { s.o.Logger.Debug("note", "job_id", req.JobId, "note", n.String()) },
 	}
+	if req.SendSeen {
+		opts.Unlisted = func(p string) { j.unlisted = append(j.unlisted, []byte(p)) }
+	}
 	st, err := fileset.Walk(j.ctx, fs, opts, j.entry)
 	if err != nil {
 		return nil, j.stopped(err)
 	}
-	if err := j.w.Close(); err != nil {
-		return nil, j.stopped(err)
-	}
 	if err := j.flushSeen(); err != nil {
 		return nil, err
+	}
+	if req.SendSeen {
+		if err := j.fetch(fs, opts); err != nil {
+			return nil, err
+		}
+	}
+	if err := j.w.Close(); err != nil {
+		return nil, j.stopped(err)
 	}
 	reply, err := j.data.finish(uint64(j.files.Load()))
 	if err != nil {
@@ -209,7 +234,58 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 	}
 	s.o.Logger.Debug("storage answered end", "job_id", req.JobId, "stream_bytes", reply.GetStreamBytes(), "parts", reply.GetParts(), "volumes", reply.GetVolumes())
 	return &pb.BackupDone{Files: j.files.Load(), Bytes: j.bytes.Load(), StreamBytes: j.w.Offset(),
-		Warnings: j.warnings.Load(), Unchanged: st.Unchanged, Excluded: st.Excluded, Seen: j.seenN.Load()}, nil
+		Warnings: j.warnings.Load(), Unchanged: st.Unchanged, Excluded: st.Excluded, Seen: j.seenN.Load(), Fetched: j.fetched.Load()}, nil
+}
+
+// fetch follows the walk when the director records what was seen: it
+// says walk_done and stores the paths the director sends back (FetchPaths,
+// until FetchEnd): paths unchanged by their times that the catalog's
+// view lacks, like the files of a directory moved into the backup. Each
+// batch is walked as include roots with no since-time (so a path that
+// became a directory is stored with its contents); a path gone since
+// the walk is skipped without a warning.
+func (j *job) fetch(fs fileset.FileSet, opts fileset.WalkOptions) error {
+	if err := j.event(&pb.BackupEvent{Msg: &pb.BackupEvent_WalkDone{WalkDone: &pb.WalkDone{Seen: j.seenN.Load()}}}); err != nil {
+		return err
+	}
+	j.fetching = true
+	opts.Since, opts.SkipUnchanged, opts.Unlisted = time.Time{}, false, nil
+	warn := opts.Warn
+	opts.Warn = func(w fileset.Warning) {
+		if w.Op != "include root" { // gone since the walk
+			warn(w)
+		}
+	}
+	for {
+		c, err := j.control()
+		if err != nil {
+			if j.ctx.Err() != nil {
+				return j.stopped(j.ctx.Err())
+			}
+			return err
+		}
+		switch m := c.Msg.(type) {
+		case *pb.BackupControl_FetchEnd:
+			return nil
+		case *pb.BackupControl_Fetch:
+			if len(m.Fetch.Paths) == 0 {
+				continue
+			}
+			bf := fs
+			bf.Include = make([]string, 0, len(m.Fetch.Paths))
+			for _, p := range m.Fetch.Paths {
+				if len(p) == 0 || p[0] != '/' || p[len(p)-1] == '/' {
+					return status.Errorf(codes.InvalidArgument, "the director fetched %q: not an absolute path of a file", p)
+				}
+				bf.Include = append(bf.Include, string(p))
+			}
+			if _, err := fileset.Walk(j.ctx, bf, opts, j.entry); err != nil {
+				return j.stopped(err)
+			}
+		default:
+			return status.Errorf(codes.InvalidArgument, "after walk_done the director sent %T: only fetch and fetch_end are expected", c.Msg)
+		}
+	}
 }
 
 // stopped explains why the walk or the stream stopped: the storage's
@@ -253,8 +329,8 @@ func (j *job) entry(e fileset.Entry) error {
 	j.curMu.Lock()
 	j.current = e.Path
 	j.curMu.Unlock()
-	if j.req.SendSeen {
-		if err := j.addSeen(e.Path, e.Type == fileset.TypeDir); err != nil {
+	if j.req.SendSeen && !j.fetching {
+		if err := j.addSeen(e.Path, e.Type == fileset.TypeDir, e.Unchanged); err != nil {
 			return err
 		}
 	}
@@ -314,6 +390,9 @@ func (j *job) write(m archive.Member, data *dataReader) error {
 		return err
 	}
 	j.data.record(j.w.Offset(), j.recs.wire(&rec))
+	if j.fetching {
+		j.fetched.Add(1)
+	}
 	j.files.Add(1)
 	j.bytes.Add(rec.Size)
 	j.s.o.Metrics.sent(0, rec.Size, 1)
@@ -348,10 +427,15 @@ func (j *job) warn(path, op, msg string) {
 // memberPath gives it) to the batch, and queues the batch when it is
 // full. The paths' bytes are in 64 KiB arenas, a fresh one when the
 // current is full or a batch starts (a queued batch is not touched).
-func (j *job) addSeen(p string, dir bool) error {
+func (j *job) addSeen(p string, dir, unchanged bool) error {
 	if j.seen == nil {
 		j.seen = make([][]byte, 0, seenBatchPaths)
+		j.seenUnch = make([]byte, seenBatchPaths/8)
 		j.seenArena, j.seenBytes = nil, 0
+	}
+	if unchanged {
+		i := len(j.seen)
+		j.seenUnch[i/8] |= 1 << (i % 8)
 	}
 	n := len(p) + 1
 	if cap(j.seenArena)-len(j.seenArena) < n {
@@ -373,11 +457,15 @@ func (j *job) addSeen(p string, dir bool) error {
 }
 
 func (j *job) flushSeen() error {
-	if len(j.seen) == 0 {
+	if len(j.seen) == 0 && len(j.unlisted) == 0 {
 		return nil
 	}
-	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: &pb.SeenPaths{Paths: j.seen}}}
-	j.seen, j.seenArena, j.seenBytes = nil, nil, 0
+	sp := &pb.SeenPaths{Paths: j.seen, Unlisted: j.unlisted}
+	if len(j.seen) > 0 {
+		sp.Unchanged = j.seenUnch[:(len(j.seen)+7)/8]
+	}
+	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: sp}}
+	j.seen, j.seenUnch, j.unlisted, j.seenArena, j.seenBytes = nil, nil, nil, nil, 0
 	return j.event(ev)
 }
 

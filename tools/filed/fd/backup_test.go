@@ -366,7 +366,9 @@ func TestIncrementalSinceAndSeen(t *testing.T) {
 	}
 	req := e.request(root)
 	req.Level, req.SinceUnixNs, req.SendSeen = "Incremental", since, true
-	r := e.backup(ctxT(t), req)
+	// After the walk the director fetches two unchanged files (as if the
+	// catalog lacked their paths) and one gone since (no warning).
+	r := e.backupFetch(ctxT(t), req, [][]byte{[]byte(root + "/d/same-3"), []byte(root + "/gone")}, [][]byte{[]byte(root + "/same-1")})
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -377,8 +379,14 @@ func TestIncrementalSinceAndSeen(t *testing.T) {
 			stored = append(stored, strings.TrimPrefix(string(rec.Path), root))
 		}
 	}
-	if want := []string{"/by-ctime", "/by-mtime"}; !slices.Equal(stored, want) {
-		t.Errorf("stored %v, want %v", stored, want)
+	if want := []string{"/by-ctime", "/by-mtime", "/d/same-3", "/same-1"}; !slices.Equal(stored, want) {
+		t.Errorf("stored %v, want %v (the walk's changed files, then the fetched ones)", stored, want)
+	}
+	if want := []string{root + "/d/same-3", root + "/link", root + "/same-1", root + "/same-2"}; !slices.Equal(r.unchanged, want) {
+		t.Errorf("marked unchanged %q, want %q", r.unchanged, want)
+	}
+	if r.walkDone != 1 || r.done.Fetched != 2 || len(r.warnings) != 0 {
+		t.Errorf("walk_done %d, fetched %d, warnings %v", r.walkDone, r.done.Fetched, r.warnings)
 	}
 	var seen []string
 	for _, p := range r.seen {
@@ -709,7 +717,7 @@ func TestSeenBatchesKeepTheirPaths(t *testing.T) {
 	var want []string
 	for i := range n {
 		p := fmt.Sprintf("/r/%0*d", 1+i%30, i)
-		if err := j.addSeen(p, i%7 == 0); err != nil {
+		if err := j.addSeen(p, i%7 == 0, false); err != nil {
 			t.Fatal(err)
 		}
 		if i%7 == 0 {

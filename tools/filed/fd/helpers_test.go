@@ -111,19 +111,31 @@ func (e *env) request(include ...string) *pb.BackupRequest {
 
 // result is what the director saw of a backup.
 type result struct {
-	events   []*pb.BackupEvent
-	warnings []*pb.FileWarning
-	seen     [][]byte
-	progress int
-	done     *pb.BackupDone
-	err      error
+	events    []*pb.BackupEvent
+	warnings  []*pb.FileWarning
+	seen      [][]byte
+	unchanged []string // the seen paths marked unchanged
+	walkDone  int      // walk_done events
+	progress  int
+	done      *pb.BackupDone
+	err       error
 }
 
 func (e *env) backup(ctx context.Context, req *pb.BackupRequest) result {
 	e.t.Helper()
+	return e.backupFetch(ctx, req)
+}
+
+// backupFetch runs a backup as the director does; at walk_done it sends
+// fetch (one FetchPaths per argument) and FetchEnd.
+func (e *env) backupFetch(ctx context.Context, req *pb.BackupRequest, fetch ...[][]byte) result {
+	e.t.Helper()
 	var r result
-	st, err := e.client.Backup(ctx, req)
-	if err != nil {
+	st, err := e.client.Backup(ctx)
+	if err == nil {
+		err = st.Send(&pb.BackupControl{Msg: &pb.BackupControl_Request{Request: req}})
+	}
+	if err != nil && err != io.EOF {
 		r.err = err
 		return r
 	}
@@ -141,7 +153,25 @@ func (e *env) backup(ctx context.Context, req *pb.BackupRequest) result {
 		case *pb.BackupEvent_Warning:
 			r.warnings = append(r.warnings, m.Warning)
 		case *pb.BackupEvent_Seen:
+			for i, p := range m.Seen.Paths {
+				if i/8 < len(m.Seen.Unchanged) && m.Seen.Unchanged[i/8]&(1<<(i%8)) != 0 {
+					r.unchanged = append(r.unchanged, string(p))
+				}
+			}
 			r.seen = append(r.seen, m.Seen.Paths...)
+		case *pb.BackupEvent_WalkDone:
+			r.walkDone++
+			for _, f := range fetch {
+				if err := st.Send(&pb.BackupControl{Msg: &pb.BackupControl_Fetch{Fetch: &pb.FetchPaths{Paths: f}}}); err != nil {
+					r.err = err
+					return r
+				}
+			}
+			if err := st.Send(&pb.BackupControl{Msg: &pb.BackupControl_FetchEnd{FetchEnd: &pb.FetchEnd{}}}); err != nil {
+				r.err = err
+				return r
+			}
+			st.CloseSend()
 		case *pb.BackupEvent_Progress:
 			r.progress++
 		case *pb.BackupEvent_Done:

@@ -61,8 +61,10 @@ func unprivilegedChecks(dir string) []string {
 	}
 	var entries []Entry
 	var warns []Warning
+	var unlisted []string
 	_, err := Walk(context.Background(), FileSet{Name: "u", Include: []string{dir}}, WalkOptions{
-		Warn: func(w Warning) { warns = append(warns, w) },
+		Warn:     func(w Warning) { warns = append(warns, w) },
+		Unlisted: func(p string) { unlisted = append(unlisted, p) },
 	}, func(e Entry) error { entries = append(entries, e); return nil })
 	if err != nil {
 		failf("walk: %v", err)
@@ -78,6 +80,10 @@ func unprivilegedChecks(dir string) []string {
 	}
 	if len(warns) != 1 || warns[0].Path != filepath.Join(dir, "locked") || warns[0].Op != "open" || !errors.Is(warns[0], unix.EACCES) {
 		failf("warnings %v, want one: open %s: permission denied", warns, filepath.Join(dir, "locked"))
+	}
+	// Its contents are unknown, not gone: a job records no deletion below.
+	if len(unlisted) != 1 || unlisted[0] != filepath.Join(dir, "locked") {
+		failf("unlisted %q, want only %s", unlisted, filepath.Join(dir, "locked"))
 	}
 	for _, e := range entries {
 		switch filepath.Base(e.Path) {

@@ -31,6 +31,11 @@ type WalkOptions struct {
 	Warn func(Warning)
 	// Note receives each note (may be nil).
 	Note func(Note)
+	// Unlisted (may be nil) receives each path whose contents the walk
+	// could not see although they may exist: a directory it could not
+	// open or read to the end, an entry it could not lstat (for another
+	// reason than being gone). What lies there is unknown, not deleted.
+	Unlisted func(path string)
 	// FileXattrsAtOpen (with FileSet.Xattrs): the walk does not read a
 	// regular file's xattrs; OpenForBackup reads them from the open
 	// descriptor (flistxattr, fgetxattr: no path lookup, which through
@@ -192,6 +197,12 @@ func (w *walker) warn(path, op string, err error) {
 	w.stats.Warnings++
 	if w.opts.Warn != nil {
 		w.opts.Warn(Warning{Path: path, Op: op, Err: err})
+	}
+}
+
+func (w *walker) unlisted(path string) {
+	if w.opts.Unlisted != nil {
+		w.opts.Unlisted(path)
 	}
 }
 
@@ -626,6 +637,7 @@ func (w *walker) dir(parent *dirHandle, full, name string, dev uint64, depth int
 	fd, err := unix.Openat(parent.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		w.warn(full, "open", err)
+		w.unlisted(full)
 		return w.prunedRoots(full)
 	}
 	h := &dirHandle{fd: fd}
@@ -641,6 +653,7 @@ func (w *walker) dir(parent *dirHandle, full, name string, dev uint64, depth int
 	defer func() { l.reset(); w.level-- }()
 	if err := w.readNames(h.fd, l); err != nil {
 		w.warn(full, "readdir", err) // go on with the names read
+		w.unlisted(full)
 	}
 	slices.SortFunc(l.refs, func(a, b uint32) int {
 		return bytes.Compare(cstr(l.arena[a:]), cstr(l.arena[b:]))
@@ -674,6 +687,7 @@ func (w *walker) dir(parent *dirHandle, full, name string, dev uint64, depth int
 				w.warn(string(pb), "lstat", errors.New("removed before it was read"))
 			} else {
 				w.warn(string(pb), "lstat", err)
+				w.unlisted(string(pb))
 			}
 			continue
 		}
