@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/jobtape"
 	"github.com/tapeward/tapeward/storaged/label"
@@ -853,6 +854,7 @@ func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 					return
 				}
 			}
+			link.ReleaseData(m.Data) // copied into the block buffers
 		case *pb.JobDataRequest_Records:
 			for _, r := range m.Records.Records {
 				rec, err := archiveRecord(r)

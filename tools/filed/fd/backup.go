@@ -146,7 +146,7 @@ func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 		grpc.WithWriteBufferSize(ChunkSize),
 		grpc.WithInitialWindowSize(8*ChunkSize),
 		grpc.WithInitialConnWindowSize(16*ChunkSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage), link.CallCodec()))
 }
 
 // checkBackupRequest: the fields filed needs to reach the storage.

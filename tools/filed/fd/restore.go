@@ -236,6 +236,7 @@ type memberData struct {
 	in   chan received
 	quit chan struct{}
 	cur  []byte
+	held []byte               // the data message cur is the rest of (link.ReleaseData once read)
 	next *pb.RestoreDataReply // the message that ended the member
 	err  error                // the stream's error
 }
@@ -313,13 +314,17 @@ func (d *memberData) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		if x, ok := m.Msg.(*pb.RestoreDataReply_Data); ok {
-			d.cur = x.Data
+			d.cur, d.held = x.Data, x.Data
 			continue
 		}
 		d.next = m
 	}
 	n := copy(p, d.cur)
 	d.cur = d.cur[n:]
+	if len(d.cur) == 0 && d.held != nil {
+		link.ReleaseData(d.held)
+		d.held = nil
+	}
 	return n, nil
 }
 

@@ -1,0 +1,189 @@
+package link
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	gproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+)
+
+// DataCodec is the protobuf codec of the data streams (JobData,
+// RestoreData, WriteData, ReadData). Its wire format is protobuf's;
+// what differs is the work around a message that carries only data:
+//
+//   - Marshal copies the data once into a buffer that is not zeroed
+//     first (gRPC's codec takes a zeroed pooled buffer and copies into
+//     it: the zeroing cost as much as the copy);
+//   - Unmarshal copies the data once from gRPC's receive buffers into a
+//     buffer of DataPool, not zeroed either (gRPC's codec joins the
+//     buffers into one, then protobuf copies into a zeroed new slice).
+//
+// Every other message goes through gRPC's own proto codec. A receiver
+// that is done with a data slice may give it back with ReleaseData.
+var DataCodec encoding.CodecV2 = dataCodec{fallback: encoding.GetCodecV2(gproto.Name)}
+
+// ServerCodec is the server option that makes srv use DataCodec.
+func ServerCodec() grpc.ServerOption { return grpc.ForceServerCodecV2(DataCodec) }
+
+// CallCodec is the call option that makes a client use DataCodec.
+func CallCodec() grpc.CallOption { return grpc.ForceCodecV2(DataCodec) }
+
+type dataCodec struct{ fallback encoding.CodecV2 }
+
+// Name is the content subtype: the format is protobuf's.
+func (dataCodec) Name() string { return gproto.Name }
+
+// dataField is the field number of the bytes field of v when v is a
+// data-stream message holding data (and the data), else 0.
+func dataField(v any) (int, []byte, bool) {
+	switch m := v.(type) {
+	case *pb.JobDataRequest:
+		if d, ok := m.GetMsg().(*pb.JobDataRequest_Data); ok {
+			return 2, d.Data, true
+		}
+	case *pb.RestoreDataReply:
+		if d, ok := m.GetMsg().(*pb.RestoreDataReply_Data); ok {
+			return 2, d.Data, true
+		}
+	case *pb.WriteDataRequest:
+		if d, ok := m.GetMsg().(*pb.WriteDataRequest_Data); ok {
+			return 2, d.Data, true
+		}
+	case *pb.ReadDataReply:
+		return 1, m.GetData(), true
+	}
+	return 0, nil, false
+}
+
+func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
+	field, data, ok := dataField(v)
+	if !ok || len(data) < minFast {
+		return c.fallback.Marshal(v)
+	}
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = byte(field<<3 | 2) // length-delimited
+	h := 1 + binary.PutUvarint(hdr[1:], uint64(len(data)))
+	bp := DataPool.Get(h + len(data))
+	b := *bp
+	copy(b, hdr[:h])
+	copy(b[h:], data)
+	return mem.BufferSlice{mem.NewBuffer(bp, DataPool)}, nil
+}
+
+func (c dataCodec) Unmarshal(in mem.BufferSlice, v any) error {
+	field, set := 0, func([]byte) {}
+	switch m := v.(type) {
+	case *pb.JobDataRequest:
+		field, set = 2, func(b []byte) { proto.Reset(m); m.Msg = &pb.JobDataRequest_Data{Data: b} }
+	case *pb.RestoreDataReply:
+		field, set = 2, func(b []byte) { proto.Reset(m); m.Msg = &pb.RestoreDataReply_Data{Data: b} }
+	case *pb.WriteDataRequest:
+		field, set = 2, func(b []byte) { proto.Reset(m); m.Msg = &pb.WriteDataRequest_Data{Data: b} }
+	case *pb.ReadDataReply:
+		field, set = 1, func(b []byte) { proto.Reset(m); m.Data = b }
+	}
+	total := in.Len()
+	if field == 0 || total < minFast {
+		return c.fallback.Unmarshal(in, v)
+	}
+	// The message is the data field alone when its tag comes first and
+	// its length reaches the end exactly; anything else (another field,
+	// unknown fields, a repeated tag) is protobuf's to decode.
+	var head [1 + binary.MaxVarintLen64]byte
+	n := 0
+	for _, buf := range in {
+		n += copy(head[n:], buf.ReadOnlyData())
+		if n == len(head) {
+			break
+		}
+	}
+	if n < 2 || head[0] != byte(field<<3|2) {
+		return c.fallback.Unmarshal(in, v)
+	}
+	size, k := binary.Uvarint(head[1:n])
+	if k <= 0 || uint64(total-1-k) != size {
+		return c.fallback.Unmarshal(in, v)
+	}
+	skip := 1 + k
+	bp := DataPool.Get(int(size))
+	out := (*bp)[:0]
+	for _, buf := range in {
+		d := buf.ReadOnlyData()
+		if skip >= len(d) {
+			skip -= len(d)
+			continue
+		}
+		out = append(out, d[skip:]...)
+		skip = 0
+	}
+	set(out)
+	return nil
+}
+
+// minFast: smaller messages go through protobuf (nothing to gain).
+const minFast = 4 << 10
+
+// DataPool holds the buffers of DataCodec: power-of-two classes from
+// 4 KiB to MaxMessage, not zeroed on reuse (each use overwrites what it
+// gives out). It implements mem.BufferPool for gRPC.
+var DataPool = &dataPool{}
+
+type dataPool struct {
+	classes [poolClasses]sync.Pool
+}
+
+const (
+	poolMinShift = 12 // 4 KiB
+	poolClasses  = 13 // … 16 MiB (MaxMessage)
+)
+
+func poolClass(size int) int {
+	if size <= 1<<poolMinShift {
+		return 0
+	}
+	return bits.Len(uint(size-1)) - poolMinShift
+}
+
+// Get returns a buffer of length size (its bytes are not zeroed).
+func (p *dataPool) Get(size int) *[]byte {
+	c := poolClass(size)
+	if c >= poolClasses {
+		b := make([]byte, size)
+		return &b
+	}
+	if bp, ok := p.classes[c].Get().(*[]byte); ok {
+		*bp = (*bp)[:size]
+		return bp
+	}
+	b := make([]byte, size, 1<<(c+poolMinShift))
+	return &b
+}
+
+// Put takes a buffer back (one whose capacity is not a class's is
+// dropped).
+func (p *dataPool) Put(bp *[]byte) {
+	c := cap(*bp)
+	if c < 1<<poolMinShift || c&(c-1) != 0 {
+		return
+	}
+	if k := bits.Len(uint(c)) - 1 - poolMinShift; k < poolClasses {
+		p.classes[k].Put(bp)
+	}
+}
+
+// ReleaseData gives back a data slice that DataCodec's Unmarshal made,
+// once the receiver is done with it (nothing may keep it). Others are
+// ignored (their capacity is not a pool class's).
+func ReleaseData(b []byte) {
+	if cap(b) >= 1<<poolMinShift {
+		b = b[:0]
+		DataPool.Put(&b)
+	}
+}
