@@ -87,7 +87,7 @@ func run() int {
 			return 1
 		}
 	}
-	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(8 << 20), grpc.MaxSendMsgSize(8 << 20), link.ServerCodec()}, sd.Authorize(cfg.Director.Name)...)
+	opts := append(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(8 << 20), grpc.MaxSendMsgSize(8 << 20)}, link.DataServerOptions()...), sd.Authorize(cfg.Director.Name)...)
 	srv := link.NewServer(tc, limits, log, opts...)
 	pb.RegisterStorageServer(srv, &sd.Service{D: d})
 	link.WatchExpiry(ctx, log, files)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	gproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
@@ -29,11 +30,18 @@ import (
 // that is done with a data slice may give it back with ReleaseData.
 var DataCodec encoding.CodecV2 = dataCodec{fallback: encoding.GetCodecV2(gproto.Name)}
 
-// ServerCodec is the server option that makes srv use DataCodec.
-func ServerCodec() grpc.ServerOption { return grpc.ForceServerCodecV2(DataCodec) }
+// DataServerOptions make a server that serves data streams use DataCodec
+// and, for its transport's receive and write buffers, DataPool (gRPC's
+// default pool zeroes every buffer it hands out; each is overwritten
+// before it is read).
+func DataServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(DataCodec), experimental.BufferPool(DataPool)}
+}
 
-// CallCodec is the call option that makes a client use DataCodec.
-func CallCodec() grpc.CallOption { return grpc.ForceCodecV2(DataCodec) }
+// DataDialOptions are DataServerOptions for a client connection.
+func DataDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(DataCodec)), experimental.WithBufferPool(DataPool)}
+}
 
 type dataCodec struct{ fallback encoding.CodecV2 }
 

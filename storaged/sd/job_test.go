@@ -101,7 +101,7 @@ func newJobEnvTuned(t testing.TB, drives, slots int, capacity string, tune func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc)), grpc.MaxRecvMsgSize(8 << 20), link.ServerCodec()}, Authorize("director")...)...)
+	srv := grpc.NewServer(append(append([]grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc)), grpc.MaxRecvMsgSize(8 << 20)}, link.DataServerOptions()...), Authorize("director")...)...)
 	pb.RegisterStorageServer(srv, &Service{D: l.d})
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)

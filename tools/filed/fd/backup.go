@@ -137,7 +137,7 @@ func (s *Service) Backup(stream pb.Filed_BackupServer) (err error) {
 // writer flushes 1 MiB at a time (not 32 KiB) and the windows let
 // several data messages be in flight.
 func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
+	return grpc.NewClient(addr, append(link.DataDialOptions(),
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
@@ -146,7 +146,7 @@ func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 		grpc.WithWriteBufferSize(ChunkSize),
 		grpc.WithInitialWindowSize(8*ChunkSize),
 		grpc.WithInitialConnWindowSize(16*ChunkSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage), link.CallCodec()))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage)))...)
 }
 
 // checkBackupRequest: the fields filed needs to reach the storage.
