@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -371,10 +372,13 @@ const idBench = "333333333333333333333333333333333333333333333333333333333333333
 
 // BenchmarkDeletions is the catalog's share of an Incremental over an
 // unchanged tree (issue 10's "≤ 2× find -newer"): the client reports
-// every path it saw (benchFiles of them, all in the Full before it but
-// one, which must be recorded deleted); Add copies them while the walk
-// runs (add_ms), Finish compares them with the chain's view at the end
-// (finish_ms: what the job waits for after the walk).
+// every path it saw, all unchanged by their times (benchFiles of them:
+// all in the Full before it but one, which must be recorded deleted, and
+// one path new to the catalog, which must be fetched); Add copies them
+// while the walk runs (add_ms); Unknown compares them with the chain's
+// rows once the walk is over (compare_ms: what the client waits for);
+// Finish records the deletion (finish_ms). *_pg_cpu_ms: the backend's
+// CPU time for the same steps.
 //
 //	TAPEWARD_BENCH_FILES=100000 go test -run '^$' -bench Deletions -benchtime 3x ./director/catalog/
 func BenchmarkDeletions(b *testing.B) {
@@ -427,12 +431,15 @@ func BenchmarkDeletions(b *testing.B) {
 		b.Fatal(err)
 	}
 	end(full, JobOK)
-	// Every path but the last, in batches as filed sends them.
-	seen := make([][]byte, n-1)
-	for i := range seen {
+	// Every path but the last, and one new path, in batches as filed
+	// sends them, all unchanged by their times.
+	seen := make([][]byte, n)
+	for i := range n - 1 {
 		seen[i] = rows[i].Path
 	}
-	var add, finish, finishCPU time.Duration
+	seen[n-1] = []byte("/bench/moved-in/new-path")
+	unchanged := bytes.Repeat([]byte{0xff}, 4096/8)
+	var add, compare, finish, compareCPU, finishCPU time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		id := start(LevelIncremental)
@@ -443,7 +450,7 @@ func BenchmarkDeletions(b *testing.B) {
 		}
 		for p := seen; len(p) > 0; {
 			k := min(len(p), 4096)
-			if err := d.Add(p[:k:k], nil); err != nil {
+			if err := d.Add(p[:k:k], unchanged); err != nil {
 				b.Fatal(err)
 			}
 			p = p[k:]
@@ -454,10 +461,16 @@ func BenchmarkDeletions(b *testing.B) {
 			b.Fatal(err)
 		}
 		t1, cpu0 := time.Now(), backendCPU(b, pid)
+		var fetch [][]byte
+		if _, err := d.Unknown(ctx, func(batch [][]byte) error { fetch = append(fetch, batch...); return nil }); err != nil || len(fetch) != 1 || !bytes.Equal(fetch[0], seen[n-1]) {
+			b.Fatalf("Unknown = %q, %v (want only %s)", fetch, err, seen[n-1])
+		}
+		t2, cpu1 := time.Now(), backendCPU(b, pid)
 		got, err := d.Finish(ctx)
-		t2 := time.Now()
-		add, finish = add+t1.Sub(t0), finish+t2.Sub(t1)
-		finishCPU += backendCPU(b, pid) - cpu0
+		t3 := time.Now()
+		add, compare, finish = add+t1.Sub(t0), compare+t2.Sub(t1), finish+t3.Sub(t2)
+		compareCPU += cpu1 - cpu0
+		finishCPU += backendCPU(b, pid) - cpu1
 		if err != nil || got != 1 {
 			b.Fatalf("Finish = %d deletions, %v (want 1: %s)", got, err, rows[n-1].Path)
 		}
@@ -466,7 +479,9 @@ func BenchmarkDeletions(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(add.Milliseconds())/float64(b.N), "add_ms")
+	b.ReportMetric(float64(compare.Milliseconds())/float64(b.N), "compare_ms")
 	b.ReportMetric(float64(finish.Milliseconds())/float64(b.N), "finish_ms")
+	b.ReportMetric(float64(compareCPU.Milliseconds())/float64(b.N), "compare_pg_cpu_ms")
 	b.ReportMetric(float64(finishCPU.Milliseconds())/float64(b.N), "finish_pg_cpu_ms")
 }
 
