@@ -181,6 +181,20 @@ func (w *world) files(id int64) []string {
 	return out
 }
 
+// view is the paths of web1-home's current view, space-separated.
+func (w *world) view() string {
+	w.t.Helper()
+	v, err := w.store.CurrentView(w.ctx, catalog.Chain{Job: "web1-home", Client: "web1", Fileset: "home"}, time.Time{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var out []string
+	for _, f := range v {
+		out = append(out, string(f.Path))
+	}
+	return strings.Join(out, " ")
+}
+
 func (w *world) joblog(id int64) string {
 	w.t.Helper()
 	ls, err := w.store.JobLog(w.ctx, id)
@@ -261,16 +275,8 @@ func TestFullThenIncrementalWithDeletion(t *testing.T) {
 	if !strings.Contains(w.joblog(incr.ID), "warning: Warning: /home/d: changed") || incr.Warnings != 1 {
 		t.Errorf("the warning is not in the job log or the row (%d):\n%s", incr.Warnings, w.joblog(incr.ID))
 	}
-	view, err := w.store.CurrentView(w.ctx, catalog.Chain{Job: "web1-home", Client: "web1", Fileset: "home"}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vp []string
-	for _, f := range view {
-		vp = append(vp, string(f.Path))
-	}
-	if strings.Join(vp, " ") != "/home/a /home/b /home/d" {
-		t.Errorf("current view: %v", vp)
+	if got := w.view(); got != "/home/a /home/b /home/d" {
+		t.Errorf("current view: %s", got)
 	}
 	if got := w.web1.Requests(); len(got) != 2 {
 		t.Fatalf("%d backups", len(got))
@@ -318,16 +324,8 @@ func TestIncrementalFetchesMovedFiles(t *testing.T) {
 	if log := w.joblog(incr.ID); !strings.Contains(log, "1 files with unchanged times fetched") {
 		t.Errorf("the job log does not say what was fetched:\n%s", log)
 	}
-	view, err := w.store.CurrentView(w.ctx, catalog.Chain{Job: "web1-home", Client: "web1", Fileset: "home"}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vp []string
-	for _, f := range view {
-		vp = append(vp, string(f.Path))
-	}
-	if strings.Join(vp, " ") != "/home/a /home/b /home/moved/c" {
-		t.Errorf("current view: %v", vp)
+	if got := w.view(); got != "/home/a /home/b /home/moved/c" {
+		t.Errorf("current view: %s", got)
 	}
 	w.clock.Advance(time.Hour)
 	again := w.run("web1-home", "Incremental")
