@@ -564,11 +564,13 @@ FULL=$(jobid_of "$OUT")
 ctl "Every file of job $FULL with its volume, tape file, block and offset." \
 	"list files jobid=$FULL"
 
-step "Change the tree: modify docs/notes.txt, add docs/new.txt, delete src/file-03.c"
+step "Change the tree: modify docs/notes.txt, add docs/new.txt, delete src/file-03.c, rename photos/ to pictures/"
 printf 'a line added after the Full\n' >>"$T/sample/docs/notes.txt"
 printf 'a file made after the Full\n' >"$T/sample/docs/new.txt"
 rm "$T/sample/src/file-03.c"
-say "modified docs/notes.txt, added docs/new.txt, deleted src/file-03.c"
+mv "$T/sample/photos" "$T/sample/pictures"
+say "modified docs/notes.txt, added docs/new.txt, deleted src/file-03.c, renamed photos/ to pictures/
+    (the renamed directory's files keep their mtime and ctime: older than the Full)"
 
 ctl_out "An Incremental (the default level): only what changed since the Full started, and
     the deletion is recorded so a restore of the latest state will not bring it back." \
@@ -577,12 +579,14 @@ INC=$(jobid_of "$OUT")
 [ -n "$INC" ] || die "the run command printed no JobId"
 REPORT=$OUT
 
-ctl_out "The Incremental's files: exactly the changed and added ones (and their directories)." \
+ctl_out "The Incremental's files: exactly the changed and added ones (and their directories), and
+    the renamed directory's files: their times did not change, but the catalog has no rows for their
+    new paths, so the director fetched them from the client after its walk." \
 	"list files jobid=$INC"
-for f in docs/notes.txt docs/new.txt; do
+for f in docs/notes.txt docs/new.txt pictures/holiday.raw pictures/cat.jpg; do
 	printf '%s\n' "$OUT" | grep -qF "$f" || die "the Incremental does not list $f"
 done
-for f in src/file-01.c photos/holiday.raw docs/todo.txt; do
+for f in src/file-01.c docs/todo.txt; do
 	if printf '%s\n' "$OUT" | grep -qF "$f"; then die "the Incremental lists $f, which did not change"; fi
 done
 printf '%s\n%s\n' "$REPORT" "$OUT" | grep -qiE 'file-03\.c|delet' ||
