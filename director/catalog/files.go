@@ -10,6 +10,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -186,22 +187,34 @@ const DefaultMaxBuffered = 1 << 18
 // buffered. Dropping a FileBatch without Flush loses its buffered rows and
 // nothing else (invariant 9: the catalog lists only data on tape).
 //
-// Memory: at most MaxBuffered rows (Add returns *BatchFullError beyond),
-// plus the job's parts. A FileBatch is not safe for concurrent use.
+// Memory: at most MaxBuffered rows (Add returns *BatchFullError beyond)
+// and the rows of one commit in flight (FlushAsync), plus the job's
+// parts. A FileBatch is not safe for concurrent use (its commit in flight
+// runs on its own).
 type FileBatch struct {
 	s           *Store
 	jobID       int64
 	job         string
 	MaxBuffered int
+	// OnCommit, when set, is called (from the committing goroutine) after
+	// each commit with its row count and flushed offset.
+	OnCommit func(rows int, upTo int64)
 
 	buf      []FileRow
 	media    []int64 // media_id of buf[i].At
 	lastOff  int64
 	haveLast bool
-	flushed  int64
-	parts    map[partKey]int64 // (volume, tape file) → media_id, from job_media
-	lastKey  partKey           // the tape file of the previous row, and its media_id
-	lastID   int64
+	flushed  int64 // handed to a commit (FlushAsync)
+	// The commit in flight: done is closed when it ended, with err set;
+	// spare and spareMedia are the arrays it does not use (buf's next).
+	done       chan struct{}
+	err        error
+	committed  atomic.Int64
+	spare      []FileRow
+	spareMedia []int64
+	parts      map[partKey]int64 // (volume, tape file) → media_id, from job_media
+	lastKey    partKey           // the tape file of the previous row, and its media_id
+	lastID     int64
 }
 
 type partKey struct {
@@ -220,6 +233,7 @@ func (s *Store) BeginFiles(ctx context.Context, jobID int64) (*FileBatch, error)
 	}
 	b := &FileBatch{s: s, jobID: jobID, job: j.Name, MaxBuffered: DefaultMaxBuffered, flushed: j.FlushedOffset,
 		parts: map[partKey]int64{}}
+	b.committed.Store(j.FlushedOffset)
 	// Rows go on after the last committed one. (Not after the flushed
 	// offset: a member whose header is before it and whose data goes on
 	// past it is committed by a later flush.)
@@ -254,8 +268,13 @@ func (b *FileBatch) loadParts(ctx context.Context) error {
 // Buffered is the number of rows waiting for a flush.
 func (b *FileBatch) Buffered() int { return len(b.buf) }
 
-// Flushed is the stream offset up to which rows are committed.
+// Flushed is the stream offset up to which rows are committed or being
+// committed (FlushAsync).
 func (b *FileBatch) Flushed() int64 { return b.flushed }
+
+// Committed is the stream offset up to which rows are committed (safe
+// from any goroutine).
+func (b *FileBatch) Committed() int64 { return b.committed.Load() }
 
 func (b *FileBatch) refuse(r *FileRow, format string, args ...any) error {
 	return &FileRowError{JobID: b.jobID, Path: RenderPath(r.Path), Reason: fmt.Sprintf(format, args...)}
@@ -429,8 +448,26 @@ func copyNullBytes(b []byte, v []byte) []byte {
 // flushed — with their continuation parts, the job's file and byte counts
 // and flushed offset, in one transaction. It returns how many rows it
 // committed. A job that is no longer running (ended, or marked E by
-// InterruptRunning) is a *JobStateError and nothing is committed.
+// InterruptRunning) is a *JobStateError and nothing is committed. It is
+// FlushAsync then Sync.
 func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
+	n, err := b.FlushAsync(ctx, upTo)
+	if err != nil {
+		return 0, err
+	}
+	return n, b.Sync()
+}
+
+// FlushAsync is Flush that commits in its own goroutine: it waits for the
+// commit in flight to end (its error is returned, and nothing more is
+// committed), hands the rows over and returns their number while they
+// are committed — so the caller adds the next rows meanwhile. Sync waits
+// for the commit (call it before ending the job, and before dropping the
+// FileBatch).
+func (b *FileBatch) FlushAsync(ctx context.Context, upTo int64) (int, error) {
+	if err := b.Sync(); err != nil {
+		return 0, err
+	}
 	if upTo < b.flushed {
 		return 0, invalid("flushed offset", "job %d: %d is before the offset already flushed (%d)", b.jobID, upTo, b.flushed)
 	}
@@ -438,15 +475,63 @@ func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
 	for n < len(b.buf) && b.buf[n].EndOffset <= upTo {
 		n++
 	}
-	rows := b.buf[:n]
+	rows, media := b.buf[:n], b.media[:n]
 	var bytes int64
+	var parts [][]any
 	for i := range rows {
 		if rows[i].Type == FileRegular {
 			bytes += rows[i].Size
 		}
+		for _, p := range rows[i].Parts {
+			parts = append(parts, []any{b.jobID, rows[i].StreamOffset, int32(p.Part), b.parts[partKey{p.At.Volume, p.At.TapeFile}], int32(p.At.TapeFile), p.At.Block, int32(p.At.Offset), p.DataOffset})
+		}
 	}
+	// The rest moves to the spare arrays; the committed ones become the
+	// spare once the commit ended.
+	b.buf, b.spare = append(b.spare[:0], b.buf[n:]...), nil
+	b.media, b.spareMedia = append(b.spareMedia[:0], b.media[n:]...), nil
+	b.flushed = upTo
+	done := make(chan struct{})
+	b.done = done
+	// The rows are of data on tape: their commit goes on if the job is
+	// cancelled or fails meanwhile (as a synchronous Flush would have
+	// ended first), within a bound.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	go func() {
+		defer close(done)
+		defer cancel()
+		b.err = b.commit(cctx, upTo, rows, media, parts, bytes)
+		if b.err == nil {
+			b.committed.Store(upTo)
+			if b.OnCommit != nil {
+				b.OnCommit(len(rows), upTo)
+			}
+		}
+		clear(rows) // drop references to committed rows so their memory goes
+		b.spare, b.spareMedia = rows[:0], media[:0]
+	}()
+	return n, nil
+}
+
+// commitTimeout bounds a FlushAsync commit (a few hundred milliseconds for
+// 65,536 rows here).
+const commitTimeout = 2 * time.Minute
+
+// Sync waits for the commit in flight, if any, and returns its error
+// (again on every later call: a FileBatch whose commit failed commits
+// nothing more).
+func (b *FileBatch) Sync() error {
+	if b.done != nil {
+		<-b.done
+	}
+	return b.err
+}
+
+// commit is FlushAsync's transaction.
+func (b *FileBatch) commit(ctx context.Context, upTo int64, rows []FileRow, media []int64, parts [][]any, bytes int64) error {
+	n := len(rows)
 	op := fmt.Sprintf("committing %d file records of job %d", n, b.jobID)
-	err := b.s.inTx(ctx, op, func(tx pgx.Tx) error {
+	return b.s.inTx(ctx, op, func(tx pgx.Tx) error {
 		name, st, err := lockJob(ctx, tx, b.jobID)
 		if err != nil {
 			return err
@@ -455,14 +540,8 @@ func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
 			return &JobStateError{JobID: b.jobID, Job: name, Op: "write file records of", Status: st, Want: []JobStatus{JobRunning}}
 		}
 		if n > 0 {
-			if _, err := tx.Conn().PgConn().CopyFrom(ctx, &fileCopy{jobID: b.jobID, rows: rows, media: b.media[:n]}, copyFiles("files")); err != nil {
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, &fileCopy{jobID: b.jobID, rows: rows, media: media}, copyFiles("files")); err != nil {
 				return dbErr(op, err)
-			}
-			var parts [][]any
-			for i := range rows {
-				for _, p := range rows[i].Parts {
-					parts = append(parts, []any{b.jobID, rows[i].StreamOffset, int32(p.Part), b.parts[partKey{p.At.Volume, p.At.TapeFile}], int32(p.At.TapeFile), p.At.Block, int32(p.At.Offset), p.DataOffset})
-				}
 			}
 			if len(parts) > 0 {
 				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"file_parts"},
@@ -476,16 +555,6 @@ func (b *FileBatch) Flush(ctx context.Context, upTo int64) (int, error) {
 			b.jobID, upTo, n, bytes)
 		return dbErr(op, err)
 	})
-	if err != nil {
-		return 0, err
-	}
-	// Keep the rest; drop references to committed rows so their memory goes.
-	rest := copy(b.buf, b.buf[n:])
-	clear(b.buf[rest:])
-	b.buf = b.buf[:rest]
-	b.media = b.media[:copy(b.media, b.media[n:])]
-	b.flushed = upTo
-	return n, nil
 }
 
 // File is a stored file record with its job.

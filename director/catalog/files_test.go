@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -339,6 +340,67 @@ func (f *fixture) backupFetch(t *testing.T, level string, stored, seen []string)
 	}
 	f.end(t, job, JobOK)
 	return job, strings.Join(fetched, " ")
+}
+
+// TestFlushAsync: FlushAsync hands the rows over and the next rows are
+// added while they commit; Sync waits for the commit; OnCommit counts
+// them; a refused commit (the job ended meanwhile) fails Sync and every
+// later FlushAsync, and commits nothing.
+func TestFlushAsync(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
+	f.part(t, job, "V00001")
+	b, err := f.s.BeginFiles(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commits []string
+	b.OnCommit = func(rows int, upTo int64) { commits = append(commits, fmt.Sprintf("%d@%d", rows, upTo)) }
+	add := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := b.Add(ctx, row("/d/f"+itoa(int64(i)), "V00001", int64(i)*1024)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(0, 3)
+	if n, err := b.FlushAsync(ctx, 2048); err != nil || n != 2 || b.Flushed() != 2048 || b.Buffered() != 1 {
+		t.Fatalf("FlushAsync(2048) = %d, %v; flushed %d, buffered %d", n, err, b.Flushed(), b.Buffered())
+	}
+	add(3, 5) // while the first two commit
+	if err := b.Sync(); err != nil || b.Committed() != 2048 {
+		t.Fatalf("Sync = %v, committed %d", err, b.Committed())
+	}
+	if n, err := b.FlushAsync(ctx, 4096); err != nil || n != 2 {
+		t.Fatalf("FlushAsync(4096) = %d, %v", n, err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.ListFiles(ctx, job)
+	if err != nil || strings.Join(paths(got), ",") != "/d/f0,/d/f1,/d/f2,/d/f3" {
+		t.Fatalf("committed rows %v, %v", paths(got), err)
+	}
+	if strings.Join(commits, " ") != "2@2048 2@4096" {
+		t.Fatalf("OnCommit calls %q", commits)
+	}
+	// The job ends (E) before the next commit: it is refused.
+	f.end(t, job, JobError)
+	if n, err := b.FlushAsync(ctx, 5120); err != nil || n != 1 {
+		t.Fatalf("FlushAsync after the end = %d, %v (the refusal comes from Sync)", n, err)
+	}
+	var se *JobStateError
+	if err := b.Sync(); !errors.As(err, &se) {
+		t.Fatalf("Sync after the job ended = %v, want a JobStateError", err)
+	}
+	if _, err := b.FlushAsync(ctx, 5120); !errors.As(err, &se) {
+		t.Fatalf("FlushAsync after a refused commit = %v, want the same error", err)
+	}
+	if got, _ := f.s.ListFiles(ctx, job); len(got) != 4 || b.Committed() != 4096 {
+		t.Fatalf("after the refusal: %d rows, committed %d", len(got), b.Committed())
+	}
 }
 
 // TestUnknownPaths: after the walk, the paths the client saw unchanged

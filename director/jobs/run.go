@@ -542,6 +542,11 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	if err != nil {
 		return fail("catalog", "%v", err)
 	}
+	batch.OnCommit = func(rows int, upTo int64) { r.m.RowsCopied.Add(float64(rows)) }
+	defer func() {
+		batch.Sync() // no commit outlives the session (its error, if any, was the job's)
+		s.flushed = batch.Committed()
+	}()
 	fc, err := r.o.Filed(ctx, j.client)
 	if err != nil {
 		return fail("client", "client %s: %v", j.client.Name, err)
@@ -613,6 +618,9 @@ func (r *Runner) storageLoop(ctx context.Context, j *job, s *session, js pb.Stor
 			if s.done == nil {
 				return fail("storage", "storage %s ended the session without done", s.storage)
 			}
+			if err := b.Sync(); err != nil { // every row in before the job can end T
+				return fail("catalog", "%v", err)
+			}
 			return nil
 		}
 		if err != nil {
@@ -645,6 +653,9 @@ func (r *Runner) storageLoop(ctx context.Context, j *job, s *session, js pb.Stor
 			}
 		case *pb.JobEvent_PartDone:
 			p := m.PartDone
+			if err := b.Sync(); err != nil { // a part is complete only with its rows in
+				return fail("catalog", "%v", err)
+			}
 			if err := cat.CompletePart(ctx, j.id, int(p.Part), int64(p.LastBlock), p.Bytes); err != nil {
 				return fail("catalog", "%v", err)
 			}
@@ -694,13 +705,13 @@ const ingestChunk = 65536
 func (r *Runner) ingest(ctx context.Context, j *job, s *session, b *catalog.FileBatch, f *pb.JobFlushed) error {
 	n := 0
 	var lastEnd int64
+	// The rows are committed while the next events are read: FlushAsync
+	// waits only for the commit before (storageLoop syncs at the end of
+	// each part and of the session).
 	flush := func(upTo int64) error {
-		c, err := b.Flush(ctx, upTo)
-		if err != nil {
+		if _, err := b.FlushAsync(ctx, upTo); err != nil {
 			return fail("catalog", "%v", err)
 		}
-		r.m.RowsCopied.Add(float64(c))
-		s.flushed = upTo
 		return nil
 	}
 	for _, rec := range f.Records {
