@@ -67,6 +67,9 @@ func BenchmarkStoragedJobSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 		ev, err := job.Recv()
+		if err == nil && ev.GetStarted() != nil {
+			ev, err = job.Recv() // opened follows started once the volume is mounted
+		}
 		if err != nil || ev.GetOpened() == nil {
 			b.Fatalf("job open: %v %v", ev, err)
 		}

@@ -76,20 +76,22 @@ func (r *Runner) end(ctx context.Context, id int64, st catalog.JobStatus, sum ca
 
 // session is what one run of a job has done so far.
 type session struct {
-	storage  string
-	pool     string
-	opened   *pb.JobOpened
-	volumes  []string // in use by this job (reserved in r.volumes)
-	drive    bool     // a drive of storage is reserved
-	parts    int
-	flushed  int64
-	rows     int64
-	filesOut *pb.BackupDone
-	warnings int
-	seen     *catalog.Deletions
-	started  time.Time
-	done     *pb.JobDone
-	noVolume error // the answer to need_volume when none could be given
+	storage string
+	pool    string
+	opened  *pb.JobOpened // the session's started (or opened) event
+	// openTapeFile: the tape file the session was opened at.
+	openTapeFile uint32
+	volumes      []string // in use by this job (reserved in r.volumes)
+	drive        bool     // a drive of storage is reserved
+	parts        int
+	flushed      int64
+	rows         int64
+	filesOut     *pb.BackupDone
+	warnings     int
+	seen         *catalog.Deletions
+	started      time.Time
+	done         *pb.JobDone
+	noVolume     error // the answer to need_volume when none could be given
 	// recycled: volumes this job recycled (new key committed, label to
 	// rewrite); retryRecycle: one to offer again after storaged refused
 	// the session before opening it.
@@ -526,17 +528,21 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	if err != nil {
 		return r.storageErr(j, s, js, err)
 	}
+	// started: the session exists and the volume mounts while the client
+	// starts its walk (opened comes to storageLoop); opened first: a
+	// storage daemon that mounts before it answers.
+	s.openTapeFile = vol.TapeFile
 	op := ev.GetOpened()
-	if op == nil {
-		return fail("storage", "storage %s answered the session's open with %T, not opened", s.storage, ev.Msg)
+	if started := ev.GetStarted(); started != nil {
+		op = started
+		r.logf(j, catalog.LogInfo, "Session on storage %s, drive %s: mounting volume %s (tape file %d) while the client starts", s.storage, op.Drive, op.Volume, vol.TapeFile)
+		j.update(func(st *Status) { st.Volume, st.Drive = op.Volume, op.Drive })
+	} else if op == nil {
+		return fail("storage", "storage %s answered the session's open with %T, not started or opened", s.storage, ev.Msg)
+	} else {
+		r.usingVolume(j, s, op)
 	}
 	s.opened = op
-	enc := "clear"
-	if op.Encrypted {
-		enc = "encrypted, key " + op.KeyFingerprint
-	}
-	r.logf(j, catalog.LogInfo, "Using volume %s (%s) in drive %s of storage %s, tape file %d", op.Volume, enc, op.Drive, s.storage, vol.TapeFile)
-	j.update(func(st *Status) { st.Volume, st.Drive = op.Volume, op.Drive })
 
 	batch, err := r.o.Catalog.BeginFiles(ctx, j.id)
 	if err != nil {
@@ -592,6 +598,16 @@ func (r *Runner) stream(j *job, s *session, sc pb.StorageClient, vol *pb.JobVolu
 	return nil
 }
 
+// usingVolume logs and shows the volume a session mounted (opened).
+func (r *Runner) usingVolume(j *job, s *session, op *pb.JobOpened) {
+	enc := "clear"
+	if op.Encrypted {
+		enc = "encrypted, key " + op.KeyFingerprint
+	}
+	r.logf(j, catalog.LogInfo, "Using volume %s (%s) in drive %s of storage %s, tape file %d", op.Volume, enc, op.Drive, s.storage, s.openTapeFile)
+	j.update(func(st *Status) { st.Volume, st.Drive = op.Volume, op.Drive })
+}
+
 func (r *Runner) storageErr(j *job, s *session, js pb.Storage_JobClient, err error) error {
 	if errors.Is(err, io.EOF) {
 		_, err = js.Recv()
@@ -634,6 +650,8 @@ func (r *Runner) storageLoop(ctx context.Context, j *job, s *session, js pb.Stor
 			return &jobError{origin: "storage", err: fmt.Errorf("storage %s: %s (%s)", s.storage, st.Message(), st.Code())}
 		}
 		switch m := ev.Msg.(type) {
+		case *pb.JobEvent_Opened:
+			r.usingVolume(j, s, m.Opened)
 		case *pb.JobEvent_Part:
 			p := m.Part
 			err := cat.RecordPart(ctx, j.id, catalog.Part{Part: int(p.Part), Kind: p.Kind, Volume: p.Volume, VolumeIndex: int(p.VolumeSeq),

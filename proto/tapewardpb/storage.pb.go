@@ -2485,6 +2485,7 @@ type JobEvent struct {
 	//	*JobEvent_NeedVolume
 	//	*JobEvent_Progress
 	//	*JobEvent_Done
+	//	*JobEvent_Started
 	Msg           isJobEvent_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2590,6 +2591,15 @@ func (x *JobEvent) GetDone() *JobDone {
 	return nil
 }
 
+func (x *JobEvent) GetStarted() *JobOpened {
+	if x != nil {
+		if x, ok := x.Msg.(*JobEvent_Started); ok {
+			return x.Started
+		}
+	}
+	return nil
+}
+
 type isJobEvent_Msg interface {
 	isJobEvent_Msg()
 }
@@ -2622,6 +2632,15 @@ type JobEvent_Done struct {
 	Done *JobDone `protobuf:"bytes,7,opt,name=done,proto3,oneof"` // last message of a clean session
 }
 
+type JobEvent_Started struct {
+	// First, before opened: the session holds its drive and its token is
+	// valid, the volume is being mounted (loaded, label checked, key
+	// loaded and verified, positioned): the client may connect and start
+	// its walk now; its data waits until the volume is ready. opened
+	// follows (or the session's error). volume is the one asked for.
+	Started *JobOpened `protobuf:"bytes,8,opt,name=started,proto3,oneof"`
+}
+
 func (*JobEvent_Opened) isJobEvent_Msg() {}
 
 func (*JobEvent_Part) isJobEvent_Msg() {}
@@ -2635,6 +2654,8 @@ func (*JobEvent_NeedVolume) isJobEvent_Msg() {}
 func (*JobEvent_Progress) isJobEvent_Msg() {}
 
 func (*JobEvent_Done) isJobEvent_Msg() {}
+
+func (*JobEvent_Started) isJobEvent_Msg() {}
 
 type JobOpened struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -4956,7 +4977,7 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\vnext_volume\x18\x02 \x01(\v2\x16.tapeward.v1.JobVolumeH\x00R\n" +
 	"nextVolume\x12\x1d\n" +
 	"\tno_volume\x18\x03 \x01(\tH\x00R\bnoVolumeB\x05\n" +
-	"\x03msg\"\xfd\x02\n" +
+	"\x03msg\"\xb1\x03\n" +
 	"\bJobEvent\x120\n" +
 	"\x06opened\x18\x01 \x01(\v2\x16.tapeward.v1.JobOpenedH\x00R\x06opened\x12*\n" +
 	"\x04part\x18\x02 \x01(\v2\x14.tapeward.v1.JobPartH\x00R\x04part\x123\n" +
@@ -4965,7 +4986,8 @@ const file_tapeward_v1_storage_proto_rawDesc = "" +
 	"\vneed_volume\x18\x05 \x01(\v2\x17.tapeward.v1.NeedVolumeH\x00R\n" +
 	"needVolume\x126\n" +
 	"\bprogress\x18\x06 \x01(\v2\x18.tapeward.v1.JobProgressH\x00R\bprogress\x12*\n" +
-	"\x04done\x18\a \x01(\v2\x14.tapeward.v1.JobDoneH\x00R\x04doneB\x05\n" +
+	"\x04done\x18\a \x01(\v2\x14.tapeward.v1.JobDoneH\x00R\x04done\x122\n" +
+	"\astarted\x18\b \x01(\v2\x16.tapeward.v1.JobOpenedH\x00R\astartedB\x05\n" +
 	"\x03msg\"\xb0\x01\n" +
 	"\tJobOpened\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
@@ -5249,63 +5271,64 @@ var file_tapeward_v1_storage_proto_depIdxs = []int32{
 	38, // 24: tapeward.v1.JobEvent.need_volume:type_name -> tapeward.v1.NeedVolume
 	39, // 25: tapeward.v1.JobEvent.progress:type_name -> tapeward.v1.JobProgress
 	40, // 26: tapeward.v1.JobEvent.done:type_name -> tapeward.v1.JobDone
-	68, // 27: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
-	35, // 28: tapeward.v1.JobDone.index:type_name -> tapeward.v1.JobPart
-	68, // 29: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
-	41, // 30: tapeward.v1.JobDataRequest.open:type_name -> tapeward.v1.JobDataOpen
-	42, // 31: tapeward.v1.JobDataRequest.records:type_name -> tapeward.v1.MemberRecords
-	43, // 32: tapeward.v1.JobDataRequest.end:type_name -> tapeward.v1.JobDataEnd
-	68, // 33: tapeward.v1.RestoreMember.record:type_name -> tapeward.v1.MemberRecord
-	51, // 34: tapeward.v1.RestoreVolume.members:type_name -> tapeward.v1.RestoreMember
-	50, // 35: tapeward.v1.RestoreControl.open:type_name -> tapeward.v1.RestoreOpen
-	52, // 36: tapeward.v1.RestoreControl.volume:type_name -> tapeward.v1.RestoreVolume
-	54, // 37: tapeward.v1.RestoreEvent.opened:type_name -> tapeward.v1.RestoreOpened
-	55, // 38: tapeward.v1.RestoreEvent.mounted:type_name -> tapeward.v1.RestoreMounted
-	56, // 39: tapeward.v1.RestoreEvent.progress:type_name -> tapeward.v1.RestoreProgress
-	57, // 40: tapeward.v1.RestoreEvent.done:type_name -> tapeward.v1.RestoreDone
-	51, // 41: tapeward.v1.RestoreDataReply.member:type_name -> tapeward.v1.RestoreMember
-	61, // 42: tapeward.v1.RestoreDataReply.end:type_name -> tapeward.v1.RestoreDataEnd
-	0,  // 43: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
-	2,  // 44: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
-	7,  // 45: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
-	11, // 46: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
-	13, // 47: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
-	15, // 48: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
-	17, // 49: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
-	20, // 50: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
-	22, // 51: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
-	25, // 52: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
-	27, // 53: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
-	32, // 54: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
-	44, // 55: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
-	53, // 56: tapeward.v1.Storage.Restore:input_type -> tapeward.v1.RestoreControl
-	59, // 57: tapeward.v1.Storage.RestoreData:input_type -> tapeward.v1.RestoreDataRequest
-	62, // 58: tapeward.v1.Storage.ShredKeys:input_type -> tapeward.v1.ShredKeysRequest
-	46, // 59: tapeward.v1.Storage.ExportVolume:input_type -> tapeward.v1.ExportVolumeRequest
-	48, // 60: tapeward.v1.Storage.ImportVolume:input_type -> tapeward.v1.ImportVolumeRequest
-	1,  // 61: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
-	6,  // 62: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
-	9,  // 63: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
-	12, // 64: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
-	14, // 65: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
-	16, // 66: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
-	18, // 67: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
-	21, // 68: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
-	23, // 69: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
-	26, // 70: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
-	28, // 71: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
-	33, // 72: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
-	45, // 73: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
-	58, // 74: tapeward.v1.Storage.Restore:output_type -> tapeward.v1.RestoreEvent
-	60, // 75: tapeward.v1.Storage.RestoreData:output_type -> tapeward.v1.RestoreDataReply
-	63, // 76: tapeward.v1.Storage.ShredKeys:output_type -> tapeward.v1.ShredKeysReply
-	47, // 77: tapeward.v1.Storage.ExportVolume:output_type -> tapeward.v1.ExportVolumeReply
-	49, // 78: tapeward.v1.Storage.ImportVolume:output_type -> tapeward.v1.ImportVolumeReply
-	61, // [61:79] is the sub-list for method output_type
-	43, // [43:61] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	34, // 27: tapeward.v1.JobEvent.started:type_name -> tapeward.v1.JobOpened
+	68, // 28: tapeward.v1.JobFlushed.records:type_name -> tapeward.v1.MemberRecord
+	35, // 29: tapeward.v1.JobDone.index:type_name -> tapeward.v1.JobPart
+	68, // 30: tapeward.v1.MemberRecords.records:type_name -> tapeward.v1.MemberRecord
+	41, // 31: tapeward.v1.JobDataRequest.open:type_name -> tapeward.v1.JobDataOpen
+	42, // 32: tapeward.v1.JobDataRequest.records:type_name -> tapeward.v1.MemberRecords
+	43, // 33: tapeward.v1.JobDataRequest.end:type_name -> tapeward.v1.JobDataEnd
+	68, // 34: tapeward.v1.RestoreMember.record:type_name -> tapeward.v1.MemberRecord
+	51, // 35: tapeward.v1.RestoreVolume.members:type_name -> tapeward.v1.RestoreMember
+	50, // 36: tapeward.v1.RestoreControl.open:type_name -> tapeward.v1.RestoreOpen
+	52, // 37: tapeward.v1.RestoreControl.volume:type_name -> tapeward.v1.RestoreVolume
+	54, // 38: tapeward.v1.RestoreEvent.opened:type_name -> tapeward.v1.RestoreOpened
+	55, // 39: tapeward.v1.RestoreEvent.mounted:type_name -> tapeward.v1.RestoreMounted
+	56, // 40: tapeward.v1.RestoreEvent.progress:type_name -> tapeward.v1.RestoreProgress
+	57, // 41: tapeward.v1.RestoreEvent.done:type_name -> tapeward.v1.RestoreDone
+	51, // 42: tapeward.v1.RestoreDataReply.member:type_name -> tapeward.v1.RestoreMember
+	61, // 43: tapeward.v1.RestoreDataReply.end:type_name -> tapeward.v1.RestoreDataEnd
+	0,  // 44: tapeward.v1.Storage.Hello:input_type -> tapeward.v1.HelloRequest
+	2,  // 45: tapeward.v1.Storage.Inventory:input_type -> tapeward.v1.InventoryRequest
+	7,  // 46: tapeward.v1.Storage.Status:input_type -> tapeward.v1.StatusRequest
+	11, // 47: tapeward.v1.Storage.LabelVolume:input_type -> tapeward.v1.LabelVolumeRequest
+	13, // 48: tapeward.v1.Storage.Mount:input_type -> tapeward.v1.MountRequest
+	15, // 49: tapeward.v1.Storage.Unmount:input_type -> tapeward.v1.UnmountRequest
+	17, // 50: tapeward.v1.Storage.Release:input_type -> tapeward.v1.ReleaseRequest
+	20, // 51: tapeward.v1.Storage.WriteData:input_type -> tapeward.v1.WriteDataRequest
+	22, // 52: tapeward.v1.Storage.ReadData:input_type -> tapeward.v1.ReadDataRequest
+	25, // 53: tapeward.v1.Storage.PushKeys:input_type -> tapeward.v1.PushKeysRequest
+	27, // 54: tapeward.v1.Storage.VolumeState:input_type -> tapeward.v1.VolumeStateRequest
+	32, // 55: tapeward.v1.Storage.Job:input_type -> tapeward.v1.JobControl
+	44, // 56: tapeward.v1.Storage.JobData:input_type -> tapeward.v1.JobDataRequest
+	53, // 57: tapeward.v1.Storage.Restore:input_type -> tapeward.v1.RestoreControl
+	59, // 58: tapeward.v1.Storage.RestoreData:input_type -> tapeward.v1.RestoreDataRequest
+	62, // 59: tapeward.v1.Storage.ShredKeys:input_type -> tapeward.v1.ShredKeysRequest
+	46, // 60: tapeward.v1.Storage.ExportVolume:input_type -> tapeward.v1.ExportVolumeRequest
+	48, // 61: tapeward.v1.Storage.ImportVolume:input_type -> tapeward.v1.ImportVolumeRequest
+	1,  // 62: tapeward.v1.Storage.Hello:output_type -> tapeward.v1.HelloReply
+	6,  // 63: tapeward.v1.Storage.Inventory:output_type -> tapeward.v1.InventoryReply
+	9,  // 64: tapeward.v1.Storage.Status:output_type -> tapeward.v1.StatusReply
+	12, // 65: tapeward.v1.Storage.LabelVolume:output_type -> tapeward.v1.LabelVolumeReply
+	14, // 66: tapeward.v1.Storage.Mount:output_type -> tapeward.v1.MountReply
+	16, // 67: tapeward.v1.Storage.Unmount:output_type -> tapeward.v1.UnmountReply
+	18, // 68: tapeward.v1.Storage.Release:output_type -> tapeward.v1.ReleaseReply
+	21, // 69: tapeward.v1.Storage.WriteData:output_type -> tapeward.v1.WriteDataReply
+	23, // 70: tapeward.v1.Storage.ReadData:output_type -> tapeward.v1.ReadDataReply
+	26, // 71: tapeward.v1.Storage.PushKeys:output_type -> tapeward.v1.PushKeysReply
+	28, // 72: tapeward.v1.Storage.VolumeState:output_type -> tapeward.v1.VolumeStateReply
+	33, // 73: tapeward.v1.Storage.Job:output_type -> tapeward.v1.JobEvent
+	45, // 74: tapeward.v1.Storage.JobData:output_type -> tapeward.v1.JobDataReply
+	58, // 75: tapeward.v1.Storage.Restore:output_type -> tapeward.v1.RestoreEvent
+	60, // 76: tapeward.v1.Storage.RestoreData:output_type -> tapeward.v1.RestoreDataReply
+	63, // 77: tapeward.v1.Storage.ShredKeys:output_type -> tapeward.v1.ShredKeysReply
+	47, // 78: tapeward.v1.Storage.ExportVolume:output_type -> tapeward.v1.ExportVolumeReply
+	49, // 79: tapeward.v1.Storage.ImportVolume:output_type -> tapeward.v1.ImportVolumeReply
+	62, // [62:80] is the sub-list for method output_type
+	44, // [44:62] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_tapeward_v1_storage_proto_init() }
@@ -5331,6 +5354,7 @@ func file_tapeward_v1_storage_proto_init() {
 		(*JobEvent_NeedVolume)(nil),
 		(*JobEvent_Progress)(nil),
 		(*JobEvent_Done)(nil),
+		(*JobEvent_Started)(nil),
 	}
 	file_tapeward_v1_storage_proto_msgTypes[44].OneofWrappers = []any{
 		(*JobDataRequest_Open)(nil),

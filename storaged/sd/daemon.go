@@ -59,6 +59,10 @@ type Options struct {
 	// AfterFunc starts a job session's idle timer (nil: time.AfterFunc);
 	// tests inject one they fire themselves.
 	AfterFunc func(d time.Duration, f func()) Timer
+
+	// beforeJobMount (tests) runs in a job session before its mount; its
+	// error fails the mount.
+	beforeJobMount func() error
 }
 
 // Daemon is a running storage daemon's state.
@@ -96,7 +100,9 @@ type Daemon struct {
 	jobs      map[string]*JobSession
 	restores  map[string]*RestoreSession // restore.go, under jobsMu
 	afterFunc func(time.Duration, func()) Timer
-	metrics   *sdMetrics
+	// beforeJobMount: Options.beforeJobMount.
+	beforeJobMount func() error
+	metrics        *sdMetrics
 }
 
 // New loads the keyring and the crypto cache, opens every changer and
@@ -106,16 +112,17 @@ type Daemon struct {
 func New(ctx context.Context, o Options) (*Daemon, error) {
 	cfg := o.Config
 	d := &Daemon{
-		cfg:       cfg,
-		log:       o.Logger,
-		clock:     o.Clock,
-		director:  o.Director,
-		changers:  map[string]*Changer{},
-		byName:    map[string]*Drive{},
-		jobs:      map[string]*JobSession{},
-		restores:  map[string]*RestoreSession{},
-		afterFunc: o.AfterFunc,
-		metrics:   newMetrics(),
+		cfg:            cfg,
+		log:            o.Logger,
+		clock:          o.Clock,
+		director:       o.Director,
+		changers:       map[string]*Changer{},
+		byName:         map[string]*Drive{},
+		jobs:           map[string]*JobSession{},
+		restores:       map[string]*RestoreSession{},
+		afterFunc:      o.AfterFunc,
+		beforeJobMount: o.beforeJobMount,
+		metrics:        newMetrics(),
 	}
 	if d.afterFunc == nil {
 		d.afterFunc = func(t time.Duration, f func()) Timer { return time.AfterFunc(t, f) }

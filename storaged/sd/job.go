@@ -133,6 +133,7 @@ type JobSession struct {
 
 	streamBytes atomic.Int64
 	done        chan struct{} // closed once the drive is released
+	mounted     chan struct{} // closed once the volume is mounted (start)
 	result      error
 	summary     jobtape.Summary
 }
@@ -209,9 +210,54 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	}
 	s.dr = dr
 	s.log = s.log.With("drive", dr.name)
-	if err := s.mount(ctx, open.Volume); err != nil {
-		dr.mu.Unlock()
-		return nil, err
+	for range jobBufs {
+		s.free <- make([]byte, 0, jobBufSize)
+	}
+	s.mounted = make(chan struct{})
+	ok = true
+	// The idle timer runs from now: a client that attached sends
+	// keepalives while it walks, and while the ring is full (the mount
+	// not done) its silence is not counted.
+	s.timer = d.afterFunc(idle, s.idleFired)
+	go s.start()
+	s.log.Info("job session started, mounting", "volume", open.Volume.Volume, "tape_file", open.Volume.TapeFile, "idle_timeout", idle.String())
+	return s, nil
+}
+
+// start mounts the session's volume — the client may connect and send
+// meanwhile: its data waits in the ring — and then runs the session. A
+// failed (or aborted) mount ends the session with its error: nothing is
+// left mounted, no key loaded, the drive released.
+func (s *JobSession) start() {
+	if err := s.begin(); err != nil {
+		s.timer.Stop()
+		s.Abort(err) // the receiving side stops
+		s.dr.mu.Unlock()
+		s.d.dropJob(s)
+		s.log.Warn("job session failed before writing", "error", err.Error())
+		s.result = err
+		close(s.done)
+		return
+	}
+	close(s.mounted)
+	s.d.metrics.jobStarted()
+	s.log.Info("job session opened", "volume", s.volume, "tape_file", s.open.Volume.TapeFile)
+	s.run()
+}
+
+// Mounted is closed once the volume is mounted and the session writes.
+func (s *JobSession) Mounted() <-chan struct{} { return s.mounted }
+
+// begin mounts the volume and starts the job writer.
+func (s *JobSession) begin() error {
+	d, dr, open, sctx := s.d, s.dr, s.open, s.ctx
+	if h := d.beforeJobMount; h != nil {
+		if err := h(); err != nil {
+			return err
+		}
+	}
+	if err := s.mount(sctx, open.Volume); err != nil {
+		return err
 	}
 	lbl := dr.label
 	opts := jobtape.Options{BlockSize: lbl.BlockSize, FlushEvery: int64(open.FlushEvery), MaxBatch: JobMaxBatch, Context: sctx, SpoolDir: d.cfg.WorkingDirectory,
@@ -224,22 +270,14 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 			return nil
 		}}
 	j := open.Job
+	var err error
 	s.jw, err = jobtape.New(dr.dev, jobtape.JobInfo{JobID: j.JobId, Job: j.Job, Client: j.Client, FileSet: j.Fileset, Level: j.Level,
 		Volume: s.volume, Created: d.clock()}, opts)
 	if err != nil {
 		s.release("the job writer could not start")
-		dr.mu.Unlock()
-		return nil, err
+		return err
 	}
-	for range jobBufs {
-		s.free <- make([]byte, 0, jobBufSize)
-	}
-	ok = true
-	d.metrics.jobStarted()
-	s.timer = d.afterFunc(idle, s.idleFired)
-	go s.run()
-	s.log.Info("job session opened", "volume", s.volume, "tape_file", open.Volume.TapeFile, "idle_timeout", idle.String())
-	return s, nil
+	return nil
 }
 
 func randomHex(n int) string {
@@ -248,6 +286,12 @@ func randomHex(n int) string {
 		panic("crypto/rand: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// Started is the JobEvent.started for the director: the session, its
+// token and drive, and the volume asked for.
+func (s *JobSession) Started() *pb.JobOpened {
+	return &pb.JobOpened{Session: s.id, Token: string(s.token), Drive: s.dr.name, Volume: s.open.Volume.Volume}
 }
 
 // Opened is the JobEvent.opened for the director.

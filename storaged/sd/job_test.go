@@ -128,9 +128,10 @@ func (e *jobEnv) connect(t testing.TB, name, role string) pb.StorageClient {
 // jobRun is the director's side of one Job stream: it records every event
 // and answers need_volume with the next of vols (no_volume when none).
 type jobRun struct {
-	stream pb.Storage_JobClient
-	cancel context.CancelFunc
-	opened *pb.JobOpened
+	stream  pb.Storage_JobClient
+	cancel  context.CancelFunc
+	started *pb.JobOpened // the first event (the volume mounting)
+	opened  *pb.JobOpened
 
 	mu       sync.Mutex
 	events   []*pb.JobEvent
@@ -156,10 +157,19 @@ func (e *jobEnv) openJob(t testing.TB, open *pb.JobOpen, vols ...*pb.JobVolume) 
 		cancel()
 		return nil, err
 	}
-	r := &jobRun{stream: st, cancel: cancel, opened: ev.GetOpened(), changed: make(chan struct{}, 1), end: make(chan error, 1)}
-	if r.opened == nil {
+	started := ev.GetStarted()
+	if started == nil || started.Token == "" || started.Volume != open.Volume.Volume {
 		cancel()
-		return nil, fmt.Errorf("first event %v, want opened", ev)
+		return nil, fmt.Errorf("first event %v, want started with the token and volume %s", ev, open.Volume.Volume)
+	}
+	if ev, err = st.Recv(); err != nil { // the mount's error
+		cancel()
+		return nil, err
+	}
+	r := &jobRun{stream: st, cancel: cancel, started: started, opened: ev.GetOpened(), changed: make(chan struct{}, 1), end: make(chan error, 1)}
+	if r.opened == nil || r.opened.Token != started.Token || r.opened.Session != started.Session {
+		cancel()
+		return nil, fmt.Errorf("second event %v, want opened for session %s", ev, started.Session)
 	}
 	go func() {
 		for {
@@ -329,10 +339,14 @@ func (s *sender) sendRecords() error {
 
 // finish ends the stream and returns storaged's reply.
 func (s *sender) finish() (*pb.JobDataReply, error) {
-	if err := s.aw.Close(); err != nil {
-		return nil, err
+	err := s.aw.Close()
+	if err == nil {
+		err = s.sendRecords()
 	}
-	if err := s.sendRecords(); err != nil {
+	if errors.Is(err, io.EOF) { // storaged ended the call: its status says why
+		return s.st.CloseAndRecv()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := s.st.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_End{End: &pb.JobDataEnd{StreamBytes: s.bytes, Members: s.n}}}); err != nil {
@@ -609,6 +623,107 @@ func TestJobSpansThreeVolumes(t *testing.T) {
 		if string(rec.Path) == "home/big0.bin" && (len(rec.Parts) == 0 || rec.Parts[0].Address.Volume == rec.Address.Volume) {
 			t.Fatalf("the 10 MiB member on 8 MiB volumes: %v", rec)
 		}
+	}
+	e.vtl.RequireNoKey(t)
+}
+
+// TestClientSendsWhileTheVolumeMounts: started comes before the mount;
+// the client attaches with its token and sends its whole stream while
+// the mount is held; opened comes only once the mount is let go, and
+// then everything the client sent is on tape. A mount that fails after
+// the client attached fails both streams with its error, and leaves the
+// drive free and no key loaded.
+func TestClientSendsWhileTheVolumeMounts(t *testing.T) {
+	hold, holding := make(chan error), make(chan struct{}, 1)
+	e := newJobEnvTuned(t, 1, 3, "64MiB", func(_ *configs.Storaged, o *Options) {
+		o.beforeJobMount = func() error {
+			holding <- struct{}{}
+			return <-hold
+		}
+	})
+	e.label(t, 1, "V1", true) // labelling is not a job session: no hold
+	start := func() (pb.Storage_JobClient, *pb.JobOpened, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		st, err := e.dirc.Job(ctx)
+		if err == nil {
+			err = st.Send(&pb.JobControl{Msg: &pb.JobControl_Open{Open: jobOpen("V1", 1, 2)}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := st.Recv()
+		if err != nil || ev.GetStarted() == nil {
+			t.Fatalf("first event %v, %v; want started", ev, err)
+		}
+		<-holding
+		return st, ev.GetStarted(), cancel
+	}
+
+	st, started, cancel := start()
+	defer cancel()
+	s, err := e.attach(t, e.connect(t, "web1", tlsconf.RoleClient), started.Session, started.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := makeTree(12, 1<<20)
+	for _, f := range files {
+		if err := s.member(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.sendRecords(); err != nil { // all of it sent while the mount is held
+		t.Fatal(err)
+	}
+	hold <- nil
+	ev, err := st.Recv()
+	if err != nil || ev.GetOpened() == nil || ev.GetOpened().Volume != "V1" || !ev.GetOpened().Encrypted {
+		t.Fatalf("after the mount: %v, %v; want opened V1, encrypted", ev, err)
+	}
+	reply, err := s.finish()
+	if err != nil || reply.StreamBytes != s.bytes {
+		t.Fatalf("JobData: %v, %v (sent %d bytes)", reply, err, s.bytes)
+	}
+	var members uint64
+	for {
+		ev, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := ev.GetDone(); d != nil {
+			members = d.Members
+		}
+	}
+	if members != uint64(len(files)) {
+		t.Fatalf("done with %d members, want %d", members, len(files))
+	}
+	e.vtl.RequireNoKey(t)
+
+	// The mount fails after the client attached.
+	st, started, cancel2 := start()
+	defer cancel2()
+	s, err = e.attach(t, e.connect(t, "web1", tlsconf.RoleClient), started.Session, started.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "storaged to accept the client's open", func() bool {
+		e.d.jobsMu.Lock()
+		defer e.d.jobsMu.Unlock()
+		js := e.d.jobs[started.Session]
+		return js != nil && js.attached.Load()
+	})
+	hold <- &PositionError{Volume: "V1", Msg: "the test's mount failure"}
+	if _, err := st.Recv(); status.Code(err) == codes.OK || !strings.Contains(err.Error(), "the test's mount failure") {
+		t.Fatalf("the director's stream after a failed mount: %v", err)
+	}
+	if _, err := s.finish(); err == nil || !strings.Contains(err.Error(), "the test's mount failure") {
+		t.Fatalf("the client's stream after a failed mount: %v", err)
+	}
+	if d0 := e.d.Status().Drives[0]; d0.State != StateIdle {
+		t.Fatalf("drive after the failed mount: %v", d0)
 	}
 	e.vtl.RequireNoKey(t)
 }

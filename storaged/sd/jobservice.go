@@ -25,8 +25,9 @@ func (e *CancelledError) Error() string { return e.Msg }
 const progressEvery = time.Second
 
 // Job runs a job session for the director: open (JobControl.open) →
-// opened with the token; then parts, flushed records, part ends, volume
-// requests and progress until done, or an error status (job.go).
+// started with the token (the volume mounts meanwhile) → opened; then
+// parts, flushed records, part ends, volume requests and progress until
+// done, or an error status (job.go).
 func (s *Service) Job(stream pb.Storage_JobServer) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -65,7 +66,18 @@ func (s *Service) Job(stream pb.Storage_JobServer) error {
 			}
 		}
 	}
-	send(&pb.JobEvent{Msg: &pb.JobEvent_Opened{Opened: js.Opened()}})
+	// started at once (the client may connect while the volume mounts),
+	// opened once it is mounted; a failed mount ends the session (Done).
+	send(&pb.JobEvent{Msg: &pb.JobEvent_Started{Started: js.Started()}})
+	select {
+	case <-js.Mounted():
+	case <-js.Done():
+	}
+	select {
+	case <-js.Mounted():
+		send(&pb.JobEvent{Msg: &pb.JobEvent_Opened{Opened: js.Opened()}})
+	default:
+	}
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	for {
