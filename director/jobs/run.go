@@ -838,6 +838,9 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			if s.seen == nil {
 				return nil
 			}
+			if walked { // the comparison runs (fetchUnknown): no more paths
+				return fail("client", "client %s sent seen paths after walk_done", j.client.Name)
+			}
 			if err := s.seen.AddSeen(m.Seen.Paths, m.Seen.Unchanged, m.Seen.Unlisted); err != nil {
 				return fail("catalog", "recording the paths the client saw: %v", err)
 			}
