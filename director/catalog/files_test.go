@@ -56,15 +56,23 @@ func paths(fs []File) []string {
 	return out
 }
 
-func TestFlushCommitsOnlyFlushedData(t *testing.T) {
-	f := newFixture(t)
-	ctx := f.ctx
+// fullBatch starts a Full of nightly/web1/home with a part on V00001 and
+// opens its FileBatch.
+func (f *fixture) fullBatch(t *testing.T) (int64, *FileBatch) {
+	t.Helper()
 	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
 	f.part(t, job, "V00001")
-	b, err := f.s.BeginFiles(ctx, job)
+	b, err := f.s.BeginFiles(f.ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return job, b
+}
+
+func TestFlushCommitsOnlyFlushedData(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	job, b := f.fullBatch(t)
 	for i := range 10 {
 		if err := b.Add(ctx, row("/d/f"+itoa(int64(i)), "V00001", int64(i)*1024)); err != nil {
 			t.Fatal(err)
@@ -137,12 +145,7 @@ func TestFlushCommitsOnlyFlushedData(t *testing.T) {
 func TestFlushRefusedAfterInterrupt(t *testing.T) {
 	f := newFixture(t)
 	ctx := f.ctx
-	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
-	f.part(t, job, "V00001")
-	b, err := f.s.BeginFiles(ctx, job)
-	if err != nil {
-		t.Fatal(err)
-	}
+	job, b := f.fullBatch(t)
 	b.MaxBuffered = 2
 	for i := range 2 {
 		if err := b.Add(ctx, row("/x"+itoa(int64(i)), "V00001", int64(i)*1024)); err != nil {
@@ -349,12 +352,7 @@ func (f *fixture) backupFetch(t *testing.T, level string, stored, seen []string)
 func TestFlushAsync(t *testing.T) {
 	f := newFixture(t)
 	ctx := f.ctx
-	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
-	f.part(t, job, "V00001")
-	b, err := f.s.BeginFiles(ctx, job)
-	if err != nil {
-		t.Fatal(err)
-	}
+	job, b := f.fullBatch(t)
 	var commits []string
 	b.OnCommit = func(rows int, upTo int64) { commits = append(commits, fmt.Sprintf("%d@%d", rows, upTo)) }
 	add := func(from, to int) {
@@ -750,12 +748,7 @@ func TestOverwriteIncompleteTapeFile(t *testing.T) {
 func TestMemberStraddlingAFlush(t *testing.T) {
 	f := newFixture(t)
 	ctx := f.ctx
-	job, _ := f.backup(t, "nightly", "web1", idHome, LevelFull, 0)
-	f.part(t, job, "V00001")
-	b, err := f.s.BeginFiles(ctx, job)
-	if err != nil {
-		t.Fatal(err)
-	}
+	job, b := f.fullBatch(t)
 	if err := b.Add(ctx, row("/d/a", "V00001", 0)); err != nil {
 		t.Fatal(err)
 	}
