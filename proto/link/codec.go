@@ -48,31 +48,30 @@ type dataCodec struct{ fallback encoding.CodecV2 }
 // Name is the content subtype: the format is protobuf's.
 func (dataCodec) Name() string { return gproto.Name }
 
-// dataField is the field number of the bytes field of v when v is a
-// data-stream message holding data (and the data), else 0.
-func dataField(v any) (int, []byte, bool) {
+// dataMessage describes v when it is a message of the data streams: the
+// number of its bytes field (0 for any other message), the data it holds
+// (has: the message is a data message), and set, which makes it a data
+// message holding b (Unmarshal's).
+func dataMessage(v any) (field int, data []byte, has bool, set func(b []byte)) {
 	switch m := v.(type) {
 	case *pb.JobDataRequest:
-		if d, ok := m.GetMsg().(*pb.JobDataRequest_Data); ok {
-			return 2, d.Data, true
-		}
+		_, has = m.GetMsg().(*pb.JobDataRequest_Data)
+		return 2, m.GetData(), has, func(b []byte) { proto.Reset(m); m.Msg = &pb.JobDataRequest_Data{Data: b} }
 	case *pb.RestoreDataReply:
-		if d, ok := m.GetMsg().(*pb.RestoreDataReply_Data); ok {
-			return 2, d.Data, true
-		}
+		_, has = m.GetMsg().(*pb.RestoreDataReply_Data)
+		return 2, m.GetData(), has, func(b []byte) { proto.Reset(m); m.Msg = &pb.RestoreDataReply_Data{Data: b} }
 	case *pb.WriteDataRequest:
-		if d, ok := m.GetMsg().(*pb.WriteDataRequest_Data); ok {
-			return 2, d.Data, true
-		}
+		_, has = m.GetMsg().(*pb.WriteDataRequest_Data)
+		return 2, m.GetData(), has, func(b []byte) { proto.Reset(m); m.Msg = &pb.WriteDataRequest_Data{Data: b} }
 	case *pb.ReadDataReply:
-		return 1, m.GetData(), true
+		return 1, m.GetData(), true, func(b []byte) { proto.Reset(m); m.Data = b }
 	}
-	return 0, nil, false
+	return 0, nil, false, nil
 }
 
 func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
-	field, data, ok := dataField(v)
-	if !ok || len(data) < minFast {
+	field, data, has, _ := dataMessage(v)
+	if !has || len(data) < minFast {
 		return c.fallback.Marshal(v)
 	}
 	var hdr [1 + binary.MaxVarintLen64]byte
@@ -86,17 +85,7 @@ func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c dataCodec) Unmarshal(in mem.BufferSlice, v any) error {
-	field, set := 0, func([]byte) {}
-	switch m := v.(type) {
-	case *pb.JobDataRequest:
-		field, set = 2, func(b []byte) { proto.Reset(m); m.Msg = &pb.JobDataRequest_Data{Data: b} }
-	case *pb.RestoreDataReply:
-		field, set = 2, func(b []byte) { proto.Reset(m); m.Msg = &pb.RestoreDataReply_Data{Data: b} }
-	case *pb.WriteDataRequest:
-		field, set = 2, func(b []byte) { proto.Reset(m); m.Msg = &pb.WriteDataRequest_Data{Data: b} }
-	case *pb.ReadDataReply:
-		field, set = 1, func(b []byte) { proto.Reset(m); m.Data = b }
-	}
+	field, _, _, set := dataMessage(v)
 	total := in.Len()
 	if field == 0 || total < minFast {
 		return c.fallback.Unmarshal(in, v)
