@@ -455,7 +455,7 @@ func BenchmarkDeletions(b *testing.B) {
 		}
 		for p := seen; len(p) > 0; {
 			k := min(len(p), 4096)
-			if err := d.Add(p[:k:k], unchanged); err != nil {
+			if err := d.Add(p[:k:k], unchanged, nil); err != nil {
 				b.Fatal(err)
 			}
 			p = p[k:]

@@ -736,14 +736,14 @@ func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[
 	for p := range seen {
 		batch = append(batch, p)
 		if len(batch) == cap(batch) {
-			if err := d.Add(batch, nil); err != nil {
+			if err := d.Add(batch, nil, nil); err != nil {
 				d.Abort()
 				return 0, err
 			}
 			batch = make([][]byte, 0, 1024)
 		}
 	}
-	if err := d.Add(batch, nil); err != nil {
+	if err := d.Add(batch, nil, nil); err != nil {
 		d.Abort()
 		return 0, err
 	}
@@ -827,18 +827,13 @@ func (s *Store) BeginDeletions(ctx context.Context, jobID int64) (*Deletions, er
 	return d, nil
 }
 
-// Add takes a batch of seen paths (kept until the COPY has read them)
-// and the bitmap of those the client did not store because their times
-// are older than the since-time (SeenPaths.unchanged: bit i, byte i/8
-// value 1<<(i%8), for paths[i]; nil: none).
-func (d *Deletions) Add(paths [][]byte, unchanged []byte) error {
-	return d.AddSeen(paths, unchanged, nil)
-}
-
-// AddSeen is Add with the paths whose contents the client could not see
-// (a directory it could not read, an entry it could not lstat): Finish
-// records no deletion at or below them.
-func (d *Deletions) AddSeen(paths [][]byte, unchanged []byte, unlisted [][]byte) error {
+// Add takes a batch of seen paths (kept until the COPY has read them),
+// the bitmap of those the client did not store because their times are
+// older than the since-time (SeenPaths.unchanged: bit i, byte i/8 value
+// 1<<(i%8), for paths[i]; nil: none), and the paths whose contents the
+// client could not see (a directory it could not read, an entry it could
+// not lstat): Finish records no deletion at or below them.
+func (d *Deletions) Add(paths [][]byte, unchanged []byte, unlisted [][]byte) error {
 	for _, p := range unlisted {
 		d.unlisted = append(d.unlisted, bytes.TrimSuffix(bytes.Clone(p), []byte("/")))
 	}
@@ -888,7 +883,7 @@ func (d *Deletions) Unknown(ctx context.Context, fn func([][]byte) error) (int64
 // Seen is how many paths Add took.
 func (d *Deletions) Seen() int64 { return d.seen }
 
-// Unlisted is how many paths the client could not list (AddSeen).
+// Unlisted is how many paths the client could not list (Add).
 func (d *Deletions) Unlisted() int { return len(d.unlisted) }
 
 // compare ends the COPY and joins the seen paths with the chain's file
@@ -943,12 +938,12 @@ func (d *Deletions) compare(ctx context.Context, fn func([][]byte) error) (int64
 	var n int64
 	batch, size := make([][]byte, 0, 1024), 0
 	for rows.Next() {
+		if fn == nil {
+			continue // Finish: only unseen_paths is wanted
+		}
 		var p []byte
 		if err := rows.Scan(&p); err != nil {
 			return n, dbErr(op, err)
-		}
-		if fn == nil {
-			continue
 		}
 		batch = append(batch, p)
 		size += len(p)

@@ -304,7 +304,7 @@ func (f *fixture) backupFetch(t *testing.T, level string, stored, seen []string)
 			unchanged[i/8] |= 1 << (i % 8)
 		}
 	}
-	if err := dels.Add(paths, unchanged); err != nil {
+	if err := dels.Add(paths, unchanged, nil); err != nil {
 		t.Fatal(err)
 	}
 	var fetched []string
@@ -449,7 +449,7 @@ func TestUnlistedPathsRecordNoDeletions(t *testing.T) {
 	}
 	// Seen: /d/ and /d/locked/ only (its contents unreadable, /d/odd
 	// not lstat-able); /d/a and /d/lockedness are gone.
-	if err := dels.AddSeen([][]byte{[]byte("/d/"), []byte("/d/locked/")}, nil, [][]byte{[]byte("/d/locked"), []byte("/d/odd")}); err != nil {
+	if err := dels.Add([][]byte{[]byte("/d/"), []byte("/d/locked/")}, nil, [][]byte{[]byte("/d/locked"), []byte("/d/odd")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dels.Finish(f.ctx); err != nil {
@@ -481,7 +481,7 @@ func TestRecordDeletionsAndInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dels.Add([][]byte{[]byte("/d/a")}, nil); err != nil {
+	if err := dels.Add([][]byte{[]byte("/d/a")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.s.InterruptRunning(f.ctx, "director stopped"); err != nil {

@@ -40,7 +40,7 @@ func (f *fixture) storeJob(t *testing.T, level string, rows []FileRow, seen []st
 	for _, p := range seen {
 		ps = append(ps, []byte(p))
 	}
-	if err := dels.Add(ps, nil); err != nil {
+	if err := dels.Add(ps, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	tf := f.part(t, job, "V00001")

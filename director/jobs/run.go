@@ -841,7 +841,7 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			if walked { // the comparison runs (fetchUnknown): no more paths
 				return fail("client", "client %s sent seen paths after walk_done", j.client.Name)
 			}
-			if err := s.seen.AddSeen(m.Seen.Paths, m.Seen.Unchanged, m.Seen.Unlisted); err != nil {
+			if err := s.seen.Add(m.Seen.Paths, m.Seen.Unchanged, m.Seen.Unlisted); err != nil {
 				return fail("catalog", "recording the paths the client saw: %v", err)
 			}
 		case *pb.BackupEvent_WalkDone:
