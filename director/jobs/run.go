@@ -85,7 +85,6 @@ type session struct {
 	drive        bool     // a drive of storage is reserved
 	parts        int
 	flushed      int64
-	rows         int64
 	filesOut     *pb.BackupDone
 	warnings     int
 	seen         *catalog.Deletions
@@ -882,34 +881,23 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 // times), then FetchEnd, and half-closes. A client that ended the call
 // meanwhile is not an error here: the receiving loop reports it.
 func (r *Runner) fetchUnknown(ctx context.Context, j *job, s *session, bs pb.Filed_BackupClient) error {
-	var gone bool
-	send := func(c *pb.BackupControl) error {
-		if err := bs.Send(c); err != nil {
-			if errors.Is(err, io.EOF) {
-				gone = true
-			}
-			return err
-		}
-		return nil
-	}
+	var sendErr error
 	n, err := s.seen.Unknown(ctx, func(batch [][]byte) error {
-		return send(&pb.BackupControl{Msg: &pb.BackupControl_Fetch{Fetch: &pb.FetchPaths{Paths: batch}}})
+		sendErr = bs.Send(&pb.BackupControl{Msg: &pb.BackupControl_Fetch{Fetch: &pb.FetchPaths{Paths: batch}}})
+		return sendErr
 	})
 	if err == nil {
-		err = send(&pb.BackupControl{Msg: &pb.BackupControl_FetchEnd{FetchEnd: &pb.FetchEnd{}}})
-	}
-	if err == nil {
-		err = bs.CloseSend()
+		if sendErr = bs.Send(&pb.BackupControl{Msg: &pb.BackupControl_FetchEnd{FetchEnd: &pb.FetchEnd{}}}); sendErr == nil {
+			sendErr = bs.CloseSend()
+		}
 	}
 	switch {
-	case gone || ctx.Err() != nil:
-		return nil
+	case ctx.Err() != nil || errors.Is(sendErr, io.EOF):
+		return nil // cancelled, or the client ended the call: the receiving loop says why
+	case sendErr != nil:
+		return fail("client", "client %s: sending the paths to store: %v", j.client.Name, sendErr)
 	case err != nil:
-		var ce *catalog.DBError
-		if errors.As(err, &ce) {
-			return fail("catalog", "finding the paths the client must still store: %v", err)
-		}
-		return fail("client", "client %s: sending the paths to store: %v", j.client.Name, err)
+		return fail("catalog", "finding the paths the client must still store: %v", err)
 	}
 	if n > 0 {
 		r.logf(j, catalog.LogInfo, "%d files with unchanged times fetched: the earlier backups do not hold them under these paths (moved or renamed into the backup)", n)
