@@ -292,6 +292,24 @@ func TestInquiryAndVPD(t *testing.T) {
 	}
 }
 
+func TestReportLUNs(t *testing.T) {
+	if got := ReportLUNsCDB(520); !bytes.Equal(got, hx(t, "A0 00 00 00 00 00 00 00 02 08 00 00")) {
+		t.Fatalf("CDB % X", got)
+	}
+	// Three LUNs: 0 and 1 in peripheral addressing, 300 in flat space.
+	luns, err := ParseReportLUNs(hx(t, "00 00 00 18 00*4 | 00*8 | 00 01 00*6 | 41 2C 00*6"))
+	if err != nil || len(luns) != 3 || luns[0] != 0 || luns[1] != 1<<48 || luns[2] != 0x412C<<48 {
+		t.Fatalf("%X %v", luns, err)
+	}
+	// The list says 3, the allocation length kept 2.
+	if luns, err := ParseReportLUNs(hx(t, "00 00 00 18 00*4 | 00*8 | 00 01 00*6")); err != nil || len(luns) != 2 {
+		t.Fatalf("cut list: %X %v", luns, err)
+	}
+	if _, err := ParseReportLUNs(hx(t, "00 00 00 08")); !errors.Is(err, ErrShortData) {
+		t.Fatalf("short header: %v", err)
+	}
+}
+
 func TestModeSense(t *testing.T) {
 	// §11: header 1B 00 10 08, LTO-6 variable descriptor, page 0x0F.
 	b := hx(t, "1B 00 10 08  5A 00 00 00 00 00 00 00  0F 0E C0 80 00 00 00 01 00 00 00 01 00 00 00 00")

@@ -374,6 +374,53 @@ func (d *Device) DeviceIdentification() ([]Designator, error) {
 	return ParseDeviceIdentificationVPD(b)
 }
 
+// ---- REPORT LUNS ----
+
+// ReportLUNsCDB builds REPORT LUNS (SPC-4 6.33) with SELECT REPORT 0:
+// the logical units the target's device server knows.
+func ReportLUNsCDB(alloc uint32) []byte {
+	c := make([]byte, 12)
+	c[0] = OpReportLUNs
+	binary.BigEndian.PutUint32(c[6:], alloc)
+	return c
+}
+
+// ParseReportLUNs decodes REPORT LUNS parameter data into the 8-byte
+// LUNs (SAM-5 4.6; iscsiwire.LUNNumber reads the usual forms). A list
+// cut short by the allocation length is returned as far as it goes.
+func ParseReportLUNs(b []byte) ([]uint64, error) {
+	if len(b) < 8 {
+		return nil, short("REPORT LUNS data", 8, len(b))
+	}
+	n := int(binary.BigEndian.Uint32(b[0:4])) / 8
+	luns := make([]uint64, 0, n)
+	for i := 0; i < n && 8+8*i+8 <= len(b); i++ {
+		luns = append(luns, binary.BigEndian.Uint64(b[8+8*i:]))
+	}
+	return luns, nil
+}
+
+// ReportLUNs lists the target's LUNs, re-issuing with a larger
+// allocation when the list is longer than the first try.
+func (d *Device) ReportLUNs() ([]uint64, error) {
+	alloc := 8 + 8*64
+	for {
+		b, err := d.dataIn(ReportLUNsCDB(uint32(alloc)), alloc)
+		if err != nil {
+			return nil, err
+		}
+		luns, err := ParseReportLUNs(b)
+		if err != nil {
+			return nil, &CommandError{Addr: d.Addr(), Op: "REPORT LUNS", Err: err}
+		}
+		full := 8 + int(binary.BigEndian.Uint32(b[0:4]))
+		if full <= len(b) || len(b) < alloc || alloc >= 1<<20 {
+			return luns, nil
+		}
+		alloc = min(full, 1<<20)
+	}
+}
+
 // ---- MODE SENSE / SELECT ----
 
 // ModePage is one mode page as returned (PS bit cleared in Code).

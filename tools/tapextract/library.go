@@ -15,6 +15,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/scsi/dial"
 	"github.com/tapeward/tapeward/storaged/scsi/iscsi"
+	"github.com/tapeward/tapeward/storaged/scsi/iscsiwire"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
 	"github.com/tapeward/tapeward/tools/lib/keys"
@@ -70,7 +71,7 @@ func (lf *libFlags) dialOptions(types ...byte) dial.Options {
 func addLibFlags(f *flags) *libFlags {
 	return &libFlags{
 		changer:    f.String("changer", "", "the changer's address ("+dial.Forms+")"),
-		drive:      f.String("drive", "", "the drive's address (default: the changer's first drive, for a vtl changer)"),
+		drive:      f.String("drive", "", "the drive's address (default: for a vtl changer its drive 0; for an iscsi:// changer the drive LUN of the same target the changer names by serial number)"),
 		driveIndex: f.Int("drive-index", -1, "the changer's drive element (0-based) of --drive (default: found by serial number, else 0)"),
 		initiator:  f.String("iscsi-initiator-name", "", "for iscsi:// addresses: this host's iSCSI name (default $"+dial.EnvInitiatorName+", else iqn.2026-12.io.tapeward:<hostname>)"),
 		chap:       f.String("iscsi-chap-secret-file", "", "for iscsi:// addresses: the file holding the CHAP secret, the user being the address's USER@ (default $"+dial.EnvCHAPSecretFile+"; none: no CHAP)"),
@@ -83,30 +84,35 @@ func openLibrary(lf *libFlags, ks *keySource, out io.Writer) (*library, error) {
 	if *lf.changer == "" {
 		return nil, usagef("--changer ADDRESS is required (%s)", dial.Forms)
 	}
+	a, err := dial.Parse(*lf.changer)
+	if err != nil {
+		return nil, err
+	}
 	driveAddr := *lf.drive
-	if driveAddr == "" {
-		a, err := dial.Parse(*lf.changer)
-		if err != nil {
-			return nil, err
-		}
-		if !a.VTL {
-			return nil, usagef("--drive ADDRESS is required with a changer at %s", *lf.changer)
-		}
+	switch {
+	case driveAddr != "":
+	case a.VTL:
 		driveAddr = "vtl:" + a.Path + "#drive0"
+	case a.ISCSI == nil:
+		return nil, usagef("--drive ADDRESS is required with a changer at %s", *lf.changer)
 	}
 	ch, err := dial.OpenDeviceWith(*lf.changer, lf.dialOptions(scsi.TypeMediumChanger))
 	if err != nil {
 		return nil, fmt.Errorf("changer: %w", err)
 	}
-	dr, err := dial.OpenDeviceWith(driveAddr, lf.dialOptions(scsi.TypeTape))
+	l := &library{out: out, changer: ch, driveAddr: driveAddr, driveIdx: *lf.driveIndex, ks: ks}
+	if driveAddr == "" {
+		err = l.findISCSIDrive(lf, *a.ISCSI)
+	} else {
+		l.drive, err = dial.OpenDeviceWith(driveAddr, lf.dialOptions(scsi.TypeTape))
+	}
 	if err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("drive: %w", err)
 	}
-	l := &library{out: out, changer: ch, drive: dr, driveAddr: driveAddr, driveIdx: *lf.driveIndex, ks: ks}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	if err := dr.WaitReady(ctx, 0); err != nil && !scsi.IsNoMedium(err) {
+	if err := l.drive.WaitReady(ctx, 0); err != nil && !scsi.IsNoMedium(err) {
 		l.close()
 		return nil, err
 	}
@@ -115,14 +121,56 @@ func openLibrary(lf *libFlags, ks *keySource, out io.Writer) (*library, error) {
 	}
 	// A key left in the drive (a run killed with SIGKILL, another tool)
 	// is not ours to trust: clear it before anything is read.
-	if st, err := dr.Status(); err == nil && !st.Cleared() {
-		if _, err := dr.Clear(); err != nil {
+	if st, err := l.drive.Status(); err == nil && !st.Cleared() {
+		if _, err := l.drive.Clear(); err != nil {
 			l.close()
-			return nil, fmt.Errorf("%s holds a key (%s) that could not be cleared: %w", driveAddr, st, err)
+			return nil, fmt.Errorf("%s holds a key (%s) that could not be cleared: %w", l.driveAddr, st, err)
 		}
-		fmt.Fprintf(out, "tapextract: %s: a key left in the drive was cleared\n", driveAddr)
+		fmt.Fprintf(out, "tapextract: %s: a key left in the drive was cleared\n", l.driveAddr)
 	}
 	return l, nil
+}
+
+// findISCSIDrive opens, for an iscsi:// changer given no --drive, the
+// drive LUN of the same target that the changer's drive element
+// (--drive-index, else the first) names by serial number (DVCID); when
+// the changer names none, the first tape LUN that opens.
+func (l *library) findISCSIDrive(lf *libFlags, changer iscsi.Address) error {
+	luns, err := l.changer.ReportLUNs()
+	if err != nil {
+		return fmt.Errorf("listing the LUNs of %s to find its drive (or give --drive iscsi://…/LUN): %w", changer.Target, err)
+	}
+	want := ""
+	if _, drives, err := l.layout(); err == nil && len(drives) > 0 && drives[max(l.driveIdx, 0)].DeviceID != nil {
+		want = strings.TrimSpace(drives[max(l.driveIdx, 0)].DeviceID.Serial)
+	}
+	var seen []string
+	for _, v := range luns {
+		n, ok := iscsiwire.LUNNumber(v)
+		if !ok || n == changer.LUN {
+			continue
+		}
+		a := changer
+		a.LUN = n
+		d, err := dial.OpenDeviceWith(a.String(), lf.dialOptions(scsi.TypeTape))
+		if err != nil {
+			seen = append(seen, fmt.Sprintf("LUN %d: %v", n, err))
+			continue
+		}
+		serial, err := d.SerialNumber()
+		if want == "" || (err == nil && strings.TrimSpace(serial) == want) {
+			l.drive, l.driveAddr = d, a.String()
+			fmt.Fprintf(l.out, "tapextract: drive %s (serial %q), found through the changer's target\n", l.driveAddr, serial)
+			return nil
+		}
+		d.Close()
+		seen = append(seen, fmt.Sprintf("LUN %d: a drive with serial %q", n, serial))
+	}
+	what := "no tape drive LUN"
+	if want != "" {
+		what = fmt.Sprintf("no LUN with the serial number %q of the changer's drive element %d", want, max(l.driveIdx, 0))
+	}
+	return fmt.Errorf("target %s has %s (%s); give --drive iscsi://…/LUN", changer.Target, what, strings.Join(seen, "; "))
 }
 
 // findDriveIndex matches the drive's serial number to the changer's
