@@ -63,14 +63,20 @@ func (d *Drive) modeSense(nx *Nexus, cdb []byte) reply {
 		return fail(invalidCDB(3))
 	}
 	var pages []byte
-	if page == 0x3F {
+	switch {
+	case page == 0x00:
+		// No page (SPC: page 00h is vendor specific, and this drive has
+		// none): the header and the block descriptor, what Linux st asks
+		// for at every open (density, block length, write protect).
+	case page == 0x3F:
 		for _, c := range drivePages {
 			pages = append(pages, d.modePage(c, pc)...)
 		}
-	} else if p := d.modePage(page, pc); p != nil {
-		pages = p
-	} else {
-		return fail(invalidCDBBit(2, 5))
+	default:
+		pages = d.modePage(page, pc)
+		if pages == nil {
+			return fail(invalidCDBBit(2, 5))
+		}
 	}
 	var dsp byte = 0x10 // buffered mode 1
 	var density byte

@@ -259,6 +259,20 @@ func TestVPDAndModePages(t *testing.T) {
 		t.Fatalf("MODE SENSE all pages, DBD: % X", r.data)
 	}
 	expect(t, c, "5/24/00", []byte{0x1A, 0, 0x25, 0, 0xFF, 0}, nil, 255)
+	// Page 00h, as Linux st sends it at every open (12 bytes: header and
+	// block descriptor): density 5A, block length 0 (variable).
+	r = must(t, c, []byte{0x1A, 0, 0x00, 0, 12, 0}, nil, 12)
+	eqBytes(t, "MODE SENSE(6) page 00h", r.data, unhex(t, "0B 00 10 08 5A 00 00 00 00 00 00 00"))
+	// `mt setblk 512`: MODE SELECT(6) of a header and a block descriptor
+	// only; the next open's page 00h reports it, and `setblk 0` undoes it.
+	for _, n := range []byte{0x02, 0x00} {
+		sel := []byte{0, 0, 0x10, 8, 0, 0, 0, 0, 0, 0, n, 0}
+		must(t, c, []byte{0x15, 0x10, 0, 0, byte(len(sel)), 0}, sel, 0)
+		r = must(t, c, []byte{0x1A, 0, 0x00, 0, 12, 0}, nil, 12)
+		if r.data[10] != n || r.data[11] != 0 {
+			t.Fatalf("MODE SENSE(6) page 00h after MODE SELECT of block length %d: % X", int(n)<<8, r.data)
+		}
+	}
 	// MODE SELECT: changing a non-changeable field is refused with a pointer.
 	sel := unhex(t, "00 00 10 00  0F 0E C0 80 00 00 00 02 00 00 00 01 00 00 00 00")
 	r = expect(t, c, "5/26/00", []byte{0x15, 0x10, 0, 0, byte(len(sel)), 0}, sel, 0)
