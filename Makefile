@@ -15,7 +15,7 @@ BIN      ?= bin
 CMDS     := $(wildcard ./director ./storaged ./tools/filed ./tools/tapectl ./tools/tapekey ./tools/tapextract ./tools/vtl)
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test bench lint proto demo dr-demo iscsi-demo clean quickstart-db quickstart-db-stop
+.PHONY: all build test bench lint proto demo dr-demo iscsi-demo qemu-check clean quickstart-db quickstart-db-stop
 
 all: build
 
@@ -61,6 +61,13 @@ test:
 #   make bench BENCHFLAGS='-benchtime 1x' TAPEWARD_BENCH_LARGE_BYTES=64MiB TAPEWARD_BENCH_SMALL_FILES=2000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(BENCHFLAGS) ./...
+
+# The vtl's iSCSI target judged by a Linux guest in QEMU (st, sg and ch
+# drivers; mtx, mt, stenc, dd, tar): tools/vtl/qemu/check.sh. Needs
+# qemu-system-x86 qemu-block-extra busybox-static; fetches the guest's
+# Debian kernel and tools once. Not part of make test (a VM, ~1 minute).
+qemu-check:
+	@./tools/vtl/qemu/check.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
