@@ -69,7 +69,7 @@ for m in $mods; do
 	[ -n "$f" ] || { echo "qemu-check: kernel $kv has no module $m" >&2; exit 2; }
 	cp "$f" "$r/lib/modules/$kv/"
 done
-bins="$x/usr/bin/stenc $x/bin/mt-st $x/usr/sbin/mtx $x/usr/sbin/tapeinfo $x/usr/bin/sg_raw $x/usr/bin/sg_inq $(command -v tar) $(command -v dd)"
+bins="$x/usr/bin/stenc $x/bin/mt-st $x/usr/sbin/mtx $x/usr/sbin/tapeinfo $x/usr/sbin/loaderinfo $x/usr/bin/sg_raw $x/usr/bin/sg_inq $(command -v tar) $(command -v dd)"
 for b in $bins; do cp "$b" "$r/usr/bin/" || exit 2; done
 mv "$r/usr/bin/mt-st" "$r/usr/bin/mt"
 for b in $bins; do
