@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -60,13 +59,7 @@ func TestDriveSetKeyOverISCSI(t *testing.T) {
 	if out, err := exec.Command(vtlBin, "load", "--socket", v.Socket, "--slot", "1", "--drive", "0").CombinedOutput(); err != nil {
 		t.Fatalf("vtl load: %v\n%s", err, out)
 	}
-	re := regexp.MustCompile(`iscsi=(\S+) iscsi_target=(\S+)`)
-	var m []string
-	testenv.WaitFor(t, "the vtl to log its iSCSI portal", func() bool {
-		m = re.FindStringSubmatch(v.Output())
-		return m != nil
-	})
-	drive := "iscsi://" + m[1] + "/" + m[2] + "/1"
+	drive := v.ISCSIPrefix(t) + "1"
 
 	kek, _, kekBytes := newKEK(t, dir, "kek.key")
 	var nk storedKeyInfo

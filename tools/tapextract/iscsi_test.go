@@ -2,7 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -44,13 +43,7 @@ func TestLibraryOverISCSI(t *testing.T) {
 func TestISCSIDriveFoundBySerial(t *testing.T) {
 	dir := t.TempDir()
 	v := testenv.StartVTL(t, bins["vtl"], dir, "--slots", "2", "--drives", "2", "--capacity", "16MiB", "--iscsi", "127.0.0.1:0")
-	re := regexp.MustCompile(`iscsi=(\S+) iscsi_target=(\S+)`)
-	var m []string
-	testenv.WaitFor(t, "the vtl to log its iSCSI portal", func() bool {
-		m = re.FindStringSubmatch(v.Output())
-		return m != nil
-	})
-	target := "iscsi://" + m[1] + "/" + m[2] + "/"
+	target := v.ISCSIPrefix(t)
 	for idx, lun := range map[string]string{"": "1", "0": "1", "1": "2"} {
 		argv := []string{"volumes", "--changer", target + "0", "--iscsi-initiator-name", "iqn.2026-12.io.tapeward.test:tapextract"}
 		if idx != "" {

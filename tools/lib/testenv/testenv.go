@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -363,6 +364,20 @@ func WriteKEK(t testing.TB, path string) *keys.KEK {
 type VTL struct {
 	*Proc
 	Bin, Socket string
+}
+
+// ISCSIPrefix waits for a vtl started with --iscsi to log its portal and
+// target name and returns "iscsi://PORTAL/TARGET/": append a LUN (0 the
+// changer, 1.. the drives).
+func (v *VTL) ISCSIPrefix(t testing.TB) string {
+	t.Helper()
+	re := regexp.MustCompile(`iscsi=(\S+) iscsi_target=(\S+)`)
+	var m []string
+	WaitFor(t, "the vtl to log its iSCSI portal", func() bool {
+		m = re.FindStringSubmatch(v.Output())
+		return m != nil
+	})
+	return "iscsi://" + m[1] + "/" + m[2] + "/"
 }
 
 // StartVTL serves a library in dir (cartridges under dir/lib, socket
