@@ -62,10 +62,11 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(BENCHFLAGS) ./...
 
-# The vtl's iSCSI target judged by a Linux guest in QEMU (st, sg and ch
-# drivers; mtx, mt, stenc, dd, tar): tools/vtl/qemu/check.sh. Needs
-# qemu-system-x86 qemu-block-extra busybox-static; fetches the guest's
-# Debian kernel and tools once. Not part of make test (a VM, ~1 minute).
+# The vtl's iSCSI target judged by Linux guests in QEMU, through QEMU's
+# iSCSI driver and through open-iscsi (st, sg and ch drivers; mtx, mt,
+# stenc, dd, tar): tools/vtl/qemu/check.sh. Needs qemu-system-x86
+# qemu-block-extra busybox-static; fetches the guests' Debian kernel and
+# tools once. Not part of make test (VMs, ~2 minutes).
 qemu-check:
 	@./tools/vtl/qemu/check.sh
 
