@@ -25,7 +25,7 @@ import (
 )
 
 const usage = `usage:
-  vtl serve  --dir DIR [--socket PATH] [--iscsi HOST:PORT [--iscsi-target IQN] [--iscsi-allow IQN]…
+  vtl serve  --dir DIR [--socket PATH] [--iscsi HOST:PORT [--iscsi-target IQN] [--iscsi-allow IQN]… [--iscsi-advertise HOST:PORT]…
              [--iscsi-chap-user NAME --iscsi-chap-secret-file FILE]] [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
              [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
              [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
@@ -140,6 +140,8 @@ func serve(args []string) error {
 	iscsiName := fs.String("iscsi-target", iscsi.DefaultName, "the iSCSI target name (IQN)")
 	var iscsiAllow multiFlag
 	fs.Var(&iscsiAllow, "iscsi-allow", "initiator IQN allowed to log in (repeatable; default: any)")
+	var advertise multiFlag
+	fs.Var(&advertise, "iscsi-advertise", "HOST:PORT SendTargets reports as the target's address (repeatable; default: the address the initiator connected to — set it behind NAT or a port forward)")
 	chapUser := fs.String("iscsi-chap-user", "", "require CHAP from initiators: the user name")
 	chapFile := fs.String("iscsi-chap-secret-file", "", "file holding the CHAP secret (first line; at least 12 bytes)")
 	if err := fs.Parse(args); err != nil {
@@ -150,7 +152,12 @@ func serve(args []string) error {
 	}
 	var tcfg iscsi.Config
 	if *iscsiAddr != "" {
-		tcfg = iscsi.Config{Name: *iscsiName, Allow: iscsiAllow, CHAPUser: *chapUser}
+		tcfg = iscsi.Config{Name: *iscsiName, Allow: iscsiAllow, CHAPUser: *chapUser, Advertise: advertise}
+		for _, a := range advertise {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.Trim(port, "0123456789") != "" {
+				return fmt.Errorf("--iscsi-advertise %q: want HOST:PORT (an IPv6 host in brackets), e.g. 192.0.2.10:3260", a)
+			}
+		}
 		if (*chapUser == "") != (*chapFile == "") {
 			return errors.New("--iscsi-chap-user and --iscsi-chap-secret-file go together")
 		}
@@ -162,7 +169,7 @@ func serve(args []string) error {
 			line, _, _ := strings.Cut(string(b), "\n")
 			tcfg.CHAPSecret = []byte(strings.TrimRight(line, "\r"))
 		}
-	} else if len(iscsiAllow) > 0 || *chapUser != "" || *chapFile != "" || *iscsiName != iscsi.DefaultName {
+	} else if len(iscsiAllow) > 0 || len(advertise) > 0 || *chapUser != "" || *chapFile != "" || *iscsiName != iscsi.DefaultName {
 		return errors.New("the --iscsi-… options need --iscsi HOST:PORT")
 	}
 	capBytes, err := parseSize(*capacity)

@@ -251,6 +251,8 @@ func TestServeISCSIBinary(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--iscsi-allow", "iqn.2026-12.test:ok"},
 		{"--iscsi", "127.0.0.1:0", "--iscsi-chap-user", "backup"},
+		{"--iscsi-advertise", "192.0.2.7:3260"},
+		{"--iscsi", "127.0.0.1:0", "--iscsi-advertise", "192.0.2.7"},
 	} {
 		args := append([]string{"serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock}, bad...)
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil {

@@ -815,7 +815,13 @@ func (c *conn) text(b *w.BHS) error {
 			if c.sess.discovery || kv.Value != "" {
 				answer = append(answer, w.KV{Key: "TargetName", Value: c.t.cfg.Name})
 			}
-			answer = append(answer, w.KV{Key: "TargetAddress", Value: portal(c.nc.LocalAddr()) + ",1"})
+			addrs := c.t.cfg.Advertise
+			if len(addrs) == 0 {
+				addrs = []string{portal(c.nc.LocalAddr())}
+			}
+			for _, a := range addrs {
+				answer = append(answer, w.KV{Key: "TargetAddress", Value: a + ",1"})
+			}
 		default:
 			answer = append(answer, w.KV{Key: kv.Key, Value: w.NotUnderstood})
 		}

@@ -51,6 +51,11 @@ type Config struct {
 	MaxRecvDataSegmentLength int
 	// Logger receives logins, logouts and errors (default: the library's).
 	Logger *slog.Logger
+	// Advertise is the TargetAddress list SendTargets reports, "HOST:PORT"
+	// each (portal group tag 1); empty: the address the initiator
+	// connected to. For a target behind NAT or a port forward, whose
+	// initiators must come back through another address.
+	Advertise []string
 	// NOPInterval is how long a session may be silent before the target
 	// pings it with a NOP-In; a ping unanswered for two intervals drops
 	// the connection, so a vanished initiator does not hold its

@@ -1,10 +1,13 @@
 package iscsi
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
+
+	ini "github.com/tapeward/tapeward/storaged/scsi/iscsi"
 )
 
 // iscsi-ls (libiscsi-bin) discovers the target with SendTargets, logs in
@@ -220,4 +223,27 @@ func TestTwoInitiatorsReservation(t *testing.T) {
 	a.must(reserve6(), "n", 0, "")
 	a.close() // logout: the nexus ends, the reservation with it
 	b.must(reserve6(), "n", 0, "")
+}
+
+// --iscsi-advertise: SendTargets reports the configured addresses (a
+// target behind NAT) instead of the one the initiator connected to, to
+// libiscsi's iscsi-ls and to the project's initiator alike.
+func TestAdvertisedAddresses(t *testing.T) {
+	ls := need(t, "iscsi-ls", "libiscsi-bin")
+	adv := []string{"192.0.2.7:3260", "[2001:db8::7]:3260"}
+	w := newWorld(t, func(c *Config) { c.Advertise = adv })
+	out, err := exec.Command(ls, "iscsi://"+w.addr+"/").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iscsi-ls: %v\n%s", err, out)
+	}
+	if want := "Target:" + DefaultName + " Portal:192.0.2.7:3260,1"; !strings.Contains(string(out), want) || strings.Contains(string(out), w.addr) {
+		t.Fatalf("iscsi-ls printed\n%s\nwant %q and not the connected-to %s", out, want, w.addr)
+	}
+	ts, err := ini.Discover(context.Background(), w.addr, ini.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].Name != DefaultName || fmt.Sprint(ts[0].Portals) != "[192.0.2.7:3260,1 [2001:db8::7]:3260,1]" {
+		t.Fatalf("Discover = %+v", ts)
+	}
 }
