@@ -100,14 +100,14 @@ install -m 755 "$here/init" "$r/init"
 (cd "$r" && find . | bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$WORK/initrd.gz" || exit 2
 cp "$x/boot/vmlinuz-$kv" "$WORK/vmlinuz" || exit 2
 
-# vtl NAME [ARGS…]: a vtl serving its own library on 127.0.0.1:0 (its
-# trace in $WORK/vtl-NAME.log); sets portal and target once it listens.
+# vtl NAME [ARGS…]: a vtl serving its own library on ${ADDR:-127.0.0.1:0}
+# (its trace in $WORK/vtl-NAME.log); sets portal and target once it listens.
 pids=
 trap 'kill $pids 2>/dev/null; wait $pids 2>/dev/null' EXIT
 vtl() {
 	local name=$1 log=$WORK/vtl-$1.log line
 	shift
-	"$WORK/vtl" serve --dir "$WORK/lib-$name" --socket "$WORK/vtl-$name.sock" --iscsi 127.0.0.1:0 \
+	"$WORK/vtl" serve --dir "$WORK/lib-$name" --socket "$WORK/vtl-$name.sock" --iscsi "${ADDR:-127.0.0.1:0}" \
 		--load-delay 0s --trace "$@" 2>"$log" &
 	pids="$pids $!"
 	for _ in $(seq 100); do
@@ -151,7 +151,12 @@ chapuser=backup chapsecret=vtl-chap-secret-42
 printf '%s\n' "$chapsecret" >"$WORK/chap.secret"
 vtl chap --iscsi-chap-user "$chapuser" --iscsi-chap-secret-file "$WORK/chap.secret"
 cport=${portal##*:}
-vtl open-iscsi
+# The guest reaches this vtl as 10.0.2.2: it must advertise that address
+# with its port, so it is restarted on the port it was given.
+vtl probe
+kill "${pids##* }"
+wait "${pids##* }" 2>/dev/null
+ADDR=$portal vtl open-iscsi --iscsi-advertise "10.0.2.2:${portal##*:}"
 guest open-iscsi -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
 	-append "console=ttyS0 panic=-1 quiet mode=open-iscsi vtlport=${portal##*:} vtliqn=$target chapport=$cport chapuser=$chapuser chapsecret=$chapsecret idle=${IDLE:-12}"
 
