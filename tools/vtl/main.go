@@ -26,7 +26,8 @@ import (
 
 const usage = `usage:
   vtl serve  --dir DIR [--socket PATH] [--iscsi HOST:PORT [--iscsi-target IQN] [--iscsi-allow IQN]… [--iscsi-advertise HOST:PORT]…
-             [--iscsi-chap-user NAME --iscsi-chap-secret-file FILE]] [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
+             [--iscsi-chap-user NAME --iscsi-chap-secret-file FILE
+              [--iscsi-chap-target-user NAME --iscsi-chap-target-secret-file FILE]]] [--slots 8] [--drives 2] [--ie-slots 1] [--capacity 2GiB]
              [--personality drive1=no-ame[,drive0=hp]] [--default-personality ibm]
              [--load-delay 200ms] [--require-unload] [--skip-on-crypto-error] [--trace]
              [--fault UNIT:KEY=VALUE[,KEY=VALUE…]]…
@@ -144,6 +145,8 @@ func serve(args []string) error {
 	fs.Var(&advertise, "iscsi-advertise", "HOST:PORT SendTargets reports as the target's address (repeatable; default: the address the initiator connected to — set it behind NAT or a port forward)")
 	chapUser := fs.String("iscsi-chap-user", "", "require CHAP from initiators: the user name")
 	chapFile := fs.String("iscsi-chap-secret-file", "", "file holding the CHAP secret (first line; at least 12 bytes)")
+	tchapUser := fs.String("iscsi-chap-target-user", "", "for mutual CHAP: the name the target answers initiators' challenges with")
+	tchapFile := fs.String("iscsi-chap-target-secret-file", "", "for mutual CHAP: file holding the target's own CHAP secret (first line; at least 12 bytes, not the initiators' secret)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -161,15 +164,21 @@ func serve(args []string) error {
 		if (*chapUser == "") != (*chapFile == "") {
 			return errors.New("--iscsi-chap-user and --iscsi-chap-secret-file go together")
 		}
-		if *chapFile != "" {
-			b, err := os.ReadFile(*chapFile)
-			if err != nil {
-				return fmt.Errorf("CHAP secret: %w", err)
-			}
-			line, _, _ := strings.Cut(string(b), "\n")
-			tcfg.CHAPSecret = []byte(strings.TrimRight(line, "\r"))
+		if (*tchapUser == "") != (*tchapFile == "") {
+			return errors.New("--iscsi-chap-target-user and --iscsi-chap-target-secret-file go together")
 		}
-	} else if len(iscsiAllow) > 0 || len(advertise) > 0 || *chapUser != "" || *chapFile != "" || *iscsiName != iscsi.DefaultName {
+		var err error
+		if tcfg.CHAPSecret, err = readSecretLine("CHAP secret", *chapFile); err != nil {
+			return err
+		}
+		tcfg.TargetCHAPUser = *tchapUser
+		if tcfg.TargetCHAPSecret, err = readSecretLine("target CHAP secret", *tchapFile); err != nil {
+			return err
+		}
+		if err := tcfg.Check(); err != nil { // before any cartridge is made
+			return err
+		}
+	} else if len(iscsiAllow) > 0 || len(advertise) > 0 || *chapUser != "" || *chapFile != "" || *tchapUser != "" || *tchapFile != "" || *iscsiName != iscsi.DefaultName {
 		return errors.New("the --iscsi-… options need --iscsi HOST:PORT")
 	}
 	capBytes, err := parseSize(*capacity)
@@ -433,4 +442,17 @@ func stats(args []string, w io.Writer) error {
 		fmt.Fprintln(tw, "counters reset")
 	}
 	return tw.Flush()
+}
+
+// readSecretLine reads a secret file's first line (nil for no file).
+func readSecretLine(what, path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return []byte(strings.TrimRight(line, "\r")), nil
 }

@@ -253,6 +253,8 @@ func TestServeISCSIBinary(t *testing.T) {
 		{"--iscsi", "127.0.0.1:0", "--iscsi-chap-user", "backup"},
 		{"--iscsi-advertise", "192.0.2.7:3260"},
 		{"--iscsi", "127.0.0.1:0", "--iscsi-advertise", "192.0.2.7"},
+		{"--iscsi", "127.0.0.1:0", "--iscsi-chap-user", "backup", "--iscsi-chap-secret-file", secretFile, "--iscsi-chap-target-user", "vtl"},
+		{"--iscsi", "127.0.0.1:0", "--iscsi-chap-user", "backup", "--iscsi-chap-secret-file", secretFile, "--iscsi-chap-target-user", "vtl", "--iscsi-chap-target-secret-file", secretFile},
 	} {
 		args := append([]string{"serve", "--dir", filepath.Join(dir, "lib"), "--socket", sock}, bad...)
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil {

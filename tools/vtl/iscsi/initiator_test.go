@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +257,74 @@ func TestRestartMidSession(t *testing.T) {
 	r, err := d.Read(buf, true)
 	if err != nil || !bytes.Equal(buf[:r.N], first) {
 		t.Fatalf("block written before the restart: %v (%d bytes)", err, r.N)
+	}
+}
+
+// Mutual CHAP: with a CHAP identity of its own the target answers the
+// initiator's challenge, and the project's initiator logs in; a wrong
+// target secret on the initiator's side is the initiator's refusal
+// ("failed mutual CHAP"); a target without one refuses a mutual request.
+func TestMutualCHAP(t *testing.T) {
+	dir := t.TempDir()
+	secret := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mine, theirs, wrong := secret("mine", chapSecret), secret("theirs", "the-target-secret-99"), secret("wrong", "not-the-target-secret")
+	dial := func(w *world, target string) error {
+		a, err := ini.ParseAddress(fmt.Sprintf("iscsi://backup@%s/%s/1", w.addr, w.tgt.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := ini.Dial(context.Background(), a, ini.Options{InitiatorName: "iqn.2026-12.test:mutual", CHAPSecretFile: mine, TargetCHAPSecretFile: target})
+		if err == nil {
+			tr.Close()
+		}
+		return err
+	}
+	w := newWorld(t, func(c *Config) {
+		c.CHAPUser, c.CHAPSecret = "backup", []byte(chapSecret)
+		c.TargetCHAPUser, c.TargetCHAPSecret = "vtl-target", []byte("the-target-secret-99")
+	})
+	if err := dial(w, theirs); err != nil {
+		t.Fatalf("mutual CHAP: %v", err)
+	}
+	if !strings.Contains(w.logs.String(), `auth="mutual CHAP"`) {
+		t.Errorf("the login is not logged as mutual CHAP:\n%s", w.logs)
+	}
+	if err := dial(w, wrong); err == nil || !strings.Contains(err.Error(), "failed mutual CHAP") {
+		t.Errorf("a wrong target secret: %v, want the initiator's mutual CHAP failure", err)
+	}
+	// libiscsi (iscsi-ls's discovery session) as the third-party judge.
+	ls := need(t, "iscsi-ls", "libiscsi-bin")
+	for _, c := range []struct{ pass, want string }{{"the-target-secret-99", "Target:" + DefaultName}, {"not-the-target-secret", "Invalid CHAP_R"}} {
+		out, _ := exec.Command(ls, "iscsi://backup%"+chapSecret+"@"+w.addr+"/?target_user=vtl-target&target_password="+c.pass).CombinedOutput()
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("iscsi-ls with target password %q printed\n%s\nwant %q", c.pass, out, c.want)
+		}
+	}
+	one := newWorld(t, func(c *Config) { c.CHAPUser, c.CHAPSecret = "backup", []byte(chapSecret) })
+	if err := dial(one, theirs); err == nil {
+		t.Error("a target without a CHAP identity accepted a mutual CHAP login")
+	}
+	if !strings.Contains(one.logs.String(), "no CHAP identity of its own") {
+		t.Errorf("the refusal does not say why:\n%s", one.logs)
+	}
+	for _, l := range []string{w.logs.String(), one.logs.String()} {
+		if strings.Contains(l, chapSecret) || strings.Contains(l, "the-target-secret-99") {
+			t.Errorf("a secret is in the log:\n%s", l)
+		}
+	}
+	for _, bad := range []Config{
+		{CHAPUser: "backup", CHAPSecret: []byte(chapSecret), TargetCHAPUser: "vtl-target", TargetCHAPSecret: []byte(chapSecret)},
+		{TargetCHAPUser: "vtl-target", TargetCHAPSecret: []byte("the-target-secret-99")},
+		{CHAPUser: "backup", CHAPSecret: []byte(chapSecret), TargetCHAPUser: "vtl-target"},
+	} {
+		if _, err := New(w.lib, bad); err == nil {
+			t.Errorf("New accepted %+v", bad)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package iscsi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
@@ -69,6 +70,7 @@ func (c *conn) login() *session {
 		chapState int // 0 none, 1 AuthMethod=CHAP chosen, 2 challenge sent
 		chapID    byte
 		chapChal  []byte
+		mutual    bool // the target answered the initiator's challenge
 		declared  bool // our MaxRecvDataSegmentLength sent
 		params    = w.DefaultParams()
 	)
@@ -184,7 +186,10 @@ func (c *conn) login() *session {
 			case k == "CHAP_N" || k == "CHAP_R":
 				// Checked together below.
 			case k == "CHAP_I" || k == "CHAP_C":
-				fail = refuse(w.LoginAuthFailed, "the initiator asks for mutual CHAP, which this target does not support")
+				if t.cfg.TargetCHAPUser == "" {
+					fail = refuse(w.LoginAuthFailed, "the initiator asks for mutual CHAP; this target has no CHAP identity of its own (--iscsi-chap-target-user, --iscsi-chap-target-secret-file)")
+				}
+				// Answered below, once the initiator's response is checked.
 			case w.IsOperational(k):
 				mine := targetKeys[k]
 				if k == "MaxRecvDataSegmentLength" {
@@ -224,6 +229,10 @@ func (c *conn) login() *session {
 				fail = c.checkCHAP(chapState, chapID, chapChal, n, r, rok)
 				if fail == nil {
 					authed, chapState = true, 3
+					var ans []w.KV
+					ans, fail = c.mutualCHAP(kvs, chapChal)
+					answer = append(answer, ans...)
+					mutual = len(ans) > 0
 				}
 			}
 		}
@@ -283,7 +292,10 @@ func (c *conn) login() *session {
 			return nil
 		}
 		auth := "None"
-		if t.cfg.CHAPUser != "" {
+		switch {
+		case mutual:
+			auth = "mutual CHAP"
+		case t.cfg.CHAPUser != "":
 			auth = "CHAP"
 		}
 		t.log.Info("iSCSI login", "initiator", initiator, "isid", fmt.Sprintf("%x", req.ISID), "tsih", s.tsih,
@@ -326,6 +338,35 @@ func (c *conn) checkCHAP(state int, id byte, chal []byte, user, resp string, hav
 		return refuse(w.LoginAuthFailed, "CHAP: wrong response (the secrets differ)")
 	}
 	return nil
+}
+
+// mutualCHAP answers the initiator's own challenge (CHAP_I, CHAP_C in
+// the PDU of its response), when it sent one: CHAP_N and CHAP_R computed
+// with the target's secret. A challenge equal to the target's own is a
+// reflection attempt and refused.
+func (c *conn) mutualCHAP(kvs []w.KV, ours []byte) ([]w.KV, *loginFail) {
+	idS, okI := w.Lookup(kvs, "CHAP_I")
+	chS, okC := w.Lookup(kvs, "CHAP_C")
+	switch {
+	case !okI && !okC:
+		return nil, nil
+	case !okI || !okC:
+		return nil, refuse(w.LoginAuthFailed, "mutual CHAP needs both CHAP_I and CHAP_C")
+	}
+	id, err := strconv.Atoi(idS)
+	if err != nil || id < 0 || id > 255 {
+		return nil, refuse(w.LoginAuthFailed, "CHAP_I=%q is not 0..255", idS)
+	}
+	chal, err := w.DecodeBinary(chS)
+	if err != nil || len(chal) == 0 || len(chal) > 1024 {
+		return nil, refuse(w.LoginAuthFailed, "the initiator's CHAP_C is not a binary value of 1..1024 bytes")
+	}
+	if bytes.Equal(chal, ours) {
+		return nil, refuse(w.LoginAuthFailed, "the initiator's CHAP challenge repeats the target's (a reflection attempt)")
+	}
+	t := c.t
+	return []w.KV{{Key: "CHAP_N", Value: t.cfg.TargetCHAPUser},
+		{Key: "CHAP_R", Value: w.EncodeBinary(w.CHAPResponse(byte(id), t.cfg.TargetCHAPSecret, chal))}}, nil
 }
 
 // startSession makes the session a login leads to: a discovery session,

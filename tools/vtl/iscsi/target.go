@@ -46,6 +46,12 @@ type Config struct {
 	// when CHAPUser is set. The secret never appears in a log or error.
 	CHAPUser   string
 	CHAPSecret []byte
+	// TargetCHAPUser and TargetCHAPSecret let an initiator ask for
+	// mutual CHAP: the target answers its challenge as TargetCHAPUser
+	// with TargetCHAPSecret (which must differ from CHAPSecret). Without
+	// them a mutual request is refused.
+	TargetCHAPUser   string
+	TargetCHAPSecret []byte
 	// MaxRecvDataSegmentLength is the largest data segment the target
 	// receives (default 262144).
 	MaxRecvDataSegmentLength int
@@ -80,35 +86,60 @@ type Target struct {
 	panics atomic.Int64
 }
 
-// New makes a target serving lib.
-func New(lib *emu.Library, cfg Config) (*Target, error) {
+// Check reports what New would refuse in cfg, without a library: the
+// vtl command checks its flags before it opens the cartridges.
+func (cfg Config) Check() error { return cfg.check() }
+
+// check validates cfg and fills its defaults.
+func (cfg *Config) check() error {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
 	if err := checkName(cfg.Name); err != nil {
-		return nil, fmt.Errorf("target name: %w", err)
+		return fmt.Errorf("target name: %w", err)
 	}
 	for _, a := range cfg.Allow {
 		if err := checkName(a); err != nil {
-			return nil, fmt.Errorf("allowed initiator: %w", err)
+			return fmt.Errorf("allowed initiator: %w", err)
 		}
 	}
 	if cfg.CHAPUser != "" && len(cfg.CHAPSecret) < 12 {
 		// RFC 7143 §12.1.3: secrets shorter than 96 bits are easy to
 		// guess from a captured exchange.
-		return nil, errors.New("the CHAP secret must be at least 12 bytes (RFC 7143 §12.1.3); put a longer one in the secret file")
+		return errors.New("the CHAP secret must be at least 12 bytes (RFC 7143 §12.1.3); put a longer one in the secret file")
 	}
 	if cfg.CHAPUser == "" && len(cfg.CHAPSecret) > 0 {
-		return nil, errors.New("a CHAP secret needs a CHAP user name")
+		return errors.New("a CHAP secret needs a CHAP user name")
+	}
+	if (cfg.TargetCHAPUser == "") != (len(cfg.TargetCHAPSecret) == 0) {
+		return errors.New("mutual CHAP needs both the target's CHAP user name and its secret")
+	}
+	if cfg.TargetCHAPUser != "" {
+		switch {
+		case cfg.CHAPUser == "":
+			return errors.New("mutual CHAP needs the initiators' CHAP (user name and secret) too")
+		case len(cfg.TargetCHAPSecret) < 12:
+			return errors.New("the target CHAP secret must be at least 12 bytes (RFC 7143 §12.1.3); put a longer one in the secret file")
+		case subtle.ConstantTimeCompare(cfg.TargetCHAPSecret, cfg.CHAPSecret) == 1:
+			return errors.New("the target CHAP secret must differ from the initiators' CHAP secret (RFC 7143 §12.1.3)")
+		}
 	}
 	if cfg.MaxRecvDataSegmentLength == 0 {
 		cfg.MaxRecvDataSegmentLength = 262144
 	}
 	if cfg.MaxRecvDataSegmentLength < 512 || cfg.MaxRecvDataSegmentLength >= 1<<24 {
-		return nil, fmt.Errorf("MaxRecvDataSegmentLength %d: must be 512..16777215", cfg.MaxRecvDataSegmentLength)
+		return fmt.Errorf("MaxRecvDataSegmentLength %d: must be 512..16777215", cfg.MaxRecvDataSegmentLength)
 	}
 	if cfg.NOPInterval == 0 {
 		cfg.NOPInterval = 30 * time.Second
+	}
+	return nil
+}
+
+// New makes a target serving lib.
+func New(lib *emu.Library, cfg Config) (*Target, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = lib.Logger()
