@@ -9,7 +9,9 @@
 #     iscsi_tcp) discovers the target and logs in over QEMU user
 #     networking, then logs in to a second vtl that requires CHAP (no
 #     authentication, a wrong secret and a wrong user refused; the right
-#     one with CRC32C digests works; an idle session is kept alive).
+#     one with CRC32C digests works; an idle session is kept alive; mutual
+#     CHAP with the target's secret works, with a wrong one the initiator
+#     refuses the target).
 # In both the guest kernel's st, sg and ch drivers attach the units and
 # Debian's own tools drive them: mtx, mt (mt-st), stenc, sg3-utils,
 # tapeinfo/loaderinfo, dd and GNU tar — devices and INQUIRY, mtx
@@ -149,7 +151,10 @@ guest qemu-driver -net none -append "console=ttyS0 panic=-1 quiet mode=qemu-driv
 # The open-iscsi guest reaches the host's 127.0.0.1 as 10.0.2.2 (slirp).
 chapuser=backup chapsecret=vtl-chap-secret-42
 printf '%s\n' "$chapsecret" >"$WORK/chap.secret"
-vtl chap --iscsi-chap-user "$chapuser" --iscsi-chap-secret-file "$WORK/chap.secret"
+targetuser=vtl-target targetsecret=vtl-target-secret-7
+printf '%s\n' "$targetsecret" >"$WORK/chap-target.secret"
+vtl chap --iscsi-chap-user "$chapuser" --iscsi-chap-secret-file "$WORK/chap.secret" \
+	--iscsi-chap-target-user "$targetuser" --iscsi-chap-target-secret-file "$WORK/chap-target.secret"
 cport=${portal##*:}
 # The guest reaches this vtl as 10.0.2.2: it must advertise that address
 # with its port, so it is restarted on the port it was given.
@@ -158,7 +163,7 @@ kill "${pids##* }"
 wait "${pids##* }" 2>/dev/null
 ADDR=$portal vtl open-iscsi --iscsi-advertise "10.0.2.2:${portal##*:}"
 guest open-iscsi -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
-	-append "console=ttyS0 panic=-1 quiet mode=open-iscsi vtlport=${portal##*:} vtliqn=$target chapport=$cport chapuser=$chapuser chapsecret=$chapsecret idle=${IDLE:-12}"
+	-append "console=ttyS0 panic=-1 quiet mode=open-iscsi vtlport=${portal##*:} vtliqn=$target chapport=$cport chapuser=$chapuser chapsecret=$chapsecret targetuser=$targetuser targetsecret=$targetsecret idle=${IDLE:-12}"
 
 echo "== results"
 status=0 passed=0 failed=0
