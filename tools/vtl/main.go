@@ -156,11 +156,6 @@ func serve(args []string) error {
 	var tcfg iscsi.Config
 	if *iscsiAddr != "" {
 		tcfg = iscsi.Config{Name: *iscsiName, Allow: iscsiAllow, CHAPUser: *chapUser, Advertise: advertise}
-		for _, a := range advertise {
-			if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.Trim(port, "0123456789") != "" {
-				return fmt.Errorf("--iscsi-advertise %q: want HOST:PORT (an IPv6 host in brackets), e.g. 192.0.2.10:3260", a)
-			}
-		}
 		if (*chapUser == "") != (*chapFile == "") {
 			return errors.New("--iscsi-chap-user and --iscsi-chap-secret-file go together")
 		}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,6 +123,11 @@ func (cfg *Config) check() error {
 			return errors.New("the target CHAP secret must be at least 12 bytes (RFC 7143 §12.1.3); put a longer one in the secret file")
 		case subtle.ConstantTimeCompare(cfg.TargetCHAPSecret, cfg.CHAPSecret) == 1:
 			return errors.New("the target CHAP secret must differ from the initiators' CHAP secret (RFC 7143 §12.1.3)")
+		}
+	}
+	for _, a := range cfg.Advertise {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.Trim(port, "0123456789") != "" {
+			return fmt.Errorf("advertised address %q (--iscsi-advertise): want HOST:PORT (an IPv6 host in brackets), e.g. 192.0.2.10:3260", a)
 		}
 	}
 	if cfg.MaxRecvDataSegmentLength == 0 {
