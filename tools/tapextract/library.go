@@ -140,9 +140,9 @@ func (l *library) findISCSIDrive(lf *libFlags, changer iscsi.Address) error {
 	if err != nil {
 		return fmt.Errorf("listing the LUNs of %s to find its drive (or give --drive iscsi://…/LUN): %w", changer.Target, err)
 	}
-	want := ""
-	if _, drives, err := l.layout(); err == nil && len(drives) > 0 && drives[max(l.driveIdx, 0)].DeviceID != nil {
-		want = strings.TrimSpace(drives[max(l.driveIdx, 0)].DeviceID.Serial)
+	idx, want := max(l.driveIdx, 0), ""
+	if _, drives, err := l.layout(); err == nil && len(drives) > 0 && drives[idx].DeviceID != nil {
+		want = strings.TrimSpace(drives[idx].DeviceID.Serial)
 	}
 	var seen []string
 	for _, v := range luns {
@@ -160,6 +160,9 @@ func (l *library) findISCSIDrive(lf *libFlags, changer iscsi.Address) error {
 		serial, err := d.SerialNumber()
 		if want == "" || (err == nil && strings.TrimSpace(serial) == want) {
 			l.drive, l.driveAddr = d, a.String()
+			if want != "" {
+				l.driveIdx = idx // matched by serial: openLibrary need not look again
+			}
 			fmt.Fprintf(l.out, "tapextract: drive %s (serial %q), found through the changer's target\n", l.driveAddr, serial)
 			return nil
 		}
@@ -168,7 +171,7 @@ func (l *library) findISCSIDrive(lf *libFlags, changer iscsi.Address) error {
 	}
 	what := "no tape drive LUN"
 	if want != "" {
-		what = fmt.Sprintf("no LUN with the serial number %q of the changer's drive element %d", want, max(l.driveIdx, 0))
+		what = fmt.Sprintf("no LUN with the serial number %q of the changer's drive element %d", want, idx)
 	}
 	return fmt.Errorf("target %s has %s (%s); give --drive iscsi://…/LUN", changer.Target, what, strings.Join(seen, "; "))
 }
