@@ -20,10 +20,11 @@ import (
 // BenchmarkJobDataVsTapeio writes the same 64 MiB pax stream (8 files of
 // 8 MiB, random bytes) to encrypted volumes of an in-process vtl (1 MiB
 // blocks) two ways, alternately in one run: as a job session end to end
-// (the client's JobData over mTLS → the receiving goroutine → the ring of
-// buffers → the tape goroutine's JobWriter, with records, flushes and the
+// (the client's JobData over mTLS → the receiving goroutine → the queue
+// of received buffers → the tape goroutine's JobWriter, with records, flushes and the
 // index tape file), and with a raw tapeio.Writer on the drive. Mounts are
-// not timed. It reports both rates and their ratio:
+// not timed. It reports both rates and their ratio, and the CPU time
+// the process (client, session and vtl alike) used per MB of each:
 //
 //	go test -run '^$' -bench JobDataVsTapeio -benchtime 5x ./storaged/sd/
 func BenchmarkJobDataVsTapeio(b *testing.B) {
@@ -66,7 +67,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 	const piece = 256 << 10
 	client := e.connect(b, "web1", tlsconf.RoleClient)
 
-	var jobT, rawT time.Duration
+	var jobT, rawT, jobCPU, rawCPU time.Duration
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for i := range b.N {
@@ -77,7 +78,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		t0 := time.Now()
+		t0, c0 := time.Now(), processCPU()
 		s, err := e.attach(b, client, r.opened.Session, r.opened.Token)
 		if err != nil {
 			b.Fatal(err)
@@ -94,6 +95,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 			b.Fatalf("JobData: %v %v", reply, err)
 		}
 		jobT += time.Since(t0)
+		jobCPU += processCPU() - c0
 		b.StopTimer()
 		if err := r.wait(b); err != nil {
 			b.Fatal(err)
@@ -106,7 +108,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 		dr, _ := e.d.Drive("drive0")
 		dr.mu.Lock()
 		b.StartTimer()
-		t0 = time.Now()
+		t0, c0 = time.Now(), processCPU()
 		w, err := tapeio.NewWriter(dr.dev, tapeio.WriterOptions{BlockSize: 1 << 20, AfterFirstBlock: tapeio.VerifyFirstBlock([]byte(dr.keyFP))})
 		if err != nil {
 			b.Fatal(err)
@@ -120,6 +122,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 			b.Fatal(err)
 		}
 		rawT += time.Since(t0)
+		rawCPU += processCPU() - c0
 		b.StopTimer()
 		dr.mu.Unlock()
 		if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {
@@ -132,4 +135,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 	b.ReportMetric(mb/jobT.Seconds(), "jobdata-MB/s")
 	b.ReportMetric(mb/rawT.Seconds(), "tapeio-MB/s")
 	b.ReportMetric(rawT.Seconds()/jobT.Seconds(), "jobdata/tapeio")
+	b.ReportMetric(jobCPU.Seconds()*1e3/mb, "jobdata-cpu-ms/MB")
+	b.ReportMetric(rawCPU.Seconds()*1e3/mb, "tapeio-cpu-ms/MB")
 }
+
