@@ -39,10 +39,11 @@ const (
 	// a slow director can leave waiting here: memory stays bounded
 	// whatever the job's size (8 events of 8,192 records ≈ 40 MB at most).
 	JobMaxBatch = 8192
-	// jobBufSize and jobBufs: the ring of buffers between the goroutine
-	// receiving a client's data and the one writing it to tape.
-	jobBufSize = 1 << 20
-	jobBufs    = 4
+	// jobQueueBytes bounds the client's data received and not yet
+	// written to tape (the receiving goroutine waits beyond it), and
+	// jobItems the messages between the two goroutines.
+	jobQueueBytes = 4 << 20
+	jobItems      = 16
 	// jobEvents bounds the events waiting for the Job stream's sender
 	// (the tape waits for the director beyond that).
 	jobEvents = 8
@@ -118,7 +119,11 @@ type JobSession struct {
 	senderGone chan struct{}
 	control    chan *pb.JobControl
 	items      chan jobItem
-	free       chan []byte
+	// queued: data bytes handed to the tape goroutine and not yet
+	// written; room: a token the tape goroutine leaves after it wrote
+	// some (capacity 1: a wakeup is never lost).
+	queued atomic.Int64
+	room   chan struct{}
 
 	timer Timer
 
@@ -139,8 +144,9 @@ type JobSession struct {
 }
 
 // jobItem is what the receiving goroutine hands the tape goroutine: a
-// buffer of stream bytes, then the records of members whose bytes are in
-// it or before, and the client's end.
+// data message's stream bytes (a DataCodec buffer, given back once
+// written), then the records of members whose bytes are in it or
+// before, and the client's end.
 type jobItem struct {
 	buf  []byte
 	recs []archive.Record
@@ -170,7 +176,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	s := &JobSession{d: d, open: open, idle: idle, ctx: sctx, cancel: cancel,
 		partSeq: map[int]uint32{},
 		events:  make(chan *pb.JobEvent, jobEvents), senderGone: make(chan struct{}), control: make(chan *pb.JobControl, 1),
-		items: make(chan jobItem, jobBufs), free: make(chan []byte, jobBufs), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
+		items: make(chan jobItem, jobItems), room: make(chan struct{}, 1), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
 	s.id = fmt.Sprintf("job%d-%s", open.Job.JobId, randomHex(8))
 	s.issue(open.Client)
 	s.log = d.log.With("session", s.id, "job_id", open.Job.JobId, "job", open.Job.Job, "client", open.Client)
@@ -210,14 +216,11 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 	}
 	s.dr = dr
 	s.log = s.log.With("drive", dr.name)
-	for range jobBufs {
-		s.free <- make([]byte, 0, jobBufSize)
-	}
 	s.mounted = make(chan struct{})
 	ok = true
 	// The idle timer runs from now: a client that attached sends
-	// keepalives while it walks, and while the ring is full (the mount
-	// not done) its silence is not counted.
+	// keepalives while it walks, and while the data queue is full (the
+	// mount not done) its silence is not counted.
 	s.timer = d.afterFunc(idle, s.idleFired)
 	go s.start()
 	s.log.Info("job session started, mounting", "volume", open.Volume.Volume, "tape_file", open.Volume.TapeFile, "idle_timeout", idle.String())
@@ -225,7 +228,7 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 }
 
 // start mounts the session's volume — the client may connect and send
-// meanwhile: its data waits in the ring — and then runs the session. A
+// meanwhile: its data waits in the session's queue — and then runs the session. A
 // failed (or aborted) mount ends the session with its error: nothing is
 // left mounted, no key loaded, the drive released.
 func (s *JobSession) start() {
@@ -730,7 +733,12 @@ func (s *JobSession) write() error {
 				}
 			}
 			if it.buf != nil {
-				s.free <- it.buf[:0]
+				s.queued.Add(-int64(len(it.buf)))
+				link.ReleaseData(it.buf) // in the block buffers now
+				select {
+				case s.room <- struct{}{}:
+				default:
+				}
 			}
 			for i, r := range it.recs {
 				if err := s.jw.AddRecord(r); err != nil {
@@ -836,8 +844,9 @@ func (d *Daemon) AttachClient(session, token, peer string) (*JobSession, error) 
 }
 
 // ReceiveData runs a client's JobData stream after its open: a receiving
-// goroutine fills the ring of buffers while the tape goroutine writes
-// them, and the idle timer restarts at every message. It returns once the
+// goroutine hands each data message's buffer (up to jobQueueBytes) to the
+// tape goroutine that writes them, and the idle timer restarts at every
+// message. It returns once the
 // session ended.
 func (s *JobSession) ReceiveData(recv func() (*pb.JobDataRequest, error)) (*pb.JobDataReply, error) {
 	go s.receive(recv)
@@ -850,7 +859,7 @@ func (s *JobSession) ReceiveData(recv func() (*pb.JobDataRequest, error)) (*pb.J
 
 func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 	var cur jobItem
-	// While storaged does not read (the ring is full: the tape is slower,
+	// While storaged does not read (the queue is full: the tape is slower,
 	// or a next volume is being asked for and mounted) the client cannot
 	// send: its silence is not counted.
 	ship := func() bool {
@@ -883,22 +892,19 @@ func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 		s.timer.Reset(s.idle)
 		switch m := msg.Msg.(type) {
 		case *pb.JobDataRequest_Data:
-			p := m.Data
-			for len(p) > 0 {
-				if cur.buf == nil {
-					var ok bool
-					if cur.buf, ok = s.freeBuf(); !ok {
-						return
-					}
-				}
-				n := copy(cur.buf[len(cur.buf):cap(cur.buf)], p)
-				cur.buf = cur.buf[:len(cur.buf)+n]
-				p = p[n:]
-				if len(cur.buf) == cap(cur.buf) && !ship() {
-					return
-				}
+			// The message's buffer itself goes to the tape goroutine (no
+			// copy), with the records received before it.
+			if len(m.Data) == 0 {
+				continue
 			}
-			link.ReleaseData(m.Data) // copied into the block buffers
+			if !s.waitRoom() {
+				return
+			}
+			s.queued.Add(int64(len(m.Data)))
+			cur.buf = m.Data
+			if !ship() {
+				return
+			}
 		case *pb.JobDataRequest_Records:
 			for _, r := range m.Records.Records {
 				rec, err := archiveRecord(r)
@@ -924,22 +930,22 @@ func (s *JobSession) receive(recv func() (*pb.JobDataRequest, error)) {
 	}
 }
 
-// freeBuf takes a free buffer of the ring (the idle timer paused while
-// it waits); false: the session was aborted.
-func (s *JobSession) freeBuf() ([]byte, bool) {
-	select {
-	case b := <-s.free:
-		return b, true
-	default:
+// waitRoom waits while jobQueueBytes of data wait for the tape (the idle
+// timer paused meanwhile); false: the session was aborted.
+func (s *JobSession) waitRoom() bool {
+	if s.queued.Load() < jobQueueBytes {
+		return true
 	}
 	s.timer.Stop()
 	defer s.timer.Reset(s.idle)
-	select {
-	case b := <-s.free:
-		return b, true
-	case <-s.abortCh:
-		return nil, false
+	for s.queued.Load() >= jobQueueBytes {
+		select {
+		case <-s.room:
+		case <-s.abortCh:
+			return false
+		}
 	}
+	return true
 }
 
 // archiveRecord is a client's MemberRecord as jobtape takes it.
