@@ -228,9 +228,9 @@ func (d *Daemon) OpenJob(ctx context.Context, open *pb.JobOpen) (*JobSession, er
 }
 
 // start mounts the session's volume — the client may connect and send
-// meanwhile: its data waits in the session's queue — and then runs the session. A
-// failed (or aborted) mount ends the session with its error: nothing is
-// left mounted, no key loaded, the drive released.
+// meanwhile: its data waits in the session's queue — and then runs the
+// session. A failed (or aborted) mount ends the session with its error:
+// nothing is left mounted, no key loaded, the drive released.
 func (s *JobSession) start() {
 	if err := s.begin(); err != nil {
 		s.timer.Stop()
@@ -846,8 +846,7 @@ func (d *Daemon) AttachClient(session, token, peer string) (*JobSession, error) 
 // ReceiveData runs a client's JobData stream after its open: a receiving
 // goroutine hands each data message's buffer (up to jobQueueBytes) to the
 // tape goroutine that writes them, and the idle timer restarts at every
-// message. It returns once the
-// session ended.
+// message. It returns once the session ended.
 func (s *JobSession) ReceiveData(recv func() (*pb.JobDataRequest, error)) (*pb.JobDataReply, error) {
 	go s.receive(recv)
 	<-s.done
