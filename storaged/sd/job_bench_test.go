@@ -138,4 +138,3 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 	b.ReportMetric(jobCPU.Seconds()*1e3/mb, "jobdata-cpu-ms/MB")
 	b.ReportMetric(rawCPU.Seconds()*1e3/mb, "tapeio-cpu-ms/MB")
 }
-
