@@ -40,10 +40,12 @@ const (
 	// whatever the job's size (8 events of 8,192 records ≈ 40 MB at most).
 	JobMaxBatch = 8192
 	// jobQueueBytes bounds the client's data received and not yet
-	// written to tape (the receiving goroutine waits beyond it), and
-	// jobItems the messages between the two goroutines.
+	// written to tape (the receiving goroutine waits beyond it, whatever
+	// the size of the client's messages), and jobItems the messages
+	// between the two goroutines (records-only ones too: at most
+	// jobItems × JobMaxBatch records wait, as with the former ring).
 	jobQueueBytes = 4 << 20
-	jobItems      = 16
+	jobItems      = 4
 	// jobEvents bounds the events waiting for the Job stream's sender
 	// (the tape waits for the director beyond that).
 	jobEvents = 8
