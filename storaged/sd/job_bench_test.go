@@ -21,8 +21,9 @@ import (
 // 8 MiB, random bytes) to encrypted volumes of an in-process vtl (1 MiB
 // blocks) two ways, alternately in one run: as a job session end to end
 // (the client's JobData over mTLS → the receiving goroutine → the queue
-// of received buffers → the tape goroutine's JobWriter, with records, flushes and the
-// index tape file), and with a raw tapeio.Writer on the drive. Mounts are
+// of received buffers → the tape goroutine's JobWriter, with records,
+// flushes and the index tape file), and with a raw tapeio.Writer on the
+// drive. Mounts are
 // not timed. It reports both rates and their ratio, and the CPU time
 // the process (client, session and vtl alike) used per MB of each:
 //
