@@ -23,9 +23,9 @@ import (
 // (the client's JobData over mTLS → the receiving goroutine → the queue
 // of received buffers → the tape goroutine's JobWriter, with records,
 // flushes and the index tape file), and with a raw tapeio.Writer on the
-// drive. Mounts are
-// not timed. It reports both rates and their ratio, and the CPU time
-// the process (client, session and vtl alike) used per MB of each:
+// drive. Mounts are not timed. It reports both rates and their ratio,
+// and the CPU time the process (client, session and vtl alike) used per
+// MB of each:
 //
 //	go test -run '^$' -bench JobDataVsTapeio -benchtime 5x ./storaged/sd/
 func BenchmarkJobDataVsTapeio(b *testing.B) {
