@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 )
@@ -226,4 +227,95 @@ func TestStickyWriteError(t *testing.T) {
 		t.Fatalf("reopen: %v %+v", err, rep)
 	}
 	c.Close()
+}
+
+// A cartridge larger than TailCheck, with payloads on both sides of
+// skipSeek, some buffered and some not: Open rebuilds the same index
+// whether it reads a payload past or repositions over it, and still finds
+// a damaged header far from the end.
+func TestOpenLargeCartridgeIndex(t *testing.T) {
+	p, c := newCart(t)
+	sizes := []int{256 << 10, 1 << 10, skipSeek - 1, skipSeek, skipSeek + 1, 70 << 10, 100, 1 << 20}
+	var total int64
+	for i := 0; total < TailCheck+24<<20; i++ {
+		n := sizes[i%len(sizes)]
+		m := &Meta{PlainLen: n}
+		if i%3 == 0 {
+			m = &Meta{Flags: FlagEncrypted, KADFormat: 2, UKAD: []byte(fmt.Sprintf("u%d", i)), PlainLen: n}
+		}
+		if err := c.AppendBlock(m, blk(n, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			c.AppendFilemark()
+		}
+		total += int64(n)
+	}
+	want := append([]Entry(nil), c.entries...)
+	wantFms, wantEnc := append([]int64(nil), c.fms...), c.nEnc
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, rep, err := Open(p)
+	if err != nil || rep != nil {
+		t.Fatalf("reopen: %v %+v", err, rep)
+	}
+	if !slices.Equal(c.entries, want) || !slices.Equal(c.fms, wantFms) || c.nEnc != wantEnc {
+		t.Fatalf("index after reopen: %d entries, %d filemarks, %d encrypted; want %d, %d, %d",
+			len(c.entries), len(c.fms), c.nEnc, len(want), len(wantFms), wantEnc)
+	}
+	var buf []byte
+	var m Meta
+	for _, i := range []int64{1, 2, int64(len(want)) / 2, int64(len(want)) - 1} {
+		if want[i].Kind == KindFilemark {
+			continue
+		}
+		if _, err := c.ReadBlock(i, &buf, &m); err != nil || m.PlainLen != int(want[i].PlainLen) {
+			t.Fatalf("block %d: %v (length %d, want %d)", i, err, m.PlainLen, want[i].PlainLen)
+		}
+	}
+	c.Close()
+	// A damaged record header in the first half (outside the tail) is
+	// corruption, found by the repositioning pass too.
+	mid := want[len(want)/3]
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xFF}, mid.Off+5); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, _, err := Open(p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open with a damaged header at offset %d: %v, want ErrCorrupt", mid.Off, err)
+	}
+}
+
+// BenchmarkOpen loads a cartridge of 512 MiB in 256 KiB blocks (what a
+// mount costs the vtl before anything is read).
+func BenchmarkOpen(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "TW0001L6.cart")
+	if err := Create(p, "TW0001L6", 0x5A, 1<<30); err != nil {
+		b.Fatal(err)
+	}
+	c, _, err := Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pay := blk(256<<10, 3)
+	for range 2048 {
+		if err := c.AppendBlock(&Meta{PlainLen: len(pay)}, pay); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		c, _, err := Open(p)
+		if err != nil || c.EOD() != 2048 {
+			b.Fatalf("open: %v", err)
+		}
+		c.Close()
+	}
 }
