@@ -751,9 +751,11 @@ func (s *Store) RecordDeletions(ctx context.Context, jobID int64, seen iter.Seq[
 }
 
 // Deletions records the deletions of a running Incremental or
-// Differential while its client walks: the paths it saw are copied into
-// a temporary table as they arrive (COPY, on one connection held for the
-// walk), so only the comparisons are left when the walk ends. Add from
+// Differential while its client walks. A chain of up to WithMemCompareRows
+// file rows is compared in memory as the paths arrive (memView: its paths
+// are read while the client starts). A larger one has the paths copied
+// into a temporary table as they arrive (COPY, on one connection held for
+// the walk), so only the comparisons are left when the walk ends. Add from
 // one goroutine, then optionally Unknown, then Finish (or Abort), one
 // after the other. A Full's Deletions takes every path and records
 // nothing.
@@ -763,6 +765,7 @@ type Deletions struct {
 	op     string
 	none   bool // a Full, or no earlier backup: nothing to compare with
 	chain  []int64
+	mem    *memView // nil: compared by PostgreSQL (tx, ch, done)
 	tx     pgx.Tx
 	ch     chan seenBatch
 	done   chan struct{}
@@ -807,6 +810,14 @@ func (s *Store) BeginDeletions(ctx context.Context, jobID int64) (*Deletions, er
 	if j.Level == LevelDifferential {
 		d.chain = d.chain[:1]
 	}
+	var rows int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(files_count), 0) FROM jobs WHERE id = ANY($1)`, d.chain).Scan(&rows); err != nil {
+		return nil, dbErr(d.op, err)
+	}
+	if rows <= s.memCompareRows {
+		d.mem = s.startMemView(ctx, d.op, d.chain, rows)
+		return d, nil
+	}
 	if d.tx, err = s.pool.Begin(ctx); err != nil {
 		return nil, dbErr(d.op, err)
 	}
@@ -844,6 +855,9 @@ func (d *Deletions) Add(paths [][]byte, unchanged []byte, unlisted [][]byte) err
 	if d.closed {
 		return fmt.Errorf("%s: paths added after the comparison started", d.op)
 	}
+	if d.mem != nil {
+		return d.mem.add(seenBatch{paths, unchanged})
+	}
 	select {
 	case d.ch <- seenBatch{paths, unchanged}:
 		return nil
@@ -852,8 +866,13 @@ func (d *Deletions) Add(paths [][]byte, unchanged []byte, unlisted [][]byte) err
 	}
 }
 
-// endCopy ends the COPY of the seen paths (once) and returns its error.
+// endCopy ends the COPY of the seen paths (once) and returns its error;
+// in memory, it waits for the view's load and the batches before it.
 func (d *Deletions) endCopy() error {
+	if d.mem != nil {
+		d.closed = true
+		return d.mem.wait()
+	}
 	if !d.closed {
 		d.closed = true
 		close(d.ch)
@@ -899,6 +918,18 @@ func (d *Deletions) compare(ctx context.Context, fn func([][]byte) error) (int64
 	if err := d.endCopy(); err != nil {
 		return 0, err
 	}
+	if d.mem != nil {
+		if fn == nil {
+			return 0, nil
+		}
+		out := pathBatches{fn: fn}
+		for _, p := range d.mem.unknownPaths() {
+			if err := out.add(p); err != nil {
+				return out.n, err
+			}
+		}
+		return out.n, out.flush()
+	}
 	op := d.op + ": comparing the paths seen with the catalog"
 	// The hash of the seen paths: with the default work_mem (4 MB, ×2 for
 	// a hash) the hash of 100,000 paths spills to disk in two batches;
@@ -935,37 +966,52 @@ func (d *Deletions) compare(ctx context.Context, fn func([][]byte) error) (int64
 		return 0, dbErr(op, err)
 	}
 	defer rows.Close()
-	var n int64
-	batch, size := make([][]byte, 0, 1024), 0
+	out := pathBatches{fn: fn}
 	for rows.Next() {
 		if fn == nil {
 			continue // Finish: only unseen_paths is wanted
 		}
 		var p []byte
 		if err := rows.Scan(&p); err != nil {
-			return n, dbErr(op, err)
+			return out.n, dbErr(op, err)
 		}
-		batch = append(batch, p)
-		size += len(p)
-		if len(batch) == cap(batch) || size >= 512<<10 { // a message well under gRPC's limit
-			n += int64(len(batch))
-			if err := fn(batch); err != nil {
-				return n, err
-			}
-			batch, size = make([][]byte, 0, 1024), 0
+		if err := out.add(p); err != nil {
+			return out.n, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return n, dbErr(op, err)
+		return out.n, dbErr(op, err)
 	}
 	rows.Close()
-	if len(batch) > 0 {
-		n += int64(len(batch))
-		if err := fn(batch); err != nil {
-			return n, err
-		}
+	return out.n, out.flush()
+}
+
+// pathBatches hands paths to fn in batches of up to 1,024 paths or
+// 512 KiB (a message well under gRPC's limit); n counts those handed.
+type pathBatches struct {
+	fn    func([][]byte) error
+	batch [][]byte
+	size  int
+	n     int64
+}
+
+func (b *pathBatches) add(p []byte) error {
+	b.batch = append(b.batch, p)
+	b.size += len(p)
+	if len(b.batch) == 1024 || b.size >= 512<<10 {
+		return b.flush()
 	}
-	return n, nil
+	return nil
+}
+
+func (b *pathBatches) flush() error {
+	if len(b.batch) == 0 {
+		return nil
+	}
+	b.n += int64(len(b.batch))
+	err := b.fn(b.batch)
+	b.batch, b.size = nil, 0
+	return err
 }
 
 // Finish compares (unless Unknown did), records the deletions and
@@ -974,12 +1020,25 @@ func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 	if d.none {
 		return 0, nil
 	}
-	defer d.tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
 	if !d.compared {
 		if _, err := d.compare(ctx, nil); err != nil {
 			return 0, err
 		}
 	}
+	// The view's paths the client did not see, with the rank of their
+	// latest row: unseen_paths (compared by PostgreSQL), or arrays.
+	unseen := `unseen_paths`
+	var paths [][]byte
+	var ranks []int64
+	if d.mem != nil {
+		paths, ranks = d.mem.unseen()
+		unseen = `unnest($4::bytea[], $5::bigint[])`
+		var err error
+		if d.tx, err = d.s.pool.Begin(ctx); err != nil {
+			return 0, dbErr(d.op, err)
+		}
+	}
+	defer d.tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
 	name, st, err := lockJob(ctx, d.tx, d.jobID)
 	if err != nil {
 		return 0, err
@@ -987,26 +1046,33 @@ func (d *Deletions) Finish(ctx context.Context) (int64, error) {
 	if st != JobRunning && !st.Waiting() {
 		return 0, &JobStateError{JobID: d.jobID, Job: name, Op: "record deletions of", Status: st, Want: []JobStatus{JobRunning}}
 	}
-	// The view's paths the client did not see (unseen_paths, with the
-	// rank of their latest row), kept when no later job of the chain
-	// recorded them deleted (the view's rule, as viewSQL, applied to
-	// those few only), this job did not store them, and they are not at
-	// or below a path the client could not list ($3: a directory's
-	// rows end in '/').
-	tag, err := d.tx.Exec(ctx, `
+	var n int64
+	if d.mem == nil || len(paths) > 0 {
+		// Those kept when no later job of the chain recorded them deleted
+		// (the view's rule, as viewSQL, applied to those few only), this
+		// job did not store them, and they are not at or below a path the
+		// client could not list ($3: a directory's rows end in '/').
+		args := []any{d.chain, d.jobID, d.unlisted}
+		if d.mem != nil {
+			args = append(args, paths, ranks)
+		}
+		tag, err := d.tx.Exec(ctx, `
 		WITH chain AS (SELECT id, rank FROM unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank))
 		INSERT INTO file_deletions (job_id, path)
-		SELECT $2, u.path FROM unseen_paths u
+		SELECT $2, u.path FROM `+unseen+` AS u(path, rank)
 		WHERE NOT EXISTS (SELECT 1 FROM file_deletions x JOIN chain c ON c.id = x.job_id WHERE x.path = u.path AND c.rank > u.rank)
 			AND NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = $2 AND f.path = u.path)
 			AND NOT EXISTS (SELECT 1 FROM unnest($3::bytea[]) l(p) WHERE u.path = l.p OR substring(u.path FROM 1 FOR length(l.p) + 1) = l.p || '\x2f'::bytea)
-		ON CONFLICT DO NOTHING`, d.chain, d.jobID, d.unlisted)
-	if err != nil {
-		return 0, dbErr(d.op, err)
+		ON CONFLICT DO NOTHING`, args...)
+		if err != nil {
+			return 0, dbErr(d.op, err)
+		}
+		n = tag.RowsAffected()
 	}
-	n := tag.RowsAffected()
-	if _, err := d.tx.Exec(ctx, `UPDATE jobs SET deletions_count = deletions_count + $2 WHERE id = $1`, d.jobID, n); err != nil {
-		return 0, dbErr(d.op, err)
+	if n > 0 {
+		if _, err := d.tx.Exec(ctx, `UPDATE jobs SET deletions_count = deletions_count + $2 WHERE id = $1`, d.jobID, n); err != nil {
+			return 0, dbErr(d.op, err)
+		}
 	}
 	if err := d.tx.Commit(ctx); err != nil {
 		return 0, dbErr(d.op+" (commit)", err)
@@ -1057,6 +1123,10 @@ func (c *pathCopy) Read(p []byte) (int, error) {
 
 // Abort drops what was copied (the job failed): nothing is recorded.
 func (d *Deletions) Abort() {
+	if d.mem != nil {
+		d.mem.cancel()
+		<-d.mem.done
+	}
 	if d.none || d.tx == nil {
 		return
 	}

@@ -271,6 +271,13 @@ func TestOddPathsAndAddressesRoundTrip(t *testing.T) {
 	}
 }
 
+// compareModes runs a test of Deletions with the chain's view compared in
+// the director's memory and by PostgreSQL (WithMemCompareRows(0)).
+func compareModes(t *testing.T, test func(t *testing.T, f *fixture)) {
+	t.Run("memory", func(t *testing.T) { test(t, newFixture(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, newFixture(t, WithMemCompareRows(0))) })
+}
+
 // backupWith runs a job of level storing stored and having seen seen, as
 // the runner does: the deletions are begun first and the seen paths
 // copied while the job's file rows are committed on other connections.
@@ -407,8 +414,9 @@ func TestFlushAsync(t *testing.T) {
 // chain), and of one moved back to where an earlier job recorded them
 // deleted. Known paths, stored paths and directories are not fetched; a
 // Differential compares with its Full.
-func TestUnknownPaths(t *testing.T) {
-	f := newFixture(t)
+func TestUnknownPaths(t *testing.T) { compareModes(t, testUnknownPaths) }
+
+func testUnknownPaths(t *testing.T, f *fixture) {
 	f.backupWith(t, LevelFull, []string{"/d/", "/d/a", "/d/x/", "/d/x/1", "/d/x/2"}, []string{"/d/", "/d/a", "/d/x/", "/d/x/1", "/d/x/2"})
 	// /d/x moved to /d/y: the directory is stored (its ctime changed), its
 	// files keep their times.
@@ -439,7 +447,10 @@ func TestUnknownPaths(t *testing.T) {
 // client could not read (and an entry it could not lstat) are not
 // recorded deleted; the rest of the comparison is unchanged.
 func TestUnlistedPathsRecordNoDeletions(t *testing.T) {
-	f := newFixture(t)
+	compareModes(t, testUnlistedPathsRecordNoDeletions)
+}
+
+func testUnlistedPathsRecordNoDeletions(t *testing.T, f *fixture) {
 	all := []string{"/d/", "/d/a", "/d/locked/", "/d/locked/s/", "/d/locked/s/f", "/d/lockedness", "/d/odd"}
 	f.backupWith(t, LevelFull, all, all)
 	job, _ := f.backup(t, "nightly", "web1", idHome, LevelIncremental, 0)
@@ -467,7 +478,10 @@ func TestUnlistedPathsRecordNoDeletions(t *testing.T) {
 // RecordDeletions (the whole walk at once) records what Deletions does,
 // and a job interrupted while its client walks records none.
 func TestRecordDeletionsAndInterrupted(t *testing.T) {
-	f := newFixture(t)
+	compareModes(t, testRecordDeletionsAndInterrupted)
+}
+
+func testRecordDeletionsAndInterrupted(t *testing.T, f *fixture) {
 	f.backupWith(t, LevelFull, []string{"/d/a", "/d/b"}, []string{"/d/a", "/d/b"})
 	job, _ := f.backup(t, "nightly", "web1", idHome, LevelIncremental, 0)
 	n, err := f.s.RecordDeletions(f.ctx, job, func(yield func([]byte) bool) { yield([]byte("/d/a")) })
@@ -519,8 +533,9 @@ func (f *fixture) deletions(t *testing.T, job int64) string {
 	return string(bytes.Join(d, []byte(" ")))
 }
 
-func TestDeletionsAndCurrentView(t *testing.T) {
-	f := newFixture(t)
+func TestDeletionsAndCurrentView(t *testing.T) { compareModes(t, testDeletionsAndCurrentView) }
+
+func testDeletionsAndCurrentView(t *testing.T, f *fixture) {
 	if _, err := f.s.CurrentView(f.ctx, Chain{Job: "nightly", Client: "web1", Fileset: "home"}, time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("view with no Full: %v", err)
 	}
@@ -802,5 +817,55 @@ func TestRecordPartTwice(t *testing.T) {
 	}
 	if jm, err := f.s.ListJobMedia(ctx, job); err != nil || len(jm) != 1 {
 		t.Fatalf("job media %+v, %v", jm, err)
+	}
+}
+
+// The in-memory comparison marks a batch that comes while the chain's
+// paths are still being read once the read is over, the same as one that
+// comes after; a failed read fails every later call.
+func TestMemViewBatchesDuringAndAfterLoad(t *testing.T) {
+	bits := func(n int, set ...int) []byte {
+		b := make([]byte, (n+7)/8)
+		for _, i := range set {
+			b[i/8] |= 1 << (i % 8)
+		}
+		return b
+	}
+	m := newMemView(4)
+	// During the load: /a (in the view) and /new (unchanged, not in it).
+	if err := m.add(seenBatch{[][]byte{[]byte("/a"), []byte("/new")}, bits(2, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	m.put([]byte("/a"), 1)
+	m.put([]byte("/b"), 1)
+	m.put([]byte("/c"), 1)
+	m.put([]byte("/c"), 2)
+	m.put([]byte("/gone"), 2)
+	m.dels["/c"] = 2 // deleted by the job of its latest row's rank: still in the view
+	m.dels["/b"] = 3 // deleted after its latest row: not in the view
+	if len(m.unknown) != 0 {
+		t.Fatalf("a batch was compared before the load ended: %q", m.unknown)
+	}
+	m.endLoad(nil)
+	close(m.done)
+	// After the load: /b and /c, unchanged.
+	if err := m.add(seenBatch{[][]byte{[]byte("/c"), []byte("/b")}, bits(2, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(bytes.Join(m.unknownPaths(), []byte(" "))); got != "/b /new" {
+		t.Fatalf("unknown %q, want /b /new", got)
+	}
+	if paths, ranks := m.unseen(); len(paths) != 1 || string(paths[0]) != "/gone" || ranks[0] != 2 {
+		t.Fatalf("unseen %q ranks %d, want /gone rank 2", paths, ranks)
+	}
+
+	m = newMemView(0)
+	m.endLoad(errors.New("connection lost"))
+	close(m.done)
+	if err := m.add(seenBatch{[][]byte{[]byte("/a")}, nil}); err == nil || m.wait() == nil {
+		t.Fatalf("after a failed load: add %v, wait %v", err, m.wait())
 	}
 }

@@ -29,6 +29,8 @@ type Store struct {
 	// escrow returns the escrow public key of a pool (nil: none); keys
 	// made for its volumes are sealed to it (SetEscrowKeys).
 	escrow func(pool string) *keys.EscrowPublic
+	// memCompareRows: see WithMemCompareRows.
+	memCompareRows int64
 }
 
 // SetEscrowKeys tells the store which escrow public key each pool's new
@@ -53,6 +55,15 @@ func nullIfEmpty(v string) *string {
 // Option adjusts a Store.
 type Option func(*Store)
 
+// WithMemCompareRows sets the largest chain (in file rows: the sum of its
+// jobs' files_count) whose view Deletions compares in the director's
+// memory as the client's paths arrive (DefaultMemCompareRows); larger
+// chains are compared by PostgreSQL once the walk is over. 0: always by
+// PostgreSQL.
+func WithMemCompareRows(rows int64) Option {
+	return func(s *Store) { s.memCompareRows = rows }
+}
+
 // WithClock makes the store take "now" (key event times, updated_at,
 // first/last written) from now instead of time.Now, for tests and for a
 // director with an injected clock.
@@ -67,7 +78,7 @@ func WithClock(now func() time.Time) Option {
 // NewStore wraps an open pool (tests, or a director that builds its own
 // pool). The caller keeps ownership of pool; Store.Close closes it.
 func NewStore(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool, now: time.Now}
+	s := &Store{pool: pool, now: time.Now, memCompareRows: DefaultMemCompareRows}
 	for _, o := range opts {
 		o(s)
 	}

@@ -51,7 +51,7 @@ type fixture struct {
 	clock *clock
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t)
@@ -61,7 +61,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	t.Cleanup(pool.Close)
 	c := &clock{t: t0}
-	f := &fixture{ctx: ctx, dsn: dsn, s: NewStore(pool, WithClock(c.Now)), clock: c}
+	f := &fixture{ctx: ctx, dsn: dsn, s: NewStore(pool, append([]Option{WithClock(c.Now)}, opts...)...), clock: c}
 	for _, sd := range []string{"sd1", "sd2"} {
 		if _, err := f.s.EnsureStorage(ctx, sd, sd+".example:9103"); err != nil {
 			t.Fatal(err)
