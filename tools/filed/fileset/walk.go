@@ -4,7 +4,9 @@ package fileset
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"slices"
@@ -154,7 +156,34 @@ func (d *dirHandle) close() {
 // referenced by offset.
 type nameList struct {
 	arena []byte
-	refs  []uint32
+	refs  []nameRef
+}
+
+// nameRef is a name in the arena (NUL-terminated there) with its first 8
+// bytes as a big-endian number (zero-padded: a name has no NUL), so that
+// most comparisons of a sort need not read the arena.
+type nameRef struct {
+	key uint64
+	off uint32
+	n   uint32
+}
+
+func (l *nameList) add(name []byte) {
+	var k [8]byte
+	copy(k[:], name)
+	l.refs = append(l.refs, nameRef{key: binary.BigEndian.Uint64(k[:]), off: uint32(len(l.arena)), n: uint32(len(name))})
+	l.arena = append(l.arena, name...)
+	l.arena = append(l.arena, 0)
+}
+
+// sort puts the names in byte order.
+func (l *nameList) sort() {
+	slices.SortFunc(l.refs, func(a, b nameRef) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return bytes.Compare(l.arena[a.off:a.off+a.n], l.arena[b.off:b.off+b.n])
+	})
 }
 
 func (l *nameList) reset() {
@@ -169,9 +198,14 @@ func (l *nameList) reset() {
 }
 
 func (l *nameList) name(i int) []byte {
-	off := l.refs[i]
-	b := l.arena[off:]
-	return b[:bytes.IndexByte(b, 0)]
+	r := l.refs[i]
+	return l.arena[r.off : r.off+r.n]
+}
+
+// cname is name i NUL-terminated (for a system call).
+func (l *nameList) cname(i int) []byte {
+	r := l.refs[i]
+	return l.arena[r.off : r.off+r.n+1]
 }
 
 type walker struct {
@@ -655,9 +689,7 @@ func (w *walker) dir(parent *dirHandle, full, name string, dev uint64, depth int
 		w.warn(full, "readdir", err) // go on with the names read
 		w.unlisted(full)
 	}
-	slices.SortFunc(l.refs, func(a, b uint32) int {
-		return bytes.Compare(cstr(l.arena[a:]), cstr(l.arena[b:]))
-	})
+	l.sort()
 	if w.fs.ExcludeCaches && w.cacheTagged(h.fd, l) {
 		w.stats.CachesExcluded++
 		w.note(full, "has a CACHEDIR.TAG: contents skipped but the tag (exclude caches)")
@@ -682,7 +714,7 @@ func (w *walker) dir(parent *dirHandle, full, name string, dev uint64, depth int
 		var st unix.Stat_t
 		nb := l.name(i)
 		pb = append(pb[:prefix], nb...)
-		if err := fstatat(h.fd, l.arena[l.refs[i]:], &st); err != nil {
+		if err := fstatat(h.fd, l.cname(i), &st); err != nil {
 			if err == unix.ENOENT {
 				w.warn(string(pb), "lstat", errors.New("removed before it was read"))
 			} else {
@@ -741,9 +773,7 @@ func (w *walker) readNames(fd int, l *nameList) error {
 			if len(name) == 0 || (name[0] == '.' && (len(name) == 1 || (len(name) == 2 && name[1] == '.'))) {
 				continue
 			}
-			l.refs = append(l.refs, uint32(len(l.arena)))
-			l.arena = append(l.arena, name...)
-			l.arena = append(l.arena, 0)
+			l.add(name)
 		}
 	}
 }
@@ -756,8 +786,8 @@ const cacheSignature = "Signature: 8a477f597d28d172789f06886806bc55"
 // cacheTagged reports whether the directory holds a regular file
 // CACHEDIR.TAG that starts with the standard signature.
 func (w *walker) cacheTagged(fd int, l *nameList) bool {
-	_, found := slices.BinarySearchFunc(l.refs, []byte(cacheTag), func(ref uint32, t []byte) int {
-		return bytes.Compare(cstr(l.arena[ref:]), t)
+	_, found := slices.BinarySearchFunc(l.refs, []byte(cacheTag), func(ref nameRef, t []byte) int {
+		return bytes.Compare(l.arena[ref.off:ref.off+ref.n], t)
 	})
 	if !found {
 		return false

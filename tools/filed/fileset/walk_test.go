@@ -8,9 +8,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -772,5 +774,38 @@ func TestUnchangedReadsNoXattrsOrSparseMap(t *testing.T) {
 	}
 	if inc.stats.Sparse != 0 {
 		t.Errorf("Stats.Sparse %d for unchanged files", inc.stats.Sparse)
+	}
+}
+
+// nameList sorts in byte order: names shorter than, as long as and longer
+// than its 8-byte keys, sharing prefixes, with bytes above 0x7f.
+func TestNameListSortsInByteOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("ab\x01\x7f\x80\xff.")
+	var l nameList
+	var want [][]byte
+	seen := map[string]bool{}
+	for len(want) < 3000 {
+		// Many share their first 8 bytes or more (the key).
+		name := []byte([]string{"", "abcdefgh", "abcdefg\xff", "abcdefghij"}[rng.IntN(4)])
+		for range 1 + rng.IntN(6) {
+			name = append(name, alphabet[rng.IntN(len(alphabet))])
+		}
+		if seen[string(name)] {
+			continue
+		}
+		seen[string(name)] = true
+		l.add(name)
+		want = append(want, name)
+	}
+	l.sort()
+	slices.SortFunc(want, bytes.Compare)
+	for i := range want {
+		if got := l.name(i); !bytes.Equal(got, want[i]) {
+			t.Fatalf("name %d = %q, want %q", i, got, want[i])
+		}
+		if c := l.cname(i); c[len(c)-1] != 0 || !bytes.Equal(c[:len(c)-1], want[i]) {
+			t.Fatalf("cname %d = %q", i, c)
+		}
 	}
 }
