@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -383,7 +384,8 @@ const idBench = "333333333333333333333333333333333333333333333333333333333333333
 //
 // memory (the chain's view in the director's memory): BeginDeletions
 // reads the chain's paths (load_ms: done while the client walks, which
-// takes longer: find -newer over 100,000 files takes 120–200 ms here),
+// takes longer: find -newer over 100,000 files takes 120–200 ms here;
+// view_bytes/path: the heap it holds, per path),
 // Add marks the seen paths (add_ms: as they arrive), Unknown sorts the
 // ones to fetch (compare_ms: what the client waits for once its walk is
 // over), Finish records the deletion (finish_ms).
@@ -458,9 +460,16 @@ func benchDeletions(b *testing.B, f *fixture) {
 	seen[n-1] = []byte("/bench/moved-in/new-path")
 	unchanged := bytes.Repeat([]byte{0xff}, 4096/8)
 	var load, add, compare, finish, compareCPU, finishCPU time.Duration
+	var viewBytes int64
 	b.ResetTimer()
 	for b.Loop() {
 		id := start(LevelIncremental)
+		b.StopTimer()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heap0 := int64(ms.HeapAlloc)
+		b.StartTimer()
 		t0 := time.Now()
 		d, err := f.s.BeginDeletions(ctx, id)
 		if err != nil {
@@ -471,6 +480,12 @@ func benchDeletions(b *testing.B, f *fixture) {
 			t := time.Now()
 			load += t.Sub(t0)
 			t0 = t
+			b.StopTimer()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			viewBytes += int64(ms.HeapAlloc) - heap0
+			b.StartTimer()
 		}
 		for p := seen; len(p) > 0; {
 			k := min(len(p), 4096)
@@ -509,6 +524,7 @@ func benchDeletions(b *testing.B, f *fixture) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	if f.s.memCompareRows > 0 {
 		b.ReportMetric(ms(load), "load_ms")
+		b.ReportMetric(float64(viewBytes)/float64(b.N)/float64(n), "view_bytes/path")
 		b.ReportMetric(ms(add), "add_ms")
 		b.ReportMetric(ms(compare), "compare_ms")
 		b.ReportMetric(ms(finish), "finish_ms")

@@ -16,7 +16,8 @@ import (
 // (the sum of the chain's jobs' files_count) the paths are read into a
 // hash table while the client walks and each batch of seen paths is
 // compared as it arrives, so that the comparison is over when the walk is
-// (~150 bytes of memory per row: about 150 MB at the bound; Bareos's
+// (about 70 bytes of memory per path plus the path: 115 bytes per
+// 48-byte path in BenchmarkDeletions, ~120 MB at the bound; Bareos's
 // accurate mode keeps the same list in its file daemon's memory). Larger
 // chains are compared by PostgreSQL once the walk is over (a hash join of
 // a temporary table of the seen paths with the chain's rows).
