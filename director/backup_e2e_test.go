@@ -706,6 +706,24 @@ func TestBackupSpansThreeVolumes(t *testing.T) {
 			t.Errorf("volume %s, filled by the job, is %s, want Full", v.Volume, v.Status)
 		}
 	}
+	// Each volume's reports (written, verified: sent while the tape goes
+	// on) reached the catalog, and before its key was cleared.
+	for _, v := range vols {
+		var written int64
+		var events []string
+		if err := w.q(`SELECT bytes_written, ARRAY(SELECT event FROM key_events WHERE volume_name = $1 ORDER BY id) FROM media WHERE volume_name = $1`, v).Scan(&written, &events); err != nil {
+			t.Fatal(err)
+		}
+		verified, cleared := slices.Index(events, "verified"), -1
+		for i, e := range events {
+			if e == "cleared" {
+				cleared = i
+			}
+		}
+		if written == 0 || verified < 0 || cleared != len(events)-1 || verified > cleared {
+			t.Errorf("volume %s: %d bytes written, key events %q: want bytes, and verified before the last cleared", v, written, events)
+		}
+	}
 	w.checkCatalog()
 	w.vtl.RequireNoKey(t)
 }

@@ -103,6 +103,11 @@ type JobSession struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	// reports: the volume reports of ended parts (reportLater), sent in
+	// order by a goroutine while the tape goes on; nil until the first.
+	reports     chan *pb.ReportVolumeRequest
+	reportsDone chan struct{}
+
 	dr        *Drive
 	volume    string // mounted now
 	encrypted bool
@@ -573,11 +578,11 @@ func (s *JobSession) onPartDone(p jobtape.Part) {
 		EarlyWarning: p.EarlyWarning, EncryptionVerified: verified}}})
 	if verified && !s.dr.verified {
 		s.dr.verified = true
-		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "verified", KeyFingerprint: s.dr.keyFP,
+		s.reportLater(&pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "verified", KeyFingerprint: s.dr.keyFP,
 			KeyInstanceCounter: s.dr.kic, Detail: "first block of job part read back encrypted"})
 	}
 	if p.Blocks > 0 {
-		s.d.report(s.ctx, &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "written", Bytes: uint64(p.Bytes), Blocks: p.Blocks})
+		s.reportLater(&pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "written", Bytes: uint64(p.Bytes), Blocks: p.Blocks})
 	}
 	if p.EarlyWarning {
 		full := &pb.ReportVolumeRequest{Volume: p.Volume, Drive: s.dr.name, Event: "full"}
@@ -585,8 +590,40 @@ func (s *JobSession) onPartDone(p jobtape.Part) {
 			full.Detail = fmt.Sprintf("max_volume_bytes reached: job %d wrote %d bytes in tape file %d (%d allowed on it)",
 				s.open.Job.JobId, p.Bytes, p.TapeFile, s.maxBytes[p.Volume])
 		}
-		s.d.report(s.ctx, full)
+		s.reportLater(full)
 	}
+}
+
+// reportLater sends a volume report (best effort, as Daemon.report) from
+// a goroutine of the session, in order with the others, so that the tape
+// goroutine goes on to the next tape file meanwhile (each is a round trip
+// to the director and a catalog transaction). Tape goroutine only.
+// drainReports waits for them: before the session's end is reported and
+// before the drive's key is cleared (the key's trail stays in order).
+func (s *JobSession) reportLater(r *pb.ReportVolumeRequest) {
+	if r.TimeUnix == 0 {
+		r.TimeUnix = s.d.clock().Unix()
+	}
+	if s.reports == nil {
+		s.reports, s.reportsDone = make(chan *pb.ReportVolumeRequest, 16), make(chan struct{})
+		go func() {
+			defer close(s.reportsDone)
+			for r := range s.reports {
+				s.d.report(s.ctx, r)
+			}
+		}()
+	}
+	s.reports <- r
+}
+
+// drainReports waits for the reports reportLater queued (tape goroutine).
+func (s *JobSession) drainReports() {
+	if s.reports == nil {
+		return
+	}
+	close(s.reports)
+	<-s.reportsDone
+	s.reports, s.reportsDone = nil, nil
 }
 
 // address is a on the wire (blocks counted from the first block of its
@@ -633,6 +670,7 @@ func (s *JobSession) onFlushed(f jobtape.Flushed) {
 // nextVolume is jobtape's NextVolume: ask the director (need_volume),
 // wait for its answer, and mount the volume it names in the same drive.
 func (s *JobSession) nextVolume(ctx context.Context, reason error) (*scsi.Device, string, error) {
+	s.drainReports() // the full volume's reports before its key is cleared
 	full := s.volume
 	s.log.Info("volume full: asking the director for the next volume", "volume", full, "reason", reason.Error())
 	s.emit(&pb.JobEvent{Msg: &pb.JobEvent_NeedVolume{NeedVolume: &pb.NeedVolume{FullVolume: full, Reason: reason.Error(), VolumeSeq: s.volSeq + 1}}})
@@ -699,6 +737,7 @@ func (s *JobSession) run() {
 		// Stop the receiving side too (a tape error).
 		s.Abort(err)
 	}
+	s.drainReports()
 	rel := s.release("job session ended")
 	switch {
 	case rel != nil:
@@ -765,6 +804,7 @@ func (s *JobSession) write() error {
 				s.log.Warn("the client's end names another member count than the records it sent", "client_members", it.end.Members, "records", sum.Members)
 			}
 			idx := sum.Index
+			s.drainReports()
 			s.emit(&pb.JobEvent{Msg: &pb.JobEvent_Done{Done: &pb.JobDone{Parts: uint32(len(sum.Parts)), Members: uint64(sum.Members), StreamBytes: sum.StreamBytes,
 				Index: &pb.JobPart{Part: uint32(idx.Part), Kind: "index", Volume: idx.Volume, VolumeSeq: s.volSeq, TapeFile: uint32(idx.TapeFile),
 					FirstBlock: idx.FirstBlock, StreamOffset: sum.StreamBytes, Drive: s.dr.name}}}})
@@ -787,6 +827,7 @@ func (s *JobSession) abortTape() error {
 // reported on out of use (as data sessions do).
 func (s *JobSession) notClear(err error) {
 	if scsi.IsNotEncrypted(err) {
+		s.drainReports()
 		s.dr.clearKey("written block was not encrypted")
 		s.dr.fail(err)
 		s.log.Error("THE DRIVE WROTE A CLEAR BLOCK WITH ENCRYPTION REPORTED ON: the session is stopped and the drive is taken out of use", "volume", s.volume, "error", err.Error())

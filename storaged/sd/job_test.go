@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -577,6 +578,17 @@ func TestJobSpansThreeVolumes(t *testing.T) {
 	for i, v := range []string{"V1", "V2", "V3"} {
 		e.label(t, uint32(i+1), v, true)
 	}
+	// A slow director: the reports sent while the tape goes on (written,
+	// verified) take a while; each must still come before its volume's
+	// key is cleared.
+	e.dir.mu.Lock()
+	e.dir.reports = nil
+	e.dir.onReport = func(r *pb.ReportVolumeRequest) {
+		if r.Event == "written" || r.Event == "verified" {
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+	e.dir.mu.Unlock()
 	r, err := e.openJob(t, jobOpen("V1", 1, 2),
 		&pb.JobVolume{Volume: "V2", Changer: "changer0", Slot: 2, TapeFile: 2, VolumeSeq: 2},
 		&pb.JobVolume{Volume: "V3", Changer: "changer0", Slot: 3, TapeFile: 2, VolumeSeq: 3})
@@ -625,6 +637,18 @@ func TestJobSpansThreeVolumes(t *testing.T) {
 		}
 	}
 	e.vtl.RequireNoKey(t)
+	e.dir.mu.Lock()
+	var trail []string
+	for _, rep := range e.dir.reports {
+		trail = append(trail, rep.Volume+":"+rep.Event)
+	}
+	e.dir.mu.Unlock()
+	for _, v := range []string{"V1", "V2", "V3"} {
+		w, vf, c := slices.Index(trail, v+":written"), slices.Index(trail, v+":verified"), slices.Index(trail, v+":cleared")
+		if w < 0 || vf < 0 || c < w || c < vf {
+			t.Errorf("reports %q: want %s's written and verified before its cleared", trail, v)
+		}
+	}
 }
 
 // TestClientSendsWhileTheVolumeMounts: started comes before the mount;
