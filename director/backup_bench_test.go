@@ -226,7 +226,7 @@ func BenchmarkBackupLargeFiles(b *testing.B) {
 // incrRuns Incrementals with nothing changed, each from `tapectl run` to
 // the job's end, alternating with `find DIR -newer REF` (goal ≤ 2× its
 // time): incr-s and find-newer-s are the medians, incr-vs-find their
-// ratio; incr-cpu-* are the sums over the runs.
+// ratio; incr-cpu-* are means per run.
 func BenchmarkBackupSmallFiles(b *testing.B) {
 	n := int(envSize(b, "TAPEWARD_BENCH_SMALL_FILES", 100000))
 	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, capacity: fmt.Sprintf("%dMiB", n*5/1024+256)}, volumes: 8})
