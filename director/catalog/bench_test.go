@@ -465,10 +465,7 @@ func benchDeletions(b *testing.B, f *fixture) {
 	for b.Loop() {
 		id := start(LevelIncremental)
 		b.StopTimer()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		heap0 := int64(ms.HeapAlloc)
+		heap0 := heapAfterGC()
 		b.StartTimer()
 		t0 := time.Now()
 		d, err := f.s.BeginDeletions(ctx, id)
@@ -481,10 +478,7 @@ func benchDeletions(b *testing.B, f *fixture) {
 			load += t.Sub(t0)
 			t0 = t
 			b.StopTimer()
-			runtime.GC()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			viewBytes += int64(ms.HeapAlloc) - heap0
+			viewBytes += heapAfterGC() - heap0
 			b.StartTimer()
 		}
 		for p := seen; len(p) > 0; {
@@ -522,19 +516,24 @@ func benchDeletions(b *testing.B, f *fixture) {
 	}
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(add), "add_ms")
+	b.ReportMetric(ms(compare), "compare_ms")
+	b.ReportMetric(ms(finish), "finish_ms")
 	if f.s.memCompareRows > 0 {
 		b.ReportMetric(ms(load), "load_ms")
 		b.ReportMetric(float64(viewBytes)/float64(b.N)/float64(n), "view_bytes/path")
-		b.ReportMetric(ms(add), "add_ms")
-		b.ReportMetric(ms(compare), "compare_ms")
-		b.ReportMetric(ms(finish), "finish_ms")
-		return
+	} else {
+		b.ReportMetric(ms(compareCPU), "compare_pg_cpu_ms")
+		b.ReportMetric(ms(finishCPU), "finish_pg_cpu_ms")
 	}
-	b.ReportMetric(float64(add.Milliseconds())/float64(b.N), "add_ms")
-	b.ReportMetric(float64(compare.Milliseconds())/float64(b.N), "compare_ms")
-	b.ReportMetric(float64(finish.Milliseconds())/float64(b.N), "finish_ms")
-	b.ReportMetric(float64(compareCPU.Milliseconds())/float64(b.N), "compare_pg_cpu_ms")
-	b.ReportMetric(float64(finishCPU.Milliseconds())/float64(b.N), "finish_pg_cpu_ms")
+}
+
+// heapAfterGC is the live heap after a collection.
+func heapAfterGC() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 // backendCPU is the CPU time (user + system) a PostgreSQL backend used so
