@@ -790,6 +790,12 @@ type seenBatch struct {
 	unchanged []byte
 }
 
+// isUnchanged says whether paths[i] is unchanged by its times (its bit
+// in the bitmap: byte i/8, value 1<<(i%8); none past the bitmap's end).
+func (b seenBatch) isUnchanged(i int) bool {
+	return i/8 < len(b.unchanged) && b.unchanged[i/8]&(1<<(i%8)) != 0
+}
+
 // BeginDeletions starts recording the deletions of job jobID (running).
 func (s *Store) BeginDeletions(ctx context.Context, jobID int64) (*Deletions, error) {
 	j, err := s.GetJob(ctx, jobID)
@@ -1110,7 +1116,7 @@ func (c *pathCopy) Read(p []byte) (int, error) {
 				b = binary.BigEndian.AppendUint16(b, 2)
 				b = copyBytes(b, path)
 				u := byte(0)
-				if i/8 < len(batch.unchanged) && batch.unchanged[i/8]&(1<<(i%8)) != 0 {
+				if batch.isUnchanged(i) {
 					u = 1
 				}
 				b = append(b, 0, 0, 0, 1, u) // a boolean: length 1, the byte

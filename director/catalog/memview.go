@@ -158,7 +158,7 @@ func (m *memView) mark(b seenBatch) {
 		if inView {
 			m.ents[k].seen = true
 		}
-		if i/8 >= len(b.unchanged) || b.unchanged[i/8]&(1<<(i%8)) == 0 {
+		if !b.isUnchanged(i) {
 			continue
 		}
 		if inView {
