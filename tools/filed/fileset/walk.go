@@ -176,13 +176,16 @@ func (l *nameList) add(name []byte) {
 	l.arena = append(l.arena, 0)
 }
 
+// of is r's name.
+func (l *nameList) of(r nameRef) []byte { return l.arena[r.off : r.off+r.n] }
+
 // sort puts the names in byte order.
 func (l *nameList) sort() {
 	slices.SortFunc(l.refs, func(a, b nameRef) int {
 		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return bytes.Compare(l.arena[a.off:a.off+a.n], l.arena[b.off:b.off+b.n])
+		return bytes.Compare(l.of(a), l.of(b))
 	})
 }
 
@@ -197,10 +200,7 @@ func (l *nameList) reset() {
 	l.refs = l.refs[:0]
 }
 
-func (l *nameList) name(i int) []byte {
-	r := l.refs[i]
-	return l.arena[r.off : r.off+r.n]
-}
+func (l *nameList) name(i int) []byte { return l.of(l.refs[i]) }
 
 // cname is name i NUL-terminated (for a system call).
 func (l *nameList) cname(i int) []byte {
@@ -787,7 +787,7 @@ const cacheSignature = "Signature: 8a477f597d28d172789f06886806bc55"
 // CACHEDIR.TAG that starts with the standard signature.
 func (w *walker) cacheTagged(fd int, l *nameList) bool {
 	_, found := slices.BinarySearchFunc(l.refs, []byte(cacheTag), func(ref nameRef, t []byte) int {
-		return bytes.Compare(l.arena[ref.off:ref.off+ref.n], t)
+		return bytes.Compare(l.of(ref), t)
 	})
 	if !found {
 		return false
