@@ -387,8 +387,9 @@ func load(f *os.File) (*Cartridge, *Repair, error) {
 			if _, err := br.Discard(int(rest)); err != nil {
 				return nil, nil, err
 			}
-			if br == hop && rest < skipSeek {
-				// Back to a run of short records: buffer more per read.
+			if br == hop {
+				// A short record after a skip (hop buffers less than
+				// skipSeek): back to buffering more per read.
 				seq.Reset(from(off + e.Size()))
 				br = seq
 			}
