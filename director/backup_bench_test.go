@@ -11,14 +11,14 @@ package main
 //
 // Metrics: MB/s and tar-MB/s, files/s and tar-files/s, ratio-vs-tar (our
 // rate over tar's: goal ≥ 0.5), incr-s and find-newer-s (medians of three
-// alternating runs), incr-vs-find
-// (the unchanged Incremental's time over find's: goal ≤ 2),
-// filed-peak-MiB and storaged-peak-MiB (VmHWM at the end: goal ≤ 100).
-// Both also report the CPU seconds of each daemon and of the catalog's
-// PostgreSQL backends during the Full, the small-files one during the
-// Incremental too (full-cpu-*, incr-cpu-*: steadier than wall-clock
-// times on the shared machine), tar's (tar-cpu-s), and cpu-bound-ratio-vs-tar:
-// tar's time over half the Full's CPU time, the best ratio 2 cores allow.
+// alternating runs), incr-vs-find (the unchanged Incremental's time over
+// find's: goal ≤ 2), filed-peak-MiB and storaged-peak-MiB (VmHWM at the
+// end: goal ≤ 100). Both also report the CPU seconds of each daemon and
+// of the catalog's PostgreSQL backends during the Full, the small-files
+// one during the Incremental too (full-cpu-*, incr-cpu-*: steadier than
+// wall-clock times on the shared machine), tar's (tar-cpu-s), and
+// cpu-bound-ratio-vs-tar: tar's time over half the Full's CPU time, the
+// best ratio 2 cores allow.
 //
 // Full size (a few minutes, ~8 GiB of disk under $TMPDIR):
 //
