@@ -827,7 +827,6 @@ func (s *JobSession) abortTape() error {
 // reported on out of use (as data sessions do).
 func (s *JobSession) notClear(err error) {
 	if scsi.IsNotEncrypted(err) {
-		s.drainReports()
 		s.dr.clearKey("written block was not encrypted")
 		s.dr.fail(err)
 		s.log.Error("THE DRIVE WROTE A CLEAR BLOCK WITH ENCRYPTION REPORTED ON: the session is stopped and the drive is taken out of use", "volume", s.volume, "error", err.Error())
