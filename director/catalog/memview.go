@@ -14,10 +14,10 @@ import (
 // DefaultMemCompareRows bounds the chains whose view Deletions compares
 // in the director's memory (WithMemCompareRows): up to this many file rows
 // (the sum of the chain's jobs' files_count) the paths are read into a
-// hash table while the client walks and each batch of seen paths is
-// compared as it arrives, so that the comparison is over when the walk is
-// (about 70 bytes of memory per path plus the path: 115 bytes per
-// 48-byte path in BenchmarkDeletions, ~120 MB at the bound; Bareos's
+// table (pathTable) while the client walks and each batch of seen paths
+// is compared as it arrives, so that the comparison is over when the walk
+// is (about 50 bytes of memory per path plus the path: 97 bytes per
+// 48-byte path in BenchmarkDeletions, ~100 MB at the bound; Bareos's
 // accurate mode keeps the same list in its file daemon's memory). Larger
 // chains are compared by PostgreSQL once the walk is over (a hash join of
 // a temporary table of the seen paths with the chain's rows).
@@ -37,15 +37,9 @@ type memView struct {
 	err     error // the load's
 	loaded  bool
 	pending []seenBatch // batches that came before the load ended
-	idx     map[string]int32
-	ents    []memEnt
+	tab     *pathTable
 	dels    map[string]int64
 	unknown [][]byte
-}
-
-type memEnt struct {
-	rank int64
-	seen bool
 }
 
 // startMemView loads the chain's view in a goroutine (on a connection of
@@ -67,18 +61,11 @@ func (s *Store) startMemView(ctx context.Context, op string, chain []int64, rows
 
 func newMemView(rows int64) *memView {
 	return &memView{cancel: func() {}, done: make(chan struct{}),
-		idx: make(map[string]int32, rows), ents: make([]memEnt, 0, rows), dels: map[string]int64{}}
+		tab: newPathTable(rows), dels: map[string]int64{}}
 }
 
 // put adds a row of the chain (load).
-func (m *memView) put(path []byte, rank int64) {
-	if i, ok := m.idx[string(path)]; ok {
-		m.ents[i].rank = max(m.ents[i].rank, rank)
-		return
-	}
-	m.idx[string(path)] = int32(len(m.ents))
-	m.ents = append(m.ents, memEnt{rank: rank})
-}
+func (m *memView) put(path []byte, rank int64) { m.tab.put(path, rank) }
 
 // endLoad marks the batches that came during the load, or keeps the
 // load's error for every later call.
@@ -154,15 +141,15 @@ func (m *memView) add(b seenBatch) error {
 // chain recorded them deleted after its latest row. Called with mu held.
 func (m *memView) mark(b seenBatch) {
 	for i, p := range b.paths {
-		k, inView := m.idx[string(p)]
-		if inView {
-			m.ents[k].seen = true
+		e := m.tab.lookup(p)
+		if e != nil {
+			e.seen = true
 		}
 		if !b.isUnchanged(i) {
 			continue
 		}
-		if inView {
-			if r, deleted := m.dels[string(p)]; !deleted || r <= m.ents[k].rank {
+		if e != nil {
+			if r, deleted := m.dels[string(p)]; !deleted || r <= e.rank {
 				continue
 			}
 		}
@@ -189,13 +176,13 @@ func (m *memView) unknownPaths() [][]byte {
 }
 
 // unseen returns the view's paths never seen, with the rank of their
-// latest row (after wait).
+// latest row (after wait; the paths are the view's, not copies).
 func (m *memView) unseen() (paths [][]byte, ranks []int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for p, i := range m.idx {
-		if !m.ents[i].seen {
-			paths, ranks = append(paths, []byte(p)), append(ranks, m.ents[i].rank)
+	for i := range m.tab.ents {
+		if e := &m.tab.ents[i]; !e.seen {
+			paths, ranks = append(paths, m.tab.path(int32(i))), append(ranks, e.rank)
 		}
 	}
 	return paths, ranks
