@@ -840,7 +840,11 @@ func (r *Runner) filedLoop(ctx context.Context, j *job, s *session, fc pb.FiledC
 			if walked { // the comparison runs (fetchUnknown): no more paths
 				return fail("client", "client %s sent seen paths after walk_done", j.client.Name)
 			}
-			if err := s.seen.Add(m.Seen.Paths, m.Seen.Unchanged, m.Seen.Unlisted); err != nil {
+			paths, err := m.Seen.All()
+			if err != nil {
+				return fail("client", "client %s sent seen paths that do not parse: %v", j.client.Name, err)
+			}
+			if err := s.seen.Add(paths, m.Seen.Unchanged, m.Seen.Unlisted); err != nil {
 				return fail("catalog", "recording the paths the client saw: %v", err)
 			}
 		case *pb.BackupEvent_WalkDone:

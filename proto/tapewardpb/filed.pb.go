@@ -999,7 +999,13 @@ type SeenPaths struct {
 	// Paths whose contents the walk could not see (a directory it could
 	// not open or read, an entry it could not lstat): the director records
 	// no deletion at or below them.
-	Unlisted      [][]byte `protobuf:"bytes,3,rep,name=unlisted,proto3" json:"unlisted,omitempty"`
+	Unlisted [][]byte `protobuf:"bytes,3,rep,name=unlisted,proto3" json:"unlisted,omitempty"`
+	// The paths packed in one buffer, each a uvarint length and its bytes
+	// (AppendPacked), after those of paths; the unchanged bits count on
+	// from them. filed sends only these: the director reads a batch with
+	// one allocation, not one per path (an Incremental sends every path of
+	// the tree).
+	Packed        []byte `protobuf:"bytes,4,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1051,6 +1057,13 @@ func (x *SeenPaths) GetUnchanged() []byte {
 func (x *SeenPaths) GetUnlisted() [][]byte {
 	if x != nil {
 		return x.Unlisted
+	}
+	return nil
+}
+
+func (x *SeenPaths) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
 	}
 	return nil
 }
@@ -1840,11 +1853,12 @@ const file_tapeward_v1_filed_proto_rawDesc = "" +
 	"\vFileWarning\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"[\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"s\n" +
 	"\tSeenPaths\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\fR\x05paths\x12\x1c\n" +
 	"\tunchanged\x18\x02 \x01(\fR\tunchanged\x12\x1a\n" +
-	"\bunlisted\x18\x03 \x03(\fR\bunlisted\"\xdf\x01\n" +
+	"\bunlisted\x18\x03 \x03(\fR\bunlisted\x12\x16\n" +
+	"\x06packed\x18\x04 \x01(\fR\x06packed\"\xdf\x01\n" +
 	"\n" +
 	"BackupDone\x12\x14\n" +
 	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +

@@ -358,7 +358,7 @@ func (f *Filed) Backup(s grpc.BidiStreamingServer[pb.BackupControl, pb.BackupEve
 	if r.SendSeen {
 		seen := &pb.SeenPaths{Unchanged: make([]byte, (len(paths)+7)/8)}
 		for i, p := range paths {
-			seen.Paths = append(seen.Paths, []byte(p))
+			seen.Packed = pb.AppendPacked(seen.Packed, p) // as filed sends them
 			if tree[p] <= r.SinceUnixNs {
 				seen.Unchanged[i/8] |= 1 << (i % 8)
 			}

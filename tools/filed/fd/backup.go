@@ -29,7 +29,6 @@ import (
 const (
 	seenBatchPaths = 4096
 	seenBatchBytes = 512 << 10
-	seenArena      = 64 << 10 // the paths' bytes are allocated in blocks of this size
 )
 
 // job is one running backup.
@@ -52,13 +51,12 @@ type job struct {
 	// stored: a later path is then a link to it.
 	stored map[[2]uint64]bool
 
-	// seen is the batch of seen paths being filled (seenBytes bytes);
-	// their bytes are in arenas, the current one seenArena (see addSeen).
-	seen      [][]byte
-	seenUnch  []byte   // bitmap: seen[i] unchanged by its times (SeenPaths.unchanged)
+	// seen is the batch of seen paths being filled, packed
+	// (SeenPaths.packed), seenPaths of them.
+	seen      []byte
+	seenPaths int
+	seenUnch  []byte   // bitmap: path i of seen unchanged by its times (SeenPaths.unchanged)
 	unlisted  [][]byte // SeenPaths.unlisted of the batch
-	seenArena []byte
-	seenBytes int
 	// fetching: the walk is over; entries are the director's fetches
 	// (stored whatever their times, not reported seen again).
 	fetching bool
@@ -425,47 +423,38 @@ func (j *job) warn(path, op, msg string) {
 
 // addSeen adds a path the job saw (a directory's ending in '/', as
 // memberPath gives it) to the batch, and queues the batch when it is
-// full. The paths' bytes are in 64 KiB arenas, a fresh one when the
-// current is full or a batch starts (a queued batch is not touched).
+// full. A queued batch's buffer is not touched again.
 func (j *job) addSeen(p string, dir, unchanged bool) error {
 	if j.seen == nil {
-		j.seen = make([][]byte, 0, seenBatchPaths)
+		j.seen = make([]byte, 0, seenBatchBytes+4096)
 		j.seenUnch = make([]byte, seenBatchPaths/8)
-		j.seenArena, j.seenBytes = nil, 0
 	}
 	if unchanged {
-		i := len(j.seen)
-		j.seenUnch[i/8] |= 1 << (i % 8)
+		j.seenUnch[j.seenPaths/8] |= 1 << (j.seenPaths % 8)
 	}
-	n := len(p) + 1
-	if cap(j.seenArena)-len(j.seenArena) < n {
-		j.seenArena = make([]byte, 0, max(seenArena, n))
-	}
-	start := len(j.seenArena)
-	j.seenArena = append(j.seenArena, p...)
 	if dir && !strings.HasSuffix(p, "/") {
-		j.seenArena = append(j.seenArena, '/')
+		j.seen = pb.AppendPacked(j.seen, p, "/")
+	} else {
+		j.seen = pb.AppendPacked(j.seen, p)
 	}
-	end := len(j.seenArena)
-	j.seen = append(j.seen, j.seenArena[start:end:end])
-	j.seenBytes += end - start
+	j.seenPaths++
 	j.seenN.Add(1)
-	if len(j.seen) >= seenBatchPaths || j.seenBytes >= seenBatchBytes {
+	if j.seenPaths >= seenBatchPaths || len(j.seen) >= seenBatchBytes {
 		return j.flushSeen()
 	}
 	return nil
 }
 
 func (j *job) flushSeen() error {
-	if len(j.seen) == 0 && len(j.unlisted) == 0 {
+	if j.seenPaths == 0 && len(j.unlisted) == 0 {
 		return nil
 	}
-	sp := &pb.SeenPaths{Paths: j.seen, Unlisted: j.unlisted}
-	if len(j.seen) > 0 {
-		sp.Unchanged = j.seenUnch[:(len(j.seen)+7)/8]
+	sp := &pb.SeenPaths{Packed: j.seen, Unlisted: j.unlisted}
+	if j.seenPaths > 0 {
+		sp.Unchanged = j.seenUnch[:(j.seenPaths+7)/8]
 	}
 	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: sp}}
-	j.seen, j.seenUnch, j.unlisted, j.seenArena, j.seenBytes = nil, nil, nil, nil, 0
+	j.seen, j.seenPaths, j.seenUnch, j.unlisted = nil, 0, nil, nil
 	return j.event(ev)
 }
 

@@ -733,7 +733,11 @@ func TestSeenBatchesKeepTheirPaths(t *testing.T) {
 	batches := 0
 	for ev := range j.events {
 		batches++
-		for _, p := range ev.GetSeen().GetPaths() {
+		paths, err := ev.GetSeen().All()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paths {
 			got = append(got, string(p))
 		}
 	}

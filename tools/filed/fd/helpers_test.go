@@ -153,12 +153,17 @@ func (e *env) backupFetch(ctx context.Context, req *pb.BackupRequest, fetch ...[
 		case *pb.BackupEvent_Warning:
 			r.warnings = append(r.warnings, m.Warning)
 		case *pb.BackupEvent_Seen:
-			for i, p := range m.Seen.Paths {
+			paths, err := m.Seen.All()
+			if err != nil {
+				r.err = err
+				return r
+			}
+			for i, p := range paths {
 				if i/8 < len(m.Seen.Unchanged) && m.Seen.Unchanged[i/8]&(1<<(i%8)) != 0 {
 					r.unchanged = append(r.unchanged, string(p))
 				}
 			}
-			r.seen = append(r.seen, m.Seen.Paths...)
+			r.seen = append(r.seen, paths...)
 		case *pb.BackupEvent_WalkDone:
 			r.walkDone++
 			for _, f := range fetch {
