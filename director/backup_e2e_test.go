@@ -187,6 +187,20 @@ func (w *world) runJob(job, level string) int64 {
 	return id
 }
 
+// runJobWait runs a job with "run job=JOB level=LEVEL wait" (one
+// tapectl: it follows the job and prints its report at the end) and
+// returns its JobId and the report.
+func (w *world) runJobWait(job, level string) (int64, string) {
+	w.t.Helper()
+	out := w.ok("run job=" + job + " level=" + level + " wait")
+	m := jobIDRe.FindStringSubmatch(out)
+	if m == nil {
+		w.t.Fatalf("run job=%s level=%s wait printed no JobId:\n%s", job, level, out)
+	}
+	id, _ := strconv.ParseInt(m[1]+m[2], 10, 64)
+	return id, out
+}
+
 // jobRow is a job's catalog row.
 type jobRow struct {
 	ID                                                            int64
