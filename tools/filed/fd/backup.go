@@ -174,15 +174,13 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 		return nil, status.Errorf(codes.Unavailable, "filed %s: storage %s at %s: %v", s.o.Name, req.StorageName, req.StorageAddress, err)
 	}
 	defer conn.Close()
-	link.Ready(j.ctx, conn, 10*time.Second)
-	js, err := pb.NewStorageClient(conn).JobData(j.ctx)
-	if err == nil {
-		j.data, err = newDataStream(j.ctx, js, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics, newPacer(s.o.MaxBandwidth))
+	connect := func() (pb.Storage_JobDataClient, error) {
+		link.Ready(j.ctx, conn, 10*time.Second)
+		return pb.NewStorageClient(conn).JobData(j.ctx)
 	}
-	if err != nil {
-		s.o.Metrics.failed("storage")
-		return nil, j.storageError(err)
-	}
+	// The walk starts while the stream opens; a stream that fails stops
+	// it (stopped then returns the storage's error).
+	j.data = newDataStream(j.ctx, connect, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics, newPacer(s.o.MaxBandwidth), j.cancel)
 	j.dataP.Store(j.data)
 	j.w = archive.NewWriter(j.data)
 

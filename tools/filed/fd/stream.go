@@ -67,15 +67,33 @@ type pendingRec struct {
 	rec *pb.MemberRecord
 }
 
-// newDataStream sends open (first, synchronously) and starts the sender.
-func newDataStream(ctx context.Context, stream pb.Storage_JobDataClient, open *pb.JobDataOpen, keepalive time.Duration, m *Metrics, pace *pacer) (*dataStream, error) {
-	if err := stream.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Open{Open: open}}); err != nil {
-		return nil, streamError(stream, err)
-	}
-	d := &dataStream{stream: stream, keepalive: keepalive, metrics: m, pace: pace,
+// newDataStream returns the writer at once and starts the sender, which
+// first opens the stream (connect, then open sent) while the producer
+// fills the first chunks: the walk does not wait for the connection and
+// TLS handshake to storaged. If the stream cannot be opened, or the
+// sender stops on an error later, failed is called with the error (the
+// job stops its walk) and the producer's next call returns it.
+func newDataStream(ctx context.Context, connect func() (pb.Storage_JobDataClient, error), open *pb.JobDataOpen, keepalive time.Duration, m *Metrics, pace *pacer, failed func(error)) *dataStream {
+	d := &dataStream{keepalive: keepalive, metrics: m, pace: pace,
 		items: make(chan item, inFlight), free: make(chan []byte, inFlight+2), done: make(chan struct{})}
-	go d.run(ctx)
-	return d, nil
+	go func() {
+		stream, err := connect()
+		if err == nil {
+			if err = stream.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Open{Open: open}}); err != nil {
+				err = streamError(stream, err)
+			}
+		}
+		if err != nil {
+			d.once.Do(func() { d.err = err; close(d.done) })
+		} else {
+			d.stream = stream
+			d.run(ctx)
+		}
+		if d.err != nil && failed != nil {
+			failed(d.err)
+		}
+	}()
+	return d
 }
 
 // streamError turns a Send error into the status storaged ended the
