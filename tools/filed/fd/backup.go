@@ -45,7 +45,7 @@ type job struct {
 	// dataP is data for the progress goroutine (set once dialled).
 	dataP atomic.Pointer[dataStream]
 	w     *archive.Writer
-	ids   idNames
+	ids   fileset.IDNames
 
 	// stored holds the inodes with several links whose first path was
 	// stored: a later path is then a link to it.
@@ -185,7 +185,7 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 	j.w = archive.NewWriter(j.data)
 
 	for _, p := range parents(fs.Include) {
-		m, ok, err := j.ids.parentMember(p)
+		m, ok, err := parentMember(p, &j.ids)
 		if err != nil {
 			j.warn(p, "lstat", err.Error())
 			continue

@@ -3,9 +3,7 @@ package fd
 import (
 	"errors"
 	"io"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -220,9 +218,9 @@ func parents(roots []string) []string {
 	return out
 }
 
-// parentMember lstats a parent directory for its member; ok is false
-// when it is not a directory (or gone).
-func (n *idNames) parentMember(p string) (archive.Member, bool, error) {
+// parentMember lstats a parent directory for its member (names from
+// ids); ok is false when it is not a directory (or gone).
+func parentMember(p string, ids *fileset.IDNames) (archive.Member, bool, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -235,42 +233,6 @@ func (n *idNames) parentMember(p string) (archive.Member, bool, error) {
 	}
 	return archive.Member{
 		Path: p, Type: archive.TypeDir, Mode: int64(st.Mode & 07777), UID: int64(st.Uid), GID: int64(st.Gid),
-		Uname: n.user(st.Uid), Gname: n.group(st.Gid), Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
+		Uname: ids.User(st.Uid), Gname: ids.Group(st.Gid), Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
 	}, true, nil
-}
-
-// idNames caches user and group names (parents only: the walk has its
-// own cache).
-type idNames struct {
-	users, groups map[uint32]string
-}
-
-func (n *idNames) user(id uint32) string {
-	if s, ok := n.users[id]; ok {
-		return s
-	}
-	if n.users == nil {
-		n.users = map[uint32]string{}
-	}
-	s := ""
-	if u, err := user.LookupId(strconv.FormatUint(uint64(id), 10)); err == nil {
-		s = u.Username
-	}
-	n.users[id] = s
-	return s
-}
-
-func (n *idNames) group(id uint32) string {
-	if s, ok := n.groups[id]; ok {
-		return s
-	}
-	if n.groups == nil {
-		n.groups = map[uint32]string{}
-	}
-	s := ""
-	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(id), 10)); err == nil {
-		s = g.Name
-	}
-	n.groups[id] = s
-	return s
 }

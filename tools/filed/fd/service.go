@@ -164,10 +164,10 @@ func (s *Service) Estimate(req *pb.EstimateRequest, stream pb.Filed_EstimateServ
 		}
 		return nil
 	}
-	var ids idNames
+	var ids fileset.IDNames
 	extra := int64(0)
 	for _, p := range parents(fs.Include) {
-		m, ok, err := ids.parentMember(p)
+		m, ok, err := parentMember(p, &ids)
 		if err != nil || !ok {
 			continue
 		}

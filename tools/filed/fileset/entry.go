@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/user"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -144,46 +143,59 @@ func showPath(p string) string {
 	return p
 }
 
-// idNames caches user and group names by id (lookups are slow and a
-// walk meets few distinct ids).
-type idNames struct {
-	mu     sync.Mutex
-	users  map[uint32]string
-	groups map[uint32]string
+// IDNames caches user and group names by id (lookups are slow and a
+// walk meets few distinct ids, mostly the same as the entry before); an
+// id with no name has "". Not for concurrent use.
+type IDNames struct {
+	users, groups idCache
 }
 
-func (c *idNames) user(id uint32) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n, ok := c.users[id]; ok {
-		return n
+// idCache maps ids to names, the last one looked up in front of the map.
+type idCache struct {
+	last     uint32
+	lastName string
+	have     bool
+	names    map[uint32]string
+}
+
+func (c *idCache) name(id uint32, lookup func(string) (string, error)) string {
+	if c.have && c.last == id {
+		return c.lastName
 	}
-	if c.users == nil {
-		c.users = map[uint32]string{}
+	n, ok := c.names[id]
+	if !ok {
+		if c.names == nil {
+			c.names = map[uint32]string{}
+		}
+		if s, err := lookup(strconv.FormatUint(uint64(id), 10)); err == nil {
+			n = s
+		}
+		c.names[id] = n
 	}
-	n := ""
-	if u, err := user.LookupId(strconv.FormatUint(uint64(id), 10)); err == nil {
-		n = u.Username
-	}
-	c.users[id] = n
+	c.last, c.lastName, c.have = id, n, true
 	return n
 }
 
-func (c *idNames) group(id uint32) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n, ok := c.groups[id]; ok {
-		return n
-	}
-	if c.groups == nil {
-		c.groups = map[uint32]string{}
-	}
-	n := ""
-	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(id), 10)); err == nil {
-		n = g.Name
-	}
-	c.groups[id] = n
-	return n
+// User is the name of user id.
+func (c *IDNames) User(id uint32) string {
+	return c.users.name(id, func(s string) (string, error) {
+		u, err := user.LookupId(s)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	})
+}
+
+// Group is the name of group id.
+func (c *IDNames) Group(id uint32) string {
+	return c.groups.name(id, func(s string) (string, error) {
+		g, err := user.LookupGroupId(s)
+		if err != nil {
+			return "", err
+		}
+		return g.Name, nil
+	})
 }
 
 // ChangedError says a file changed while it was read. The archive

@@ -218,7 +218,7 @@ type walker struct {
 	links map[devIno]*firstLink
 	// visited records the include roots walked (or reported missing).
 	visited map[string]bool
-	ids     idNames
+	ids     IDNames
 	stats   Stats
 	buf     []byte      // getdents64 buffer
 	lbuf    []byte      // readlink buffer
@@ -439,8 +439,8 @@ func (w *walker) entry(parent *dirHandle, full, name string, st *unix.Stat_t) En
 		dir:       parent,
 		name:      name,
 	}
-	e.Uname = w.ids.user(st.Uid)
-	e.Gname = w.ids.group(st.Gid)
+	e.Uname = w.ids.User(st.Uid)
+	e.Gname = w.ids.Group(st.Gid)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		e.Type = TypeDir

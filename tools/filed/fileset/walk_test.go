@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -807,5 +808,35 @@ func TestNameListSortsInByteOrder(t *testing.T) {
 		if c := l.cname(i); c[len(c)-1] != 0 || !bytes.Equal(c[:len(c)-1], want[i]) {
 			t.Fatalf("cname %d = %q", i, c)
 		}
+	}
+}
+
+// IDNames looks each id up once, whatever the order the ids come in,
+// and gives the name of the id asked (not the one before it).
+func TestIDNamesCache(t *testing.T) {
+	var c idCache
+	lookups := map[string]int{}
+	lookup := func(s string) (string, error) {
+		lookups[s]++
+		if s == "7" {
+			return "", errors.New("no such id")
+		}
+		return "name" + s, nil
+	}
+	for _, id := range []uint32{0, 0, 1000, 0, 7, 1000, 1000, 7, 0} {
+		want := fmt.Sprintf("name%d", id)
+		if id == 7 {
+			want = ""
+		}
+		if got := c.name(id, lookup); got != want {
+			t.Fatalf("name(%d) = %q, want %q", id, got, want)
+		}
+	}
+	if len(lookups) != 3 || lookups["0"] != 1 || lookups["1000"] != 1 || lookups["7"] != 1 {
+		t.Fatalf("lookups %v, want one per id", lookups)
+	}
+	var ids IDNames
+	if u := ids.User(uint32(os.Getuid())); u == "" {
+		t.Fatalf("User(%d) = \"\": this process's user has no name?", os.Getuid())
 	}
 }
