@@ -52,9 +52,11 @@ type job struct {
 	stored map[[2]uint64]bool
 
 	// seen is the batch of seen paths being filled, packed
-	// (SeenPaths.packed), seenPaths of them.
+	// (SeenPaths.packed), seenPaths of them; seenCap is the capacity a
+	// batch starts with (the size of the one before, a little more).
 	seen      []byte
 	seenPaths int
+	seenCap   int
 	seenUnch  []byte   // bitmap: path i of seen unchanged by its times (SeenPaths.unchanged)
 	unlisted  [][]byte // SeenPaths.unlisted of the batch
 	// fetching: the walk is over; entries are the director's fetches
@@ -424,7 +426,7 @@ func (j *job) warn(path, op, msg string) {
 // full. A queued batch's buffer is not touched again.
 func (j *job) addSeen(p string, dir, unchanged bool) error {
 	if j.seen == nil {
-		j.seen = make([]byte, 0, seenBatchBytes+4096)
+		j.seen = make([]byte, 0, max(j.seenCap, 64<<10))
 		j.seenUnch = make([]byte, seenBatchPaths/8)
 	}
 	if unchanged {
@@ -452,6 +454,7 @@ func (j *job) flushSeen() error {
 		sp.Unchanged = j.seenUnch[:(j.seenPaths+7)/8]
 	}
 	ev := &pb.BackupEvent{Msg: &pb.BackupEvent_Seen{Seen: sp}}
+	j.seenCap = min(len(j.seen)+len(j.seen)/8, seenBatchBytes+4096)
 	j.seen, j.seenPaths, j.seenUnch, j.unlisted = nil, 0, nil, nil
 	return j.event(ev)
 }
