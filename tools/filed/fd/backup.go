@@ -181,8 +181,14 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 		return pb.NewStorageClient(conn).JobData(j.ctx)
 	}
 	// The walk starts while the stream opens; a stream that fails stops
-	// it (stopped then returns the storage's error).
-	j.data = newDataStream(j.ctx, connect, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics, newPacer(s.o.MaxBandwidth), j.cancel)
+	// it, the storage's error the cause (stopped returns it, and so does
+	// a call that finds the job's context done).
+	failed := func(err error) {
+		if j.ctx.Err() == nil {
+			j.cancel(j.storageError(err))
+		}
+	}
+	j.data = newDataStream(j.ctx, connect, &pb.JobDataOpen{Session: req.Session, Token: req.Token}, s.o.Keepalive, s.o.Metrics, newPacer(s.o.MaxBandwidth), failed)
 	j.dataP.Store(j.data)
 	j.w = archive.NewWriter(j.data)
 
