@@ -836,11 +836,11 @@ func TestMemViewBatchesDuringAndAfterLoad(t *testing.T) {
 	if err := m.add(seenBatch{[][]byte{[]byte("/a"), []byte("/new")}, bits(2, 0, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	m.put([]byte("/a"), 1)
-	m.put([]byte("/b"), 1)
-	m.put([]byte("/c"), 1)
-	m.put([]byte("/c"), 2)
-	m.put([]byte("/gone"), 2)
+	m.tab.put([]byte("/a"), 1)
+	m.tab.put([]byte("/b"), 1)
+	m.tab.put([]byte("/c"), 1)
+	m.tab.put([]byte("/c"), 2)
+	m.tab.put([]byte("/gone"), 2)
 	m.dels["/c"] = 2 // deleted by the job of its latest row's rank: still in the view
 	m.dels["/b"] = 3 // deleted after its latest row: not in the view
 	if len(m.unknown) != 0 {

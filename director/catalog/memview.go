@@ -64,9 +64,6 @@ func newMemView(rows int64) *memView {
 		tab: newPathTable(rows), dels: map[string]int64{}}
 }
 
-// put adds a row of the chain (load).
-func (m *memView) put(path []byte, rank int64) { m.tab.put(path, rank) }
-
 // endLoad marks the batches that came during the load, or keeps the
 // load's error for every later call.
 func (m *memView) endLoad(err error) {
@@ -96,7 +93,7 @@ func (m *memView) load(ctx context.Context, s *Store, chain []int64) error {
 			rows.Close()
 			return fmt.Errorf("unexpected row shape")
 		}
-		m.put(raw[0], int64(binary.BigEndian.Uint64(raw[1])))
+		m.tab.put(raw[0], int64(binary.BigEndian.Uint64(raw[1])))
 	}
 	if err := rows.Err(); err != nil {
 		return err

@@ -120,6 +120,3 @@ func (t *pathTable) put(p []byte, rank int64) {
 	t.ents = append(t.ents, e)
 	t.place(h, int32(len(t.ents)-1))
 }
-
-// len is the number of paths.
-func (t *pathTable) len() int { return len(t.ents) }

@@ -25,11 +25,11 @@ func TestPathTable(t *testing.T) {
 		tab.put(pathOf(i), int64(n+i))
 	}
 	tab.put(pathOf(9), 0) // a lower rank does not lower it
-	if tab.len() != n+1 {
-		t.Fatalf("%d entries, want %d", tab.len(), n+1)
+	if len(tab.ents) != n+1 {
+		t.Fatalf("%d entries, want %d", len(tab.ents), n+1)
 	}
-	if len(tab.slots) < 2*tab.len() {
-		t.Fatalf("%d slots for %d entries: more than half full", len(tab.slots), tab.len())
+	if len(tab.slots) < 2*len(tab.ents) {
+		t.Fatalf("%d slots for %d entries: more than half full", len(tab.slots), len(tab.ents))
 	}
 	check := func(order string, idx []int) {
 		t.Helper()
