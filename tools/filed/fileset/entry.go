@@ -158,7 +158,7 @@ type idCache struct {
 	names    map[uint32]string
 }
 
-func (c *idCache) name(id uint32, lookup func(string) (string, error)) string {
+func (c *idCache) name(id uint32, lookup func(id string) string) string {
 	if c.have && c.last == id {
 		return c.lastName
 	}
@@ -167,9 +167,7 @@ func (c *idCache) name(id uint32, lookup func(string) (string, error)) string {
 		if c.names == nil {
 			c.names = map[uint32]string{}
 		}
-		if s, err := lookup(strconv.FormatUint(uint64(id), 10)); err == nil {
-			n = s
-		}
+		n = lookup(strconv.FormatUint(uint64(id), 10))
 		c.names[id] = n
 	}
 	c.last, c.lastName, c.have = id, n, true
@@ -177,25 +175,23 @@ func (c *idCache) name(id uint32, lookup func(string) (string, error)) string {
 }
 
 // User is the name of user id.
-func (c *IDNames) User(id uint32) string {
-	return c.users.name(id, func(s string) (string, error) {
-		u, err := user.LookupId(s)
-		if err != nil {
-			return "", err
-		}
-		return u.Username, nil
-	})
-}
+func (c *IDNames) User(id uint32) string { return c.users.name(id, userName) }
 
 // Group is the name of group id.
-func (c *IDNames) Group(id uint32) string {
-	return c.groups.name(id, func(s string) (string, error) {
-		g, err := user.LookupGroupId(s)
-		if err != nil {
-			return "", err
-		}
-		return g.Name, nil
-	})
+func (c *IDNames) Group(id uint32) string { return c.groups.name(id, groupName) }
+
+func userName(id string) string {
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+func groupName(id string) string {
+	if g, err := user.LookupGroupId(id); err == nil {
+		return g.Name
+	}
+	return ""
 }
 
 // ChangedError says a file changed while it was read. The archive
