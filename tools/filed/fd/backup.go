@@ -42,7 +42,8 @@ type job struct {
 	cancel  context.CancelCauseFunc
 	events  chan *pb.BackupEvent
 	data    *dataStream
-	// dataP is data for the progress goroutine (set once dialled).
+	// dataP is data for the progress goroutine (set before the walk, the
+	// stream still opening).
 	dataP atomic.Pointer[dataStream]
 	w     *archive.Writer
 	ids   fileset.IDNames

@@ -89,7 +89,7 @@ func newDataStream(ctx context.Context, connect func() (pb.Storage_JobDataClient
 			d.stream = stream
 			d.run(ctx)
 		}
-		if d.err != nil && failed != nil {
+		if d.err != nil {
 			failed(d.err)
 		}
 	}()
