@@ -166,6 +166,16 @@ func (w *backupWorld) snapshot(client string) testtree.Snapshot {
 
 var jobIDRe = regexp.MustCompile(`(?i)job\s*id\D{0,3}(\d+)|\bjob\s+#?(\d+)\b`)
 
+// jobIDIn is the first JobId a console output names.
+func jobIDIn(out string) (int64, bool) {
+	m := jobIDRe.FindStringSubmatch(out)
+	if m == nil {
+		return 0, false
+	}
+	id, _ := strconv.ParseInt(m[1]+m[2], 10, 64)
+	return id, true
+}
+
 // runJob runs "run job=NAME [level=LEVEL] yes" and returns the JobId it
 // prints.
 func (w *world) runJob(job, level string) int64 {
@@ -175,8 +185,7 @@ func (w *world) runJob(job, level string) int64 {
 		line += " level=" + level
 	}
 	out := w.ok(line + " yes")
-	if m := jobIDRe.FindStringSubmatch(out); m != nil {
-		id, _ := strconv.ParseInt(m[1]+m[2], 10, 64)
+	if id, ok := jobIDIn(out); ok {
 		return id
 	}
 	w.t.Errorf("%q printed no JobId:\n%s", line+" yes", out)
@@ -193,11 +202,10 @@ func (w *world) runJob(job, level string) int64 {
 func (w *world) runJobWait(job, level string) (int64, string) {
 	w.t.Helper()
 	out := w.ok("run job=" + job + " level=" + level + " wait")
-	m := jobIDRe.FindStringSubmatch(out)
-	if m == nil {
+	id, ok := jobIDIn(out)
+	if !ok {
 		w.t.Fatalf("run job=%s level=%s wait printed no JobId:\n%s", job, level, out)
 	}
-	id, _ := strconv.ParseInt(m[1]+m[2], 10, 64)
 	return id, out
 }
 
