@@ -28,6 +28,10 @@ import (
 //
 // Every other message goes through gRPC's own proto codec. A receiver
 // that is done with a data slice may give it back with ReleaseData.
+//
+// A receiver that copies the data anyway (a reader) can skip that one
+// copy: it receives into a *DataIn, whose Frames keep the data in gRPC's
+// receive buffers.
 var DataCodec encoding.CodecV2 = dataCodec{fallback: encoding.GetCodecV2(gproto.Name)}
 
 // DataServerOptions make a server that serves data streams use DataCodec
@@ -89,31 +93,24 @@ func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c dataCodec) Unmarshal(in mem.BufferSlice, v any) error {
-	field, _, _, set := dataMessage(v)
-	total := in.Len()
-	if field == 0 || total < minFast {
-		return c.fallback.Unmarshal(in, v)
-	}
-	// The message is the data field alone when its tag comes first and
-	// its length reaches the end exactly; anything else (another field,
-	// unknown fields, a repeated tag) is protobuf's to decode.
-	var head [1 + binary.MaxVarintLen64]byte
-	n := 0
-	for _, buf := range in {
-		n += copy(head[n:], buf.ReadOnlyData())
-		if n == len(head) {
-			break
+	if d, ok := v.(*DataIn); ok {
+		d.Frames.Free()
+		skip, size, ok := dataOnly(in, d.Msg)
+		if !ok {
+			return c.fallback.Unmarshal(in, d.Msg)
 		}
+		proto.Reset(d.Msg)
+		in.Ref() // gRPC frees its reference when this returns
+		d.Frames = Frames{bufs: in, n: size}
+		d.Frames.discard(skip)
+		return nil
 	}
-	if n < 2 || head[0] != byte(field<<3|2) {
+	skip, size, ok := dataOnly(in, v)
+	if !ok {
 		return c.fallback.Unmarshal(in, v)
 	}
-	size, k := binary.Uvarint(head[1:n])
-	if k <= 0 || uint64(total-1-k) != size {
-		return c.fallback.Unmarshal(in, v)
-	}
-	skip := 1 + k
-	bp := DataPool.Get(int(size))
+	_, _, _, set := dataMessage(v)
+	bp := DataPool.Get(size)
 	out := (*bp)[:0]
 	for _, buf := range in {
 		d := buf.ReadOnlyData()
@@ -128,8 +125,102 @@ func (c dataCodec) Unmarshal(in mem.BufferSlice, v any) error {
 	return nil
 }
 
+// dataOnly reports whether the message in is v's type's data field alone
+// (its tag first, its length reaching the end exactly) and of at least
+// minFast bytes, and where the data starts and its size; anything else
+// (another field, unknown fields, a repeated tag) is protobuf's to
+// decode.
+func dataOnly(in mem.BufferSlice, v any) (skip, size int, ok bool) {
+	field, _, _, _ := dataMessage(v)
+	total := in.Len()
+	if field == 0 || total < minFast {
+		return 0, 0, false
+	}
+	var head [1 + binary.MaxVarintLen64]byte
+	n := 0
+	for _, buf := range in {
+		n += copy(head[n:], buf.ReadOnlyData())
+		if n == len(head) {
+			break
+		}
+	}
+	if n < 2 || head[0] != byte(field<<3|2) {
+		return 0, 0, false
+	}
+	sz, k := binary.Uvarint(head[1:n])
+	if k <= 0 || uint64(total-1-k) != sz {
+		return 0, 0, false
+	}
+	return 1 + k, int(sz), true
+}
+
 // minFast: smaller messages go through protobuf (nothing to gain).
 const minFast = 4 << 10
+
+// DataIn receives one message of a data stream (pass it to the stream's
+// RecvMsg, Msg set to a message of the stream's type): a message that is
+// data alone, as DataCodec's Unmarshal would make a slice of, leaves Msg
+// empty and its data in Frames, still in gRPC's receive buffers; any
+// other is decoded into Msg, Frames empty. The receiver reads the
+// Frames and frees them.
+type DataIn struct {
+	Msg    proto.Message
+	Frames Frames
+}
+
+// Frames is the data of a message as gRPC received it (the buffers of
+// its HTTP/2 frames, 16 KiB each), read once by the receiver instead of
+// being joined into one slice first.
+type Frames struct {
+	bufs mem.BufferSlice
+	i    int // the buffer read next
+	off  int // bytes of bufs[i] already read
+	n    int // bytes left
+}
+
+// FramesOf is b as Frames (data that came in one slice).
+func FramesOf(b []byte) Frames {
+	return Frames{bufs: mem.BufferSlice{mem.SliceBuffer(b)}, n: len(b)}
+}
+
+// Len is the number of bytes left.
+func (f *Frames) Len() int { return f.n }
+
+// Read copies the next bytes into p; 0 when none are left.
+func (f *Frames) Read(p []byte) int {
+	total := 0
+	for len(p) > 0 && f.n > 0 {
+		d := f.bufs[f.i].ReadOnlyData()[f.off:]
+		d = d[:min(len(d), f.n)]
+		c := copy(p, d)
+		p, total, f.n, f.off = p[c:], total+c, f.n-c, f.off+c
+		if c == len(d) {
+			f.i, f.off = f.i+1, 0
+		}
+	}
+	return total
+}
+
+// discard skips n bytes.
+func (f *Frames) discard(n int) {
+	for n > 0 {
+		d := f.bufs[f.i].ReadOnlyData()[f.off:]
+		if n < len(d) {
+			f.off += n
+			return
+		}
+		n -= len(d)
+		f.i, f.off = f.i+1, 0
+	}
+}
+
+// Free gives the buffers back; f is empty after it.
+func (f *Frames) Free() {
+	if f.bufs != nil {
+		f.bufs.Free()
+	}
+	*f = Frames{}
+}
 
 // DataPool holds the buffers of DataCodec: power-of-two classes from
 // 4 KiB to MaxMessage, not zeroed on reuse (each use overwrites what it

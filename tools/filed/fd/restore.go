@@ -147,9 +147,14 @@ func (j *restoreJob) run() error {
 	}
 	d := receiveAhead(j.ctx, rs, newPacer(j.s.o.MaxBandwidth))
 	defer d.stop()
-	msg, err := d.recv()
+	r, err := d.recv()
+	msg := r.m
 	var lastSeq uint64
 	for err == nil {
+		if msg == nil {
+			r.data.Free()
+			return status.Errorf(codes.DataLoss, "storage %s: data before the first member", req.StorageName)
+		}
 		switch x := msg.Msg.(type) {
 		case *pb.RestoreDataReply_End:
 			st := j.w.Stats()
@@ -180,7 +185,7 @@ func (j *restoreJob) run() error {
 			}
 			msg, err = d.next, nil
 		default:
-			return status.Errorf(codes.DataLoss, "storage %s: data before the first member", req.StorageName)
+			return status.Errorf(codes.DataLoss, "storage %s: a message of no known kind where a member or the end was due", req.StorageName)
 		}
 	}
 	return j.stopped(d, err)
@@ -235,15 +240,18 @@ type memberData struct {
 	ctx  context.Context
 	in   chan received
 	quit chan struct{}
-	cur  []byte
-	held []byte               // the data message cur is the rest of (link.ReleaseData once read)
+	cur  link.Frames          // the rest of the data message being read
 	next *pb.RestoreDataReply // the message that ended the member
 	err  error                // the stream's error
 }
 
+// received is a message of the stream: data (in the receive buffers, not
+// copied out of them: the member's reader copies it once, into the
+// writer's buffer) or another message.
 type received struct {
-	m   *pb.RestoreDataReply
-	err error
+	m    *pb.RestoreDataReply // nil: data
+	data link.Frames
+	err  error
 }
 
 // receiveAhead starts receiving rs's messages into a queue of
@@ -253,14 +261,21 @@ func receiveAhead(ctx context.Context, rs pb.Storage_RestoreDataClient, pace *pa
 	d := &memberData{ctx: ctx, in: make(chan received, restoreAhead), quit: make(chan struct{})}
 	go func() {
 		for {
-			m, err := rs.Recv()
-			if x, ok := m.GetMsg().(*pb.RestoreDataReply_Data); ok && err == nil {
-				if pace.wait(ctx, len(x.Data)) != nil {
+			in := link.DataIn{Msg: &pb.RestoreDataReply{}}
+			err := rs.RecvMsg(&in)
+			r := received{m: in.Msg.(*pb.RestoreDataReply), data: in.Frames, err: err}
+			if x, ok := r.m.Msg.(*pb.RestoreDataReply_Data); ok {
+				r.m, r.data = nil, link.FramesOf(x.Data) // small: protobuf decoded it
+			} else if r.data.Len() > 0 {
+				r.m = nil
+			}
+			if r.m == nil {
+				if pace.wait(ctx, r.data.Len()) != nil {
 					return // ctx ended: recv says so
 				}
 			}
 			select {
-			case d.in <- received{m, err}:
+			case d.in <- r:
 			case <-d.quit:
 				return
 			case <-ctx.Done():
@@ -269,8 +284,10 @@ func receiveAhead(ctx context.Context, rs pb.Storage_RestoreDataClient, pace *pa
 			if err != nil {
 				return
 			}
-			if _, end := m.Msg.(*pb.RestoreDataReply_End); end {
-				return
+			if r.m != nil {
+				if _, end := r.m.Msg.(*pb.RestoreDataReply_End); end {
+					return
+				}
 			}
 		}
 	}()
@@ -280,32 +297,33 @@ func receiveAhead(ctx context.Context, rs pb.Storage_RestoreDataClient, pace *pa
 // stop lets the receiving goroutine go (its Recv ends with the stream).
 func (d *memberData) stop() { close(d.quit) }
 
-func (d *memberData) recv() (*pb.RestoreDataReply, error) {
+// recv is the next message; for data, m is nil.
+func (d *memberData) recv() (received, error) {
 	select {
 	case r := <-d.in:
 		if r.err != nil {
 			d.err = r.err
-			return nil, r.err
+			return received{}, r.err
 		}
-		return r.m, nil
+		return r, nil
 	case <-d.ctx.Done():
 		d.err = context.Cause(d.ctx)
-		return nil, d.err
+		return received{}, d.err
 	}
 }
 
 // start begins the member whose record was just received.
-func (d *memberData) start() { d.cur, d.next = nil, nil }
+func (d *memberData) start() { d.cur.Free(); d.next = nil }
 
 func (d *memberData) Read(p []byte) (int, error) {
-	for len(d.cur) == 0 {
+	for d.cur.Len() == 0 {
 		if d.next != nil {
 			return 0, io.EOF
 		}
 		if d.err != nil {
 			return 0, d.err
 		}
-		m, err := d.recv()
+		r, err := d.recv()
 		if err != nil {
 			if err == io.EOF {
 				d.err = io.ErrUnexpectedEOF
@@ -313,17 +331,15 @@ func (d *memberData) Read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if x, ok := m.Msg.(*pb.RestoreDataReply_Data); ok {
-			d.cur, d.held = x.Data, x.Data
+		if r.m == nil {
+			d.cur = r.data
 			continue
 		}
-		d.next = m
+		d.next = r.m
 	}
-	n := copy(p, d.cur)
-	d.cur = d.cur[n:]
-	if len(d.cur) == 0 && d.held != nil {
-		link.ReleaseData(d.held)
-		d.held = nil
+	n := d.cur.Read(p)
+	if d.cur.Len() == 0 {
+		d.cur.Free() // the receive buffers go back to the pool
 	}
 	return n, nil
 }
