@@ -78,6 +78,9 @@ func dataMessage(v any) (field int, data []byte, has bool, set func(b []byte)) {
 }
 
 func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if d, ok := v.(*DataOut); ok {
+		return c.marshalOut(d)
+	}
 	field, data, has, _ := dataMessage(v)
 	if !has || len(data) < minFast {
 		return c.fallback.Marshal(v)
@@ -91,6 +94,40 @@ func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
 	copy(b[h:], data)
 	return mem.BufferSlice{mem.NewBuffer(bp, DataPool)}, nil
 }
+
+// marshalOut sends d's data where it is: the message's tag and length in
+// a buffer of their own, then the data itself, which gRPC frees (Done)
+// once written.
+func (c dataCodec) marshalOut(d *DataOut) (mem.BufferSlice, error) {
+	field, data, has, _ := dataMessage(d.Msg)
+	if !has || len(data) < minFast {
+		bs, err := c.Marshal(d.Msg) // copied: the data is free again
+		d.Done(data)
+		return bs, err
+	}
+	hdr := make([]byte, 1, 1+binary.MaxVarintLen64)
+	hdr[0] = byte(field<<3 | 2) // length-delimited
+	hdr = binary.AppendUvarint(hdr, uint64(len(data)))
+	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.NewBuffer(&data, donePool(d.Done))}, nil
+}
+
+// DataOut sends one message of a data stream without copying its data
+// into a buffer of gRPC's (pass it to the stream's SendMsg): the data
+// belongs to gRPC from then on, until gRPC has written it (or dropped
+// it) and calls Done with it; then the sender may use it again. Msg is
+// the message, its data of at least 4 KiB (a smaller one is copied, and
+// Done called at once). Done must not block.
+type DataOut struct {
+	Msg  proto.Message
+	Done func(data []byte)
+}
+
+// donePool is the mem.BufferPool of one DataOut's data: gRPC gives the
+// data back through it.
+type donePool func([]byte)
+
+func (p donePool) Get(n int) *[]byte { b := make([]byte, n); return &b }
+func (p donePool) Put(b *[]byte)     { p(*b) }
 
 func (c dataCodec) Unmarshal(in mem.BufferSlice, v any) error {
 	if d, ok := v.(*DataIn); ok {

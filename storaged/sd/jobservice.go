@@ -319,5 +319,5 @@ func (s *Service) RestoreData(req *pb.RestoreDataRequest, stream pb.Storage_Rest
 		case <-rs.Done():
 		}
 	}()
-	return rpcError(rs.SendData(stream.Send))
+	return rpcError(rs.SendData(stream.SendMsg))
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
@@ -804,28 +805,32 @@ func (d *Daemon) AttachRestore(session, token, peer string) (*RestoreSession, er
 	return s, nil
 }
 
-// SendData runs a client's RestoreData stream: it sends what the tape
-// goroutine reads, in order, until the end. The idle timer runs while a
-// send waits for the client (a client that stops reading is dropped).
-func (s *RestoreSession) SendData(send func(*pb.RestoreDataReply) error) error {
+// SendData runs a client's RestoreData stream (send: its SendMsg): it
+// sends what the tape goroutine reads, in order, until the end. A data
+// buffer goes to gRPC as it is (link.DataOut) and comes back to the ring
+// once gRPC has written it. The idle timer runs while a send waits for
+// the client (a client that stops reading is dropped).
+func (s *RestoreSession) SendData(send func(any) error) error {
+	back := func(b []byte) { // never blocks: the ring has room for every buffer
+		if cap(b) > 0 {
+			s.free <- b[:0]
+		}
+	}
 	for {
 		select {
 		case it := <-s.out:
-			var msg *pb.RestoreDataReply
+			var msg any
 			switch {
 			case it.member != nil:
 				msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Member{Member: it.member}}
 			case it.end != nil:
 				msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_End{End: it.end}}
 			default:
-				msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: it.data}}
+				msg = &link.DataOut{Msg: &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: it.data}}, Done: back}
 			}
 			s.timer.Reset(s.idle)
 			err := send(msg)
 			s.timer.Stop()
-			if it.data != nil {
-				s.free <- it.data[:0]
-			}
 			if err != nil {
 				s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s's data stream broke: %s", s.client, status.Convert(err).Message())})
 			} else if it.end != nil {
