@@ -29,9 +29,10 @@ import (
 // Every other message goes through gRPC's own proto codec. A receiver
 // that is done with a data slice may give it back with ReleaseData.
 //
-// A receiver that copies the data anyway (a reader) can skip that one
-// copy: it receives into a *DataIn, whose Frames keep the data in gRPC's
-// receive buffers.
+// Either copy can go where the other side allows it: a receiver that
+// copies the data anyway (a reader) receives into a *DataIn, whose Frames
+// keep the data in gRPC's receive buffers; a sender that can do without
+// its buffer until gRPC has written it sends a *DataOut.
 var DataCodec encoding.CodecV2 = dataCodec{fallback: encoding.GetCodecV2(gproto.Name)}
 
 // DataServerOptions make a server that serves data streams use DataCodec
