@@ -3,7 +3,6 @@ package catalog
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -81,24 +80,27 @@ func (m *memView) endLoad(err error) {
 }
 
 func (m *memView) load(ctx context.Context, s *Store, chain []int64) error {
-	rows, err := s.pool.Query(ctx, `
-		SELECT f.path, c.rank FROM files f JOIN unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank) ON c.id = f.job_id`,
-		pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode}, chain)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		raw := rows.RawValues()
-		if len(raw) != 2 || len(raw[1]) != 8 {
-			rows.Close()
-			return fmt.Errorf("unexpected row shape")
+	// One query per job of the chain, its rank (1, 2, …) known here: no
+	// join for PostgreSQL, one column per row to send.
+	for i, id := range chain {
+		rows, err := s.pool.Query(ctx, `SELECT path FROM files WHERE job_id = $1`,
+			pgx.QueryResultFormats{pgx.BinaryFormatCode}, id)
+		if err != nil {
+			return err
 		}
-		m.tab.put(raw[0], int64(binary.BigEndian.Uint64(raw[1])))
+		for rows.Next() {
+			raw := rows.RawValues()
+			if len(raw) != 1 {
+				rows.Close()
+				return fmt.Errorf("unexpected row shape")
+			}
+			m.tab.put(raw[0], int64(i+1))
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = s.pool.Query(ctx, `
+	rows, err := s.pool.Query(ctx, `
 		SELECT x.path, max(c.rank) FROM file_deletions x JOIN unnest($1::bigint[]) WITH ORDINALITY AS c(id, rank) ON c.id = x.job_id
 		GROUP BY x.path`, chain)
 	if err != nil {
