@@ -87,13 +87,16 @@ func (c dataCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return c.fallback.Marshal(v)
 	}
 	var hdr [1 + binary.MaxVarintLen64]byte
-	hdr[0] = byte(field<<3 | 2) // length-delimited
-	h := 1 + binary.PutUvarint(hdr[1:], uint64(len(data)))
-	bp := DataPool.Get(h + len(data))
-	b := *bp
-	copy(b, hdr[:h])
-	copy(b[h:], data)
+	h := appendDataTag(hdr[:0], field, len(data))
+	bp := DataPool.Get(len(h) + len(data))
+	copy((*bp)[copy(*bp, h):], data)
 	return mem.BufferSlice{mem.NewBuffer(bp, DataPool)}, nil
+}
+
+// appendDataTag appends the tag of bytes field field (length-delimited)
+// and the length n of its data: what precedes the data on the wire.
+func appendDataTag(b []byte, field, n int) []byte {
+	return binary.AppendUvarint(append(b, byte(field<<3|2)), uint64(n))
 }
 
 // marshalOut sends d's data where it is: the message's tag and length in
@@ -106,9 +109,7 @@ func (c dataCodec) marshalOut(d *DataOut) (mem.BufferSlice, error) {
 		d.Done(data)
 		return bs, err
 	}
-	hdr := make([]byte, 1, 1+binary.MaxVarintLen64)
-	hdr[0] = byte(field<<3 | 2) // length-delimited
-	hdr = binary.AppendUvarint(hdr, uint64(len(data)))
+	hdr := appendDataTag(make([]byte, 0, 1+binary.MaxVarintLen64), field, len(data))
 	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.NewBuffer(&data, donePool(d.Done))}, nil
 }
 
@@ -132,47 +133,37 @@ func (p donePool) Put(b *[]byte)     { p(*b) }
 
 func (c dataCodec) Unmarshal(in mem.BufferSlice, v any) error {
 	if d, ok := v.(*DataIn); ok {
-		d.Frames.Free()
-		skip, size, ok := dataOnly(in, d.Msg)
+		field, _, _, _ := dataMessage(d.Msg)
+		f, ok := dataOnly(in, field)
 		if !ok {
+			d.Frames = Frames{}
 			return c.fallback.Unmarshal(in, d.Msg)
 		}
 		proto.Reset(d.Msg)
 		in.Ref() // gRPC frees its reference when this returns
-		d.Frames = Frames{bufs: in, n: size}
-		d.Frames.discard(skip)
+		d.Frames = f
 		return nil
 	}
-	skip, size, ok := dataOnly(in, v)
+	field, _, _, set := dataMessage(v)
+	f, ok := dataOnly(in, field)
 	if !ok {
 		return c.fallback.Unmarshal(in, v)
 	}
-	_, _, _, set := dataMessage(v)
-	bp := DataPool.Get(size)
-	out := (*bp)[:0]
-	for _, buf := range in {
-		d := buf.ReadOnlyData()
-		if skip >= len(d) {
-			skip -= len(d)
-			continue
-		}
-		out = append(out, d[skip:]...)
-		skip = 0
-	}
-	set(out)
+	bp := DataPool.Get(f.Len())
+	f.Read(*bp)
+	set(*bp)
 	return nil
 }
 
-// dataOnly reports whether the message in is v's type's data field alone
-// (its tag first, its length reaching the end exactly) and of at least
-// minFast bytes, and where the data starts and its size; anything else
-// (another field, unknown fields, a repeated tag) is protobuf's to
-// decode.
-func dataOnly(in mem.BufferSlice, v any) (skip, size int, ok bool) {
-	field, _, _, _ := dataMessage(v)
+// dataOnly reports whether the message in is bytes field field alone
+// (its tag first, its length reaching the end exactly; field 0: not a
+// data message) and of at least minFast bytes, and gives its data as
+// Frames over in (not referenced); anything else (another field, unknown
+// fields, a repeated tag) is protobuf's to decode.
+func dataOnly(in mem.BufferSlice, field int) (Frames, bool) {
 	total := in.Len()
 	if field == 0 || total < minFast {
-		return 0, 0, false
+		return Frames{}, false
 	}
 	var head [1 + binary.MaxVarintLen64]byte
 	n := 0
@@ -183,13 +174,15 @@ func dataOnly(in mem.BufferSlice, v any) (skip, size int, ok bool) {
 		}
 	}
 	if n < 2 || head[0] != byte(field<<3|2) {
-		return 0, 0, false
+		return Frames{}, false
 	}
-	sz, k := binary.Uvarint(head[1:n])
-	if k <= 0 || uint64(total-1-k) != sz {
-		return 0, 0, false
+	size, k := binary.Uvarint(head[1:n])
+	if k <= 0 || uint64(total-1-k) != size {
+		return Frames{}, false
 	}
-	return 1 + k, int(sz), true
+	f := Frames{bufs: in, n: int(size)}
+	f.discard(1 + k)
+	return f, true
 }
 
 // minFast: smaller messages go through protobuf (nothing to gain).
@@ -200,7 +193,8 @@ const minFast = 4 << 10
 // data alone, as DataCodec's Unmarshal would make a slice of, leaves Msg
 // empty and its data in Frames, still in gRPC's receive buffers; any
 // other is decoded into Msg, Frames empty. The receiver reads the
-// Frames and frees them.
+// Frames and frees them (a receive overwrites Frames, never frees them:
+// they may have been handed on).
 type DataIn struct {
 	Msg    proto.Message
 	Frames Frames
