@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 )
 
@@ -18,8 +19,8 @@ import (
 const ChunkSize = 1 << 20
 
 // inFlight is how many full chunks may wait for the sender besides the
-// one being filled and the one being sent: the pipeline's memory is
-// (inFlight+2) × ChunkSize whatever the tree.
+// one being filled and the one being sent (until gRPC has written it):
+// the pipeline's memory is (inFlight+2) × ChunkSize whatever the tree.
 const inFlight = 3
 
 // maxRecordsMessage bounds one records message (storaged accepts 8 MiB
@@ -179,6 +180,17 @@ func (d *dataStream) emit() error {
 	return d.put(it)
 }
 
+// back takes a chunk buffer back from gRPC once it has written (or
+// dropped) the data message sent from it: the chunk goes to gRPC as it
+// is (link.DataOut), not copied into a buffer of gRPC's. It never
+// blocks: free has room for every buffer there is.
+func (d *dataStream) back(b []byte) {
+	select {
+	case d.free <- b[:cap(b)]:
+	default:
+	}
+}
+
 func (d *dataStream) put(it item) error {
 	select {
 	case d.items <- it:
@@ -221,8 +233,8 @@ func (d *dataStream) run(ctx context.Context) {
 	}
 	timer := time.NewTimer(d.keepalive)
 	defer timer.Stop()
-	send := func(m *pb.JobDataRequest) bool {
-		if err := d.stream.Send(m); err != nil {
+	send := func(m any) bool {
+		if err := d.stream.SendMsg(m); err != nil {
 			stop(streamError(d.stream, err))
 			return false
 		}
@@ -245,16 +257,12 @@ func (d *dataStream) run(ctx context.Context) {
 					stop(err)
 					return
 				}
-				if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Data{Data: it.data}}) {
+				if !send(&link.DataOut{Msg: &pb.JobDataRequest{Msg: &pb.JobDataRequest_Data{Data: it.data}}, Done: d.back}) {
 					return
 				}
 				d.sent.Add(int64(len(it.data)))
 				if d.metrics != nil {
 					d.metrics.sent(int64(len(it.data)), 0, 0)
-				}
-				select {
-				case d.free <- it.data[:cap(it.data)]:
-				default:
 				}
 			}
 			for recs := it.recs; len(recs) > 0; {
