@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -465,6 +466,9 @@ func (w *Writer) copyN(data io.Reader, n int64) error {
 // copyPipelined is copyN's pipeline (its own function: the goroutine's
 // captured variables then cost the small-file path nothing).
 func (w *Writer) copyPipelined(data io.Reader, n int64) error {
+	if bw, ok := w.w.(BufferWriter); ok {
+		return w.copyLent(bw, data, n)
+	}
 	if w.buf2 == nil {
 		w.buf2 = make([]byte, len(w.buf))
 	}
@@ -498,6 +502,89 @@ func (w *Writer) copyPipelined(data io.Reader, n int64) error {
 		}
 		chunk, spare = next, chunk[:cap(chunk)]
 	}
+}
+
+// A BufferWriter is a destination that lends the Writer its own
+// buffers for a large file's data: the Writer reads the data into a
+// buffer from Buffer and hands it over whole with WriteBuffer instead of
+// copying it in with Write.
+type BufferWriter interface {
+	io.Writer
+	// Buffer returns a free buffer to fill (its length is what it holds).
+	Buffer() ([]byte, error)
+	// WriteBuffer writes b, a buffer from Buffer cut to the bytes filled,
+	// as Write would, and takes it back; an empty b is only taken back.
+	// The Writer does not touch b after the call, and b's bytes are not
+	// changed before Buffer gives the buffer out again.
+	WriteBuffer(b []byte) error
+}
+
+// copyLent is copyPipelined into a BufferWriter's buffers: while one
+// is written (handed over), another goroutine hashes it and reads the
+// next chunk into a buffer taken before the hand-over (so never the
+// same one: the destination may give a buffer out again once written).
+func (w *Writer) copyLent(bw BufferWriter, data io.Reader, n int64) error {
+	b, err := bw.Buffer()
+	if err != nil {
+		return w.failWrite(err)
+	}
+	chunk, err := w.fill(data, b, n)
+	if err != nil {
+		bw.WriteBuffer(b[:0]) //nolint:errcheck // only taken back
+		return err
+	}
+	for {
+		n -= int64(len(chunk))
+		var buf, next []byte
+		if n > 0 {
+			if buf, err = bw.Buffer(); err != nil {
+				bw.WriteBuffer(chunk[:0]) //nolint:errcheck // only taken back
+				return w.failWrite(err)
+			}
+		}
+		var rerr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.hash.Write(chunk)
+			if buf != nil {
+				next, rerr = w.fill(data, buf, n)
+			}
+		}()
+		werr := w.writeLent(bw, chunk)
+		<-done
+		if werr != nil || rerr != nil {
+			if buf != nil {
+				bw.WriteBuffer(buf[:0]) //nolint:errcheck // only taken back
+			}
+			return cmp.Or(werr, rerr)
+		}
+		if n == 0 {
+			return nil
+		}
+		chunk = next
+	}
+}
+
+// writeLent is write for a buffer of bw's.
+func (w *Writer) writeLent(bw BufferWriter, b []byte) error {
+	if w.err != nil {
+		bw.WriteBuffer(b[:0]) //nolint:errcheck // only taken back
+		return w.err
+	}
+	if err := bw.WriteBuffer(b); err != nil {
+		return w.failWrite(err)
+	}
+	w.off += int64(len(b))
+	return nil
+}
+
+// failWrite keeps a write error of the destination's (as write does).
+func (w *Writer) failWrite(err error) error {
+	if w.err == nil {
+		w.err = fmt.Errorf("archive: writing at stream offset %d: %w", w.off, err)
+	}
+	return w.err
 }
 
 // fill reads the next chunk of at most n bytes into buf (zeros once
