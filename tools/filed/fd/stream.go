@@ -12,10 +12,13 @@ import (
 
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
+	"github.com/tapeward/tapeward/tools/lib/archive"
 )
 
-// ChunkSize is the size of the data messages filed sends (the last one
-// of a job may be shorter).
+// ChunkSize is the size of the data messages filed sends: the chunks
+// it cuts the stream into, and the buffers it lends archive.Writer for
+// a large file's data (then the chunk before it and a file's last
+// buffer may be shorter).
 const ChunkSize = 1 << 20
 
 // inFlight is how many full chunks may wait for the sender besides the
@@ -35,7 +38,8 @@ type item struct {
 }
 
 // dataStream is the client side of Storage.JobData: an io.Writer for
-// archive.Writer that cuts the stream into ChunkSize data messages, and
+// archive.Writer that cuts the stream into ChunkSize data messages (and
+// an archive.BufferWriter, whose filled buffers go out as they are), and
 // one goroutine that sends them (and the records, and keepalives while
 // nothing else is sent). Reading the disk (the producer) and sending
 // overlap; buffers are reused.
@@ -133,6 +137,33 @@ func (d *dataStream) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+var _ archive.BufferWriter = (*dataStream)(nil)
+
+// Buffer lends archive.Writer a free chunk buffer for a large file's
+// data (archive.BufferWriter), which comes back filled to WriteBuffer.
+func (d *dataStream) Buffer() ([]byte, error) { return d.buffer() }
+
+// WriteBuffer sends b, a buffer from Buffer, as a data message of its
+// own, as it is: the chunk being filled goes first (a shorter message);
+// an empty b is only taken back.
+func (d *dataStream) WriteBuffer(b []byte) error {
+	if len(b) == 0 {
+		d.back(b)
+		return nil
+	}
+	if len(d.cur) > 0 {
+		if err := d.emit(); err != nil {
+			return err
+		}
+	}
+	if d.cur != nil {
+		d.back(d.cur)
+	}
+	d.cur = b
+	d.off += int64(len(b))
+	return d.emit()
 }
 
 // buffer returns a free chunk buffer, allocating while fewer than the
