@@ -96,8 +96,9 @@ type Writer struct {
 	off  int64
 	err  error
 	buf  []byte
-	buf2 []byte // copyN's second buffer, for large files
-	warn int    // the current member's warnings
+	buf2 []byte  // copyN's second buffer, for large files
+	lent [2]bool // buf, buf2 lent to copyLent (ownBuffers)
+	warn int     // the current member's warnings
 	// noHoleHash leaves holes out of the digest: tests only (a 1 EiB
 	// sparse file cannot be hashed).
 	noHoleHash bool
@@ -142,9 +143,9 @@ func (w *Writer) write(p []byte) error {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		w.err = fmt.Errorf("archive: writing at stream offset %d: %w", w.off, err)
+		return w.failWrite(err)
 	}
-	return w.err
+	return nil
 }
 
 func (w *Writer) pad() error {
@@ -464,7 +465,9 @@ func (w *Writer) copyN(data io.Reader, n int64) error {
 }
 
 // copyPipelined is copyN's pipeline (its own function: the goroutine's
-// captured variables then cost the small-file path nothing).
+// captured variables then cost the small-file path nothing): copyLent,
+// into the destination's buffers when it lends them, else into the
+// Writer's own two.
 func (w *Writer) copyPipelined(data io.Reader, n int64) error {
 	if bw, ok := w.w.(BufferWriter); ok {
 		return w.copyLent(bw, data, n)
@@ -472,36 +475,39 @@ func (w *Writer) copyPipelined(data io.Reader, n int64) error {
 	if w.buf2 == nil {
 		w.buf2 = make([]byte, len(w.buf))
 	}
-	spare := w.buf2
-	chunk, err := w.fill(data, w.buf, n)
-	if err != nil {
-		return err
+	return w.copyLent(ownBuffers{w}, data, n)
+}
+
+// ownBuffers lends the Writer's two buffers to copyLent for a
+// destination that only has Write (which copies them).
+type ownBuffers struct{ w *Writer }
+
+func (o ownBuffers) Write(p []byte) (int, error) { return o.w.w.Write(p) }
+
+func (o ownBuffers) Buffer() ([]byte, error) {
+	for i, b := range [2][]byte{o.w.buf, o.w.buf2} {
+		if !o.w.lent[i] {
+			o.w.lent[i] = true
+			return b, nil
+		}
 	}
-	for {
-		n -= int64(len(chunk))
-		var next []byte
-		var rerr error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			w.hash.Write(chunk)
-			if n > 0 {
-				next, rerr = w.fill(data, spare, n)
-			}
-		}()
-		werr := w.write(chunk)
-		<-done
-		if werr != nil {
-			return werr
-		}
-		if rerr != nil {
-			return rerr
-		}
-		if n == 0 {
-			return nil
-		}
-		chunk, spare = next, chunk[:cap(chunk)]
+	return nil, errors.New("archive: both buffers are lent") // copyLent holds two at most
+}
+
+func (o ownBuffers) WriteBuffer(b []byte) error {
+	i := 0
+	if &b[:1][0] == &o.w.buf2[0] {
+		i = 1
 	}
+	o.w.lent[i] = false
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := o.w.w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
 }
 
 // A BufferWriter is a destination that lends the Writer its own
