@@ -153,7 +153,20 @@ func writeSet(t testing.TB, ph PartHeader, set []testMember) ([]byte, []Record) 
 	}
 	var buf bytes.Buffer
 	buf.Write(hb)
-	w := NewWriter(&buf)
+	recs := writeTo(t, &buf, set)
+	// Records' offsets are stream offsets; the part starts at len(hb).
+	for i := range recs {
+		recs[i].HeaderOffset += int64(len(hb))
+		recs[i].DataOffset += int64(len(hb))
+	}
+	return buf.Bytes(), recs
+}
+
+// writeTo writes the members and the end of archive to dst (a new
+// Writer: stream offsets from 0) and returns the records.
+func writeTo(t testing.TB, dst io.Writer, set []testMember) []Record {
+	t.Helper()
+	w := NewWriter(dst)
 	var recs []Record
 	for _, tm := range set {
 		rec, err := w.WriteMember(tm.m, tm.stream())
@@ -165,12 +178,7 @@ func writeSet(t testing.TB, ph PartHeader, set []testMember) ([]byte, []Record) 
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Records' offsets are stream offsets; the part starts at len(hb).
-	for i := range recs {
-		recs[i].HeaderOffset += int64(len(hb))
-		recs[i].DataOffset += int64(len(hb))
-	}
-	return buf.Bytes(), recs
+	return recs
 }
 
 func testPartHeader() PartHeader {

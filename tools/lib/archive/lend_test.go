@@ -3,7 +3,6 @@ package archive
 import (
 	"bytes"
 	"errors"
-	"io"
 	"slices"
 	"testing"
 )
@@ -73,23 +72,6 @@ func lendSet() []testMember {
 	m := Member{Path: "big/sparse", Type: TypeReg, Size: int64(len(sp)), Mode: 0o600, Mtime: testTime,
 		Sparse: []Span{{1 << 20, 1<<20 + 9}}}
 	return append(set, testMember{m, sp})
-}
-
-func writeTo(t *testing.T, dst io.Writer, set []testMember) []Record {
-	t.Helper()
-	w := NewWriter(dst)
-	var recs []Record
-	for _, tm := range set {
-		rec, err := w.WriteMember(tm.m, tm.stream())
-		if err != nil {
-			t.Fatalf("WriteMember %q: %v", tm.m.Path, err)
-		}
-		recs = append(recs, rec)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return recs
 }
 
 // Into a BufferWriter a large file's data goes in the destination's
