@@ -180,8 +180,8 @@ func dataOnly(in mem.BufferSlice, field int) (Frames, bool) {
 	if k <= 0 || uint64(total-1-k) != size {
 		return Frames{}, false
 	}
-	f := Frames{bufs: in, n: int(size)}
-	f.discard(1 + k)
+	f := Frames{bufs: in, n: total}
+	f.discard(1 + k) // the tag and length: size bytes are left
 	return f, true
 }
 
@@ -222,28 +222,30 @@ func (f *Frames) Len() int { return f.n }
 func (f *Frames) Read(p []byte) int {
 	total := 0
 	for len(p) > 0 && f.n > 0 {
-		d := f.bufs[f.i].ReadOnlyData()[f.off:]
-		d = d[:min(len(d), f.n)]
-		c := copy(p, d)
-		p, total, f.n, f.off = p[c:], total+c, f.n-c, f.off+c
-		if c == len(d) {
-			f.i, f.off = f.i+1, 0
-		}
+		c := copy(p, f.next(len(p)))
+		p, total = p[c:], total+c
 	}
 	return total
 }
 
-// discard skips n bytes.
+// discard skips n bytes (at most Len).
 func (f *Frames) discard(n int) {
 	for n > 0 {
-		d := f.bufs[f.i].ReadOnlyData()[f.off:]
-		if n < len(d) {
-			f.off += n
-			return
-		}
-		n -= len(d)
+		n -= len(f.next(n))
+	}
+}
+
+// next returns the next bytes, at most max, as they lie in one buffer,
+// and moves past them.
+func (f *Frames) next(max int) []byte {
+	b := f.bufs[f.i].ReadOnlyData()
+	d := b[f.off:]
+	d = d[:min(len(d), f.n, max)]
+	f.n, f.off = f.n-len(d), f.off+len(d)
+	if f.off == len(b) {
 		f.i, f.off = f.i+1, 0
 	}
+	return d
 }
 
 // Free gives the buffers back; f is empty after it.
