@@ -119,7 +119,7 @@ func (d *dataStream) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if d.cur == nil {
-			b, err := d.buffer()
+			b, err := d.Buffer()
 			if err != nil {
 				return n, err
 			}
@@ -141,10 +141,6 @@ func (d *dataStream) Write(p []byte) (int, error) {
 
 var _ archive.BufferWriter = (*dataStream)(nil)
 
-// Buffer lends archive.Writer a free chunk buffer for a large file's
-// data (archive.BufferWriter), which comes back filled to WriteBuffer.
-func (d *dataStream) Buffer() ([]byte, error) { return d.buffer() }
-
 // WriteBuffer sends b, a buffer from Buffer, as a data message of its
 // own, as it is: the chunk being filled goes first (a shorter message);
 // an empty b is only taken back.
@@ -153,22 +149,21 @@ func (d *dataStream) WriteBuffer(b []byte) error {
 		d.back(b)
 		return nil
 	}
-	if len(d.cur) > 0 {
+	if d.cur != nil { // never empty: Write fills what it takes
 		if err := d.emit(); err != nil {
 			return err
 		}
-	}
-	if d.cur != nil {
-		d.back(d.cur)
 	}
 	d.cur = b
 	d.off += int64(len(b))
 	return d.emit()
 }
 
-// buffer returns a free chunk buffer, allocating while fewer than the
-// pipeline holds exist, else waiting for the sender to return one.
-func (d *dataStream) buffer() ([]byte, error) {
+// Buffer returns a free chunk buffer, allocating while fewer than the
+// pipeline holds exist, else waiting for the sender to return one: for
+// Write's chunks, and lent to archive.Writer for a large file's data
+// (archive.BufferWriter), which comes back filled to WriteBuffer.
+func (d *dataStream) Buffer() ([]byte, error) {
 	select {
 	case b := <-d.free:
 		return b, nil
