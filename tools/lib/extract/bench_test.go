@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,8 +17,20 @@ import (
 )
 
 // BenchmarkWriter: the writer alone, members from memory (no network):
-// 4 files of 32 MiB, and 2,000 files of 4 KiB in 2 directories.
+// 4 files of 32 MiB, and 2,000 files of 4 KiB in 2 directories; each
+// read from a bytes.Reader (copied into the writer's buffer) and lent in
+// 16 KiB pieces, as filed's receive buffers are (lend).
 func BenchmarkWriter(b *testing.B) {
+	for _, lend := range []bool{false, true} {
+		name := "read"
+		if lend {
+			name = "lend"
+		}
+		b.Run(name, func(b *testing.B) { benchWriter(b, lend) })
+	}
+}
+
+func benchWriter(b *testing.B, lend bool) {
 	for _, c := range []struct {
 		name  string
 		n     int
@@ -50,7 +63,11 @@ func BenchmarkWriter(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, it := range items {
-					if err := w.Restore(context.Background(), it.m, bytes.NewReader(it.pax)); err != nil {
+					var src io.Reader = bytes.NewReader(it.pax)
+					if lend {
+						src = &lender{b: it.pax, piece: 16 << 10, direct: true}
+					}
+					if err := w.Restore(context.Background(), it.m, src); err != nil {
 						b.Fatal(err)
 					}
 				}

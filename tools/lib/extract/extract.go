@@ -264,11 +264,41 @@ type srcReader struct {
 
 func (s *srcReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
+	return n, s.check(err)
+}
+
+// check records an error of the source (io.EOF is not one).
+func (s *srcReader) check(err error) error {
 	if err != nil && err != io.EOF {
 		s.err = err
-		return n, &sourceError{err}
+		return &sourceError{err}
 	}
-	return n, err
+	return err
+}
+
+// A Lender is a byte source that hands out the bytes it holds instead of
+// copying them into a buffer of the caller's (filed's data messages,
+// tapextract's queue). Restore takes a regular file's data from pax
+// through Lend when pax is a Lender: the bytes are hashed and written
+// where they are.
+type Lender interface {
+	// Lend appends to dst one or more slices holding the next bytes of
+	// the stream, at most max in all and at least one unless err is set
+	// (io.EOF at the end). They stay valid until the next Lend or Read.
+	Lend(max int, dst [][]byte) ([][]byte, error)
+}
+
+// lendSrc is the source's Lend, its errors recorded as Read's are.
+type lendSrc struct {
+	s *srcReader
+	l Lender
+}
+
+func (l lendSrc) Read(p []byte) (int, error) { return l.s.Read(p) }
+
+func (l lendSrc) Lend(max int, dst [][]byte) ([][]byte, error) {
+	bufs, err := l.l.Lend(max, dst)
+	return bufs, l.s.check(err)
 }
 
 // Restore writes one member from its pax bytes (headers, data, padding:
@@ -434,7 +464,18 @@ func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileErro
 		w.files.Add(1)
 		return nil
 	case archive.TypeReg:
-		if fe := w.writeFile(ctx, pfd, base, m, ar, xattrs); fe != nil {
+		data := io.Reader(ar)
+		if start, end, ok := ar.StoredData(); ok && end-start == m.Size && !m.Sparse {
+			// The data are the next m.Size bytes of src, as they are
+			// stored: taken from a lending source without the tar reader
+			// (which is not used again: the rest of pax is discarded).
+			if sr, ok := src.(*srcReader); ok {
+				if l, ok := sr.r.(Lender); ok {
+					data = lendSrc{sr, l}
+				}
+			}
+		}
+		if fe := w.writeFile(ctx, pfd, base, m, data, xattrs); fe != nil {
 			fe.Path, fe.Target = m.Path, target
 			return fe
 		}
@@ -676,6 +717,9 @@ func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader)
 		}
 		return nil
 	}
+	if l, ok := data.(Lender); ok && !m.Sparse {
+		return w.copyLent(ctx, fd, m, l)
+	}
 	if m.Size < parallelHash {
 		for pos := int64(0); pos < m.Size; {
 			chunk, fe := read(w.buf, pos)
@@ -717,6 +761,79 @@ func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader)
 		chunk, spare = next, chunk[:cap(chunk)]
 	}
 }
+
+// copyLent is copyData from a Lender: each piece lent is hashed (by
+// another goroutine from parallelHash bytes on) while it is written with
+// one pwritev, then the next is taken.
+func (w *Writer) copyLent(ctx context.Context, fd int, m Member, l Lender) *FileError {
+	var bufs [][]byte
+	for pos := int64(0); pos < m.Size; {
+		if ctx.Err() != nil {
+			return &FileError{Op: "write", Message: "cancelled"}
+		}
+		var err error
+		bufs, err = l.Lend(int(min(m.Size-pos, bufSize)), bufs[:0])
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return &FileError{Op: "read", Message: fmt.Sprintf("after %d of %d bytes: %v", pos, m.Size, err)}
+		}
+		var done chan struct{}
+		if m.Size >= parallelHash {
+			done = make(chan struct{})
+			go func() {
+				for _, b := range bufs {
+					w.hash.Write(b)
+				}
+				close(done)
+			}()
+		} else {
+			for _, b := range bufs {
+				w.hash.Write(b)
+			}
+		}
+		n, err := writevAll(fd, bufs, pos)
+		if done != nil {
+			<-done
+		}
+		if err != nil {
+			return &FileError{Op: "write", Message: fmt.Sprintf("at offset %d: %v", pos+n, err)}
+		}
+		pos += n
+	}
+	return nil
+}
+
+// writevAll writes bufs at off with pwritev (again for what a short
+// write left, at most maxIov slices a call); it returns the bytes
+// written. bufs itself is not changed (another goroutine may be reading
+// it).
+func writevAll(fd int, bufs [][]byte, off int64) (int64, error) {
+	var total int64
+	for len(bufs) > 0 {
+		n, err := unix.Pwritev(fd, bufs[:min(len(bufs), maxIov)], off+total)
+		total += int64(n)
+		if err == nil && n == 0 {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+		for len(bufs) > 0 && n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+		if n > 0 {
+			// A short write inside bufs[0]: the rest of it, then the others.
+			bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+		}
+	}
+	return total, nil
+}
+
+// maxIov is IOV_MAX on Linux.
+const maxIov = 1024
 
 // parallelHash is the size from which copyData hashes in parallel.
 const parallelHash = 256 << 10
