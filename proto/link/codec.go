@@ -228,6 +228,16 @@ func (f *Frames) Read(p []byte) int {
 	return total
 }
 
+// Lend appends the next bytes, at most max, to dst as pieces of the
+// buffers (not copied): they stay valid until Free.
+func (f *Frames) Lend(max int, dst [][]byte) [][]byte {
+	for max > 0 && f.n > 0 {
+		b := f.next(max)
+		dst, max = append(dst, b), max-len(b)
+	}
+	return dst
+}
+
 // discard skips n bytes (at most Len).
 func (f *Frames) discard(n int) {
 	for n > 0 {

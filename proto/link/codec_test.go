@@ -227,9 +227,9 @@ func pooled(pool *countingPool, b []byte, size int) mem.BufferSlice {
 
 // TestDataInFrames: a data-only message received into a DataIn leaves
 // its data in the receive buffers, which outlive gRPC's own reference
-// and read back exactly, whatever the sizes of the reads; the buffers go
-// back to their pool on Free, not before. Any other message (small,
-// another field, another kind) is decoded into Msg.
+// and are read (or lent) back exactly, whatever the sizes of the steps;
+// the buffers go back to their pool on Free, not before. Any other
+// message (small, another field, another kind) is decoded into Msg.
 func TestDataInFrames(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, n := range []int{4096, 4097, 16384, 65536 + 5, 1<<20 + 3} {
@@ -256,8 +256,20 @@ func TestDataInFrames(t *testing.T) {
 			if got.Frames.Len() != n || got.Msg.(*pb.RestoreDataReply).Msg != nil {
 				t.Fatalf("%d bytes in pieces of %d: frames of %d bytes, message %v", n, size, got.Frames.Len(), got.Msg)
 			}
+			// Read and Lend in turns: the same bytes, in order, Lend's
+			// pieces at most what was asked (and something while any is left).
 			var out []byte
-			for step := 1; got.Frames.Len() > 0; step = step*3 + 1 {
+			for step, lend := 1, false; got.Frames.Len() > 0; step, lend = step*3+1, !lend {
+				if lend {
+					k := 0
+					for _, piece := range got.Frames.Lend(step, nil) {
+						out, k = append(out, piece...), k+len(piece)
+					}
+					if k == 0 || k > step {
+						t.Fatalf("%d bytes in pieces of %d: Lend(%d) gave %d bytes", n, size, step, k)
+					}
+					continue
+				}
 				p := make([]byte, step)
 				k := got.Frames.Read(p)
 				out = append(out, p[:k]...)

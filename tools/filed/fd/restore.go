@@ -246,8 +246,8 @@ type memberData struct {
 }
 
 // received is a message of the stream: data (in the receive buffers, not
-// copied out of them: the member's reader copies it once, into the
-// writer's buffer) or another message.
+// copied out of them: the writer hashes and writes a file's data from
+// them, Lend) or another message.
 type received struct {
 	m    *pb.RestoreDataReply // nil: data
 	data link.Frames
@@ -315,21 +315,25 @@ func (d *memberData) recv() (received, error) {
 // start begins the member whose record was just received.
 func (d *memberData) start() { d.cur.Free(); d.next = nil }
 
-func (d *memberData) Read(p []byte) (int, error) {
+// fill makes cur hold more of the member's data: io.EOF at its end. A
+// used-up message's buffers go back to the pool here (pieces Lend gave
+// out are no longer used once the writer asks again).
+func (d *memberData) fill() error {
 	for d.cur.Len() == 0 {
+		d.cur.Free()
 		if d.next != nil {
-			return 0, io.EOF
+			return io.EOF
 		}
 		if d.err != nil {
-			return 0, d.err
+			return d.err
 		}
 		r, err := d.recv()
 		if err != nil {
 			if err == io.EOF {
 				d.err = io.ErrUnexpectedEOF
-				return 0, d.err
+				return d.err
 			}
-			return 0, err
+			return err
 		}
 		if r.m == nil {
 			d.cur = r.data
@@ -337,11 +341,27 @@ func (d *memberData) Read(p []byte) (int, error) {
 		}
 		d.next = r.m
 	}
+	return nil
+}
+
+func (d *memberData) Read(p []byte) (int, error) {
+	if err := d.fill(); err != nil {
+		return 0, err
+	}
 	n := d.cur.Read(p)
 	if d.cur.Len() == 0 {
 		d.cur.Free() // the receive buffers go back to the pool
 	}
 	return n, nil
+}
+
+// Lend implements extract.Lender: the data as they came in, in the
+// receive buffers, which go back to the pool at the next Lend or Read.
+func (d *memberData) Lend(max int, dst [][]byte) ([][]byte, error) {
+	if err := d.fill(); err != nil {
+		return dst, err
+	}
+	return d.cur.Lend(max, dst), nil
 }
 
 // fileError queues a RestoreFileError event.
