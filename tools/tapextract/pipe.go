@@ -130,20 +130,43 @@ func (q *queuePipe) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if len(q.cur) == 0 {
+	if err := q.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, q.cur)
+	q.cur = q.cur[n:]
+	return n, nil
+}
+
+// Lend implements extract.Lender: the next bytes of the queue's buffer,
+// which goes back to the writer at the next Lend or Read after it was
+// used up.
+func (q *queuePipe) Lend(max int, dst [][]byte) ([][]byte, error) {
+	if err := q.fill(); err != nil {
+		return dst, err
+	}
+	n := min(max, len(q.cur))
+	dst = append(dst, q.cur[:n])
+	q.cur = q.cur[n:]
+	return dst, nil
+}
+
+// fill makes cur hold unread bytes: the next filled buffer once the
+// current one is used up (given back to the writer then), or the
+// writer's close error.
+func (q *queuePipe) fill() error {
+	for len(q.cur) == 0 {
 		if q.held != nil {
 			q.free <- q.held[:cap(q.held)] // never blocks: at most queueDepth buffers exist
 			q.held = nil
 		}
 		b, ok := <-q.full
 		if !ok {
-			return 0, q.werr
+			return q.werr
 		}
 		q.held, q.cur = b, b
 	}
-	n := copy(p, q.cur)
-	q.cur = q.cur[n:]
-	return n, nil
+	return nil
 }
 
 // CloseRead stops the writer: its Writes fail with err from now on.

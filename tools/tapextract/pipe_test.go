@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"testing/iotest"
 )
@@ -57,5 +58,65 @@ func TestQueuePipe(t *testing.T) {
 	}
 	if _, err := q.Write([]byte("x")); !errors.Is(err, errStop) {
 		t.Fatalf("Write after the reader stopped: %v, want errStop", err)
+	}
+}
+
+// TestQueuePipeLend: Lend and Read in turns give the bytes written, in
+// order; a lent buffer is not filled again before the next Lend or Read
+// (the writer is kept busy meanwhile, so it would be).
+func TestQueuePipeLend(t *testing.T) {
+	data := make([]byte, 7<<20+77)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	q := newQueuePipe()
+	go func() {
+		_, err := q.ReadFrom(bytes.NewReader(data))
+		q.CloseWrite(err)
+	}()
+	var got []byte
+	for step, lend := 1000, true; ; step, lend = step*2+1, !lend {
+		if !lend {
+			p := make([]byte, step)
+			n, err := q.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		bufs, err := q.Lend(step, nil)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lent []byte
+		for _, b := range bufs {
+			lent = append(lent, b...)
+		}
+		if len(lent) == 0 || len(lent) > step {
+			t.Fatalf("Lend(%d) gave %d bytes", step, len(lent))
+		}
+		// Give the writer every chance to reuse the buffer: wait until
+		// it has filled every buffer there is (queueDepth waiting, or the
+		// stream is done).
+		for len(q.full) < queueDepth-1 && len(got)+len(lent)+queueDepth*queueBuf < len(data) {
+			runtime.Gosched()
+		}
+		for _, b := range bufs {
+			got = append(got, b...)
+		}
+		if !bytes.Equal(got[len(got)-len(lent):], lent) {
+			t.Fatalf("a lent buffer changed before the next Lend (at byte %d)", len(got)-len(lent))
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want the %d written in order", len(got), len(data))
 	}
 }
