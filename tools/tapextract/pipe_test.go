@@ -14,11 +14,7 @@ import (
 // with the writer's error at the end; a reader that stops unblocks the
 // writer with the reader's error.
 func TestQueuePipe(t *testing.T) {
-	data := make([]byte, 9<<20+123)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
+	data := randomBytes(9<<20+123, 1)
 	q := newQueuePipe()
 	werr := errors.New("tape file ended")
 	go func() {
@@ -65,11 +61,7 @@ func TestQueuePipe(t *testing.T) {
 // order; a lent buffer is not filled again before the next Lend or Read
 // (the writer is kept busy meanwhile, so it would be).
 func TestQueuePipeLend(t *testing.T) {
-	data := make([]byte, 7<<20+77)
-	rng := rand.New(rand.NewPCG(5, 6))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
+	data := randomBytes(7<<20+77, 5)
 	q := newQueuePipe()
 	go func() {
 		_, err := q.ReadFrom(bytes.NewReader(data))
@@ -119,4 +111,14 @@ func TestQueuePipeLend(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("got %d bytes, want the %d written in order", len(got), len(data))
 	}
+}
+
+// randomBytes is n bytes of a random stream of seed.
+func randomBytes(n int, seed uint64) []byte {
+	data := make([]byte, n)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	return data
 }
