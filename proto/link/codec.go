@@ -42,9 +42,15 @@ var DataCodec encoding.CodecV2 = dataCodec{fallback: encoding.GetCodecV2(gproto.
 // TLS connection (ReadBufferSize 0): with its default 32 KiB read buffer
 // every 16 KiB data frame was copied once more, from TLS into that
 // buffer and from there into the frame's (TLS keeps its own buffer of
-// decrypted records, so the small frame-header reads stay cheap).
+// decrypted records, so the small frame-header reads stay cheap). Its
+// flow-control windows are fixed at what a client may send before
+// storaged has read it: 2 data messages of 1 MiB per stream, 4 per
+// connection (gRPC's own start at 64 KiB and grow with its estimate of
+// the link; a backup is faster with these, and storaged's memory stays
+// bounded with every client sending).
 func DataServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(DataCodec), experimental.BufferPool(DataPool), grpc.ReadBufferSize(0)}
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(DataCodec), experimental.BufferPool(DataPool), grpc.ReadBufferSize(0),
+		grpc.InitialWindowSize(2 << 20), grpc.InitialConnWindowSize(4 << 20)}
 }
 
 // DataDialOptions are DataServerOptions for a client connection.
