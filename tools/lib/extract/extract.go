@@ -692,16 +692,19 @@ func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, 
 // another goroutine while it is written and the next one read (two
 // buffers): SHA-256 and the copy into the page cache use both cores.
 func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader) *FileError {
+	if l, ok := data.(Lender); ok { // restore lends only a non-sparse file's data
+		return w.copyLent(ctx, fd, m, l)
+	}
 	read := func(buf []byte, pos int64) ([]byte, *FileError) {
 		if ctx.Err() != nil {
-			return nil, &FileError{Op: "write", Message: "cancelled"}
+			return nil, errCancelled()
 		}
 		chunk := buf
 		if int64(len(chunk)) > m.Size-pos {
 			chunk = chunk[:m.Size-pos]
 		}
 		if n, err := io.ReadFull(data, chunk); err != nil {
-			return nil, &FileError{Op: "read", Message: fmt.Sprintf("after %d of %d bytes: %v", pos+int64(n), m.Size, err)}
+			return nil, errRead(pos+int64(n), m.Size, err)
 		}
 		return chunk, nil
 	}
@@ -713,12 +716,9 @@ func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader)
 			err = writeAll(fd, chunk, pos)
 		}
 		if err != nil {
-			return &FileError{Op: "write", Message: fmt.Sprintf("at offset %d: %v", pos, err)}
+			return errWrite(pos, err)
 		}
 		return nil
-	}
-	if l, ok := data.(Lender); ok && !m.Sparse {
-		return w.copyLent(ctx, fd, m, l)
 	}
 	if m.Size < parallelHash {
 		for pos := int64(0); pos < m.Size; {
@@ -769,7 +769,7 @@ func (w *Writer) copyLent(ctx context.Context, fd int, m Member, l Lender) *File
 	var bufs [][]byte
 	for pos := int64(0); pos < m.Size; {
 		if ctx.Err() != nil {
-			return &FileError{Op: "write", Message: "cancelled"}
+			return errCancelled()
 		}
 		var err error
 		bufs, err = l.Lend(int(min(m.Size-pos, bufSize)), bufs[:0])
@@ -777,7 +777,7 @@ func (w *Writer) copyLent(ctx context.Context, fd int, m Member, l Lender) *File
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return &FileError{Op: "read", Message: fmt.Sprintf("after %d of %d bytes: %v", pos, m.Size, err)}
+			return errRead(pos, m.Size, err)
 		}
 		var done chan struct{}
 		if m.Size >= parallelHash {
@@ -798,11 +798,23 @@ func (w *Writer) copyLent(ctx context.Context, fd int, m Member, l Lender) *File
 			<-done
 		}
 		if err != nil {
-			return &FileError{Op: "write", Message: fmt.Sprintf("at offset %d: %v", pos+n, err)}
+			return errWrite(pos+n, err)
 		}
 		pos += n
 	}
 	return nil
+}
+
+// copyData's and copyLent's errors: cancelled, the data ended or failed
+// after pos of size bytes, writing failed at pos.
+func errCancelled() *FileError { return &FileError{Op: "write", Message: "cancelled"} }
+
+func errRead(pos, size int64, err error) *FileError {
+	return &FileError{Op: "read", Message: fmt.Sprintf("after %d of %d bytes: %v", pos, size, err)}
+}
+
+func errWrite(pos int64, err error) *FileError {
+	return &FileError{Op: "write", Message: fmt.Sprintf("at offset %d: %v", pos, err)}
 }
 
 // writevAll writes bufs at off with pwritev (again for what a short

@@ -33,6 +33,9 @@ type lender struct {
 	direct bool // lend b's own bytes, never junked (benchmarks)
 }
 
+// failing: the source has reached failAt.
+func (l *lender) failing() bool { return l.fail != nil && l.off >= l.failAt }
+
 func (l *lender) giveBack() {
 	for _, p := range l.last {
 		for i := range p {
@@ -44,7 +47,7 @@ func (l *lender) giveBack() {
 
 func (l *lender) Read(p []byte) (int, error) {
 	l.giveBack()
-	if l.fail != nil && l.off >= l.failAt {
+	if l.failing() {
 		return 0, l.fail
 	}
 	if l.off == len(l.b) {
@@ -57,14 +60,14 @@ func (l *lender) Read(p []byte) (int, error) {
 
 func (l *lender) Lend(max int, dst [][]byte) ([][]byte, error) {
 	l.giveBack()
-	if l.fail != nil && l.off >= l.failAt {
+	if l.failing() {
 		return dst, l.fail
 	}
 	if l.off == len(l.b) {
 		return dst, io.EOF
 	}
 	for max > 0 && l.off < len(l.b) {
-		if l.fail != nil && l.off >= l.failAt {
+		if l.failing() {
 			break
 		}
 		n := min(max, l.piece, len(l.b)-l.off)
