@@ -46,8 +46,9 @@ var DataCodec encoding.CodecV2 = dataCodec{fallback: encoding.GetCodecV2(gproto.
 // flow-control windows are fixed at what a client may send before
 // storaged has read it: 2 data messages of 1 MiB per stream, 4 per
 // connection (gRPC's own start at 64 KiB and grow with its estimate of
-// the link; a backup is faster with these, and storaged's memory stays
-// bounded with every client sending).
+// the link; a backup of many small files is faster with these, one of
+// large files no slower, and storaged's memory stays bounded with every
+// client sending).
 func DataServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ForceServerCodecV2(DataCodec), experimental.BufferPool(DataPool), grpc.ReadBufferSize(0),
 		grpc.InitialWindowSize(2 << 20), grpc.InitialConnWindowSize(4 << 20)}
