@@ -13,12 +13,13 @@ import (
 // one in its buffer nor the next one. Seek to a member's address, then
 // Read (an io.Reader) returns the bytes from there to the end of the tape
 // file (io.EOF at its filemark). Reset binds it to a device and block
-// size; blocks, if not nil, counts the blocks read.
+// size; blocks, if not nil, counts the blocks read. ReadDirect reads
+// whole blocks straight into the caller's buffer.
 type Cursor struct {
 	dev    *scsi.Device
 	buf    []byte
 	n, r   int    // the buffered block's length, and the read position in it
-	have   bool   // buf holds block cur
+	have   bool   // block cur was read (into buf, unless n is 0: ReadDirect)
 	at     bool   // the drive is at cur+1
 	eof    bool   // the tape file ended (filemark)
 	cur    uint64 // logical object number of the buffered block
@@ -45,7 +46,7 @@ func (c *Cursor) Reset(dev *scsi.Device, bs int, blocks *atomic.Uint64) {
 func (c *Cursor) Seek(abs uint64, off int, file uint64) error {
 	c.eof = false
 	switch {
-	case c.have && abs == c.cur:
+	case c.have && c.n > 0 && abs == c.cur:
 	case c.have && c.at && abs == c.cur+1:
 		if err := c.read(); err != nil {
 			return err
@@ -74,34 +75,42 @@ func (c *Cursor) Seek(abs uint64, off int, file uint64) error {
 	return nil
 }
 
-// read reads the block after cur; io.EOF at the filemark ending the tape
-// file.
+// read reads the block after cur into buf; io.EOF at the filemark
+// ending the tape file.
 func (c *Cursor) read() error {
+	n, err := c.readInto(c.buf)
+	c.n, c.r = n, 0
+	return err
+}
+
+// readInto reads the block after cur into dst (the block size long)
+// and returns its length; io.EOF at the filemark ending the tape file.
+func (c *Cursor) readInto(dst []byte) (int, error) {
 	next := c.cur + 1
-	res, err := c.dev.Read(c.buf, false)
+	res, err := c.dev.Read(dst, false)
 	if err != nil {
 		c.have, c.at = false, false
-		return fmt.Errorf("reading block %d: %w", next, err)
+		return 0, fmt.Errorf("reading block %d: %w", next, err)
 	}
 	switch {
 	case res.Filemark:
 		c.have, c.at, c.eof = false, false, true
-		return io.EOF
+		return 0, io.EOF
 	case res.EOD:
 		c.have, c.at = false, false
-		return fmt.Errorf("block %d: end of data", next)
+		return 0, fmt.Errorf("block %d: end of data", next)
 	case res.Overlength:
 		c.have, c.at = false, false
-		return fmt.Errorf("block %d is %d bytes, longer than the volume's block size %d", next, res.BlockLen, len(c.buf))
+		return 0, fmt.Errorf("block %d is %d bytes, longer than the volume's block size %d", next, res.BlockLen, len(dst))
 	case res.N == 0:
 		c.have, c.at = false, false
-		return fmt.Errorf("block %d: empty read", next)
+		return 0, fmt.Errorf("block %d: empty read", next)
 	}
-	c.have, c.at, c.cur, c.n, c.r = true, true, next, res.N, 0
+	c.have, c.at, c.cur = true, true, next
 	if c.blocks != nil {
 		c.blocks.Add(1)
 	}
-	return nil
+	return res.N, nil
 }
 
 // Read returns the bytes after the current position, reading on block by
@@ -121,4 +130,20 @@ func (c *Cursor) Read(p []byte) (int, error) {
 	n := copy(p, c.buf[c.r:c.n])
 	c.r += n
 	return n, nil
+}
+
+// ReadDirect is Read for a caller that takes at most limit more bytes of
+// the tape file. When the buffered block is used up, p holds a whole
+// block and limit is at least the block size (the caller takes all of
+// the next block), that block is read straight into p: no copy through
+// the cursor's buffer, which then holds no block (a Seek back into it
+// locates again). Otherwise it is Read(p[:min(len(p), limit)]).
+func (c *Cursor) ReadDirect(p []byte, limit int64) (int, error) {
+	bs := len(c.buf)
+	if !c.have || c.r < c.n || c.eof || len(p) < bs || limit < int64(bs) {
+		return c.Read(p[:min(int64(len(p)), max(limit, 0))])
+	}
+	n, err := c.readInto(p[:bs])
+	c.n, c.r = 0, 0
+	return n, err
 }
