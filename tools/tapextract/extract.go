@@ -403,7 +403,7 @@ var errStop = errors.New("the writer stopped reading")
 // stream writes member e's pax bytes: its headers and stored data from
 // its first address, then each continuation's data (their headers
 // skipped), then the padding.
-func (x *extractor) stream(e archive.IndexEntry, w io.Writer) error {
+func (x *extractor) stream(e archive.IndexEntry, w *queuePipe) error {
 	v, err := x.mountVolume(e.Address.Volume)
 	if err != nil {
 		return err
@@ -433,7 +433,7 @@ func (x *extractor) stream(e archive.IndexEntry, w io.Writer) error {
 	if !ok {
 		return fmt.Errorf("%s: the member's headers do not say where its data ends", where)
 	}
-	n, err := io.CopyN(w, &x.cursor, end-ar.Offset())
+	n, err := w.readN(&x.cursor, end-ar.Offset())
 	stored := end
 	for k := 0; errors.Is(err, io.EOF) && k < len(e.Parts); k++ {
 		_ = n
@@ -465,7 +465,7 @@ func (x *extractor) stream(e archive.IndexEntry, w io.Writer) error {
 			return fmt.Errorf("%s: the continuation's headers do not say where its data ends", where)
 		}
 		stored = cend
-		n, err = io.CopyN(w, &x.cursor, cend-cr.Offset())
+		n, err = w.readN(&x.cursor, cend-cr.Offset())
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {

@@ -6,7 +6,8 @@ import (
 )
 
 // queuePipe is io.Pipe with a queue: Write copies into one of up to
-// queueDepth buffers and returns without waiting for the reader, so the
+// queueDepth buffers (readN reads tape blocks straight into them) and
+// returns without waiting for the reader, so the
 // next tape block is read from the drive while the safe writer hashes
 // and writes the previous ones. (With io.Pipe, whose Write waits until
 // every byte is read, the drive and the writer took turns.)
@@ -32,26 +33,31 @@ func newQueuePipe() *queuePipe {
 	return &queuePipe{full: make(chan []byte, queueDepth), free: make(chan []byte, queueDepth), done: make(chan struct{})}
 }
 
-// buffer is a free buffer (a new one of size while fewer than
-// queueDepth exist), or nil once the reader closed.
+// buffer is a free buffer of at least size bytes (a new one while
+// fewer than queueDepth exist, or in place of a free one that is
+// smaller: one made for a header gives way to one for a tape block), or
+// nil once the reader closed.
 func (q *queuePipe) buffer(size int) []byte {
+	var b []byte
 	select {
-	case b := <-q.free:
-		return b[:cap(b)]
+	case b = <-q.free:
 	case <-q.done:
 		return nil
 	default:
+		if q.made < queueDepth {
+			q.made++
+			return make([]byte, size)
+		}
+		select {
+		case b = <-q.free:
+		case <-q.done:
+			return nil
+		}
 	}
-	if q.made < queueDepth {
-		q.made++
+	if cap(b) < size {
 		return make([]byte, size)
 	}
-	select {
-	case b := <-q.free:
-		return b[:cap(b)]
-	case <-q.done:
-		return nil
-	}
+	return b[:cap(b)]
 }
 
 // send queues b for the reader; false once the reader closed.
@@ -83,37 +89,37 @@ func (q *queuePipe) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadFrom reads r to its end straight into the queue's buffers (what
-// io.Copy and io.CopyN use): no intermediate copy, and the reader gets
-// whole buffers.
-func (q *queuePipe) ReadFrom(r io.Reader) (int64, error) {
-	var n int64
-	for {
-		b := q.buffer(queueBuf)
+// directReader is tapeio.Cursor's ReadDirect: at most limit bytes into
+// p, a whole tape block straight from the drive when it fits.
+type directReader interface {
+	ReadDirect(p []byte, limit int64) (int, error)
+}
+
+// readN queues the next n bytes of r, each read into a queue buffer of
+// its own: a whole block goes from the drive into the buffer the writer
+// hashes and writes, with no copy in between. io.EOF (with the bytes
+// queued) when r ends first.
+func (q *queuePipe) readN(r directReader, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		b := q.buffer(int(min(queueBuf, max(queueMin, n-done))))
 		if b == nil {
-			return n, q.rerr
+			return done, q.rerr
 		}
-		m, err := 0, error(nil)
-		for m < len(b) && err == nil {
-			var k int
-			k, err = r.Read(b[m:])
-			m += k
-		}
+		m, err := r.ReadDirect(b, n-done)
 		if m > 0 {
 			if !q.send(b[:m]) {
-				return n, q.rerr
+				return done, q.rerr
 			}
-			n += int64(m)
+			done += int64(m)
 		} else {
 			q.free <- b // never blocks: at most queueDepth buffers exist
 		}
-		switch {
-		case err == io.EOF:
-			return n, nil
-		case err != nil:
-			return n, err
+		if err != nil {
+			return done, err
 		}
 	}
+	return done, nil
 }
 
 // CloseWrite ends the stream: the reader gets what was queued, then err

@@ -6,11 +6,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"testing/iotest"
 )
 
-// TestQueuePipe: bytes written and read-from arrive whole and in order,
+// TestQueuePipe: bytes written and queued by readN arrive whole and in order,
 // with the writer's error at the end; a reader that stops unblocks the
 // writer with the reader's error.
 func TestQueuePipe(t *testing.T) {
@@ -21,13 +22,14 @@ func TestQueuePipe(t *testing.T) {
 		if _, err := q.Write(data[:100]); err != nil {
 			t.Error(err)
 		}
-		// one byte at a time for a while, as a tape cursor at a block edge may return
-		n, err := q.ReadFrom(io.LimitReader(iotest.OneByteReader(bytes.NewReader(data[100:5000])), 4900))
+		// one byte at a time for a while, then blocks (the rest of
+		// them: io.EOF after what there was)
+		n, err := q.readN(blocks(iotest.OneByteReader(bytes.NewReader(data[100:5000]))), 4900)
 		if n != 4900 || err != nil {
-			t.Errorf("ReadFrom: %d, %v; want 4900, nil", n, err)
+			t.Errorf("readN: %d, %v; want 4900, nil", n, err)
 		}
-		if n, err := q.ReadFrom(bytes.NewReader(data[5000:])); n != int64(len(data)-5000) || err != nil {
-			t.Errorf("ReadFrom: %d, %v", n, err)
+		if n, err := q.readN(blocks(bytes.NewReader(data[5000:])), int64(len(data))); n != int64(len(data)-5000) || err != io.EOF {
+			t.Errorf("readN: %d, %v; want %d, EOF", n, err, len(data)-5000)
 		}
 		q.CloseWrite(werr)
 	}()
@@ -42,7 +44,7 @@ func TestQueuePipe(t *testing.T) {
 	q = newQueuePipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := q.ReadFrom(bytes.NewReader(data))
+		_, err := q.readN(blocks(bytes.NewReader(data)), int64(len(data)))
 		done <- err
 	}()
 	if _, err := io.ReadFull(q, make([]byte, 10)); err != nil {
@@ -64,7 +66,7 @@ func TestQueuePipeLend(t *testing.T) {
 	data := randomBytes(7<<20+77, 5)
 	q := newQueuePipe()
 	go func() {
-		_, err := q.ReadFrom(bytes.NewReader(data))
+		_, err := q.readN(blocks(bytes.NewReader(data)), int64(len(data)))
 		q.CloseWrite(err)
 	}()
 	var got []byte
@@ -111,6 +113,57 @@ func TestQueuePipeLend(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("got %d bytes, want the %d written in order", len(got), len(data))
 	}
+}
+
+// TestQueuePipeBlockBuffers: after a member's headers filled small
+// buffers, readN still hands whole blocks to the reader (a buffer too
+// small for the bytes wanted is replaced), and a small member's data
+// takes no block-sized buffer.
+func TestQueuePipeBlockBuffers(t *testing.T) {
+	data := randomBytes(6*queueBuf, 9)
+	q := newQueuePipe()
+	go func() {
+		for range 2 * queueDepth {
+			if _, err := q.Write(data[:512]); err != nil {
+				t.Error(err)
+			}
+		}
+		if _, err := q.readN(blocks(bytes.NewReader(data[:4096])), 4096); err != nil {
+			t.Error(err)
+		}
+		_, err := q.readN(blocks(bytes.NewReader(data)), int64(len(data)))
+		q.CloseWrite(err)
+	}()
+	var sizes, caps []int
+	for {
+		bufs, err := q.Lend(2*queueBuf, nil)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bufs {
+			sizes, caps = append(sizes, len(b)), append(caps, cap(b))
+		}
+	}
+	want := []int{512, 512, 512, 512, 512, 512, 512, 512, 4096, queueBuf, queueBuf, queueBuf, queueBuf, queueBuf, queueBuf}
+	if !slices.Equal(sizes, want) {
+		t.Fatalf("the reader got pieces of %v bytes, want %v", sizes, want)
+	}
+	if caps[8] != queueMin {
+		t.Fatalf("a 4096-byte member's data came in a buffer of %d bytes, want %d", caps[8], queueMin)
+	}
+}
+
+// blockSource is a directReader over r: what one Read of r gives, at
+// most a block of queueBuf bytes and the limit.
+type blockSource struct{ r io.Reader }
+
+func blocks(r io.Reader) blockSource { return blockSource{r} }
+
+func (b blockSource) ReadDirect(p []byte, limit int64) (int, error) {
+	return b.r.Read(p[:min(int64(len(p)), limit, queueBuf)])
 }
 
 // randomBytes is n bytes of a random stream of seed.
