@@ -22,7 +22,7 @@ type Cursor struct {
 	have   bool   // block cur was read (into buf, unless n is 0: ReadDirect)
 	at     bool   // the drive is at cur+1
 	eof    bool   // the tape file ended (filemark)
-	cur    uint64 // logical object number of the buffered block
+	cur    uint64 // logical object number of the block read last
 	file   uint64 // its tape file
 	blocks *atomic.Uint64
 }
