@@ -332,7 +332,7 @@ func (m *Member) stored() string {
 	return m.Path
 }
 
-func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileError {
+func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileError {
 	path := m.stored()
 	bad := func(target, op, format string, a ...any) *FileError {
 		return &FileError{Path: m.Path, Target: target, Op: op, Message: fmt.Sprintf(format, a...)}
@@ -465,15 +465,13 @@ func (w *Writer) restore(ctx context.Context, m Member, src io.Reader) *FileErro
 		return nil
 	case archive.TypeReg:
 		data := io.Reader(ar)
-		if start, end, ok := ar.StoredData(); ok && end-start == m.Size && !m.Sparse {
+		start, end, stored := ar.StoredData()
+		if l, ok := src.r.(Lender); ok && stored && end-start == m.Size && !m.Sparse {
 			// The data are the next m.Size bytes of src, as they are
-			// stored: taken from a lending source without the tar reader
-			// (which is not used again: the rest of pax is discarded).
-			if sr, ok := src.(*srcReader); ok {
-				if l, ok := sr.r.(Lender); ok {
-					data = lendSrc{sr, l}
-				}
-			}
+			// stored: taken from the lending source without the tar
+			// reader (which is not used again: the rest of pax is
+			// discarded).
+			data = lendSrc{src, l}
 		}
 		if fe := w.writeFile(ctx, pfd, base, m, data, xattrs); fe != nil {
 			fe.Path, fe.Target = m.Path, target
