@@ -33,11 +33,12 @@ func newQueuePipe() *queuePipe {
 	return &queuePipe{full: make(chan []byte, queueDepth), free: make(chan []byte, queueDepth), done: make(chan struct{})}
 }
 
-// buffer is a free buffer of at least size bytes (a new one while
-// fewer than queueDepth exist, or in place of a free one that is
-// smaller: one made for a header gives way to one for a tape block), or
-// nil once the reader closed.
-func (q *queuePipe) buffer(size int) []byte {
+// buffer is a free buffer for want bytes: at least want, queueMin and
+// at most queueBuf (a new one while fewer than queueDepth exist, or in
+// place of a free one that is smaller: one made for a header gives way
+// to one for a tape block), or nil once the reader closed.
+func (q *queuePipe) buffer(want int64) []byte {
+	size := int(min(queueBuf, max(queueMin, want)))
 	var b []byte
 	select {
 	case b = <-q.free:
@@ -75,7 +76,7 @@ func (q *queuePipe) send(b []byte) bool {
 func (q *queuePipe) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		b := q.buffer(min(queueBuf, max(queueMin, len(p))))
+		b := q.buffer(int64(len(p)))
 		if b == nil {
 			return n, q.rerr
 		}
@@ -102,7 +103,7 @@ type directReader interface {
 func (q *queuePipe) readN(r directReader, n int64) (int64, error) {
 	var done int64
 	for done < n {
-		b := q.buffer(int(min(queueBuf, max(queueMin, n-done))))
+		b := q.buffer(n - done)
 		if b == nil {
 			return done, q.rerr
 		}
