@@ -140,7 +140,7 @@ func (c *Cursor) Read(p []byte) (int, error) {
 // locates again). Otherwise it is Read(p[:min(len(p), limit)]).
 func (c *Cursor) ReadDirect(p []byte, limit int64) (int, error) {
 	bs := len(c.buf)
-	if !c.have || c.r < c.n || c.eof || len(p) < bs || limit < int64(bs) {
+	if !c.have || c.r < c.n || len(p) < bs || limit < int64(bs) { // (at the filemark have is false)
 		return c.Read(p[:min(int64(len(p)), max(limit, 0))])
 	}
 	n, err := c.readInto(p[:bs])
