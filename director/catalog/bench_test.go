@@ -121,19 +121,21 @@ func benchRows(n int, vol string) []FileRow {
 	return rows
 }
 
-// BenchmarkFileRows loads the same rows (benchFiles of them) three ways in
-// one run and reports rows/s for each, their ratios to the raw COPY, and
+// BenchmarkFileRows loads the same rows (benchFiles of them) several ways
+// in one run and reports rows/s for each, their ratios to the raw COPY, and
 // the cost of building a (job_id, path) index after a load:
 //
 //   - raw: one pgx CopyFrom of every row into files_raw, a table with the
 //     columns of files and no index or constraint (the §9 baseline);
 //   - batch (measured twice, mean): FileBatch.Add of every row with a
-//     FlushAsync every 16,384 rows (one transaction each: job row lock,
-//     COPY, job counters; the next rows are added while it commits, as the
-//     runner does) and a Sync at the end, into files as migration 003
-//     makes it (a BRIN index on job_id only): the catalog path a backup
-//     takes; brin_summarize_s is
+//     FlushAsync every 16,384 rows (one transaction each: COPY, job row
+//     lock, job counters; the next rows are added while it commits, as
+//     the runner does; DefaultStreams commits in flight) and a Sync at the
+//     end, into files as migration 003 makes it (a BRIN index on job_id
+//     only): the catalog path a backup takes; brin_summarize_s is
 //     EndJob's summarizing of the BRIN ranges the load filled;
+//   - batch1 (twice, mean): batch with Streams = 1 (one commit in flight,
+//     FileBatch until 2026-12-03);
 //   - noidx: the same with no index at all (what the FileBatch path costs
 //     by itself: transactions, job row, Go side);
 //   - pk: the same with a primary key (job_id, stream_offset) instead of
@@ -143,8 +145,9 @@ func benchRows(n int, vol string) []FileRow {
 //   - idx_after: CREATE INDEX (job_id, path) on files_raw after its load,
 //     seconds (the other alternative: index after the job).
 //
-// raw and batch run alternately twice (batch/raw is the mean of the two
-// pairs' ratios); raw once more at the end (raw_rows/s is the mean of three).
+// raw, batch and batch1 run in turns twice (batch/raw and batch1/raw are
+// the means of each turn's ratio to its raw run); raw once more at the end
+// (raw_rows/s is the mean of three).
 func BenchmarkFileRows(b *testing.B) {
 	f := newFixture(b)
 	ctx := f.ctx
@@ -214,7 +217,7 @@ func BenchmarkFileRows(b *testing.B) {
 		return float64(n) / time.Since(start).Seconds()
 	}
 	var lastJob int64
-	batch := func() float64 {
+	batch := func(streams int) float64 {
 		exec(`TRUNCATE files`)
 		exec(`CHECKPOINT`)
 		job := newJob()
@@ -224,6 +227,7 @@ func BenchmarkFileRows(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		fb.Streams = streams
 		const every = 16384
 		total := 0
 		for i := range rows {
@@ -251,10 +255,11 @@ func BenchmarkFileRows(b *testing.B) {
 	for b.Loop() {
 		// raw and batch alternate (the machine is shared: its speed drifts
 		// during a run); each pair gives a ratio.
-		var raws, batches, ratios []float64
+		var raws, batches, ratios, ones, oneRatios []float64
 		for range 2 {
-			r, bt := raw(), batch()
+			r, bt, b1 := raw(), batch(DefaultStreams), batch(1)
 			raws, batches, ratios = append(raws, r), append(batches, bt), append(ratios, bt/r)
+			ones, oneRatios = append(ones, b1), append(oneRatios, b1/r)
 		}
 		start := time.Now()
 		exec(`SELECT brin_summarize_new_values('files_job_brin'::regclass)`)
@@ -305,12 +310,12 @@ func BenchmarkFileRows(b *testing.B) {
 		idxAfter := time.Since(start).Seconds()
 		exec(`DROP INDEX files_raw_job_path`)
 		exec(`CREATE INDEX files_bench_job_path ON files (job_id, path)`)
-		bp := batch()
+		bp := batch(DefaultStreams)
 		exec(`DROP INDEX files_bench_job_path`)
 		exec(`DROP INDEX files_job_brin`)
-		bn := batch()
+		bn := batch(DefaultStreams)
 		exec(`ALTER TABLE files ADD PRIMARY KEY (job_id, stream_offset)`)
-		bk := batch()
+		bk := batch(DefaultStreams)
 		exec(`ALTER TABLE files DROP CONSTRAINT files_pkey`)
 		exec(`CREATE INDEX files_job_brin ON files USING brin (job_id) WITH (pages_per_range = 32, autosummarize = on)`)
 		r3 := raw()
@@ -322,6 +327,8 @@ func BenchmarkFileRows(b *testing.B) {
 		b.ReportMetric(rawMean, "raw_rows/s")
 		b.ReportMetric(bt, "batch_rows/s")
 		b.ReportMetric(ratio, "batch/raw")
+		b.ReportMetric(mean(ones), "batch1_rows/s")
+		b.ReportMetric(mean(oneRatios), "batch1/raw")
 		b.ReportMetric(bp, "pathidx_rows/s")
 		b.ReportMetric(bp/rawMean, "pathidx/raw")
 		b.ReportMetric(bn, "noidx_rows/s")
@@ -332,10 +339,10 @@ func BenchmarkFileRows(b *testing.B) {
 		b.ReportMetric(listSmall*1000, "list100_ms")
 		b.ReportMetric(listBig, "list_all_s")
 		b.ReportMetric(float64(n)/(float64(n)/rawMean+idxAfter), "raw+idx_rows/s")
-		b.Logf("%d rows: raw %.0f rows/s (runs %.0f); FileBatch (BRIN on job_id) %.0f rows/s (runs %.0f; ratios to the raw run before each %.2f), summarizing the BRIN after it %.3f s; "+
+		b.Logf("%d rows: raw %.0f rows/s (runs %.0f); FileBatch (BRIN on job_id) %.0f rows/s (runs %.0f; ratios to the raw run before each %.2f), with one commit in flight %.0f rows/s (runs %.0f; ratios %.2f), summarizing the BRIN after it %.3f s; "+
 			"with a (job_id, path) btree too %.0f rows/s (%.2f× mean raw); with no index at all %.0f rows/s (%.2f×); with a primary key (job_id, stream_offset) instead %.0f rows/s (%.2f×); CREATE INDEX (job_id, path) after the raw load %.2f s; "+
 			"ListFiles of a 100-row job loaded after the big one %.1f ms, of the big job %.2f s",
-			n, rawMean, raws, bt, batches, ratios, summarize, bp, bp/rawMean, bn, bn/rawMean, bk, bk/rawMean, idxAfter, listSmall*1000, listBig)
+			n, rawMean, raws, bt, batches, ratios, mean(ones), ones, oneRatios, summarize, bp, bp/rawMean, bn, bn/rawMean, bk, bk/rawMean, idxAfter, listSmall*1000, listBig)
 	}
 }
 

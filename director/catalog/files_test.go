@@ -408,6 +408,87 @@ func TestFlushAsync(t *testing.T) {
 	}
 }
 
+// TestFlushAsyncStreams: a second FlushAsync returns while the first
+// commit waits (for the job row, held here), and the two commit in order;
+// when a commit fails, the one after it rolls back although its own rows
+// are fine, and the flushed offset stays at the last commit before.
+func TestFlushAsyncStreams(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	job, b := f.fullBatch(t)
+	if b.Streams != 2 {
+		t.Fatalf("Streams = %d, want 2", b.Streams)
+	}
+	var commits []string
+	b.OnCommit = func(rows int, upTo int64) { commits = append(commits, fmt.Sprintf("%d@%d", rows, upTo)) }
+	for i := range 4 {
+		if err := b.Add(ctx, row("/d/f"+itoa(int64(i)), "V00001", int64(i)*1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock, err := f.s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx) //nolint:errcheck // committed below
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE`, job); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.FlushAsync(ctx, 1024); err != nil || n != 1 {
+		t.Fatalf("FlushAsync(1024) = %d, %v", n, err)
+	}
+	second := make(chan error, 1)
+	go func() { _, err := b.FlushAsync(ctx, 3072); second <- err }()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("FlushAsync(3072) = %v", err)
+		}
+	case <-time.After(20 * time.Second): // a failure bound, not a wait: it returns at once
+		t.Fatal("FlushAsync(3072) waited for the commit before it, which waits for the job row")
+	}
+	if err := lock.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil || b.Committed() != 3072 {
+		t.Fatalf("Sync = %v, committed %d", err, b.Committed())
+	}
+	if strings.Join(commits, " ") != "1@1024 2@3072" {
+		t.Fatalf("OnCommit calls %q", commits)
+	}
+	// The next commit fails (a constraint of this test refuses one of its
+	// rows); the one after it, with acceptable rows, must not commit.
+	if _, err := f.s.Pool().Exec(ctx, `ALTER TABLE files ADD CONSTRAINT test_refused CHECK (path <> '/d/bad')`); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"/d/f4", "/d/bad", "/d/f6", "/d/f7"} {
+		if err := b.Add(ctx, row(p, "V00001", int64(4+i)*1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.FlushAsync(ctx, 6144); err != nil {
+		t.Fatalf("FlushAsync(6144) = %v", err)
+	}
+	if _, err := b.FlushAsync(ctx, 8192); err != nil {
+		t.Fatalf("FlushAsync(8192) = %v (the failure comes from Sync)", err)
+	}
+	err = b.Sync()
+	if err == nil || !strings.Contains(err.Error(), "test_refused") {
+		t.Fatalf("Sync = %v, want the check violation of the first failed commit", err)
+	}
+	var flushed int64
+	if err := f.s.Pool().QueryRow(ctx, `SELECT flushed_offset FROM jobs WHERE id = $1`, job).Scan(&flushed); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.ListFiles(ctx, job)
+	if err != nil || strings.Join(paths(got), ",") != "/d/f0,/d/f1,/d/f2" || flushed != 3072 || b.Committed() != 3072 {
+		t.Fatalf("after the failed commit: rows %v (%v), flushed_offset %d, Committed %d; want the first three rows at 3072", paths(got), err, flushed, b.Committed())
+	}
+	if _, err := b.FlushAsync(ctx, 8192); err == nil || !strings.Contains(err.Error(), "test_refused") {
+		t.Fatalf("FlushAsync after a failed commit = %v, want the same error", err)
+	}
+}
+
 // TestUnknownPaths: after the walk, the paths the client saw unchanged
 // by their times but the chain's view lacks are the ones to fetch: the
 // files of a directory moved into the backup (never in a row of the
