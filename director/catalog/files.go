@@ -201,8 +201,8 @@ const DefaultMaxBuffered = 1 << 18
 //
 // Memory: at most MaxBuffered rows (Add returns *BatchFullError beyond)
 // and the rows of Streams commits in flight (FlushAsync), plus the job's
-// parts. A FileBatch is not safe for concurrent use (its commit in flight
-// runs on its own).
+// parts. A FileBatch is not safe for concurrent use (its commits in
+// flight run on their own, each on a connection of the store's pool).
 type FileBatch struct {
 	s           *Store
 	jobID       int64
@@ -224,10 +224,10 @@ type FileBatch struct {
 	flights   []*flight
 	err       error
 	committed atomic.Int64
-	spares    chan spareArrays // arrays of ended commits, for buf's next
-	parts      map[partKey]int64 // (volume, tape file) → media_id, from job_media
-	lastKey    partKey           // the tape file of the previous row, and its media_id
-	lastID     int64
+	spares    chan spareArrays  // arrays of ended commits, for buf's next
+	parts     map[partKey]int64 // (volume, tape file) → media_id, from job_media
+	lastKey   partKey           // the tape file of the previous row, and its media_id
+	lastID    int64
 }
 
 type partKey struct {
