@@ -737,7 +737,7 @@ func (j *JobWriter) writeIndex() (Part, error) {
 	if err != nil {
 		return Part{}, idxFail("writing the index", err)
 	}
-	if err := j.index.each(iw.Add); err != nil {
+	if err := j.index.each(iw.AddLine); err != nil {
 		return Part{}, idxFail("writing the index", err)
 	}
 	if err := iw.Close(); err != nil {

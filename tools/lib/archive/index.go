@@ -121,14 +121,20 @@ func (iw *IndexWriter) Add(e IndexEntry) error {
 	if iw.err != nil {
 		return iw.err
 	}
-	if e.Path == "" {
-		return errors.New("archive: index entry with an empty path")
-	}
-	line, err := appendIndexLine(iw.line[:0], &e)
+	line, err := AppendIndexLine(iw.line[:0], &e)
 	if err != nil {
-		return fmt.Errorf("archive: index entry %q: %w", e.Path, err)
+		return err
 	}
 	iw.line = line
+	return iw.AddLine(line)
+}
+
+// AddLine appends one entry already encoded by AppendIndexLine (a writer
+// that keeps its entries until the end encodes them as they come).
+func (iw *IndexWriter) AddLine(line []byte) error {
+	if iw.err != nil {
+		return iw.err
+	}
 	if iw.buf.Len() > 0 && iw.buf.Len()+len(line)+1 > IndexChunk {
 		if err := iw.flush(); err != nil {
 			return err
@@ -328,11 +334,15 @@ func DecodeIndex(r io.Reader, fn func(IndexEntry) error) (PartHeader, error) {
 	}
 }
 
-// appendIndexLine appends e's index line (without the newline) to b: the
+// AppendIndexLine appends e's index line (without the newline) to b: the
 // bytes json.Marshal gives for its indexLine, written by hand because a
-// job's index is written serially at its end (json.Marshal cost seven
+// job writes one for each of its members (json.Marshal cost seven
 // allocations an entry). TestIndexLineMatchesJSON keeps the two equal.
-func appendIndexLine(b []byte, e *IndexEntry) ([]byte, error) {
+// An entry without a path is an error.
+func AppendIndexLine(b []byte, e *IndexEntry) ([]byte, error) {
+	if e.Path == "" {
+		return b, errors.New("archive: index entry with an empty path")
+	}
 	b = append(b, '{')
 	if utf8.ValidString(e.Path) {
 		b = append(b, `"path":`...)

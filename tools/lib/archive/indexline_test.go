@@ -36,7 +36,7 @@ func marshalIndexLine(e *IndexEntry) []byte {
 
 func checkIndexLine(t *testing.T, e IndexEntry) {
 	t.Helper()
-	got, err := appendIndexLine(nil, &e)
+	got, err := AppendIndexLine(nil, &e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func BenchmarkIndexLine(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf, _ = appendIndexLine(buf[:0], &e)
+			buf, _ = AppendIndexLine(buf[:0], &e)
 		}
 	})
 	b.Run("json", func(b *testing.B) {
