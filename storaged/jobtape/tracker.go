@@ -295,15 +295,7 @@ func checksumOK(b *[512]byte) bool {
 	if !ok {
 		return false
 	}
-	// The sum of the block with its checksum field read as spaces.
-	var sum int64
-	for _, c := range b[:148] {
-		sum += int64(c)
-	}
-	for _, c := range b[156:] {
-		sum += int64(c)
-	}
-	return sum+8*' ' == want
+	return archive.HeaderSum(b) == want
 }
 
 // octal reads an octal (NUL/space terminated) or GNU base-256 field.

@@ -331,14 +331,7 @@ func checkBlock(blk *[BlockSize]byte) error {
 	if err != nil {
 		return fmt.Errorf("bad checksum field %q", blk[offChksum:offChksum+8])
 	}
-	sum := int64(0)
-	for i, c := range blk {
-		if i >= offChksum && i < offChksum+8 {
-			c = ' '
-		}
-		sum += int64(c)
-	}
-	if sum != want {
+	if sum := HeaderSum(blk); sum != want {
 		return fmt.Errorf("header checksum %d, computed %d: not a tar header", want, sum)
 	}
 	return nil
