@@ -36,6 +36,42 @@ func benchStream(b *testing.B) ([]byte, []archive.Record) {
 	return buf.Bytes(), recs
 }
 
+// benchJob starts a JobWriter of job 1 on v with opts (no next volume).
+func benchJob(b *testing.B, v *vol, opts Options) *JobWriter {
+	opts.NextVolume = func(context.Context, error) (*scsi.Device, string, error) {
+		return nil, "", fmt.Errorf("no next volume in the benchmark")
+	}
+	jw, err := New(v.d, JobInfo{JobID: 1, Volume: v.name, Created: testTime}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return jw
+}
+
+// feed writes stream to jw in pieces of piece bytes (as messages arrive),
+// adding each record once its member's bytes are written.
+func feed(b *testing.B, jw *JobWriter, stream []byte, recs []archive.Record, piece int) {
+	r := 0
+	for off := 0; off < len(stream); {
+		n := min(piece, len(stream)-off)
+		if _, err := jw.Write(stream[off : off+n]); err != nil {
+			b.Fatal(err)
+		}
+		off += n
+		for r < len(recs) && end(recs[r]) <= int64(off) {
+			if err := jw.AddRecord(recs[r]); err != nil {
+				b.Fatal(err)
+			}
+			r++
+		}
+	}
+	for ; r < len(recs); r++ {
+		if err := jw.AddRecord(recs[r]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkJobWriterVsTapeio writes the same pax stream in 256 KiB
 // pieces (as messages arrive) to an encrypted in-process vtl volume with
 // 1 MiB blocks, once through tapeio.Writer alone and once through a
@@ -74,31 +110,8 @@ func BenchmarkJobWriterVsTapeio(b *testing.B) {
 		rewind()
 		start := time.Now()
 		batches := 0
-		jw, err := New(v.d, JobInfo{JobID: 1, Volume: v.name, Created: testTime}, Options{BlockSize: bs, FlushEvery: flushEvery,
-			AfterFirstBlock: v.hook(), OnFlushed: func(Flushed) { batches++ },
-			NextVolume: func(context.Context, error) (*scsi.Device, string, error) {
-				return nil, "", fmt.Errorf("no next volume in the benchmark")
-			}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		r := 0
-		for off := 0; off < len(stream); {
-			n := min(piece, len(stream)-off)
-			if _, err := jw.Write(stream[off : off+n]); err != nil {
-				b.Fatal(err)
-			}
-			off += n
-			for r < len(recs) && end(recs[r]) <= int64(off) {
-				if err := jw.AddRecord(recs[r]); err != nil {
-					b.Fatal(err)
-				}
-				r++
-			}
-		}
-		for ; r < len(recs); r++ {
-			jw.AddRecord(recs[r])
-		}
+		jw := benchJob(b, v, Options{BlockSize: bs, FlushEvery: flushEvery, AfterFirstBlock: v.hook(), OnFlushed: func(Flushed) { batches++ }})
+		feed(b, jw, stream, recs, piece)
 		sum, err := jw.Close()
 		if err != nil {
 			b.Fatal(err)
@@ -169,27 +182,8 @@ func BenchmarkJobWriterSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		jw, err := New(v.d, JobInfo{JobID: 1, Volume: v.name, Created: testTime}, Options{BlockSize: bs, AfterFirstBlock: v.hook(),
-			NextVolume: func(context.Context, error) (*scsi.Device, string, error) {
-				return nil, "", fmt.Errorf("no next volume in the benchmark")
-			}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		r := 0
-		for off := 0; off < len(stream); {
-			k := min(piece, len(stream)-off)
-			if _, err := jw.Write(stream[off : off+k]); err != nil {
-				b.Fatal(err)
-			}
-			off += k
-			for r < len(recs) && end(recs[r]) <= int64(off) {
-				if err := jw.AddRecord(recs[r]); err != nil {
-					b.Fatal(err)
-				}
-				r++
-			}
-		}
+		jw := benchJob(b, v, Options{BlockSize: bs, AfterFirstBlock: v.hook()})
+		feed(b, jw, stream, recs, piece)
 		mid := time.Now()
 		sum, err := jw.Close()
 		if err != nil || sum.Members != n {
