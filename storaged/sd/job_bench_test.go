@@ -110,50 +110,27 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 		}
 
 		// The same bytes with a raw tapeio.Writer on V2.
-		if _, err := e.d.Mount(context.Background(), MountRequest{Changer: "changer0", Slot: 2, Drive: "drive0", ForWrite: true}); err != nil {
-			b.Fatal(err)
-		}
-		dr, _ := e.d.Drive("drive0")
-		dr.mu.Lock()
-		b.StartTimer()
-		t0, c0 = time.Now(), processCPU()
-		w, err := tapeio.NewWriter(dr.dev, tapeio.WriterOptions{BlockSize: 1 << 20, AfterFirstBlock: tapeio.VerifyFirstBlock([]byte(dr.keyFP))})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for off := 0; off < len(data); off += piece {
-			if _, err := w.Write(data[off:min(off+piece, len(data))]); err != nil {
+		d, c := onDrive(b, e, 2, func(dr *Drive) {
+			w, err := tapeio.NewWriter(dr.dev, tapeio.WriterOptions{BlockSize: 1 << 20, AfterFirstBlock: tapeio.VerifyFirstBlock([]byte(dr.keyFP))})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
-		rawT += time.Since(t0)
-		rawCPU += processCPU() - c0
-		b.StopTimer()
-		dr.mu.Unlock()
-		if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {
-			b.Fatal(err)
-		}
+			for off := 0; off < len(data); off += piece {
+				if _, err := w.Write(data[off:min(off+piece, len(data))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+		rawT, rawCPU = rawT+d, rawCPU+c
 
 		// The same bytes over a plain TLS 1.3 connection (the client's
 		// and storaged's certificates, loopback) into a tapeio.Writer on
 		// V3: what a data stream of its own per session would cost.
-		if _, err := e.d.Mount(context.Background(), MountRequest{Changer: "changer0", Slot: 3, Drive: "drive0", ForWrite: true}); err != nil {
-			b.Fatal(err)
-		}
-		dr.mu.Lock()
-		b.StartTimer()
-		t0, c0 = time.Now(), processCPU()
-		tlsWrite(b, tlsPair, dr, data, piece)
-		tlsT += time.Since(t0)
-		tlsCPU += processCPU() - c0
-		b.StopTimer()
-		dr.mu.Unlock()
-		if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {
-			b.Fatal(err)
-		}
+		d, c = onDrive(b, e, 3, func(dr *Drive) { tlsWrite(b, tlsPair, dr, data, piece) })
+		tlsT, tlsCPU = tlsT+d, tlsCPU+c
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -165,6 +142,29 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 	b.ReportMetric(jobCPU.Seconds()*1e3/mb, "jobdata-cpu-ms/MB")
 	b.ReportMetric(rawCPU.Seconds()*1e3/mb, "tapeio-cpu-ms/MB")
 	b.ReportMetric(tlsCPU.Seconds()*1e3/mb, "tls-cpu-ms/MB")
+}
+
+// onDrive mounts slot's volume on drive0 for writing, runs f on the drive
+// (timed: wall and process CPU time) and unmounts it; the timer runs
+// during f only.
+func onDrive(b *testing.B, e *jobEnv, slot uint32, f func(*Drive)) (wall, cpu time.Duration) {
+	b.StopTimer()
+	defer b.StartTimer()
+	if _, err := e.d.Mount(context.Background(), MountRequest{Changer: "changer0", Slot: slot, Drive: "drive0", ForWrite: true}); err != nil {
+		b.Fatal(err)
+	}
+	dr, _ := e.d.Drive("drive0")
+	dr.mu.Lock()
+	b.StartTimer()
+	t0, c0 := time.Now(), processCPU()
+	f(dr)
+	wall, cpu = time.Since(t0), processCPU()-c0
+	b.StopTimer()
+	dr.mu.Unlock()
+	if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {
+		b.Fatal(err)
+	}
+	return wall, cpu
 }
 
 // tlsConfigs is a TLS 1.3 client and server configuration made as the
