@@ -118,7 +118,7 @@ func putUstar(blk *[BlockSize]byte, h *ustar) {
 // HeaderSum is a tar header block's checksum: the (unsigned) sum of its
 // bytes, the checksum field (bytes 148–155) counted as eight spaces. It
 // adds eight bytes at a time in four 16-bit lanes (a lane takes at most
-// 64·2·255 = 32,640), a fifth of the time of a byte loop; each header
+// 64·2·255 = 32,640), about a seventh of a byte loop's time; each header
 // written and read pays it.
 func HeaderSum(blk *[BlockSize]byte) int64 {
 	const lo = 0x00ff00ff00ff00ff
