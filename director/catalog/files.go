@@ -554,8 +554,8 @@ func (b *FileBatch) FlushAsync(ctx context.Context, upTo int64) (int, error) {
 }
 
 // DefaultStreams is FileBatch's default number of commits in flight. Two
-// COPY streams load about 1.5× the rows of one on this 2-core machine
-// (PostgreSQL's side of a COPY is the bound; see BenchmarkFileRows).
+// load 1.37–1.55× the rows of one on this 2-core machine (PostgreSQL's
+// side of a COPY is the bound; BenchmarkFileRows, three runs 2026-12-03).
 const DefaultStreams = 2
 
 // flight is a commit in flight.
@@ -627,43 +627,35 @@ func (b *FileBatch) commit(ctx context.Context, prev, fl *flight, upTo int64, ro
 		return dbErr(op, err)
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return dbErr(op, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
-	if n > 0 {
-		if _, err := conn.Conn().PgConn().CopyFrom(ctx, &fileCopy{jobID: b.jobID, rows: rows, media: media}, copyFiles("files")); err != nil {
-			return dbErr(op, err)
-		}
-		if len(parts) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"file_parts"},
-				[]string{"job_id", "stream_offset", "part", "media_id", "tape_file", "block", "block_offset", "data_offset"},
-				pgx.CopyFromRows(parts)); err != nil {
+	return inTxOn(ctx, conn, op, func(tx pgx.Tx) error {
+		if n > 0 {
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, &fileCopy{jobID: b.jobID, rows: rows, media: media}, copyFiles("files")); err != nil {
 				return dbErr(op, err)
 			}
+			if len(parts) > 0 {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"file_parts"},
+					[]string{"job_id", "stream_offset", "part", "media_id", "tape_file", "block", "block_offset", "data_offset"},
+					pgx.CopyFromRows(parts)); err != nil {
+					return dbErr(op, err)
+				}
+			}
 		}
-	}
-	if prev != nil {
-		if <-prev.done; prev.err != nil {
-			return errEarlierCommit
+		if prev != nil {
+			if <-prev.done; prev.err != nil {
+				return errEarlierCommit
+			}
 		}
-	}
-	name, st, err := lockJob(ctx, tx, b.jobID)
-	if err != nil {
-		return err
-	}
-	if st != JobRunning && !st.Waiting() {
-		return &JobStateError{JobID: b.jobID, Job: name, Op: "write file records of", Status: st, Want: []JobStatus{JobRunning}}
-	}
-	if _, err := tx.Exec(ctx, `UPDATE jobs SET flushed_offset = $2, files_count = files_count + $3, bytes_count = bytes_count + $4 WHERE id = $1`,
-		b.jobID, upTo, n, bytes); err != nil {
+		name, st, err := lockJob(ctx, tx, b.jobID)
+		if err != nil {
+			return err
+		}
+		if st != JobRunning && !st.Waiting() {
+			return &JobStateError{JobID: b.jobID, Job: name, Op: "write file records of", Status: st, Want: []JobStatus{JobRunning}}
+		}
+		_, err = tx.Exec(ctx, `UPDATE jobs SET flushed_offset = $2, files_count = files_count + $3, bytes_count = bytes_count + $4 WHERE id = $1`,
+			b.jobID, upTo, n, bytes)
 		return dbErr(op, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return dbErr(op+" (commit)", err)
-	}
-	return nil
+	})
 }
 
 // File is a stored file record with its job.

@@ -136,7 +136,18 @@ func (s *Store) SchemaState(ctx context.Context) (migrations.State, error) {
 // returns nil and rolling back otherwise. Errors from the database are
 // sanitized with op.
 func (s *Store) inTx(ctx context.Context, op string, f func(pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	return inTxOn(ctx, s.pool, op, f)
+}
+
+// txStarter begins transactions: a pool (on any of its connections) or
+// one connection of it.
+type txStarter interface {
+	Begin(context.Context) (pgx.Tx, error)
+}
+
+// inTxOn is inTx on db (FileBatch's commits choose their connection).
+func inTxOn(ctx context.Context, db txStarter, op string, f func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return dbErr(op, err)
 	}
