@@ -433,10 +433,9 @@ func (x *extractor) stream(e archive.IndexEntry, w *queuePipe) error {
 	if !ok {
 		return fmt.Errorf("%s: the member's headers do not say where its data ends", where)
 	}
-	n, err := w.readN(&x.cursor, end-ar.Offset())
+	_, err = w.readN(&x.cursor, end-ar.Offset())
 	stored := end
 	for k := 0; errors.Is(err, io.EOF) && k < len(e.Parts); k++ {
-		_ = n
 		p := e.Parts[k]
 		fmt.Fprintf(x.s.c.stderr, "tapextract: %q continues on volume %s (part %d)\n", e.Path, p.Volume, p.Part)
 		v, err = x.mountVolume(p.Volume)
@@ -465,7 +464,7 @@ func (x *extractor) stream(e archive.IndexEntry, w *queuePipe) error {
 			return fmt.Errorf("%s: the continuation's headers do not say where its data ends", where)
 		}
 		stored = cend
-		n, err = w.readN(&x.cursor, cend-cr.Offset())
+		_, err = w.readN(&x.cursor, cend-cr.Offset())
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
