@@ -253,8 +253,8 @@ func BenchmarkFileRows(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		// raw and batch alternate (the machine is shared: its speed drifts
-		// during a run); each pair gives a ratio.
+		// raw, batch and batch1 take turns (the machine is shared: its
+		// speed drifts during a run); each turn gives two ratios to its raw.
 		var raws, batches, ratios, ones, oneRatios []float64
 		for range 2 {
 			r, bt, b1 := raw(), batch(DefaultStreams), batch(1)
