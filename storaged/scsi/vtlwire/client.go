@@ -58,6 +58,9 @@ func (c *Client) dial() error {
 	if err != nil {
 		return fmt.Errorf("%s: cannot reach the vtl socket: %w (is `vtl serve --socket %s` running?)", c.Addr(), err, c.socket)
 	}
+	// Room for a whole WRITE (block and header) in one go; where the
+	// kernel grants less, writes take more rounds, nothing else changes.
+	_, _ = SizeSendBuffer(conn, SendBuffer)
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var err2 error
 	if c.excl {

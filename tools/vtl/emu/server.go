@@ -54,6 +54,9 @@ type Server struct {
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 	done  bool
+	// capped says once that the kernel gave data sockets less send
+	// buffer than vtlwire.SendBuffer.
+	capped sync.Once
 }
 
 // NewServer wraps a library.
@@ -105,6 +108,7 @@ func (s *Server) handle(c net.Conn) {
 		c.Close()
 		s.wg.Done()
 	}()
+	s.sizeSendBuffer(c)
 	br := bufio.NewReaderSize(c, 64<<10)
 	h, err := vtlwire.ReadHelloOpts(br)
 	if err != nil {
@@ -130,6 +134,19 @@ func (s *Server) handle(c net.Conn) {
 	}
 	// conn.Exec traces the command (--trace), on this path as on iSCSI's.
 	s.loop(br, c, h.Unit, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
+}
+
+// sizeSendBuffer gives the connection room for a whole READ answer (a
+// streaming drive hands over a block from its buffer at once); a kernel
+// cap is said once, with how to lift it.
+func (s *Server) sizeSendBuffer(c net.Conn) {
+	got, err := vtlwire.SizeSendBuffer(c, vtlwire.SendBuffer)
+	if err != nil || (got > 0 && got < vtlwire.SendBuffer) {
+		s.capped.Do(func() {
+			s.lib.log.Info("vtl: data sockets get a smaller send buffer than asked for, so a large READ crosses in several rounds (slower, still correct); run vtl with CAP_NET_ADMIN or raise net.core.wmem_max",
+				"asked", vtlwire.SendBuffer, "granted", got, "err", err)
+		})
+	}
 }
 
 func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
