@@ -59,6 +59,8 @@ test:
 # backup benchmarks (director/backup_bench_test.go) move 2 GiB and 100,000
 # files through real processes: hence the timeout. Smaller runs:
 #   make bench BENCHFLAGS='-benchtime 1x' TAPEWARD_BENCH_LARGE_BYTES=64MiB TAPEWARD_BENCH_SMALL_FILES=2000
+# On a VM with virtio-balloon free page reporting the data benchmarks log a
+# WARNING and the command that turns it off for the run (testenv.HostReclaim).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(BENCHFLAGS) ./...
 

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
 
@@ -182,6 +183,7 @@ func reportRSS(b *testing.B, w *backupWorld) {
 // DIR > FILE` of the same tree in the same iteration. Goal: ≥ 0.5× tar.
 // CPU seconds as described at the top of this file.
 func BenchmarkBackupLargeFiles(b *testing.B) {
+	testenv.HostMemoryReclaim().Warn(b)
 	total := envSize(b, "TAPEWARD_BENCH_LARGE_BYTES", 2<<30)
 	per := total / 16
 	capacity := fmt.Sprintf("%dMiB", (total>>20)+256)
@@ -231,6 +233,7 @@ func BenchmarkBackupLargeFiles(b *testing.B) {
 // time): incr-s and find-newer-s are the medians, incr-vs-find their
 // ratio; incr-cpu-* are means per run.
 func BenchmarkBackupSmallFiles(b *testing.B) {
+	testenv.HostMemoryReclaim().Warn(b)
 	n := int(envSize(b, "TAPEWARD_BENCH_SMALL_FILES", 100000))
 	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, capacity: fmt.Sprintf("%dMiB", n*5/1024+256)}, volumes: 8})
 	root := w.root["web1"]

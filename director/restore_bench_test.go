@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
 
@@ -191,6 +192,7 @@ func restoreVsTar(b *testing.B, w *backupWorld, snap testtree.Snapshot, check fu
 // (2 GiB in all by default) against `tar xf` of the same tree. Goal:
 // ≥ 0.5× tar's MB/s.
 func BenchmarkRestoreLargeFiles(b *testing.B) {
+	testenv.HostMemoryReclaim().Warn(b)
 	total := envSize(b, "TAPEWARD_BENCH_LARGE_BYTES", 2<<30)
 	per := total / 16
 	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, drives: 1, capacity: fmt.Sprintf("%dMiB", (total>>20)+256)}, volumes: 8})
@@ -213,6 +215,7 @@ func BenchmarkRestoreLargeFiles(b *testing.B) {
 // BenchmarkRestoreSmallFiles: a full restore of 100,000 files of 4 KiB
 // (by default) against `tar xf`'s files/s. Goal: ≥ 0.5×.
 func BenchmarkRestoreSmallFiles(b *testing.B) {
+	testenv.HostMemoryReclaim().Warn(b)
 	n := int(envSize(b, "TAPEWARD_BENCH_SMALL_FILES", 100000))
 	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, drives: 1, capacity: fmt.Sprintf("%dMiB", n*5/1024+256)}, volumes: 8})
 	snap := w.makeTree("web1", testtree.Options{Seed: 100, SmallFiles: n, SmallSize: 4096})

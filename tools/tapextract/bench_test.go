@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tapeward/tapeward/storaged/tapeio"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
 
@@ -123,6 +124,7 @@ func BenchmarkLs(b *testing.B) {
 // same filesystem in the same run: MB/s of both, their ratio (goal
 // ≥ 0.5×) and tapextract's peak RSS.
 func BenchmarkExtract(b *testing.B) {
+	testenv.HostMemoryReclaim().Warn(b)
 	tarBin, err := exec.LookPath("tar")
 	if err != nil {
 		b.Fatal("tar is not installed: apt-get install tar")
