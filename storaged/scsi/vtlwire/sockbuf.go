@@ -13,7 +13,7 @@ import (
 // one write. With the kernel's default (net.core.wmem_default, ~208 KiB)
 // a block crossed in six rounds, the sender stopping each time until
 // the receiver had drained the socket: twelve wake-ups between the two
-// processes per block, which on two cores left a quarter of them idle
+// processes per block, which on two cores left a third of them idle
 // during `tapextract extract` (vmstat, 2026-12-04).
 const SendBuffer = 4 << 20
 

@@ -56,7 +56,10 @@ func TestSizeSendBuffer(t *testing.T) {
 
 	plain, _ := unixPair(t)
 	if fitsUnread(t, plain, answer, 200*time.Millisecond) {
-		t.Fatalf("an unsized unix socket took %d unread bytes: the check below proves nothing on this kernel", answer)
+		// A kernel whose net.core.wmem_default is this large: the
+		// behavioural check below cannot tell sized from unsized here,
+		// the grant's size still can.
+		t.Logf("an unsized unix socket took %d unread bytes on this kernel", answer)
 	}
 
 	sized, _ := unixPair(t)

@@ -141,12 +141,16 @@ func (s *Server) handle(c net.Conn) {
 // cap is said once, with how to lift it.
 func (s *Server) sizeSendBuffer(c net.Conn) {
 	got, err := vtlwire.SizeSendBuffer(c, vtlwire.SendBuffer)
-	if err != nil || (got > 0 && got < vtlwire.SendBuffer) {
-		s.capped.Do(func() {
-			s.lib.log.Info("vtl: data sockets get a smaller send buffer than asked for, so a large READ crosses in several rounds (slower, still correct); run vtl with CAP_NET_ADMIN or raise net.core.wmem_max",
-				"asked", vtlwire.SendBuffer, "granted", got, "err", err)
-		})
+	if err == nil && (got == 0 || got >= vtlwire.SendBuffer) {
+		return
 	}
+	s.capped.Do(func() {
+		attrs := []any{"asked", vtlwire.SendBuffer, "granted", got}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		s.lib.log.Info("vtl: data sockets get a smaller send buffer than asked for, so a large READ crosses in several rounds (slower, still correct); run vtl with CAP_NET_ADMIN or raise net.core.wmem_max", attrs...)
+	})
 }
 
 func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
