@@ -99,7 +99,7 @@ func NewServer(tc *tls.Config, l Limits, log *slog.Logger, opts ...grpc.ServerOp
 		log = slog.Default()
 	}
 	all := []grpc.ServerOption{
-		grpc.Creds(&loggingCreds{TransportCredentials: credentials.NewTLS(tc), log: log}),
+		grpc.Creds(&loggingCreds{TransportCredentials: Credentials(tc), log: log}),
 		grpc.ConnectionTimeout(l.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(l.MaxStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: l.KeepaliveTime, Timeout: l.KeepaliveTimeout}),

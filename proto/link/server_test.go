@@ -67,24 +67,7 @@ func (b *syncBuffer) String() string {
 // build theirs.
 func serve(t *testing.T, l link.Limits, s *storage) *world {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := func(name, role string) tlsconf.Files {
-		is, err := ca.Issue(name, role)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub, _ := os.MkdirTemp(dir, name)
-		caPath, _ := ca.WriteCA(sub)
-		c, k, err := is.WriteFiles(sub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tlsconf.Files{CA: caPath, Cert: c, Key: k}
-	}
+	files := newPKI(t)
 	tc, err := tlsconf.Server(files("sd1", tlsconf.RoleStorage), tlsconf.Expect([]string{tlsconf.RoleDirector}, "director"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +85,30 @@ func serve(t *testing.T, l link.Limits, s *storage) *world {
 		stop: func(grace time.Duration) { once.Do(func() { link.Shutdown(srv, grace) }) }}
 	t.Cleanup(func() { w.stop(time.Second) })
 	return w
+}
+
+// newPKI makes a CA for the test; the function it returns issues a
+// certificate and writes it, its key and the CA's into files.
+func newPKI(t testing.TB) func(name, role string) tlsconf.Files {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(name, role string) tlsconf.Files {
+		is, err := ca.Issue(name, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, _ := os.MkdirTemp(dir, name)
+		caPath, _ := ca.WriteCA(sub)
+		c, k, err := is.WriteFiles(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tlsconf.Files{CA: caPath, Cert: c, Key: k}
+	}
 }
 
 // client prepares a fresh mutual-TLS connection as the director (closed

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/proto/link"
@@ -139,7 +138,7 @@ func (s *Service) Backup(stream pb.Filed_BackupServer) (err error) {
 // several data messages be in flight.
 func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 	return grpc.NewClient(addr, append(link.DataDialOptions(),
-		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithTransportCredentials(link.Credentials(tc)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
