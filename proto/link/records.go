@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -57,15 +58,30 @@ func (c batchedCreds) Clone() credentials.TransportCredentials {
 type batchedConn struct {
 	net.Conn // the TLS connection
 	raw      *rawConn
+	writing  atomic.Int32 // Writes in flight
 }
 
 func (c *batchedConn) Write(p []byte) (int, error) {
+	c.writing.Add(1)
+	defer c.writing.Add(-1)
 	c.raw.begin()
 	n, err := c.Conn.Write(p)
 	if ferr := c.raw.end(); err == nil && ferr != nil {
 		return 0, ferr
 	}
 	return n, err
+}
+
+// Close closes the socket at once while a Write is in flight (it may be
+// stuck on a peer that does not read, and gRPC closes to end it), as
+// tls.Conn does during its own writes; otherwise it closes the TLS
+// connection (close_notify first). The batch's socket write comes after
+// TLS's Write has returned, so TLS itself would wait for it.
+func (c *batchedConn) Close() error {
+	if c.writing.Load() != 0 {
+		return c.raw.Conn.Close()
+	}
+	return c.Conn.Close()
 }
 
 // rawConn is the TCP connection under TLS. While a batch is open, what

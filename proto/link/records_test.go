@@ -112,3 +112,56 @@ func TestRawConnFailureSticks(t *testing.T) {
 		t.Fatalf("%d writes reached the socket after the failure", n)
 	}
 }
+
+// stuckConn is a socket whose peer does not read: Write says it began,
+// then blocks until Close.
+type stuckConn struct {
+	net.Conn
+	began, closed chan struct{}
+	once          sync.Once
+}
+
+func (c *stuckConn) Write(p []byte) (int, error) {
+	close(c.began)
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *stuckConn) Close() error { c.once.Do(func() { close(c.closed) }); return nil }
+
+// tlsStandIn writes through to the raw connection, as TLS does with its
+// records, and tells whether its Close (close_notify) was used.
+type tlsStandIn struct {
+	net.Conn
+	raw    *rawConn
+	closed bool
+}
+
+func (c *tlsStandIn) Write(p []byte) (int, error) { return c.raw.Write(p) }
+func (c *tlsStandIn) Close() error                { c.closed = true; return nil }
+
+// TestBatchedConnCloseDuringWrite: a Close while a batch's write is
+// stuck closes the socket (the Write then fails) instead of going
+// through TLS's close; without a Write in flight TLS's Close is used.
+func TestBatchedConnCloseDuringWrite(t *testing.T) {
+	sock := &stuckConn{began: make(chan struct{}), closed: make(chan struct{})}
+	raw := &rawConn{Conn: sock}
+	tc := &tlsStandIn{raw: raw}
+	c := &batchedConn{Conn: tc, raw: raw}
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write([]byte("records")); werr <- err }()
+	<-sock.began
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tc.closed {
+		sock.Close() // let the Write go
+		t.Fatal("Close during a Write went through TLS's Close (close_notify would queue behind the stuck write)")
+	}
+	if err := <-werr; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the stuck Write returned %v, want %v", err, net.ErrClosed)
+	}
+	if err := c.Close(); err != nil || !tc.closed {
+		t.Fatalf("Close with no Write in flight: %v, through TLS: %v (want nil, true)", err, tc.closed)
+	}
+}
