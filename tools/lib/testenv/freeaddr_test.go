@@ -35,3 +35,40 @@ func TestFreeAddrAvoidsEphemeralPorts(t *testing.T) {
 		l.Close()
 	}
 }
+
+// A port FreeAddr gave out stays reserved until its test ends: a second
+// reservation of it fails (in this process as in another: each opens the
+// file anew), and succeeds once the first is released.
+func TestFreeAddrReservesItsPort(t *testing.T) {
+	_, p, err := net.SplitHostPort(FreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(p)
+	if _, ok := reservePort(t, port); ok {
+		t.Fatalf("port %d, given out by FreeAddr, could be reserved again", port)
+	}
+	seen := map[string]bool{p: true}
+	for range 200 {
+		_, q, _ := net.SplitHostPort(FreeAddr(t))
+		if seen[q] {
+			t.Fatalf("FreeAddr gave port %s twice in one test", q)
+		}
+		seen[q] = true
+	}
+	other := port + 1
+	release, ok := reservePort(t, other)
+	for !ok { // taken by a test running beside this one: try the next
+		other++
+		release, ok = reservePort(t, other)
+	}
+	if _, again := reservePort(t, other); again {
+		t.Fatalf("port %d reserved twice", other)
+	}
+	release()
+	release2, ok := reservePort(t, other)
+	if !ok {
+		t.Fatalf("port %d could not be reserved after its release", other)
+	}
+	release2()
+}

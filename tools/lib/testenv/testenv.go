@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,28 +264,60 @@ func StartServing(t testing.TB, name, logPath, ready, bin string, args ...string
 	return p, strings.TrimSpace(string(b))
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago. Another
-// test may take it before it is used: prefer listening on port 0 and
-// StartServing. The port is a random one below the kernel's ephemeral
-// range (net.ipv4.ip_local_port_range), so the outgoing connections of
-// every test running meanwhile — which take ephemeral ports — cannot take
-// it between this call and the daemon's listen; only another FreeAddr can,
-// one chance in thousands.
+// FreeAddr returns a loopback host:port that was free a moment ago and
+// that no other FreeAddr gives out until t ends: prefer listening on port
+// 0 and StartServing where the address need not be known in advance. The
+// port is a random one below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), so the outgoing connections of every
+// test running meanwhile — which take ephemeral ports — cannot take it
+// between this call and the daemon's listen; and it is reserved
+// (reservePort), so neither can another FreeAddr, in this test process or
+// in another package's running beside it (a director whose FreeAddr port
+// was in use when it started failed a CI run on 2026-12-04).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	lo, hi := freePortRange()
 	for range 100 {
 		port := lo + rand.IntN(hi-lo)
+		release, ok := reservePort(t, port)
+		if !ok {
+			continue // another FreeAddr's
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			continue // in use: another
+			release() // in use by something else
+			continue
 		}
 		addr := l.Addr().String()
 		l.Close()
+		t.Cleanup(release)
 		return addr
 	}
 	t.Fatalf("no free loopback port in %d..%d after 100 tries", lo, hi-1)
 	return ""
+}
+
+// reservePort takes port for FreeAddr: an exclusive flock on a file named
+// by the port under os.TempDir()/tapeward-ports, held until release. The
+// kernel drops the lock when the process ends, so a crashed test leaves
+// nothing reserved; the files stay (a few bytes each, one per port ever
+// used) — removing one could let two processes lock two files of the
+// same name.
+func reservePort(t testing.TB, port int) (release func(), ok bool) {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "tapeward-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatalf("testenv: reserving loopback ports: %v", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("testenv: reserving loopback port %d: %v", port, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() { f.Close() }, true
 }
 
 // freePortRange is where FreeAddr picks: [10000, the ephemeral range's
