@@ -83,8 +83,8 @@ func (l countingListener) Accept() (net.Conn, error) {
 }
 
 // dataLink is a storage-like server with the data options and a client
-// dialled as filed dials storaged (a 1 MiB write buffer, 8 MiB windows), both with
-// creds, and the writes each side made to its socket.
+// dialled as filed dials storaged (a 1 MiB write buffer, 8 MiB windows),
+// both with creds, and the writes each side made to its socket.
 type dataLink struct {
 	client                     pb.StorageClient
 	srv                        *dataStorage
