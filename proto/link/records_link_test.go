@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 // dataStorage serves the two directions of a data stream: RestoreData
@@ -196,12 +196,6 @@ func TestDataStreamsWriteOncePerFlush(t *testing.T) {
 	}
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkDataStream: 64 MiB of RestoreData messages over loopback,
 // both ends in this process, with gRPC's TLS credentials (a socket write
 // per record) and with Credentials (one per flush), in the same run:
@@ -216,13 +210,13 @@ func BenchmarkDataStream(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			d := newDataLink(b, c.creds, src)
 			b.SetBytes(int64(len(src)))
-			cpu0 := cpuTime()
+			cpu0 := testenv.ProcessCPU(b)
 			for b.Loop() {
 				if got := d.restore(b); len(got) != len(src) {
 					b.Fatalf("%d bytes came, want %d", len(got), len(src))
 				}
 			}
-			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N)*float64(1<<30)/float64(len(src)), "cpu-s/GiB")
+			b.ReportMetric((testenv.ProcessCPU(b)-cpu0).Seconds()/float64(b.N)*float64(1<<30)/float64(len(src)), "cpu-s/GiB")
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/pki"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 // storage answers Hello; while block is set, Hello says it started, waits
@@ -87,28 +88,12 @@ func serve(t *testing.T, l link.Limits, s *storage) *world {
 	return w
 }
 
-// newPKI makes a CA for the test; the function it returns issues a
-// certificate and writes it, its key and the CA's into files.
+// newPKI makes a CA for the test (testenv.PKI); the function it returns
+// issues a certificate and writes it, its key and the CA's into files.
 func newPKI(t testing.TB) func(name, role string) tlsconf.Files {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(name, role string) tlsconf.Files {
-		is, err := ca.Issue(name, role)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub, _ := os.MkdirTemp(dir, name)
-		caPath, _ := ca.WriteCA(sub)
-		c, k, err := is.WriteFiles(sub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tlsconf.Files{CA: caPath, Cert: c, Key: k}
-	}
+	p := testenv.NewPKI(t, t.TempDir())
+	return func(name, role string) tlsconf.Files { return p.Issue(t, name, role) }
 }
 
 // client prepares a fresh mutual-TLS connection as the director (closed

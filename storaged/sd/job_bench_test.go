@@ -16,6 +16,7 @@ import (
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
 
@@ -86,7 +87,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		t0, c0 := time.Now(), processCPU()
+		t0, c0 := time.Now(), testenv.ProcessCPU(b)
 		s, err := e.attach(b, client, r.opened.Session, r.opened.Token)
 		if err != nil {
 			b.Fatal(err)
@@ -103,7 +104,7 @@ func BenchmarkJobDataVsTapeio(b *testing.B) {
 			b.Fatalf("JobData: %v %v", reply, err)
 		}
 		jobT += time.Since(t0)
-		jobCPU += processCPU() - c0
+		jobCPU += testenv.ProcessCPU(b) - c0
 		b.StopTimer()
 		if err := r.wait(b); err != nil {
 			b.Fatal(err)
@@ -156,9 +157,9 @@ func onDrive(b *testing.B, e *jobEnv, slot uint32, f func(*Drive)) (wall, cpu ti
 	dr, _ := e.d.Drive("drive0")
 	dr.mu.Lock()
 	b.StartTimer()
-	t0, c0 := time.Now(), processCPU()
+	t0, c0 := time.Now(), testenv.ProcessCPU(b)
 	f(dr)
-	wall, cpu = time.Since(t0), processCPU()-c0
+	wall, cpu = time.Since(t0), testenv.ProcessCPU(b)-c0
 	b.StopTimer()
 	dr.mu.Unlock()
 	if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/vtl/emu"
 )
 
@@ -105,7 +105,7 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 		}
 		runtime.GC()
 		b.StartTimer()
-		t0, c0 := time.Now(), processCPU()
+		t0, c0 := time.Now(), testenv.ProcessCPU(b)
 		s, err := e.attach(b, client, r.opened.Session, r.opened.Token)
 		if err != nil {
 			b.Fatal(err)
@@ -124,7 +124,7 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 		jobT += time.Since(t0)
-		jobCPU += processCPU() - c0
+		jobCPU += testenv.ProcessCPU(b) - c0
 		b.StopTimer()
 		if got := len(r.records()); got != members {
 			b.Fatalf("%d records flushed, want %d", got, members)
@@ -136,7 +136,7 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 		dr, _ := e.d.Drive("drive0")
 		dr.mu.Lock()
 		b.StartTimer()
-		t0, c0 = time.Now(), processCPU()
+		t0, c0 = time.Now(), testenv.ProcessCPU(b)
 		w, err := tapeio.NewWriter(dr.dev, tapeio.WriterOptions{BlockSize: 1 << 20, AfterFirstBlock: tapeio.VerifyFirstBlock([]byte(dr.keyFP))})
 		if err != nil {
 			b.Fatal(err)
@@ -150,7 +150,7 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 		rawT += time.Since(t0)
-		rawCPU += processCPU() - c0
+		rawCPU += testenv.ProcessCPU(b) - c0
 		b.StopTimer()
 		dr.mu.Unlock()
 		if _, _, err := e.d.Unmount(context.Background(), "drive0"); err != nil {
@@ -165,11 +165,4 @@ func BenchmarkJobDataSmallFiles(b *testing.B) {
 	b.ReportMetric(rawT.Seconds()/jobT.Seconds(), "jobdata/tapeio")
 	b.ReportMetric(float64(jobCPU.Microseconds())/n, "jobdata-cpu-µs/member")
 	b.ReportMetric(float64(rawCPU.Microseconds())/n, "tapeio-cpu-µs/member")
-}
-
-// processCPU is the CPU time (user and system) this process used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

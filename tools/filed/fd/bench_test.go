@@ -9,9 +9,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 // Benchmark sizes: `make bench` runs the issue's measures (2 GiB in 16
@@ -146,10 +147,10 @@ func BenchmarkBackupVsTar(b *testing.B) {
 						}
 					}
 				}()
-				start, cpu0, m0 := time.Now(), processCPU(b), mallocs()
+				start, cpu0, m0 := time.Now(), testenv.ProcessCPU(b), mallocs()
 				r := e.backup(ctxT(b), req)
 				filedT += time.Since(start)
-				filedCPU += processCPU(b) - cpu0
+				filedCPU += testenv.ProcessCPU(b) - cpu0
 				allocs += mallocs() - m0
 				close(stop)
 				peak = Max(peak, <-sampled)
@@ -215,10 +216,10 @@ func BenchmarkIncrementalVsFind(b *testing.B) {
 	var allocs uint64
 	b.ResetTimer()
 	for range b.N {
-		start, cpu0, m0 := time.Now(), processCPU(b), mallocs()
+		start, cpu0, m0 := time.Now(), testenv.ProcessCPU(b), mallocs()
 		r := e.backup(ctxT(b), req)
 		filedT += time.Since(start)
-		filedCPU += processCPU(b) - cpu0
+		filedCPU += testenv.ProcessCPU(b) - cpu0
 		allocs += mallocs() - m0
 		if r.err != nil || r.done == nil || r.done.Unchanged != int64(files) || r.done.Seen < int64(files) {
 			b.Fatalf("incremental: %v, done %v (want %d unchanged and seen)", r.err, r.done, files)
@@ -241,16 +242,6 @@ func mallocs() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.Mallocs
-}
-
-// processCPU is the CPU time (user + system) the test process used so
-// far: filed, the fake storage and the director's client, not tar or
-// find (children). cpu-µs/file is its growth during the backups, per
-// file.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	must(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Max is the larger of a and b.

@@ -573,3 +573,15 @@ func (v *VTL) Fault(t testing.TB, spec string) {
 		t.Fatalf("vtl fault %s: %v\n%s", spec, err, out)
 	}
 }
+
+// ProcessCPU is the CPU time (user and system) this test process used so
+// far — not its children's (tar, find) — for benchmarks that run both
+// ends of what they measure in the process.
+func ProcessCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
