@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -298,18 +299,17 @@ func FreeAddr(t testing.TB) string {
 }
 
 // reservePort takes port for FreeAddr: an exclusive flock on a file named
-// by the port under os.TempDir()/tapeward-ports, held until release. The
-// kernel drops the lock when the process ends, so a crashed test leaves
-// nothing reserved; the files stay (a few bytes each, one per port ever
-// used) — removing one could let two processes lock two files of the
-// same name.
+// by the port in portDir, held until release. The kernel drops the lock
+// when the process ends, so a crashed test leaves nothing reserved; the
+// files stay (empty, one per port ever used) — removing one could let two
+// processes lock two files of the same name.
 func reservePort(t testing.TB, port int) (release func(), ok bool) {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "tapeward-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	dir, err := portDir()
+	if err != nil {
 		t.Fatalf("testenv: reserving loopback ports: %v", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDONLY, 0o600)
 	if err != nil {
 		t.Fatalf("testenv: reserving loopback port %d: %v", port, err)
 	}
@@ -319,6 +319,14 @@ func reservePort(t testing.TB, port int) (release func(), ok bool) {
 	}
 	return func() { f.Close() }, true
 }
+
+// portDir is where reservePort keeps its files, made once per process:
+// os.TempDir()/tapeward-ports-UID, private like BinCache (another user's
+// tests could neither create files in a shared one nor open theirs).
+var portDir = sync.OnceValues(func() (string, error) {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("tapeward-ports-%d", os.Getuid()))
+	return dir, os.MkdirAll(dir, 0o700)
+})
 
 // freePortRange is where FreeAddr picks: [10000, the ephemeral range's
 // low end), or above its high end when that leaves more room.
