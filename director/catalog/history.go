@@ -144,37 +144,22 @@ func (s *Store) BeginWrite(ctx context.Context, volume, storage, fingerprint str
 	op := "beginning a write session on volume " + quoteName(volume)
 	var since time.Time
 	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
-		var (
-			id        int64
-			owner, fp *string
-			status    string
-			encrypted bool
-		)
-		err := tx.QueryRow(ctx, `
-			SELECT m.id, s.name, m.status, m.encrypted, m.key_fingerprint
-			FROM media m LEFT JOIN storages s ON s.id = m.storage_id
-			WHERE m.volume_name = $1 FOR UPDATE OF m`, volume).Scan(&id, &owner, &status, &encrypted, &fp)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("volume", volume)
-		}
+		m, err := lockOwnedMedia(ctx, tx, op, volume, storage)
 		if err != nil {
-			return dbErr(op, err)
+			return err
 		}
-		if storage == "" || owner == nil || *owner != storage {
-			return &NotOwnedError{Volume: volume, Storage: storage, Owner: deref(owner)}
-		}
-		switch cur := deref(fp); {
-		case Status(status) != StatusAppend:
-			return &WriteRefusedError{Volume: volume, Reason: fmt.Sprintf("its status is %s (only Append volumes take data)", status)}
-		case encrypted && fingerprint == "":
+		switch cur := m.fingerprint; {
+		case m.status != StatusAppend:
+			return &WriteRefusedError{Volume: volume, Reason: fmt.Sprintf("its status is %s (only Append volumes take data)", m.status)}
+		case m.encrypted && fingerprint == "":
 			return &WriteRefusedError{Volume: volume, Reason: fmt.Sprintf("it is encrypted (key %s) but the drive holds no key; mount it again", cur)}
-		case encrypted && fingerprint != cur:
+		case m.encrypted && fingerprint != cur:
 			return &WriteRefusedError{Volume: volume, Reason: fmt.Sprintf("the drive holds key %s but the volume's current key is %s (its key changed after the mount); unmount it and mount it again", fingerprint, cur)}
-		case !encrypted && fingerprint != "":
+		case !m.encrypted && fingerprint != "":
 			return &WriteRefusedError{Volume: volume, Reason: fmt.Sprintf("the catalog says it is not encrypted but the drive holds key %s; unmount it and mount it again", fingerprint)}
 		}
 		err = tx.QueryRow(ctx, `UPDATE media SET data_since = COALESCE(data_since, $2), updated_at = $2 WHERE id = $1 RETURNING data_since`,
-			id, s.nowUTC()).Scan(&since)
+			m.id, s.nowUTC()).Scan(&since)
 		return dbErr(op, err)
 	})
 	if err != nil {

@@ -242,6 +242,41 @@ func lockMedia(ctx context.Context, tx pgx.Tx, volume string) (id int64, st Stat
 	return id, Status(status), encrypted, nil
 }
 
+// ownedMedia is a volume row locked by lockOwnedMedia: its id, status,
+// encryption flag and current key fingerprint ("" for none).
+type ownedMedia struct {
+	id          int64
+	status      Status
+	encrypted   bool
+	fingerprint string
+}
+
+// lockOwnedMedia reads volume FOR UPDATE for storage, which must own it
+// (*NotOwnedError otherwise, also for storage ""); op names the caller's
+// operation in database errors.
+func lockOwnedMedia(ctx context.Context, tx pgx.Tx, op, volume, storage string) (ownedMedia, error) {
+	var (
+		m         ownedMedia
+		owner, fp *string
+		status    string
+	)
+	err := tx.QueryRow(ctx, `
+		SELECT m.id, s.name, m.status, m.encrypted, m.key_fingerprint
+		FROM media m LEFT JOIN storages s ON s.id = m.storage_id
+		WHERE m.volume_name = $1 FOR UPDATE OF m`, volume).Scan(&m.id, &owner, &status, &m.encrypted, &fp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, notFound("volume", volume)
+	}
+	if err != nil {
+		return m, dbErr(op, err)
+	}
+	if storage == "" || owner == nil || *owner != storage {
+		return m, &NotOwnedError{Volume: volume, Storage: storage, Owner: deref(owner)}
+	}
+	m.status, m.fingerprint = Status(status), deref(fp)
+	return m, nil
+}
+
 // MarkLabeled records that storaged labeled volume (status Labeling →
 // Append, label_time = labelTime). For an encrypted volume verifiedAt is
 // when storaged verified the drive encrypts with the volume's key; it is

@@ -434,41 +434,26 @@ func (s *Store) MarkRecycleLabeled(ctx context.Context, volume, storage, fingerp
 	}
 	op := "recording the recycled label of volume " + quoteName(volume)
 	return s.inTx(ctx, op, func(tx pgx.Tx) error {
-		var (
-			id        int64
-			owner, fp *string
-			status    string
-			encrypted bool
-		)
-		err := tx.QueryRow(ctx, `
-			SELECT m.id, s.name, m.status, m.encrypted, m.key_fingerprint
-			FROM media m LEFT JOIN storages s ON s.id = m.storage_id
-			WHERE m.volume_name = $1 FOR UPDATE OF m`, volume).Scan(&id, &owner, &status, &encrypted, &fp)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("volume", volume)
-		}
+		m, err := lockOwnedMedia(ctx, tx, op, volume, storage)
 		if err != nil {
-			return dbErr(op, err)
+			return err
 		}
-		if storage == "" || owner == nil || *owner != storage {
-			return &NotOwnedError{Volume: volume, Storage: storage, Owner: deref(owner)}
-		}
-		if Status(status) != StatusLabeling {
-			return &StateError{Volume: volume, Op: "record the recycled label of", Status: Status(status), Want: []Status{StatusLabeling}}
+		if m.status != StatusLabeling {
+			return &StateError{Volume: volume, Op: "record the recycled label of", Status: m.status, Want: []Status{StatusLabeling}}
 		}
 		switch {
-		case encrypted && (fingerprint != deref(fp) || verifiedAt == nil):
+		case m.encrypted && (fingerprint != m.fingerprint || verifiedAt == nil):
 			return &WriteRefusedError{Volume: volume, Reason: fmt.Sprintf("the label was written with key %s (verified: %t) but the volume's current key is %s",
-				orDash(fingerprint), verifiedAt != nil, deref(fp))}
-		case !encrypted && fingerprint != "":
+				orDash(fingerprint), verifiedAt != nil, m.fingerprint)}
+		case !m.encrypted && fingerprint != "":
 			return &WriteRefusedError{Volume: volume, Reason: "the label names key " + fingerprint + " but the catalog says the volume is clear"}
 		}
 		var va *time.Time
-		if encrypted {
+		if m.encrypted {
 			t := verifiedAt.UTC()
 			va = &t
 		}
-		if _, err := tx.Exec(ctx, `UPDATE media SET label_time = $2, encryption_verified_at = $3 WHERE id = $1`, id, labelTime.UTC(), va); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE media SET label_time = $2, encryption_verified_at = $3 WHERE id = $1`, m.id, labelTime.UTC(), va); err != nil {
 			return dbErr(op, err)
 		}
 		mark := labelTime.UTC()
@@ -476,14 +461,14 @@ func (s *Store) MarkRecycleLabeled(ctx context.Context, volume, storage, fingerp
 			mark = *va
 		}
 		if _, err := tx.Exec(ctx, `UPDATE media_keys SET superseded_verified_at = $2
-			WHERE media_id = $1 AND reason = 'recycled' AND superseded_verified_at IS NULL`, id, mark); err != nil {
+			WHERE media_id = $1 AND reason = 'recycled' AND superseded_verified_at IS NULL`, m.id, mark); err != nil {
 			return dbErr(op, err)
 		}
 		detail := "recycled label written by storage " + storage
-		if encrypted {
-			detail += "; key-check block verified with the new key " + deref(fp)
+		if m.encrypted {
+			detail += "; key-check block verified with the new key " + m.fingerprint
 		}
-		return s.moveTx(ctx, tx, id, volume, StatusLabeling, StatusAppend, actor, detail)
+		return s.moveTx(ctx, tx, m.id, volume, StatusLabeling, StatusAppend, actor, detail)
 	})
 }
 
