@@ -191,13 +191,29 @@ func (c *Cache) PutMany(entries []Entry, replace bool) ([]PutResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	results := make([]PutResult, len(norm))
+	return c.apply(len(norm), nil, func(m map[string]Entry, i int) (PutResult, logFn, error) {
+		return merge(m, norm[i], now, replace)
+	})
+}
+
+// apply runs step for entries 0…n-1 (in the order given, nil: 0…n-1) in
+// one atomic update, which writes the file only if a result is not
+// Unchanged; it returns the results by entry and, after the update
+// succeeded, logs what the steps asked to log.
+func (c *Cache) apply(n int, order []int, step func(m map[string]Entry, i int) (PutResult, logFn, error)) ([]PutResult, error) {
+	if order == nil {
+		order = make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+	}
+	results := make([]PutResult, n)
 	var logs []func()
-	err = c.update(func(m map[string]Entry) (bool, error) {
+	err := c.update(func(m map[string]Entry) (bool, error) {
 		changed := false
 		logs = logs[:0]
-		for i, e := range norm {
-			r, lg, err := merge(m, e, now, replace)
+		for _, i := range order {
+			r, lg, err := step(m, i)
 			if err != nil {
 				return false, err
 			}
@@ -242,6 +258,8 @@ func normalizeAll(entries []Entry, prep func(*Entry) error) ([]Entry, error) {
 	return norm, nil
 }
 
+// logFn makes, from the cache's logger and path, the log call a merge
+// asks for; it runs only once the update is written.
 type logFn func(*slog.Logger, string) func()
 
 // merge puts e into m and says what it did.

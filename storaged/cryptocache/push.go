@@ -75,41 +75,14 @@ func (c *Cache) Push(pks []PushKey) ([]PutResult, error) {
 		// current keys first
 		return cmp.Compare(boolInt(!norm[a].Current), boolInt(!norm[b].Current))
 	})
-	results := make([]PutResult, len(norm))
-	var logs []func()
-	err := c.update(func(m map[string]Entry) (bool, error) {
-		changed := false
-		logs = logs[:0]
-		for _, i := range order {
-			p := norm[i]
-			var (
-				r   PutResult
-				lg  logFn
-				err error
-			)
-			if p.Current {
-				r, lg, err = merge(m, Entry{Volume: p.Volume, Key: p.Key, Added: now}, now, true)
-			} else {
-				r, err = addHistory(m, p, now, c.path)
-			}
-			if err != nil {
-				return false, err
-			}
-			results[i] = r
-			if lg != nil {
-				logs = append(logs, lg(c.log, c.path))
-			}
-			changed = changed || r != Unchanged
+	return c.apply(len(norm), order, func(m map[string]Entry, i int) (PutResult, logFn, error) {
+		p := norm[i]
+		if p.Current {
+			return merge(m, Entry{Volume: p.Volume, Key: p.Key, Added: now}, now, true)
 		}
-		return changed, nil
+		r, err := addHistory(m, p, now, c.path)
+		return r, nil, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	for _, lg := range logs {
-		lg()
-	}
-	return results, nil
 }
 
 func boolInt(b bool) int {
