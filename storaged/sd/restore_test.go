@@ -613,8 +613,19 @@ func TestRestoreIdleTimeout(t *testing.T) {
 	// A client that connects and stops reading: its timer fires (it runs
 	// while a send waits for the client); the drive is released, the key
 	// cleared, and the client's stream ends with the reason.
+	// The two 16 MiB files: more than every buffer between storaged and
+	// the client holds, so a send is waiting when the timer fires.
 	w = e.writeJob(t, 42, "V1", 1, 4, makeTree(4, 16<<20, 16<<20))
-	r, err = e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, 5, 6))
+	var big []int
+	for i, rec := range w.recs {
+		if rec.GetSize() == 16<<20 {
+			big = append(big, i)
+		}
+	}
+	if len(big) != 2 {
+		t.Fatalf("the job wrote %d members of 16 MiB, want 2", len(big))
+	}
+	r, err = e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, big...))
 	if err != nil {
 		t.Fatal(err)
 	}
