@@ -169,7 +169,7 @@ func OpenWith(address string, o Options) (scsi.Transport, error) {
 		}
 		c = t
 	} else {
-		t, err := vtlwire.DialOpts(a.Path, vtlwire.Hello{Unit: a.Unit, Exclusive: !o.Shared})
+		t, err := vtlwire.DialOpts(a.Path, vtlwire.Hello{Unit: a.Unit, Exclusive: !o.Shared, SharedBuffer: true})
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tapeward/tapeward/storaged/scsi"
 )
 
@@ -24,20 +26,24 @@ type Client struct {
 	socket string
 	unit   string
 	excl   bool
-	maxTx  int // data phase limit the unit advertised (0: MaxData)
+	shared bool          // offer a shared data buffer at each dial
+	sh     *SharedBuffer // this connection's shared data buffer, nil: none
+	maxTx  int           // data phase limit the unit advertised (0: MaxData)
 }
 
 // Dial connects to unit ("drive0", "changer") of the vtl listening on the
-// unix socket at path, sharing it with other connections.
+// unix socket at path, sharing it with other connections; its data phases
+// go through a shared data buffer.
 func Dial(path, unit string) (*Client, error) {
-	return DialOpts(path, Hello{Unit: unit})
+	return DialOpts(path, Hello{Unit: unit, SharedBuffer: true})
 }
 
 // DialOpts connects with options; with h.Exclusive a unit that another
 // connection holds is refused with a *scsi.BusyDeviceError, as an sg node
-// opened with O_EXCL is.
+// opened with O_EXCL is; with h.SharedBuffer the data phases go through a
+// shared data buffer (shared.go), else through the socket.
 func DialOpts(path string, h Hello) (*Client, error) {
-	c := &Client{socket: path, unit: h.Unit, excl: h.Exclusive}
+	c := &Client{socket: path, unit: h.Unit, excl: h.Exclusive, shared: h.SharedBuffer}
 	if err := c.dial(); err != nil {
 		return nil, err
 	}
@@ -62,26 +68,51 @@ func (c *Client) dial() error {
 	// kernel grants less, writes take more rounds, nothing else changes.
 	_, _ = SizeSendBuffer(conn, SendBuffer)
 	br := bufio.NewReaderSize(conn, 64<<10)
-	var err2 error
-	if c.excl {
-		err2 = WriteHelloOpts(conn, Hello{Unit: c.unit, Exclusive: true})
-	} else {
-		err2 = WriteHello(conn, c.unit)
-	}
-	if err2 != nil {
+	sh, err := c.hello(conn)
+	if err != nil {
 		conn.Close()
-		return fmt.Errorf("%s: %w", c.Addr(), err2)
+		return fmt.Errorf("%s: %w", c.Addr(), err)
 	}
 	mt, err := readHelloReply(br)
 	if err != nil {
+		sh.Close()
 		conn.Close()
 		if msg, ok := strings.CutPrefix(err.Error(), BusyPrefix); ok {
 			return &scsi.BusyDeviceError{Addr: c.Addr(), Detail: "vtl: " + msg}
 		}
 		return fmt.Errorf("%s: %w", c.Addr(), err)
 	}
-	c.conn, c.br, c.maxTx = conn, br, mt
+	c.conn, c.br, c.sh, c.maxTx = conn, br, sh, mt
 	return nil
+}
+
+// hello sends the hello; offering a shared data buffer, it makes one and
+// sends its descriptor with the hello.
+func (c *Client) hello(conn net.Conn) (*SharedBuffer, error) {
+	switch {
+	case !c.excl && !c.shared:
+		return nil, WriteHello(conn, c.unit)
+	case !c.shared:
+		return nil, WriteHelloOpts(conn, Hello{Unit: c.unit, Exclusive: true})
+	}
+	b, err := helloV2(Hello{Unit: c.unit, Exclusive: c.excl, SharedBuffer: true})
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("a shared data buffer needs a unix socket, not %T", conn)
+	}
+	sh, fd, err := newShared()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if _, _, err := uc.WriteMsgUnix(b, unix.UnixRights(fd), nil); err != nil {
+		sh.Close()
+		return nil, err
+	}
+	return sh, nil
 }
 
 // Do implements scsi.Transport.
@@ -96,11 +127,22 @@ func (c *Client) Do(cmd *scsi.Command) (scsi.Result, error) {
 			return scsi.Result{}, err
 		}
 	}
-	if err := WriteRequest(c.conn, cmd); err != nil {
-		c.broken()
-		return scsi.Result{}, fmt.Errorf("%s: sending %s: %w", c.Addr(), opName(cmd), err)
+	// A key page (SECURITY PROTOCOL OUT) leaves the shared buffer once the
+	// drive has it, or the command failed.
+	spout := c.sh != nil && cmd.Dir == scsi.DirToDevice && len(cmd.CDB) > 0 && cmd.CDB[0] == scsi.OpSecurityProtocolOut
+	sent := writeRequest(c.conn, cmd, c.sh)
+	var res scsi.Result
+	var err error
+	if sent == nil {
+		res, err = readResponse(c.br, cmd, c.sh)
 	}
-	res, err := readResponse(c.br, cmd)
+	if spout {
+		clear(c.sh.out()[:len(cmd.Data)])
+	}
+	if sent != nil {
+		c.broken()
+		return scsi.Result{}, fmt.Errorf("%s: sending %s: %w", c.Addr(), opName(cmd), sent)
+	}
 	if err != nil {
 		c.broken()
 		return scsi.Result{}, fmt.Errorf("%s: reading the answer to %s (its outcome is unknown): %w", c.Addr(), opName(cmd), err)
@@ -110,7 +152,8 @@ func (c *Client) Do(cmd *scsi.Command) (scsi.Result, error) {
 
 func (c *Client) broken() {
 	c.conn.Close()
-	c.conn, c.br = nil, nil
+	c.sh.Close()
+	c.conn, c.br, c.sh = nil, nil, nil
 }
 
 // Addr implements scsi.Transport.
@@ -122,7 +165,8 @@ func (c *Client) Close() error {
 		return nil
 	}
 	err := c.conn.Close()
-	c.conn = nil
+	c.sh.Close()
+	c.conn, c.sh = nil, nil
 	return err
 }
 

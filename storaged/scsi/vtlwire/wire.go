@@ -11,6 +11,8 @@
 //	      or  "VTL2" | u8 flags | u8 name length | name
 //	              flags bit 0: exclusive (as O_EXCL on an sg node: refused
 //	              while anyone else holds the unit; then no one else gets it)
+//	              flags bit 1: shared data buffer (a memfd comes with the
+//	              hello; the data phases go through it: see shared.go)
 //	hello ok  u8 0 | u16 length | properties   (empty, or "max_transfer=N":
 //	              the unit carries at most N data bytes per command)
 //	hello err u8 1 | u16 message length | message      (then the server closes;
@@ -55,6 +57,9 @@ type Hello struct {
 	// Exclusive: refuse the connection if anyone else holds the unit, and
 	// keep everyone else out while it lasts.
 	Exclusive bool
+	// SharedBuffer: the data phases go through a shared data buffer (shared.go)
+	// instead of the socket.
+	SharedBuffer bool
 }
 
 // BusyPrefix starts the refusal of a unit someone else holds.
@@ -104,19 +109,31 @@ func WriteHello(w io.Writer, unit string) error {
 	return err
 }
 
-// WriteHelloOpts opens a connection with options (the VTL2 hello).
+// WriteHelloOpts opens a connection with options (the VTL2 hello); a
+// client offering a shared data buffer sends its descriptor with these
+// bytes (Client does).
 func WriteHelloOpts(w io.Writer, h Hello) error {
+	b, err := helloV2(h)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func helloV2(h Hello) ([]byte, error) {
 	if len(h.Unit) == 0 || len(h.Unit) > 255 {
-		return fmt.Errorf("vtl unit name %q: must be 1..255 bytes", h.Unit)
+		return nil, fmt.Errorf("vtl unit name %q: must be 1..255 bytes", h.Unit)
 	}
 	var flags byte
 	if h.Exclusive {
 		flags |= 1
 	}
+	if h.SharedBuffer {
+		flags |= helloShared
+	}
 	b := append([]byte(MagicV2), flags, byte(len(h.Unit)))
-	b = append(b, h.Unit...)
-	_, err := w.Write(b)
-	return err
+	return append(b, h.Unit...), nil
 }
 
 // ReadHello reads a client's hello and returns the unit name.
@@ -137,7 +154,8 @@ func ReadHelloOpts(r io.Reader) (Hello, error) {
 	case Magic:
 	case MagicV2:
 		out.Exclusive = h[4]&1 != 0
-		if h[4]&^1 != 0 {
+		out.SharedBuffer = h[4]&helloShared != 0
+		if h[4]&^(1|helloShared) != 0 {
 			return Hello{}, fmt.Errorf("%w: unknown hello flags 0x%02X", ErrProtocol, h[4])
 		}
 		var l [1]byte
@@ -212,7 +230,11 @@ func readHelloReply(r io.Reader) (int, error) {
 
 // WriteRequest sends one command. With a net.Conn the header and the data
 // go out in one writev, without copying the data.
-func WriteRequest(w io.Writer, cmd *scsi.Command) error {
+func WriteRequest(w io.Writer, cmd *scsi.Command) error { return writeRequest(w, cmd, nil) }
+
+// writeRequest sends one command; with sh its data-out goes into the
+// shared buffer.
+func writeRequest(w io.Writer, cmd *scsi.Command, sh *SharedBuffer) error {
 	if len(cmd.CDB) == 0 || len(cmd.CDB) > 16 {
 		return fmt.Errorf("CDB length %d: must be 1..16 bytes", len(cmd.CDB))
 	}
@@ -230,7 +252,10 @@ func WriteRequest(w io.Writer, cmd *scsi.Command) error {
 	binary.BigEndian.PutUint32(hdr[8:], uint32(dataLen))
 	n := copy(hdr[reqHeaderLen:], cmd.CDB)
 	head := hdr[:reqHeaderLen+n]
-	if cmd.Dir != scsi.DirToDevice || len(cmd.Data) == 0 {
+	if cmd.Dir != scsi.DirToDevice || len(cmd.Data) == 0 || sh != nil {
+		if sh != nil && cmd.Dir == scsi.DirToDevice {
+			copy(sh.out(), cmd.Data)
+		}
 		_, err := w.Write(head)
 		return err
 	}
@@ -240,7 +265,11 @@ func WriteRequest(w io.Writer, cmd *scsi.Command) error {
 }
 
 // ReadRequest reads one command. buf is reused for data-out between calls.
-func ReadRequest(r io.Reader, buf *[]byte) (*Request, error) {
+func ReadRequest(r io.Reader, buf *[]byte) (*Request, error) { return readRequest(r, buf, nil) }
+
+// readRequest reads one command; with sh its data-out is in the shared
+// buffer (and aliases it).
+func readRequest(r io.Reader, buf *[]byte, sh *SharedBuffer) (*Request, error) {
 	var hdr [reqHeaderLen + 16]byte
 	if _, err := io.ReadFull(r, hdr[:reqHeaderLen]); err != nil {
 		return nil, err
@@ -272,6 +301,10 @@ func ReadRequest(r io.Reader, buf *[]byte) (*Request, error) {
 	case scsi.DirFromDevice:
 		req.AllocLen = dataLen
 	case scsi.DirToDevice:
+		if sh != nil {
+			req.DataOut = sh.out()[:dataLen]
+			break
+		}
 		if cap(*buf) < dataLen {
 			*buf = make([]byte, dataLen)
 		}
@@ -284,22 +317,37 @@ func ReadRequest(r io.Reader, buf *[]byte) (*Request, error) {
 }
 
 // WriteResponse sends one answer; DataIn is sent without copying.
-func WriteResponse(w io.Writer, resp *Response) error {
+func WriteResponse(w io.Writer, resp *Response) error { return writeResponse(w, resp, nil) }
+
+// writeResponse sends one answer; with sh its data-in goes through the
+// shared buffer (copied into the device's area unless it is in the buffer
+// already) and its offset follows the header.
+func writeResponse(w io.Writer, resp *Response, sh *SharedBuffer) error {
 	if len(resp.Sense) > 255 {
 		return fmt.Errorf("sense length %d exceeds 255", len(resp.Sense))
 	}
 	if len(resp.DataIn) > MaxData {
 		return fmt.Errorf("data-in length %d exceeds %d", len(resp.DataIn), MaxData)
 	}
-	var hdr [respHeaderLen + 255]byte
+	var hdr [respHeaderLen + 4 + 255]byte
 	hdr[0] = resp.Status
 	hdr[1] = byte(len(resp.Sense))
 	binary.BigEndian.PutUint16(hdr[2:], resp.HostStatus)
 	binary.BigEndian.PutUint32(hdr[4:], uint32(len(resp.DataIn)))
 	binary.BigEndian.PutUint32(hdr[8:], uint32(resp.Resid))
-	n := copy(hdr[respHeaderLen:], resp.Sense)
-	head := hdr[:respHeaderLen+n]
-	if len(resp.DataIn) == 0 {
+	at := respHeaderLen
+	if sh != nil {
+		off, ok := sh.offsetOf(resp.DataIn)
+		if !ok {
+			off = sharedHalf
+			copy(sh.Device(), resp.DataIn)
+		}
+		binary.BigEndian.PutUint32(hdr[at:], uint32(off))
+		at += 4
+	}
+	n := copy(hdr[at:], resp.Sense)
+	head := hdr[:at+n]
+	if len(resp.DataIn) == 0 || sh != nil {
 		_, err := w.Write(head)
 		return err
 	}
@@ -308,10 +356,15 @@ func WriteResponse(w io.Writer, resp *Response) error {
 	return err
 }
 
-// readResponse reads one answer; data-in lands directly in cmd.Data.
-func readResponse(r io.Reader, cmd *scsi.Command) (scsi.Result, error) {
-	var hdr [respHeaderLen]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+// readResponse reads one answer; data-in lands directly in cmd.Data
+// (with sh: is copied there from the shared buffer).
+func readResponse(r io.Reader, cmd *scsi.Command, sh *SharedBuffer) (scsi.Result, error) {
+	var hdr [respHeaderLen + 4]byte
+	hl := respHeaderLen
+	if sh != nil {
+		hl += 4
+	}
+	if _, err := io.ReadFull(r, hdr[:hl]); err != nil {
 		return scsi.Result{}, err
 	}
 	res := scsi.Result{
@@ -331,9 +384,17 @@ func readResponse(r io.Reader, cmd *scsi.Command) (scsi.Result, error) {
 			return scsi.Result{}, fmt.Errorf("%w: device sent %d data-in bytes for a %s command with a %d-byte buffer",
 				ErrProtocol, dataLen, cmd.Dir, len(cmd.Data))
 		}
-		if _, err := io.ReadFull(r, cmd.Data[:dataLen]); err != nil {
-			return scsi.Result{}, err
+		if sh == nil {
+			if _, err := io.ReadFull(r, cmd.Data[:dataLen]); err != nil {
+				return scsi.Result{}, err
+			}
+			return res, nil
 		}
+		off := int(binary.BigEndian.Uint32(hdr[respHeaderLen:]))
+		if off > len(sh.mem) || dataLen > len(sh.mem)-off {
+			return scsi.Result{}, fmt.Errorf("%w: device put %d data-in bytes at offset %d of the %d-byte shared buffer", ErrProtocol, dataLen, off, len(sh.mem))
+		}
+		copy(cmd.Data, sh.mem[off:off+dataLen])
 	}
 	return res, nil
 }

@@ -18,25 +18,24 @@ import (
 // every request with handler's response, until the connection closes.
 func serveOne(t *testing.T, conn net.Conn, refuse string, handler func(*Request) *Response) {
 	defer conn.Close()
-	br := bufio.NewReader(conn)
-	unit, err := ReadHello(br)
+	p, h, err := Accept(conn)
 	if err != nil {
-		t.Errorf("ReadHello: %v", err)
+		t.Errorf("Accept: %v", err)
 		return
 	}
-	if unit != "drive0" {
-		refuse = "no unit " + unit
+	defer p.Close()
+	if h.Unit != "drive0" {
+		refuse = "no unit " + h.Unit
 	}
 	if err := WriteHelloReply(conn, refuse); err != nil || refuse != "" {
 		return
 	}
-	var buf []byte
 	for {
-		req, err := ReadRequest(br, &buf)
+		req, err := p.ReadRequest()
 		if err != nil {
 			return
 		}
-		if err := WriteResponse(conn, handler(req)); err != nil {
+		if err := p.WriteResponse(handler(req)); err != nil {
 			t.Errorf("WriteResponse: %v", err)
 			return
 		}
@@ -182,7 +181,7 @@ func TestCodecRejects(t *testing.T) {
 	if err := WriteResponse(&resp, &Response{DataIn: make([]byte, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := readResponse(&resp, &scsi.Command{CDB: []byte{0x12}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)})
+	_, err := readResponse(&resp, &scsi.Command{CDB: []byte{0x12}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)}, nil)
 	if !errors.Is(err, ErrProtocol) {
 		t.Fatalf("overlong data-in: %v", err)
 	}
@@ -192,7 +191,7 @@ func TestCodecRejects(t *testing.T) {
 	// Negative residual survives the trip.
 	resp.Reset()
 	_ = WriteResponse(&resp, &Response{Resid: -512})
-	r, err := readResponse(&resp, &scsi.Command{CDB: []byte{8}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)})
+	r, err := readResponse(&resp, &scsi.Command{CDB: []byte{8}, Dir: scsi.DirFromDevice, Data: make([]byte, 4)}, nil)
 	if err != nil || r.Resid != -512 {
 		t.Fatalf("resid %d %v", r.Resid, err)
 	}
@@ -263,7 +262,7 @@ func TestRedialAfterBrokenConnection(t *testing.T) {
 	}
 }
 
-// TestHelloV2Bytes: the VTL2 hello (exclusive flag) and the accept reply
+// TestHelloV2Bytes: the VTL2 hello (exclusive and shared flags) and the accept reply
 // carrying the unit's transfer limit, byte for byte; VTL1 still parses.
 func TestHelloV2Bytes(t *testing.T) {
 	var b bytes.Buffer
@@ -282,7 +281,14 @@ func TestHelloV2Bytes(t *testing.T) {
 	if h, err := ReadHelloOpts(&b); err != nil || h != (Hello{Unit: "changer"}) {
 		t.Fatalf("VTL1: %+v %v", h, err)
 	}
-	if _, err := ReadHelloOpts(strings.NewReader("VTL2\x02\x06drive0")); !errors.Is(err, ErrProtocol) {
+	b.Reset()
+	if err := WriteHelloOpts(&b, Hello{Unit: "drive0", SharedBuffer: true}); err != nil || b.String() != "VTL2\x02\x06drive0" {
+		t.Fatalf("shared hello % X %v", b.Bytes(), err)
+	}
+	if h, err := ReadHelloOpts(&b); err != nil || h != (Hello{Unit: "drive0", SharedBuffer: true}) {
+		t.Fatalf("shared: %+v %v", h, err)
+	}
+	if _, err := ReadHelloOpts(strings.NewReader("VTL2\x04\x06drive0")); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("unknown flag: %v", err)
 	}
 	b.Reset()

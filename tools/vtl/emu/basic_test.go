@@ -2,13 +2,28 @@ package emu
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
+
+	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
 )
 
+// TestWriteReadRoundTrip, with the data phases through the shared data
+// buffer (vtlwire.Dial's default) and through the socket.
 func TestWriteReadRoundTrip(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%t", shared), func(t *testing.T) { testWriteReadRoundTrip(t, shared) })
+	}
+}
+
+func testWriteReadRoundTrip(t *testing.T, shared bool) {
 	h := newTestLib(t, nil)
 	h.load(1, 0)
-	c := h.dial("drive0")
+	c, err := vtlwire.DialOpts(h.sock, vtlwire.Hello{Unit: "drive0", SharedBuffer: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	if ua := settle(t, c); len(ua) != 1 || ua[0] != "6/29/00" {
 		t.Fatalf("first command on a new nexus: UAs %v, want [6/29/00]", ua)
 	}

@@ -109,14 +109,17 @@ func (s *Server) handle(c net.Conn) {
 		s.wg.Done()
 	}()
 	s.sizeSendBuffer(c)
-	br := bufio.NewReaderSize(c, 64<<10)
-	h, err := vtlwire.ReadHelloOpts(br)
+	p, h, err := vtlwire.Accept(c)
 	if err != nil {
+		if h.Unit != "" {
+			vtlwire.WriteHelloReply(c, err.Error())
+		}
 		return
 	}
+	defer p.Close()
 	if h.Unit == PanelUnit {
 		vtlwire.WriteHelloReply(c, "")
-		s.panel(br, c)
+		s.panel(p.Reader(), c)
 		return
 	}
 	conn, err := s.lib.connect(h, peerAlive(c))
@@ -133,7 +136,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	// conn.Exec traces the command (--trace), on this path as on iSCSI's.
-	s.loop(br, c, h.Unit, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
+	s.loop(p, h.Unit, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
 }
 
 // sizeSendBuffer gives the connection room for a whole READ answer (a
@@ -153,11 +156,20 @@ func (s *Server) sizeSendBuffer(c net.Conn) {
 	})
 }
 
-func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
-	var buf []byte
+// loop serves one connection's commands. With a shared data buffer a
+// block is read into (and decrypted in) the buffer's device area, whence
+// the initiator copies it: the one copy a DMA transfer makes.
+func (s *Server) loop(p *vtlwire.Peer, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
 	log := s.lib.log
+	dev := p.SharedBuffer().Device()
+	if dev != nil {
+		defer func() { nx.buf = nil }() // the buffer is unmapped after this
+	}
 	for {
-		req, err := vtlwire.ReadRequest(br, &buf)
+		if dev != nil {
+			nx.buf = dev[:0]
+		}
+		req, err := p.ReadRequest()
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				log.Debug("vtl connection ended", "unit", unit, "err", err)
@@ -168,7 +180,7 @@ func (s *Server) loop(br *bufio.Reader, c net.Conn, unit string, nx *Nexus, exec
 		if !ok {
 			return // a bug in vtl: drop this nexus, keep serving the others
 		}
-		if err := vtlwire.WriteResponse(c, &resp); err != nil {
+		if err := p.WriteResponse(&resp); err != nil {
 			return
 		}
 	}
