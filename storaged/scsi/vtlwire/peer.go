@@ -15,6 +15,7 @@ type Peer struct {
 	br   *bufio.Reader
 	sh   *SharedBuffer
 	buf  []byte
+	last []byte // see LastDataIn
 }
 
 // Accept reads a client's hello on c and, when it offers a shared data
@@ -68,7 +69,22 @@ func (p *Peer) SharedBuffer() *SharedBuffer { return p.sh }
 func (p *Peer) ReadRequest() (*Request, error) { return readRequest(p.br, &p.buf, p.sh) }
 
 // WriteResponse answers the request read last.
-func (p *Peer) WriteResponse(resp *Response) error { return writeResponse(p.conn, resp, p.sh) }
+func (p *Peer) WriteResponse(resp *Response) error {
+	p.last = nil
+	if p.sh != nil && len(resp.DataIn) > 0 {
+		if off, ok := p.sh.offsetOf(resp.DataIn); ok {
+			p.last = p.sh.mem[off : off+len(resp.DataIn)]
+		} else {
+			p.last = p.sh.Device()[:len(resp.DataIn)]
+		}
+	}
+	return writeResponse(p.conn, resp, p.sh)
+}
+
+// LastDataIn is where in the shared data buffer the client takes the last
+// response's data-in from (nil without a shared buffer or data-in): the
+// device must not write there until the next request.
+func (p *Peer) LastDataIn() []byte { return p.last }
 
 // Close unmaps the shared data buffer; the connection is the caller's.
 func (p *Peer) Close() error { return p.sh.Close() }

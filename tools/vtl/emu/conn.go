@@ -27,6 +27,7 @@ type Conn struct {
 	unit   string
 	nx     *Nexus
 	exec   func(*Nexus, *vtlwire.Request) vtlwire.Response
+	drive  *Drive // nil for the changer
 	detach func()
 	once   sync.Once
 	// alive reports whether the peer still has the connection open (nil:
@@ -54,7 +55,7 @@ func (lib *Library) connect(h vtlwire.Hello, alive func() bool) (*Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("no unit %q (have drive0..drive%d, changer, panel)", h.Unit, len(lib.drives)-1)
 		}
-		c.exec = d.Exec
+		c.exec, c.drive = d.Exec, d
 	}
 	lib.releaseDead(h.Unit)
 	lib.hmu.Lock()
@@ -110,6 +111,14 @@ func (lib *Library) connections(unit string) int {
 
 // Unit is the unit name.
 func (c *Conn) Unit() string { return c.unit }
+
+// ReadAhead lets a drive read ahead for this nexus once the host has
+// the answer to its command (Drive.ReadAhead); a no-op for the changer.
+func (c *Conn) ReadAhead(spare [2][]byte, last []byte) {
+	if c.drive != nil {
+		c.drive.ReadAhead(c.nx, spare, last)
+	}
+}
 
 // Exec runs one command on the unit. A data phase above the unit's
 // MaxTransfer fault is refused with host status DID_ERROR (0x07) and not
@@ -307,7 +316,7 @@ func (c *Conn) Reset() {
 	if err != nil {
 		return
 	}
-	d.mu.Lock()
+	d.lock()
 	d.reserved = nil
 	for nx := range d.nexuses {
 		nx.prevent = false

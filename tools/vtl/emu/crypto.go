@@ -113,8 +113,9 @@ func (d *Drive) writeEncrypted(p *encParams, blk []byte) error {
 }
 
 // decryptForRead applies the §4.5 table to the block (payload aliases the
-// nexus buffer; decryption is in place).
-func (d *Drive) decryptForRead(nx *Nexus, m *cart.Meta, pay []byte) ([]byte, *sense) {
+// nexus buffer; decryption is in place). A probe (read-ahead) leaves the
+// drive's state alone.
+func (d *Drive) decryptForRead(nx *Nexus, m *cart.Meta, pay []byte, probe bool) ([]byte, *sense) {
 	p := d.params(nx)
 	var dec byte
 	if p != nil {
@@ -141,7 +142,9 @@ func (d *Drive) decryptForRead(nx *Nexus, m *cart.Meta, pay []byte) ([]byte, *se
 		return out, nil
 	}
 	if p.key == nil || m.Fingerprint != p.fpb {
-		d.wrongKeyReads++
+		if !probe {
+			d.wrongKeyReads++
+		}
 		return nil, checkSense(scsi.SenseDataProtect, scsi.ASCIncorrectEncryptionKey)
 	}
 	if p.ceem == 0b11 && m.Flags&cart.FlagExternal == 0 || p.ceem == 0b10 && m.Flags&cart.FlagExternal != 0 {
@@ -149,10 +152,14 @@ func (d *Drive) decryptForRead(nx *Nexus, m *cart.Meta, pay []byte) ([]byte, *se
 	}
 	plain, err := p.aead.Open(pay[:0], m.Nonce[:], pay, m.AKAD)
 	if err != nil {
-		d.tapeAlert |= taFlag(3)
+		if !probe {
+			d.tapeAlert |= taFlag(3)
+		}
 		return nil, checkSense(scsi.SenseDataProtect, scsi.ASCIntegrityValidationFailed)
 	}
-	d.wrongKeyReads = 0
+	if !probe {
+		d.wrongKeyReads = 0
+	}
 	return plain, nil
 }
 

@@ -230,20 +230,28 @@ func (d *Drive) readOne(nx *Nexus, n int, sili bool) reply {
 // the current position. On a 74/xx error the position is left unchanged
 // unless the library is configured to skip the block.
 func (d *Drive) readBlockData(nx *Nexus) ([]byte, *sense) {
-	var m cart.Meta
-	pay, err := d.cart.ReadBlock(d.pos, &nx.buf, &m)
-	if err != nil {
-		r := d.ioError(err)
-		return nil, r.sense
+	data, ok := d.takeAhead(nx)
+	if ok {
+		d.wrongKeyReads = 0 // what the decryption did when it was made
+	} else {
+		var m cart.Meta
+		pay, err := d.cart.ReadBlock(d.pos, &nx.buf, &m)
+		if err != nil {
+			r := d.ioError(err)
+			return nil, r.sense
+		}
+		var s *sense
+		data, s = d.decryptForRead(nx, &m, pay, false)
+		if s != nil {
+			if d.lib.cfg.SkipOnCryptoError {
+				d.pos++
+			}
+			return data, s
+		}
 	}
-	data, s := d.decryptForRead(nx, &m, pay)
-	if s != nil && d.lib.cfg.SkipOnCryptoError {
-		d.pos++
-	}
-	if s == nil {
-		d.counted(data)
-	}
-	return data, s
+	d.counted(data)
+	d.lastRead, d.lastNexus = true, nx
+	return data, nil
 }
 
 // counted counts a data block READ returns and applies the flip faults

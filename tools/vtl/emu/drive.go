@@ -62,6 +62,14 @@ type Drive struct {
 	scratch []byte // sealed block under construction
 	meta    cart.Meta
 
+	// seq counts the times the drive was locked (d.lock): a read-ahead
+	// made at seq is still good for the READ that locks it next, at
+	// seq+1, and for nothing else.
+	seq       uint64
+	ahead     readAhead
+	lastRead  bool   // the last command returned a data block read
+	lastNexus *Nexus // from this nexus
+
 	faults  Faults // misbehaviour switches (Library.SetFaults)
 	prevPos int64  // position before the last WRITE / WRITE FILEMARKS
 
@@ -88,14 +96,14 @@ func (d *Drive) Serial() string { return d.serial }
 func (d *Drive) Personality() Personality { return d.pers }
 
 func (d *Drive) attach(nx *Nexus) {
-	d.mu.Lock()
+	d.lock()
 	d.nexuses[nx] = struct{}{}
 	d.mu.Unlock()
 }
 
 // detach ends a nexus: its LOCAL parameters and PREVENT go away (§4.4).
 func (d *Drive) detach(nx *Nexus) {
-	d.mu.Lock()
+	d.lock()
 	delete(d.nexuses, nx)
 	nx.local = nil
 	if d.reserved == nx {
@@ -167,7 +175,7 @@ func (d *Drive) remove() {
 }
 
 func (d *Drive) close() {
-	d.mu.Lock()
+	d.lock()
 	defer d.mu.Unlock()
 	if d.cart != nil {
 		d.cart.Close()
@@ -198,8 +206,9 @@ func (d *Drive) ready() *sense {
 // this drive. The response's data-in and sense alias nx's buffers only, so
 // the caller can send it after the drive lock is released.
 func (d *Drive) Exec(nx *Nexus, req *vtlwire.Request) vtlwire.Response {
-	d.mu.Lock()
+	d.lock()
 	defer d.mu.Unlock()
+	d.lastRead = false
 	r := d.exec(nx, req)
 	desc := d.dsense
 	return toResponse(nx, req, r, d.pers.SenseLen, desc)
@@ -555,7 +564,7 @@ type DriveStatus struct {
 }
 
 func (d *Drive) status() DriveStatus {
-	d.mu.Lock()
+	d.mu.Lock() // a read: a read-ahead stays good
 	defer d.mu.Unlock()
 	if d.state == stLoading {
 		d.ready()

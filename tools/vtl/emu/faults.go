@@ -118,7 +118,7 @@ func (lib *Library) SetFaults(unit string, f Faults) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
+	d.lock()
 	d.faults, d.flipSeen = f, 0
 	d.mu.Unlock()
 	return nil
@@ -135,7 +135,7 @@ func (lib *Library) UnitFaults(unit string) (Faults, error) {
 	if err != nil {
 		return Faults{}, err
 	}
-	d.mu.Lock()
+	d.mu.Lock() // a read: a read-ahead stays good
 	defer d.mu.Unlock()
 	return d.faults, nil
 }

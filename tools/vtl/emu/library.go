@@ -175,7 +175,7 @@ func NewLibrary(cfg Config) (*Library, error) {
 	for i, bc := range lib.driveBC {
 		if bc != "" {
 			d := lib.drives[i]
-			d.mu.Lock()
+			d.lock()
 			d.insert(lib.cartPath(bc), bc)
 			if d.state == stLoading {
 				d.state = stReady
@@ -365,7 +365,7 @@ func (lib *Library) move(src, dst uint16) *sense {
 	}
 	if sk == elDrive {
 		d := lib.drives[si]
-		d.mu.Lock()
+		d.lock()
 		threaded := d.state == stReady || d.state == stLoading || d.state == stHold
 		if threaded && d.prevented() {
 			d.mu.Unlock()
@@ -400,7 +400,7 @@ func (lib *Library) move(src, dst uint16) *sense {
 	case elDrive:
 		lib.driveBC[di], lib.driveSrc[di] = bc, origin
 		d := lib.drives[di]
-		d.mu.Lock()
+		d.lock()
 		d.insert(lib.cartPath(bc), bc)
 		d.mu.Unlock()
 	}

@@ -136,7 +136,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	// conn.Exec traces the command (--trace), on this path as on iSCSI's.
-	s.loop(p, h.Unit, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
+	s.loop(p, h.Unit, conn, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
 }
 
 // sizeSendBuffer gives the connection room for a whole READ answer (a
@@ -159,15 +159,17 @@ func (s *Server) sizeSendBuffer(c net.Conn) {
 // loop serves one connection's commands. With a shared data buffer a
 // block is read into (and decrypted in) the buffer's device area, whence
 // the initiator copies it: the one copy a DMA transfer makes.
-func (s *Server) loop(p *vtlwire.Peer, unit string, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
+func (s *Server) loop(p *vtlwire.Peer, unit string, conn *Conn, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
 	log := s.lib.log
-	dev := p.SharedBuffer().Device()
-	if dev != nil {
+	var spare [2][]byte
+	if dev := p.SharedBuffer().Device(); dev != nil {
+		half := len(dev) / 2
+		spare = [2][]byte{dev[:0:half], dev[half:half:len(dev)]}
 		defer func() { nx.buf = nil }() // the buffer is unmapped after this
 	}
 	for {
-		if dev != nil {
-			nx.buf = dev[:0]
+		if spare[0] != nil {
+			nx.buf = spare[0]
 		}
 		req, err := p.ReadRequest()
 		if err != nil {
@@ -182,6 +184,9 @@ func (s *Server) loop(p *vtlwire.Peer, unit string, nx *Nexus, exec func(*Nexus,
 		}
 		if err := p.WriteResponse(&resp); err != nil {
 			return
+		}
+		if len(resp.DataIn) > 0 {
+			conn.ReadAhead(spare, p.LastDataIn())
 		}
 	}
 }

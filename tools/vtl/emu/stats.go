@@ -58,7 +58,7 @@ func (lib *Library) countRead(barcode string, n int) {
 func (lib *Library) ReadStats(reset bool) Stats {
 	var st Stats
 	for _, d := range lib.drives {
-		d.mu.Lock()
+		d.mu.Lock() // counters only: a read-ahead stays good
 		st.Drives = append(st.Drives, DriveReads{Drive: d.Index, Barcode: d.barcode, ReadCount: d.reads, Flipped: d.flipped})
 		if reset {
 			d.reads, d.flipped = ReadCount{}, 0
