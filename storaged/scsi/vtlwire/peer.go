@@ -69,16 +69,9 @@ func (p *Peer) SharedBuffer() *SharedBuffer { return p.sh }
 func (p *Peer) ReadRequest() (*Request, error) { return readRequest(p.br, &p.buf, p.sh) }
 
 // WriteResponse answers the request read last.
-func (p *Peer) WriteResponse(resp *Response) error {
-	p.last = nil
-	if p.sh != nil && len(resp.DataIn) > 0 {
-		if off, ok := p.sh.offsetOf(resp.DataIn); ok {
-			p.last = p.sh.mem[off : off+len(resp.DataIn)]
-		} else {
-			p.last = p.sh.Device()[:len(resp.DataIn)]
-		}
-	}
-	return writeResponse(p.conn, resp, p.sh)
+func (p *Peer) WriteResponse(resp *Response) (err error) {
+	p.last, err = writeResponse(p.conn, resp, p.sh)
+	return err
 }
 
 // LastDataIn is where in the shared data buffer the client takes the last

@@ -317,17 +317,21 @@ func readRequest(r io.Reader, buf *[]byte, sh *SharedBuffer) (*Request, error) {
 }
 
 // WriteResponse sends one answer; DataIn is sent without copying.
-func WriteResponse(w io.Writer, resp *Response) error { return writeResponse(w, resp, nil) }
+func WriteResponse(w io.Writer, resp *Response) error {
+	_, err := writeResponse(w, resp, nil)
+	return err
+}
 
 // writeResponse sends one answer; with sh its data-in goes through the
-// shared buffer (copied into the device's area unless it is in the buffer
-// already) and its offset follows the header.
-func writeResponse(w io.Writer, resp *Response, sh *SharedBuffer) error {
+// shared buffer (copied to the start of the device's area unless it is in
+// the buffer already), its offset follows the header, and placed is where
+// in the buffer it is.
+func writeResponse(w io.Writer, resp *Response, sh *SharedBuffer) (placed []byte, err error) {
 	if len(resp.Sense) > 255 {
-		return fmt.Errorf("sense length %d exceeds 255", len(resp.Sense))
+		return nil, fmt.Errorf("sense length %d exceeds 255", len(resp.Sense))
 	}
 	if len(resp.DataIn) > MaxData {
-		return fmt.Errorf("data-in length %d exceeds %d", len(resp.DataIn), MaxData)
+		return nil, fmt.Errorf("data-in length %d exceeds %d", len(resp.DataIn), MaxData)
 	}
 	var hdr [respHeaderLen + 4 + 255]byte
 	hdr[0] = resp.Status
@@ -342,18 +346,21 @@ func writeResponse(w io.Writer, resp *Response, sh *SharedBuffer) error {
 			off = sharedHalf
 			copy(sh.Device(), resp.DataIn)
 		}
+		if len(resp.DataIn) > 0 {
+			placed = sh.mem[off : off+len(resp.DataIn)]
+		}
 		binary.BigEndian.PutUint32(hdr[at:], uint32(off))
 		at += 4
 	}
 	n := copy(hdr[at:], resp.Sense)
 	head := hdr[:at+n]
 	if len(resp.DataIn) == 0 || sh != nil {
-		_, err := w.Write(head)
-		return err
+		_, err = w.Write(head)
+		return placed, err
 	}
 	bufs := net.Buffers{head, resp.DataIn}
-	_, err := bufs.WriteTo(w)
-	return err
+	_, err = bufs.WriteTo(w)
+	return nil, err
 }
 
 // readResponse reads one answer; data-in lands directly in cmd.Data

@@ -136,7 +136,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	// conn.Exec traces the command (--trace), on this path as on iSCSI's.
-	s.loop(p, h.Unit, conn, conn.nx, func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) })
+	s.loop(p, h.Unit, conn)
 }
 
 // sizeSendBuffer gives the connection room for a whole READ answer (a
@@ -157,19 +157,23 @@ func (s *Server) sizeSendBuffer(c net.Conn) {
 }
 
 // loop serves one connection's commands. With a shared data buffer a
-// block is read into (and decrypted in) the buffer's device area, whence
-// the initiator copies it: the one copy a DMA transfer makes.
-func (s *Server) loop(p *vtlwire.Peer, unit string, conn *Conn, nx *Nexus, exec func(*Nexus, *vtlwire.Request) vtlwire.Response) {
+// block is read into (and decrypted in) the first half of the buffer's
+// device area, whence the initiator copies it: the one copy a DMA
+// transfer makes; a drive reads ahead into the half the initiator is not
+// copying from.
+func (s *Server) loop(p *vtlwire.Peer, unit string, conn *Conn) {
 	log := s.lib.log
-	var spare [2][]byte
+	nx := conn.nx
+	exec := func(_ *Nexus, req *vtlwire.Request) vtlwire.Response { return conn.Exec(req) }
+	var halves [2][]byte
 	if dev := p.SharedBuffer().Device(); dev != nil {
 		half := len(dev) / 2
-		spare = [2][]byte{dev[:0:half], dev[half:half:len(dev)]}
+		halves = [2][]byte{dev[:0:half], dev[half:half:len(dev)]}
 		defer func() { nx.buf = nil }() // the buffer is unmapped after this
 	}
 	for {
-		if spare[0] != nil {
-			nx.buf = spare[0]
+		if halves[0] != nil {
+			nx.buf = halves[0]
 		}
 		req, err := p.ReadRequest()
 		if err != nil {
@@ -186,7 +190,7 @@ func (s *Server) loop(p *vtlwire.Peer, unit string, conn *Conn, nx *Nexus, exec 
 			return
 		}
 		if len(resp.DataIn) > 0 {
-			conn.ReadAhead(spare, p.LastDataIn())
+			conn.ReadAhead(halves, p.LastDataIn())
 		}
 	}
 }
