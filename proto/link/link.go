@@ -18,15 +18,16 @@ import (
 // MaxMessage is the largest message either side accepts.
 const MaxMessage = 16 << 20
 
-// Dial prepares a connection to addr (made lazily).
-func Dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
+// Dial prepares a connection to addr (made lazily); opts come first (a
+// data path's buffers and codec: DataDialOptions).
+func Dial(addr string, tc *tls.Config, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, append(opts[:len(opts):len(opts)],
 		grpc.WithTransportCredentials(Credentials(tc)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage)))...)
 }
 
 // Ready waits up to max for conn to be connected and reports whether it

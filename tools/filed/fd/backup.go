@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -137,16 +136,10 @@ func (s *Service) Backup(stream pb.Filed_BackupServer) (err error) {
 // writer flushes 1 MiB at a time (not 32 KiB) and the windows let
 // several data messages be in flight.
 func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, append(link.DataDialOptions(),
-		grpc.WithTransportCredentials(link.Credentials(tc)),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
-			MinConnectTimeout: 5 * time.Second,
-		}),
+	return link.Dial(addr, tc, append(link.DataDialOptions(),
 		grpc.WithWriteBufferSize(ChunkSize),
 		grpc.WithInitialWindowSize(8*ChunkSize),
-		grpc.WithInitialConnWindowSize(16*ChunkSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(link.MaxMessage), grpc.MaxCallSendMsgSize(link.MaxMessage)))...)
+		grpc.WithInitialConnWindowSize(16*ChunkSize))...)
 }
 
 // checkBackupRequest: the fields filed needs to reach the storage.
