@@ -64,9 +64,12 @@ func (c *Client) dial() error {
 	if err != nil {
 		return fmt.Errorf("%s: cannot reach the vtl socket: %w (is `vtl serve --socket %s` running?)", c.Addr(), err, c.socket)
 	}
-	// Room for a whole WRITE (block and header) in one go; where the
-	// kernel grants less, writes take more rounds, nothing else changes.
-	_, _ = SizeSendBuffer(conn, SendBuffer)
+	if !c.shared {
+		// Data through the socket: room for a whole WRITE (block and
+		// header) in one go; where the kernel grants less, writes take
+		// more rounds, nothing else changes.
+		_, _ = SizeSendBuffer(conn, SendBuffer)
+	}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	sh, err := c.hello(conn)
 	if err != nil {

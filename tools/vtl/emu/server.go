@@ -108,7 +108,6 @@ func (s *Server) handle(c net.Conn) {
 		c.Close()
 		s.wg.Done()
 	}()
-	s.sizeSendBuffer(c)
 	p, h, err := vtlwire.Accept(c)
 	if err != nil {
 		if h.Unit != "" {
@@ -117,6 +116,9 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	defer p.Close()
+	if !h.SharedBuffer {
+		s.sizeSendBuffer(c) // READ data goes through the socket
+	}
 	if h.Unit == PanelUnit {
 		vtlwire.WriteHelloReply(c, "")
 		s.panel(p.Reader(), c)
