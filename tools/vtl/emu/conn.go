@@ -114,9 +114,9 @@ func (c *Conn) Unit() string { return c.unit }
 
 // ReadAhead lets a drive read ahead for this nexus once the host has
 // the answer to its command (Drive.ReadAhead); a no-op for the changer.
-func (c *Conn) ReadAhead(spare [2][]byte, last []byte) {
+func (c *Conn) ReadAhead(halves [2][]byte, last []byte) {
 	if c.drive != nil {
-		c.drive.ReadAhead(c.nx, spare, last)
+		c.drive.ReadAhead(c.nx, halves, last)
 	}
 }
 

@@ -67,8 +67,11 @@ type Drive struct {
 	// seq+1, and for nothing else.
 	seq       uint64
 	ahead     readAhead
+	aheadBuf  []byte // where a read-ahead goes without a shared data buffer
 	lastRead  bool   // the last command returned a data block read
 	lastNexus *Nexus // from this nexus
+	// aheadMade and aheadUsed count read-aheads (tests).
+	aheadMade, aheadUsed int
 
 	faults  Faults // misbehaviour switches (Library.SetFaults)
 	prevPos int64  // position before the last WRITE / WRITE FILEMARKS

@@ -21,9 +21,6 @@ type readAhead struct {
 	cart  *cart.Cartridge
 	pos   int64
 	data  []byte
-	bufs  [2][]byte // the drive's own (no shared data buffer), alternating
-	// made and used count read-aheads (tests).
-	made, used int
 }
 
 // lock takes the drive's lock; every holder may change what a READ would
@@ -42,38 +39,36 @@ func (d *Drive) takeAhead(nx *Nexus) ([]byte, bool) {
 		return nil, false
 	}
 	a.valid = false
-	if a.seq+1 != d.seq || a.nx != nx || a.cart != d.cart || a.pos != d.pos || d.cart == nil {
+	if a.seq+1 != d.seq || a.nx != nx || a.cart != d.cart || a.pos != d.pos {
 		return nil, false
 	}
-	a.used++
+	d.aheadUsed++
 	return a.data, true
 }
 
 // ReadAhead reads and decrypts the block at the drive's position for nx's
 // next READ, if the last command was nx's READ of a data block and the
-// next object is one. spare is where to put it (nil: a buffer of the
-// drive's); last is the data the host is still taking, which it must not
-// overwrite.
-func (d *Drive) ReadAhead(nx *Nexus, spare [2][]byte, last []byte) {
+// next object is one. halves are the two halves of the connection's shared
+// data buffer where the device builds data-in (nil: the socket carries
+// it, and a buffer of the drive's is used): the block goes into the half
+// that does not hold last, the data the host is still copying out.
+func (d *Drive) ReadAhead(nx *Nexus, halves [2][]byte, last []byte) {
 	d.mu.Lock() // not d.lock: this changes nothing a command sees
 	defer d.mu.Unlock()
 	if !d.lastRead || d.lastNexus != nx || d.cart == nil || d.pos >= d.cart.EOD() || d.cart.Entry(d.pos).Kind != cart.KindBlock {
 		return
 	}
-	a := &d.ahead
-	bufs := spare
-	if bufs[0] == nil {
-		bufs = a.bufs
+	buf := d.aheadBuf[:0]
+	if halves[0] != nil {
+		buf = halves[0]
+		if overlaps(buf[:cap(buf)], last) {
+			buf = halves[1]
+		}
 	}
-	i := 0
-	if overlaps(bufs[0][:cap(bufs[0])], last) {
-		i = 1
-	}
-	buf := bufs[i][:0]
 	var m cart.Meta
 	pay, err := d.cart.ReadBlock(d.pos, &buf, &m)
-	if spare[0] == nil {
-		a.bufs[i] = buf
+	if halves[0] == nil {
+		d.aheadBuf = buf
 	}
 	if err != nil {
 		return
@@ -82,7 +77,8 @@ func (d *Drive) ReadAhead(nx *Nexus, spare [2][]byte, last []byte) {
 	if s != nil || !overlaps(buf[:cap(buf)], data) {
 		return
 	}
-	*a = readAhead{valid: true, seq: d.seq, nx: nx, cart: d.cart, pos: d.pos, data: data, bufs: a.bufs, made: a.made + 1, used: a.used}
+	d.ahead = readAhead{valid: true, seq: d.seq, nx: nx, cart: d.cart, pos: d.pos, data: data}
+	d.aheadMade++
 }
 
 // overlaps says whether b and c share memory.

@@ -13,7 +13,7 @@ func (h *testLib) aheadCounts() (made, used int) {
 	d := h.lib.drives[0]
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.ahead.made, d.ahead.used
+	return d.aheadMade, d.aheadUsed
 }
 
 // writeBlocks writes n encrypted blocks of 64 KiB with key 1 from a fresh
@@ -44,11 +44,7 @@ func TestReadAheadServesSequentialReads(t *testing.T) {
 			h := newTestLib(t, nil)
 			h.load(1, 0)
 			blocks := h.writeBlocks(t, 20)
-			c, err := vtlwire.DialOpts(h.sock, vtlwire.Hello{Unit: "drive0", SharedBuffer: shared})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := h.dialHello(vtlwire.Hello{Unit: "drive0", SharedBuffer: shared})
 			drainUA(t, c)
 			for i, b := range blocks {
 				r := must(t, c, read6(len(b), true), nil, len(b))
