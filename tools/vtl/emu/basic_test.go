@@ -19,11 +19,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 func testWriteReadRoundTrip(t *testing.T, shared bool) {
 	h := newTestLib(t, nil)
 	h.load(1, 0)
-	c, err := vtlwire.DialOpts(h.sock, vtlwire.Hello{Unit: "drive0", SharedBuffer: shared})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := h.dialHello(vtlwire.Hello{Unit: "drive0", SharedBuffer: shared})
 	if ua := settle(t, c); len(ua) != 1 || ua[0] != "6/29/00" {
 		t.Fatalf("first command on a new nexus: UAs %v, want [6/29/00]", ua)
 	}

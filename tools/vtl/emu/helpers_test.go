@@ -91,7 +91,13 @@ func (h *testLib) restart() {
 
 func (h *testLib) dial(unit string) *vtlwire.Client {
 	h.t.Helper()
-	c, err := vtlwire.Dial(h.sock, unit)
+	return h.dialHello(vtlwire.Hello{Unit: unit, SharedBuffer: true}) // as vtlwire.Dial
+}
+
+// dialHello connects with hello's options (closed at the test's end).
+func (h *testLib) dialHello(hello vtlwire.Hello) *vtlwire.Client {
+	h.t.Helper()
+	c, err := vtlwire.DialOpts(h.sock, hello)
 	if err != nil {
 		h.t.Fatal(err)
 	}
