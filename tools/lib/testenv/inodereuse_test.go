@@ -1,0 +1,52 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeBlockDev writes, under a temporary root, sysfs's link for block
+// device 254:0 (vda) and, when journal, jbd2's procfs directory for it.
+func fakeBlockDev(t *testing.T, journal bool) string {
+	root := t.TempDir()
+	devs := filepath.Join(root, "sys/dev/block")
+	if err := os.MkdirAll(devs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../devices/pci0000:00/0000:00:05.0/virtio2/block/vda", filepath.Join(devs, "254:0")); err != nil {
+		t.Fatal(err)
+	}
+	if journal {
+		if err := os.MkdirAll(filepath.Join(root, "proc/fs/jbd2/vda-8"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestExt4InodeReuse(t *testing.T) {
+	if got, want := ext4InodeReuse(fakeBlockDev(t, false), 254, 0), (InodeReuse{Delayed: true, Device: "vda"}); got != want {
+		t.Errorf("no journal: %+v, want %+v", got, want)
+	}
+	if got, want := ext4InodeReuse(fakeBlockDev(t, true), 254, 0), (InodeReuse{Device: "vda"}); got != want {
+		t.Errorf("with a journal: %+v, want %+v", got, want)
+	}
+	if got := ext4InodeReuse(fakeBlockDev(t, false), 8, 1); got != (InodeReuse{}) {
+		t.Errorf("a device sysfs does not list: %+v, want nothing known", got)
+	}
+}
+
+func TestInodeReuseWarn(t *testing.T) {
+	var quiet logTB
+	InodeReuse{Device: "vda"}.Warn(&quiet, "/tmp")
+	if len(quiet.lines) != 0 {
+		t.Fatalf("a journalled file system logged %q", quiet.lines)
+	}
+	var loud logTB
+	InodeReuse{Delayed: true, Device: "vda"}.Warn(&loud, "/tmp")
+	if len(loud.lines) != 1 || !strings.Contains(loud.lines[0], "/dev/vda") || !strings.Contains(loud.lines[0], "TMPDIR") {
+		t.Fatalf("ext4 without a journal logged %q, want one warning naming the device and TMPDIR", loud.lines)
+	}
+}
