@@ -107,7 +107,8 @@ type RestoreSession struct {
 	meta      uint32 // tape files before the data: label (and key check)
 	encrypted bool
 	cursor    tapeio.Cursor
-	cur       []byte // output buffer being filled
+	ar        archive.Reader // reads each member's headers (ResetMember)
+	cur       []byte         // output buffer being filled
 	cut       *cutState
 	volumes   []string
 
@@ -604,7 +605,8 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 	if part == 0 {
 		src = teeOut{s}
 	}
-	ar := archive.NewMemberReader(src, int64(addr.Block)*int64(s.bs)+int64(addr.Offset))
+	ar := &s.ar
+	ar.ResetMember(src, int64(addr.Block)*int64(s.bs)+int64(addr.Offset))
 	e, err := ar.Next()
 	if err != nil {
 		if err == io.EOF {

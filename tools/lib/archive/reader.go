@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,12 @@ type Reader struct {
 	// dataStart is where the current member's data starts in the tape
 	// file (right after its headers).
 	dataStart int64
+	// fast: the current member's headers were parsed here (fastHeader)
+	// and left of its data bytes are still to be read from cr; otherwise
+	// tr, which read its headers, reads its data.
+	fast bool
+	left int64
+	hbuf []byte // the header blocks fastHeader read
 }
 
 type countReader struct {
@@ -98,11 +105,24 @@ func NewReader(r io.Reader) (*Reader, error) {
 // block): no part header is expected, and entries' offsets count from
 // offset. PartHeader is then the zero value.
 func NewMemberReader(r io.Reader, offset int64) *Reader {
+	ar := new(Reader)
+	ar.ResetMember(r, offset)
+	return ar
+}
+
+// ResetMember makes r read as NewMemberReader(src, offset) does, keeping
+// the buffers it has: a restore reads member after member through one
+// Reader.
+func (r *Reader) ResetMember(src io.Reader, offset int64) {
 	if offset%BlockSize != 0 {
 		offset = (offset + BlockSize - 1) / BlockSize * BlockSize
 	}
-	cr := &countReader{r: r, n: offset}
-	return &Reader{cr: cr, tr: tar.NewReader(cr)}
+	cr := r.cr
+	if cr == nil {
+		cr = new(countReader)
+	}
+	*cr = countReader{r: src, n: offset, capture: cr.capture[:0]}
+	*r = Reader{cr: cr, hbuf: r.hbuf[:0]}
 }
 
 // PartHeader is the part's header.
@@ -136,9 +156,30 @@ func (r *Reader) Next() (*Entry, error) {
 			return nil, io.EOF
 		}
 	}
+	// The padding after the data (or after the part header) is skipped
+	// here, not by archive/tar, which reads only the members fastHeader
+	// leaves to it, each with a reader of its own.
 	off := (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
+	if pad := off - r.cr.n; pad > 0 {
+		if _, err := io.CopyN(io.Discard, r.cr, pad); err != nil {
+			r.done = true
+			if err == io.EOF {
+				return nil, io.EOF
+			}
+			return nil, fmt.Errorf("archive: padding before offset %d: %w", off, err)
+		}
+	}
 	r.cr.startCapture()
-	hdr, err := r.tr.Next()
+	hdr, size, read, fast, rerr := fastHeader(r.cr, r.hbuf)
+	r.hbuf, r.fast, r.left = read[:0], fast, size
+	var err error
+	if !fast {
+		// archive/tar reads again what fastHeader read (header blocks
+		// only: it has read them all when it returns a header), and
+		// then the error that stopped it, or the rest.
+		r.tr = tar.NewReader(replay(bytes.Clone(read), rerr, r.cr))
+		hdr, err = r.tr.Next()
+	}
 	for err == nil && hdr.Typeflag == tar.TypeXGlobalHeader {
 		off = (r.cr.n + BlockSize - 1) / BlockSize * BlockSize
 		r.cr.startCapture()
@@ -177,7 +218,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.cur == nil {
 		return 0, errors.New("archive: Read before Next")
 	}
-	n, err := r.tr.Read(p)
+	var n int
+	var err error
+	if r.fast {
+		n, err = r.readFast(p)
+	} else {
+		n, err = r.tr.Read(p)
+	}
 	r.read += int64(n)
 	if err == io.ErrUnexpectedEOF && r.cut == nil {
 		h := r.cur.Header
@@ -192,6 +239,26 @@ func (r *Reader) Read(p []byte) (int, error) {
 		} else {
 			r.cut = &Cut{Path: h.Name, Size: stored, Offset: r.read, Mode: h.Mode & 07777, Mtime: h.ModTime.UnixNano()}
 		}
+	}
+	return n, err
+}
+
+// readFast reads the data of a member fastHeader parsed, as archive/tar
+// reads a regular file's: io.EOF with the last byte, io.ErrUnexpectedEOF
+// if the tape file ends before it.
+func (r *Reader) readFast(p []byte) (n int, err error) {
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	if len(p) > 0 {
+		n, err = r.cr.Read(p)
+		r.left -= int64(n)
+	}
+	switch {
+	case err == io.EOF && r.left > 0:
+		return n, io.ErrUnexpectedEOF
+	case err == nil && r.left == 0:
+		return n, io.EOF
 	}
 	return n, err
 }
@@ -272,7 +339,7 @@ func (c *countReader) storedData(off int64) (start, end int64) {
 }
 
 // skipSparse skips the rest of the current sparse member's stored bytes
-// without expanding its holes, and restarts archive/tar after them.
+// without expanding its holes.
 func (r *Reader) skipSparse() error {
 	h := r.cur.Header
 	if left := r.sparseEnd - r.cr.n; left > 0 {
@@ -291,7 +358,6 @@ func (r *Reader) skipSparse() error {
 			return fmt.Errorf("archive: skipping %q's padding: %w", h.Name, err)
 		}
 	}
-	r.tr = tar.NewReader(r.cr)
-	r.cur = nil
+	r.cur = nil // Next goes on after the padding
 	return nil
 }

@@ -171,7 +171,8 @@ type Writer struct {
 	writeAs  map[string]string   // first path → the stored path its data was written as
 
 	buf  []byte
-	buf2 []byte // copyData's second buffer, for large files
+	buf2 []byte         // copyData's second buffer, for large files
+	ar   archive.Reader // reads each member's headers (ResetMember)
 	hash hash.Hash
 	sum  [32]byte
 	tmpN int
@@ -360,7 +361,8 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 		}
 	} else {
 		// The member's headers must say what the record says.
-		ar = archive.NewMemberReader(src, 0)
+		w.ar.ResetMember(src, 0)
+		ar = &w.ar
 		e, err := ar.Next()
 		if err != nil {
 			if err == io.EOF {
