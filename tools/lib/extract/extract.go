@@ -170,12 +170,9 @@ type Writer struct {
 	restored map[uint64]struct{} // hashes of stored paths of regular files written
 	writeAs  map[string]string   // first path → the stored path its data was written as
 
-	buf  []byte
-	buf2 []byte         // copyData's second buffer, for large files
+	fs   fileState      // Restore's own (workers have theirs)
 	ar   archive.Reader // reads each member's headers (ResetMember)
-	hash hash.Hash
-	sum  [32]byte
-	tmpN int
+	tmpN atomic.Int64
 	tmpP string
 
 	files, bytes, skipped, errors atomic.Int64
@@ -208,7 +205,7 @@ func New(o Options) (*Writer, error) {
 	w := &Writer{o: o, rel: o.Relocator, root: root, rootfd: fd, openat2: !o.noOpenat2, lastFd: -1,
 		dirIdx: map[string]int{}, created: map[string]bool{}, seed: maphash.MakeSeed(),
 		restored: map[uint64]struct{}{}, writeAs: map[string]string{},
-		buf: make([]byte, bufSize), hash: sha256.New(), umask: readUmask()}
+		fs: fileState{buf: make([]byte, bufSize), hash: sha256.New()}, umask: readUmask()}
 	if o.AsRoot != nil {
 		w.asRoot = *o.AsRoot
 	} else {
@@ -475,7 +472,7 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			// discarded).
 			data = lendSrc{src, l}
 		}
-		if fe := w.writeFile(ctx, pfd, base, m, data, xattrs); fe != nil {
+		if fe := w.writeFile(ctx, &w.fs, pfd, base, m, data, xattrs); fe != nil {
 			fe.Path, fe.Target = m.Path, target
 			return fe
 		}
@@ -601,8 +598,16 @@ func (w *Writer) replaces(mtimeNs int64, st *unix.Stat_t) bool {
 }
 
 func (w *Writer) tmpName() string {
-	w.tmpN++
-	return w.tmpP + strconv.Itoa(w.tmpN)
+	return w.tmpP + strconv.FormatInt(w.tmpN.Add(1), 10)
+}
+
+// fileState is what writing one regular file uses: buffers and the
+// digest. Restore has one, each worker its own.
+type fileState struct {
+	buf  []byte
+	buf2 []byte // copyData's second buffer, for large files
+	hash hash.Hash
+	sum  [32]byte
 }
 
 // dirGone forgets the directory rel (removed to make way for a file):
@@ -633,7 +638,7 @@ func (w *Writer) dirAttrs(rel string, m Member, x map[string]string) {
 
 // writeFile writes a regular file's data to a temporary name, checks
 // its digest, sets its attributes and renames it into place.
-func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, data io.Reader, xattrs map[string]string) (fe *FileError) {
+func (w *Writer) writeFile(ctx context.Context, fs *fileState, pfd int, base string, m Member, data io.Reader, xattrs map[string]string) (fe *FileError) {
 	bad := func(op, format string, a ...any) *FileError {
 		return &FileError{Op: op, Message: fmt.Sprintf(format, a...)}
 	}
@@ -654,8 +659,8 @@ func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, 
 			unix.Unlinkat(pfd, tmp, 0)
 		}
 	}()
-	w.hash.Reset()
-	if fe := w.copyData(ctx, fd, m, data); fe != nil {
+	fs.hash.Reset()
+	if fe := w.copyData(ctx, fs, fd, m, data); fe != nil {
 		return fe
 	}
 	if m.Sparse {
@@ -663,9 +668,9 @@ func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, 
 			return bad("write", "setting the size %d: %v", m.Size, err)
 		}
 	}
-	w.hash.Sum(w.sum[:0])
-	if !bytes.Equal(w.sum[:], m.SHA256) {
-		return bad("digest", "the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", w.sum[:], m.SHA256)
+	fs.hash.Sum(fs.sum[:0])
+	if !bytes.Equal(fs.sum[:], m.SHA256) {
+		return bad("digest", "the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", fs.sum[:], m.SHA256)
 	}
 	if w.o.Fsync {
 		if err := unix.Fsync(fd); err != nil {
@@ -691,9 +696,9 @@ func (w *Writer) writeFile(ctx context.Context, pfd int, base string, m Member, 
 // fd, hashing them. From parallelHash bytes on, a chunk is hashed by
 // another goroutine while it is written and the next one read (two
 // buffers): SHA-256 and the copy into the page cache use both cores.
-func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader) *FileError {
+func (w *Writer) copyData(ctx context.Context, fs *fileState, fd int, m Member, data io.Reader) *FileError {
 	if l, ok := data.(Lender); ok { // restore lends only a non-sparse file's data
-		return w.copyLent(ctx, fd, m, l)
+		return w.copyLent(ctx, fs, fd, m, l)
 	}
 	read := func(buf []byte, pos int64) ([]byte, *FileError) {
 		if ctx.Err() != nil {
@@ -722,11 +727,11 @@ func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader)
 	}
 	if m.Size < parallelHash {
 		for pos := int64(0); pos < m.Size; {
-			chunk, fe := read(w.buf, pos)
+			chunk, fe := read(fs.buf, pos)
 			if fe != nil {
 				return fe
 			}
-			w.hash.Write(chunk)
+			fs.hash.Write(chunk)
 			if fe := write(chunk, pos); fe != nil {
 				return fe
 			}
@@ -734,18 +739,18 @@ func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader)
 		}
 		return nil
 	}
-	if w.buf2 == nil {
-		w.buf2 = make([]byte, len(w.buf))
+	if fs.buf2 == nil {
+		fs.buf2 = make([]byte, len(fs.buf))
 	}
-	spare := w.buf2
-	chunk, fe := read(w.buf, 0)
+	spare := fs.buf2
+	chunk, fe := read(fs.buf, 0)
 	if fe != nil {
 		return fe
 	}
 	for pos := int64(0); ; {
 		done := make(chan struct{})
 		go func(c []byte) {
-			w.hash.Write(c)
+			fs.hash.Write(c)
 			close(done)
 		}(chunk)
 		fe := write(chunk, pos)
@@ -765,7 +770,7 @@ func (w *Writer) copyData(ctx context.Context, fd int, m Member, data io.Reader)
 // copyLent is copyData from a Lender: each piece lent is hashed (by
 // another goroutine from parallelHash bytes on) while it is written with
 // one pwritev, then the next is taken.
-func (w *Writer) copyLent(ctx context.Context, fd int, m Member, l Lender) *FileError {
+func (w *Writer) copyLent(ctx context.Context, fs *fileState, fd int, m Member, l Lender) *FileError {
 	var bufs [][]byte
 	for pos := int64(0); pos < m.Size; {
 		if ctx.Err() != nil {
@@ -784,13 +789,13 @@ func (w *Writer) copyLent(ctx context.Context, fd int, m Member, l Lender) *File
 			done = make(chan struct{})
 			go func() {
 				for _, b := range bufs {
-					w.hash.Write(b)
+					fs.hash.Write(b)
 				}
 				close(done)
 			}()
 		} else {
 			for _, b := range bufs {
-				w.hash.Write(b)
+				fs.hash.Write(b)
 			}
 		}
 		n, err := writevAll(fd, bufs, pos)
