@@ -58,7 +58,7 @@ func (s *Service) Restore(req *pb.RestoreRequest, stream pb.Filed_RestoreServer)
 	log.Info("restore started", "relocation", rules.String(), "replace", replace.String(),
 		"storage", req.StorageName, "storage_address", req.StorageAddress)
 
-	j.w, err = extract.New(extract.Options{Relocator: rl, Replace: replace, Report: j.fileError})
+	j.w, err = extract.New(extract.Options{Relocator: rl, Replace: replace, Report: j.fileError, Workers: restoreWorkers})
 	if err != nil {
 		s.o.Metrics.failed("target")
 		s.o.Metrics.jobDone(ResultError)
@@ -227,6 +227,10 @@ func memberOf(rm *pb.RestoreMember) extract.Member {
 		UID: r.Uid, GID: r.Gid, MtimeNs: r.MtimeNs, Linkname: string(r.Linkname), SHA256: r.Sha256, Sparse: r.Sparse,
 		Devmajor: r.Devmajor, Devminor: r.Devminor, FromRecord: rm.FromRecord}
 }
+
+// restoreWorkers write a restore's small files (extract.Options.Workers)
+// while the next members are received and checked.
+const restoreWorkers = 2
 
 // restoreAhead is how many RestoreData messages (256 KiB of data each
 // at most) a restore receives ahead of the writer: receiving (TLS,

@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -128,8 +129,14 @@ type Options struct {
 	Replace   Replace
 	// Fsync: each regular file is fsynced before its rename.
 	Fsync bool
-	// Report receives every FileError (nil: they are only counted).
+	// Report receives every FileError (nil: they are only counted), one
+	// call at a time, from Restore or, with Workers, from a worker.
 	Report func(*FileError)
+	// Workers: regular files of up to asyncMax bytes are written by this
+	// many goroutines once Restore has read them (0: by Restore itself),
+	// so that the creations, writes, attributes and renames of many
+	// small files use every core. Close waits for them.
+	Workers int
 	// AsRoot: restore owners, devices and every xattr namespace. The
 	// zero value means: when running as root (euid 0).
 	AsRoot *bool
@@ -148,7 +155,10 @@ type Stats struct {
 }
 
 // Writer restores members one at a time (not safe for concurrent use,
-// but Stats may be read from another goroutine).
+// but Stats may be read from another goroutine). With Options.Workers a
+// small regular file is written after Restore returns; a later member
+// that depends on it (a hard link, the same path again, a member in
+// another directory) waits for the files in flight.
 type Writer struct {
 	o      Options
 	rel    *relocate.Relocator
@@ -170,10 +180,20 @@ type Writer struct {
 	restored map[uint64]struct{} // hashes of stored paths of regular files written
 	writeAs  map[string]string   // first path → the stored path its data was written as
 
-	fs   fileState      // Restore's own (workers have theirs)
-	ar   archive.Reader // reads each member's headers (ResetMember)
-	tmpN atomic.Int64
-	tmpP string
+	fs fileState // Restore's own (workers have theirs)
+
+	// Small files written by workers (Options.Workers): the queue, the
+	// files in flight (the keys of their stored paths), the workers;
+	// mu orders the workers' updates of restored and writeAs and the
+	// calls of Report.
+	jobs     chan fileJob
+	inflight sync.WaitGroup
+	pending  map[uint64]struct{} // Restore's goroutine only
+	workers  sync.WaitGroup
+	mu       sync.Mutex
+	ar       archive.Reader // reads each member's headers (ResetMember)
+	tmpN     atomic.Int64
+	tmpP     string
 
 	files, bytes, skipped, errors atomic.Int64
 	closed                        bool
@@ -214,7 +234,91 @@ func New(o Options) (*Writer, error) {
 	var rb [6]byte
 	rand.Read(rb[:])
 	w.tmpP = ".tapeward-restore-" + hex.EncodeToString(rb[:]) + "-"
+	if o.Workers > 0 {
+		w.jobs, w.pending = make(chan fileJob, 16*o.Workers), map[uint64]struct{}{}
+		w.workers.Add(o.Workers)
+		for range o.Workers {
+			go w.work()
+		}
+	}
 	return w, nil
+}
+
+// asyncMax is the size up to which a regular file goes to a worker
+// (Options.Workers): read into memory by Restore, then written.
+const asyncMax = 64 << 10
+
+// fileJob is a small file for a worker: its data read, its parent open
+// (pfd stays open until the files in flight are done: drain).
+type fileJob struct {
+	ctx          context.Context
+	pfd          int
+	base, target string
+	m            Member
+	data         []byte
+	xattrs       map[string]string
+	key          uint64
+}
+
+// work writes the queued files until Close.
+func (w *Writer) work() {
+	defer w.workers.Done()
+	fs := &fileState{buf: make([]byte, asyncMax), hash: sha256.New()}
+	for j := range w.jobs {
+		if fe := w.writeFile(j.ctx, fs, j.pfd, j.base, j.m, bytes.NewReader(j.data), j.xattrs); fe != nil {
+			if j.ctx.Err() == nil { // cancelled: Restore says so, as without workers
+				fe.Path, fe.Target = j.m.Path, j.target
+				w.fail(fe)
+			}
+		} else {
+			w.written(j.key, j.m)
+		}
+		w.inflight.Done()
+	}
+}
+
+// queue reads a small file's data and hands it to a worker.
+func (w *Writer) queue(ctx context.Context, pfd int, base, target string, m Member, data io.Reader, xattrs map[string]string, key uint64) *FileError {
+	buf := make([]byte, m.Size)
+	if n, err := io.ReadFull(data, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		fe := errRead(int64(n), m.Size, err)
+		fe.Path, fe.Target = m.Path, target
+		return fe
+	}
+	m.SHA256 = bytes.Clone(m.SHA256) // the caller's may be reused
+	w.pending[key] = struct{}{}
+	w.inflight.Add(1)
+	select {
+	case w.jobs <- fileJob{ctx: ctx, pfd: pfd, base: base, target: target, m: m, data: buf, xattrs: xattrs, key: key}:
+		return nil
+	case <-ctx.Done():
+		w.inflight.Done()
+		return errCancelled()
+	}
+}
+
+// drain waits for the files in flight.
+func (w *Writer) drain() {
+	if len(w.pending) == 0 {
+		return
+	}
+	w.inflight.Wait()
+	clear(w.pending)
+}
+
+// written records a regular file written (for hard links to it).
+func (w *Writer) written(key uint64, m Member) {
+	w.mu.Lock()
+	w.restored[key] = struct{}{}
+	if m.WriteAs != "" {
+		w.writeAs[m.Path] = m.WriteAs
+	}
+	w.mu.Unlock()
+	w.files.Add(1)
+	w.bytes.Add(m.Size)
 }
 
 // readUmask reads the process umask from /proc (Umask(2) would change it
@@ -244,6 +348,8 @@ func (w *Writer) Stats() Stats {
 func (w *Writer) fail(e *FileError) {
 	w.errors.Add(1)
 	if w.o.Report != nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		w.o.Report(e)
 	}
 }
@@ -406,7 +512,11 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 		return ferr
 	}
 
-	// replace=: what is on disk?
+	// replace=: what is on disk? (A file of this path still in flight
+	// is written first.)
+	if _, busy := w.pending[w.key(path)]; busy {
+		w.drain()
+	}
 	var st unix.Stat_t
 	exists := true
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -414,6 +524,11 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			return bad(target, "open", "lstat: %v", err)
 		}
 		exists = false
+	}
+	if exists && st.Mode&unix.S_IFMT == unix.S_IFDIR && len(w.pending) > 0 {
+		// Files in flight may be in it (a file replaces only an empty
+		// directory): they are written first.
+		w.drain()
 	}
 	if exists {
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
@@ -427,10 +542,12 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			w.skipped.Add(1)
 			if typ == archive.TypeReg && st.Mode&unix.S_IFMT == unix.S_IFREG {
 				// Kept as it is: a later hard link to it links to it.
+				w.mu.Lock()
 				w.restored[w.key(path)] = struct{}{}
 				if m.WriteAs != "" {
 					w.writeAs[m.Path] = m.WriteAs
 				}
+				w.mu.Unlock()
 			}
 			return nil
 		}
@@ -472,18 +589,17 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			// discarded).
 			data = lendSrc{src, l}
 		}
+		if w.jobs != nil && m.Size <= asyncMax && !m.Sparse {
+			return w.queue(ctx, pfd, base, target, m, data, xattrs, w.key(path))
+		}
 		if fe := w.writeFile(ctx, &w.fs, pfd, base, m, data, xattrs); fe != nil {
 			fe.Path, fe.Target = m.Path, target
 			return fe
 		}
-		w.restored[w.key(path)] = struct{}{}
-		if m.WriteAs != "" {
-			w.writeAs[m.Path] = m.WriteAs
-		}
-		w.files.Add(1)
-		w.bytes.Add(m.Size)
+		w.written(w.key(path), m)
 		return nil
 	case archive.TypeLink:
+		w.drain() // its target may be in flight
 		return w.link(pfd, base, m, target)
 	}
 	// Symlinks, fifos and devices: made under a temporary name, their
@@ -1045,6 +1161,7 @@ func (w *Writer) parent(rel string) (int, *FileError) {
 	if w.lastFd >= 0 && w.lastRel == rel {
 		return w.lastFd, nil
 	}
+	w.drain() // a file in flight may be on the way to rel
 	fd, fe := w.openDir(rel, true)
 	if fe != nil {
 		return -1, fe
@@ -1056,6 +1173,7 @@ func (w *Writer) parent(rel string) (int, *FileError) {
 
 func (w *Writer) dropCache() {
 	if w.lastFd >= 0 {
+		w.drain() // files in flight write in it
 		unix.Close(w.lastFd)
 	}
 	w.lastFd, w.lastRel = -1, ""
@@ -1160,6 +1278,11 @@ func (w *Writer) Close() {
 		return
 	}
 	w.closed = true
+	if w.jobs != nil {
+		w.drain()
+		close(w.jobs)
+		w.workers.Wait()
+	}
 	w.dropCache()
 	defer unix.Close(w.rootfd)
 	type item struct {

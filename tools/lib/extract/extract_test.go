@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -79,6 +80,9 @@ type harness struct {
 	errs []*FileError
 }
 
+// harnessWorkers is newHarness's Options.Workers (TestRestoreWithWorkers).
+var harnessWorkers int
+
 func newHarness(t *testing.T, rules relocate.Rules, replace Replace, noOpenat2 bool) *harness {
 	t.Helper()
 	rl, err := relocate.New(rules)
@@ -86,7 +90,8 @@ func newHarness(t *testing.T, rules relocate.Rules, replace Replace, noOpenat2 b
 		t.Fatal(err)
 	}
 	h := &harness{t: t}
-	w, err := New(Options{Relocator: rl, Replace: replace, Report: func(e *FileError) { h.errs = append(h.errs, e) }, noOpenat2: noOpenat2})
+	w, err := New(Options{Relocator: rl, Replace: replace, Report: func(e *FileError) { h.errs = append(h.errs, e) },
+		noOpenat2: noOpenat2, Workers: harnessWorkers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +106,7 @@ func (h *harness) restore(items ...item) {
 			h.t.Fatalf("Restore(%q): %v", it.m.Path, err)
 		}
 	}
+	h.w.drain() // with workers: what the test looks at next is written
 }
 
 // errorFor returns the reported error of the member path (nil if none).
@@ -768,5 +774,88 @@ func TestChmodOPath(t *testing.T) {
 	}
 	if st := lstat(t, filepath.Join(dir, "victim")); st.Mode&0o777 != 0o600 {
 		t.Errorf("the symlink's target became %04o", st.Mode&0o777)
+	}
+}
+
+// TestRestoreWithWorkers runs the restore tests again with small files
+// written by two workers (Options.Workers).
+func TestRestoreWithWorkers(t *testing.T) {
+	harnessWorkers = 2
+	defer func() { harnessWorkers = 0 }()
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"EveryType", TestRestoreEveryType}, {"ParentsCreated", TestRestoreParentsCreated},
+		{"FromRecord", TestRestoreFromRecord}, {"Replace", TestRestoreReplace}, {"Hostile", TestRestoreHostile},
+		{"DigestMismatch", TestRestoreDigestMismatch}, {"Cancel", TestRestoreCancel}, {"TypeChanges", TestRestoreTypeChanges},
+		{"ManySmall", testRestoreManySmall},
+	} {
+		t.Run(c.name, c.f)
+	}
+}
+
+// testRestoreManySmall: small files in several directories, one written
+// twice, hard links to some (next to them: no change of directory
+// waits for the files in flight) and a file with a wrong digest, in one
+// restore: every file as recorded, the link targets written before the
+// links, the later copy of the twice-written path kept, the bad one
+// reported under its path and absent, no temporary file left.
+func testRestoreManySmall(t *testing.T) {
+	var ms []archive.Member
+	var data [][]byte
+	for i := range 300 {
+		ms = append(ms, archive.Member{Path: fmt.Sprintf("/d%d/f%03d", i/50, i), Type: archive.TypeReg, Size: 4096, Mode: 0o640,
+			Mtime: time.Unix(1e9+int64(i), 0)})
+		data = append(data, rnd(uint64(i), 4096))
+		if i%50 == 49 {
+			ms = append(ms, archive.Member{Path: fmt.Sprintf("/d%d/link%03d", i/50, i), Type: archive.TypeLink,
+				Linkname: fmt.Sprintf("/d%d/f%03d", i/50, i), Mode: 0o640, Mtime: time.Unix(1e9, 0)})
+			data = append(data, nil)
+		}
+	}
+	ms = append(ms, archive.Member{Path: "/d5/f298", Type: archive.TypeReg, Size: 5, Mode: 0o600, Mtime: time.Unix(2e9, 0)})
+	data = append(data, []byte("again"))
+	items := archiveOf(t, ms, data)
+	bad := items[10]
+	bad.m.SHA256 = bytes.Repeat([]byte{1}, sha256.Size)
+	items[10] = bad
+	where := t.TempDir()
+	h := newHarness(t, relocate.Rules{Where: where}, ReplaceAlways, false)
+	h.restore(items...)
+	h.w.Close()
+	if len(h.errs) != 1 || h.errs[0].Path != bad.m.Path || h.errs[0].Op != "digest" {
+		t.Fatalf("errors %v, want one digest error for %s", h.errs, bad.m.Path)
+	}
+	if _, err := os.Lstat(filepath.Join(where, bad.m.Path)); err == nil {
+		t.Errorf("%s, whose digest is wrong, was written", bad.m.Path)
+	}
+	for i, m := range ms {
+		p := filepath.Join(where, m.Path)
+		switch {
+		case m.Path == bad.m.Path || m.Path == "/d5/f298":
+			continue
+		case m.Type == archive.TypeLink:
+			if a, b := lstat(t, p), lstat(t, filepath.Join(where, m.Linkname)); a.Ino != b.Ino {
+				t.Errorf("%s is not a hard link to %s", m.Path, m.Linkname)
+			}
+			continue
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, data[i]) {
+			t.Fatalf("%s: %d bytes (%v), not its data", m.Path, len(got), err)
+		}
+		if st := lstat(t, p); st.Mode&0o7777 != 0o640 || st.Mtim.Sec != m.Mtime.Unix() {
+			t.Errorf("%s: mode %o, mtime %d; want 640, %d", m.Path, st.Mode&0o7777, st.Mtim.Sec, m.Mtime.Unix())
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(where, "d5/f298")); err != nil || string(got) != "again" {
+		t.Errorf("/d3/f003 written twice holds %q (%v), want the later copy", got, err)
+	}
+	if st := h.w.Stats(); st.Files != int64(len(ms)-1) || st.Errors != 1 {
+		t.Errorf("stats %+v, want %d files and 1 error", st, len(ms)-1)
+	}
+	if left := tempFiles(t, where); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
 	}
 }
