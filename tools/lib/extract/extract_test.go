@@ -80,8 +80,12 @@ type harness struct {
 	errs []*FileError
 }
 
-// harnessWorkers is newHarness's Options.Workers (TestRestoreWithWorkers).
-var harnessWorkers int
+// newHarness's Options.Workers (TestRestoreWithWorkers) and noTmpfile
+// (TestRestoreNamedTemporaries).
+var (
+	harnessWorkers   int
+	harnessNoTmpfile bool
+)
 
 func newHarness(t *testing.T, rules relocate.Rules, replace Replace, noOpenat2 bool) *harness {
 	t.Helper()
@@ -91,7 +95,7 @@ func newHarness(t *testing.T, rules relocate.Rules, replace Replace, noOpenat2 b
 	}
 	h := &harness{t: t}
 	w, err := New(Options{Relocator: rl, Replace: replace, Report: func(e *FileError) { h.errs = append(h.errs, e) },
-		noOpenat2: noOpenat2, Workers: harnessWorkers})
+		noOpenat2: noOpenat2, Workers: harnessWorkers, noTmpfile: harnessNoTmpfile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,8 +587,15 @@ func TestRestoreCancel(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- h.w.Restore(ctx, items[0].m, br) }()
 	<-br.drained
-	if left := tempFiles(t, where); len(left) != 1 {
-		t.Fatalf("while writing: temporary files %q, want one", left)
+	want := 0 // an unnamed file (O_TMPFILE)
+	if harnessNoTmpfile || h.w.noTmpfile.Load() {
+		want = 1
+	}
+	if left := tempFiles(t, where); len(left) != want {
+		t.Fatalf("while writing: temporary files %q, want %d", left, want)
+	}
+	if _, err := os.Lstat(filepath.Join(where, "big")); err == nil {
+		t.Fatal("while writing: the file is under its real name")
 	}
 	cancel()
 	err := <-done
@@ -777,6 +788,23 @@ func TestChmodOPath(t *testing.T) {
 	}
 }
 
+// TestRestoreNamedTemporaries runs the restore tests again as on a file
+// system without O_TMPFILE: each file is written to a temporary name.
+func TestRestoreNamedTemporaries(t *testing.T) {
+	harnessNoTmpfile = true
+	defer func() { harnessNoTmpfile = false }()
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"EveryType", TestRestoreEveryType}, {"Replace", TestRestoreReplace}, {"Hostile", TestRestoreHostile},
+		{"DigestMismatch", TestRestoreDigestMismatch}, {"Cancel", TestRestoreCancel}, {"TypeChanges", TestRestoreTypeChanges},
+		{"ManySmall", testRestoreManySmall},
+	} {
+		t.Run(c.name, c.f)
+	}
+}
+
 // TestRestoreWithWorkers runs the restore tests again with small files
 // written by two workers (Options.Workers).
 func TestRestoreWithWorkers(t *testing.T) {
@@ -857,5 +885,33 @@ func testRestoreManySmall(t *testing.T) {
 	}
 	if left := tempFiles(t, where); len(left) > 0 {
 		t.Errorf("temporary files left: %q", left)
+	}
+}
+
+// TestLinkThroughProc: an unnamed file gets its name through
+// /proc/self/fd, as filed running without root links it.
+func TestLinkThroughProc(t *testing.T) {
+	dir := t.TempDir()
+	pfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatalf("O_TMPFILE in %s: %v", dir, err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("unnamed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := linkThroughProc(fd, pfd, "named"); err != nil {
+		t.Fatalf("linkThroughProc: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "named")); err != nil || string(b) != "unnamed" {
+		t.Fatalf("named: %q %v, want the unnamed file's bytes", b, err)
+	}
+	if err := linkThroughProc(fd, pfd, "named"); !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("linking over an existing name: %v, want EEXIST (writeFile then renames)", err)
 	}
 }
