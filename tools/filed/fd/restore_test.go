@@ -56,6 +56,24 @@ func tempLeft(t *testing.T, root string) []string {
 	return left
 }
 
+// unnamedOpen counts the unnamed files (O_TMPFILE) this process has
+// open under root: /proc shows each as DIR/#INODE (deleted).
+func unnamedOpen(t *testing.T, root string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		l, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if err == nil && strings.HasPrefix(l, root+"/") && strings.HasPrefix(filepath.Base(l), "#") && strings.HasSuffix(l, " (deleted)") {
+			n++
+		}
+	}
+	return n
+}
+
 // TestRestoreTreeEqualsOriginal: a tree backed up by filed and restored
 // by filed (under where=) is the original: paths, types, sizes, modes,
 // owners, mtimes, symlinks, hard links, SHA-256, xattrs, sparse holes,
@@ -397,7 +415,7 @@ func TestRestoreCancel(t *testing.T) {
 	go func() { done <- e.restore(ctx, e.restoreRequest(&pb.Relocation{Where: where}, "")) }()
 	waitFor(t, "the restore in Hello's running jobs and its temporary file", func() bool {
 		h, err := e.client.Hello(ctxT(t), &pb.FiledHelloRequest{})
-		return err == nil && slices.Contains(h.RunningJobs, 43) && len(tempLeft(t, where)) == 1
+		return err == nil && slices.Contains(h.RunningJobs, 43) && unnamedOpen(t, where) == 1
 	})
 	cancel()
 	res := <-done
@@ -410,6 +428,9 @@ func TestRestoreCancel(t *testing.T) {
 	})
 	if left := tempLeft(t, where); len(left) > 0 {
 		t.Errorf("temporary files left: %q", left)
+	}
+	if n := unnamedOpen(t, where); n != 0 {
+		t.Errorf("%d unnamed files still open after the cancel", n)
 	}
 	if _, err := os.Lstat(where + filepath.Join(src, "big")); err == nil {
 		t.Error("the cancelled file exists under its name")
