@@ -61,6 +61,11 @@ test:
 #   make bench BENCHFLAGS='-benchtime 1x' TAPEWARD_BENCH_LARGE_BYTES=64MiB TAPEWARD_BENCH_SMALL_FILES=2000
 # On a VM with virtio-balloon free page reporting the data benchmarks log a
 # WARNING and the command that turns it off for the run (testenv.HostReclaim).
+# On ext4 without a journal, creating files soon after many were deleted
+# is slow (testenv.InodeReuse): the small-file restore benchmarks warn;
+# give them TMPDIR on a journalled file system, e.g.
+#   truncate -s 20G /var/tmp/b.img && mkfs.ext4 -q /var/tmp/b.img && mount -o loop /var/tmp/b.img /mnt/b
+#   TMPDIR=/mnt/b make bench
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(BENCHFLAGS) ./...
 
