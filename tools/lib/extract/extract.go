@@ -421,6 +421,9 @@ func (w *Writer) Restore(ctx context.Context, m Member, pax io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if w.closed {
+		return errors.New("restore: Restore after Close")
+	}
 	src := &srcReader{r: pax}
 	fe := w.restore(ctx, m, src)
 	if src.err != nil {
