@@ -13,6 +13,7 @@ import (
 	"github.com/tapeward/tapeward/storaged/scsi"
 	"github.com/tapeward/tapeward/storaged/tapeio"
 	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 )
 
 // spoolEntry is the i-th of a varied set of index entries.
@@ -130,21 +131,7 @@ func TestSpoolMemory(t *testing.T) {
 }
 
 // spoolFDs counts this process's open files in dir (unlinked ones too).
-func spoolFDs(t testing.TB, dir string) int {
-	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		l, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(l, dir+"/") {
-			n++
-		}
-	}
-	return n
-}
+func spoolFDs(t testing.TB, dir string) int { return len(testenv.OpenFilesUnder(t, dir)) }
 
 // TestJobSpoolRemoved: a job's index spool is in Options.SpoolDir while
 // it runs (unlinked: the directory stays empty) and closed by Close and

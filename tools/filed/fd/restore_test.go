@@ -18,6 +18,7 @@ import (
 
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/tools/lib/archive"
+	"github.com/tapeward/tapeward/tools/lib/testenv"
 	"github.com/tapeward/tapeward/tools/lib/testtree"
 )
 
@@ -59,15 +60,9 @@ func tempLeft(t *testing.T, root string) []string {
 // unnamedOpen counts the unnamed files (O_TMPFILE) this process has
 // open under root: /proc shows each as DIR/#INODE (deleted).
 func unnamedOpen(t *testing.T, root string) int {
-	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, fd := range fds {
-		l, err := os.Readlink("/proc/self/fd/" + fd.Name())
-		if err == nil && strings.HasPrefix(l, root+"/") && strings.HasPrefix(filepath.Base(l), "#") && strings.HasSuffix(l, " (deleted)") {
+	for _, l := range testenv.OpenFilesUnder(t, root) {
+		if strings.HasPrefix(filepath.Base(l), "#") && strings.HasSuffix(l, " (deleted)") {
 			n++
 		}
 	}

@@ -760,11 +760,7 @@ func TestRestoreTypeChanges(t *testing.T) {
 // and refuses a symlink (its target keeps its mode).
 func TestChmodOPath(t *testing.T) {
 	dir := t.TempDir()
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
+	fd := openDirFd(t, dir)
 	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -793,16 +789,7 @@ func TestChmodOPath(t *testing.T) {
 func TestRestoreNamedTemporaries(t *testing.T) {
 	harnessNoTmpfile = true
 	defer func() { harnessNoTmpfile = false }()
-	for _, c := range []struct {
-		name string
-		f    func(*testing.T)
-	}{
-		{"EveryType", TestRestoreEveryType}, {"Replace", TestRestoreReplace}, {"Hostile", TestRestoreHostile},
-		{"DigestMismatch", TestRestoreDigestMismatch}, {"Cancel", TestRestoreCancel}, {"TypeChanges", TestRestoreTypeChanges},
-		{"ManySmall", testRestoreManySmall},
-	} {
-		t.Run(c.name, c.f)
-	}
+	runRestoreTests(t)
 }
 
 // TestRestoreWithWorkers runs the restore tests again with small files
@@ -810,14 +797,18 @@ func TestRestoreNamedTemporaries(t *testing.T) {
 func TestRestoreWithWorkers(t *testing.T) {
 	harnessWorkers = 2
 	defer func() { harnessWorkers = 0 }()
+	runRestoreTests(t)
+}
+
+// runRestoreTests runs the tests that write through newHarness.
+func runRestoreTests(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		f    func(*testing.T)
 	}{
-		{"EveryType", TestRestoreEveryType}, {"ParentsCreated", TestRestoreParentsCreated},
-		{"FromRecord", TestRestoreFromRecord}, {"Replace", TestRestoreReplace}, {"Hostile", TestRestoreHostile},
-		{"DigestMismatch", TestRestoreDigestMismatch}, {"Cancel", TestRestoreCancel}, {"TypeChanges", TestRestoreTypeChanges},
-		{"ManySmall", testRestoreManySmall},
+		{"EveryType", TestRestoreEveryType}, {"ParentsCreated", TestRestoreParentsCreated}, {"FromRecord", TestRestoreFromRecord},
+		{"Replace", TestRestoreReplace}, {"Hostile", TestRestoreHostile}, {"DigestMismatch", TestRestoreDigestMismatch},
+		{"Cancel", TestRestoreCancel}, {"TypeChanges", TestRestoreTypeChanges}, {"ManySmall", testRestoreManySmall},
 	} {
 		t.Run(c.name, c.f)
 	}
@@ -892,11 +883,7 @@ func testRestoreManySmall(t *testing.T) {
 // /proc/self/fd, as filed running without root links it.
 func TestLinkThroughProc(t *testing.T) {
 	dir := t.TempDir()
-	pfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(pfd)
+	pfd := openDirFd(t, dir)
 	fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		t.Fatalf("O_TMPFILE in %s: %v", dir, err)
@@ -914,4 +901,15 @@ func TestLinkThroughProc(t *testing.T) {
 	if err := linkThroughProc(fd, pfd, "named"); !errors.Is(err, unix.EEXIST) {
 		t.Fatalf("linking over an existing name: %v, want EEXIST (writeFile then renames)", err)
 	}
+}
+
+// openDirFd opens dir for the *at calls, closed when the test ends.
+func openDirFd(t *testing.T, dir string) int {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }

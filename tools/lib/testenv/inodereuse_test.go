@@ -50,3 +50,22 @@ func TestInodeReuseWarn(t *testing.T) {
 		t.Fatalf("ext4 without a journal logged %q, want one warning naming the device and TMPDIR", loud.lines)
 	}
 }
+
+func TestOpenFilesUnder(t *testing.T) {
+	dir := t.TempDir()
+	if open := OpenFilesUnder(t, dir); len(open) != 0 {
+		t.Fatalf("open under a new directory: %q", open)
+	}
+	f, err := os.Create(filepath.Join(dir, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if open := OpenFilesUnder(t, dir); len(open) != 1 || open[0] != filepath.Join(dir, "a") {
+		t.Fatalf("open: %q, want %s", open, filepath.Join(dir, "a"))
+	}
+	os.Remove(f.Name())
+	if open := OpenFilesUnder(t, dir); len(open) != 1 || !strings.HasSuffix(open[0], " (deleted)") {
+		t.Fatalf("open after the file was removed: %q, want it marked deleted", open)
+	}
+}
