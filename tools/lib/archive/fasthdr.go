@@ -20,7 +20,10 @@ import (
 // it allocates some forty times a member and decodes every header block
 // as UTF-8 to guess its format. The header made here is the one
 // archive/tar makes from the same bytes (TestFastHeaderMatchesTar and
-// FuzzFastHeader hold them equal, field by field).
+// FuzzFastHeader hold them equal, field by field). It does not apply
+// GODEBUG tarinsecurepath=0 (archive/tar's ErrInsecurePath for absolute
+// or ".." names): stored names are absolute paths, and where a member may
+// be written is decided by relocate and extract.
 
 // maxFastPAX is the largest pax extended header parsed here (archive/tar
 // refuses those over 1 MiB).
