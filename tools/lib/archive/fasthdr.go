@@ -29,19 +29,19 @@ import (
 // refuses those over 1 MiB).
 const maxFastPAX = 1 << 20
 
-// fastHeader reads a member's header blocks from r into buf (cleared
-// first) and parses them. ok is false when archive/tar must parse what
-// was read (read holds it) and whatever follows; if reading failed, err
-// is what r returned, for archive/tar to meet after those bytes. size is
-// how many data bytes follow the headers.
-func fastHeader(r io.Reader, buf []byte) (hdr *tar.Header, size int64, read []byte, ok bool, err error) {
-	buf, first, err := readBlocks(r, buf[:0], BlockSize)
+// fastHeader reads a member's header blocks from r, appending them to
+// buf, and parses them. It returns a nil hdr when archive/tar must parse
+// what was read (read holds it) and whatever follows; if reading failed,
+// err is what r returned, for archive/tar to meet after those bytes.
+// size is how many data bytes follow the headers.
+func fastHeader(r io.Reader, buf []byte) (hdr *tar.Header, size int64, read []byte, err error) {
+	buf, first, err := readBlocks(r, buf, BlockSize)
 	if err != nil {
-		return nil, 0, buf, false, err
+		return nil, 0, buf, err
 	}
 	h, ok := ustarFields(first)
 	if !ok {
-		return nil, 0, buf, false, nil
+		return nil, 0, buf, nil
 	}
 	format := tar.FormatUSTAR | tar.FormatPAX | tar.FormatGNU
 	format &= h.format
@@ -49,33 +49,33 @@ func fastHeader(r io.Reader, buf []byte) (hdr *tar.Header, size int64, read []by
 	if h.Typeflag == tar.TypeXHeader {
 		n := h.Size
 		if n < 0 || n > maxFastPAX {
-			return nil, 0, buf, false, nil
+			return nil, 0, buf, nil
 		}
 		var recs []byte
 		if buf, recs, err = readBlocks(r, buf, int((n+BlockSize-1)/BlockSize*BlockSize)); err != nil {
-			return nil, 0, buf, false, err
+			return nil, 0, buf, err
 		}
-		if pax, ok = parseFastPAX(recs[:n]); !ok {
-			return nil, 0, buf, false, nil
+		if pax, err = parsePAX(recs[:n]); err != nil || sparsePAX(pax) {
+			return nil, 0, buf, nil // archive/tar says what is wrong, or reads the sparse member
 		}
 		format &= tar.FormatPAX
 		var next []byte
 		if buf, next, err = readBlocks(r, buf, BlockSize); err != nil {
-			return nil, 0, buf, false, err
+			return nil, 0, buf, err
 		}
 		if h, ok = ustarFields(next); !ok {
-			return nil, 0, buf, false, nil
+			return nil, 0, buf, nil
 		}
 		format &= h.format
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
 	default:
-		return nil, 0, buf, false, nil
+		return nil, 0, buf, nil
 	}
 	hdr = &h.Header
 	if !mergeFastPAX(hdr, pax) {
-		return nil, 0, buf, false, nil
+		return nil, 0, buf, nil
 	}
 	if hdr.Typeflag == tar.TypeRegA {
 		if strings.HasSuffix(hdr.Name, "/") {
@@ -90,33 +90,37 @@ func fastHeader(r io.Reader, buf []byte) (hdr *tar.Header, size int64, read []by
 		size = 0 // header only, whatever the size field says
 	}
 	if size < 0 {
-		return nil, 0, buf, false, nil
+		return nil, 0, buf, nil
 	}
 	if format&tar.FormatUSTAR != 0 && format&tar.FormatPAX != 0 {
 		format &= tar.FormatUSTAR
 	}
 	hdr.Format = format
-	return hdr, size, buf, true, nil
+	return hdr, size, buf, nil
 }
 
 // readBlocks appends n bytes read from r to buf and returns them too;
-// if r ends or fails first, buf holds what was read and err what r
-// returned (io.EOF, not io.ReadFull's io.ErrUnexpectedEOF).
+// if r ends or fails first, buf holds what was read and err is
+// io.ReadFull's (replayed to archive/tar, it fails there as r's own
+// error would have).
 func readBlocks(r io.Reader, buf []byte, n int) (_ []byte, got []byte, err error) {
 	start := len(buf)
-	if cap(buf) == 0 {
-		buf = make([]byte, 0, 3*BlockSize) // a pax header and the ustar block, mostly
-	}
 	buf = append(buf, make([]byte, n)...)
-	for m := start; m < len(buf); {
-		var k int
-		k, err = r.Read(buf[m:])
-		m += k
-		if err != nil && m < len(buf) {
-			return buf[:m], nil, err
-		}
+	m, err := io.ReadFull(r, buf[start:])
+	if err != nil {
+		return buf[:start+m], nil, err
 	}
 	return buf, buf[start:], nil
+}
+
+// sparsePAX: the records describe a GNU sparse member.
+func sparsePAX(recs map[string]string) bool {
+	for k := range recs {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // replay reads b, then fails with err (nil: goes on with r).
@@ -219,47 +223,6 @@ func octal(b []byte) (v int64, ok bool) {
 		v = v<<3 | int64(c-'0')
 	}
 	return v, true
-}
-
-// parseFastPAX parses pax records ("LEN key=value\n") as archive/tar
-// does; ok is false where it would fail, and for the GNU sparse keys,
-// whose members archive/tar reads.
-func parseFastPAX(b []byte) (map[string]string, bool) {
-	s := string(b)
-	recs := make(map[string]string, 12)
-	for len(s) > 0 {
-		sp := strings.IndexByte(s, ' ')
-		if sp <= 0 || sp > 18 {
-			return nil, false
-		}
-		n := 0
-		for _, c := range s[:sp] {
-			if c < '0' || c > '9' {
-				return nil, false
-			}
-			n = n*10 + int(c-'0')
-		}
-		if n < 5 || n > len(s) || n < sp+2 || s[n-1] != '\n' {
-			return nil, false
-		}
-		k, v, found := strings.Cut(s[sp+1:n-1], "=")
-		if !found || k == "" || strings.HasPrefix(k, "GNU.sparse.") {
-			return nil, false
-		}
-		switch k {
-		case "path", "linkpath", "uname", "gname":
-			if strings.IndexByte(v, 0) >= 0 {
-				return nil, false
-			}
-		default:
-			if strings.IndexByte(k, 0) >= 0 {
-				return nil, false
-			}
-		}
-		recs[k] = v
-		s = s[n:]
-	}
-	return recs, true
 }
 
 // mergeFastPAX applies the pax records to hdr as archive/tar does (an

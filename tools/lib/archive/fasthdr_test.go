@@ -29,7 +29,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // fastHeader parsed them.
 func sameAsTar(t *testing.T, what string, b []byte) bool {
 	t.Helper()
-	hdr, size, read, ok, err := fastHeader(bytes.NewReader(b), nil)
+	hdr, size, read, err := fastHeader(bytes.NewReader(b), nil)
+	ok := hdr != nil
 	if !bytes.Equal(read, b[:len(read)]) {
 		t.Fatalf("%s: fastHeader's read bytes are not the input's", what)
 	}

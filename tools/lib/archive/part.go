@@ -366,25 +366,45 @@ func parseNumber(b []byte) (int64, error) {
 	return strconv.ParseInt(s, 8, 64)
 }
 
-// parsePAX parses "LEN key=value\n" records.
+// parsePAX parses "LEN key=value\n" records by archive/tar's rules
+// (which the Reader's own header parsing must not loosen): a decimal
+// length of at least 5 that ends the record with its newline, a key
+// without '=' or NUL, no NUL in a path, linkpath, uname or gname; a
+// later record of a key replaces an earlier one.
 func parsePAX(b []byte) (map[string]string, error) {
-	recs := map[string]string{}
-	for len(b) > 0 {
-		sp := bytes.IndexByte(b, ' ')
-		if sp <= 0 || sp > 20 {
+	s := string(b)
+	recs := make(map[string]string, 12)
+	for len(s) > 0 {
+		sp := strings.IndexByte(s, ' ')
+		if sp <= 0 || sp > 18 {
 			return nil, errors.New("pax record without a length")
 		}
-		n, err := strconv.Atoi(string(b[:sp]))
-		if err != nil || n <= sp+1 || n > len(b) || b[n-1] != '\n' {
-			return nil, fmt.Errorf("pax record length %q does not fit the data", b[:sp])
+		n := 0
+		for _, c := range s[:sp] {
+			if c < '0' || c > '9' {
+				return nil, fmt.Errorf("pax record length %q is not a number", s[:sp])
+			}
+			n = n*10 + int(c-'0')
 		}
-		kv := b[sp+1 : n-1]
-		eq := bytes.IndexByte(kv, '=')
-		if eq <= 0 {
-			return nil, fmt.Errorf("pax record %q has no key=value", kv)
+		if n < 5 || n > len(s) || n < sp+2 || s[n-1] != '\n' {
+			return nil, fmt.Errorf("pax record length %q does not fit the data", s[:sp])
 		}
-		recs[string(kv[:eq])] = string(kv[eq+1:])
-		b = b[n:]
+		k, v, found := strings.Cut(s[sp+1:n-1], "=")
+		if !found || k == "" {
+			return nil, fmt.Errorf("pax record %q has no key=value", s[sp+1:n-1])
+		}
+		switch k {
+		case "path", "linkpath", "uname", "gname":
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, fmt.Errorf("pax record %s holds a NUL", k)
+			}
+		default:
+			if strings.IndexByte(k, 0) >= 0 {
+				return nil, fmt.Errorf("pax record key %q holds a NUL", k)
+			}
+		}
+		recs[k] = v
+		s = s[n:]
 	}
 	return recs, nil
 }

@@ -50,7 +50,6 @@ type Reader struct {
 	// tr, which read its headers, reads its data.
 	fast bool
 	left int64
-	hbuf []byte // the header blocks fastHeader read
 }
 
 type countReader struct {
@@ -122,7 +121,7 @@ func (r *Reader) ResetMember(src io.Reader, offset int64) {
 		cr = new(countReader)
 	}
 	*cr = countReader{r: src, n: offset, capture: cr.capture[:0]}
-	*r = Reader{cr: cr, hbuf: r.hbuf[:0]}
+	*r = Reader{cr: cr}
 }
 
 // PartHeader is the part's header.
@@ -169,15 +168,21 @@ func (r *Reader) Next() (*Entry, error) {
 			return nil, fmt.Errorf("archive: padding before offset %d: %w", off, err)
 		}
 	}
+	// fastHeader appends the header blocks it reads to the capture
+	// itself.
 	r.cr.startCapture()
-	hdr, size, read, fast, rerr := fastHeader(r.cr, r.hbuf)
-	r.hbuf, r.fast, r.left = read[:0], fast, size
+	r.cr.capturing = false
+	hdr, size, read, rerr := fastHeader(r.cr, r.cr.capture)
+	r.cr.capture = read
+	r.fast, r.left = hdr != nil, size
 	var err error
-	if !fast {
+	if !r.fast {
 		// archive/tar reads again what fastHeader read (header blocks
 		// only: it has read them all when it returns a header), and
-		// then the error that stopped it, or the rest.
+		// then the error that stopped it, or the rest, which the
+		// capture takes too.
 		r.tr = tar.NewReader(replay(bytes.Clone(read), rerr, r.cr))
+		r.cr.capturing = true
 		hdr, err = r.tr.Next()
 	}
 	for err == nil && hdr.Typeflag == tar.TypeXGlobalHeader {
