@@ -133,7 +133,7 @@ type Options struct {
 	// Report receives every FileError (nil: they are only counted), one
 	// call at a time, from Restore or, with Workers, from a worker.
 	Report func(*FileError)
-	// Workers: regular files of up to asyncMax bytes are written by this
+	// Workers: regular files of up to 64 KiB (asyncMax) are written by this
 	// many goroutines once Restore has read them (0: by Restore itself),
 	// so that the creations, writes, attributes and renames of many
 	// small files use every core. Close waits for them.
@@ -524,7 +524,8 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 
 	// replace=: what is on disk? (A file of this path still in flight
 	// is written first.)
-	if _, busy := w.pending[w.key(path)]; busy {
+	key := w.key(path)
+	if _, busy := w.pending[key]; busy {
 		w.drain()
 	}
 	var st unix.Stat_t
@@ -553,7 +554,7 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			if typ == archive.TypeReg && st.Mode&unix.S_IFMT == unix.S_IFREG {
 				// Kept as it is: a later hard link to it links to it.
 				w.mu.Lock()
-				w.restored[w.key(path)] = struct{}{}
+				w.restored[key] = struct{}{}
 				if m.WriteAs != "" {
 					w.writeAs[m.Path] = m.WriteAs
 				}
@@ -600,13 +601,13 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			data = lendSrc{src, l}
 		}
 		if w.jobs != nil && m.Size <= asyncMax && !m.Sparse {
-			return w.queue(ctx, pfd, base, target, m, data, xattrs, exists, w.key(path))
+			return w.queue(ctx, pfd, base, target, m, data, xattrs, exists, key)
 		}
 		if fe := w.writeFile(ctx, &w.fs, pfd, base, m, data, xattrs, exists); fe != nil {
 			fe.Path, fe.Target = m.Path, target
 			return fe
 		}
-		w.written(w.key(path), m)
+		w.written(key, m)
 		return nil
 	case archive.TypeLink:
 		w.drain() // its target may be in flight
