@@ -215,7 +215,7 @@ func BenchmarkRestoreSmallFiles(b *testing.B) {
 	testenv.HostMemoryReclaim().Warn(b)
 	n := int(envSize(b, "TAPEWARD_BENCH_SMALL_FILES", 100000))
 	w := newBackupWorld(b, backupOpts{worldOpts: worldOpts{slots: 8, drives: 1, capacity: fmt.Sprintf("%dMiB", n*5/1024+256)}, volumes: 8})
-	testenv.InodeReuseOf(w.dir).Warn(b, w.dir)
+	testenv.InodeReuseOf(w.dir).Warn(b)
 	snap := w.makeTree("web1", testtree.Options{Seed: 100, SmallFiles: n, SmallSize: 4096})
 	if j := w.benchBackup(b); j.Files < int64(n) {
 		b.Fatalf("backup %d: %d files, want %d", j.ID, j.Files, n)

@@ -67,7 +67,7 @@ func BenchmarkRestoreVsTar(b *testing.B) {
 			e.sd.mu.Unlock()
 			out := b.TempDir()
 			if kind == "small" {
-				testenv.InodeReuseOf(out).Warn(b, out)
+				testenv.InodeReuseOf(out).Warn(b)
 			}
 			var filedT, tarT time.Duration
 			b.ResetTimer()

@@ -20,6 +20,7 @@ import (
 // after the same removals, or neither: it keeps what it created until
 // it ends.
 type InodeReuse struct {
+	Dir     string // the directory looked at
 	Delayed bool   // ext4 without a journal
 	Device  string // the file system's block device (its kernel name)
 }
@@ -31,7 +32,9 @@ func InodeReuseOf(dir string) InodeReuse {
 	if unix.Statfs(dir, &fs) != nil || fs.Type != unix.EXT4_SUPER_MAGIC || unix.Stat(dir, &st) != nil {
 		return InodeReuse{}
 	}
-	return ext4InodeReuse("/", unix.Major(st.Dev), unix.Minor(st.Dev))
+	r := ext4InodeReuse("/", unix.Major(st.Dev), unix.Minor(st.Dev))
+	r.Dir = dir
+	return r
 }
 
 // ext4InodeReuse finds the block device major:minor in sysfs under root
@@ -51,7 +54,7 @@ func ext4InodeReuse(root string, major, minor uint32) InodeReuse {
 
 // Warn logs, when Delayed, what the figures of a benchmark that creates
 // many files are worth and how to measure the code instead.
-func (r InodeReuse) Warn(tb testing.TB, dir string) {
+func (r InodeReuse) Warn(tb testing.TB) {
 	tb.Helper()
 	if !r.Delayed {
 		return
@@ -59,5 +62,5 @@ func (r InodeReuse) Warn(tb testing.TB, dir string) {
 	tb.Logf("WARNING: %s is on ext4 without a journal (/dev/%s): for a minute or more after many files were "+
 		"deleted (the benchmark before this one, or a tree removed by hand), creating files there runs up to 4× "+
 		"slower, on whichever side comes first. To measure the code, leave six minutes after such a removal, or "+
-		"set TMPDIR to a file system with a journal", dir, r.Device)
+		"set TMPDIR to a file system with a journal", r.Dir, r.Device)
 }

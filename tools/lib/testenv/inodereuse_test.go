@@ -40,12 +40,12 @@ func TestExt4InodeReuse(t *testing.T) {
 
 func TestInodeReuseWarn(t *testing.T) {
 	var quiet logTB
-	InodeReuse{Device: "vda"}.Warn(&quiet, "/tmp")
+	InodeReuse{Dir: "/tmp", Device: "vda"}.Warn(&quiet)
 	if len(quiet.lines) != 0 {
 		t.Fatalf("a journalled file system logged %q", quiet.lines)
 	}
 	var loud logTB
-	InodeReuse{Delayed: true, Device: "vda"}.Warn(&loud, "/tmp")
+	InodeReuse{Dir: "/tmp", Delayed: true, Device: "vda"}.Warn(&loud)
 	if len(loud.lines) != 1 || !strings.Contains(loud.lines[0], "/dev/vda") || !strings.Contains(loud.lines[0], "TMPDIR") {
 		t.Fatalf("ext4 without a journal logged %q, want one warning naming the device and TMPDIR", loud.lines)
 	}
