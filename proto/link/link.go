@@ -2,7 +2,10 @@
 // a short reconnect backoff (a restarted daemon is reachable again within
 // seconds, not gRPC's default two minutes) and a bounded wait for the
 // connection before a call, so a call made right after a peer restarts
-// waits for it instead of failing at once.
+// waits for it instead of failing at once. It also builds the servers
+// (server.go), the data streams' codec (codec.go) and the direct streams
+// that carry filed's data to and from storaged without HTTP/2
+// (direct.go).
 package link
 
 import (
