@@ -89,7 +89,12 @@ func run() int {
 	}
 	opts := append(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(8 << 20), grpc.MaxSendMsgSize(8 << 20)}, link.DataServerOptions()...), sd.Authorize(cfg.Director.Name)...)
 	srv := link.NewServer(tc, limits, log, opts...)
-	pb.RegisterStorageServer(srv, &sd.Service{D: d})
+	svc := &sd.Service{D: d}
+	pb.RegisterStorageServer(srv, svc)
+	// The clients' data streams also come as direct streams (no HTTP/2)
+	// on the same port: filed opens them.
+	direct := link.NewDirect(tc, limits, log, &pb.Storage_ServiceDesc, svc,
+		pb.Storage_JobData_FullMethodName, pb.Storage_RestoreData_FullMethodName)
 	link.WatchExpiry(ctx, log, files)
 	link.ReloadOnHangup(ctx, log)
 	log.Info("storaged ready", "name", cfg.Name, "listen", lis.Addr().String(), "director", cfg.Director.Name, "kek_ids", d.KEKIDs())
@@ -99,7 +104,7 @@ func run() int {
 	}
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	go func() { served <- srv.Serve(direct.Split(lis)) }()
 	// Now that PushKeys can be served: tell the director we are up (in the
 	// background, retried while it is unreachable).
 	d.SayHello(ctx, nil)
@@ -112,7 +117,10 @@ func run() int {
 	log.Info("stopping: ending sessions, then clearing every drive's key")
 	// Sessions still open after 5 s are cancelled; either way this returns
 	// once every handler has returned, before the keys are cleared.
+	stopped := make(chan struct{})
+	go func() { direct.Shutdown(5 * time.Second); close(stopped) }()
 	link.Shutdown(srv, 5*time.Second)
+	<-stopped
 	if err := d.Close(); err != nil {
 		log.Error("stopped, but a drive's key could not be cleared: check it with `tapekey drive status`", "error", err.Error())
 		return 1

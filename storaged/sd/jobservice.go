@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 )
@@ -317,7 +318,16 @@ func (s *Service) RestoreData(req *pb.RestoreDataRequest, stream pb.Storage_Rest
 		case <-stream.Context().Done():
 			rs.Abort(&DroppedError{Msg: fmt.Sprintf("client %s closed its restore data stream before the end", p.Name)})
 		case <-rs.Done():
+			if rs.Result() != nil {
+				// A direct stream's write to a client that stopped
+				// reading would wait for it: the status gets a while.
+				link.AbandonStream(stream.Context(), abandonedWrite)
+			}
 		}
 	}()
-	return rpcError(rs.SendData(stream.SendMsg))
+	return rpcError(rs.SendData(stream.SendMsg, func() error { return link.FlushStream(stream.Context()) }))
 }
+
+// abandonedWrite is how long a failed session's data stream may still
+// take to write (the error status to a client that reads).
+const abandonedWrite = 5 * time.Second

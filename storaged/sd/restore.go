@@ -807,42 +807,64 @@ func (d *Daemon) AttachRestore(session, token, peer string) (*RestoreSession, er
 	return s, nil
 }
 
-// SendData runs a client's RestoreData stream (send: its SendMsg): it
-// sends what the tape goroutine reads, in order, until the end. A data
-// buffer goes to gRPC as it is (link.DataOut) and comes back to the ring
-// once gRPC has written it. The idle timer runs while a send waits for
-// the client (a client that stops reading is dropped).
-func (s *RestoreSession) SendData(send func(any) error) error {
+// SendData runs a client's RestoreData stream (send: its SendMsg; flush
+// writes what a direct stream gathered, link.FlushStream): it sends what
+// the tape goroutine reads, in order, until the end, flushing whenever
+// nothing more is ready. A data buffer goes to the stream as it is
+// (link.DataOut) and comes back to the ring once written. The idle timer
+// runs while a send or flush waits for the client (a client that stops
+// reading is dropped).
+func (s *RestoreSession) SendData(send func(any) error, flush func() error) error {
 	back := func(b []byte) { // never blocks: the ring has room for every buffer
 		if cap(b) > 0 {
 			s.free <- b[:0]
 		}
 	}
+	// timed runs a write with the idle timer running; a failed one drops
+	// the client.
+	timed := func(write func() error) bool {
+		s.timer.Reset(s.idle)
+		err := write()
+		s.timer.Stop()
+		if err != nil {
+			s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s's data stream broke: %s", s.client, status.Convert(err).Message())})
+		}
+		return err == nil
+	}
 	for {
+		var it restoreItem
 		select {
-		case it := <-s.out:
-			var msg any
-			switch {
-			case it.member != nil:
-				msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Member{Member: it.member}}
-			case it.end != nil:
-				msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_End{End: it.end}}
-			default:
-				msg = &link.DataOut{Msg: &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: it.data}}, Done: back}
+		case it = <-s.out:
+		default:
+			if !timed(flush) {
+				<-s.done
+				return s.result
 			}
-			s.timer.Reset(s.idle)
-			err := send(msg)
-			s.timer.Stop()
-			if err != nil {
-				s.Abort(&DroppedError{Msg: fmt.Sprintf("client %s's data stream broke: %s", s.client, status.Convert(err).Message())})
-			} else if it.end != nil {
-				close(s.endSent)
-			} else {
-				continue
+			select {
+			case it = <-s.out:
+			case <-s.abortCh:
+				<-s.done
+				return s.result
 			}
+		}
+		var msg any
+		switch {
+		case it.member != nil:
+			msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Member{Member: it.member}}
+		case it.end != nil:
+			msg = &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_End{End: it.end}}
+		default:
+			msg = &link.DataOut{Msg: &pb.RestoreDataReply{Msg: &pb.RestoreDataReply_Data{Data: it.data}}, Done: back}
+		}
+		if !timed(func() error { return send(msg) }) {
 			<-s.done
 			return s.result
-		case <-s.abortCh:
+		}
+		if it.end != nil {
+			// Sent once the stream has it (the client may close as soon
+			// as it reads it); then it goes out.
+			close(s.endSent)
+			timed(flush)
 			<-s.done
 			return s.result
 		}
