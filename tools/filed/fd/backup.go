@@ -2,7 +2,6 @@ package fd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -132,16 +131,6 @@ func (s *Service) Backup(stream pb.Filed_BackupServer) (err error) {
 	return nil
 }
 
-// dialStorage is link.Dial with a data path's buffers: the HTTP/2
-// writer flushes 1 MiB at a time (not 32 KiB) and the windows let
-// several data messages be in flight.
-func dialStorage(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
-	return link.Dial(addr, tc, append(link.DataDialOptions(),
-		grpc.WithWriteBufferSize(ChunkSize),
-		grpc.WithInitialWindowSize(8*ChunkSize),
-		grpc.WithInitialConnWindowSize(16*ChunkSize))...)
-}
-
 // checkBackupRequest: the fields filed needs to reach the storage.
 func checkBackupRequest(req *pb.BackupRequest) error {
 	for _, f := range []struct{ name, v string }{
@@ -163,15 +152,14 @@ func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 		s.o.Metrics.failed("storage")
 		return nil, status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
 	}
-	conn, err := dialStorage(req.StorageAddress, tc)
-	if err != nil {
-		s.o.Metrics.failed("storage")
-		return nil, status.Errorf(codes.Unavailable, "filed %s: storage %s at %s: %v", s.o.Name, req.StorageName, req.StorageAddress, err)
-	}
-	defer conn.Close()
-	connect := func() (pb.Storage_JobDataClient, error) {
-		link.Ready(j.ctx, conn, 10*time.Second)
-		return pb.NewStorageClient(conn).JobData(j.ctx)
+	// A direct stream (link.OpenDirect): the data without HTTP/2.
+	connect := func() (pb.Storage_JobDataClient, func() error, error) {
+		cs, err := link.OpenDirect(j.ctx, req.StorageAddress, tc, pb.Storage_JobData_FullMethodName)
+		if err != nil {
+			s.o.Metrics.failed("storage")
+			return nil, nil, status.Errorf(status.Code(err), "filed %s: storage %s at %s: %s", s.o.Name, req.StorageName, req.StorageAddress, status.Convert(err).Message())
+		}
+		return &grpc.GenericClientStream[pb.JobDataRequest, pb.JobDataReply]{ClientStream: cs}, cs.Flush, nil
 	}
 	// The walk starts while the stream opens; a stream that fails stops
 	// it, the storage's error the cause (stopped returns it, and so does

@@ -56,7 +56,7 @@ func newEnv(t testing.TB, tune func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sdAt = serve(t, stc, func(s *grpc.Server) { pb.RegisterStorageServer(s, e.sd) }, slog.New(slog.DiscardHandler))
+	e.sdAt = serveStorage(t, stc, e.sd)
 
 	logger := slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := Options{Name: "web1", Files: web1, Logger: logger, Keepalive: time.Hour, Progress: 20 * time.Millisecond}
@@ -84,6 +84,23 @@ func serve(t testing.TB, tc *tls.Config, register func(*grpc.Server), log *slog.
 	register(srv)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// serveStorage serves sd as storaged does: gRPC, and its clients' data
+// streams also as direct streams on the same port.
+func serveStorage(t testing.TB, tc *tls.Config, sd pb.StorageServer) string {
+	t.Helper()
+	lis, err := link.Listen("127.0.0.1:0", link.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	srv := link.NewServer(tc, link.Limits{}, log, grpc.MaxRecvMsgSize(8<<20))
+	pb.RegisterStorageServer(srv, sd)
+	direct := link.NewDirect(tc, link.Limits{}, log, &pb.Storage_ServiceDesc, sd, pb.Storage_JobData_FullMethodName, pb.Storage_RestoreData_FullMethodName)
+	go srv.Serve(direct.Split(lis))
+	t.Cleanup(func() { srv.Stop(); direct.Shutdown(0) })
 	return lis.Addr().String()
 }
 
@@ -204,8 +221,10 @@ type fakeStorage struct {
 	// failAfterData, when set, fails the call with this status once the
 	// first data message arrived.
 	failAfterData error
-	// hold, when set, stops reading after the first data message until
-	// the call is cancelled.
+	// hold, when set, stops storing what comes after the first data
+	// message until the call is cancelled (it goes on receiving: over a
+	// direct stream, as over TCP, a server sees its client leave only
+	// by reading).
 	hold bool
 
 	mu         sync.Mutex
@@ -320,8 +339,12 @@ func (f *fakeStorage) JobData(stream pb.Storage_JobDataServer) (err error) {
 				return f.failAfterData
 			}
 			if f.hold {
-				<-stream.Context().Done()
-				return stream.Context().Err()
+				for {
+					if _, err := stream.Recv(); err != nil {
+						<-stream.Context().Done()
+						return stream.Context().Err()
+					}
+				}
 			}
 		}
 	}

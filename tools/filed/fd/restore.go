@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -133,16 +134,22 @@ func (j *restoreJob) run() error {
 		s.o.Metrics.failed("storage")
 		return status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
 	}
-	conn, err := dialStorage(req.StorageAddress, tc)
+	// A direct stream (link.OpenDirect): the data without HTTP/2.
+	cs, err := link.OpenDirect(j.ctx, req.StorageAddress, tc, pb.Storage_RestoreData_FullMethodName)
 	if err != nil {
 		s.o.Metrics.failed("storage")
-		return status.Errorf(codes.Unavailable, "filed %s: storage %s at %s: %v", s.o.Name, req.StorageName, req.StorageAddress, err)
+		return status.Errorf(status.Code(err), "filed %s: storage %s at %s: %s", s.o.Name, req.StorageName, req.StorageAddress, status.Convert(err).Message())
 	}
-	defer conn.Close()
-	link.Ready(j.ctx, conn, 10*time.Second)
-	rs, err := pb.NewStorageClient(conn).RestoreData(j.ctx, &pb.RestoreDataRequest{Session: req.Session, Token: req.Token})
+	defer cs.Close()
+	rs := &grpc.GenericClientStream[pb.RestoreDataRequest, pb.RestoreDataReply]{ClientStream: cs}
+	if err = rs.SendMsg(&pb.RestoreDataRequest{Session: req.Session, Token: req.Token}); err == nil {
+		err = rs.CloseSend()
+	}
 	if err != nil {
 		s.o.Metrics.failed("storage")
+		if err == io.EOF {
+			err = rs.RecvMsg(&pb.RestoreDataReply{}) // the stream's status
+		}
 		return j.storageError(err)
 	}
 	d := receiveAhead(j.ctx, rs, newPacer(j.s.o.MaxBandwidth))

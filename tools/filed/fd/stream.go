@@ -45,6 +45,7 @@ type item struct {
 // overlap; buffers are reused.
 type dataStream struct {
 	stream    pb.Storage_JobDataClient
+	flush     func() error // writes what the stream gathered (link.Flusher)
 	keepalive time.Duration
 	metrics   *Metrics
 	pace      *pacer // max_bandwidth_per_job (nil: none)
@@ -78,11 +79,12 @@ type pendingRec struct {
 // TLS handshake to storaged. If the stream cannot be opened, or the
 // sender stops on an error later, failed is called with the error (the
 // job stops its walk) and the producer's next call returns it.
-func newDataStream(ctx context.Context, connect func() (pb.Storage_JobDataClient, error), open *pb.JobDataOpen, keepalive time.Duration, m *Metrics, pace *pacer, failed func(error)) *dataStream {
+func newDataStream(ctx context.Context, connect func() (pb.Storage_JobDataClient, func() error, error), open *pb.JobDataOpen, keepalive time.Duration, m *Metrics, pace *pacer, failed func(error)) *dataStream {
 	d := &dataStream{keepalive: keepalive, metrics: m, pace: pace,
 		items: make(chan item, inFlight), free: make(chan []byte, inFlight+2), done: make(chan struct{})}
 	go func() {
-		stream, err := connect()
+		stream, flush, err := connect()
+		d.flush = flush
 		if err == nil {
 			if err = stream.Send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Open{Open: open}}); err != nil {
 				err = streamError(stream, err)
@@ -269,6 +271,20 @@ func (d *dataStream) run(ctx context.Context) {
 	}
 	for {
 		select {
+		case it := <-d.items:
+			if !d.sendItem(ctx, it, send, stop) {
+				return
+			}
+			continue
+		default:
+		}
+		// Nothing to send at once: what the stream gathered goes out
+		// before waiting.
+		if err := d.flush(); err != nil {
+			stop(streamError(d.stream, err))
+			return
+		}
+		select {
 		case <-ctx.Done():
 			stop(context.Cause(ctx))
 			return
@@ -278,43 +294,52 @@ func (d *dataStream) run(ctx context.Context) {
 			}
 			d.keepalives.Add(1)
 		case it := <-d.items:
-			if it.data != nil {
-				if err := d.pace.wait(ctx, len(it.data)); err != nil {
-					stop(err)
-					return
-				}
-				if !send(&link.DataOut{Msg: &pb.JobDataRequest{Msg: &pb.JobDataRequest_Data{Data: it.data}}, Done: d.back}) {
-					return
-				}
-				d.sent.Add(int64(len(it.data)))
-				if d.metrics != nil {
-					d.metrics.sent(int64(len(it.data)), 0, 0)
-				}
-			}
-			for recs := it.recs; len(recs) > 0; {
-				n, size := 0, 0
-				for n < len(recs) {
-					rs := proto.Size(recs[n])
-					if n > 0 && size+rs >= maxRecordsMessage {
-						break
-					}
-					size += rs + 8
-					n++
-				}
-				if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Records{Records: &pb.MemberRecords{Records: recs[:n]}}}) {
-					return
-				}
-				recs = recs[n:]
-			}
-			if it.end != nil {
-				if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_End{End: it.end}}) {
-					return
-				}
-				reply, err := d.stream.CloseAndRecv()
-				d.reply = reply
-				stop(err)
+			if !d.sendItem(ctx, it, send, stop) {
 				return
 			}
 		}
 	}
+}
+
+// sendItem sends one item (its data, its records; for the end, the end
+// and then it reads the reply); false when the stream has stopped.
+func (d *dataStream) sendItem(ctx context.Context, it item, send func(any) bool, stop func(error)) bool {
+	if it.data != nil {
+		if err := d.pace.wait(ctx, len(it.data)); err != nil {
+			stop(err)
+			return false
+		}
+		if !send(&link.DataOut{Msg: &pb.JobDataRequest{Msg: &pb.JobDataRequest_Data{Data: it.data}}, Done: d.back}) {
+			return false
+		}
+		d.sent.Add(int64(len(it.data)))
+		if d.metrics != nil {
+			d.metrics.sent(int64(len(it.data)), 0, 0)
+		}
+	}
+	for recs := it.recs; len(recs) > 0; {
+		n, size := 0, 0
+		for n < len(recs) {
+			rs := proto.Size(recs[n])
+			if n > 0 && size+rs >= maxRecordsMessage {
+				break
+			}
+			size += rs + 8
+			n++
+		}
+		if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_Records{Records: &pb.MemberRecords{Records: recs[:n]}}}) {
+			return false
+		}
+		recs = recs[n:]
+	}
+	if it.end != nil {
+		if !send(&pb.JobDataRequest{Msg: &pb.JobDataRequest_End{End: it.end}}) {
+			return false
+		}
+		reply, err := d.stream.CloseAndRecv()
+		d.reply = reply
+		stop(err)
+		return false
+	}
+	return true
 }

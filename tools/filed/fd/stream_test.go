@@ -23,9 +23,9 @@ func TestDataStreamThatCannotOpen(t *testing.T) {
 	refused := status.Error(codes.Unavailable, "connection refused")
 	release := make(chan struct{})
 	failed := make(chan error, 1)
-	d := newDataStream(context.Background(), func() (pb.Storage_JobDataClient, error) {
+	d := newDataStream(context.Background(), func() (pb.Storage_JobDataClient, func() error, error) {
 		<-release // the producer writes before the connection fails
-		return nil, refused
+		return nil, nil, refused
 	}, &pb.JobDataOpen{}, time.Hour, nil, nil, func(err error) { failed <- err })
 	chunk := make([]byte, ChunkSize)
 	if _, err := d.Write(chunk[:100]); err != nil {
@@ -81,7 +81,7 @@ func (h *heldStream) CloseAndRecv() (*pb.JobDataReply, error) { return &pb.JobDa
 func TestChunksGoToGRPCUncopied(t *testing.T) {
 	const chunks = 2*(inFlight+2) + 1
 	h := &heldStream{data: make(chan *link.DataOut, chunks), other: make(chan *pb.JobDataRequest, 16)}
-	d := newDataStream(ctxT(t), func() (pb.Storage_JobDataClient, error) { return h, nil },
+	d := newDataStream(ctxT(t), func() (pb.Storage_JobDataClient, func() error, error) { return h, func() error { return nil }, nil },
 		&pb.JobDataOpen{}, time.Hour, nil, nil, func(error) {})
 	produced := make(chan error, 1)
 	go func() {
