@@ -32,23 +32,23 @@ type DirectServer struct {
 	impl    any
 	methods map[string]grpc.StreamDesc
 
-	ctx    context.Context // ends at Stop: cancels every stream
+	ctx    context.Context // ends at Shutdown: cancels every stream
 	cancel context.CancelFunc
 	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup // connections being served
+	closed bool           // Shutdown has begun: no new stream
+	wg     sync.WaitGroup // streams being served
 }
 
 // NewDirect serves methods (full method names, e.g.
 // pb.Storage_JobData_FullMethodName) of the service desc, implemented by
 // impl, over mutual TLS (tc, from tlsconf.Server) with l's handshake
-// timeout and keepalive. Any other method is refused (Unimplemented).
+// timeout (accepted connections have Go's TCP keepalive). Any other
+// method is refused (Unimplemented).
 func NewDirect(tc *tls.Config, l Limits, log *slog.Logger, desc *grpc.ServiceDesc, impl any, methods ...string) *DirectServer {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &DirectServer{tc: tc, limits: l.WithDefaults(), log: log, impl: impl, methods: map[string]grpc.StreamDesc{}, conns: map[net.Conn]struct{}{}}
+	d := &DirectServer{tc: tc, limits: l.WithDefaults(), log: log, impl: impl, methods: map[string]grpc.StreamDesc{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, sd := range desc.Streams {
 		full := "/" + desc.ServiceName + "/" + sd.StreamName
@@ -71,9 +71,15 @@ func (d *DirectServer) Split(lis net.Listener) net.Listener {
 		for {
 			c, err := lis.Accept()
 			if err != nil {
+				// gRPC's Serve retries after a temporary error (too many
+				// open files) and returns after any other.
 				select {
 				case s.errs <- err:
 				case <-s.done:
+					return
+				}
+				if t, ok := err.(interface{ Temporary() bool }); ok && t.Temporary() {
+					continue
 				}
 				return
 			}
@@ -133,11 +139,12 @@ func (d *DirectServer) classify(c net.Conn, s *splitListener) {
 		c.Close()
 		return
 	}
-	if !d.track(c) {
+	if !d.track() {
 		c.Close()
 		return
 	}
-	defer d.untrack(c)
+	defer d.wg.Done()
+	defer c.Close()
 	d.serve(c)
 }
 
@@ -154,23 +161,15 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-func (d *DirectServer) track(c net.Conn) bool {
+// track counts a stream Shutdown waits for; false once it has begun.
+func (d *DirectServer) track() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return false
 	}
-	d.conns[c] = struct{}{}
 	d.wg.Add(1)
 	return true
-}
-
-func (d *DirectServer) untrack(c net.Conn) {
-	d.mu.Lock()
-	delete(d.conns, c)
-	d.mu.Unlock()
-	c.Close()
-	d.wg.Done()
 }
 
 // serve runs one direct stream: handshake, open, the method's handler,
