@@ -291,3 +291,67 @@ func TestDirectStreamCancel(t *testing.T) {
 		t.Fatalf("a stream opened after Shutdown: %v; want Unavailable", err)
 	}
 }
+
+// temporaryOnce fails its first Accept with a temporary error (as
+// EMFILE is).
+type temporaryOnce struct {
+	net.Listener
+	failed bool
+}
+
+type temporaryErr struct{}
+
+func (temporaryErr) Error() string   { return "too many open files (test)" }
+func (temporaryErr) Temporary() bool { return true }
+func (temporaryErr) Timeout() bool   { return false }
+
+func (l *temporaryOnce) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, temporaryErr{}
+	}
+	return l.Listener.Accept()
+}
+
+// TestSplitAfterTemporaryError: a temporary Accept error does not end
+// the split listener (gRPC's Serve retries it): both kinds of
+// connection are served after it.
+func TestSplitAfterTemporaryError(t *testing.T) {
+	files := newPKI(t)
+	stc, err := tlsconf.Server(files("sd1", tlsconf.RoleStorage), tlsconf.Expect([]string{tlsconf.RoleClient}, "web1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctc, err := tlsconf.Client(files("web1", tlsconf.RoleClient), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl := &directStorage{dataStorage: dataStorage{src: []byte("after the error")}}
+	log := slog.New(slog.DiscardHandler)
+	srv := link.NewServer(stc, link.Limits{}, log, link.DataServerOptions()...)
+	pb.RegisterStorageServer(srv, impl)
+	direct := link.NewDirect(stc, link.Limits{}, log, &pb.Storage_ServiceDesc, impl, pb.Storage_RestoreData_FullMethodName)
+	go srv.Serve(direct.Split(&temporaryOnce{Listener: lis}))
+	t.Cleanup(func() { link.Shutdown(srv, time.Second); direct.Shutdown(time.Second) })
+	w := &directWorld{addr: lis.Addr().String(), client: ctc}
+
+	if got, _, err := readAll(w.restore(t, context.Background(), "all"), nil); err != io.EOF || string(got) != "after the error" {
+		t.Fatalf("direct stream after a temporary error: %q, %v", got, err)
+	}
+	conn, err := grpc.NewClient(w.addr, append(link.DataDialOptions(), grpc.WithTransportCredentials(link.Credentials(ctc)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rs, err := pb.NewStorageClient(conn).RestoreData(context.Background(), &pb.RestoreDataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := readAll(rs, nil); err != io.EOF || string(got) != "after the error" {
+		t.Fatalf("gRPC after a temporary error: %q, %v", got, err)
+	}
+}
