@@ -177,6 +177,10 @@ type Writer struct {
 	dirs    []dirAttr
 	dirIdx  map[string]int  // rel → index in dirs
 	created map[string]bool // rel of directories this restore made
+	// named: hashes of the rels Restore has handled in directories this
+	// restore made (any other name there cannot exist: it need not be
+	// looked up before it is written).
+	named map[uint64]struct{}
 
 	seed     maphash.Seed
 	restored map[uint64]struct{} // hashes of stored paths of regular files written
@@ -228,7 +232,7 @@ func New(o Options) (*Writer, error) {
 		return nil, fmt.Errorf("restore: opening the target directory %s: %w", root, err)
 	}
 	w := &Writer{o: o, rel: o.Relocator, root: root, rootfd: fd, openat2: !o.noOpenat2, lastFd: -1,
-		dirIdx: map[string]int{}, created: map[string]bool{}, seed: maphash.MakeSeed(),
+		dirIdx: map[string]int{}, created: map[string]bool{}, named: map[uint64]struct{}{}, seed: maphash.MakeSeed(),
 		restored: map[uint64]struct{}{}, writeAs: map[string]string{},
 		fs: fileState{buf: make([]byte, bufSize), hash: sha256.New()}, umask: readUmask()}
 	w.noTmpfile.Store(o.noTmpfile)
@@ -530,7 +534,12 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 	}
 	var st unix.Stat_t
 	exists := true
-	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if w.fresh(dirRel, rel) {
+		// In a directory this restore made, a name it has not handled
+		// is not there. (The lookup would also wait for the directory
+		// while a worker links a file into it.)
+		exists = false
+	} else if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if !errors.Is(err, unix.ENOENT) {
 			return bad(target, "open", "lstat: %v", err)
 		}
@@ -651,6 +660,24 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 	}
 	w.files.Add(1)
 	return nil
+}
+
+// fresh says whether rel, in the directory dirRel, is certainly not on
+// disk: dirRel was made by this restore (empty), rel is not one of the
+// directories it made, and no member was handled at rel before (each
+// call records rel). A false answer means: look. Something else writing
+// into the target at the same time is met at the write instead (EEXIST:
+// writeFile then replaces the name, as it would after a look).
+func (w *Writer) fresh(dirRel, rel string) bool {
+	if !w.created[dirRel] {
+		return false
+	}
+	k := maphash.String(w.seed, rel)
+	if _, seen := w.named[k]; seen || w.created[rel] {
+		return false
+	}
+	w.named[k] = struct{}{}
+	return true
 }
 
 // relOf is target relative to the root ("" : the root itself).

@@ -809,8 +809,44 @@ func runRestoreTests(t *testing.T) {
 		{"EveryType", TestRestoreEveryType}, {"ParentsCreated", TestRestoreParentsCreated}, {"FromRecord", TestRestoreFromRecord},
 		{"Replace", TestRestoreReplace}, {"Hostile", TestRestoreHostile}, {"DigestMismatch", TestRestoreDigestMismatch},
 		{"Cancel", TestRestoreCancel}, {"TypeChanges", TestRestoreTypeChanges}, {"ManySmall", testRestoreManySmall},
+		{"AgainInNewDirectory", TestRestoreAgainInNewDirectory},
 	} {
 		t.Run(c.name, c.f)
+	}
+}
+
+// TestRestoreAgainInNewDirectory: in a directory the restore made, a
+// name is written without a look first — except one the restore has
+// already written: with replace=never a path's second member is kept
+// out (skipped), a file, a symlink and a directory alike, and the
+// directory member of a parent made earlier gets its attributes.
+func TestRestoreAgainInNewDirectory(t *testing.T) {
+	ms := []archive.Member{
+		{Path: "/n/deep/f", Type: archive.TypeReg, Size: 5, Mode: 0o640, Mtime: time.Unix(1e9, 0)},
+		{Path: "/n/deep/s", Type: archive.TypeSymlink, Linkname: "f", Mode: 0o777, Mtime: time.Unix(1e9, 0)},
+		{Path: "/n/deep/f", Type: archive.TypeReg, Size: 6, Mode: 0o600, Mtime: time.Unix(2e9, 0)},
+		{Path: "/n/deep/s", Type: archive.TypeSymlink, Linkname: "elsewhere", Mode: 0o777, Mtime: time.Unix(2e9, 0)},
+		{Path: "/n/deep/", Type: archive.TypeDir, Mode: 0o751, Mtime: time.Unix(1e9, 0)},
+	}
+	data := [][]byte{[]byte("first"), nil, []byte("second"), nil, nil}
+	where := t.TempDir()
+	h := newHarness(t, relocate.Rules{Where: where}, ReplaceNever, false)
+	h.restore(archiveOf(t, ms, data)...)
+	h.w.Close()
+	if len(h.errs) != 0 {
+		t.Fatalf("errors: %v", h.errs)
+	}
+	if got, err := os.ReadFile(filepath.Join(where, "n/deep/f")); err != nil || string(got) != "first" {
+		t.Errorf("n/deep/f holds %q (%v); replace=never keeps the first copy", got, err)
+	}
+	if got, err := os.Readlink(filepath.Join(where, "n/deep/s")); err != nil || got != "f" {
+		t.Errorf("n/deep/s links to %q (%v); replace=never keeps the first", got, err)
+	}
+	if st := lstat(t, filepath.Join(where, "n/deep")); st.Mode&0o7777 != 0o751 {
+		t.Errorf("n/deep: mode %o, want the member's 751", st.Mode&0o7777)
+	}
+	if st := h.w.Stats(); st.Skipped != 2 || st.Files != 3 {
+		t.Errorf("stats %+v, want 3 files and 2 skipped", st)
 	}
 }
 
