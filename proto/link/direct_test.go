@@ -83,23 +83,21 @@ type directWorld struct {
 	files  func(name, role string) tlsconf.Files
 }
 
-func newDirectWorld(t testing.TB, src []byte) *directWorld {
+// newDirectWorld serves src; wrap, when set, wraps the listener (a
+// test's faults).
+func newDirectWorld(t testing.TB, src []byte, wrap func(net.Listener) net.Listener) *directWorld {
 	t.Helper()
-	files := newPKI(t)
-	stc, err := tlsconf.Server(files("sd1", tlsconf.RoleStorage), tlsconf.Expect([]string{tlsconf.RoleClient}, "web1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctc, err := tlsconf.Client(files("web1", tlsconf.RoleClient), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stc, ctc, files := storageTLS(t)
 	w := &directWorld{srv: &directStorage{dataStorage: dataStorage{src: src, got: make(chan [sha256.Size]byte, 1)}, ended: make(chan error, 1)}, client: ctc, files: files}
+	var lis net.Listener
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.addr = lis.Addr().String()
+	if wrap != nil {
+		lis = wrap(lis)
+	}
 	log := slog.New(slog.DiscardHandler)
 	srv := link.NewServer(stc, link.Limits{}, log, link.DataServerOptions()...)
 	pb.RegisterStorageServer(srv, w.srv)
@@ -159,7 +157,7 @@ func readAll(rs pb.Storage_RestoreDataClient, into []byte) ([]byte, []*pb.Restor
 func TestDirectStreamCarriesDataAndStatus(t *testing.T) {
 	src := make([]byte, 5<<20+123)
 	rand.Read(src)
-	w := newDirectWorld(t, src)
+	w := newDirectWorld(t, src, nil)
 
 	got, _, err := readAll(w.restore(t, context.Background(), "all"), nil)
 	if err != io.EOF || !bytes.Equal(got, src) {
@@ -180,20 +178,18 @@ func TestDirectStreamCarriesDataAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := &grpc.GenericClientStream[pb.WriteDataRequest, pb.WriteDataReply]{ClientStream: cs}
-	for b := src; len(b) > 0; b = b[min(len(b), 300<<10):] {
-		if err := ws.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Data{Data: b[:min(len(b), 300<<10)]}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reply, err := ws.CloseAndRecv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum := <-w.srv.got; reply.Bytes != uint64(len(src)) || sum != sha256.Sum256(src) {
-		t.Fatalf("WriteData: %d bytes came (want %d), digest matches: %v", reply.Bytes, len(src), sum == sha256.Sum256(src))
-	}
+	writeAll(t, ws, src, 300<<10, w.srv.got)
 
 	// gRPC on the same port.
+	if got, err := w.grpcRestore(t); err != io.EOF || !bytes.Equal(got, src) {
+		t.Fatalf("gRPC beside direct streams: %d bytes (want %d), ended with %v", len(got), len(src), err)
+	}
+}
+
+// grpcRestore calls RestoreData over gRPC (on the port direct streams
+// share) and reads it to its end.
+func (w *directWorld) grpcRestore(t testing.TB) ([]byte, error) {
+	t.Helper()
 	conn, err := grpc.NewClient(w.addr, append(link.DataDialOptions(), grpc.WithTransportCredentials(link.Credentials(w.client)))...)
 	if err != nil {
 		t.Fatal(err)
@@ -203,16 +199,15 @@ func TestDirectStreamCarriesDataAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _, err := readAll(rs, nil); err != io.EOF || !bytes.Equal(got, src) {
-		t.Fatalf("gRPC beside direct streams: %d bytes (want %d), ended with %v", len(got), len(src), err)
-	}
+	got, _, err := readAll(rs, nil)
+	return got, err
 }
 
 // TestDirectStreamErrors: the handler's status reaches the client with
 // its code and message; a method not served directly is Unimplemented; a
 // certificate the server does not accept is refused at the handshake.
 func TestDirectStreamErrors(t *testing.T) {
-	w := newDirectWorld(t, []byte("x"))
+	w := newDirectWorld(t, []byte("x"), nil)
 	_, _, err := readAll(w.restore(t, context.Background(), "refuse"), nil)
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), `session "refuse": the token does not match`) {
 		t.Fatalf("refused session: %v; want PermissionDenied with the handler's message", err)
@@ -247,7 +242,7 @@ func TestDirectStreamErrors(t *testing.T) {
 // with Canceled and the handler's context (its Send fails); Shutdown
 // ends a handler whose client does not read, after the grace.
 func TestDirectStreamCancel(t *testing.T) {
-	w := newDirectWorld(t, nil)
+	w := newDirectWorld(t, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := w.restore(t, ctx, "block")
 	in := link.DataIn{Msg: &pb.RestoreDataReply{}}
@@ -317,41 +312,11 @@ func (l *temporaryOnce) Accept() (net.Conn, error) {
 // the split listener (gRPC's Serve retries it): both kinds of
 // connection are served after it.
 func TestSplitAfterTemporaryError(t *testing.T) {
-	files := newPKI(t)
-	stc, err := tlsconf.Server(files("sd1", tlsconf.RoleStorage), tlsconf.Expect([]string{tlsconf.RoleClient}, "web1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctc, err := tlsconf.Client(files("web1", tlsconf.RoleClient), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	impl := &directStorage{dataStorage: dataStorage{src: []byte("after the error")}}
-	log := slog.New(slog.DiscardHandler)
-	srv := link.NewServer(stc, link.Limits{}, log, link.DataServerOptions()...)
-	pb.RegisterStorageServer(srv, impl)
-	direct := link.NewDirect(stc, link.Limits{}, log, &pb.Storage_ServiceDesc, impl, pb.Storage_RestoreData_FullMethodName)
-	go srv.Serve(direct.Split(&temporaryOnce{Listener: lis}))
-	t.Cleanup(func() { link.Shutdown(srv, time.Second); direct.Shutdown(time.Second) })
-	w := &directWorld{addr: lis.Addr().String(), client: ctc}
-
+	w := newDirectWorld(t, []byte("after the error"), func(l net.Listener) net.Listener { return &temporaryOnce{Listener: l} })
 	if got, _, err := readAll(w.restore(t, context.Background(), "all"), nil); err != io.EOF || string(got) != "after the error" {
 		t.Fatalf("direct stream after a temporary error: %q, %v", got, err)
 	}
-	conn, err := grpc.NewClient(w.addr, append(link.DataDialOptions(), grpc.WithTransportCredentials(link.Credentials(ctc)))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rs, err := pb.NewStorageClient(conn).RestoreData(context.Background(), &pb.RestoreDataRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _, err := readAll(rs, nil); err != io.EOF || string(got) != "after the error" {
+	if got, err := w.grpcRestore(t); err != io.EOF || string(got) != "after the error" {
 		t.Fatalf("gRPC after a temporary error: %q, %v", got, err)
 	}
 }

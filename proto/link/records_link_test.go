@@ -91,17 +91,25 @@ type dataLink struct {
 	serverWrites, clientWrites atomic.Int64
 }
 
-func newDataLink(tb testing.TB, creds func(*tls.Config) credentials.TransportCredentials, src []byte) *dataLink {
+// storageTLS makes a PKI and the TLS configurations of a storage "sd1"
+// that accepts the client "web1", and of that client.
+func storageTLS(tb testing.TB) (stc, ctc *tls.Config, files func(name, role string) tlsconf.Files) {
 	tb.Helper()
-	files := newPKI(tb)
+	files = newPKI(tb)
 	stc, err := tlsconf.Server(files("sd1", tlsconf.RoleStorage), tlsconf.Expect([]string{tlsconf.RoleClient}, "web1"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctc, err := tlsconf.Client(files("web1", tlsconf.RoleClient), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
+	ctc, err = tlsconf.Client(files("web1", tlsconf.RoleClient), tlsconf.Peer{Role: tlsconf.RoleStorage, Name: "sd1"}, "")
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return stc, ctc, files
+}
+
+func newDataLink(tb testing.TB, creds func(*tls.Config) credentials.TransportCredentials, src []byte) *dataLink {
+	tb.Helper()
+	stc, ctc, _ := storageTLS(tb)
 	d := &dataLink{srv: &dataStorage{src: src, got: make(chan [sha256.Size]byte, 1)}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,6 +159,25 @@ func (d *dataLink) restore(tb testing.TB, into []byte) []byte {
 	}
 }
 
+// writeAll sends src on WriteData in data messages of chunk bytes and
+// checks that the server received it all (its reply and the digest of
+// what it read, from got).
+func writeAll(t testing.TB, ws pb.Storage_WriteDataClient, src []byte, chunk int, got <-chan [sha256.Size]byte) {
+	t.Helper()
+	for b := src; len(b) > 0; b = b[min(len(b), chunk):] {
+		if err := ws.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Data{Data: b[:min(len(b), chunk)]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reply, err := ws.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := <-got; reply.Bytes != uint64(len(src)) || sum != sha256.Sum256(src) {
+		t.Fatalf("WriteData: %d bytes came (want %d), digest matches: %v", reply.Bytes, len(src), sum == sha256.Sum256(src))
+	}
+}
+
 // TestDataStreamsWriteOncePerFlush: over Credentials, 8 MiB of data
 // messages in either direction arrive whole and take one socket write
 // per flush of gRPC's (at most 1 MiB; gRPC also flushes whenever it has
@@ -178,18 +205,7 @@ func TestDataStreamsWriteOncePerFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for b := src; len(b) > 0; b = b[1<<20:] {
-		if err := ws.Send(&pb.WriteDataRequest{Msg: &pb.WriteDataRequest_Data{Data: b[:1<<20]}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reply, err := ws.CloseAndRecv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum := <-d.srv.got; reply.Bytes != uint64(len(src)) || sum != sha256.Sum256(src) {
-		t.Fatalf("WriteData: %d bytes came (want %d), digest matches: %v", reply.Bytes, len(src), sum == sha256.Sum256(src))
-	}
+	writeAll(t, ws, src, 1<<20, d.srv.got)
 	if n := d.clientWrites.Load() - before; n > most {
 		t.Errorf("the client made %d socket writes for 8 MiB of data (want at most %d)", n, most)
 	} else {
@@ -223,7 +239,7 @@ func BenchmarkDataStream(b *testing.B) {
 		})
 	}
 	b.Run("direct", func(b *testing.B) {
-		w := newDirectWorld(b, src)
+		w := newDirectWorld(b, src, nil)
 		b.SetBytes(int64(len(src)))
 		cpu0 := testenv.ProcessCPU(b)
 		for b.Loop() {
