@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tapeward/tapeward/storaged/scsi/vtlwire"
 )
@@ -14,6 +15,23 @@ func (h *testLib) aheadCounts() (made, used int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.aheadMade, d.aheadUsed
+}
+
+// waitMade waits (up to 10 s) until the drive has made n read-aheads: a
+// READ's read-ahead runs after its answer, on that nexus's connection,
+// so another nexus's next command may otherwise come first.
+func (h *testLib) waitMade(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		made, _ := h.aheadCounts()
+		if made >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read-aheads made %d after 10 s, want %d", made, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // writeBlocks writes n encrypted blocks of 64 KiB with key 1 from a fresh
@@ -73,6 +91,7 @@ func TestReadAheadDropped(t *testing.T) {
 	setKey(t, a, testKey(1))
 	drainUA(t, b)
 	must(t, a, read6(64<<10, true), nil, 64<<10) // block 0; block 1 read ahead
+	h.waitMade(t, 1)
 
 	// Another nexus sets another key: block 1 no longer decrypts.
 	setKey(t, b, testKey(2))
@@ -92,6 +111,7 @@ func TestReadAheadDropped(t *testing.T) {
 		t.Fatal("READ after SPACE: not block 3")
 	}
 	// A command of another nexus in between: still the right block.
+	h.waitMade(t, 3)
 	must(t, b, tur(), nil, 0)
 	if r := must(t, a, read6(64<<10, true), nil, 64<<10); !bytes.Equal(r.data, blocks[4]) {
 		t.Fatal("READ after another nexus's command: not block 4")
