@@ -93,7 +93,7 @@ func (s *DirectClientStream) sendErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !errors.Is(err, net.ErrClosed) {
+	if _, ok := status.FromError(err); ok {
 		return err
 	}
 	return io.EOF

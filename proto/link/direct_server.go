@@ -202,7 +202,6 @@ func (d *DirectServer) serve(c net.Conn) {
 	defer cancel()
 	ctx = peer.NewContext(ctx, &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr(),
 		AuthInfo: credentials.TLSInfo{State: tc.ConnectionState(), CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}})
-	ctx = grpc.NewContextWithServerTransportStream(ctx, directTransportStream(method))
 	// The context ending (the client gone, Shutdown) ends the
 	// handler's reads and writes.
 	unwatch := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
@@ -253,14 +252,6 @@ func (d *DirectServer) Shutdown(grace time.Duration) {
 	}
 	d.cancel()
 }
-
-// directTransportStream names the method for grpc.Method(ctx).
-type directTransportStream string
-
-func (m directTransportStream) Method() string             { return string(m) }
-func (directTransportStream) SetHeader(metadata.MD) error  { return nil }
-func (directTransportStream) SendHeader(metadata.MD) error { return nil }
-func (directTransportStream) SetTrailer(metadata.MD) error { return nil }
 
 // directServerStream is a grpc.ServerStream over a direct stream. A
 // goroutine reads the client's frames ahead (one at most waits for
