@@ -106,39 +106,49 @@ func newFrameConn(tc *tls.Conn, raw *rawConn) *frameConn {
 // writeFrame writes one frame: gathered when small, otherwise at once in
 // one socket write with what was gathered before it.
 func (c *frameConn) writeFrame(kind byte, payload []byte) error {
+	if len(payload) < gatherMax {
+		return c.gather(kind, func(b []byte) ([]byte, error) { return append(b, payload...), nil })
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return c.werr
 	}
-	c.pending = appendFrameHeader(c.pending, kind, len(payload))
-	if len(payload) < gatherMax {
-		c.pending = append(c.pending, payload...)
-		if len(c.pending) >= gatherMax {
-			return c.flushLocked(nil)
-		}
-		return nil
+	if len(payload) > MaxMessage {
+		return errTooLarge(len(payload))
 	}
+	c.pending = appendFrameHeader(c.pending, kind, len(payload))
 	return c.flushLocked(payload)
 }
 
 // writeMsg writes a protobuf message as an 'M' frame, marshalled where it
 // is gathered.
 func (c *frameConn) writeMsg(m proto.Message) error {
+	return c.gather(frameMsg, func(b []byte) ([]byte, error) {
+		b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "marshalling %T: %v", m, err)
+		}
+		return b, nil
+	})
+}
+
+// gather appends a frame to those gathered, its payload appended by
+// appendPayload, and writes them all once they reach gatherMax.
+func (c *frameConn) gather(kind byte, appendPayload func([]byte) ([]byte, error)) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return c.werr
 	}
 	at := len(c.pending)
-	b, err := proto.MarshalOptions{}.MarshalAppend(appendFrameHeader(c.pending, frameMsg, 0), m)
+	b, err := appendPayload(appendFrameHeader(c.pending, kind, 0))
 	if err != nil {
-		return status.Errorf(codes.Internal, "marshalling %T: %v", m, err)
+		return err
 	}
 	n := len(b) - at - frameHeader
 	if n > MaxMessage {
-		c.pending = b[:at]
-		return status.Errorf(codes.ResourceExhausted, "message of %d bytes (the most is %d)", n, MaxMessage)
+		return errTooLarge(n)
 	}
 	binary.BigEndian.PutUint32(b[at+1:], uint32(n))
 	c.pending = b
@@ -146,6 +156,10 @@ func (c *frameConn) writeMsg(m proto.Message) error {
 		return c.flushLocked(nil)
 	}
 	return nil
+}
+
+func errTooLarge(n int) error {
+	return status.Errorf(codes.ResourceExhausted, "message of %d bytes (the most is %d)", n, MaxMessage)
 }
 
 func appendFrameHeader(b []byte, kind byte, n int) []byte {
@@ -188,50 +202,25 @@ func (c *frameConn) flushLocked(more []byte) error {
 	return err
 }
 
-// readHeader reads the next frame's kind and length.
-func (c *frameConn) readHeader() (byte, int, error) {
+// readFrame reads the next frame: its kind and its payload, in a buffer
+// of DataPool that the caller keeps or gives back.
+func (c *frameConn) readFrame() (byte, *[]byte, error) {
 	if _, err := io.ReadFull(c.tc, c.hdr[:]); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(c.hdr[1:])
 	if n > MaxMessage {
-		return 0, 0, fmt.Errorf("a frame of %d bytes (the most is %d)", n, MaxMessage)
+		return 0, nil, fmt.Errorf("a frame of %d bytes (the most is %d)", n, MaxMessage)
 	}
-	return c.hdr[0], int(n), nil
-}
-
-// readPayload reads n bytes of payload into a buffer of DataPool.
-func (c *frameConn) readPayload(n int) (*[]byte, error) {
-	bp := DataPool.Get(n)
+	bp := DataPool.Get(int(n))
 	if _, err := io.ReadFull(c.tc, *bp); err != nil {
 		DataPool.Put(bp)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
-	}
-	return bp, nil
-}
-
-// recvInto reads one 'M' or 'D' frame into v (decodeFrame); another
-// frame's kind and payload come back, v untouched.
-func (c *frameConn) recvInto(v any) (byte, []byte, error) {
-	kind, n, err := c.readHeader()
-	if err != nil {
 		return 0, nil, err
 	}
-	if kind != frameMsg && kind != frameData {
-		other := make([]byte, n)
-		if _, err := io.ReadFull(c.tc, other); err != nil {
-			return 0, nil, err
-		}
-		return kind, other, nil
-	}
-	bp, err := c.readPayload(n)
-	if err != nil {
-		return 0, nil, err
-	}
-	return kind, nil, decodeFrame(kind, bp, v)
+	return c.hdr[0], bp, nil
 }
 
 // decodeFrame decodes an 'M' or 'D' frame's payload (a DataPool buffer)

@@ -106,16 +106,21 @@ func (s *DirectClientStream) RecvMsg(m any) error {
 	if s.end != nil {
 		return s.end
 	}
-	kind, payload, err := s.fc.recvInto(m)
+	kind, payload, err := s.fc.readFrame()
 	if err != nil {
 		return s.fail(s.wrap(err))
 	}
 	switch kind {
 	case frameMsg, frameData:
+		if err := decodeFrame(kind, payload, m); err != nil {
+			return s.fail(err)
+		}
 		return nil
 	case frameStatus:
 		var st spb.Status
-		if err := proto.Unmarshal(payload, &st); err != nil {
+		err := proto.Unmarshal(*payload, &st)
+		DataPool.Put(payload)
+		if err != nil {
 			return s.fail(status.Errorf(codes.Internal, "the server's status does not decode: %v", err))
 		}
 		if st.Code == int32(codes.OK) {
@@ -123,6 +128,7 @@ func (s *DirectClientStream) RecvMsg(m any) error {
 		}
 		return s.fail(status.ErrorProto(&st))
 	}
+	DataPool.Put(payload)
 	return s.fail(status.Errorf(codes.Internal, "a frame of kind %q from the server", kind))
 }
 

@@ -187,17 +187,14 @@ func (d *DirectServer) serve(c net.Conn) {
 		return
 	}
 	fc := newFrameConn(tc, raw)
-	kind, n, err := fc.readHeader()
-	if err != nil || kind != frameOpen || n > 1024 {
+	kind, name, err := fc.readFrame()
+	if err != nil || kind != frameOpen {
 		d.log.Debug("direct stream: no open frame", "remote", c.RemoteAddr().String())
 		return
 	}
-	name := make([]byte, n)
-	if _, err := io.ReadFull(tc, name); err != nil {
-		return
-	}
+	method := string(*name)
+	DataPool.Put(name)
 	c.SetReadDeadline(time.Time{})
-	method := string(name)
 	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	ctx = peer.NewContext(ctx, &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr(),
@@ -287,19 +284,13 @@ func (s *directServerStream) readFrames() {
 	defer close(s.read)
 	for {
 		f := clientFrame{}
-		var n int
-		f.kind, n, f.err = s.fc.readHeader()
-		if f.err == nil {
-			switch f.kind {
-			case frameMsg, frameData:
-				f.payload, f.err = s.fc.readPayload(n)
-			case frameHalf:
-				if n > 0 {
-					f.err = fmt.Errorf("a half-close frame of %d bytes", n)
-				}
-			default:
-				f.err = fmt.Errorf("a frame of kind %q from the client", f.kind)
+		f.kind, f.payload, f.err = s.fc.readFrame()
+		if f.err == nil && f.kind != frameMsg && f.kind != frameData {
+			if f.kind != frameHalf || len(*f.payload) > 0 {
+				f.err = fmt.Errorf("a frame of kind %q and %d bytes from the client", f.kind, len(*f.payload))
 			}
+			DataPool.Put(f.payload)
+			f.payload = nil
 		}
 		if f.err != nil {
 			// The client has gone (or broke the protocol): the
