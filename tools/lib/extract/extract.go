@@ -672,7 +672,7 @@ func (w *Writer) fresh(dirRel, rel string) bool {
 	if !w.created[dirRel] {
 		return false
 	}
-	k := maphash.String(w.seed, rel)
+	k := w.key(rel)
 	if _, seen := w.named[k]; seen || w.created[rel] {
 		return false
 	}
@@ -735,7 +735,9 @@ func xattrsOf(recs map[string]string) map[string]string {
 	return out
 }
 
-func (w *Writer) key(stored string) uint64 { return maphash.String(w.seed, stored) }
+// key hashes a path (a stored one, or one relative to the root) for the
+// Writer's sets.
+func (w *Writer) key(path string) uint64 { return maphash.String(w.seed, path) }
 
 // replaces decides replace= for an entry on disk.
 func (w *Writer) replaces(mtimeNs int64, st *unix.Stat_t) bool {
