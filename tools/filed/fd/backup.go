@@ -14,9 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
-	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/filed/fileset"
 	"github.com/tapeward/tapeward/tools/lib/archive"
 )
@@ -147,17 +145,14 @@ func checkBackupRequest(req *pb.BackupRequest) error {
 // run dials the storage, walks and streams; it returns the totals.
 func (j *job) run(fs fileset.FileSet) (*pb.BackupDone, error) {
 	s, req := j.s, j.req
-	tc, err := tlsconf.Client(s.o.Files, tlsconf.Peer{Name: req.StorageName, Role: tlsconf.RoleStorage}, req.TlsServerName)
+	tc, err := s.storageTLS(req.StorageName, req.TlsServerName)
 	if err != nil {
-		s.o.Metrics.failed("storage")
-		return nil, status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
+		return nil, err
 	}
-	// A direct stream (link.OpenDirect): the data without HTTP/2.
 	connect := func() (pb.Storage_JobDataClient, func() error, error) {
-		cs, err := link.OpenDirect(j.ctx, req.StorageAddress, tc, pb.Storage_JobData_FullMethodName)
+		cs, err := s.openStorage(j.ctx, tc, req.StorageAddress, req.StorageName, pb.Storage_JobData_FullMethodName)
 		if err != nil {
-			s.o.Metrics.failed("storage")
-			return nil, nil, status.Errorf(status.Code(err), "filed %s: storage %s at %s: %s", s.o.Name, req.StorageName, req.StorageAddress, status.Convert(err).Message())
+			return nil, nil, err
 		}
 		return &grpc.GenericClientStream[pb.JobDataRequest, pb.JobDataReply]{ClientStream: cs}, cs.Flush, nil
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
-	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/extract"
 	"github.com/tapeward/tapeward/tools/lib/relocate"
 )
@@ -129,16 +128,13 @@ func checkRestoreRequest(req *pb.RestoreRequest, rules relocate.Rules) (*relocat
 // run dials the storage and writes the members it sends.
 func (j *restoreJob) run() error {
 	s, req := j.s, j.req
-	tc, err := tlsconf.Client(s.o.Files, tlsconf.Peer{Name: req.StorageName, Role: tlsconf.RoleStorage}, req.TlsServerName)
+	tc, err := s.storageTLS(req.StorageName, req.TlsServerName)
 	if err != nil {
-		s.o.Metrics.failed("storage")
-		return status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, req.StorageName, err)
+		return err
 	}
-	// A direct stream (link.OpenDirect): the data without HTTP/2.
-	cs, err := link.OpenDirect(j.ctx, req.StorageAddress, tc, pb.Storage_RestoreData_FullMethodName)
+	cs, err := s.openStorage(j.ctx, tc, req.StorageAddress, req.StorageName, pb.Storage_RestoreData_FullMethodName)
 	if err != nil {
-		s.o.Metrics.failed("storage")
-		return status.Errorf(status.Code(err), "filed %s: storage %s at %s: %s", s.o.Name, req.StorageName, req.StorageAddress, status.Convert(err).Message())
+		return err
 	}
 	defer cs.Close()
 	rs := &grpc.GenericClientStream[pb.RestoreDataRequest, pb.RestoreDataReply]{ClientStream: cs}

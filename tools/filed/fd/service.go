@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/filed/fileset"
@@ -214,4 +215,28 @@ func (s *Service) jobEnded(id int64) {
 	}
 	s.mu.Unlock()
 	s.o.Metrics.addRunning(-1)
+}
+
+// storageTLS is filed's client TLS to the storage daemon a job names:
+// its own certificate, and only a storage certificate named name,
+// verified for serverName ("" = the name).
+func (s *Service) storageTLS(name, serverName string) (*tls.Config, error) {
+	tc, err := tlsconf.Client(s.o.Files, tlsconf.Peer{Name: name, Role: tlsconf.RoleStorage}, serverName)
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return nil, status.Errorf(codes.FailedPrecondition, "filed %s: TLS to storage %s: %v", s.o.Name, name, err)
+	}
+	return tc, nil
+}
+
+// openStorage opens method on the storage daemon name at addr as a
+// direct stream (link.OpenDirect: the data without HTTP/2); a failure is
+// counted and names the storage.
+func (s *Service) openStorage(ctx context.Context, tc *tls.Config, addr, name, method string) (*link.DirectClientStream, error) {
+	cs, err := link.OpenDirect(ctx, addr, tc, method)
+	if err != nil {
+		s.o.Metrics.failed("storage")
+		return nil, status.Errorf(status.Code(err), "filed %s: storage %s at %s: %s", s.o.Name, name, addr, status.Convert(err).Message())
+	}
+	return cs, nil
 }
