@@ -268,6 +268,7 @@ type fileJob struct {
 	data         []byte
 	xattrs       map[string]string
 	exists       bool // something is at base (writeFile)
+	inNew        bool // pfd is a directory this restore made (writeWhole)
 	key          uint64
 }
 
@@ -276,7 +277,7 @@ func (w *Writer) work() {
 	defer w.workers.Done()
 	fs := &fileState{buf: make([]byte, asyncMax), hash: sha256.New()}
 	for j := range w.jobs {
-		if fe := w.writeFile(j.ctx, fs, j.pfd, j.base, j.m, bytes.NewReader(j.data), j.xattrs, j.exists); fe != nil {
+		if fe := w.writeWhole(j.ctx, fs, j.pfd, j.base, j.m, j.data, j.xattrs, j.exists, j.inNew); fe != nil {
 			if j.ctx.Err() == nil { // cancelled: Restore says so, as without workers
 				fe.Path, fe.Target = j.m.Path, j.target
 				w.fail(fe)
@@ -289,7 +290,7 @@ func (w *Writer) work() {
 }
 
 // queue reads a small file's data and hands it to a worker.
-func (w *Writer) queue(ctx context.Context, pfd int, base, target string, m Member, data io.Reader, xattrs map[string]string, exists bool, key uint64) *FileError {
+func (w *Writer) queue(ctx context.Context, pfd int, base, target string, m Member, data io.Reader, xattrs map[string]string, exists, inNew bool, key uint64) *FileError {
 	buf := make([]byte, m.Size)
 	if n, err := io.ReadFull(data, buf); err != nil {
 		if err == io.EOF {
@@ -303,7 +304,7 @@ func (w *Writer) queue(ctx context.Context, pfd int, base, target string, m Memb
 	w.pending[key] = struct{}{}
 	w.inflight.Add(1)
 	select {
-	case w.jobs <- fileJob{ctx: ctx, pfd: pfd, base: base, target: target, m: m, data: buf, xattrs: xattrs, exists: exists, key: key}:
+	case w.jobs <- fileJob{ctx: ctx, pfd: pfd, base: base, target: target, m: m, data: buf, xattrs: xattrs, exists: exists, inNew: inNew, key: key}:
 		return nil
 	case <-ctx.Done():
 		w.inflight.Done()
@@ -610,7 +611,7 @@ func (w *Writer) restore(ctx context.Context, m Member, src *srcReader) *FileErr
 			data = lendSrc{src, l}
 		}
 		if w.jobs != nil && m.Size <= asyncMax && !m.Sparse {
-			return w.queue(ctx, pfd, base, target, m, data, xattrs, exists, key)
+			return w.queue(ctx, pfd, base, target, m, data, xattrs, exists, w.created[dirRel], key)
 		}
 		if fe := w.writeFile(ctx, &w.fs, pfd, base, m, data, xattrs, exists); fe != nil {
 			fe.Path, fe.Target = m.Path, target
@@ -852,7 +853,7 @@ func (w *Writer) writeFile(ctx context.Context, fs *fileState, pfd int, base str
 			return bad("write", "fsync: %v", err)
 		}
 	}
-	if fe := w.fdAttrs(fd, m, xattrs); fe != nil {
+	if fe := w.fdAttrs(fd, m, xattrs, nil); fe != nil {
 		return fe
 	}
 	if err := futimens(fd, times(m.MtimeNs)); err != nil {
@@ -877,6 +878,78 @@ func (w *Writer) writeFile(ctx context.Context, fs *fileState, pfd int, base str
 		return bad("rename", "%v", err)
 	}
 	placed = true
+	return nil
+}
+
+// writeWhole writes a file whose data are all in hand (a worker's small
+// file). Its digest is checked before anything is written, so where
+// nothing is at base the file is created under its own name (O_EXCL)
+// instead of unnamed and linked into place: one directory update, and no
+// entry on the file system's list of orphans to add and remove. A file
+// that fails after it was created is removed: as with writeFile, no name
+// is left behind, and bytes that do not match the record never have one.
+//
+// In a directory this restore made (inNew: mode 0700 until Close gives it
+// its own attributes, so no one else reaches the file meanwhile) the file
+// is created with its permission bits; an owner or mode it already has
+// is not set again (fdAttrs), which saves two inode updates a file.
+func (w *Writer) writeWhole(ctx context.Context, fs *fileState, pfd int, base string, m Member, data []byte, xattrs map[string]string, exists, inNew bool) *FileError {
+	if exists {
+		return w.writeFile(ctx, fs, pfd, base, m, bytes.NewReader(data), xattrs, true)
+	}
+	bad := func(op, format string, a ...any) *FileError {
+		return &FileError{Op: op, Message: fmt.Sprintf(format, a...)}
+	}
+	if len(m.SHA256) != sha256.Size {
+		return bad("digest", "the record holds no SHA-256 digest (%d bytes): the data cannot be verified, so it is not written", len(m.SHA256))
+	}
+	fs.hash.Reset()
+	fs.hash.Write(data)
+	fs.hash.Sum(fs.sum[:0])
+	if !bytes.Equal(fs.sum[:], m.SHA256) {
+		return bad("digest", "the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", fs.sum[:], m.SHA256)
+	}
+	if ctx.Err() != nil {
+		return errCancelled()
+	}
+	perm := uint32(0o600)
+	if inNew {
+		perm = m.Mode & 0o777
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if errors.Is(err, unix.EEXIST) {
+		// Made since it was looked at: replaced, as a file that was there.
+		return w.writeFile(ctx, fs, pfd, base, m, bytes.NewReader(data), xattrs, true)
+	}
+	if err != nil {
+		return bad("open", "creating the file: %v", err)
+	}
+	done := false
+	defer func() {
+		unix.Close(fd)
+		if !done {
+			unix.Unlinkat(pfd, base, 0)
+		}
+	}()
+	if err := writeAll(fd, data, 0); err != nil {
+		return errWrite(0, err)
+	}
+	if w.o.Fsync {
+		if err := unix.Fsync(fd); err != nil {
+			return bad("write", "fsync: %v", err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return bad("attrs", "fstat: %v", err)
+	}
+	if fe := w.fdAttrs(fd, m, xattrs, &st); fe != nil {
+		return fe
+	}
+	if err := futimens(fd, times(m.MtimeNs)); err != nil {
+		return bad("attrs", "mtime: %v", err)
+	}
+	done = true
 	return nil
 }
 
@@ -1119,15 +1192,20 @@ func times(ns int64) []unix.Timespec {
 	return []unix.Timespec{t, t}
 }
 
-// fdAttrs sets owner (root), mode and xattrs on an open file.
-func (w *Writer) fdAttrs(fd int, m Member, xattrs map[string]string) *FileError {
-	if w.asRoot {
+// fdAttrs sets owner (root), mode and xattrs on an open file; with has
+// (the file's fstat), an owner or mode the file has already is not set
+// again. (It is made without set-id bits, so a change of owner, which
+// clears them, never makes its mode differ from has.)
+func (w *Writer) fdAttrs(fd int, m Member, xattrs map[string]string, has *unix.Stat_t) *FileError {
+	if w.asRoot && (has == nil || int64(has.Uid) != m.UID || int64(has.Gid) != m.GID) {
 		if err := unix.Fchown(fd, int(m.UID), int(m.GID)); err != nil {
 			return &FileError{Op: "attrs", Message: fmt.Sprintf("owner %d:%d: %v", m.UID, m.GID, err)}
 		}
 	}
-	if err := unix.Fchmod(fd, m.Mode&0o7777); err != nil {
-		return &FileError{Op: "attrs", Message: fmt.Sprintf("mode %04o: %v", m.Mode&0o7777, err)}
+	if has == nil || has.Mode&0o7777 != m.Mode&0o7777 {
+		if err := unix.Fchmod(fd, m.Mode&0o7777); err != nil {
+			return &FileError{Op: "attrs", Message: fmt.Sprintf("mode %04o: %v", m.Mode&0o7777, err)}
+		}
 	}
 	return w.setXattrs(fd, xattrs)
 }
@@ -1432,7 +1510,7 @@ func (w *Writer) applyDir(rel string, a *dirAttr) *FileError {
 		}
 		return nil
 	}
-	if fe := w.fdAttrs(fd, a.m, a.xattrs); fe != nil {
+	if fe := w.fdAttrs(fd, a.m, a.xattrs, nil); fe != nil {
 		return fe
 	}
 	ts := times(a.m.MtimeNs)

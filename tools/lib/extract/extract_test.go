@@ -949,3 +949,72 @@ func openDirFd(t *testing.T, dir string) int {
 	t.Cleanup(func() { unix.Close(fd) })
 	return fd
 }
+
+// TestWriteWhole: a worker's small file (writeWhole). Its digest is
+// checked before a name is made (a mismatch leaves nothing); a name
+// taken since the restore decided it was free (something else writing
+// in the target) is replaced as after a look; in a directory the
+// restore made, the file gets its mode — set-id bits and all — and its
+// owner whether or not it was created with them.
+func TestWriteWhole(t *testing.T) {
+	where := t.TempDir()
+	h := newHarness(t, relocate.Rules{Where: where}, ReplaceAlways, false)
+	defer h.w.Close()
+	pfd := openDirFd(t, where)
+	fs := &fileState{buf: make([]byte, asyncMax), hash: sha256.New()}
+	data := []byte("small file\n")
+	sum := sha256.Sum256(data)
+	member := func(name string, mode uint32, uid int64) Member {
+		return Member{Path: "/" + name, Type: "file", Size: int64(len(data)), Mode: mode, UID: uid, GID: uid, MtimeNs: 1e18, SHA256: sum[:]}
+	}
+	check := func(name string, mode uint32, uid int64) {
+		t.Helper()
+		p := filepath.Join(where, name)
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("%s: %q %v", name, b, err)
+		}
+		st := lstat(t, p)
+		if st.Mode&0o7777 != mode || st.Mtim.Nano() != 1e18 {
+			t.Errorf("%s: mode %04o mtime %d, want %04o %d", name, st.Mode&0o7777, st.Mtim.Nano(), mode, int64(1e18))
+		}
+		if h.w.asRoot && (int64(st.Uid) != uid || int64(st.Gid) != uid) {
+			t.Errorf("%s: owner %d:%d, want %d:%d", name, st.Uid, st.Gid, uid, uid)
+		}
+	}
+
+	bad := member("bad", 0o644, 0)
+	bad.SHA256 = make([]byte, 32)
+	if fe := h.w.writeWhole(context.Background(), fs, pfd, "bad", bad, data, nil, false, true); fe == nil || fe.Op != "digest" {
+		t.Fatalf("a digest mismatch: %v, want a digest error", fe)
+	}
+	if _, err := os.Lstat(filepath.Join(where, "bad")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after a digest mismatch the name exists (%v)", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(where, "taken"), []byte("another writer's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fe := h.w.writeWhole(context.Background(), fs, pfd, "taken", member("taken", 0o640, 0), data, nil, false, true); fe != nil {
+		t.Fatalf("a name taken meanwhile: %v", fe)
+	}
+	check("taken", 0o640, 0)
+
+	for _, c := range []struct {
+		name  string
+		mode  uint32
+		uid   int64
+		inNew bool
+	}{{"plain", 0o644, 0, true}, {"wide", 0o666, 0, true}, {"setuid", 0o4755, 0, true}, {"ann", 0o640, 1000, true}, {"elsewhere", 0o644, 1000, false}} {
+		uid := c.uid
+		if !h.w.asRoot {
+			uid = int64(os.Getuid())
+		}
+		if fe := h.w.writeWhole(context.Background(), fs, pfd, c.name, member(c.name, c.mode, uid), data, nil, false, c.inNew); fe != nil {
+			t.Fatalf("%s: %v", c.name, fe)
+		}
+		check(c.name, c.mode, uid)
+	}
+	if left := tempFiles(t, where); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
+	}
+}
