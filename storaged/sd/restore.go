@@ -36,8 +36,9 @@ import (
 const (
 	// restoreBufSize and restoreBufs: the ring of buffers between the
 	// goroutine reading the tape and the one sending to the client (one
-	// RestoreDataReply.data each at most). Memory stays bounded whatever
-	// the restore's size.
+	// RestoreDataReply.data each at most). A buffer grows to the
+	// volume's block size when that is larger (copyOut). Memory stays
+	// bounded whatever the restore's size.
 	restoreBufSize = 256 << 10
 	restoreBufs    = 4
 	// restoreEvents bounds the events waiting for the Restore stream.
@@ -693,21 +694,43 @@ func (s *RestoreSession) put(p []byte) error {
 	return nil
 }
 
-// copyOut copies n bytes from the tape to the output, straight from the
-// block buffer; io.EOF when the tape file ends first.
+// copyOut copies n bytes from the tape to the output; io.EOF when the
+// tape file ends first. Whole blocks of the member go from the drive
+// straight into an output buffer (Cursor.ReadDirect): a buffer without
+// room for one is shipped as it is and the block starts the next. Only
+// the part blocks at a member's ends pass through the cursor's buffer.
 func (s *RestoreSession) copyOut(n int64) (int64, error) {
 	var done int64
+	bs := s.cursor.BlockSize()
 	for done < n {
 		if s.cur == nil {
 			if err := s.getBuf(); err != nil {
 				return done, err
 			}
 		}
-		room := s.cur[len(s.cur):cap(s.cur)]
-		if int64(len(room)) > n-done {
-			room = room[:n-done]
+		whole := s.cursor.Buffered() == 0 && n-done >= int64(bs)
+		if whole && cap(s.cur)-len(s.cur) < bs {
+			if len(s.cur) > 0 {
+				if err := s.ship(); err != nil {
+					return done, err
+				}
+				if err := s.getBuf(); err != nil {
+					return done, err
+				}
+			}
+			if cap(s.cur) < bs {
+				// The ring's buffers grow to the block size, once.
+				s.cur = make([]byte, 0, bs)
+			}
 		}
-		k, err := s.cursor.Read(room)
+		room := s.cur[len(s.cur):cap(s.cur)]
+		var k int
+		var err error
+		if whole {
+			k, err = s.cursor.ReadDirect(room, n-done)
+		} else {
+			k, err = s.cursor.Read(room[:min(int64(len(room)), n-done)])
+		}
 		s.cur = s.cur[:len(s.cur)+k]
 		s.bytes.Add(int64(k))
 		done += int64(k)

@@ -218,8 +218,9 @@ func (r *restoreRun) mounted() []string {
 
 // got is one member a client received: the member message and its bytes.
 type got struct {
-	m    *pb.RestoreMember
-	data []byte
+	m     *pb.RestoreMember
+	data  []byte
+	sizes []int // of its data messages
 }
 
 // receive reads a RestoreData stream to its end.
@@ -244,7 +245,8 @@ func receive(c pb.StorageClient, session, token string) ([]got, *pb.RestoreDataE
 			if len(out) == 0 {
 				return out, nil, fmt.Errorf("data before any member")
 			}
-			out[len(out)-1].data = append(out[len(out)-1].data, m.Data...)
+			g := &out[len(out)-1]
+			g.data, g.sizes = append(g.data, m.Data...), append(g.sizes, len(m.Data))
 		case *pb.RestoreDataReply_End:
 			if _, err := st.Recv(); err != io.EOF {
 				return out, m.End, fmt.Errorf("after end: %v", err)
@@ -475,6 +477,54 @@ func TestRestoreSingleFileReadsTwoBlocks(t *testing.T) {
 		t.Fatalf("4 neighbours in blocks %d-%d: read %d blocks", first, last, d.BlocksRead)
 	}
 	e.vtl.RequireNoKey(t)
+}
+
+// TestRestoreWholeBlocksDirect: the blocks a member fills whole go from
+// the drive into the client's data messages without a copy in between
+// (Cursor.ReadDirect): with 1 MiB blocks, larger than the session's
+// 256 KiB buffers, every such block arrives as one message of its size;
+// the part blocks at the member's ends come in smaller ones.
+func TestRestoreWholeBlocksDirect(t *testing.T) {
+	const bs = 1 << 20
+	e := newJobEnvTuned(t, 1, 4, "256MiB", func(cfg *configs.Storaged, _ *Options) { cfg.Drives[0].BlockSize = bs })
+	e.label(t, 1, "V1", true)
+	files := makeTree(3, 5*bs+100, 2*bs)
+	w := e.writeJob(t, 41, "V1", 1, 2, files)
+	var idx []int
+	for i := range files {
+		idx = append(idx, i)
+	}
+	r, err := e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, idx...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if len(g) != len(files) {
+		t.Fatalf("%d members, want %d", len(g), len(files))
+	}
+	for i, f := range files {
+		checkMember(t, g[i].data, f, w.recs[i])
+		if f.m.Size < 2*bs {
+			continue
+		}
+		whole := 0
+		for _, n := range g[i].sizes {
+			if n == bs {
+				whole++
+			}
+		}
+		// The member starts inside a block and ends inside another: the
+		// blocks between are whole.
+		if want := int(f.m.Size/bs) - 1; whole < want {
+			t.Errorf("%s (%d bytes): %d data messages of a whole block (%v), want at least %d", f.m.Path, f.m.Size, whole, g[i].sizes, want)
+		}
+	}
 }
 
 // inventoryBarcode is the barcode of the cartridge in slot.

@@ -132,6 +132,18 @@ func (c *Cursor) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// BlockSize is the largest block Read and ReadDirect take (set by Reset).
+func (c *Cursor) BlockSize() int { return len(c.buf) }
+
+// Buffered is how many bytes of the block read last Read still returns
+// before it reads another.
+func (c *Cursor) Buffered() int {
+	if !c.have {
+		return 0
+	}
+	return c.n - c.r
+}
+
 // ReadDirect is Read for a caller that takes at most limit more bytes of
 // the tape file. When the buffered block is used up, p holds a whole
 // block and limit is at least the block size (the caller takes all of
