@@ -585,14 +585,18 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 			return &PlanError{Msg: fmt.Sprintf("plan entry %d (%q): continuation part %d has no address", m.Seq, path, part)}
 		}
 	}
-	where := fmt.Sprintf("%q (plan entry %d) at volume %s tape file %d block %d offset %d", path, m.Seq, volume, addr.TapeFile, addr.Block, addr.Offset)
+	// where names the member in errors (made only for one: a restore
+	// reads a member every few microseconds).
+	where := func() string {
+		return fmt.Sprintf("%q (plan entry %d) at volume %s tape file %d block %d offset %d", path, m.Seq, volume, addr.TapeFile, addr.Block, addr.Offset)
+	}
 	switch {
 	case addr.Volume != "" && addr.Volume != volume:
-		return &PlanError{Msg: fmt.Sprintf("%s: the address names volume %s", where, addr.Volume)}
+		return &PlanError{Msg: fmt.Sprintf("%s: the address names volume %s", where(), addr.Volume)}
 	case addr.TapeFile < s.meta:
-		return &PlanError{Msg: fmt.Sprintf("%s: tape files 0-%d are the volume's label and key check, not data", where, s.meta-1)}
+		return &PlanError{Msg: fmt.Sprintf("%s: tape files 0-%d are the volume's label and key check, not data", where(), s.meta-1)}
 	case int(addr.Offset) >= s.bs || addr.Offset%archive.BlockSize != 0:
-		return &PlanError{Msg: fmt.Sprintf("%s: the offset is not a %d-byte boundary inside a %d-byte block", where, archive.BlockSize, s.bs)}
+		return &PlanError{Msg: fmt.Sprintf("%s: the offset is not a %d-byte boundary inside a %d-byte block", where(), archive.BlockSize, s.bs)}
 	}
 	if part == 0 {
 		if err := s.announce(m); err != nil {
@@ -600,7 +604,7 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 		}
 	}
 	if err := s.cursor.Seek(first+addr.Block, int(addr.Offset), uint64(addr.TapeFile)); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
+		return fmt.Errorf("%s: %w", where(), err)
 	}
 	var src io.Reader = &s.cursor
 	if part == 0 {
@@ -613,18 +617,18 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 		if err == io.EOF {
 			err = errors.New("no member there (the end of the archive or of the tape file)")
 		}
-		return fmt.Errorf("%s: %w", where, err)
+		return fmt.Errorf("%s: %w", where(), err)
 	}
 	if part == 0 {
 		if got := strings.TrimSuffix(e.Header.Name, "/"); got != strings.TrimSuffix(path, "/") {
-			return &PlanError{Msg: fmt.Sprintf("%s: the tape holds %q there; nothing of it was restored", where, got)}
+			return &PlanError{Msg: fmt.Sprintf("%s: the tape holds %q there; nothing of it was restored", where(), got)}
 		}
 	} else if want := rec.StoredSize - rec.Parts[part-1].DataOffset; !strings.HasPrefix(e.Header.Name, "GNUFileParts/") || e.Header.Size != want {
-		return &PlanError{Msg: fmt.Sprintf("%s: the tape holds %q (%d bytes) there, not the continuation of %q (%d bytes)", where, e.Header.Name, e.Header.Size, path, want)}
+		return &PlanError{Msg: fmt.Sprintf("%s: the tape holds %q (%d bytes) there, not the continuation of %q (%d bytes)", where(), e.Header.Name, e.Header.Size, path, want)}
 	}
 	start, end, ok := ar.StoredData()
 	if !ok {
-		return fmt.Errorf("%s: the member's headers do not say where its data ends", where)
+		return fmt.Errorf("%s: the member's headers do not say where its data ends", where())
 	}
 	n, err := s.copyOut(end - ar.Offset())
 	if errors.Is(err, io.EOF) {
@@ -638,20 +642,20 @@ func (s *RestoreSession) readMember(volume string, m *pb.RestoreMember) error {
 			}
 		}
 		if read != want {
-			return fmt.Errorf("%s: the tape file ends after %d of the member's stored bytes (%d data bytes), which its record does not say", where, read, rec.StoredSize)
+			return fmt.Errorf("%s: the tape file ends after %d of the member's stored bytes (%d data bytes), which its record does not say", where(), read, rec.StoredSize)
 		}
 		s.cut = &cutState{seq: m.Seq, next: part + 1, path: path, volume: volume}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
+		return fmt.Errorf("%s: %w", where(), err)
 	}
 	if int(part) < len(rec.Parts) {
-		return &PlanError{Msg: fmt.Sprintf("%s: the record says the member continues on volume %s, but it ends on this one", where, rec.Parts[part].GetAddress().GetVolume())}
+		return &PlanError{Msg: fmt.Sprintf("%s: the record says the member continues on volume %s, but it ends on this one", where(), rec.Parts[part].GetAddress().GetVolume())}
 	}
 	if pad := (archive.BlockSize - end%archive.BlockSize) % archive.BlockSize; pad > 0 {
 		if _, err := s.copyOut(pad); err != nil {
-			return fmt.Errorf("%s: reading its padding: %w", where, err)
+			return fmt.Errorf("%s: reading its padding: %w", where(), err)
 		}
 	}
 	s.cut = nil
