@@ -43,6 +43,10 @@ const (
 	restoreBufs    = 4
 	// restoreEvents bounds the events waiting for the Restore stream.
 	restoreEvents = 8
+	// flushBackstop: how long the client's sender, finding nothing to
+	// send, keeps what it gathered while the tape goroutine has not said
+	// it is waiting (SendData).
+	flushBackstop = time.Millisecond
 	// driveRetry is how often a session whose volume's changer has no
 	// free drive asks again.
 	driveRetry = time.Second
@@ -127,6 +131,7 @@ type restoreItem struct {
 	member *pb.RestoreMember
 	data   []byte // a buffer of the ring, given back once sent
 	end    *pb.RestoreDataEnd
+	flush  bool // the tape goroutine waits for the drive: send what is gathered
 }
 
 // cutState is a member whose part ended with its tape file: the plan's
@@ -528,6 +533,7 @@ func (s *RestoreSession) mount(v *pb.RestoreVolume) error {
 		return fmt.Errorf("volume %s: its label gives block size %d (want a multiple of %d)", v.Volume, s.bs, archive.BlockSize)
 	}
 	s.cursor.Reset(dr.dev, s.bs, &s.blocks)
+	s.cursor.OnDrive(s.toDrive)
 	name := lbl.Volume
 	s.volume.Store(&name)
 	s.volumes = append(s.volumes, name)
@@ -759,6 +765,18 @@ func (s *RestoreSession) getBuf() error {
 	}
 }
 
+// toDrive tells the client's sender that the tape goroutine is about to
+// wait for the drive, after the items it has handed over: those go out
+// now instead of waiting for more to gather with. When the sender has
+// items queued it is told nothing: it flushes once it has sent them and
+// found nothing more for flushBackstop.
+func (s *RestoreSession) toDrive() {
+	select {
+	case s.out <- restoreItem{flush: true}:
+	default:
+	}
+}
+
 // announce hands the client's sender member m's message, after the
 // data buffered so far (ship): the member's bytes follow it.
 func (s *RestoreSession) announce(m *pb.RestoreMember) error {
@@ -836,11 +854,15 @@ func (d *Daemon) AttachRestore(session, token, peer string) (*RestoreSession, er
 
 // SendData runs a client's RestoreData stream (send: its SendMsg; flush
 // writes what a direct stream gathered, link.FlushStream): it sends what
-// the tape goroutine reads, in order, until the end, flushing whenever
-// nothing more is ready. A data buffer goes to the stream as it is
-// (link.DataOut) and comes back to the ring once written. The idle timer
-// runs while a send or flush waits for the client (a client that stops
-// reading is dropped).
+// the tape goroutine reads, in order, until the end. Small items are
+// gathered and written together: a flush when the tape goroutine goes to
+// the drive (toDrive) or, finding nothing to send, after flushBackstop
+// (a restore of small files hands over two items a member; flushing
+// whenever none was ready wrote each member on its own, a TLS record and
+// a wakeup of the client apiece). A data buffer goes to the stream as it
+// is (link.DataOut) and comes back to the ring once written. The idle
+// timer runs while a send or flush waits for the client (a client that
+// stops reading is dropped).
 func (s *RestoreSession) SendData(send func(any) error, flush func() error) error {
 	back := func(b []byte) { // never blocks: the ring has room for every buffer
 		if cap(b) > 0 {
@@ -858,21 +880,40 @@ func (s *RestoreSession) SendData(send func(any) error, flush func() error) erro
 		}
 		return err == nil
 	}
+	backstop := time.NewTimer(time.Hour)
+	backstop.Stop()
 	for {
 		var it restoreItem
 		select {
 		case it = <-s.out:
 		default:
+			backstop.Reset(flushBackstop)
+			select {
+			case it = <-s.out:
+				backstop.Stop()
+			case <-backstop.C:
+				if !timed(flush) {
+					<-s.done
+					return s.result
+				}
+				select {
+				case it = <-s.out:
+				case <-s.abortCh:
+					<-s.done
+					return s.result
+				}
+			case <-s.abortCh:
+				backstop.Stop()
+				<-s.done
+				return s.result
+			}
+		}
+		if it.flush {
 			if !timed(flush) {
 				<-s.done
 				return s.result
 			}
-			select {
-			case it = <-s.out:
-			case <-s.abortCh:
-				<-s.done
-				return s.result
-			}
+			continue
 		}
 		var msg any
 		switch {

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tapeward/tapeward/configs"
+	"github.com/tapeward/tapeward/proto/link"
 	pb "github.com/tapeward/tapeward/proto/tapewardpb"
 	"github.com/tapeward/tapeward/proto/tlsconf"
 	"github.com/tapeward/tapeward/tools/lib/archive"
@@ -981,6 +982,83 @@ func TestRestorePlanBacklogBlocksControl(t *testing.T) {
 		s.Abort(why)
 		if err := <-done; err != why {
 			t.Fatalf("Control after the abort: %v", err)
+		}
+	})
+}
+
+// nopTimer is an idle timer that never fires.
+type nopTimer struct{}
+
+func (nopTimer) Stop() bool               { return true }
+func (nopTimer) Reset(time.Duration) bool { return true }
+
+// TestRestoreSendDataGathers: the client's sender writes what it gathered
+// when the tape goroutine goes to the drive (a flush item), when it has
+// had nothing to send for flushBackstop, and at the end — not each time
+// it finds the queue empty (a restore of small files hands it two items
+// a member, a TLS record and a wakeup of the client each when flushed
+// one by one).
+func TestRestoreSendDataGathers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		s := &RestoreSession{id: "r1", ctx: ctx, cancel: cancel, idle: time.Minute, timer: nopTimer{},
+			out: make(chan restoreItem, restoreBufs+2), free: make(chan []byte, 200), // (the buffers come back there)
+			endSent: make(chan struct{}), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
+		var mu sync.Mutex
+		sent, flushes := 0, 0
+		counts := func() (int, int) {
+			mu.Lock()
+			defer mu.Unlock()
+			return sent, flushes
+		}
+		ended := make(chan error, 1)
+		go func() {
+			ended <- s.SendData(func(v any) error {
+				mu.Lock()
+				sent++
+				mu.Unlock()
+				if d, ok := v.(*link.DataOut); ok {
+					d.Done(d.Msg.(*pb.RestoreDataReply).GetData())
+				}
+				return nil
+			}, func() error {
+				mu.Lock()
+				flushes++
+				mu.Unlock()
+				return nil
+			})
+		}()
+		members := func(n int) {
+			for i := range n {
+				s.out <- restoreItem{member: &pb.RestoreMember{Seq: uint64(i + 1)}}
+				s.out <- restoreItem{data: make([]byte, 4096, restoreBufSize)}
+			}
+		}
+		members(50)
+		synctest.Wait() // all sent; the sender waits for more with its backstop
+		if n, f := counts(); n != 100 || f != 0 {
+			t.Fatalf("50 members handed over: %d sent, %d flushes; want 100 and none yet", n, f)
+		}
+		time.Sleep(flushBackstop)
+		synctest.Wait()
+		if _, f := counts(); f != 1 {
+			t.Fatalf("nothing more for %v: %d flushes, want 1", flushBackstop, f)
+		}
+		members(20)
+		s.toDrive()
+		synctest.Wait()
+		if n, f := counts(); n != 140 || f != 2 {
+			t.Fatalf("20 more members, then the drive: %d sent, %d flushes; want 140 and 2", n, f)
+		}
+		s.out <- restoreItem{end: &pb.RestoreDataEnd{Members: 70}}
+		synctest.Wait()
+		if n, f := counts(); n != 141 || f != 3 {
+			t.Fatalf("the end: %d sent, %d flushes; want 141 and 3", n, f)
+		}
+		close(s.done)
+		if err := <-ended; err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -14,7 +14,8 @@ import (
 // Read (an io.Reader) returns the bytes from there to the end of the tape
 // file (io.EOF at its filemark). Reset binds it to a device and block
 // size; blocks, if not nil, counts the blocks read. ReadDirect reads
-// whole blocks straight into the caller's buffer.
+// whole blocks straight into the caller's buffer. OnDrive names a
+// function called each time the cursor is about to wait for the drive.
 type Cursor struct {
 	dev    *scsi.Device
 	buf    []byte
@@ -25,6 +26,8 @@ type Cursor struct {
 	cur    uint64 // logical object number of the block read last
 	file   uint64 // its tape file
 	blocks *atomic.Uint64
+	// onDrive (OnDrive) runs before the cursor goes to the drive.
+	onDrive func()
 }
 
 func (c *Cursor) Reset(dev *scsi.Device, bs int, blocks *atomic.Uint64) {
@@ -38,8 +41,14 @@ func (c *Cursor) Reset(dev *scsi.Device, bs int, blocks *atomic.Uint64) {
 		}
 		buf = buf[:bs]
 	}
-	*c = Cursor{dev: dev, buf: buf, blocks: blocks}
+	*c = Cursor{dev: dev, buf: buf, blocks: blocks, onDrive: c.onDrive}
 }
+
+// OnDrive sets f (nil: none) to run each time the cursor goes to the
+// drive (a LOCATE and its READ POSITION, or a READ), so that a caller streaming
+// what it reads knows when it is about to wait for the drive. Reset
+// keeps it.
+func (c *Cursor) OnDrive(f func()) { c.onDrive = f }
 
 // Seek makes the byte at offset off of logical block abs (in tape file
 // file) the next one Read returns.
@@ -53,6 +62,9 @@ func (c *Cursor) Seek(abs uint64, off int, file uint64) error {
 		}
 	default:
 		c.have, c.at = false, false
+		if c.onDrive != nil {
+			c.onDrive()
+		}
 		if err := c.dev.Locate(scsi.LocateBlock, abs); err != nil {
 			return fmt.Errorf("locating block %d: %w", abs, err)
 		}
@@ -87,6 +99,9 @@ func (c *Cursor) read() error {
 // and returns its length; io.EOF at the filemark ending the tape file.
 func (c *Cursor) readInto(dst []byte) (int, error) {
 	next := c.cur + 1
+	if c.onDrive != nil {
+		c.onDrive()
+	}
 	res, err := c.dev.Read(dst, false)
 	if err != nil {
 		c.have, c.at = false, false

@@ -100,3 +100,68 @@ func TestCursorReadDirect(t *testing.T) {
 		t.Fatal("the bytes after seeking back differ from the tape's")
 	}
 }
+
+// TestCursorBufferedOnDrive: Buffered is what is left of the block read
+// last (nothing after ReadDirect took a block whole, or at the
+// filemark); OnDrive runs once each time the cursor goes to the drive
+// — a Seek that locates, each block read — and not for a Seek or Read
+// inside the block it holds; Reset keeps it.
+func TestCursorBufferedOnDrive(t *testing.T) {
+	d := small.mount(t, 9, 0)
+	labelled(t, d, DefaultBlockSize)
+	bs := DefaultBlockSize
+	w, err := NewWriter(d, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(randomData(2*bs + 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first, file := w.Start().Block, w.Start().File
+
+	var c Cursor
+	drive := 0
+	c.OnDrive(func() { drive++ })
+	c.Reset(d, bs, nil)
+	if c.BlockSize() != bs || c.Buffered() != 0 {
+		t.Fatalf("after Reset: block size %d, buffered %d", c.BlockSize(), c.Buffered())
+	}
+	check := func(what string, buffered, calls int) {
+		t.Helper()
+		if c.Buffered() != buffered || drive != calls {
+			t.Fatalf("%s: buffered %d, OnDrive ran %d times; want %d and %d", what, c.Buffered(), drive, buffered, calls)
+		}
+	}
+	if err := c.Seek(first, 512, file); err != nil {
+		t.Fatal(err)
+	}
+	check("Seek that locates", bs-512, 2) // LOCATE (+ READ POSITION), READ
+	if _, err := c.Read(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	check("Read in the block", bs-612, 2)
+	if err := c.Seek(first, 1024, file); err != nil {
+		t.Fatal(err)
+	}
+	check("Seek in the block", bs-1024, 2)
+	if _, err := c.Read(make([]byte, bs)); err != nil {
+		t.Fatal(err)
+	}
+	check("Read of the block's rest", 0, 2)
+	if _, err := c.ReadDirect(make([]byte, bs), 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	check("ReadDirect of block 1", 0, 3)
+	if _, err := c.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	check("Read into block 2", 990, 4)
+	c.Reset(d, bs, nil)
+	if err := c.Seek(first, 0, file); err != nil {
+		t.Fatal(err)
+	}
+	check("Seek after Reset", bs, 6)
+}
