@@ -67,6 +67,8 @@ type worldOpts struct {
 	revocationList bool
 	// vtlArgs are more `vtl serve` arguments (e.g. --ie-slots 2).
 	vtlArgs []string
+	// blockSize is the drives' block_size ("": testenv's 256KiB).
+	blockSize string
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -109,7 +111,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	w.sdConf = testenv.Storaged{Name: "sd1", Listen: sdAddr, WorkDir: filepath.Join(w.dir, "sd1"),
 		TLS: w.pki.Issue(t, "sd1", tlsconf.RoleStorage), DirectorName: "director", DirectorAddr: dirAddr,
-		KEKFiles: w.kekPaths, VTLSocket: w.vtl.Socket, Drives: o.drives}
+		KEKFiles: w.kekPaths, VTLSocket: w.vtl.Socket, Drives: o.drives, BlockSize: o.blockSize}
 	w.sdPath, w.dirPath = filepath.Join(w.dir, "storaged.toml"), filepath.Join(w.dir, "director.toml")
 	w.conPath = filepath.Join(w.dir, "tapectl.toml")
 	testenv.Console(t, w.conPath, "admin", "director", dirAddr, w.pki.Issue(t, "admin", tlsconf.RoleConsole))
