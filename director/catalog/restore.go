@@ -123,19 +123,75 @@ func (s *Store) LoadRestoreView(ctx context.Context, spec ViewSpec) (*RestoreVie
 		}
 	}
 	op := "reading the restore view of client " + v.Client
-	rows, err := s.pool.Query(ctx, restoreSelect+`
-		FROM (`+viewSQL(true)+`) f JOIN media m ON m.id = f.media_id
-		JOIN job_media jm ON jm.job_id = f.job_id AND jm.media_id = f.media_id AND jm.tape_file = f.tape_file AND jm.kind = 'data'
-		ORDER BY f.path`, chain)
+	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
+		// The view's sorts hold every member (100,000 files: about 30
+		// MB each); on disk, with the default 4 MB, they took most of
+		// the query's time.
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '"+restoreWorkMem+"'"); err != nil {
+			return dbErr(op, err)
+		}
+		tfs, err := chainTapeFiles(ctx, tx, chain)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		rows, err := tx.Query(ctx, restoreSelect+` FROM (`+viewSQL(true)+`) f ORDER BY f.path`, chain)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		// Room for every file of the jobs (the view has at most that
+		// many): no copies of a growing slice of every member.
+		var most int64
+		for _, j := range v.Jobs {
+			most += j.Files
+		}
+		v.Members, err = pgx.AppendRows(make([]RestoreMember, 0, min(most, maxViewPrealloc)), rows,
+			func(r pgx.CollectableRow) (RestoreMember, error) { return scanRestoreMember(r, tfs) })
+		return dbErr(op, err)
+	})
 	if err != nil {
-		return nil, dbErr(op, err)
-	}
-	v.Members, err = pgx.CollectRows(rows, scanRestoreMember)
-	if err != nil {
-		return nil, dbErr(op, err)
+		return nil, err
 	}
 	v.index()
 	return v, nil
+}
+
+// restoreWorkMem is PostgreSQL's work_mem for a restore view's query.
+const restoreWorkMem = "128MB"
+
+// maxViewPrealloc bounds the members a view's slice is made for at once
+// (a chain's job summaries could be wrong; a larger view grows it).
+const maxViewPrealloc = 1_000_000
+
+// tapeFileKey names a tape file a job wrote (job_media's key).
+type tapeFileKey struct {
+	job, media int64
+	tapeFile   int
+}
+
+// tapeFileAt is where a job's tape file is: its volume and first block.
+type tapeFileAt struct {
+	volume string
+	first  int64
+}
+
+// chainTapeFiles reads the data tape files of the jobs: a handful of
+// rows, which each member's media and tape file are looked up in (joined
+// in the query, they cost it two more sorts of every member).
+func chainTapeFiles(ctx context.Context, db querier, jobs []int64) (map[tapeFileKey]tapeFileAt, error) {
+	rows, err := db.Query(ctx, `SELECT jm.job_id, jm.media_id, jm.tape_file, jm.first_block, m.volume_name
+		FROM job_media jm JOIN media m ON m.id = jm.media_id
+		WHERE jm.job_id = ANY($1) AND jm.kind = 'data'`, jobs)
+	if err != nil {
+		return nil, err
+	}
+	out := map[tapeFileKey]tapeFileAt{}
+	var k tapeFileKey
+	var at tapeFileAt
+	_, err = pgx.ForEachRow(rows, []any{&k.job, &k.media, &k.tapeFile, &at.first, &at.volume}, func() error {
+		out[k] = at
+		return nil
+	})
+	return out, err
 }
 
 // NewRestoreView makes a view of members (sorted here by path), for
@@ -207,12 +263,14 @@ func (s *Store) clientFilesets(ctx context.Context, client string, before time.T
 	return fs, nil
 }
 
-// restoreSelect is fileSelect plus the first block of the member's tape
-// file (jm) and, per continuation part, [part, tape file, block, offset,
-// data offset, first block of its tape file] with the part volumes.
+// restoreSelect is fileSelect with the member's media id in place of
+// its volume name (chainTapeFiles gives the volume and the first block
+// of its tape file) and, per continuation part, [part, tape file, block,
+// offset, data offset, first block of its tape file] with the part
+// volumes.
 const restoreSelect = `
 	SELECT f.job_id, f.path, f.type, f.size, f.mode, f.uid, f.gid, f.uname, f.gname, f.mtime_ns, f.link, f.sha256,
-		m.volume_name, f.tape_file, f.block, f.block_offset, f.stream_offset, jm.first_block, COALESCE(f.stored_size, f.size),
+		f.media_id, f.tape_file, f.block, f.block_offset, f.stream_offset, COALESCE(f.stored_size, f.size),
 		CASE WHEN f.parts = 0 THEN NULL ELSE (
 			SELECT array_agg(ARRAY[p.part, p.tape_file, p.block, p.block_offset, p.data_offset, pj.first_block] ORDER BY p.part)
 			FROM file_parts p JOIN job_media pj ON pj.job_id = p.job_id AND pj.media_id = p.media_id AND pj.tape_file = p.tape_file AND pj.kind = 'data'
@@ -222,16 +280,24 @@ const restoreSelect = `
 			FROM file_parts p JOIN media pm ON pm.id = p.media_id
 			WHERE p.job_id = f.job_id AND p.stream_offset = f.stream_offset) END`
 
-func scanRestoreMember(r pgx.CollectableRow) (RestoreMember, error) {
+func scanRestoreMember(r pgx.CollectableRow, tfs map[tapeFileKey]tapeFileAt) (RestoreMember, error) {
 	var (
 		m     RestoreMember
 		mode  int32
+		media int64
 		parts [][]int64
 		vols  []string
 	)
 	err := r.Scan(&m.JobID, &m.Path, &m.Type, &m.Size, &mode, &m.UID, &m.GID, &m.Uname, &m.Gname, &m.MtimeNS, &m.Link, &m.SHA256,
-		&m.At.Volume, &m.At.TapeFile, &m.At.Block, &m.At.Offset, &m.StreamOffset, &m.TapeFileFirstBlock, &m.StoredSize, &parts, &vols)
+		&media, &m.At.TapeFile, &m.At.Block, &m.At.Offset, &m.StreamOffset, &m.StoredSize, &parts, &vols)
 	m.Mode = uint32(mode)
+	if err == nil {
+		at, ok := tfs[tapeFileKey{m.JobID, media, m.At.TapeFile}]
+		if !ok {
+			return m, fmt.Errorf("file %s of job %d is in tape file %d of media %d, which the job's tape files (job_media) do not list, so it cannot be located: the catalog is inconsistent (restore the catalog from its backup, or leave job %d out with jobid=)", RenderPath(m.Path), m.JobID, m.At.TapeFile, media, m.JobID)
+		}
+		m.At.Volume, m.TapeFileFirstBlock = at.volume, at.first
+	}
 	if err == nil && len(parts) != len(vols) {
 		err = fmt.Errorf("file %s of job %d: %d parts but %d part volumes", RenderPath(m.Path), m.JobID, len(parts), len(vols))
 	}
@@ -452,14 +518,16 @@ func (s *Store) LinkTargets(ctx context.Context, v *RestoreView, marks Marks) (m
 		return out, nil
 	}
 	op := "reading the first paths of hard links"
-	rows, err := s.pool.Query(ctx, restoreSelect+`
-		FROM files f JOIN unnest($1::bigint[], $2::bytea[]) AS w(job_id, path) ON w.job_id = f.job_id AND w.path = f.path
-		JOIN media m ON m.id = f.media_id
-		JOIN job_media jm ON jm.job_id = f.job_id AND jm.media_id = f.media_id AND jm.tape_file = f.tape_file AND jm.kind = 'data'`, jobs, paths)
+	tfs, err := chainTapeFiles(ctx, s.pool, jobs)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
-	ms, err := pgx.CollectRows(rows, scanRestoreMember)
+	rows, err := s.pool.Query(ctx, restoreSelect+`
+		FROM files f JOIN unnest($1::bigint[], $2::bytea[]) AS w(job_id, path) ON w.job_id = f.job_id AND w.path = f.path`, jobs, paths)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RestoreMember, error) { return scanRestoreMember(r, tfs) })
 	if err != nil {
 		return nil, dbErr(op, err)
 	}

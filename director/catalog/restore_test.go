@@ -270,3 +270,33 @@ func TestParseRestoreTimeAndJobIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreViewTapeFileUnlisted: a file whose tape file its job's tape
+// files (job_media) do not list cannot be located: the view fails naming
+// it, where joining the two dropped the file from the restore unsaid.
+// The view's members also carry their tape file's first block.
+func TestRestoreViewTapeFileUnlisted(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.ctx
+	full := f.storeJob(t, LevelFull, []FileRow{mrow("/d/", FileDir, "", 0), mrow("/d/a", FileRegular, "", 1024)}, nil)
+	v, err := f.s.LoadRestoreView(ctx, ViewSpec{Client: "web1"})
+	if err != nil || len(v.Members) != 2 {
+		t.Fatalf("view: %v, %v", v, err)
+	}
+	var first int64
+	if err := f.s.pool.QueryRow(ctx, `SELECT first_block FROM job_media WHERE job_id = $1 AND kind = 'data'`, full).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range v.Members {
+		if m.TapeFileFirstBlock != first || m.At.Volume == "" {
+			t.Fatalf("%s: at %+v, first block %d; want the tape file's %d", m.Path, m.At, m.TapeFileFirstBlock, first)
+		}
+	}
+	if _, err := f.s.pool.Exec(ctx, `DELETE FROM job_media WHERE job_id = $1`, full); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.s.LoadRestoreView(ctx, ViewSpec{Client: "web1"})
+	if err == nil || !strings.Contains(err.Error(), "file /d/") || !strings.Contains(err.Error(), "job_media") {
+		t.Fatalf("view with the job's tape files gone: %v; want an error naming /d/ and job_media", err)
+	}
+}
