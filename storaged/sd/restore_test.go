@@ -165,6 +165,25 @@ func (e *jobEnv) openRestore(t testing.TB, open *pb.RestoreOpen, vols []*pb.Rest
 	return r, nil
 }
 
+// restoreOK opens a restore of vols, receives it as web1 and waits for
+// the Restore stream's end, failing the test on any error; it returns
+// the members received, the end message and the run.
+func (e *jobEnv) restoreOK(t testing.TB, vols []*pb.RestoreVolume) ([]got, *pb.RestoreDataEnd, *restoreRun) {
+	t.Helper()
+	r, err := e.openRestore(t, restoreOpen("web1"), vols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, end, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
+	if err != nil {
+		t.Fatalf("RestoreData: %v", err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Restore stream: %v", err)
+	}
+	return g, end, r
+}
+
 func (r *restoreRun) wait(t testing.TB) error {
 	t.Helper()
 	select {
@@ -430,17 +449,7 @@ func TestRestoreSingleFileReadsTwoBlocks(t *testing.T) {
 	if a := w.recs[i].Address; a.Block < 20 {
 		t.Fatalf("member %d at block %d: not in the middle", i, a.Block)
 	}
-	r, err := e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, i))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.wait(t); err != nil {
-		t.Fatal(err)
-	}
+	g, _, r := e.restoreOK(t, plan(w, map[string]uint32{"V1": 1}, i))
 	if len(g) != 1 {
 		t.Fatalf("%d members", len(g))
 	}
@@ -459,17 +468,7 @@ func TestRestoreSingleFileReadsTwoBlocks(t *testing.T) {
 
 	// Two neighbours: the second starts in the block the first ended in
 	// or the next one, so the session reads on (no more than 3 blocks).
-	r, err = e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, 200, 201, 202, 203))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err = receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.wait(t); err != nil {
-		t.Fatal(err)
-	}
+	g, _, r = e.restoreOK(t, plan(w, map[string]uint32{"V1": 1}, 200, 201, 202, 203))
 	for k, j := range []int{200, 201, 202, 203} {
 		checkMember(t, g[k].data, files[j], w.recs[j])
 	}
@@ -495,17 +494,7 @@ func TestRestoreWholeBlocksDirect(t *testing.T) {
 	for i := range files {
 		idx = append(idx, i)
 	}
-	r, err := e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, idx...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.wait(t); err != nil {
-		t.Fatal(err)
-	}
+	g, _, _ := e.restoreOK(t, plan(w, map[string]uint32{"V1": 1}, idx...))
 	if len(g) != len(files) {
 		t.Fatalf("%d members, want %d", len(g), len(files))
 	}
@@ -556,17 +545,7 @@ func TestRestoreSpanningMember(t *testing.T) {
 	if len(vols) != 2 || len(vols[0].Members) != 2 || len(vols[1].Members) != 2 || vols[1].Members[0].ContinuationPart != 1 {
 		t.Fatalf("plan %v", vols)
 	}
-	r, err := e.openRestore(t, restoreOpen("web1"), vols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, end, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
-	if err != nil {
-		t.Fatalf("RestoreData: %v", err)
-	}
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Restore stream: %v", err)
-	}
+	g, end, r := e.restoreOK(t, vols)
 	if len(g) != 3 || end.Members != 3 {
 		t.Fatalf("%d member messages (end says %d), want 3", len(g), end.Members)
 	}
@@ -583,7 +562,7 @@ func TestRestoreSpanningMember(t *testing.T) {
 
 	// A plan that ends after the cut part (no continuation) fails naming
 	// the member; the client gets an error, never a short member.
-	r, err = e.openRestore(t, restoreOpen("web1"), vols[:1])
+	r, err := e.openRestore(t, restoreOpen("web1"), vols[:1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -786,17 +765,7 @@ func TestRestoreFlipFault(t *testing.T) {
 	abs := int64(first+rec.Address.Block) + dataAt/bs
 	e.vtl.Fault(t, fmt.Sprintf("drive0:flip_block=%d,flip_offset=%d", abs, dataAt%bs))
 	t.Cleanup(func() { e.vtl.Fault(t, "drive0:none") })
-	r, err := e.openRestore(t, restoreOpen("web1"), plan(w, map[string]uint32{"V1": 1}, i))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.wait(t); err != nil {
-		t.Fatal(err)
-	}
+	g, _, _ := e.restoreOK(t, plan(w, map[string]uint32{"V1": 1}, i))
 	ar := archive.NewMemberReader(bytes.NewReader(g[0].data), 0)
 	if _, err := ar.Next(); err != nil {
 		t.Fatal(err)
@@ -880,17 +849,7 @@ func TestRestoreFromRecordReadsNothing(t *testing.T) {
 		}
 	}
 	e.vtl.Reads(t, true)
-	r, err := e.openRestore(t, restoreOpen("web1"), vols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, end, err := receive(e.connect(t, "web1", tlsconf.RoleClient), r.opened.Session, r.opened.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.wait(t); err != nil {
-		t.Fatal(err)
-	}
+	g, end, r := e.restoreOK(t, vols)
 	if len(g) != len(dirs) || end.GetMembers() != uint64(len(dirs)) {
 		t.Fatalf("%d members received, end says %d; want %d", len(g), end.GetMembers(), len(dirs))
 	}
@@ -905,7 +864,7 @@ func TestRestoreFromRecordReadsNothing(t *testing.T) {
 	// A file cannot be restored from its record: the plan is refused.
 	bad := plan(w, map[string]uint32{"V1": 1}, firstOfType(t, w, "file"))
 	bad[0].Members[0].FromRecord = true
-	r, err = e.openRestore(t, restoreOpen("web1"), bad)
+	r, err := e.openRestore(t, restoreOpen("web1"), bad)
 	if err != nil {
 		t.Fatal(err)
 	}
