@@ -167,6 +167,7 @@ func (d *Daemon) OpenRestore(ctx context.Context, open *pb.RestoreOpen) (*Restor
 		endSent: make(chan struct{}), attachCh: make(chan struct{}), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
 	s.id = fmt.Sprintf("restore%d-%s", open.JobId, randomHex(8))
 	s.issue(open.Client)
+	s.cursor.OnDrive(s.toDrive) // (Reset keeps it)
 	s.log = d.log.With("session", s.id, "job_id", open.JobId, "job", open.Job, "client", open.Client)
 	for range restoreBufs {
 		s.free <- make([]byte, 0, restoreBufSize)
@@ -533,7 +534,6 @@ func (s *RestoreSession) mount(v *pb.RestoreVolume) error {
 		return fmt.Errorf("volume %s: its label gives block size %d (want a multiple of %d)", v.Volume, s.bs, archive.BlockSize)
 	}
 	s.cursor.Reset(dr.dev, s.bs, &s.blocks)
-	s.cursor.OnDrive(s.toDrive)
 	name := lbl.Volume
 	s.volume.Store(&name)
 	s.volumes = append(s.volumes, name)
@@ -833,6 +833,32 @@ func (s *RestoreSession) Summary() *pb.RestoreDone {
 	return &pb.RestoreDone{Members: s.members.Load(), Bytes: s.bytes.Load(), BlocksRead: s.blocks.Load(), Volumes: s.volumes}
 }
 
+// nextItem is the tape goroutine's next item for the client's sender.
+// When none is ready for flushBackstop, what the sender gathered is
+// flushed first (flush). false: the session is ending, or the flush
+// failed.
+func (s *RestoreSession) nextItem(backstop *time.Timer, flush func() bool) (restoreItem, bool) {
+	select {
+	case it := <-s.out:
+		return it, true
+	default:
+	}
+	backstop.Reset(flushBackstop)
+	defer backstop.Stop()
+	for {
+		select {
+		case it := <-s.out:
+			return it, true
+		case <-s.abortCh:
+			return restoreItem{}, false
+		case <-backstop.C:
+			if !flush() {
+				return restoreItem{}, false
+			}
+		}
+	}
+}
+
 // AttachRestore checks a client's RestoreData: the session exists, the
 // token is this session's and unused, and the certificate is the client
 // the director named. The token is then spent.
@@ -883,30 +909,10 @@ func (s *RestoreSession) SendData(send func(any) error, flush func() error) erro
 	backstop := time.NewTimer(time.Hour)
 	backstop.Stop()
 	for {
-		var it restoreItem
-		select {
-		case it = <-s.out:
-		default:
-			backstop.Reset(flushBackstop)
-			select {
-			case it = <-s.out:
-				backstop.Stop()
-			case <-backstop.C:
-				if !timed(flush) {
-					<-s.done
-					return s.result
-				}
-				select {
-				case it = <-s.out:
-				case <-s.abortCh:
-					<-s.done
-					return s.result
-				}
-			case <-s.abortCh:
-				backstop.Stop()
-				<-s.done
-				return s.result
-			}
+		it, ok := s.nextItem(backstop, func() bool { return timed(flush) })
+		if !ok {
+			<-s.done
+			return s.result
 		}
 		if it.flush {
 			if !timed(flush) {
