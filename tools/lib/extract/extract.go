@@ -806,8 +806,8 @@ func (w *Writer) writeFile(ctx context.Context, fs *fileState, pfd int, base str
 	bad := func(op, format string, a ...any) *FileError {
 		return &FileError{Op: op, Message: fmt.Sprintf(format, a...)}
 	}
-	if len(m.SHA256) != sha256.Size {
-		return bad("digest", "the record holds no SHA-256 digest (%d bytes): the data cannot be verified, so it is not written", len(m.SHA256))
+	if fe := noDigest(m); fe != nil {
+		return fe
 	}
 	fd, tmp := -1, "" // tmp: the temporary name, if the file has one
 	if !exists && !w.noTmpfile.Load() {
@@ -845,19 +845,11 @@ func (w *Writer) writeFile(ctx context.Context, fs *fileState, pfd int, base str
 		}
 	}
 	fs.hash.Sum(fs.sum[:0])
-	if !bytes.Equal(fs.sum[:], m.SHA256) {
-		return bad("digest", "the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", fs.sum[:], m.SHA256)
-	}
-	if w.o.Fsync {
-		if err := unix.Fsync(fd); err != nil {
-			return bad("write", "fsync: %v", err)
-		}
-	}
-	if fe := w.fdAttrs(fd, m, xattrs, nil); fe != nil {
+	if fe := fs.mismatch(m); fe != nil {
 		return fe
 	}
-	if err := futimens(fd, times(m.MtimeNs)); err != nil {
-		return bad("attrs", "mtime: %v", err)
+	if fe := w.settle(fd, m, xattrs, nil); fe != nil {
+		return fe
 	}
 	if tmp == "" {
 		err := linkIn(fd, pfd, base)
@@ -900,14 +892,14 @@ func (w *Writer) writeWhole(ctx context.Context, fs *fileState, pfd int, base st
 	bad := func(op, format string, a ...any) *FileError {
 		return &FileError{Op: op, Message: fmt.Sprintf(format, a...)}
 	}
-	if len(m.SHA256) != sha256.Size {
-		return bad("digest", "the record holds no SHA-256 digest (%d bytes): the data cannot be verified, so it is not written", len(m.SHA256))
+	if fe := noDigest(m); fe != nil {
+		return fe
 	}
 	fs.hash.Reset()
 	fs.hash.Write(data)
 	fs.hash.Sum(fs.sum[:0])
-	if !bytes.Equal(fs.sum[:], m.SHA256) {
-		return bad("digest", "the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", fs.sum[:], m.SHA256)
+	if fe := fs.mismatch(m); fe != nil {
+		return fe
 	}
 	if ctx.Err() != nil {
 		return errCancelled()
@@ -934,22 +926,48 @@ func (w *Writer) writeWhole(ctx context.Context, fs *fileState, pfd int, base st
 	if err := writeAll(fd, data, 0); err != nil {
 		return errWrite(0, err)
 	}
-	if w.o.Fsync {
-		if err := unix.Fsync(fd); err != nil {
-			return bad("write", "fsync: %v", err)
-		}
-	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return bad("attrs", "fstat: %v", err)
 	}
-	if fe := w.fdAttrs(fd, m, xattrs, &st); fe != nil {
+	if fe := w.settle(fd, m, xattrs, &st); fe != nil {
+		return fe
+	}
+	done = true
+	return nil
+}
+
+// noDigest refuses a file whose record holds no SHA-256: its data could
+// not be verified.
+func noDigest(m Member) *FileError {
+	if len(m.SHA256) == sha256.Size {
+		return nil
+	}
+	return &FileError{Op: "digest", Message: fmt.Sprintf("the record holds no SHA-256 digest (%d bytes): the data cannot be verified, so it is not written", len(m.SHA256))}
+}
+
+// mismatch compares the digest summed in fs.sum with the record's.
+func (fs *fileState) mismatch(m Member) *FileError {
+	if bytes.Equal(fs.sum[:], m.SHA256) {
+		return nil
+	}
+	return &FileError{Op: "digest", Message: fmt.Sprintf("the data read has SHA-256 %x, the backup recorded %x: not restored (no file was left under its name)", fs.sum[:], m.SHA256)}
+}
+
+// settle finishes a regular file written and verified: fsync (Options.
+// Fsync), owner, mode and xattrs (fdAttrs, has as there), then its times.
+func (w *Writer) settle(fd int, m Member, xattrs map[string]string, has *unix.Stat_t) *FileError {
+	if w.o.Fsync {
+		if err := unix.Fsync(fd); err != nil {
+			return &FileError{Op: "write", Message: fmt.Sprintf("fsync: %v", err)}
+		}
+	}
+	if fe := w.fdAttrs(fd, m, xattrs, has); fe != nil {
 		return fe
 	}
 	if err := futimens(fd, times(m.MtimeNs)); err != nil {
-		return bad("attrs", "mtime: %v", err)
+		return &FileError{Op: "attrs", Message: fmt.Sprintf("mtime: %v", err)}
 	}
-	done = true
 	return nil
 }
 
