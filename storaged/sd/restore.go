@@ -98,6 +98,7 @@ type RestoreSession struct {
 	events     chan *pb.RestoreEvent
 	senderGone chan struct{}
 	out        chan restoreItem
+	flushDue   atomic.Bool // set by toDrive, taken by the sender's flush
 	free       chan []byte
 	endSent    chan struct{}
 	attachCh   chan struct{}
@@ -767,10 +768,12 @@ func (s *RestoreSession) getBuf() error {
 
 // toDrive tells the client's sender that the tape goroutine is about to
 // wait for the drive, after the items it has handed over: those go out
-// now instead of waiting for more to gather with. When the sender has
-// items queued it is told nothing: it flushes once it has sent them and
-// found nothing more for flushBackstop.
+// as soon as the sender has sent them, instead of waiting for more to
+// gather with. The flush item wakes a sender waiting for items; when the
+// queue is full it is left out and the sender, which has items to send
+// first, finds flushDue once it has emptied the queue (nextItem).
 func (s *RestoreSession) toDrive() {
+	s.flushDue.Store(true)
 	select {
 	case s.out <- restoreItem{flush: true}:
 	default:
@@ -834,8 +837,9 @@ func (s *RestoreSession) Summary() *pb.RestoreDone {
 }
 
 // nextItem is the tape goroutine's next item for the client's sender.
-// When none is ready for flushBackstop, what the sender gathered is
-// flushed first (flush). false: the session is ending, or the flush
+// Finding none ready, it flushes what the sender gathered when the tape
+// goroutine went to the drive meanwhile (flushDue), and after
+// flushBackstop with none. false: the session is ending, or the flush
 // failed.
 func (s *RestoreSession) nextItem(backstop *time.Timer, flush func() bool) (restoreItem, bool) {
 	select {
@@ -843,8 +847,14 @@ func (s *RestoreSession) nextItem(backstop *time.Timer, flush func() bool) (rest
 		return it, true
 	default:
 	}
-	backstop.Reset(flushBackstop)
-	defer backstop.Stop()
+	if s.flushDue.Swap(false) {
+		if !flush() {
+			return restoreItem{}, false
+		}
+	} else { // (just flushed: nothing gathered to wait for)
+		backstop.Reset(flushBackstop)
+		defer backstop.Stop()
+	}
 	for {
 		select {
 		case it := <-s.out:
@@ -915,7 +925,7 @@ func (s *RestoreSession) SendData(send func(any) error, flush func() error) erro
 			return s.result
 		}
 		if it.flush {
-			if !timed(flush) {
+			if s.flushDue.Swap(false) && !timed(flush) { // (false: nextItem flushed already)
 				<-s.done
 				return s.result
 			}

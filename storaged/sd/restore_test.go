@@ -951,6 +951,70 @@ type nopTimer struct{}
 func (nopTimer) Stop() bool               { return true }
 func (nopTimer) Reset(time.Duration) bool { return true }
 
+// gatherSender is a RestoreSession's client sender (SendData) run on
+// its own goroutine against a stream that counts sends and flushes; a
+// send waits while the test holds gate's token (a channel: a goroutine
+// waiting for a mutex is not durably blocked for synctest).
+type gatherSender struct {
+	s             *RestoreSession
+	mu            sync.Mutex
+	sent, flushes int
+	gate          chan struct{}
+	ended         chan error
+}
+
+func startGatherSender() *gatherSender {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	g := &gatherSender{ended: make(chan error, 1), gate: make(chan struct{}, 1)}
+	g.gate <- struct{}{}
+	g.s = &RestoreSession{id: "r1", ctx: ctx, cancel: cancel, idle: time.Minute, timer: nopTimer{},
+		out: make(chan restoreItem, restoreBufs+2), free: make(chan []byte, 200), // (the buffers come back there)
+		endSent: make(chan struct{}), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
+	go func() {
+		g.ended <- g.s.SendData(func(v any) error {
+			g.gate <- <-g.gate
+			g.mu.Lock()
+			g.sent++
+			g.mu.Unlock()
+			if d, ok := v.(*link.DataOut); ok {
+				d.Done(d.Msg.(*pb.RestoreDataReply).GetData())
+			}
+			return nil
+		}, func() error {
+			g.mu.Lock()
+			g.flushes++
+			g.mu.Unlock()
+			return nil
+		})
+	}()
+	return g
+}
+
+func (g *gatherSender) counts() (int, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sent, g.flushes
+}
+
+// members hands the sender n members of one data item each.
+func (g *gatherSender) members(n int) {
+	for i := range n {
+		g.s.out <- restoreItem{member: &pb.RestoreMember{Seq: uint64(i + 1)}}
+		g.s.out <- restoreItem{data: make([]byte, 4096, restoreBufSize)}
+	}
+}
+
+// end hands over the end, waits for the sender's return and checks it.
+func (g *gatherSender) end(t *testing.T, members uint64) {
+	t.Helper()
+	g.s.out <- restoreItem{end: &pb.RestoreDataEnd{Members: members}}
+	synctest.Wait()
+	close(g.s.done)
+	if err := <-g.ended; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRestoreSendDataGathers: the client's sender writes what it gathered
 // when the tape goroutine goes to the drive (a flush item), when it has
 // had nothing to send for flushBackstop, and at the end — not each time
@@ -959,65 +1023,62 @@ func (nopTimer) Reset(time.Duration) bool { return true }
 // one by one).
 func TestRestoreSendDataGathers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		defer cancel(nil)
-		s := &RestoreSession{id: "r1", ctx: ctx, cancel: cancel, idle: time.Minute, timer: nopTimer{},
-			out: make(chan restoreItem, restoreBufs+2), free: make(chan []byte, 200), // (the buffers come back there)
-			endSent: make(chan struct{}), ending: ending{abortCh: make(chan struct{})}, done: make(chan struct{})}
-		var mu sync.Mutex
-		sent, flushes := 0, 0
-		counts := func() (int, int) {
-			mu.Lock()
-			defer mu.Unlock()
-			return sent, flushes
-		}
-		ended := make(chan error, 1)
-		go func() {
-			ended <- s.SendData(func(v any) error {
-				mu.Lock()
-				sent++
-				mu.Unlock()
-				if d, ok := v.(*link.DataOut); ok {
-					d.Done(d.Msg.(*pb.RestoreDataReply).GetData())
-				}
-				return nil
-			}, func() error {
-				mu.Lock()
-				flushes++
-				mu.Unlock()
-				return nil
-			})
-		}()
-		members := func(n int) {
-			for i := range n {
-				s.out <- restoreItem{member: &pb.RestoreMember{Seq: uint64(i + 1)}}
-				s.out <- restoreItem{data: make([]byte, 4096, restoreBufSize)}
-			}
-		}
-		members(50)
+		g := startGatherSender()
+		defer g.s.cancel(nil)
+		g.members(50)
 		synctest.Wait() // all sent; the sender waits for more with its backstop
-		if n, f := counts(); n != 100 || f != 0 {
+		if n, f := g.counts(); n != 100 || f != 0 {
 			t.Fatalf("50 members handed over: %d sent, %d flushes; want 100 and none yet", n, f)
 		}
 		time.Sleep(flushBackstop)
 		synctest.Wait()
-		if _, f := counts(); f != 1 {
+		if _, f := g.counts(); f != 1 {
 			t.Fatalf("nothing more for %v: %d flushes, want 1", flushBackstop, f)
 		}
-		members(20)
-		s.toDrive()
+		g.members(20)
+		g.s.toDrive()
 		synctest.Wait()
-		if n, f := counts(); n != 140 || f != 2 {
+		if n, f := g.counts(); n != 140 || f != 2 {
 			t.Fatalf("20 more members, then the drive: %d sent, %d flushes; want 140 and 2", n, f)
 		}
-		s.out <- restoreItem{end: &pb.RestoreDataEnd{Members: 70}}
-		synctest.Wait()
-		if n, f := counts(); n != 141 || f != 3 {
+		g.end(t, 70)
+		if n, f := g.counts(); n != 141 || f != 3 {
 			t.Fatalf("the end: %d sent, %d flushes; want 141 and 3", n, f)
 		}
-		close(s.done)
-		if err := <-ended; err != nil {
-			t.Fatal(err)
+	})
+}
+
+// TestRestoreSendDataDriveWithQueueFull: a trip to the drive while the
+// sender's queue is full (its flush item has no room) still flushes as
+// soon as the queued items are out, not at the backstop. (The sender on
+// 2 cores could fall that far behind: stop 33's CI saw the flush lost.)
+func TestRestoreSendDataDriveWithQueueFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := startGatherSender()
+		defer g.s.cancel(nil)
+		<-g.gate // the sender's first send waits
+		g.s.out <- restoreItem{member: &pb.RestoreMember{Seq: 1}}
+		synctest.Wait()
+		for range cap(g.s.out) {
+			g.s.out <- restoreItem{data: make([]byte, 4096, restoreBufSize)}
+		}
+		g.s.toDrive() // no room for its item
+		if len(g.s.out) != cap(g.s.out) {
+			t.Fatalf("queue %d of %d: the test needs it full", len(g.s.out), cap(g.s.out))
+		}
+		g.gate <- struct{}{}
+		synctest.Wait() // time stands still: the backstop cannot fire
+		if n, f := g.counts(); n != 1+cap(g.s.out) || f != 1 {
+			t.Fatalf("queue emptied after the drive: %d sent, %d flushes; want %d and 1", n, f, 1+cap(g.s.out))
+		}
+		time.Sleep(flushBackstop)
+		synctest.Wait()
+		if _, f := g.counts(); f != 1 {
+			t.Fatalf("%v later with nothing gathered: %d flushes, want still 1", flushBackstop, f)
+		}
+		g.end(t, 1)
+		if _, f := g.counts(); f != 2 {
+			t.Fatalf("the end: %d flushes, want 2", f)
 		}
 	})
 }
