@@ -55,7 +55,7 @@ func OpenDirect(ctx context.Context, addr string, tc *tls.Config, method string)
 }
 
 // DirectClientStream is the client side of a direct stream: a
-// grpc.ClientStream, and a Flusher.
+// grpc.ClientStream whose Flush writes what it gathered.
 type DirectClientStream struct {
 	fc   *frameConn
 	conn net.Conn

@@ -22,7 +22,7 @@ import (
 const ChunkSize = 1 << 20
 
 // inFlight is how many full chunks may wait for the sender besides the
-// one being filled and the one being sent (until gRPC has written it):
+// one being filled and the one being sent (until the stream has written it):
 // the pipeline's memory is (inFlight+2) × ChunkSize whatever the tree.
 const inFlight = 3
 
@@ -45,7 +45,7 @@ type item struct {
 // overlap; buffers are reused.
 type dataStream struct {
 	stream    pb.Storage_JobDataClient
-	flush     func() error // writes what the stream gathered (link.Flusher)
+	flush     func() error // writes what the stream gathered (DirectClientStream.Flush)
 	keepalive time.Duration
 	metrics   *Metrics
 	pace      *pacer // max_bandwidth_per_job (nil: none)
@@ -208,10 +208,10 @@ func (d *dataStream) emit() error {
 	return d.put(it)
 }
 
-// back takes a chunk buffer back from gRPC once it has written (or
-// dropped) the data message sent from it: the chunk goes to gRPC as it
-// is (link.DataOut), not copied into a buffer of gRPC's. It never
-// blocks: free has room for every buffer there is.
+// back takes a chunk buffer back from the stream once it has written
+// (or dropped) the data message sent from it: the chunk goes to the
+// stream as it is (link.DataOut), not copied into one of the stream's. It
+// never blocks: free has room for every buffer there is.
 func (d *dataStream) back(b []byte) {
 	select {
 	case d.free <- b[:cap(b)]:
